@@ -1,0 +1,1 @@
+"""Click command groups, one module per noun; `pulsecheck.cli` attaches them."""

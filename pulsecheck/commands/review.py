@@ -1,0 +1,341 @@
+"""review: the health review template and its state machine."""
+
+from __future__ import annotations
+
+import click
+
+from pulsecheck.cli import App, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck.errors import InputError, RefusedError
+
+
+@click.group()
+def review() -> None:
+    """Fill, sign and approve account health reviews."""
+
+
+@review.command("new")
+@click.argument("account")
+@click.option("--reviewer", help="Default: the account owner.")
+@click.option("--approver", help="Default: the reviewer's manager, else the account manager.")
+@click.option("--due", metavar="DATE", help="Due date (YYYY-MM-DD); default from config review.due_in.")
+@click.option("--priority", default="P3", type=click.Choice(["P1", "P2", "P3", "P4"]))
+@pass_app
+def review_new(
+    app: App, account: str, reviewer: str | None, approver: str | None, due: str | None, priority: str
+) -> None:
+    """Open a draft review of ACCOUNT."""
+    from pulsecheck.workflow.review import new_review
+
+    due_at = app.end_of_day(parse_day(due, "--due")) if due else None
+    with app.transaction() as session:
+        actor = app.actor(session)
+        created = new_review(
+            session,
+            account,
+            actor.name,
+            app.now(),
+            app.settings.review.due_in,
+            reviewer=reviewer,
+            approver=approver,
+            due=due_at,
+            priority=priority,
+        )
+        click.echo(
+            f"review {created.id} opened for {created.account.external_id} "
+            f"(reviewer {created.reviewer}, approver {created.approver or '-'}, "
+            f"due {created.due_at:%Y-%m-%d})"
+        )
+
+
+@review.command("list")
+@click.option("--state", type=click.Choice(["draft", "submitted", "approved", "closed"]))
+@click.option("--mine", is_flag=True, help="Only reviews where I am reviewer or approver.")
+@click.option("--account", help="Only reviews of this account.")
+@json_option
+@pass_app
+def review_list(app: App, state: str | None, mine: bool, account: str | None, as_json: bool) -> None:
+    """List reviews, newest first."""
+    from pulsecheck.workflow.accounts import get_account
+    from pulsecheck.workflow.review import list_reviews, review_dict
+
+    with app.transaction() as session:
+        user = app.actor(session).name if mine else None
+        account_id = get_account(session, account).id if account else None
+        data = [review_dict(r, with_history=False) for r in list_reviews(session, state, user, account_id)]
+    if as_json:
+        emit_json(data)
+        return
+    table(
+        [
+            (
+                r["id"],
+                r["account"],
+                r["state"],
+                r["priority"],
+                r["reviewer"],
+                r["approver"],
+                (r["due_at"] or "")[:10],
+            )
+            for r in data
+        ],
+        ["id", "account", "state", "priority", "reviewer", "approver", "due"],
+    )
+
+
+@review.command("show")
+@click.argument("review_id", type=int)
+@json_option
+@pass_app
+def review_show(app: App, review_id: int, as_json: bool) -> None:
+    """Show a review's template, signatures and state."""
+    from pulsecheck.reports.review import review_markdown
+    from pulsecheck.workflow.review import get_review, review_dict
+
+    with app.transaction() as session:
+        data = review_dict(get_review(session, review_id), with_history=False)
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(review_markdown(data), nl=False)
+
+
+@review.command("history")
+@click.argument("review_id", type=int)
+@json_option
+@pass_app
+def review_history(app: App, review_id: int, as_json: bool) -> None:
+    """The audit trail of a review."""
+    from pulsecheck.workflow.review import event_dict, get_review
+
+    with app.transaction() as session:
+        data = [event_dict(e) for e in get_review(session, review_id).events]
+    if as_json:
+        emit_json(data)
+        return
+    table(
+        [
+            (e["at"][:19], e["event"], e["from"] or "-", e["to"], e["actor"], e["cause"], e["comment"] or "")
+            for e in data
+        ],
+        ["at", "event", "from", "to", "actor", "cause", "comment"],
+    )
+
+
+@review.command("set")
+@click.argument("review_id", type=int)
+@click.argument("field")
+@click.argument("value")
+@pass_app
+def review_set(app: App, review_id: int, field: str, value: str) -> None:
+    """Set FIELD of the template to VALUE (empty text clears it)."""
+    from pulsecheck.workflow.review import set_field
+
+    with app.transaction() as session:
+        set_field(session, review_id, field, value, app.actor(session), app.now())
+    click.echo(f"review {review_id}: {field} set")
+
+
+@review.command("fill")
+@click.argument("review_id", type=int)
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_app
+def review_fill(app: App, review_id: int, file: str) -> None:
+    """Fill a review from a YAML/JSON FILE (any template field; `risks` replaces all risks)."""
+    from pulsecheck.workflow.form import parse_form
+    from pulsecheck.workflow.review import fill
+    from pulsecheck.yamlfile import load_file
+
+    form = parse_form(load_file(file), file)
+    with app.transaction() as session:
+        fill(session, review_id, form, app.actor(session), app.now())
+    click.echo(f"review {review_id}: filled from {file}")
+
+
+@review.command("edit")
+@click.argument("review_id", type=int)
+@pass_app
+def review_edit(app: App, review_id: int) -> None:
+    """Edit a review in $EDITOR as a YAML form; invalid content saves nothing."""
+    from pulsecheck.workflow.form import parse_form, render_form
+    from pulsecheck.workflow.review import fill, get_review, review_dict
+    from pulsecheck.yamlfile import load_text
+
+    with app.transaction() as session:
+        original = render_form(review_dict(get_review(session, review_id), with_history=False))
+    edited = click.edit(original, extension=".yaml", require_save=True)
+    if edited is None or not edited.strip() or edited == original:
+        click.echo("no change")
+        return
+    form = parse_form(load_text(edited, f"review {review_id} form"), f"review {review_id} form")
+    with app.transaction() as session:
+        fill(session, review_id, form, app.actor(session), app.now())
+    click.echo(f"review {review_id}: saved")
+
+
+@review.group("risk")
+def review_risk() -> None:
+    """Risks of a review."""
+
+
+@review_risk.command("add")
+@click.argument("review_id", type=int)
+@click.argument("description")
+@click.option("--evidence")
+@click.option("--category", default="customer", type=click.Choice(["customer", "internal"]))
+@click.option("--severity", default="medium", type=click.Choice(["low", "medium", "high", "critical"]))
+@click.option("--impact")
+@pass_app
+def review_risk_add(
+    app: App,
+    review_id: int,
+    description: str,
+    evidence: str | None,
+    category: str,
+    severity: str,
+    impact: str | None,
+) -> None:
+    """Add a risk with DESCRIPTION."""
+    from pulsecheck.workflow.review import add_risk
+
+    with app.transaction() as session:
+        risk = add_risk(
+            session,
+            review_id,
+            app.actor(session),
+            app.now(),
+            description,
+            evidence,
+            category,
+            severity,
+            impact,
+        )
+        click.echo(f"review {review_id}: risk {risk.number} added")
+
+
+@review.group("action")
+def review_action() -> None:
+    """Mitigation actions of a review."""
+
+
+@review_action.command("add")
+@click.argument("review_id", type=int)
+@click.argument("description")
+@click.option("--risk", "risk_number", type=int, required=True, help="The risk number this action mitigates.")
+@click.option("--owner")
+@click.option("--due", metavar="DATE")
+@click.option("--success-criteria")
+@pass_app
+def review_action_add(
+    app: App,
+    review_id: int,
+    description: str,
+    risk_number: int,
+    owner: str | None,
+    due: str | None,
+    success_criteria: str | None,
+) -> None:
+    """Add a mitigation action with DESCRIPTION to risk N."""
+    from pulsecheck.workflow.review import add_action
+
+    due_date = parse_day(due, "--due") if due else None
+    with app.transaction() as session:
+        action = add_action(
+            session,
+            review_id,
+            app.actor(session),
+            app.now(),
+            risk_number,
+            description,
+            owner,
+            due_date,
+            success_criteria,
+        )
+        click.echo(f"review {review_id}: action {action.number} added to risk {risk_number}")
+
+
+def _event_command(event: str, help_text: str) -> click.Command:
+    @click.argument("review_id", type=int)
+    @click.option("--comment", help="A comment kept in the audit trail.")
+    @pass_app
+    def command(app: App, review_id: int, comment: str | None) -> None:
+        from pulsecheck.workflow.review import transition
+
+        with app.transaction() as session:
+            changed = transition(session, review_id, event, app.actor(session), app.now(), comment=comment)
+            click.echo(f"review {review_id}: {event} -> {changed.state}")
+
+    command.__doc__ = help_text
+    return review.command(event)(command)
+
+
+for _event, _help in (
+    ("submit", "Submit a draft for approval (signs it as the reviewer)."),
+    ("approve", "Approve a submitted review (manager; --comment fills the manager's comments)."),
+    ("reject", "Send a submitted review back to draft (manager; --comment required)."),
+    ("reopen", "Reopen an approved review (manager)."),
+    ("close", "Close an approved review (reviewer or manager)."),
+    ("withdraw", "Withdraw a draft (manager; --comment required as the reason)."),
+):
+    _event_command(_event, _help)
+
+
+@review.command("verify")
+@click.argument("review_id", type=int)
+@json_option
+@pass_app
+def review_verify(app: App, review_id: int, as_json: bool) -> None:
+    """Check that signatures still match the content and the audit trail explains the state."""
+    from pulsecheck.workflow.review import get_review, replayed_state, verify
+
+    with app.transaction() as session:
+        found = get_review(session, review_id)
+        problems = verify(found)
+        replayed = replayed_state(found)
+        if replayed != found.state:
+            problems.append(f"state is {found.state} but the audit trail leads to {replayed}")
+        signed = [
+            who
+            for who, by in (("employee", found.employee_signed_by), ("manager", found.manager_signed_by))
+            if by
+        ]
+    if as_json:
+        emit_json({"review": review_id, "ok": not problems, "signed": signed, "problems": problems})
+    else:
+        for problem in problems:
+            click.echo(f"FAIL {problem}")
+        if not problems:
+            click.echo(
+                f"ok: review {review_id}: {', '.join(signed) or 'no'} signature(s) match, "
+                "audit trail consistent"
+            )
+    if problems:
+        raise RefusedError(f"review {review_id} failed verification ({len(problems)} problem(s))")
+
+
+@review.command("export")
+@click.argument("review_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@pass_app
+def review_export(app: App, review_id: int, fmt: str, output: str | None) -> None:
+    """Export the filled template with its audit trail."""
+    import json
+
+    from pulsecheck.reports.review import review_markdown
+    from pulsecheck.workflow.review import get_review, review_dict
+
+    with app.transaction() as session:
+        data = review_dict(get_review(session, review_id))
+    text = review_markdown(data) if fmt == "md" else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise InputError(f"-o {output}: cannot write: {exc.strerror}") from None
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+COMMANDS = [review]

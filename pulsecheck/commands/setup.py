@@ -1,0 +1,155 @@
+"""init, db, users, accounts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pulsecheck.cli import App, emit_json, json_option, pass_app, table
+
+
+@click.command()
+@click.option("--sample", type=click.Path(file_okay=False), help="Also copy the sample files into DIR.")
+@pass_app
+def init(app: App, sample: str | None) -> None:
+    """Create or upgrade the database schema."""
+    from pulsecheck.storage.db import Database
+    from pulsecheck.storage.migrate import upgrade
+
+    database = Database(app.settings.database_url)
+    upgrade(database.engine)
+    click.echo(f"database ready: {database.engine.url.render_as_string()}")
+    if sample:
+        from pulsecheck.workflow.demo import copy_samples
+
+        for path in copy_samples(Path(sample)):
+            click.echo(f"wrote {path}")
+
+
+@click.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Apply pending migrations."""
+    from pulsecheck.storage.db import Database, schema_revision
+    from pulsecheck.storage.migrate import upgrade
+
+    database = Database(app.settings.database_url)
+    before = schema_revision(database.engine)
+    upgrade(database.engine)
+    click.echo(f"schema {before or '(empty)'} -> {schema_revision(database.engine)}")
+
+
+@click.group()
+def users() -> None:
+    """People and their roles."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(["reviewer", "manager", "ops", "admin"]),
+    help="Repeat for several roles.",
+)
+@click.option("--email")
+@click.option("--manager", help="This user's manager (approves their reviews by default).")
+@click.option("--webhook", help="A webhook URL for this user's notifications.")
+@pass_app
+def users_add(
+    app: App, name: str, roles: tuple[str, ...], email: str | None, manager: str | None, webhook: str | None
+) -> None:
+    """Add a user (or add roles to an existing one)."""
+    from pulsecheck.workflow.users import add_user
+
+    with app.transaction() as session:
+        user = add_user(session, name, list(roles), app.now(), email=email, manager=manager, webhook=webhook)
+        click.echo(f"user {user.name}: {user.roles}")
+
+
+@users.command("list")
+@json_option
+@pass_app
+def users_list(app: App, as_json: bool) -> None:
+    """List users."""
+    from pulsecheck.workflow.users import list_users, user_dict
+
+    with app.transaction() as session:
+        data = [user_dict(u) for u in list_users(session)]
+    if as_json:
+        emit_json(data)
+    else:
+        table(
+            [(u["name"], ",".join(u["roles"]), u["email"], u["manager"]) for u in data],
+            ["name", "roles", "email", "manager"],
+        )
+
+
+@click.group()
+def accounts() -> None:
+    """The customer portfolio."""
+
+
+@accounts.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_app
+def accounts_import(app: App, file: str) -> None:
+    """Import accounts from CSV or JSON (all rows or none; re-import updates by external_id)."""
+    from pulsecheck.workflow.accounts import import_accounts
+
+    with app.transaction() as session:
+        result = import_accounts(session, file)
+    click.echo(f"{file}: {result.created} created, {result.updated} updated")
+
+
+@accounts.command("list")
+@click.option("--segment")
+@click.option("--bucket", help="Only accounts whose latest score is in this bucket.")
+@json_option
+@pass_app
+def accounts_list(app: App, segment: str | None, bucket: str | None, as_json: bool) -> None:
+    """List accounts."""
+    from pulsecheck.workflow.accounts import account_dict, list_accounts
+
+    with app.transaction() as session:
+        data = [account_dict(a) for a in list_accounts(session, segment=segment)]
+    if bucket is not None:
+        data = [a for a in data if a.get("bucket") == bucket]
+    if as_json:
+        emit_json(data)
+    else:
+        table(
+            [
+                (a["id"], a["name"], a["segment"], a["tier"], a["arr"], a["owner"], a["renewal_date"])
+                for a in data
+            ],
+            ["id", "name", "segment", "tier", "arr", "owner", "renewal"],
+        )
+
+
+@accounts.command("show")
+@click.argument("account")
+@json_option
+@pass_app
+def accounts_show(app: App, account: str, as_json: bool) -> None:
+    """Show one account."""
+    from pulsecheck.workflow.accounts import account_dict, get_account
+
+    with app.transaction() as session:
+        data = account_dict(get_account(session, account))
+    if as_json:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key:>15}: {'' if value is None else value}")
+
+
+COMMANDS = [init, db, users, accounts]

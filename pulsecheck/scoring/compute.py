@@ -1,0 +1,227 @@
+"""Score one account as of a moment from plain readings and survey responses (no database, no clock).
+
+Rules, in the order they apply:
+- Only readings observed at or before `as_of` count; readings for KPIs the model does not name are
+  ignored, and so are readings for survey KPIs (those come from survey responses only).
+- The newest reading per KPI is used. Two or more readings of one KPI at that same newest `observed_at`
+  with different values give a `duplicate` finding; the value used is the one from the source that sorts
+  last alphabetically (the largest value among equal sources), so reruns always agree.
+- A survey KPI uses responses of its kind with `as_of - window <= responded_at <= as_of`.
+- `stale`: the newest input is older than the KPI's max_age at `as_of` (the value is still used).
+- `missing`: no reading, or no survey response in the window.
+- Any finding (stale, missing or duplicate) marks the result provisional (DESIGN.md section 7).
+- missing_inputs: `renormalize` rescales the present KPIs' weights to sum 100, `zero` lets a missing KPI
+  contribute 0, `fail` gives no score (None) when any KPI is missing. With no input at all there is no
+  score under any policy.
+- NPS answers recorded on a range other than 0..10 are rescaled onto 0..10; a survey score outside
+  0..max_score raises ValueError (bad data to fix at import).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pulsecheck.scoring import formulas
+from pulsecheck.scoring.model import Kpi, ScoringModel, duration_text
+
+OK, STALE, MISSING = "ok", "stale", "missing"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One observed KPI value for an account."""
+
+    kpi: str
+    value: float
+    observed_at: datetime
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class SurveyResponse:
+    """One survey answer; `kind` is nps, csat or ces, `score` is on 0..max_score."""
+
+    kind: str
+    score: float
+    max_score: float
+    responded_at: datetime
+
+
+@dataclass(frozen=True)
+class Component:
+    """One KPI's part of a score: `contribution` = normalized x effective_weight / 100."""
+
+    kpi: str
+    raw: float | None
+    normalized: float | None
+    weight: float
+    effective_weight: float
+    contribution: float
+    observed_at: datetime | None
+    status: str  # ok | stale | missing
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem with the inputs: kind is stale, missing or duplicate."""
+
+    kind: str
+    kpi: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """The score (0..100, 2 decimals; None when it cannot be computed), its bucket and why."""
+
+    score: float | None
+    bucket: str | None
+    components: list[Component]
+    findings: list[Finding] = field(default_factory=list)
+    provisional: bool = False
+    model_version: str = ""
+
+
+@dataclass(frozen=True)
+class _Input:
+    raw: float | None
+    observed_at: datetime | None
+    status: str
+
+
+def score_account(
+    model: ScoringModel,
+    readings: Iterable[Reading],
+    surveys: Iterable[SurveyResponse],
+    as_of: datetime,
+) -> ScoreResult:
+    """Score one account with `model` from the inputs known at `as_of`; findings list bad inputs."""
+    by_kpi: dict[str, list[Reading]] = {}
+    for reading in readings:
+        if reading.observed_at <= as_of:
+            by_kpi.setdefault(reading.kpi, []).append(reading)
+    responses = [s for s in surveys if s.responded_at <= as_of]
+    findings: list[Finding] = []
+    inputs: dict[str, _Input] = {}
+    for kpi in model.kpis:
+        if kpi.from_surveys is not None:
+            found = _survey_input(model, kpi, responses, as_of)
+        else:
+            found = _reading_input(kpi, by_kpi.get(kpi.name, []), findings)
+        found = _with_status(kpi, found, as_of, findings)
+        inputs[kpi.name] = found
+    return _combine(model, inputs, findings)
+
+
+def _reading_input(kpi: Kpi, readings: list[Reading], findings: list[Finding]) -> _Input:
+    if not readings:
+        return _Input(None, None, MISSING)
+    newest = max(r.observed_at for r in readings)
+    tied = sorted((r for r in readings if r.observed_at == newest), key=lambda r: (r.source, r.value))
+    chosen = tied[-1]
+    if len({r.value for r in tied}) > 1:
+        values = ", ".join(f"{r.value:g} from {r.source or '(no source)'}" for r in tied)
+        findings.append(
+            Finding(
+                "duplicate",
+                kpi.name,
+                f"{len(tied)} readings at {newest.isoformat()} disagree ({values}); "
+                f"using {chosen.value:g} from {chosen.source or '(no source)'}",
+            )
+        )
+    return _Input(chosen.value, newest, OK)
+
+
+def _survey_input(
+    model: ScoringModel, kpi: Kpi, responses: Sequence[SurveyResponse], as_of: datetime
+) -> _Input:
+    assert kpi.window is not None  # parse_model fills it in for every survey KPI
+    start = as_of - kpi.window
+    window = [r for r in responses if r.kind == kpi.from_surveys and start <= r.responded_at]
+    if not window:
+        return _Input(None, None, MISSING)
+    pairs = [(r.score, r.max_score) for r in window]
+    if kpi.from_surveys == "nps":
+        # NPS is defined on 0..10; answers recorded on another range are rescaled onto it.
+        value = formulas.nps(s if top == formulas.NPS_MAX else s * formulas.NPS_MAX / top for s, top in pairs)
+    elif kpi.from_surveys == "csat":
+        value = formulas.csat(pairs)
+    else:
+        thresholds = model.ces_for(kpi)
+        value = formulas.ces(pairs, thresholds.positive_at, thresholds.negative_at)
+    return _Input(value, max(r.responded_at for r in window), OK)
+
+
+def _with_status(kpi: Kpi, found: _Input, as_of: datetime, findings: list[Finding]) -> _Input:
+    if found.status == MISSING or found.observed_at is None:
+        what = (
+            f"no {kpi.from_surveys} survey response in the last {_days(kpi)}"
+            if kpi.from_surveys
+            else "no reading"
+        )
+        findings.append(Finding(MISSING, kpi.name, f"{what} as of {as_of.isoformat()}"))
+        return found
+    if kpi.max_age is not None and as_of - found.observed_at > kpi.max_age:
+        age = as_of - found.observed_at
+        findings.append(
+            Finding(
+                STALE,
+                kpi.name,
+                f"newest input from {found.observed_at.isoformat()} is {_age(age)} old "
+                f"(max_age {duration_text(kpi.max_age)}); value still used",
+            )
+        )
+        return _Input(found.raw, found.observed_at, STALE)
+    return found
+
+
+def _days(kpi: Kpi) -> str:
+    return duration_text(kpi.window) if kpi.window is not None else "window"
+
+
+def _age(age: timedelta) -> str:
+    return f"{age.days}d" if age.days >= 1 else f"{int(age.total_seconds() // 3600)}h"
+
+
+def _combine(model: ScoringModel, inputs: dict[str, _Input], findings: list[Finding]) -> ScoreResult:
+    present_weight = sum(k.weight for k in model.kpis if inputs[k.name].status != MISSING)
+    any_missing = any(i.status == MISSING for i in inputs.values())
+    components: list[Component] = []
+    for kpi in model.kpis:
+        found = inputs[kpi.name]
+        if found.status == MISSING or found.raw is None:
+            components.append(Component(kpi.name, None, None, kpi.weight, 0.0, 0.0, None, MISSING))
+            continue
+        effective = kpi.weight
+        if model.missing_inputs == "renormalize":
+            effective = kpi.weight * 100.0 / present_weight
+        normalized = kpi.scale.normalize(found.raw)
+        components.append(
+            Component(
+                kpi.name,
+                found.raw,
+                normalized,
+                kpi.weight,
+                effective,
+                normalized * effective / 100.0,
+                found.observed_at,
+                found.status,
+            )
+        )
+    provisional = bool(findings)
+    if present_weight == 0 or (any_missing and model.missing_inputs == "fail"):
+        return ScoreResult(None, None, components, findings, True, model.version)
+    score = round(min(100.0, max(0.0, sum(c.contribution for c in components))), 2)
+    return ScoreResult(score, model.bucket_for(score).name, components, findings, provisional, model.version)
+
+
+def contribution_changes(prev: Sequence[Component], cur: Sequence[Component]) -> list[tuple[str, float]]:
+    """Per-KPI change in contribution from `prev` to `cur` (absent counts as 0), most negative first:
+    the answer to "why did the score drop". Deltas are rounded to 2 decimals; ties sort by KPI name."""
+    before = {c.kpi: c.contribution for c in prev}
+    after = {c.kpi: c.contribution for c in cur}
+    names = dict.fromkeys([*before, *after])
+    changes = [(name, round(after.get(name, 0.0) - before.get(name, 0.0), 2)) for name in names]
+    return sorted(changes, key=lambda change: (change[1], change[0]))

@@ -1,0 +1,258 @@
+"""The review state machine of DESIGN.md section 5: a table, named guards, one shared Machine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from transitions import Machine, MachineError
+
+from pulsecheck.errors import RefusedError
+
+NEW = "new"  # before `open`; never stored
+STATES = ["draft", "submitted", "approved", "closed"]
+EDITABLE_STATES = ("draft", "submitted", "approved")
+
+# The table of DESIGN.md section 5; `"="` keeps the state (escalate).
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "open", "source": NEW, "dest": "draft"},
+    {"trigger": "submit", "source": "draft", "dest": "submitted"},
+    {"trigger": "approve", "source": "submitted", "dest": "approved"},
+    {"trigger": "reject", "source": "submitted", "dest": "draft"},
+    {"trigger": "reopen", "source": "approved", "dest": "draft"},
+    {"trigger": "escalate", "source": ["draft", "submitted", "approved"], "dest": "="},
+    {"trigger": "close", "source": "approved", "dest": "closed"},
+    {"trigger": "withdraw", "source": "draft", "dest": "closed"},
+]
+EVENTS = [row["trigger"] for row in TRANSITIONS]
+MANAGER_ROLES = frozenset({"manager", "admin"})
+
+
+@dataclass(frozen=True)
+class RiskData:
+    number: int
+    description: str
+    evidence: str | None = None
+    category: str = "customer"
+    severity: str = "medium"
+    impact: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionData:
+    number: int
+    description: str
+    risk_number: int | None = None
+    owner: str | None = None
+    due_date: date | None = None
+    success_criteria: str | None = None
+    status: str = "open"
+
+
+@dataclass(frozen=True)
+class ReviewContent:
+    """The filled template: what signatures bind to."""
+
+    account: str
+    reviewer: str
+    approver: str | None = None
+    account_goals: str | None = None
+    goal_summary: str | None = None
+    overall_assessment: str | None = None
+    next_review_date: date | None = None
+    employee_comments: str | None = None
+    manager_comments: str | None = None
+    risks: tuple[RiskData, ...] = field(default_factory=tuple)
+    actions: tuple[ActionData, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who does what, when: what the guards decide on."""
+
+    content: ReviewContent
+    actor: str
+    actor_roles: frozenset[str]
+    now: datetime
+    comment: str | None = None
+    cause: str = "user"
+    employee_digest: str | None = None
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def employee_digest(content: ReviewContent) -> str:
+    """SHA-256 over everything the reviewer signs (all but the manager's comments)."""
+    data = asdict(content)
+    data.pop("manager_comments")
+    data.pop("approver")
+    return hashlib.sha256(json.dumps(_canonical(data), sort_keys=True).encode()).hexdigest()
+
+
+def manager_digest(content: ReviewContent) -> str:
+    """SHA-256 over everything the manager signs: the reviewer's content plus the manager's comments."""
+    data = asdict(content)
+    data.pop("approver")
+    return hashlib.sha256(json.dumps(_canonical(data), sort_keys=True).encode()).hexdigest()
+
+
+# --- guards: each returns a reason (refused) or None (allowed) ---------------------------------
+
+Guard = Callable[[Context], str | None]
+
+
+def actor_is_reviewer(ctx: Context) -> str | None:
+    if ctx.actor != ctx.content.reviewer:
+        return f"only the reviewer ({ctx.content.reviewer}) can submit, not {ctx.actor}"
+    return None
+
+
+def required_fields_present(ctx: Context) -> str | None:
+    c = ctx.content
+    for name, value in (("account_goals", c.account_goals), ("goal_summary", c.goal_summary)):
+        if not (value or "").strip():
+            return f"{name} is empty"
+    if not c.risks:
+        return "the review has no risk (add one with `review risk add`)"
+    if not (c.overall_assessment or "").strip():
+        return "overall_assessment is empty"
+    if c.next_review_date is None:
+        return "next_review_date is not set"
+    if c.next_review_date <= ctx.now.date():
+        return f"next_review_date {c.next_review_date} is not in the future"
+    for risk in c.risks:
+        if not any(
+            a.risk_number == risk.number and (a.owner or "").strip() and a.due_date for a in c.actions
+        ):
+            return f"risk {risk.number} has no mitigation action with an owner and a due date"
+    return None
+
+
+def actor_is_manager(ctx: Context) -> str | None:
+    if not ctx.actor_roles & MANAGER_ROLES:
+        return f"{ctx.actor} does not have the manager role"
+    return None
+
+
+def four_eyes(ctx: Context) -> str | None:
+    if ctx.actor == ctx.content.reviewer:
+        return f"{ctx.actor} is the reviewer and cannot approve their own review"
+    return None
+
+
+def manager_comments_present(ctx: Context) -> str | None:
+    if not (ctx.content.manager_comments or "").strip():
+        return "manager_comments is empty (pass --comment or `review set ID manager_comments ...`)"
+    return None
+
+
+def submission_unchanged(ctx: Context) -> str | None:
+    if ctx.employee_digest and ctx.employee_digest != employee_digest(ctx.content):
+        return "the review changed after the reviewer signed it; reject it or have it re-submitted"
+    return None
+
+
+def comment_given(ctx: Context) -> str | None:
+    if not (ctx.comment or "").strip():
+        return "a comment is required (--comment TEXT)"
+    return None
+
+
+def manager_or_rule(ctx: Context) -> str | None:
+    if ctx.cause.startswith("rule:") or ctx.actor_roles & MANAGER_ROLES:
+        return None
+    return f"{ctx.actor} does not have the manager role (reopen is for managers and rule escalations)"
+
+
+def reviewer_manager_or_scheduler(ctx: Context) -> str | None:
+    if ctx.cause == "scheduler" or ctx.actor == ctx.content.reviewer or ctx.actor_roles & MANAGER_ROLES:
+        return None
+    return f"{ctx.actor} is neither the reviewer nor a manager"
+
+
+GUARDS: dict[str, Sequence[Guard]] = {
+    "open": (),
+    "submit": (actor_is_reviewer, required_fields_present),
+    "approve": (actor_is_manager, four_eyes, manager_comments_present, submission_unchanged),
+    "reject": (actor_is_manager, comment_given),
+    "reopen": (manager_or_rule,),
+    "escalate": (),
+    "close": (reviewer_manager_or_scheduler,),
+    "withdraw": (actor_is_manager, comment_given),
+}
+
+
+class _Subject:
+    """What the shared Machine drives for one call: a state and the context of the event."""
+
+    def __init__(self, state: str, ctx: Context) -> None:
+        self.state = state
+        self.ctx = ctx
+        self.refusal: str | None = None
+
+    def passes_guards(self, event: Any) -> bool:
+        for guard in GUARDS[event.event.name]:
+            self.refusal = guard(self.ctx)
+            if self.refusal:
+                return False
+        return True
+
+
+MACHINE = Machine(
+    model=None,
+    states=[NEW, *STATES],
+    transitions=[dict(row, conditions="passes_guards") for row in TRANSITIONS],
+    initial=NEW,
+    auto_transitions=False,
+    send_event=True,
+)
+
+
+def fire(state: str, event: str, ctx: Context) -> str:
+    """Apply `event` to a review in `state`; return the new state or raise RefusedError with the reason."""
+    if event not in EVENTS:
+        raise RefusedError(f"unknown event {event!r}")
+    subject = _Subject(state, ctx)
+    MACHINE.add_model(subject, initial=state)
+    try:
+        if not subject.trigger(event):  # type: ignore[attr-defined]  # added by the Machine
+            raise RefusedError(f"cannot {event}: {subject.refusal}")
+    except MachineError:
+        allowed = next(row["source"] for row in TRANSITIONS if row["trigger"] == event)
+        sources = ", ".join(allowed) if isinstance(allowed, list) else allowed
+        raise RefusedError(f"cannot {event}: the review is {state} ({event} needs {sources})") from None
+    finally:
+        MACHINE.remove_model(subject)
+    return subject.state
+
+
+def allowed_events(state: str) -> list[str]:
+    """Events whose source includes `state` (guards not checked)."""
+    return [e for e in EVENTS if e in MACHINE.get_triggers(state)]
+
+
+def replay(events: Sequence[tuple[str, str | None, str]]) -> str:
+    """The state a review reaches through its audit rows (event, from, to); refuses an impossible row."""
+    state = NEW
+    for event, from_state, to_state in events:
+        if (from_state or NEW) != state:
+            raise RefusedError(f"audit trail broken: {event} from {from_state} but the review was {state}")
+        row = next(r for r in TRANSITIONS if r["trigger"] == event)
+        sources = row["source"] if isinstance(row["source"], list) else [row["source"]]
+        dest = state if row["dest"] == "=" else row["dest"]
+        if state not in sources or dest != to_state:
+            raise RefusedError(f"audit trail broken: {event} cannot go {state} -> {to_state}")
+        state = to_state
+    return state

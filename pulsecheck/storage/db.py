@@ -1,0 +1,104 @@
+"""Engine and sessions from a database URL; one transaction per command."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from pulsecheck.errors import ConflictError, InputError, RefusedError
+
+# Bumped together with each new file in storage/migrations/versions (a test checks they agree).
+HEAD_REVISION = "0001"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets foreign keys, WAL and a busy timeout."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    try:
+        engine = create_engine(url, future=True)
+    except Exception as exc:  # malformed URL, unknown dialect
+        raise InputError(f"--db {url!r}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at, or None for an empty database."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, ProgrammingError) as exc:
+        if "alembic_version" in str(exc):
+            return None
+        raise RefusedError(f"cannot open database {engine.url.render_as_string()}: {exc.orig}") from None
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the schema on an empty database (zero set-up); refuse an out-of-date one."""
+    revision = schema_revision(engine)
+    if revision == HEAD_REVISION:
+        return
+    if revision is None:
+        from pulsecheck.storage.migrate import upgrade
+
+        upgrade(engine)
+        return
+    raise RefusedError(
+        f"database schema is at revision {revision}, expected {HEAD_REVISION}: run `pulsecheck db upgrade`"
+    )
+
+
+class Database:
+    """The engine plus a session factory; `transaction()` is the unit of work of one command."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        """A new session (the caller commits or rolls back)."""
+        return self._sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits together at the end, or not at all."""
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        except StaleDataError:
+            raise ConflictError(
+                "someone else changed this record at the same time; nothing was saved: reload and try again"
+            ) from None
+        except OperationalError as exc:
+            if "locked" in str(exc.orig) or "deadlock" in str(exc.orig):
+                raise ConflictError(
+                    "the database is busy with another command; nothing was saved: try again"
+                ) from None
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

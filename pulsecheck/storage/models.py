@@ -1,0 +1,372 @@
+"""SQLAlchemy 2 typed models: the data model of DESIGN.md section 4."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from pulsecheck.storage.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    email: Mapped[str | None] = mapped_column(String(200))
+    webhook: Mapped[str | None] = mapped_column(String(300))
+    roles: Mapped[str] = mapped_column(String(200))  # comma-separated: reviewer,manager,ops,admin
+    manager_name: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+
+    @property
+    def role_set(self) -> set[str]:
+        return {r for r in self.roles.split(",") if r}
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    segment: Mapped[str | None] = mapped_column(String(100), index=True)
+    tier: Mapped[str | None] = mapped_column(String(50))
+    arr: Mapped[float | None] = mapped_column(Float)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    renewal_date: Mapped[date | None] = mapped_column(Date)
+    contract_start: Mapped[date | None] = mapped_column(Date)
+    stage: Mapped[str | None] = mapped_column(String(50))
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+    manager: Mapped[User | None] = relationship(foreign_keys=[manager_id])
+
+
+class KpiReading(Base):
+    __tablename__ = "kpi_readings"
+    __table_args__ = (Index("ix_kpi_readings_account_kpi_observed", "account_id", "kpi", "observed_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kpi: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+    observed_at: Mapped[datetime]
+    source: Mapped[str | None] = mapped_column(String(100))
+    imported_at: Mapped[datetime]
+
+
+class SurveyResponse(Base):
+    __tablename__ = "survey_responses"
+    __table_args__ = (Index("ix_survey_responses_account_kind", "account_id", "kind", "responded_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    score: Mapped[float] = mapped_column(Float)
+    max_score: Mapped[float] = mapped_column(Float)
+    responded_at: Mapped[datetime]
+    imported_at: Mapped[datetime]
+
+
+class Issue(Base):
+    __tablename__ = "issues"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str | None] = mapped_column(String(300))
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class ScoringModelVersion(Base):
+    __tablename__ = "scoring_models"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(50))
+    content: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))  # draft | approved | retired
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    approved_at: Mapped[datetime | None]
+
+
+class ScoreSnapshot(Base):
+    __tablename__ = "score_snapshots"
+    __table_args__ = (UniqueConstraint("account_id", "as_of", name="uq_score_snapshots_account_as_of"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    as_of: Mapped[datetime] = mapped_column(index=True)
+    score: Mapped[float | None] = mapped_column(Float)
+    bucket: Mapped[str | None] = mapped_column(String(50))
+    model_id: Mapped[int] = mapped_column(ForeignKey("scoring_models.id"))
+    components: Mapped[list[Any]]
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Deviation(Base):
+    __tablename__ = "deviations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    subject: Mapped[str] = mapped_column(String(200), default="")  # e.g. the KPI: one open row per cause
+    detail: Mapped[str] = mapped_column(Text)
+    found_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | accepted | resolved
+    accepted_by: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    accepted_until: Mapped[date | None] = mapped_column(Date)
+    resolved_at: Mapped[datetime | None]
+
+
+class Ruleset(Base):
+    __tablename__ = "rulesets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    activated_by: Mapped[str] = mapped_column(String(100))
+    activated_at: Mapped[datetime]
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EvaluationRun(Base):
+    __tablename__ = "evaluation_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    as_of: Mapped[datetime]
+    ruleset_id: Mapped[int | None] = mapped_column(ForeignKey("rulesets.id"))
+    accounts: Mapped[int] = mapped_column(Integer, default=0)
+    firings: Mapped[int] = mapped_column(Integer, default=0)
+    actions: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20))  # running | done | failed
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class RuleFiring(Base):
+    __tablename__ = "rule_firings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("evaluation_runs.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(100))
+    facts: Mapped[dict[str, Any]]
+    fired_at: Mapped[datetime]
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    kind: Mapped[str] = mapped_column(String(20), default="cadence")  # cadence | out_of_cycle
+    reviewer: Mapped[str] = mapped_column(String(100))
+    approver: Mapped[str | None] = mapped_column(String(100))
+    priority: Mapped[str] = mapped_column(String(5), default="P3")
+    due_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]  # touched by every change, so that child edits bump version_id too
+    baseline_score: Mapped[float | None] = mapped_column(Float)
+    baseline_bucket: Mapped[str | None] = mapped_column(String(50))
+    account_goals: Mapped[str | None] = mapped_column(Text)
+    goal_summary: Mapped[str | None] = mapped_column(Text)
+    overall_assessment: Mapped[str | None] = mapped_column(Text)
+    next_review_date: Mapped[date | None] = mapped_column(Date)
+    employee_comments: Mapped[str | None] = mapped_column(Text)
+    manager_comments: Mapped[str | None] = mapped_column(Text)
+    employee_signed_at: Mapped[datetime | None]
+    employee_signed_by: Mapped[str | None] = mapped_column(String(100))
+    employee_digest: Mapped[str | None] = mapped_column(String(64))
+    manager_signed_at: Mapped[datetime | None]
+    manager_signed_by: Mapped[str | None] = mapped_column(String(100))
+    manager_digest: Mapped[str | None] = mapped_column(String(64))
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    version_id: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    account: Mapped[Account] = relationship()
+    risks: Mapped[list[Risk]] = relationship(
+        back_populates="review", order_by="Risk.number", cascade="all, delete-orphan"
+    )
+    actions: Mapped[list[MitigationAction]] = relationship(
+        back_populates="review", order_by="MitigationAction.number", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[ReviewEvent]] = relationship(back_populates="review", order_by="ReviewEvent.id")
+
+    __mapper_args__ = {"version_id_col": version_id}
+
+
+class Risk(Base):
+    __tablename__ = "risks"
+    __table_args__ = (UniqueConstraint("review_id", "number", name="uq_risks_review_number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(20), default="customer")  # customer | internal
+    severity: Mapped[str] = mapped_column(String(20), default="medium")
+    impact: Mapped[str | None] = mapped_column(Text)
+    review: Mapped[Review] = relationship(back_populates="risks")
+
+
+class MitigationAction(Base):
+    __tablename__ = "mitigation_actions"
+    __table_args__ = (UniqueConstraint("review_id", "number", name="uq_mitigation_actions_review_number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    risk_number: Mapped[int | None] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(100))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    success_criteria: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | in_progress | done | dropped
+    review: Mapped[Review] = relationship(back_populates="actions")
+
+
+class ReviewEvent(Base):
+    __tablename__ = "review_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
+    event: Mapped[str] = mapped_column(String(30))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(100))
+    comment: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+    cause: Mapped[str] = mapped_column(String(120), default="user")  # user | rule:<id> | scheduler
+    review: Mapped[Review] = relationship(back_populates="events")
+
+
+class Escalation(Base):
+    __tablename__ = "escalations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
+    rule_id: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[str] = mapped_column(String(5))
+    reason: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(100))
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | acknowledged | resolved
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    resolved_at: Mapped[datetime | None]
+    # Unique while open: "<account>:<rule>"; set to NULL on resolution so a later one can open.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    account: Mapped[Account] = relationship()
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    channel: Mapped[str] = mapped_column(String(30))
+    recipient: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ReviewCycle(Base):
+    __tablename__ = "review_cycles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(20))
+    segments: Mapped[list[Any]]
+    owner: Mapped[str] = mapped_column(String(100))
+    approver: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20))
+    as_of: Mapped[datetime]
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("scoring_models.id"))
+    ruleset_id: Mapped[int | None] = mapped_column(ForeignKey("rulesets.id"))
+    account_ids: Mapped[list[Any]]
+    digest: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    version_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    __mapper_args__ = {"version_id_col": version_id}
+
+
+class CycleStep(Base):
+    __tablename__ = "cycle_steps"
+    __table_args__ = (UniqueConstraint("cycle_id", "step", name="uq_cycle_steps_cycle_step"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("review_cycles.id"))
+    step: Mapped[str] = mapped_column(String(20))
+    done_by: Mapped[str] = mapped_column(String(100))
+    done_at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[list[Any]]
+    result: Mapped[dict[str, Any]]
+
+
+class CycleFinding(Base):
+    __tablename__ = "cycle_findings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("review_cycles.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text)
+    corrective_action: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(100))
+    due: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    close_note: Mapped[str | None] = mapped_column(Text)
+    carried_from: Mapped[int | None] = mapped_column(ForeignKey("cycle_findings.id"))
+
+
+class CycleDecision(Base):
+    __tablename__ = "cycle_decisions"
+    __table_args__ = (UniqueConstraint("cycle_id", "account_id", name="uq_cycle_decisions_cycle_account"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("review_cycles.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    decision: Mapped[str] = mapped_column(String(20))  # escalate | monitor
+    owner: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime]
+
+
+class CycleEvent(Base):
+    __tablename__ = "cycle_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("review_cycles.id"), index=True)
+    event: Mapped[str] = mapped_column(String(30))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(100))
+    comment: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]

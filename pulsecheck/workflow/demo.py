@@ -1,0 +1,147 @@
+"""`pulsecheck demo` (`make run`): a throwaway database and the sample portfolio, end to end."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from pulsecheck.errors import PulsecheckError
+from pulsecheck.storage.db import Database
+from pulsecheck.storage.migrate import upgrade
+from pulsecheck.storage.models import User
+from pulsecheck.workflow import review as reviews
+from pulsecheck.workflow.accounts import import_accounts
+from pulsecheck.workflow.form import parse_form
+from pulsecheck.workflow.users import add_user
+from pulsecheck.yamlfile import load_file
+
+TEAM = [  # name, roles, manager
+    ("maria", ["manager"], None),
+    ("hank", ["manager"], None),
+    ("bob", ["reviewer"], "maria"),
+    ("alice", ["reviewer"], "maria"),
+    ("carol", ["reviewer"], "maria"),
+    ("olga", ["ops"], None),
+    ("root", ["admin"], None),
+]
+SAMPLE_FILES = ("accounts.csv", "review.yaml")
+
+
+def examples_dir() -> Path:
+    """The sample files shipped with the source tree."""
+    here = Path(__file__).resolve().parents[2] / "examples"
+    if not here.is_dir():
+        raise PulsecheckError(f"sample files not found at {here}")
+    return here
+
+
+def copy_samples(target: Path) -> list[Path]:
+    """Copy the sample files into `target` (for `pulsecheck init --sample DIR`)."""
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(examples_dir().iterdir()):
+        if path.is_file():
+            written.append(Path(shutil.copy(path, target / path.name)))
+    return written
+
+
+class Demo:
+    """One demo run: prints each step and what the database says afterwards."""
+
+    def __init__(self, database: Database, now: datetime, echo: Callable[[str], None]) -> None:
+        self.database = database
+        self.now = now
+        self.echo = echo
+
+    def step(self, title: str) -> None:
+        self.echo(f"\n== {title}")
+
+    def act(self, review_id: int, event: str, actor: str, comment: str | None = None) -> None:
+        """Fire an event and print the outcome, refusals included (they are part of the story)."""
+        try:
+            with self.database.transaction() as session:
+                user = session.scalars(select(User).where(User.name == actor)).one()
+                state = reviews.transition(session, review_id, event, user, self.now, comment=comment).state
+            self.echo(f"  {actor}: {event} -> {state}")
+        except PulsecheckError as exc:
+            self.echo(f"  {actor}: {event} refused: {exc}")
+
+    def setup(self) -> None:
+        self.step("Team and portfolio")
+        with self.database.transaction() as session:
+            for name, roles, manager in TEAM:
+                add_user(session, name, roles, self.now, email=f"{name}@example.com", manager=manager)
+            result = import_accounts(session, examples_dir() / "accounts.csv")
+        self.echo(f"  {len(TEAM)} users; accounts.csv: {result.created} accounts imported")
+
+    def review_life(self) -> int:
+        self.step("A health review of ACME, from draft to closed")
+        with self.database.transaction() as session:
+            review = reviews.new_review(session, "ACME", "bob", self.now, timedelta(days=14))
+            review_id = review.id
+        self.echo(f"  review {review_id} opened (reviewer bob, approver maria, due {review.due_at:%Y-%m-%d})")
+        self.act(review_id, "submit", "bob")
+        form = parse_form(load_file(examples_dir() / "review.yaml"), "review.yaml")
+        with self.database.transaction() as session:
+            bob = session.scalars(select(User).where(User.name == "bob")).one()
+            reviews.fill(session, review_id, form, bob, self.now)
+        self.echo("  bob filled the template from examples/review.yaml (goals, 2 risks, 2 actions)")
+        self.act(review_id, "submit", "bob")
+        self.act(review_id, "approve", "bob", "looks fine to me")
+        self.act(review_id, "reject", "maria", "Add the ARR at risk to the impact of risk 1")
+        with self.database.transaction() as session:
+            bob = session.scalars(select(User).where(User.name == "bob")).one()
+            reviews.fill(
+                session,
+                review_id,
+                parse_form(
+                    {
+                        "risks": [
+                            dict(r.model_dump(), impact="240k ARR at risk if the renewal slips")
+                            if n == 0
+                            else r.model_dump()
+                            for n, r in enumerate(form.risks or [])
+                        ]
+                    },
+                    "edit",
+                ),
+                bob,
+                self.now,
+            )
+        self.echo("  bob updated the impact of risk 1")
+        self.act(review_id, "submit", "bob")
+        self.act(review_id, "approve", "maria", "Agreed. Track the EBR outcome in the next review.")
+        with self.database.transaction() as session:
+            review = reviews.get_review(session, review_id)
+            problems = reviews.verify(review)
+            self.echo(f"  verify: {'signatures match' if not problems else '; '.join(problems)}")
+        self.act(review_id, "close", "maria")
+        with self.database.transaction() as session:
+            for event in reviews.get_review(session, review_id).events:
+                comment = f": {event.comment}" if event.comment else ""
+                self.echo(
+                    f"  audit: {event.at:%Y-%m-%d %H:%M} {event.event:<8} {event.from_state or '-':>9} -> "
+                    f"{event.to_state:<9} by {event.actor} ({event.cause}){comment}"
+                )
+        return review_id
+
+
+def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
+    """Run the whole demo in a fresh SQLite database under `workdir`; returns the database path."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "demo.db"
+    for stale in workdir.glob("demo.db*"):
+        stale.unlink()
+    database = Database(f"sqlite:///{path}")
+    upgrade(database.engine)
+    echo(f"pulsecheck demo: database {path}")
+    demo = Demo(database, now, echo)
+    demo.setup()
+    review_id = demo.review_life()
+    echo(f"\nDone. Explore: pulsecheck --db sqlite:///{path} review show {review_id}")
+    database.dispose()
+    return path

@@ -1,0 +1,109 @@
+"""The review template as a form: validated input for `review fill` and `review edit`, and its YAML."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pulsecheck.errors import InputError
+
+SEVERITIES = ("low", "medium", "high", "critical")
+CATEGORIES = ("customer", "internal")
+ACTION_STATUSES = ("open", "in_progress", "done", "dropped")
+TEXT_FIELDS = ("account_goals", "goal_summary", "overall_assessment", "employee_comments", "manager_comments")
+SETTABLE = (*TEXT_FIELDS, "next_review_date", "priority", "due_at", "reviewer", "approver")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ActionForm(_Strict):
+    description: str = Field(min_length=1)
+    owner: str | None = None
+    due_date: date | None = None
+    success_criteria: str | None = None
+    status: Literal["open", "in_progress", "done", "dropped"] = "open"
+
+
+class RiskForm(_Strict):
+    description: str = Field(min_length=1)
+    evidence: str | None = None
+    category: Literal["customer", "internal"] = "customer"
+    severity: Literal["low", "medium", "high", "critical"] = "medium"
+    impact: str | None = None
+    actions: list[ActionForm] = Field(default_factory=list)
+
+
+class ReviewForm(_Strict):
+    account_goals: str | None = None
+    goal_summary: str | None = None
+    overall_assessment: str | None = None
+    next_review_date: date | None = None
+    employee_comments: str | None = None
+    manager_comments: str | None = None
+    risks: list[RiskForm] | None = None
+
+    @field_validator("next_review_date", mode="before")
+    @classmethod
+    def _no_datetime(cls, value: Any) -> Any:
+        return value.date() if hasattr(value, "date") and callable(value.date) else value
+
+
+def parse_form(data: Any, source: str) -> ReviewForm:
+    """Validate form data; the first problem becomes an InputError naming the file and field."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected a mapping of review fields")
+    try:
+        return ReviewForm.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(form)"
+        extra = ""
+        if err["type"] == "extra_forbidden":
+            extra = f" (known fields: {', '.join(ReviewForm.model_fields)})" if len(err["loc"]) == 1 else ""
+            message = "unknown field"
+        else:
+            message = err["msg"]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise InputError(f"{source}: {where}: {message}{extra}{more}") from None
+
+
+def render_form(review: dict[str, Any]) -> str:
+    """The YAML form `review edit` opens: the template's fields, risks with their actions."""
+    risks = []
+    for risk in review["risks"]:
+        actions = [
+            {k: a[k] for k in ("description", "owner", "due_date", "success_criteria", "status")}
+            for a in review["actions"]
+            if a["risk"] == risk["number"]
+        ]
+        risks.append(
+            {k: risk[k] for k in ("description", "evidence", "category", "severity", "impact")}
+            | {"actions": actions}
+        )
+    form = {
+        k: review[k]
+        for k in (
+            "account_goals",
+            "goal_summary",
+            "overall_assessment",
+            "next_review_date",
+            "employee_comments",
+            "manager_comments",
+        )
+    }
+    form["risks"] = risks
+    header = (
+        f"# Review {review['id']} of {review['account']} ({review['state']}).\n"
+        "# Edit and save; an empty file or unchanged content cancels. Dates are YYYY-MM-DD.\n"
+        f"# severity: {'|'.join(SEVERITIES)}; category: {'|'.join(CATEGORIES)}; "
+        f"action status: {'|'.join(ACTION_STATUSES)}\n"
+    )
+    return header + yaml.safe_dump(form, sort_keys=False, allow_unicode=True, width=100)
