@@ -1,0 +1,162 @@
+"""Render a notification's subject and body from a Jinja2 template per event kind.
+
+Templates live in `notifications/templates/<kind>.txt.j2`; the first line is `Subject: ...`, then a
+blank line, then the plain-text body, which ends with the CLI command that opens the item.
+
+Context keys (a value of None or blank text counts as missing):
+
+    account_name    the account's display name
+    account_id      the account's external id (quoted for the shell in printed commands)
+    review_id       review number                    escalation_id   escalation number
+    rule_id         id of the rule that acted        severity        escalation severity (high, ...)
+    priority        priority (P1, ...)               reason          why (rule description, ...)
+    level           step of the escalation ladder    due_at          deadline: datetime (UTC), date or text
+    comment         a manager's comment (multi-line) actor           the user who acted
+    reminder        reminder number (1, 2, ...)      recipient_name  the person greeted ("there" if absent)
+    message         a rule's notify text (multi-line; its first line goes into the subject)
+
+Kinds and the keys each requires [optional keys printed when present]:
+
+    escalation_opened    account_name account_id escalation_id severity reason [priority level rule_id due_at]
+    escalation_level_up  account_name account_id escalation_id severity level [priority reason rule_id due_at]
+    review_due           account_name review_id due_at reminder [account_id priority]
+    review_submitted     account_name review_id actor [account_id priority due_at]
+    review_rejected      account_name review_id actor comment [account_id]
+    review_approved      account_name review_id actor [account_id comment]
+    review_opened        account_name account_id review_id rule_id [reason priority due_at]
+    generic              account_name account_id rule_id message [severity]
+
+A missing required key is an InputError that names it; an unknown kind is an InputError listing the
+valid ones. Values are plain text (autoescape off): these are emails and chat messages, not HTML.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pulsecheck.errors import InputError
+from pulsecheck.notifications.message import Message
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+KINDS: tuple[str, ...] = (
+    "escalation_opened",
+    "escalation_level_up",
+    "review_due",
+    "review_submitted",
+    "review_rejected",
+    "review_approved",
+    "review_opened",
+    "generic",
+)
+# Free text that may span lines; every other text value is folded onto one line so that it cannot
+# break the `Subject:` line or the layout of the body.
+_MULTILINE_KEYS = frozenset({"comment", "message"})
+_UNDEFINED = re.compile(r"'([^']+)' is undefined")
+
+
+def render(kind: str, context: dict[str, Any]) -> tuple[str, str]:
+    """The (subject, body) of a `kind` notification; InputError for an unknown kind or a missing key."""
+    from jinja2 import UndefinedError
+
+    if kind not in KINDS:
+        raise InputError(f"unknown notification kind {kind!r} (valid: {', '.join(KINDS)})")
+    template = _environment().get_template(f"{kind}.txt.j2")
+    try:
+        text = template.render(_clean(context))
+    except UndefinedError as exc:
+        match = _UNDEFINED.search(str(exc))
+        missing = match.group(1) if match else str(exc)
+        raise InputError(f"notification {kind!r}: context key {missing!r} is missing") from exc
+    return _split(kind, text)
+
+
+def compose(
+    kind: str,
+    context: dict[str, Any],
+    *,
+    recipient_name: str,
+    dedupe_key: str,
+    recipient_email: str | None = None,
+    recipient_webhook: str | None = None,
+) -> Message:
+    """Render `kind` for one recipient and wrap it in a Message (the recipient's name greets them)."""
+    full = {"recipient_name": recipient_name, **context}
+    subject, body = render(kind, full)
+    return Message(
+        kind=kind,
+        recipient_name=recipient_name,
+        recipient_email=recipient_email,
+        recipient_webhook=recipient_webhook,
+        subject=subject,
+        body=body,
+        dedupe_key=dedupe_key,
+        context=dict(context),
+    )
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=False,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    env.filters["shell"] = _shell
+    env.filters["oneline"] = _oneline
+    return env
+
+
+def _clean(context: dict[str, Any]) -> dict[str, Any]:
+    """Drop empty values (so they count as missing) and fold single-line text onto one line."""
+    cleaned: dict[str, Any] = {}
+    for key, value in context.items():
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if isinstance(value, str):
+            value = value.strip("\n") if key in _MULTILINE_KEYS else " ".join(value.split())
+        cleaned[key] = value
+    return cleaned
+
+
+def _split(kind: str, text: str) -> tuple[str, str]:
+    head, _, body = text.partition("\n\n")
+    if not head.startswith("Subject:"):
+        raise InputError(f"notification template {kind!r}: the first line must be 'Subject: ...'")
+    subject = " ".join(head.removeprefix("Subject:").split())
+    return subject, body.strip("\n") + "\n"
+
+
+def _when(value: Any) -> str:
+    """A deadline for people: `2026-03-14 09:00 UTC` for datetimes (naive means UTC), ISO for dates."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _shell(value: Any) -> str:
+    """`value` quoted for a POSIX shell, so a printed command can be pasted as is."""
+    return shlex.quote(str(value))
+
+
+def _oneline(value: Any, width: int = 80) -> str:
+    """The first non-blank line of `value`, cut to `width` characters."""
+    line = next((ln.strip() for ln in str(value).splitlines() if ln.strip()), "")
+    return line if len(line) <= width else line[: width - 1] + "…"

@@ -1,0 +1,157 @@
+"""Notification templates: what a recipient reads in the subject and body of each kind."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from pulsecheck.errors import InputError
+from pulsecheck.notifications.render import KINDS, TEMPLATES_DIR, compose, render
+
+FULL = {
+    "account_name": "Acme Corp",
+    "account_id": "ACME-001",
+    "review_id": 12,
+    "escalation_id": 7,
+    "rule_id": "drop-with-complaints",
+    "severity": "high",
+    "priority": "P1",
+    "reason": "Score dropped 18 points with 2 open complaints",
+    "level": 2,
+    "due_at": datetime(2026, 3, 14, 9, 0, tzinfo=UTC),
+    "comment": "Risks are vague.\nAdd evidence for risk 2.",
+    "actor": "maria",
+    "reminder": 3,
+    "recipient_name": "Sam",
+    "message": "Renewal in 30 days.\nCall the executive sponsor.",
+}
+
+# kind -> (text the subject shows, CLI command the body shows, keys the template cannot do without)
+CASES = {
+    "escalation_opened": (
+        "HIGH escalation #7: Acme Corp",
+        "pulsecheck escalations list --open",
+        ["account_name", "account_id", "escalation_id", "severity", "reason"],
+    ),
+    "escalation_level_up": (
+        "Escalation #7 raised to level 2: Acme Corp",
+        "pulsecheck escalations ack 7",
+        ["account_name", "account_id", "escalation_id", "severity", "level"],
+    ),
+    "review_due": (
+        "Reminder 3: review #12 for Acme Corp is due 2026-03-14 09:00 UTC",
+        "pulsecheck review show 12",
+        ["account_name", "review_id", "due_at", "reminder"],
+    ),
+    "review_submitted": (
+        "Review #12 for Acme Corp awaits your approval",
+        "pulsecheck review approve 12",
+        ["account_name", "review_id", "actor"],
+    ),
+    "review_rejected": (
+        "Review #12 for Acme Corp was rejected by maria",
+        "pulsecheck review show 12",
+        ["account_name", "review_id", "actor", "comment"],
+    ),
+    "review_approved": (
+        "Review #12 for Acme Corp was approved by maria",
+        "pulsecheck review show 12",
+        ["account_name", "review_id", "actor"],
+    ),
+    "review_opened": (
+        "P1 review #12 opened for Acme Corp",
+        "pulsecheck review show 12",
+        ["account_name", "account_id", "review_id", "rule_id"],
+    ),
+    "generic": (
+        "Acme Corp: Renewal in 30 days.",
+        "pulsecheck accounts show ACME-001",
+        ["account_name", "account_id", "rule_id", "message"],
+    ),
+}
+
+
+def test_every_kind_has_a_case_and_a_template() -> None:
+    templates = {p.name.removesuffix(".txt.j2") for p in Path(TEMPLATES_DIR).glob("*.txt.j2")}
+    assert set(CASES) == set(KINDS) == templates
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_subject_and_cli_command(kind: str) -> None:
+    subject_text, command, _ = CASES[kind]
+    subject, body = render(kind, FULL)
+    assert subject.startswith("[pulsecheck] ")
+    assert subject_text in subject
+    assert "\n" not in subject
+    assert "Subject:" not in body
+    assert body.startswith("Hello Sam,\n\n")
+    assert command in body
+    assert body.endswith("\n") and not body.endswith("\n\n")
+
+
+@pytest.mark.parametrize(
+    ("kind", "key"), [(kind, key) for kind, (_, _, keys) in CASES.items() for key in keys]
+)
+def test_missing_required_key_is_named(kind: str, key: str) -> None:
+    context = {k: v for k, v in FULL.items() if k != key}
+    with pytest.raises(InputError, match=f"context key '{key}' is missing"):
+        render(kind, context)
+
+
+def test_none_or_blank_counts_as_missing() -> None:
+    with pytest.raises(InputError, match="'comment'"):
+        render("review_rejected", {**FULL, "comment": "   "})
+    with pytest.raises(InputError, match="'reason'"):
+        render("escalation_opened", {**FULL, "reason": None})
+
+
+def test_optional_keys_are_left_out_when_absent() -> None:
+    minimal = {"account_name": "Acme Corp", "review_id": 5, "actor": "maria"}
+    subject, body = render("review_approved", minimal)
+    assert subject == "[pulsecheck] Review #5 for Acme Corp was approved by maria"
+    assert body.startswith("Hello there,\n")
+    assert "comment" not in body and "None" not in body
+    assert "pulsecheck review show 5" in body
+
+
+def test_unknown_kind_lists_valid_kinds() -> None:
+    with pytest.raises(InputError) as info:
+        render("review_exploded", FULL)
+    assert "review_exploded" in str(info.value)
+    assert "review_submitted" in str(info.value) and "generic" in str(info.value)
+
+
+def test_rejection_comment_keeps_its_lines() -> None:
+    _, body = render("review_rejected", FULL)
+    assert "    Risks are vague.\n    Add evidence for risk 2.\n" in body
+    assert "pulsecheck review history 12" in body
+
+
+def test_line_breaks_in_names_cannot_break_the_subject() -> None:
+    subject, body = render("escalation_opened", {**FULL, "account_name": "Acme\n\nBcc: evil@example.com"})
+    assert subject == "[pulsecheck] HIGH escalation #7: Acme Bcc: evil@example.com"
+    assert body.startswith("Hello Sam,")
+
+
+def test_deadlines_are_shown_in_utc() -> None:
+    paris = timezone(timedelta(hours=1))
+    subject, _ = render("review_due", {**FULL, "due_at": datetime(2026, 3, 14, 10, 30, tzinfo=paris)})
+    assert subject.endswith("is due 2026-03-14 09:30 UTC")
+
+
+def test_account_ids_with_spaces_are_quoted_in_commands() -> None:
+    _, body = render("generic", {**FULL, "account_id": "ACME 001"})
+    assert "pulsecheck rules explain --account 'ACME 001'" in body
+
+
+def test_compose_addresses_the_recipient() -> None:
+    context = {k: v for k, v in FULL.items() if k != "recipient_name"}
+    message = compose(
+        "review_submitted", context, recipient_name="Lee", recipient_email="lee@example.com", dedupe_key="k1"
+    )
+    assert message.body.startswith("Hello Lee,")
+    assert message.recipient_email == "lee@example.com"
+    assert message.subject == "[pulsecheck] Review #12 for Acme Corp awaits your approval"
+    assert message.to_dict()["context"]["due_at"] == "2026-03-14T09:00:00+00:00"
