@@ -21,9 +21,9 @@ from pulsecheck.cli import App, pass_app
 @pass_app
 def demo(app: App, workdir: str) -> None:
     """Walk the sample portfolio through the product, printing what happens."""
-    from pulsecheck.workflow.demo import run_demo
+    from pulsecheck.workflow.demo import DEMO_NOW, run_demo
 
-    run_demo(Path(workdir), app.now(), click.echo)
+    run_demo(Path(workdir), app.settings.now_override or DEMO_NOW, click.echo)
 
 
 COMMANDS = [demo]

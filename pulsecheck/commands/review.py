@@ -294,9 +294,7 @@ def review_verify(app: App, review_id: int, as_json: bool) -> None:
         if replayed != found.state:
             problems.append(f"state is {found.state} but the audit trail leads to {replayed}")
         signed = [
-            who
-            for who, by in (("employee", found.employee_signed_by), ("manager", found.manager_signed_by))
-            if by
+            who for who, by in (("employee", found.employee_signed_by), ("manager", found.manager_signed_by)) if by
         ]
     if as_json:
         emit_json({"review": review_id, "ok": not problems, "signed": signed, "problems": problems})
@@ -305,8 +303,7 @@ def review_verify(app: App, review_id: int, as_json: bool) -> None:
             click.echo(f"FAIL {problem}")
         if not problems:
             click.echo(
-                f"ok: review {review_id}: {', '.join(signed) or 'no'} signature(s) match, "
-                "audit trail consistent"
+                f"ok: review {review_id}: {', '.join(signed) or 'no'} signature(s) match, audit trail consistent"
             )
     if problems:
         raise RefusedError(f"review {review_id} failed verification ({len(problems)} problem(s))")

@@ -116,40 +116,75 @@ def accounts_import(app: App, file: str) -> None:
 @json_option
 @pass_app
 def accounts_list(app: App, segment: str | None, bucket: str | None, as_json: bool) -> None:
-    """List accounts."""
+    """List accounts with their latest score and bucket."""
     from pulsecheck.workflow.accounts import account_dict, list_accounts
+    from pulsecheck.workflow.scoring import latest_buckets
 
     with app.transaction() as session:
-        data = [account_dict(a) for a in list_accounts(session, segment=segment)]
+        latest = latest_buckets(session)
+        data = []
+        for account in list_accounts(session, segment=segment):
+            score, bucket_name = latest.get(account.id, (None, None))
+            data.append(account_dict(account) | {"score": score, "bucket": bucket_name})
     if bucket is not None:
-        data = [a for a in data if a.get("bucket") == bucket]
+        data = [a for a in data if a["bucket"] == bucket]
     if as_json:
         emit_json(data)
     else:
         table(
             [
-                (a["id"], a["name"], a["segment"], a["tier"], a["arr"], a["owner"], a["renewal_date"])
+                (
+                    a["id"],
+                    a["name"],
+                    a["segment"],
+                    a["tier"],
+                    a["arr"],
+                    a["owner"],
+                    a["renewal_date"],
+                    a["score"],
+                    a["bucket"],
+                )
                 for a in data
             ],
-            ["id", "name", "segment", "tier", "arr", "owner", "renewal"],
+            ["id", "name", "segment", "tier", "arr", "owner", "renewal", "score", "bucket"],
         )
 
 
 @accounts.command("show")
 @click.argument("account")
+@click.option("--history", "limit", default=12, show_default=True, help="How many snapshots to show.")
 @json_option
 @pass_app
-def accounts_show(app: App, account: str, as_json: bool) -> None:
-    """Show one account."""
+def accounts_show(app: App, account: str, limit: int, as_json: bool) -> None:
+    """Show one account: details, score history with a sparkline, and why the score moved."""
     from pulsecheck.workflow.accounts import account_dict, get_account
+    from pulsecheck.workflow.scoring import account_trend
 
     with app.transaction() as session:
-        data = account_dict(get_account(session, account))
+        found = get_account(session, account)
+        data = account_dict(found) | {"trend": account_trend(session, found.id, app.now(), limit)}
     if as_json:
         emit_json(data)
         return
+    trend = data.pop("trend")
     for key, value in data.items():
         click.echo(f"{key:>15}: {'' if value is None else value}")
+    if not trend["history"]:
+        click.echo("\nno score snapshots yet (run `pulsecheck score`)")
+        return
+    latest = trend["history"][-1]
+    click.echo(
+        f"\nscore {latest['score']} ({latest['bucket']}){' provisional' if latest['provisional'] else ''}"
+        f"  {trend['sparkline']}  {trend['direction']} over 30 days, change {trend['change_30d']}"
+    )
+    for row in trend["history"]:
+        click.echo(
+            f"  {row['as_of'][:10]}  {row['score'] if row['score'] is not None else '-':>6}  {row['bucket'] or ''}"
+        )
+    if trend["contribution_changes"]:
+        click.echo("since the previous snapshot:")
+        for kpi, delta in trend["contribution_changes"]:
+            click.echo(f"  {kpi:<20} {delta:+.2f} points")
 
 
 COMMANDS = [init, db, users, accounts]

@@ -7,9 +7,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from functools import cache
 from typing import Any
-
-from transitions import Machine, MachineError
 
 from pulsecheck.errors import RefusedError
 
@@ -30,6 +29,9 @@ TRANSITIONS: list[dict[str, Any]] = [
 ]
 EVENTS = [row["trigger"] for row in TRANSITIONS]
 MANAGER_ROLES = frozenset({"manager", "admin"})
+PRIORITIES = ("P1", "P2", "P3", "P4")
+TEXT_FIELDS = ("account_goals", "goal_summary", "overall_assessment", "employee_comments", "manager_comments")
+SETTABLE = (*TEXT_FIELDS, "next_review_date", "priority", "due_at", "reviewer", "approver")
 
 
 @dataclass(frozen=True)
@@ -210,22 +212,30 @@ class _Subject:
         return True
 
 
-MACHINE = Machine(
-    model=None,
-    states=[NEW, *STATES],
-    transitions=[dict(row, conditions="passes_guards") for row in TRANSITIONS],
-    initial=NEW,
-    auto_transitions=False,
-    send_event=True,
-)
+@cache
+def machine() -> Any:
+    """The one shared Machine (built on first use: `transitions` stays out of read-only commands)."""
+    from transitions import Machine
+
+    return Machine(
+        model=None,
+        states=[NEW, *STATES],
+        transitions=[dict(row, conditions="passes_guards") for row in TRANSITIONS],
+        initial=NEW,
+        auto_transitions=False,
+        send_event=True,
+    )
 
 
 def fire(state: str, event: str, ctx: Context) -> str:
     """Apply `event` to a review in `state`; return the new state or raise RefusedError with the reason."""
     if event not in EVENTS:
         raise RefusedError(f"unknown event {event!r}")
+    from transitions import MachineError
+
+    shared = machine()
     subject = _Subject(state, ctx)
-    MACHINE.add_model(subject, initial=state)
+    shared.add_model(subject, initial=state)
     try:
         if not subject.trigger(event):  # type: ignore[attr-defined]  # added by the Machine
             raise RefusedError(f"cannot {event}: {subject.refusal}")
@@ -234,13 +244,13 @@ def fire(state: str, event: str, ctx: Context) -> str:
         sources = ", ".join(allowed) if isinstance(allowed, list) else allowed
         raise RefusedError(f"cannot {event}: the review is {state} ({event} needs {sources})") from None
     finally:
-        MACHINE.remove_model(subject)
+        shared.remove_model(subject)
     return subject.state
 
 
 def allowed_events(state: str) -> list[str]:
     """Events whose source includes `state` (guards not checked)."""
-    return [e for e in EVENTS if e in MACHINE.get_triggers(state)]
+    return [e for e in EVENTS if e in machine().get_triggers(state)]
 
 
 def replay(events: Sequence[tuple[str, str | None, str]]) -> str:

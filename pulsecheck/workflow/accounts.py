@@ -48,10 +48,7 @@ def import_accounts(session: Session, path: str | Path) -> ImportResult:
             )
         seen[values["external_id"]] = row.number
     existing = (
-        {
-            a.external_id: a
-            for a in session.scalars(select(Account).where(Account.external_id.in_(list(seen))))
-        }
+        {a.external_id: a for a in session.scalars(select(Account).where(Account.external_id.in_(list(seen))))}
         if seen
         else {}
     )

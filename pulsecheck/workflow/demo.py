@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -12,13 +12,15 @@ from sqlalchemy import select
 from pulsecheck.errors import PulsecheckError
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
-from pulsecheck.storage.models import User
+from pulsecheck.storage.models import Account, User
 from pulsecheck.workflow import review as reviews
 from pulsecheck.workflow.accounts import import_accounts
 from pulsecheck.workflow.form import parse_form
 from pulsecheck.workflow.users import add_user
 from pulsecheck.yamlfile import load_file
 
+# The sample data is dated around this moment; a fixed clock keeps the demo's story the same every run.
+DEMO_NOW = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
 TEAM = [  # name, roles, manager
     ("maria", ["manager"], None),
     ("hank", ["manager"], None),
@@ -28,7 +30,6 @@ TEAM = [  # name, roles, manager
     ("olga", ["ops"], None),
     ("root", ["admin"], None),
 ]
-SAMPLE_FILES = ("accounts.csv", "review.yaml")
 
 
 def examples_dir() -> Path:
@@ -78,12 +79,54 @@ class Demo:
             result = import_accounts(session, examples_dir() / "accounts.csv")
         self.echo(f"  {len(TEAM)} users; accounts.csv: {result.created} accounts imported")
 
+    def scoring(self) -> None:
+        from pulsecheck.workflow import deviation, inputs, scoring
+
+        self.step("Inputs, the approved scoring model, and 12 weeks of score history")
+        tz = self.now.tzinfo
+        assert tz is not None
+        with self.database.transaction() as session:
+            for name, load in (("readings.csv", inputs.import_readings), ("surveys.csv", inputs.import_surveys)):
+                result = load(session, examples_dir() / name, tz, self.now)
+                self.echo(f"  {name}: {result.created} rows imported")
+            result = inputs.import_issues(session, examples_dir() / "issues.csv", tz)
+            self.echo(f"  issues.csv: {result.created} issues imported")
+            olga = session.scalars(select(User).where(User.name == "olga")).one()
+            row = scoring.approve_model(session, examples_dir() / "scoring.yaml", olga, self.now)
+            self.echo(f"  model {row.version} approved by olga (sha256 {row.sha256[:12]})")
+        for weeks_ago in range(12, -1, -1):
+            with self.database.transaction() as session:
+                run = scoring.score_portfolio(session, self.now - timedelta(weeks=weeks_ago), self.now)
+        self.echo(
+            f"  scored {run.scored} accounts at 13 weekly dates; today's buckets: "
+            + ", ".join(f"{name} {count}" for name, count in sorted(run.buckets.items()))
+        )
+        with self.database.transaction() as session:
+            names = deviation.account_names(session)
+            for found in deviation.list_deviations(session, open_only=True):
+                self.echo(
+                    f"  deviation {found.id}: {names.get(found.account_id or 0, '-')} {found.kind} "
+                    f"{found.subject}: {found.detail}"
+                )
+            account = session.scalars(select(Account).where(Account.external_id == "INITECH")).one()
+            trend = scoring.account_trend(session, account.id, self.now)
+        latest = trend["history"][-1]
+        self.echo(
+            f"  INITECH: {trend['sparkline']} now {latest['score']} ({latest['bucket']}), "
+            f"{trend['direction']} over 30 days ({trend['change_30d']:+.1f})"
+        )
+        for kpi, delta in trend["contribution_changes"][:3]:
+            self.echo(f"    since last week: {kpi} {delta:+.2f} points")
+
     def review_life(self) -> int:
         self.step("A health review of ACME, from draft to closed")
         with self.database.transaction() as session:
             review = reviews.new_review(session, "ACME", "bob", self.now, timedelta(days=14))
             review_id = review.id
-        self.echo(f"  review {review_id} opened (reviewer bob, approver maria, due {review.due_at:%Y-%m-%d})")
+        self.echo(
+            f"  review {review_id} opened (reviewer bob, approver maria, due {review.due_at:%Y-%m-%d}, "
+            f"baseline {review.baseline_score} {review.baseline_bucket})"
+        )
         self.act(review_id, "submit", "bob")
         form = parse_form(load_file(examples_dir() / "review.yaml"), "review.yaml")
         with self.database.transaction() as session:
@@ -141,6 +184,7 @@ def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
     echo(f"pulsecheck demo: database {path}")
     demo = Demo(database, now, echo)
     demo.setup()
+    demo.scoring()
     review_id = demo.review_life()
     echo(f"\nDone. Explore: pulsecheck --db sqlite:///{path} review show {review_id}")
     database.dispose()

@@ -13,9 +13,6 @@ from pulsecheck.errors import InputError
 SEVERITIES = ("low", "medium", "high", "critical")
 CATEGORIES = ("customer", "internal")
 ACTION_STATUSES = ("open", "in_progress", "done", "dropped")
-TEXT_FIELDS = ("account_goals", "goal_summary", "overall_assessment", "employee_comments", "manager_comments")
-SETTABLE = (*TEXT_FIELDS, "next_review_date", "priority", "due_at", "reviewer", "approver")
-PRIORITIES = ("P1", "P2", "P3", "P4")
 
 
 class _Strict(BaseModel):
@@ -85,8 +82,7 @@ def render_form(review: dict[str, Any]) -> str:
             if a["risk"] == risk["number"]
         ]
         risks.append(
-            {k: risk[k] for k in ("description", "evidence", "category", "severity", "impact")}
-            | {"actions": actions}
+            {k: risk[k] for k in ("description", "evidence", "category", "severity", "impact")} | {"actions": actions}
         )
     form = {
         k: review[k]

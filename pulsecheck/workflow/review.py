@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import review as machine
+from pulsecheck.states.review import PRIORITIES, SETTABLE, TEXT_FIELDS
 from pulsecheck.storage.models import (
     Account,
     MitigationAction,
@@ -20,8 +21,10 @@ from pulsecheck.storage.models import (
     User,
 )
 from pulsecheck.workflow.accounts import get_account
-from pulsecheck.workflow.form import PRIORITIES, SETTABLE, TEXT_FIELDS, ReviewForm
 from pulsecheck.workflow.users import get_user
+
+if TYPE_CHECKING:
+    from pulsecheck.workflow.form import ReviewForm
 
 SYSTEM_ACTOR = "pulsecheck"
 
@@ -61,14 +64,10 @@ def new_review(
     account = get_account(session, account_ref)
     existing = open_review_for(session, account.id)
     if existing is not None:
-        raise RefusedError(
-            f"account {account.external_id} already has review {existing.id} ({existing.state})"
-        )
+        raise RefusedError(f"account {account.external_id} already has review {existing.id} ({existing.state})")
     reviewer_name = reviewer or (account.owner.name if account.owner else None) or actor
     reviewer_user = get_user(session, reviewer_name, what="--reviewer")
-    approver_name = (
-        approver or reviewer_user.manager_name or (account.manager.name if account.manager else None)
-    )
+    approver_name = approver or reviewer_user.manager_name or (account.manager.name if account.manager else None)
     if approver_name is not None:
         if not get_user(session, approver_name, what="--approver").role_set & machine.MANAGER_ROLES:
             raise InputError(f"--approver: {approver_name} does not have the manager role")
@@ -148,6 +147,8 @@ def _apply(
     )
     before = review.state
     after = machine.fire(before, event, ctx)
+    if review.id is None:
+        session.flush()  # the audit row needs the review's id
     review.state = after
     review.updated_at = now
     if event == "submit":
@@ -162,7 +163,7 @@ def _apply(
         review.reminders_sent = 0
     session.add(
         ReviewEvent(
-            review=review,
+            review_id=review.id,
             event=event,
             from_state=None if before == machine.NEW else before,
             to_state=after,
@@ -234,7 +235,7 @@ def _touch(session: Session, review: Review, user: User, now: datetime, fields: 
     if review.employee_digest or review.manager_digest:
         session.add(
             ReviewEvent(
-                review=review,
+                review_id=review.id,
                 event="edit",
                 from_state=review.state,
                 to_state=review.state,

@@ -1,0 +1,243 @@
+"""readings, surveys, issues, model, score, deviations."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+import click
+
+from pulsecheck.cli import App, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck.errors import InputError, ValidationFailed
+
+
+def _import_command(group: click.Group, noun: str) -> None:
+    @group.command("import")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    @pass_app
+    def command(app: App, file: str) -> None:
+        from pulsecheck.workflow import inputs
+
+        with app.transaction() as session:
+            if noun == "readings":
+                result = inputs.import_readings(session, file, app.settings.tz, app.now())
+            elif noun == "surveys":
+                result = inputs.import_surveys(session, file, app.settings.tz, app.now())
+            else:
+                result = inputs.import_issues(session, file, app.settings.tz)
+        extra = f", {result.skipped} already stored" if result.skipped else ""
+        click.echo(f"{file}: {result.created} {noun} created, {result.updated} updated{extra}")
+
+    command.__doc__ = f"Import {noun} from CSV or JSON (all rows or none)."
+
+
+@click.group()
+def readings() -> None:
+    """KPI readings (raw inputs, never overwritten)."""
+
+
+@click.group()
+def surveys() -> None:
+    """Survey responses (NPS, CSAT, CES)."""
+
+
+@click.group()
+def issues() -> None:
+    """Complaints, billing issues, blockers and tickets."""
+
+
+for _group, _noun in ((readings, "readings"), (surveys, "surveys"), (issues, "issues")):
+    _import_command(_group, _noun)
+
+
+@click.group()
+def model() -> None:
+    """Scoring model files and their approval."""
+
+
+@model.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False))
+def model_validate(file: str) -> None:
+    """Report every problem in a scoring model FILE."""
+    from pulsecheck.workflow.scoring import read_model_file
+
+    try:
+        _, parsed = read_model_file(file)
+    except ValidationFailed as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise InputError(f"{file}: {len(exc.problems)} problem(s)") from None
+    click.echo(f"{file}: ok (version {parsed.version}, {len(parsed.kpis)} KPIs, {len(parsed.buckets)} buckets)")
+
+
+@model.command("approve")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_app
+def model_approve(app: App, file: str) -> None:
+    """Approve FILE as the scoring model (manager or ops); the previous version retires."""
+    from pulsecheck.workflow.scoring import approve_model
+
+    with app.transaction() as session:
+        row = approve_model(session, file, app.actor(session), app.now())
+        click.echo(f"model {row.version} approved by {row.approved_by} (sha256 {row.sha256[:12]})")
+
+
+@model.command("show")
+@json_option
+@pass_app
+def model_show(app: App, as_json: bool) -> None:
+    """The approved model: weights, buckets, and the history of versions."""
+    from pulsecheck.scoring.model import duration_text
+    from pulsecheck.workflow.scoring import approved_model, model_versions
+
+    with app.transaction() as session:
+        row, parsed = approved_model(session)
+        versions = [
+            {
+                "version": v.version,
+                "status": v.status,
+                "sha256": v.sha256,
+                "approved_by": v.approved_by,
+                "approved_at": v.approved_at.isoformat() if v.approved_at else None,
+            }
+            for v in model_versions(session)
+        ]
+    data = {"version": parsed.version, "sha256": row.sha256, "model": parsed.canonical(), "versions": versions}
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"approved model {parsed.version} (sha256 {row.sha256[:12]}, by {row.approved_by})")
+    table(
+        [
+            (
+                k.name,
+                f"{k.weight:g}",
+                f"{k.scale.min:g}..{k.scale.max:g}",
+                k.from_surveys or "reading",
+                duration_text(k.max_age) if k.max_age else "-",
+            )
+            for k in parsed.kpis
+        ],
+        ["kpi", "weight", "scale", "source", "max age"],
+    )
+    table(
+        [(b.name, "-" if b.below is None else f"< {b.below:g}", b.color) for b in parsed.buckets],
+        ["bucket", "threshold", "color"],
+    )
+    table(
+        [(v["version"], v["status"], str(v["sha256"])[:12], v["approved_by"], v["approved_at"]) for v in versions],
+        ["version", "status", "sha256", "approved by", "at"],
+        title="versions",
+    )
+
+
+@model.command("check")
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@json_option
+@pass_app
+def model_check(app: App, file: str | None, as_json: bool) -> None:
+    """Compare FILE (default: config [scoring] model) with the approved model; differences are deviations."""
+    from pulsecheck.errors import RefusedError
+    from pulsecheck.workflow.scoring import check_model, read_model_file
+
+    live = file or app.settings.section("scoring").get("model")
+    if not live:
+        raise InputError("no live model file: pass FILE or set [scoring] model in pulsecheck.toml")
+    _, parsed = read_model_file(live)
+    with app.transaction() as session:
+        differences = check_model(session, parsed, app.now())
+    if as_json:
+        emit_json({"file": live, "matches": not differences, "differences": differences})
+    else:
+        for line in differences:
+            click.echo(f"DIFF {line}")
+        if not differences:
+            click.echo(f"{live}: matches the approved model")
+    if differences:
+        raise RefusedError(
+            f"{live} differs from the approved model in {len(differences)} place(s): "
+            "recorded as a model_mismatch deviation"
+        )
+
+
+@click.command()
+@click.option("--as-of", "as_of", metavar="DATE", help="Score as of the end of DATE (default: now).")
+@click.option("--account", help="Only this account.")
+@json_option
+@pass_app
+def score(app: App, as_of: str | None, account: str | None, as_json: bool) -> None:
+    """Score every account with the approved model: snapshots, buckets, deviations."""
+    from pulsecheck.workflow.accounts import get_account
+    from pulsecheck.workflow.scoring import score_portfolio
+
+    when = app.now()
+    if as_of:
+        when = datetime.combine(parse_day(as_of, "--as-of"), time(23, 59, 59), tzinfo=app.settings.tz)
+    with app.transaction() as session:
+        account_id = get_account(session, account).id if account else None
+        run = score_portfolio(session, when.astimezone(app.now().tzinfo), app.now(), account_id)
+    data = {
+        "as_of": run.as_of.isoformat(),
+        "model_version": run.model_version,
+        "accounts": run.accounts,
+        "scored": run.scored,
+        "provisional": run.provisional,
+        "buckets": run.buckets,
+        "deviations": run.deviations,
+    }
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(
+        f"scored {run.scored}/{run.accounts} accounts as of {run.as_of:%Y-%m-%d %H:%M} UTC with model "
+        f"{run.model_version} ({run.provisional} provisional)"
+    )
+    click.echo("buckets: " + ", ".join(f"{name} {count}" for name, count in sorted(run.buckets.items())))
+    click.echo("deviations: " + ", ".join(f"{k} {v}" for k, v in run.deviations.items()))
+
+
+@click.group()
+def deviations() -> None:
+    """Data and model findings."""
+
+
+@deviations.command("list")
+@click.option("--open", "open_only", is_flag=True, help="Only open and accepted ones.")
+@click.option("--account")
+@click.option("--kind")
+@json_option
+@pass_app
+def deviations_list(app: App, open_only: bool, account: str | None, kind: str | None, as_json: bool) -> None:
+    """List deviations, newest first."""
+    from pulsecheck.workflow import deviation
+    from pulsecheck.workflow.accounts import get_account
+
+    with app.transaction() as session:
+        account_id = get_account(session, account).id if account else None
+        names = deviation.account_names(session)
+        data = [
+            deviation.deviation_dict(d, names) for d in deviation.list_deviations(session, open_only, account_id, kind)
+        ]
+    if as_json:
+        emit_json(data)
+        return
+    table(
+        [(d["id"], d["account"] or "-", d["kind"], d["subject"], d["status"], d["detail"]) for d in data],
+        ["id", "account", "kind", "subject", "status", "detail"],
+    )
+
+
+@deviations.command("accept")
+@click.argument("deviation_id", type=int)
+@click.option("--reason", required=True)
+@click.option("--until", "until", required=True, metavar="DATE")
+@pass_app
+def deviations_accept(app: App, deviation_id: int, reason: str, until: str) -> None:
+    """Accept a deviation until DATE (manager); it reopens after that if the cause persists."""
+    from pulsecheck.workflow import deviation
+
+    with app.transaction() as session:
+        deviation.accept(session, deviation_id, app.actor(session), reason, parse_day(until, "--until"), app.now())
+    click.echo(f"deviation {deviation_id} accepted until {until}")
+
+
+COMMANDS = [readings, surveys, issues, model, score, deviations]

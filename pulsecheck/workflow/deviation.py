@@ -1,0 +1,118 @@
+"""Deviations: data and model findings with an open → accepted → resolved life cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.storage.models import Account, Deviation, User
+
+MANAGER_ROLES = {"manager", "admin"}
+Key = tuple[int | None, str, str]  # (account_id, kind, subject): one live deviation per cause
+
+
+def sync(
+    session: Session,
+    found: dict[Key, str],
+    kinds: Iterable[str],
+    now: datetime,
+    scope: set[int] | None = None,
+) -> dict[str, int]:
+    """Make live deviations of `kinds` match `found` (key → detail) within `scope` accounts (None: all).
+
+    New causes open a deviation; causes gone away resolve theirs; an acceptance past its date reopens.
+    """
+    kinds = tuple(kinds)
+    live = session.scalars(select(Deviation).where(Deviation.kind.in_(kinds), Deviation.status != "resolved"))
+    counts = {"opened": 0, "resolved": 0, "reopened": 0}
+    seen: set[Key] = set()
+    for deviation in live:
+        key = (deviation.account_id, deviation.kind, deviation.subject)
+        if scope is not None and deviation.account_id not in scope:
+            continue
+        if key not in found:
+            deviation.status, deviation.resolved_at = "resolved", now
+            counts["resolved"] += 1
+            continue
+        seen.add(key)
+        deviation.detail, deviation.last_seen_at = found[key], now
+        if deviation.status == "accepted" and deviation.accepted_until and deviation.accepted_until < now.date():
+            deviation.status = "open"
+            counts["reopened"] += 1
+    fresh = [
+        {
+            "account_id": account_id,
+            "kind": kind,
+            "subject": subject,
+            "detail": detail,
+            "found_at": now,
+            "last_seen_at": now,
+            "status": "open",
+        }
+        for (account_id, kind, subject), detail in found.items()
+        if (account_id, kind, subject) not in seen
+    ]
+    if fresh:
+        session.execute(insert(Deviation), fresh)
+    counts["opened"] = len(fresh)
+    session.flush()
+    return counts
+
+
+def list_deviations(
+    session: Session, open_only: bool = False, account_id: int | None = None, kind: str | None = None
+) -> list[Deviation]:
+    """Deviations, newest first; `open_only` keeps open and accepted ones."""
+    query = select(Deviation).order_by(Deviation.id.desc())
+    if open_only:
+        query = query.where(Deviation.status != "resolved")
+    if account_id is not None:
+        query = query.where(Deviation.account_id == account_id)
+    if kind:
+        query = query.where(Deviation.kind == kind)
+    return list(session.scalars(query))
+
+
+def accept(session: Session, deviation_id: int, user: User, reason: str, until: date, now: datetime) -> Deviation:
+    """A manager accepts a deviation until a date; if its cause persists after that, it reopens."""
+    deviation = session.get(Deviation, deviation_id)
+    if deviation is None:
+        raise NotFoundError(f"unknown deviation {deviation_id}")
+    if not user.role_set & MANAGER_ROLES:
+        raise RefusedError(f"{user.name} does not have the manager role")
+    if deviation.status == "resolved":
+        raise RefusedError(f"deviation {deviation_id} is already resolved")
+    if not reason.strip():
+        raise InputError("--reason is empty")
+    if until <= now.date():
+        raise InputError(f"--until {until}: must be in the future")
+    deviation.status, deviation.accepted_by, deviation.reason = "accepted", user.name, reason.strip()
+    deviation.accepted_until = until
+    session.flush()
+    return deviation
+
+
+def deviation_dict(deviation: Deviation, accounts: dict[int, str]) -> dict[str, Any]:
+    """The stable JSON shape of a deviation."""
+    return {
+        "id": deviation.id,
+        "account": accounts.get(deviation.account_id) if deviation.account_id else None,
+        "kind": deviation.kind,
+        "subject": deviation.subject,
+        "detail": deviation.detail,
+        "status": deviation.status,
+        "found_at": deviation.found_at.isoformat(),
+        "accepted_by": deviation.accepted_by,
+        "reason": deviation.reason,
+        "accepted_until": deviation.accepted_until.isoformat() if deviation.accepted_until else None,
+    }
+
+
+def account_names(session: Session) -> dict[int, str]:
+    """Account id → external id, for rendering."""
+    return {pk: ext for pk, ext in session.execute(select(Account.id, Account.external_id))}
