@@ -1,0 +1,228 @@
+"""Facts: one flat dict per account as of a moment, computed in bulk with SQL (a few queries, not one per account).
+
+The names are the facts catalogue of DESIGN.md section 6; windowed families (`score_drop_<N>d`...) are
+computed only for the windows the rules use. A fact that cannot be known (no snapshot, no renewal date)
+is None: every comparison on it is false, only `missing` is true.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from pulsecheck.storage.models import Account, Escalation, Issue, Review, ReviewEvent, ScoreSnapshot
+
+WINDOW_FAMILIES = ("score_change", "score_drop", "max_score", "open_tickets", "open_high_tickets")
+ISSUE_COUNTS = {"open_complaints": "complaint", "open_billing_issues": "billing", "open_blockers": "blocker"}
+
+
+def _ranked_snapshots(until: datetime, since: datetime | None = None) -> Any:
+    """Snapshots up to `until` (and from `since`), numbered 1 = newest per account."""
+    query = select(
+        ScoreSnapshot.account_id,
+        ScoreSnapshot.score,
+        ScoreSnapshot.bucket,
+        ScoreSnapshot.components,
+        func.row_number().over(partition_by=ScoreSnapshot.account_id, order_by=ScoreSnapshot.as_of.desc()).label("rn"),
+    ).where(ScoreSnapshot.as_of <= until)
+    if since is not None:
+        query = query.where(ScoreSnapshot.as_of >= since)
+    return query.subquery()
+
+
+def _scope(query: Any, column: Any, account_ids: list[int] | None) -> Any:
+    return query if account_ids is None else query.where(column.in_(account_ids))
+
+
+def compute_facts(
+    session: Session,
+    as_of: datetime,
+    windows: Mapping[str, Iterable[int]] | None = None,
+    low_threshold: float | None = None,
+    account_ids: list[int] | None = None,
+) -> dict[int, dict[str, Any]]:
+    """Facts for every account (or `account_ids`) as of `as_of`."""
+    spans = {family: sorted(set(days)) for family, days in (windows or {}).items()}
+    accounts = session.execute(
+        _scope(
+            select(
+                Account.id,
+                Account.segment,
+                Account.tier,
+                Account.arr,
+                Account.stage,
+                Account.renewal_date,
+                Account.contract_start,
+            ),
+            Account.id,
+            account_ids,
+        )
+    )
+    today = as_of.date()
+    facts: dict[int, dict[str, Any]] = {}
+    for acc, segment, tier, arr, stage, renewal, contract in accounts:
+        facts[acc] = {
+            "segment": segment,
+            "tier": tier,
+            "arr": arr,
+            "stage": stage,
+            "days_to_renewal": (renewal - today).days if renewal else None,
+            "days_since_contract": (today - contract).days if contract else None,
+            "score": None,
+            "bucket": None,
+            "stale_inputs": None,
+            "missing_inputs": None,
+            "low_score_streak": 0,
+            "days_since_last_review": None,
+            "has_open_review": False,
+            "open_escalations": 0,
+            **{name: 0 for name in ISSUE_COUNTS},
+        }
+    _latest_snapshot(session, facts, as_of, account_ids)
+    _score_windows(session, facts, as_of, spans, account_ids)
+    if low_threshold is not None:
+        _low_streak(session, facts, as_of, low_threshold, account_ids)
+    _issues(session, facts, as_of, spans, account_ids)
+    _reviews(session, facts, as_of, account_ids)
+    return facts
+
+
+def _latest_snapshot(
+    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: list[int] | None
+) -> None:
+    ranked = _ranked_snapshots(as_of)
+    query = _scope(
+        select(ranked.c.account_id, ranked.c.score, ranked.c.bucket, ranked.c.components).where(ranked.c.rn == 1),
+        ranked.c.account_id,
+        account_ids,
+    )
+    for acc, score, bucket, components in session.execute(query):
+        if acc not in facts:
+            continue
+        fact = facts[acc]
+        fact["score"], fact["bucket"] = score, bucket
+        fact["stale_inputs"] = sum(1 for c in components if c["status"] == "stale")
+        fact["missing_inputs"] = sum(1 for c in components if c["status"] == "missing")
+        for c in components:
+            fact[f"kpi.{c['kpi']}"] = c["raw"]
+
+
+def _score_windows(
+    session: Session,
+    facts: dict[int, dict[str, Any]],
+    as_of: datetime,
+    windows: Mapping[str, list[int]],
+    account_ids: list[int] | None,
+) -> None:
+    for days in windows.get("score_change", []):
+        ranked = _ranked_snapshots(as_of - timedelta(days=days))
+        query = _scope(
+            select(ranked.c.account_id, ranked.c.score).where(ranked.c.rn == 1), ranked.c.account_id, account_ids
+        )
+        before = {acc: score for acc, score in session.execute(query)}
+        for acc, fact in facts.items():
+            old, now_score = before.get(acc), fact["score"]
+            fact[f"score_change_{days}d"] = None if old is None or now_score is None else round(now_score - old, 2)
+    for days in sorted(set(windows.get("score_drop", [])) | set(windows.get("max_score", []))):
+        query = _scope(
+            select(ScoreSnapshot.account_id, func.max(ScoreSnapshot.score))
+            .where(ScoreSnapshot.as_of <= as_of, ScoreSnapshot.as_of >= as_of - timedelta(days=days))
+            .group_by(ScoreSnapshot.account_id),
+            ScoreSnapshot.account_id,
+            account_ids,
+        )
+        peaks = {acc: peak for acc, peak in session.execute(query)}
+        for acc, fact in facts.items():
+            peak, now_score = peaks.get(acc), fact["score"]
+            fact[f"max_score_{days}d"] = peak
+            fact[f"score_drop_{days}d"] = (
+                None if peak is None or now_score is None else round(max(0.0, peak - now_score), 2)
+            )
+
+
+def _low_streak(
+    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, threshold: float, account_ids: list[int] | None
+) -> None:
+    ranked = _ranked_snapshots(as_of)
+    first_ok = func.min(case((or_(ranked.c.score >= threshold, ranked.c.score.is_(None)), ranked.c.rn)))
+    query = _scope(
+        select(ranked.c.account_id, first_ok, func.count()).group_by(ranked.c.account_id),
+        ranked.c.account_id,
+        account_ids,
+    )
+    for acc, first, count in session.execute(query):
+        if acc in facts:
+            facts[acc]["low_score_streak"] = count if first is None else first - 1
+
+
+def _issues(
+    session: Session,
+    facts: dict[int, dict[str, Any]],
+    as_of: datetime,
+    windows: Mapping[str, list[int]],
+    account_ids: list[int] | None,
+) -> None:
+    open_then = and_(Issue.opened_at <= as_of, or_(Issue.closed_at.is_(None), Issue.closed_at > as_of))
+    counts: dict[tuple[int, str], int] = defaultdict(int)
+    query = _scope(
+        select(Issue.account_id, Issue.kind, func.count()).where(open_then).group_by(Issue.account_id, Issue.kind),
+        Issue.account_id,
+        account_ids,
+    )
+    for acc, kind, count in session.execute(query):
+        counts[(acc, kind)] = count
+    for family, severities in (("open_tickets", None), ("open_high_tickets", ("high", "critical"))):
+        for days in windows.get(family, []):
+            condition = and_(open_then, Issue.kind == "ticket", Issue.opened_at >= as_of - timedelta(days=days))
+            if severities:
+                condition = and_(condition, Issue.severity.in_(severities))
+            query = _scope(
+                select(Issue.account_id, func.count()).where(condition).group_by(Issue.account_id),
+                Issue.account_id,
+                account_ids,
+            )
+            found = {acc: count for acc, count in session.execute(query)}
+            for acc, fact in facts.items():
+                fact[f"{family}_{days}d"] = found.get(acc, 0)
+    for acc, fact in facts.items():
+        for name, kind in ISSUE_COUNTS.items():
+            fact[name] = counts.get((acc, kind), 0)
+
+
+def _reviews(
+    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: list[int] | None
+) -> None:
+    open_reviews = _scope(
+        select(Review.account_id).where(Review.state != "closed", Review.created_at <= as_of).distinct(),
+        Review.account_id,
+        account_ids,
+    )
+    for (acc,) in session.execute(open_reviews):
+        if acc in facts:
+            facts[acc]["has_open_review"] = True
+    approved = _scope(
+        select(Review.account_id, func.max(ReviewEvent.at))
+        .join(ReviewEvent)
+        .where(ReviewEvent.event == "approve", ReviewEvent.at <= as_of)
+        .group_by(Review.account_id),
+        Review.account_id,
+        account_ids,
+    )
+    for acc, at in session.execute(approved):
+        if acc in facts:
+            facts[acc]["days_since_last_review"] = (as_of - at).days
+    escalations = _scope(
+        select(Escalation.account_id, func.count())
+        .where(Escalation.status != "resolved")
+        .group_by(Escalation.account_id),
+        Escalation.account_id,
+        account_ids,
+    )
+    for acc, count in session.execute(escalations):
+        if acc in facts:
+            facts[acc]["open_escalations"] = count
