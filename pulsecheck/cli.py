@@ -155,7 +155,7 @@ def register(module_names: Sequence[str]) -> None:
             cli.add_command(command)
 
 
-register(["setup", "review", "scoring", "demo"])
+register(["setup", "review", "scoring", "escalations", "demo"])
 
 
 def main() -> None:

@@ -1,0 +1,65 @@
+"""Escalation priority: the SOP's matrix of severity × renewal timing × ARR × open issues."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pulsecheck.errors import InputError
+
+PRIORITIES = ("P1", "P2", "P3", "P4")
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class PriorityMatrix:
+    """Base priority per severity, raised one level for each aggravating criterion that holds."""
+
+    base: Mapping[str, str] = field(
+        default_factory=lambda: {"critical": "P1", "high": "P2", "medium": "P3", "low": "P4"}
+    )
+    renewal_within_days: int = 90
+    arr_at_least: float = 100_000
+    open_issues_at_least: int = 3
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any], where: str = "[priority]") -> PriorityMatrix:
+        """Build from a `[priority]` config table; unknown keys and bad values are input errors."""
+        default = cls()
+        known = {"base", "renewal_within_days", "arr_at_least", "open_issues_at_least"}
+        unknown = set(table) - known
+        if unknown:
+            raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        base = dict(default.base) | dict(table.get("base", {}))
+        for severity, priority in base.items():
+            if severity not in SEVERITIES or priority not in PRIORITIES:
+                raise InputError(f"{where}.base: {severity} = {priority!r} (severities {SEVERITIES}, priorities P1-P4)")
+        try:
+            return cls(
+                base=base,
+                renewal_within_days=int(table.get("renewal_within_days", default.renewal_within_days)),
+                arr_at_least=float(table.get("arr_at_least", default.arr_at_least)),
+                open_issues_at_least=int(table.get("open_issues_at_least", default.open_issues_at_least)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}: {exc}") from None
+
+    def reasons(self, facts: Mapping[str, Any]) -> list[str]:
+        """The aggravating criteria that hold for an account's facts."""
+        found = []
+        days = facts.get("days_to_renewal")
+        if days is not None and 0 <= days <= self.renewal_within_days:
+            found.append(f"renewal in {days} days")
+        arr = facts.get("arr")
+        if arr is not None and arr >= self.arr_at_least:
+            found.append(f"ARR {arr:,.0f}")
+        issues = sum(facts.get(k) or 0 for k in ("open_complaints", "open_billing_issues", "open_blockers"))
+        if issues >= self.open_issues_at_least:
+            found.append(f"{issues} open issues")
+        return found
+
+    def priority(self, severity: str, facts: Mapping[str, Any]) -> str:
+        """P1 (most urgent) .. P4: the severity's base, one level up per criterion that holds."""
+        index = PRIORITIES.index(self.base.get(severity, "P3")) - len(self.reasons(facts))
+        return PRIORITIES[max(0, index)]

@@ -1,0 +1,131 @@
+"""Escalations: one open per (account, rule), cooldown after resolution, acknowledge and resolve."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pulsecheck.errors import NotFoundError, RefusedError
+from pulsecheck.storage.models import Escalation, User
+
+
+def dedupe_key(account_id: int, rule_id: str) -> str:
+    """The key that keeps one open escalation per account and rule."""
+    return f"{account_id}:{rule_id}"
+
+
+def open_escalation(session: Session, account_id: int, rule_id: str) -> Escalation | None:
+    """The open (or acknowledged) escalation of a rule for an account."""
+    return session.scalar(select(Escalation).where(Escalation.dedupe_key == dedupe_key(account_id, rule_id)))
+
+
+def in_cooldown(session: Session, account_id: int, rule_id: str, now: datetime, cooldown: timedelta | None) -> bool:
+    """True while the last resolution of this (account, rule) is more recent than `cooldown`."""
+    if not cooldown:
+        return False
+    last = session.scalar(
+        select(Escalation.resolved_at)
+        .where(Escalation.account_id == account_id, Escalation.rule_id == rule_id, Escalation.status == "resolved")
+        .order_by(Escalation.resolved_at.desc())
+        .limit(1)
+    )
+    return last is not None and now - last < cooldown
+
+
+def create(
+    session: Session,
+    account_id: int,
+    rule_id: str,
+    severity: str,
+    priority: str,
+    reason: str,
+    owner: str | None,
+    due_at: datetime | None,
+    now: datetime,
+    review_id: int | None = None,
+) -> Escalation:
+    """Open a new escalation (the caller has checked dedupe and cooldown)."""
+    escalation = Escalation(
+        account_id=account_id,
+        review_id=review_id,
+        rule_id=rule_id,
+        severity=severity,
+        priority=priority,
+        reason=reason,
+        owner=owner,
+        level=0,
+        due_at=due_at,
+        opened_at=now,
+        status="open",
+        dedupe_key=dedupe_key(account_id, rule_id),
+    )
+    session.add(escalation)
+    session.flush()
+    return escalation
+
+
+def get(session: Session, escalation_id: int) -> Escalation:
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None:
+        raise NotFoundError(f"unknown escalation {escalation_id}")
+    return escalation
+
+
+def acknowledge(session: Session, escalation_id: int, user: User, now: datetime) -> Escalation:
+    """The owner (or a manager) takes an open escalation; the ladder stops climbing."""
+    escalation = get(session, escalation_id)
+    if escalation.status != "open":
+        raise RefusedError(f"escalation {escalation_id} is {escalation.status}, not open")
+    _may_act(escalation, user)
+    escalation.status, escalation.acknowledged_by = "acknowledged", user.name
+    session.flush()
+    return escalation
+
+
+def resolve(session: Session, escalation_id: int, user: User | None, now: datetime) -> Escalation:
+    """Close an escalation (a person, or the evaluator when the rule stops matching)."""
+    escalation = get(session, escalation_id)
+    if escalation.status == "resolved":
+        raise RefusedError(f"escalation {escalation_id} is already resolved")
+    if user is not None:
+        _may_act(escalation, user)
+    escalation.status, escalation.resolved_at, escalation.dedupe_key = "resolved", now, None
+    session.flush()
+    return escalation
+
+
+def _may_act(escalation: Escalation, user: User) -> None:
+    if user.name != escalation.owner and not user.role_set & {"manager", "admin", "ops"}:
+        raise RefusedError(f"{user.name} is not the owner ({escalation.owner}) nor a manager")
+
+
+def list_escalations(session: Session, open_only: bool = False, account_id: int | None = None) -> list[Escalation]:
+    """Escalations, most urgent first."""
+    query = select(Escalation).order_by(Escalation.priority, Escalation.opened_at)
+    if open_only:
+        query = query.where(Escalation.status != "resolved")
+    if account_id is not None:
+        query = query.where(Escalation.account_id == account_id)
+    return list(session.scalars(query))
+
+
+def escalation_dict(escalation: Escalation, now: datetime) -> dict[str, Any]:
+    """The stable JSON shape of an escalation."""
+    return {
+        "id": escalation.id,
+        "account": escalation.account.external_id,
+        "rule": escalation.rule_id,
+        "severity": escalation.severity,
+        "priority": escalation.priority,
+        "reason": escalation.reason,
+        "owner": escalation.owner,
+        "level": escalation.level,
+        "status": escalation.status,
+        "review": escalation.review_id,
+        "opened_at": escalation.opened_at.isoformat(),
+        "due_at": escalation.due_at.isoformat() if escalation.due_at else None,
+        "age_days": (now - escalation.opened_at).days,
+    }
