@@ -135,9 +135,7 @@ def parse_day(value: str, name: str) -> Any:
     metavar="FILE",
     help="Settings file [env PULSECHECK_CONFIG; default ./pulsecheck.toml if present].",
 )
-@click.option(
-    "--as", "as_user", metavar="USER", help="Act as USER [env PULSECHECK_USER; default the OS login]."
-)
+@click.option("--as", "as_user", metavar="USER", help="Act as USER [env PULSECHECK_USER; default the OS login].")
 @click.version_option(package_name="pulsecheck")
 @click.pass_context
 def cli(ctx: click.Context, db_url: str | None, config_file: str | None, as_user: str | None) -> None:
@@ -155,7 +153,7 @@ def register(module_names: Sequence[str]) -> None:
             cli.add_command(command)
 
 
-register(["setup", "review", "scoring", "escalations", "demo"])
+register(["setup", "review", "scoring", "rules", "escalations", "demo"])
 
 
 def main() -> None:

@@ -98,9 +98,7 @@ def load_settings(
     review_table = raw.get("review", {})
     review = ReviewSettings(
         due_in=_duration(review_table, "due_in", ReviewSettings.due_in, f"{where}: review"),
-        cadence_due_in=_duration(
-            review_table, "cadence_due_in", ReviewSettings.cadence_due_in, f"{where}: review"
-        ),
+        cadence_due_in=_duration(review_table, "cadence_due_in", ReviewSettings.cadence_due_in, f"{where}: review"),
     )
     now_override = None
     if env.get("PULSECHECK_NOW"):

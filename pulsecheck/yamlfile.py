@@ -69,6 +69,8 @@ def load_text(text: str, source: str) -> Any:
         raise InputError(f"{source}{line}: invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{source}: invalid YAML: {exc}") from None
+    except ValueError as exc:  # e.g. an impossible date such as 2027-02-30
+        raise InputError(f"{source}: invalid value: {exc}") from None
 
 
 def load_file(path: str | Path) -> Any:

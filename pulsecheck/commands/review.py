@@ -166,7 +166,15 @@ def review_edit(app: App, review_id: int) -> None:
     if edited is None or not edited.strip() or edited == original:
         click.echo("no change")
         return
-    form = parse_form(load_text(edited, f"review {review_id} form"), f"review {review_id} form")
+    source = f"review {review_id} form"
+    before = parse_form(load_text(original, source), source)
+    form = parse_form(load_text(edited, source), source)
+    changed = {k for k in form.model_fields_set if getattr(form, k) != getattr(before, k)}
+    if not changed:
+        click.echo("no change")
+        return
+    form = form.model_copy(update={}, deep=True)
+    form.__pydantic_fields_set__ = changed
     with app.transaction() as session:
         fill(session, review_id, form, app.actor(session), app.now())
     click.echo(f"review {review_id}: saved")

@@ -16,10 +16,8 @@ def review_markdown(data: dict[str, Any]) -> str:
         f"# Health review {data['id']}: {data['account_name']} ({data['account']})",
         "",
         f"- State: **{data['state']}** · kind: {data['kind']} · priority: {data['priority']}",
-        f"- Reviewer: {data['reviewer']} · approver: {data['approver'] or '-'}"
-        f" · due: {data['due_at'] or '-'}",
-        f"- Baseline score: {base['score'] if base['score'] is not None else '-'}"
-        f" ({base['bucket'] or 'no bucket'})",
+        f"- Reviewer: {data['reviewer']} · approver: {data['approver'] or '-'} · due: {data['due_at'] or '-'}",
+        f"- Baseline score: {base['score'] if base['score'] is not None else '-'} ({base['bucket'] or 'no bucket'})",
         "",
         "## Account goals",
         "",

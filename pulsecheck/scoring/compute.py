@@ -134,9 +134,7 @@ def _reading_input(kpi: Kpi, readings: list[Reading], findings: list[Finding]) -
     return _Input(chosen.value, newest, OK)
 
 
-def _survey_input(
-    model: ScoringModel, kpi: Kpi, responses: Sequence[SurveyResponse], as_of: datetime
-) -> _Input:
+def _survey_input(model: ScoringModel, kpi: Kpi, responses: Sequence[SurveyResponse], as_of: datetime) -> _Input:
     assert kpi.window is not None  # parse_model fills it in for every survey KPI
     start = as_of - kpi.window
     window = [r for r in responses if r.kind == kpi.from_surveys and start <= r.responded_at]
@@ -156,11 +154,7 @@ def _survey_input(
 
 def _with_status(kpi: Kpi, found: _Input, as_of: datetime, findings: list[Finding]) -> _Input:
     if found.status == MISSING or found.observed_at is None:
-        what = (
-            f"no {kpi.from_surveys} survey response in the last {_days(kpi)}"
-            if kpi.from_surveys
-            else "no reading"
-        )
+        what = f"no {kpi.from_surveys} survey response in the last {_days(kpi)}" if kpi.from_surveys else "no reading"
         findings.append(Finding(MISSING, kpi.name, f"{what} as of {as_of.isoformat()}"))
         return found
     if kpi.max_age is not None and as_of - found.observed_at > kpi.max_age:

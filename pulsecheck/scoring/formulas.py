@@ -42,9 +42,7 @@ def nps(scores: Iterable[float]) -> float | None:
     return (promoters - detractors) / len(values) * 100.0
 
 
-def ces(
-    responses: Iterable[tuple[float, float]], positive_at: float = 0.7, negative_at: float = 0.45
-) -> float | None:
+def ces(responses: Iterable[tuple[float, float]], positive_at: float = 0.7, negative_at: float = 0.45) -> float | None:
     """CES -100..100 over `(score, max_score)` pairs: % positive minus % negative, where a response is
     positive when score/max_score >= positive_at and negative when score/max_score <= negative_at."""
     pairs = _checked(responses)

@@ -216,17 +216,12 @@ def parse_model(text: str, source: str) -> ScoringModel:
         raise ValidationFailed([str(exc)]) from None
     problems = _Problems(source)
     if not isinstance(data, LineDict):
-        raise ValidationFailed(
-            [f"{source}:{max(1, line_of(data))}: expected a mapping with version, kpis and buckets"]
-        )
+        raise ValidationFailed([f"{source}:{max(1, line_of(data))}: expected a mapping with version, kpis and buckets"])
     problems.unknown_keys(data, TOP_KEYS, "")
     version = _parse_version(data, problems)
     policy = "renormalize"
     if "missing_inputs" in data:
-        policy = (
-            problems.choice(data, "missing_inputs", MISSING_POLICIES, "unknown missing_inputs policy")
-            or policy
-        )
+        policy = problems.choice(data, "missing_inputs", MISSING_POLICIES, "unknown missing_inputs policy") or policy
     ces = _parse_ces(data, problems, "") if "ces" in data else None
     kpis = _parse_kpis(data, problems)
     buckets = _parse_buckets(data, problems)
@@ -398,9 +393,7 @@ def _parse_buckets(data: LineDict, problems: _Problems) -> list[Bucket]:
     return buckets
 
 
-def _parse_bucket(
-    item: LineDict, index: int, last: bool, previous: float | None, problems: _Problems
-) -> Bucket:
+def _parse_bucket(item: LineDict, index: int, last: bool, previous: float | None, problems: _Problems) -> Bucket:
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.add(item, "name", f"buckets[{index}]: name must be non-empty text, got {name!r}")
@@ -444,9 +437,7 @@ def _show(value: Any) -> str:
 
 def _diff_fields(prefix: str, old: dict[str, Any], new: dict[str, Any], keys: Iterable[str]) -> list[str]:
     return [
-        f"{prefix}{key} {_show(old.get(key))} -> {_show(new.get(key))}"
-        for key in keys
-        if old.get(key) != new.get(key)
+        f"{prefix}{key} {_show(old.get(key))} -> {_show(new.get(key))}" for key in keys if old.get(key) != new.get(key)
     ]
 
 

@@ -135,9 +135,7 @@ def required_fields_present(ctx: Context) -> str | None:
     if c.next_review_date <= ctx.now.date():
         return f"next_review_date {c.next_review_date} is not in the future"
     for risk in c.risks:
-        if not any(
-            a.risk_number == risk.number and (a.owner or "").strip() and a.due_date for a in c.actions
-        ):
+        if not any(a.risk_number == risk.number and (a.owner or "").strip() and a.due_date for a in c.actions):
             return f"risk {risk.number} has no mitigation action with an owner and a due date"
     return None
 

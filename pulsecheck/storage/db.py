@@ -93,9 +93,7 @@ class Database:
             ) from None
         except OperationalError as exc:
             if "locked" in str(exc.orig) or "deadlock" in str(exc.orig):
-                raise ConflictError(
-                    "the database is busy with another command; nothing was saved: try again"
-                ) from None
+                raise ConflictError("the database is busy with another command; nothing was saved: try again") from None
             raise
         finally:
             session.close()

@@ -108,7 +108,5 @@ class ChannelSettings:
             return None
         value = env.get(var)
         if not value:
-            raise InputError(
-                f"{self._where(key)} names environment variable {var!r}, which is not set or empty"
-            )
+            raise InputError(f"{self._where(key)} names environment variable {var!r}, which is not set or empty")
         return value

@@ -53,9 +53,7 @@ class EmailChannel:
     def send(self, message: Message) -> None:
         """Deliver `message` by SMTP, or raise DeliveryError saying what the server or network did."""
         if not message.recipient_email:
-            raise DeliveryError(
-                f"email: {message.recipient_name or 'recipient'} has no email address", retryable=False
-            )
+            raise DeliveryError(f"email: {message.recipient_name or 'recipient'} has no email address", retryable=False)
         where = f"email to {message.recipient_email} via {self.host}:{self.port}"
         try:
             mail = self._compose(message, message.recipient_email)

@@ -1,0 +1,199 @@
+"""rules and evaluate."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+import click
+
+from pulsecheck.cli import App, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck.errors import InputError, ValidationFailed
+
+
+def evaluation_settings(app: App):  # type: ignore[no-untyped-def]
+    from pulsecheck.rules.priority import PriorityMatrix
+    from pulsecheck.workflow.evaluation import EvaluationSettings
+
+    notifications = app.settings.section("notifications")
+    return EvaluationSettings(
+        priority=PriorityMatrix.from_config(app.settings.section("priority")),
+        channel=str(notifications.get("channel", "log")),
+        role_lists=dict(notifications.get("roles", {})),
+        workers=int(app.settings.section("rules").get("workers", 2)),
+    )
+
+
+def _end_of(app: App, day: str | None, name: str) -> datetime:
+    if not day:
+        return app.now()
+    return datetime.combine(parse_day(day, name), time(23, 59, 59), tzinfo=app.settings.tz)
+
+
+@click.group()
+def rules() -> None:
+    """Escalation rules files."""
+
+
+@rules.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False))
+def rules_validate(file: str) -> None:
+    """Report every problem in a rules FILE, with its line."""
+    from pulsecheck.rules.durable import compile_rules
+    from pulsecheck.rules.language import load_rules_file
+
+    try:
+        parsed = load_rules_file(file)
+    except ValidationFailed as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise InputError(f"{file}: {len(exc.problems)} problem(s)") from None
+    shards = compile_rules(parsed)
+    click.echo(f"{file}: ok ({len(parsed.rules)} rules, {len(shards)} durable-rules ruleset(s))")
+
+
+@rules.command("activate")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_app
+def rules_activate(app: App, file: str) -> None:
+    """Make FILE the active ruleset (ops or manager)."""
+    from pulsecheck.workflow.evaluation import activate
+
+    with app.transaction() as session:
+        row = activate(session, file, app.actor(session), app.now())
+        click.echo(f"ruleset {row.name} active (sha256 {row.sha256[:12]}, by {row.activated_by})")
+
+
+@rules.command("show")
+@json_option
+@pass_app
+def rules_show(app: App, as_json: bool) -> None:
+    """The active ruleset."""
+    from pulsecheck.workflow.evaluation import active_rules
+
+    with app.transaction() as session:
+        row, parsed = active_rules(session)
+        data = {
+            "name": row.name,
+            "sha256": row.sha256,
+            "activated_by": row.activated_by,
+            "activated_at": row.activated_at.isoformat(),
+            "rules": [
+                {"id": r.id, "description": r.description, "actions": [a.kind for a in r.actions]} for r in parsed.rules
+            ],
+        }
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"{data['name']} (sha256 {row.sha256[:12]}), activated by {row.activated_by} at {data['activated_at']}")
+    table(
+        [(r.id, ", ".join(a.kind for a in r.actions), r.description) for r in parsed.rules],
+        ["rule", "then", "description"],
+    )
+
+
+@rules.command("explain")
+@click.option("--account", required=True)
+@click.option("--as-of", "as_of", metavar="DATE")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@json_option
+@pass_app
+def rules_explain(app: App, account: str, as_of: str | None, file: str | None, as_json: bool) -> None:
+    """Every rule (of FILE, else the active ruleset) with each condition's fact value and truth for ACCOUNT."""
+    from pulsecheck.rules.evaluator import explain
+    from pulsecheck.rules.language import load_rules_file
+    from pulsecheck.workflow.accounts import get_account
+    from pulsecheck.workflow.evaluation import account_facts, active_rules
+
+    with app.transaction() as session:
+        parsed = load_rules_file(file) if file else active_rules(session)[1]
+        found = get_account(session, account)
+        facts = account_facts(session, parsed, _end_of(app, as_of, "--as-of"), [found.id])[found.id]
+    report = explain(parsed, facts)
+    if as_json:
+        emit_json({"account": found.external_id, "facts": facts, "rules": report})
+        return
+    for item in report:
+        click.echo(f"{'FIRES' if item['fires'] else 'no   '} {item['rule']}: {item['description']}")
+        for c in item["conditions"]:
+            click.echo(
+                f"      {'true ' if c['result'] else 'false'} {c['fact']} {c['op']} {c['expected']!r} "
+                f"(actual {c['actual']!r})"
+            )
+
+
+@rules.command("backtest")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--from", "start", required=True, metavar="DATE")
+@click.option("--to", "end", required=True, metavar="DATE")
+@json_option
+@pass_app
+def rules_backtest(app: App, file: str, start: str, end: str, as_json: bool) -> None:
+    """Replay FILE over score history: escalations per rule, compared with the active rules."""
+    from pulsecheck.errors import RefusedError
+    from pulsecheck.rules.language import load_rules_file
+    from pulsecheck.workflow.backtest import backtest
+    from pulsecheck.workflow.evaluation import active_rules
+
+    parsed = load_rules_file(file)
+    first = datetime.combine(parse_day(start, "--from"), time(0, 0), tzinfo=app.settings.tz)
+    last = _end_of(app, end, "--to")
+    if last < first:
+        raise InputError("--to is before --from")
+    with app.transaction() as session:
+        candidate = backtest(session, parsed, first, last)
+        try:
+            active = backtest(session, active_rules(session)[1], first, last)
+        except RefusedError:
+            active = None
+    if as_json:
+        emit_json({"file": file, "candidate": candidate, "active": active})
+        return
+    click.echo(f"{candidate['dates']} snapshot date(s) between {start} and {end}")
+    rows = [
+        (rule, len(hits), ", ".join(sorted({a for a, _ in hits}))[:60]) for rule, hits in candidate["rules"].items()
+    ]
+    table(rows, ["rule", "would open", "accounts"], title=file)
+    if active is not None:
+        total = sum(len(h) for h in active["rules"].values())
+        click.echo(
+            f"active ruleset: {total} escalation(s); this file: {sum(len(h) for h in candidate['rules'].values())}"
+        )
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print what would happen; write nothing.")
+@click.option("--as-of", "as_of", metavar="DATE")
+@click.option("--account")
+@json_option
+@pass_app
+def evaluate(app: App, dry_run: bool, as_of: str | None, account: str | None, as_json: bool) -> None:
+    """Evaluate the active rules over the portfolio and apply their actions."""
+    from pulsecheck.workflow.accounts import get_account
+    from pulsecheck.workflow.evaluation import evaluate as run_evaluation
+
+    config = evaluation_settings(app)
+    with app.transaction() as session:
+        account_id = get_account(session, account).id if account else None
+        report = run_evaluation(session, config, _end_of(app, as_of, "--as-of"), app.now(), dry_run, account_id)
+    data = {
+        "as_of": report.as_of.isoformat(),
+        "dry_run": dry_run,
+        "run": report.run_id,
+        "accounts": report.accounts,
+        "firings": [{"account": a, "rule": r} for a, r in report.firings],
+        "actions": [vars(p) for p in report.actions],
+        "resolved": [vars(p) for p in report.resolved],
+    }
+    if as_json:
+        emit_json(data)
+        return
+    prefix = "would " if dry_run else ""
+    click.echo(
+        f"{'dry run: ' if dry_run else ''}{report.accounts} accounts, {len(report.firings)} firing(s), "
+        f"{prefix}apply {len(report.actions)} action(s), {prefix}resolve {len(report.resolved)}"
+    )
+    for planned in [*report.actions, *report.resolved]:
+        click.echo(f"  {planned.account:<12} {planned.rule:<24} {planned.action:<15} {planned.detail}")
+
+
+COMMANDS = [rules, evaluate]

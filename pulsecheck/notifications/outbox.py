@@ -1,0 +1,92 @@
+"""The outbox: notifications written in the same transaction as the event that causes them.
+
+Roles resolve per account (owner, manager), per review (reviewer, approver) or globally (users holding a
+role, or a `[notifications.roles]` list in config). A unique dedupe key per (event, recipient, channel)
+means a notification is stored once and never sent twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from pulsecheck.notifications.render import render
+from pulsecheck.storage.models import Account, Notification, Review, User
+
+
+def resolve_roles(
+    session: Session,
+    roles: Iterable[str],
+    account: Account | None,
+    review: Review | None,
+    role_lists: Mapping[str, list[str]],
+) -> list[User]:
+    """The people behind role names, without duplicates, in a stable order."""
+    names: list[str] = []
+    for role in roles:
+        if role == "owner" and account is not None and account.owner is not None:
+            names.append(account.owner.name)
+        elif role == "manager" and account is not None and account.manager is not None:
+            names.append(account.manager.name)
+        elif role == "reviewer" and review is not None:
+            names.append(review.reviewer)
+        elif role == "approver" and review is not None and review.approver:
+            names.append(review.approver)
+        elif role in role_lists:
+            names.extend(role_lists[role])
+        elif role in ("ops", "admin", "manager"):
+            names.extend(u.name for u in session.scalars(select(User).where(User.roles.contains(role))))
+    unique = list(dict.fromkeys(names))
+    users = {u.name: u for u in session.scalars(select(User).where(User.name.in_(unique)))}
+    return [users[n] for n in unique if n in users]
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    context: dict[str, Any],
+    recipients: Iterable[User],
+    event_key: str,
+    channel: str,
+    now: datetime,
+) -> int:
+    """Render and store one notification per recipient; returns how many were new (dedupe keeps the rest)."""
+    rows = []
+    for user in recipients:
+        subject, body = render(kind, dict(context, recipient_name=user.name))
+        rows.append(
+            {
+                "dedupe_key": f"{event_key}:{user.name}:{channel}",
+                "kind": kind,
+                "channel": channel,
+                "recipient": user.name,
+                "subject": subject,
+                "body": body,
+                "payload": {"email": user.email, "webhook": user.webhook, "context": _plain(context)},
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+        )
+    stored = set(
+        session.scalars(
+            select(Notification.dedupe_key).where(Notification.dedupe_key.in_([r["dedupe_key"] for r in rows]))
+        )
+    )
+    rows = [r for r in rows if r["dedupe_key"] not in stored]
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Notification)
+    session.execute(insert.on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)  # a racing twin: no-op
+    return len(rows)
+
+
+def _plain(context: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in context.items()}

@@ -1,0 +1,156 @@
+"""Two people act on one review at once, in two real processes: one wins, the other gets a conflict."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+
+from pulsecheck.errors import ConflictError
+from pulsecheck.storage.db import Database
+from pulsecheck.storage.migrate import upgrade
+from pulsecheck.storage.models import Account, ReviewEvent, User
+from pulsecheck.workflow import review as reviews
+from pulsecheck.workflow.form import parse_form
+from pulsecheck.workflow.users import add_user
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+BARRIER_TIMEOUT = 20.0
+
+
+def act_at_the_same_time(url: str, review_id: int, actor: str, event: str, comment: str | None,
+                         barrier: Any, results: Any) -> None:
+    """Child process: load the review, wait until the other process has loaded it too, then write."""
+    database = Database(url)
+    waited: list[bool] = []
+
+    def wait_for_the_other(session: Any, flush_context: Any, instances: Any) -> None:
+        if not waited:  # only before the first write; later flushes of this command go straight on
+            waited.append(True)
+            barrier.wait(timeout=BARRIER_TIMEOUT)
+
+    try:
+        with database.transaction() as session:
+            sa_event.listen(session, "before_flush", wait_for_the_other)
+            user = session.scalar(select(User).where(User.name == actor))
+            state = reviews.transition(session, review_id, event, user, NOW, comment=comment).state
+        results.put((actor, event, "ok", state))
+    except ConflictError as exc:
+        results.put((actor, event, "conflict", str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the test with it
+        results.put((actor, event, "error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        database.dispose()
+
+
+def submitted_review(database: Database) -> int:
+    """maria and mike (managers), bob (reviewer) with a submitted review of ACME."""
+    with database.transaction() as session:
+        add_user(session, "maria", ["manager"], NOW)
+        add_user(session, "mike", ["manager"], NOW)
+        bob = add_user(session, "bob", ["reviewer"], NOW, manager="maria")
+        session.add(Account(external_id="ACME", name="Acme Corp", owner=bob))
+    with database.transaction() as session:
+        review_id = reviews.new_review(session, "ACME", "bob", NOW, timedelta(days=14)).id
+    form = parse_form({
+        "account_goals": "Expand to 500 seats", "goal_summary": "320 seats", "overall_assessment": "Healthy",
+        "next_review_date": date(2027, 2, 22),
+        "risks": [{"description": "Champion leaving",
+                   "actions": [{"description": "Second champion", "owner": "bob",
+                                "due_date": date(2026, 12, 20)}]}],
+    }, "test")
+    with database.transaction() as session:
+        bob = session.scalar(select(User).where(User.name == "bob"))
+        assert bob is not None
+        reviews.fill(session, review_id, form, bob, NOW)
+        reviews.transition(session, review_id, "submit", bob, NOW)
+    return review_id
+
+
+def audit_rows(database: Database, review_id: int) -> list[tuple[str, str, str | None]]:
+    with database.transaction() as session:
+        rows = session.scalars(select(ReviewEvent).where(ReviewEvent.review_id == review_id)
+                               .order_by(ReviewEvent.id))
+        return [(e.event, e.actor, e.comment) for e in rows]
+
+
+@pytest.fixture(params=[
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLite file or a fresh PostgreSQL schema (skipped when the server is unreachable)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'pulsecheck.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+ATTEMPTS = {
+    "both-approve": [("maria", "approve", "Agreed"), ("mike", "approve", "Fine by me")],
+    "approve-vs-reject": [("maria", "approve", "Agreed"), ("mike", "reject", "Risks are vague")],
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(ATTEMPTS))
+def test_two_processes_one_review_exactly_one_wins(url: str, scenario: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    database = Database(url)
+    try:
+        upgrade(database.engine)
+        review_id = submitted_review(database)
+        before = audit_rows(database, review_id)
+
+        # spawn re-imports this module by name in each child: make the rootdir importable there
+        monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+        monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(2)
+        results = context.Queue()
+        children = [
+            context.Process(target=act_at_the_same_time,
+                            args=(url, review_id, actor, event, comment, barrier, results))
+            for actor, event, comment in ATTEMPTS[scenario]
+        ]
+        for child in children:
+            child.start()
+        outcomes = []
+        for _ in children:
+            try:
+                outcomes.append(results.get(timeout=60))
+            except queue.Empty:
+                break
+        for child in children:
+            child.join(timeout=10)
+            if child.is_alive():
+                child.terminate()
+                child.join()
+        assert len(outcomes) == 2, f"a child did not report: {outcomes}"
+        assert not [o for o in outcomes if o[2] == "error"], outcomes
+
+        winners = [o for o in outcomes if o[2] == "ok"]
+        losers = [o for o in outcomes if o[2] == "conflict"]
+        assert len(winners) == 1 and len(losers) == 1, outcomes
+        assert "nothing was saved" in losers[0][3]
+        winner, event, _, state = winners[0]
+        assert state == {"approve": "approved", "reject": "draft"}[event]
+
+        after = audit_rows(database, review_id)
+        comment = next(c for a, _, c in ATTEMPTS[scenario] if a == winner)
+        assert after == [*before, (event, winner, comment)]
+        with database.transaction() as session:
+            review = reviews.get_review(session, review_id)
+            assert review.state == state
+            assert reviews.replayed_state(review) == state
+            if event == "approve":
+                assert (review.manager_signed_by, review.manager_comments) == (winner, comment)
+            else:
+                assert review.manager_signed_by is None and review.manager_comments is None
+    finally:
+        database.dispose()
+
