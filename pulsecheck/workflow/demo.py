@@ -118,6 +118,37 @@ class Demo:
         for kpi, delta in trend["contribution_changes"][:3]:
             self.echo(f"    since last week: {kpi} {delta:+.2f} points")
 
+    def rules(self) -> None:
+        from pulsecheck.rules.evaluator import explain
+        from pulsecheck.workflow.evaluation import EvaluationSettings, account_facts, activate, active_rules, evaluate
+
+        self.step("Escalation rules: activate examples/rules.yaml and evaluate the portfolio")
+        with self.database.transaction() as session:
+            olga = session.scalars(select(User).where(User.name == "olga")).one()
+            row = activate(session, examples_dir() / "rules.yaml", olga, self.now)
+            self.echo(f"  ruleset {row.name} activated by olga (sha256 {row.sha256[:12]})")
+            report = evaluate(session, EvaluationSettings(), self.now, self.now)
+        self.echo(f"  {report.accounts} accounts, {len(report.firings)} firings, {len(report.actions)} actions:")
+        for planned in report.actions:
+            self.echo(f"    {planned.account:<10} {planned.rule:<23} {planned.action:<14} {planned.detail}")
+        with self.database.transaction() as session:
+            for review in reviews.list_reviews(session):
+                if review.kind == "out_of_cycle":
+                    self.echo(
+                        f"  review {review.id} of {review.account.external_id}: {review.state} "
+                        f"{review.priority}, due {review.due_at:%Y-%m-%d}, reviewer {review.reviewer} "
+                        f"({review.events[-1].event} by {review.events[-1].cause})"
+                    )
+            _, parsed = active_rules(session)
+            acme = session.scalars(select(Account).where(Account.external_id == "ACME")).one()
+            facts = account_facts(session, parsed, self.now, [acme.id])[acme.id]
+        self.echo("  rules explain --account ACME:")
+        for item in explain(parsed, facts):
+            marks = ", ".join(
+                f"{c['fact']} {c['op']} {c['expected']} ({c['actual']}: {c['result']})" for c in item["conditions"]
+            )
+            self.echo(f"    {'FIRES' if item['fires'] else 'no   '} {item['rule']}: {marks}")
+
     def review_life(self) -> int:
         self.step("A health review of ACME, from draft to closed")
         with self.database.transaction() as session:
@@ -186,6 +217,7 @@ def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
     demo.setup()
     demo.scoring()
     review_id = demo.review_life()
+    demo.rules()
     echo(f"\nDone. Explore: pulsecheck --db sqlite:///{path} review show {review_id}")
     database.dispose()
     return path

@@ -98,11 +98,15 @@ def import_surveys(session: Session, path: str | Path, tz: tzinfo, now: datetime
         kind = row.choice("kind", SURVEY_KINDS, required=True)
         score = row.get("score", parse_number, required=True)
         default_max = 10.0 if kind == "nps" else None
-        max_score = row.get("max_score", parse_number) or default_max
+        max_score = row.get("max_score", parse_number)
+        if max_score is None:
+            max_score = default_max
         if max_score is None:
             raise InputError(f"{row.where('max_score')}: value is required for {kind} responses")
         assert score is not None
-        if max_score <= 0 or not 0 <= score <= max_score:
+        if max_score <= 0:
+            raise InputError(f"{row.where('max_score')}: must be above 0")
+        if not 0 <= score <= max_score:
             raise InputError(f"{row.where('score')}: {score:g} is not within 0..{max_score:g}")
         records.append(
             {

@@ -174,6 +174,7 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
         run.provisional += result.provisional
         if result.bucket:
             run.buckets[result.bucket] = run.buckets.get(result.bucket, 0) + 1
+    newest = session.scalar(select(func.max(ScoreSnapshot.as_of)))
     delete_query = delete(ScoreSnapshot).where(ScoreSnapshot.as_of == as_of)
     if account_id is not None:
         delete_query = delete_query.where(ScoreSnapshot.account_id == account_id)
@@ -181,7 +182,8 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
     for start in range(0, len(snapshots), 5000):
         session.execute(insert(ScoreSnapshot), snapshots[start : start + 5000])
     scope = set(account_ids) if account_id is not None else None
-    run.deviations = deviation.sync(session, found, INPUT_KINDS, now, scope=scope)
+    if newest is None or as_of >= newest:  # a backfill of the past must not rewrite today's findings
+        run.deviations = deviation.sync(session, found, INPUT_KINDS, now, scope=scope)
     return run
 
 

@@ -1,0 +1,260 @@
+"""The rules engine: validator messages, durable-rules vs the plain evaluator, sharding, crashes, and evaluate
+over a real portfolio (idempotency, cooldown, resolve_when_clear, dry run)."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from pulsecheck.errors import ValidationFailed
+from pulsecheck.rules import durable
+from pulsecheck.rules.evaluator import evaluate_plain
+from pulsecheck.rules.language import load_rules
+from pulsecheck.storage.db import Database
+from pulsecheck.storage.migrate import upgrade
+from pulsecheck.storage.models import Escalation, EvaluationRun, Issue, Notification, Review, RuleFiring, User
+from pulsecheck.workflow import escalation
+from pulsecheck.workflow.demo import DEMO_NOW, Demo, examples_dir
+from pulsecheck.workflow.evaluation import EvaluationSettings, activate, evaluate
+
+NUMBER_FACTS = ["score", "score_drop_30d", "open_complaints", "days_to_renewal", "kpi.nps", "arr"]
+STRING_FACTS = {"bucket": ["unhealthy", "neutral", "healthy"], "segment": ["smb", "enterprise"]}
+
+
+def test_validator_reports_every_problem_with_its_line() -> None:
+    text = (
+        "version: 1\nrules:\n  - id: a\n    when:\n      score_dorp_30d: {gte: 15}\n    then:\n"
+        "      escalate: {severity: hihg}\n  - id: a\n    when: {bucket: {gt: 3}}\n    then: {notfy: {roles: [x]}}\n"
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        load_rules(text, "r.yaml")
+    assert caught.value.problems == [
+        "r.yaml:5: unknown fact 'score_dorp_30d' (did you mean 'score_drop_30d'?)",
+        "r.yaml:7: escalate: severity 'hihg' is not one of low, medium, high, critical",
+        "r.yaml:8: duplicate rule id 'a' (first at line 3)",
+        "r.yaml:9: bucket (string) gt: ordering needs a number fact",
+        "r.yaml:10: unknown action 'notfy' (did you mean 'notify'?)",
+    ]
+
+
+def test_a_number_fact_compared_with_text_is_an_error_not_a_string_comparison() -> None:
+    text = "version: 1\nrules:\n  - id: a\n    when: {score: {gte: '15'}}\n    then: {notify: [owner]}\n"
+    with pytest.raises(ValidationFailed, match=r"r.yaml:4: score \(number\) gte: expected a number"):
+        load_rules(text, "r.yaml")
+
+
+def _leaf(rnd: random.Random) -> dict[str, Any]:
+    if rnd.random() < 0.3:
+        fact = rnd.choice(list(STRING_FACTS))
+        values = STRING_FACTS[fact]
+        op = rnd.choice(["eq", "ne", "in", "not_in", "exists", "missing"])
+        value: Any = {
+            "eq": rnd.choice(values),
+            "ne": rnd.choice(values),
+            "in": rnd.sample(values, 2),
+            "not_in": rnd.sample(values, 1),
+            "exists": True,
+            "missing": True,
+        }[op]
+        return {fact: {op: value}}
+    fact = rnd.choice(NUMBER_FACTS)
+    op = rnd.choice(["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "between", "exists", "missing"])
+    low = rnd.choice([-50, 0, 1, 2.5, 15, 40, 60, 80])
+    value = {
+        "in": [low, low + 1],
+        "not_in": [low],
+        "between": [low, low + rnd.choice([0, 5, 30])],
+        "exists": True,
+        "missing": True,
+    }.get(op, low)
+    return {fact: {op: value}}
+
+
+def _condition(rnd: random.Random, depth: int = 0) -> dict[str, Any]:
+    if depth >= 2 or rnd.random() < 0.4:
+        return _leaf(rnd)
+    kind = rnd.choice(["all", "any", "not"])
+    if kind == "not":
+        return {"not": _condition(rnd, depth + 1)}
+    return {kind: [_condition(rnd, depth + 1) for _ in range(rnd.randint(1, 3))]}
+
+
+def _facts(rnd: random.Random) -> dict[str, Any]:
+    facts: dict[str, Any] = {}
+    for fact in NUMBER_FACTS:
+        facts[fact] = None if rnd.random() < 0.15 else rnd.choice([-50, 0, 1, 2.5, 3, 15, 16, 40, 41, 60, 79.99, 80])
+    for fact, values in STRING_FACTS.items():
+        facts[fact] = None if rnd.random() < 0.15 else rnd.choice(values)
+    return facts
+
+
+def _rules_text(conditions: list[dict[str, Any]]) -> str:
+    import yaml
+
+    return yaml.safe_dump(
+        {
+            "version": 1,
+            "rules": [
+                {"id": f"r{i}", "when": cond, "then": {"notify": ["owner"]}} for i, cond in enumerate(conditions)
+            ],
+        }
+    )
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_durable_rules_and_the_plain_evaluator_fire_identically(seed: int) -> None:
+    rnd = random.Random(seed)
+    rules = load_rules(_rules_text([_condition(rnd) for _ in range(rnd.randint(5, 40))]), "gen.yaml")
+    accounts = [(i, _facts(rnd)) for i in range(rnd.randint(300, 1500))]
+    fired = durable.evaluate(rules, accounts)
+    assert fired == evaluate_plain(rules.rules, accounts)
+    assert fired, "the generated rules should fire for at least one account"
+
+
+def test_65_rules_all_true_for_one_account_still_fire_every_rule() -> None:
+    rules = load_rules(_rules_text([{"score": {"gte": i}} for i in range(65)]), "many.yaml")
+    assert len(durable.compile_rules(rules)) >= 2  # sharded below the 64-branch limit of the C core
+    fired = durable.evaluate(rules, [(7, {"score": 99})])
+    assert fired == [(7, f"r{i}") for i in sorted(range(65), key=lambda i: f"r{i}")]
+
+
+def test_a_crashing_worker_becomes_a_clean_error() -> None:
+    rules = load_rules(_rules_text([{"score": {"gte": 1}}]), "crash.yaml")
+    with pytest.raises(durable.EngineCrashed, match="crashed in a worker process.*nothing was written"):
+        durable.evaluate(rules, [(1, {"score": 5})], _crash=True)
+
+
+@pytest.fixture
+def portfolio(tmp_path: Path) -> Database:
+    """The demo's sample portfolio (users, accounts, inputs, 12 weeks of scores), with the example rules active."""
+    database = Database(f"sqlite:///{tmp_path / 'portfolio.db'}")
+    upgrade(database.engine)
+    demo = Demo(database, DEMO_NOW, lambda line: None)
+    demo.setup()
+    demo.scoring()
+    with database.transaction() as session:
+        olga = session.scalars(select(User).where(User.name == "olga")).one()
+        activate(session, examples_dir() / "rules.yaml", olga, DEMO_NOW)
+    return database
+
+
+def _count(database: Database, model: Any, *where: Any) -> int:
+    with database.transaction() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def test_evaluate_opens_escalations_once_and_records_the_run(portfolio: Database) -> None:
+    with portfolio.transaction() as session:
+        report = evaluate(session, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
+    assert ("ACME", "drop-with-complaints") in report.firings
+    opened = _count(portfolio, Escalation)
+    assert opened == sum(1 for p in report.actions if p.action == "escalate")
+    with portfolio.transaction() as session:
+        acme = session.scalars(select(Escalation).where(Escalation.rule_id == "drop-with-complaints")).one()
+        assert acme.reason.startswith("score fell 16.79 points in 30 days")
+        assert acme.owner == "bob" and acme.priority == "P1"  # high, renewal in 47 days, ARR 240k
+        assert acme.review_id is not None
+        review = session.get(Review, acme.review_id)
+        assert review is not None and review.kind == "out_of_cycle" and review.state == "draft"
+        assert [e.cause for e in review.events][-1].startswith("rule:")
+        firing = session.scalars(select(RuleFiring).where(RuleFiring.rule_id == "drop-with-complaints")).one()
+        assert firing.facts == {"score_drop_30d": 16.79, "open_complaints": 2}
+    assert _count(portfolio, Notification, Notification.kind == "escalation_opened") >= opened
+    with portfolio.transaction() as session:
+        again = evaluate(session, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
+    assert not [p for p in again.actions if p.action in ("escalate", "open_review")]
+    assert _count(portfolio, Escalation) == opened
+    assert _count(portfolio, EvaluationRun) == 2
+
+
+def test_cooldown_and_resolve_when_clear(portfolio: Database) -> None:
+    with portfolio.transaction() as session:
+        evaluate(session, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
+        maria = session.scalars(select(User).where(User.name == "maria")).one()
+        low = session.scalars(select(Escalation).where(Escalation.rule_id == "three-low-in-a-row")).first()
+        assert low is not None
+        escalation.resolve(session, low.id, maria, DEMO_NOW)
+    later = DEMO_NOW + timedelta(days=1)
+    with portfolio.transaction() as session:
+        evaluate(session, EvaluationSettings(), later, later)
+    # the 30-day cooldown keeps the resolved one from reopening although the rule still matches
+    assert (
+        _count(
+            portfolio,
+            Escalation,
+            Escalation.rule_id == "three-low-in-a-row",
+            Escalation.account_id == low.account_id,
+            Escalation.status != "resolved",
+        )
+        == 0
+    )
+    with portfolio.transaction() as session:  # ACME's complaints get closed: its drop rule stops matching
+        for issue in session.scalars(select(Issue).where(Issue.kind == "complaint", Issue.status == "open")):
+            issue.status, issue.closed_at = "closed", later
+    with portfolio.transaction() as session:
+        report = evaluate(session, EvaluationSettings(), later, later)
+    assert any(p.rule == "drop-with-complaints" and p.account == "ACME" for p in report.resolved)
+    assert (
+        _count(portfolio, Escalation, Escalation.rule_id == "drop-with-complaints", Escalation.status == "resolved")
+        == 1
+    )
+
+
+def test_dry_run_plans_but_writes_nothing(portfolio: Database) -> None:
+    with portfolio.transaction() as session:
+        report = evaluate(session, EvaluationSettings(), DEMO_NOW, DEMO_NOW, dry_run=True)
+    assert any(p.action == "escalate" for p in report.actions)
+    assert _count(portfolio, Escalation) == 0
+    assert _count(portfolio, EvaluationRun) == 0
+    assert _count(portfolio, Notification) == 0
+
+
+def test_rules_cli_round_trip(portfolio: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from pulsecheck.cli import cli
+
+    monkeypatch.setenv("PULSECHECK_DATABASE_URL", str(portfolio.engine.url))
+    monkeypatch.setenv("PULSECHECK_NOW", DEMO_NOW.isoformat())
+    runner = CliRunner()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules:\n  - id: x\n    when: {scroe: {gt: 1}}\n    then: {notify: [owner]}\n")
+    result = runner.invoke(cli, ["rules", "validate", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}:4: unknown fact 'scroe' (did you mean 'score'?)" in result.stderr
+    result = runner.invoke(cli, ["evaluate", "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    assert _count(portfolio, Escalation) == 0
+    result = runner.invoke(cli, ["evaluate"])
+    assert result.exit_code == 0 and "escalate" in result.stdout
+    result = runner.invoke(cli, ["rules", "explain", "--account", "ACME"])
+    assert "FIRES drop-with-complaints" in result.stdout and "score_drop_30d gte 15 (actual 16.79)" in result.stdout
+    result = runner.invoke(cli, ["escalations", "list", "--open", "--json"])
+    assert any(
+        e["account"] == "ACME" and e["rule"] == "drop-with-complaints" for e in __import__("json").loads(result.stdout)
+    )
+    result = runner.invoke(
+        cli,
+        [
+            "rules",
+            "backtest",
+            str(examples_dir() / "rules.yaml"),
+            "--from",
+            "2026-09-01",
+            "--to",
+            "2026-11-24",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0
+    data = __import__("json").loads(result.stdout)
+    assert data["candidate"]["dates"] == 13
+    assert ["ACME"] == sorted({a for a, _ in data["candidate"]["rules"]["drop-with-complaints"]})
