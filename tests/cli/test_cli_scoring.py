@@ -191,6 +191,7 @@ def test_score_one_account(portfolio: Run) -> None:
     assert (data["accounts"], data["scored"], data["buckets"]) == (1, 1, {"unhealthy": 1})
     listed = as_json(portfolio("accounts", "list", "--json"))
     assert [a["id"] for a in listed if a["score"] is not None] == ["SOYLENT"]
+    assert "no score snapshots yet (run `pulsecheck score`)" in ok(portfolio("accounts", "show", "ACME")).stdout
     unknown = portfolio("score", "--account", "NOPE")
     assert (unknown.exit_code, unknown.stderr) == (2, "error: unknown account 'NOPE'\n")
 

@@ -382,7 +382,12 @@ def test_backfilling_a_past_date_leaves_current_deviations_alone(portfolio: Data
     deviation_id = stale_beta(portfolio)
     with portfolio.transaction() as session:
         deviation.accept(session, deviation_id, user(session, "maria"), "feed migrating", date(2026, 12, 1), NOW)
-    score(portfolio, datetime(2026, 11, 12, 9, 0, tzinfo=UTC), now=NOW)  # BETA's usage was 2 days old then
+    before = {k: (d.id, d.status, d.detail) for k, d in deviations(portfolio).items()}
+    past = datetime(2026, 11, 12, 9, 0, tzinfo=UTC)  # BETA's usage was 2 days old then
+    backfill = score(portfolio, past, now=NOW)
+    assert (backfill.accounts, backfill.scored) == (4, 3)
+    assert snapshots(portfolio, past)["BETA"].provisional is True  # surveys were missing then too
+    assert {k: (d.id, d.status, d.detail) for k, d in deviations(portfolio).items()} == before
     score(portfolio, NOW, now=NOW + timedelta(minutes=5))
     current = deviations(portfolio, open_only=True)[("BETA", "stale", "usage")]
     assert (current.id, current.status, current.accepted_by) == (deviation_id, "accepted", "maria")
