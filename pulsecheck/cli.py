@@ -113,6 +113,19 @@ pass_app = click.make_pass_decorator(App)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (stable keys, see README).")
 
 
+@contextmanager
+def every_problem(file: str) -> Iterator[None]:
+    """Print each problem of a file that failed validation on stderr, then fail with a one-line count."""
+    from pulsecheck.errors import ValidationFailed
+
+    try:
+        yield
+    except ValidationFailed as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise InputError(f"{file}: {len(exc.problems)} problem(s)") from None
+
+
 def parse_day(value: str, name: str) -> Any:
     from pulsecheck.workflow.imports import parse_date
 

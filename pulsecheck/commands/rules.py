@@ -6,8 +6,8 @@ from datetime import datetime, time
 
 import click
 
-from pulsecheck.cli import App, emit_json, json_option, parse_day, pass_app, table
-from pulsecheck.errors import InputError, ValidationFailed
+from pulsecheck.cli import App, emit_json, every_problem, json_option, parse_day, pass_app, table
+from pulsecheck.errors import InputError
 
 
 def evaluation_settings(app: App):  # type: ignore[no-untyped-def]
@@ -41,12 +41,8 @@ def rules_validate(file: str) -> None:
     from pulsecheck.rules.durable import compile_rules
     from pulsecheck.rules.language import load_rules_file
 
-    try:
+    with every_problem(file):
         parsed = load_rules_file(file)
-    except ValidationFailed as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        raise InputError(f"{file}: {len(exc.problems)} problem(s)") from None
     shards = compile_rules(parsed)
     click.echo(f"{file}: ok ({len(parsed.rules)} rules, {len(shards)} durable-rules ruleset(s))")
 

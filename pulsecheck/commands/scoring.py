@@ -6,8 +6,8 @@ from datetime import datetime, time
 
 import click
 
-from pulsecheck.cli import App, emit_json, json_option, parse_day, pass_app, table
-from pulsecheck.errors import InputError, ValidationFailed
+from pulsecheck.cli import App, emit_json, every_problem, json_option, parse_day, pass_app, table
+from pulsecheck.errors import InputError
 
 
 def _import_command(group: click.Group, noun: str) -> None:
@@ -60,12 +60,8 @@ def model_validate(file: str) -> None:
     """Report every problem in a scoring model FILE."""
     from pulsecheck.workflow.scoring import read_model_file
 
-    try:
+    with every_problem(file):
         _, parsed = read_model_file(file)
-    except ValidationFailed as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        raise InputError(f"{file}: {len(exc.problems)} problem(s)") from None
     click.echo(f"{file}: ok (version {parsed.version}, {len(parsed.kpis)} KPIs, {len(parsed.buckets)} buckets)")
 
 

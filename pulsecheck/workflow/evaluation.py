@@ -262,21 +262,25 @@ class _Applier:
         if review is None:
             if account.owner is None:
                 return None
-            return reviews.new_review(
-                self.session,
-                account.external_id,
-                reviews.SYSTEM_ACTOR,
-                self.now,
-                due_at - self.now,
-                kind="out_of_cycle",
-                priority=priority,
-                cause=cause,
-                due=due_at,
-            )
+            return self._new_out_of_cycle(account, rule, priority, due_at)
         if review.state == "approved":
             reviews.transition(self.session, review.id, "reopen", reviews.SYSTEM_ACTOR, self.now, comment, cause)
         reviews.escalate(self.session, review, self.now, priority, due_at, cause, comment)
         return review
+
+    def _new_out_of_cycle(self, account: Account, rule: Rule, priority: str, due_at: datetime):  # type: ignore[no-untyped-def]
+        """A draft out-of-cycle review opened by a rule, reviewed by the account owner."""
+        return reviews.new_review(
+            self.session,
+            account.external_id,
+            reviews.SYSTEM_ACTOR,
+            self.now,
+            due_at - self.now,
+            kind="out_of_cycle",
+            priority=priority,
+            cause=f"rule:{rule.id}",
+            due=due_at,
+        )
 
     def open_review(self, rule: Rule, params: Mapping[str, Any], account: Account, facts: Mapping[str, Any]) -> None:
         existing = reviews.open_review_for(self.session, account.id)
@@ -292,17 +296,7 @@ class _Applier:
         )
         if self.dry_run:
             return
-        review = reviews.new_review(
-            self.session,
-            account.external_id,
-            reviews.SYSTEM_ACTOR,
-            self.now,
-            due_at - self.now,
-            kind="out_of_cycle",
-            priority=priority,
-            cause=f"rule:{rule.id}",
-            due=due_at,
-        )
+        review = self._new_out_of_cycle(account, rule, priority, due_at)
         context = {
             "account_name": account.name,
             "account_id": account.external_id,
