@@ -166,7 +166,7 @@ def register(module_names: Sequence[str]) -> None:
             cli.add_command(command)
 
 
-register(["setup", "review", "scoring", "rules", "escalations", "demo"])
+register(["setup", "review", "scoring", "rules", "escalations", "scheduler", "outbox", "cycle", "report", "demo"])
 
 
 def main() -> None:

@@ -1,0 +1,5 @@
+"""outbox commands (being built)."""
+
+from __future__ import annotations
+
+COMMANDS: list = []

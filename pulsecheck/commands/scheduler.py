@@ -1,0 +1,5 @@
+"""scheduler commands (being built)."""
+
+from __future__ import annotations
+
+COMMANDS: list = []
