@@ -13,9 +13,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
+    Unicode,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -370,3 +372,13 @@ class CycleEvent(Base):
     actor: Mapped[str] = mapped_column(String(100))
     comment: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
+
+
+class SchedulerJob(Base):
+    """APScheduler's SQLAlchemy job store table, created by our migrations so that commands can add, move and
+    remove jobs in their own transaction (same columns as `apscheduler.jobstores.sqlalchemy`)."""
+
+    __tablename__ = "apscheduler_jobs"
+    id: Mapped[str] = mapped_column(Unicode(191), primary_key=True)
+    next_run_time: Mapped[float | None] = mapped_column(Float(25), index=True)
+    job_state: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
