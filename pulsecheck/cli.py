@@ -35,9 +35,11 @@ class App:
     def db(self) -> Database:
         if self._db is None:
             from pulsecheck.storage.db import Database, ensure_schema
+            from pulsecheck.workflow import hooks
 
             self._db = Database(self.settings.database_url)
             ensure_schema(self._db.engine)
+            hooks.install(self._db, self.settings)
         return self._db
 
     def now(self) -> datetime:

@@ -1,5 +1,122 @@
-"""scheduler commands (being built)."""
+"""scheduler: run the jobs (daemon or one pass) and list them."""
 
 from __future__ import annotations
 
-COMMANDS: list = []
+import click
+
+from pulsecheck.cli import App, emit_json, json_option, pass_app, table
+from pulsecheck.errors import RefusedError
+
+
+@click.group()
+def scheduler() -> None:
+    """Due dates, reminders, the escalation ladder, cadence reviews, periodic evaluation and dispatch."""
+
+
+@scheduler.command("run")
+@click.option("--once", is_flag=True, help="Run every job due now (missed ones once each) and exit: for cron.")
+@json_option
+@pass_app
+def scheduler_run(app: App, once: bool, as_json: bool) -> None:
+    """Run the scheduler: a daemon until SIGTERM/SIGINT, or one pass with --once.
+
+    The clock is the wall clock, or PULSECHECK_NOW. Only one scheduler runs jobs at a time per database;
+    a second one waits as standby and takes over when the first stops.
+    """
+    from pulsecheck.workflow.scheduler import LeaderLock, run_due, runtime, start
+
+    rt = runtime(app.db, app.settings)
+    if not once:
+        _daemon(rt)
+        return
+    lock = LeaderLock(app.db)
+    if not lock.acquire():
+        raise RefusedError("another scheduler holds the leader lock; not running jobs")
+    try:
+        now = app.now()
+        report = start(rt, now)
+        runs = run_due(rt, now)
+    finally:
+        lock.release()
+    if as_json:
+        emit_json(
+            {
+                "now": now.isoformat(),
+                "reconciled": {
+                    "added": report.added,
+                    "replaced": report.replaced,
+                    "removed": report.removed,
+                    "kept": report.kept,
+                },
+                "runs": [
+                    {
+                        "job": r.id,
+                        "scheduled_for": r.scheduled_for.isoformat(),
+                        "missed": r.missed,
+                        "ok": r.ok,
+                        "result": r.result,
+                    }
+                    for r in runs
+                ],
+            }
+        )
+        return
+    click.echo(
+        f"reconciled: {len(report.added)} added, {len(report.replaced)} repaired, {len(report.removed)} removed, "
+        f"{report.kept} kept"
+    )
+    click.echo(f"ran {len(runs)} job(s) due by {now.astimezone(app.settings.tz):%Y-%m-%d %H:%M %Z}")
+    for r in runs:
+        missed = f" (+{r.missed} missed, coalesced)" if r.missed else ""
+        click.echo(f"  {'ok ' if r.ok else 'ERR'} {r.id:<28} {r.result}{missed}")
+
+
+def _daemon(rt) -> None:  # type: ignore[no-untyped-def]
+    import signal
+    import threading
+
+    from pulsecheck.workflow.scheduler import run_forever
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        click.echo(f"received {signal.Signals(signum).name}", err=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    run_forever(rt, stop, lambda line: click.echo(line, err=True))
+
+
+@scheduler.command("jobs")
+@json_option
+@pass_app
+def scheduler_jobs(app: App, as_json: bool) -> None:
+    """List the scheduled jobs with their next run time (business time zone)."""
+    from pulsecheck.workflow.schedule import list_jobs
+
+    with app.transaction() as session:
+        rows = list_jobs(session, app.settings.tz)
+    data = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "next_run_time": r.next_run_time.isoformat() if r.next_run_time else None,
+            "trigger": r.trigger,
+        }
+        for r in rows
+    ]
+    if as_json:
+        emit_json(data)
+        return
+    tz = app.settings.tz
+    table(
+        [
+            (r.id, f"{r.next_run_time.astimezone(tz):%Y-%m-%d %H:%M %Z}" if r.next_run_time else "paused", r.trigger)
+            for r in rows
+        ],
+        ["job", "next run", "trigger"],
+    )
+
+
+COMMANDS = [scheduler]

@@ -39,8 +39,9 @@ def resolve_roles(
             names.append(review.approver)
         elif role in role_lists:
             names.extend(role_lists[role])
-        elif role in ("ops", "admin", "manager"):
-            names.extend(u.name for u in session.scalars(select(User).where(User.roles.contains(role))))
+        else:  # everyone holding the role (manager without an account, ops, admin, head_of_cs, ...)
+            holders = session.scalars(select(User).where(User.roles.contains(role)).order_by(User.name))
+            names.extend(u.name for u in holders if role in u.role_set)
     unique = list(dict.fromkeys(names))
     users = {u.name: u for u in session.scalars(select(User).where(User.name.in_(unique)))}
     return [users[n] for n in unique if n in users]

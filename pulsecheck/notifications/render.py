@@ -20,6 +20,7 @@ Kinds and the keys each requires [optional keys printed when present]:
     escalation_opened    account_name account_id escalation_id severity reason [priority level rule_id due_at]
     escalation_level_up  account_name account_id escalation_id severity level [priority reason rule_id due_at]
     review_due           account_name review_id due_at reminder [account_id priority]
+    review_overdue       account_name review_id due_at reminder state [account_id priority]
     review_submitted     account_name review_id actor [account_id priority due_at]
     review_rejected      account_name review_id actor comment [account_id]
     review_approved      account_name review_id actor [account_id comment]
@@ -50,6 +51,7 @@ KINDS: tuple[str, ...] = (
     "escalation_opened",
     "escalation_level_up",
     "review_due",
+    "review_overdue",
     "review_submitted",
     "review_rejected",
     "review_approved",

@@ -74,16 +74,16 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:
         """A new session (the caller commits or rolls back)."""
-        return self._sessions()
+        return self.sessions()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits together at the end, or not at all."""
-        session = self._sessions()
+        session = self.sessions()
         try:
             with session.begin():
                 yield session

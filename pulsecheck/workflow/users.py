@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.storage.models import User
 
-ROLES = ("reviewer", "manager", "ops", "admin")
+ROLES = ("reviewer", "manager", "head_of_cs", "ops", "admin")
 
 
 def add_user(

@@ -1,0 +1,222 @@
+"""The functions that scheduled jobs run, by the textual reference stored in each job.
+
+Each job runs in its own transaction and returns one line saying what it did. The job's arguments say what
+it was scheduled for; a job whose row has moved on (a review no longer in that state, an acknowledged
+escalation) does nothing, so a stale job is harmless until `reconcile` removes it. Notifications carry dedupe
+keys built from what they announce, so a job that runs twice never notifies twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pulsecheck.errors import PulsecheckError
+from pulsecheck.storage.models import Account, Escalation, Review
+from pulsecheck.workflow import review as reviews
+from pulsecheck.workflow.schedule import OPEN_REVIEW_STATES, ScheduleSettings
+
+if TYPE_CHECKING:
+    from pulsecheck.config import Settings
+    from pulsecheck.storage.db import Database
+
+
+@dataclass
+class Runtime:
+    """What jobs need: the database, the settings and the clock (fixed by `scheduler run --once`)."""
+
+    database: Database
+    settings: Settings
+    cfg: ScheduleSettings
+    clock: Callable[[], datetime]
+
+
+_runtime: Runtime | None = None
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def _rt() -> Runtime:
+    if _runtime is None:
+        raise PulsecheckError("scheduled job run outside the scheduler")
+    return _runtime
+
+
+def _notify(
+    session: Session,
+    rt: Runtime,
+    kind: str,
+    roles: list[str],
+    account: Account,
+    review: Review | None,
+    context: dict[str, Any],
+    key: str,
+) -> list[str]:
+    from pulsecheck.notifications import outbox
+
+    people = outbox.resolve_roles(session, roles, account, review, rt.cfg.role_lists)
+    context = {"account_name": account.name, "account_id": account.external_id, **context}
+    outbox.enqueue(session, kind, context, people, key, rt.cfg.channel, rt.clock())
+    return [p.name for p in people]
+
+
+def review_due(review_id: int, state: str, due_iso: str) -> str:
+    """Remind whoever holds an overdue review; after the last reminder, escalate to the approver."""
+    rt, now = _rt(), _rt().clock()
+    with rt.database.transaction() as session:
+        review = session.get(Review, review_id)
+        if review is None or review.state != state or review.due_at is None or review.due_at.isoformat() != due_iso:
+            return f"review {review_id}: no longer {state} with that due date; nothing to do"
+        fired = sum(1 for moment in rt.cfg.reminder_times(review.due_at) if moment <= now)
+        context = {"review_id": review.id, "due_at": review.due_at, "priority": review.priority}
+        if fired > rt.cfg.max_reminders:
+            sent = review.reminders_sent
+            who = _notify(
+                session,
+                rt,
+                "review_overdue",
+                ["approver", "manager"],
+                review.account,
+                review,
+                dict(context, reminder=sent, state=state),
+                f"review-overdue:{review.id}:{state}:{due_iso}",
+            )
+            reviews.escalate(
+                session,
+                review,
+                now,
+                review.priority,
+                None,
+                "scheduler",
+                f"overdue since {review.due_at.date()}: {sent} reminder(s) unanswered",
+            )
+            review.reminders_sent = rt.cfg.max_reminders + 1  # the series is over: no more jobs for it
+            return f"review {review_id}: overdue after {sent} reminder(s), escalated to {', '.join(who) or 'nobody'}"
+        if fired == 0:
+            return f"review {review_id}: not due yet"
+        holder = "reviewer" if state == "draft" else "approver"
+        who = _notify(
+            session,
+            rt,
+            "review_due",
+            [holder],
+            review.account,
+            review,
+            dict(context, reminder=fired),
+            f"review-due:{review.id}:{state}:{due_iso}:{fired}",
+        )
+        review.reminders_sent = fired
+        return f"review {review_id}: reminder {fired}/{rt.cfg.max_reminders} to {', '.join(who) or 'nobody'}"
+
+
+def escalation_deadline(escalation_id: int) -> str:
+    """An escalation nobody acknowledged climbs the ladder to the level its age has reached."""
+    rt, now = _rt(), _rt().clock()
+    with rt.database.transaction() as session:
+        escalation = session.get(Escalation, escalation_id)
+        if escalation is None or escalation.status != "open":
+            return f"escalation {escalation_id}: not open; nothing to do"
+        deadlines = rt.cfg.ladder_deadlines(escalation.opened_at)
+        level = sum(1 for moment in deadlines if moment <= now)
+        if level <= escalation.level:
+            return f"escalation {escalation_id}: still at level {escalation.level}"
+        escalation.level = level
+        escalation.due_at = deadlines[level] if level < len(deadlines) else None
+        review = session.get(Review, escalation.review_id) if escalation.review_id else None
+        who = _notify(
+            session,
+            rt,
+            "escalation_level_up",
+            [rt.cfg.ladder[level].role],
+            escalation.account,
+            review,
+            {
+                "escalation_id": escalation.id,
+                "severity": escalation.severity,
+                "priority": escalation.priority,
+                "reason": escalation.reason,
+                "rule_id": escalation.rule_id,
+                "level": level,
+                "due_at": escalation.due_at,
+            },
+            f"escalation:{escalation.id}:{level}",
+        )
+        role = rt.cfg.ladder[level].role
+        return f"escalation {escalation_id}: level {level} ({role}) notified {', '.join(who) or 'nobody'}"
+
+
+def _open_next_review(session: Session, rt: Runtime, account: Account, now: datetime, due_in: Any, why: str) -> str:
+    """Close the approved review (if any) and open the next one, owned by the account owner."""
+    if account.owner is None:
+        return f"{account.external_id}: no owner, skipped"
+    current = reviews.open_review_for(session, account.id)
+    if current is not None and current.state in OPEN_REVIEW_STATES:
+        return f"{account.external_id}: review {current.id} is still {current.state}"
+    if current is not None:  # approved: the new review follows it
+        reviews.transition(session, current.id, "close", reviews.SYSTEM_ACTOR, now, cause="scheduler")
+    review = reviews.new_review(
+        session, account.external_id, reviews.SYSTEM_ACTOR, now, due_in, kind="cadence", cause="scheduler"
+    )
+    _notify(
+        session,
+        rt,
+        "review_opened",
+        ["reviewer"],
+        account,
+        review,
+        {"review_id": review.id, "rule_id": why, "due_at": review.due_at, "priority": review.priority},
+        f"review-opened:{review.id}",
+    )
+    closed = f", closed review {current.id}" if current is not None else ""
+    return f"{account.external_id}: opened review {review.id} for {review.reviewer}{closed}"
+
+
+def next_review(account_id: int, day_iso: str) -> str:
+    """The next review date of an approved review has come: open the next review."""
+    rt, now = _rt(), _rt().clock()
+    with rt.database.transaction() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            return f"account {account_id}: gone; nothing to do"
+        return _open_next_review(session, rt, account, now, rt.settings.review.cadence_due_in, f"next review {day_iso}")
+
+
+def cadence(segment: str) -> str:
+    """Open the next cadence review for every account of a segment that has none open."""
+    rt, now = _rt(), _rt().clock()
+    settings = next((c for c in rt.cfg.cadences if c.segment == segment), None)
+    if settings is None:
+        return f"cadence {segment}: no longer configured; nothing to do"
+    with rt.database.transaction() as session:
+        accounts = list(session.scalars(select(Account).where(Account.segment == segment).order_by(Account.id)))
+        outcomes = [_open_next_review(session, rt, a, now, settings.due_in, f"cadence:{segment}") for a in accounts]
+    opened = sum(1 for line in outcomes if "opened review" in line)
+    skipped = [line for line in outcomes if "no owner" in line]
+    tail = f"; {len(skipped)} without an owner skipped" if skipped else ""
+    return f"cadence {segment}: {opened} review(s) opened over {len(accounts)} account(s){tail}"
+
+
+def evaluate() -> str:
+    """The active rules over the portfolio, as `pulsecheck evaluate` does."""
+    from pulsecheck.workflow.evaluation import EvaluationSettings
+    from pulsecheck.workflow.evaluation import evaluate as run_evaluation
+
+    rt, now = _rt(), _rt().clock()
+    report = run_evaluation(rt.database, EvaluationSettings.from_settings(rt.settings), now, now)
+    return f"evaluate: {report.accounts} account(s), {len(report.firings)} firing(s), {len(report.actions)} action(s)"
+
+
+def dispatch_notifications() -> str:
+    """One pass of the outbox dispatcher."""
+    from pulsecheck.notifications.dispatch import dispatch
+
+    report = dispatch(_rt().database, _rt().settings, _rt().clock())
+    return f"dispatch: {report.sent} sent, {report.retried} to retry, {report.failed} failed"

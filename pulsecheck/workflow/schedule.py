@@ -1,0 +1,453 @@
+"""Scheduled jobs: what should be scheduled, derived from the database rows, kept in APScheduler's job store.
+
+The database rows are the source of truth. Every job has a stable id, and `desired_*` functions compute it
+from a row and the settings: `review-due:<review>`, `next-review:<account>`, `escalation-deadline:<escalation>`,
+`cadence:<segment>`, `evaluate`, `dispatch-notifications`. Commands never call the scheduler: a session hook
+(`install`) looks at the reviews and escalations a transaction touched and adds, moves or removes their jobs in
+that same transaction, through APScheduler's own SQLAlchemy job store bound to the session's connection.
+`reconcile` recomputes every job at scheduler start and repairs what is missing or stale.
+
+Times are computed on the business time zone's wall clock, so that "every 2 days" or "at 09:00" stay put
+across a DST change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from pulsecheck.duration import parse_duration
+from pulsecheck.errors import InputError
+from pulsecheck.storage.models import Account, Escalation, Review
+
+if TYPE_CHECKING:
+    from apscheduler.job import Job
+    from apscheduler.triggers.base import BaseTrigger
+
+    from pulsecheck.config import Settings
+    from pulsecheck.storage.db import Database
+
+OPEN_REVIEW_STATES = ("draft", "submitted")
+FUNCS = "pulsecheck.workflow.jobs"
+CADENCES = {  # named cadences as crontab lines (day-of-week by name: APScheduler 3 numbers weekdays from Monday)
+    "weekly": "0 9 * * mon",
+    "monthly": "0 9 1 * *",
+    "quarterly": "0 9 1 1,4,7,10 *",
+}
+
+
+@dataclass(frozen=True)
+class LadderStep:
+    role: str
+    after: timedelta
+
+
+@dataclass(frozen=True)
+class Cadence:
+    segment: str
+    crontab: str
+    due_in: timedelta
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """`[scheduler]`, `[escalation]` and `[cadence.<segment>]` of pulsecheck.toml."""
+
+    tz: ZoneInfo
+    reminder_every: timedelta = timedelta(days=2)
+    max_reminders: int = 3
+    next_review_at: time = time(9, 0)
+    evaluate: str | None = "0 6 * * *"  # crontab, or None to switch periodic evaluation off
+    dispatch_every: timedelta = timedelta(minutes=1)
+    ladder: tuple[LadderStep, ...] = (
+        LadderStep("owner", timedelta(0)),
+        LadderStep("manager", timedelta(days=2)),
+        LadderStep("head_of_cs", timedelta(days=5)),
+    )
+    cadences: tuple[Cadence, ...] = ()
+    channel: str = "log"
+    role_lists: Mapping[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ScheduleSettings:
+        where = str(settings.config_path or "pulsecheck.toml")
+        table = settings.section("scheduler")
+        notifications = settings.section("notifications")
+        defaults = cls(tz=settings.tz)
+
+        def duration(key: str, default: timedelta) -> timedelta:
+            return parse_duration(table[key], f"{where}: scheduler.{key}") if key in table else default
+
+        max_reminders = table.get("max_reminders", defaults.max_reminders)
+        if not isinstance(max_reminders, int) or max_reminders < 0:
+            raise InputError(f"{where}: scheduler.max_reminders: expected a whole number ≥ 0, got {max_reminders!r}")
+        evaluate = table.get("evaluate", defaults.evaluate)
+        if evaluate in ("", "off", False):
+            evaluate = None
+        if evaluate is not None:
+            _crontab(str(evaluate), settings.tz, f"{where}: scheduler.evaluate")
+        return cls(
+            tz=settings.tz,
+            reminder_every=duration("reminder_every", defaults.reminder_every),
+            max_reminders=max_reminders,
+            next_review_at=_clock(table.get("next_review_at", "09:00"), f"{where}: scheduler.next_review_at"),
+            evaluate=None if evaluate is None else str(evaluate),
+            dispatch_every=duration("dispatch_every", defaults.dispatch_every),
+            ladder=_ladder(settings.section("escalation").get("ladder"), where) or defaults.ladder,
+            cadences=_cadences(settings, where),
+            channel=str(notifications.get("channel", "log")),
+            role_lists=dict(notifications.get("roles", {})),
+        )
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.tz)
+
+    def wall_clock_add(self, moment: datetime, delta: timedelta) -> datetime:
+        """`moment + delta` on the business time zone's wall clock (a day stays a calendar day across DST)."""
+        naive = moment.astimezone(self.tz).replace(tzinfo=None) + delta
+        return naive.replace(tzinfo=self.tz)
+
+    def at_day(self, day: date) -> datetime:
+        return datetime.combine(day, self.next_review_at, tzinfo=self.tz)
+
+    def ladder_deadlines(self, opened_at: datetime) -> list[datetime]:
+        """When each level after the first is reached, if nobody acknowledges the escalation."""
+        return [self.wall_clock_add(opened_at, step.after) for step in self.ladder[1:]]
+
+    def reminder_times(self, due_at: datetime) -> list[datetime]:
+        """Reminders at the due date and every interval after it, then one more firing: the escalation."""
+        return [self.wall_clock_add(due_at, self.reminder_every * k) for k in range(self.max_reminders + 1)]
+
+
+def _clock(value: Any, where: str) -> time:
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        raise InputError(f"{where}: expected a time of day like 09:00, got {value!r}") from None
+
+
+def _crontab(expr: str, tz: ZoneInfo, where: str) -> BaseTrigger:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        return CronTrigger.from_crontab(CADENCES.get(expr, expr), timezone=tz)
+    except ValueError as exc:
+        raise InputError(f"{where}: {expr!r} is not weekly, monthly, quarterly or a crontab line: {exc}") from None
+
+
+def _ladder(raw: Any, where: str) -> tuple[LadderStep, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(step, Mapping) for step in raw):
+        raise InputError(f"{where}: escalation.ladder: expected a list of {{role = ..., after = ...}} tables")
+    steps = []
+    for n, step in enumerate(raw):
+        if "role" not in step:
+            raise InputError(f"{where}: escalation.ladder[{n}]: missing role")
+        steps.append(LadderStep(str(step["role"]), parse_duration(step.get("after", "0d"), f"{where}: ladder[{n}]")))
+    if [s.after for s in steps] != sorted(s.after for s in steps):
+        raise InputError(f"{where}: escalation.ladder: steps must come in the order of their `after`")
+    return tuple(steps)
+
+
+def _cadences(settings: Settings, where: str) -> tuple[Cadence, ...]:
+    cadences = []
+    for segment, table in settings.section("cadence").items():
+        if not isinstance(table, Mapping) or "schedule" not in table:
+            raise InputError(f"{where}: cadence.{segment}: expected a table with schedule = ...")
+        _crontab(str(table["schedule"]), settings.tz, f"{where}: cadence.{segment}.schedule")
+        due_in = (
+            parse_duration(table["due_in"], f"{where}: cadence.{segment}.due_in")
+            if "due_in" in table
+            else settings.review.cadence_due_in
+        )
+        cadences.append(Cadence(str(segment), str(table["schedule"]), due_in))
+    return tuple(cadences)
+
+
+# --- desired jobs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: str
+    args: tuple[Any, ...]
+    trigger: BaseTrigger
+    name: str
+
+    def same_as(self, job: Job) -> bool:
+        return job.func_ref == self.func and tuple(job.args) == self.args and repr(job.trigger) == repr(self.trigger)
+
+
+def _dates(moments: Iterable[datetime]) -> BaseTrigger:
+    from pulsecheck.workflow.triggers import DatesTrigger
+
+    return DatesTrigger(moments)
+
+
+def review_due_job(review: Review, cfg: ScheduleSettings) -> JobSpec | None:
+    """Reminders while a review is open past its due date; the job's arguments pin the state it was made for."""
+    if review.state not in OPEN_REVIEW_STATES or review.due_at is None or review.reminders_sent > cfg.max_reminders:
+        return None  # closed, no due date, or its reminders are over and it was escalated
+    return JobSpec(
+        f"review-due:{review.id}",
+        f"{FUNCS}:review_due",
+        (review.id, review.state, review.due_at.isoformat()),
+        _dates(cfg.reminder_times(review.due_at)),
+        f"review {review.id} due",
+    )
+
+
+def next_review_job(account_id: int, day: date, cfg: ScheduleSettings) -> JobSpec:
+    return JobSpec(
+        f"next-review:{account_id}",
+        f"{FUNCS}:next_review",
+        (account_id, day.isoformat()),
+        _dates([cfg.at_day(day)]),
+        f"next review of account {account_id}",
+    )
+
+
+def escalation_job(escalation: Escalation, cfg: ScheduleSettings) -> JobSpec | None:
+    """The ladder's deadlines while an escalation is open (acknowledging it stops the climb)."""
+    deadlines = cfg.ladder_deadlines(escalation.opened_at)
+    if escalation.status != "open" or escalation.level >= len(deadlines):
+        return None
+    return JobSpec(
+        f"escalation-deadline:{escalation.id}",
+        f"{FUNCS}:escalation_deadline",
+        (escalation.id,),
+        _dates(deadlines),
+        f"escalation {escalation.id} ladder",
+    )
+
+
+def periodic_jobs(cfg: ScheduleSettings) -> list[JobSpec]:
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    jobs = [
+        JobSpec(
+            f"cadence:{c.segment}",
+            f"{FUNCS}:cadence",
+            (c.segment,),
+            _crontab(c.crontab, cfg.tz, f"cadence.{c.segment}"),
+            f"cadence reviews of {c.segment}",
+        )
+        for c in cfg.cadences
+    ]
+    if cfg.evaluate:
+        jobs.append(JobSpec("evaluate", f"{FUNCS}:evaluate", (), _crontab(cfg.evaluate, cfg.tz, "evaluate"), "rules"))
+    # Fixed start: the trigger stays equal to itself from one reconcile to the next.
+    start = datetime(2000, 1, 1, tzinfo=cfg.tz)
+    every = IntervalTrigger(seconds=int(cfg.dispatch_every.total_seconds()), start_date=start, timezone=cfg.tz)
+    jobs.append(JobSpec("dispatch-notifications", f"{FUNCS}:dispatch_notifications", (), every, "notifications"))
+    return jobs
+
+
+# --- the job store, in the caller's transaction -------------------------------------------------
+
+
+class _SessionBind:
+    """Looks like an Engine to APScheduler's job store, but runs every statement in one session's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.url = session.get_bind().engine.url
+
+    @contextmanager
+    def begin(self) -> Iterator[Any]:
+        yield self.session.connection()
+
+    def dispose(self) -> None:
+        pass
+
+
+def job_store(session: Session, tz: ZoneInfo) -> Any:
+    """APScheduler's SQLAlchemy job store working inside `session` (the table comes from our migrations)."""
+    from apscheduler.jobstores.base import BaseJobStore
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    store = SQLAlchemyJobStore(engine=_SessionBind(session))
+    BaseJobStore.start(store, BackgroundScheduler(timezone=tz), "default")
+    return store
+
+
+def _make_job(store: Any, spec: JobSpec, now: datetime) -> Job:
+    from apscheduler.job import Job
+
+    job = Job(
+        store._scheduler,
+        id=spec.id,
+        func=spec.func,
+        args=spec.args,
+        kwargs={},
+        trigger=spec.trigger,
+        executor="default",
+        name=spec.name,
+        misfire_grace_time=None,  # a job missed while nothing ran still runs, once (coalesced)
+        coalesce=True,
+        max_instances=1,
+    )
+    # The first firing, even if it is already past: a due date in the past is due now.
+    job._modify(next_run_time=spec.trigger.get_next_fire_time(None, now))
+    return job
+
+
+@dataclass
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: int = 0
+
+
+def put(store: Any, spec: JobSpec, now: datetime, report: SyncReport | None = None) -> None:
+    """Add the job, or replace it when its function, arguments or trigger changed; an equal job keeps its place."""
+    current = store.lookup_job(spec.id)
+    if current is not None and spec.same_as(current):
+        if report:
+            report.kept += 1
+        return
+    job = _make_job(store, spec, now)
+    if current is None:
+        store.add_job(job)
+    else:
+        store.update_job(job)
+    if report:
+        (report.added if current is None else report.replaced).append(spec.id)
+
+
+def drop(store: Any, job_id: str, report: SyncReport | None = None) -> None:
+    from apscheduler.jobstores.base import JobLookupError
+
+    try:
+        store.remove_job(job_id)
+    except JobLookupError:
+        return
+    if report:
+        report.removed.append(job_id)
+
+
+# --- keeping jobs in step with the rows ---------------------------------------------------------
+
+
+def sync_review(session: Session, store: Any, review: Review, cfg: ScheduleSettings, now: datetime) -> None:
+    spec = review_due_job(review, cfg)
+    if spec is None:
+        drop(store, f"review-due:{review.id}")
+    else:
+        put(store, spec, now)
+    if review.state in ("approved", "closed") and review.next_review_date is not None:
+        if _has_open_review(session, review.account_id):
+            drop(store, f"next-review:{review.account_id}")
+        else:
+            put(store, next_review_job(review.account_id, review.next_review_date, cfg), now)
+
+
+def sync_escalation(store: Any, escalation: Escalation, cfg: ScheduleSettings, now: datetime) -> None:
+    spec = escalation_job(escalation, cfg)
+    if spec is None:
+        drop(store, f"escalation-deadline:{escalation.id}")
+    else:
+        put(store, spec, now)
+
+
+def _has_open_review(session: Session, account_id: int) -> bool:
+    query = select(Review.id).where(Review.account_id == account_id, Review.state.in_(OPEN_REVIEW_STATES))
+    return session.scalar(query.limit(1)) is not None
+
+
+def install(database: Database, settings: Settings) -> None:
+    """Keep jobs in step with every review and escalation that a transaction of `database` writes."""
+    cfg_box: list[ScheduleSettings] = []
+    sessions = database.sessions
+
+    @event.listens_for(sessions, "after_flush")
+    def collect(session: Session, _context: Any) -> None:
+        touched = session.info.setdefault("schedule_touched", set())
+        for obj in (*session.new, *session.dirty):
+            if isinstance(obj, Review | Escalation):
+                touched.add(obj)
+
+    @event.listens_for(sessions, "before_commit")
+    def sync(session: Session) -> None:
+        session.flush()
+        touched = session.info.pop("schedule_touched", set())
+        if not touched:
+            return
+        if not cfg_box:
+            cfg_box.append(ScheduleSettings.from_settings(settings))
+        cfg, now = cfg_box[0], settings.now()
+        store = job_store(session, cfg.tz)
+        for obj in sorted(touched, key=lambda o: (type(o).__name__, o.id)):
+            if isinstance(obj, Review):
+                sync_review(session, store, obj, cfg, now)
+            else:
+                sync_escalation(store, obj, cfg, now)
+
+    @event.listens_for(sessions, "after_rollback")
+    def forget(session: Session) -> None:
+        session.info.pop("schedule_touched", None)
+
+
+def reconcile(session: Session, cfg: ScheduleSettings, now: datetime) -> SyncReport:
+    """Recompute every job from the rows: add what is missing, replace what is stale, remove what is orphaned."""
+    store = job_store(session, cfg.tz)
+    report = SyncReport()
+    wanted: dict[str, JobSpec] = {}
+    for review in session.scalars(select(Review).where(Review.state.in_(OPEN_REVIEW_STATES))):
+        spec = review_due_job(review, cfg)
+        if spec:
+            wanted[spec.id] = spec
+    open_accounts = set(
+        session.scalars(select(Review.account_id).where(Review.state.in_(OPEN_REVIEW_STATES)).distinct())
+    )
+    latest: dict[int, date] = {}
+    rows = session.execute(
+        select(Review.account_id, Review.next_review_date)
+        .where(Review.state.in_(("approved", "closed")), Review.next_review_date.is_not(None))
+        .order_by(Review.account_id, Review.id)
+    )
+    for account_id, day in rows:
+        if day is not None:
+            latest[account_id] = day  # the newest review's date wins
+    for account_id, day in latest.items():
+        if account_id not in open_accounts:
+            spec = next_review_job(account_id, day, cfg)
+            wanted[spec.id] = spec
+    for escalation in session.scalars(select(Escalation).where(Escalation.status == "open")):
+        spec = escalation_job(escalation, cfg)
+        if spec:
+            wanted[spec.id] = spec
+    for spec in periodic_jobs(cfg):
+        wanted[spec.id] = spec
+    for job in store.get_all_jobs():
+        if job.id not in wanted:
+            drop(store, job.id, report)
+    for spec in wanted.values():
+        put(store, spec, now, report)
+    return report
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    name: str
+    next_run_time: datetime | None
+    trigger: str
+
+
+def list_jobs(session: Session, tz: ZoneInfo) -> list[JobRow]:
+    return [
+        JobRow(job.id, job.name, job.next_run_time, str(job.trigger)) for job in job_store(session, tz).get_all_jobs()
+    ]
+
