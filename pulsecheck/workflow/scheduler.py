@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from pulsecheck.config import Settings
     from pulsecheck.storage.db import Database
 
-LOCK_KEY = 0x70756C73  # "puls": the advisory lock every pulsecheck scheduler competes for
+LOCK_KEY = 0x70756C73  # "puls": with the schema, the advisory lock that schedulers of one database compete for
 log = logging.getLogger("pulsecheck.scheduler")
 
 
@@ -48,7 +48,7 @@ class LeaderLock:
             return True
         if self.engine.dialect.name == "postgresql":
             connection = self.engine.connect()
-            held = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}).scalar()
+            held = connection.execute(text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"), {"key": LOCK_KEY}).scalar()
             connection.commit()
             if held:
                 self._connection = connection
@@ -71,7 +71,7 @@ class LeaderLock:
 
     def release(self) -> None:
         if self._connection is not None:
-            self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+            self._connection.execute(text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))"), {"key": LOCK_KEY})
             self._connection.commit()
             self._connection.close()
             self._connection = None

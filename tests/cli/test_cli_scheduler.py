@@ -1,0 +1,130 @@
+"""`pulsecheck scheduler` from the command line: one pass with a moved clock, the job list, the leader lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pulsecheck.storage.db import Database
+from pulsecheck.workflow.scheduler import LeaderLock
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+PULSECHECK = str(Path(sys.executable).parent / "pulsecheck")
+
+
+def cli(db_url: str, now, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = dict(os.environ, PULSECHECK_DATABASE_URL=db_url, PULSECHECK_NOW=now.isoformat(), PULSECHECK_USER="olga")
+    env.pop("PULSECHECK_CONFIG", None)
+    return subprocess.run(
+        [PULSECHECK, *args], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+
+
+def test_each_due_job_fires_once_across_passes_with_the_clock_moved(factory, db_url, tmp_path):
+    factory.team()
+    review_id = factory.review()  # created without the CLI: the first pass's reconcile schedules it
+    due = NOW + timedelta(days=14)
+    first = cli(db_url, due + timedelta(hours=1), "scheduler", "run", "--once", "--json", tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert f"review-due:{review_id}" in report["reconciled"]["added"]
+    assert [r["result"] for r in report["runs"] if r["job"].startswith("review-due")] == [
+        f"review {review_id}: reminder 1/3 to bob"
+    ]
+    again = json.loads(cli(db_url, due + timedelta(hours=2), "scheduler", "run", "--once", "--json", tmp_path=tmp_path).stdout)
+    assert [r for r in again["runs"] if r["job"].startswith("review-due")] == []
+    jobs = json.loads(cli(db_url, due, "scheduler", "jobs", "--json", tmp_path=tmp_path).stdout)
+    by_id = {j["id"]: j for j in jobs}
+    assert by_id[f"review-due:{review_id}"]["next_run_time"].startswith((due + timedelta(days=2)).date().isoformat())
+    assert {"dispatch-notifications", "evaluate"} <= set(by_id)
+
+
+def test_once_refuses_while_another_scheduler_leads(factory, db_url, database, run):
+    lock = LeaderLock(database)
+    assert lock.acquire()
+    try:
+        result = run("scheduler", "run", "--once")
+        assert result.exit_code == 1
+        assert "another scheduler holds the leader lock" in result.output
+    finally:
+        lock.release()
+    assert run("scheduler", "run", "--once").exit_code == 0
+
+
+def test_a_bad_schedule_in_the_config_is_one_line_naming_it(run, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[cadence.smb]\nschedule = "fortnightly-ish"\n')
+    result = run("--config", str(config), "scheduler", "run", "--once")
+    assert result.exit_code == 2
+    assert "cadence.smb.schedule" in result.output and "fortnightly-ish" in result.output
+
+
+class Daemon:
+    """`pulsecheck scheduler run` as a real process; its stderr lines are read as they come."""
+
+    def __init__(self, db_url: str, tmp_path: Path) -> None:
+        env = dict(os.environ, PULSECHECK_DATABASE_URL=db_url, PULSECHECK_USER="olga")
+        env.pop("PULSECHECK_NOW", None)
+        env.pop("PULSECHECK_CONFIG", None)
+        self.proc = subprocess.Popen(
+            [PULSECHECK, "scheduler", "run"],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=tmp_path,
+        )
+        self.lines: list[str] = []
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        assert self.proc.stderr is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self.proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if text in line:
+                    return line
+            if selector.select(timeout=0.5):
+                line = self.proc.stderr.readline()
+                if not line and self.proc.poll() is not None:
+                    break
+                self.lines.append(line)
+        raise AssertionError(f"no {text!r} within {timeout}s; got {self.lines}")
+
+    def kill(self, sig: int) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+
+def standby_takes_over(db_url: str, tmp_path: Path) -> None:
+    first = Daemon(db_url, tmp_path)
+    second = None
+    try:
+        first.wait_for("leader:")
+        second = Daemon(db_url, tmp_path)
+        second.wait_for("standby")
+        assert not any("leader:" in line for line in second.lines)
+        first.kill(signal.SIGKILL)  # dies without cleaning up: the lock must still come free
+        second.wait_for("leader:")
+        assert second.kill(signal.SIGTERM) == 0  # a clean stop after the running job
+        second.wait_for("stopped")
+    finally:
+        for daemon in (first, second):
+            if daemon is not None and daemon.proc.poll() is None:
+                daemon.proc.kill()
+                daemon.proc.wait()
+
+
+@pytest.mark.postgres
+def test_one_leader_on_postgres_and_the_standby_takes_over_when_it_dies(pg_url, pg_database: Database, tmp_path):
+    standby_takes_over(pg_url, tmp_path)
+
+
+def test_one_leader_on_a_sqlite_file_and_the_standby_takes_over(db_url, database: Database, tmp_path):
+    standby_takes_over(db_url, tmp_path)
