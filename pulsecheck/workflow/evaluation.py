@@ -1,27 +1,39 @@
-"""Evaluation runs: facts → firings (durable-rules) → actions, recorded, in one transaction."""
+"""Evaluation runs: facts → firings (durable-rules) → actions, recorded in `evaluation_runs`.
+
+Stages: facts (read in bulk), engine (every firing computed before anything is written, so a crash of the C
+core writes nothing), apply (actions in batches of accounts, each batch its own transaction). The run row is
+committed as `running` before the first batch and ends `done`, or `failed` with the error.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.rules.evaluator import render_reason
-from pulsecheck.rules.language import Rule, RulesFile, leaves, load_rules, windows_used
+from pulsecheck.rules.language import ROLES, SEVERITIES, Rule, RulesFile, leaves, load_rules, windows_used
 from pulsecheck.rules.priority import PriorityMatrix
-from pulsecheck.storage.models import Account, EvaluationRun, RuleFiring, Ruleset, User
+from pulsecheck.storage.models import Account, Escalation, EvaluationRun, RuleFiring, Ruleset, User
 from pulsecheck.workflow import deviation, escalation
 from pulsecheck.workflow import review as reviews
 from pulsecheck.workflow.facts import compute_facts
 
+if TYPE_CHECKING:
+    from pulsecheck.config import Settings
+    from pulsecheck.storage.db import Database
+
 GOVERNORS = {"ops", "manager", "admin"}
 DEFAULT_DUE = timedelta(days=3)
+Progress = Callable[[str, int, int], None]  # (stage, done, total): stages "facts", "engine", "apply"
 
 
 @dataclass(frozen=True)
@@ -31,7 +43,55 @@ class EvaluationSettings:
     priority: PriorityMatrix = field(default_factory=PriorityMatrix)
     channel: str = "log"
     role_lists: Mapping[str, list[str]] = field(default_factory=dict)
+    matrix: dict[str, list[str]] = field(default_factory=dict)  # severity → roles notified by `escalate`
     workers: int = 2
+    batch_size: int = 500
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EvaluationSettings:
+        """Read `[priority]`, `[notifications]` (channel, roles, matrix) and `[rules]` (workers, batch_size)."""
+        where = str(settings.config_path or "pulsecheck.toml")
+        notifications = settings.section("notifications")
+        role_lists = notifications.get("roles", {})
+        if not isinstance(role_lists, Mapping):
+            raise InputError(f"{where}: [notifications.roles] must be a table of role = [user, ...]")
+        rules = settings.section("rules")
+        try:
+            workers, batch_size = int(rules.get("workers", 2)), int(rules.get("batch_size", 500))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}: [rules]: {exc}") from None
+        if workers < 1 or batch_size < 1:
+            raise InputError(f"{where}: [rules]: workers and batch_size must be at least 1")
+        return cls(
+            priority=PriorityMatrix.from_config(settings.section("priority"), f"{where}: [priority]"),
+            channel=str(notifications.get("channel", "log")),
+            role_lists={str(k): list(v) for k, v in role_lists.items()},
+            matrix=_matrix(notifications.get("matrix", {}), (*ROLES, *role_lists), where),
+            workers=workers,
+            batch_size=batch_size,
+        )
+
+
+def _matrix(raw: Any, roles: tuple[str, ...], where: str) -> dict[str, list[str]]:
+    from pulsecheck.yamlfile import suggest
+
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{where}: [notifications.matrix] must be a table of severity = [role, ...]")
+    matrix: dict[str, list[str]] = {}
+    for severity, value in raw.items():
+        if severity not in SEVERITIES:
+            raise InputError(
+                f"{where}: [notifications.matrix] unknown severity {severity!r}{suggest(severity, SEVERITIES)}"
+            )
+        if not isinstance(value, list) or not value or not all(isinstance(role, str) for role in value):
+            raise InputError(f"{where}: [notifications.matrix] {severity} must be a non-empty list of roles")
+        for role in value:
+            if role not in roles:
+                raise InputError(
+                    f"{where}: [notifications.matrix] {severity}: unknown role {role!r}{suggest(role, roles)}"
+                )
+        matrix[severity] = list(value)
+    return matrix
 
 
 def activate(session: Session, path: str | Path, user: User, now: datetime) -> Ruleset:
@@ -88,7 +148,7 @@ def account_facts(
 
 @dataclass
 class Planned:
-    """One action a firing leads to; `apply` is False for what dedupe or cooldown suppress."""
+    """One action a firing leads to (what dedupe or cooldown suppress is not planned)."""
 
     account: str
     rule: str
@@ -104,78 +164,231 @@ class EvaluationReport:
     actions: list[Planned] = field(default_factory=list)
     resolved: list[Planned] = field(default_factory=list)
     run_id: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage: facts, engine, apply
 
 
 def evaluate(
-    session: Session,
+    database: Database | Session,
     config: EvaluationSettings,
     as_of: datetime,
     now: datetime,
     dry_run: bool = False,
     account_id: int | None = None,
+    progress: Progress | None = None,
     _crash: bool = False,
 ) -> EvaluationReport:
-    """Evaluate the active rules over the portfolio (or one account) and apply their actions."""
+    """Evaluate the active rules over the portfolio (or one account) and apply their actions in batches.
+
+    Given a Session instead of a Database (older callers), everything happens in that caller's transaction.
+    """
     from pulsecheck.rules import durable
 
-    row, rules = active_rules(session)
-    scope = [account_id] if account_id is not None else None
-    facts = account_facts(session, rules, as_of, scope)
-    firings = durable.evaluate(rules, facts.items(), workers=config.workers, _crash=_crash)
-    accounts = {a.id: a for a in session.scalars(select(Account).where(Account.id.in_(list(facts))))}
-    by_id = {rule.id: rule for rule in rules.rules}
-    report = EvaluationReport(
-        as_of=as_of, accounts=len(facts), firings=[(accounts[a].external_id, r) for a, r in firings]
+    unit = _unit_of_work(database)
+    report = EvaluationReport(as_of=as_of)
+    clock = time.perf_counter()
+    with unit() as session:
+        row, rules = active_rules(session)
+        ruleset_id, scope = row.id, [account_id] if account_id is not None else None
+        facts = account_facts(session, rules, as_of, scope)
+        query = select(Account.id, Account.external_id)
+        if scope is not None:
+            query = query.where(Account.id.in_(scope))
+        names: dict[int, str] = {account: name for account, name in session.execute(query)}
+    report.accounts, report.seconds["facts"] = len(facts), time.perf_counter() - clock
+    _tick(progress, "facts", 1, 1)
+    clock = time.perf_counter()
+    firings = durable.evaluate(
+        rules,
+        facts.items(),
+        workers=config.workers,
+        progress=None if progress is None else _counter(progress, "engine", len(facts)),
+        _crash=_crash,
     )
-    applier = _Applier(session, config, now, dry_run, report)
-    flagged: dict[deviation.Key, str] = {}
-    for account_id_, rule_id in firings:
-        rule, account, values = by_id[rule_id], accounts[account_id_], facts[account_id_]
-        for action in rule.actions:
-            applier.apply(rule, action.kind, action.params, account, values, flagged)
-    fired = set(firings)
-    for rule in rules.rules:
-        if rule.resolve_when_clear:
-            applier.resolve_clear(rule, [a for a in accounts if (a, rule.id) not in fired])
+    report.firings, report.seconds["engine"] = [(names[a], r) for a, r in firings], time.perf_counter() - clock
+    clock = time.perf_counter()
     if dry_run:
-        return report
-    flag_kinds = {a.params["kind"] for r in rules.rules for a in r.actions if a.kind == "flag_deviation"}
-    if flag_kinds:
-        deviation.sync(session, flagged, flag_kinds, now, scope=set(scope) if scope else None)
-    run = EvaluationRun(
-        started_at=now,
-        finished_at=now,
-        as_of=as_of,
-        ruleset_id=row.id,
-        accounts=len(facts),
-        firings=len(firings),
-        actions=len(report.actions),
-        status="done",
-    )
-    session.add(run)
-    session.flush()
-    session.add_all(
-        RuleFiring(
-            run_id=run.id,
-            account_id=a,
-            rule_id=r,
-            fired_at=now,
-            facts={leaf.fact: facts[a].get(leaf.fact) for leaf in leaves(by_id[r].when)},
-        )
-        for a, r in firings
-    )
-    session.flush()
-    report.run_id = run.id
+        with _rolled_back(database) as session:
+            _Batches(session, config, rules, facts, firings, now, report, None, scope).run(config.batch_size, progress)
+    else:
+        _apply_all(database, unit, config, rules, ruleset_id, facts, firings, as_of, now, report, progress, scope)
+    report.seconds["apply"] = time.perf_counter() - clock
     return report
+
+
+def _apply_all(
+    database: Database | Session,
+    unit: Callable[[], Any],
+    config: EvaluationSettings,
+    rules: RulesFile,
+    ruleset_id: int,
+    facts: dict[int, dict[str, Any]],
+    firings: list[tuple[int, str]],
+    as_of: datetime,
+    now: datetime,
+    report: EvaluationReport,
+    progress: Progress | None,
+    scope: list[int] | None,
+) -> None:
+    with unit() as session:
+        run = EvaluationRun(
+            started_at=now, as_of=as_of, ruleset_id=ruleset_id, accounts=len(facts), firings=len(firings),
+            actions=0, status="running",
+        )  # fmt: skip
+        session.add(run)
+        session.flush()
+        report.run_id = run.id
+    try:
+        _Batches(unit, config, rules, facts, firings, now, report, report.run_id, scope).run(
+            config.batch_size, progress
+        )
+    except Exception as exc:
+        if isinstance(database, Session):
+            raise  # the caller's transaction rolls back, run row included
+        with unit() as session:
+            failed = session.get(EvaluationRun, report.run_id)
+            assert failed is not None
+            failed.status, failed.finished_at, failed.error = "failed", now, f"{type(exc).__name__}: {exc}"[:2000]
+        raise
+    with unit() as session:
+        done = session.get(EvaluationRun, report.run_id)
+        assert done is not None
+        done.status, done.finished_at, done.actions = "done", now, len(report.actions)
+
+
+def _unit_of_work(database: Database | Session) -> Callable[[], Any]:
+    """A factory of transactions: the database's own, or the caller's session every time."""
+    if isinstance(database, Session):
+        session = database
+        return lambda: nullcontext(session)
+    return database.transaction
+
+
+@contextmanager
+def _rolled_back(database: Database | Session) -> Iterator[Session]:
+    """A session whose changes are never kept (dry run)."""
+    if isinstance(database, Session):
+        with database.begin_nested() as savepoint:
+            yield database
+            savepoint.rollback()
+        return
+    session = database.session()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+def _tick(progress: Progress | None, stage: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(stage, done, total)
+
+
+def _counter(progress: Progress, stage: str, total: int) -> Callable[[int], None]:
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        progress(stage, done, total)
+
+    return advance
+
+
+class _Batches:
+    """The apply stage: accounts in id order, `size` per transaction (or all in one dry-run session).
+
+    Without a run id it is a dry run: actions are planned, nothing is written.
+    """
+
+    def __init__(
+        self,
+        target: Session | Callable[[], Any],
+        config: EvaluationSettings,
+        rules: RulesFile,
+        facts: dict[int, dict[str, Any]],
+        firings: list[tuple[int, str]],
+        now: datetime,
+        report: EvaluationReport,
+        run_id: int | None,
+        scope: list[int] | None,
+    ) -> None:
+        self.target, self.config, self.rules, self.facts, self.now = target, config, rules, facts, now
+        self.report, self.run_id, self.scope = report, run_id, set(scope) if scope else None
+        self.by_id = {rule.id: rule for rule in rules.rules}
+        self.fired: dict[int, list[str]] = {}
+        for account, rule_id in firings:
+            self.fired.setdefault(account, []).append(rule_id)
+        self.clearing = [rule.id for rule in rules.rules if rule.resolve_when_clear]
+        self.flag_kinds = {a.params["kind"] for r in rules.rules for a in r.actions if a.kind == "flag_deviation"}
+        self.flagged: dict[deviation.Key, str] = {}
+
+    def run(self, size: int, progress: Progress | None) -> None:
+        accounts = sorted(self.facts)
+        for start in range(0, len(accounts), size):
+            batch = accounts[start : start + size]
+            with self._session() as session:
+                self.batch(session, batch)
+            _tick(progress, "apply", start + len(batch), len(accounts))
+        if self.flag_kinds and self.run_id is not None:
+            with self._session() as session:  # one pass over live deviations, not one per batch
+                deviation.sync(session, self.flagged, self.flag_kinds, self.now, scope=self.scope)
+
+    def _session(self) -> Any:
+        return nullcontext(self.target) if isinstance(self.target, Session) else self.target()
+
+    def batch(self, session: Session, ids: list[int]) -> None:
+        accounts = {
+            a.id: a
+            for a in session.scalars(
+                select(Account)
+                .where(Account.id.in_(ids))
+                .options(selectinload(Account.owner), selectinload(Account.manager))
+            )
+        }
+        keys = [escalation.dedupe_key(a, r) for a in ids for r in self.fired.get(a, [])]
+        keys += [escalation.dedupe_key(a, r) for a in ids for r in self.clearing if r not in self.fired.get(a, [])]
+        open_ones = {
+            e.dedupe_key: e
+            for start in range(0, len(keys), 5000)  # stay far below the bound-parameter limits
+            for e in session.scalars(select(Escalation).where(Escalation.dedupe_key.in_(keys[start : start + 5000])))
+        }
+        applier = _Applier(session, self.config, self.now, self.run_id is None, self.report, open_ones)
+        firings = []
+        for account_id in ids:
+            account, values = accounts[account_id], self.facts[account_id]
+            for rule_id in self.fired.get(account_id, []):
+                rule = self.by_id[rule_id]
+                for action in rule.actions:
+                    applier.apply(rule, action.kind, action.params, account, values, self.flagged)
+                firings.append(
+                    RuleFiring(
+                        run_id=self.run_id, account_id=account_id, rule_id=rule_id, fired_at=self.now,
+                        facts={leaf.fact: values.get(leaf.fact) for leaf in leaves(rule.when)},
+                    )
+                )  # fmt: skip
+            for rule_id in self.clearing:
+                if rule_id not in self.fired.get(account_id, []):
+                    applier.resolve_clear(self.by_id[rule_id], account)
+        if self.run_id is not None:
+            session.add_all(firings)
+            session.flush()
 
 
 class _Applier:
     """Turns firings into escalations, reviews, notifications and deviations (or only plans them)."""
 
     def __init__(
-        self, session: Session, config: EvaluationSettings, now: datetime, dry_run: bool, report: EvaluationReport
+        self,
+        session: Session,
+        config: EvaluationSettings,
+        now: datetime,
+        dry_run: bool,
+        report: EvaluationReport,
+        open_escalations: dict[str | None, Escalation],
     ) -> None:
         self.session, self.config, self.now, self.dry_run, self.report = session, config, now, dry_run, report
+        self.open = open_escalations  # by dedupe key, loaded for the whole batch in one query
 
     def plan(self, account: Account, rule: Rule, action: str, detail: str) -> None:
         self.report.actions.append(Planned(account.external_id, rule.id, action, detail))
@@ -210,7 +423,7 @@ class _Applier:
             self.plan(account, rule, "flag_deviation", f"{params['kind']}: {detail}")
 
     def escalate(self, rule: Rule, params: Mapping[str, Any], account: Account, facts: Mapping[str, Any]) -> None:
-        if escalation.open_escalation(self.session, account.id, rule.id) is not None:
+        if escalation.dedupe_key(account.id, rule.id) in self.open:
             return  # one open escalation per (account, rule)
         if escalation.in_cooldown(self.session, account.id, rule.id, self.now, rule.cooldown):
             return
@@ -246,9 +459,10 @@ class _Applier:
             "due_at": due_at,
             "level": 0,
         }
+        self.open[created.dedupe_key] = created
         self.notify(
             "escalation_opened",
-            params.get("notify") or ("owner",),
+            params.get("notify") or self.config.matrix.get(severity) or ("owner",),
             account,
             review,
             context,
@@ -310,18 +524,15 @@ class _Applier:
             "review_opened", params.get("notify") or ("owner",), account, review, context, f"review-opened:{review.id}"
         )
 
-    def resolve_clear(self, rule: Rule, account_ids: list[int]) -> None:
-        for account_id in account_ids:
-            found = escalation.open_escalation(self.session, account_id, rule.id)
-            if found is None:
-                continue
-            self.report.resolved.append(
-                Planned(
-                    found.account.external_id, rule.id, "resolve", f"escalation {found.id}: the rule no longer matches"
-                )
-            )
-            if not self.dry_run:
-                escalation.resolve(self.session, found.id, None, self.now)
+    def resolve_clear(self, rule: Rule, account: Account) -> None:
+        found = self.open.get(escalation.dedupe_key(account.id, rule.id))
+        if found is None:
+            return
+        self.report.resolved.append(
+            Planned(account.external_id, rule.id, "resolve", f"escalation {found.id}: the rule no longer matches")
+        )
+        if not self.dry_run:
+            escalation.resolve(self.session, found.id, None, self.now)
 
     def notify(
         self, kind: str, roles: Any, account: Account, review: Any, context: dict[str, Any], event_key: str

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.duration import parse_duration
 from pulsecheck.errors import InputError
-from pulsecheck.storage.models import Account, Escalation, Review
+from pulsecheck.storage.models import Escalation, Review
 
 if TYPE_CHECKING:
     from apscheduler.job import Job
@@ -450,4 +450,3 @@ def list_jobs(session: Session, tz: ZoneInfo) -> list[JobRow]:
     return [
         JobRow(job.id, job.name, job.next_run_time, str(job.trigger)) for job in job_store(session, tz).get_all_jobs()
     ]
-

@@ -48,7 +48,9 @@ class LeaderLock:
             return True
         if self.engine.dialect.name == "postgresql":
             connection = self.engine.connect()
-            held = connection.execute(text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"), {"key": LOCK_KEY}).scalar()
+            held = connection.execute(
+                text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"), {"key": LOCK_KEY}
+            ).scalar()
             connection.commit()
             if held:
                 self._connection = connection
@@ -71,7 +73,9 @@ class LeaderLock:
 
     def release(self) -> None:
         if self._connection is not None:
-            self._connection.execute(text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))"), {"key": LOCK_KEY})
+            self._connection.execute(
+                text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))"), {"key": LOCK_KEY}
+            )
             self._connection.commit()
             self._connection.close()
             self._connection = None

@@ -24,9 +24,7 @@ PULSECHECK = str(Path(sys.executable).parent / "pulsecheck")
 def cli(db_url: str, now, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     env = dict(os.environ, PULSECHECK_DATABASE_URL=db_url, PULSECHECK_NOW=now.isoformat(), PULSECHECK_USER="olga")
     env.pop("PULSECHECK_CONFIG", None)
-    return subprocess.run(
-        [PULSECHECK, *args], capture_output=True, text=True, env=env, cwd=tmp_path
-    )
+    return subprocess.run([PULSECHECK, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
 
 
 def test_each_due_job_fires_once_across_passes_with_the_clock_moved(factory, db_url, tmp_path):
@@ -40,7 +38,9 @@ def test_each_due_job_fires_once_across_passes_with_the_clock_moved(factory, db_
     assert [r["result"] for r in report["runs"] if r["job"].startswith("review-due")] == [
         f"review {review_id}: reminder 1/3 to bob"
     ]
-    again = json.loads(cli(db_url, due + timedelta(hours=2), "scheduler", "run", "--once", "--json", tmp_path=tmp_path).stdout)
+    again = json.loads(
+        cli(db_url, due + timedelta(hours=2), "scheduler", "run", "--once", "--json", tmp_path=tmp_path).stdout
+    )
     assert [r for r in again["runs"] if r["job"].startswith("review-due")] == []
     jobs = json.loads(cli(db_url, due, "scheduler", "jobs", "--json", tmp_path=tmp_path).stdout)
     by_id = {j["id"]: j for j in jobs}
@@ -77,7 +77,11 @@ class Daemon:
         env.pop("PULSECHECK_CONFIG", None)
         self.proc = subprocess.Popen(
             [PULSECHECK, "scheduler", "run"],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            cwd=tmp_path,
         )
         self.lines: list[str] = []
 

@@ -33,7 +33,7 @@ def settings_for(tmp_path: Path, db_url: str, toml: str = "") -> Settings:
 def scheduled(tmp_path: Path, db_url: str, database: Database):  # type: ignore[no-untyped-def]
     """Hooks installed on the test database, and a runner: tick(now) runs what is due by `now`."""
 
-    def make(toml: str = "[scheduler]\nevaluate = \"off\"\n") -> Callable[[datetime], list[JobRun]]:
+    def make(toml: str = '[scheduler]\nevaluate = "off"\n') -> Callable[[datetime], list[JobRun]]:
         settings = settings_for(tmp_path, db_url, toml)
         hooks.install(database, settings)
         rt = runtime(database, settings)
@@ -127,7 +127,9 @@ def test_jobs_survive_a_restart_and_reconcile_repairs_missing_and_stale_ones(sch
         again.engine.dispose()
     with database.transaction() as session:  # lose one job, and change a due date behind the hooks' back
         session.execute(delete(SchedulerJob).where(SchedulerJob.id == f"review-due:{review_id}"))
-        session.execute(update(Review).values(due_at=NOW + timedelta(days=3)).execution_options(synchronize_session=False))
+        session.execute(
+            update(Review).values(due_at=NOW + timedelta(days=3)).execution_options(synchronize_session=False)
+        )
     with database.transaction() as session:
         session.execute(delete(SchedulerJob).where(SchedulerJob.id == "dispatch-notifications"))
     rt = runtime(database, tick.settings)  # type: ignore[attr-defined]
@@ -214,7 +216,7 @@ def test_cadence_opens_exactly_one_review_per_account_and_closes_the_approved_on
 
 
 def test_times_hold_on_the_wall_clock_across_a_dst_change(scheduled, factory, database):
-    tick = scheduled(CADENCE + "[review]\ncadence_due_in = \"10d\"\n")
+    tick = scheduled(CADENCE + '[review]\ncadence_due_in = "10d"\n')
     berlin = ZoneInfo("Europe/Berlin")
     cfg = ScheduleSettings.from_settings(tick.settings)  # type: ignore[attr-defined]
     # Summer time starts on 2027-03-28 in Berlin: a reminder two days after 23:59 is still at 23:59.
@@ -226,7 +228,9 @@ def test_times_hold_on_the_wall_clock_across_a_dst_change(scheduled, factory, da
         "03-31 23:59",
         "04-02 23:59",
     ]
-    assert times[1].astimezone(UTC) - times[0].astimezone(UTC) == timedelta(hours=47)  # one hour fewer in that stretch of real time
+    assert times[1].astimezone(UTC) - times[0].astimezone(UTC) == timedelta(
+        hours=47
+    )  # one hour fewer in that stretch of real time
     # The monthly cadence at 09:00 Berlin is 08:00 UTC in March and 07:00 UTC in April.
     factory.team()
     factory.account("S1", owner="bob", manager="maria", segment="smb")
