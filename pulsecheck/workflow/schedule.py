@@ -13,19 +13,19 @@ across a DST change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, delete, event, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.duration import parse_duration
 from pulsecheck.errors import InputError
-from pulsecheck.storage.models import Escalation, Review
+from pulsecheck.storage.models import Escalation, Review, SchedulerJob
 
 if TYPE_CHECKING:
     from apscheduler.job import Job
@@ -123,7 +123,8 @@ class ScheduleSettings:
 
     def reminder_times(self, due_at: datetime) -> list[datetime]:
         """Reminders at the due date and every interval after it, then one more firing: the escalation."""
-        return [self.wall_clock_add(due_at, self.reminder_every * k) for k in range(self.max_reminders + 1)]
+        local = due_at.astimezone(self.tz).replace(tzinfo=None)
+        return [(local + self.reminder_every * k).replace(tzinfo=self.tz) for k in range(self.max_reminders + 1)]
 
 
 def _clock(value: Any, where: str) -> time:
@@ -183,8 +184,12 @@ class JobSpec:
     trigger: BaseTrigger
     name: str
 
-    def same_as(self, job: Job) -> bool:
-        return job.func_ref == self.func and tuple(job.args) == self.args and repr(job.trigger) == repr(self.trigger)
+    def same_as(self, state: Mapping[str, Any]) -> bool:
+        """Equal to a stored job's state: same function, arguments and trigger."""
+        if state["func"] != self.func or tuple(state["args"]) != self.args:
+            return False
+        stored = state["trigger"]
+        return bool(stored == self.trigger) or repr(stored) == repr(self.trigger)  # dates compare fast, cron by repr
 
 
 def _dates(moments: Iterable[datetime]) -> BaseTrigger:
@@ -193,7 +198,7 @@ def _dates(moments: Iterable[datetime]) -> BaseTrigger:
     return DatesTrigger(moments)
 
 
-def review_due_job(review: Review, cfg: ScheduleSettings) -> JobSpec | None:
+def review_due_job(review: Any, cfg: ScheduleSettings) -> JobSpec | None:
     """Reminders while a review is open past its due date; the job's arguments pin the state it was made for."""
     if review.state not in OPEN_REVIEW_STATES or review.due_at is None or review.reminders_sent > cfg.max_reminders:
         return None  # closed, no due date, or its reminders are over and it was escalated
@@ -310,55 +315,89 @@ class SyncReport:
     kept: int = 0
 
 
-def put(store: Any, spec: JobSpec, now: datetime, report: SyncReport | None = None) -> None:
-    """Add the job, or replace it when its function, arguments or trigger changed; an equal job keeps its place."""
-    current = store.lookup_job(spec.id)
-    if current is not None and spec.same_as(current):
-        if report:
+def stored_jobs(session: Session, ids: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The stored jobs' states (all, or those among `ids`), read in a few queries."""
+    import pickle
+
+    query = select(SchedulerJob.id, SchedulerJob.job_state)
+    if ids is None:
+        return {row.id: pickle.loads(row.job_state) for row in session.execute(query)}
+    found: dict[str, dict[str, Any]] = {}
+    listed = list(ids)
+    for start in range(0, len(listed), 500):
+        rows = session.execute(query.where(SchedulerJob.id.in_(listed[start : start + 500])))
+        found.update((row.id, pickle.loads(row.job_state)) for row in rows)
+    return found
+
+
+def apply(
+    session: Session,
+    store: Any,
+    wanted: Mapping[str, JobSpec | None],
+    now: datetime,
+    stored: Mapping[str, Mapping[str, Any]] | None = None,
+) -> SyncReport:
+    """Make the stored jobs match `wanted` (None: no such job), in bulk; equal jobs keep their next run time."""
+    import pickle
+
+    from apscheduler.util import datetime_to_utc_timestamp
+
+    if stored is None:
+        stored = stored_jobs(session, wanted)
+    report = SyncReport()
+    rows: dict[str, list[dict[str, Any]]] = {"insert": [], "update": []}
+    for job_id, spec in wanted.items():
+        current = stored.get(job_id)
+        if spec is None:
+            if current is not None:
+                report.removed.append(job_id)
+            continue
+        if current is not None and spec.same_as(current):
             report.kept += 1
-        return
-    job = _make_job(store, spec, now)
-    if current is None:
-        store.add_job(job)
-    else:
-        store.update_job(job)
-    if report:
-        (report.added if current is None else report.replaced).append(spec.id)
+            continue
+        job = _make_job(store, spec, now)
+        state = pickle.dumps(job.__getstate__(), store.pickle_protocol)
+        row = {"job_id": job_id, "next_run_time": datetime_to_utc_timestamp(job.next_run_time), "job_state": state}
+        rows["insert" if current is None else "update"].append(row)
+        (report.added if current is None else report.replaced).append(job_id)
+    table = SchedulerJob.__table__
+    if rows["insert"]:
+        session.execute(
+            table.insert().values(id=bindparam("job_id"), next_run_time=bindparam("next_run_time")), rows["insert"]
+        )
+    if rows["update"]:
+        statement = table.update().where(table.c.id == bindparam("job_id"))
+        session.execute(statement.values(next_run_time=bindparam("next_run_time")), rows["update"])
+    for start in range(0, len(report.removed), 500):
+        session.execute(delete(SchedulerJob).where(SchedulerJob.id.in_(report.removed[start : start + 500])))
+    return report
 
 
-def drop(store: Any, job_id: str, report: SyncReport | None = None) -> None:
+def drop(store: Any, job_id: str) -> None:
+    """Remove one job if it is there (the runner, after a job's last firing)."""
     from apscheduler.jobstores.base import JobLookupError
 
     try:
         store.remove_job(job_id)
     except JobLookupError:
-        return
-    if report:
-        report.removed.append(job_id)
+        pass
 
 
 # --- keeping jobs in step with the rows ---------------------------------------------------------
 
 
-def sync_review(session: Session, store: Any, review: Review, cfg: ScheduleSettings, now: datetime) -> None:
-    spec = review_due_job(review, cfg)
-    if spec is None:
-        drop(store, f"review-due:{review.id}")
-    else:
-        put(store, spec, now)
+def review_jobs(session: Session, review: Review, cfg: ScheduleSettings) -> dict[str, JobSpec | None]:
+    """The jobs a review decides: its reminders, and its account's next review once it is approved."""
+    wanted: dict[str, JobSpec | None] = {f"review-due:{review.id}": review_due_job(review, cfg)}
     if review.state in ("approved", "closed") and review.next_review_date is not None:
-        if _has_open_review(session, review.account_id):
-            drop(store, f"next-review:{review.account_id}")
-        else:
-            put(store, next_review_job(review.account_id, review.next_review_date, cfg), now)
+        key = f"next-review:{review.account_id}"
+        has_open = _has_open_review(session, review.account_id)
+        wanted[key] = None if has_open else next_review_job(review.account_id, review.next_review_date, cfg)
+    return wanted
 
 
-def sync_escalation(store: Any, escalation: Escalation, cfg: ScheduleSettings, now: datetime) -> None:
-    spec = escalation_job(escalation, cfg)
-    if spec is None:
-        drop(store, f"escalation-deadline:{escalation.id}")
-    else:
-        put(store, spec, now)
+def escalation_jobs(escalation: Escalation, cfg: ScheduleSettings) -> dict[str, JobSpec | None]:
+    return {f"escalation-deadline:{escalation.id}": escalation_job(escalation, cfg)}
 
 
 def _has_open_review(session: Session, account_id: int) -> bool:
@@ -386,13 +425,11 @@ def install(database: Database, settings: Settings) -> None:
             return
         if not cfg_box:
             cfg_box.append(ScheduleSettings.from_settings(settings))
-        cfg, now = cfg_box[0], settings.now()
-        store = job_store(session, cfg.tz)
+        cfg = cfg_box[0]
+        wanted: dict[str, JobSpec | None] = {}
         for obj in sorted(touched, key=lambda o: (type(o).__name__, o.id)):
-            if isinstance(obj, Review):
-                sync_review(session, store, obj, cfg, now)
-            else:
-                sync_escalation(store, obj, cfg, now)
+            wanted.update(review_jobs(session, obj, cfg) if isinstance(obj, Review) else escalation_jobs(obj, cfg))
+        apply(session, job_store(session, cfg.tz), wanted, settings.now())
 
     @event.listens_for(sessions, "after_rollback")
     def forget(session: Session) -> None:
@@ -402,9 +439,9 @@ def install(database: Database, settings: Settings) -> None:
 def reconcile(session: Session, cfg: ScheduleSettings, now: datetime) -> SyncReport:
     """Recompute every job from the rows: add what is missing, replace what is stale, remove what is orphaned."""
     store = job_store(session, cfg.tz)
-    report = SyncReport()
-    wanted: dict[str, JobSpec] = {}
-    for review in session.scalars(select(Review).where(Review.state.in_(OPEN_REVIEW_STATES))):
+    wanted: dict[str, JobSpec | None] = {}
+    columns = (Review.id, Review.state, Review.due_at, Review.reminders_sent)
+    for review in session.execute(select(*columns).where(Review.state.in_(OPEN_REVIEW_STATES))):
         spec = review_due_job(review, cfg)
         if spec:
             wanted[spec.id] = spec
@@ -430,12 +467,9 @@ def reconcile(session: Session, cfg: ScheduleSettings, now: datetime) -> SyncRep
             wanted[spec.id] = spec
     for spec in periodic_jobs(cfg):
         wanted[spec.id] = spec
-    for job in store.get_all_jobs():
-        if job.id not in wanted:
-            drop(store, job.id, report)
-    for spec in wanted.values():
-        put(store, spec, now, report)
-    return report
+    stored = stored_jobs(session)
+    wanted.update({job_id: None for job_id in stored if job_id not in wanted})  # orphans go
+    return apply(session, store, wanted, now, stored)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,11 @@ class DatesTrigger(BaseTrigger):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.moments = state["moments"]
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DatesTrigger) and other.moments == self.moments
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __str__(self) -> str:
         return "dates[" + ", ".join(m.isoformat() for m in self.moments) + "]"
 
