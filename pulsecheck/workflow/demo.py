@@ -9,10 +9,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from pulsecheck.config import Settings, load_settings
 from pulsecheck.errors import PulsecheckError
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, User
+from pulsecheck.workflow import hooks
 from pulsecheck.workflow import review as reviews
 from pulsecheck.workflow.accounts import import_accounts
 from pulsecheck.workflow.form import parse_form
@@ -28,6 +30,7 @@ TEAM = [  # name, roles, manager
     ("alice", ["reviewer"], "maria"),
     ("carol", ["reviewer"], "maria"),
     ("olga", ["ops"], None),
+    ("diana", ["head_of_cs"], None),
     ("root", ["admin"], None),
 ]
 
@@ -50,13 +53,38 @@ def copy_samples(target: Path) -> list[Path]:
     return written
 
 
+# The demo's settings: notifications to a JSONL file, the escalation ladder, a monthly cadence for smb.
+DEMO_CONFIG = """\
+timezone = "Europe/Berlin"
+
+[notifications]
+channel = "file"
+
+[notifications.file]
+path = "{outbox}"
+
+[scheduler]
+reminder_every = "2d"
+max_reminders = 2
+evaluate = "0 6 * * *"
+
+[escalation]
+ladder = [{{role = "owner", after = "0d"}}, {{role = "manager", after = "2d"}}, {{role = "head_of_cs", after = "5d"}}]
+
+[cadence.smb]
+schedule = "monthly"
+due_in = "14d"
+"""
+
+
 class Demo:
     """One demo run: prints each step and what the database says afterwards."""
 
-    def __init__(self, database: Database, now: datetime, echo: Callable[[str], None]) -> None:
+    def __init__(self, database: Database, now: datetime, echo: Callable[[str], None], settings: Settings) -> None:
         self.database = database
         self.now = now
         self.echo = echo
+        self.settings = settings
 
     def step(self, title: str) -> None:
         self.echo(f"\n== {title}")
@@ -203,6 +231,33 @@ class Demo:
                 )
         return review_id
 
+    def scheduler(self, *days: int) -> None:
+        import json
+        from collections import Counter
+
+        from pulsecheck.workflow.schedule import list_jobs
+        from pulsecheck.workflow.scheduler import DISPATCH, run_due, runtime, start
+
+        self.step("The scheduler: `scheduler run --once` as cron would run it, a few days apart")
+        with self.database.transaction() as session:
+            kinds = Counter(job.id.split(":")[0] for job in list_jobs(session, self.settings.tz))
+        self.echo("  jobs the commands scheduled: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
+        for offset in days:
+            later = self.now + timedelta(days=offset)
+            rt = runtime(self.database, self.settings, lambda later=later: later)  # type: ignore[misc]
+            report = start(rt, later)
+            added = f"reconcile added {', '.join(report.added)}; " if report.added else ""
+            self.echo(f"  -- {later.astimezone(self.settings.tz):%a %Y-%m-%d %H:%M %Z} (+{offset} days): {added}")
+            for run in run_due(rt, later):
+                missed = f" ({run.missed} missed firings coalesced)" if run.missed and run.id != DISPATCH else ""
+                self.echo(f"     {run.id:<26} {run.result}{missed}")
+        outbox = Path(str(self.settings.section("notifications").get("file", {}).get("path", "")))
+        lines = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.is_file() else []
+        self.echo(f"  {outbox}: {len(lines)} notifications delivered to the file channel:")
+        for kind, count in sorted(Counter(line["kind"] for line in lines).items()):
+            people = sorted({line["recipient_name"] for line in lines if line["kind"] == kind})
+            self.echo(f"    {count:>3} {kind:<20} to {', '.join(people)}")
+
 
 def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
     """Run the whole demo in a fresh SQLite database under `workdir`; returns the database path."""
@@ -210,14 +265,21 @@ def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
     path = workdir / "demo.db"
     for stale in workdir.glob("demo.db*"):
         stale.unlink()
+    for stale in (workdir / "notifications.jsonl",):
+        stale.unlink(missing_ok=True)
+    config = workdir / "pulsecheck.toml"
+    config.write_text(DEMO_CONFIG.format(outbox=(workdir / "notifications.jsonl").resolve()))
+    settings = load_settings(db=f"sqlite:///{path}", config=str(config), env={})
     database = Database(f"sqlite:///{path}")
     upgrade(database.engine)
-    echo(f"pulsecheck demo: database {path}")
-    demo = Demo(database, now, echo)
+    hooks.install(database, settings)
+    echo(f"pulsecheck demo: database {path}, settings {config}")
+    demo = Demo(database, now, echo, settings)
     demo.setup()
     demo.scoring()
     review_id = demo.review_life()
     demo.rules()
+    demo.scheduler(1, 3, 8)
     echo(f"\nDone. Explore: pulsecheck --db sqlite:///{path} review show {review_id}")
     database.dispose()
     return path

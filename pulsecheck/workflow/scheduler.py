@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pulsecheck.storage.db import Database
 
 LOCK_KEY = 0x70756C73  # "puls": with the schema, the advisory lock that schedulers of one database compete for
+DISPATCH = "dispatch-notifications"
 log = logging.getLogger("pulsecheck.scheduler")
 
 
@@ -111,18 +112,25 @@ def run_due(rt: jobs.Runtime, now: datetime, max_passes: int = 10) -> list[JobRu
         for _ in range(max_passes):
             with rt.database.transaction() as session:
                 due = job_store(session, rt.cfg.tz).get_due_jobs(now)
+            due.sort(key=lambda job: job.id == DISPATCH)  # last: a pass delivers what it produced
             if not due:
                 break
-            runs.extend(_run(rt, job, now) for job in due)
+            done = [run for run in (_run(rt, job, now) for job in due) if run is not None]
+            runs.extend(done)
+            if not done:
+                break
     finally:
         jobs.set_runtime(None)
     return runs
 
 
-def _run(rt: jobs.Runtime, job: Any, now: datetime) -> JobRun:
+def _run(rt: jobs.Runtime, job: Any, now: datetime) -> JobRun | None:
     run_times = job._get_run_times(now)
     with rt.database.transaction() as session:  # move the job on first: it never runs twice for one firing
         store = job_store(session, rt.cfg.tz)
+        current = store.lookup_job(job.id)
+        if current is None or _fingerprint(current) != _fingerprint(job):
+            return None  # an earlier job of this pass removed or replaced it: the next pass sees the new one
         following = job.trigger.get_next_fire_time(run_times[-1], now)
         if following is None:
             drop(store, job.id)
@@ -137,6 +145,10 @@ def _run(rt: jobs.Runtime, job: Any, now: datetime) -> JobRun:
         log.error("job %s failed:\n%s", job.id, traceback.format_exc())
         result, ok = f"{job.id}: failed: {traceback.format_exc(limit=0).strip()}", False
     return JobRun(job.id, run_times[-1], len(run_times) - 1, result, ok)
+
+
+def _fingerprint(job: Any) -> tuple[Any, ...]:
+    return job.func_ref, tuple(job.args), repr(job.trigger), job.next_run_time
 
 
 def run_forever(
