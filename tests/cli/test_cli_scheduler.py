@@ -132,3 +132,39 @@ def test_one_leader_on_postgres_and_the_standby_takes_over_when_it_dies(pg_url, 
 
 def test_one_leader_on_a_sqlite_file_and_the_standby_takes_over(db_url, database: Database, tmp_path):
     standby_takes_over(db_url, tmp_path)
+
+
+def test_the_daemon_runs_a_due_job_on_the_wall_clock_and_stops_cleanly(db_url, database: Database, tmp_path):
+    from sqlalchemy import select
+
+    from pulsecheck.storage.models import Notification
+    from pulsecheck.workflow import review as reviews
+    from pulsecheck.workflow.users import add_user
+
+    real_now = datetime.now(UTC)
+    with database.transaction() as session:
+        add_user(session, "maria", ["manager"], real_now)
+        add_user(session, "bob", ["reviewer"], real_now, manager="maria")
+    with database.transaction() as session:
+        from pulsecheck.storage.models import Account, User
+
+        session.add(
+            Account(external_id="ACME", name="Acme", owner=session.scalar(select(User).where(User.name == "bob")))
+        )
+    with database.transaction() as session:  # opened two weeks ago, due yesterday
+        review = reviews.new_review(session, "ACME", "bob", real_now - timedelta(days=14), timedelta(days=13))
+        review_id = review.id
+    daemon = Daemon(db_url, tmp_path)
+    try:
+        daemon.wait_for("leader:")
+        line = daemon.wait_for(f"review-due:{review_id}:")
+        assert f"review {review_id}: reminder 1/3 to bob" in line
+        assert daemon.kill(signal.SIGTERM) == 0
+        daemon.wait_for("stopped")
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+    with database.transaction() as session:
+        sent = session.execute(select(Notification.kind, Notification.recipient)).all()
+    assert [tuple(row) for row in sent] == [("review_due", "bob")]
