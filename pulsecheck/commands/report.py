@@ -1,5 +1,54 @@
-"""report commands (being built)."""
+"""report: the portfolio picture as a terminal summary, JSON, or one self-contained HTML file."""
 
 from __future__ import annotations
 
-COMMANDS: list = []
+from datetime import datetime, time
+
+import click
+
+from pulsecheck.cli import App, emit_json, json_option, parse_day, pass_app
+
+
+@click.group()
+def report() -> None:
+    """Reports for managers and audits."""
+
+
+@report.command("portfolio")
+@click.option("--as-of", "as_of", metavar="DATE", help="As of the end of DATE (default: now).")
+@click.option("--segment", metavar="S", help="Only the accounts of segment S.")
+@click.option("--html", "html", metavar="FILE", help="Write one self-contained HTML file (opens offline).")
+@json_option
+@pass_app
+def report_portfolio(app: App, as_of: str | None, segment: str | None, html: str | None, as_json: bool) -> None:
+    """Buckets, score distribution and trend, at-risk accounts, overdue reviews, open escalations and deviations."""
+    from pulsecheck.reports.portfolio import check_writable, render_html, terminal_summary, write_html
+    from pulsecheck.rules.priority import PriorityMatrix
+    from pulsecheck.workflow.portfolio import build_portfolio
+
+    when = app.now()
+    if as_of:
+        when = datetime.combine(parse_day(as_of, "--as-of"), time(23, 59, 59), tzinfo=app.settings.tz)
+    target = check_writable(html) if html else None
+    priority = PriorityMatrix.from_config(app.settings.section("priority"))
+    with app.transaction() as session:
+        data = build_portfolio(session, when, priority, segment)
+    if target is not None:
+        write_html(render_html(data, app.now()), target)
+    if as_json:
+        emit_json(data.as_dict() | ({"html": str(target)} if target else {}))
+    elif target is not None:
+        click.echo(f"wrote {target} ({len(data.at_risk)} at risk, {data.accounts} accounts)")
+    else:
+        from rich.console import Console
+
+        Console(highlight=False, width=max(100, _width())).print(terminal_summary(data))
+
+
+def _width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((120, 40)).columns
+
+
+COMMANDS = [report]

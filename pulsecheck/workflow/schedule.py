@@ -17,10 +17,10 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, delete, event, select
+from sqlalchemy import Table, bindparam, delete, event, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.duration import parse_duration
@@ -360,7 +360,7 @@ def apply(
         row = {"job_id": job_id, "next_run_time": datetime_to_utc_timestamp(job.next_run_time), "job_state": state}
         rows["insert" if current is None else "update"].append(row)
         (report.added if current is None else report.replaced).append(job_id)
-    table = SchedulerJob.__table__
+    table = cast(Table, SchedulerJob.__table__)
     if rows["insert"]:
         session.execute(
             table.insert().values(id=bindparam("job_id"), next_run_time=bindparam("next_run_time")), rows["insert"]

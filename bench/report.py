@@ -1,0 +1,208 @@
+"""Portfolio report over a large portfolio: `report portfolio --html` on N accounts x 12 monthly snapshots, SQLite.
+
+Set-up (not timed, `build_portfolio`): 40 owners, N accounts over 4 segments with ARR and renewal dates, the
+example model approved, 12 monthly score snapshots per account (the shape `score_portfolio` writes, components
+included) drifting so that some accounts decline, about 1% of accounts with an open escalation, 0.5% with an
+open review (a third of them overdue), 2% with an open deviation. Rows go in with SQLAlchemy Core
+insert(...) executemany, in chunks, as bench/score.py does.
+Timed: the service call behind `report portfolio --html FILE` (`write_portfolio_report`), queries included.
+Run: .venv/bin/python bench/report.py [N_ACCOUNTS] [--keep DIR]   (default 100000)
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from pulsecheck.scoring.model import load_model_file
+from pulsecheck.storage.db import Database
+from pulsecheck.storage.migrate import upgrade
+from pulsecheck.storage.models import Account, Deviation, Escalation, Review, ScoreSnapshot, User
+from pulsecheck.workflow.scoring import approve_model
+from pulsecheck.workflow.users import add_user
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+MODEL = Path(__file__).resolve().parent.parent / "examples" / "scoring.yaml"
+MONTHS = 12
+OWNERS = 40
+SEGMENTS = ("enterprise", "mid-market", "smb", "public")
+KPIS = (("usage", 30.0), ("nps", 20.0), ("csat", 20.0), ("open_tickets", 15.0), ("on_time_delivery", 15.0))
+CHUNK = 50_000
+
+
+def _bulk(conn: Connection, table: Any, rows: Iterator[dict[str, Any]]) -> int:
+    count, chunk = 0, []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == CHUNK:
+            conn.execute(insert(table), chunk)
+            count, chunk = count + len(chunk), []
+    if chunk:
+        conn.execute(insert(table), chunk)
+        count += len(chunk)
+    return count
+
+
+def _accounts(n: int, rng: random.Random, owners: list[int]) -> Iterator[dict[str, Any]]:
+    for i in range(1, n + 1):
+        yield {
+            "id": i,
+            "external_id": f"A{i:06d}",
+            "name": f"Account {i}",
+            "segment": SEGMENTS[i % len(SEGMENTS)],
+            "tier": "gold" if i % 10 == 0 else "standard",
+            "arr": float(rng.randrange(5_000, 400_000, 1_000)),
+            "owner_id": None if i % 97 == 0 else owners[i % len(owners)],
+            "manager_id": owners[0],
+            "renewal_date": NOW.date() + timedelta(days=rng.randrange(-30, 400)),
+            "contract_start": date(2024, 1, 1) + timedelta(days=i % 600),
+        }
+
+
+def _components(score: float, when: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "kpi": kpi,
+            "raw": round(score, 1),
+            "normalized": round(score, 1),
+            "weight": weight,
+            "effective_weight": weight,
+            "contribution": round(score * weight / 100, 2),
+            "status": "ok",
+            "observed_at": (when - timedelta(days=1)).isoformat(),
+        }
+        for kpi, weight in KPIS
+    ]
+
+
+def _bucket(score: float) -> str:
+    return "unhealthy" if score < 40 else "neutral" if score < 80 else "healthy"
+
+
+def _snapshots(n: int, rng: random.Random, model_id: int) -> Iterator[dict[str, Any]]:
+    for account_id in range(1, n + 1):
+        score = rng.uniform(25, 98)
+        drift = rng.uniform(-2, 1.5)
+        for month in range(MONTHS - 1, -1, -1):
+            when = NOW - timedelta(days=30 * month)
+            score = min(100.0, max(0.0, score + drift + rng.uniform(-4, 4)))
+            yield {
+                "account_id": account_id,
+                "as_of": when,
+                "score": round(score, 2),
+                "bucket": _bucket(score),
+                "model_id": model_id,
+                "components": _components(score, when),
+                "provisional": False,
+            }
+
+
+def _escalations(n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
+    for account_id in range(7, n + 1, 100):
+        opened = NOW - timedelta(days=rng.randrange(0, 120))
+        yield {
+            "account_id": account_id,
+            "rule_id": "drop-with-complaints",
+            "severity": "high",
+            "priority": rng.choice(("P1", "P2", "P2", "P3")),
+            "reason": "score drop with open complaints",
+            "owner": "owner1",
+            "level": 0,
+            "opened_at": opened,
+            "status": "acknowledged" if account_id % 300 == 7 else "open",
+            "dedupe_key": f"{account_id}:drop-with-complaints",
+        }
+
+
+def _reviews(n: int) -> Iterator[dict[str, Any]]:
+    for account_id in range(11, n + 1, 200):
+        due = NOW + timedelta(days=(account_id % 3 - 1) * 10)  # a third overdue
+        yield {
+            "account_id": account_id,
+            "state": "draft",
+            "kind": "cadence",
+            "reviewer": "owner1",
+            "priority": "P3",
+            "due_at": due,
+            "created_at": due - timedelta(days=14),
+            "updated_at": due - timedelta(days=14),
+            "version_id": 1,
+        }
+
+
+def _deviations(n: int) -> Iterator[dict[str, Any]]:
+    for account_id in range(3, n + 1, 50):
+        kind = ("stale", "missing", "duplicate")[account_id % 3]
+        yield {
+            "account_id": account_id,
+            "kind": kind,
+            "subject": "usage",
+            "detail": f"usage input {kind}",
+            "found_at": NOW - timedelta(days=2),
+            "last_seen_at": NOW,
+            "status": "accepted" if account_id % 7 == 0 else "open",
+        }
+
+
+def build_portfolio(path: str | Path, accounts: int) -> Database:
+    """A migrated SQLite database at `path` holding a portfolio of `accounts` accounts with 12 months of history."""
+    database = Database(f"sqlite:///{path}")
+    upgrade(database.engine)
+    rng = random.Random(11)
+    with database.transaction() as session:
+        add_user(session, "olga", ["ops", "manager"], NOW)
+        for i in range(1, OWNERS + 1):
+            add_user(session, f"owner{i}", ["reviewer"], NOW, manager="olga")
+        session.flush()
+        owners = list(session.scalars(select(User.id).where(User.name != "olga").order_by(User.id)))
+        olga = session.scalars(select(User).where(User.name == "olga")).one()
+        model_id = approve_model(session, MODEL, olga, NOW - timedelta(days=400)).id
+    load_model_file(MODEL)  # fail early on a broken example
+    with database.engine.begin() as conn:
+        _bulk(conn, Account.__table__, _accounts(accounts, rng, owners))
+        _bulk(conn, ScoreSnapshot.__table__, _snapshots(accounts, rng, model_id))
+        _bulk(conn, Escalation.__table__, _escalations(accounts, rng))
+        _bulk(conn, Review.__table__, _reviews(accounts))
+        _bulk(conn, Deviation.__table__, _deviations(accounts))
+    return database
+
+
+def time_report(database: Database, out: Path) -> float:
+    """Seconds taken by the service behind `report portfolio --html FILE`."""
+    from pulsecheck.config import Settings
+    from pulsecheck.reports.portfolio import write_portfolio_report
+
+    start = time.perf_counter()
+    write_portfolio_report(database, Settings(), NOW, out)
+    return time.perf_counter() - start
+
+
+def main(n: int, keep: str | None) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        database = build_portfolio(folder / "bench-report.db", n)
+        print(
+            f"set-up: {n:,} accounts x {MONTHS} monthly snapshots = {n * MONTHS:,} snapshots "
+            f"in {time.perf_counter() - t0:.1f} s (not timed)"
+        )
+        out = folder / "portfolio.html"
+        elapsed = time_report(database, out)
+        print(f"report portfolio --html: {elapsed:.2f} s (target <= 10 s), {out.stat().st_size / 1024:,.0f} KiB HTML")
+        database.dispose()
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    keep = args[args.index("--keep") + 1] if "--keep" in args else None
+    numbers = [a for a in args if a.replace("_", "").isdigit()]
+    main(int(numbers[0].replace("_", "")) if numbers else 100_000, keep)

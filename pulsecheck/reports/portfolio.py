@@ -1,0 +1,248 @@
+"""The portfolio report: one self-contained HTML file (pygal charts inlined as SVG, sortable tables, no request
+leaving the file) and a terminal summary (rich, sparklines)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pulsecheck.errors import InputError
+from pulsecheck.scoring.trends import sparkline
+from pulsecheck.workflow.portfolio import AGE_BANDS, Portfolio
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from pulsecheck.config import Settings
+    from pulsecheck.storage.db import Database
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+HTML_ROWS = 500  # rows per table in the HTML; the JSON output has them all
+PRIORITY_COLORS = {"P1": "#c0392b", "P2": "#e67e22", "P3": "#f1c40f", "P4": "#7f8c8d"}
+
+
+def write_portfolio_report(
+    database: Database,
+    settings: Settings,
+    now: datetime,
+    path: str | Path,
+    as_of: datetime | None = None,
+    segment: str | None = None,
+) -> Path:
+    """Compute the portfolio as of `as_of` (default `now`) and write it as one HTML file at `path`."""
+    from pulsecheck.rules.priority import PriorityMatrix
+    from pulsecheck.workflow.portfolio import build_portfolio
+
+    target = check_writable(path)
+    priority = PriorityMatrix.from_config(settings.section("priority"))
+    with database.transaction() as session:
+        data = build_portfolio(session, as_of or now, priority, segment)
+    return write_html(render_html(data, now), target)
+
+
+def check_writable(path: str | Path) -> Path:
+    """The path, if an HTML file can be written there; else an InputError naming it (exit 2)."""
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"--html {path}: is a directory")
+    if not target.parent.is_dir():
+        raise InputError(f"--html {path}: no such directory {target.parent}")
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise InputError(f"--html {path}: not writable")
+    return target
+
+
+def write_html(html: str, path: Path) -> Path:
+    """Write atomically (a temporary file renamed over `path`), so a failure leaves no half-written report."""
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(html)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise InputError(f"--html {path}: cannot write: {exc.strerror or exc}") from None
+    return path
+
+
+# --- HTML ---------------------------------------------------------------------------------------------------
+
+
+def render_html(data: Portfolio, now: datetime) -> str:
+    """The report as one HTML document."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["n"] = lambda value: f"{value:,}"  # thousands separators for counts
+    template = env.get_template("portfolio.html.j2")
+    return template.render(
+        data=data,
+        json=data.as_dict(),
+        charts=charts(data),
+        ranges=bucket_ranges(data),
+        rows=HTML_ROWS,
+        generated_at=now,
+        priority_colors=PRIORITY_COLORS,
+        age_bands=[band for _, band in AGE_BANDS],
+    )
+
+
+def bucket_ranges(data: Portfolio) -> dict[str, str]:
+    """Bucket name → its score range in words (`40–80`)."""
+    ranges, low = {}, 0.0
+    for bucket in data.buckets:
+        if not bucket.in_model:
+            ranges[bucket.name] = "older model"
+            continue
+        high = bucket.below if bucket.below is not None else 100.0
+        ranges[bucket.name] = f"{low:g}–{high:g}"
+        low = high
+    return ranges
+
+
+def _config(**options: Any) -> dict[str, Any]:
+    """pygal options for inline SVG: no XML declaration, no external script (pygal's default is a CDN)."""
+    return {
+        "js": [],
+        "disable_xml_declaration": True,
+        "explicit_size": False,
+        "width": 760,
+        "height": 320,
+        "legend_at_bottom": True,
+        "no_data_text": "no data",
+        **options,
+    }
+
+
+def charts(data: Portfolio) -> dict[str, str]:
+    """Chart name → inline SVG markup, rendered by pygal in the model's bucket colours."""
+    import pygal
+    from pygal.style import Style
+
+    colors = {b.name: b.color for b in data.buckets}
+    bucket_style = Style(colors=tuple(colors.values()) or ("gray",), background="white", plot_background="white")
+    plain = Style(colors=("#34495e",), background="white", plot_background="white")
+
+    buckets = pygal.Pie(**_config(style=bucket_style, inner_radius=0.45, title="Accounts by bucket"))
+    for bucket in data.buckets:
+        buckets.add(bucket.name, bucket.count)
+
+    scores = pygal.Bar(**_config(style=plain, title="Score distribution (latest snapshot)", show_legend=False))
+    scores.x_labels = [f"{lo}–{hi}" for lo, hi, _ in data.histogram]
+    scores.add("accounts", [{"value": n, "color": _color_of(data, lo)} for lo, _, n in data.histogram])
+
+    mean = pygal.Line(**_config(style=plain, title="Mean score per month", range=(0, 100), show_legend=False))
+    mean.x_labels = [p.month for p in data.trend]
+    mean.add("mean score", [p.mean_score for p in data.trend])
+
+    stacked = pygal.StackedBar(**_config(style=bucket_style, title="Accounts per bucket per month"))
+    stacked.x_labels = [p.month for p in data.trend]
+    for name in colors:
+        stacked.add(name, [p.buckets.get(name, 0) for p in data.trend])
+    return {
+        name: chart.render(is_unicode=True)
+        for name, chart in (("buckets", buckets), ("scores", scores), ("mean", mean), ("stacked", stacked))
+    }
+
+
+def _color_of(data: Portfolio, score: float) -> str:
+    for bucket in data.buckets:
+        if bucket.below is None or score < bucket.below:
+            return bucket.color
+    return "gray"
+
+
+# --- terminal -----------------------------------------------------------------------------------------------
+
+
+def terminal_summary(data: Portfolio) -> RenderableType:
+    """A rich summary: buckets with bars, score and trend sparklines, the most urgent at-risk accounts."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    scope = f" · segment {data.segment}" if data.segment else ""
+    head = Text.assemble(
+        ("Portfolio", "bold"),
+        f" as of {data.as_of:%Y-%m-%d %H:%M %Z}{scope} · model {data.model_version or 'none approved'} · ",
+        f"{data.accounts:,} accounts ({data.unscored:,} unscored)",
+    )
+    total = sum(b.count for b in data.buckets) or 1
+    buckets = Table("bucket", "range", "accounts", "share", title="Buckets", title_justify="left")
+    ranges = bucket_ranges(data)
+    for bucket in data.buckets:
+        bar = "█" * round(30 * bucket.count / total)
+        buckets.add_row(
+            Text(bucket.name, style=_rich_color(bucket.color)),
+            ranges[bucket.name],
+            f"{bucket.count:,}",
+            Text(f"{bar} {100 * bucket.count / total:.0f}%", style=_rich_color(bucket.color)),
+        )
+    months = f"{data.trend[0].month}..{data.trend[-1].month}" if data.trend else "no history"
+    lines = Text.assemble(
+        ("scores   ", "bold"),
+        sparkline([float(n) for _, _, n in data.histogram]),
+        "  0..100 by tens\n",
+        ("trend    ", "bold"),
+        sparkline([p.mean_score for p in data.trend], 0, 100),
+        f"  mean score per month, {months}",
+        f" (latest {data.trend[-1].mean_score})" if data.trend else "",
+    )
+    return Group(head, "", buckets, lines, "", _risk_table(data), _counts(data))
+
+
+def _risk_table(data: Portfolio, limit: int = 15) -> RenderableType:
+    from rich.table import Table
+
+    title = f"At risk: {len(data.at_risk):,}" + (f" (top {limit})" if len(data.at_risk) > limit else "")
+    risky = Table("prio", "account", "owner", "score", "bucket", "renewal", "why", title=title, title_justify="left")
+    for item in data.at_risk[:limit]:
+        risky.add_row(
+            item.priority,
+            item.external_id,
+            item.owner or "-",
+            "-" if item.score is None else f"{item.score:.1f}",
+            item.bucket or "-",
+            "-" if item.days_to_renewal is None else f"{item.days_to_renewal}d",
+            "; ".join(item.reasons),
+        )
+    return risky
+
+
+def _counts(data: Portfolio) -> RenderableType:
+    from rich.text import Text
+
+    by_priority = data.escalations_by_priority()
+    escalations = ", ".join(f"{p} {row['count']}" for p, row in by_priority.items()) or "none"
+    deviations = ", ".join(f"{k} {n}" for k, n in data.deviations.get("open", {}).items()) or "none"
+    return Text.assemble(
+        ("overdue reviews  ", "bold"),
+        f"{len(data.overdue_reviews):,}\n",
+        ("open escalations ", "bold"),
+        f"{len(data.escalations):,} ({escalations})\n",
+        ("open deviations  ", "bold"),
+        f"{sum(data.deviations.get('open', {}).values()):,} ({deviations})",
+    )
+
+
+def _rich_color(color: str) -> str:
+    """A model colour as a rich style (CSS names like `orange` mostly exist in rich; unknown ones fall back)."""
+    from rich.color import Color, ColorParseError
+
+    try:
+        Color.parse(color)
+        return color
+    except ColorParseError:
+        return "default"
