@@ -97,10 +97,11 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | No
     """Print a table with rich (imported only by listing commands)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(*headers, title=title, show_lines=False, header_style="bold")
     for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
+        t.add_row(*(Text("" if v is None else str(v)) for v in row))  # Text: "[...]" in data is not markup
     Console(width=max(100, _terminal_width())).print(t)
 
 

@@ -1,5 +1,133 @@
-"""outbox commands (being built)."""
+"""outbox: list, dispatch, retry."""
 
 from __future__ import annotations
 
-COMMANDS: list = []
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from pulsecheck.cli import App, emit_json, json_option, pass_app, table
+from pulsecheck.errors import InputError
+
+
+@click.group()
+def outbox() -> None:
+    """Notifications waiting for, or done with, delivery."""
+
+
+@outbox.command("list")
+@click.option("--failed", is_flag=True, help="Only failed ones (same as --status failed).")
+@click.option("--status", metavar="S", help="Only this status: pending, sent or failed.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N rows (newest first).")
+@json_option
+@pass_app
+def outbox_list(app: App, failed: bool, status: str | None, limit: int | None, as_json: bool) -> None:
+    """List notifications, newest first."""
+    from pulsecheck.notifications.dispatch import list_notifications, notification_dict
+
+    if failed and status not in (None, "failed"):
+        raise InputError(f"--failed and --status {status} contradict each other")
+    with app.transaction() as session:
+        data = [notification_dict(n) for n in list_notifications(session, "failed" if failed else status, limit)]
+    if as_json:
+        emit_json(data)
+        return
+    from rich.markup import escape  # subjects start with "[pulsecheck]", which rich would take for markup
+
+    table(
+        [
+            (
+                n["id"],
+                n["kind"],
+                n["channel"],
+                escape(n["recipient"]),
+                n["status"],
+                n["attempts"],
+                _minute(n["next_attempt_at"]),
+                escape(_cut(n["last_error"], 60)),
+                escape(_cut(n["subject"].removeprefix("[pulsecheck] "), 60)),
+            )
+            for n in data
+        ],
+        ["id", "kind", "channel", "recipient", "status", "tries", "next try (UTC)", "last error", "subject"],
+    )
+
+
+@outbox.command("dispatch")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Send at most N notifications.")
+@json_option
+@pass_app
+def outbox_dispatch(app: App, limit: int | None, as_json: bool) -> None:
+    """Deliver the notifications due now, in one pass.
+
+    Each failure is listed; the exit code stays 0 (failed ones show in `outbox list --failed`).
+    """
+    from pulsecheck.notifications.dispatch import dispatch
+
+    with _log_channel_to_stderr():
+        report = dispatch(app.db, app.settings, app.now(), limit)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    total = report.sent + report.retried + report.failed
+    click.echo(f"{total} due: {report.sent} sent, {report.retried} to retry, {report.failed} failed")
+    for name, counts in sorted(report.channels.items()):
+        click.echo(f"  {name}: {counts.sent} sent, {counts.retried} to retry, {counts.failed} failed")
+    for p in report.problems:
+        when = f"retry at {_minute(p.next_attempt_at.isoformat())} UTC" if p.next_attempt_at else "failed"
+        click.echo(f"#{p.id} {p.channel} to {p.recipient}: {when}: {p.error}")
+
+
+@outbox.command("retry")
+@click.argument("notification_ids", metavar="ID...", type=int, nargs=-1, required=True)
+@pass_app
+def outbox_retry(app: App, notification_ids: tuple[int, ...]) -> None:
+    """Queue failed notifications again, attempts reset.
+
+    Refused (exit 1, nothing changed) unless every ID is a failed notification.
+    """
+    from pulsecheck.notifications.dispatch import retry_notification
+
+    with app.transaction() as session:
+        for notification_id in dict.fromkeys(notification_ids):
+            retry_notification(session, notification_id, app.now())
+    for notification_id in dict.fromkeys(notification_ids):
+        click.echo(f"notification {notification_id} queued again")
+
+
+@contextmanager
+def _log_channel_to_stderr() -> Iterator[None]:
+    """While the CLI dispatches, the `log` channel prints to stderr (unless logging is set up already)."""
+    import logging
+
+    from pulsecheck.notifications.channels.log import LOGGER_NAME
+
+    logger = logging.getLogger(LOGGER_NAME)
+    if logger.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = logging.StreamHandler()  # sys.stderr as it is now (click swaps it in tests)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _minute(value: Any) -> str:
+    """An ISO timestamp cut to the minute, for tables (`2026-11-24 09:00`)."""
+    return str(value or "")[:16].replace("T", " ")
+
+
+def _cut(text: Any, width: int) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+COMMANDS = [outbox]

@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import email
-import email.policy
 import json
 import logging
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from pulsecheck.errors import InputError
 from pulsecheck.notifications.channels import CHANNEL_NAMES, Channel, DeliveryError, build_channel
 from pulsecheck.notifications.message import Message
+from tests.integration.conftest import PASSWORD, Inbox, Receiver, free_port, start_smtp
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
-PASSWORD = "pw-from-env-7731"
 TOKEN = "tok-from-env-5120"
 
 
@@ -50,73 +43,6 @@ def make_message(**changes: Any) -> Message:
     }
     fields.update(changes)
     return Message(**fields)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-# --- SMTP -------------------------------------------------------------------------------------------
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps what it receives, or answers with a chosen error reply."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-        self.logins: list[tuple[bytes, bytes]] = []
-        self.rcpt_reply: str | None = None
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-        if self.rcpt_reply:
-            return self.rcpt_reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        if not isinstance(data, LoginPassword):
-            return AuthResult(success=False, handled=False)
-        self.logins.append((data.login, data.password))
-        ok = data.login == b"alerts" and data.password == PASSWORD.encode()
-        # handled=False: let aiosmtpd send the 535 reply itself
-        return AuthResult(success=ok, handled=False, auth_data=data)
-
-    def received(self) -> email.message.EmailMessage:
-        assert len(self.envelopes) == 1
-        parsed = email.message_from_bytes(self.envelopes[0].content, policy=email.policy.default)
-        assert isinstance(parsed, email.message.EmailMessage)
-        return parsed
-
-
-def start_smtp(inbox: Inbox, **kwargs: Any) -> Controller:
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), ready_timeout=5, **kwargs)
-    controller.start()
-    return controller
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    controller = start_smtp(inbox)
-    yield inbox, controller.port
-    controller.stop()
-
-
-@pytest.fixture
-def smtp_auth() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    controller = start_smtp(
-        inbox, authenticator=inbox.authenticate, auth_required=True, auth_require_tls=False
-    )
-    yield inbox, controller.port
-    controller.stop()
 
 
 def email_settings(port: int, **extra: Any) -> dict[str, Any]:
@@ -285,65 +211,6 @@ def test_email_untrusted_certificate_is_permanent(smtp_tls: tuple[Inbox, int, Pa
 
 
 # --- webhook ----------------------------------------------------------------------------------------
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records each POST and answers with a chosen status."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.status = 200
-        self.reply = b"ok"
-        self.headers: dict[str, str] = {}
-        self.delay = 0.0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length", "0"))
-                receiver.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "json": json.loads(self.rfile.read(length)),
-                    }
-                )
-                time.sleep(receiver.delay)
-                try:
-                    self.send_response(receiver.status)
-                    for name, value in receiver.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(receiver.reply)))
-                    self.end_headers()
-                    self.wfile.write(receiver.reply)
-                except BrokenPipeError:  # the client timed out and left, as the test wanted
-                    pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                receiver.requests.append({"path": self.path, "method": "GET"})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.block_on_close = False  # a deliberately slow handler must not hold up teardown
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def webhook(receiver: Receiver, **extra: Any) -> Channel:

@@ -1,0 +1,364 @@
+"""The outbox dispatcher: delivers due notifications to their channels, with retries and backoff.
+
+One pass walks the due rows (pending, `next_attempt_at <= now`) in id order. Each row is claimed before it
+is sent, so two dispatchers never both send it, and its outcome is committed before the next row, so a
+crash loses nothing (the row in flight stays pending and goes out again). PostgreSQL claims with
+`SELECT ... FOR UPDATE SKIP LOCKED` held until the outcome commits (a second dispatcher skips the row);
+SQLite claims under its write lock (`BEGIN IMMEDIATE`) with a lease, so that the lock is not held while a
+channel waits on the network.
+
+Settings (`[notifications]`): `retry_base` (1m), `retry_max` (1h), `max_attempts` (5); each channel reads
+its own table, `[notifications.<channel>]`, and its secrets from the environment only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import OperationalError
+
+from pulsecheck.duration import parse_duration
+from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
+from pulsecheck.notifications.channels.base import Channel, DeliveryError
+from pulsecheck.notifications.message import Message
+from pulsecheck.storage.models import Notification
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from pulsecheck.config import Settings
+    from pulsecheck.storage.db import Database
+
+STATUSES = ("pending", "sent", "failed")
+_TABLE = cast(Table, Notification.__table__)
+_ERROR_LIMIT = 2000  # characters of an error kept in `last_error`
+# Built once: constructing statements per row costs more than SQLite's own work on them.
+_NEXT_DUE = (
+    select(_TABLE)
+    .where(_TABLE.c.id > bindparam("after"), _TABLE.c.status == "pending", _TABLE.c.next_attempt_at <= bindparam("now"))
+    .order_by(_TABLE.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_UPDATE_ROW = update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))  # SET: the keys given at execution
+_UPDATE_CLAIMED = _UPDATE_ROW.where(_TABLE.c.attempts == bindparam("claimed"), _TABLE.c.status == "pending")
+# How long a claimed row on SQLite stays invisible to other dispatchers; far above any channel's timeout.
+LEASE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: `base * 2**(attempts-1)`, capped at `cap`; `max_attempts` tries in all."""
+
+    base: timedelta = timedelta(minutes=1)
+    cap: timedelta = timedelta(hours=1)
+    max_attempts: int = 5
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        """The policy of `[notifications]`; InputError naming the setting when a value is wrong."""
+        table = settings.section("notifications")
+        where = f"{settings.config_path or 'pulsecheck.toml'}: notifications"
+        base = parse_duration(table["retry_base"], f"{where}.retry_base") if "retry_base" in table else cls.base
+        cap = parse_duration(table["retry_max"], f"{where}.retry_max") if "retry_max" in table else cls.cap
+        attempts = table.get("max_attempts", cls.max_attempts)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise InputError(f"{where}.max_attempts: expected a whole number of at least 1, got {attempts!r}")
+        if base <= timedelta(0):
+            raise InputError(f"{where}.retry_base: must be longer than 0s")
+        if cap < base:
+            raise InputError(f"{where}.retry_max: must not be shorter than retry_base")
+        return cls(base, cap, attempts)
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> timedelta:
+        """The wait after the `attempts`-th failed attempt; a receiver's Retry-After is waited at least."""
+        exponent = min(max(attempts - 1, 0), 32)  # 2**32 minutes is past any sane cap
+        wait = min(self.cap, self.base * (2**exponent))
+        if retry_after is not None:
+            wait = max(wait, timedelta(seconds=retry_after))
+        return wait
+
+
+@dataclass
+class ChannelCounts:
+    """Outcomes of one pass for one channel."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A row that was not sent in this pass: `status` pending (will be retried) or failed (given up)."""
+
+    id: int
+    channel: str
+    recipient: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    error: str
+
+
+@dataclass
+class DispatchReport:
+    """What one pass did: totals, the same per channel, and every row that was not sent."""
+
+    now: datetime
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    channels: dict[str, ChannelCounts] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, row: Row[Any], outcome: _Outcome) -> None:
+        """Count one row's outcome; a row that was not sent also goes into `problems`."""
+        name = {"sent": "sent", "pending": "retried", "failed": "failed"}[outcome.status]
+        counts = self.channels.setdefault(row.channel, ChannelCounts())
+        setattr(counts, name, getattr(counts, name) + 1)
+        setattr(self, name, getattr(self, name) + 1)
+        if outcome.status != "sent":
+            problem = Problem(
+                row.id, row.channel, row.recipient, outcome.status, outcome.attempts, outcome.next_attempt_at,
+                outcome.error or "",
+            )
+            self.problems.append(problem)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `outbox dispatch --json` shape."""
+        return {
+            "now": self.now.isoformat(),
+            "sent": self.sent,
+            "retried": self.retried,
+            "failed": self.failed,
+            "channels": {name: vars(c).copy() for name, c in sorted(self.channels.items())},
+            "problems": [
+                {
+                    "id": p.id,
+                    "channel": p.channel,
+                    "recipient": p.recipient,
+                    "status": p.status,
+                    "attempts": p.attempts,
+                    "next_attempt_at": p.next_attempt_at.isoformat() if p.next_attempt_at else None,
+                    "error": p.error,
+                }
+                for p in self.problems
+            ],
+        }
+
+
+class _Channels:
+    """Each channel built once per pass from `[notifications.<name>]`; a bad one remembers its error."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.table = settings.section("notifications")
+        self.env = settings.env
+        self.built: dict[str, Channel | InputError] = {}
+
+    def get(self, name: str) -> Channel | InputError:
+        if name not in self.built:
+            self.built[name] = self._build(name)
+        return self.built[name]
+
+    def _build(self, name: str) -> Channel | InputError:
+        from pulsecheck.notifications.channels import build_channel
+
+        options = self.table.get(name, {})
+        if not isinstance(options, Mapping):
+            return InputError(f"[notifications.{name}] must be a table of settings")
+        try:
+            return build_channel(name, options, self.env)
+        except InputError as exc:
+            return exc
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one attempt did to a row: sent, pending (retry at `next_attempt_at`) or failed."""
+
+    status: str
+    attempts: int
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+    def values(self, now: datetime) -> dict[str, Any]:
+        if self.status == "sent":
+            return {"status": "sent", "attempts": self.attempts, "sent_at": now}
+        error = (self.error or "")[:_ERROR_LIMIT]
+        if self.status == "failed":
+            return {"status": "failed", "attempts": self.attempts, "last_error": error}
+        return {"attempts": self.attempts, "next_attempt_at": self.next_attempt_at, "last_error": error}
+
+
+def dispatch(database: Database, settings: Settings, now: datetime, limit: int | None = None) -> DispatchReport:
+    """Deliver the notifications due at `now` (at most `limit`), committing each outcome as it happens."""
+    policy = RetryPolicy.from_settings(settings)
+    channels = _Channels(settings)
+    report = DispatchReport(now)
+    last_id = 0  # each row at most once per pass, and no rescans of rows already done
+    with database.engine.connect() as conn:
+        claims = _LeaseClaims(conn) if conn.dialect.name == "sqlite" else _LockClaims(conn)
+        while limit is None or report.sent + report.retried + report.failed < limit:
+            row = claims.next(last_id, now)
+            if row is None:
+                break
+            last_id = row.id
+            try:
+                outcome = _attempt(row, channels.get(row.channel), policy, now)
+            except BaseException:  # interrupted while sending: the row goes back as it was
+                claims.release(row)
+                raise
+            claims.record(row, outcome.values(now))
+            report.add(row, outcome)
+    return report
+
+
+class _LockClaims:
+    """PostgreSQL: the row stays locked (`FOR UPDATE SKIP LOCKED`) from claim to committed outcome."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def next(self, after_id: int, now: datetime) -> Row[Any] | None:
+        row = self.conn.execute(_NEXT_DUE, {"after": after_id, "now": now}).first()
+        if row is None:
+            self.conn.rollback()
+        return row
+
+    def record(self, row: Row[Any], values: dict[str, Any]) -> None:
+        self.conn.execute(_UPDATE_ROW, {"row_id": row.id, **values})
+        self.conn.commit()
+
+    def release(self, row: Row[Any]) -> None:
+        self.conn.rollback()
+
+
+class _LeaseClaims:
+    """SQLite: claim under the write lock by counting the attempt and pushing `next_attempt_at` out by LEASE.
+
+    The write lock is held only to claim and to record, never while a channel talks to the network: SQLite
+    has one writer at a time, and every other command would wait for a slow SMTP server. A dispatcher
+    killed mid-send leaves the row pending; it is due again when the lease runs out.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def next(self, after_id: int, now: datetime) -> Row[Any] | None:
+        self._begin()
+        row = self.conn.execute(_NEXT_DUE, {"after": after_id, "now": now}).first()
+        if row is not None:
+            claim = {"row_id": row.id, "attempts": row.attempts + 1, "next_attempt_at": now + LEASE}
+            self.conn.execute(_UPDATE_ROW, claim)
+        self.conn.commit()
+        return row
+
+    def record(self, row: Row[Any], values: dict[str, Any]) -> None:
+        self._begin()
+        self.conn.execute(_UPDATE_CLAIMED, {"row_id": row.id, "claimed": row.attempts + 1, **values})
+        self.conn.commit()
+
+    def release(self, row: Row[Any]) -> None:
+        try:
+            self.record(row, {"attempts": row.attempts, "next_attempt_at": row.next_attempt_at})
+        except Exception:  # noqa: BLE001 - the lease runs out anyway; keep the original error
+            self.conn.rollback()
+
+    def _begin(self) -> None:
+        # The write lock up front: with a plain BEGIN two processes could both read the row as pending.
+        try:
+            self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except OperationalError as exc:
+            self.conn.rollback()
+            if "locked" in str(exc.orig):
+                raise ConflictError("the database is busy (another dispatcher or command has it): try again") from None
+            raise
+
+
+def _attempt(row: Row[Any], channel: Channel | InputError, policy: RetryPolicy, now: datetime) -> _Outcome:
+    """Send one claimed row; the outcome says what to write back."""
+    if isinstance(channel, InputError):  # bad settings: nothing was attempted, the error says what to fix
+        return _Outcome("failed", row.attempts, str(channel))
+    attempts = row.attempts + 1
+    try:
+        channel.send(_message(row))
+    except DeliveryError as exc:
+        if not exc.retryable:
+            return _Outcome("failed", attempts, str(exc))
+        if attempts >= policy.max_attempts:
+            return _Outcome("failed", attempts, f"gave up after {attempts} attempts: {exc}")
+        return _Outcome("pending", attempts, str(exc), now + policy.delay(attempts, exc.retry_after))
+    except Exception as exc:  # a channel bug must not stop the pass; treat it as a passing problem
+        error = f"{type(exc).__name__}: {exc}"
+        if attempts >= policy.max_attempts:
+            return _Outcome("failed", attempts, f"gave up after {attempts} attempts: {error}")
+        return _Outcome("pending", attempts, error, now + policy.delay(attempts))
+    return _Outcome("sent", attempts)
+
+
+def _message(row: Row[Any]) -> Message:
+    """The channel-ready message of an outbox row (addresses and context were stored by `enqueue`)."""
+    payload = row.payload if isinstance(row.payload, dict) else {}
+    context = payload.get("context")
+    return Message(
+        kind=row.kind,
+        recipient_name=row.recipient,
+        recipient_email=payload.get("email") or None,
+        recipient_webhook=payload.get("webhook") or None,
+        subject=row.subject,
+        body=row.body,
+        dedupe_key=row.dedupe_key,
+        context=context if isinstance(context, dict) else {},
+    )
+
+
+# --- reading and repairing the outbox (for `outbox list` and `outbox retry`) ----------------------------
+
+
+def list_notifications(session: Session, status: str | None = None, limit: int | None = None) -> list[Notification]:
+    """Outbox rows, newest first, optionally only those with `status`."""
+    if status is not None and status not in STATUSES:
+        raise InputError(f"--status: expected one of {', '.join(STATUSES)}, got {status!r}")
+    query = select(Notification).order_by(Notification.id.desc())
+    if status is not None:
+        query = query.where(Notification.status == status)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def retry_notification(session: Session, notification_id: int, now: datetime) -> Notification:
+    """Put a failed notification back in the queue, due at `now` with its attempts reset."""
+    row = session.get(Notification, notification_id)
+    if row is None:
+        raise NotFoundError(f"notification {notification_id} does not exist")
+    if row.status != "failed":
+        raise RefusedError(f"notification {notification_id} is {row.status}, not failed: only failed ones are retried")
+    row.status = "pending"
+    row.attempts = 0
+    row.next_attempt_at = now
+    return row
+
+
+def notification_dict(row: Notification) -> dict[str, Any]:
+    """The `outbox list --json` shape of one row (no body, no addresses)."""
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "channel": row.channel,
+        "recipient": row.recipient,
+        "status": row.status,
+        "attempts": row.attempts,
+        "created_at": row.created_at.isoformat(),
+        "next_attempt_at": row.next_attempt_at.isoformat() if row.status == "pending" else None,
+        "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+        "last_error": row.last_error,
+        "subject": row.subject,
+        "dedupe_key": row.dedupe_key,
+    }

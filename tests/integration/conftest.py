@@ -1,0 +1,167 @@
+"""Fixtures for the integration tests: a real SMTP server (aiosmtpd) and a real HTTP receiver on 127.0.0.1.
+
+Test modules that need the classes themselves import them: `from tests.integration.conftest import Inbox`.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+PASSWORD = "pw-from-env-7731"  # the only password the `smtp_auth` server accepts (login "alerts")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (right now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --- SMTP -------------------------------------------------------------------------------------------
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps what it receives, or answers with a chosen error reply."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+        self.logins: list[tuple[bytes, bytes]] = []
+        self.rcpt_reply: str | None = None
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        self.logins.append((data.login, data.password))
+        ok = data.login == b"alerts" and data.password == PASSWORD.encode()
+        # handled=False: let aiosmtpd send the 535 reply itself
+        return AuthResult(success=ok, handled=False, auth_data=data)
+
+    def messages(self) -> list[email.message.EmailMessage]:
+        """Every email received so far, parsed."""
+        parsed = [email.message_from_bytes(e.content, policy=email.policy.default) for e in self.envelopes]
+        assert all(isinstance(m, email.message.EmailMessage) for m in parsed)
+        return parsed  # type: ignore[return-value]
+
+    def received(self) -> email.message.EmailMessage:
+        """The one email received (fails when there are none or several)."""
+        assert len(self.envelopes) == 1
+        return self.messages()[0]
+
+
+def start_smtp(inbox: Inbox, **kwargs: Any) -> Controller:
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), ready_timeout=5, **kwargs)
+    controller.start()
+    return controller
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """A plain SMTP server: (inbox, port)."""
+    inbox = Inbox()
+    controller = start_smtp(inbox)
+    yield inbox, controller.port
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_auth() -> Iterator[tuple[Inbox, int]]:
+    """An SMTP server that requires login "alerts" with PASSWORD (no TLS): (inbox, port)."""
+    inbox = Inbox()
+    controller = start_smtp(inbox, authenticator=inbox.authenticate, auth_required=True, auth_require_tls=False)
+    yield inbox, controller.port
+    controller.stop()
+
+
+# --- HTTP -------------------------------------------------------------------------------------------
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records each POST and answers with a chosen status.
+
+    `statuses` is a queue of answers for the next POSTs (e.g. [500, 503]); once empty, `status` applies.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+        self.statuses: list[int] = []
+        self.reply = b"ok"
+        self.headers: dict[str, str] = {}
+        self.delay = 0.0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", "0"))
+                receiver.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "json": json.loads(self.rfile.read(length)),
+                    }
+                )
+                status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
+                time.sleep(receiver.delay)
+                try:
+                    self.send_response(status)
+                    for name, value in receiver.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(receiver.reply)))
+                    self.end_headers()
+                    self.wfile.write(receiver.reply)
+                except BrokenPipeError:  # the client timed out and left, as the test wanted
+                    pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                receiver.requests.append({"path": self.path, "method": "GET"})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.block_on_close = False  # a deliberately slow handler must not hold up teardown
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def posted(self) -> list[dict[str, Any]]:
+        """The JSON bodies of every POST so far."""
+        return [r["json"] for r in self.requests if "json" in r]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A running HTTP receiver; `receiver.url` is its base URL."""
+    server = Receiver()
+    yield server
+    server.close()
