@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, time
+from typing import Any
 
 import click
 
 from pulsecheck.cli import App, emit_json, every_problem, json_option, parse_day, pass_app, table
 from pulsecheck.errors import InputError
-
-
-def evaluation_settings(app: App):  # type: ignore[no-untyped-def]
-    from pulsecheck.rules.priority import PriorityMatrix
-    from pulsecheck.workflow.evaluation import EvaluationSettings
-
-    notifications = app.settings.section("notifications")
-    return EvaluationSettings(
-        priority=PriorityMatrix.from_config(app.settings.section("priority")),
-        channel=str(notifications.get("channel", "log")),
-        role_lists=dict(notifications.get("roles", {})),
-        workers=int(app.settings.section("rules").get("workers", 2)),
-    )
 
 
 def _end_of(app: App, day: str | None, name: str) -> datetime:
@@ -156,6 +146,39 @@ def rules_backtest(app: App, file: str, start: str, end: str, as_json: bool) -> 
         )
 
 
+_STAGES = {"facts": "facts", "engine": "rules engine", "apply": "actions"}
+
+
+@contextmanager
+def terminal_progress() -> Iterator[Any]:
+    """A `progress(stage, done, total)` callback drawing a rich bar on stderr, or None when stderr is no terminal."""
+    import sys
+
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("{task.description:<13}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(_STAGES.get(stage, stage), total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        yield progress
+
+
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Print what would happen; write nothing.")
 @click.option("--as-of", "as_of", metavar="DATE")
@@ -165,12 +188,17 @@ def rules_backtest(app: App, file: str, start: str, end: str, as_json: bool) -> 
 def evaluate(app: App, dry_run: bool, as_of: str | None, account: str | None, as_json: bool) -> None:
     """Evaluate the active rules over the portfolio and apply their actions."""
     from pulsecheck.workflow.accounts import get_account
+    from pulsecheck.workflow.evaluation import EvaluationSettings
     from pulsecheck.workflow.evaluation import evaluate as run_evaluation
 
-    config = evaluation_settings(app)
-    with app.transaction() as session:
-        account_id = get_account(session, account).id if account else None
-        report = run_evaluation(session, config, _end_of(app, as_of, "--as-of"), app.now(), dry_run, account_id)
+    config = EvaluationSettings.from_settings(app.settings)
+    account_id = None
+    if account:
+        with app.transaction() as session:
+            account_id = get_account(session, account).id
+    when = _end_of(app, as_of, "--as-of")
+    with terminal_progress() as progress:
+        report = run_evaluation(app.db, config, when, app.now(), dry_run, account_id, progress)
     data = {
         "as_of": report.as_of.isoformat(),
         "dry_run": dry_run,

@@ -2,16 +2,21 @@
 
 Follows shared/research/durable_rules.md sections 4 and 8: one `$and` pattern on the account fact per
 rule, no events, `$not`, timers or Host threads; at most 50 rules (and ~60 `$or` branches) per ruleset;
-a `$sentinel` rule so `delete_state` is safe; explicit fact ids; one sid per account, deleted after use.
-The C core can segfault, so it only ever runs in child processes: a crash fails the run, never the caller.
+a `$sentinel` rule so `delete_state` is safe; explicit fact ids; each sid is deleted after use.
+Every number goes to the C core as a plain decimal: an exponent (`1e+17`) segfaults it in a fact and is
+error 204 in a ruleset. A `$seen` rule fires once per account fact, so a fact the core silently dropped is
+noticed and evaluated again. The C core can segfault, so it only ever runs in child processes: a crash
+fails the run, never the caller.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from decimal import Decimal
 from typing import Any
 
 from pulsecheck.errors import PulsecheckError
@@ -21,11 +26,42 @@ from pulsecheck.rules.language import BOOLEAN, All, AnyOf, Leaf, Node, Rule, Rul
 MAX_RULES = 50
 MAX_BRANCHES = 60  # P12: more than 64 simultaneously true alpha branches per fact fail the whole assert
 SENTINEL = {"$sentinel": {"all": [{"m": {"$s": 1}}]}}
+SEEN = {"$seen": {"all": [{"m": {"kind": "account"}}]}}  # one firing per account fact the core really took in
+ACCOUNTS_PER_SID = 20
+RETRIES = 3
 _OPS = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
+_INT64 = 2**63
 
 
 class EngineCrashed(PulsecheckError):
-    """The durable-rules core died in a worker; nothing was written."""
+    """The durable-rules core died or misbehaved in a worker; nothing was written."""
+
+
+def plain_number(value: int | float) -> str:
+    """A number as JSON the C core parses: never an exponent; floats keep a '.' so they are read as doubles."""
+    if isinstance(value, int) and -_INT64 < value < _INT64:
+        return str(int(value))
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    text = repr(number)
+    if "e" not in text:
+        return text
+    text = format(Decimal(text), "f")
+    return text if "." in text else f"{text}.0"
+
+
+def to_json(value: Any) -> str:
+    """JSON for durable-rules: like json.dumps, but every number is a plain decimal (see `plain_number`)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return plain_number(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {to_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(to_json(v) for v in value) + "]"
+    raise TypeError(f"cannot send {type(value).__name__} to durable-rules")
 
 
 def field_name(fact: str) -> str:
@@ -84,23 +120,31 @@ def compile_rules(rules_file: RulesFile) -> list[tuple[str, str]]:
         weight += cost
     stem = rules_file.source.rsplit("/", 1)[-1].split(".")[0] or "rules"
     return [
-        (f"{stem}.{i}@{rules_file.sha256[:12]}", json.dumps({**shard, **SENTINEL})) for i, shard in enumerate(shards)
+        (f"{stem}.{i}@{rules_file.sha256[:12]}", to_json({**shard, **SEEN, **SENTINEL}))
+        for i, shard in enumerate(shards)
     ]
 
 
 def encode_fact(account: int, facts: Mapping[str, Any]) -> str:
-    """The account fact as durable-rules sees it: missing facts omitted, booleans as 0/1, rounded numbers."""
-    fields: dict[str, Any] = {"id": f"account:{account}", "sid": str(account), "kind": "account"}
+    """The account fact as durable-rules sees it (JSON, without its sid): missing facts omitted, booleans as 0/1,
+    numbers rounded and written as plain decimals."""
+    fields: dict[str, Any] = {"id": f"account:{account}", "kind": "account"}
+    plain = True  # json.dumps writes an exponent only from 1e16 up (rounded numbers are never tiny)
     for name, value in clean_facts(facts).items():
         if value is None:
             continue
-        fields[field_name(name)] = int(value) if isinstance(value, bool) else value
-    return json.dumps([fields])
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, int | float) and not -1e15 < value < 1e15:
+            plain = False
+        fields[field_name(name)] = value
+    return json.dumps(fields) if plain else to_json(fields)
 
 
 # --- worker side -----------------------------------------------------------------------------------
 
 _HANDLES: list[int] = []
+_ID_MARK = '"id": "account:'
 
 
 def _init_worker(shards: list[tuple[str, str]], crash: bool) -> None:
@@ -120,20 +164,62 @@ def _init_worker(shards: list[tuple[str, str]], crash: bool) -> None:
         os.abort()
 
 
-def _evaluate_chunk(chunk: list[tuple[int, str]]) -> list[tuple[int, str]]:
+def _account_of(message: str) -> int:
+    start = message.find(_ID_MARK)
+    if start < 0:  # not the layout the C core writes today: parse it properly
+        fact = next(iter(next(iter(json.loads(message).values())).values()))
+        return int(str(fact["id"]).split(":", 1)[1])
+    start += len(_ID_MARK)
+    return int(message[start : message.index('"', start)])
+
+
+def _run_sid(handle: int, sid: str, batch: list[tuple[int, str]]) -> tuple[set[tuple[int, str]], int]:
+    """Assert a batch of account facts into one sid, then delete it: (firings, how many facts `$seen` saw)."""
     import durable_rules_engine as dre
 
+    prefix = '{"sid": "' + sid + '", '
     fired: set[tuple[int, str]] = set()
-    for account, payload in chunk:
-        for handle in _HANDLES:
-            _, state = dre.assert_facts(handle, payload)
-            result = dre.start_action_for_state(handle, state)
-            message = result[1] if result else None
-            while message:
-                fired.add((account, next(iter(json.loads(message)))))
-                message = dre.complete_and_start_action(handle, state)
-            dre.delete_state(handle, str(account))
-    return sorted(f for f in fired if f[1] != "$sentinel")
+    seen = 0
+    _, state = dre.assert_facts(handle, "[" + ", ".join(prefix + body[1:] for _, body in batch) + "]")
+    result = dre.start_action_for_state(handle, state)
+    message = result[1] if result else None
+    while message:
+        rule = message[2 : message.index('"', 2)]
+        if rule == "$seen":
+            seen += 1
+        elif rule != "$sentinel":
+            fired.add((_account_of(message), rule))
+        message = dre.complete_and_start_action(handle, state)
+    dre.delete_state(handle, sid)
+    return fired, seen
+
+
+def _evaluate_chunk(
+    accounts: list[tuple[int, Mapping[str, Any]]], per_sid: int = ACCOUNTS_PER_SID
+) -> list[tuple[int, str]]:
+    """Firings for a chunk of accounts, every shard. When the core took in fewer facts than it was given
+    (`$seen` count), the batch is evaluated again one account per sid."""
+    chunk = [(account, encode_fact(account, facts)) for account, facts in accounts]
+    fired: set[tuple[int, str]] = set()
+    for handle in _HANDLES:
+        for start in range(0, len(chunk), per_sid):
+            batch = chunk[start : start + per_sid]
+            found, seen = _run_sid(handle, f"b{batch[0][0]}", batch)
+            if seen == len(batch):
+                fired |= found
+            else:
+                for item in batch:
+                    fired |= _alone(handle, item)
+    return sorted(fired)
+
+
+def _alone(handle: int, item: tuple[int, str]) -> set[tuple[int, str]]:
+    """One account fact in its own sid, again until the core takes it in."""
+    for attempt in range(RETRIES):
+        found, seen = _run_sid(handle, f"r{attempt}-{item[0]}", [item])
+        if seen == 1:
+            return found
+    raise RuntimeError(f"it dropped the fact of account {item[0]} {RETRIES} times")
 
 
 def evaluate(
@@ -141,11 +227,14 @@ def evaluate(
     facts_by_account: Iterable[tuple[int, Mapping[str, Any]]],
     workers: int = 2,
     chunk_size: int = 2000,
+    per_sid: int = ACCOUNTS_PER_SID,
+    progress: Callable[[int], None] | None = None,
     _crash: bool = False,
 ) -> list[tuple[int, str]]:
-    """Firings (account, rule id), sorted, from durable-rules running in `workers` child processes."""
+    """Firings (account, rule id), sorted, from durable-rules running in `workers` child processes;
+    `progress(n)` is called as each chunk of n accounts is done."""
     shards = compile_rules(rules_file)
-    payloads = [(account, encode_fact(account, facts)) for account, facts in facts_by_account]
+    payloads = list(facts_by_account)
     if not payloads:
         return []
     chunks = [payloads[i : i + chunk_size] for i in range(0, len(payloads), chunk_size)]
@@ -158,11 +247,15 @@ def evaluate(
             initializer=_init_worker,
             initargs=(shards, _crash),
         ) as pool:
-            results = list(pool.map(_evaluate_chunk, chunks))
+            results = []
+            for chunk, result in zip(chunks, pool.map(_evaluate_chunk, chunks, [per_sid] * len(chunks)), strict=True):
+                results.append(result)
+                if progress is not None:
+                    progress(len(chunk))
     except BrokenProcessPool:
         raise EngineCrashed(
             "the durable-rules engine crashed in a worker process; the run was abandoned and nothing was written"
         ) from None
     except Exception as exc:  # durable-rules reports rule/fact errors as plain exceptions
-        raise EngineCrashed(f"the durable-rules engine failed: {exc}") from None
+        raise EngineCrashed(f"the durable-rules engine failed: {exc}; nothing was written") from None
     return sorted(f for result in results for f in result)

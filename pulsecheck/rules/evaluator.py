@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -11,11 +12,11 @@ from pulsecheck.rules.language import BOOLEAN, PRECISION, All, AnyOf, Leaf, Node
 
 
 def clean_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
-    """Facts as both engines see them: numbers rounded to PRECISION decimals, None kept as missing."""
+    """Facts as both engines see them: numbers rounded to PRECISION decimals; None, NaN and infinities are missing."""
     result: dict[str, Any] = {}
     for name, value in facts.items():
         if isinstance(value, float):
-            value = round(value, PRECISION)
+            value = round(value, PRECISION) if math.isfinite(value) else None
         result[name] = value
     return result
 

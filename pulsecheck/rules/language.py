@@ -58,6 +58,7 @@ ROLES = ("owner", "manager", "reviewer", "approver", "ops", "admin", "head_of_cs
 ACTIONS = ("escalate", "open_review", "notify", "flag_deviation")
 RULE_KEYS = ("id", "description", "when", "then", "cooldown", "resolve_when_clear")
 PRECISION = 4  # numbers are rounded to 4 decimals for both engines (durable parses plain decimals only)
+MAX_GROUPS = 15  # durable-rules refuses a pattern with more `$and`/`$or` objects (error 113), measured
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,22 @@ def leaves(node: Node) -> list[Leaf]:
     return [leaf for item in node.items for leaf in leaves(item)]
 
 
+def engine_groups(node: Node) -> int:
+    """How many `$and`/`$or` objects the durable compiler writes for a condition, including the rule's own `$and`.
+
+    Groups are all/any (after `not` is pushed down) and the lists of in, not_in and between; plain leaves are free.
+    """
+
+    def count(item: Node) -> int:
+        if isinstance(item, All | AnyOf):
+            return 1 + sum(count(child) for child in item.items)
+        if isinstance(item, Leaf):
+            return 1 if item.op in ("in", "not_in", "between") else 0
+        return count(normalize(item))
+
+    return 1 + count(normalize(node))
+
+
 def normalize(node: Node, negate: bool = False) -> Node:
     """Negation pushed down to the leaves (what both engines evaluate)."""
     if isinstance(node, Not):
@@ -188,6 +205,15 @@ class _Checker:
             self.add(item, "resolve_when_clear", "resolve_when_clear must be true or false")
         if when is None:
             return None
+        groups = engine_groups(when)
+        if groups > MAX_GROUPS:
+            self.add(
+                item,
+                "when",
+                f"rule {rule_id}: its condition needs {groups} all/any groups (counting in, not_in and between "
+                f"lists and the rule itself); the durable-rules engine allows at most {MAX_GROUPS} (error 113): "
+                "flatten the condition or split the rule",
+            )
         return Rule(
             rule_id, when, actions, str(item.get("description") or ""), cooldown, resolve is True, line_of(item, "id")
         )

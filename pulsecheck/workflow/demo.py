@@ -155,7 +155,7 @@ class Demo:
             olga = session.scalars(select(User).where(User.name == "olga")).one()
             row = activate(session, examples_dir() / "rules.yaml", olga, self.now)
             self.echo(f"  ruleset {row.name} activated by olga (sha256 {row.sha256[:12]})")
-            report = evaluate(session, EvaluationSettings(), self.now, self.now)
+        report = evaluate(self.database, EvaluationSettings.from_settings(self.settings), self.now, self.now)
         self.echo(f"  {report.accounts} accounts, {len(report.firings)} firings, {len(report.actions)} actions:")
         for planned in report.actions:
             self.echo(f"    {planned.account:<10} {planned.rule:<23} {planned.action:<14} {planned.detail}")

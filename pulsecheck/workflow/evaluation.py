@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from pulsecheck.errors import InputError, RefusedError
@@ -168,7 +168,7 @@ class EvaluationReport:
 
 
 def evaluate(
-    database: Database | Session,
+    database: Database,
     config: EvaluationSettings,
     as_of: datetime,
     now: datetime,
@@ -177,13 +177,10 @@ def evaluate(
     progress: Progress | None = None,
     _crash: bool = False,
 ) -> EvaluationReport:
-    """Evaluate the active rules over the portfolio (or one account) and apply their actions in batches.
-
-    Given a Session instead of a Database (older callers), everything happens in that caller's transaction.
-    """
+    """Evaluate the active rules over the portfolio (or one account) and apply their actions in batches."""
     from pulsecheck.rules import durable
 
-    unit = _unit_of_work(database)
+    unit = database.transaction
     report = EvaluationReport(as_of=as_of)
     clock = time.perf_counter()
     with unit() as session:
@@ -210,13 +207,12 @@ def evaluate(
         with _rolled_back(database) as session:
             _Batches(session, config, rules, facts, firings, now, report, None, scope).run(config.batch_size, progress)
     else:
-        _apply_all(database, unit, config, rules, ruleset_id, facts, firings, as_of, now, report, progress, scope)
+        _apply_all(unit, config, rules, ruleset_id, facts, firings, as_of, now, report, progress, scope)
     report.seconds["apply"] = time.perf_counter() - clock
     return report
 
 
 def _apply_all(
-    database: Database | Session,
     unit: Callable[[], Any],
     config: EvaluationSettings,
     rules: RulesFile,
@@ -242,8 +238,6 @@ def _apply_all(
             config.batch_size, progress
         )
     except Exception as exc:
-        if isinstance(database, Session):
-            raise  # the caller's transaction rolls back, run row included
         with unit() as session:
             failed = session.get(EvaluationRun, report.run_id)
             assert failed is not None
@@ -255,22 +249,9 @@ def _apply_all(
         done.status, done.finished_at, done.actions = "done", now, len(report.actions)
 
 
-def _unit_of_work(database: Database | Session) -> Callable[[], Any]:
-    """A factory of transactions: the database's own, or the caller's session every time."""
-    if isinstance(database, Session):
-        session = database
-        return lambda: nullcontext(session)
-    return database.transaction
-
-
 @contextmanager
-def _rolled_back(database: Database | Session) -> Iterator[Session]:
+def _rolled_back(database: Database) -> Iterator[Session]:
     """A session whose changes are never kept (dry run)."""
-    if isinstance(database, Session):
-        with database.begin_nested() as savepoint:
-            yield database
-            savepoint.rollback()
-        return
     session = database.session()
     try:
         yield session
@@ -338,41 +319,46 @@ class _Batches:
         return nullcontext(self.target) if isinstance(self.target, Session) else self.target()
 
     def batch(self, session: Session, ids: list[int]) -> None:
-        accounts = {
-            a.id: a
-            for a in session.scalars(
-                select(Account)
-                .where(Account.id.in_(ids))
-                .options(selectinload(Account.owner), selectinload(Account.manager))
+        """One batch of accounts (ids ascending): only those with a firing or an escalation to clear are loaded."""
+        members = set(ids)
+        rules = set(self.clearing) | {rule for account in ids for rule in self.fired.get(account, [])}
+        open_ones: dict[str | None, Escalation] = {}
+        if rules:  # open escalations carry their dedupe key; a range on the indexed account keeps the query small
+            found = select(Escalation).where(
+                Escalation.account_id.between(ids[0], ids[-1]),
+                Escalation.dedupe_key.is_not(None),
+                Escalation.rule_id.in_(sorted(rules)),
             )
-        }
-        keys = [escalation.dedupe_key(a, r) for a in ids for r in self.fired.get(a, [])]
-        keys += [escalation.dedupe_key(a, r) for a in ids for r in self.clearing if r not in self.fired.get(a, [])]
-        open_ones = {
-            e.dedupe_key: e
-            for start in range(0, len(keys), 5000)  # stay far below the bound-parameter limits
-            for e in session.scalars(select(Escalation).where(Escalation.dedupe_key.in_(keys[start : start + 5000])))
-        }
+            open_ones = {e.dedupe_key: e for e in session.scalars(found) if e.account_id in members}
+        clearing = set(self.clearing)
+        busy = {a for a in ids if a in self.fired} | {e.account_id for e in open_ones.values() if e.rule_id in clearing}
+        if not busy:
+            return
+        query = (
+            select(Account)
+            .where(Account.id.in_(sorted(busy)))
+            .options(selectinload(Account.owner), selectinload(Account.manager))
+        )
+        accounts = {a.id: a for a in session.scalars(query)}
         applier = _Applier(session, self.config, self.now, self.run_id is None, self.report, open_ones)
         firings = []
-        for account_id in ids:
-            account, values = accounts[account_id], self.facts[account_id]
-            for rule_id in self.fired.get(account_id, []):
+        for account_id in sorted(busy):
+            account, values, fired = accounts[account_id], self.facts[account_id], self.fired.get(account_id, [])
+            for rule_id in fired:
                 rule = self.by_id[rule_id]
                 for action in rule.actions:
                     applier.apply(rule, action.kind, action.params, account, values, self.flagged)
                 firings.append(
-                    RuleFiring(
-                        run_id=self.run_id, account_id=account_id, rule_id=rule_id, fired_at=self.now,
-                        facts={leaf.fact: values.get(leaf.fact) for leaf in leaves(rule.when)},
-                    )
+                    {
+                        "run_id": self.run_id, "account_id": account_id, "rule_id": rule_id, "fired_at": self.now,
+                        "facts": {leaf.fact: values.get(leaf.fact) for leaf in leaves(rule.when)},
+                    }
                 )  # fmt: skip
             for rule_id in self.clearing:
-                if rule_id not in self.fired.get(account_id, []):
+                if rule_id not in fired:
                     applier.resolve_clear(self.by_id[rule_id], account)
-        if self.run_id is not None:
-            session.add_all(firings)
-            session.flush()
+        if self.run_id is not None and firings:
+            session.execute(insert(RuleFiring), firings)
 
 
 class _Applier:

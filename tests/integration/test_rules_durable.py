@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from pulsecheck.config import load_settings
 from pulsecheck.errors import ValidationFailed
 from pulsecheck.rules import durable
 from pulsecheck.rules.evaluator import evaluate_plain
@@ -137,7 +138,7 @@ def portfolio(tmp_path: Path) -> Database:
     """The demo's sample portfolio (users, accounts, inputs, 12 weeks of scores), with the example rules active."""
     database = Database(f"sqlite:///{tmp_path / 'portfolio.db'}")
     upgrade(database.engine)
-    demo = Demo(database, DEMO_NOW, lambda line: None)
+    demo = Demo(database, DEMO_NOW, lambda line: None, load_settings(env={}))
     demo.setup()
     demo.scoring()
     with database.transaction() as session:
@@ -152,8 +153,7 @@ def _count(database: Database, model: Any, *where: Any) -> int:
 
 
 def test_evaluate_opens_escalations_once_and_records_the_run(portfolio: Database) -> None:
-    with portfolio.transaction() as session:
-        report = evaluate(session, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
+    report = evaluate(portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
     assert ("ACME", "drop-with-complaints") in report.firings
     opened = _count(portfolio, Escalation)
     assert opened == sum(1 for p in report.actions if p.action == "escalate")
@@ -168,23 +168,21 @@ def test_evaluate_opens_escalations_once_and_records_the_run(portfolio: Database
         firing = session.scalars(select(RuleFiring).where(RuleFiring.rule_id == "drop-with-complaints")).one()
         assert firing.facts == {"score_drop_30d": 16.79, "open_complaints": 2}
     assert _count(portfolio, Notification, Notification.kind == "escalation_opened") >= opened
-    with portfolio.transaction() as session:
-        again = evaluate(session, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
+    again = evaluate(portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
     assert not [p for p in again.actions if p.action in ("escalate", "open_review")]
     assert _count(portfolio, Escalation) == opened
     assert _count(portfolio, EvaluationRun) == 2
 
 
 def test_cooldown_and_resolve_when_clear(portfolio: Database) -> None:
+    evaluate(portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
     with portfolio.transaction() as session:
-        evaluate(session, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
         maria = session.scalars(select(User).where(User.name == "maria")).one()
         low = session.scalars(select(Escalation).where(Escalation.rule_id == "three-low-in-a-row")).first()
         assert low is not None
         escalation.resolve(session, low.id, maria, DEMO_NOW)
     later = DEMO_NOW + timedelta(days=1)
-    with portfolio.transaction() as session:
-        evaluate(session, EvaluationSettings(), later, later)
+    evaluate(portfolio, EvaluationSettings(), later, later)
     # the 30-day cooldown keeps the resolved one from reopening although the rule still matches
     assert (
         _count(
@@ -199,8 +197,7 @@ def test_cooldown_and_resolve_when_clear(portfolio: Database) -> None:
     with portfolio.transaction() as session:  # ACME's complaints get closed: its drop rule stops matching
         for issue in session.scalars(select(Issue).where(Issue.kind == "complaint", Issue.status == "open")):
             issue.status, issue.closed_at = "closed", later
-    with portfolio.transaction() as session:
-        report = evaluate(session, EvaluationSettings(), later, later)
+    report = evaluate(portfolio, EvaluationSettings(), later, later)
     assert any(p.rule == "drop-with-complaints" and p.account == "ACME" for p in report.resolved)
     assert (
         _count(portfolio, Escalation, Escalation.rule_id == "drop-with-complaints", Escalation.status == "resolved")
@@ -209,8 +206,7 @@ def test_cooldown_and_resolve_when_clear(portfolio: Database) -> None:
 
 
 def test_dry_run_plans_but_writes_nothing(portfolio: Database) -> None:
-    with portfolio.transaction() as session:
-        report = evaluate(session, EvaluationSettings(), DEMO_NOW, DEMO_NOW, dry_run=True)
+    report = evaluate(portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW, dry_run=True)
     assert any(p.action == "escalate" for p in report.actions)
     assert _count(portfolio, Escalation) == 0
     assert _count(portfolio, EvaluationRun) == 0
@@ -258,3 +254,72 @@ def test_rules_cli_round_trip(portfolio: Database, tmp_path: Path, monkeypatch: 
     data = __import__("json").loads(result.stdout)
     assert data["candidate"]["dates"] == 13
     assert ["ACME"] == sorted({a for a, _ in data["candidate"]["rules"]["drop-with-complaints"]})
+
+
+def test_huge_and_tiny_numbers_reach_the_engine_and_both_engines_agree() -> None:
+    rules = load_rules(
+        _rules_text(
+            [
+                {"arr": {"gte": 100_000_000_000_000}},
+                {"arr": {"lt": 1}},
+                {"kpi.nps": {"gt": 0}},
+                {"kpi.nps": {"eq": 0}},
+                {"score": {"between": [0, 0.0001]}},
+                {"not": {"arr": {"lte": 999_999_999_999_999}}},
+            ]
+        ),
+        "numbers.yaml",
+    )
+    values = [1e17, 1e16, 2.5e20, 2**70, 1e-9, -1e-9, 1e-5, 0.00015, 0, 42.0]
+    accounts = [(i, {"arr": v, "kpi.nps": values[-1 - n], "score": v}) for n, v in enumerate(values) for i in [n]]
+    fired = durable.evaluate(rules, accounts)
+    assert fired == evaluate_plain(rules.rules, accounts)
+    assert (0, "r0") in fired and (0, "r5") in fired and (4, "r1") in fired  # ARR 1e17 is huge, 1e-9 below 1
+
+
+def test_a_rule_with_the_most_groups_the_validator_allows_runs_in_the_engine() -> None:
+    node: Any = {"score": {"gte": 1}}
+    for i in range(14):  # 14 groups + the rule's own = 15
+        node = {"all" if i % 2 else "any": [{"arr": {"gt": i}}, node]}
+    rules = load_rules(_rules_text([node]), "deep.yaml")
+    accounts = [(i, {"score": i % 3, "arr": i % 20}) for i in range(40)]
+    assert durable.evaluate(rules, accounts) == evaluate_plain(rules.rules, accounts)
+
+
+@pytest.mark.parametrize("per_sid", [1, durable.ACCOUNTS_PER_SID, 200])
+def test_thousands_of_accounts_lose_no_fact(per_sid: int) -> None:
+    """A few thousand accounts per sid size: the engine's firings are exactly the plain evaluator's."""
+    for seed in (11, 12):
+        rnd = random.Random(seed)
+        rules = load_rules(_rules_text([_condition(rnd) for _ in range(30)]), "gen.yaml")
+        accounts = [(i, _facts(rnd)) for i in range(3000)]
+        fired = durable.evaluate(rules, accounts, per_sid=per_sid, chunk_size=700)
+        assert fired == evaluate_plain(rules.rules, accounts)
+        assert {a for a, _ in fired} == {a for a, _ in evaluate_plain(rules.rules, accounts)}
+
+
+def test_a_fact_the_core_drops_is_noticed_and_evaluated_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import durable_rules_engine as dre
+
+    real_assert, dropped = dre.assert_facts, []
+
+    def dropping_assert(handle: int, payload: str) -> Any:
+        facts = json.loads(payload)
+        if len(facts) > 1 and not dropped:  # the core "forgets" one fact of the first batch, returning rc 0
+            dropped.append(facts.pop(3)["id"])
+        return real_assert(handle, json.dumps(facts))
+
+    rules = load_rules(_rules_text([{"score": {"gte": 10}}, {"bucket": {"in": ["unhealthy"]}}]), "drop.yaml")
+    accounts = [(i, {"score": i, "bucket": "unhealthy"}) for i in range(50)]
+    monkeypatch.setattr(dre, "assert_facts", dropping_assert)
+    durable._init_worker(durable.compile_rules(rules), False)  # in this process: the rules are harmless
+    try:
+        fired = durable._evaluate_chunk(accounts, per_sid=20)
+    finally:
+        for handle in durable._HANDLES:
+            dre.delete_ruleset(handle)
+        durable._HANDLES.clear()
+    assert dropped == ["account:3"]
+    assert fired == evaluate_plain(rules.rules, accounts)

@@ -1,0 +1,202 @@
+"""`evaluate` in batches: one transaction per batch, the run row's life (running → done | failed), idempotent
+re-runs, a crashing engine writing nothing, the notification matrix, progress, and the CLI (in-process and as a
+subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from pulsecheck.config import load_settings
+from pulsecheck.errors import InputError
+from pulsecheck.rules.durable import EngineCrashed
+from pulsecheck.storage.db import Database
+from pulsecheck.storage.migrate import upgrade
+from pulsecheck.storage.models import Escalation, EvaluationRun, Notification, RuleFiring, User
+from pulsecheck.workflow import escalation
+from pulsecheck.workflow.demo import DEMO_NOW, Demo, examples_dir
+from pulsecheck.workflow.evaluation import EvaluationSettings, activate, evaluate
+
+SMALL_BATCHES = EvaluationSettings(batch_size=2)  # the sample portfolio's 12 accounts in 6 transactions
+
+
+@pytest.fixture
+def portfolio(tmp_path: Path) -> Database:
+    """The demo's sample portfolio with examples/rules.yaml active."""
+    database = Database(f"sqlite:///{tmp_path / 'portfolio.db'}")
+    upgrade(database.engine)
+    demo = Demo(database, DEMO_NOW, lambda line: None, load_settings(env={}))
+    demo.setup()
+    demo.scoring()
+    with database.transaction() as session:
+        olga = session.scalars(select(User).where(User.name == "olga")).one()
+        activate(session, examples_dir() / "rules.yaml", olga, DEMO_NOW)
+    return database
+
+
+def _count(database: Database, model: Any, *where: Any) -> int:
+    with database.transaction() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def _runs(database: Database) -> list[tuple[str, str | None]]:
+    with database.transaction() as session:
+        return [(r.status, r.error) for r in session.scalars(select(EvaluationRun).order_by(EvaluationRun.id))]
+
+
+def test_a_batched_rerun_opens_nothing_new(portfolio: Database) -> None:
+    first = evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    opened = _count(portfolio, Escalation)
+    assert opened == sum(1 for p in first.actions if p.action == "escalate") >= 5
+    notified = _count(portfolio, Notification)
+    again = evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    assert again.firings == first.firings
+    assert not [p for p in again.actions if p.action in ("escalate", "open_review")]
+    assert _count(portfolio, Escalation) == opened
+    assert _count(portfolio, Notification) == notified
+    assert _runs(portfolio) == [("done", None), ("done", None)]
+    assert _count(portfolio, RuleFiring, RuleFiring.run_id == again.run_id) == len(again.firings)
+
+
+def test_a_failure_while_applying_marks_the_run_failed_and_a_rerun_finishes_the_job(
+    portfolio: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean = evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, dry_run=True)
+    wanted = sum(1 for p in clean.actions if p.action == "escalate")
+    real_create, calls = escalation.create, []
+
+    def failing_create(*args: Any, **kwargs: Any) -> Escalation:
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("disk full")
+        return real_create(*args, **kwargs)
+
+    monkeypatch.setattr(escalation, "create", failing_create)
+    with pytest.raises(RuntimeError, match="disk full"):
+        evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    assert _runs(portfolio) == [("failed", "RuntimeError: disk full")]
+    kept = _count(portfolio, Escalation)
+    assert 0 < kept < 4  # earlier batches stay committed; the failing batch left nothing behind
+    monkeypatch.setattr(escalation, "create", real_create)
+    evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    assert _count(portfolio, Escalation) == wanted
+    assert [status for status, _ in _runs(portfolio)] == ["failed", "done"]
+
+
+def test_an_engine_crash_writes_nothing(portfolio: Database) -> None:
+    with pytest.raises(EngineCrashed, match="nothing was written"):
+        evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, _crash=True)
+    assert _count(portfolio, EvaluationRun) == 0
+    assert _count(portfolio, Escalation) == 0
+
+
+def test_progress_reports_every_stage_to_the_end(portfolio: Database) -> None:
+    seen: list[tuple[str, int, int]] = []
+    evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, dry_run=True, progress=lambda *a: seen.append(a))
+    assert [s for s in dict.fromkeys(stage for stage, _, _ in seen)] == ["facts", "engine", "apply"]
+    assert ("engine", 12, 12) in seen and seen[-1] == ("apply", 12, 12)
+    assert [done for stage, done, _ in seen if stage == "apply"] == [2, 4, 6, 8, 10, 12]
+
+
+def _team_with_one_rule(factory: Any, database: Database, tmp_path: Path, severity: str, notify: str = "") -> None:
+    factory.team()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\nrules:\n  - id: big\n    when: {arr: {gte: 1000}}\n"
+        f"    then: {{escalate: {{severity: {severity}{notify}}}}}\n"
+    )
+    with database.transaction() as session:
+        olga = session.scalars(select(User).where(User.name == "olga")).one()
+        activate(session, rules, olga, DEMO_NOW)
+
+
+def _recipients(database: Database) -> list[str]:
+    with database.transaction() as session:
+        return sorted(n.recipient for n in session.scalars(select(Notification)))
+
+
+def test_the_matrix_chooses_who_hears_of_an_escalation(factory: Any, database: Database, tmp_path: Path) -> None:
+    config_file = tmp_path / "pulsecheck.toml"
+    config_file.write_text('[notifications.matrix]\nhigh = ["owner", "manager"]\nlow = ["owner"]\n')
+    config = EvaluationSettings.from_settings(load_settings(config=str(config_file), env={}))
+    assert config.matrix == {"high": ["owner", "manager"], "low": ["owner"]}
+    _team_with_one_rule(factory, database, tmp_path, "high")
+    evaluate(database, config, DEMO_NOW, DEMO_NOW)
+    assert _recipients(database) == ["bob", "maria"]
+
+
+def test_without_a_matrix_entry_the_owner_hears_and_the_rule_s_notify_wins(
+    factory: Any, database: Database, tmp_path: Path
+) -> None:
+    _team_with_one_rule(factory, database, tmp_path, "medium")
+    evaluate(database, EvaluationSettings(matrix={"high": ["manager"]}), DEMO_NOW, DEMO_NOW)
+    assert _recipients(database) == ["bob"]
+
+
+def test_a_rule_s_own_notify_beats_the_matrix(factory: Any, database: Database, tmp_path: Path) -> None:
+    _team_with_one_rule(factory, database, tmp_path, "high", ", notify: [manager]")
+    evaluate(database, EvaluationSettings(matrix={"high": ["owner"]}), DEMO_NOW, DEMO_NOW)
+    assert _recipients(database) == ["maria"]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            'high = ["owner", "managr"]',
+            r"pulsecheck.toml: \[notifications.matrix\] high: unknown role 'managr' "
+            r"\(did you mean 'manager'\?\)",
+        ),  # fmt: skip
+        ('hihg = ["owner"]', r"unknown severity 'hihg' \(did you mean 'high'\?\)"),
+        ("high = []", r"high must be a non-empty list of roles"),
+    ],
+)
+def test_a_bad_matrix_is_a_config_error(tmp_path: Path, table: str, message: str) -> None:
+    config_file = tmp_path / "pulsecheck.toml"
+    config_file.write_text(f"[notifications.matrix]\n{table}\n")
+    with pytest.raises(InputError, match=message):
+        EvaluationSettings.from_settings(load_settings(config=str(config_file), env={}))
+
+
+def test_evaluate_json_round_trip_in_process(portfolio: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from pulsecheck.cli import cli
+
+    monkeypatch.setenv("PULSECHECK_DATABASE_URL", str(portfolio.engine.url))
+    monkeypatch.setenv("PULSECHECK_NOW", DEMO_NOW.isoformat())
+    monkeypatch.delenv("PULSECHECK_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["evaluate", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"as_of", "dry_run", "run", "accounts", "firings", "actions", "resolved"}
+    assert data["accounts"] == 12 and data["dry_run"] is False and data["run"] == 1
+    assert {"account": "ACME", "rule": "drop-with-complaints"} in data["firings"]
+    escalated = [a for a in data["actions"] if a["action"] == "escalate"]
+    assert len(escalated) == _count(portfolio, Escalation)
+    assert set(escalated[0]) == {"account", "rule", "action", "detail"}
+    again = json.loads(CliRunner().invoke(cli, ["evaluate", "--json", "--account", "ACME"]).stdout)
+    assert again["accounts"] == 1 and again["run"] == 2 and again["actions"] == []
+    result = CliRunner().invoke(cli, ["evaluate", "--account", "NOPE"])
+    assert result.exit_code != 0 and "NOPE" in result.stderr
+
+
+def test_evaluate_json_as_a_subprocess_prints_clean_json_and_no_progress(portfolio: Database) -> None:
+    env = dict(os.environ, PULSECHECK_DATABASE_URL=str(portfolio.engine.url), PULSECHECK_NOW=DEMO_NOW.isoformat())
+    env.pop("PULSECHECK_CONFIG", None)
+    script = Path(sys.executable).with_name("pulsecheck")
+    done = subprocess.run(
+        [str(script), "evaluate", "--dry-run", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # not a terminal: no progress bar
+    data = json.loads(done.stdout)
+    assert data["dry_run"] is True and data["run"] is None and data["firings"]
+    assert _count(portfolio, EvaluationRun) == 0 and _count(portfolio, Escalation) == 0
