@@ -24,6 +24,7 @@ FULL = {
     "comment": "Risks are vague.\nAdd evidence for risk 2.",
     "actor": "maria",
     "reminder": 3,
+    "state": "submitted",
     "recipient_name": "Sam",
     "message": "Renewal in 30 days.\nCall the executive sponsor.",
 }
@@ -44,6 +45,11 @@ CASES = {
         "Reminder 3: review #12 for Acme Corp is due 2026-03-14 09:00 UTC",
         "pulsecheck review show 12",
         ["account_name", "review_id", "due_at", "reminder"],
+    ),
+    "review_overdue": (
+        "Overdue: review #12 for Acme Corp was due 2026-03-14 09:00 UTC",
+        "pulsecheck review show 12",
+        ["account_name", "review_id", "due_at", "reminder", "state"],
     ),
     "review_submitted": (
         "Review #12 for Acme Corp awaits your approval",
