@@ -1,5 +1,261 @@
-"""cycle commands (being built)."""
+"""cycle: the SOP's periodic portfolio review cycle, from start to a sealed, approved archive."""
 
 from __future__ import annotations
 
-COMMANDS: list = []
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from pulsecheck.cli import App, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck.errors import RefusedError
+
+if TYPE_CHECKING:
+    from pulsecheck.workflow.cycle import CycleSettings
+
+
+@click.group()
+def cycle() -> None:
+    """Portfolio review cycles: scope, data, model, trends, classify, escalate, document; approve and archive."""
+
+
+def _settings(app: App) -> CycleSettings:
+    from pulsecheck.workflow.cycle import CycleSettings
+
+    return CycleSettings.from_settings(app.settings)
+
+
+@cycle.command("start")
+@click.option("--period", required=True, metavar="P", help="The period reviewed: YYYY-MM (or YYYY-Qn).")
+@click.option("--segment", "segments", multiple=True, metavar="S", help="A segment in scope (repeat; default all).")
+@click.option("--owner", metavar="U", help="Who runs the cycle (default: you).")
+@pass_app
+def cycle_start(app: App, period: str, segments: tuple[str, ...], owner: str | None) -> None:
+    """Start a cycle: snapshot the accounts in scope, the approved model, the active ruleset, the as-of date."""
+    from pulsecheck.workflow.cycle import findings_of, start
+
+    with app.transaction() as session:
+        started = start(session, period, segments, owner, app.actor(session), app.now(), app.settings.tz)
+        findings = findings_of(session, started.id)
+        click.echo(
+            f"cycle {started.id} started for {started.period} ({', '.join(started.segments) or 'all segments'}, "
+            f"{len(started.account_ids)} accounts, owner {started.owner}, as of {started.as_of:%Y-%m-%d})"
+        )
+        for finding in findings:
+            carried = f" (carried from finding {finding.carried_from})" if finding.carried_from else ""
+            click.echo(f"  finding {finding.id} [{finding.kind}] {finding.detail}{carried}")
+
+
+@cycle.command("list")
+@click.option("--state", type=click.Choice(["draft", "submitted", "approved", "closed"]))
+@json_option
+@pass_app
+def cycle_list(app: App, state: str | None, as_json: bool) -> None:
+    """List cycles, newest first."""
+    from pulsecheck.workflow.cycle import list_cycles, summary_dict
+
+    with app.transaction() as session:
+        data = [summary_dict(session, c) for c in list_cycles(session, state)]
+    if as_json:
+        emit_json(data)
+        return
+    table(
+        [
+            (
+                c["id"],
+                c["period"],
+                ", ".join(c["segments"]) or "all",
+                c["state"],
+                c["owner"],
+                c["approver"],
+                c["accounts"],
+                f"{c['steps_done']}/7" + (f" (next {c['next_step']})" if c["next_step"] else ""),
+                c["open_findings"],
+                "yes" if c["sealed"] else "",
+            )
+            for c in data
+        ],
+        ["id", "period", "segments", "state", "owner", "approver", "accounts", "steps", "open findings", "sealed"],
+    )
+
+
+@cycle.command("show")
+@click.argument("cycle_id", type=int)
+@json_option
+@pass_app
+def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
+    """Show a cycle: steps with who/when/result, findings, decisions, history."""
+    from pulsecheck.reports.cycle import cycle_markdown
+    from pulsecheck.workflow.cycle import cycle_dict, get_cycle
+
+    with app.transaction() as session:
+        data = cycle_dict(session, get_cycle(session, cycle_id))
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(cycle_markdown(data), nl=False)
+
+
+@cycle.command("step")
+@click.argument("cycle_id", type=int)
+@click.argument("step")
+@click.option("--note", metavar="T", help="What you checked or concluded.")
+@click.option("--evidence", multiple=True, metavar="X", help="A path or URL backing the step (repeat).")
+@pass_app
+def cycle_step(app: App, cycle_id: int, step: str, note: str | None, evidence: tuple[str, ...]) -> None:
+    """Complete STEP (scope, data, model, trends, classify, escalate, document), in that order."""
+    from pulsecheck.states.cycle import check_step_name
+    from pulsecheck.workflow.cycle import run_step
+
+    check_step_name(step)
+    settings = _settings(app)
+    with app.transaction() as session:
+        row = run_step(session, cycle_id, step, app.actor(session), app.now(), settings, note, evidence)
+        click.echo(f"cycle {cycle_id}: step {step} done by {row.done_by}")
+        for line in _headline(step, row.result):
+            click.echo(f"  {line}")
+
+
+def _headline(step: str, result: dict[str, Any]) -> list[str]:
+    """One or two lines that say what a step found."""
+    if step == "scope":
+        return [f"{result['accounts']} accounts; without owner {result['without_owner']['count']}, "
+                f"without snapshot {result['without_snapshot']['count']}"]
+    if step == "data":
+        return [f"deviations open {result['open'] or 0}, accepted {result['accepted'] or 0}"]
+    if step == "model":
+        return result["problems"] or ["the live model matches the approved version"]
+    if step == "trends":
+        return [f"{len(result['declining'])} declining, {len(result['sudden_changes'])} sudden change(s), "
+                f"{len(result['low_streaks'])} repeated low, {len(result['possible_false_negatives'])} possible "
+                f"false negative(s), {len(result['possible_false_positives'])} possible false positive(s)"]
+    if step == "classify":
+        return [f"{len(result['at_risk'])} at risk {result['by_priority']}, {len(result['watch'])} to watch"]
+    if step == "escalate":
+        return [f"{result['at_risk']} at-risk account(s) decided: {result['by_decision']}"]
+    return list(result.get("key_findings", []))
+
+
+@cycle.command("decide")
+@click.argument("cycle_id", type=int)
+@click.argument("account")
+@click.argument("decision", type=click.Choice(["monitor", "escalate"]))
+@click.option("--owner", required=True, metavar="U", help="Who owns the follow-up.")
+@click.option("--reason", metavar="T", help="Why (required for monitor).")
+@pass_app
+def cycle_decide(app: App, cycle_id: int, account: str, decision: str, owner: str, reason: str | None) -> None:
+    """Decide what happens to an at-risk ACCOUNT: monitor it, or escalate it (opens an escalation)."""
+    from pulsecheck.workflow.cycle import decide
+
+    with app.transaction() as session:
+        decide(session, cycle_id, account, decision, owner, reason, app.actor(session), app.now())
+    click.echo(f"cycle {cycle_id}: {account} -> {decision} (owner {owner})")
+
+
+@cycle.group("finding")
+def cycle_finding() -> None:
+    """Findings and non-conformances of a cycle."""
+
+
+@cycle_finding.command("add")
+@click.argument("cycle_id", type=int)
+@click.option("--kind", required=True, metavar="K", help="data, scoring, process or other.")
+@click.option("--detail", required=True, metavar="T")
+@click.option("--action", metavar="T", help="The corrective action (open findings with one carry over).")
+@click.option("--owner", metavar="U", help="Who owns the corrective action.")
+@click.option("--due", metavar="DATE", help="When the corrective action is due (YYYY-MM-DD).")
+@pass_app
+def cycle_finding_add(
+    app: App, cycle_id: int, kind: str, detail: str, action: str | None, owner: str | None, due: str | None
+) -> None:
+    """Record a finding of cycle CYCLE_ID."""
+    from pulsecheck.workflow.cycle import add_finding
+
+    due_date = parse_day(due, "--due") if due else None
+    with app.transaction() as session:
+        found = add_finding(session, cycle_id, kind, detail, app.actor(session), app.now(), action, owner, due_date)
+        click.echo(f"cycle {cycle_id}: finding {found.id} added")
+
+
+@cycle_finding.command("close")
+@click.argument("finding_id", type=int)
+@click.option("--note", required=True, metavar="T", help="How it was resolved.")
+@pass_app
+def cycle_finding_close(app: App, finding_id: int, note: str) -> None:
+    """Close finding FINDING_ID."""
+    from pulsecheck.workflow.cycle import close_finding
+
+    with app.transaction() as session:
+        close_finding(session, finding_id, note, app.actor(session), app.now())
+    click.echo(f"finding {finding_id} closed")
+
+
+def _event_command(event: str, help_text: str) -> click.Command:
+    @click.argument("cycle_id", type=int)
+    @click.option("--comment", help="A comment kept in the audit trail.")
+    @pass_app
+    def command(app: App, cycle_id: int, comment: str | None) -> None:
+        from pulsecheck.workflow.cycle import transition
+
+        with app.transaction() as session:
+            changed = transition(session, cycle_id, event, app.actor(session), app.now(), comment)
+            sealed = f" (sealed, sha256 {changed.digest})" if event == "approve" and changed.digest else ""
+            click.echo(f"cycle {cycle_id}: {event} -> {changed.state}{sealed}")
+
+    command.__doc__ = help_text
+    return cycle.command(event)(command)
+
+
+for _event, _help in (
+    ("submit", "Submit a draft whose seven steps are done (the owner)."),
+    ("approve", "Approve a submitted cycle (a manager who is not the owner); seals it."),
+    ("reject", "Send a submitted cycle back to draft (manager; --comment required)."),
+    ("close", "Close an approved cycle (owner or manager)."),
+):
+    _event_command(_event, _help)
+
+
+@cycle.command("verify")
+@click.argument("cycle_id", type=int)
+@json_option
+@pass_app
+def cycle_verify(app: App, cycle_id: int, as_json: bool) -> None:
+    """Check the seal against the cycle's content and that the audit trail explains its state."""
+    from pulsecheck.workflow.cycle import get_cycle, verify
+
+    with app.transaction() as session:
+        found = get_cycle(session, cycle_id)
+        problems = verify(session, found)
+        state, digest = found.state, found.digest
+    if as_json:
+        emit_json({"cycle": cycle_id, "state": state, "sealed": bool(digest), "ok": not problems, "problems": problems})
+    else:
+        for problem in problems:
+            click.echo(f"FAIL {problem}")
+        if not problems:
+            seal = f"seal sha256 {digest} matches" if digest else f"not sealed yet ({state})"
+            click.echo(f"ok: cycle {cycle_id}: {seal}, audit trail consistent")
+    if problems:
+        raise RefusedError(f"cycle {cycle_id} failed verification ({len(problems)} problem(s))")
+
+
+@cycle.command("export")
+@click.argument("cycle_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@pass_app
+def cycle_export(app: App, cycle_id: int, fmt: str, output: str | None) -> None:
+    """The cycle's archive: accounts, evidence, step results, findings, decisions, escalation and action log."""
+    from pulsecheck.reports.cycle import render, write_file
+    from pulsecheck.workflow.cycle import cycle_dict, get_cycle
+
+    with app.transaction() as session:
+        data = cycle_dict(session, get_cycle(session, cycle_id), full=True)
+    text = render(data, fmt)
+    if output:
+        write_file(text, output)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+COMMANDS = [cycle]

@@ -219,6 +219,8 @@ def start(
     first, last = machine.parse_period(period)
     if first > now.astimezone(tz).date():
         raise InputError(f"--period {period}: the period has not started yet")
+    ctx = machine.Context(owner=owner or actor.name, actor=actor.name, actor_roles=frozenset(actor.role_set))
+    state = machine.fire(machine.NEW, "start", ctx)
     owner_user = get_user(session, owner or actor.name, what="--owner")
     if not owner_user.role_set & machine.RUNNER_ROLES:
         raise InputError(f"--owner {owner_user.name}: neither a reviewer nor a manager")
@@ -239,15 +241,13 @@ def start(
         period=period.strip().upper(),
         segments=chosen,
         owner=owner_user.name,
-        state=machine.NEW,
+        state=state,
         as_of=as_of,
         model_id=model.id if model else None,
         ruleset_id=ruleset.id if ruleset else None,
         account_ids=[pk for pk, _, _ in in_scope],
         created_at=now,
     )
-    ctx = machine.Context(owner=owner_user.name, actor=actor.name, actor_roles=frozenset(actor.role_set))
-    cycle.state = machine.fire(machine.NEW, "start", ctx)
     session.add(cycle)
     session.flush()
     session.add(
@@ -465,6 +465,11 @@ def decide(
     if decision == "monitor" and text is None:
         raise InputError("--reason is required for a monitor decision")
     _guard_work(session, cycle, actor, f"decide on {account.external_id}")
+    done = steps_of(session, cycle.id)
+    stale = [s for s in ("escalate", *machine.cleared_by_redo("escalate", done)) if s in done]
+    if stale:  # the escalate step recorded the decisions as they were: it runs again after this one
+        session.execute(delete(CycleStep).where(CycleStep.cycle_id == cycle.id, CycleStep.step.in_(stale)))
+        _log(session, cycle, "redo", actor.name, now, f"decision on {account.external_id}; cleared: {', '.join(stale)}")
     if decision == "escalate":
         classified = _classified(session, cycle).get(account.external_id, {})
         rule = f"cycle-{cycle.id}"
@@ -791,6 +796,7 @@ def _step_scope(run: StepRun) -> dict[str, Any]:
     cycle, scope = run.cycle, run.scope
     rows = run.session.execute(select(Account.id, Account.external_id, Account.segment, Account.owner_id)).all()
     current = {pk for pk, _, segment, _ in rows if not cycle.segments or segment in cycle.segments}
+    added, left = current - scope, scope - current
     scored = set(
         run.session.scalars(
             select(ScoreSnapshot.account_id)
@@ -806,8 +812,8 @@ def _step_scope(run: StepRun) -> dict[str, Any]:
         "by_segment": dict(sorted(Counter(seg or "(none)" for pk, _, seg, _ in rows if pk in scope).items())),
         "without_owner": _some(sorted(ext for pk, ext, _, owner in rows if pk in scope and owner is None)),
         "without_snapshot": _some(sorted(ext for pk, ext, _, _ in rows if pk in scope and pk not in scored)),
-        "added_since_start": _some(sorted(ext for pk, ext, _, _ in rows if pk in current - scope)),
-        "left_scope_since_start": _some(sorted(ext for pk, ext, _, _ in rows if pk in scope - current)),
+        "added_since_start": _some(sorted(ext for pk, ext, _, _ in rows if pk in added)),
+        "left_scope_since_start": _some(sorted(ext for pk, ext, _, _ in rows if pk in left)),
     }
 
 
@@ -871,7 +877,8 @@ def _step_model(run: StepRun) -> dict[str, Any]:
                             + "; ".join(differences))
     elif approved is not None:
         problems.append("live model not checked: set [scoring] model in pulsecheck.toml to the file in use")
-    versions = dict(session.execute(select(ScoringModelVersion.id, ScoringModelVersion.version)).tuples())
+    rows = session.execute(select(ScoringModelVersion.id, ScoringModelVersion.version)).all()
+    versions = {pk: version for pk, version in rows}
     by_model: Counter[str] = Counter()
     scope = run.scope
     window = (ScoreSnapshot.as_of >= run.since) & (ScoreSnapshot.as_of <= cycle.as_of)

@@ -1,0 +1,64 @@
+"""Review cycle over a large portfolio: `cycle start` on N accounts x 12 monthly snapshots, SQLite.
+
+Set-up (not timed): `build_portfolio` of bench/report.py (40 owners, 1% of accounts without an owner, ~1%
+with an open escalation, 2% with a deviation), plus a reviewer `bob` who runs the cycle.
+Timed: the service behind `cycle start --period 2026-11` (all segments: 100k account ids snapshotted, scope
+findings computed), in one transaction; then, for information, each of the first five steps.
+Run: .venv/bin/python bench/cycle.py [N_ACCOUNTS] [--keep DIR]   (default 100000)
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import MONTHS, NOW, build_portfolio  # noqa: E402  (bench/report.py's data builder)
+from sqlalchemy import select  # noqa: E402
+
+from pulsecheck.storage.db import Database  # noqa: E402
+from pulsecheck.storage.models import User  # noqa: E402
+from pulsecheck.workflow import cycle as cycles  # noqa: E402
+from pulsecheck.workflow.users import add_user  # noqa: E402
+
+
+def timed_start(database: Database) -> tuple[int, float, int]:
+    """(cycle id, seconds, findings) of `cycle start` over every account."""
+    start = time.perf_counter()
+    with database.transaction() as session:
+        bob = session.scalars(select(User).where(User.name == "bob")).one()
+        cycle = cycles.start(session, "2026-11", [], None, bob, NOW)
+        findings = len(cycles.findings_of(session, cycle.id))
+        cycle_id = cycle.id
+    return cycle_id, time.perf_counter() - start, findings
+
+
+def main(n: int, keep: str | None) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        database = build_portfolio(folder / "bench-cycle.db", n)
+        with database.transaction() as session:
+            add_user(session, "bob", ["reviewer"], NOW, manager="olga")
+        print(f"set-up: {n:,} accounts x {MONTHS} monthly snapshots in {time.perf_counter() - t0:.1f} s (not timed)")
+        cycle_id, elapsed, findings = timed_start(database)
+        print(f"cycle start (all segments, {n:,} accounts): {elapsed:.2f} s (target <= 10 s), {findings} finding(s)")
+        settings = cycles.CycleSettings()
+        for step in ("scope", "data", "model", "trends", "classify"):
+            t1 = time.perf_counter()
+            with database.transaction() as session:
+                bob = session.scalars(select(User).where(User.name == "bob")).one()
+                cycles.run_step(session, cycle_id, step, bob, NOW, settings)
+            print(f"  cycle step {step}: {time.perf_counter() - t1:.2f} s")
+        database.dispose()
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    keep = args[args.index("--keep") + 1] if "--keep" in args else None
+    numbers = [a for a in args if a.replace("_", "").isdigit()]
+    main(int(numbers[0].replace("_", "")) if numbers else 100_000, keep)

@@ -1,0 +1,265 @@
+"""The portfolio review cycle: its state machine (a table, named guards, one shared Machine), the SOP's seven
+ordered steps, periods, the escalate guard, risk levels, the seal digest and the audit replay. Pure logic."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any
+
+from pulsecheck.errors import InputError, RefusedError
+
+NEW = "new"  # before `start`; never stored
+STATES = ["draft", "submitted", "approved", "closed"]
+STEPS = ("scope", "data", "model", "trends", "classify", "escalate", "document")
+FINDING_KINDS = ("data", "scoring", "process", "other")
+DECISIONS = ("escalate", "monitor")
+
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "start", "source": NEW, "dest": "draft"},
+    {"trigger": "submit", "source": "draft", "dest": "submitted"},
+    {"trigger": "approve", "source": "submitted", "dest": "approved"},
+    {"trigger": "reject", "source": "submitted", "dest": "draft"},
+    {"trigger": "close", "source": "approved", "dest": "closed"},
+]
+EVENTS = [row["trigger"] for row in TRANSITIONS]
+MANAGER_ROLES = frozenset({"manager", "admin"})
+RUNNER_ROLES = frozenset({"reviewer", "manager", "admin"})
+# Risk level named after the priority matrix's severities: P1 is what a critical finding gets, and so on.
+RISK_LEVELS = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who fires an event on which cycle: what the guards decide on."""
+
+    owner: str
+    actor: str
+    actor_roles: frozenset[str]
+    steps_done: frozenset[str] = frozenset()
+    comment: str | None = None
+
+
+# --- guards: each returns a reason (refused) or None (allowed) ---------------------------------
+
+Guard = Callable[[Context], str | None]
+
+
+def actor_may_run(ctx: Context) -> str | None:
+    if not ctx.actor_roles & RUNNER_ROLES:
+        return f"{ctx.actor} is neither a reviewer nor a manager"
+    return None
+
+
+def actor_is_owner(ctx: Context) -> str | None:
+    if ctx.actor != ctx.owner:
+        return f"only the cycle owner ({ctx.owner}) can submit, not {ctx.actor}"
+    return None
+
+
+def all_steps_done(ctx: Context) -> str | None:
+    missing = open_steps(ctx.steps_done)
+    if missing:
+        return f"step {missing[0]} is still open ({len(missing)} of {len(STEPS)} steps not done)"
+    return None
+
+
+def actor_is_manager(ctx: Context) -> str | None:
+    if not ctx.actor_roles & MANAGER_ROLES:
+        return f"{ctx.actor} does not have the manager role"
+    return None
+
+
+def four_eyes(ctx: Context) -> str | None:
+    if ctx.actor == ctx.owner:
+        return f"{ctx.actor} owns the cycle and cannot approve it (four-eyes)"
+    return None
+
+
+def comment_given(ctx: Context) -> str | None:
+    if not (ctx.comment or "").strip():
+        return "a comment is required (--comment TEXT)"
+    return None
+
+
+def owner_or_manager(ctx: Context) -> str | None:
+    if ctx.actor != ctx.owner and not ctx.actor_roles & MANAGER_ROLES:
+        return f"{ctx.actor} is neither the cycle owner ({ctx.owner}) nor a manager"
+    return None
+
+
+GUARDS: dict[str, Sequence[Guard]] = {
+    "start": (actor_may_run,),
+    "submit": (actor_is_owner, all_steps_done),
+    "approve": (actor_is_manager, four_eyes),
+    "reject": (actor_is_manager, comment_given),
+    "close": (owner_or_manager,),
+}
+
+
+class _Subject:
+    """What the shared Machine drives for one call: a state and the context of the event."""
+
+    def __init__(self, state: str, ctx: Context) -> None:
+        self.state = state
+        self.ctx = ctx
+        self.refusal: str | None = None
+
+    def passes_guards(self, event: Any) -> bool:
+        for guard in GUARDS[event.event.name]:
+            self.refusal = guard(self.ctx)
+            if self.refusal:
+                return False
+        return True
+
+
+@cache
+def machine() -> Any:
+    """The one shared Machine (built on first use: `transitions` stays out of read-only commands)."""
+    from transitions import Machine
+
+    return Machine(
+        model=None,
+        states=[NEW, *STATES],
+        transitions=[dict(row, conditions="passes_guards") for row in TRANSITIONS],
+        initial=NEW,
+        auto_transitions=False,
+        send_event=True,
+    )
+
+
+def fire(state: str, event: str, ctx: Context) -> str:
+    """Apply `event` to a cycle in `state`; return the new state or raise RefusedError with the reason."""
+    if event not in EVENTS:
+        raise RefusedError(f"unknown event {event!r}")
+    from transitions import MachineError
+
+    shared = machine()
+    subject = _Subject(state, ctx)
+    shared.add_model(subject, initial=state)
+    try:
+        if not subject.trigger(event):  # type: ignore[attr-defined]  # added by the Machine
+            raise RefusedError(f"cannot {event}: {subject.refusal}")
+    except MachineError:
+        source = next(row["source"] for row in TRANSITIONS if row["trigger"] == event)
+        raise RefusedError(f"cannot {event}: the cycle is {state} ({event} needs {source})") from None
+    finally:
+        shared.remove_model(subject)
+    return subject.state
+
+
+def may_work(state: str, ctx: Context, what: str) -> str | None:
+    """Steps, findings and decisions change only a draft, by its owner or a manager."""
+    if state != "draft":
+        sealed = " and sealed" if state in ("approved", "closed") else ""
+        return f"cannot {what}: the cycle is {state}{sealed} (only a draft changes)"
+    reason = owner_or_manager(ctx)
+    return f"cannot {what}: {reason}" if reason else None
+
+
+# --- the seven ordered steps ---------------------------------------------------------------------
+
+
+def check_step_name(step: str) -> str:
+    """The step, or an input error listing the seven."""
+    if step not in STEPS:
+        raise InputError(f"unknown step {step!r}: choose from {', '.join(STEPS)}")
+    return step
+
+
+def open_steps(done: Collection[str]) -> list[str]:
+    """Steps not done yet, in SOP order."""
+    return [s for s in STEPS if s not in done]
+
+
+def step_refusal(step: str, done: Collection[str]) -> str | None:
+    """Why `step` cannot run now (the first earlier step still open), or None."""
+    check_step_name(step)
+    for earlier in STEPS[: STEPS.index(step)]:
+        if earlier not in done:
+            return f"cannot complete step {step}: step {earlier} is still open (steps run in order: {', '.join(STEPS)})"
+    return None
+
+
+def cleared_by_redo(step: str, done: Collection[str]) -> list[str]:
+    """Done steps after `step`: redoing `step` clears them, since their results build on it."""
+    return [s for s in STEPS[STEPS.index(step) + 1 :] if s in done]
+
+
+def undecided_refusal(at_risk: Sequence[str], decided: Collection[str]) -> str | None:
+    """The escalate guard: every at-risk account needs a decision with a named owner."""
+    missing = [a for a in at_risk if a not in decided]
+    if not missing:
+        return None
+    shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    return (
+        f"cannot complete step escalate: {len(missing)} at-risk account(s) have no decision with a named owner: "
+        f"{shown} (an open escalation with an owner, or `cycle decide ID ACCOUNT monitor --owner U --reason T`)"
+    )
+
+
+def risk_level(priority: str) -> str:
+    """The risk level that goes with an escalation priority (P1 critical .. P4 low)."""
+    return RISK_LEVELS.get(priority, "medium")
+
+
+# --- periods --------------------------------------------------------------------------------------
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+
+
+def parse_period(text: str) -> tuple[date, date]:
+    """First and last day of a period `YYYY-MM` or `YYYY-Qn`; anything else is an input error."""
+    value = text.strip().upper()
+    month = _MONTH.match(value)
+    quarter = _QUARTER.match(value)
+    if month and 1 <= int(month.group(2)) <= 12:
+        year, first, last = int(month.group(1)), int(month.group(2)), int(month.group(2))
+    elif quarter:
+        year, q = int(quarter.group(1)), int(quarter.group(2))
+        first, last = 3 * q - 2, 3 * q
+    else:
+        raise InputError(f"--period {text!r}: not a period (YYYY-MM, e.g. 2026-11, or YYYY-Qn)")
+    return date(year, first, 1), date(year, last, calendar.monthrange(year, last)[1])
+
+
+# --- seal and audit -------------------------------------------------------------------------------
+
+
+def canonical(value: Any) -> Any:
+    """Plain JSON values in a fixed form: dates ISO, datetimes in UTC, mappings sorted."""
+    if isinstance(value, datetime):
+        return value.isoformat() if value.tzinfo is None else value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return value
+
+
+def seal_digest(content: Mapping[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of a cycle's content."""
+    text = json.dumps(canonical(content), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def replay(events: Sequence[tuple[str, str | None, str]]) -> str:
+    """The state a cycle reaches through its audit rows (event, from, to) of state changes."""
+    state = NEW
+    for event, from_state, to_state in events:
+        if (from_state or NEW) != state:
+            raise RefusedError(f"audit trail broken: {event} from {from_state} but the cycle was {state}")
+        row = next((r for r in TRANSITIONS if r["trigger"] == event), None)
+        if row is None or row["source"] != state or row["dest"] != to_state:
+            raise RefusedError(f"audit trail broken: {event} cannot go {state} -> {to_state}")
+        state = to_state
+    return state

@@ -1,0 +1,283 @@
+"""The cycle commands as a user runs them: round trips, --json shapes, archives, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from pulsecheck.storage.db import Database
+from pulsecheck.storage.models import User
+from pulsecheck.workflow.demo import TEAM, examples_dir
+
+SHOW_KEYS = {
+    "id", "period", "segments", "owner", "approver", "state", "as_of", "accounts", "steps_done", "next_step",
+    "open_findings", "sealed", "period_start", "period_end", "created_at", "model", "ruleset", "steps", "findings",
+    "decisions", "history", "digest",
+}
+
+
+def seed(database: Database, now: datetime) -> None:
+    """The sample team, portfolio, inputs, approved model (5 weekly scorings) and active rules."""
+    from pulsecheck.workflow import inputs, scoring
+    from pulsecheck.workflow.accounts import import_accounts
+    from pulsecheck.workflow.evaluation import activate
+    from pulsecheck.workflow.users import add_user
+
+    tz = now.tzinfo
+    assert tz is not None
+    with database.transaction() as session:
+        for name, roles, manager in TEAM:
+            add_user(session, name, roles, now, email=f"{name}@example.com", manager=manager)
+        import_accounts(session, examples_dir() / "accounts.csv")
+        inputs.import_readings(session, examples_dir() / "readings.csv", tz, now)
+        inputs.import_surveys(session, examples_dir() / "surveys.csv", tz, now)
+        inputs.import_issues(session, examples_dir() / "issues.csv", tz)
+        olga = session.scalars(select(User).where(User.name == "olga")).one()
+        scoring.approve_model(session, examples_dir() / "scoring.yaml", olga, now)
+        activate(session, examples_dir() / "rules.yaml", olga, now)
+    for weeks_ago in range(4, -1, -1):
+        with database.transaction() as session:
+            scoring.score_portfolio(session, now - timedelta(weeks=weeks_ago), now)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> str:
+    path = tmp_path / "pulsecheck.toml"
+    path.write_text(f'[scoring]\nmodel = "{examples_dir() / "scoring.yaml"}"\n\n[cycle]\ndecline_points = 10\n')
+    return str(path)
+
+
+@pytest.fixture
+def cli(database: Database, now: datetime, run: Any, config: str) -> Any:
+    """`run` with the seeded portfolio and the config file."""
+    seed(database, now)
+
+    def invoke(*args: str) -> Any:
+        return run("--config", config, *args)
+
+    return invoke
+
+
+def ok(result: Any) -> str:
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+    assert result.stderr == ""
+    return str(result.stdout)
+
+
+def error(result: Any, code: int) -> str:
+    """The one `error: ...` line of a failed command (and no traceback)."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def as_json(result: Any) -> Any:
+    return json.loads(ok(result))
+
+
+def run_to_document(cli: Any) -> list[str]:
+    """Start cycle 1 and run its steps up to escalate, deciding on every at-risk account; returns them."""
+    ok(cli("--as", "bob", "cycle", "start", "--period", "2026-11"))
+    for step in ("scope", "data", "model", "trends", "classify"):
+        ok(cli("--as", "bob", "cycle", "step", "1", step))
+    shown = as_json(cli("cycle", "show", "1", "--json"))
+    at_risk = [a["account"] for a in shown["steps"][4]["result"]["at_risk"]]
+    for account in at_risk:
+        ok(cli("--as", "bob", "cycle", "decide", "1", account, "monitor", "--owner", "alice", "--reason", "call"))
+    ok(cli("--as", "bob", "cycle", "step", "1", "escalate"))
+    return at_risk
+
+
+def test_a_cycle_round_trip(cli: Any, tmp_path: Path) -> None:
+    out = ok(cli("--as", "bob", "cycle", "start", "--period", "2026-11", "--segment", "smb", "--segment", "enterprise"))
+    assert out.splitlines()[0] == (
+        "cycle 1 started for 2026-11 (enterprise, smb, 8 accounts, owner bob, as of 2026-11-24)")
+    assert "finding 1 [process] segment mid-market has 4 account(s) but is not in scope" in out
+    listed = as_json(cli("cycle", "list", "--json"))
+    assert [(c["id"], c["state"], c["accounts"], c["next_step"]) for c in listed] == [(1, "draft", 8, "scope")]
+    assert "scope" in ok(cli("cycle", "list"))  # the table
+
+    for step in ("scope", "data", "model", "trends", "classify"):
+        out = ok(cli("--as", "bob", "cycle", "step", "1", step, "--note", f"{step} checked"))
+        assert out.startswith(f"cycle 1: step {step} done by bob\n")
+    evidence = tmp_path / "export.csv"
+    evidence.write_text("id\n")
+    at_risk = [a["account"] for a in as_json(cli("cycle", "show", "1", "--json"))["steps"][4]["result"]["at_risk"]]
+    assert at_risk
+    for account in at_risk:
+        assert ok(cli("--as", "bob", "cycle", "decide", "1", account, "monitor", "--owner", "alice", "--reason",
+                      "renewal call booked")) == f"cycle 1: {account} -> monitor (owner alice)\n"
+    ok(cli("--as", "bob", "cycle", "step", "1", "escalate", "--evidence", str(evidence)))
+    assert ok(cli("--as", "bob", "cycle", "finding", "add", "1", "--kind", "data", "--detail", "stale feed",
+                  "--action", "Fix it", "--owner", "olga", "--due", "2026-12-15")) == "cycle 1: finding 2 added\n"
+    assert ok(cli("--as", "bob", "cycle", "finding", "close", "1", "--note", "accepted scope")) == (
+        "finding 1 closed\n")
+    ok(cli("--as", "bob", "cycle", "step", "1", "document", "--evidence", "https://wiki.example.com/c1"))
+    assert ok(cli("--as", "bob", "cycle", "submit", "1")) == "cycle 1: submit -> submitted\n"
+    approved = ok(cli("--as", "maria", "cycle", "approve", "1", "--comment", "agreed"))
+    assert approved.startswith("cycle 1: approve -> approved (sealed, sha256 ")
+
+    shown = as_json(cli("cycle", "show", "1", "--json"))
+    assert set(shown) == SHOW_KEYS
+    assert [s["done_by"] for s in shown["steps"]] == ["bob"] * 7
+    assert shown["steps"][5]["evidence"] == [str(evidence.resolve())]
+    assert [(f["id"], f["status"]) for f in shown["findings"]] == [(1, "closed"), (2, "open")]
+    assert {d["account"] for d in shown["decisions"]} == set(at_risk)
+    assert shown["approver"] == "maria" and shown["digest"] in approved
+    assert [e["event"] for e in shown["history"]][:3] == ["start", "step", "step"]
+    text = ok(cli("cycle", "show", "1"))
+    assert "# Portfolio review cycle 1: 2026-11" in text and "### Step classify" in text
+
+    assert ok(cli("cycle", "verify", "1")).startswith(f"ok: cycle 1: seal sha256 {shown['digest']} matches")
+    assert as_json(cli("cycle", "verify", "1", "--json")) == {
+        "cycle": 1, "state": "approved", "sealed": True, "ok": True, "problems": []}
+
+    for fmt in ("md", "json", "html"):
+        path = tmp_path / f"cycle.{fmt}"
+        assert ok(cli("cycle", "export", "1", "--format", fmt, "-o", str(path))) == f"wrote {path}\n"
+    archive = json.loads((tmp_path / "cycle.json").read_text())
+    assert archive["digest"] == shown["digest"] and archive["verification"]["ok"] is True
+    assert len(archive["accounts_list"]) == 8 and archive["evidence"][-1]["link"] == "https://wiki.example.com/c1"
+    markdown = (tmp_path / "cycle.md").read_text()
+    for expected in ("## Accounts in scope (8)", "| 2 | data | stale feed | Fix it | olga | 2026-12-15 | open |",
+                     "## Decisions", "## Escalation log", "Scoring model: 2026.11", "Ruleset: rules.yaml"):
+        assert expected in markdown
+    html = (tmp_path / "cycle.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "src=" not in html
+    assert "stale feed" in html and 'href="https://wiki.example.com/c1"' in html
+    assert f'href="{evidence.resolve().as_uri()}"' in html
+    assert ok(cli("cycle", "export", "1")) == markdown  # stdout by default
+
+    assert ok(cli("--as", "maria", "cycle", "close", "1")) == "cycle 1: close -> closed\n"
+    second = ok(cli("--as", "bob", "cycle", "start", "--period", "2026-11", "--segment", "enterprise",
+                    "--segment", "smb"))
+    assert "stale feed (carried from finding 2)" in second
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("--as", "bob", "cycle", "start", "--period", "2026-13"), 2,
+         "error: --period '2026-13': not a period (YYYY-MM, e.g. 2026-11, or YYYY-Qn)"),
+        (("--as", "bob", "cycle", "start", "--period", "2026-11", "--segment", "retail"), 2,
+         "error: --segment 'retail': unknown segment (known: enterprise, mid-market, smb)"),
+        (("--as", "bob", "cycle", "start", "--period", "2026-11", "--owner", "zed"), 2,
+         "error: --owner: unknown user 'zed'"),
+        (("--as", "olga", "cycle", "start", "--period", "2026-11"), 1,
+         "error: cannot start: olga is neither a reviewer nor a manager"),
+        (("--as", "bob", "cycle", "step", "1", "scope"), 2, "error: unknown cycle 1"),
+        (("cycle", "show", "7"), 2, "error: unknown cycle 7"),
+        (("--as", "bob", "cycle", "finding", "close", "9", "--note", "x"), 2, "error: unknown finding 9"),
+    ],
+)
+def test_bad_input_before_any_cycle(cli: Any, args: tuple[str, ...], code: int, message: str) -> None:
+    assert error(cli(*args), code) == message
+    assert as_json(cli("cycle", "list", "--json")) == []
+
+
+def test_exit_codes_on_a_running_cycle(cli: Any) -> None:
+    at_risk = run_to_document(cli)
+    bob = ("--as", "bob", "cycle")
+    cases = [
+        ((*bob, "step", "1", "review"), 2, "error: unknown step 'review': choose from scope, data, model, trends, "
+                                           "classify, escalate, document"),
+        ((*bob, "decide", "1", "NOPE", "monitor", "--owner", "bob", "--reason", "x"), 2,
+         "error: unknown account 'NOPE'"),
+        ((*bob, "decide", "1", "ACME", "monitor", "--owner", "zed", "--reason", "x"), 2,
+         "error: --owner: unknown user 'zed'"),
+        ((*bob, "decide", "1", "ACME", "monitor", "--owner", "bob"), 2,
+         "error: --reason is required for a monitor decision"),
+        ((*bob, "finding", "add", "1", "--kind", "bug", "--detail", "x"), 2,
+         "error: --kind 'bug': choose from data, scoring, process, other"),
+        ((*bob, "finding", "add", "1", "--kind", "data", "--detail", "x", "--action", "y", "--due", "someday"), 2,
+         None),
+        ((*bob, "step", "1", "document", "--evidence", "/no/such/file.pdf"), 2,
+         "error: --evidence /no/such/file.pdf: no such file or directory (give a path or a URL)"),
+        ((*bob, "submit", "1"), 1, "error: cannot submit: step document is still open (1 of 7 steps not done)"),
+        (("--as", "alice", "cycle", "step", "1", "document"), 1,
+         "error: cannot complete step document: alice is neither the cycle owner (bob) nor a manager"),
+        (("--as", "maria", "cycle", "approve", "1"), 1,
+         "error: cannot approve: the cycle is draft (approve needs submitted)"),
+    ]
+    for args, code, message in cases:
+        line = error(cli(*args), code)
+        assert message is None or line == message, (args, line)
+    assert at_risk
+    ok(cli(*bob, "step", "1", "document"))
+    ok(cli(*bob, "submit", "1"))
+    assert error(cli("--as", "bob", "cycle", "approve", "1"), 1) == (
+        "error: cannot approve: bob does not have the manager role")
+    assert error(cli("--as", "maria", "cycle", "reject", "1"), 1) == (
+        "error: cannot reject: a comment is required (--comment TEXT)")
+    assert error(cli(*bob, "finding", "add", "1", "--kind", "data", "--detail", "late"), 1) == (
+        "error: cannot add a finding: the cycle is submitted (only a draft changes)")
+    assert ok(cli("--as", "maria", "cycle", "reject", "1", "--comment", "explain the monitor decisions")) == (
+        "cycle 1: reject -> draft\n")
+    ok(cli(*bob, "submit", "1"))
+    ok(cli("--as", "hank", "cycle", "approve", "1"))
+    assert error(cli(*bob, "step", "1", "scope"), 1) == (
+        "error: cannot complete step scope: the cycle is approved and sealed (only a draft changes)")
+    history = as_json(cli("cycle", "show", "1", "--json"))["history"]
+    assert [(e["event"], e["actor"], e["comment"]) for e in history if e["event"] in ("reject", "approve")] == [
+        ("reject", "maria", "explain the monitor decisions"), ("approve", "hank", None)]
+
+
+def test_escalate_is_refused_until_every_at_risk_account_is_decided(cli: Any) -> None:
+    ok(cli("--as", "bob", "cycle", "start", "--period", "2026-11"))
+    for step in ("scope", "data", "model", "trends", "classify"):
+        ok(cli("--as", "bob", "cycle", "step", "1", step))
+    line = error(cli("--as", "bob", "cycle", "step", "1", "escalate"), 1)
+    assert line.startswith("error: cannot complete step escalate: ") and "have no decision with a named owner" in line
+    assert as_json(cli("cycle", "show", "1", "--json"))["next_step"] == "escalate"
+
+
+def test_an_unwritable_output_changes_nothing(cli: Any, tmp_path: Path) -> None:
+    ok(cli("--as", "bob", "cycle", "start", "--period", "2026-11"))
+    before = as_json(cli("cycle", "show", "1", "--json"))
+    target = tmp_path / "missing" / "cycle.html"
+    assert error(cli("cycle", "export", "1", "--format", "html", "-o", str(target)), 2) == (
+        f"error: -o {target}: cannot write: No such file or directory")
+    assert not target.parent.exists()
+    assert as_json(cli("cycle", "show", "1", "--json")) == before
+    assert list(tmp_path.glob("**/.cycle.html.*")) == []
+
+
+def test_a_bad_cycle_config_is_an_input_error(database: Database, now: datetime, run: Any, tmp_path: Path) -> None:
+    seed(database, now)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cycle]\ndecline_pts = 3\n")
+    ok(run("--as", "bob", "cycle", "start", "--period", "2026-11"))
+    line = error(run("--config", str(bad), "--as", "bob", "cycle", "step", "1", "scope"), 2)
+    assert line.startswith(f"error: {bad}: [cycle]: unknown key(s) decline_pts")
+
+
+def test_installed_script(database: Database, now: datetime, db_url: str, tmp_path: Path) -> None:
+    seed(database, now)
+    script = Path(sys.executable).parent / "pulsecheck"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSECHECK_")}
+    env |= {"PULSECHECK_NOW": now.isoformat(), "PULSECHECK_USER": "bob"}
+
+    def pulsecheck(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(script), "--db", db_url, *args], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=60, check=False)
+
+    started = pulsecheck("cycle", "start", "--period", "2026-11", "--segment", "smb")
+    assert started.returncode == 0 and started.stdout.startswith("cycle 1 started for 2026-11 (smb, 4 accounts")
+    assert (pulsecheck("cycle", "step", "1", "trends").returncode,
+            pulsecheck("cycle", "step", "1", "trends").stderr) == (
+        1, "error: cannot complete step trends: step scope is still open (steps run in order: scope, data, model, "
+           "trends, classify, escalate, document)\n")
+    unknown = pulsecheck("cycle", "step", "1", "triage")
+    assert (unknown.returncode, unknown.stdout, unknown.stderr) == (
+        2, "", "error: unknown step 'triage': choose from scope, data, model, trends, classify, escalate, document\n")
+    shown = json.loads(pulsecheck("cycle", "show", "1", "--json").stdout)
+    assert (shown["id"], shown["segments"], shown["state"]) == (1, ["smb"], "draft")
