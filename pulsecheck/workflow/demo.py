@@ -231,6 +231,15 @@ class Demo:
                 )
         return review_id
 
+    def cycle_and_report(self, outdir: Path) -> None:
+        from pulsecheck.reports.portfolio import write_portfolio_report
+        from pulsecheck.workflow.cycle_demo import run_demo_cycle
+
+        run_demo_cycle(self.database, self.settings, self.now, self.echo, outdir)  # prints its own steps
+        self.step("The portfolio report")
+        report = write_portfolio_report(self.database, self.settings, self.now, outdir / "portfolio.html")
+        self.echo(f"  portfolio report: {report} (self-contained HTML: open it in a browser)")
+
     def scheduler(self, *days: int) -> None:
         import json
         from collections import Counter
@@ -279,6 +288,7 @@ def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
     demo.scoring()
     review_id = demo.review_life()
     demo.rules()
+    demo.cycle_and_report(workdir.resolve())
     demo.scheduler(1, 3, 8)
     echo(f"\nDone. Explore: pulsecheck --db sqlite:///{path} review show {review_id}")
     database.dispose()
