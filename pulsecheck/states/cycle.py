@@ -10,12 +10,11 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import cache
 from typing import Any
 
 from pulsecheck.errors import InputError, RefusedError
+from pulsecheck.states.guarded import NEW, GuardedMachine
 
-NEW = "new"  # before `start`; never stored
 STATES = ["draft", "submitted", "approved", "closed"]
 STEPS = ("scope", "data", "model", "trends", "classify", "escalate", "document")
 FINDING_KINDS = ("data", "scoring", "process", "other")
@@ -103,55 +102,12 @@ GUARDS: dict[str, Sequence[Guard]] = {
 }
 
 
-class _Subject:
-    """What the shared Machine drives for one call: a state and the context of the event."""
-
-    def __init__(self, state: str, ctx: Context) -> None:
-        self.state = state
-        self.ctx = ctx
-        self.refusal: str | None = None
-
-    def passes_guards(self, event: Any) -> bool:
-        for guard in GUARDS[event.event.name]:
-            self.refusal = guard(self.ctx)
-            if self.refusal:
-                return False
-        return True
-
-
-@cache
-def machine() -> Any:
-    """The one shared Machine (built on first use: `transitions` stays out of read-only commands)."""
-    from transitions import Machine
-
-    return Machine(
-        model=None,
-        states=[NEW, *STATES],
-        transitions=[dict(row, conditions="passes_guards") for row in TRANSITIONS],
-        initial=NEW,
-        auto_transitions=False,
-        send_event=True,
-    )
+MACHINE = GuardedMachine("cycle", STATES, TRANSITIONS, GUARDS)
 
 
 def fire(state: str, event: str, ctx: Context) -> str:
     """Apply `event` to a cycle in `state`; return the new state or raise RefusedError with the reason."""
-    if event not in EVENTS:
-        raise RefusedError(f"unknown event {event!r}")
-    from transitions import MachineError
-
-    shared = machine()
-    subject = _Subject(state, ctx)
-    shared.add_model(subject, initial=state)
-    try:
-        if not subject.trigger(event):  # type: ignore[attr-defined]  # added by the Machine
-            raise RefusedError(f"cannot {event}: {subject.refusal}")
-    except MachineError:
-        source = next(row["source"] for row in TRANSITIONS if row["trigger"] == event)
-        raise RefusedError(f"cannot {event}: the cycle is {state} ({event} needs {source})") from None
-    finally:
-        shared.remove_model(subject)
-    return subject.state
+    return MACHINE.fire(state, event, ctx)
 
 
 def may_work(state: str, ctx: Context, what: str) -> str | None:

@@ -7,12 +7,11 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from functools import cache
 from typing import Any
 
 from pulsecheck.errors import RefusedError
+from pulsecheck.states.guarded import NEW, GuardedMachine
 
-NEW = "new"  # before `open`; never stored
 STATES = ["draft", "submitted", "approved", "closed"]
 EDITABLE_STATES = ("draft", "submitted", "approved")
 
@@ -194,61 +193,17 @@ GUARDS: dict[str, Sequence[Guard]] = {
 }
 
 
-class _Subject:
-    """What the shared Machine drives for one call: a state and the context of the event."""
-
-    def __init__(self, state: str, ctx: Context) -> None:
-        self.state = state
-        self.ctx = ctx
-        self.refusal: str | None = None
-
-    def passes_guards(self, event: Any) -> bool:
-        for guard in GUARDS[event.event.name]:
-            self.refusal = guard(self.ctx)
-            if self.refusal:
-                return False
-        return True
-
-
-@cache
-def machine() -> Any:
-    """The one shared Machine (built on first use: `transitions` stays out of read-only commands)."""
-    from transitions import Machine
-
-    return Machine(
-        model=None,
-        states=[NEW, *STATES],
-        transitions=[dict(row, conditions="passes_guards") for row in TRANSITIONS],
-        initial=NEW,
-        auto_transitions=False,
-        send_event=True,
-    )
+MACHINE = GuardedMachine("review", STATES, TRANSITIONS, GUARDS)
 
 
 def fire(state: str, event: str, ctx: Context) -> str:
     """Apply `event` to a review in `state`; return the new state or raise RefusedError with the reason."""
-    if event not in EVENTS:
-        raise RefusedError(f"unknown event {event!r}")
-    from transitions import MachineError
-
-    shared = machine()
-    subject = _Subject(state, ctx)
-    shared.add_model(subject, initial=state)
-    try:
-        if not subject.trigger(event):  # type: ignore[attr-defined]  # added by the Machine
-            raise RefusedError(f"cannot {event}: {subject.refusal}")
-    except MachineError:
-        allowed = next(row["source"] for row in TRANSITIONS if row["trigger"] == event)
-        sources = ", ".join(allowed) if isinstance(allowed, list) else allowed
-        raise RefusedError(f"cannot {event}: the review is {state} ({event} needs {sources})") from None
-    finally:
-        shared.remove_model(subject)
-    return subject.state
+    return MACHINE.fire(state, event, ctx)
 
 
 def allowed_events(state: str) -> list[str]:
     """Events whose source includes `state` (guards not checked)."""
-    return [e for e in EVENTS if e in machine().get_triggers(state)]
+    return MACHINE.allowed_events(state)
 
 
 def replay(events: Sequence[tuple[str, str | None, str]]) -> str:

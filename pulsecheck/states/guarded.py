@@ -1,0 +1,85 @@
+"""A transitions Machine whose rows are checked by named guards that give their reason, shared by every record.
+
+`GuardedMachine(noun, states, table, guards)` builds the `transitions` Machine on first use (read-only commands
+never import the library) and `fire(state, event, ctx)` applies one event to a record in `state`: the new
+state, or a RefusedError naming the first guard's reason or the states the event needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+from pulsecheck.errors import RefusedError
+
+NEW = "new"  # before the first event; never stored
+
+
+class _Subject:
+    """What the shared Machine drives for one call: a state and the context of the event."""
+
+    def __init__(self, state: str, ctx: Any, guards: Mapping[str, Sequence[Callable[[Any], str | None]]]) -> None:
+        self.state = state
+        self.ctx = ctx
+        self.guards = guards
+        self.refusal: str | None = None
+
+    def passes_guards(self, event: Any) -> bool:
+        for guard in self.guards[event.event.name]:
+            self.refusal = guard(self.ctx)
+            if self.refusal:
+                return False
+        return True
+
+
+class GuardedMachine:
+    def __init__(
+        self,
+        noun: str,
+        states: Sequence[str],
+        table: Sequence[Mapping[str, Any]],
+        guards: Mapping[str, Sequence[Callable[[Any], str | None]]],
+    ) -> None:
+        self.noun = noun
+        self.states = list(states)
+        self.table = table
+        self.guards = guards
+        self.events = [row["trigger"] for row in table]
+
+    @cached_property
+    def machine(self) -> Any:
+        from transitions import Machine
+
+        return Machine(
+            model=None,
+            states=[NEW, *self.states],
+            transitions=[dict(row, conditions="passes_guards") for row in self.table],
+            initial=NEW,
+            auto_transitions=False,
+            send_event=True,
+        )
+
+    def fire(self, state: str, event: str, ctx: Any) -> str:
+        """Apply `event` in `state`; return the new state or raise RefusedError with the reason."""
+        if event not in self.events:
+            raise RefusedError(f"unknown event {event!r}")
+        from transitions import MachineError
+
+        shared = self.machine
+        subject = _Subject(state, ctx, self.guards)
+        shared.add_model(subject, initial=state)
+        try:
+            if not subject.trigger(event):  # type: ignore[attr-defined]  # added by the Machine
+                raise RefusedError(f"cannot {event}: {subject.refusal}")
+        except MachineError:
+            allowed = next(row["source"] for row in self.table if row["trigger"] == event)
+            sources = ", ".join(allowed) if isinstance(allowed, list) else allowed
+            raise RefusedError(f"cannot {event}: the {self.noun} is {state} ({event} needs {sources})") from None
+        finally:
+            shared.remove_model(subject)
+        return str(subject.state)
+
+    def allowed_events(self, state: str) -> list[str]:
+        """Events whose source includes `state` (guards not checked)."""
+        return [e for e in self.events if e in self.machine.get_triggers(state)]
