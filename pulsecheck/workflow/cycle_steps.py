@@ -1,0 +1,430 @@
+"""The step runners of a review cycle: each runs the existing service and returns the step's JSON result."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pulsecheck.errors import RefusedError
+from pulsecheck.states import cycle as machine
+from pulsecheck.storage.models import (
+    Account,
+    CycleStep,
+    Escalation,
+    ReviewCycle,
+    ScoreSnapshot,
+    ScoringModelVersion,
+)
+
+if TYPE_CHECKING:
+    pass
+
+from pulsecheck.workflow.cycle import (
+    CycleSettings,
+    _finding,
+    _finding_dict,
+    _iso,
+    _names,
+    decisions_of,
+    findings_of,
+    period_bounds,
+)
+
+LISTED = 200  # accounts listed in a step result before it keeps only the count
+
+
+@dataclass
+class StepRun:
+    """What a step runner works with."""
+
+    session: Session
+    cycle: ReviewCycle
+    now: datetime
+    settings: CycleSettings
+    done: dict[str, CycleStep]
+
+    @property
+    def scope(self) -> set[int]:
+        return set(self.cycle.account_ids)
+
+    @property
+    def since(self) -> datetime:
+        return period_bounds(self.cycle, self.settings.tz)[0]
+
+
+def _some(items: Sequence[Any]) -> dict[str, Any]:
+    return {"count": len(items), "accounts": list(items[:LISTED])}
+
+
+def _step_scope(run: StepRun) -> dict[str, Any]:
+    """Confirm the account list: per segment, without owner, without a snapshot, changed since the start."""
+    cycle, scope = run.cycle, run.scope
+    rows = run.session.execute(select(Account.id, Account.external_id, Account.segment, Account.owner_id)).all()
+    current = {pk for pk, _, segment, _ in rows if not cycle.segments or segment in cycle.segments}
+    added, left = current - scope, scope - current
+    scored = set(
+        run.session.scalars(
+            select(ScoreSnapshot.account_id)
+            .where(ScoreSnapshot.as_of >= run.since, ScoreSnapshot.as_of <= cycle.as_of)
+            .distinct()
+        )
+    )
+    return {
+        "period": cycle.period,
+        "as_of": cycle.as_of.isoformat(),
+        "segments": cycle.segments or "all",
+        "accounts": len(scope),
+        "by_segment": dict(sorted(Counter(seg or "(none)" for pk, _, seg, _ in rows if pk in scope).items())),
+        "without_owner": _some(sorted(ext for pk, ext, _, owner in rows if pk in scope and owner is None)),
+        "without_snapshot": _some(sorted(ext for pk, ext, _, _ in rows if pk in scope and pk not in scored)),
+        "added_since_start": _some(sorted(ext for pk, ext, _, _ in rows if pk in added)),
+        "left_scope_since_start": _some(sorted(ext for pk, ext, _, _ in rows if pk in left)),
+    }
+
+
+def _step_data(run: StepRun) -> dict[str, Any]:
+    """Open and accepted deviations of the accounts in scope (and portfolio-wide ones), by kind."""
+    from pulsecheck.storage.models import Deviation
+
+    names, scope = _names(run.session), run.scope
+    counts: dict[str, Counter[str]] = {"open": Counter(), "accepted": Counter()}
+    items = []
+    for dev in run.session.scalars(select(Deviation).where(Deviation.status != "resolved").order_by(Deviation.id)):
+        if dev.account_id is not None and dev.account_id not in scope:
+            continue
+        counts.setdefault(dev.status, Counter())[dev.kind] += 1
+        items.append(
+            {
+                "id": dev.id,
+                "account": names.get(dev.account_id) if dev.account_id else None,
+                "kind": dev.kind,
+                "subject": dev.subject,
+                "status": dev.status,
+                "detail": dev.detail,
+                "accepted_until": _iso(dev.accepted_until),
+            }
+        )
+    return {
+        "open": dict(sorted(counts["open"].items())),
+        "accepted": dict(sorted(counts["accepted"].items())),
+        "total_open": sum(counts["open"].values()),
+        "total_accepted": sum(counts["accepted"].values()),
+        "deviations": items[:LISTED],
+    }
+
+
+def _model_ref(row: ScoringModelVersion | None) -> dict[str, Any] | None:
+    return {"version": row.version, "sha256": row.sha256} if row else None
+
+
+def _step_model(run: StepRun) -> dict[str, Any]:
+    """`model check` of the live file, the approved version against the one at start, and which model scored
+    the period's snapshots; every mismatch is a scoring finding."""
+    from pulsecheck.workflow.scoring import approved_row, check_model, read_model_file
+
+    session, cycle, live_path = run.session, run.cycle, run.settings.live_model
+    approved = approved_row(session)
+    at_start = session.get(ScoringModelVersion, cycle.model_id) if cycle.model_id else None
+    problems: list[str] = []
+    differences: list[str] = []
+    if approved is None:
+        problems.append("no approved scoring model: the live model cannot be checked")
+    elif at_start is None or at_start.id != approved.id:
+        problems.append(
+            f"the approved model changed during the cycle: {at_start.version if at_start else 'none'} at start, "
+            f"{approved.version} now"
+        )
+    if approved is not None and live_path:
+        _, live = read_model_file(live_path)
+        differences = check_model(session, live, run.now)
+        if differences:
+            problems.append(
+                f"live model {live_path} differs from the approved model {approved.version}: " + "; ".join(differences)
+            )
+    elif approved is not None:
+        problems.append("live model not checked: set [scoring] model in pulsecheck.toml to the file in use")
+    rows = session.execute(select(ScoringModelVersion.id, ScoringModelVersion.version)).all()
+    versions = {pk: version for pk, version in rows}
+    by_model: Counter[str] = Counter()
+    scope = run.scope
+    window = (ScoreSnapshot.as_of >= run.since) & (ScoreSnapshot.as_of <= cycle.as_of)
+    for acc, model_id in session.execute(select(ScoreSnapshot.account_id, ScoreSnapshot.model_id).where(window)):
+        if acc in scope:
+            by_model[versions.get(model_id, str(model_id))] += 1
+    other = {v: n for v, n in by_model.items() if at_start is None or v != at_start.version}
+    if other:
+        problems.append(
+            f"{sum(other.values())} snapshot(s) in {cycle.period} were scored with another model version than "
+            f"{at_start.version if at_start else 'the approved one'}: "
+            + ", ".join(f"{v} ({n})" for v, n in sorted(other.items()))
+        )
+    for problem in problems:
+        _finding(session, cycle, "scoring", problem)
+    return {
+        "approved": _model_ref(approved),
+        "at_start": _model_ref(at_start),
+        "live_file": live_path,
+        "checked": bool(approved is not None and live_path),
+        "matches": not differences if approved is not None and live_path else None,
+        "differences": differences,
+        "snapshots_by_model": dict(sorted(by_model.items())),
+        "mismatch": bool(problems),
+        "problems": problems,
+    }
+
+
+def _step_trends(run: StepRun) -> dict[str, Any]:
+    """Declining accounts, sudden changes, repeated low scores, and the SOP's cross-checks for possible false
+    negatives (healthy with open complaints or an early renewal) and false positives (unhealthy, no open issue,
+    rising usage)."""
+    from pulsecheck.workflow.facts import compute_facts
+    from pulsecheck.workflow.scoring import approved_model
+
+    session, cycle, cfg, scope = run.session, run.cycle, run.settings, run.scope
+    try:
+        buckets = list(approved_model(session)[1].buckets)
+    except RefusedError:
+        buckets = []
+    low = cfg.low_below if cfg.low_below is not None else (buckets[0].below if buckets else None)
+    ids = sorted(scope)
+    facts = compute_facts(
+        session, cycle.as_of, {"score_change": [cfg.decline_days]}, low, account_ids=ids if len(ids) <= 2000 else None
+    )
+    facts = {acc: f for acc, f in facts.items() if acc in scope}
+    names = _names(session)
+    change = f"score_change_{cfg.decline_days}d"
+    declining = [
+        {"account": names[acc], "score": f["score"], "change": f[change]}
+        for acc, f in facts.items()
+        if f.get(change) is not None and f[change] <= -cfg.decline_points
+    ]
+    low_streaks = [
+        {"account": names[acc], "score": f["score"], "streak": f["low_score_streak"]}
+        for acc, f in facts.items()
+        if low is not None and f["low_score_streak"] >= cfg.low_streak
+    ]
+    sudden = _sudden_changes(run, names)
+    open_issues = _open_issues(session, cycle.as_of)
+    usage = _usage_changes(run)
+    healthy, unhealthy = (buckets[-1].name, buckets[0].name) if buckets else (None, None)
+    negatives, positives = [], []
+    for acc, f in facts.items():
+        if healthy is not None and f["bucket"] == healthy:
+            why = [f"{f['open_complaints']} open complaint(s)"] if f["open_complaints"] else []
+            days = f["days_to_renewal"]
+            if days is not None and 0 <= days <= cfg.renewal_days:
+                why.append(f"renewal in {days} days")
+            if why:
+                negatives.append({"account": names[acc], "bucket": f["bucket"], "score": f["score"], "reasons": why})
+        elif unhealthy is not None and f["bucket"] == unhealthy and not open_issues.get(acc) and usage.get(acc, 0) > 0:
+            positives.append(
+                {"account": names[acc], "bucket": f["bucket"], "score": f["score"], "usage_change": usage[acc]}
+            )
+    lists = (declining, sudden, low_streaks, negatives, positives)
+    for items in lists:
+        items.sort(key=lambda item: item["account"])
+    flagged = sorted({item["account"] for items in lists for item in items})
+    return {
+        "thresholds": cfg.thresholds() | {"low_below": low},
+        "declining": declining,
+        "sudden_changes": sudden,
+        "low_streaks": low_streaks,
+        "possible_false_negatives": negatives,
+        "possible_false_positives": positives,
+        "flagged": flagged,
+    }
+
+
+def _sudden_changes(run: StepRun, names: Mapping[int, str]) -> list[dict[str, Any]]:
+    """Moves between consecutive snapshots of at least the threshold that ended inside the period."""
+    from itertools import groupby
+
+    from pulsecheck.scoring import trends
+
+    query = (
+        select(ScoreSnapshot.account_id, ScoreSnapshot.as_of, ScoreSnapshot.score)
+        .where(ScoreSnapshot.as_of >= run.since - timedelta(days=92), ScoreSnapshot.as_of <= run.cycle.as_of)
+        .order_by(ScoreSnapshot.account_id, ScoreSnapshot.as_of)
+    )
+    found = []
+    scope = run.scope
+    for acc, rows in groupby(run.session.execute(query), key=lambda row: row[0]):
+        if acc not in scope:
+            continue
+        for move in trends.sudden_changes([(when, score) for _, when, score in rows], run.settings.sudden_change):
+            if move.end >= run.since:  # type: ignore[operator]  # snapshot times are aware datetimes
+                found.append(
+                    {
+                        "account": names[acc],
+                        "at": move.end.isoformat(),
+                        "from": move.before,
+                        "to": move.after,
+                        "delta": move.delta,
+                    }
+                )
+    return found
+
+
+def _open_issues(session: Session, as_of: datetime) -> dict[int, int]:
+    """Account id → issues of any kind open at `as_of`."""
+    from sqlalchemy import func, or_
+
+    from pulsecheck.storage.models import Issue
+
+    query = (
+        select(Issue.account_id, func.count())
+        .where(Issue.opened_at <= as_of, or_(Issue.closed_at.is_(None), Issue.closed_at > as_of))
+        .group_by(Issue.account_id)
+    )
+    return {acc: count for acc, count in session.execute(query)}
+
+
+def _usage_changes(run: StepRun) -> dict[int, float]:
+    """Account id → last minus first usage reading within the decline window (accounts with two or more)."""
+    from pulsecheck.storage.models import KpiReading
+
+    since = run.cycle.as_of - timedelta(days=run.settings.decline_days)
+    query = (
+        select(KpiReading.account_id, KpiReading.value)
+        .where(
+            KpiReading.kpi == run.settings.usage_kpi,
+            KpiReading.observed_at >= since,
+            KpiReading.observed_at <= run.cycle.as_of,
+        )
+        .order_by(KpiReading.account_id, KpiReading.observed_at, KpiReading.id)
+    )
+    values: dict[int, list[float]] = {}
+    for acc, value in run.session.execute(query):
+        values.setdefault(acc, []).append(value)
+    return {acc: round(v[-1] - v[0], 2) for acc, v in values.items() if len(v) >= 2}
+
+
+def _step_classify(run: StepRun) -> dict[str, Any]:
+    """Risk level and escalation priority of every at-risk account in scope (the priority matrix), and the
+    accounts the trends step flagged that are not at risk (to watch)."""
+    from pulsecheck.workflow.portfolio import at_risk
+
+    found = at_risk(run.session, run.cycle.as_of, run.settings.priority, sorted(run.scope))
+    trends = run.done["trends"].result
+    flags: dict[str, list[str]] = {}
+    for key in ("declining", "sudden_changes", "low_streaks", "possible_false_negatives", "possible_false_positives"):
+        for item in trends.get(key, []):
+            names = flags.setdefault(item["account"], [])
+            if key not in names:
+                names.append(key)
+    rows = [
+        a.as_dict() | {"risk_level": machine.risk_level(a.priority), "flags": flags.get(a.external_id, [])}
+        for a in found
+    ]
+    risky = {a.external_id for a in found}
+    return {
+        "at_risk": rows,
+        "watch": [{"account": acc, "flags": flags[acc]} for acc in sorted(flags) if acc not in risky],
+        "by_priority": dict(sorted(Counter(r["priority"] for r in rows).items())),
+        "by_risk_level": dict(sorted(Counter(r["risk_level"] for r in rows).items())),
+    }
+
+
+def _step_escalate(run: StepRun) -> dict[str, Any]:
+    """Refused until every at-risk account has a decision with a named owner (cycle decision or open escalation)."""
+    session = run.session
+    at_risk = [a["account"] for a in run.done["classify"].result["at_risk"]]
+    names = _names(session)
+    ids = {ext: pk for pk, ext in names.items()}
+    decisions = {d.account_id: d for d in decisions_of(session, run.cycle.id)}
+    escalations: dict[int, Escalation] = {}
+    for esc in session.scalars(
+        select(Escalation)
+        .where(Escalation.status != "resolved", Escalation.owner.is_not(None))
+        .order_by(Escalation.priority, Escalation.opened_at)
+    ):
+        escalations.setdefault(esc.account_id, esc)
+    decided: dict[str, dict[str, Any]] = {}
+    for ext in at_risk:
+        pk = ids.get(ext)
+        if pk in decisions:
+            d = decisions[pk]
+            decided[ext] = {
+                "account": ext,
+                "decision": d.decision,
+                "owner": d.owner,
+                "reason": d.reason,
+                "source": "cycle decision",
+            }
+        elif pk in escalations:
+            e = escalations[pk]
+            decided[ext] = {
+                "account": ext,
+                "decision": "escalate",
+                "owner": e.owner,
+                "reason": e.reason,
+                "source": f"escalation {e.id} ({e.priority}, {e.status})",
+            }
+    refusal = machine.undecided_refusal(at_risk, decided)
+    if refusal:
+        raise RefusedError(refusal)
+    others = [
+        {"account": names[pk], "decision": d.decision, "owner": d.owner, "reason": d.reason, "source": "cycle decision"}
+        for pk, d in decisions.items()
+        if names[pk] not in decided
+    ]
+    entries = [decided[ext] for ext in at_risk] + others
+    return {
+        "at_risk": len(at_risk),
+        "decisions": entries,
+        "by_decision": dict(sorted(Counter(e["decision"] for e in entries).items())),
+    }
+
+
+def _step_document(run: StepRun) -> dict[str, Any]:
+    """The summary: scope, key findings, data issues, scoring issues and non-conformances."""
+    done, cycle = run.done, run.cycle
+    data, model, trends = done["data"].result, done["model"].result, done["trends"].result
+    classify, escalate = done["classify"].result, done["escalate"].result
+    findings = findings_of(run.session, cycle.id)
+    priorities = ", ".join(f"{p} {n}" for p, n in classify["by_priority"].items())
+    key = [
+        f"{len(classify['at_risk'])} at-risk account(s)" + (f" ({priorities})" if priorities else ""),
+        f"{len(trends['declining'])} declining, {len(trends['sudden_changes'])} sudden change(s), "
+        f"{len(trends['low_streaks'])} with repeated low scores",
+        f"{len(trends['possible_false_negatives'])} possible false negative(s), "
+        f"{len(trends['possible_false_positives'])} possible false positive(s)",
+        "decisions: " + (", ".join(f"{k} {n}" for k, n in escalate["by_decision"].items()) or "none"),
+        f"{data['total_open']} open and {data['total_accepted']} accepted deviation(s)",
+        "model: " + ("matches the approved version" if not model["mismatch"] else "; ".join(model["problems"])),
+    ]
+    return {
+        "scope": {
+            "period": cycle.period,
+            "segments": cycle.segments or "all",
+            "accounts": len(cycle.account_ids),
+            "as_of": cycle.as_of.isoformat(),
+        },
+        "key_findings": key,
+        "data_issues": {"open": data["open"], "accepted": data["accepted"]},
+        "scoring_issues": model["problems"],
+        "non_conformances": [_finding_dict(f) for f in findings if f.status == "open"],
+        "findings": {
+            "open": sum(1 for f in findings if f.status == "open"),
+            "closed": sum(1 for f in findings if f.status != "open"),
+            "with_corrective_action": sum(1 for f in findings if f.corrective_action),
+            "carried": sum(1 for f in findings if f.carried_from),
+        },
+    }
+
+
+RUNNERS = {
+    "scope": _step_scope,
+    "data": _step_data,
+    "model": _step_model,
+    "trends": _step_trends,
+    "classify": _step_classify,
+    "escalate": _step_escalate,
+    "document": _step_document,
+}
