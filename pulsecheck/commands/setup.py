@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from pulsecheck.cli import App, emit_json, json_option, pass_app, table
+from pulsecheck.roles import ROLES
 
 
 @click.command()
@@ -57,7 +58,7 @@ def users() -> None:
     "roles",
     multiple=True,
     required=True,
-    type=click.Choice(["reviewer", "manager", "ops", "admin"]),
+    type=click.Choice(ROLES),
     help="Repeat for several roles.",
 )
 @click.option("--email")

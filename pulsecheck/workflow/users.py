@@ -9,9 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.roles import ROLES
 from pulsecheck.storage.models import User
-
-ROLES = ("reviewer", "manager", "head_of_cs", "ops", "admin")
 
 
 def add_user(
