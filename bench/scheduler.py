@@ -92,8 +92,10 @@ def main(n: int) -> None:
             from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
             from apscheduler.schedulers.background import BackgroundScheduler
 
+            started = time.perf_counter()
             with database.transaction() as session:
                 report = reconcile(session, cfg, NOW)
+            print(f"  (reconcile {time.perf_counter() - started:.2f} s)")
             scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(engine=database.engine)})
             scheduler.start(paused=True)
             due = len(scheduler._jobstores["default"].get_due_jobs(NOW))

@@ -382,3 +382,6 @@ class SchedulerJob(Base):
     id: Mapped[str] = mapped_column(Unicode(191), primary_key=True)
     next_run_time: Mapped[float | None] = mapped_column(Float(25), index=True)
     job_state: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # Ours, not APScheduler's (which leaves it alone): what the job was made from, so that reconcile can
+    # compare 100k jobs with the rows without unpickling them.
+    spec: Mapped[str | None] = mapped_column(Text)

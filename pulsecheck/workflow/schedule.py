@@ -13,10 +13,11 @@ across a DST change.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
@@ -178,60 +179,78 @@ def _cadences(settings: Settings, where: str) -> tuple[Cadence, ...]:
 
 @dataclass(frozen=True)
 class JobSpec:
+    """A job as the rows want it. `key` sums up a date-list trigger, so that comparing a stored job with the
+    wanted one needs no date arithmetic (reconcile compares every job at start-up)."""
+
     id: str
     func: str
     args: tuple[Any, ...]
-    trigger: BaseTrigger
+    make_trigger: Callable[[], BaseTrigger]
     name: str
+    key: tuple[Any, ...] | None = None
 
-    def same_as(self, state: Mapping[str, Any]) -> bool:
-        """Equal to a stored job's state: same function, arguments and trigger."""
-        if state["func"] != self.func or tuple(state["args"]) != self.args:
-            return False
-        stored = state["trigger"]
-        return bool(stored == self.trigger) or repr(stored) == repr(self.trigger)  # dates compare fast, cron by repr
+    @cached_property
+    def trigger(self) -> BaseTrigger:
+        return self.make_trigger()
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """What the job is made from (stored beside it): equal fingerprints, equal jobs."""
+        made_from = repr(self.key) if self.key is not None else repr(self.trigger)
+        return f"{self.func}|{self.args!r}|{made_from}"
 
 
-def _dates(moments: Iterable[datetime]) -> BaseTrigger:
-    from pulsecheck.workflow.triggers import DatesTrigger
+def _dates(key: tuple[Any, ...], moments: Callable[[], list[datetime]]) -> Callable[[], BaseTrigger]:
+    def make() -> BaseTrigger:
+        from pulsecheck.workflow.triggers import DatesTrigger
 
-    return DatesTrigger(moments)
+        return DatesTrigger(moments(), key)
+
+    return make
 
 
 def review_due_job(review: Any, cfg: ScheduleSettings) -> JobSpec | None:
     """Reminders while a review is open past its due date; the job's arguments pin the state it was made for."""
     if review.state not in OPEN_REVIEW_STATES or review.due_at is None or review.reminders_sent > cfg.max_reminders:
         return None  # closed, no due date, or its reminders are over and it was escalated
+    due = review.due_at
+    iso = due.isoformat()
+    key = ("reminders", iso, cfg.reminder_every, cfg.max_reminders, cfg.tz.key)
     return JobSpec(
         f"review-due:{review.id}",
         f"{FUNCS}:review_due",
-        (review.id, review.state, review.due_at.isoformat()),
-        _dates(cfg.reminder_times(review.due_at)),
+        (review.id, review.state, iso),
+        _dates(key, lambda: cfg.reminder_times(due)),
         f"review {review.id} due",
+        key,
     )
 
 
 def next_review_job(account_id: int, day: date, cfg: ScheduleSettings) -> JobSpec:
+    key = ("next-review", day.isoformat(), cfg.next_review_at, cfg.tz.key)
     return JobSpec(
         f"next-review:{account_id}",
         f"{FUNCS}:next_review",
         (account_id, day.isoformat()),
-        _dates([cfg.at_day(day)]),
+        _dates(key, lambda: [cfg.at_day(day)]),
         f"next review of account {account_id}",
+        key,
     )
 
 
 def escalation_job(escalation: Escalation, cfg: ScheduleSettings) -> JobSpec | None:
     """The ladder's deadlines while an escalation is open (acknowledging it stops the climb)."""
-    deadlines = cfg.ladder_deadlines(escalation.opened_at)
-    if escalation.status != "open" or escalation.level >= len(deadlines):
+    if escalation.status != "open" or escalation.level >= len(cfg.ladder) - 1:
         return None
+    opened = escalation.opened_at
+    key = ("ladder", opened.isoformat(), tuple(step.after for step in cfg.ladder[1:]), cfg.tz.key)
     return JobSpec(
         f"escalation-deadline:{escalation.id}",
         f"{FUNCS}:escalation_deadline",
         (escalation.id,),
-        _dates(deadlines),
+        _dates(key, lambda: cfg.ladder_deadlines(opened)),
         f"escalation {escalation.id} ladder",
+        key,
     )
 
 
@@ -243,17 +262,22 @@ def periodic_jobs(cfg: ScheduleSettings) -> list[JobSpec]:
             f"cadence:{c.segment}",
             f"{FUNCS}:cadence",
             (c.segment,),
-            _crontab(c.crontab, cfg.tz, f"cadence.{c.segment}"),
+            lambda c=c: _crontab(c.crontab, cfg.tz, f"cadence.{c.segment}"),  # type: ignore[misc]
             f"cadence reviews of {c.segment}",
         )
         for c in cfg.cadences
     ]
     if cfg.evaluate:
-        jobs.append(JobSpec("evaluate", f"{FUNCS}:evaluate", (), _crontab(cfg.evaluate, cfg.tz, "evaluate"), "rules"))
+        crontab = cfg.evaluate
+        jobs.append(
+            JobSpec("evaluate", f"{FUNCS}:evaluate", (), lambda: _crontab(crontab, cfg.tz, "evaluate"), "rules")
+        )
     # Fixed start: the trigger stays equal to itself from one reconcile to the next.
     start = datetime(2000, 1, 1, tzinfo=cfg.tz)
     every = IntervalTrigger(seconds=int(cfg.dispatch_every.total_seconds()), start_date=start, timezone=cfg.tz)
-    jobs.append(JobSpec("dispatch-notifications", f"{FUNCS}:dispatch_notifications", (), every, "notifications"))
+    jobs.append(
+        JobSpec("dispatch-notifications", f"{FUNCS}:dispatch_notifications", (), lambda: every, "notifications")
+    )
     return jobs
 
 
@@ -315,18 +339,16 @@ class SyncReport:
     kept: int = 0
 
 
-def stored_jobs(session: Session, ids: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
-    """The stored jobs' states (all, or those among `ids`), read in a few queries."""
-    import pickle
-
-    query = select(SchedulerJob.id, SchedulerJob.job_state)
+def stored_jobs(session: Session, ids: Collection[str] | None = None) -> dict[str, str | None]:
+    """The stored jobs' fingerprints (all, or those among `ids`), read in a few queries."""
+    query = select(SchedulerJob.id, SchedulerJob.spec)
     if ids is None:
-        return {row.id: pickle.loads(row.job_state) for row in session.execute(query)}
-    found: dict[str, dict[str, Any]] = {}
+        return {job_id: spec for job_id, spec in session.execute(query)}
+    found: dict[str, str | None] = {}
     listed = list(ids)
     for start in range(0, len(listed), 500):
         rows = session.execute(query.where(SchedulerJob.id.in_(listed[start : start + 500])))
-        found.update((row.id, pickle.loads(row.job_state)) for row in rows)
+        found.update({job_id: spec for job_id, spec in rows})
     return found
 
 
@@ -335,7 +357,7 @@ def apply(
     store: Any,
     wanted: Mapping[str, JobSpec | None],
     now: datetime,
-    stored: Mapping[str, Mapping[str, Any]] | None = None,
+    stored: Mapping[str, str | None] | None = None,
 ) -> SyncReport:
     """Make the stored jobs match `wanted` (None: no such job), in bulk; equal jobs keep their next run time."""
     import pickle
@@ -347,19 +369,23 @@ def apply(
     report = SyncReport()
     rows: dict[str, list[dict[str, Any]]] = {"insert": [], "update": []}
     for job_id, spec in wanted.items():
-        current = stored.get(job_id)
         if spec is None:
-            if current is not None:
+            if job_id in stored:
                 report.removed.append(job_id)
             continue
-        if current is not None and spec.same_as(current):
+        if stored.get(job_id) == spec.fingerprint:
             report.kept += 1
             continue
         job = _make_job(store, spec, now)
-        state = pickle.dumps(job.__getstate__(), store.pickle_protocol)
-        row = {"job_id": job_id, "next_run_time": datetime_to_utc_timestamp(job.next_run_time), "job_state": state}
-        rows["insert" if current is None else "update"].append(row)
-        (report.added if current is None else report.replaced).append(job_id)
+        row = {
+            "job_id": job_id,
+            "next_run_time": datetime_to_utc_timestamp(job.next_run_time),
+            "job_state": pickle.dumps(job.__getstate__(), store.pickle_protocol),
+            "spec": spec.fingerprint,
+        }
+        new = job_id not in stored
+        rows["insert" if new else "update"].append(row)
+        (report.added if new else report.replaced).append(job_id)
     table = cast(Table, SchedulerJob.__table__)
     if rows["insert"]:
         session.execute(
