@@ -288,3 +288,25 @@ def test_a_refused_transition_leaves_no_job_and_no_notification(scheduled, facto
         factory.fire(review_id, "submit", "bob")  # the form is empty: refused
     assert notifications(database) == []
     assert f"review-due:{review_id}" in jobs(database)
+
+
+@pytest.mark.postgres
+def test_on_postgres_jobs_follow_rows_and_fire_once(tmp_path, pg_url, pg_database, factory):
+    settings = settings_for(tmp_path, pg_url, LADDER)
+    hooks.install(pg_database, settings)
+    pg = type(factory)(pg_database, NOW)  # the same builders, on PostgreSQL
+    pg.team()
+    pg.user("hela", "head_of_cs")
+    review_id = pg.review()
+    escalation_id = open_escalation(pg_database)
+    assert set(jobs(pg_database)) == {f"review-due:{review_id}", f"escalation-deadline:{escalation_id}"}
+    rt = runtime(pg_database, settings)
+    start(rt, NOW)
+    later = NOW + timedelta(days=15)
+    first = [r.result for r in run_due(rt, later) if not r.id.startswith("dispatch")]
+    assert sorted(first) == [
+        f"escalation {escalation_id}: level 2 (head_of_cs) notified hela",
+        f"review {review_id}: reminder 1/3 to bob",
+    ]
+    assert [r for r in run_due(rt, later) if not r.id.startswith("dispatch")] == []
+    assert notifications(pg_database, "review_due") == [("review_due", "bob")]
