@@ -8,14 +8,14 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from pulsecheck.errors import ConflictError, InputError, RefusedError
 
 # Bumped together with each new file in storage/migrations/versions (a test checks they agree).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -91,6 +91,12 @@ class Database:
             raise ConflictError(
                 "someone else changed this record at the same time; nothing was saved: reload and try again"
             ) from None
+        except IntegrityError as exc:
+            if "uq_reviews_open_account" in str(exc.orig) or "reviews.account_id" in str(exc.orig):
+                raise ConflictError(
+                    "another command opened a review of this account at the same time; nothing was saved"
+                ) from None
+            raise
         except OperationalError as exc:
             if "locked" in str(exc.orig) or "deadlock" in str(exc.orig):
                 raise ConflictError("the database is busy with another command; nothing was saved: try again") from None

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     Unicode,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -182,8 +183,21 @@ class RuleFiring(Base):
     fired_at: Mapped[datetime]
 
 
+OPEN_REVIEW = text("state != 'closed'")
+
+
 class Review(Base):
     __tablename__ = "reviews"
+    # One review per account that is not closed yet: two commands racing to open one cannot both win.
+    __table_args__ = (
+        Index(
+            "uq_reviews_open_account",
+            "account_id",
+            unique=True,
+            sqlite_where=OPEN_REVIEW,
+            postgresql_where=OPEN_REVIEW,
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     state: Mapped[str] = mapped_column(String(20), index=True)

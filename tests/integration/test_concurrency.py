@@ -154,3 +154,60 @@ def test_two_processes_one_review_exactly_one_wins(url: str, scenario: str,
     finally:
         database.dispose()
 
+
+
+def _seed_account(database: Database) -> None:
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    with database.transaction() as session:
+        add_user(session, "maria", ["manager"], now)
+        add_user(session, "bob", ["reviewer"], now, manager="maria")
+    with database.transaction() as session:
+        bob = session.scalars(select(User).where(User.name == "bob")).one()
+        session.add(Account(external_id="ACME", name="Acme", owner=bob))
+
+
+def test_the_database_refuses_a_second_open_review_of_an_account(database: Database):
+    """Even code that skips the service's check cannot store two reviews that are not closed."""
+    from pulsecheck.storage.models import Review
+
+    _seed_account(database)
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    with database.transaction() as session:
+        first = reviews.new_review(session, "ACME", "bob", now, timedelta(days=14)).id
+    with pytest.raises(ConflictError, match="opened a review of this account at the same time"):
+        with database.transaction() as session:
+            session.add(Review(account_id=1, state="draft", reviewer="bob", created_at=now, updated_at=now))
+    with database.transaction() as session:  # a closed one does not count
+        maria = session.scalars(select(User).where(User.name == "maria")).one()
+        reviews.transition(session, first, "withdraw", maria, now, comment="opened by mistake")
+    with database.transaction() as session:
+        assert reviews.new_review(session, "ACME", "bob", now, timedelta(days=14)).id != first
+
+
+@pytest.mark.postgres
+def test_two_sessions_opening_a_review_at_once_on_postgres_one_wins(pg_database: Database):
+    import threading
+
+    _seed_account(pg_database)
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    first = pg_database.sessions()
+    first.begin()
+    reviews.new_review(first, "ACME", "bob", now, timedelta(days=14))  # inserted, not committed yet
+    outcome: list[str] = []
+
+    def second() -> None:
+        try:
+            with pg_database.transaction() as session:  # its check cannot see the first: it blocks on the index
+                reviews.new_review(session, "ACME", "bob", now, timedelta(days=14))
+            outcome.append("saved")
+        except ConflictError as exc:
+            outcome.append(str(exc))
+
+    racer = threading.Thread(target=second)
+    racer.start()
+    racer.join(timeout=1.0)
+    assert racer.is_alive()  # waiting for the first transaction
+    first.commit()
+    first.close()
+    racer.join(timeout=30)
+    assert outcome == ["another command opened a review of this account at the same time; nothing was saved"]
