@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 LOCK_KEY = 0x70756C73  # "puls": with the schema, the advisory lock that schedulers of one database compete for
 DISPATCH = "dispatch-notifications"
+LOCK_CHECK = timedelta(seconds=5)  # how often a leader checks that it still holds the lock
 log = logging.getLogger("pulsecheck.scheduler")
 
 
@@ -72,14 +73,29 @@ class LeaderLock:
         self._file = handle
         return True
 
+    def held(self) -> bool:
+        """Still ours? A PostgreSQL session lock dies with its connection."""
+        if self._connection is None:
+            return self._file is not None or self.engine.dialect.name != "postgresql"
+        try:
+            self._connection.execute(text("SELECT 1"))
+            self._connection.commit()
+        except Exception:  # noqa: BLE001 - any failure of the lock's connection means the lock is gone
+            self._connection.invalidate()
+            self._connection = None
+            return False
+        return True
+
     def release(self) -> None:
         if self._connection is not None:
-            self._connection.execute(
-                text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))"), {"key": LOCK_KEY}
-            )
-            self._connection.commit()
-            self._connection.close()
-            self._connection = None
+            try:
+                self._connection.execute(
+                    text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))"), {"key": LOCK_KEY}
+                )
+                self._connection.commit()
+            finally:
+                self._connection.close()
+                self._connection = None
         if self._file is not None:
             self._file.close()  # closing the file drops the flock
             self._file = None
@@ -157,46 +173,59 @@ def run_forever(
     echo: Callable[[str], None],
     standby_poll: float = 2.0,
 ) -> None:
-    """The daemon: wait for the leader lock, reconcile, then run jobs on the wall clock until `stop` is set."""
+    """The daemon: wait for the leader lock, reconcile, then run jobs on the wall clock until `stop` is set.
+
+    A leader that loses its lock (its PostgreSQL connection died) stops running jobs and goes back to standby.
+    """
+    lock = LeaderLock(rt.database)
+    while not stop.is_set():
+        waiting = False
+        while not lock.acquire():
+            if not waiting:
+                echo("standby: another scheduler holds the leader lock; waiting")
+                waiting = True
+            if stop.wait(standby_poll):
+                echo("stopped")
+                return
+        try:
+            _lead(rt, stop, lock, echo)
+        finally:
+            jobs.set_runtime(None)
+            lock.release()
+    echo("stopped")
+
+
+def _lead(rt: jobs.Runtime, stop: threading.Event, lock: LeaderLock, echo: Callable[[str], None]) -> None:
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    lock = LeaderLock(rt.database)
-    waiting = False
-    while not lock.acquire():
-        if not waiting:
-            echo("standby: another scheduler holds the leader lock; waiting")
-            waiting = True
-        if stop.wait(standby_poll):
+    report = start(rt, rt.clock())
+    echo(
+        f"leader: {len(report.added)} job(s) added, {len(report.replaced)} repaired, "
+        f"{len(report.removed)} removed, {report.kept} kept"
+    )
+    jobs.set_runtime(rt)
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=rt.database.engine)},
+        executors={"default": ThreadPoolExecutor(1)},
+        job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+        timezone=rt.cfg.tz,
+    )
+
+    def report_run(event: JobExecutionEvent) -> None:
+        echo(f"{event.job_id}: {event.retval}" if event.exception is None else f"{event.job_id}: {event.exception}")
+
+    scheduler.add_listener(report_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    scheduler.start()
+    # Other processes add jobs straight into the table; wake up regularly to see them.
+    poll = min(rt.cfg.dispatch_every, LOCK_CHECK).total_seconds()
+    while not stop.wait(poll):
+        if not lock.held():
+            echo("lost the leader lock (database connection gone): stopping jobs, back to standby")
+            scheduler.shutdown(wait=True)
             return
-    try:
-        report = start(rt, rt.clock())
-        echo(
-            f"leader: {len(report.added)} job(s) added, {len(report.replaced)} repaired, "
-            f"{len(report.removed)} removed, {report.kept} kept"
-        )
-        jobs.set_runtime(rt)
-        scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=rt.database.engine)},
-            executors={"default": ThreadPoolExecutor(1)},
-            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
-            timezone=rt.cfg.tz,
-        )
-
-        def report_run(event: JobExecutionEvent) -> None:
-            echo(f"{event.job_id}: {event.retval}" if event.exception is None else f"{event.job_id}: {event.exception}")
-
-        scheduler.add_listener(report_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
-        scheduler.start()
-        # Other processes add jobs straight into the table; wake up regularly to see them.
-        poll = min(rt.cfg.dispatch_every, timedelta(seconds=30)).total_seconds()
-        while not stop.wait(poll):
-            scheduler.wakeup()
-        echo("stopping: waiting for the running job")
-        scheduler.shutdown(wait=True)
-    finally:
-        jobs.set_runtime(None)
-        lock.release()
-    echo("stopped")
+        scheduler.wakeup()
+    echo("stopping: waiting for the running job")
+    scheduler.shutdown(wait=True)

@@ -168,3 +168,31 @@ def test_the_daemon_runs_a_due_job_on_the_wall_clock_and_stops_cleanly(db_url, d
     with database.transaction() as session:
         sent = session.execute(select(Notification.kind, Notification.recipient)).all()
     assert [tuple(row) for row in sent] == [("review_due", "bob")]
+
+
+@pytest.mark.postgres
+def test_a_leader_whose_connection_dies_stops_running_jobs_and_competes_again(pg_url, pg_database, tmp_path):
+    from sqlalchemy import text
+
+    from pulsecheck.workflow.scheduler import LOCK_KEY
+
+    daemon = Daemon(pg_url, tmp_path)
+    try:
+        daemon.wait_for("leader:")
+        with pg_database.engine.connect() as conn:  # what a database restart or a network cut does to it
+            killed = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                    " WHERE locktype = 'advisory' AND classid = :key AND granted"
+                ),
+                {"key": LOCK_KEY},
+            ).all()
+        assert killed == [(True,)]
+        daemon.wait_for("lost the leader lock")
+        daemon.lines.clear()
+        daemon.wait_for("leader:")  # nobody else holds it: it leads again on a new connection
+        assert daemon.kill(signal.SIGTERM) == 0
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
