@@ -118,9 +118,42 @@ def import_surveys(session: Session, path: str | Path, tz: tzinfo, now: datetime
                 "imported_at": now,
             }
         )
-    if records:
-        session.execute(insert(SurveyResponse), records)
-    return InputImport(created=len(records))
+    fresh = _beyond_stored_surveys(session, records)
+    if fresh:
+        session.execute(insert(SurveyResponse), fresh)
+    return InputImport(created=len(fresh), skipped=len(records) - len(fresh))
+
+
+def _beyond_stored_surveys(session: Session, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a file beyond the identical responses already stored (a multiset difference).
+
+    Responses have no id, and two respondents may give the same score on the same day, so identical rows within
+    a file all count; re-importing a file, or a longer export of the same surveys, adds only what is new.
+    """
+    from collections import Counter
+
+    def key(account_id: int, kind: str, score: float, max_score: float, at: datetime) -> tuple[Any, ...]:
+        return account_id, kind, score, max_score, at
+
+    accounts = sorted({r["account_id"] for r in records})
+    stored: Counter[tuple[Any, ...]] = Counter()
+    for start in range(0, len(accounts), 500):
+        query = select(
+            SurveyResponse.account_id,
+            SurveyResponse.kind,
+            SurveyResponse.score,
+            SurveyResponse.max_score,
+            SurveyResponse.responded_at,
+        ).where(SurveyResponse.account_id.in_(accounts[start : start + 500]))
+        stored.update(key(*row) for row in session.execute(query))
+    fresh = []
+    for r in records:
+        k = key(r["account_id"], r["kind"], r["score"], r["max_score"], r["responded_at"])
+        if stored[k] > 0:
+            stored[k] -= 1
+        else:
+            fresh.append(r)
+    return fresh
 
 
 def import_issues(session: Session, path: str | Path, tz: tzinfo) -> InputImport:

@@ -512,3 +512,19 @@ def test_account_trend_shows_the_drop_and_the_kpi_that_caused_it(portfolio: Data
     assert trend["contribution_changes"] == [("usage", -3.0)]
     assert latest[acme] == (79.25, "neutral")
     assert (delta["sparkline"], delta["change_30d"], delta["contribution_changes"]) == ("  ", None, [])
+
+
+def test_reimporting_surveys_adds_only_the_new_responses_and_scores_stay_put(portfolio: Database, tmp_path: Path):
+    before = snapshots_after_scoring(portfolio)
+    again = import_file(portfolio, "surveys", write(tmp_path, "again.csv", SURVEYS))
+    assert (again.created, again.skipped) == (0, 8)
+    assert snapshots_after_scoring(portfolio) == before  # NPS and CSAT not counted twice
+    # A longer export of the same surveys: only its two new rows go in, one of them identical to another.
+    longer = SURVEYS + "GAMMA,nps,10,10,2026-11-01T12:00:00Z\nGAMMA,nps,0,10,2026-11-02T12:00:00Z\n"
+    grown = import_file(portfolio, "surveys", write(tmp_path, "longer.csv", longer))
+    assert (grown.created, grown.skipped) == (2, 8)
+
+
+def snapshots_after_scoring(database: Database) -> dict[str, float | None]:
+    score(database)
+    return {name: snap.score for name, snap in snapshots(database).items()}
