@@ -35,7 +35,10 @@ class ImportResult:
 
 
 def import_accounts(session: Session, path: str | Path) -> ImportResult:
-    """Create or update accounts by external_id; any bad row aborts the whole import."""
+    """Create or update accounts by external_id; any bad row aborts the whole import.
+
+    Updates touch only the columns present in the file (or keys present in a JSON record).
+    """
     rows = read_rows(path, required_columns=("external_id", "name"))
     users = {u.name: u for u in session.scalars(select(User))}
     parsed = [_parse_row(row, users) for row in rows]
@@ -53,14 +56,16 @@ def import_accounts(session: Session, path: str | Path) -> ImportResult:
         else {}
     )
     created = 0
-    for values in parsed:
+    for row, values in zip(rows, parsed, strict=True):
         account = existing.get(values["external_id"])
         if account is None:
             account = Account(external_id=values["external_id"])
             session.add(account)
             created += 1
         for key, value in values.items():
-            if key != "external_id":
+            # An update changes the columns the file has (an empty cell clears one); a column the file
+            # leaves out, or a key a JSON record omits, keeps the stored value.
+            if key != "external_id" and (account.id is None or key in row.values):
                 setattr(account, key, value)
     session.flush()
     return ImportResult(created=created, updated=len(parsed) - created)

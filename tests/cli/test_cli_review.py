@@ -140,6 +140,25 @@ def test_accounts_import_list_show(factory: Any, run: Any, tmp_path: Path) -> No
     assert "Acme Corp" in ok(run("accounts", "list"))
 
 
+def test_an_update_keeps_what_the_file_leaves_out(factory: Any, run: Any, tmp_path: Path) -> None:
+    factory.user("maria", "manager")
+    factory.user("bob", "reviewer")
+    path = tmp_path / "accounts.csv"
+    path.write_text(ACCOUNTS_CSV)
+    ok(run("accounts", "import", str(path)))
+    update = tmp_path / "renewals.json"  # a CRM export with only the renewal dates
+    update.write_text(json.dumps([{"external_id": "ACME", "name": "Acme Corp", "renewal_date": "2027-02-01"}]))
+    assert ok(run("accounts", "import", str(update))) == f"{update}: 0 created, 1 updated\n"
+    shown = as_json(run("accounts", "show", "ACME", "--json"))
+    kept = (shown["renewal_date"], shown["owner"], shown["arr"], shown["tier"])
+    assert kept == ("2027-02-01", "bob", 120000.0, "gold")
+    cleared = tmp_path / "cleared.csv"  # an empty cell in a column the file has does clear it
+    cleared.write_text("external_id,name,stage\nACME,Acme Corp,\n")
+    ok(run("accounts", "import", str(cleared)))
+    shown = as_json(run("accounts", "show", "ACME", "--json"))
+    assert (shown["stage"], shown["owner"]) == (None, "bob")
+
+
 def test_accounts_import_with_a_bad_row_imports_nothing(factory: Any, run: Any, tmp_path: Path) -> None:
     factory.user("bob", "reviewer")
     path = tmp_path / "accounts.json"
