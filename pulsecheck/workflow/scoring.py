@@ -85,8 +85,8 @@ def check_model(session: Session, live: ScoringModel, now: datetime) -> list[str
     row, approved = approved_model(session)
     differences = diff_models(approved, live)
     found: dict[deviation.Key, str] = {}
-    if differences:
-        found[(None, "model_mismatch", "model")] = "; ".join(differences)
+    if differences:  # one deviation per live content: accepting one mismatch does not accept a later, other one
+        found[(None, "model_mismatch", f"model {live.digest()[:12]}")] = "; ".join(differences)
     deviation.sync(session, found, ["model_mismatch"], now)
     return differences
 

@@ -218,7 +218,7 @@ def test_a_changed_weight_is_one_model_mismatch_until_the_approved_file_is_back(
         assert [(d.account_id, d.status, d.detail) for d in mismatches] == [(None, "open", "; ".join(expected))]
     with portfolio.transaction() as session:
         assert scoring.check_model(session, load_model_file(EXAMPLE_MODEL), NOW + timedelta(hours=1)) == []
-    resolved = deviations(portfolio)[(None, "model_mismatch", "model")]
+    resolved = deviations(portfolio)[(None, "model_mismatch", f"model {load_model_file(live).digest()[:12]}")]
     assert (resolved.status, resolved.resolved_at) == ("resolved", NOW + timedelta(hours=1))
     assert count(portfolio, Deviation) == 1
     # the live file is only compared: scoring still uses the approved version
@@ -528,3 +528,20 @@ def test_reimporting_surveys_adds_only_the_new_responses_and_scores_stay_put(por
 def snapshots_after_scoring(database: Database) -> dict[str, float | None]:
     score(database)
     return {name: snap.score for name, snap in snapshots(database).items()}
+
+
+def test_accepting_one_model_mismatch_does_not_accept_a_later_different_one(
+    portfolio: Database, tmp_path: Path
+) -> None:
+    first = model_variant(tmp_path, ("name: usage, weight: 30", "name: usage, weight: 25"),
+                          ("name: on_time_delivery, weight: 15", "name: on_time_delivery, weight: 20"))
+    with portfolio.transaction() as session:
+        scoring.check_model(session, load_model_file(first), NOW)
+        (accepted,) = [d for d in session.scalars(select(Deviation)) if d.kind == "model_mismatch"]
+        deviation.accept(session, accepted.id, user(session, "maria"), "trialling new weights", date(2026, 12, 31), NOW)
+    second = model_variant(tmp_path, ("name: usage, weight: 30", "name: usage, weight: 20"),
+                           ("name: on_time_delivery, weight: 15", "name: on_time_delivery, weight: 25"), name="b.yaml")
+    with portfolio.transaction() as session:
+        scoring.check_model(session, load_model_file(second), NOW + timedelta(days=1))
+    states = sorted(d.status for k, d in deviations(portfolio).items() if k[1] == "model_mismatch")
+    assert states == ["open", "resolved"]  # the new content is a new, open finding
