@@ -47,6 +47,16 @@ def approve_model(session: Session, path: str | Path, user: User, now: datetime)
     current = approved_row(session)
     if current is not None and current.sha256 == model.digest():
         raise RefusedError(f"model {model.version} is already the approved version (sha256 {current.sha256[:12]})")
+    reused = session.scalar(
+        select(ScoringModelVersion).where(
+            ScoringModelVersion.version == model.version, ScoringModelVersion.sha256 != model.digest()
+        )
+    )
+    if reused is not None:  # snapshots name their version: one label must always mean one content
+        raise InputError(
+            f"{path}: version {model.version!r} was already approved with other content on "
+            f"{reused.approved_at:%Y-%m-%d}: give this model a new version"
+        )
     if current is not None:
         current.status = "retired"
     row = ScoringModelVersion(

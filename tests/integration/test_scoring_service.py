@@ -545,3 +545,15 @@ def test_accepting_one_model_mismatch_does_not_accept_a_later_different_one(
         scoring.check_model(session, load_model_file(second), NOW + timedelta(days=1))
     states = sorted(d.status for k, d in deviations(portfolio).items() if k[1] == "model_mismatch")
     assert states == ["open", "resolved"]  # the new content is a new, open finding
+
+
+def test_a_version_label_already_approved_with_other_content_is_refused(
+    people: Any, database: Database, tmp_path: Path
+) -> None:
+    approve(database)
+    same_label = model_variant(tmp_path, ("name: usage, weight: 30", "name: usage, weight: 25"),
+                               ("name: on_time_delivery, weight: 15", "name: on_time_delivery, weight: 20"))
+    with pytest.raises(InputError, match="version '2026.11' was already approved with other content"):
+        approve(database, same_label)
+    with database.transaction() as session:
+        assert [(v.version, v.status) for v in scoring.model_versions(session)] == [("2026.11", "approved")]
