@@ -1,11 +1,12 @@
 """Scheduled jobs: what should be scheduled, derived from the database rows, kept in APScheduler's job store.
 
-The database rows are the source of truth. Every job has a stable id, and `desired_*` functions compute it
+The database rows are the source of truth. Every job has a stable id, and the `*_job` functions compute it
 from a row and the settings: `review-due:<review>`, `next-review:<account>`, `escalation-deadline:<escalation>`,
 `cadence:<segment>`, `evaluate`, `dispatch-notifications`. Commands never call the scheduler: a session hook
 (`install`) looks at the reviews and escalations a transaction touched and adds, moves or removes their jobs in
-that same transaction, through APScheduler's own SQLAlchemy job store bound to the session's connection.
-`reconcile` recomputes every job at scheduler start and repairs what is missing or stale.
+that same transaction. Jobs are APScheduler `Job`s, serialized as its SQLAlchemy job store does, written in bulk
+into its table through the session, with a fingerprint of what they were made from beside them; `reconcile`
+recomputes every job at scheduler start and repairs what is missing or stale by comparing fingerprints.
 
 Times are computed on the business time zone's wall clock, so that "every 2 days" or "at 09:00" stay put
 across a DST change.
