@@ -6,9 +6,8 @@ wrote the event (the CLI, the demo, a scheduled job), with the audit row's id in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from pulsecheck.storage.models import ReviewEvent
@@ -26,22 +25,12 @@ NOTICES = {
 
 
 def install(database: Database, settings: Settings) -> None:
-    @event.listens_for(database.sessions, "after_flush")
-    def collect(session: Session, _context: Any) -> None:
-        found = [obj for obj in session.new if isinstance(obj, ReviewEvent) and obj.event in NOTICES]
-        if found:
-            session.info.setdefault("review_notices", []).extend(found)
+    from pulsecheck.workflow.hooks import before_commit
 
-    @event.listens_for(database.sessions, "before_commit")
-    def enqueue(session: Session) -> None:
-        session.flush()
-        found: list[ReviewEvent] = session.info.pop("review_notices", [])
-        if found:
-            send(session, found, settings)
+    def events(session: Session) -> list[ReviewEvent]:
+        return [obj for obj in session.new if isinstance(obj, ReviewEvent) and obj.event in NOTICES]
 
-    @event.listens_for(database.sessions, "after_rollback")
-    def forget(session: Session) -> None:
-        session.info.pop("review_notices", None)
+    before_commit(database, "review-notices", events, lambda session, found: send(session, found, settings))
 
 
 def send(session: Session, found: list[ReviewEvent], settings: Settings) -> None:

@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, delete, event, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.duration import parse_duration
@@ -434,33 +434,23 @@ def _has_open_review(session: Session, account_id: int) -> bool:
 
 def install(database: Database, settings: Settings) -> None:
     """Keep jobs in step with every review and escalation that a transaction of `database` writes."""
+    from pulsecheck.workflow.hooks import before_commit
+
     cfg_box: list[ScheduleSettings] = []
-    sessions = database.sessions
 
-    @event.listens_for(sessions, "after_flush")
-    def collect(session: Session, _context: Any) -> None:
-        touched = session.info.setdefault("schedule_touched", set())
-        for obj in (*session.new, *session.dirty):
-            if isinstance(obj, Review | Escalation):
-                touched.add(obj)
+    def touched(session: Session) -> list[Any]:
+        return [obj for obj in (*session.new, *session.dirty) if isinstance(obj, Review | Escalation)]
 
-    @event.listens_for(sessions, "before_commit")
-    def sync(session: Session) -> None:
-        session.flush()
-        touched = session.info.pop("schedule_touched", set())
-        if not touched:
-            return
+    def sync(session: Session, objects: list[Any]) -> None:
         if not cfg_box:
             cfg_box.append(ScheduleSettings.from_settings(settings))
         cfg = cfg_box[0]
         wanted: dict[str, JobSpec | None] = {}
-        for obj in sorted(touched, key=lambda o: (type(o).__name__, o.id)):
+        for obj in sorted(objects, key=lambda o: (type(o).__name__, o.id)):
             wanted.update(review_jobs(session, obj, cfg) if isinstance(obj, Review) else escalation_jobs(obj, cfg))
         apply(session, job_store(session, cfg.tz), wanted, settings.now())
 
-    @event.listens_for(sessions, "after_rollback")
-    def forget(session: Session) -> None:
-        session.info.pop("schedule_touched", None)
+    before_commit(database, "schedule", touched, sync)
 
 
 def reconcile(session: Session, cfg: ScheduleSettings, now: datetime) -> SyncReport:
