@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pulsecheck.errors import InputError, RefusedError
-from pulsecheck.states.guarded import NEW, GuardedMachine
+from pulsecheck.errors import InputError
+from pulsecheck.states.guarded import MANAGER_ROLES, NEW, GuardedMachine, actor_is_manager, comment_given
 
 STATES = ["draft", "submitted", "approved", "closed"]
 STEPS = ("scope", "data", "model", "trends", "classify", "escalate", "document")
@@ -28,7 +28,6 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "close", "source": "approved", "dest": "closed"},
 ]
 EVENTS = [row["trigger"] for row in TRANSITIONS]
-MANAGER_ROLES = frozenset({"manager", "admin"})
 RUNNER_ROLES = frozenset({"reviewer", "manager", "admin"})
 # Risk level named after the priority matrix's severities: P1 is what a critical finding gets, and so on.
 RISK_LEVELS = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
@@ -69,21 +68,9 @@ def all_steps_done(ctx: Context) -> str | None:
     return None
 
 
-def actor_is_manager(ctx: Context) -> str | None:
-    if not ctx.actor_roles & MANAGER_ROLES:
-        return f"{ctx.actor} does not have the manager role"
-    return None
-
-
 def four_eyes(ctx: Context) -> str | None:
     if ctx.actor == ctx.owner:
         return f"{ctx.actor} owns the cycle and cannot approve it (four-eyes)"
-    return None
-
-
-def comment_given(ctx: Context) -> str | None:
-    if not (ctx.comment or "").strip():
-        return "a comment is required (--comment TEXT)"
     return None
 
 
@@ -209,13 +196,5 @@ def seal_digest(content: Mapping[str, Any]) -> str:
 
 
 def replay(events: Sequence[tuple[str, str | None, str]]) -> str:
-    """The state a cycle reaches through its audit rows (event, from, to) of state changes."""
-    state = NEW
-    for event, from_state, to_state in events:
-        if (from_state or NEW) != state:
-            raise RefusedError(f"audit trail broken: {event} from {from_state} but the cycle was {state}")
-        row = next((r for r in TRANSITIONS if r["trigger"] == event), None)
-        if row is None or row["source"] != state or row["dest"] != to_state:
-            raise RefusedError(f"audit trail broken: {event} cannot go {state} -> {to_state}")
-        state = to_state
-    return state
+    """The state a cycle reaches through its audit rows (event, from, to); refuses an impossible row."""
+    return MACHINE.replay(events)

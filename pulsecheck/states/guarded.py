@@ -14,6 +14,20 @@ from typing import Any
 from pulsecheck.errors import RefusedError
 
 NEW = "new"  # before the first event; never stored
+MANAGER_ROLES = frozenset({"manager", "admin"})
+
+
+# Guards shared by every record; a context has `actor`, `actor_roles` and `comment`.
+def actor_is_manager(ctx: Any) -> str | None:
+    if not ctx.actor_roles & MANAGER_ROLES:
+        return f"{ctx.actor} does not have the manager role"
+    return None
+
+
+def comment_given(ctx: Any) -> str | None:
+    if not (ctx.comment or "").strip():
+        return "a comment is required (--comment TEXT)"
+    return None
 
 
 class _Subject:
@@ -79,6 +93,22 @@ class GuardedMachine:
         finally:
             shared.remove_model(subject)
         return str(subject.state)
+
+    def replay(self, events: Sequence[tuple[str, str | None, str]]) -> str:
+        """The state a record reaches through its audit rows (event, from, to); refuses an impossible row."""
+        state = NEW
+        for event, from_state, to_state in events:
+            if (from_state or NEW) != state:
+                raise RefusedError(f"audit trail broken: {event} from {from_state} but the {self.noun} was {state}")
+            row = next((r for r in self.table if r["trigger"] == event), None)
+            if row is None:
+                raise RefusedError(f"audit trail broken: unknown event {event!r}")
+            sources = row["source"] if isinstance(row["source"], list) else [row["source"]]
+            dest = state if row["dest"] == "=" else row["dest"]
+            if state not in sources or dest != to_state:
+                raise RefusedError(f"audit trail broken: {event} cannot go {state} -> {to_state}")
+            state = to_state
+        return state
 
     def allowed_events(self, state: str) -> list[str]:
         """Events whose source includes `state` (guards not checked)."""

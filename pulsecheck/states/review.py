@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from pulsecheck.errors import RefusedError
-from pulsecheck.states.guarded import NEW, GuardedMachine
+from pulsecheck.states.guarded import MANAGER_ROLES, NEW, GuardedMachine, actor_is_manager, comment_given
 
 STATES = ["draft", "submitted", "approved", "closed"]
 EDITABLE_STATES = ("draft", "submitted", "approved")
@@ -27,7 +26,6 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "withdraw", "source": "draft", "dest": "closed"},
 ]
 EVENTS = [row["trigger"] for row in TRANSITIONS]
-MANAGER_ROLES = frozenset({"manager", "admin"})
 PRIORITIES = ("P1", "P2", "P3", "P4")
 TEXT_FIELDS = ("account_goals", "goal_summary", "overall_assessment", "employee_comments", "manager_comments")
 SETTABLE = (*TEXT_FIELDS, "next_review_date", "priority", "due_at", "reviewer", "approver")
@@ -139,12 +137,6 @@ def required_fields_present(ctx: Context) -> str | None:
     return None
 
 
-def actor_is_manager(ctx: Context) -> str | None:
-    if not ctx.actor_roles & MANAGER_ROLES:
-        return f"{ctx.actor} does not have the manager role"
-    return None
-
-
 def four_eyes(ctx: Context) -> str | None:
     if ctx.actor == ctx.content.reviewer:
         return f"{ctx.actor} is the reviewer and cannot approve their own review"
@@ -160,12 +152,6 @@ def manager_comments_present(ctx: Context) -> str | None:
 def submission_unchanged(ctx: Context) -> str | None:
     if ctx.employee_digest and ctx.employee_digest != employee_digest(ctx.content):
         return "the review changed after the reviewer signed it; reject it or have it re-submitted"
-    return None
-
-
-def comment_given(ctx: Context) -> str | None:
-    if not (ctx.comment or "").strip():
-        return "a comment is required (--comment TEXT)"
     return None
 
 
@@ -208,14 +194,4 @@ def allowed_events(state: str) -> list[str]:
 
 def replay(events: Sequence[tuple[str, str | None, str]]) -> str:
     """The state a review reaches through its audit rows (event, from, to); refuses an impossible row."""
-    state = NEW
-    for event, from_state, to_state in events:
-        if (from_state or NEW) != state:
-            raise RefusedError(f"audit trail broken: {event} from {from_state} but the review was {state}")
-        row = next(r for r in TRANSITIONS if r["trigger"] == event)
-        sources = row["source"] if isinstance(row["source"], list) else [row["source"]]
-        dest = state if row["dest"] == "=" else row["dest"]
-        if state not in sources or dest != to_state:
-            raise RefusedError(f"audit trail broken: {event} cannot go {state} -> {to_state}")
-        state = to_state
-    return state
+    return MACHINE.replay(events)
