@@ -23,7 +23,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from bulk import bulk_insert
+from sqlalchemy import func, select
 
 from pulsecheck.rules import durable
 from pulsecheck.rules.evaluator import evaluate_plain
@@ -37,7 +38,6 @@ from pulsecheck.workflow.users import add_user
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-CHUNK = 50_000
 WEEKS = 6
 
 
@@ -66,19 +66,6 @@ def engine_only(n: int) -> None:
         f"  durable-rules, 2 worker processes incl. start-up, {durable.ACCOUNTS_PER_SID} accounts per sid: "
         f"{n / t_engine:,.0f} accounts/s ({t_engine:.2f} s); ratio {t_engine / t_plain:.1f}x (target <= 5x)"
     )
-
-
-def _bulk(conn: Connection, table: Any, rows: Iterator[dict[str, Any]]) -> int:
-    count, chunk = 0, []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == CHUNK:
-            conn.execute(insert(table), chunk)
-            count, chunk = count + len(chunk), []
-    if chunk:
-        conn.execute(insert(table), chunk)
-        count += len(chunk)
-    return count
 
 
 def _kind(i: int) -> str:
@@ -146,9 +133,9 @@ def set_up(database: Database, n: int) -> None:
         model_id = approve_model(session, EXAMPLES / "scoring.yaml", olga, NOW).id
         activate(session, EXAMPLES / "rules.yaml", olga, NOW)
     with database.engine.begin() as conn:
-        _bulk(conn, Account.__table__, _accounts(n, rnd))
-        _bulk(conn, ScoreSnapshot.__table__, _snapshots(n, rnd, model_id))
-        _bulk(conn, Issue.__table__, _issues(n))
+        bulk_insert(conn, Account.__table__, _accounts(n, rnd))
+        bulk_insert(conn, ScoreSnapshot.__table__, _snapshots(n, rnd, model_id))
+        bulk_insert(conn, Issue.__table__, _issues(n))
 
 
 def _count(database: Database, model: Any) -> int:

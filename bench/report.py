@@ -20,7 +20,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from bulk import bulk_insert
+from sqlalchemy import select
 
 from pulsecheck.scoring.model import load_model_file
 from pulsecheck.storage.db import Database
@@ -35,20 +36,6 @@ MONTHS = 12
 OWNERS = 40
 SEGMENTS = ("enterprise", "mid-market", "smb", "public")
 KPIS = (("usage", 30.0), ("nps", 20.0), ("csat", 20.0), ("open_tickets", 15.0), ("on_time_delivery", 15.0))
-CHUNK = 50_000
-
-
-def _bulk(conn: Connection, table: Any, rows: Iterator[dict[str, Any]]) -> int:
-    count, chunk = 0, []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == CHUNK:
-            conn.execute(insert(table), chunk)
-            count, chunk = count + len(chunk), []
-    if chunk:
-        conn.execute(insert(table), chunk)
-        count += len(chunk)
-    return count
 
 
 def _accounts(n: int, rng: random.Random, owners: list[int]) -> Iterator[dict[str, Any]]:
@@ -167,11 +154,11 @@ def build_portfolio(path: str | Path, accounts: int) -> Database:
         model_id = approve_model(session, MODEL, olga, NOW - timedelta(days=400)).id
     load_model_file(MODEL)  # fail early on a broken example
     with database.engine.begin() as conn:
-        _bulk(conn, Account.__table__, _accounts(accounts, rng, owners))
-        _bulk(conn, ScoreSnapshot.__table__, _snapshots(accounts, rng, model_id))
-        _bulk(conn, Escalation.__table__, _escalations(accounts, rng))
-        _bulk(conn, Review.__table__, _reviews(accounts))
-        _bulk(conn, Deviation.__table__, _deviations(accounts))
+        bulk_insert(conn, Account.__table__, _accounts(accounts, rng, owners))
+        bulk_insert(conn, ScoreSnapshot.__table__, _snapshots(accounts, rng, model_id))
+        bulk_insert(conn, Escalation.__table__, _escalations(accounts, rng))
+        bulk_insert(conn, Review.__table__, _reviews(accounts))
+        bulk_insert(conn, Deviation.__table__, _deviations(accounts))
     return database
 
 

@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from bulk import bulk_insert
+from sqlalchemy import func, select
 
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
@@ -33,26 +34,6 @@ NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 MODEL = Path(__file__).resolve().parent.parent / "examples" / "scoring.yaml"
 READINGS_PER_KPI = 10
 SURVEYS_PER_KIND = 2
-CHUNK = 50_000
-
-
-def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _bulk(conn: Connection, table: Any, rows: Iterator[dict[str, Any]]) -> int:
-    count = 0
-    for chunk in _chunks(rows):
-        conn.execute(insert(table), chunk)
-        count += len(chunk)
-    return count
 
 
 def _readings(n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
@@ -63,19 +44,37 @@ def _readings(n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
                 continue  # missing input
             newest = NOW - timedelta(days=14 if stale and kpi == "usage" else 1)
             for week in range(READINGS_PER_KPI):
-                yield {"account_id": account_id, "kpi": kpi, "value": round(rng.uniform(low, high), 1),
-                       "observed_at": newest - timedelta(weeks=week), "source": "bench", "imported_at": NOW}
+                yield {
+                    "account_id": account_id,
+                    "kpi": kpi,
+                    "value": round(rng.uniform(low, high), 1),
+                    "observed_at": newest - timedelta(weeks=week),
+                    "source": "bench",
+                    "imported_at": NOW,
+                }
         if account_id % 100 == 2:  # a second usage source disagreeing at the newest time: duplicate
-            yield {"account_id": account_id, "kpi": "usage", "value": 1.0, "observed_at": NOW - timedelta(days=1),
-                   "source": "legacy", "imported_at": NOW}
+            yield {
+                "account_id": account_id,
+                "kpi": "usage",
+                "value": 1.0,
+                "observed_at": NOW - timedelta(days=1),
+                "source": "legacy",
+                "imported_at": NOW,
+            }
 
 
 def _surveys(n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
     for account_id in range(1, n + 1):
         for kind, top in (("nps", 10.0), ("csat", 5.0)):
             for answer in range(SURVEYS_PER_KIND):
-                yield {"account_id": account_id, "kind": kind, "score": float(rng.randint(0, int(top))),
-                       "max_score": top, "responded_at": NOW - timedelta(days=10 + 20 * answer), "imported_at": NOW}
+                yield {
+                    "account_id": account_id,
+                    "kind": kind,
+                    "score": float(rng.randint(0, int(top))),
+                    "max_score": top,
+                    "responded_at": NOW - timedelta(days=10 + 20 * answer),
+                    "imported_at": NOW,
+                }
 
 
 def set_up(database: Database, n: int) -> tuple[int, int]:
@@ -84,10 +83,13 @@ def set_up(database: Database, n: int) -> tuple[int, int]:
     with database.transaction() as session:
         add_user(session, "olga", ["ops"], NOW)
     with database.engine.begin() as conn:
-        _bulk(conn, Account.__table__, ({"id": i, "external_id": f"A{i:06d}", "name": f"Account {i}"}
-                                        for i in range(1, n + 1)))
-        readings = _bulk(conn, KpiReading.__table__, _readings(n, rng))
-        surveys = _bulk(conn, SurveyResponse.__table__, _surveys(n, rng))
+        bulk_insert(
+            conn,
+            Account.__table__,
+            ({"id": i, "external_id": f"A{i:06d}", "name": f"Account {i}"} for i in range(1, n + 1)),
+        )
+        readings = bulk_insert(conn, KpiReading.__table__, _readings(n, rng))
+        surveys = bulk_insert(conn, SurveyResponse.__table__, _surveys(n, rng))
     with database.transaction() as session:
         olga = session.scalars(select(User).where(User.name == "olga")).one()
         approve_model(session, MODEL, olga, NOW)
@@ -100,9 +102,11 @@ def main(n: int, trace: bool) -> None:
         upgrade(database.engine)
         t0 = time.perf_counter()
         readings, surveys = set_up(database, n)
-        print(f"set-up: {n:,} accounts, {readings:,} KPI readings ({READINGS_PER_KPI} per reading KPI), "
-              f"{surveys:,} survey responses ({SURVEYS_PER_KIND} nps + {SURVEYS_PER_KIND} csat per account, "
-              f"kept small for set-up time) in {time.perf_counter() - t0:.1f} s (not timed)")
+        print(
+            f"set-up: {n:,} accounts, {readings:,} KPI readings ({READINGS_PER_KPI} per reading KPI), "
+            f"{surveys:,} survey responses ({SURVEYS_PER_KIND} nps + {SURVEYS_PER_KIND} csat per account, "
+            f"kept small for set-up time) in {time.perf_counter() - t0:.1f} s (not timed)"
+        )
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if trace:
             tracemalloc.start()
@@ -116,12 +120,16 @@ def main(n: int, trace: bool) -> None:
         with database.transaction() as session:
             snapshots = session.scalar(select(func.count()).select_from(ScoreSnapshot))
             deviations = session.scalar(select(func.count()).select_from(Deviation))
-        print(f"score_portfolio: {run.accounts:,} accounts in {elapsed:.2f} s = {run.accounts / elapsed:,.0f} "
-              f"accounts/s (target <= 20 s for 100k; commit {elapsed - computed:.2f} s of it); "
-              f"{run.scored:,} scored, {run.provisional:,} provisional, "
-              f"buckets {dict(sorted(run.buckets.items()))}, {snapshots:,} snapshots, {deviations:,} deviations")
-        print(f"peak memory: ru_maxrss {rss_peak:,.0f} MB (was {rss_before:,.0f} MB before scoring)"
-              + (f", tracemalloc peak during scoring {traced_peak:,.0f} MB" if traced_peak is not None else ""))
+        print(
+            f"score_portfolio: {run.accounts:,} accounts in {elapsed:.2f} s = {run.accounts / elapsed:,.0f} "
+            f"accounts/s (target <= 20 s for 100k; commit {elapsed - computed:.2f} s of it); "
+            f"{run.scored:,} scored, {run.provisional:,} provisional, "
+            f"buckets {dict(sorted(run.buckets.items()))}, {snapshots:,} snapshots, {deviations:,} deviations"
+        )
+        print(
+            f"peak memory: ru_maxrss {rss_peak:,.0f} MB (was {rss_before:,.0f} MB before scoring)"
+            + (f", tracemalloc peak during scoring {traced_peak:,.0f} MB" if traced_peak is not None else "")
+        )
         database.dispose()
 
 
