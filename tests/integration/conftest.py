@@ -13,11 +13,20 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from sqlalchemy import select
+
+from pulsecheck.config import load_settings
+from pulsecheck.storage.db import Database
+from pulsecheck.storage.migrate import upgrade
+from pulsecheck.storage.models import User
+from pulsecheck.workflow.demo import DEMO_NOW, Demo, examples_dir
+from pulsecheck.workflow.evaluation import activate
 
 PASSWORD = "pw-from-env-7731"  # the only password the `smtp_auth` server accepts (login "alerts")
 
@@ -165,3 +174,17 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
+
+
+@pytest.fixture
+def rules_portfolio(tmp_path: Path) -> Database:
+    """The demo's sample portfolio (users, accounts, inputs, 12 weeks of scores), with the example rules active."""
+    database = Database(f"sqlite:///{tmp_path / 'portfolio.db'}")
+    upgrade(database.engine)
+    demo = Demo(database, DEMO_NOW, lambda line: None, load_settings(env={}))
+    demo.setup()
+    demo.scoring()
+    with database.transaction() as session:
+        olga = session.scalars(select(User).where(User.name == "olga")).one()
+        activate(session, examples_dir() / "rules.yaml", olga, DEMO_NOW)
+    return database

@@ -18,27 +18,12 @@ from pulsecheck.config import load_settings
 from pulsecheck.errors import InputError
 from pulsecheck.rules.durable import EngineCrashed
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Escalation, EvaluationRun, Notification, RuleFiring, User
 from pulsecheck.workflow import escalation
-from pulsecheck.workflow.demo import DEMO_NOW, Demo, examples_dir
+from pulsecheck.workflow.demo import DEMO_NOW
 from pulsecheck.workflow.evaluation import EvaluationSettings, activate, evaluate
 
 SMALL_BATCHES = EvaluationSettings(batch_size=2)  # the sample portfolio's 12 accounts in 6 transactions
-
-
-@pytest.fixture
-def portfolio(tmp_path: Path) -> Database:
-    """The demo's sample portfolio with examples/rules.yaml active."""
-    database = Database(f"sqlite:///{tmp_path / 'portfolio.db'}")
-    upgrade(database.engine)
-    demo = Demo(database, DEMO_NOW, lambda line: None, load_settings(env={}))
-    demo.setup()
-    demo.scoring()
-    with database.transaction() as session:
-        olga = session.scalars(select(User).where(User.name == "olga")).one()
-        activate(session, examples_dir() / "rules.yaml", olga, DEMO_NOW)
-    return database
 
 
 def _count(database: Database, model: Any, *where: Any) -> int:
@@ -51,24 +36,24 @@ def _runs(database: Database) -> list[tuple[str, str | None]]:
         return [(r.status, r.error) for r in session.scalars(select(EvaluationRun).order_by(EvaluationRun.id))]
 
 
-def test_a_batched_rerun_opens_nothing_new(portfolio: Database) -> None:
-    first = evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
-    opened = _count(portfolio, Escalation)
+def test_a_batched_rerun_opens_nothing_new(rules_portfolio: Database) -> None:
+    first = evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    opened = _count(rules_portfolio, Escalation)
     assert opened == sum(1 for p in first.actions if p.action == "escalate") >= 5
-    notified = _count(portfolio, Notification)
-    again = evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    notified = _count(rules_portfolio, Notification)
+    again = evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
     assert again.firings == first.firings
     assert not [p for p in again.actions if p.action in ("escalate", "open_review")]
-    assert _count(portfolio, Escalation) == opened
-    assert _count(portfolio, Notification) == notified
-    assert _runs(portfolio) == [("done", None), ("done", None)]
-    assert _count(portfolio, RuleFiring, RuleFiring.run_id == again.run_id) == len(again.firings)
+    assert _count(rules_portfolio, Escalation) == opened
+    assert _count(rules_portfolio, Notification) == notified
+    assert _runs(rules_portfolio) == [("done", None), ("done", None)]
+    assert _count(rules_portfolio, RuleFiring, RuleFiring.run_id == again.run_id) == len(again.firings)
 
 
 def test_a_failure_while_applying_marks_the_run_failed_and_a_rerun_finishes_the_job(
-    portfolio: Database, monkeypatch: pytest.MonkeyPatch
+    rules_portfolio: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clean = evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, dry_run=True)
+    clean = evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, dry_run=True)
     wanted = sum(1 for p in clean.actions if p.action == "escalate")
     real_create, calls = escalation.create, []
 
@@ -80,26 +65,26 @@ def test_a_failure_while_applying_marks_the_run_failed_and_a_rerun_finishes_the_
 
     monkeypatch.setattr(escalation, "create", failing_create)
     with pytest.raises(RuntimeError, match="disk full"):
-        evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
-    assert _runs(portfolio) == [("failed", "RuntimeError: disk full")]
-    kept = _count(portfolio, Escalation)
+        evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    assert _runs(rules_portfolio) == [("failed", "RuntimeError: disk full")]
+    kept = _count(rules_portfolio, Escalation)
     assert 0 < kept < 4  # earlier batches stay committed; the failing batch left nothing behind
     monkeypatch.setattr(escalation, "create", real_create)
-    evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
-    assert _count(portfolio, Escalation) == wanted
-    assert [status for status, _ in _runs(portfolio)] == ["failed", "done"]
+    evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    assert _count(rules_portfolio, Escalation) == wanted
+    assert [status for status, _ in _runs(rules_portfolio)] == ["failed", "done"]
 
 
-def test_an_engine_crash_writes_nothing(portfolio: Database) -> None:
+def test_an_engine_crash_writes_nothing(rules_portfolio: Database) -> None:
     with pytest.raises(EngineCrashed, match="nothing was written"):
-        evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, _crash=True)
-    assert _count(portfolio, EvaluationRun) == 0
-    assert _count(portfolio, Escalation) == 0
+        evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, _crash=True)
+    assert _count(rules_portfolio, EvaluationRun) == 0
+    assert _count(rules_portfolio, Escalation) == 0
 
 
-def test_progress_reports_every_stage_to_the_end(portfolio: Database) -> None:
+def test_progress_reports_every_stage_to_the_end(rules_portfolio: Database) -> None:
     seen: list[tuple[str, int, int]] = []
-    evaluate(portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, dry_run=True, progress=lambda *a: seen.append(a))
+    evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, dry_run=True, progress=lambda *a: seen.append(a))
     assert [s for s in dict.fromkeys(stage for stage, _, _ in seen)] == ["facts", "engine", "apply"]
     assert ("engine", 12, 12) in seen and seen[-1] == ("apply", 12, 12)
     assert [done for stage, done, _ in seen if stage == "apply"] == [2, 4, 6, 8, 10, 12]
@@ -165,12 +150,12 @@ def test_a_bad_matrix_is_a_config_error(tmp_path: Path, table: str, message: str
         EvaluationSettings.from_settings(load_settings(config=str(config_file), env={}))
 
 
-def test_evaluate_json_round_trip_in_process(portfolio: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evaluate_json_round_trip_in_process(rules_portfolio: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
     from pulsecheck.cli import cli
 
-    monkeypatch.setenv("PULSECHECK_DATABASE_URL", str(portfolio.engine.url))
+    monkeypatch.setenv("PULSECHECK_DATABASE_URL", str(rules_portfolio.engine.url))
     monkeypatch.setenv("PULSECHECK_NOW", DEMO_NOW.isoformat())
     monkeypatch.delenv("PULSECHECK_CONFIG", raising=False)
     result = CliRunner().invoke(cli, ["evaluate", "--json"])
@@ -180,7 +165,7 @@ def test_evaluate_json_round_trip_in_process(portfolio: Database, monkeypatch: p
     assert data["accounts"] == 12 and data["dry_run"] is False and data["run"] == 1
     assert {"account": "ACME", "rule": "drop-with-complaints"} in data["firings"]
     escalated = [a for a in data["actions"] if a["action"] == "escalate"]
-    assert len(escalated) == _count(portfolio, Escalation)
+    assert len(escalated) == _count(rules_portfolio, Escalation)
     assert set(escalated[0]) == {"account", "rule", "action", "detail"}
     again = json.loads(CliRunner().invoke(cli, ["evaluate", "--json", "--account", "ACME"]).stdout)
     assert again["accounts"] == 1 and again["run"] == 2 and again["actions"] == []
@@ -188,8 +173,8 @@ def test_evaluate_json_round_trip_in_process(portfolio: Database, monkeypatch: p
     assert result.exit_code != 0 and "NOPE" in result.stderr
 
 
-def test_evaluate_json_as_a_subprocess_prints_clean_json_and_no_progress(portfolio: Database) -> None:
-    env = dict(os.environ, PULSECHECK_DATABASE_URL=str(portfolio.engine.url), PULSECHECK_NOW=DEMO_NOW.isoformat())
+def test_evaluate_json_as_a_subprocess_prints_clean_json_and_no_progress(rules_portfolio: Database) -> None:
+    env = dict(os.environ, PULSECHECK_DATABASE_URL=str(rules_portfolio.engine.url), PULSECHECK_NOW=DEMO_NOW.isoformat())
     env.pop("PULSECHECK_CONFIG", None)
     script = Path(sys.executable).with_name("pulsecheck")
     done = subprocess.run(
@@ -199,4 +184,4 @@ def test_evaluate_json_as_a_subprocess_prints_clean_json_and_no_progress(portfol
     assert done.stderr == ""  # not a terminal: no progress bar
     data = json.loads(done.stdout)
     assert data["dry_run"] is True and data["run"] is None and data["firings"]
-    assert _count(portfolio, EvaluationRun) == 0 and _count(portfolio, Escalation) == 0
+    assert _count(rules_portfolio, EvaluationRun) == 0 and _count(rules_portfolio, Escalation) == 0

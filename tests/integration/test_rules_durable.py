@@ -13,17 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from pulsecheck.config import load_settings
 from pulsecheck.errors import ValidationFailed
 from pulsecheck.rules import durable
 from pulsecheck.rules.evaluator import evaluate_plain
 from pulsecheck.rules.language import load_rules
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Escalation, EvaluationRun, Issue, Notification, Review, RuleFiring, User
 from pulsecheck.workflow import escalation
-from pulsecheck.workflow.demo import DEMO_NOW, Demo, examples_dir
-from pulsecheck.workflow.evaluation import EvaluationSettings, activate, evaluate
+from pulsecheck.workflow.demo import DEMO_NOW, examples_dir
+from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
 
 NUMBER_FACTS = ["score", "score_drop_30d", "open_complaints", "days_to_renewal", "kpi.nps", "arr"]
 STRING_FACTS = {"bucket": ["unhealthy", "neutral", "healthy"], "segment": ["smb", "enterprise"]}
@@ -133,31 +131,17 @@ def test_a_crashing_worker_becomes_a_clean_error() -> None:
         durable.evaluate(rules, [(1, {"score": 5})], _crash=True)
 
 
-@pytest.fixture
-def portfolio(tmp_path: Path) -> Database:
-    """The demo's sample portfolio (users, accounts, inputs, 12 weeks of scores), with the example rules active."""
-    database = Database(f"sqlite:///{tmp_path / 'portfolio.db'}")
-    upgrade(database.engine)
-    demo = Demo(database, DEMO_NOW, lambda line: None, load_settings(env={}))
-    demo.setup()
-    demo.scoring()
-    with database.transaction() as session:
-        olga = session.scalars(select(User).where(User.name == "olga")).one()
-        activate(session, examples_dir() / "rules.yaml", olga, DEMO_NOW)
-    return database
-
-
 def _count(database: Database, model: Any, *where: Any) -> int:
     with database.transaction() as session:
         return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
-def test_evaluate_opens_escalations_once_and_records_the_run(portfolio: Database) -> None:
-    report = evaluate(portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
+def test_evaluate_opens_escalations_once_and_records_the_run(rules_portfolio: Database) -> None:
+    report = evaluate(rules_portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
     assert ("ACME", "drop-with-complaints") in report.firings
-    opened = _count(portfolio, Escalation)
+    opened = _count(rules_portfolio, Escalation)
     assert opened == sum(1 for p in report.actions if p.action == "escalate")
-    with portfolio.transaction() as session:
+    with rules_portfolio.transaction() as session:
         acme = session.scalars(select(Escalation).where(Escalation.rule_id == "drop-with-complaints")).one()
         assert acme.reason.startswith("score fell 16.79 points in 30 days")
         assert acme.owner == "bob" and acme.priority == "P1"  # high, renewal in 47 days, ARR 240k
@@ -167,26 +151,26 @@ def test_evaluate_opens_escalations_once_and_records_the_run(portfolio: Database
         assert [e.cause for e in review.events][-1].startswith("rule:")
         firing = session.scalars(select(RuleFiring).where(RuleFiring.rule_id == "drop-with-complaints")).one()
         assert firing.facts == {"score_drop_30d": 16.79, "open_complaints": 2}
-    assert _count(portfolio, Notification, Notification.kind == "escalation_opened") >= opened
-    again = evaluate(portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
+    assert _count(rules_portfolio, Notification, Notification.kind == "escalation_opened") >= opened
+    again = evaluate(rules_portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
     assert not [p for p in again.actions if p.action in ("escalate", "open_review")]
-    assert _count(portfolio, Escalation) == opened
-    assert _count(portfolio, EvaluationRun) == 2
+    assert _count(rules_portfolio, Escalation) == opened
+    assert _count(rules_portfolio, EvaluationRun) == 2
 
 
-def test_cooldown_and_resolve_when_clear(portfolio: Database) -> None:
-    evaluate(portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
-    with portfolio.transaction() as session:
+def test_cooldown_and_resolve_when_clear(rules_portfolio: Database) -> None:
+    evaluate(rules_portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
+    with rules_portfolio.transaction() as session:
         maria = session.scalars(select(User).where(User.name == "maria")).one()
         low = session.scalars(select(Escalation).where(Escalation.rule_id == "three-low-in-a-row")).first()
         assert low is not None
         escalation.resolve(session, low.id, maria, DEMO_NOW)
     later = DEMO_NOW + timedelta(days=1)
-    evaluate(portfolio, EvaluationSettings(), later, later)
+    evaluate(rules_portfolio, EvaluationSettings(), later, later)
     # the 30-day cooldown keeps the resolved one from reopening although the rule still matches
     assert (
         _count(
-            portfolio,
+            rules_portfolio,
             Escalation,
             Escalation.rule_id == "three-low-in-a-row",
             Escalation.account_id == low.account_id,
@@ -194,31 +178,33 @@ def test_cooldown_and_resolve_when_clear(portfolio: Database) -> None:
         )
         == 0
     )
-    with portfolio.transaction() as session:  # ACME's complaints get closed: its drop rule stops matching
+    with rules_portfolio.transaction() as session:  # ACME's complaints get closed: its drop rule stops matching
         for issue in session.scalars(select(Issue).where(Issue.kind == "complaint", Issue.status == "open")):
             issue.status, issue.closed_at = "closed", later
-    report = evaluate(portfolio, EvaluationSettings(), later, later)
+    report = evaluate(rules_portfolio, EvaluationSettings(), later, later)
     assert any(p.rule == "drop-with-complaints" and p.account == "ACME" for p in report.resolved)
     assert (
-        _count(portfolio, Escalation, Escalation.rule_id == "drop-with-complaints", Escalation.status == "resolved")
+        _count(
+            rules_portfolio, Escalation, Escalation.rule_id == "drop-with-complaints", Escalation.status == "resolved"
+        )
         == 1
     )
 
 
-def test_dry_run_plans_but_writes_nothing(portfolio: Database) -> None:
-    report = evaluate(portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW, dry_run=True)
+def test_dry_run_plans_but_writes_nothing(rules_portfolio: Database) -> None:
+    report = evaluate(rules_portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW, dry_run=True)
     assert any(p.action == "escalate" for p in report.actions)
-    assert _count(portfolio, Escalation) == 0
-    assert _count(portfolio, EvaluationRun) == 0
-    assert _count(portfolio, Notification) == 0
+    assert _count(rules_portfolio, Escalation) == 0
+    assert _count(rules_portfolio, EvaluationRun) == 0
+    assert _count(rules_portfolio, Notification) == 0
 
 
-def test_rules_cli_round_trip(portfolio: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rules_cli_round_trip(rules_portfolio: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
     from pulsecheck.cli import cli
 
-    monkeypatch.setenv("PULSECHECK_DATABASE_URL", str(portfolio.engine.url))
+    monkeypatch.setenv("PULSECHECK_DATABASE_URL", str(rules_portfolio.engine.url))
     monkeypatch.setenv("PULSECHECK_NOW", DEMO_NOW.isoformat())
     runner = CliRunner()
     bad = tmp_path / "bad.yaml"
@@ -228,7 +214,7 @@ def test_rules_cli_round_trip(portfolio: Database, tmp_path: Path, monkeypatch: 
     assert f"{bad}:4: unknown fact 'scroe' (did you mean 'score'?)" in result.stderr
     result = runner.invoke(cli, ["evaluate", "--dry-run", "--json"])
     assert result.exit_code == 0, result.output
-    assert _count(portfolio, Escalation) == 0
+    assert _count(rules_portfolio, Escalation) == 0
     result = runner.invoke(cli, ["evaluate"])
     assert result.exit_code == 0 and "escalate" in result.stdout
     result = runner.invoke(cli, ["rules", "explain", "--account", "ACME"])
