@@ -8,15 +8,57 @@ means a notification is stored once and never sent twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from pulsecheck.errors import InputError
 from pulsecheck.notifications.render import render
 from pulsecheck.storage.models import Account, Notification, Review, User
+
+if TYPE_CHECKING:
+    from pulsecheck.config import Settings
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where notifications go (`[notifications]`): the channel of new ones and the global role lists."""
+
+    channel: str = "log"
+    role_lists: Mapping[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Routing:
+        notifications = settings.section("notifications")
+        role_lists = notifications.get("roles", {})
+        if not isinstance(role_lists, Mapping):
+            where = str(settings.config_path or "pulsecheck.toml")
+            raise InputError(f"{where}: [notifications.roles] must be a table of role = [user, ...]")
+        return cls(
+            channel=str(notifications.get("channel", "log")),
+            role_lists={str(k): list(v) for k, v in role_lists.items()},
+        )
+
+    def notify(
+        self,
+        session: Session,
+        kind: str,
+        roles: Iterable[str],
+        account: Account,
+        review: Review | None,
+        context: dict[str, Any],
+        event_key: str,
+        now: datetime,
+    ) -> list[User]:
+        """Write a `kind` notification about `account` for the people behind `roles`; returns them."""
+        people = resolve_roles(session, roles, account, review, self.role_lists)
+        context = {"account_name": account.name, "account_id": account.external_id, **context}
+        enqueue(session, kind, context, people, event_key, self.channel, now)
+        return people
 
 
 def resolve_roles(

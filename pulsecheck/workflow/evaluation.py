@@ -19,6 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from pulsecheck.errors import InputError, RefusedError
+from pulsecheck.notifications.outbox import Routing
 from pulsecheck.rules.evaluator import render_reason
 from pulsecheck.rules.language import ROLES, SEVERITIES, Rule, RulesFile, leaves, load_rules, windows_used
 from pulsecheck.rules.priority import PriorityMatrix
@@ -41,8 +42,7 @@ class EvaluationSettings:
     """What evaluation needs from config."""
 
     priority: PriorityMatrix = field(default_factory=PriorityMatrix)
-    channel: str = "log"
-    role_lists: Mapping[str, list[str]] = field(default_factory=dict)
+    routing: Routing = field(default_factory=Routing)
     matrix: dict[str, list[str]] = field(default_factory=dict)  # severity → roles notified by `escalate`
     workers: int = 2
     batch_size: int = 500
@@ -51,10 +51,7 @@ class EvaluationSettings:
     def from_settings(cls, settings: Settings) -> EvaluationSettings:
         """Read `[priority]`, `[notifications]` (channel, roles, matrix) and `[rules]` (workers, batch_size)."""
         where = str(settings.config_path or "pulsecheck.toml")
-        notifications = settings.section("notifications")
-        role_lists = notifications.get("roles", {})
-        if not isinstance(role_lists, Mapping):
-            raise InputError(f"{where}: [notifications.roles] must be a table of role = [user, ...]")
+        routing = Routing.from_settings(settings)
         rules = settings.section("rules")
         try:
             workers, batch_size = int(rules.get("workers", 2)), int(rules.get("batch_size", 500))
@@ -64,9 +61,8 @@ class EvaluationSettings:
             raise InputError(f"{where}: [rules]: workers and batch_size must be at least 1")
         return cls(
             priority=PriorityMatrix.from_config(settings.section("priority"), f"{where}: [priority]"),
-            channel=str(notifications.get("channel", "log")),
-            role_lists={str(k): list(v) for k, v in role_lists.items()},
-            matrix=_matrix(notifications.get("matrix", {}), (*ROLES, *role_lists), where),
+            routing=routing,
+            matrix=_matrix(settings.section("notifications").get("matrix", {}), (*ROLES, *routing.role_lists), where),
             workers=workers,
             batch_size=batch_size,
         )
@@ -525,8 +521,4 @@ class _Applier:
     ) -> None:
         if self.dry_run:
             return
-        from pulsecheck.notifications import outbox
-
-        context = {"account_name": account.name, "account_id": account.external_id, **context}
-        people = outbox.resolve_roles(self.session, roles, account, review, self.config.role_lists)
-        outbox.enqueue(self.session, kind, context, people, event_key, self.config.channel, self.now)
+        self.config.routing.notify(self.session, kind, roles, account, review, context, event_key, self.now)

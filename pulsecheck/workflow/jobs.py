@@ -60,11 +60,7 @@ def _notify(
     context: dict[str, Any],
     key: str,
 ) -> list[str]:
-    from pulsecheck.notifications import outbox
-
-    people = outbox.resolve_roles(session, roles, account, review, rt.cfg.role_lists)
-    context = {"account_name": account.name, "account_id": account.external_id, **context}
-    outbox.enqueue(session, kind, context, people, key, rt.cfg.channel, rt.clock())
+    people = rt.cfg.routing.notify(session, kind, roles, account, review, context, key, rt.clock())
     return [p.name for p in people]
 
 

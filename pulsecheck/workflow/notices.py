@@ -34,21 +34,17 @@ def install(database: Database, settings: Settings) -> None:
 
 
 def send(session: Session, found: list[ReviewEvent], settings: Settings) -> None:
-    from pulsecheck.notifications import outbox
+    from pulsecheck.notifications.outbox import Routing
 
-    notifications = settings.section("notifications")
-    channel, role_lists = str(notifications.get("channel", "log")), dict(notifications.get("roles", {}))
+    routing = Routing.from_settings(settings)
     for row in found:
         kind, role = NOTICES[row.event]
         review = row.review
-        people = outbox.resolve_roles(session, [role], review.account, review, role_lists)
         context = {
-            "account_name": review.account.name,
-            "account_id": review.account.external_id,
             "review_id": review.id,
             "actor": row.actor,
             "comment": row.comment,
             "priority": review.priority,
             "due_at": review.due_at,
         }
-        outbox.enqueue(session, kind, context, people, f"review-event:{row.id}", channel, row.at)
+        routing.notify(session, kind, [role], review.account, review, context, f"review-event:{row.id}", row.at)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.duration import parse_duration
 from pulsecheck.errors import InputError
+from pulsecheck.notifications.outbox import Routing
 from pulsecheck.storage.models import Escalation, Review, SchedulerJob
 
 if TYPE_CHECKING:
@@ -74,14 +75,12 @@ class ScheduleSettings:
         LadderStep("head_of_cs", timedelta(days=5)),
     )
     cadences: tuple[Cadence, ...] = ()
-    channel: str = "log"
-    role_lists: Mapping[str, list[str]] = field(default_factory=dict)
+    routing: Routing = field(default_factory=Routing)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ScheduleSettings:
         where = str(settings.config_path or "pulsecheck.toml")
         table = settings.section("scheduler")
-        notifications = settings.section("notifications")
         defaults = cls(tz=settings.tz)
 
         def duration(key: str, default: timedelta) -> timedelta:
@@ -104,12 +103,8 @@ class ScheduleSettings:
             dispatch_every=duration("dispatch_every", defaults.dispatch_every),
             ladder=_ladder(settings.section("escalation").get("ladder"), where) or defaults.ladder,
             cadences=_cadences(settings, where),
-            channel=str(notifications.get("channel", "log")),
-            role_lists=dict(notifications.get("roles", {})),
+            routing=Routing.from_settings(settings),
         )
-
-    def local(self, moment: datetime) -> datetime:
-        return moment.astimezone(self.tz)
 
     def wall_clock_add(self, moment: datetime, delta: timedelta) -> datetime:
         """`moment + delta` on the business time zone's wall clock (a day stays a calendar day across DST)."""
@@ -125,8 +120,7 @@ class ScheduleSettings:
 
     def reminder_times(self, due_at: datetime) -> list[datetime]:
         """Reminders at the due date and every interval after it, then one more firing: the escalation."""
-        local = due_at.astimezone(self.tz).replace(tzinfo=None)
-        return [(local + self.reminder_every * k).replace(tzinfo=self.tz) for k in range(self.max_reminders + 1)]
+        return [self.wall_clock_add(due_at, self.reminder_every * k) for k in range(self.max_reminders + 1)]
 
 
 def _clock(value: Any, where: str) -> time:

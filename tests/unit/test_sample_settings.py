@@ -24,7 +24,7 @@ def test_the_sample_settings_are_valid_for_every_part() -> None:
         ("head_of_cs", timedelta(days=5)),
     ]
     assert {c.segment: c.crontab for c in schedule.cadences} == {"enterprise": "quarterly", "smb": "monthly"}
-    assert (schedule.reminder_every, schedule.max_reminders, schedule.channel) == (timedelta(days=2), 3, "file")
+    assert (schedule.reminder_every, schedule.max_reminders, schedule.routing.channel) == (timedelta(days=2), 3, "file")
     evaluation = EvaluationSettings.from_settings(settings)
     assert evaluation.matrix["critical"] == ["owner", "manager", "head_of_cs"]
     assert PriorityMatrix.from_config(settings.section("priority")).renewal_within_days == 90
