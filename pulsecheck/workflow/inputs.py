@@ -132,9 +132,6 @@ def _beyond_stored_surveys(session: Session, records: list[dict[str, Any]]) -> l
     """
     from collections import Counter
 
-    def key(account_id: int, kind: str, score: float, max_score: float, at: datetime) -> tuple[Any, ...]:
-        return account_id, kind, score, max_score, at
-
     accounts = sorted({r["account_id"] for r in records})
     stored: Counter[tuple[Any, ...]] = Counter()
     for start in range(0, len(accounts), 500):
@@ -145,10 +142,10 @@ def _beyond_stored_surveys(session: Session, records: list[dict[str, Any]]) -> l
             SurveyResponse.max_score,
             SurveyResponse.responded_at,
         ).where(SurveyResponse.account_id.in_(accounts[start : start + 500]))
-        stored.update(key(*row) for row in session.execute(query))
+        stored.update(tuple(row) for row in session.execute(query))
     fresh = []
     for r in records:
-        k = key(r["account_id"], r["kind"], r["score"], r["max_score"], r["responded_at"])
+        k = (r["account_id"], r["kind"], r["score"], r["max_score"], r["responded_at"])
         if stored[k] > 0:
             stored[k] -= 1
         else:
