@@ -290,9 +290,6 @@ class _SessionBind:
     def begin(self) -> Iterator[Any]:
         yield self.session.connection()
 
-    def dispose(self) -> None:
-        pass
-
 
 def job_store(session: Session, tz: ZoneInfo) -> Any:
     """APScheduler's SQLAlchemy job store working inside `session` (the table comes from our migrations)."""
@@ -392,16 +389,6 @@ def apply(
     for start in range(0, len(report.removed), 500):
         session.execute(delete(SchedulerJob).where(SchedulerJob.id.in_(report.removed[start : start + 500])))
     return report
-
-
-def drop(store: Any, job_id: str) -> None:
-    """Remove one job if it is there (the runner, after a job's last firing)."""
-    from apscheduler.jobstores.base import JobLookupError
-
-    try:
-        store.remove_job(job_id)
-    except JobLookupError:
-        pass
 
 
 # --- keeping jobs in step with the rows ---------------------------------------------------------

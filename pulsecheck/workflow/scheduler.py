@@ -25,7 +25,7 @@ from sqlalchemy import text
 
 from pulsecheck.errors import PulsecheckError
 from pulsecheck.workflow import jobs
-from pulsecheck.workflow.schedule import ScheduleSettings, SyncReport, drop, job_store, reconcile
+from pulsecheck.workflow.schedule import ScheduleSettings, SyncReport, job_store, reconcile
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings
@@ -149,7 +149,7 @@ def _run(rt: jobs.Runtime, job: Any, now: datetime) -> JobRun | None:
             return None  # an earlier job of this pass removed or replaced it: the next pass sees the new one
         following = job.trigger.get_next_fire_time(run_times[-1], now)
         if following is None:
-            drop(store, job.id)
+            store.remove_job(job.id)
         else:
             job._modify(next_run_time=following)
             store.update_job(job)
