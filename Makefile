@@ -22,6 +22,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pulsecheck tests bench
 	$(VENV)/bin/mypy pulsecheck
+	$(VENV)/bin/lint-imports --no-cache
 
 # The HTML report test drives Debian's Chromium; install it when this machine can (root and apt), else it skips.
 browser:

@@ -21,7 +21,8 @@ from sqlalchemy import select  # noqa: E402
 
 from pulsecheck.storage.db import Database  # noqa: E402
 from pulsecheck.storage.models import User  # noqa: E402
-from pulsecheck.workflow import cycle as cycles  # noqa: E402
+from pulsecheck.workflow.cycles import service as cycles  # noqa: E402
+from pulsecheck.workflow.cycles.steps import run_step  # noqa: E402
 from pulsecheck.workflow.users import add_user  # noqa: E402
 
 
@@ -52,7 +53,7 @@ def main(n: int, keep: str | None) -> None:
             t1 = time.perf_counter()
             with database.transaction() as session:
                 bob = session.scalars(select(User).where(User.name == "bob")).one()
-                cycles.run_step(session, cycle_id, step, bob, NOW, settings)
+                run_step(session, cycle_id, step, bob, NOW, settings)
             print(f"  cycle step {step}: {time.perf_counter() - t1:.2f} s")
         database.dispose()
 

@@ -5,7 +5,7 @@ example model approved, 12 monthly score snapshots per account (the shape `score
 included) drifting so that some accounts decline, about 1% of accounts with an open escalation, 0.5% with an
 open review (a third of them overdue), 2% with an open deviation. Rows go in with SQLAlchemy Core
 insert(...) executemany, in chunks, as bench/score.py does.
-Timed: the service call behind `report portfolio --html FILE` (`write_portfolio_report`), queries included.
+Timed: the service calls behind `report portfolio --html FILE` (build, render, write), queries included.
 Run: .venv/bin/python bench/report.py [N_ACCOUNTS] [--keep DIR]   (default 100000)
 """
 
@@ -164,11 +164,15 @@ def build_portfolio(path: str | Path, accounts: int) -> Database:
 
 def time_report(database: Database, out: Path) -> float:
     """Seconds taken by the service behind `report portfolio --html FILE`."""
-    from pulsecheck.config import Settings
-    from pulsecheck.reports.portfolio import write_portfolio_report
+    from pulsecheck.reports.files import write_atomic
+    from pulsecheck.reports.portfolio import render_html
+    from pulsecheck.rules.priority import PriorityMatrix
+    from pulsecheck.workflow.portfolio import build_portfolio
 
     start = time.perf_counter()
-    write_portfolio_report(database, Settings(), NOW, out)
+    with database.transaction() as session:
+        data = build_portfolio(session, NOW, PriorityMatrix.from_config({}), None)
+    write_atomic(render_html(data, NOW), out, "--html")
     return time.perf_counter() - start
 
 

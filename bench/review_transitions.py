@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, ReviewEvent, User
-from pulsecheck.workflow import review as reviews
-from pulsecheck.workflow.form import parse_form
+from pulsecheck.workflow import reviews
+from pulsecheck.workflow.review_form import parse_form
 from pulsecheck.workflow.users import add_user
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

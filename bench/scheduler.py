@@ -21,11 +21,11 @@ from pathlib import Path
 from sqlalchemy import insert, select
 
 from pulsecheck.config import load_settings
+from pulsecheck.scheduling.runner import run_due, runtime
+from pulsecheck.scheduling.sync import ScheduleSettings, apply, job_store, reconcile, review_jobs
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, Review, User
-from pulsecheck.workflow.schedule import ScheduleSettings, apply, job_store, reconcile, review_jobs
-from pulsecheck.workflow.scheduler import run_due, runtime
 from pulsecheck.workflow.users import add_user
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pulsecheck.duration import parse_duration
 from pulsecheck.errors import InputError
+from pulsecheck.timeutil import parse_duration
 
 DEFAULT_DB = "sqlite:///pulsecheck.db"
 DEFAULT_CONFIG = "pulsecheck.toml"

@@ -17,7 +17,7 @@ from pulsecheck.cli import cli
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, Review, User
-from pulsecheck.workflow import review as reviews
+from pulsecheck.workflow import reviews
 from pulsecheck.workflow.users import add_user
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -116,7 +116,7 @@ class Factory:
 
     def complete(self, review_id: int, actor: str = "bob") -> None:
         """Fill every field submit requires."""
-        from pulsecheck.workflow.form import parse_form
+        from pulsecheck.workflow.review_form import parse_form
 
         form = parse_form({
             "account_goals": "Expand to 500 seats", "goal_summary": "320 seats, on track",

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pulsecheck.cli import App, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app, table
 from pulsecheck.errors import RefusedError
 
 if TYPE_CHECKING:
-    from pulsecheck.workflow.cycle import CycleSettings
+    from pulsecheck.workflow.cycles.service import CycleSettings
 
 
 @click.group()
@@ -19,7 +19,7 @@ def cycle() -> None:
 
 
 def _settings(app: App) -> CycleSettings:
-    from pulsecheck.workflow.cycle import CycleSettings
+    from pulsecheck.workflow.cycles.service import CycleSettings
 
     return CycleSettings.from_settings(app.settings)
 
@@ -31,7 +31,7 @@ def _settings(app: App) -> CycleSettings:
 @pass_app
 def cycle_start(app: App, period: str, segments: tuple[str, ...], owner: str | None) -> None:
     """Start a cycle: snapshot the accounts in scope, the approved model, the active ruleset, the as-of date."""
-    from pulsecheck.workflow.cycle import findings_of, start
+    from pulsecheck.workflow.cycles.service import findings_of, start
 
     with app.transaction() as session:
         started = start(session, period, segments, owner, app.actor(session), app.now(), app.settings.tz)
@@ -51,7 +51,7 @@ def cycle_start(app: App, period: str, segments: tuple[str, ...], owner: str | N
 @pass_app
 def cycle_list(app: App, state: str | None, as_json: bool) -> None:
     """List cycles, newest first."""
-    from pulsecheck.workflow.cycle import list_cycles, summary_dict
+    from pulsecheck.workflow.cycles.service import list_cycles, summary_dict
 
     with app.transaction() as session:
         data = [summary_dict(session, c) for c in list_cycles(session, state)]
@@ -85,7 +85,7 @@ def cycle_list(app: App, state: str | None, as_json: bool) -> None:
 def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
     """Show a cycle: steps with who/when/result, findings, decisions, history."""
     from pulsecheck.reports.cycle import cycle_markdown
-    from pulsecheck.workflow.cycle import cycle_dict, get_cycle
+    from pulsecheck.workflow.cycles.service import cycle_dict, get_cycle
 
     with app.transaction() as session:
         data = cycle_dict(session, get_cycle(session, cycle_id))
@@ -104,7 +104,7 @@ def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
 def cycle_step(app: App, cycle_id: int, step: str, note: str | None, evidence: tuple[str, ...]) -> None:
     """Complete STEP (scope, data, model, trends, classify, escalate, document), in that order."""
     from pulsecheck.states.cycle import check_step_name
-    from pulsecheck.workflow.cycle import run_step
+    from pulsecheck.workflow.cycles.steps import run_step
 
     check_step_name(step)
     settings = _settings(app)
@@ -144,7 +144,7 @@ def _headline(step: str, result: dict[str, Any]) -> list[str]:
 @pass_app
 def cycle_decide(app: App, cycle_id: int, account: str, decision: str, owner: str, reason: str | None) -> None:
     """Decide what happens to an at-risk ACCOUNT: monitor it, or escalate it (opens an escalation)."""
-    from pulsecheck.workflow.cycle import decide
+    from pulsecheck.workflow.cycles.service import decide
 
     with app.transaction() as session:
         decide(session, cycle_id, account, decision, owner, reason, app.actor(session), app.now())
@@ -168,7 +168,7 @@ def cycle_finding_add(
     app: App, cycle_id: int, kind: str, detail: str, action: str | None, owner: str | None, due: str | None
 ) -> None:
     """Record a finding of cycle CYCLE_ID."""
-    from pulsecheck.workflow.cycle import add_finding
+    from pulsecheck.workflow.cycles.service import add_finding
 
     due_date = parse_day(due, "--due") if due else None
     with app.transaction() as session:
@@ -182,7 +182,7 @@ def cycle_finding_add(
 @pass_app
 def cycle_finding_close(app: App, finding_id: int, note: str) -> None:
     """Close finding FINDING_ID."""
-    from pulsecheck.workflow.cycle import close_finding
+    from pulsecheck.workflow.cycles.service import close_finding
 
     with app.transaction() as session:
         close_finding(session, finding_id, note, app.actor(session), app.now())
@@ -194,7 +194,7 @@ def _event_command(event: str, help_text: str) -> click.Command:
     @click.option("--comment", help="A comment kept in the audit trail.")
     @pass_app
     def command(app: App, cycle_id: int, comment: str | None) -> None:
-        from pulsecheck.workflow.cycle import transition
+        from pulsecheck.workflow.cycles.service import transition
 
         with app.transaction() as session:
             changed = transition(session, cycle_id, event, app.actor(session), app.now(), comment)
@@ -220,7 +220,7 @@ for _event, _help in (
 @pass_app
 def cycle_verify(app: App, cycle_id: int, as_json: bool) -> None:
     """Check the seal against the cycle's content and that the audit trail explains its state."""
-    from pulsecheck.workflow.cycle import get_cycle, verify
+    from pulsecheck.workflow.cycles.service import get_cycle, verify
 
     with app.transaction() as session:
         found = get_cycle(session, cycle_id)
@@ -245,14 +245,15 @@ def cycle_verify(app: App, cycle_id: int, as_json: bool) -> None:
 @pass_app
 def cycle_export(app: App, cycle_id: int, fmt: str, output: str | None) -> None:
     """The cycle's archive: accounts, evidence, step results, findings, decisions, escalation and action log."""
-    from pulsecheck.reports.cycle import render, write_file
-    from pulsecheck.workflow.cycle import cycle_dict, get_cycle
+    from pulsecheck.reports.cycle import render
+    from pulsecheck.reports.files import write_atomic
+    from pulsecheck.workflow.cycles.service import cycle_dict, get_cycle
 
     with app.transaction() as session:
         data = cycle_dict(session, get_cycle(session, cycle_id), full=True)
     text = render(data, fmt)
     if output:
-        write_file(text, output)
+        write_atomic(text, output)
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pulsecheck.cli import App, pass_app
+from pulsecheck.commands.common import App, pass_app
 
 
 @click.command()
@@ -21,7 +21,7 @@ from pulsecheck.cli import App, pass_app
 @pass_app
 def demo(app: App, workdir: str) -> None:
     """Walk the sample portfolio through the product, printing what happens."""
-    from pulsecheck.workflow.demo import DEMO_NOW, run_demo
+    from pulsecheck.demo.story import DEMO_NOW, run_demo
 
     run_demo(Path(workdir), app.settings.now_override or DEMO_NOW, click.echo)
 

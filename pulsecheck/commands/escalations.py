@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pulsecheck.cli import App, emit_json, json_option, pass_app, table
+from pulsecheck.commands.common import App, emit_json, json_option, pass_app, table
 
 
 @click.group()
@@ -20,7 +20,7 @@ def escalations() -> None:
 def escalations_list(app: App, open_only: bool, account: str | None, as_json: bool) -> None:
     """List escalations, most urgent first."""
     from pulsecheck.workflow.accounts import get_account
-    from pulsecheck.workflow.escalation import escalation_dict, list_escalations
+    from pulsecheck.workflow.escalations import escalation_dict, list_escalations
 
     with app.transaction() as session:
         account_id = get_account(session, account).id if account else None
@@ -54,7 +54,7 @@ def escalations_list(app: App, open_only: bool, account: str | None, as_json: bo
 @pass_app
 def escalations_ack(app: App, escalation_id: int) -> None:
     """Acknowledge an escalation (its owner or a manager): the ladder stops."""
-    from pulsecheck.workflow.escalation import acknowledge
+    from pulsecheck.workflow.escalations import acknowledge
 
     with app.transaction() as session:
         acknowledge(session, escalation_id, app.actor(session), app.now())
@@ -66,7 +66,7 @@ def escalations_ack(app: App, escalation_id: int) -> None:
 @pass_app
 def escalations_resolve(app: App, escalation_id: int) -> None:
     """Resolve an escalation (its owner or a manager); the rule's cooldown starts."""
-    from pulsecheck.workflow.escalation import resolve
+    from pulsecheck.workflow.escalations import resolve
 
     with app.transaction() as session:
         resolve(session, escalation_id, app.actor(session), app.now())

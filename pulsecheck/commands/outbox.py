@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pulsecheck.cli import App, emit_json, json_option, pass_app, table
+from pulsecheck.commands.common import App, emit_json, json_option, pass_app, table
 from pulsecheck.errors import InputError
 
 

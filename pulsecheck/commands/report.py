@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
-
 import click
 
-from pulsecheck.cli import App, emit_json, json_option, parse_day, pass_app
+from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app
 
 
 @click.group()
@@ -22,19 +20,20 @@ def report() -> None:
 @pass_app
 def report_portfolio(app: App, as_of: str | None, segment: str | None, html: str | None, as_json: bool) -> None:
     """Buckets, score distribution and trend, at-risk accounts, overdue reviews, open escalations and deviations."""
-    from pulsecheck.reports.portfolio import check_writable, render_html, terminal_summary, write_html
+    from pulsecheck.reports.files import check_writable, write_atomic
+    from pulsecheck.reports.portfolio import render_html, terminal_summary
     from pulsecheck.rules.priority import PriorityMatrix
     from pulsecheck.workflow.portfolio import build_portfolio
 
     when = app.now()
     if as_of:
-        when = datetime.combine(parse_day(as_of, "--as-of"), time(23, 59, 59), tzinfo=app.settings.tz)
-    target = check_writable(html) if html else None
+        when = app.end_of_day(parse_day(as_of, "--as-of"))
+    target = check_writable(html, "--html") if html else None
     priority = PriorityMatrix.from_config(app.settings.section("priority"))
     with app.transaction() as session:
         data = build_portfolio(session, when, priority, segment)
     if target is not None:
-        write_html(render_html(data, app.now()), target)
+        write_atomic(render_html(data, app.now()), target, "--html")
     if as_json:
         emit_json(data.as_dict() | ({"html": str(target)} if target else {}))
     elif target is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pulsecheck.cli import App, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app, table
 from pulsecheck.errors import InputError, RefusedError
 
 
@@ -24,7 +24,7 @@ def review_new(
     app: App, account: str, reviewer: str | None, approver: str | None, due: str | None, priority: str
 ) -> None:
     """Open a draft review of ACCOUNT."""
-    from pulsecheck.workflow.review import new_review
+    from pulsecheck.workflow.reviews import new_review
 
     due_at = app.end_of_day(parse_day(due, "--due")) if due else None
     with app.transaction() as session:
@@ -56,7 +56,7 @@ def review_new(
 def review_list(app: App, state: str | None, mine: bool, account: str | None, as_json: bool) -> None:
     """List reviews, newest first."""
     from pulsecheck.workflow.accounts import get_account
-    from pulsecheck.workflow.review import list_reviews, review_dict
+    from pulsecheck.workflow.reviews import list_reviews, review_dict
 
     with app.transaction() as session:
         user = app.actor(session).name if mine else None
@@ -89,7 +89,7 @@ def review_list(app: App, state: str | None, mine: bool, account: str | None, as
 def review_show(app: App, review_id: int, as_json: bool) -> None:
     """Show a review's template, signatures and state."""
     from pulsecheck.reports.review import review_markdown
-    from pulsecheck.workflow.review import get_review, review_dict
+    from pulsecheck.workflow.reviews import get_review, review_dict
 
     with app.transaction() as session:
         data = review_dict(get_review(session, review_id), with_history=False)
@@ -105,7 +105,7 @@ def review_show(app: App, review_id: int, as_json: bool) -> None:
 @pass_app
 def review_history(app: App, review_id: int, as_json: bool) -> None:
     """The audit trail of a review."""
-    from pulsecheck.workflow.review import event_dict, get_review
+    from pulsecheck.workflow.reviews import event_dict, get_review
 
     with app.transaction() as session:
         data = [event_dict(e) for e in get_review(session, review_id).events]
@@ -128,10 +128,10 @@ def review_history(app: App, review_id: int, as_json: bool) -> None:
 @pass_app
 def review_set(app: App, review_id: int, field: str, value: str) -> None:
     """Set FIELD of the template to VALUE (empty text clears it)."""
-    from pulsecheck.workflow.review import set_field
+    from pulsecheck.workflow.reviews import set_field
 
     with app.transaction() as session:
-        set_field(session, review_id, field, value, app.actor(session), app.now())
+        set_field(session, review_id, field, value, app.actor(session), app.now(), tz=app.settings.tz)
     click.echo(f"review {review_id}: {field} set")
 
 
@@ -141,8 +141,8 @@ def review_set(app: App, review_id: int, field: str, value: str) -> None:
 @pass_app
 def review_fill(app: App, review_id: int, file: str) -> None:
     """Fill a review from a YAML/JSON FILE (any template field; `risks` replaces all risks)."""
-    from pulsecheck.workflow.form import parse_form
-    from pulsecheck.workflow.review import fill
+    from pulsecheck.workflow.review_form import parse_form
+    from pulsecheck.workflow.reviews import fill
     from pulsecheck.yamlfile import load_file
 
     form = parse_form(load_file(file), file)
@@ -156,8 +156,8 @@ def review_fill(app: App, review_id: int, file: str) -> None:
 @pass_app
 def review_edit(app: App, review_id: int) -> None:
     """Edit a review in $EDITOR as a YAML form; invalid content saves nothing."""
-    from pulsecheck.workflow.form import parse_form, render_form
-    from pulsecheck.workflow.review import fill, get_review, review_dict
+    from pulsecheck.workflow.review_form import parse_form, render_form
+    from pulsecheck.workflow.reviews import fill, get_review, review_dict
     from pulsecheck.yamlfile import load_text
 
     with app.transaction() as session:
@@ -203,7 +203,7 @@ def review_risk_add(
     impact: str | None,
 ) -> None:
     """Add a risk with DESCRIPTION."""
-    from pulsecheck.workflow.review import add_risk
+    from pulsecheck.workflow.reviews import add_risk
 
     with app.transaction() as session:
         risk = add_risk(
@@ -243,7 +243,7 @@ def review_action_add(
     success_criteria: str | None,
 ) -> None:
     """Add a mitigation action with DESCRIPTION to risk N."""
-    from pulsecheck.workflow.review import add_action
+    from pulsecheck.workflow.reviews import add_action
 
     due_date = parse_day(due, "--due") if due else None
     with app.transaction() as session:
@@ -266,7 +266,7 @@ def _event_command(event: str, help_text: str) -> click.Command:
     @click.option("--comment", help="A comment kept in the audit trail.")
     @pass_app
     def command(app: App, review_id: int, comment: str | None) -> None:
-        from pulsecheck.workflow.review import transition
+        from pulsecheck.workflow.reviews import transition
 
         with app.transaction() as session:
             changed = transition(session, review_id, event, app.actor(session), app.now(), comment=comment)
@@ -293,7 +293,7 @@ for _event, _help in (
 @pass_app
 def review_verify(app: App, review_id: int, as_json: bool) -> None:
     """Check that signatures still match the content and the audit trail explains the state."""
-    from pulsecheck.workflow.review import get_review, replayed_state, verify
+    from pulsecheck.workflow.reviews import get_review, replayed_state, verify
 
     with app.transaction() as session:
         found = get_review(session, review_id)
@@ -327,7 +327,7 @@ def review_export(app: App, review_id: int, fmt: str, output: str | None) -> Non
     import json
 
     from pulsecheck.reports.review import review_markdown
-    from pulsecheck.workflow.review import get_review, review_dict
+    from pulsecheck.workflow.reviews import get_review, review_dict
 
     with app.transaction() as session:
         data = review_dict(get_review(session, review_id))

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
 
 import click
 
-from pulsecheck.cli import App, emit_json, every_problem, json_option, parse_day, pass_app, table
+from pulsecheck.commands.common import App, emit_json, every_problem, json_option, parse_day, pass_app, table
 from pulsecheck.errors import InputError
+from pulsecheck.timeutil import start_of_day
 
 
 def _end_of(app: App, day: str | None, name: str) -> datetime:
     if not day:
         return app.now()
-    return datetime.combine(parse_day(day, name), time(23, 59, 59), tzinfo=app.settings.tz)
+    return app.end_of_day(parse_day(day, name))
 
 
 @click.group()
@@ -121,7 +122,7 @@ def rules_backtest(app: App, file: str, start: str, end: str, as_json: bool) -> 
     from pulsecheck.workflow.evaluation import active_rules
 
     parsed = load_rules_file(file)
-    first = datetime.combine(parse_day(start, "--from"), time(0, 0), tzinfo=app.settings.tz)
+    first = start_of_day(parse_day(start, "--from"), app.settings.tz)
     last = _end_of(app, end, "--to")
     if last < first:
         raise InputError("--to is before --from")

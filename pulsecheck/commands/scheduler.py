@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pulsecheck.cli import App, emit_json, json_option, pass_app, table
+from pulsecheck.commands.common import App, emit_json, json_option, pass_app, table
 from pulsecheck.errors import RefusedError
 
 
@@ -23,7 +23,7 @@ def scheduler_run(app: App, once: bool, as_json: bool) -> None:
     The clock is the wall clock, or PULSECHECK_NOW. Only one scheduler runs jobs at a time per database;
     a second one waits as standby and takes over when the first stops.
     """
-    from pulsecheck.workflow.scheduler import LeaderLock, run_due, runtime, start
+    from pulsecheck.scheduling.runner import LeaderLock, run_due, runtime, start
 
     rt = runtime(app.db, app.settings)
     if not once:
@@ -75,7 +75,7 @@ def _daemon(rt) -> None:  # type: ignore[no-untyped-def]
     import signal
     import threading
 
-    from pulsecheck.workflow.scheduler import run_forever
+    from pulsecheck.scheduling.runner import run_forever
 
     stop = threading.Event()
 
@@ -93,7 +93,7 @@ def _daemon(rt) -> None:  # type: ignore[no-untyped-def]
 @pass_app
 def scheduler_jobs(app: App, as_json: bool) -> None:
     """List the scheduled jobs with their next run time (business time zone)."""
-    from pulsecheck.workflow.schedule import list_jobs
+    from pulsecheck.scheduling.sync import list_jobs
 
     with app.transaction() as session:
         rows = list_jobs(session, app.settings.tz)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
-
 import click
 
-from pulsecheck.cli import App, emit_json, every_problem, json_option, parse_day, pass_app, table
+from pulsecheck.commands.common import App, emit_json, every_problem, json_option, parse_day, pass_app, table
 from pulsecheck.errors import InputError
 
 
@@ -167,7 +165,7 @@ def score(app: App, as_of: str | None, account: str | None, as_json: bool) -> No
 
     when = app.now()
     if as_of:
-        when = datetime.combine(parse_day(as_of, "--as-of"), time(23, 59, 59), tzinfo=app.settings.tz)
+        when = app.end_of_day(parse_day(as_of, "--as-of"))
     with app.transaction() as session:
         account_id = get_account(session, account).id if account else None
         run = score_portfolio(session, when.astimezone(app.now().tzinfo), app.now(), account_id)
@@ -204,7 +202,7 @@ def deviations() -> None:
 @pass_app
 def deviations_list(app: App, open_only: bool, account: str | None, kind: str | None, as_json: bool) -> None:
     """List deviations, newest first."""
-    from pulsecheck.workflow import deviation
+    from pulsecheck.workflow import deviations as deviation
     from pulsecheck.workflow.accounts import get_account
 
     with app.transaction() as session:
@@ -229,7 +227,7 @@ def deviations_list(app: App, open_only: bool, account: str | None, kind: str | 
 @pass_app
 def deviations_accept(app: App, deviation_id: int, reason: str, until: str) -> None:
     """Accept a deviation until DATE (manager); it reopens after that if the cause persists."""
-    from pulsecheck.workflow import deviation
+    from pulsecheck.workflow import deviations as deviation
 
     with app.transaction() as session:
         deviation.accept(session, deviation_id, app.actor(session), reason, parse_day(until, "--until"), app.now())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from pulsecheck.cli import App, emit_json, json_option, pass_app, table
-from pulsecheck.roles import ROLES
+from pulsecheck.commands.common import App, emit_json, json_option, pass_app, table
+from pulsecheck.vocab import ROLES
 
 
 @click.command()
@@ -22,7 +22,7 @@ def init(app: App, sample: str | None) -> None:
     upgrade(database.engine)
     click.echo(f"database ready: {database.engine.url.render_as_string()}")
     if sample:
-        from pulsecheck.workflow.demo import copy_samples
+        from pulsecheck.demo import copy_samples
 
         for path in copy_samples(Path(sample)):
             click.echo(f"wrote {path}")

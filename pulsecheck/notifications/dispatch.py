@@ -22,11 +22,11 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import OperationalError
 
-from pulsecheck.duration import parse_duration
 from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
 from pulsecheck.notifications.channels.base import Channel, DeliveryError
 from pulsecheck.notifications.message import Message
 from pulsecheck.storage.models import Notification
+from pulsecheck.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,7 +48,7 @@ def _environment(html: bool) -> Environment:
 
 
 def cycle_markdown(data: dict[str, Any]) -> str:
-    """Markdown of `workflow.cycle.cycle_dict` (the short form for `show`, the full one for `export`)."""
+    """Markdown of `workflow.cycles.service.cycle_dict` (the short form for `show`, the full one for `export`)."""
     text = _environment(False).get_template("cycle.md.j2").render(c=data)
     return "\n".join(line.rstrip() for line in text.splitlines()).rstrip() + "\n"
 
@@ -69,24 +67,3 @@ def render(data: dict[str, Any], fmt: str) -> str:
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
     return {"md": cycle_markdown, "json": cycle_json, "html": cycle_html}[fmt](data)
-
-
-def write_file(text: str, output: str | Path) -> Path:
-    """Write `text` to `output` whole or not at all (a temp file renamed into place); an unwritable path is an
-    input error naming it."""
-    path = Path(output)
-    try:
-        handle, temp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
-    except OSError as exc:
-        raise InputError(f"-o {output}: cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; the archive gets the usual permissions
-        os.replace(temp, path)
-    except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
-        raise InputError(f"-o {output}: cannot write: {exc.strerror}") from None
-    return path

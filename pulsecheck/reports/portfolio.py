@@ -3,72 +3,20 @@ leaving the file) and a terminal summary (rich, sparklines)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pulsecheck.errors import InputError
 from pulsecheck.scoring.trends import sparkline
-from pulsecheck.workflow.portfolio import AGE_BANDS, Portfolio
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from pulsecheck.config import Settings
-    from pulsecheck.storage.db import Database
+    from pulsecheck.workflow.portfolio import Portfolio
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 HTML_ROWS = 500  # rows per table in the HTML; the JSON output has them all
 PRIORITY_COLORS = {"P1": "#c0392b", "P2": "#e67e22", "P3": "#f1c40f", "P4": "#7f8c8d"}
-
-
-def write_portfolio_report(
-    database: Database,
-    settings: Settings,
-    now: datetime,
-    path: str | Path,
-    as_of: datetime | None = None,
-    segment: str | None = None,
-) -> Path:
-    """Compute the portfolio as of `as_of` (default `now`) and write it as one HTML file at `path`."""
-    from pulsecheck.rules.priority import PriorityMatrix
-    from pulsecheck.workflow.portfolio import build_portfolio
-
-    target = check_writable(path)
-    priority = PriorityMatrix.from_config(settings.section("priority"))
-    with database.transaction() as session:
-        data = build_portfolio(session, as_of or now, priority, segment)
-    return write_html(render_html(data, now), target)
-
-
-def check_writable(path: str | Path) -> Path:
-    """The path, if an HTML file can be written there; else an InputError naming it (exit 2)."""
-    target = Path(path)
-    if target.is_dir():
-        raise InputError(f"--html {path}: is a directory")
-    if not target.parent.is_dir():
-        raise InputError(f"--html {path}: no such directory {target.parent}")
-    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise InputError(f"--html {path}: not writable")
-    return target
-
-
-def write_html(html: str, path: Path) -> Path:
-    """Write atomically (a temporary file renamed over `path`), so a failure leaves no half-written report."""
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(html)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise InputError(f"--html {path}: cannot write: {exc.strerror or exc}") from None
-    return path
 
 
 # --- HTML ---------------------------------------------------------------------------------------------------
@@ -95,7 +43,7 @@ def render_html(data: Portfolio, now: datetime) -> str:
         rows=HTML_ROWS,
         generated_at=now,
         priority_colors=PRIORITY_COLORS,
-        age_bands=[band for _, band in AGE_BANDS],
+        age_bands=data.age_bands,
     )
 
 

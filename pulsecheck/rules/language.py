@@ -13,8 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pulsecheck.duration import parse_duration
 from pulsecheck.errors import InputError, ValidationFailed
+from pulsecheck.timeutil import parse_duration
 from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, suggest
 
 NUMBER, STRING, BOOLEAN = "number", "string", "boolean"

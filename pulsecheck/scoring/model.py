@@ -12,8 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pulsecheck.duration import format_duration, parse_duration
 from pulsecheck.errors import InputError, ValidationFailed
+from pulsecheck.timeutil import format_duration, parse_duration
 from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, suggest
 
 SURVEY_KINDS = ("nps", "csat", "ces")

@@ -30,9 +30,7 @@ def head_revision() -> str:
     """The newest revision among the packaged migration scripts."""
     from alembic.script import ScriptDirectory
 
-    from pulsecheck.storage.db import make_engine
-
-    script = ScriptDirectory.from_config(alembic_config(make_engine("sqlite://")))
+    script = ScriptDirectory(str(MIGRATIONS))
     head = script.get_current_head()
     assert head is not None
     return head

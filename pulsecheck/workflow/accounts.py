@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError
 from pulsecheck.storage.models import Account, User
-from pulsecheck.workflow.imports import Row, parse_date, parse_number, read_rows
+from pulsecheck.timeutil import parse_date
+from pulsecheck.workflow.imports import Row, parse_number, read_rows
 
 COLUMNS = (
     "external_id",

@@ -23,10 +23,11 @@ from pulsecheck.notifications.outbox import Routing
 from pulsecheck.rules.evaluator import render_reason
 from pulsecheck.rules.language import ROLES, SEVERITIES, Rule, RulesFile, leaves, load_rules, windows_used
 from pulsecheck.rules.priority import PriorityMatrix
+from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, Escalation, EvaluationRun, RuleFiring, Ruleset, User
-from pulsecheck.workflow import deviation, escalation
-from pulsecheck.workflow import review as reviews
-from pulsecheck.workflow.facts import compute_facts
+from pulsecheck.workflow import deviations as deviation
+from pulsecheck.workflow import escalations as escalation
+from pulsecheck.workflow import reviews
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings

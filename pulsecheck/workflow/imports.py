@@ -6,7 +6,6 @@ import csv
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,23 +47,6 @@ class Row:
         if value is not None and value not in choices:
             raise InputError(f"{self.where(column)}: {value!r} is not one of {', '.join(choices)}")
         return value
-
-
-def parse_date(text: str) -> date:
-    """An ISO date (YYYY-MM-DD)."""
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def parse_datetime(text: str, tz: Any = UTC) -> datetime:
-    """An ISO date or date-time; naive values are taken in `tz`, the result is aware."""
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a date or date-time (ISO 8601)") from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)
 
 
 def parse_number(text: str) -> float:

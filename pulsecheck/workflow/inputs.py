@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError
 from pulsecheck.storage.models import Account, Issue, KpiReading, SurveyResponse
-from pulsecheck.workflow.imports import Row, parse_datetime, parse_number, read_rows
+from pulsecheck.timeutil import parse_datetime
+from pulsecheck.workflow.imports import Row, parse_number, read_rows
 
 ISSUE_KINDS = ("complaint", "billing", "blocker", "ticket")
 ISSUE_SEVERITIES = ("low", "medium", "high", "critical")

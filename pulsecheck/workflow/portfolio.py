@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.rules.priority import PRIORITIES, PriorityMatrix
+from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, Deviation, Escalation, Review, ScoreSnapshot, User
-from pulsecheck.workflow.facts import compute_facts
 from pulsecheck.workflow.scoring import approved_model
 
 # Above this many ids, filter in Python instead of an SQL `IN (...)` (SQLite caps bound parameters).
@@ -255,6 +255,11 @@ class Portfolio:
     overdue_reviews: list[dict[str, Any]]
     escalations: list[dict[str, Any]]
     deviations: dict[str, dict[str, int]]  # status (open | accepted) -> kind -> count
+
+    @property
+    def age_bands(self) -> list[str]:
+        """The labels of the overdue-review age bands, youngest first."""
+        return [band for _, band in AGE_BANDS]
 
     def as_dict(self) -> dict[str, Any]:
         """The stable JSON shape of `report portfolio --json` (documented in README)."""

@@ -24,7 +24,7 @@ from pulsecheck.scoring.compute import (
 from pulsecheck.scoring.model import ScoringModel, diff_models, parse_model
 from pulsecheck.storage.models import Account, KpiReading, ScoreSnapshot, ScoringModelVersion, User
 from pulsecheck.storage.models import SurveyResponse as SurveyRow
-from pulsecheck.workflow import deviation
+from pulsecheck.workflow import deviations as deviation
 
 GOVERNORS = {"manager", "ops", "admin"}
 INPUT_KINDS = ("stale", "missing", "duplicate")

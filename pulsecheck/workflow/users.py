@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
-from pulsecheck.roles import ROLES
 from pulsecheck.storage.models import User
+from pulsecheck.vocab import ROLES
 
 
 def add_user(

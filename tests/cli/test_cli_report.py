@@ -111,7 +111,7 @@ def test_an_escalation_and_an_overdue_review_show_up(sample: Run, database: Data
     ok(sample("--as", "bob", "review", "new", "ACME", "--due", "2026-11-10"))
     monkeypatch.setenv("PULSECHECK_NOW", NOW)
     with database.transaction() as session:
-        from pulsecheck.workflow import escalation
+        from pulsecheck.workflow import escalations as escalation
         from pulsecheck.workflow.accounts import get_account
 
         escalation.create(

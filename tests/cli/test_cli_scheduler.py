@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from pulsecheck.scheduling.runner import LeaderLock
 from pulsecheck.storage.db import Database
-from pulsecheck.workflow.scheduler import LeaderLock
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 PULSECHECK = str(Path(sys.executable).parent / "pulsecheck")
@@ -138,7 +138,7 @@ def test_the_daemon_runs_a_due_job_on_the_wall_clock_and_stops_cleanly(db_url, d
     from sqlalchemy import select
 
     from pulsecheck.storage.models import Notification
-    from pulsecheck.workflow import review as reviews
+    from pulsecheck.workflow import reviews
     from pulsecheck.workflow.users import add_user
 
     real_now = datetime.now(UTC)
@@ -174,7 +174,7 @@ def test_the_daemon_runs_a_due_job_on_the_wall_clock_and_stops_cleanly(db_url, d
 def test_a_leader_whose_connection_dies_stops_running_jobs_and_competes_again(pg_url, pg_database, tmp_path):
     from sqlalchemy import text
 
-    from pulsecheck.workflow.scheduler import LOCK_KEY
+    from pulsecheck.scheduling.runner import LOCK_KEY
 
     daemon = Daemon(pg_url, tmp_path)
     try:

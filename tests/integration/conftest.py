@@ -22,10 +22,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 
 from pulsecheck.config import load_settings
+from pulsecheck.demo import examples_dir
+from pulsecheck.demo.story import DEMO_NOW, Demo
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import User
-from pulsecheck.workflow.demo import DEMO_NOW, Demo, examples_dir
 from pulsecheck.workflow.evaluation import activate
 
 PASSWORD = "pw-from-env-7731"  # the only password the `smtp_auth` server accepts (login "alerts")

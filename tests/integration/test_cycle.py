@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from pulsecheck.demo import examples_dir
+from pulsecheck.demo.story import TEAM
 from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
 from pulsecheck.states.cycle import STEPS
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Account, Issue, KpiReading, User
-from pulsecheck.workflow import cycle as cycles
-from pulsecheck.workflow import escalation
-from pulsecheck.workflow.demo import TEAM, examples_dir
+from pulsecheck.workflow import escalations as escalation
+from pulsecheck.workflow.cycles import service as cycles
+from pulsecheck.workflow.cycles.steps import run_step
 from pulsecheck.workflow.portfolio import at_risk
 
 CONFIG = cycles.CycleSettings(live_model=str(examples_dir() / "scoring.yaml"))
@@ -73,7 +75,7 @@ class Cycle:
 
     def step(self, step: str, actor: str = "bob", **kw: Any) -> dict[str, Any]:
         with self.database.transaction() as session:
-            row = cycles.run_step(session, self.id, step, user(session, actor), self.now, self.settings, **kw)
+            row = run_step(session, self.id, step, user(session, actor), self.now, self.settings, **kw)
             return dict(row.result)
 
     def steps(self, *names: str) -> dict[str, dict[str, Any]]:

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import func, select
 
 from pulsecheck.config import load_settings
+from pulsecheck.demo.story import DEMO_NOW
 from pulsecheck.errors import InputError
 from pulsecheck.rules.durable import EngineCrashed
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Escalation, EvaluationRun, Notification, RuleFiring, User
-from pulsecheck.workflow import escalation
-from pulsecheck.workflow.demo import DEMO_NOW
+from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow.evaluation import EvaluationSettings, activate, evaluate
 
 SMALL_BATCHES = EvaluationSettings(batch_size=2)  # the sample portfolio's 12 accounts in 6 transactions

@@ -14,8 +14,8 @@ from pulsecheck.errors import InputError
 from pulsecheck.rules.priority import PriorityMatrix
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Account, ScoreSnapshot, User
-from pulsecheck.workflow import escalation, inputs, portfolio, scoring
-from pulsecheck.workflow import review as reviews
+from pulsecheck.workflow import escalations as escalation
+from pulsecheck.workflow import inputs, portfolio, reviews, scoring
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 MONTH_AGO = datetime(2026, 10, 24, 9, 0, tzinfo=UTC)

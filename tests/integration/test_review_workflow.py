@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from pulsecheck.storage.models import (
     ScoringModelVersion,
     User,
 )
-from pulsecheck.workflow import review as reviews
+from pulsecheck.workflow import reviews
 from pulsecheck.workflow.accounts import account_dict, import_accounts, list_accounts
 
 
@@ -140,7 +140,7 @@ def test_edit_after_approval_voids_signatures_and_is_audited(submitted: int, fac
     now = factory.now
     factory.fire(submitted, "approve", "maria", comment="ok")
     with database.transaction() as session:
-        reviews.set_field(session, submitted, "goal_summary", "Only 200 seats", user(session, "bob"), now)
+        reviews.set_field(session, submitted, "goal_summary", "Only 200 seats", user(session, "bob"), now, tz=UTC)
     with database.transaction() as session:
         review = reviews.get_review(session, submitted)
         assert review.state == "approved"
@@ -160,7 +160,7 @@ def test_manager_comments_edit_voids_only_the_manager_signature(submitted: int, 
     factory.fire(submitted, "approve", "maria", comment="ok")
     with database.transaction() as session:
         maria = user(session, "maria")
-        reviews.set_field(session, submitted, "manager_comments", "ok, revisited", maria, now)
+        reviews.set_field(session, submitted, "manager_comments", "ok, revisited", maria, now, tz=UTC)
     with database.transaction() as session:
         assert reviews.verify(reviews.get_review(session, submitted)) == [
             "manager signature of maria no longer matches the content"
@@ -195,7 +195,7 @@ def test_a_closed_review_is_read_only(submitted: int, factory: Any, database: Da
     assert factory.state(submitted) == "closed"
     before = events_of(database, submitted)
     attempts = [
-        lambda s: reviews.set_field(s, submitted, "goal_summary", "late change", user(s, "maria"), now),
+        lambda s: reviews.set_field(s, submitted, "goal_summary", "late change", user(s, "maria"), now, tz=UTC),
         lambda s: reviews.add_risk(s, submitted, user(s, "bob"), now, "late risk"),
         lambda s: reviews.add_action(s, submitted, user(s, "bob"), now, 1, "late action"),
     ]

@@ -13,14 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from pulsecheck.demo import examples_dir
+from pulsecheck.demo.story import DEMO_NOW
 from pulsecheck.errors import ValidationFailed
 from pulsecheck.rules import durable
 from pulsecheck.rules.evaluator import evaluate_plain
 from pulsecheck.rules.language import load_rules
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Escalation, EvaluationRun, Issue, Notification, Review, RuleFiring, User
-from pulsecheck.workflow import escalation
-from pulsecheck.workflow.demo import DEMO_NOW, examples_dir
+from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
 
 NUMBER_FACTS = ["score", "score_drop_30d", "open_complaints", "days_to_renewal", "kpi.nps", "arr"]

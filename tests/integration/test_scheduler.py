@@ -10,14 +10,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import delete, select, update
 
+from pulsecheck.app import install_hooks
 from pulsecheck.config import Settings, load_settings
+from pulsecheck.scheduling.runner import JobRun, run_due, runtime, start
+from pulsecheck.scheduling.sync import ScheduleSettings, list_jobs
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Escalation, Notification, Review, ReviewEvent, SchedulerJob
-from pulsecheck.workflow import escalation as escalations
-from pulsecheck.workflow import hooks
-from pulsecheck.workflow import review as reviews
-from pulsecheck.workflow.schedule import ScheduleSettings, list_jobs
-from pulsecheck.workflow.scheduler import JobRun, run_due, runtime, start
+from pulsecheck.workflow import escalations, reviews
 from pulsecheck.workflow.users import get_user
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -35,7 +34,7 @@ def scheduled(tmp_path: Path, db_url: str, database: Database):  # type: ignore[
 
     def make(toml: str = '[scheduler]\nevaluate = "off"\n') -> Callable[[datetime], list[JobRun]]:
         settings = settings_for(tmp_path, db_url, toml)
-        hooks.install(database, settings)
+        install_hooks(database, settings)
         rt = runtime(database, settings)
 
         def tick(now: datetime) -> list[JobRun]:
@@ -71,7 +70,7 @@ def test_a_review_due_date_is_a_job_that_moves_and_goes_away_with_the_review(sch
     review_id = factory.review()  # due in 14 days
     assert jobs(database)[f"review-due:{review_id}"] == NOW + timedelta(days=14)
     with database.transaction() as session:
-        reviews.set_field(session, review_id, "due_at", "2026-12-01", get_user(session, "maria"), NOW)
+        reviews.set_field(session, review_id, "due_at", "2026-12-01", get_user(session, "maria"), NOW, tz=UTC)
     moved = jobs(database)[f"review-due:{review_id}"]
     assert moved is not None and moved.date() == date(2026, 12, 1)
     factory.fire(review_id, "withdraw", "maria", comment="Account churned")
@@ -293,7 +292,7 @@ def test_a_refused_transition_leaves_no_job_and_no_notification(scheduled, facto
 @pytest.mark.postgres
 def test_on_postgres_jobs_follow_rows_and_fire_once(tmp_path, pg_url, pg_database, factory):
     settings = settings_for(tmp_path, pg_url, LADDER)
-    hooks.install(pg_database, settings)
+    install_hooks(pg_database, settings)
     pg = type(factory)(pg_database, NOW)  # the same builders, on PostgreSQL
     pg.team()
     pg.user("hela", "head_of_cs")

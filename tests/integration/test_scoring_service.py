@@ -23,8 +23,8 @@ from pulsecheck.storage.models import (
     SurveyResponse,
     User,
 )
-from pulsecheck.workflow import deviation, inputs, scoring
-from pulsecheck.workflow import review as reviews
+from pulsecheck.workflow import deviations as deviation
+from pulsecheck.workflow import inputs, reviews, scoring
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 EXAMPLE_MODEL = Path(__file__).resolve().parents[2] / "examples" / "scoring.yaml"

@@ -8,9 +8,9 @@ from pathlib import Path
 from pulsecheck.config import load_settings
 from pulsecheck.notifications.channels import build_channel
 from pulsecheck.rules.priority import PriorityMatrix
-from pulsecheck.workflow.cycle import CycleSettings
+from pulsecheck.scheduling.sync import ScheduleSettings
+from pulsecheck.workflow.cycles.service import CycleSettings
 from pulsecheck.workflow.evaluation import EvaluationSettings
-from pulsecheck.workflow.schedule import ScheduleSettings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pulsecheck.toml"
 

@@ -25,7 +25,7 @@ NOTICES = {
 
 
 def install(database: Database, settings: Settings) -> None:
-    from pulsecheck.workflow.hooks import before_commit
+    from pulsecheck.storage.hooks import before_commit
 
     def events(session: Session) -> list[ReviewEvent]:
         return [obj for obj in session.new if isinstance(obj, ReviewEvent) and obj.event in NOTICES]

@@ -25,10 +25,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from pulsecheck.duration import parse_duration
 from pulsecheck.errors import InputError
 from pulsecheck.notifications.outbox import Routing
 from pulsecheck.storage.models import Escalation, Review, SchedulerJob
+from pulsecheck.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from apscheduler.job import Job
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pulsecheck.storage.db import Database
 
 OPEN_REVIEW_STATES = ("draft", "submitted")
-FUNCS = "pulsecheck.workflow.jobs"
+FUNCS = "pulsecheck.scheduling.jobs"
 CADENCES = {  # named cadences as crontab lines (day-of-week by name: APScheduler 3 numbers weekdays from Monday)
     "weekly": "0 9 * * mon",
     "monthly": "0 9 1 * *",
@@ -197,7 +197,7 @@ class JobSpec:
 
 def _dates(key: tuple[Any, ...], moments: Callable[[], list[datetime]]) -> Callable[[], BaseTrigger]:
     def make() -> BaseTrigger:
-        from pulsecheck.workflow.triggers import DatesTrigger
+        from pulsecheck.scheduling.triggers import DatesTrigger
 
         return DatesTrigger(moments(), key)
 
@@ -415,7 +415,7 @@ def _has_open_review(session: Session, account_id: int) -> bool:
 
 def install(database: Database, settings: Settings) -> None:
     """Keep jobs in step with every review and escalation that a transaction of `database` writes."""
-    from pulsecheck.workflow.hooks import before_commit
+    from pulsecheck.storage.hooks import before_commit
 
     cfg_box: list[ScheduleSettings] = []
 

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.states.cycle import STEPS
 from pulsecheck.storage.models import Account, Escalation, User
-from pulsecheck.workflow import cycle as cycles
+from pulsecheck.workflow.cycles import service as cycles
+from pulsecheck.workflow.cycles.steps import run_step
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings
@@ -32,8 +33,9 @@ def run_demo_cycle(
     """Start a cycle for the current month, run the seven steps (with two findings and one monitor decision),
     have the owner submit it and a manager approve it, and write its archive (md and html) into `outdir`.
     Returns the HTML archive's path."""
-    from pulsecheck.reports.cycle import cycle_html, cycle_markdown, write_file
-    from pulsecheck.workflow.demo import examples_dir
+    from pulsecheck.demo import examples_dir
+    from pulsecheck.reports.cycle import cycle_html, cycle_markdown
+    from pulsecheck.reports.files import write_atomic
 
     config = cycles.CycleSettings.from_settings(settings)
     if config.live_model is None:  # the demo's live model is the sample file it approved
@@ -51,7 +53,7 @@ def run_demo_cycle(
         if step == "document":
             _findings(database, cycle_id, now, echo)
         with database.transaction() as session:
-            row = cycles.run_step(session, cycle_id, step, _user(session, OWNER), now, config, note=f"{step} reviewed")
+            row = run_step(session, cycle_id, step, _user(session, OWNER), now, config, note=f"{step} reviewed")
             echo(f"  step {step:<8} done: {_summary(step, row.result)}")
     for event, actor, comment in (("submit", OWNER, None), ("approve", APPROVER, "Cycle reviewed; actions agreed.")):
         with database.transaction() as session:
@@ -63,8 +65,8 @@ def run_demo_cycle(
         echo(f"  sealed sha256 {found.digest}; verify: {'ok' if not problems else '; '.join(problems)}")
         data = cycles.cycle_dict(session, found, full=True)
     outdir.mkdir(parents=True, exist_ok=True)
-    markdown = write_file(cycle_markdown(data), outdir / f"cycle-{cycle_id}.md")
-    html = write_file(cycle_html(data), outdir / f"cycle-{cycle_id}.html")
+    markdown = write_atomic(cycle_markdown(data), outdir / f"cycle-{cycle_id}.md")
+    html = write_atomic(cycle_html(data), outdir / f"cycle-{cycle_id}.html")
     echo(f"  archive: {markdown} and {html}")
     return html
 

@@ -6,12 +6,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from pulsecheck.errors import RefusedError
+from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.states import cycle as machine
 from pulsecheck.storage.models import (
     Account,
@@ -20,20 +21,21 @@ from pulsecheck.storage.models import (
     ReviewCycle,
     ScoreSnapshot,
     ScoringModelVersion,
+    User,
 )
-
-if TYPE_CHECKING:
-    pass
-
-from pulsecheck.workflow.cycle import (
+from pulsecheck.workflow.cycles.service import (
     CycleSettings,
     _finding,
     _finding_dict,
+    _guard_work,
     _iso,
+    _log,
     _names,
     decisions_of,
     findings_of,
+    get_cycle,
     period_bounds,
+    steps_of,
 )
 
 LISTED = 200  # accounts listed in a step result before it keeps only the count
@@ -183,7 +185,7 @@ def _step_trends(run: StepRun) -> dict[str, Any]:
     """Declining accounts, sudden changes, repeated low scores, and the SOP's cross-checks for possible false
     negatives (healthy with open complaints or an early renewal) and false positives (unhealthy, no open issue,
     rising usage)."""
-    from pulsecheck.workflow.facts import compute_facts
+    from pulsecheck.storage.facts import compute_facts
     from pulsecheck.workflow.scoring import approved_model
 
     session, cycle, cfg, scope = run.session, run.cycle, run.settings, run.scope
@@ -428,3 +430,54 @@ RUNNERS = {
     "escalate": _step_escalate,
     "document": _step_document,
 }
+
+
+def run_step(
+    session: Session,
+    cycle_id: int,
+    step: str,
+    actor: User,
+    now: datetime,
+    settings: CycleSettings,
+    note: str | None = None,
+    evidence: Sequence[str] = (),
+) -> CycleStep:
+    """Complete one step: refused before its predecessor; a done step runs again and clears the later ones."""
+    machine.check_step_name(step)
+    cycle = get_cycle(session, cycle_id)
+    _guard_work(session, cycle, actor, f"complete step {step}")
+    done = steps_of(session, cycle.id)
+    refusal = machine.step_refusal(step, done)
+    if refusal:
+        raise RefusedError(refusal)
+    links = [_evidence(item) for item in evidence]
+    if step in done:
+        redone = [step, *machine.cleared_by_redo(step, done)]
+        session.execute(delete(CycleStep).where(CycleStep.cycle_id == cycle.id, CycleStep.step.in_(redone)))
+        _log(session, cycle, "redo", actor.name, now, f"{step} runs again; cleared: {', '.join(redone)}")
+    result = RUNNERS[step](StepRun(session, cycle, now, settings, steps_of(session, cycle.id)))
+    row = CycleStep(
+        cycle_id=cycle.id,
+        step=step,
+        done_by=actor.name,
+        done_at=now,
+        note=(note or "").strip() or None,
+        evidence=links,
+        result=result,
+    )
+    session.add(row)
+    _log(session, cycle, "step", actor.name, now, f"{step}" + (f": {row.note}" if row.note else ""))
+    return row
+
+
+def _evidence(item: str) -> str:
+    """A URL as given, or an existing local path made absolute (a typo is an input error)."""
+    text = item.strip()
+    if not text:
+        raise InputError("--evidence is empty")
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise InputError(f"--evidence {text}: no such file or directory (give a path or a URL)")
+    return str(path.resolve())

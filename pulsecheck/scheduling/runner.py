@@ -24,8 +24,8 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from pulsecheck.errors import PulsecheckError
-from pulsecheck.workflow import jobs
-from pulsecheck.workflow.schedule import ScheduleSettings, SyncReport, job_store, reconcile
+from pulsecheck.scheduling import jobs
+from pulsecheck.scheduling.sync import ScheduleSettings, SyncReport, job_store, reconcile
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta, tzinfo
-from pathlib import Path
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
@@ -30,6 +29,7 @@ from pulsecheck.storage.models import (
     ScoringModelVersion,
     User,
 )
+from pulsecheck.timeutil import end_of_day, start_of_day
 from pulsecheck.workflow.users import get_user
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def list_cycles(session: Session, state: str | None = None) -> list[ReviewCycle]
 def period_bounds(cycle: ReviewCycle, tz: tzinfo) -> tuple[datetime, datetime]:
     """The first moment of the cycle's period and its as-of moment."""
     first, _ = machine.parse_period(cycle.period)
-    return datetime.combine(first, time.min, tzinfo=tz), cycle.as_of
+    return start_of_day(first, tz), cycle.as_of
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -233,8 +233,8 @@ def start(
     in_scope = sorted((pk, ext, owner_id) for pk, ext, segment, owner_id in rows if not chosen or segment in chosen)
     if not in_scope:
         raise RefusedError("no account in scope: import accounts first (`pulsecheck accounts import FILE`)")
-    as_of = min(now, datetime.combine(last, time(23, 59, 59), tzinfo=tz))
-    since = datetime.combine(first, time.min, tzinfo=tz)
+    as_of = min(now, end_of_day(last, tz))
+    since = start_of_day(first, tz)
     model = session.scalar(select(ScoringModelVersion).where(ScoringModelVersion.status == "approved"))
     ruleset = session.scalar(select(Ruleset).where(Ruleset.active.is_(True)))
     cycle = ReviewCycle(
@@ -333,59 +333,6 @@ def _carry_findings(session: Session, cycle: ReviewCycle, actor: str, now: datet
 # --- steps ----------------------------------------------------------------------------------------
 
 
-def run_step(
-    session: Session,
-    cycle_id: int,
-    step: str,
-    actor: User,
-    now: datetime,
-    settings: CycleSettings,
-    note: str | None = None,
-    evidence: Sequence[str] = (),
-) -> CycleStep:
-    """Complete one step: refused before its predecessor; a done step runs again and clears the later ones."""
-    machine.check_step_name(step)
-    cycle = get_cycle(session, cycle_id)
-    _guard_work(session, cycle, actor, f"complete step {step}")
-    done = steps_of(session, cycle.id)
-    refusal = machine.step_refusal(step, done)
-    if refusal:
-        raise RefusedError(refusal)
-    links = [_evidence(item) for item in evidence]
-    if step in done:
-        redone = [step, *machine.cleared_by_redo(step, done)]
-        session.execute(delete(CycleStep).where(CycleStep.cycle_id == cycle.id, CycleStep.step.in_(redone)))
-        _log(session, cycle, "redo", actor.name, now, f"{step} runs again; cleared: {', '.join(redone)}")
-    from pulsecheck.workflow.cycle_steps import RUNNERS, StepRun
-
-    result = RUNNERS[step](StepRun(session, cycle, now, settings, steps_of(session, cycle.id)))
-    row = CycleStep(
-        cycle_id=cycle.id,
-        step=step,
-        done_by=actor.name,
-        done_at=now,
-        note=(note or "").strip() or None,
-        evidence=links,
-        result=result,
-    )
-    session.add(row)
-    _log(session, cycle, "step", actor.name, now, f"{step}" + (f": {row.note}" if row.note else ""))
-    return row
-
-
-def _evidence(item: str) -> str:
-    """A URL as given, or an existing local path made absolute (a typo is an input error)."""
-    text = item.strip()
-    if not text:
-        raise InputError("--evidence is empty")
-    if "://" in text:
-        return text
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise InputError(f"--evidence {text}: no such file or directory (give a path or a URL)")
-    return str(path.resolve())
-
-
 # --- findings and decisions -----------------------------------------------------------------------
 
 
@@ -453,7 +400,7 @@ def decide(
     now: datetime,
 ) -> CycleDecision:
     """Record what happens to one account in scope: `monitor` (with a reason) or `escalate` (opens one)."""
-    from pulsecheck.workflow import escalation
+    from pulsecheck.workflow import escalations as escalation
     from pulsecheck.workflow.accounts import get_account
 
     if decision not in machine.DECISIONS:
@@ -752,7 +699,7 @@ def _account_list(session: Session, cycle: ReviewCycle) -> list[dict[str, Any]]:
 def _escalation_log(session: Session, cycle: ReviewCycle, names: Mapping[int, str]) -> list[dict[str, Any]]:
     """Escalations of accounts in scope that were open during the period or opened since it began."""
     first, _ = machine.parse_period(cycle.period)
-    since = datetime.combine(first, time.min, tzinfo=UTC) - timedelta(days=1)
+    since = start_of_day(first, UTC) - timedelta(days=1)
     scope = set(cycle.account_ids)
     query = select(Escalation).where((Escalation.status != "resolved") | (Escalation.opened_at >= since))
     return [

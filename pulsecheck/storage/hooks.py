@@ -1,5 +1,4 @@
-"""What every transaction of the product does besides its own work: keep scheduled jobs in step with the rows,
-and write the notifications that review events cause (both in that same transaction)."""
+"""Before-commit plumbing: let other layers add their writes to a transaction just before it commits."""
 
 from __future__ import annotations
 
@@ -10,15 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
-    from pulsecheck.config import Settings
     from pulsecheck.storage.db import Database
-
-
-def install(database: Database, settings: Settings) -> None:
-    from pulsecheck.workflow import notices, schedule
-
-    schedule.install(database, settings)
-    notices.install(database, settings)
 
 
 def before_commit(

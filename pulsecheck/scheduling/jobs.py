@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import PulsecheckError
+from pulsecheck.scheduling.sync import OPEN_REVIEW_STATES, ScheduleSettings
 from pulsecheck.storage.models import Account, Escalation, Review
-from pulsecheck.workflow import review as reviews
-from pulsecheck.workflow.schedule import OPEN_REVIEW_STATES, ScheduleSettings
+from pulsecheck.workflow import reviews
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings

@@ -1,6 +1,8 @@
 # Regenerates the sample portfolio inputs (readings.csv, surveys.csv, issues.csv); run from the repo root.
-import csv, random
-from datetime import date, datetime, timedelta
+import csv
+import random
+from datetime import date, timedelta
+
 random.seed(7)
 accounts = [r["external_id"] for r in csv.DictReader(open("examples/accounts.csv"))]
 today = date(2026, 11, 24)

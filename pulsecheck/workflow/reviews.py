@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -20,11 +20,12 @@ from pulsecheck.storage.models import (
     ScoreSnapshot,
     User,
 )
+from pulsecheck.timeutil import end_of_day
 from pulsecheck.workflow.accounts import get_account
 from pulsecheck.workflow.users import get_user
 
 if TYPE_CHECKING:
-    from pulsecheck.workflow.form import ReviewForm
+    from pulsecheck.workflow.review_form import ReviewForm
 
 SYSTEM_ACTOR = "pulsecheck"
 
@@ -248,8 +249,11 @@ def _touch(session: Session, review: Review, user: User, now: datetime, fields: 
     session.flush()
 
 
-def set_field(session: Session, review_id: int, field: str, value: str, user: User, now: datetime) -> Review:
-    """Set one field of the template from text (dates as YYYY-MM-DD; empty text clears)."""
+def set_field(
+    session: Session, review_id: int, field: str, value: str, user: User, now: datetime, *, tz: tzinfo
+) -> Review:
+    """Set one field of the template from text (dates as YYYY-MM-DD, a due date the end of that day in `tz`;
+    empty text clears)."""
     review = get_review(session, review_id)
     if field not in SETTABLE:
         raise InputError(f"unknown field {field!r}: choose from {', '.join(SETTABLE)}")
@@ -260,7 +264,7 @@ def set_field(session: Session, review_id: int, field: str, value: str, user: Us
     elif field == "next_review_date":
         review.next_review_date = _date(text, field) if text else None
     elif field == "due_at":
-        review.due_at = datetime.combine(_date(text, field), time(23, 59), tzinfo=now.tzinfo)
+        review.due_at = end_of_day(_date(text, field), tz)
     elif field == "priority":
         if text not in PRIORITIES:
             raise InputError(f"priority {text!r}: choose from {', '.join(PRIORITIES)}")
@@ -332,7 +336,7 @@ def add_risk(
     impact: str | None = None,
 ) -> Risk:
     """Append a risk to the template."""
-    from pulsecheck.workflow.form import RiskForm, parse_form
+    from pulsecheck.workflow.review_form import RiskForm, parse_form
 
     review = get_review(session, review_id)
     _editable(review, user, ["risks"])

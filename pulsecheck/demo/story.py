@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
+from pulsecheck.app import install_hooks
 from pulsecheck.config import Settings, load_settings
+from pulsecheck.demo import examples_dir
 from pulsecheck.errors import PulsecheckError
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, User
-from pulsecheck.workflow import hooks
-from pulsecheck.workflow import review as reviews
+from pulsecheck.workflow import reviews
 from pulsecheck.workflow.accounts import import_accounts
-from pulsecheck.workflow.form import parse_form
+from pulsecheck.workflow.review_form import parse_form
 from pulsecheck.workflow.users import add_user
 from pulsecheck.yamlfile import load_file
 
@@ -33,24 +33,6 @@ TEAM = [  # name, roles, manager
     ("diana", ["head_of_cs"], None),
     ("root", ["admin"], None),
 ]
-
-
-def examples_dir() -> Path:
-    """The sample files shipped with the source tree."""
-    here = Path(__file__).resolve().parents[2] / "examples"
-    if not here.is_dir():
-        raise PulsecheckError(f"sample files not found at {here}")
-    return here
-
-
-def copy_samples(target: Path) -> list[Path]:
-    """Copy the sample files into `target` (for `pulsecheck init --sample DIR`)."""
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in sorted(examples_dir().iterdir()):
-        if path.is_file():
-            written.append(Path(shutil.copy(path, target / path.name)))
-    return written
 
 
 # The demo's settings: notifications to a JSONL file, the escalation ladder, a monthly cadence for smb.
@@ -108,7 +90,8 @@ class Demo:
         self.echo(f"  {len(TEAM)} users; accounts.csv: {result.created} accounts imported")
 
     def scoring(self) -> None:
-        from pulsecheck.workflow import deviation, inputs, scoring
+        from pulsecheck.workflow import deviations as deviation
+        from pulsecheck.workflow import inputs, scoring
 
         self.step("Inputs, the approved scoring model, and 12 weeks of score history")
         tz = self.now.tzinfo
@@ -232,20 +215,26 @@ class Demo:
         return review_id
 
     def cycle_and_report(self, outdir: Path) -> None:
-        from pulsecheck.reports.portfolio import write_portfolio_report
-        from pulsecheck.workflow.cycle_demo import run_demo_cycle
+        from pulsecheck.demo.cycle import run_demo_cycle
+        from pulsecheck.reports.files import write_atomic
+        from pulsecheck.reports.portfolio import render_html
+        from pulsecheck.rules.priority import PriorityMatrix
+        from pulsecheck.workflow.portfolio import build_portfolio
 
         run_demo_cycle(self.database, self.settings, self.now, self.echo, outdir)  # prints its own steps
         self.step("The portfolio report")
-        report = write_portfolio_report(self.database, self.settings, self.now, outdir / "portfolio.html")
+        priority = PriorityMatrix.from_config(self.settings.section("priority"))
+        with self.database.transaction() as session:
+            data = build_portfolio(session, self.now, priority, None)
+        report = write_atomic(render_html(data, self.now), outdir / "portfolio.html")
         self.echo(f"  portfolio report: {report} (self-contained HTML: open it in a browser)")
 
     def scheduler(self, *days: int) -> None:
         import json
         from collections import Counter
 
-        from pulsecheck.workflow.schedule import list_jobs
-        from pulsecheck.workflow.scheduler import DISPATCH, run_due, runtime, start
+        from pulsecheck.scheduling.runner import DISPATCH, run_due, runtime, start
+        from pulsecheck.scheduling.sync import list_jobs
 
         self.step("The scheduler: `scheduler run --once` as cron would run it, a few days apart")
         with self.database.transaction() as session:
@@ -281,7 +270,7 @@ def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
     settings = load_settings(db=f"sqlite:///{path}", config=str(config), env={})
     database = Database(f"sqlite:///{path}")
     upgrade(database.engine)
-    hooks.install(database, settings)
+    install_hooks(database, settings)
     echo(f"pulsecheck demo: database {path}, settings {config}")
     demo = Demo(database, now, echo, settings)
     demo.setup()

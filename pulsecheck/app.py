@@ -1,0 +1,68 @@
+"""The composition root: settings, then the database, then the commit hooks, installed in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from pulsecheck.timeutil import end_of_day
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from pulsecheck.config import Settings
+    from pulsecheck.storage.db import Database
+    from pulsecheck.storage.models import User
+
+
+def install_hooks(database: Database, settings: Settings) -> None:
+    """What every transaction does besides its own work, in that same transaction: keep scheduled jobs in step
+    with the rows, and write the notifications that review events cause."""
+    from pulsecheck.notifications import notices
+    from pulsecheck.scheduling import sync
+
+    sync.install(database, settings)
+    notices.install(database, settings)
+
+
+def open_database(settings: Settings) -> Database:
+    """The database of `settings`, its schema created on first use, with the commit hooks installed."""
+    from pulsecheck.storage.db import Database, ensure_schema
+
+    database = Database(settings.database_url)
+    ensure_schema(database.engine)
+    install_hooks(database, settings)
+    return database
+
+
+class App:
+    """What every command needs: settings, the database, the clock and the acting user."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = open_database(self.settings)
+        return self._db
+
+    def now(self) -> datetime:
+        return self.settings.now()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self.db.transaction() as session:
+            yield session
+
+    def actor(self, session: Session) -> User:
+        from pulsecheck.workflow.users import acting_user
+
+        return acting_user(session, self.settings.user)
+
+    def end_of_day(self, day: date) -> datetime:
+        """A date taken as the end of that business day (aware, in the business time zone)."""
+        return end_of_day(day, self.settings.tz)

@@ -1,0 +1,26 @@
+"""`pulsecheck demo` and the sample files it and `pulsecheck init --sample` use (package data, so a wheel has them)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pulsecheck.errors import PulsecheckError
+
+
+def examples_dir() -> Path:
+    """The sample files, shipped as package data (so a wheel has them too)."""
+    here = Path(__file__).resolve().parent / "samples"
+    if not here.is_dir():
+        raise PulsecheckError(f"sample files not found at {here}")
+    return here
+
+
+def copy_samples(target: Path) -> list[Path]:
+    """Copy the sample files into `target` (for `pulsecheck init --sample DIR`)."""
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(examples_dir().iterdir()):
+        if path.is_file():
+            written.append(Path(shutil.copy(path, target / path.name)))
+    return written

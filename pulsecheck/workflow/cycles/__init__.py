@@ -1,0 +1,1 @@
+"""Portfolio review cycles (the SOP's controlled record): service, step runners."""
