@@ -74,7 +74,9 @@ def register(module_names: Sequence[str]) -> None:
             cli.add_command(command)
 
 
-register(["setup", "review", "scoring", "rules", "escalations", "scheduler", "outbox", "cycle", "report", "demo"])
+register(
+    ["setup", "review", "scoring", "rules", "escalations", "scheduler", "outbox", "cycle", "report", "audit", "demo"]
+)
 
 
 def main() -> None:

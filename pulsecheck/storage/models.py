@@ -388,6 +388,21 @@ class CycleEvent(Base):
     at: Mapped[datetime]
 
 
+class AuditEntry(Base):
+    """One link of the audit chain (`pulsecheck.storage.chain`): append-only."""
+
+    __tablename__ = "audit_chain"
+    __table_args__ = (Index("ix_audit_chain_kind_record", "kind", "record_id"),)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(30))
+    record_id: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(Text)  # an SSH signature of the entry's statement, if signed
+    signer_key: Mapped[str | None] = mapped_column(String(100))  # the signing key's fingerprint
+
+
 class SchedulerJob(Base):
     """APScheduler's SQLAlchemy job store table, created by our migrations so that commands can add, move and
     remove jobs in their own transaction (same columns as `apscheduler.jobstores.sqlalchemy`)."""
