@@ -18,9 +18,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import Table, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from pulsecheck.storage.models import (
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 GENESIS = "0" * 64
 LOCK_KEY = 7_270_001  # PostgreSQL advisory lock: one transaction at a time appends
+ACTOR = "audit-actor"  # session.info key: who authenticated for the transaction's changes
 
 
 @dataclass(frozen=True)
@@ -131,9 +132,9 @@ def content_of(spec: Audited, values: Any) -> str:
     return canonical_json({"id": get("id"), **{name: get(name) for name in spec.fields}})
 
 
-def entry_hash(seq: int, prev_hash: str, kind: str, record_id: int, content: str) -> str:
-    """The hash that links entry `seq` to the one before it."""
-    text_ = f"{seq}\n{prev_hash}\n{kind}\n{record_id}\n{content}"
+def entry_hash(seq: int, prev_hash: str, kind: str, record_id: int, content: str, actor: str | None = None) -> str:
+    """The hash that links entry `seq` to the one before it (and binds who authenticated for it)."""
+    text_ = f"{seq}\n{prev_hash}\n{kind}\n{record_id}\n{content}" + (f"\n{actor}" if actor else "")
     return hashlib.sha256(text_.encode("utf-8")).hexdigest()
 
 
@@ -143,30 +144,30 @@ def head(session: Session) -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, GENESIS)
 
 
-def append(session: Session, records: Iterable[tuple[Audited, Any]]) -> list[AuditEntry]:
-    """Append one entry per (spec, object or row mapping), in order, after the current head; returns them.
+def append(session: Session, records: Iterable[tuple[Audited, Any]], actor: str | None = None) -> int:
+    """Append one entry per (spec, object or row mapping), in order, after the current head, each naming the
+    authenticated `actor`; returns how many.
 
     On PostgreSQL a transaction-level advisory lock makes concurrent appenders take turns, so the chain stays
-    one line; SQLite already lets one writer at a time."""
+    one line; SQLite already lets one writer at a time. Written with a Core insert naming only the columns it
+    sets, so migrations can use it before later columns exist."""
     items = list(records)
     if not items:
-        return []
+        return 0
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
     seq, prev = head(session)
-    entries = []
+    rows = []
     for spec, values in items:
         seq += 1
         content = content_of(spec, values)
         record_id = values["id"] if isinstance(values, dict) else values.id
-        digest = entry_hash(seq, prev, spec.kind, record_id, content)
-        entries.append(
-            AuditEntry(seq=seq, kind=spec.kind, record_id=record_id, content=content, prev_hash=prev, hash=digest)
-        )
+        digest = entry_hash(seq, prev, spec.kind, record_id, content, actor)
+        row = {"seq": seq, "kind": spec.kind, "record_id": record_id, "content": content, "prev_hash": prev}
+        rows.append(row | {"hash": digest} | ({"actor": actor} if actor else {}))
         prev = digest
-    session.add_all(entries)
-    session.flush()
-    return entries
+    session.execute(insert(cast(Table, AuditEntry.__table__)), rows)
+    return len(rows)
 
 
 def _changed(obj: Base, spec: Audited) -> bool:
@@ -193,7 +194,7 @@ def install(database: Database) -> None:
     def chain(session: Session, objects: list[Any]) -> None:
         order = {spec.model: n for n, spec in enumerate(AUDITED)}
         ordered = sorted(objects, key=lambda obj: (order[type(obj)], obj.id))  # the same order on every replay
-        append(session, [(BY_MODEL[type(obj)], obj) for obj in ordered])
+        append(session, [(BY_MODEL[type(obj)], obj) for obj in ordered], session.info.get(ACTOR))
 
     before_commit(database, "audit-chain", touched, chain)
 
@@ -204,6 +205,7 @@ def backfill(session: Session) -> int:
     written = 0
     for spec in AUDITED:
         table = spec.model.__table__  # type: ignore[attr-defined]
-        rows = session.execute(select(table).order_by(table.c.id)).mappings()
-        written += len(append(session, [(spec, dict(row)) for row in rows]))
+        columns = [table.c[name] for name in ("id", *spec.fields)]  # only these: later columns may not exist yet
+        rows = session.execute(select(*columns).order_by(table.c.id)).mappings()
+        written += append(session, [(spec, dict(row)) for row in rows])
     return written

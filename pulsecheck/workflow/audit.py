@@ -75,7 +75,8 @@ def walk(session: Session, report: ChainReport) -> dict[tuple[str, int], str]:
         if entry.prev_hash != prev:
             report.problems.append(Problem(where, "does not follow the entry before it (inserted or reordered)"))
             return latest
-        if entry_hash(entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content) != entry.hash:
+        linked = entry_hash(entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor)
+        if linked != entry.hash:
             report.problems.append(Problem(where, f"modified: its {entry.kind} {entry.record_id} content changed"))
             return latest
         if entry.kind not in BY_KIND:
