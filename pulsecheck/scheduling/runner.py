@@ -26,7 +26,7 @@ from sqlalchemy import text
 from pulsecheck.errors import PulsecheckError, RefusedError
 from pulsecheck.scheduling import jobs
 from pulsecheck.scheduling.specs import ScheduleSettings
-from pulsecheck.scheduling.store import daemon_scheduler, job_store
+from pulsecheck.scheduling.store import daemon_scheduler, job_store, stop_daemon
 from pulsecheck.scheduling.sync import SyncReport, reconcile
 
 if TYPE_CHECKING:
@@ -226,8 +226,8 @@ def _lead(rt: jobs.Runtime, stop: threading.Event, lock: LeaderLock, echo: Calla
     while not stop.wait(poll):
         if not lock.held():
             echo("lost the leader lock (database connection gone): stopping jobs, back to standby")
-            scheduler.shutdown(wait=True)
+            stop_daemon(scheduler)
             return
         scheduler.wakeup()
     echo("stopping: waiting for the running job")
-    scheduler.shutdown(wait=True)
+    stop_daemon(scheduler)

@@ -192,3 +192,12 @@ def daemon_scheduler(engine: Engine, tz: ZoneInfo, report: Callable[[str, object
 
     scheduler.add_listener(on_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     return scheduler
+
+
+def stop_daemon(scheduler: BackgroundScheduler) -> None:
+    """Stop the daemon scheduler once its running job is done, leaving every stored job as it is.
+
+    The job store goes first: on shutdown, APScheduler 3 shuts its executor down and then makes one more pass
+    over the due jobs, which moves each of them on to its next firing without running it (a lost reminder)."""
+    scheduler.remove_jobstore("default", shutdown=False)  # the engine is the application's: not disposed here
+    scheduler.shutdown(wait=True)
