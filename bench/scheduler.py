@@ -22,7 +22,9 @@ from sqlalchemy import insert, select
 
 from pulsecheck.config import load_settings
 from pulsecheck.scheduling.runner import run_due, runtime
-from pulsecheck.scheduling.sync import ScheduleSettings, apply, job_store, reconcile, review_jobs
+from pulsecheck.scheduling.specs import ScheduleSettings, review_jobs
+from pulsecheck.scheduling.store import job_store
+from pulsecheck.scheduling.sync import apply, reconcile
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, Review, User
