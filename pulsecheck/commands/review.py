@@ -40,11 +40,12 @@ def review_new(
             due=due_at,
             priority=priority,
         )
-        click.echo(
+        said = (
             f"review {created.id} opened for {created.account.external_id} "
             f"(reviewer {created.reviewer}, approver {created.approver or '-'}, "
             f"due {created.due_at:%Y-%m-%d})"
         )
+    click.echo(said)
 
 
 @review.command("list")
@@ -217,7 +218,8 @@ def review_risk_add(
             severity,
             impact,
         )
-        click.echo(f"review {review_id}: risk {risk.number} added")
+        number = risk.number
+    click.echo(f"review {review_id}: risk {number} added")
 
 
 @review.group("action")
@@ -258,7 +260,8 @@ def review_action_add(
             due_date,
             success_criteria,
         )
-        click.echo(f"review {review_id}: action {action.number} added to risk {risk_number}")
+        number = action.number
+    click.echo(f"review {review_id}: action {number} added to risk {risk_number}")
 
 
 def _event_command(event: str, help_text: str) -> click.Command:
@@ -269,8 +272,8 @@ def _event_command(event: str, help_text: str) -> click.Command:
         from pulsecheck.workflow.reviews import transition
 
         with app.transaction() as session:
-            changed = transition(session, review_id, event, app.actor(session), app.now(), comment=comment)
-            click.echo(f"review {review_id}: {event} -> {changed.state}")
+            state = transition(session, review_id, event, app.actor(session), app.now(), comment=comment).state
+        click.echo(f"review {review_id}: {event} -> {state}")
 
     command.__doc__ = help_text
     return review.command(event)(command)

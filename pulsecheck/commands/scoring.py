@@ -72,7 +72,8 @@ def model_approve(app: App, file: str) -> None:
 
     with app.transaction() as session:
         row = approve_model(session, file, app.actor(session), app.now())
-        click.echo(f"model {row.version} approved by {row.approved_by} (sha256 {row.sha256[:12]})")
+        said = f"model {row.version} approved by {row.approved_by} (sha256 {row.sha256[:12]})"
+    click.echo(said)
 
 
 @model.command("show")
@@ -85,6 +86,7 @@ def model_show(app: App, as_json: bool) -> None:
 
     with app.transaction() as session:
         row, parsed = approved_model(session)
+        sha256, approved_by = row.sha256, row.approved_by
         versions = [
             {
                 "version": v.version,
@@ -95,11 +97,11 @@ def model_show(app: App, as_json: bool) -> None:
             }
             for v in model_versions(session)
         ]
-    data = {"version": parsed.version, "sha256": row.sha256, "model": parsed.canonical(), "versions": versions}
+    data = {"version": parsed.version, "sha256": sha256, "model": parsed.canonical(), "versions": versions}
     if as_json:
         emit_json(data)
         return
-    click.echo(f"approved model {parsed.version} (sha256 {row.sha256[:12]}, by {row.approved_by})")
+    click.echo(f"approved model {parsed.version} (sha256 {sha256[:12]}, by {approved_by})")
     table(
         [
             (
