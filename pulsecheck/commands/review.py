@@ -327,14 +327,13 @@ def review_verify(app: App, review_id: int, as_json: bool) -> None:
 @pass_app
 def review_export(app: App, review_id: int, fmt: str, output: str | None) -> None:
     """Export the filled template with its audit trail."""
-    import json
-
+    from pulsecheck.jsontext import readable_json
     from pulsecheck.reports.review import review_markdown
     from pulsecheck.workflow.reviews import get_review, review_dict
 
     with app.transaction() as session:
         data = review_dict(get_review(session, review_id))
-    text = review_markdown(data) if fmt == "md" else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    text = review_markdown(data) if fmt == "md" else readable_json(data) + "\n"
     if output:
         try:
             with open(output, "w", encoding="utf-8") as handle:
