@@ -8,6 +8,7 @@ import click
 
 from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app, table
 from pulsecheck.errors import RefusedError
+from pulsecheck.vocab import CYCLE_STATES
 
 if TYPE_CHECKING:
     from pulsecheck.workflow.cycles.service import CycleSettings
@@ -46,7 +47,7 @@ def cycle_start(app: App, period: str, segments: tuple[str, ...], owner: str | N
 
 
 @cycle.command("list")
-@click.option("--state", type=click.Choice(["draft", "submitted", "approved", "closed"]))
+@click.option("--state", type=click.Choice(CYCLE_STATES))
 @json_option
 @pass_app
 def cycle_list(app: App, state: str | None, as_json: bool) -> None:

@@ -6,6 +6,7 @@ import click
 
 from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app, table
 from pulsecheck.errors import InputError, RefusedError
+from pulsecheck.vocab import PRIORITIES, REVIEW_STATES, RISK_CATEGORIES, SEVERITIES
 
 
 @click.group()
@@ -18,7 +19,7 @@ def review() -> None:
 @click.option("--reviewer", help="Default: the account owner.")
 @click.option("--approver", help="Default: the reviewer's manager, else the account manager.")
 @click.option("--due", metavar="DATE", help="Due date (YYYY-MM-DD); default from config review.due_in.")
-@click.option("--priority", default="P3", type=click.Choice(["P1", "P2", "P3", "P4"]))
+@click.option("--priority", default="P3", type=click.Choice(PRIORITIES))
 @pass_app
 def review_new(
     app: App, account: str, reviewer: str | None, approver: str | None, due: str | None, priority: str
@@ -49,7 +50,7 @@ def review_new(
 
 
 @review.command("list")
-@click.option("--state", type=click.Choice(["draft", "submitted", "approved", "closed"]))
+@click.option("--state", type=click.Choice(REVIEW_STATES))
 @click.option("--mine", is_flag=True, help="Only reviews where I am reviewer or approver.")
 @click.option("--account", help="Only reviews of this account.")
 @json_option
@@ -190,8 +191,8 @@ def review_risk() -> None:
 @click.argument("review_id", type=int)
 @click.argument("description")
 @click.option("--evidence")
-@click.option("--category", default="customer", type=click.Choice(["customer", "internal"]))
-@click.option("--severity", default="medium", type=click.Choice(["low", "medium", "high", "critical"]))
+@click.option("--category", default="customer", type=click.Choice(RISK_CATEGORIES))
+@click.option("--severity", default="medium", type=click.Choice(SEVERITIES))
 @click.option("--impact")
 @pass_app
 def review_risk_add(

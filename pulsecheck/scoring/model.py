@@ -13,9 +13,9 @@ from typing import Any
 from pulsecheck.errors import InputError, ValidationFailed
 from pulsecheck.jsontext import MODEL_DIGEST, canonical_digest
 from pulsecheck.timeutil import format_duration, parse_duration
+from pulsecheck.vocab import SURVEY_KINDS
 from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, suggest
 
-SURVEY_KINDS = ("nps", "csat", "ces")
 MISSING_POLICIES = ("renormalize", "zero", "fail")
 DEFAULT_SURVEY_WINDOW = timedelta(days=90)
 TOP_KEYS = ("version", "kpis", "buckets", "missing_inputs", "ces")

@@ -13,8 +13,9 @@ from typing import Any
 from pulsecheck.errors import InputError
 from pulsecheck.jsontext import canonical_digest
 from pulsecheck.states.guarded import MANAGER_ROLES, NEW, GuardedMachine, actor_is_manager, comment_given
+from pulsecheck.vocab import CYCLE_STATES
 
-STATES = ["draft", "submitted", "approved", "closed"]
+STATES = list(CYCLE_STATES)
 STEPS = ("scope", "data", "model", "trends", "classify", "escalate", "document")
 FINDING_KINDS = ("data", "scoring", "process", "other")
 DECISIONS = ("escalate", "monitor")

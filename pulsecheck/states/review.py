@@ -9,8 +9,9 @@ from typing import Any
 
 from pulsecheck.jsontext import REVIEW_SIGNATURE, canonical_digest
 from pulsecheck.states.guarded import MANAGER_ROLES, NEW, GuardedMachine, actor_is_manager, comment_given
+from pulsecheck.vocab import REVIEW_STATES
 
-STATES = ["draft", "submitted", "approved", "closed"]
+STATES = list(REVIEW_STATES)
 EDITABLE_STATES = ("draft", "submitted", "approved")
 
 # The table of DESIGN.md section 5; `"="` keeps the state (escalate).
@@ -25,7 +26,6 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "withdraw", "source": "draft", "dest": "closed"},
 ]
 EVENTS = [row["trigger"] for row in TRANSITIONS]
-PRIORITIES = ("P1", "P2", "P3", "P4")
 TEXT_FIELDS = ("account_goals", "goal_summary", "overall_assessment", "employee_comments", "manager_comments")
 SETTABLE = (*TEXT_FIELDS, "next_review_date", "priority", "due_at", "reviewer", "approver")
 
