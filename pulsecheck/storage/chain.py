@@ -14,15 +14,14 @@ audited rows with Core statements calls `append` itself.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
+from pulsecheck.jsontext import canonical_json
 from pulsecheck.storage.models import (
     AuditEntry,
     Base,
@@ -38,7 +37,6 @@ from pulsecheck.storage.models import (
     ScoringModelVersion,
     User,
 )
-from pulsecheck.timeutil import iso
 
 if TYPE_CHECKING:
     from pulsecheck.storage.db import Database
@@ -113,17 +111,6 @@ AUDITED: tuple[Audited, ...] = (
 )
 BY_MODEL = {spec.model: spec for spec in AUDITED}
 BY_KIND = {spec.kind: spec for spec in AUDITED}
-
-
-def canonical_json(value: Any) -> str:
-    """The one text a value hashes as: sorted keys, no spaces, UTF-8, aware times in UTC."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return iso(value)
-    raise TypeError(f"cannot put {type(value).__name__} into the audit chain")
 
 
 def content_of(spec: Audited, values: Any) -> str:
