@@ -43,7 +43,7 @@ def rules_validate(file: str) -> None:
 @pass_app
 def rules_activate(app: App, file: str) -> None:
     """Make FILE the active ruleset (ops or manager)."""
-    from pulsecheck.workflow.evaluation import activate
+    from pulsecheck.workflow.rulesets import activate
 
     with app.transaction() as session:
         row = activate(session, file, app.actor(session), app.now())
@@ -56,7 +56,7 @@ def rules_activate(app: App, file: str) -> None:
 @pass_app
 def rules_show(app: App, as_json: bool) -> None:
     """The active ruleset."""
-    from pulsecheck.workflow.evaluation import active_rules
+    from pulsecheck.workflow.rulesets import active_rules
 
     with app.transaction() as session:
         row, parsed = active_rules(session)
@@ -92,7 +92,8 @@ def rules_explain(app: App, account: str, as_of: str | None, file: str | None, a
     from pulsecheck.rules.evaluator import explain
     from pulsecheck.rules.language import load_rules_file
     from pulsecheck.workflow.accounts import get_account
-    from pulsecheck.workflow.evaluation import account_facts, active_rules
+    from pulsecheck.workflow.evaluation import account_facts
+    from pulsecheck.workflow.rulesets import active_rules
 
     with app.transaction() as session:
         parsed = load_rules_file(file) if file else active_rules(session)[1]
@@ -123,7 +124,7 @@ def rules_backtest(app: App, file: str, start: str, end: str, as_json: bool) -> 
     from pulsecheck.errors import RefusedError
     from pulsecheck.rules.language import load_rules_file
     from pulsecheck.workflow.backtest import backtest
-    from pulsecheck.workflow.evaluation import active_rules
+    from pulsecheck.workflow.rulesets import active_rules
 
     parsed = load_rules_file(file)
     first = start_of_day(parse_day(start, "--from"), app.settings.tz)

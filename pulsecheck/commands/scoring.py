@@ -61,7 +61,7 @@ def model() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def model_validate(file: str) -> None:
     """Report every problem in a scoring model FILE."""
-    from pulsecheck.workflow.scoring import read_model_file
+    from pulsecheck.workflow.models import read_model_file
 
     with every_problem(file):
         _, parsed = read_model_file(file)
@@ -73,7 +73,7 @@ def model_validate(file: str) -> None:
 @pass_app
 def model_approve(app: App, file: str) -> None:
     """Approve FILE as the scoring model (manager or ops); the previous version retires."""
-    from pulsecheck.workflow.scoring import approve_model
+    from pulsecheck.workflow.models import approve_model
 
     with app.transaction() as session:
         row = approve_model(session, file, app.actor(session), app.now())
@@ -86,7 +86,7 @@ def model_approve(app: App, file: str) -> None:
 @pass_app
 def model_show(app: App, as_json: bool) -> None:
     """The approved model: weights, buckets, and the history of versions."""
-    from pulsecheck.workflow.scoring import approved_model, model_versions
+    from pulsecheck.workflow.models import approved_model, model_versions
 
     with app.transaction() as session:
         row, parsed = approved_model(session)
@@ -143,7 +143,7 @@ def _model_tables(parsed: ScoringModel, versions: list[dict[str, Any]]) -> None:
 def model_check(app: App, file: str | None, as_json: bool) -> None:
     """Compare FILE (default: config [scoring] model) with the approved model; differences are deviations."""
     from pulsecheck.errors import RefusedError
-    from pulsecheck.workflow.scoring import check_model, read_model_file
+    from pulsecheck.workflow.models import check_model, read_model_file
 
     live = file or app.settings.section("scoring").get("model")
     if not live:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from pulsecheck.jsontext import canonical_json, readable_json
-from pulsecheck.scoring.model import parse_model
+from pulsecheck.scoring.schema import parse_model
 from pulsecheck.states.cycle import seal_digest
 from pulsecheck.states.review import ActionData, ReviewContent, RiskData, employee_digest, manager_digest
 
