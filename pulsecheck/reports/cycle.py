@@ -59,6 +59,7 @@ def cycle_html(data: dict[str, Any]) -> str:
 
 
 def cycle_json(data: dict[str, Any]) -> str:
+    """The archive as indented JSON (the shape of `cycle_dict(..., full=True)`)."""
     return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
 
 

@@ -41,9 +41,6 @@ class Scope:
         """The Python side of `where` for id lists too long for SQL."""
         return self.account_ids is None or account_id in self.account_ids
 
-    def small_ids(self) -> list[int] | None:
-        return sorted(self.account_ids) if self.account_ids is not None and len(self.account_ids) <= IN_LIMIT else None
-
 
 @dataclass(frozen=True)
 class AtRisk:

@@ -46,10 +46,12 @@ class StepRun:
 
     @property
     def scope(self) -> set[int]:
+        """The ids of the accounts in the cycle's scope."""
         return set(self.cycle.account_ids)
 
     @property
     def since(self) -> datetime:
+        """The first moment of the cycle's period."""
         return period_bounds(self.cycle, self.settings.tz)[0]
 
 

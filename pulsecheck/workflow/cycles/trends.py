@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
-from pulsecheck.scoring.model import Bucket
 from pulsecheck.storage.models import ReviewCycle, ScoreSnapshot
 from pulsecheck.workflow.cycles.access import account_names
 from pulsecheck.workflow.cycles.service import CycleSettings
+
+if TYPE_CHECKING:
+    from pulsecheck.scoring.model import Bucket
 
 FACTS_BY_ID = 2000  # up to this many accounts in scope, facts are computed for their ids only
 
