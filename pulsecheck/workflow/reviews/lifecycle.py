@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import review as machine
-from pulsecheck.states.review import PRIORITIES
 from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
+from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.accounts import get_account
 from pulsecheck.workflow.reviews.views import content_of
 from pulsecheck.workflow.users import get_user

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.states import review as machine
-from pulsecheck.states.review import PRIORITIES, SETTABLE, TEXT_FIELDS
+from pulsecheck.states.review import SETTABLE, TEXT_FIELDS
 from pulsecheck.storage.models import MitigationAction, Review, ReviewEvent, Risk, User
 from pulsecheck.timeutil import end_of_day, parse_date
+from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.reviews.lifecycle import get_review
 from pulsecheck.workflow.users import get_user
 
