@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.states.cycle import STEPS
 from pulsecheck.storage.models import Account, Escalation, User
-from pulsecheck.workflow.cycles import service as cycles
+from pulsecheck.workflow import cycles
 from pulsecheck.workflow.cycles.steps import run_step
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedE
 from pulsecheck.states.cycle import STEPS
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Account, Issue, KpiReading, User
+from pulsecheck.workflow import cycles
 from pulsecheck.workflow import escalations as escalation
-from pulsecheck.workflow.cycles import service as cycles
+from pulsecheck.workflow.at_risk import at_risk
 from pulsecheck.workflow.cycles.steps import run_step
-from pulsecheck.workflow.portfolio import at_risk
 
 CONFIG = cycles.CycleSettings(live_model=str(examples_dir() / "scoring.yaml"))
 
