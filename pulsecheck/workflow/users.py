@@ -1,8 +1,10 @@
-"""Users and roles; resolving the acting user."""
+"""Users and roles: add, import from CSV/JSON (all rows or none), list; resolving the acting user."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +13,13 @@ from sqlalchemy.orm import Session
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.storage.models import User
 from pulsecheck.vocab import ROLES
+from pulsecheck.workflow.accounts import ImportResult
+from pulsecheck.workflow.imports import Row, read_rows
+from pulsecheck.yamlfile import suggest
+
+# The columns an import stores. A `login` column (a sign-in name, in files exported from a directory) is
+# accepted and not stored: the users table has no such column. Other unknown columns are ignored too.
+_IMPORTED = {"roles": "roles", "email": "email", "manager": "manager_name", "webhook": "webhook"}  # column: attribute
 
 
 def add_user(
@@ -46,6 +55,74 @@ def add_user(
         user.webhook = webhook
     session.flush()
     return user
+
+
+def import_users(session: Session, path: str | Path, now: datetime) -> ImportResult:
+    """Create or update users from a CSV or JSON file; any bad row aborts the whole import.
+
+    The roles of a row replace the stored ones (the file describes the team); a manager may be a stored user
+    or one defined anywhere in the same file. Other columns left out of the file keep their stored values.
+    """
+    rows = read_rows(path, required_columns=("name", "roles"))
+    parsed = [(row, _parse_user_row(row)) for row in rows]
+    first_row: dict[str, int] = {}
+    for row, values in parsed:
+        if values["name"] in first_row:
+            raise InputError(
+                f"{row.where('name')}: {values['name']!r} already given in row {first_row[values['name']]}"
+            )
+        first_row[values["name"]] = row.number
+    stored = {u.name: u for u in session.scalars(select(User))}
+    for row, values in parsed:
+        manager = values.get("manager")
+        if manager is not None and manager not in first_row and manager not in stored:
+            known = [*first_row, *stored]
+            raise InputError(f"{row.where('manager')}: unknown user {manager!r}{suggest(manager, known)}")
+    created = 0
+    for _, values in parsed:
+        user = stored.get(values["name"])
+        if user is None:
+            user = User(name=values["name"], roles="", created_at=now)
+            session.add(user)
+            created += 1
+        # A column the file has sets the value (an empty cell clears it); one it leaves out keeps the stored one.
+        for key, attribute in _IMPORTED.items():
+            if key in values:
+                setattr(user, attribute, values[key])
+    session.flush()
+    return ImportResult(created=created, updated=len(parsed) - created)
+
+
+def _parse_user_row(row: Row) -> dict[str, Any]:
+    """The stored values of one import row: only the keys present in the row, each checked."""
+    values: dict[str, Any] = {"name": row.text("name", required=True), "roles": _row_roles(row)}
+    email = row.text("email")
+    if email is not None and "@" not in email:
+        raise InputError(f"{row.where('email')}: {email!r} is not an email address")
+    for key, value in (("email", email), ("manager", row.text("manager")), ("webhook", row.text("webhook"))):
+        if key in row.values:
+            values[key] = value
+    return values
+
+
+def _row_roles(row: Row) -> str:
+    """The roles cell: `reviewer;manager` (commas work too) in CSV, a list or such a string in JSON."""
+    raw = row.values.get("roles")
+    if isinstance(raw, list):
+        if not all(isinstance(item, str) for item in raw):
+            raise InputError(f"{row.where('roles')}: expected a list of role names")
+        names = [item.strip() for item in raw]
+    else:
+        names = re.split(r"[;,]", row.text("roles", required=True) or "")
+    roles = sorted({name.strip() for name in names if name.strip()})
+    if not roles:
+        raise InputError(f"{row.where('roles')}: at least one role is required ({', '.join(ROLES)})")
+    for role in roles:
+        if role not in ROLES:
+            raise InputError(
+                f"{row.where('roles')}: unknown role {role!r}{suggest(role, ROLES)}; choose from {', '.join(ROLES)}"
+            )
+    return ",".join(roles)
 
 
 def list_users(session: Session) -> list[User]:
