@@ -47,7 +47,8 @@ def rules_activate(app: App, file: str) -> None:
 
     with app.transaction() as session:
         row = activate(session, file, app.actor(session), app.now())
-        click.echo(f"ruleset {row.name} active (sha256 {row.sha256[:12]}, by {row.activated_by})")
+        said = f"ruleset {row.name} active (sha256 {row.sha256[:12]}, by {row.activated_by})"
+    click.echo(said)
 
 
 @rules.command("show")
@@ -71,7 +72,9 @@ def rules_show(app: App, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    click.echo(f"{data['name']} (sha256 {row.sha256[:12]}), activated by {row.activated_by} at {data['activated_at']}")
+    click.echo(
+        f"{data['name']} (sha256 {data['sha256'][:12]}), activated by {data['activated_by']} at {data['activated_at']}"
+    )
     table(
         [(r.id, ", ".join(a.kind for a in r.actions), r.description) for r in parsed.rules],
         ["rule", "then", "description"],
@@ -95,9 +98,10 @@ def rules_explain(app: App, account: str, as_of: str | None, file: str | None, a
         parsed = load_rules_file(file) if file else active_rules(session)[1]
         found = get_account(session, account)
         facts = account_facts(session, parsed, _end_of(app, as_of, "--as-of"), [found.id])[found.id]
+        external_id = found.external_id
     report = explain(parsed, facts)
     if as_json:
-        emit_json({"account": found.external_id, "facts": facts, "rules": report})
+        emit_json({"account": external_id, "facts": facts, "rules": report})
         return
     for item in report:
         click.echo(f"{'FIRES' if item['fires'] else 'no   '} {item['rule']}: {item['description']}")

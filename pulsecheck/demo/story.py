@@ -230,7 +230,7 @@ class Demo:
         from collections import Counter
 
         from pulsecheck.scheduling.runner import DISPATCH, run_due, runtime, start
-        from pulsecheck.scheduling.sync import list_jobs
+        from pulsecheck.scheduling.store import list_jobs
 
         self.step("The scheduler: `scheduler run --once` as cron would run it, a few days apart")
         with self.database.transaction() as session:

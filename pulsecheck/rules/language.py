@@ -15,6 +15,7 @@ from typing import Any
 
 from pulsecheck.errors import InputError, ValidationFailed
 from pulsecheck.timeutil import parse_duration
+from pulsecheck.vocab import NOTIFY_ROLES, PRIORITIES, SEVERITIES
 from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, suggest
 
 NUMBER, STRING, BOOLEAN = "number", "string", "boolean"
@@ -52,9 +53,6 @@ NEGATED = {
     "exists": "missing",
     "missing": "exists",
 }
-SEVERITIES = ("low", "medium", "high", "critical")
-PRIORITIES = ("P1", "P2", "P3", "P4")
-ROLES = ("owner", "manager", "reviewer", "approver", "ops", "admin", "head_of_cs")
 ACTIONS = ("escalate", "open_review", "notify", "flag_deviation")
 RULE_KEYS = ("id", "description", "when", "then", "cooldown", "resolve_when_clear")
 PRECISION = 4  # numbers are rounded to 4 decimals for both engines (durable parses plain decimals only)
@@ -377,7 +375,7 @@ def _with_lines(values: dict[str, Any], parent: LineDict, key: str) -> LineDict:
     return result
 
 
-def load_rules(text: str, source: str, roles: tuple[str, ...] = ROLES) -> RulesFile:
+def load_rules(text: str, source: str, roles: tuple[str, ...] = NOTIFY_ROLES) -> RulesFile:
     """Parse and validate a rules file; every problem is reported at once with its line."""
     data = load_text(text, source)
     checker = _Checker(source, roles)
@@ -403,7 +401,7 @@ def load_rules(text: str, source: str, roles: tuple[str, ...] = ROLES) -> RulesF
     return RulesFile(tuple(rules), source, hashlib.sha256(text.encode()).hexdigest(), text)
 
 
-def load_rules_file(path: str | Path, roles: tuple[str, ...] = ROLES) -> RulesFile:
+def load_rules_file(path: str | Path, roles: tuple[str, ...] = NOTIFY_ROLES) -> RulesFile:
     """Read and validate a rules file."""
     try:
         text = Path(path).read_text(encoding="utf-8")

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pulsecheck.errors import InputError
-
-PRIORITIES = ("P1", "P2", "P3", "P4")
-SEVERITIES = ("low", "medium", "high", "critical")
+from pulsecheck.vocab import PRIORITIES, SEVERITIES
 
 
 @dataclass(frozen=True)

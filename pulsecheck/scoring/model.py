@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -13,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from pulsecheck.errors import InputError, ValidationFailed
+from pulsecheck.jsontext import MODEL_DIGEST, canonical_digest
 from pulsecheck.timeutil import format_duration, parse_duration
+from pulsecheck.vocab import SURVEY_KINDS
 from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, suggest
 
-SURVEY_KINDS = ("nps", "csat", "ces")
 MISSING_POLICIES = ("renormalize", "zero", "fail")
 DEFAULT_SURVEY_WINDOW = timedelta(days=90)
 TOP_KEYS = ("version", "kpis", "buckets", "missing_inputs", "ces")
@@ -119,8 +118,7 @@ class ScoringModel:
 
     def digest(self) -> str:
         """sha256 hex digest of the canonical form (sorted keys, compact JSON)."""
-        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return canonical_digest(self.canonical(), MODEL_DIGEST)
 
 
 def _num(value: float | None) -> int | float | None:

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session, selectinload
 from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.notifications.outbox import Routing
 from pulsecheck.rules.evaluator import render_reason
-from pulsecheck.rules.language import ROLES, SEVERITIES, Rule, RulesFile, leaves, load_rules, windows_used
+from pulsecheck.rules.language import Rule, RulesFile, leaves, load_rules, windows_used
 from pulsecheck.rules.priority import PriorityMatrix
 from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, Escalation, EvaluationRun, RuleFiring, Ruleset, User
+from pulsecheck.vocab import NOTIFY_ROLES, SEVERITIES
 from pulsecheck.workflow import deviations as deviation
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow import reviews
@@ -63,7 +64,9 @@ class EvaluationSettings:
         return cls(
             priority=PriorityMatrix.from_config(settings.section("priority"), f"{where}: [priority]"),
             routing=routing,
-            matrix=_matrix(settings.section("notifications").get("matrix", {}), (*ROLES, *routing.role_lists), where),
+            matrix=_matrix(
+                settings.section("notifications").get("matrix", {}), (*NOTIFY_ROLES, *routing.role_lists), where
+            ),
             workers=workers,
             batch_size=batch_size,
         )
