@@ -84,7 +84,7 @@ def users_import(app: App, file: str) -> None:
     """Import users from CSV or JSON (all rows or none; re-import updates by name).
 
     Columns: name, roles (`reviewer;manager` in CSV, a list in JSON), email, manager (a stored user or one
-    anywhere in the file), webhook; a `login` column is accepted and not stored.
+    anywhere in the file), webhook, login (the OS login or database role the user signs in as).
     """
     from pulsecheck.workflow.users import import_users
 

@@ -17,9 +17,8 @@ from pulsecheck.workflow.accounts import ImportResult
 from pulsecheck.workflow.imports import Row, read_rows
 from pulsecheck.yamlfile import suggest
 
-# The columns an import stores. A `login` column (a sign-in name, in files exported from a directory) is
-# accepted and not stored: the users table has no such column. Other unknown columns are ignored too.
-_IMPORTED = {"roles": "roles", "email": "email", "manager": "manager_name", "webhook": "webhook"}  # column: attribute
+# The columns an import stores (column: attribute); other columns are ignored.
+_IMPORTED = {"roles": "roles", "email": "email", "manager": "manager_name", "webhook": "webhook", "login": "login"}
 
 
 def add_user(
@@ -65,19 +64,14 @@ def import_users(session: Session, path: str | Path, now: datetime) -> ImportRes
     """
     rows = read_rows(path, required_columns=("name", "roles"))
     parsed = [(row, _parse_user_row(row)) for row in rows]
-    first_row: dict[str, int] = {}
-    for row, values in parsed:
-        if values["name"] in first_row:
-            raise InputError(
-                f"{row.where('name')}: {values['name']!r} already given in row {first_row[values['name']]}"
-            )
-        first_row[values["name"]] = row.number
     stored = {u.name: u for u in session.scalars(select(User))}
-    for row, values in parsed:
-        manager = values.get("manager")
-        if manager is not None and manager not in first_row and manager not in stored:
-            known = [*first_row, *stored]
-            raise InputError(f"{row.where('manager')}: unknown user {manager!r}{suggest(manager, known)}")
+    _check_unique(parsed, "name", {})
+    _check_managers(parsed, stored)
+    relogged = {values["name"] for _, values in parsed if "login" in values}  # logins that the file sets anew
+    _check_unique(parsed, "login", {u.login: name for name, u in stored.items() if u.login and name not in relogged})
+    for name in relogged & stored.keys():
+        stored[name].login = None  # logins may move between users: free them all before any is taken
+    session.flush()
     created = 0
     for _, values in parsed:
         user = stored.get(values["name"])
@@ -93,15 +87,40 @@ def import_users(session: Session, path: str | Path, now: datetime) -> ImportRes
     return ImportResult(created=created, updated=len(parsed) - created)
 
 
+def _check_unique(parsed: list[tuple[Row, dict[str, Any]]], column: str, taken: dict[str, str]) -> None:
+    """No two rows give the same value of `column`, nor one that `taken` maps to another user."""
+    first_row: dict[str, int] = {}
+    for row, values in parsed:
+        value = values.get(column)
+        if value is None:
+            continue
+        if value in first_row:
+            raise InputError(f"{row.where(column)}: {value!r} already given in row {first_row[value]}")
+        if value in taken:
+            raise InputError(f"{row.where(column)}: {value!r} is already the {column} of user {taken[value]!r}")
+        first_row[value] = row.number
+
+
+def _check_managers(parsed: list[tuple[Row, dict[str, Any]]], stored: dict[str, User]) -> None:
+    """Each manager is a stored user or one the file defines (in any row)."""
+    known = [*(values["name"] for _, values in parsed), *stored]
+    for row, values in parsed:
+        manager = values.get("manager")
+        if manager is not None and manager not in known:
+            raise InputError(f"{row.where('manager')}: unknown user {manager!r}{suggest(manager, known)}")
+
+
 def _parse_user_row(row: Row) -> dict[str, Any]:
     """The stored values of one import row: only the keys present in the row, each checked."""
     values: dict[str, Any] = {"name": row.text("name", required=True), "roles": _row_roles(row)}
     email = row.text("email")
     if email is not None and "@" not in email:
         raise InputError(f"{row.where('email')}: {email!r} is not an email address")
-    for key, value in (("email", email), ("manager", row.text("manager")), ("webhook", row.text("webhook"))):
+    for key in ("manager", "webhook", "login"):
         if key in row.values:
-            values[key] = value
+            values[key] = row.text(key)
+    if "email" in row.values:
+        values["email"] = email
     return values
 
 

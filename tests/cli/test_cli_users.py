@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import select
+
 from pulsecheck.demo import examples_dir
 from pulsecheck.demo.story import TEAM
+from pulsecheck.storage.models import User
 
 
 def users(run) -> dict[str, dict]:  # type: ignore[no-untyped-def]
@@ -95,7 +98,12 @@ def test_a_manager_may_be_defined_later_in_the_same_file(run, tmp_path):
     assert "approver maria" in opened.stdout
 
 
-def test_json_takes_a_list_of_roles_and_accepts_a_login_it_does_not_store(run, tmp_path):
+def logins(database) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
+    with database.transaction() as session:
+        return {user.name: user.login for user in session.scalars(select(User))}
+
+
+def test_json_takes_a_list_of_roles_and_stores_logins(run, database, tmp_path):
     path = tmp_path / "team.json"
     path.write_text(
         json.dumps(
@@ -111,11 +119,43 @@ def test_json_takes_a_list_of_roles_and_accepts_a_login_it_does_not_store(run, t
     found = users(run)
     assert found["bob"]["roles"] == ["ops", "reviewer"] and found["bob"]["manager"] == "maria"
     assert found["maria"]["roles"] == ["admin", "manager"] and found["maria"]["email"] == "maria@example.com"
+    assert logins(database) == {"bob": "bsmith", "maria": "mrossi"}
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"name": "bob", "roles": ["reviewer", 3]}]))
     refused = run("users", "import", str(bad))
     assert refused.exit_code == 2
     assert refused.stderr == f"error: {bad}: row 1, column 'roles': expected a list of role names\n"
+
+
+def test_a_login_belongs_to_one_user_only(run, database, tmp_path):
+    first = tmp_path / "team.csv"
+    first.write_text("name,roles,login\nbob,reviewer,bsmith\nalice,reviewer,\n")
+    assert run("users", "import", str(first)).exit_code == 0
+    cases = {
+        "name,roles,login\nalice,reviewer,bsmith\n": (
+            "row 2, column 'login': 'bsmith' is already the login of user 'bob'"
+        ),
+        "name,roles,login\ncarol,reviewer,cw\ndan,reviewer,cw\n": "row 3, column 'login': 'cw' already given in row 2",
+    }
+    for number, (text, expected) in enumerate(cases.items()):
+        path = tmp_path / f"case{number}.csv"
+        path.write_text(text)
+        result = run("users", "import", str(path))
+        assert (result.exit_code, result.stderr) == (2, f"error: {path}: {expected}\n")
+    assert logins(database) == {"bob": "bsmith", "alice": None}
+    # Moving or swapping logins in one file is fine: the file says who has which now.
+    moved = tmp_path / "moved.csv"
+    moved.write_text("name,roles,login\nalice,reviewer,bsmith\nbob,reviewer,\n")
+    result = run("users", "import", str(moved))
+    assert result.exit_code == 0, result.stderr
+    assert logins(database) == {"bob": None, "alice": "bsmith"}
+    swapped = tmp_path / "swapped.csv"
+    swapped.write_text("name,roles,login\nalice,reviewer,ajones\nbob,reviewer,bsmith\n")
+    assert run("users", "import", str(swapped)).exit_code == 0
+    swapped.write_text("name,roles,login\nalice,reviewer,bsmith\nbob,reviewer,ajones\n")
+    result = run("users", "import", str(swapped))
+    assert result.exit_code == 0, result.stderr
+    assert logins(database) == {"bob": "ajones", "alice": "bsmith"}
 
 
 def _one_account(tmp_path):  # type: ignore[no-untyped-def]
