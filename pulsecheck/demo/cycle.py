@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pulsecheck.config import Settings
     from pulsecheck.storage.db import Database
 
-OWNER, APPROVER = "bob", "maria"  # from workflow/demo.py TEAM: a reviewer and his manager
+OWNER, APPROVER = "bob", "maria"  # from the demo's team (samples/users.csv): a reviewer and his manager
 
 
 def _user(session: Session, name: str) -> User:
