@@ -7,6 +7,7 @@ each key came from, so that errors and `config show` can name the file or variab
 
 from __future__ import annotations
 
+import re
 import tomllib
 import types
 import typing
@@ -234,10 +235,13 @@ def _message(error: Any) -> str:
         word, bound = _BOUNDS[kind]
         return f"must be {word} {error['ctx'][bound]}, got {value!r}"
     if kind == "too_short":
-        return f"must not be empty, got {value!r}"
-    message = str(error["msg"]).removeprefix("Value error, ")
+        return "must not be empty"
     if kind == "literal_error":
-        message = message.replace("Input should be", "expected") + f", got {value!r}"
+        from pulsecheck.yamlfile import suggest
+
+        choices = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+        return f"expected {error['ctx']['expected']}, got {value!r}{suggest(str(value), choices)}"
+    message = str(error["msg"]).removeprefix("Value error, ")
     return message[:1].lower() + message[1:]
 
 
