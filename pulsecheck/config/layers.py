@@ -163,7 +163,8 @@ class Merged:
         try:
             return SettingsFile.model_validate(self.values)
         except ValidationError as exc:
-            problems = [self.problem(tuple(e["loc"]), _message(e), _names_table(e)) for e in exc.errors()]
+            errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains the rest
+            problems = [self.problem(tuple(e["loc"]), _message(e), _names_table(e)) for e in errors]
         raise _failure(problems)
 
     def problem(self, loc: Path_, message: str, table: bool = False) -> str:
