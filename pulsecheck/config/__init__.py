@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pulsecheck.config.layers import Layer, Merged, Path_, environment_layers, read_file
 from pulsecheck.config.sections import DEFAULT_DB, SettingsFile
-from pulsecheck.errors import InputError
+from pulsecheck.errors import InputError, ValidationFailed
 
 __all__ = ["DEFAULT_DB", "Settings", "SettingsFiles", "load_settings"]
 
@@ -109,8 +109,6 @@ def load_settings(
     values = merged.validate()
     problems = [merged.problem(loc, message) for loc, message in _role_problems(values, merged)]
     if problems:
-        from pulsecheck.errors import ValidationFailed
-
         raise ValidationFailed(problems)
     acting, user_origin = _acting_user(user, env)
     origins = {**merged.origins, ("user",): user_origin}

@@ -19,7 +19,7 @@ from typing import Any, Union
 from pydantic import BaseModel, ValidationError
 
 from pulsecheck.config.sections import SettingsFile
-from pulsecheck.errors import InputError
+from pulsecheck.errors import InputError, ValidationFailed
 
 ENV_PREFIX = "PULSECHECK_"
 NESTING = "__"  # PULSECHECK_NOTIFICATIONS__CHANNEL is [notifications] channel
@@ -84,6 +84,7 @@ def _env_value(path: tuple[str, ...], text: str) -> Any:
 
 
 def _annotation_at(path: Path_) -> Any:
+    """The type the settings model expects at `path` (None for a key it does not know)."""
     annotation: Any = SettingsFile
     for part in path:
         annotation = _unwrap(annotation)
@@ -91,9 +92,9 @@ def _annotation_at(path: Path_) -> Any:
             fields = {field.alias or name: field for name, field in annotation.model_fields.items()}
             if part not in fields:
                 return None
-            annotation = fields[part].annotation
-        elif typing.get_origin(annotation) is dict:
-            annotation = typing.get_args(annotation)[1]
+            annotation = fields[str(part)].annotation
+        elif typing.get_origin(annotation) in (dict, list):
+            annotation = typing.get_args(annotation)[-1]  # dict[str, X] and list[X]: X
         else:
             return None
     return _unwrap(annotation)
@@ -165,17 +166,11 @@ class Merged:
         except ValidationError as exc:
             errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains the rest
             problems = [self.problem(tuple(e["loc"]), _message(e), _names_table(e)) for e in errors]
-        raise _failure(problems)
+        raise ValidationFailed(problems)
 
     def problem(self, loc: Path_, message: str, table: bool = False) -> str:
         """`origin: [table] key: message` for the key at `loc` (`origin: [table]: message` for a table)."""
         return f"{self.origin(loc) or 'default'}: {describe(loc, table)}: {message}"
-
-
-def _failure(problems: list[str]) -> InputError:
-    from pulsecheck.errors import ValidationFailed
-
-    return ValidationFailed(problems)
 
 
 def _names_table(error: Any) -> bool:
@@ -250,17 +245,7 @@ def _unknown(loc: Path_, value: Any) -> str:
     """`unknown section (did you mean [notifications]?)` or `unknown key (did you mean 'channel'?)`."""
     from pulsecheck.yamlfile import suggest
 
-    model: Any = SettingsFile
-    for part in loc[:-1]:
-        model = _unwrap(model)
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            fields = {f.alias or n: f for n, f in model.model_fields.items()}
-            model = fields[str(part)].annotation if str(part) in fields else None
-        elif typing.get_origin(model) is dict:
-            model = typing.get_args(model)[1]
-        elif typing.get_origin(model) is list:
-            model = typing.get_args(model)[0]
-    model = _unwrap(model)
+    model = _annotation_at(loc[:-1])
     is_model = isinstance(model, type) and issubclass(model, BaseModel)
     known = [f.alias or n for n, f in model.model_fields.items()] if is_model else []
     name = str(loc[-1])
