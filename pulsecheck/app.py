@@ -22,9 +22,11 @@ def install_hooks(database: Database, settings: Settings) -> None:
     with the rows, and write the notifications that review events cause."""
     from pulsecheck.notifications import notices
     from pulsecheck.scheduling import sync
+    from pulsecheck.storage import chain
 
     sync.install(database, settings)
     notices.install(database, settings)
+    chain.install(database)  # last: it chains what the hooks before it wrote too
 
 
 # The commands that create users: checking the role lists before them would lock out the way to fix a list.

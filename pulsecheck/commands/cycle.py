@@ -8,6 +8,7 @@ import click
 
 from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app, table
 from pulsecheck.errors import RefusedError
+from pulsecheck.vocab import CYCLE_STATES
 
 if TYPE_CHECKING:
     from pulsecheck.workflow.cycles.service import CycleSettings
@@ -35,18 +36,18 @@ def cycle_start(app: App, period: str, segments: tuple[str, ...], owner: str | N
 
     with app.transaction() as session:
         started = start(session, period, segments, owner, app.actor(session), app.now(), app.settings.tz)
-        findings = findings_of(session, started.id)
-        click.echo(
+        said = [
             f"cycle {started.id} started for {started.period} ({', '.join(started.segments) or 'all segments'}, "
             f"{len(started.account_ids)} accounts, owner {started.owner}, as of {started.as_of:%Y-%m-%d})"
-        )
-        for finding in findings:
+        ]
+        for finding in findings_of(session, started.id):
             carried = f" (carried from finding {finding.carried_from})" if finding.carried_from else ""
-            click.echo(f"  finding {finding.id} [{finding.kind}] {finding.detail}{carried}")
+            said.append(f"  finding {finding.id} [{finding.kind}] {finding.detail}{carried}")
+    click.echo("\n".join(said))
 
 
 @cycle.command("list")
-@click.option("--state", type=click.Choice(["draft", "submitted", "approved", "closed"]))
+@click.option("--state", type=click.Choice(CYCLE_STATES))
 @json_option
 @pass_app
 def cycle_list(app: App, state: str | None, as_json: bool) -> None:
@@ -110,9 +111,9 @@ def cycle_step(app: App, cycle_id: int, step: str, note: str | None, evidence: t
     settings = _settings(app)
     with app.transaction() as session:
         row = run_step(session, cycle_id, step, app.actor(session), app.now(), settings, note, evidence)
-        click.echo(f"cycle {cycle_id}: step {step} done by {row.done_by}")
-        for line in _headline(step, row.result):
-            click.echo(f"  {line}")
+        said = [f"cycle {cycle_id}: step {step} done by {row.done_by}"]
+        said += [f"  {line}" for line in _headline(step, row.result)]
+    click.echo("\n".join(said))
 
 
 def _headline(step: str, result: dict[str, Any]) -> list[str]:
@@ -173,7 +174,8 @@ def cycle_finding_add(
     due_date = parse_day(due, "--due") if due else None
     with app.transaction() as session:
         found = add_finding(session, cycle_id, kind, detail, app.actor(session), app.now(), action, owner, due_date)
-        click.echo(f"cycle {cycle_id}: finding {found.id} added")
+        finding_id = found.id
+    click.echo(f"cycle {cycle_id}: finding {finding_id} added")
 
 
 @cycle_finding.command("close")
@@ -199,7 +201,8 @@ def _event_command(event: str, help_text: str) -> click.Command:
         with app.transaction() as session:
             changed = transition(session, cycle_id, event, app.actor(session), app.now(), comment)
             sealed = f" (sealed, sha256 {changed.digest})" if event == "approve" and changed.digest else ""
-            click.echo(f"cycle {cycle_id}: {event} -> {changed.state}{sealed}")
+            said = f"cycle {cycle_id}: {event} -> {changed.state}{sealed}"
+        click.echo(said)
 
     command.__doc__ = help_text
     return cycle.command(event)(command)

@@ -73,7 +73,8 @@ def users_add(
 
     with app.transaction() as session:
         user = add_user(session, name, list(roles), app.now(), email=email, manager=manager, webhook=webhook)
-        click.echo(f"user {user.name}: {user.roles}")
+        said = f"user {user.name}: {user.roles}"
+    click.echo(said)
 
 
 @users.command("list")

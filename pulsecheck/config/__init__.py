@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from pulsecheck.config.layers import Layer, Merged, Path_, environment_layers, read_file
 from pulsecheck.config.sections import DEFAULT_DB, SettingsFile
 from pulsecheck.errors import InputError, ValidationFailed
+from pulsecheck.vocab import NOTIFY_ROLES
 
 __all__ = ["DEFAULT_DB", "Settings", "SettingsFiles", "load_settings"]
 
@@ -107,7 +108,7 @@ def load_settings(
         layers.append(Layer("--db", {"database_url": db}))
     merged = Merged(layers)
     values = merged.validate()
-    problems = [merged.problem(loc, message) for loc, message in _role_problems(values, merged)]
+    problems = [merged.problem(loc, message) for loc, message in values.role_problems(NOTIFY_ROLES)]
     if problems:
         raise ValidationFailed(problems)
     acting, user_origin = _acting_user(user, env)
@@ -128,13 +129,6 @@ def _explicit_file(config: str | None, env: Mapping[str, str]) -> list[Layer]:
     return [read_file(Path(name))]
 
 
-def _role_problems(values: SettingsFile, merged: Merged) -> list[tuple[Path_, str]]:
-    """Unknown roles in the matrix or ladder; the rules language (with YAML) is imported only if a file set one."""
-    if not values.notifications.matrix and merged.origin(("escalation", "ladder")) is None:
-        return []
-    from pulsecheck.rules.language import ROLES
-
-    return values.role_problems(ROLES)
 
 
 def _acting_user(user: str | None, env: Mapping[str, str]) -> tuple[str, str]:

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from pulsecheck.errors import InputError
 from pulsecheck.timeutil import parse_duration
+from pulsecheck.vocab import Priority, Severity
 
 if TYPE_CHECKING:
     from pulsecheck.rules.priority import PriorityMatrix
@@ -78,8 +79,6 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 PositiveDuration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
 ClockTime = Annotated[time, BeforeValidator(_clock)]
 Crontab = Annotated[str, AfterValidator(_crontab)]
-Severity = Literal["low", "medium", "high", "critical"]
-Priority = Literal["P1", "P2", "P3", "P4"]
 Names = list[str]  # user or role names: a list of strings, never one string
 
 
@@ -271,8 +270,6 @@ class SettingsFile(Section):
 
     def role_problems(self, known: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]:
         """Roles in the matrix and the ladder that are neither `known` nor a `[notifications.roles]` list."""
-        from pulsecheck.yamlfile import suggest
-
         roles = (*known, *self.notifications.roles)
         used: list[tuple[tuple[str | int, ...], str]] = [
             (("notifications", "matrix", severity), role)
@@ -280,4 +277,9 @@ class SettingsFile(Section):
             for role in names
         ]
         used += [(("escalation", "ladder", n, "role"), step.role) for n, step in enumerate(self.escalation.ladder)]
-        return [(loc, f"unknown role {role!r}{suggest(role, roles)}") for loc, role in used if role not in roles]
+        unknown = [(loc, role) for loc, role in used if role not in roles]
+        if not unknown:
+            return []
+        from pulsecheck.yamlfile import suggest  # with YAML: only when there is something to suggest
+
+        return [(loc, f"unknown role {role!r}{suggest(role, roles)}") for loc, role in unknown]

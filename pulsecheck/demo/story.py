@@ -91,7 +91,7 @@ class Demo:
 
     def scoring(self) -> None:
         from pulsecheck.workflow import deviations as deviation
-        from pulsecheck.workflow import inputs, scoring
+        from pulsecheck.workflow import inputs, models, scoring
 
         self.step("Inputs, the approved scoring model, and 12 weeks of score history")
         tz = self.now.tzinfo
@@ -103,7 +103,7 @@ class Demo:
             result = inputs.import_issues(session, examples_dir() / "issues.csv", tz)
             self.echo(f"  issues.csv: {result.created} issues imported")
             olga = session.scalars(select(User).where(User.name == "olga")).one()
-            row = scoring.approve_model(session, examples_dir() / "scoring.yaml", olga, self.now)
+            row = models.approve_model(session, examples_dir() / "scoring.yaml", olga, self.now)
             self.echo(f"  model {row.version} approved by olga (sha256 {row.sha256[:12]})")
         for weeks_ago in range(12, -1, -1):
             with self.database.transaction() as session:
@@ -131,7 +131,8 @@ class Demo:
 
     def rules(self) -> None:
         from pulsecheck.rules.evaluator import explain
-        from pulsecheck.workflow.evaluation import EvaluationSettings, account_facts, activate, active_rules, evaluate
+        from pulsecheck.workflow.evaluation import EvaluationSettings, account_facts, evaluate
+        from pulsecheck.workflow.rulesets import activate, active_rules
 
         self.step("Escalation rules: activate examples/rules.yaml and evaluate the portfolio")
         with self.database.transaction() as session:
@@ -233,7 +234,7 @@ class Demo:
         from collections import Counter
 
         from pulsecheck.scheduling.runner import DISPATCH, run_due, runtime, start
-        from pulsecheck.scheduling.sync import list_jobs
+        from pulsecheck.scheduling.store import list_jobs
 
         self.step("The scheduler: `scheduler run --once` as cron would run it, a few days apart")
         with self.database.transaction() as session:

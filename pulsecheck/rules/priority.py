@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-PRIORITIES = ("P1", "P2", "P3", "P4")
-SEVERITIES = ("low", "medium", "high", "critical")
+from pulsecheck.vocab import PRIORITIES
 
 
 @dataclass(frozen=True)

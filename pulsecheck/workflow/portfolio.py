@@ -15,7 +15,7 @@ from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.rules.priority import PRIORITIES, PriorityMatrix
 from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, Deviation, Escalation, Review, ScoreSnapshot, User
-from pulsecheck.workflow.scoring import approved_model
+from pulsecheck.workflow.models import approved_model
 
 # Above this many ids, filter in Python instead of an SQL `IN (...)` (SQLite caps bound parameters).
 IN_LIMIT = 2000

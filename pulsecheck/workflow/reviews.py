@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import review as machine
-from pulsecheck.states.review import PRIORITIES, SETTABLE, TEXT_FIELDS
+from pulsecheck.states.review import SETTABLE, TEXT_FIELDS
 from pulsecheck.storage.models import (
     Account,
     MitigationAction,
@@ -21,6 +21,7 @@ from pulsecheck.storage.models import (
     User,
 )
 from pulsecheck.timeutil import end_of_day
+from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.accounts import get_account
 from pulsecheck.workflow.users import get_user
 

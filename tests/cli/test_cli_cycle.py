@@ -27,9 +27,9 @@ SHOW_KEYS = {
 
 def seed(database: Database, now: datetime) -> None:
     """The sample team, portfolio, inputs, approved model (5 weekly scorings) and active rules."""
-    from pulsecheck.workflow import inputs, scoring
+    from pulsecheck.workflow import inputs, models, scoring
     from pulsecheck.workflow.accounts import import_accounts
-    from pulsecheck.workflow.evaluation import activate
+    from pulsecheck.workflow.rulesets import activate
     from pulsecheck.workflow.users import add_user
 
     tz = now.tzinfo
@@ -42,7 +42,7 @@ def seed(database: Database, now: datetime) -> None:
         inputs.import_surveys(session, examples_dir() / "surveys.csv", tz, now)
         inputs.import_issues(session, examples_dir() / "issues.csv", tz)
         olga = session.scalars(select(User).where(User.name == "olga")).one()
-        scoring.approve_model(session, examples_dir() / "scoring.yaml", olga, now)
+        models.approve_model(session, examples_dir() / "scoring.yaml", olga, now)
         activate(session, examples_dir() / "rules.yaml", olga, now)
     for weeks_ago in range(4, -1, -1):
         with database.transaction() as session:

@@ -27,7 +27,7 @@ from pulsecheck.demo.story import DEMO_NOW, Demo
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import User
-from pulsecheck.workflow.evaluation import activate
+from pulsecheck.workflow.rulesets import activate
 
 PASSWORD = "pw-from-env-7731"  # the only password the `smtp_auth` server accepts (login "alerts")
 

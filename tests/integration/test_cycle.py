@@ -29,9 +29,9 @@ CONFIG = cycles.CycleSettings(live_model=str(examples_dir() / "scoring.yaml"))
 def seed(database: Database, now: datetime) -> None:
     """The sample team and portfolio, its inputs, the approved sample model with 13 weekly scorings and the
     sample rules active but not evaluated (so no escalation is open)."""
-    from pulsecheck.workflow import inputs, scoring
+    from pulsecheck.workflow import inputs, models, scoring
     from pulsecheck.workflow.accounts import import_accounts
-    from pulsecheck.workflow.evaluation import activate
+    from pulsecheck.workflow.rulesets import activate
     from pulsecheck.workflow.users import add_user
 
     tz = now.tzinfo
@@ -43,7 +43,7 @@ def seed(database: Database, now: datetime) -> None:
         inputs.import_readings(session, examples_dir() / "readings.csv", tz, now)
         inputs.import_surveys(session, examples_dir() / "surveys.csv", tz, now)
         inputs.import_issues(session, examples_dir() / "issues.csv", tz)
-        scoring.approve_model(session, examples_dir() / "scoring.yaml", user(session, "olga"), now)
+        models.approve_model(session, examples_dir() / "scoring.yaml", user(session, "olga"), now)
         activate(session, examples_dir() / "rules.yaml", user(session, "olga"), now)
     for weeks_ago in range(12, -1, -1):
         with database.transaction() as session:

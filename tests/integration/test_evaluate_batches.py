@@ -21,7 +21,9 @@ from pulsecheck.rules.durable import EngineCrashed
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Escalation, EvaluationRun, Notification, RuleFiring, User
 from pulsecheck.workflow import escalations as escalation
-from pulsecheck.workflow.evaluation import EvaluationSettings, activate, evaluate
+from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
+from pulsecheck.workflow.rulesets import activate
+from tests.integration.engine_crash import crashing_workers
 
 SMALL_BATCHES = EvaluationSettings(batch_size=2)  # the sample portfolio's 12 accounts in 6 transactions
 
@@ -75,9 +77,11 @@ def test_a_failure_while_applying_marks_the_run_failed_and_a_rerun_finishes_the_
     assert [status for status, _ in _runs(rules_portfolio)] == ["failed", "done"]
 
 
-def test_an_engine_crash_writes_nothing(rules_portfolio: Database) -> None:
-    with pytest.raises(EngineCrashed, match="nothing was written"):
-        evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, _crash=True)
+def test_an_engine_crash_writes_nothing(
+    rules_portfolio: Database, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with crashing_workers(monkeypatch, capfd), pytest.raises(EngineCrashed, match="nothing was written"):
+        evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
     assert _count(rules_portfolio, EvaluationRun) == 0
     assert _count(rules_portfolio, Escalation) == 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import typing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -10,11 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pulsecheck.config import Settings, SettingsFiles, load_settings
-from pulsecheck.config.sections import Severity
 from pulsecheck.errors import InputError
 from pulsecheck.notifications.dispatch import RetryPolicy
 from pulsecheck.notifications.outbox import Routing
-from pulsecheck.rules import language
 from pulsecheck.rules.priority import PriorityMatrix
 from pulsecheck.scheduling.sync import ScheduleSettings
 from pulsecheck.workflow.cycles.service import CycleSettings
@@ -241,10 +238,6 @@ def test_the_defaults_are_the_domain_objects_defaults() -> None:
 def test_a_partial_priority_base_keeps_the_other_severities(layers: dict[str, Path]) -> None:
     layers["project"].write_text('[priority]\nbase = {high = "P1"}\n')
     assert load(layers).priority.matrix().base == {"critical": "P1", "high": "P1", "medium": "P3", "low": "P4"}
-
-
-def test_the_settings_severities_are_the_rules_language_s() -> None:
-    assert set(typing.get_args(Severity)) == set(language.SEVERITIES)
 
 
 def test_the_log_channel_note_only_when_no_layer_chose_a_channel(layers: dict[str, Path]) -> None:

@@ -128,7 +128,7 @@ def _model_ref(row: ScoringModelVersion | None) -> dict[str, Any] | None:
 def _step_model(run: StepRun) -> dict[str, Any]:
     """`model check` of the live file, the approved version against the one at start, and which model scored
     the period's snapshots; every mismatch is a scoring finding."""
-    from pulsecheck.workflow.scoring import approved_row, check_model, read_model_file
+    from pulsecheck.workflow.models import approved_row, check_model, read_model_file
 
     session, cycle, live_path = run.session, run.cycle, run.settings.live_model
     approved = approved_row(session)
@@ -186,7 +186,7 @@ def _step_trends(run: StepRun) -> dict[str, Any]:
     negatives (healthy with open complaints or an early renewal) and false positives (unhealthy, no open issue,
     rising usage)."""
     from pulsecheck.storage.facts import compute_facts
-    from pulsecheck.workflow.scoring import approved_model
+    from pulsecheck.workflow.models import approved_model
 
     session, cycle, cfg, scope = run.session, run.cycle, run.settings, run.scope
     try:
