@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pulsecheck.app import install_hooks
-from pulsecheck.config import Settings, load_settings
+from pulsecheck.config import Settings, SettingsFiles, load_settings
 from pulsecheck.demo import examples_dir
 from pulsecheck.errors import PulsecheckError
 from pulsecheck.storage.db import Database
@@ -215,12 +215,11 @@ class Demo:
         from pulsecheck.demo.cycle import run_demo_cycle
         from pulsecheck.reports.files import write_atomic
         from pulsecheck.reports.portfolio import render_html
-        from pulsecheck.rules.priority import PriorityMatrix
         from pulsecheck.workflow.portfolio import build_portfolio
 
         run_demo_cycle(self.database, self.settings, self.now, self.echo, outdir)  # prints its own steps
         self.step("The portfolio report")
-        priority = PriorityMatrix.from_config(self.settings.section("priority"))
+        priority = self.settings.priority.matrix()
         with self.database.transaction() as session:
             data = build_portfolio(session, self.now, priority, None)
         report = write_atomic(render_html(data, self.now), outdir / "portfolio.html")
@@ -246,7 +245,7 @@ class Demo:
             for run in run_due(rt, later):
                 missed = f" ({run.missed} missed firings coalesced)" if run.missed and run.id != DISPATCH else ""
                 self.echo(f"     {run.id:<26} {run.result}{missed}")
-        outbox = Path(str(self.settings.section("notifications").get("file", {}).get("path", "")))
+        outbox = Path(self.settings.notifications.channel_options("file").get("path", ""))
         lines = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.is_file() else []
         self.echo(f"  {outbox}: {len(lines)} notifications delivered to the file channel:")
         for kind, count in sorted(Counter(line["kind"] for line in lines).items()):
@@ -264,7 +263,7 @@ def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
         stale.unlink(missing_ok=True)
     config = workdir / "pulsecheck.toml"
     config.write_text(DEMO_CONFIG.format(outbox=(workdir / "notifications.jsonl").resolve()))
-    settings = load_settings(db=f"sqlite:///{path}", config=str(config), env={})
+    settings = load_settings(db=f"sqlite:///{path}", config=str(config), env={}, files=SettingsFiles())
     database = Database(f"sqlite:///{path}")
     upgrade(database.engine)
     install_hooks(database, settings)

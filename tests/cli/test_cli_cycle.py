@@ -258,7 +258,7 @@ def test_a_bad_cycle_config_is_an_input_error(database: Database, now: datetime,
     bad.write_text("[cycle]\ndecline_pts = 3\n")
     ok(run("--as", "bob", "cycle", "start", "--period", "2026-11"))
     line = error(run("--config", str(bad), "--as", "bob", "cycle", "step", "1", "scope"), 2)
-    assert line.startswith(f"error: {bad}: [cycle]: unknown key(s) decline_pts")
+    assert line == f"error: {bad}: [cycle] decline_pts: unknown key (did you mean 'decline_points'?)"
 
 
 def test_installed_script(database: Database, now: datetime, db_url: str, tmp_path: Path) -> None:

@@ -55,29 +55,9 @@ class CycleSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CycleSettings:
-        """Read `[cycle]`, `[priority]` and `[scoring] model`; unknown keys and bad values are input errors."""
-        table = settings.section("cycle")
-        where = f"{settings.config_path or 'pulsecheck.toml'}: [cycle]"
-        unknown = set(table) - set(CYCLE_KEYS)
-        if unknown:
-            raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(CYCLE_KEYS)})")
-        default = cls()
-        try:
-            low = table.get("low_below")
-            return cls(
-                decline_days=int(table.get("decline_days", default.decline_days)),
-                decline_points=float(table.get("decline_points", default.decline_points)),
-                sudden_change=float(table.get("sudden_change", default.sudden_change)),
-                low_streak=int(table.get("low_streak", default.low_streak)),
-                low_below=float(low) if low is not None else None,
-                renewal_days=int(table.get("renewal_days", default.renewal_days)),
-                usage_kpi=str(table.get("usage_kpi", default.usage_kpi)),
-                live_model=settings.section("scoring").get("model"),
-                priority=PriorityMatrix.from_config(settings.section("priority")),
-                tz=settings.tz,
-            )
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{where}: {exc}") from None
+        """Built from validated `[cycle]`, `[priority]` and `[scoring] model`."""
+        thresholds = settings.cycle.model_dump()
+        return cls(**thresholds, live_model=settings.scoring.model, priority=settings.priority.matrix(), tz=settings.tz)
 
     def thresholds(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in CYCLE_KEYS}
