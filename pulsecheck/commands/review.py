@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck.commands.common import App, echo_data, emit_json, json_option, parse_day, pass_app, table
 from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.vocab import PRIORITIES, REVIEW_STATES, RISK_CATEGORIES, SEVERITIES
 
@@ -98,7 +98,7 @@ def review_show(app: App, review_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
     else:
-        click.echo(review_markdown(data), nl=False)
+        echo_data(review_markdown(data), nl=False)
 
 
 @review.command("history")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pulsecheck.commands.common import App, emit_json, json_option, pass_app, table
+from pulsecheck.commands.common import App, echo_data, emit_json, json_option, pass_app, table
 from pulsecheck.vocab import ROLES
 
 
@@ -20,7 +20,7 @@ def init(app: App, sample: str | None) -> None:
 
     database = Database(app.settings.database_url)
     upgrade(database.engine)
-    click.echo(f"database ready: {database.engine.url.render_as_string()}")
+    click.echo(f"database ready: {database.engine.url.render_as_string(hide_password=True)}")
     if sample:
         from pulsecheck.demo import copy_samples
 
@@ -186,7 +186,7 @@ def accounts_show(app: App, account: str, limit: int, as_json: bool) -> None:
         return
     trend = data.pop("trend")
     for key, value in data.items():
-        click.echo(f"{key:>15}: {'' if value is None else value}")
+        echo_data(f"{key:>15}: {'' if value is None else value}")
     if not trend["history"]:
         click.echo("\nno score snapshots yet (run `pulsecheck score`)")
         return

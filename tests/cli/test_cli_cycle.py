@@ -155,7 +155,7 @@ def test_a_cycle_round_trip(cli: Any, tmp_path: Path) -> None:
     html = (tmp_path / "cycle.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "src=" not in html
     assert "stale feed" in html and 'href="https://wiki.example.com/c1"' in html
-    assert f'href="{evidence.resolve().as_uri()}"' in html
+    assert str(evidence.resolve()) in html and "file:" not in html  # a path is shown as text: only http(s) links
     assert ok(cli("cycle", "export", "1")) == markdown  # stdout by default
 
     assert ok(cli("--as", "maria", "cycle", "close", "1")) == "cycle 1: close -> closed\n"
