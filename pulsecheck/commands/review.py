@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO
+import sys
 
 import click
 
@@ -189,8 +189,9 @@ def review_attachment_get(app: App, review_id: int, number: int, output: str | N
         write_atomic(data, output)
         click.echo(f"wrote {output}")
     else:
-        stream: BinaryIO = click.get_binary_stream("stdout")
-        stream.write(data)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
 
 @review.command("set")

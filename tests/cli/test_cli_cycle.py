@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -130,7 +131,10 @@ def test_a_cycle_round_trip(cli: Any, tmp_path: Path) -> None:
     shown = as_json(cli("cycle", "show", "1", "--json"))
     assert set(shown) == SHOW_KEYS
     assert [s["done_by"] for s in shown["steps"]] == ["bob"] * 7
-    assert shown["steps"][5]["evidence"] == [str(evidence.resolve())]
+    evidence_sha = hashlib.sha256(b"id\n").hexdigest()
+    assert shown["steps"][5]["evidence"] == []  # a file is stored, not linked
+    assert shown["steps"][5]["attachments"] == [
+        {"number": 1, "filename": "export.csv", "sha256": evidence_sha, "note": None}]
     assert [(f["id"], f["status"]) for f in shown["findings"]] == [(1, "closed"), (2, "open")]
     assert {d["account"] for d in shown["decisions"]} == set(at_risk)
     assert shown["approver"] == "maria" and shown["digest"] in approved
@@ -155,7 +159,7 @@ def test_a_cycle_round_trip(cli: Any, tmp_path: Path) -> None:
     html = (tmp_path / "cycle.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "src=" not in html
     assert "stale feed" in html and 'href="https://wiki.example.com/c1"' in html
-    assert f'href="{evidence.resolve().as_uri()}"' in html
+    assert "file:" not in html and f"export.csv (stored in the database, sha256 <code>{evidence_sha}</code>)" in html
     assert ok(cli("cycle", "export", "1")) == markdown  # stdout by default
 
     assert ok(cli("--as", "maria", "cycle", "close", "1")) == "cycle 1: close -> closed\n"
