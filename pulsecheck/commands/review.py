@@ -127,7 +127,7 @@ def review_history(app: App, review_id: int, as_json: bool) -> None:
 
 @review.command("attach")
 @click.argument("review_id", type=int)
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file")
 @click.option("--note", metavar="T", help="What the file is (kept with it).")
 @pass_app
 def review_attach(app: App, review_id: int, file: str, note: str | None) -> None:

@@ -42,16 +42,6 @@ class Upload:
         return hashlib.sha256(self.content).hexdigest()
 
 
-def human_size(size: int) -> str:
-    """A byte count the way people read it (powers of 1024)."""
-    value, unit = float(size), "bytes"
-    for bigger in ("KB", "MB", "GB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-
-
 def read_upload(path: str, max_size: int, option: str = "FILE") -> Upload:
     """The bytes of a regular file no larger than `max_size`; else an InputError naming the option and path."""
     source = Path(path).expanduser()
@@ -62,15 +52,14 @@ def read_upload(path: str, max_size: int, option: str = "FILE") -> Upload:
     size = source.stat().st_size
     if size > max_size:
         raise InputError(
-            f"{option} {path}: {human_size(size)} is over the attachment limit of {human_size(max_size)} "
-            "([attachments] max_size)"
+            f"{option} {path}: {size} bytes, over the attachment limit of {max_size} bytes ([attachments] max_size)"
         )
     try:
         content = source.read_bytes()
     except OSError as exc:
         raise InputError(f"{option} {path}: cannot read: {exc.strerror or exc}") from None
     if len(content) > max_size:  # it grew while we looked
-        raise InputError(f"{option} {path}: over the attachment limit of {human_size(max_size)}")
+        raise InputError(f"{option} {path}: over the attachment limit of {max_size} bytes ([attachments] max_size)")
     return Upload(source.name, content)
 
 
