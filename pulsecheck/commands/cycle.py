@@ -118,8 +118,8 @@ def cycle_step(app: App, cycle_id: int, step: str, note: str | None, evidence: t
     with app.transaction() as session:
         row = run_step(session, cycle_id, step, app.actor(session), app.now(), settings, note, evidence, limit)
         said = [f"cycle {cycle_id}: step {step} done by {row.done_by}"]
-        said += [f"  evidence {k.filename}: stored, sha256 {k.sha256}" for k in links_of(session, CYCLE_STEP, row.id)]
         said += [f"  {line}" for line in _headline(step, row.result)]
+        said += [f"  evidence {k.filename}: stored, sha256 {k.sha256}" for k in links_of(session, CYCLE_STEP, row.id)]
     click.echo("\n".join(said))
 
 
