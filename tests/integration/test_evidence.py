@@ -176,3 +176,17 @@ def test_evidence_over_the_size_limit_is_refused(portfolio: Database, now: datet
         cycles.run_step(session, cycle.id, "scope", user(session, "bob"), now, cycle.settings,
                         evidence=[str(big)], max_size=1024)
     assert cycle.data()["steps"][0]["attachments"][0]["sha256"] == hashlib.sha256(b"x" * 1024).hexdigest()
+
+
+def test_the_archive_and_evidence_on_postgres(pg_database: Database, now: datetime, tmp_path: Path) -> None:
+    seed(pg_database, now)
+    evidence = tmp_path / "scorecard.csv"
+    evidence.write_bytes(EVIDENCE)
+    cycle = sealed_cycle(pg_database, now, evidence)
+    assert cycle.verify() == []  # the archive reads back from a PostgreSQL JSON column with the sealed digest
+    assert cycle.data(full=True)["evidence"][1]["sha256"] == hashlib.sha256(EVIDENCE).hexdigest()
+    with pg_database.engine.begin() as conn:
+        conn.execute(text("UPDATE attachments SET content = :b"), {"b": b"forged"})
+    assert cycle.verify() == [
+        f"attachment 1 (scorecard.csv) of step classify: stored bytes changed (filed as sha256 "
+        f"{hashlib.sha256(EVIDENCE).hexdigest()[:16]}…)"]
