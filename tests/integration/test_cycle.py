@@ -355,11 +355,10 @@ def test_the_seal_detects_tampering(portfolio: Database, now: datetime) -> None:
 
 def restore(database: Database, cycle: Cycle) -> None:
     """Give the tampered cycle a fresh seal over its current content (so each tampering is tested alone)."""
-    with database.transaction() as session:
-        found = cycles.get_cycle(session, cycle.id)
-        from pulsecheck.states.cycle import seal_digest
+    from pulsecheck.workflow.cycles.seal import seal
 
-        found.digest = seal_digest(cycles.sealed_content(session, found))
+    with database.transaction() as session:
+        seal(session, cycle.id)
     assert cycle.verify() == []
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from pulsecheck.errors import InputError
 from pulsecheck.states import review as machine
 from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewEvent, Risk
 from pulsecheck.timeutil import iso
+from pulsecheck.workflow import attachments
 
 
 def content_of(review: Review) -> machine.ReviewContent:
@@ -36,6 +37,7 @@ def content_of(review: Review) -> machine.ReviewContent:
             )
             for a in review.actions
         ),
+        attachments=attachments.review_attachments(object_session(review), review.id),
     )
 
 
@@ -63,6 +65,11 @@ def verify(review: Review) -> list[str]:
         problems.append(f"employee signature of {review.employee_signed_by} no longer matches the content")
     if review.manager_digest and review.manager_digest != machine.manager_digest(content):
         problems.append(f"manager signature of {review.manager_signed_by} no longer matches the content")
+    session = object_session(review)
+    if session is not None:
+        problems += attachments.problems(
+            session, attachments.links_of(session, attachments.REVIEW, review.id), f"review {review.id}"
+        )
     return problems
 
 
