@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pulsecheck.storage.chain import AUDITED, BY_KIND, BY_MODEL, GENESIS, Audited, content_of, entry_hash
+from pulsecheck.storage.chain import AUDITED, BY_KIND, BY_MODEL, GENESIS, Audited, content_of, entry_hash, head
 from pulsecheck.storage.models import AuditEntry, Base
-from pulsecheck.workflow.signoffs import Signed, check_all
+from pulsecheck.workflow.signoffs import Signed, check_all, signed_entries
 
 BATCH = 10_000
 
@@ -160,4 +160,23 @@ def record_problems(session: Session, record: Base) -> list[str]:
     row = session.execute(select(table).where(table.c.id == record.id)).mappings().first()  # type: ignore[attr-defined]
     if row is not None and content_of(spec, dict(row)) != entry.content:
         problems.append(f"{where} differs from its audit chain entry {entry.seq}")
+    return problems
+
+
+def chain_problems(session: Session, records: list[Base], signatures: bool = True) -> list[str]:
+    """`record_problems` of each record, then (with `signatures`) the signatures of their entries that do not
+    verify: what `review verify` and `cycle verify` add to their own checks.
+
+    A database with no chain at all (written without the commit hooks, as library code and tests may) has
+    nothing to compare with; `audit verify` names every row of it, and an emptied chain, as unchained."""
+    if head(session)[0] == 0:
+        return []
+    problems = [problem for record in records for problem in record_problems(session, record)]
+    if not signatures:
+        return problems
+    by_kind: dict[str, list[int]] = {}
+    for record in records:
+        by_kind.setdefault(BY_MODEL[type(record)].kind, []).append(record.id)  # type: ignore[attr-defined]
+    for kind, ids in by_kind.items():
+        problems += [f"{where}: {what}" for where, what in check_all(session, signed_entries(session, kind, ids))]
     return problems
