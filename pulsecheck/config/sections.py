@@ -280,6 +280,13 @@ class CadenceSection(Section):
     due_in: Duration | None = None  # default: [review] cadence_due_in
 
 
+class SigningSection(Section):
+    """`[signing]`: whether sign-offs must carry a personal SSH signature, and the key that makes it."""
+
+    required: bool = False
+    key: str | None = None  # a private key, or a public key whose private half is in ssh-agent; default: `keys new`'s
+
+
 class SettingsFile(Section):
     """Everything a settings file (or the environment) can set; every key has a default."""
 
@@ -295,6 +302,7 @@ class SettingsFile(Section):
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
     escalation: EscalationSection = Field(default_factory=EscalationSection)
     cadence: dict[str, CadenceSection] = Field(default_factory=dict)
+    signing: SigningSection = Field(default_factory=SigningSection)
 
     def role_problems(self, known: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]:
         """Roles in the matrix and the ladder that are neither `known` nor a `[notifications.roles]` list."""

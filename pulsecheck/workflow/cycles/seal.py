@@ -128,7 +128,8 @@ def sealed_content(session: Session, cycle: ReviewCycle) -> dict[str, Any]:
 
 
 def verify(session: Session, cycle: ReviewCycle) -> list[str]:
-    """Problems: content changed since the seal, a missing seal, or an audit trail that does not explain the state."""
+    """Problems: content changed since the seal, a missing seal, an audit trail that does not explain the state, a
+    cycle or event that disagrees with the audit chain, or a signed approval whose SSH signature does not verify."""
     problems: list[str] = []
     if cycle.state in ("approved", "closed") and not cycle.digest:
         problems.append(f"cycle {cycle.id} is {cycle.state} but has no seal")
@@ -142,7 +143,9 @@ def verify(session: Session, cycle: ReviewCycle) -> list[str]:
             problems.append(f"state is {cycle.state} but the audit trail leads to {replayed}")
     except RefusedError as exc:
         problems.append(str(exc))
-    return problems
+    from pulsecheck.workflow.audit import chain_problems  # here: the sealing half of this module needs none of it
+
+    return problems + chain_problems(session, [cycle, *events_of(session, cycle.id)])
 
 
 def seal_problems(session: Session, cycle: ReviewCycle, digest: str) -> list[str]:

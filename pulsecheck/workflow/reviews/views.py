@@ -57,8 +57,11 @@ def list_reviews(
     return list(session.scalars(query))
 
 
-def verify(review: Review) -> list[str]:
-    """Problems with the signatures: empty when every signature matches the current content."""
+def verify(review: Review, signatures: bool = True) -> list[str]:
+    """Problems with the signatures: empty when every signature matches the current content, the review and its
+    events agree with the audit chain, and (with `signatures`) each signed sign-off's SSH signature verifies."""
+    from pulsecheck.workflow.audit import chain_problems
+
     content = content_of(review)
     problems = []
     if review.employee_digest and review.employee_digest != machine.employee_digest(content):
@@ -70,6 +73,8 @@ def verify(review: Review) -> list[str]:
         problems += attachments.problems(
             session, attachments.links_of(session, attachments.REVIEW, review.id), f"review {review.id}"
         )
+        session.flush()  # the chain is compared with what the database holds
+        problems += chain_problems(session, [review, *review.events], signatures)
     return problems
 
 
@@ -113,7 +118,7 @@ def review_dict(review: Review, with_history: bool = True) -> dict[str, Any]:
                 "digest": review.manager_digest,
             },
         },
-        "signature_problems": verify(review),
+        "signature_problems": verify(review, signatures=False),  # `review verify` runs ssh-keygen, `show` not
     }
     if with_history:
         data["history"] = [event_dict(e) for e in review.events]
