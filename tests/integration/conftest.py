@@ -25,9 +25,9 @@ from pulsecheck.config import load_settings
 from pulsecheck.demo import examples_dir
 from pulsecheck.demo.story import DEMO_NOW, Demo
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import User
 from pulsecheck.workflow.evaluation import activate
+from tests.conftest import Templates
 
 PASSWORD = "pw-from-env-7731"  # the only password the `smtp_auth` server accepts (login "alerts")
 
@@ -177,15 +177,19 @@ def receiver() -> Iterator[Receiver]:
     server.close()
 
 
-@pytest.fixture
-def rules_portfolio(tmp_path: Path) -> Database:
-    """The demo's sample portfolio (users, accounts, inputs, 12 weeks of scores), with the example rules active."""
-    database = Database(f"sqlite:///{tmp_path / 'portfolio.db'}")
-    upgrade(database.engine)
+def seed_rules_portfolio(database: Database) -> None:
+    """The demo's sample portfolio (users, accounts, inputs, 12 weeks of scores) with the example rules active."""
     demo = Demo(database, DEMO_NOW, lambda line: None, load_settings(env={}))
     demo.setup()
     demo.scoring()
     with database.transaction() as session:
         olga = session.scalars(select(User).where(User.name == "olga")).one()
         activate(session, examples_dir() / "rules.yaml", olga, DEMO_NOW)
-    return database
+
+
+@pytest.fixture
+def rules_portfolio(tmp_path: Path, templates: Templates) -> Iterator[Database]:
+    """The demo's sample portfolio (users, accounts, inputs, 12 weeks of scores), with the example rules active."""
+    database = templates.copy(templates.seeded("rules_portfolio", seed_rules_portfolio), tmp_path / "portfolio.db")
+    yield database
+    database.dispose()

@@ -14,7 +14,6 @@ from sqlalchemy import select
 
 from pulsecheck.errors import ConflictError
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, ReviewEvent, User
 from pulsecheck.workflow import reviews
 from pulsecheck.workflow.review_form import parse_form
@@ -84,11 +83,10 @@ def audit_rows(database: Database, review_id: int) -> list[tuple[str, str, str |
     "sqlite",
     pytest.param("postgresql", marks=pytest.mark.postgres),
 ])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A SQLite file or a fresh PostgreSQL schema (skipped when the server is unreachable)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'pulsecheck.db'}"
-    return str(request.getfixturevalue("pg_url"))
+def url(request: pytest.FixtureRequest) -> str:
+    """A migrated SQLite file or PostgreSQL schema (skipped when the server is unreachable)."""
+    database: Database = request.getfixturevalue("database" if request.param == "sqlite" else "pg_database")
+    return database.url
 
 
 ATTEMPTS = {
@@ -102,7 +100,6 @@ def test_two_processes_one_review_exactly_one_wins(url: str, scenario: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     database = Database(url)
     try:
-        upgrade(database.engine)
         review_id = submitted_review(database)
         before = audit_rows(database, review_id)
 

@@ -22,6 +22,7 @@ from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow.cycles import service as cycles
 from pulsecheck.workflow.cycles.steps import run_step
 from pulsecheck.workflow.portfolio import at_risk
+from tests.conftest import NOW, Templates
 
 CONFIG = cycles.CycleSettings(live_model=str(examples_dir() / "scoring.yaml"))
 
@@ -51,9 +52,9 @@ def seed(database: Database, now: datetime) -> None:
 
 
 @pytest.fixture
-def portfolio(database: Database, now: datetime) -> Database:
-    seed(database, now)
-    return database
+def portfolio(database: Database, templates: Templates) -> Database:
+    """The test database holding `seed`'s portfolio (built once per session)."""
+    return templates.load(database, templates.seeded("cycle_portfolio", lambda fresh: seed(fresh, NOW)))
 
 
 def user(session: Any, name: str) -> User:

@@ -5,9 +5,6 @@ subprocess)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Escalation, EvaluationRun, Notification, RuleFiring, User
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow.evaluation import EvaluationSettings, activate, evaluate
+from tests.conftest import as_json, installed
 
 SMALL_BATCHES = EvaluationSettings(batch_size=2)  # the sample portfolio's 12 accounts in 6 transactions
 
@@ -173,15 +171,11 @@ def test_evaluate_json_round_trip_in_process(rules_portfolio: Database, monkeypa
     assert result.exit_code != 0 and "NOPE" in result.stderr
 
 
-def test_evaluate_json_as_a_subprocess_prints_clean_json_and_no_progress(rules_portfolio: Database) -> None:
-    env = dict(os.environ, PULSECHECK_DATABASE_URL=str(rules_portfolio.engine.url), PULSECHECK_NOW=DEMO_NOW.isoformat())
-    env.pop("PULSECHECK_CONFIG", None)
-    script = Path(sys.executable).with_name("pulsecheck")
-    done = subprocess.run(
-        [str(script), "evaluate", "--dry-run", "--json"], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""  # not a terminal: no progress bar
-    data = json.loads(done.stdout)
+def test_evaluate_json_as_a_subprocess_prints_clean_json_and_no_progress(
+    rules_portfolio: Database, tmp_path: Path
+) -> None:
+    env = {"PULSECHECK_DATABASE_URL": rules_portfolio.url, "PULSECHECK_NOW": DEMO_NOW.isoformat()}
+    # ok() also checks that stderr is empty: not a terminal, so no progress bar
+    data = as_json(installed("evaluate", "--dry-run", "--json", cwd=tmp_path, env=env))
     assert data["dry_run"] is True and data["run"] is None and data["firings"]
     assert _count(rules_portfolio, EvaluationRun) == 0 and _count(rules_portfolio, Escalation) == 0
