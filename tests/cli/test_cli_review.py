@@ -464,6 +464,20 @@ def test_four_eyes_when_opening(team: None, run: Any) -> None:
     assert as_json(run("review", "list", "--json")) == []
 
 
+
+def test_four_eyes_when_assigning(draft: int, factory: Any, run: Any) -> None:
+    """`review set` cannot make the reviewer the approver, nor the approver the reviewer; another manager is fine."""
+    factory.user("mike", "manager")
+    before = show(run)
+    assert (before["reviewer"], before["approver"]) == ("bob", "maria")
+    assert error(run("--as", "maria", "review", "set", "1", "approver", "bob"), 2) == (
+        "error: approver: bob cannot be both reviewer and approver (four-eyes)")
+    assert error(run("--as", "maria", "review", "set", "1", "reviewer", "maria"), 2) == (
+        "error: reviewer: maria cannot be both reviewer and approver (four-eyes)")
+    assert show(run) == before
+    assert ok(run("--as", "maria", "review", "set", "1", "approver", "mike")) == "review 1: approver set\n"
+    assert (show(run)["reviewer"], show(run)["approver"]) == ("bob", "mike")
+
 # --- the installed console script ----------------------------------------------------------------------
 
 
