@@ -25,7 +25,7 @@ from pulsecheck.config import load_settings
 from pulsecheck.demo import examples_dir
 from pulsecheck.demo.story import DEMO_NOW, Demo
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.models import User
+from pulsecheck.storage.models import Escalation, User
 from pulsecheck.workflow.evaluation import activate
 from tests.conftest import Templates
 
@@ -175,6 +175,25 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
+
+
+# What the example rules escalate on the sample portfolio at DEMO_NOW, read off the sample files (not the engine):
+SAMPLE_ESCALATIONS = {
+    ("ACME", "drop-with-complaints"),  # 16.79 points down in 30 days, complaints CS-1042 and CS-1077 open
+    # renewal within 90 days and NPS below zero (surveys.csv, 90 days): INITECH -100, SOYLENT -100, STARK -83.3,
+    # WONKA -33.3; ACME renews in 47 days too but its NPS is +33.3
+    ("INITECH", "renewal-detractors"), ("SOYLENT", "renewal-detractors"), ("STARK", "renewal-detractors"),
+    ("WONKA", "renewal-detractors"),
+    # three low scores in a row: the three accounts in the lowest bucket
+    ("CYBERDYNE", "three-low-in-a-row"), ("INITECH", "three-low-in-a-row"), ("SOYLENT", "three-low-in-a-row"),
+    ("SOYLENT", "high-severity-tickets"),  # TK-9001, TK-9002, TK-9003: three open high or critical tickets
+}
+
+
+def escalated(database: Database) -> set[tuple[str, str]]:
+    """(account, rule) of every escalation in the database."""
+    with database.transaction() as session:
+        return {(e.account.external_id, e.rule_id) for e in session.scalars(select(Escalation))}
 
 
 def seed_rules_portfolio(database: Database) -> None:

@@ -20,6 +20,7 @@ from pulsecheck.storage.models import Escalation, EvaluationRun, Notification, R
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow.evaluation import EvaluationSettings, activate, evaluate
 from tests.conftest import as_json, installed
+from tests.integration.conftest import SAMPLE_ESCALATIONS, escalated
 
 SMALL_BATCHES = EvaluationSettings(batch_size=2)  # the sample portfolio's 12 accounts in 6 transactions
 
@@ -36,8 +37,10 @@ def _runs(database: Database) -> list[tuple[str, str | None]]:
 
 def test_a_batched_rerun_opens_nothing_new(rules_portfolio: Database) -> None:
     first = evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    assert escalated(rules_portfolio) == SAMPLE_ESCALATIONS
     opened = _count(rules_portfolio, Escalation)
-    assert opened == sum(1 for p in first.actions if p.action == "escalate") >= 5
+    assert opened == len(SAMPLE_ESCALATIONS)
+    assert {(p.account, p.rule) for p in first.actions if p.action == "escalate"} == SAMPLE_ESCALATIONS
     notified = _count(rules_portfolio, Notification)
     again = evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
     assert again.firings == first.firings
@@ -51,8 +54,6 @@ def test_a_batched_rerun_opens_nothing_new(rules_portfolio: Database) -> None:
 def test_a_failure_while_applying_marks_the_run_failed_and_a_rerun_finishes_the_job(
     rules_portfolio: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clean = evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, dry_run=True)
-    wanted = sum(1 for p in clean.actions if p.action == "escalate")
     real_create, calls = escalation.create, []
 
     def failing_create(*args: Any, **kwargs: Any) -> Escalation:
@@ -69,7 +70,8 @@ def test_a_failure_while_applying_marks_the_run_failed_and_a_rerun_finishes_the_
     assert 0 < kept < 4  # earlier batches stay committed; the failing batch left nothing behind
     monkeypatch.setattr(escalation, "create", real_create)
     evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
-    assert _count(rules_portfolio, Escalation) == wanted
+    assert escalated(rules_portfolio) == SAMPLE_ESCALATIONS  # each once: the kept ones were not opened again
+    assert _count(rules_portfolio, Escalation) == len(SAMPLE_ESCALATIONS)
     assert [status for status, _ in _runs(rules_portfolio)] == ["failed", "done"]
 
 
@@ -162,9 +164,9 @@ def test_evaluate_json_round_trip_in_process(rules_portfolio: Database, monkeypa
     assert set(data) == {"as_of", "dry_run", "run", "accounts", "firings", "actions", "resolved"}
     assert data["accounts"] == 12 and data["dry_run"] is False and data["run"] == 1
     assert {"account": "ACME", "rule": "drop-with-complaints"} in data["firings"]
-    escalated = [a for a in data["actions"] if a["action"] == "escalate"]
-    assert len(escalated) == _count(rules_portfolio, Escalation)
-    assert set(escalated[0]) == {"account", "rule", "action", "detail"}
+    escalations = [a for a in data["actions"] if a["action"] == "escalate"]
+    assert {(a["account"], a["rule"]) for a in escalations} == SAMPLE_ESCALATIONS == escalated(rules_portfolio)
+    assert set(escalations[0]) == {"account", "rule", "action", "detail"}
     again = json.loads(CliRunner().invoke(cli, ["evaluate", "--json", "--account", "ACME"]).stdout)
     assert again["accounts"] == 1 and again["run"] == 2 and again["actions"] == []
     result = CliRunner().invoke(cli, ["evaluate", "--account", "NOPE"])

@@ -23,6 +23,7 @@ from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Escalation, EvaluationRun, Issue, Notification, Review, RuleFiring, User
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
+from tests.integration.conftest import SAMPLE_ESCALATIONS, escalated
 
 NUMBER_FACTS = ["score", "score_drop_30d", "open_complaints", "days_to_renewal", "kpi.nps", "arr"]
 STRING_FACTS = {"bucket": ["unhealthy", "neutral", "healthy"], "segment": ["smb", "enterprise"]}
@@ -140,8 +141,9 @@ def _count(database: Database, model: Any, *where: Any) -> int:
 def test_evaluate_opens_escalations_once_and_records_the_run(rules_portfolio: Database) -> None:
     report = evaluate(rules_portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
     assert ("ACME", "drop-with-complaints") in report.firings
+    assert escalated(rules_portfolio) == SAMPLE_ESCALATIONS
     opened = _count(rules_portfolio, Escalation)
-    assert opened == sum(1 for p in report.actions if p.action == "escalate")
+    assert opened == len(SAMPLE_ESCALATIONS)
     with rules_portfolio.transaction() as session:
         acme = session.scalars(select(Escalation).where(Escalation.rule_id == "drop-with-complaints")).one()
         assert acme.reason.startswith("score fell 16.79 points in 30 days")
