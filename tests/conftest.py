@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import select
 
 from pulsecheck.cli import cli
 from pulsecheck.storage.db import Database
@@ -162,7 +163,6 @@ class Factory:
     def account(self, external_id: str = "ACME", owner: str | None = None, manager: str | None = None,
                 **fields: Any) -> str:
         with self.database.transaction() as session:
-            from sqlalchemy import select
 
             def user(name: str | None) -> User | None:
                 return session.scalar(select(User).where(User.name == name)) if name else None
@@ -196,12 +196,10 @@ class Factory:
                                     "due_date": (self.now + timedelta(days=30)).date()}]}],
         }, "test")
         with self.database.transaction() as session:
-            user = session.scalar(__import__("sqlalchemy").select(User).where(User.name == actor))
+            user = session.scalar(select(User).where(User.name == actor))
             reviews.fill(session, review_id, form, user, self.now)
 
     def fire(self, review_id: int, event: str, actor: str, comment: str | None = None) -> str:
-        from sqlalchemy import select
-
         with self.database.transaction() as session:
             user = session.scalar(select(User).where(User.name == actor))
             return reviews.transition(session, review_id, event, user, self.now, comment=comment).state
@@ -211,6 +209,14 @@ class Factory:
             review = session.get(Review, review_id)
             assert review is not None
             return review.state
+
+
+def activate_rules(database: Database, path: Path, actor: str, now: datetime) -> None:
+    """Make the rules file at `path` the active ruleset, as `actor` (the one place tests reach the service)."""
+    from pulsecheck.workflow.evaluation import activate
+
+    with database.transaction() as session:
+        activate(session, path, session.scalars(select(User).where(User.name == actor)).one(), now)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pulsecheck.demo import examples_dir
 from pulsecheck.demo.story import TEAM
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import User
-from tests.conftest import NOW, Templates, as_json, error, installed, ok
+from tests.conftest import NOW, Templates, activate_rules, as_json, error, installed, ok
 
 SHOW_KEYS = {
     "id", "period", "segments", "owner", "approver", "state", "as_of", "accounts", "steps_done", "next_step",
@@ -28,7 +28,6 @@ def seed(database: Database, now: datetime) -> None:
     """The sample team, portfolio, inputs, approved model (5 weekly scorings) and active rules."""
     from pulsecheck.workflow import inputs, scoring
     from pulsecheck.workflow.accounts import import_accounts
-    from pulsecheck.workflow.evaluation import activate
     from pulsecheck.workflow.users import add_user
 
     tz = now.tzinfo
@@ -42,7 +41,7 @@ def seed(database: Database, now: datetime) -> None:
         inputs.import_issues(session, examples_dir() / "issues.csv", tz)
         olga = session.scalars(select(User).where(User.name == "olga")).one()
         scoring.approve_model(session, examples_dir() / "scoring.yaml", olga, now)
-        activate(session, examples_dir() / "rules.yaml", olga, now)
+    activate_rules(database, examples_dir() / "rules.yaml", "olga", now)
     for weeks_ago in range(4, -1, -1):
         with database.transaction() as session:
             scoring.score_portfolio(session, now - timedelta(weeks=weeks_ago), now)

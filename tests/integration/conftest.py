@@ -25,9 +25,8 @@ from pulsecheck.config import load_settings
 from pulsecheck.demo import examples_dir
 from pulsecheck.demo.story import DEMO_NOW, Demo
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.models import Escalation, User
-from pulsecheck.workflow.evaluation import activate
-from tests.conftest import Templates
+from pulsecheck.storage.models import Escalation
+from tests.conftest import Templates, activate_rules
 
 PASSWORD = "pw-from-env-7731"  # the only password the `smtp_auth` server accepts (login "alerts")
 
@@ -201,9 +200,7 @@ def seed_rules_portfolio(database: Database) -> None:
     demo = Demo(database, DEMO_NOW, lambda line: None, load_settings(env={}))
     demo.setup()
     demo.scoring()
-    with database.transaction() as session:
-        olga = session.scalars(select(User).where(User.name == "olga")).one()
-        activate(session, examples_dir() / "rules.yaml", olga, DEMO_NOW)
+    activate_rules(database, examples_dir() / "rules.yaml", "olga", DEMO_NOW)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pulsecheck.storage.models import Account, Issue, KpiReading, User
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow.cycles import service as cycles
 from pulsecheck.workflow.cycles.steps import run_step
-from tests.conftest import NOW, Templates
+from tests.conftest import NOW, Templates, activate_rules
 
 CONFIG = cycles.CycleSettings(live_model=str(examples_dir() / "scoring.yaml"))
 
@@ -31,7 +31,6 @@ def seed(database: Database, now: datetime) -> None:
     sample rules active but not evaluated (so no escalation is open)."""
     from pulsecheck.workflow import inputs, scoring
     from pulsecheck.workflow.accounts import import_accounts
-    from pulsecheck.workflow.evaluation import activate
     from pulsecheck.workflow.users import add_user
 
     tz = now.tzinfo
@@ -44,7 +43,7 @@ def seed(database: Database, now: datetime) -> None:
         inputs.import_surveys(session, examples_dir() / "surveys.csv", tz, now)
         inputs.import_issues(session, examples_dir() / "issues.csv", tz)
         scoring.approve_model(session, examples_dir() / "scoring.yaml", user(session, "olga"), now)
-        activate(session, examples_dir() / "rules.yaml", user(session, "olga"), now)
+    activate_rules(database, examples_dir() / "rules.yaml", "olga", now)
     for weeks_ago in range(12, -1, -1):
         with database.transaction() as session:
             scoring.score_portfolio(session, now - timedelta(weeks=weeks_ago), now)

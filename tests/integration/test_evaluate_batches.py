@@ -16,10 +16,10 @@ from pulsecheck.demo.story import DEMO_NOW
 from pulsecheck.errors import InputError
 from pulsecheck.rules.durable import EngineCrashed
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.models import Escalation, EvaluationRun, Notification, RuleFiring, User
+from pulsecheck.storage.models import Escalation, EvaluationRun, Notification, RuleFiring
 from pulsecheck.workflow import escalations as escalation
-from pulsecheck.workflow.evaluation import EvaluationSettings, activate, evaluate
-from tests.conftest import as_json, installed
+from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
+from tests.conftest import activate_rules, as_json, installed
 from tests.integration.conftest import SAMPLE_ESCALATIONS, escalated
 
 SMALL_BATCHES = EvaluationSettings(batch_size=2)  # the sample portfolio's 12 accounts in 6 transactions
@@ -97,9 +97,7 @@ def _team_with_one_rule(factory: Any, database: Database, tmp_path: Path, severi
         "version: 1\nrules:\n  - id: big\n    when: {arr: {gte: 1000}}\n"
         f"    then: {{escalate: {{severity: {severity}{notify}}}}}\n"
     )
-    with database.transaction() as session:
-        olga = session.scalars(select(User).where(User.name == "olga")).one()
-        activate(session, rules, olga, DEMO_NOW)
+    activate_rules(database, rules, "olga", DEMO_NOW)
 
 
 def _recipients(database: Database) -> list[str]:

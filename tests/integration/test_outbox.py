@@ -450,7 +450,6 @@ KILLED_MID_SEND = """
 import os, sys
 from datetime import datetime
 from pulsecheck.config import load_settings
-from pulsecheck.notifications.channels.base import DeliveryError
 from pulsecheck.notifications.channels.file import FileChannel
 from pulsecheck.notifications.dispatch import dispatch
 from pulsecheck.storage.db import Database

@@ -19,11 +19,10 @@ from pulsecheck.storage.models import (
     Notification,
     Review,
     ScoreSnapshot,
-    User,
 )
 from pulsecheck.workflow import reviews
-from pulsecheck.workflow.evaluation import EvaluationSettings, activate, evaluate
-from tests.conftest import Factory
+from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
+from tests.conftest import Factory, activate_rules
 
 OPEN_REVIEW = """\
 version: 1
@@ -52,8 +51,7 @@ def use_rules(database: Database, tmp_path: Path, text: str) -> None:
     """Make `text` the active ruleset (olga, ops)."""
     path = tmp_path / "rules.yaml"
     path.write_text(text, encoding="utf-8")
-    with database.transaction() as session:
-        activate(session, path, session.scalars(select(User).where(User.name == "olga")).one(), DEMO_NOW)
+    activate_rules(database, path, "olga", DEMO_NOW)
 
 
 def renewing_unhealthy(database: Database) -> list[str]:
