@@ -1,6 +1,7 @@
-"""Fixtures for the integration tests: a real SMTP server (aiosmtpd) and a real HTTP receiver on 127.0.0.1.
+"""Fixtures for the integration tests: a real SMTP server (aiosmtpd), a real HTTP receiver on 127.0.0.1, outbox
+helpers, and the sample portfolio with the example rules active (built once per session).
 
-Test modules that need the classes themselves import them: `from tests.integration.conftest import Inbox`.
+Test modules that need the classes or helpers themselves import them: `from tests.integration.conftest import Inbox`.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 
-from pulsecheck.config import load_settings
+from pulsecheck.config import Settings, load_settings
 from pulsecheck.demo import examples_dir
 from pulsecheck.demo.story import DEMO_NOW, Demo
+from pulsecheck.notifications.outbox import enqueue
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.models import Escalation
-from tests.conftest import Templates, activate_rules
+from pulsecheck.storage.models import Escalation, Notification, User
+from tests.conftest import NOW, Templates, activate_rules
 
 PASSWORD = "pw-from-env-7731"  # the only password the `smtp_auth` server accepts (login "alerts")
 
@@ -174,6 +176,31 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
+
+
+# --- the outbox -----------------------------------------------------------------------------------------
+
+CONTEXT = {"account_name": "Acme Corp", "account_id": "ACME", "review_id": 12, "actor": "bob"}
+
+
+def configure(tmp_path: Path, database: Database, toml: str, env: dict[str, str] | None = None) -> Settings:
+    """Settings read from a real pulsecheck.toml (written from `toml`) and the given environment."""
+    path = tmp_path / "pulsecheck.toml"
+    path.write_text(toml, encoding="utf-8")
+    return load_settings(db=database.url, config=str(path), user="bob", env=env or {})
+
+
+def queue(database: Database, channel: str, *names: str, event: str = "review:12:submitted") -> None:
+    """A `review_submitted` notification for each named user, written as the workflow writes them."""
+    with database.transaction() as session:
+        users = [session.scalar(select(User).where(User.name == n)) for n in names]
+        enqueue(session, "review_submitted", CONTEXT, [u for u in users if u], event, channel, NOW)
+
+
+def rows(database: Database) -> list[Notification]:
+    with database.transaction() as session:
+        return list(session.scalars(select(Notification).order_by(Notification.id)))
+
 
 
 # What the example rules escalate on the sample portfolio at DEMO_NOW, read off the sample files (not the engine):
