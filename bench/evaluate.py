@@ -32,8 +32,9 @@ from pulsecheck.rules.language import load_rules_file
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, Escalation, Issue, Notification, Review, ScoreSnapshot, User
-from pulsecheck.workflow.evaluation import EvaluationSettings, activate, evaluate
-from pulsecheck.workflow.scoring import approve_model
+from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
+from pulsecheck.workflow.models import approve_model
+from pulsecheck.workflow.rulesets import activate
 from pulsecheck.workflow.users import add_user
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

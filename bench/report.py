@@ -23,11 +23,11 @@ from typing import Any
 from bulk import bulk_insert
 from sqlalchemy import select
 
-from pulsecheck.scoring.model import load_model_file
+from pulsecheck.scoring.schema import load_model_file
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, Deviation, Escalation, Review, ScoreSnapshot, User
-from pulsecheck.workflow.scoring import approve_model
+from pulsecheck.workflow.models import approve_model
 from pulsecheck.workflow.users import add_user
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -171,7 +171,7 @@ def time_report(database: Database, out: Path) -> float:
 
     start = time.perf_counter()
     with database.transaction() as session:
-        data = build_portfolio(session, NOW, PriorityMatrix.from_config({}), None)
+        data = build_portfolio(session, NOW, PriorityMatrix(), None)
     write_atomic(render_html(data, NOW), out, "--html")
     return time.perf_counter() - start
 

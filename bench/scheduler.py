@@ -22,13 +22,17 @@ from sqlalchemy import insert, select
 
 from pulsecheck.config import load_settings
 from pulsecheck.scheduling.runner import run_due, runtime
-from pulsecheck.scheduling.sync import ScheduleSettings, apply, job_store, reconcile, review_jobs
+from pulsecheck.scheduling.specs import ScheduleSettings, review_jobs
+from pulsecheck.scheduling.store import daemon_scheduler, job_store, stop_daemon
+from pulsecheck.scheduling.sync import apply, reconcile
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, Review, User
 from pulsecheck.workflow.users import add_user
 
-NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+# Today, not a fixed date: jobs due by the bench's clock must also be due by the wall clock a started
+# APScheduler reads, or its start-up finds a backlog the bench never meant to create.
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 
 
 def build(database: Database, n: int) -> None:
@@ -89,17 +93,15 @@ def main(n: int) -> None:
         timed(f"reschedule {n} review-due jobs", lambda: sync_all(timedelta(days=1)))
 
         def start_up() -> int:
-            from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-            from apscheduler.schedulers.background import BackgroundScheduler
-
             started = time.perf_counter()
             with database.transaction() as session:
                 report = reconcile(session, cfg, NOW)
             print(f"  (reconcile {time.perf_counter() - started:.2f} s)")
-            scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(engine=database.engine)})
+            scheduler = daemon_scheduler(database.engine, cfg.tz, lambda _job, _result: None)
             scheduler.start(paused=True)
-            due = len(scheduler._jobstores["default"].get_due_jobs(NOW))
-            scheduler.shutdown()
+            with database.transaction() as session:
+                due = len(job_store(session, cfg.tz).due(NOW))
+            stop_daemon(scheduler)
             assert report.kept >= n, report
             return due
 

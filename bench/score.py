@@ -27,7 +27,8 @@ from sqlalchemy import func, select
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, Deviation, KpiReading, ScoreSnapshot, SurveyResponse, User
-from pulsecheck.workflow.scoring import approve_model, score_portfolio
+from pulsecheck.workflow.models import approve_model
+from pulsecheck.workflow.scoring import score_portfolio
 from pulsecheck.workflow.users import add_user
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

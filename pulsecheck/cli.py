@@ -16,8 +16,39 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+# The root group's options, accepted anywhere on the line; no subcommand defines an option of these names.
+GLOBAL_OPTIONS = ("--db", "--config", "--as")
+
+
+def hoist_global_options(args: Sequence[str]) -> list[str]:
+    """`args` with the global options and their values moved to the front (`--db X` and `--db=X`), so that
+    `review list --mine --as alice` means `--as alice review list --mine`; nothing after `--` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        if arg == "--":
+            rest.extend(args[position:])
+            break
+        if arg in GLOBAL_OPTIONS:
+            if position + 1 == len(args):  # moved to the front, it would take the subcommand's name as its value
+                raise click.BadOptionUsage(arg, f"Option '{arg}' requires an argument.")
+            front.extend(args[position : position + 2])
+            position += 2
+            continue
+        name, equals, _ = arg.partition("=")
+        (front if equals and name in GLOBAL_OPTIONS else rest).append(arg)
+        position += 1
+    return front + rest
+
+
 class PulsecheckGroup(click.Group):
-    """Turns every error into one `error: ...` line and the exit codes of the CLI contract."""
+    """Turns every error into one `error: ...` line and the exit codes of the CLI contract; takes the global
+    options anywhere on the line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
@@ -57,11 +88,14 @@ class PulsecheckGroup(click.Group):
 @click.version_option(package_name="pulsecheck")
 @click.pass_context
 def cli(ctx: click.Context, db_url: str | None, config_file: str | None, as_user: str | None) -> None:
-    """Customer health reviews, escalation rules and their schedule."""
+    """Customer health reviews, escalation rules and their schedule.
+
+    --db, --config and --as may also come after the subcommand.
+    """
     from pulsecheck.app import App
     from pulsecheck.config import load_settings
 
-    ctx.obj = App(load_settings(db=db_url, config=config_file, user=as_user))
+    ctx.obj = App(load_settings(db=db_url, config=config_file, user=as_user), ctx.invoked_subcommand)
 
 
 def register(module_names: Sequence[str]) -> None:
@@ -74,7 +108,12 @@ def register(module_names: Sequence[str]) -> None:
             cli.add_command(command)
 
 
-register(["setup", "review", "scoring", "rules", "escalations", "scheduler", "outbox", "cycle", "report", "demo"])
+register(
+    [
+        "setup", "review", "scoring", "rules", "escalations", "scheduler", "outbox", "cycle", "report", "audit",
+        "demo", "config", "keys",
+    ]
+)
 
 
 def main() -> None:

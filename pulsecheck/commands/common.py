@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +17,10 @@ __all__ = ["App", "emit_json", "every_problem", "json_option", "parse_day", "pas
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    """Print `data` as the readable JSON of every `--json` option."""
+    from pulsecheck.jsontext import readable_json
+
+    click.echo(readable_json(data))
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | None = None) -> None:

@@ -8,6 +8,7 @@ import click
 
 from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app, table
 from pulsecheck.errors import RefusedError
+from pulsecheck.vocab import CYCLE_STATES
 
 if TYPE_CHECKING:
     from pulsecheck.workflow.cycles.service import CycleSettings
@@ -31,27 +32,27 @@ def _settings(app: App) -> CycleSettings:
 @pass_app
 def cycle_start(app: App, period: str, segments: tuple[str, ...], owner: str | None) -> None:
     """Start a cycle: snapshot the accounts in scope, the approved model, the active ruleset, the as-of date."""
-    from pulsecheck.workflow.cycles.service import findings_of, start
+    from pulsecheck.workflow.cycles import findings_of, start
 
     with app.transaction() as session:
         started = start(session, period, segments, owner, app.actor(session), app.now(), app.settings.tz)
-        findings = findings_of(session, started.id)
-        click.echo(
+        said = [
             f"cycle {started.id} started for {started.period} ({', '.join(started.segments) or 'all segments'}, "
             f"{len(started.account_ids)} accounts, owner {started.owner}, as of {started.as_of:%Y-%m-%d})"
-        )
-        for finding in findings:
+        ]
+        for finding in findings_of(session, started.id):
             carried = f" (carried from finding {finding.carried_from})" if finding.carried_from else ""
-            click.echo(f"  finding {finding.id} [{finding.kind}] {finding.detail}{carried}")
+            said.append(f"  finding {finding.id} [{finding.kind}] {finding.detail}{carried}")
+    click.echo("\n".join(said))
 
 
 @cycle.command("list")
-@click.option("--state", type=click.Choice(["draft", "submitted", "approved", "closed"]))
+@click.option("--state", type=click.Choice(CYCLE_STATES))
 @json_option
 @pass_app
 def cycle_list(app: App, state: str | None, as_json: bool) -> None:
     """List cycles, newest first."""
-    from pulsecheck.workflow.cycles.service import list_cycles, summary_dict
+    from pulsecheck.workflow.cycles import list_cycles, summary_dict
 
     with app.transaction() as session:
         data = [summary_dict(session, c) for c in list_cycles(session, state)]
@@ -85,7 +86,7 @@ def cycle_list(app: App, state: str | None, as_json: bool) -> None:
 def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
     """Show a cycle: steps with who/when/result, findings, decisions, history."""
     from pulsecheck.reports.cycle import cycle_markdown
-    from pulsecheck.workflow.cycles.service import cycle_dict, get_cycle
+    from pulsecheck.workflow.cycles import cycle_dict, get_cycle
 
     with app.transaction() as session:
         data = cycle_dict(session, get_cycle(session, cycle_id))
@@ -99,20 +100,27 @@ def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
 @click.argument("cycle_id", type=int)
 @click.argument("step")
 @click.option("--note", metavar="T", help="What you checked or concluded.")
-@click.option("--evidence", multiple=True, metavar="X", help="A path or URL backing the step (repeat).")
+@click.option(
+    "--evidence",
+    multiple=True,
+    metavar="X",
+    help="A file (stored in the database, sealed by its sha256) or an http(s) link backing the step (repeat).",
+)
 @pass_app
 def cycle_step(app: App, cycle_id: int, step: str, note: str | None, evidence: tuple[str, ...]) -> None:
     """Complete STEP (scope, data, model, trends, classify, escalate, document), in that order."""
     from pulsecheck.states.cycle import check_step_name
+    from pulsecheck.workflow.attachments import CYCLE_STEP, links_of
     from pulsecheck.workflow.cycles.steps import run_step
 
     check_step_name(step)
-    settings = _settings(app)
+    settings, limit = _settings(app), app.settings.attachments.max_size
     with app.transaction() as session:
-        row = run_step(session, cycle_id, step, app.actor(session), app.now(), settings, note, evidence)
-        click.echo(f"cycle {cycle_id}: step {step} done by {row.done_by}")
-        for line in _headline(step, row.result):
-            click.echo(f"  {line}")
+        row = run_step(session, cycle_id, step, app.actor(session), app.now(), settings, note, evidence, limit)
+        said = [f"cycle {cycle_id}: step {step} done by {row.done_by}"]
+        said += [f"  {line}" for line in _headline(step, row.result)]
+        said += [f"  evidence {k.filename}: stored, sha256 {k.sha256}" for k in links_of(session, CYCLE_STEP, row.id)]
+    click.echo("\n".join(said))
 
 
 def _headline(step: str, result: dict[str, Any]) -> list[str]:
@@ -144,7 +152,7 @@ def _headline(step: str, result: dict[str, Any]) -> list[str]:
 @pass_app
 def cycle_decide(app: App, cycle_id: int, account: str, decision: str, owner: str, reason: str | None) -> None:
     """Decide what happens to an at-risk ACCOUNT: monitor it, or escalate it (opens an escalation)."""
-    from pulsecheck.workflow.cycles.service import decide
+    from pulsecheck.workflow.cycles import decide
 
     with app.transaction() as session:
         decide(session, cycle_id, account, decision, owner, reason, app.actor(session), app.now())
@@ -168,12 +176,13 @@ def cycle_finding_add(
     app: App, cycle_id: int, kind: str, detail: str, action: str | None, owner: str | None, due: str | None
 ) -> None:
     """Record a finding of cycle CYCLE_ID."""
-    from pulsecheck.workflow.cycles.service import add_finding
+    from pulsecheck.workflow.cycles import add_finding
 
     due_date = parse_day(due, "--due") if due else None
     with app.transaction() as session:
         found = add_finding(session, cycle_id, kind, detail, app.actor(session), app.now(), action, owner, due_date)
-        click.echo(f"cycle {cycle_id}: finding {found.id} added")
+        finding_id = found.id
+    click.echo(f"cycle {cycle_id}: finding {finding_id} added")
 
 
 @cycle_finding.command("close")
@@ -182,7 +191,7 @@ def cycle_finding_add(
 @pass_app
 def cycle_finding_close(app: App, finding_id: int, note: str) -> None:
     """Close finding FINDING_ID."""
-    from pulsecheck.workflow.cycles.service import close_finding
+    from pulsecheck.workflow.cycles import close_finding
 
     with app.transaction() as session:
         close_finding(session, finding_id, note, app.actor(session), app.now())
@@ -199,7 +208,8 @@ def _event_command(event: str, help_text: str) -> click.Command:
         with app.transaction() as session:
             changed = transition(session, cycle_id, event, app.actor(session), app.now(), comment)
             sealed = f" (sealed, sha256 {changed.digest})" if event == "approve" and changed.digest else ""
-            click.echo(f"cycle {cycle_id}: {event} -> {changed.state}{sealed}")
+            said = f"cycle {cycle_id}: {event} -> {changed.state}{sealed}"
+        click.echo(said)
 
     command.__doc__ = help_text
     return cycle.command(event)(command)
@@ -220,7 +230,7 @@ for _event, _help in (
 @pass_app
 def cycle_verify(app: App, cycle_id: int, as_json: bool) -> None:
     """Check the seal against the cycle's content and that the audit trail explains its state."""
-    from pulsecheck.workflow.cycles.service import get_cycle, verify
+    from pulsecheck.workflow.cycles import get_cycle, verify
 
     with app.transaction() as session:
         found = get_cycle(session, cycle_id)
@@ -247,7 +257,7 @@ def cycle_export(app: App, cycle_id: int, fmt: str, output: str | None) -> None:
     """The cycle's archive: accounts, evidence, step results, findings, decisions, escalation and action log."""
     from pulsecheck.reports.cycle import render
     from pulsecheck.reports.files import write_atomic
-    from pulsecheck.workflow.cycles.service import cycle_dict, get_cycle
+    from pulsecheck.workflow.cycles import cycle_dict, get_cycle
 
     with app.transaction() as session:
         data = cycle_dict(session, get_cycle(session, cycle_id), full=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app, table
 from pulsecheck.errors import InputError, RefusedError
+from pulsecheck.vocab import PRIORITIES, REVIEW_STATES, RISK_CATEGORIES, SEVERITIES
 
 
 @click.group()
@@ -18,7 +21,7 @@ def review() -> None:
 @click.option("--reviewer", help="Default: the account owner.")
 @click.option("--approver", help="Default: the reviewer's manager, else the account manager.")
 @click.option("--due", metavar="DATE", help="Due date (YYYY-MM-DD); default from config review.due_in.")
-@click.option("--priority", default="P3", type=click.Choice(["P1", "P2", "P3", "P4"]))
+@click.option("--priority", default="P3", type=click.Choice(PRIORITIES))
 @pass_app
 def review_new(
     app: App, account: str, reviewer: str | None, approver: str | None, due: str | None, priority: str
@@ -40,15 +43,16 @@ def review_new(
             due=due_at,
             priority=priority,
         )
-        click.echo(
+        said = (
             f"review {created.id} opened for {created.account.external_id} "
             f"(reviewer {created.reviewer}, approver {created.approver or '-'}, "
             f"due {created.due_at:%Y-%m-%d})"
         )
+    click.echo(said)
 
 
 @review.command("list")
-@click.option("--state", type=click.Choice(["draft", "submitted", "approved", "closed"]))
+@click.option("--state", type=click.Choice(REVIEW_STATES))
 @click.option("--mine", is_flag=True, help="Only reviews where I am reviewer or approver.")
 @click.option("--account", help="Only reviews of this account.")
 @json_option
@@ -121,6 +125,75 @@ def review_history(app: App, review_id: int, as_json: bool) -> None:
     )
 
 
+@review.command("attach")
+@click.argument("review_id", type=int)
+@click.argument("file")
+@click.option("--note", metavar="T", help="What the file is (kept with it).")
+@pass_app
+def review_attach(app: App, review_id: int, file: str, note: str | None) -> None:
+    """Store FILE in the database as an attachment of the review (signatures bind its sha256)."""
+    from pulsecheck.workflow.attachments import attach_to_review, read_upload
+
+    upload = read_upload(file, app.settings.attachments.max_size, "FILE")
+    with app.transaction() as session:
+        link = attach_to_review(session, review_id, upload, app.actor(session), app.now(), note)
+        said = f"review {review_id}: attachment {link.number} {link.filename} ({len(upload.content)} bytes, sha256 "
+        said += f"{link.sha256})"
+    click.echo(said)
+
+
+@review.command("attachments")
+@click.argument("review_id", type=int)
+@json_option
+@pass_app
+def review_attachments(app: App, review_id: int, as_json: bool) -> None:
+    """List a review's attachments."""
+    from pulsecheck.workflow.attachments import REVIEW, link_dict, links_of
+    from pulsecheck.workflow.reviews import get_review
+
+    with app.transaction() as session:
+        found = get_review(session, review_id)
+        data = [link_dict(session, link) for link in links_of(session, REVIEW, found.id)]
+    if as_json:
+        emit_json(data)
+        return
+    table(
+        [(a["number"], a["filename"], a["size"], a["sha256"][:16], a["added_by"], a["added_at"][:19], a["note"])
+         for a in data],
+        ["#", "file", "bytes", "sha256", "added by", "added at", "note"],
+    )
+
+
+@review.group("attachment")
+def review_attachment() -> None:
+    """One attachment of a review."""
+
+
+@review_attachment.command("get")
+@click.argument("review_id", type=int)
+@click.argument("number", type=int)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@pass_app
+def review_attachment_get(app: App, review_id: int, number: int, output: str | None) -> None:
+    """Write attachment NUMBER of the review, byte for byte as stored (refused if the bytes changed since)."""
+    from pulsecheck.reports.files import check_writable, write_atomic
+    from pulsecheck.workflow.attachments import REVIEW, content
+    from pulsecheck.workflow.reviews import get_review
+
+    if output:
+        check_writable(output)
+    with app.transaction() as session:
+        found = get_review(session, review_id)
+        _, data = content(session, REVIEW, found.id, number, f"review {review_id}")
+    if output:
+        write_atomic(data, output)
+        click.echo(f"wrote {output}")
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+
 @review.command("set")
 @click.argument("review_id", type=int)
 @click.argument("field")
@@ -189,8 +262,8 @@ def review_risk() -> None:
 @click.argument("review_id", type=int)
 @click.argument("description")
 @click.option("--evidence")
-@click.option("--category", default="customer", type=click.Choice(["customer", "internal"]))
-@click.option("--severity", default="medium", type=click.Choice(["low", "medium", "high", "critical"]))
+@click.option("--category", default="customer", type=click.Choice(RISK_CATEGORIES))
+@click.option("--severity", default="medium", type=click.Choice(SEVERITIES))
 @click.option("--impact")
 @pass_app
 def review_risk_add(
@@ -217,7 +290,8 @@ def review_risk_add(
             severity,
             impact,
         )
-        click.echo(f"review {review_id}: risk {risk.number} added")
+        number = risk.number
+    click.echo(f"review {review_id}: risk {number} added")
 
 
 @review.group("action")
@@ -258,7 +332,8 @@ def review_action_add(
             due_date,
             success_criteria,
         )
-        click.echo(f"review {review_id}: action {action.number} added to risk {risk_number}")
+        number = action.number
+    click.echo(f"review {review_id}: action {number} added to risk {risk_number}")
 
 
 def _event_command(event: str, help_text: str) -> click.Command:
@@ -269,8 +344,8 @@ def _event_command(event: str, help_text: str) -> click.Command:
         from pulsecheck.workflow.reviews import transition
 
         with app.transaction() as session:
-            changed = transition(session, review_id, event, app.actor(session), app.now(), comment=comment)
-            click.echo(f"review {review_id}: {event} -> {changed.state}")
+            state = transition(session, review_id, event, app.actor(session), app.now(), comment=comment).state
+        click.echo(f"review {review_id}: {event} -> {state}")
 
     command.__doc__ = help_text
     return review.command(event)(command)
@@ -324,14 +399,13 @@ def review_verify(app: App, review_id: int, as_json: bool) -> None:
 @pass_app
 def review_export(app: App, review_id: int, fmt: str, output: str | None) -> None:
     """Export the filled template with its audit trail."""
-    import json
-
+    from pulsecheck.jsontext import readable_json
     from pulsecheck.reports.review import review_markdown
     from pulsecheck.workflow.reviews import get_review, review_dict
 
     with app.transaction() as session:
         data = review_dict(get_review(session, review_id))
-    text = review_markdown(data) if fmt == "md" else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    text = review_markdown(data) if fmt == "md" else readable_json(data) + "\n"
     if output:
         try:
             with open(output, "w", encoding="utf-8") as handle:

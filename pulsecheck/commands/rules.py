@@ -43,11 +43,12 @@ def rules_validate(file: str) -> None:
 @pass_app
 def rules_activate(app: App, file: str) -> None:
     """Make FILE the active ruleset (ops or manager)."""
-    from pulsecheck.workflow.evaluation import activate
+    from pulsecheck.workflow.rulesets import activate
 
     with app.transaction() as session:
         row = activate(session, file, app.actor(session), app.now())
-        click.echo(f"ruleset {row.name} active (sha256 {row.sha256[:12]}, by {row.activated_by})")
+        said = f"ruleset {row.name} active (sha256 {row.sha256[:12]}, by {row.activated_by})"
+    click.echo(said)
 
 
 @rules.command("show")
@@ -55,7 +56,7 @@ def rules_activate(app: App, file: str) -> None:
 @pass_app
 def rules_show(app: App, as_json: bool) -> None:
     """The active ruleset."""
-    from pulsecheck.workflow.evaluation import active_rules
+    from pulsecheck.workflow.rulesets import active_rules
 
     with app.transaction() as session:
         row, parsed = active_rules(session)
@@ -71,7 +72,9 @@ def rules_show(app: App, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    click.echo(f"{data['name']} (sha256 {row.sha256[:12]}), activated by {row.activated_by} at {data['activated_at']}")
+    click.echo(
+        f"{data['name']} (sha256 {data['sha256'][:12]}), activated by {data['activated_by']} at {data['activated_at']}"
+    )
     table(
         [(r.id, ", ".join(a.kind for a in r.actions), r.description) for r in parsed.rules],
         ["rule", "then", "description"],
@@ -89,15 +92,17 @@ def rules_explain(app: App, account: str, as_of: str | None, file: str | None, a
     from pulsecheck.rules.evaluator import explain
     from pulsecheck.rules.language import load_rules_file
     from pulsecheck.workflow.accounts import get_account
-    from pulsecheck.workflow.evaluation import account_facts, active_rules
+    from pulsecheck.workflow.evaluation import account_facts
+    from pulsecheck.workflow.rulesets import active_rules
 
     with app.transaction() as session:
         parsed = load_rules_file(file) if file else active_rules(session)[1]
         found = get_account(session, account)
         facts = account_facts(session, parsed, _end_of(app, as_of, "--as-of"), [found.id])[found.id]
+        external_id = found.external_id
     report = explain(parsed, facts)
     if as_json:
-        emit_json({"account": found.external_id, "facts": facts, "rules": report})
+        emit_json({"account": external_id, "facts": facts, "rules": report})
         return
     for item in report:
         click.echo(f"{'FIRES' if item['fires'] else 'no   '} {item['rule']}: {item['description']}")
@@ -119,7 +124,7 @@ def rules_backtest(app: App, file: str, start: str, end: str, as_json: bool) -> 
     from pulsecheck.errors import RefusedError
     from pulsecheck.rules.language import load_rules_file
     from pulsecheck.workflow.backtest import backtest
-    from pulsecheck.workflow.evaluation import active_rules
+    from pulsecheck.workflow.rulesets import active_rules
 
     parsed = load_rules_file(file)
     first = start_of_day(parse_day(start, "--from"), app.settings.tz)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from pulsecheck.commands.common import App, emit_json, json_option, pass_app, table
-from pulsecheck.errors import RefusedError
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from pulsecheck.scheduling.jobs import Runtime
+    from pulsecheck.scheduling.runner import Pass
 
 
 @click.group()
@@ -23,55 +30,57 @@ def scheduler_run(app: App, once: bool, as_json: bool) -> None:
     The clock is the wall clock, or PULSECHECK_NOW. Only one scheduler runs jobs at a time per database;
     a second one waits as standby and takes over when the first stops.
     """
-    from pulsecheck.scheduling.runner import LeaderLock, run_due, runtime, start
+    from pulsecheck.scheduling.runner import run_once, runtime
 
     rt = runtime(app.db, app.settings)
+    if note := app.settings.log_channel_note():
+        click.echo(note, err=True)
     if not once:
         _daemon(rt)
         return
-    lock = LeaderLock(app.db)
-    if not lock.acquire():
-        raise RefusedError("another scheduler holds the leader lock; not running jobs")
-    try:
-        now = app.now()
-        report = start(rt, now)
-        runs = run_due(rt, now)
-    finally:
-        lock.release()
+    done = run_once(rt)  # every job has committed its work by the time it returns: only then say what happened
     if as_json:
-        emit_json(
+        emit_json(_pass_json(done))
+    else:
+        _echo_pass(done, app.settings.tz)
+
+
+def _pass_json(done: Pass) -> dict[str, Any]:
+    reconciled = done.reconciled
+    return {
+        "now": done.now.isoformat(),
+        "reconciled": {
+            "added": reconciled.added,
+            "replaced": reconciled.replaced,
+            "removed": reconciled.removed,
+            "kept": reconciled.kept,
+        },
+        "runs": [
             {
-                "now": now.isoformat(),
-                "reconciled": {
-                    "added": report.added,
-                    "replaced": report.replaced,
-                    "removed": report.removed,
-                    "kept": report.kept,
-                },
-                "runs": [
-                    {
-                        "job": r.id,
-                        "scheduled_for": r.scheduled_for.isoformat(),
-                        "missed": r.missed,
-                        "ok": r.ok,
-                        "result": r.result,
-                    }
-                    for r in runs
-                ],
+                "job": r.id,
+                "scheduled_for": r.scheduled_for.isoformat(),
+                "missed": r.missed,
+                "ok": r.ok,
+                "result": r.result,
             }
-        )
-        return
+            for r in done.runs
+        ],
+    }
+
+
+def _echo_pass(done: Pass, tz: ZoneInfo) -> None:
+    report = done.reconciled
     click.echo(
         f"reconciled: {len(report.added)} added, {len(report.replaced)} repaired, {len(report.removed)} removed, "
         f"{report.kept} kept"
     )
-    click.echo(f"ran {len(runs)} job(s) due by {now.astimezone(app.settings.tz):%Y-%m-%d %H:%M %Z}")
-    for r in runs:
+    click.echo(f"ran {len(done.runs)} job(s) due by {done.now.astimezone(tz):%Y-%m-%d %H:%M %Z}")
+    for r in done.runs:
         missed = f" (+{r.missed} missed, coalesced)" if r.missed else ""
         click.echo(f"  {'ok ' if r.ok else 'ERR'} {r.id:<28} {r.result}{missed}")
 
 
-def _daemon(rt) -> None:  # type: ignore[no-untyped-def]
+def _daemon(rt: Runtime) -> None:
     import signal
     import threading
 
@@ -93,7 +102,7 @@ def _daemon(rt) -> None:  # type: ignore[no-untyped-def]
 @pass_app
 def scheduler_jobs(app: App, as_json: bool) -> None:
     """List the scheduled jobs with their next run time (business time zone)."""
-    from pulsecheck.scheduling.sync import list_jobs
+    from pulsecheck.scheduling.store import list_jobs
 
     with app.transaction() as session:
         rows = list_jobs(session, app.settings.tz)

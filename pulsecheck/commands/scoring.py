@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from pulsecheck.commands.common import App, emit_json, every_problem, json_option, parse_day, pass_app, table
 from pulsecheck.errors import InputError
+
+if TYPE_CHECKING:
+    from pulsecheck.scoring.model import ScoringModel
 
 
 def _import_command(group: click.Group, noun: str) -> None:
@@ -56,7 +61,7 @@ def model() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def model_validate(file: str) -> None:
     """Report every problem in a scoring model FILE."""
-    from pulsecheck.workflow.scoring import read_model_file
+    from pulsecheck.workflow.models import read_model_file
 
     with every_problem(file):
         _, parsed = read_model_file(file)
@@ -68,11 +73,12 @@ def model_validate(file: str) -> None:
 @pass_app
 def model_approve(app: App, file: str) -> None:
     """Approve FILE as the scoring model (manager or ops); the previous version retires."""
-    from pulsecheck.workflow.scoring import approve_model
+    from pulsecheck.workflow.models import approve_model
 
     with app.transaction() as session:
         row = approve_model(session, file, app.actor(session), app.now())
-        click.echo(f"model {row.version} approved by {row.approved_by} (sha256 {row.sha256[:12]})")
+        said = f"model {row.version} approved by {row.approved_by} (sha256 {row.sha256[:12]})"
+    click.echo(said)
 
 
 @model.command("show")
@@ -80,11 +86,11 @@ def model_approve(app: App, file: str) -> None:
 @pass_app
 def model_show(app: App, as_json: bool) -> None:
     """The approved model: weights, buckets, and the history of versions."""
-    from pulsecheck.scoring.model import duration_text
-    from pulsecheck.workflow.scoring import approved_model, model_versions
+    from pulsecheck.workflow.models import approved_model, model_versions
 
     with app.transaction() as session:
         row, parsed = approved_model(session)
+        sha256, approved_by = row.sha256, row.approved_by
         versions = [
             {
                 "version": v.version,
@@ -95,11 +101,17 @@ def model_show(app: App, as_json: bool) -> None:
             }
             for v in model_versions(session)
         ]
-    data = {"version": parsed.version, "sha256": row.sha256, "model": parsed.canonical(), "versions": versions}
     if as_json:
-        emit_json(data)
+        emit_json({"version": parsed.version, "sha256": sha256, "model": parsed.canonical(), "versions": versions})
         return
-    click.echo(f"approved model {parsed.version} (sha256 {row.sha256[:12]}, by {row.approved_by})")
+    click.echo(f"approved model {parsed.version} (sha256 {sha256[:12]}, by {approved_by})")
+    _model_tables(parsed, versions)
+
+
+def _model_tables(parsed: ScoringModel, versions: list[dict[str, Any]]) -> None:
+    """The KPIs, buckets and versions of `model show`."""
+    from pulsecheck.scoring.model import duration_text
+
     table(
         [
             (
@@ -131,9 +143,9 @@ def model_show(app: App, as_json: bool) -> None:
 def model_check(app: App, file: str | None, as_json: bool) -> None:
     """Compare FILE (default: config [scoring] model) with the approved model; differences are deviations."""
     from pulsecheck.errors import RefusedError
-    from pulsecheck.workflow.scoring import check_model, read_model_file
+    from pulsecheck.workflow.models import check_model, read_model_file
 
-    live = file or app.settings.section("scoring").get("model")
+    live = file or app.settings.scoring.model
     if not live:
         raise InputError("no live model file: pass FILE or set [scoring] model in pulsecheck.toml")
     _, parsed = read_model_file(live)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pulsecheck.errors import InputError
+from pulsecheck.jsontext import readable_json
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -48,7 +48,7 @@ def _environment(html: bool) -> Environment:
 
 
 def cycle_markdown(data: dict[str, Any]) -> str:
-    """Markdown of `workflow.cycles.service.cycle_dict` (the short form for `show`, the full one for `export`)."""
+    """Markdown of `workflow.cycles.views.cycle_dict` (the short form for `show`, the full one for `export`)."""
     text = _environment(False).get_template("cycle.md.j2").render(c=data)
     return "\n".join(line.rstrip() for line in text.splitlines()).rstrip() + "\n"
 
@@ -59,7 +59,8 @@ def cycle_html(data: dict[str, Any]) -> str:
 
 
 def cycle_json(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    """The JSON archive of a cycle, in the readable form of every `--json`."""
+    return readable_json(data) + "\n"
 
 
 def render(data: dict[str, Any], fmt: str) -> str:

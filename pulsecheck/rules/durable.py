@@ -20,8 +20,9 @@ from decimal import Decimal
 from typing import Any
 
 from pulsecheck.errors import PulsecheckError
+from pulsecheck.rules.conditions import BOOLEAN, All, AnyOf, Leaf, Node, fact_type, normalize
 from pulsecheck.rules.evaluator import clean_facts
-from pulsecheck.rules.language import BOOLEAN, All, AnyOf, Leaf, Node, Rule, RulesFile, fact_type, normalize
+from pulsecheck.rules.language import Rule, RulesFile
 
 MAX_RULES = 50
 MAX_BRANCHES = 60  # P12: more than 64 simultaneously true alpha branches per fact fail the whole assert
@@ -147,7 +148,8 @@ _HANDLES: list[int] = []
 _ID_MARK = '"id": "account:'
 
 
-def _init_worker(shards: list[tuple[str, str]], crash: bool) -> None:
+def init_worker(shards: list[tuple[str, str]]) -> None:
+    """Worker start-up: create the rulesets in this process's C core (the pool's initializer)."""
     import ctypes
 
     import durable_rules_engine as dre
@@ -158,10 +160,6 @@ def _init_worker(shards: list[tuple[str, str]], crash: bool) -> None:
         pass
     _HANDLES.clear()
     _HANDLES.extend(dre.create_ruleset(name, text) for name, text in shards)
-    if crash:  # test hook: behave like the C core segfaulting
-        import os
-
-        os.abort()
 
 
 def _account_of(message: str) -> int:
@@ -194,7 +192,7 @@ def _run_sid(handle: int, sid: str, batch: list[tuple[int, str]]) -> tuple[set[t
     return fired, seen
 
 
-def _evaluate_chunk(
+def evaluate_chunk(
     accounts: list[tuple[int, Mapping[str, Any]]], per_sid: int = ACCOUNTS_PER_SID
 ) -> list[tuple[int, str]]:
     """Firings for a chunk of accounts, every shard. When the core took in fewer facts than it was given
@@ -229,7 +227,6 @@ def evaluate(
     chunk_size: int = 2000,
     per_sid: int = ACCOUNTS_PER_SID,
     progress: Callable[[int], None] | None = None,
-    _crash: bool = False,
 ) -> list[tuple[int, str]]:
     """Firings (account, rule id), sorted, from durable-rules running in `workers` child processes;
     `progress(n)` is called as each chunk of n accounts is done."""
@@ -244,11 +241,11 @@ def evaluate(
         with ProcessPoolExecutor(
             max_workers=max(1, min(workers, len(chunks))),
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(shards, _crash),
+            initializer=init_worker,
+            initargs=(shards,),
         ) as pool:
             results = []
-            for chunk, result in zip(chunks, pool.map(_evaluate_chunk, chunks, [per_sid] * len(chunks)), strict=True):
+            for chunk, result in zip(chunks, pool.map(evaluate_chunk, chunks, [per_sid] * len(chunks)), strict=True):
                 results.append(result)
                 if progress is not None:
                     progress(len(chunk))

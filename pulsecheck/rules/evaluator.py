@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pulsecheck.rules.language import BOOLEAN, PRECISION, All, AnyOf, Leaf, Node, Rule, RulesFile, fact_type, normalize
+from pulsecheck.rules.conditions import BOOLEAN, PRECISION, All, AnyOf, Leaf, Node, fact_type, leaves, normalize
+from pulsecheck.rules.language import Rule, RulesFile
 
 
 def clean_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,6 +79,8 @@ def evaluate_plain(
 
 @dataclass(frozen=True)
 class LeafResult:
+    """One condition of `explain`: the fact's actual value against the expected one, and the truth."""
+
     fact: str
     op: str
     expected: Any
@@ -92,7 +95,7 @@ def explain(rules_file: RulesFile, facts: Mapping[str, Any]) -> list[dict[str, A
     for rule in rules_file.rules:
         conditions = [
             LeafResult(leaf.fact, leaf.op, leaf.value, cleaned.get(leaf.fact), test_leaf(leaf, cleaned))
-            for leaf in _leaves(normalize(rule.when))
+            for leaf in leaves(normalize(rule.when))
         ]
         report.append(
             {
@@ -103,14 +106,6 @@ def explain(rules_file: RulesFile, facts: Mapping[str, Any]) -> list[dict[str, A
             }
         )
     return report
-
-
-def _leaves(node: Node) -> list[Leaf]:
-    if isinstance(node, Leaf):
-        return [node]
-    if isinstance(node, All | AnyOf):
-        return [leaf for item in node.items for leaf in _leaves(item)]
-    return _leaves(normalize(node))
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")

@@ -1,7 +1,6 @@
-"""The rules language of DESIGN.md section 6: AST, facts catalogue and a validator that reports every problem.
+"""The rules files of DESIGN.md section 6: rules and their actions, and a validator that reports every problem.
 
-Semantics shared by both engines: a condition on a missing fact (None) is false, whatever its operator,
-except `missing`; `not` is pushed down to the leaves (De Morgan, with negated operators) before evaluation.
+The conditions (facts catalogue, condition tree, operators) are in `rules.conditions`.
 """
 
 from __future__ import annotations
@@ -14,86 +13,44 @@ from pathlib import Path
 from typing import Any
 
 from pulsecheck.errors import InputError, ValidationFailed
+from pulsecheck.rules.conditions import (
+    BOOLEAN,
+    FACTS,
+    MAX_GROUPS,
+    NUMBER,
+    OPS,
+    PRECISION,
+    STRING,
+    WINDOWED,
+    All,
+    AnyOf,
+    Leaf,
+    Node,
+    Not,
+    engine_groups,
+    fact_type,
+    leaves,
+)
 from pulsecheck.timeutil import parse_duration
+from pulsecheck.vocab import NOTIFY_ROLES, PRIORITIES, SEVERITIES
 from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, suggest
 
-NUMBER, STRING, BOOLEAN = "number", "string", "boolean"
-FACTS: dict[str, str] = {
-    "score": NUMBER,
-    "bucket": STRING,
-    "low_score_streak": NUMBER,
-    "days_to_renewal": NUMBER,
-    "days_since_contract": NUMBER,
-    "days_since_last_review": NUMBER,
-    "open_complaints": NUMBER,
-    "open_billing_issues": NUMBER,
-    "open_blockers": NUMBER,
-    "stale_inputs": NUMBER,
-    "missing_inputs": NUMBER,
-    "segment": STRING,
-    "tier": STRING,
-    "arr": NUMBER,
-    "stage": STRING,
-    "has_open_review": BOOLEAN,
-    "open_escalations": NUMBER,
-}
-WINDOWED = re.compile(r"^(score_change|score_drop|max_score|open_tickets|open_high_tickets)_(\d+)d$")
-KPI_FACT = re.compile(r"^kpi\.[a-z][a-z0-9_]*$")
-OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "between", "exists", "missing")
-NEGATED = {
-    "eq": "ne",
-    "ne": "eq",
-    "lt": "gte",
-    "gte": "lt",
-    "lte": "gt",
-    "gt": "lte",
-    "in": "not_in",
-    "not_in": "in",
-    "exists": "missing",
-    "missing": "exists",
-}
-SEVERITIES = ("low", "medium", "high", "critical")
-PRIORITIES = ("P1", "P2", "P3", "P4")
-ROLES = ("owner", "manager", "reviewer", "approver", "ops", "admin", "head_of_cs")
 ACTIONS = ("escalate", "open_review", "notify", "flag_deviation")
 RULE_KEYS = ("id", "description", "when", "then", "cooldown", "resolve_when_clear")
-PRECISION = 4  # numbers are rounded to 4 decimals for both engines (durable parses plain decimals only)
-MAX_GROUPS = 15  # durable-rules refuses a pattern with more `$and`/`$or` objects (error 113), measured
-
-
-@dataclass(frozen=True)
-class Leaf:
-    fact: str
-    op: str
-    value: Any = None
-
-
-@dataclass(frozen=True)
-class All:
-    items: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class AnyOf:
-    items: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    item: Node
-
-
-Node = Leaf | All | AnyOf | Not
 
 
 @dataclass(frozen=True)
 class Action:
+    """One action of a rule's `then`, with its validated settings."""
+
     kind: str
     params: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Rule:
+    """One validated rule: its condition, actions, cooldown and the line it starts on."""
+
     id: str
     when: Node
     actions: tuple[Action, ...]
@@ -105,19 +62,12 @@ class Rule:
 
 @dataclass(frozen=True)
 class RulesFile:
+    """A validated rules file: its rules, where it came from and the sha256 of its text."""
+
     rules: tuple[Rule, ...]
     source: str = "rules"
     sha256: str = ""
     text: str = field(default="", repr=False)
-
-
-def fact_type(name: str) -> str | None:
-    """The type of a catalogue fact, or None for an unknown name."""
-    if name in FACTS:
-        return FACTS[name]
-    if WINDOWED.match(name) or KPI_FACT.match(name):
-        return NUMBER
-    return None
 
 
 def windows_used(rules: tuple[Rule, ...] | list[Rule]) -> dict[str, set[int]]:
@@ -129,47 +79,6 @@ def windows_used(rules: tuple[Rule, ...] | list[Rule]) -> dict[str, set[int]]:
             if match:
                 found.setdefault(match.group(1), set()).add(int(match.group(2)))
     return found
-
-
-def leaves(node: Node) -> list[Leaf]:
-    """Every leaf of a condition tree, in order."""
-    if isinstance(node, Leaf):
-        return [node]
-    if isinstance(node, Not):
-        return leaves(node.item)
-    return [leaf for item in node.items for leaf in leaves(item)]
-
-
-def engine_groups(node: Node) -> int:
-    """How many `$and`/`$or` objects the durable compiler writes for a condition, including the rule's own `$and`.
-
-    Groups are all/any (after `not` is pushed down) and the lists of in, not_in and between; plain leaves are free.
-    """
-
-    def count(item: Node) -> int:
-        if isinstance(item, All | AnyOf):
-            return 1 + sum(count(child) for child in item.items)
-        if isinstance(item, Leaf):
-            return 1 if item.op in ("in", "not_in", "between") else 0
-        return count(normalize(item))
-
-    return 1 + count(normalize(node))
-
-
-def normalize(node: Node, negate: bool = False) -> Node:
-    """Negation pushed down to the leaves (what both engines evaluate)."""
-    if isinstance(node, Not):
-        return normalize(node.item, not negate)
-    if isinstance(node, All | AnyOf):
-        items = tuple(normalize(item, negate) for item in node.items)
-        flip = isinstance(node, All) == negate
-        return AnyOf(items) if flip else All(items)
-    if not negate:
-        return node
-    if node.op == "between":
-        low, high = node.value
-        return AnyOf((Leaf(node.fact, "lt", low), Leaf(node.fact, "gt", high)))
-    return Leaf(node.fact, NEGATED[node.op], node.value)
 
 
 class _Checker:
@@ -377,7 +286,7 @@ def _with_lines(values: dict[str, Any], parent: LineDict, key: str) -> LineDict:
     return result
 
 
-def load_rules(text: str, source: str, roles: tuple[str, ...] = ROLES) -> RulesFile:
+def load_rules(text: str, source: str, roles: tuple[str, ...] = NOTIFY_ROLES) -> RulesFile:
     """Parse and validate a rules file; every problem is reported at once with its line."""
     data = load_text(text, source)
     checker = _Checker(source, roles)
@@ -403,7 +312,7 @@ def load_rules(text: str, source: str, roles: tuple[str, ...] = ROLES) -> RulesF
     return RulesFile(tuple(rules), source, hashlib.sha256(text.encode()).hexdigest(), text)
 
 
-def load_rules_file(path: str | Path, roles: tuple[str, ...] = ROLES) -> RulesFile:
+def load_rules_file(path: str | Path, roles: tuple[str, ...] = NOTIFY_ROLES) -> RulesFile:
     """Read and validate a rules file."""
     try:
         text = Path(path).read_text(encoding="utf-8")

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import PulsecheckError
-from pulsecheck.scheduling.sync import OPEN_REVIEW_STATES, ScheduleSettings
+from pulsecheck.scheduling.specs import OPEN_REVIEW_STATES, ScheduleSettings
 from pulsecheck.storage.models import Account, Escalation, Review
 from pulsecheck.workflow import reviews
 

@@ -1,10 +1,10 @@
 """Running the scheduled jobs: one pass (`scheduler run --once`) or the daemon, behind a leader lock.
 
 The daemon is APScheduler's BackgroundScheduler over the SQLAlchemy job store in the project database, one job
-at a time. A pass with `--once` takes a `now` (the clock of cron, a test or a replay) and runs every job due by
-then exactly once, coalescing the firings missed while nothing ran: the same computation APScheduler makes
-(`Job._get_run_times`), except that the job is moved to its next time before it runs, so that a job which
-changes its own rows never races its own bookkeeping.
+at a time (`store.daemon_scheduler`). A pass with `--once` takes a `now` (the clock of cron, a test or a replay)
+and runs every job due by then exactly once, coalescing the firings missed while nothing ran: the same
+computation APScheduler makes, except that the job is moved to its next time before it runs
+(`store.JobStore.claim`), so that a job which changes its own rows never races its own bookkeeping.
 
 Only one process runs jobs at a time: a PostgreSQL advisory lock (released by the server when the holder's
 connection dies), or an exclusive file lock next to a SQLite database.
@@ -23,9 +23,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from pulsecheck.errors import PulsecheckError
+from pulsecheck.errors import PulsecheckError, RefusedError
 from pulsecheck.scheduling import jobs
-from pulsecheck.scheduling.sync import ScheduleSettings, SyncReport, job_store, reconcile
+from pulsecheck.scheduling.specs import ScheduleSettings
+from pulsecheck.scheduling.store import daemon_scheduler, job_store, stop_daemon
+from pulsecheck.scheduling.sync import SyncReport, reconcile
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings
@@ -46,6 +48,7 @@ class LeaderLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> bool:
+        """Take the lock if nobody holds it; False (at once, without waiting) if another scheduler does."""
         if self._connection is not None or self._file is not None:
             return True
         if self.engine.dialect.name == "postgresql":
@@ -87,6 +90,7 @@ class LeaderLock:
         return True
 
     def release(self) -> None:
+        """Give the lock up (a no-op when not held)."""
         if self._connection is not None:
             try:
                 self._connection.execute(
@@ -103,6 +107,8 @@ class LeaderLock:
 
 @dataclass(frozen=True)
 class JobRun:
+    """One run of a job: the firing it ran for, how many earlier firings it coalesced, and its one-line result."""
+
     id: str
     scheduled_for: datetime
     missed: int  # firings coalesced into this run
@@ -110,7 +116,17 @@ class JobRun:
     ok: bool
 
 
+@dataclass(frozen=True)
+class Pass:
+    """What one `scheduler run --once` did: the reconcile at its start, then the job runs."""
+
+    now: datetime
+    reconciled: SyncReport
+    runs: list[JobRun]
+
+
 def runtime(database: Database, settings: Settings, clock: Callable[[], datetime] | None = None) -> jobs.Runtime:
+    """What jobs run with: the database, the settings parsed once, and the clock (the settings' by default)."""
     return jobs.Runtime(database, settings, ScheduleSettings.from_settings(settings), clock or settings.now)
 
 
@@ -120,6 +136,19 @@ def start(rt: jobs.Runtime, now: datetime) -> SyncReport:
         return reconcile(session, rt.cfg, now)
 
 
+def run_once(rt: jobs.Runtime) -> Pass:
+    """One pass behind the leader lock, at the runtime's clock: reconcile, then run every job due. Refused while
+    another scheduler holds the lock. Each job commits its own work as it runs."""
+    lock = LeaderLock(rt.database)
+    if not lock.acquire():
+        raise RefusedError("another scheduler holds the leader lock; not running jobs")
+    try:
+        now = rt.clock()
+        return Pass(now, start(rt, now), run_due(rt, now))
+    finally:
+        lock.release()
+
+
 def run_due(rt: jobs.Runtime, now: datetime, max_passes: int = 10) -> list[JobRun]:
     """Run every job due by `now` once (missed firings coalesced), including jobs made due by earlier ones."""
     runs: list[JobRun] = []
@@ -127,7 +156,7 @@ def run_due(rt: jobs.Runtime, now: datetime, max_passes: int = 10) -> list[JobRu
     try:
         for _ in range(max_passes):
             with rt.database.transaction() as session:
-                due = job_store(session, rt.cfg.tz).get_due_jobs(now)
+                due = job_store(session, rt.cfg.tz).due(now)
             due.sort(key=lambda job: job.id == DISPATCH)  # last: a pass delivers what it produced
             if not due:
                 break
@@ -141,18 +170,10 @@ def run_due(rt: jobs.Runtime, now: datetime, max_passes: int = 10) -> list[JobRu
 
 
 def _run(rt: jobs.Runtime, job: Any, now: datetime) -> JobRun | None:
-    run_times = job._get_run_times(now)
     with rt.database.transaction() as session:  # move the job on first: it never runs twice for one firing
-        store = job_store(session, rt.cfg.tz)
-        current = store.lookup_job(job.id)
-        if current is None or _fingerprint(current) != _fingerprint(job):
-            return None  # an earlier job of this pass removed or replaced it: the next pass sees the new one
-        following = job.trigger.get_next_fire_time(run_times[-1], now)
-        if following is None:
-            store.remove_job(job.id)
-        else:
-            job._modify(next_run_time=following)
-            store.update_job(job)
+        run_times = job_store(session, rt.cfg.tz).claim(job, now)
+    if run_times is None:
+        return None  # an earlier job of this pass removed or replaced it: the next pass sees the new one
     try:
         result, ok = str(job.func(*job.args, **job.kwargs)), True
     except PulsecheckError as exc:
@@ -161,10 +182,6 @@ def _run(rt: jobs.Runtime, job: Any, now: datetime) -> JobRun | None:
         log.error("job %s failed:\n%s", job.id, traceback.format_exc())
         result, ok = f"{job.id}: failed: {traceback.format_exc(limit=0).strip()}", False
     return JobRun(job.id, run_times[-1], len(run_times) - 1, result, ok)
-
-
-def _fingerprint(job: Any) -> tuple[Any, ...]:
-    return job.func_ref, tuple(job.args), repr(job.trigger), job.next_run_time
 
 
 def run_forever(
@@ -196,36 +213,21 @@ def run_forever(
 
 
 def _lead(rt: jobs.Runtime, stop: threading.Event, lock: LeaderLock, echo: Callable[[str], None]) -> None:
-    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
-    from apscheduler.executors.pool import ThreadPoolExecutor
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-    from apscheduler.schedulers.background import BackgroundScheduler
-
     report = start(rt, rt.clock())
     echo(
         f"leader: {len(report.added)} job(s) added, {len(report.replaced)} repaired, "
         f"{len(report.removed)} removed, {report.kept} kept"
     )
     jobs.set_runtime(rt)
-    scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=rt.database.engine)},
-        executors={"default": ThreadPoolExecutor(1)},
-        job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
-        timezone=rt.cfg.tz,
-    )
-
-    def report_run(event: JobExecutionEvent) -> None:
-        echo(f"{event.job_id}: {event.retval}" if event.exception is None else f"{event.job_id}: {event.exception}")
-
-    scheduler.add_listener(report_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    scheduler = daemon_scheduler(rt.database.engine, rt.cfg.tz, lambda job_id, outcome: echo(f"{job_id}: {outcome}"))
     scheduler.start()
     # Other processes add jobs straight into the table; wake up regularly to see them.
     poll = min(rt.cfg.dispatch_every, LOCK_CHECK).total_seconds()
     while not stop.wait(poll):
         if not lock.held():
             echo("lost the leader lock (database connection gone): stopping jobs, back to standby")
-            scheduler.shutdown(wait=True)
+            stop_daemon(scheduler)
             return
         scheduler.wakeup()
     echo("stopping: waiting for the running job")
-    scheduler.shutdown(wait=True)
+    stop_daemon(scheduler)

@@ -17,7 +17,7 @@ from apscheduler.triggers.base import BaseTrigger
 class DatesTrigger(BaseTrigger):
     def __init__(self, moments: Iterable[datetime], key: tuple[Any, ...] | None = None) -> None:
         self.stamps = sorted(m.timestamp() for m in moments)
-        self.key = key  # what the moments were computed from (see schedule.JobSpec)
+        self.key = key  # what the moments were computed from (see specs.JobSpec)
 
     @property
     def moments(self) -> list[datetime]:

@@ -4,18 +4,18 @@ ordered steps, periods, the escalate guard, risk levels, the seal digest and the
 from __future__ import annotations
 
 import calendar
-import hashlib
-import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from pulsecheck.errors import InputError
+from pulsecheck.jsontext import canonical_digest
 from pulsecheck.states.guarded import MANAGER_ROLES, NEW, GuardedMachine, actor_is_manager, comment_given
+from pulsecheck.vocab import CYCLE_STATES
 
-STATES = ["draft", "submitted", "approved", "closed"]
+STATES = list(CYCLE_STATES)
 STEPS = ("scope", "data", "model", "trends", "classify", "escalate", "document")
 FINDING_KINDS = ("data", "scoring", "process", "other")
 DECISIONS = ("escalate", "monitor")
@@ -176,23 +176,9 @@ def parse_period(text: str) -> tuple[date, date]:
 # --- seal and audit -------------------------------------------------------------------------------
 
 
-def canonical(value: Any) -> Any:
-    """Plain JSON values in a fixed form: dates ISO, datetimes in UTC, mappings sorted."""
-    if isinstance(value, datetime):
-        return value.isoformat() if value.tzinfo is None else value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, list | tuple):
-        return [canonical(v) for v in value]
-    return value
-
-
 def seal_digest(content: Mapping[str, Any]) -> str:
     """SHA-256 over the canonical JSON of a cycle's content."""
-    text = json.dumps(canonical(content), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return canonical_digest(content)
 
 
 def replay(events: Sequence[tuple[str, str | None, str]]) -> str:

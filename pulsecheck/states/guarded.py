@@ -12,9 +12,9 @@ from functools import cached_property
 from typing import Any
 
 from pulsecheck.errors import RefusedError
+from pulsecheck.vocab import MANAGER_ROLES
 
 NEW = "new"  # before the first event; never stored
-MANAGER_ROLES = frozenset({"manager", "admin"})
 
 
 # Guards shared by every record; a context has `actor`, `actor_roles` and `comment`.

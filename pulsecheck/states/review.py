@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from pulsecheck.jsontext import REVIEW_SIGNATURE, canonical_digest
 from pulsecheck.states.guarded import MANAGER_ROLES, NEW, GuardedMachine, actor_is_manager, comment_given
+from pulsecheck.vocab import REVIEW_STATES
 
-STATES = ["draft", "submitted", "approved", "closed"]
+STATES = list(REVIEW_STATES)
 EDITABLE_STATES = ("draft", "submitted", "approved")
 
 # The table of DESIGN.md section 5; `"="` keeps the state (escalate).
@@ -26,7 +26,6 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "withdraw", "source": "draft", "dest": "closed"},
 ]
 EVENTS = [row["trigger"] for row in TRANSITIONS]
-PRIORITIES = ("P1", "P2", "P3", "P4")
 TEXT_FIELDS = ("account_goals", "goal_summary", "overall_assessment", "employee_comments", "manager_comments")
 SETTABLE = (*TEXT_FIELDS, "next_review_date", "priority", "due_at", "reviewer", "approver")
 
@@ -53,6 +52,14 @@ class ActionData:
 
 
 @dataclass(frozen=True)
+class AttachmentData:
+    number: int
+    filename: str
+    sha256: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class ReviewContent:
     """The filled template: what signatures bind to."""
 
@@ -67,6 +74,7 @@ class ReviewContent:
     manager_comments: str | None = None
     risks: tuple[RiskData, ...] = field(default_factory=tuple)
     actions: tuple[ActionData, ...] = field(default_factory=tuple)
+    attachments: tuple[AttachmentData, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -82,29 +90,26 @@ class Context:
     employee_digest: str | None = None
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in sorted(value.items())}
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    return value
+def _signed_data(content: ReviewContent) -> dict[str, Any]:
+    data = asdict(content)
+    if not data["attachments"]:
+        data.pop("attachments")  # so a review without attachments keeps the digest it was signed with before
+    return data
 
 
 def employee_digest(content: ReviewContent) -> str:
     """SHA-256 over everything the reviewer signs (all but the manager's comments)."""
-    data = asdict(content)
+    data = _signed_data(content)
     data.pop("manager_comments")
     data.pop("approver")
-    return hashlib.sha256(json.dumps(_canonical(data), sort_keys=True).encode()).hexdigest()
+    return canonical_digest(data, REVIEW_SIGNATURE)
 
 
 def manager_digest(content: ReviewContent) -> str:
     """SHA-256 over everything the manager signs: the reviewer's content plus the manager's comments."""
-    data = asdict(content)
+    data = _signed_data(content)
     data.pop("approver")
-    return hashlib.sha256(json.dumps(_canonical(data), sort_keys=True).encode()).hexdigest()
+    return canonical_digest(data, REVIEW_SIGNATURE)
 
 
 # --- guards: each returns a reason (refused) or None (allowed) ---------------------------------

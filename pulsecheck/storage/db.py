@@ -8,14 +8,17 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from pulsecheck.errors import ConflictError, InputError, RefusedError
 
+# psycopg is an optional dependency: the base install serves SQLite only.
+POSTGRES_EXTRA = "PostgreSQL needs the postgres extra: pip install 'pulsecheck[postgres]'"
+
 # Bumped together with each new file in storage/migrations/versions (a test checks they agree).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0006"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -34,7 +37,11 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     try:
-        engine = create_engine(url, future=True)
+        engine = create_engine(url, future=True)  # imports the driver
+    except (ImportError, NoSuchModuleError) as exc:
+        if url.startswith("postgresql+psycopg://"):
+            raise InputError(POSTGRES_EXTRA) from None
+        raise InputError(f"--db {url!r}: {exc}") from None
     except Exception as exc:  # malformed URL, unknown dialect
         raise InputError(f"--db {url!r}: {exc}") from None
     if engine.dialect.name == "sqlite":

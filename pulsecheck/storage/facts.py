@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.storage.models import Account, Escalation, Issue, Review, ReviewEvent, ScoreSnapshot
 
-WINDOW_FAMILIES = ("score_change", "score_drop", "max_score", "open_tickets", "open_high_tickets")
 ISSUE_COUNTS = {"open_complaints": "complaint", "open_billing_issues": "billing", "open_blockers": "blocker"}
 
 
@@ -48,24 +47,27 @@ def compute_facts(
 ) -> dict[int, dict[str, Any]]:
     """Facts for every account (or `account_ids`) as of `as_of`."""
     spans = {family: sorted(set(days)) for family, days in (windows or {}).items()}
-    accounts = session.execute(
-        _scope(
-            select(
-                Account.id,
-                Account.segment,
-                Account.tier,
-                Account.arr,
-                Account.stage,
-                Account.renewal_date,
-                Account.contract_start,
-            ),
-            Account.id,
-            account_ids,
-        )
-    )
+    facts = _account_facts(session, as_of, account_ids)
+    _latest_snapshot(session, facts, as_of, account_ids)
+    _score_windows(session, facts, as_of, spans, account_ids)
+    if low_threshold is not None:
+        _low_streak(session, facts, as_of, low_threshold, account_ids)
+    _issues(session, facts, as_of, spans, account_ids)
+    _reviews(session, facts, as_of, account_ids)
+    return facts
+
+
+def _account_facts(session: Session, as_of: datetime, account_ids: list[int] | None) -> dict[int, dict[str, Any]]:
+    """The facts read from the account row, and every other fact at its value when nothing says otherwise."""
+    columns = (
+        Account.id, Account.segment, Account.tier, Account.arr, Account.stage, Account.renewal_date,
+        Account.contract_start,
+    )  # fmt: skip
     today = as_of.date()
     facts: dict[int, dict[str, Any]] = {}
-    for acc, segment, tier, arr, stage, renewal, contract in accounts:
+    for acc, segment, tier, arr, stage, renewal, contract in session.execute(
+        _scope(select(*columns), Account.id, account_ids)
+    ):
         facts[acc] = {
             "segment": segment,
             "tier": tier,
@@ -83,12 +85,6 @@ def compute_facts(
             "open_escalations": 0,
             **{name: 0 for name in ISSUE_COUNTS},
         }
-    _latest_snapshot(session, facts, as_of, account_ids)
-    _score_windows(session, facts, as_of, spans, account_ids)
-    if low_threshold is not None:
-        _low_streak(session, facts, as_of, low_threshold, account_ids)
-    _issues(session, facts, as_of, spans, account_ids)
-    _reviews(session, facts, as_of, account_ids)
     return facts
 
 

@@ -48,6 +48,8 @@ class User(Base):
     roles: Mapped[str] = mapped_column(String(200))  # comma-separated: reviewer,manager,ops,admin
     manager_name: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
+    # The OS login (SQLite) or database role (PostgreSQL) this user authenticates as; NULL: the same as `name`.
+    login: Mapped[str | None] = mapped_column(String(100), unique=True)
 
     @property
     def role_set(self) -> set[str]:
@@ -331,6 +333,9 @@ class ReviewCycle(Base):
     model_id: Mapped[int | None] = mapped_column(ForeignKey("scoring_models.id"))
     ruleset_id: Mapped[int | None] = mapped_column(ForeignKey("rulesets.id"))
     account_ids: Mapped[list[Any]]
+    # What the cycle was approved on (accounts with score, bucket and reason; step results; evidence digests),
+    # stored at the seal so that a later re-score changes nothing the archive shows.
+    sealed: Mapped[dict[str, Any] | None]
     digest: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     version_id: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -386,6 +391,66 @@ class CycleEvent(Base):
     actor: Mapped[str] = mapped_column(String(100))
     comment: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
+
+
+class UserKey(Base):
+    """An SSH public key a user signs their sign-offs with; a revoked key still verifies what it signed before."""
+
+    __tablename__ = "user_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(100), unique=True)  # SHA256:... as ssh-keygen -l prints it
+    public_key: Mapped[str] = mapped_column(Text)  # one OpenSSH line: type, base64, comment
+    added_by: Mapped[str] = mapped_column(String(100))
+    added_at: Mapped[datetime]
+    revoked_by: Mapped[str | None] = mapped_column(String(100))
+    revoked_at: Mapped[datetime | None]
+
+
+class Attachment(Base):
+    """A file stored in the database, content-addressed: the same bytes are stored once."""
+
+    __tablename__ = "attachments"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[datetime]
+
+
+class AttachmentLink(Base):
+    """An attachment on a record (a review, a cycle step): its name there, a note, who added it and when."""
+
+    __tablename__ = "attachment_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_kind: Mapped[str] = mapped_column(String(30))  # review | cycle_step
+    record_id: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per record
+    sha256: Mapped[str] = mapped_column(ForeignKey("attachments.sha256"))
+    filename: Mapped[str] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(String(100))
+    added_at: Mapped[datetime]
+    __table_args__ = (
+        UniqueConstraint("record_kind", "record_id", "number", name="uq_attachment_links_record_number"),
+        Index("ix_attachment_links_record", "record_kind", "record_id"),
+    )
+
+
+class AuditEntry(Base):
+    """One link of the audit chain (`pulsecheck.storage.chain`): append-only."""
+
+    __tablename__ = "audit_chain"
+    __table_args__ = (Index("ix_audit_chain_kind_record", "kind", "record_id"),)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(30))
+    record_id: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    # Who authenticated for the change (e.g. "root as bob", "web:maria"): hashed with the entry, not a row field.
+    actor: Mapped[str | None] = mapped_column(String(200))
+    signature: Mapped[str | None] = mapped_column(Text)  # an SSH signature of the entry's statement, if signed
+    signer_key: Mapped[str | None] = mapped_column(String(100))  # the signing key's fingerprint
 
 
 class SchedulerJob(Base):

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.storage.models import Account, Deviation, User
+from pulsecheck.vocab import MANAGER_ROLES
 
-MANAGER_ROLES = {"manager", "admin"}
 Key = tuple[int | None, str, str]  # (account_id, kind, subject): one live deviation per cause
 
 

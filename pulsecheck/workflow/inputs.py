@@ -14,12 +14,10 @@ from sqlalchemy.orm import Session
 from pulsecheck.errors import InputError
 from pulsecheck.storage.models import Account, Issue, KpiReading, SurveyResponse
 from pulsecheck.timeutil import parse_datetime
+from pulsecheck.vocab import ISSUE_KINDS, SEVERITIES, SURVEY_KINDS
 from pulsecheck.workflow.imports import Row, parse_number, read_rows
 
-ISSUE_KINDS = ("complaint", "billing", "blocker", "ticket")
-ISSUE_SEVERITIES = ("low", "medium", "high", "critical")
 ISSUE_STATUSES = ("open", "closed")
-SURVEY_KINDS = ("nps", "csat", "ces")
 
 
 @dataclass(frozen=True)
@@ -175,7 +173,7 @@ def import_issues(session: Session, path: str | Path, tz: tzinfo) -> InputImport
         parsed[external_id] = {
             "account_id": _account_id(row, accounts),
             "kind": row.choice("kind", ISSUE_KINDS, required=True),
-            "severity": row.choice("severity", ISSUE_SEVERITIES) or "medium",
+            "severity": row.choice("severity", SEVERITIES) or "medium",
             "status": status,
             "title": row.text("title"),
             "opened_at": opened,

@@ -9,9 +9,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pulsecheck.errors import InputError
+from pulsecheck.vocab import RISK_CATEGORIES, SEVERITIES, RiskCategory, Severity
 
-SEVERITIES = ("low", "medium", "high", "critical")
-CATEGORIES = ("customer", "internal")
 ACTION_STATUSES = ("open", "in_progress", "done", "dropped")
 
 
@@ -30,8 +29,8 @@ class ActionForm(_Strict):
 class RiskForm(_Strict):
     description: str = Field(min_length=1)
     evidence: str | None = None
-    category: Literal["customer", "internal"] = "customer"
-    severity: Literal["low", "medium", "high", "critical"] = "medium"
+    category: RiskCategory = "customer"
+    severity: Severity = "medium"
     impact: str | None = None
     actions: list[ActionForm] = Field(default_factory=list)
 
@@ -99,7 +98,7 @@ def render_form(review: dict[str, Any]) -> str:
     header = (
         f"# Review {review['id']} of {review['account']} ({review['state']}).\n"
         "# Edit and save; an empty file or unchanged content cancels. Dates are YYYY-MM-DD.\n"
-        f"# severity: {'|'.join(SEVERITIES)}; category: {'|'.join(CATEGORIES)}; "
+        f"# severity: {'|'.join(SEVERITIES)}; category: {'|'.join(RISK_CATEGORIES)}; "
         f"action status: {'|'.join(ACTION_STATUSES)}\n"
     )
     return header + yaml.safe_dump(form, sort_keys=False, allow_unicode=True, width=100)

@@ -1,17 +1,15 @@
-"""Scoring services: model governance, scoring the portfolio into snapshots, and trends for people."""
+"""Scoring services: scoring the portfolio into snapshots with the approved model, and trends for people."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.scoring import trends
 from pulsecheck.scoring.compute import (
     Component,
@@ -21,84 +19,13 @@ from pulsecheck.scoring.compute import (
     contribution_changes,
     score_account,
 )
-from pulsecheck.scoring.model import ScoringModel, diff_models, parse_model
-from pulsecheck.storage.models import Account, KpiReading, ScoreSnapshot, ScoringModelVersion, User
+from pulsecheck.scoring.model import ScoringModel
+from pulsecheck.storage.models import Account, KpiReading, ScoreSnapshot
 from pulsecheck.storage.models import SurveyResponse as SurveyRow
 from pulsecheck.workflow import deviations as deviation
+from pulsecheck.workflow.models import approved_model
 
-GOVERNORS = {"manager", "ops", "admin"}
 INPUT_KINDS = ("stale", "missing", "duplicate")
-
-
-def read_model_file(path: str | Path) -> tuple[str, ScoringModel]:
-    """The text and parsed model of a file (errors name the file and line)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    return text, parse_model(text, str(path))
-
-
-def approve_model(session: Session, path: str | Path, user: User, now: datetime) -> ScoringModelVersion:
-    """Store a model file as the approved version (manager or ops); the previous approved one retires."""
-    if not user.role_set & GOVERNORS:
-        raise RefusedError(f"{user.name} cannot approve scoring models (needs manager or ops)")
-    text, model = read_model_file(path)
-    current = approved_row(session)
-    if current is not None and current.sha256 == model.digest():
-        raise RefusedError(f"model {model.version} is already the approved version (sha256 {current.sha256[:12]})")
-    reused = session.scalar(
-        select(ScoringModelVersion).where(
-            ScoringModelVersion.version == model.version, ScoringModelVersion.sha256 != model.digest()
-        )
-    )
-    if reused is not None:  # snapshots name their version: one label must always mean one content
-        raise InputError(
-            f"{path}: version {model.version!r} was already approved with other content on "
-            f"{reused.approved_at:%Y-%m-%d}: give this model a new version"
-        )
-    if current is not None:
-        current.status = "retired"
-    row = ScoringModelVersion(
-        version=model.version,
-        content=text,
-        sha256=model.digest(),
-        status="approved",
-        approved_by=user.name,
-        approved_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def approved_row(session: Session) -> ScoringModelVersion | None:
-    """The approved model version row, if any."""
-    return session.scalar(select(ScoringModelVersion).where(ScoringModelVersion.status == "approved"))
-
-
-def approved_model(session: Session) -> tuple[ScoringModelVersion, ScoringModel]:
-    """The approved model, parsed; refused when none is approved (only an approved model scores)."""
-    row = approved_row(session)
-    if row is None:
-        raise RefusedError("no approved scoring model: run `pulsecheck model approve FILE` first")
-    return row, parse_model(row.content, f"approved model {row.version}")
-
-
-def model_versions(session: Session) -> list[ScoringModelVersion]:
-    """Every stored version, newest first."""
-    return list(session.scalars(select(ScoringModelVersion).order_by(ScoringModelVersion.id.desc())))
-
-
-def check_model(session: Session, live: ScoringModel, now: datetime) -> list[str]:
-    """Differences between a live model and the approved one; they become (or resolve) a model_mismatch."""
-    row, approved = approved_model(session)
-    differences = diff_models(approved, live)
-    found: dict[deviation.Key, str] = {}
-    if differences:  # one deviation per live content: accepting one mismatch does not accept a later, other one
-        found[(None, "model_mismatch", f"model {live.digest()[:12]}")] = "; ".join(differences)
-    deviation.sync(session, found, ["model_mismatch"], now)
-    return differences
 
 
 @dataclass

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from pulsecheck.errors import InputError
 from pulsecheck.notifications.channels.file import FileChannel
-from pulsecheck.notifications.dispatch import RetryPolicy, dispatch
+from pulsecheck.notifications.dispatch import dispatch
 from pulsecheck.storage.db import Database
 from tests.conftest import NOW, Factory
 from tests.integration.conftest import PASSWORD, Inbox, Receiver, configure, free_port, queue, rows
@@ -75,7 +76,7 @@ def test_smtp_password_never_reaches_the_database_or_the_cli(
     sent = run("--config", str(config), "outbox", "dispatch", "--json")
     listed = run("--config", str(config), "outbox", "list", "--json")
     assert "535" in refused.output and "login refused" in refused.output
-    assert json.loads(sent.output)["sent"] == 1 and len(inbox.envelopes) == 1
+    assert json.loads(sent.stdout)["sent"] == 1 and len(inbox.envelopes) == 1
     for result in (refused, sent, listed):
         assert result.exit_code == 0 and PASSWORD not in result.output
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("pulsecheck.db*"))
@@ -276,12 +277,11 @@ def test_a_crash_mid_pass_keeps_what_was_sent_and_loses_nothing(
 @pytest.mark.parametrize(
     ("toml", "fragment"),
     [
-        ('retry_base = "soon"', "notifications.retry_base: expected a duration"),
-        ("max_attempts = 0", "notifications.max_attempts: expected a whole number of at least 1"),
-        ('retry_base = "2h"\nretry_max = "1h"', "notifications.retry_max: must not be shorter"),
+        ('retry_base = "soon"', r"\[notifications\] retry_base: expected a duration"),
+        ("max_attempts = 0", r"\[notifications\] max_attempts: must be at least 1"),
+        ('retry_base = "2h"\nretry_max = "1h"', r"\[notifications\]: retry_max must not be shorter"),
     ],
 )
 def test_bad_retry_settings_name_the_setting(tmp_path: Path, database: Database, toml: str, fragment: str) -> None:
-    settings = configure(tmp_path, database, f"[notifications]\n{toml}\n")
-    with pytest.raises(Exception, match=fragment):
-        RetryPolicy.from_settings(settings)
+    with pytest.raises(InputError, match=fragment):  # when the settings are loaded, before any dispatch
+        configure(tmp_path, database, f"[notifications]\n{toml}\n")

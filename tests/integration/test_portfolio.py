@@ -15,7 +15,7 @@ from pulsecheck.rules.priority import PriorityMatrix
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Account, ScoreSnapshot, User
 from pulsecheck.workflow import escalations as escalation
-from pulsecheck.workflow import inputs, portfolio, reviews, scoring
+from pulsecheck.workflow import inputs, models, portfolio, reviews, scoring
 from tests.conftest import Templates
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -63,7 +63,7 @@ def seed(database: Database, tmp_path: Path) -> dict[str, int]:
                 )
             )
         session.flush()
-        scoring.approve_model(session, EXAMPLE_MODEL, users["olga"], MONTH_AGO)
+        models.approve_model(session, EXAMPLE_MODEL, users["olga"], MONTH_AGO)
         inputs.import_readings(session, readings, UTC, MONTH_AGO)
         scoring.score_portfolio(session, MONTH_AGO, MONTH_AGO)
         scoring.score_portfolio(session, NOW, NOW)

@@ -24,6 +24,7 @@ from pulsecheck.storage.models import Escalation, EvaluationRun, Issue, Notifica
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
 from tests.integration.conftest import SAMPLE_ESCALATIONS, escalated
+from tests.integration.engine_crash import crashing_workers
 
 NUMBER_FACTS = ["score", "score_drop_30d", "open_complaints", "days_to_renewal", "kpi.nps", "arr"]
 STRING_FACTS = {"bucket": ["unhealthy", "neutral", "healthy"], "segment": ["smb", "enterprise"]}
@@ -127,10 +128,13 @@ def test_65_rules_all_true_for_one_account_still_fire_every_rule() -> None:
     assert fired == [(7, f"r{i}") for i in sorted(range(65), key=lambda i: f"r{i}")]
 
 
-def test_a_crashing_worker_becomes_a_clean_error() -> None:
+def test_a_crashing_worker_becomes_a_clean_error(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     rules = load_rules(_rules_text([{"score": {"gte": 1}}]), "crash.yaml")
-    with pytest.raises(durable.EngineCrashed, match="crashed in a worker process.*nothing was written"):
-        durable.evaluate(rules, [(1, {"score": 5})], _crash=True)
+    clean_error = pytest.raises(durable.EngineCrashed, match="crashed in a worker process.*nothing was written")
+    with crashing_workers(monkeypatch, capfd), clean_error:
+        durable.evaluate(rules, [(1, {"score": 5})])
 
 
 def _count(database: Database, model: Any, *where: Any) -> int:
@@ -333,9 +337,9 @@ def test_a_fact_the_core_drops_is_noticed_and_evaluated_again(monkeypatch: pytes
     rules = load_rules(_rules_text([{"score": {"gte": 10}}, {"bucket": {"in": ["unhealthy"]}}]), "drop.yaml")
     accounts = [(i, {"score": i, "bucket": "unhealthy"}) for i in range(50)]
     monkeypatch.setattr(dre, "assert_facts", dropping_assert)
-    durable._init_worker(durable.compile_rules(rules), False)  # in this process: the rules are harmless
+    durable.init_worker(durable.compile_rules(rules))  # in this process: the rules are harmless
     try:
-        fired = durable._evaluate_chunk(accounts, per_sid=20)
+        fired = durable.evaluate_chunk(accounts, per_sid=20)
     finally:
         for handle in durable._HANDLES:
             dre.delete_ruleset(handle)

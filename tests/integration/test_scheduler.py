@@ -13,7 +13,8 @@ from sqlalchemy import delete, select, update
 from pulsecheck.app import install_hooks
 from pulsecheck.config import Settings, load_settings
 from pulsecheck.scheduling.runner import JobRun, run_due, runtime, start
-from pulsecheck.scheduling.sync import ScheduleSettings, list_jobs
+from pulsecheck.scheduling.specs import ScheduleSettings
+from pulsecheck.scheduling.store import list_jobs
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Escalation, Notification, Review, ReviewEvent, SchedulerJob
 from pulsecheck.workflow import escalations, reviews

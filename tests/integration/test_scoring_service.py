@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from pulsecheck.errors import InputError, RefusedError
-from pulsecheck.scoring.model import load_model_file
+from pulsecheck.scoring.schema import load_model_file
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import (
     Account,
@@ -24,7 +24,7 @@ from pulsecheck.storage.models import (
     User,
 )
 from pulsecheck.workflow import deviations as deviation
-from pulsecheck.workflow import inputs, reviews, scoring
+from pulsecheck.workflow import inputs, models, reviews, scoring
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 EXAMPLE_MODEL = Path(__file__).resolve().parents[2] / "examples" / "scoring.yaml"
@@ -82,7 +82,7 @@ def account_id(session: Any, external_id: str) -> int:
 
 def approve(database: Database, path: Path = EXAMPLE_MODEL, actor: str = "olga") -> ScoringModelVersion:
     with database.transaction() as session:
-        return scoring.approve_model(session, path, user(session, actor), NOW)
+        return models.approve_model(session, path, user(session, actor), NOW)
 
 
 def score(database: Database, as_of: datetime = NOW, now: datetime | None = None) -> scoring.ScoreRun:
@@ -169,8 +169,8 @@ def test_ops_and_managers_approve_and_a_new_version_retires_the_previous(
     newer = model_variant(tmp_path, NEW_VERSION)
     v2 = approve(database, newer, actor=second)
     with database.transaction() as session:
-        versions = [(v.version, v.status, v.approved_by) for v in scoring.model_versions(session)]
-        row, model = scoring.approved_model(session)
+        versions = [(v.version, v.status, v.approved_by) for v in models.model_versions(session)]
+        row, model = models.approved_model(session)
     assert versions == [("2026.12", "approved", second), ("2026.11", "retired", first)]
     assert (row.id, model.version) == (v2.id, "2026.12")
 
@@ -189,7 +189,7 @@ def test_approving_the_same_content_again_is_refused(people: Any, database: Data
         with pytest.raises(RefusedError, match="2026.11 is already the approved version"):
             approve(database, path, actor=actor)
     with database.transaction() as session:
-        assert [(v.version, v.status) for v in scoring.model_versions(session)] == [("2026.11", "approved")]
+        assert [(v.version, v.status) for v in models.model_versions(session)] == [("2026.11", "approved")]
 
 
 def test_only_an_approved_model_scores(people: Any, database: Database) -> None:
@@ -198,7 +198,7 @@ def test_only_an_approved_model_scores(people: Any, database: Database) -> None:
         score(database)
     with pytest.raises(RefusedError, match="no approved scoring model"):
         with database.transaction() as session:
-            scoring.check_model(session, load_model_file(EXAMPLE_MODEL), NOW)
+            models.check_model(session, load_model_file(EXAMPLE_MODEL), NOW)
     assert count(database, ScoreSnapshot) == 0
     approve(database)
     assert score(database).accounts == 1
@@ -213,11 +213,11 @@ def test_a_changed_weight_is_one_model_mismatch_until_the_approved_file_is_back(
     expected = ["kpi on_time_delivery: weight 15 -> 20", "kpi usage: weight 30 -> 25"]
     for _ in range(2):  # checking again does not open a second deviation
         with portfolio.transaction() as session:
-            assert scoring.check_model(session, load_model_file(live), NOW) == expected
+            assert models.check_model(session, load_model_file(live), NOW) == expected
         mismatches = [d for k, d in deviations(portfolio).items() if k[1] == "model_mismatch"]
         assert [(d.account_id, d.status, d.detail) for d in mismatches] == [(None, "open", "; ".join(expected))]
     with portfolio.transaction() as session:
-        assert scoring.check_model(session, load_model_file(EXAMPLE_MODEL), NOW + timedelta(hours=1)) == []
+        assert models.check_model(session, load_model_file(EXAMPLE_MODEL), NOW + timedelta(hours=1)) == []
     resolved = deviations(portfolio)[(None, "model_mismatch", f"model {load_model_file(live).digest()[:12]}")]
     assert (resolved.status, resolved.resolved_at) == ("resolved", NOW + timedelta(hours=1))
     assert count(portfolio, Deviation) == 1
@@ -259,7 +259,7 @@ def test_score_portfolio_gives_hand_checked_scores_buckets_and_deviations(portfo
         "on_time_delivery": (20.0, 25.0, 5.0, "ok"),
     }
     with portfolio.transaction() as session:
-        approved_id = scoring.approved_row(session).id  # type: ignore[union-attr]
+        approved_id = models.approved_row(session).id  # type: ignore[union-attr]
     assert {s.model_id for s in snaps.values()} == {approved_id}
     found = deviations(portfolio)
     assert {k: d.status for k, d in found.items()} == {
@@ -536,13 +536,13 @@ def test_accepting_one_model_mismatch_does_not_accept_a_later_different_one(
     first = model_variant(tmp_path, ("name: usage, weight: 30", "name: usage, weight: 25"),
                           ("name: on_time_delivery, weight: 15", "name: on_time_delivery, weight: 20"))
     with portfolio.transaction() as session:
-        scoring.check_model(session, load_model_file(first), NOW)
+        models.check_model(session, load_model_file(first), NOW)
         (accepted,) = [d for d in session.scalars(select(Deviation)) if d.kind == "model_mismatch"]
         deviation.accept(session, accepted.id, user(session, "maria"), "trialling new weights", date(2026, 12, 31), NOW)
     second = model_variant(tmp_path, ("name: usage, weight: 30", "name: usage, weight: 20"),
                            ("name: on_time_delivery, weight: 15", "name: on_time_delivery, weight: 25"), name="b.yaml")
     with portfolio.transaction() as session:
-        scoring.check_model(session, load_model_file(second), NOW + timedelta(days=1))
+        models.check_model(session, load_model_file(second), NOW + timedelta(days=1))
     states = sorted(d.status for k, d in deviations(portfolio).items() if k[1] == "model_mismatch")
     assert states == ["open", "resolved"]  # the new content is a new, open finding
 
@@ -556,4 +556,4 @@ def test_a_version_label_already_approved_with_other_content_is_refused(
     with pytest.raises(InputError, match="version '2026.11' was already approved with other content"):
         approve(database, same_label)
     with database.transaction() as session:
-        assert [(v.version, v.status) for v in scoring.model_versions(session)] == [("2026.11", "approved")]
+        assert [(v.version, v.status) for v in models.model_versions(session)] == [("2026.11", "approved")]

@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pulsecheck.errors import ValidationFailed
+from pulsecheck.rules.conditions import MAX_GROUPS, engine_groups
 from pulsecheck.rules.durable import compile_rule, compile_rules, encode_fact, plain_number, to_json
-from pulsecheck.rules.language import MAX_GROUPS, engine_groups, load_rules
+from pulsecheck.rules.language import load_rules
 
 EXPONENT = re.compile(r"\d[eE][+-]?\d")
 

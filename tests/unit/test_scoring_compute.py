@@ -16,7 +16,8 @@ from pulsecheck.scoring.compute import (
     contribution_changes,
     score_account,
 )
-from pulsecheck.scoring.model import Bucket, Kpi, Scale, ScoringModel, parse_model
+from pulsecheck.scoring.model import Bucket, Kpi, Scale, ScoringModel
+from pulsecheck.scoring.schema import parse_model
 
 AS_OF = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 
 from pulsecheck.errors import InputError, ValidationFailed
-from pulsecheck.scoring.model import (
-    CesThresholds,
-    Scale,
-    diff_models,
-    load_model_file,
-    parse_model,
-)
+from pulsecheck.scoring.model import CesThresholds, Scale, diff_models
+from pulsecheck.scoring.schema import load_model_file, parse_model
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "scoring.yaml"
 

@@ -1,0 +1,294 @@
+"""Job specs: which jobs should exist, derived from the database rows and the schedule settings.
+
+The rows are the source of truth. Every job has a stable id, computed from a row and the settings by the
+`*_job` functions: `review-due:<review>`, `next-review:<account>`, `escalation-deadline:<escalation>`,
+`cadence:<segment>`, `evaluate`, `dispatch-notifications`. A `JobSpec` says what a job runs, with which
+arguments, on which trigger, and carries a fingerprint of what it was made from, so that keeping the stored
+jobs in step (`sync`) compares text instead of unpickling jobs. Nothing here touches the job store.
+
+Times are computed on the business time zone's wall clock, so that "every 2 days" or "at 09:00" stay put
+across a DST change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pulsecheck.errors import InputError
+from pulsecheck.notifications.outbox import Routing
+from pulsecheck.storage.models import Escalation, Review
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.base import BaseTrigger
+
+    from pulsecheck.config import Settings
+
+OPEN_REVIEW_STATES = ("draft", "submitted")
+FUNCS = "pulsecheck.scheduling.jobs"
+CADENCES = {  # named cadences as crontab lines (day-of-week by name: APScheduler 3 numbers weekdays from Monday)
+    "weekly": "0 9 * * mon",
+    "monthly": "0 9 1 * *",
+    "quarterly": "0 9 1 1,4,7,10 *",
+}
+
+
+@dataclass(frozen=True)
+class LadderStep:
+    role: str
+    after: timedelta
+
+
+@dataclass(frozen=True)
+class Cadence:
+    segment: str
+    crontab: str
+    due_in: timedelta
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """`[scheduler]`, `[escalation]` and `[cadence.<segment>]` of pulsecheck.toml."""
+
+    tz: ZoneInfo
+    reminder_every: timedelta = timedelta(days=2)
+    max_reminders: int = 3
+    next_review_at: time = time(9, 0)
+    evaluate: str | None = "0 6 * * *"  # crontab, or None to switch periodic evaluation off
+    dispatch_every: timedelta = timedelta(minutes=1)
+    ladder: tuple[LadderStep, ...] = (
+        LadderStep("owner", timedelta(0)),
+        LadderStep("manager", timedelta(days=2)),
+        LadderStep("head_of_cs", timedelta(days=5)),
+    )
+    cadences: tuple[Cadence, ...] = ()
+    routing: Routing = field(default_factory=Routing)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ScheduleSettings:
+        """The schedule of validated settings: `[scheduler]`, `[escalation]` and `[cadence.<segment>]`."""
+        scheduler, default_due = settings.scheduler, settings.review.cadence_due_in
+        return cls(
+            tz=settings.tz,
+            reminder_every=scheduler.reminder_every,
+            max_reminders=scheduler.max_reminders,
+            next_review_at=scheduler.next_review_at,
+            evaluate=scheduler.evaluate,
+            dispatch_every=scheduler.dispatch_every,
+            ladder=tuple(LadderStep(step.role, step.after) for step in settings.escalation.ladder),
+            cadences=tuple(Cadence(name, c.schedule, c.due_in or default_due) for name, c in settings.cadence.items()),
+            routing=Routing.from_settings(settings),
+        )
+
+    def wall_clock_add(self, moment: datetime, delta: timedelta) -> datetime:
+        """`moment + delta` on the business time zone's wall clock (a day stays a calendar day across DST)."""
+        naive = moment.astimezone(self.tz).replace(tzinfo=None) + delta
+        return naive.replace(tzinfo=self.tz)
+
+    def at_day(self, day: date) -> datetime:
+        return datetime.combine(day, self.next_review_at, tzinfo=self.tz)
+
+    def ladder_deadlines(self, opened_at: datetime) -> list[datetime]:
+        """When each level after the first is reached, if nobody acknowledges the escalation."""
+        return [self.wall_clock_add(opened_at, step.after) for step in self.ladder[1:]]
+
+    def reminder_times(self, due_at: datetime) -> list[datetime]:
+        """Reminders at the due date and every interval after it, then one more firing: the escalation."""
+        return [self.wall_clock_add(due_at, self.reminder_every * k) for k in range(self.max_reminders + 1)]
+
+
+def _crontab(expr: str, tz: ZoneInfo, where: str) -> BaseTrigger:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        return CronTrigger.from_crontab(CADENCES.get(expr, expr), timezone=tz)
+    except ValueError as exc:
+        raise InputError(f"{where}: {expr!r} is not weekly, monthly, quarterly or a crontab line: {exc}") from None
+
+
+# --- desired jobs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job as the rows want it. `key` sums up a date-list trigger, so that comparing a stored job with the
+    wanted one needs no date arithmetic (reconcile compares every job at start-up)."""
+
+    id: str
+    func: str
+    args: tuple[Any, ...]
+    make_trigger: Callable[[], BaseTrigger]
+    name: str
+    key: tuple[Any, ...] | None = None
+
+    @cached_property
+    def trigger(self) -> BaseTrigger:
+        """The APScheduler trigger, built only when a job is written (most specs are only compared)."""
+        return self.make_trigger()
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """What the job is made from (stored beside it): equal fingerprints, equal jobs."""
+        made_from = repr(self.key) if self.key is not None else repr(self.trigger)
+        return f"{self.func}|{self.args!r}|{made_from}"
+
+
+def _dates(key: tuple[Any, ...], moments: Callable[[], list[datetime]]) -> Callable[[], BaseTrigger]:
+    def make() -> BaseTrigger:
+        from pulsecheck.scheduling.triggers import DatesTrigger
+
+        return DatesTrigger(moments(), key)
+
+    return make
+
+
+def review_due_job(review: Any, cfg: ScheduleSettings) -> JobSpec | None:
+    """Reminders while a review is open past its due date; the job's arguments pin the state it was made for."""
+    if review.state not in OPEN_REVIEW_STATES or review.due_at is None or review.reminders_sent > cfg.max_reminders:
+        return None  # closed, no due date, or its reminders are over and it was escalated
+    due = review.due_at
+    iso = due.isoformat()
+    key = ("reminders", iso, cfg.reminder_every, cfg.max_reminders, cfg.tz.key)
+    return JobSpec(
+        f"review-due:{review.id}",
+        f"{FUNCS}:review_due",
+        (review.id, review.state, iso),
+        _dates(key, lambda: cfg.reminder_times(due)),
+        f"review {review.id} due",
+        key,
+    )
+
+
+def next_review_job(account_id: int, day: date, cfg: ScheduleSettings) -> JobSpec:
+    """Open the account's next review on the approved review's next review date, at the configured time."""
+    key = ("next-review", day.isoformat(), cfg.next_review_at, cfg.tz.key)
+    return JobSpec(
+        f"next-review:{account_id}",
+        f"{FUNCS}:next_review",
+        (account_id, day.isoformat()),
+        _dates(key, lambda: [cfg.at_day(day)]),
+        f"next review of account {account_id}",
+        key,
+    )
+
+
+def escalation_job(escalation: Escalation, cfg: ScheduleSettings) -> JobSpec | None:
+    """The ladder's deadlines while an escalation is open (acknowledging it stops the climb)."""
+    if escalation.status != "open" or escalation.level >= len(cfg.ladder) - 1:
+        return None
+    opened = escalation.opened_at
+    key = ("ladder", opened.isoformat(), tuple(step.after for step in cfg.ladder[1:]), cfg.tz.key)
+    return JobSpec(
+        f"escalation-deadline:{escalation.id}",
+        f"{FUNCS}:escalation_deadline",
+        (escalation.id,),
+        _dates(key, lambda: cfg.ladder_deadlines(opened)),
+        f"escalation {escalation.id} ladder",
+        key,
+    )
+
+
+def periodic_jobs(cfg: ScheduleSettings) -> list[JobSpec]:
+    """The jobs the settings alone decide: cadence reviews per segment, periodic evaluation, dispatch."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    jobs = [
+        JobSpec(
+            f"cadence:{c.segment}",
+            f"{FUNCS}:cadence",
+            (c.segment,),
+            lambda c=c: _crontab(c.crontab, cfg.tz, f"cadence.{c.segment}"),  # type: ignore[misc]
+            f"cadence reviews of {c.segment}",
+        )
+        for c in cfg.cadences
+    ]
+    if cfg.evaluate:
+        crontab = cfg.evaluate
+        jobs.append(
+            JobSpec("evaluate", f"{FUNCS}:evaluate", (), lambda: _crontab(crontab, cfg.tz, "evaluate"), "rules")
+        )
+    # Fixed start: the trigger stays equal to itself from one reconcile to the next.
+    start = datetime(2000, 1, 1, tzinfo=cfg.tz)
+    every = IntervalTrigger(seconds=int(cfg.dispatch_every.total_seconds()), start_date=start, timezone=cfg.tz)
+    jobs.append(
+        JobSpec("dispatch-notifications", f"{FUNCS}:dispatch_notifications", (), lambda: every, "notifications")
+    )
+    return jobs
+
+
+# --- the jobs a transaction's rows decide (the commit hook) -------------------------------------
+
+
+def review_jobs(session: Session, review: Review, cfg: ScheduleSettings) -> dict[str, JobSpec | None]:
+    """The jobs a review decides: its reminders, and its account's next review once it is approved."""
+    wanted: dict[str, JobSpec | None] = {f"review-due:{review.id}": review_due_job(review, cfg)}
+    if review.state in ("approved", "closed") and review.next_review_date is not None:
+        key = f"next-review:{review.account_id}"
+        has_open = _has_open_review(session, review.account_id)
+        wanted[key] = None if has_open else next_review_job(review.account_id, review.next_review_date, cfg)
+    return wanted
+
+
+def escalation_jobs(escalation: Escalation, cfg: ScheduleSettings) -> dict[str, JobSpec | None]:
+    """The job an escalation decides: its ladder's deadlines, or none once it is acknowledged or at the top."""
+    return {f"escalation-deadline:{escalation.id}": escalation_job(escalation, cfg)}
+
+
+def _has_open_review(session: Session, account_id: int) -> bool:
+    query = select(Review.id).where(Review.account_id == account_id, Review.state.in_(OPEN_REVIEW_STATES))
+    return session.scalar(query.limit(1)) is not None
+
+
+# --- every job the rows want (reconcile at scheduler start) -------------------------------------
+
+
+def all_jobs(session: Session, cfg: ScheduleSettings) -> dict[str, JobSpec]:
+    """Every job that should exist now, by id, read from the rows in a few bulk queries."""
+    specs = [
+        *_due_jobs(session, cfg),
+        *_next_review_jobs(session, cfg),
+        *_ladder_jobs(session, cfg),
+        *periodic_jobs(cfg),
+    ]
+    return {spec.id: spec for spec in specs}
+
+
+def _due_jobs(session: Session, cfg: ScheduleSettings) -> Iterator[JobSpec]:
+    columns = (Review.id, Review.state, Review.due_at, Review.reminders_sent)
+    for review in session.execute(select(*columns).where(Review.state.in_(OPEN_REVIEW_STATES))):
+        spec = review_due_job(review, cfg)
+        if spec:
+            yield spec
+
+
+def _next_review_jobs(session: Session, cfg: ScheduleSettings) -> Iterator[JobSpec]:
+    """The newest approved (or closed) review's next review date, for accounts with no review open."""
+    open_accounts = set(
+        session.scalars(select(Review.account_id).where(Review.state.in_(OPEN_REVIEW_STATES)).distinct())
+    )
+    latest: dict[int, date] = {}
+    rows = session.execute(
+        select(Review.account_id, Review.next_review_date)
+        .where(Review.state.in_(("approved", "closed")), Review.next_review_date.is_not(None))
+        .order_by(Review.account_id, Review.id)
+    )
+    for account_id, day in rows:
+        if day is not None:
+            latest[account_id] = day  # the newest review's date wins
+    for account_id, day in latest.items():
+        if account_id not in open_accounts:
+            yield next_review_job(account_id, day, cfg)
+
+
+def _ladder_jobs(session: Session, cfg: ScheduleSettings) -> Iterator[JobSpec]:
+    for escalation in session.scalars(select(Escalation).where(Escalation.status == "open")):
+        spec = escalation_job(escalation, cfg)
+        if spec:
+            yield spec

@@ -1,0 +1,203 @@
+"""The one adapter to APScheduler: its job store, its jobs and its daemon scheduler.
+
+This is the only module that touches APScheduler's internals. Commands never run a scheduler: a transaction
+writes its jobs into APScheduler's table itself, through the SQLAlchemy job store run over the session's own
+connection, so that jobs change exactly when their rows commit. What that relies on in APScheduler 3, pinned by
+tests/integration/test_apscheduler_contract.py so that an upgrade fails there first:
+
+- the SQLAlchemy job store reaches its database only through `engine.begin()`, so a stand-in yielding the
+  session's connection works; `BaseJobStore.start` binds it to a scheduler without creating its table (ours
+  comes from our migrations, with the same columns plus our `spec`);
+- a job is stored as `pickle.dumps(job.__getstate__())` in `job_state` and its next run as a UTC timestamp;
+  the store unpickles exactly that, so jobs written here are read by the daemon and vice versa;
+- `Job._modify(next_run_time=...)` sets a job's next firing; `Job._get_run_times(now)` lists every firing due
+  by `now`, oldest first (a coalesced run covers them all).
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Insert, Table, Update, bindparam, delete, select
+from sqlalchemy.orm import Session
+
+from pulsecheck.storage.models import SchedulerJob
+
+if TYPE_CHECKING:
+    from apscheduler.job import Job
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from sqlalchemy.engine import Engine
+
+    from pulsecheck.scheduling.specs import JobSpec
+
+BATCH = 500  # ids per IN (...) list: well under every database's limit on bound parameters
+
+
+class _SessionBind:
+    """Looks like an Engine to APScheduler's job store, but runs every statement in one session's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.url = session.get_bind().engine.url  # the store's repr names it
+
+    @contextmanager
+    def begin(self) -> Iterator[Any]:
+        yield self.session.connection()
+
+
+class JobStore:
+    """APScheduler's SQLAlchemy job store working inside one session's transaction."""
+
+    def __init__(self, session: Session, tz: ZoneInfo) -> None:
+        from apscheduler.jobstores.base import BaseJobStore
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.session = session
+        self.scheduler = BackgroundScheduler(timezone=tz)  # never started: it lends jobs its time zone
+        self.store = SQLAlchemyJobStore(engine=_SessionBind(session))
+        # The base class's start binds the store to the scheduler; SQLAlchemyJobStore.start would also create
+        # the table, which our migrations own.
+        BaseJobStore.start(self.store, self.scheduler, "default")
+
+    def due(self, now: datetime) -> list[Job]:
+        """The jobs whose next run time is `now` or earlier, soonest first."""
+        return cast("list[Job]", self.store.get_due_jobs(now))
+
+    def all(self) -> list[Job]:
+        """Every stored job, soonest first, paused ones last."""
+        return cast("list[Job]", self.store.get_all_jobs())
+
+    def write(self, specs: Sequence[JobSpec], now: datetime, *, new: bool) -> None:
+        """Insert (`new`) or overwrite the jobs of `specs` in bulk, each with its fingerprint beside it; a job's
+        first run is its trigger's first firing, even if that is already past (a past due date is due now)."""
+        if not specs:
+            return
+        table = cast(Table, SchedulerJob.__table__)
+        statement: Insert | Update
+        if new:
+            statement = table.insert().values(id=bindparam("job_id"))
+        else:
+            statement = table.update().where(table.c.id == bindparam("job_id"))
+        rows = [self._row(spec, now) for spec in specs]
+        self.session.execute(statement.values(next_run_time=bindparam("next_run_time")), rows)
+
+    def remove(self, ids: Sequence[str]) -> None:
+        """Delete the jobs of `ids` (in batches)."""
+        for start in range(0, len(ids), BATCH):
+            self.session.execute(delete(SchedulerJob).where(SchedulerJob.id.in_(ids[start : start + BATCH])))
+
+    def claim(self, job: Job, now: datetime) -> list[datetime] | None:
+        """Move a due job on to its next firing, or remove it if it has none, before it runs: it never runs twice
+        for one firing. Returns the firings one run covers (coalesced, oldest first), or None when the stored job
+        is no longer `job` (an earlier job of the same pass removed or replaced it)."""
+        current = self.store.lookup_job(job.id)
+        if current is None or _identity(current) != _identity(job):
+            return None
+        run_times: list[datetime] = job._get_run_times(now)
+        following = job.trigger.get_next_fire_time(run_times[-1], now)
+        if following is None:
+            self.store.remove_job(job.id)
+        else:
+            job._modify(next_run_time=following)
+            self.store.update_job(job)
+        return run_times
+
+    def _row(self, spec: JobSpec, now: datetime) -> dict[str, Any]:
+        from apscheduler.job import Job
+        from apscheduler.util import datetime_to_utc_timestamp
+
+        job = Job(
+            self.scheduler,
+            id=spec.id,
+            func=spec.func,
+            args=spec.args,
+            kwargs={},
+            trigger=spec.trigger,
+            executor="default",
+            name=spec.name,
+            misfire_grace_time=None,  # a job missed while nothing ran still runs, once (coalesced)
+            coalesce=True,
+            max_instances=1,
+        )
+        job._modify(next_run_time=spec.trigger.get_next_fire_time(None, now))
+        return {
+            "job_id": spec.id,
+            "next_run_time": datetime_to_utc_timestamp(job.next_run_time),
+            "job_state": pickle.dumps(job.__getstate__(), self.store.pickle_protocol),
+            "spec": spec.fingerprint,
+        }
+
+
+def _identity(job: Job) -> tuple[Any, ...]:
+    return job.func_ref, tuple(job.args), repr(job.trigger), job.next_run_time
+
+
+def job_store(session: Session, tz: ZoneInfo) -> JobStore:
+    """The job store inside `session`'s transaction; job times are read in the time zone `tz`."""
+    return JobStore(session, tz)
+
+
+def fingerprints(session: Session, ids: Collection[str] | None = None) -> dict[str, str | None]:
+    """The stored jobs' fingerprints (all, or those among `ids`), read in a few queries without unpickling."""
+    query = select(SchedulerJob.id, SchedulerJob.spec)
+    if ids is None:
+        return {job_id: spec for job_id, spec in session.execute(query)}
+    found: dict[str, str | None] = {}
+    listed = list(ids)
+    for start in range(0, len(listed), BATCH):
+        rows = session.execute(query.where(SchedulerJob.id.in_(listed[start : start + BATCH])))
+        found.update({job_id: spec for job_id, spec in rows})
+    return found
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A stored job as `scheduler jobs` lists it."""
+
+    id: str
+    name: str
+    next_run_time: datetime | None
+    trigger: str
+
+
+def list_jobs(session: Session, tz: ZoneInfo) -> list[JobRow]:
+    """The stored jobs with their next run time (None: paused) and a readable trigger, soonest first."""
+    return [JobRow(job.id, job.name, job.next_run_time, str(job.trigger)) for job in job_store(session, tz).all()]
+
+
+def daemon_scheduler(engine: Engine, tz: ZoneInfo, report: Callable[[str, object], None]) -> BackgroundScheduler:
+    """APScheduler's BackgroundScheduler over the job table, not yet started: one job at a time, missed firings
+    run once; `report(job_id, result or exception)` after each run."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine)},
+        executors={"default": ThreadPoolExecutor(1)},
+        job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+        timezone=tz,
+    )
+
+    def on_run(event: JobExecutionEvent) -> None:
+        report(event.job_id, event.retval if event.exception is None else event.exception)
+
+    scheduler.add_listener(on_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    return scheduler
+
+
+def stop_daemon(scheduler: BackgroundScheduler) -> None:
+    """Stop the daemon scheduler once its running job is done, leaving every stored job as it is.
+
+    The job store goes first: on shutdown, APScheduler 3 shuts its executor down and then makes one more pass
+    over the due jobs, which moves each of them on to its next firing without running it (a lost reminder)."""
+    scheduler.remove_jobstore("default", shutdown=False)  # the engine is the application's: not disposed here
+    scheduler.shutdown(wait=True)

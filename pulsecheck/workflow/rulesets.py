@@ -1,0 +1,51 @@
+"""Rulesets: activating a validated rules file, and the active one (what `rules show` and evaluation read)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pulsecheck.errors import RefusedError
+from pulsecheck.rules.language import RulesFile, load_rules, load_rules_file
+from pulsecheck.storage.models import Ruleset, User
+
+GOVERNORS = {"ops", "manager", "admin"}
+
+
+def activate(session: Session, path: str | Path, user: User, now: datetime) -> Ruleset:
+    """Store a validated rules file as the active ruleset (ops, manager or admin)."""
+    if not user.role_set & GOVERNORS:
+        raise RefusedError(f"{user.name} cannot activate rules (needs ops or manager)")
+    parsed = load_rules_file(path)
+    current = active_row(session)
+    if current is not None and current.sha256 == parsed.sha256:
+        raise RefusedError(f"{path} is already the active ruleset (sha256 {parsed.sha256[:12]})")
+    if current is not None:
+        current.active = False
+    row = Ruleset(
+        name=Path(path).name,
+        sha256=parsed.sha256,
+        content=parsed.text,
+        activated_by=user.name,
+        activated_at=now,
+        active=True,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def active_row(session: Session) -> Ruleset | None:
+    """The active ruleset row, if any."""
+    return session.scalar(select(Ruleset).where(Ruleset.active.is_(True)))
+
+
+def active_rules(session: Session) -> tuple[Ruleset, RulesFile]:
+    """The active ruleset, parsed; refused when none is active."""
+    row = active_row(session)
+    if row is None:
+        raise RefusedError("no active ruleset: run `pulsecheck rules activate FILE` first")
+    return row, load_rules(row.content, row.name)
