@@ -1,17 +1,26 @@
 """Shared fixtures: a fresh database per test (SQLite file; PostgreSQL schema when reachable), a fixed clock,
-factories for users, accounts and reviews."""
+factories for users, accounts and reviews.
+
+The SQLite schema is migrated once per session and copied into each test (`templates`); seeded portfolios that
+many tests share are built the same way, once, by `templates.seeded(name, seed)`.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import select
 
 from pulsecheck.cli import cli
 from pulsecheck.storage import chain
@@ -36,6 +45,67 @@ def pg_reachable() -> str | None:
         return f"PostgreSQL at {PG_URL} unreachable: {str(exc).splitlines()[0]}"
 
 
+class Templates:
+    """SQLite files built once per session and copied per test: the migrated schema, and seeded portfolios.
+
+    Copying a file costs well under a millisecond; running the migrations costs ~70 ms, seeding a portfolio
+    seconds. A template is checkpointed (WAL folded into the main file) and closed before it is copied.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files: dict[str, Path] = {}
+
+    def schema(self) -> Path:
+        """The migrated, empty database."""
+        return self._build("schema", upgrade_database)
+
+    def seeded(self, name: str, seed: Callable[[Database], object]) -> Path:
+        """The migrated database after `seed(database)`, built on first use under `name`."""
+        return self._build(name, seed, start=self.schema())
+
+    def copy(self, template: Path, target: Path) -> Database:
+        """A database of its own at `target`, starting as a copy of `template`."""
+        shutil.copyfile(template, target)
+        return Database(f"sqlite:///{target}")
+
+    def load(self, database: Database, template: Path) -> Database:
+        """Replace the content of a test's SQLite `database` with a copy of `template` (closing its connections)."""
+        database.dispose()
+        target = Path(database.engine.url.database or "")
+        for stale in (target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
+            stale.unlink(missing_ok=True)
+        shutil.copyfile(template, target)
+        return database
+
+    def _build(self, name: str, seed: Callable[[Database], object], start: Path | None = None) -> Path:
+        if name in self.files:
+            return self.files[name]
+        path = self.root / f"{name}.db"
+        if start is not None:
+            shutil.copyfile(start, path)
+        database = Database(f"sqlite:///{path}")
+        chain.install(database)  # what a seed writes joins the audit chain, as it does through the CLI
+        try:
+            seed(database)
+            with database.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            database.dispose()
+        self.files[name] = path  # only once it was built completely
+        return path
+
+
+def upgrade_database(database: Database) -> None:
+    """Run the migrations (the seed of the empty schema template)."""
+    upgrade(database.engine)
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
+    return Templates(tmp_path_factory.mktemp("templates"))
+
+
 @pytest.fixture
 def now() -> datetime:
     return NOW
@@ -47,9 +117,10 @@ def db_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def database(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    upgrade(database.engine)
+def database(db_url: str, tmp_path: Path, templates: Templates) -> Iterator[Database]:
+    """A migrated SQLite file at `db_url`, copied from the session's schema template."""
+    database = templates.copy(templates.schema(), tmp_path / "pulsecheck.db")
+    assert database.url == db_url
     chain.install(database)  # what factories write joins the audit chain, as it does through the CLI
     yield database
     database.dispose()
@@ -95,7 +166,6 @@ class Factory:
     def account(self, external_id: str = "ACME", owner: str | None = None, manager: str | None = None,
                 **fields: Any) -> str:
         with self.database.transaction() as session:
-            from sqlalchemy import select
 
             def user(name: str | None) -> User | None:
                 return session.scalar(select(User).where(User.name == name)) if name else None
@@ -129,12 +199,10 @@ class Factory:
                                     "due_date": (self.now + timedelta(days=30)).date()}]}],
         }, "test")
         with self.database.transaction() as session:
-            user = session.scalar(__import__("sqlalchemy").select(User).where(User.name == actor))
+            user = session.scalar(select(User).where(User.name == actor))
             reviews.fill(session, review_id, form, user, self.now)
 
     def fire(self, review_id: int, event: str, actor: str, comment: str | None = None) -> str:
-        from sqlalchemy import select
-
         with self.database.transaction() as session:
             user = session.scalar(select(User).where(User.name == actor))
             return reviews.transition(session, review_id, event, user, self.now, comment=comment).state
@@ -146,13 +214,24 @@ class Factory:
             return review.state
 
 
+def activate_rules(database: Database, path: Path, actor: str, now: datetime) -> None:
+    """Make the rules file at `path` the active ruleset, as `actor` (the one place tests reach the service)."""
+    from pulsecheck.workflow.rulesets import activate
+
+    with database.transaction() as session:
+        activate(session, path, session.scalars(select(User).where(User.name == actor)).one(), now)
+
+
 @pytest.fixture
 def factory(database: Database, now: datetime) -> Factory:
     return Factory(database, now)
 
 
+Run = Callable[..., Result]
+
+
 @pytest.fixture
-def run(db_url: str, database: Database, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def run(db_url: str, database: Database, monkeypatch: pytest.MonkeyPatch) -> Run:
     """Invoke the CLI in-process against the test database with a fixed clock: run('--as', 'bob', ...)."""
     monkeypatch.setenv("PULSECHECK_DATABASE_URL", db_url)
     monkeypatch.setenv("PULSECHECK_NOW", NOW.isoformat())
@@ -163,3 +242,77 @@ def run(db_url: str, database: Database, monkeypatch: pytest.MonkeyPatch):  # ty
         return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
     return invoke
+
+
+def invoke(db_url: str, *args: str) -> Result:
+    """The CLI in-process against `db_url` with the fixed clock and no config file (for seeds outside a test)."""
+    env: dict[str, str | None] = {
+        "PULSECHECK_DATABASE_URL": db_url, "PULSECHECK_NOW": NOW.isoformat(), "PULSECHECK_USER": None,
+        "PULSECHECK_CONFIG": None,
+    }
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def sample_via_cli(database: Database, *score_dates: str) -> None:
+    """The sample team and portfolio imported through the CLI, the example model approved by olga (ops), and the
+    portfolio scored at the end of each of `score_dates`."""
+    from pulsecheck.demo import examples_dir
+
+    samples = examples_dir()
+    commands = [
+        ("users", "add", "maria", "--role", "manager", "--email", "maria@example.com"),
+        *(("users", "add", name, "--role", "reviewer", "--manager", "maria") for name in ("bob", "alice", "carol")),
+        ("users", "add", "olga", "--role", "ops"),
+        *((noun, "import", str(samples / f"{noun}.csv")) for noun in ("accounts", "readings", "surveys", "issues")),
+        ("--as", "olga", "model", "approve", str(samples / "scoring.yaml")),
+        *(("score", "--as-of", day) for day in score_dates),
+    ]
+    for command in commands:
+        ok(invoke(database.url, *command))
+
+
+SCORE_DATES = ("2026-09-30", "2026-10-31", "2026-11-23")  # three month ends of the sample portfolio
+
+
+def scored_sample(database: Database) -> None:
+    """`sample_via_cli` scored at three month ends (the seed of the `scored_sample` template)."""
+    sample_via_cli(database, *SCORE_DATES)
+
+
+# --- what a user sees: exit code, stdout, stderr ------------------------------------------------------
+
+
+def ok(result: Result | subprocess.CompletedProcess[str]) -> str:
+    """The stdout of a command that succeeded: exit 0, and on stderr nothing but `note: ...` lines."""
+    code = result.returncode if isinstance(result, subprocess.CompletedProcess) else result.exit_code
+    assert code == 0, (code, result.stdout, result.stderr)
+    assert all(line.startswith("note: ") for line in result.stderr.splitlines()), result.stderr
+    return str(result.stdout)
+
+
+def as_json(result: Result | subprocess.CompletedProcess[str]) -> Any:
+    """The parsed stdout of a command that succeeded."""
+    return json.loads(ok(result))
+
+
+def error(result: Result | subprocess.CompletedProcess[str], code: int, stdout: str | None = "") -> str:
+    """The one `error: ...` line of a failed command (so no traceback): exit `code`, and `stdout` (by default
+    nothing: no success line printed before the failure; None when the command reports on stdout, like verify)."""
+    got = result.returncode if isinstance(result, subprocess.CompletedProcess) else result.exit_code
+    assert got == code, (got, result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    if stdout is not None:
+        assert result.stdout == stdout, result.stdout
+    return lines[0]
+
+
+SCRIPT = Path(sys.executable).parent / "pulsecheck"
+
+
+def installed(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> (
+        subprocess.CompletedProcess[str]):
+    """The installed console script in a subprocess; of the PULSECHECK_* variables only those in `env` are set."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PULSECHECK_")}
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env={**clean, **(env or {})},
+                          cwd=cwd, timeout=timeout, check=False)

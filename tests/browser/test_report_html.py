@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Account, ScoreSnapshot
+from tests.conftest import Templates, ok, scored_sample
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -27,23 +28,10 @@ pytestmark = pytest.mark.skipif(
 Run = Callable[..., Result]
 
 
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    return result
-
-
 @pytest.fixture
-def report_file(run: Run, tmp_path: Path) -> Path:
+def report_file(run: Run, database: Database, templates: Templates, tmp_path: Path) -> Path:
     """The sample portfolio imported and scored at three month ends through the CLI, then `report portfolio --html`."""
-    ok(run("users", "add", "maria", "--role", "manager"))
-    for name in ("bob", "alice", "carol"):
-        ok(run("users", "add", name, "--role", "reviewer", "--manager", "maria"))
-    ok(run("users", "add", "olga", "--role", "ops"))
-    for noun in ("accounts", "readings", "surveys", "issues"):
-        ok(run(noun, "import", str(EXAMPLES / f"{noun}.csv")))
-    ok(run("--as", "olga", "model", "approve", str(EXAMPLES / "scoring.yaml")))
-    for day in ("2026-09-30", "2026-10-31", "2026-11-23"):
-        ok(run("score", "--as-of", day))
+    templates.load(database, templates.seeded("scored_sample", scored_sample))
     out = tmp_path / "portfolio.html"
     ok(run("report", "portfolio", "--html", str(out)))
     return out

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from pulsecheck.demo import examples_dir
 from pulsecheck.demo.story import TEAM
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import User
+from tests.conftest import NOW, Templates, activate_rules, as_json, error, installed, ok
 
 SHOW_KEYS = {
     "id", "period", "segments", "owner", "approver", "state", "as_of", "accounts", "steps_done", "next_step",
@@ -30,7 +29,6 @@ def seed(database: Database, now: datetime) -> None:
     """The sample team, portfolio, inputs, approved model (5 weekly scorings) and active rules."""
     from pulsecheck.workflow import inputs, models, scoring
     from pulsecheck.workflow.accounts import import_accounts
-    from pulsecheck.workflow.rulesets import activate
     from pulsecheck.workflow.users import add_user
 
     tz = now.tzinfo
@@ -44,7 +42,7 @@ def seed(database: Database, now: datetime) -> None:
         inputs.import_issues(session, examples_dir() / "issues.csv", tz)
         olga = session.scalars(select(User).where(User.name == "olga")).one()
         models.approve_model(session, examples_dir() / "scoring.yaml", olga, now)
-        activate(session, examples_dir() / "rules.yaml", olga, now)
+    activate_rules(database, examples_dir() / "rules.yaml", "olga", now)
     for weeks_ago in range(4, -1, -1):
         with database.transaction() as session:
             scoring.score_portfolio(session, now - timedelta(weeks=weeks_ago), now)
@@ -58,32 +56,19 @@ def config(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def cli(database: Database, now: datetime, run: Any, config: str) -> Any:
+def seeded(database: Database, templates: Templates) -> Database:
+    """The test database holding `seed`'s portfolio (built once per session)."""
+    return templates.load(database, templates.seeded("cli_cycle", lambda fresh: seed(fresh, NOW)))
+
+
+@pytest.fixture
+def cli(seeded: Database, run: Any, config: str) -> Any:
     """`run` with the seeded portfolio and the config file."""
-    seed(database, now)
 
     def invoke(*args: str) -> Any:
         return run("--config", config, *args)
 
     return invoke
-
-
-def ok(result: Any) -> str:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
-    assert result.stderr == ""
-    return str(result.stdout)
-
-
-def error(result: Any, code: int) -> str:
-    """The one `error: ...` line of a failed command (and no traceback)."""
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
-
-
-def as_json(result: Any) -> Any:
-    return json.loads(ok(result))
 
 
 def run_to_document(cli: Any) -> list[str]:
@@ -93,6 +78,7 @@ def run_to_document(cli: Any) -> list[str]:
         ok(cli("--as", "bob", "cycle", "step", "1", step))
     shown = as_json(cli("cycle", "show", "1", "--json"))
     at_risk = [a["account"] for a in shown["steps"][4]["result"]["at_risk"]]
+    assert at_risk == ["SOYLENT", "INITECH", "CYBERDYNE"]  # the lowest bucket; P1, P1, P2 (test_cycle derives it)
     for account in at_risk:
         ok(cli("--as", "bob", "cycle", "decide", "1", account, "monitor", "--owner", "alice", "--reason", "call"))
     ok(cli("--as", "bob", "cycle", "step", "1", "escalate"))
@@ -114,7 +100,7 @@ def test_a_cycle_round_trip(cli: Any, tmp_path: Path) -> None:
     evidence = tmp_path / "export.csv"
     evidence.write_text("id\n")
     at_risk = [a["account"] for a in as_json(cli("cycle", "show", "1", "--json"))["steps"][4]["result"]["at_risk"]]
-    assert at_risk
+    assert at_risk == ["SOYLENT"]  # of the lowest-bucket accounts, the only one in enterprise or smb
     for account in at_risk:
         assert ok(cli("--as", "bob", "cycle", "decide", "1", account, "monitor", "--owner", "alice", "--reason",
                       "renewal call booked")) == f"cycle 1: {account} -> monitor (owner alice)\n"
@@ -263,8 +249,7 @@ def test_an_unwritable_output_changes_nothing(cli: Any, tmp_path: Path) -> None:
     assert list(tmp_path.glob("**/.cycle.html.*")) == []
 
 
-def test_a_bad_cycle_config_is_an_input_error(database: Database, now: datetime, run: Any, tmp_path: Path) -> None:
-    seed(database, now)
+def test_a_bad_cycle_config_is_an_input_error(seeded: Database, run: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[cycle]\ndecline_pts = 3\n")
     ok(run("--as", "bob", "cycle", "start", "--period", "2026-11"))
@@ -272,24 +257,18 @@ def test_a_bad_cycle_config_is_an_input_error(database: Database, now: datetime,
     assert line == f"error: {bad}: [cycle] decline_pts: unknown key (did you mean 'decline_points'?)"
 
 
-def test_installed_script(database: Database, now: datetime, db_url: str, tmp_path: Path) -> None:
-    seed(database, now)
-    script = Path(sys.executable).parent / "pulsecheck"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSECHECK_")}
-    env |= {"PULSECHECK_NOW": now.isoformat(), "PULSECHECK_USER": "bob"}
+def test_installed_script(seeded: Database, now: datetime, db_url: str, tmp_path: Path) -> None:
+    env = {"PULSECHECK_NOW": now.isoformat(), "PULSECHECK_USER": "bob"}
 
     def pulsecheck(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(script), "--db", db_url, *args], capture_output=True, text=True, env=env,
-                              cwd=tmp_path, timeout=60, check=False)
+        return installed("--db", db_url, *args, cwd=tmp_path, env=env)
 
-    started = pulsecheck("cycle", "start", "--period", "2026-11", "--segment", "smb")
-    assert started.returncode == 0 and started.stdout.startswith("cycle 1 started for 2026-11 (smb, 4 accounts")
-    assert (pulsecheck("cycle", "step", "1", "trends").returncode,
-            pulsecheck("cycle", "step", "1", "trends").stderr) == (
-        1, "error: cannot complete step trends: step scope is still open (steps run in order: scope, data, model, "
-           "trends, classify, escalate, document)\n")
-    unknown = pulsecheck("cycle", "step", "1", "triage")
-    assert (unknown.returncode, unknown.stdout, unknown.stderr) == (
-        2, "", "error: unknown step 'triage': choose from scope, data, model, trends, classify, escalate, document\n")
-    shown = json.loads(pulsecheck("cycle", "show", "1", "--json").stdout)
+    started = ok(pulsecheck("cycle", "start", "--period", "2026-11", "--segment", "smb"))
+    assert started.startswith("cycle 1 started for 2026-11 (smb, 4 accounts")
+    assert error(pulsecheck("cycle", "step", "1", "trends"), 1) == (
+        "error: cannot complete step trends: step scope is still open (steps run in order: scope, data, model, "
+        "trends, classify, escalate, document)")
+    assert error(pulsecheck("cycle", "step", "1", "triage"), 2) == (
+        "error: unknown step 'triage': choose from scope, data, model, trends, classify, escalate, document")
+    shown = as_json(pulsecheck("cycle", "show", "1", "--json"))
     assert (shown["id"], shown["segments"], shown["state"]) == (1, ["smb"], "draft")

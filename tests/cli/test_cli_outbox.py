@@ -4,9 +4,7 @@ script in a subprocess."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -19,19 +17,10 @@ from sqlalchemy import select
 from pulsecheck.notifications.outbox import enqueue
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import User
-from tests.conftest import NOW, Factory
+from tests.conftest import NOW, Factory, as_json, installed, ok
 
 Run = Callable[..., Result]
 CONTEXT = {"account_name": "Acme Corp", "account_id": "ACME", "review_id": 12, "actor": "bob"}
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(ok(result).stdout)
 
 
 @pytest.fixture
@@ -81,14 +70,14 @@ def test_list_shows_the_queue_newest_first(outbox: Run) -> None:
     }
     assert data[0]["next_attempt_at"] == NOW.isoformat()
     assert data[0]["subject"] == "[pulsecheck] Review #12 for Acme Corp awaits your approval"
-    table = ok(outbox("outbox", "list")).stdout
+    table = ok(outbox("outbox", "list"))
     assert "Review #12" in table and "2026-11-24 09:00" in table and "[pulsecheck]" not in table
     assert [n["id"] for n in as_json(outbox("outbox", "list", "--limit", "2", "--json"))] == [5, 4]
 
 
 def test_dispatch_prints_counts_and_each_failure_and_exits_0(outbox: Run, tmp_path: Path) -> None:
     result = ok(outbox("outbox", "dispatch"))
-    assert result.stdout.splitlines() == [
+    assert result.splitlines() == [
         "5 due: 3 sent, 0 to retry, 2 failed",
         "  email: 0 sent, 0 to retry, 2 failed",
         "  file: 3 sent, 0 to retry, 0 failed",
@@ -107,10 +96,10 @@ def test_failed_ones_are_listed_and_retry_queues_them_again(outbox: Run, config:
     assert [(n["id"], n["status"], n["next_attempt_at"]) for n in failed] == [(5, "failed", None), (4, "failed", None)]
     assert "setting 'host' is required" in failed[0]["last_error"]
     assert as_json(outbox("outbox", "list", "--status", "sent", "--json"))[0]["sent_at"] == NOW.isoformat()
-    assert "channel 'email'" in ok(outbox("outbox", "list", "--failed")).stdout
+    assert "channel 'email'" in ok(outbox("outbox", "list", "--failed"))
 
     retried = ok(outbox("outbox", "retry", "4", "5"))
-    assert retried.stdout == "notification 4 queued again\nnotification 5 queued again\n"
+    assert retried == "notification 4 queued again\nnotification 5 queued again\n"
     pending = as_json(outbox("outbox", "list", "--status", "pending", "--json"))
     assert [(n["id"], n["attempts"], n["next_attempt_at"]) for n in pending] == [
         (5, 0, NOW.isoformat()),
@@ -149,7 +138,7 @@ def test_a_retryable_failure_waits_then_gives_up(
     outbox: Run, tmp_path: Path, config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "outbox.jsonl").mkdir()  # the file channel cannot append: retryable
-    first = ok(outbox("outbox", "dispatch")).stdout
+    first = ok(outbox("outbox", "dispatch"))
     assert first.startswith("5 due: 0 sent, 3 to retry, 2 failed\n")
     assert "#1 file to maria: retry at 2026-11-24 09:05 UTC: file: cannot append to" in first
     pending = as_json(outbox("outbox", "list", "--status", "pending", "--json"))
@@ -157,8 +146,8 @@ def test_a_retryable_failure_waits_then_gives_up(
     assert "cannot append to" in pending[0]["last_error"]
     monkeypatch.setenv("PULSECHECK_NOW", (NOW + timedelta(minutes=5)).isoformat())
     second = ok(outbox("outbox", "dispatch"))
-    assert second.stdout.startswith("3 due: 0 sent, 0 to retry, 3 failed\n")
-    assert "#1 file to maria: failed: gave up after 2 attempts: file: cannot append to" in second.stdout
+    assert second.startswith("3 due: 0 sent, 0 to retry, 3 failed\n")
+    assert "#1 file to maria: failed: gave up after 2 attempts: file: cannot append to" in second
     assert [n["attempts"] for n in as_json(outbox("outbox", "list", "--status", "failed", "--json"))] == [0, 0, 2, 2, 2]
 
 
@@ -181,14 +170,10 @@ def test_installed_script_dispatches_and_lists(tmp_path: Path, factory: Factory,
         users = list(session.scalars(select(User)))
         enqueue(session, "review_submitted", CONTEXT, users, "review:12:submitted", "file", NOW)
         enqueue(session, "review_submitted", CONTEXT, users, "review:12:submitted", "log", NOW)
-    script = Path(sys.executable).parent / "pulsecheck"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSECHECK_")}
-    env |= {"PULSECHECK_DATABASE_URL": database.url, "PULSECHECK_CONFIG": str(config)}
-    env["PULSECHECK_NOW"] = NOW.isoformat()
+    env = {"PULSECHECK_DATABASE_URL": database.url, "PULSECHECK_CONFIG": str(config), "PULSECHECK_NOW": NOW.isoformat()}
 
     def pulsecheck(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(script), *args], capture_output=True, text=True, env=env, cwd=tmp_path,
-                              timeout=60, check=False)
+        return installed(*args, cwd=tmp_path, env=env)
 
     dispatched = pulsecheck("outbox", "dispatch")
     assert (dispatched.returncode, dispatched.stdout) == (
@@ -200,5 +185,4 @@ def test_installed_script_dispatches_and_lists(tmp_path: Path, factory: Factory,
     assert dispatched.stderr.startswith("notification review_submitted to maria <maria@example.com>: [pulsecheck]")
     assert "pulsecheck review show 12" in dispatched.stderr
     assert [r["dedupe_key"] for r in lines(tmp_path)] == ["review:12:submitted:maria:file"]
-    listed = pulsecheck("outbox", "list", "--status", "sent", "--json")
-    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 2
+    assert len(as_json(pulsecheck("outbox", "list", "--status", "sent", "--json"))) == 2

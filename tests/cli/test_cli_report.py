@@ -3,10 +3,7 @@ database, --as-of and --segment, the HTML file, the terminal summary, and bad in
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ from sqlalchemy import func, select
 
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Account, Escalation, ScoreSnapshot
+from tests.conftest import Templates, as_json, error, installed, ok, scored_sample
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOW = "2026-11-24T09:00:00+00:00"
@@ -24,27 +22,10 @@ NOW = "2026-11-24T09:00:00+00:00"
 Run = Callable[..., Result]
 
 
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(ok(result).stdout)
-
-
 @pytest.fixture
-def sample(run: Run) -> Run:
+def sample(run: Run, database: Database, templates: Templates) -> Run:
     """The sample portfolio through the CLI, the example model approved, scored at three month ends."""
-    ok(run("users", "add", "maria", "--role", "manager"))
-    for name in ("bob", "alice", "carol"):
-        ok(run("users", "add", name, "--role", "reviewer", "--manager", "maria"))
-    ok(run("users", "add", "olga", "--role", "ops"))
-    for noun in ("accounts", "readings", "surveys", "issues"):
-        ok(run(noun, "import", str(EXAMPLES / f"{noun}.csv")))
-    ok(run("--as", "olga", "model", "approve", str(EXAMPLES / "scoring.yaml")))
-    for day in ("2026-09-30", "2026-10-31", "2026-11-23"):
-        ok(run("score", "--as-of", day))
+    templates.load(database, templates.seeded("scored_sample", scored_sample))
     return run
 
 
@@ -151,7 +132,7 @@ def test_as_of_and_segment(sample: Run, database: Database) -> None:
 def test_html_file_is_written_and_self_contained(sample: Run, tmp_path: Path) -> None:
     out = tmp_path / "portfolio.html"
     result = ok(sample("report", "portfolio", "--html", str(out)))
-    assert result.stdout.startswith(f"wrote {out}")
+    assert result.startswith(f"wrote {out}")
     html = out.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and html.count("<svg") >= 4
     assert "<script src" not in html and "<link" not in html and "@import" not in html
@@ -161,7 +142,7 @@ def test_html_file_is_written_and_self_contained(sample: Run, tmp_path: Path) ->
 
 
 def test_terminal_summary(sample: Run) -> None:
-    out = ok(sample("report", "portfolio")).stdout
+    out = ok(sample("report", "portfolio"))
     assert "model 2026.11" in out and "12 accounts" in out
     assert "unhealthy" in out and "At risk:" in out and "overdue reviews" in out
     assert any(bar in out for bar in "▁▂▃▄▅▆▇█")  # sparklines
@@ -193,14 +174,7 @@ def test_html_path_that_is_a_directory_or_read_only(sample: Run, tmp_path: Path)
 
 
 def test_as_a_subprocess(sample: Run, db_url: str, tmp_path: Path) -> None:
-    env = {**os.environ, "PULSECHECK_DATABASE_URL": db_url, "PULSECHECK_NOW": NOW}
-    env.pop("PULSECHECK_CONFIG", None)
-    command = [str(Path(sys.executable).parent / "pulsecheck"), "report", "portfolio"]
-    done = subprocess.run([*command, "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["model_version"] == "2026.11"
-    bad = subprocess.run(
-        [*command, "--segment", "x"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert (bad.returncode, bad.stdout) == (2, "")
-    assert bad.stderr.startswith("error: --segment x: unknown segment")
+    env = {"PULSECHECK_DATABASE_URL": db_url, "PULSECHECK_NOW": NOW}
+    assert as_json(installed("report", "portfolio", "--json", cwd=tmp_path, env=env))["model_version"] == "2026.11"
+    bad = installed("report", "portfolio", "--segment", "x", cwd=tmp_path, env=env)
+    assert error(bad, 2).startswith("error: --segment x: unknown segment")

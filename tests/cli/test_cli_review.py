@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.conftest import as_json, error, installed, ok
 
 ACCOUNTS_CSV = (
     "external_id,name,segment,tier,arr,owner,manager,renewal_date,contract_start,stage\n"
@@ -35,25 +35,6 @@ REVIEW_KEYS = {
     "created_at", "baseline", "account_goals", "goal_summary", "overall_assessment", "next_review_date",
     "employee_comments", "manager_comments", "risks", "actions", "signatures", "signature_problems",
 }
-
-
-def ok(result: Any) -> str:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
-    assert result.stderr == ""
-    return str(result.stdout)
-
-
-def error(result: Any, code: int) -> str:
-    """The one `error: ...` line of a failed command (and no traceback)."""
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    return str(lines[0])
-
-
-def as_json(result: Any) -> Any:
-    return json.loads(ok(result))
 
 
 @pytest.fixture
@@ -290,11 +271,10 @@ def test_verify_reports_edits_after_signing(approved: int, run: Any) -> None:
     assert as_json(run("review", "verify", "1", "--json")) == {
         "review": 1, "ok": True, "signed": ["employee", "manager"], "problems": []}
     ok(run("--as", "bob", "review", "set", "1", "goal_summary", "Only 200 seats"))
-    result = run("review", "verify", "1")
-    assert error(result, 1) == "error: review 1 failed verification (2 problem(s))"
-    assert result.stdout == (
+    assert error(run("review", "verify", "1"), 1, stdout=(
         "FAIL employee signature of bob no longer matches the content\n"
-        "FAIL manager signature of maria no longer matches the content\n")
+        "FAIL manager signature of maria no longer matches the content\n"
+    )) == "error: review 1 failed verification (2 problem(s))"
     assert as_json(run("review", "history", "1", "--json"))[-1]["comment"] == (
         "changed after signing: goal_summary")
 
@@ -484,21 +464,26 @@ def test_four_eyes_when_opening(team: None, run: Any) -> None:
     assert as_json(run("review", "list", "--json")) == []
 
 
+
+def test_four_eyes_when_assigning(draft: int, factory: Any, run: Any) -> None:
+    """`review set` cannot make the reviewer the approver, nor the approver the reviewer; another manager is fine."""
+    factory.user("mike", "manager")
+    before = show(run)
+    assert (before["reviewer"], before["approver"]) == ("bob", "maria")
+    assert error(run("--as", "maria", "review", "set", "1", "approver", "bob"), 2) == (
+        "error: approver: bob cannot be both reviewer and approver (four-eyes)")
+    assert error(run("--as", "maria", "review", "set", "1", "reviewer", "maria"), 2) == (
+        "error: reviewer: maria cannot be both reviewer and approver (four-eyes)")
+    assert show(run) == before
+    assert ok(run("--as", "maria", "review", "set", "1", "approver", "mike")) == "review 1: approver set\n"
+    assert (show(run)["reviewer"], show(run)["approver"]) == ("bob", "mike")
+
 # --- the installed console script ----------------------------------------------------------------------
 
 
 def test_installed_script_exit_codes(tmp_path: Path) -> None:
-    script = Path(sys.executable).parent / "pulsecheck"
-    assert script.exists(), script
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSECHECK_")}
-    db = ["--db", f"sqlite:///{tmp_path / 'cli.db'}"]
-
-    def pulsecheck(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(script), *db, *args], capture_output=True, text=True, env=env,
-                              cwd=tmp_path, timeout=60, check=False)
-
-    added = pulsecheck("users", "add", "maria", "--role", "manager")
-    assert (added.returncode, added.stdout, added.stderr) == (0, "user maria: manager\n", "")
-    missing = pulsecheck("--as", "maria", "review", "show", "42")
-    assert (missing.returncode, missing.stdout, missing.stderr) == (2, "", "error: unknown review 42\n")
+    db = ("--db", f"sqlite:///{tmp_path / 'cli.db'}")
+    assert ok(installed(*db, "users", "add", "maria", "--role", "manager", cwd=tmp_path)) == "user maria: manager\n"
+    assert error(installed(*db, "--as", "maria", "review", "show", "42", cwd=tmp_path), 2) == (
+        "error: unknown review 42")
     assert (tmp_path / "cli.db").exists()

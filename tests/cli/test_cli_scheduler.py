@@ -7,7 +7,6 @@ import os
 import selectors
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,15 +15,12 @@ import pytest
 
 from pulsecheck.scheduling.runner import LeaderLock
 from pulsecheck.storage.db import Database
-
-NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-PULSECHECK = str(Path(sys.executable).parent / "pulsecheck")
+from tests.conftest import NOW, SCRIPT, installed
 
 
-def cli(db_url: str, now, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    env = dict(os.environ, PULSECHECK_DATABASE_URL=db_url, PULSECHECK_NOW=now.isoformat(), PULSECHECK_USER="olga")
-    env.pop("PULSECHECK_CONFIG", None)
-    return subprocess.run([PULSECHECK, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+def cli(db_url: str, now: datetime, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PULSECHECK_DATABASE_URL": db_url, "PULSECHECK_NOW": now.isoformat(), "PULSECHECK_USER": "olga"}
+    return installed(*args, cwd=tmp_path, env=env)
 
 
 def test_each_due_job_fires_once_across_passes_with_the_clock_moved(factory, db_url, tmp_path):
@@ -72,11 +68,10 @@ class Daemon:
     """`pulsecheck scheduler run` as a real process; its stderr lines are read as they come."""
 
     def __init__(self, db_url: str, tmp_path: Path) -> None:
-        env = dict(os.environ, PULSECHECK_DATABASE_URL=db_url, PULSECHECK_USER="olga")
-        env.pop("PULSECHECK_NOW", None)
-        env.pop("PULSECHECK_CONFIG", None)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PULSECHECK_")}
+        env |= {"PULSECHECK_DATABASE_URL": db_url, "PULSECHECK_USER": "olga"}
         self.proc = subprocess.Popen(
-            [PULSECHECK, "scheduler", "run"],
+            [str(SCRIPT), "scheduler", "run"],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import Result
+
+from pulsecheck.storage.db import Database
+from tests.conftest import Templates, as_json, ok, sample_via_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MODEL = str(EXAMPLES / "scoring.yaml")
@@ -18,22 +20,18 @@ MODEL_TEXT = (EXAMPLES / "scoring.yaml").read_text(encoding="utf-8")
 Run = Callable[..., Result]
 
 
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(ok(result).stdout)
-
-
 @pytest.fixture
-def portfolio(run: Run) -> Run:
+def portfolio(run: Run, database: Database, templates: Templates) -> Run:
     """The sample team and portfolio imported through the CLI, the example model approved by olga (ops)."""
-    ok(run("users", "add", "maria", "--role", "manager", "--email", "maria@example.com"))
+    templates.load(database, templates.seeded("sample", sample_via_cli))
+    return run
+
+
+def test_importing_the_sample_portfolio_says_what_was_stored(run: Run) -> None:
+    ok(run("users", "add", "maria", "--role", "manager"))
     for name in ("bob", "alice", "carol"):
         ok(run("users", "add", name, "--role", "reviewer", "--manager", "maria"))
-    assert ok(run("users", "add", "olga", "--role", "ops")).stdout == "user olga: ops\n"
+    assert ok(run("users", "add", "olga", "--role", "ops")) == "user olga: ops\n"
     for noun, file, created in (
         ("accounts", "accounts.csv", "12 created, 0 updated"),
         ("readings", "readings.csv", "450 readings created, 0 updated"),
@@ -41,18 +39,17 @@ def portfolio(run: Run) -> Run:
         ("issues", "issues.csv", "10 issues created, 0 updated"),
     ):
         path = EXAMPLES / file
-        assert ok(run(noun, "import", str(path))).stdout == f"{path}: {created}\n"
-    assert ok(run("--as", "olga", "model", "approve", MODEL)).stdout.startswith("model 2026.11 approved by olga")
-    return run
+        assert ok(run(noun, "import", str(path))) == f"{path}: {created}\n"
+    assert ok(run("--as", "olga", "model", "approve", MODEL)).startswith("model 2026.11 approved by olga")
 
 
 def test_reimporting_readings_stores_nothing_twice(portfolio: Run) -> None:
     path = EXAMPLES / "readings.csv"
-    assert ok(portfolio("readings", "import", str(path))).stdout == (
+    assert ok(portfolio("readings", "import", str(path))) == (
         f"{path}: 0 readings created, 0 updated, 450 already stored\n"
     )
     path = EXAMPLES / "issues.csv"
-    assert ok(portfolio("issues", "import", str(path))).stdout == f"{path}: 0 issues created, 10 updated\n"
+    assert ok(portfolio("issues", "import", str(path))) == f"{path}: 0 issues created, 10 updated\n"
 
 
 def test_a_bad_import_row_exits_2_and_stores_nothing(portfolio: Run, tmp_path: Path) -> None:
@@ -63,11 +60,11 @@ def test_a_bad_import_row_exits_2_and_stores_nothing(portfolio: Run, tmp_path: P
     assert result.stderr == f"error: {bad}: row 3, column 'value': 'n/a' is not a number\n"
     assert result.stdout == ""
     bad.write_text("account,kpi,value,observed_at\nACME,usage,90,2026-11-24T08:00:00Z\n")
-    assert ok(portfolio("readings", "import", str(bad))).stdout == f"{bad}: 1 readings created, 0 updated\n"
+    assert ok(portfolio("readings", "import", str(bad))) == f"{bad}: 1 readings created, 0 updated\n"
 
 
 def test_model_validate_reports_every_problem_with_file_and_line(run: Run, tmp_path: Path) -> None:
-    assert ok(run("model", "validate", MODEL)).stdout == f"{MODEL}: ok (version 2026.11, 5 KPIs, 3 buckets)\n"
+    assert ok(run("model", "validate", MODEL)) == f"{MODEL}: ok (version 2026.11, 5 KPIs, 3 buckets)\n"
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         'version: "2026.12"\n'
@@ -101,8 +98,8 @@ def test_model_approve_needs_manager_or_ops_and_new_content(run: Run, tmp_path: 
     approved = ok(run("--as", "olga", "model", "approve", MODEL))
     again = run("--as", "olga", "model", "approve", MODEL)
     assert again.exit_code == 1
-    sha = json.loads(ok(run("model", "show", "--json")).stdout)["sha256"]
-    assert approved.stdout == f"model 2026.11 approved by olga (sha256 {sha[:12]})\n"
+    sha = json.loads(ok(run("model", "show", "--json")))["sha256"]
+    assert approved == f"model 2026.11 approved by olga (sha256 {sha[:12]})\n"
     assert again.stderr == f"error: model 2026.11 is already the approved version (sha256 {sha[:12]})\n"
 
 
@@ -129,7 +126,7 @@ def test_model_show_json_lists_the_model_and_its_versions(portfolio: Run, tmp_pa
         ("2026.11", "retired", "olga", "2026-11-24T09:00:00+00:00"),
     ]
     assert data["versions"][0]["sha256"] == data["sha256"] != data["versions"][1]["sha256"]
-    text = ok(portfolio("model", "show")).stdout
+    text = ok(portfolio("model", "show"))
     assert f"approved model 2026.12 (sha256 {data['sha256'][:12]}, by maria)" in text
     assert "open_tickets" in text and "20..0" in text
 
@@ -149,7 +146,7 @@ def test_model_check_records_a_mismatch_until_the_file_matches_again(portfolio: 
     assert [(d["account"], d["status"], d["detail"]) for d in mismatch] == [
         (None, "open", "kpi open_tickets: weight 15 -> 20; kpi usage: weight 30 -> 25")]
     same = ok(portfolio("model", "check", MODEL))
-    assert same.stdout == f"{MODEL}: matches the approved model\n"
+    assert same == f"{MODEL}: matches the approved model\n"
     listed = as_json(portfolio("deviations", "list", "--json", "--kind", "model_mismatch"))
     assert [(d["id"], d["status"]) for d in listed] == [(mismatch[0]["id"], "resolved")]
     assert as_json(portfolio("model", "check", MODEL, "--json")) == {
@@ -172,7 +169,7 @@ def test_score_json_summarises_the_run(portfolio: Run) -> None:
     }
     again = as_json(portfolio("score", "--json"))  # same clock, same as_of: replaced, nothing new
     assert again["deviations"] == {"opened": 0, "resolved": 0, "reopened": 0}
-    text = ok(portfolio("score")).stdout
+    text = ok(portfolio("score"))
     assert "scored 12/12 accounts as of 2026-11-24 09:00 UTC with model 2026.11 (3 provisional)" in text
     assert "buckets: healthy 3, neutral 6, unhealthy 3" in text
     unhealthy = as_json(portfolio("accounts", "list", "--bucket", "unhealthy", "--json"))
@@ -182,7 +179,7 @@ def test_score_json_summarises_the_run(portfolio: Run) -> None:
     healthy = as_json(portfolio("accounts", "list", "--bucket", "healthy", "--json"))
     assert [a["id"] for a in healthy] == ["HOOLI", "TYRELL", "WAYNE"] and all(a["score"] >= 80 for a in healthy)
     assert as_json(portfolio("accounts", "list", "--bucket", "nonexistent", "--json")) == []
-    listing = ok(portfolio("accounts", "list", "--bucket", "unhealthy")).stdout
+    listing = ok(portfolio("accounts", "list", "--bucket", "unhealthy"))
     assert "SOYLENT" in listing and "HOOLI" not in listing
 
 
@@ -191,7 +188,7 @@ def test_score_one_account(portfolio: Run) -> None:
     assert (data["accounts"], data["scored"], data["buckets"]) == (1, 1, {"unhealthy": 1})
     listed = as_json(portfolio("accounts", "list", "--json"))
     assert [a["id"] for a in listed if a["score"] is not None] == ["SOYLENT"]
-    assert "no score snapshots yet (run `pulsecheck score`)" in ok(portfolio("accounts", "show", "ACME")).stdout
+    assert "no score snapshots yet (run `pulsecheck score`)" in ok(portfolio("accounts", "show", "ACME"))
     unknown = portfolio("score", "--account", "NOPE")
     assert (unknown.exit_code, unknown.stderr) == (2, "error: unknown account 'NOPE'\n")
 
@@ -226,7 +223,7 @@ def test_deviations_list_and_accept(portfolio: Run) -> None:
     missing_reason = portfolio("--as", "maria", "deviations", "accept", ident, "--until", "2026-12-31")
     assert missing_reason.exit_code == 2 and "--reason" in missing_reason.stderr
     accepted = ok(portfolio("--as", "maria", "deviations", "accept", ident, *reason, "--until", "2026-12-31"))
-    assert accepted.stdout == f"deviation {ident} accepted until 2026-12-31\n"
+    assert accepted == f"deviation {ident} accepted until 2026-12-31\n"
     ok(portfolio("score"))  # the cause persists before the date: it stays accepted
     still = {d["id"]: d for d in as_json(portfolio("deviations", "list", "--open", "--json"))}[stale["id"]]
     assert (still["status"], still["accepted_by"], still["reason"], still["accepted_until"]) == (
@@ -234,7 +231,7 @@ def test_deviations_list_and_accept(portfolio: Run) -> None:
     assert len(as_json(portfolio("deviations", "list", "--open", "--json", "--account", "STARK"))) == 1
     unknown = portfolio("--as", "maria", "deviations", "accept", "999", *reason, "--until", "2026-12-31")
     assert (unknown.exit_code, unknown.stderr) == (2, "error: unknown deviation 999\n")
-    table = ok(portfolio("deviations", "list")).stdout
+    table = ok(portfolio("deviations", "list"))
     assert "accepted" in table and "UMBRELLA" in table
 
 
@@ -254,7 +251,7 @@ def test_accounts_show_explains_a_drop(portfolio: Run) -> None:
     assert trend["contribution_changes"][0] == ["usage", -20.76]
     assert all(delta > 0 for kpi, delta in changes.items() if kpi != "usage")
     assert sum(changes.values()) == pytest.approx(-18.62, abs=0.03)
-    text = ok(portfolio("accounts", "show", "ACME")).stdout
+    text = ok(portfolio("accounts", "show", "ACME"))
     assert "score 59.99 (neutral)  ▇▅  down over 30 days, change -18.62" in text
     assert "usage                -20.76 points" in text
     unknown = portfolio("accounts", "show", "NOPE")

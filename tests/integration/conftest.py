@@ -1,6 +1,7 @@
-"""Fixtures for the integration tests: a real SMTP server (aiosmtpd) and a real HTTP receiver on 127.0.0.1.
+"""Fixtures for the integration tests: a real SMTP server (aiosmtpd), a real HTTP receiver on 127.0.0.1, outbox
+helpers, and the sample portfolio with the example rules active (built once per session).
 
-Test modules that need the classes themselves import them: `from tests.integration.conftest import Inbox`.
+Test modules that need the classes or helpers themselves import them: `from tests.integration.conftest import Inbox`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 
-from pulsecheck.config import load_settings
+from pulsecheck.config import Settings, load_settings
 from pulsecheck.demo import examples_dir
 from pulsecheck.demo.story import DEMO_NOW, Demo
+from pulsecheck.notifications.outbox import enqueue
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.migrate import upgrade
-from pulsecheck.storage.models import User
-from pulsecheck.workflow.rulesets import activate
+from pulsecheck.storage.models import Escalation, Notification, User
+from tests.conftest import NOW, Templates, activate_rules
 
 PASSWORD = "pw-from-env-7731"  # the only password the `smtp_auth` server accepts (login "alerts")
 
@@ -177,15 +178,61 @@ def receiver() -> Iterator[Receiver]:
     server.close()
 
 
-@pytest.fixture
-def rules_portfolio(tmp_path: Path) -> Database:
-    """The demo's sample portfolio (users, accounts, inputs, 12 weeks of scores), with the example rules active."""
-    database = Database(f"sqlite:///{tmp_path / 'portfolio.db'}")
-    upgrade(database.engine)
+# --- the outbox -----------------------------------------------------------------------------------------
+
+CONTEXT = {"account_name": "Acme Corp", "account_id": "ACME", "review_id": 12, "actor": "bob"}
+
+
+def configure(tmp_path: Path, database: Database, toml: str, env: dict[str, str] | None = None) -> Settings:
+    """Settings read from a real pulsecheck.toml (written from `toml`) and the given environment."""
+    path = tmp_path / "pulsecheck.toml"
+    path.write_text(toml, encoding="utf-8")
+    return load_settings(db=database.url, config=str(path), user="bob", env=env or {})
+
+
+def queue(database: Database, channel: str, *names: str, event: str = "review:12:submitted") -> None:
+    """A `review_submitted` notification for each named user, written as the workflow writes them."""
+    with database.transaction() as session:
+        users = [session.scalar(select(User).where(User.name == n)) for n in names]
+        enqueue(session, "review_submitted", CONTEXT, [u for u in users if u], event, channel, NOW)
+
+
+def rows(database: Database) -> list[Notification]:
+    with database.transaction() as session:
+        return list(session.scalars(select(Notification).order_by(Notification.id)))
+
+
+
+# What the example rules escalate on the sample portfolio at DEMO_NOW, read off the sample files (not the engine):
+SAMPLE_ESCALATIONS = {
+    ("ACME", "drop-with-complaints"),  # 16.79 points down in 30 days, complaints CS-1042 and CS-1077 open
+    # renewal within 90 days and NPS below zero (surveys.csv, 90 days): INITECH -100, SOYLENT -100, STARK -83.3,
+    # WONKA -33.3; ACME renews in 47 days too but its NPS is +33.3
+    ("INITECH", "renewal-detractors"), ("SOYLENT", "renewal-detractors"), ("STARK", "renewal-detractors"),
+    ("WONKA", "renewal-detractors"),
+    # three low scores in a row: the three accounts in the lowest bucket
+    ("CYBERDYNE", "three-low-in-a-row"), ("INITECH", "three-low-in-a-row"), ("SOYLENT", "three-low-in-a-row"),
+    ("SOYLENT", "high-severity-tickets"),  # TK-9001, TK-9002, TK-9003: three open high or critical tickets
+}
+
+
+def escalated(database: Database) -> set[tuple[str, str]]:
+    """(account, rule) of every escalation in the database."""
+    with database.transaction() as session:
+        return {(e.account.external_id, e.rule_id) for e in session.scalars(select(Escalation))}
+
+
+def seed_rules_portfolio(database: Database) -> None:
+    """The demo's sample portfolio (users, accounts, inputs, 12 weeks of scores) with the example rules active."""
     demo = Demo(database, DEMO_NOW, lambda line: None, load_settings(env={}))
     demo.setup()
     demo.scoring()
-    with database.transaction() as session:
-        olga = session.scalars(select(User).where(User.name == "olga")).one()
-        activate(session, examples_dir() / "rules.yaml", olga, DEMO_NOW)
-    return database
+    activate_rules(database, examples_dir() / "rules.yaml", "olga", DEMO_NOW)
+
+
+@pytest.fixture
+def rules_portfolio(tmp_path: Path, templates: Templates) -> Iterator[Database]:
+    """The demo's sample portfolio (users, accounts, inputs, 12 weeks of scores), with the example rules active."""
+    database = templates.copy(templates.seeded("rules_portfolio", seed_rules_portfolio), tmp_path / "portfolio.db")
+    yield database
+    database.dispose()

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from pulsecheck.errors import ConflictError
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, ReviewEvent, User
 from pulsecheck.workflow import reviews
 from pulsecheck.workflow.review_form import parse_form
@@ -84,11 +85,10 @@ def audit_rows(database: Database, review_id: int) -> list[tuple[str, str, str |
     "sqlite",
     pytest.param("postgresql", marks=pytest.mark.postgres),
 ])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A SQLite file or a fresh PostgreSQL schema (skipped when the server is unreachable)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'pulsecheck.db'}"
-    return str(request.getfixturevalue("pg_url"))
+def url(request: pytest.FixtureRequest) -> str:
+    """A migrated SQLite file or PostgreSQL schema (skipped when the server is unreachable)."""
+    database: Database = request.getfixturevalue("database" if request.param == "sqlite" else "pg_database")
+    return database.url
 
 
 ATTEMPTS = {
@@ -102,7 +102,6 @@ def test_two_processes_one_review_exactly_one_wins(url: str, scenario: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     database = Database(url)
     try:
-        upgrade(database.engine)
         review_id = submitted_review(database)
         before = audit_rows(database, review_id)
 
@@ -184,30 +183,48 @@ def test_the_database_refuses_a_second_open_review_of_an_account(database: Datab
         assert reviews.new_review(session, "ACME", "bob", now, timedelta(days=14)).id != first
 
 
+def lock_waiter(database: Database, pid: int, timeout: float = 30.0) -> bool:
+    """True once backend `pid` waits on a lock (pg_stat_activity), False if it does not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    with database.engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                                   {"pid": pid}).scalar()
+            conn.rollback()  # a fresh snapshot of pg_stat_activity on each read
+            if waiting == "Lock":
+                return True
+            time.sleep(0.01)
+    return False
+
+
 @pytest.mark.postgres
 def test_two_sessions_opening_a_review_at_once_on_postgres_one_wins(pg_database: Database):
-    import threading
-
+    """The second session is seen blocked on the first's uncommitted row (not merely slow) before the first
+    commits: its own check could not see the first review, so only the unique index stops it."""
     _seed_account(pg_database)
     now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
     first = pg_database.sessions()
     first.begin()
     reviews.new_review(first, "ACME", "bob", now, timedelta(days=14))  # inserted, not committed yet
+    first.flush()
     outcome: list[str] = []
+    pids: queue.Queue[int] = queue.Queue()
 
     def second() -> None:
         try:
-            with pg_database.transaction() as session:  # its check cannot see the first: it blocks on the index
+            with pg_database.transaction() as session:
+                pids.put(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
                 reviews.new_review(session, "ACME", "bob", now, timedelta(days=14))
             outcome.append("saved")
-        except ConflictError as exc:
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test checks
             outcome.append(str(exc))
 
     racer = threading.Thread(target=second)
     racer.start()
-    racer.join(timeout=1.0)
-    assert racer.is_alive()  # waiting for the first transaction
-    first.commit()
-    first.close()
-    racer.join(timeout=30)
+    try:
+        assert lock_waiter(pg_database, pids.get(timeout=30)), "the second session never waited for the first"
+    finally:
+        first.commit()
+        first.close()
+        racer.join(timeout=30)
     assert outcome == ["another command opened a review of this account at the same time; nothing was saved"]

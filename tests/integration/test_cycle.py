@@ -20,8 +20,8 @@ from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Account, Issue, KpiReading, User
 from pulsecheck.workflow import cycles
 from pulsecheck.workflow import escalations as escalation
-from pulsecheck.workflow.at_risk import at_risk
 from pulsecheck.workflow.cycles.steps import run_step
+from tests.conftest import NOW, Templates, activate_rules
 
 CONFIG = cycles.CycleSettings(live_model=str(examples_dir() / "scoring.yaml"))
 
@@ -31,7 +31,6 @@ def seed(database: Database, now: datetime) -> None:
     sample rules active but not evaluated (so no escalation is open)."""
     from pulsecheck.workflow import inputs, models, scoring
     from pulsecheck.workflow.accounts import import_accounts
-    from pulsecheck.workflow.rulesets import activate
     from pulsecheck.workflow.users import add_user
 
     tz = now.tzinfo
@@ -44,16 +43,16 @@ def seed(database: Database, now: datetime) -> None:
         inputs.import_surveys(session, examples_dir() / "surveys.csv", tz, now)
         inputs.import_issues(session, examples_dir() / "issues.csv", tz)
         models.approve_model(session, examples_dir() / "scoring.yaml", user(session, "olga"), now)
-        activate(session, examples_dir() / "rules.yaml", user(session, "olga"), now)
+    activate_rules(database, examples_dir() / "rules.yaml", "olga", now)
     for weeks_ago in range(12, -1, -1):
         with database.transaction() as session:
             scoring.score_portfolio(session, now - timedelta(weeks=weeks_ago), now)
 
 
 @pytest.fixture
-def portfolio(database: Database, now: datetime) -> Database:
-    seed(database, now)
-    return database
+def portfolio(database: Database, templates: Templates) -> Database:
+    """The test database holding `seed`'s portfolio (built once per session)."""
+    return templates.load(database, templates.seeded("cycle_portfolio", lambda fresh: seed(fresh, NOW)))
 
 
 def user(session: Any, name: str) -> User:
@@ -129,11 +128,14 @@ def test_one_complete_cycle_from_start_to_a_sealed_archive(portfolio: Database, 
     assert {d["account"] for d in results["trends"]["declining"]} == {"ACME"}
     assert {d["account"] for d in results["trends"]["low_streaks"]} == {"CYBERDYNE", "INITECH", "SOYLENT"}
 
-    with portfolio.transaction() as session:
-        expected = [a.external_id for a in at_risk(session, started_as_of(session, cycle.id), CONFIG.priority)]
+    # At risk: the unhealthy accounts, most urgent first. Priority: severity high (P2) raised one level per
+    # aggravating criterion (renewal within 90 days, ARR of 100k or more, 3+ open issues), then the lower score.
+    # SOYLENT (23.82) renews in 37 days and INITECH (35.78) in 26: P1; CYBERDYNE (36.54) in 157, ARR 58k: P2.
+    expected = ["SOYLENT", "INITECH", "CYBERDYNE"]
+    assert sorted(expected) == unhealthy(portfolio)
     classified = results["classify"]["at_risk"]
-    assert [a["account"] for a in classified] == expected and expected
-    assert all(a["risk_level"] in ("critical", "high", "medium", "low") and a["priority"] for a in classified)
+    assert [(a["account"], a["priority"], a["risk_level"]) for a in classified] == [
+        ("SOYLENT", "P1", "critical"), ("INITECH", "P1", "critical"), ("CYBERDYNE", "P2", "high")]
 
     with pytest.raises(RefusedError, match="cannot complete step escalate: 3 at-risk account"):
         cycle.step("escalate")
@@ -157,8 +159,15 @@ def test_one_complete_cycle_from_start_to_a_sealed_archive(portfolio: Database, 
     assert cycle.verify() == []  # closing does not break the seal
 
 
-def started_as_of(session: Any, cycle_id: int) -> datetime:
-    return cycles.get_cycle(session, cycle_id).as_of
+def unhealthy(database: Database) -> list[str]:
+    """The accounts whose newest snapshot is in the lowest bucket, by plain SQL."""
+    newest = (
+        "SELECT a.external_id FROM accounts a JOIN score_snapshots s ON s.account_id = a.id "
+        "WHERE s.as_of = (SELECT max(as_of) FROM score_snapshots WHERE account_id = a.id) AND s.bucket = 'unhealthy' "
+        "ORDER BY a.external_id"
+    )
+    with database.engine.connect() as conn:
+        return [row[0] for row in conn.execute(text(newest))]
 
 
 def test_steps_run_in_order_and_a_redo_clears_the_later_ones(portfolio: Database, now: datetime) -> None:
@@ -219,6 +228,7 @@ def test_an_open_escalation_with_an_owner_counts_as_a_decision(portfolio: Databa
     cycle = Cycle(portfolio, now).start()
     at_risk_accounts = [a["account"] for a in cycle.steps("scope", "data", "model", "trends", "classify")[
         "classify"]["at_risk"]]
+    assert at_risk_accounts == ["SOYLENT", "INITECH", "CYBERDYNE"]  # INITECH: P1, critical (see the first test)
     with portfolio.transaction() as session:
         ids = {a.external_id: a.id for a in session.scalars(select(Account))}
         escalation.create(session, ids[at_risk_accounts[0]], "manual", "high", "P2", "called", "alice", None, now)
@@ -232,12 +242,21 @@ def test_an_open_escalation_with_an_owner_counts_as_a_decision(portfolio: Databa
     for account in at_risk_accounts[2:]:
         cycle.decide(account, owner="alice")
     result = cycle.step("escalate")
+    assert [(d["account"], d["decision"], d["owner"], d["reason"]) for d in result["decisions"]] == [
+        ("SOYLENT", "escalate", "alice", "called"),
+        ("INITECH", "escalate", "carol", "needs an exec sponsor"),
+        ("CYBERDYNE", "monitor", "alice", "watch it"),
+    ]
     sources = {d["account"]: d["source"] for d in result["decisions"]}
     assert sources[at_risk_accounts[0]].startswith("escalation ")
     assert sources[at_risk_accounts[1]] == "cycle decision"
+    assert (result["at_risk"], result["by_decision"]) == (3, {"escalate": 2, "monitor": 1})
     with portfolio.transaction() as session:
         opened = escalation.open_escalation(session, ids[at_risk_accounts[1]], f"cycle-{cycle.id}")
-        assert opened is not None and opened.owner == "carol" and opened.priority in ("P1", "P2", "P3", "P4")
+        assert opened is not None
+        # the escalation the cycle opens carries the classification: INITECH is critical, P1
+        assert (opened.owner, opened.severity, opened.priority, opened.reason, opened.status) == (
+            "carol", "critical", "P1", "needs an exec sponsor", "open")
     # a later decision makes the escalate step run again
     cycle.decide(at_risk_accounts[2], owner="bob", reason="changed my mind")
     assert cycle.data()["next_step"] == "escalate"

@@ -5,9 +5,6 @@ subprocess)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +16,11 @@ from pulsecheck.demo.story import DEMO_NOW
 from pulsecheck.errors import InputError
 from pulsecheck.rules.durable import EngineCrashed
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.models import Escalation, EvaluationRun, Notification, RuleFiring, User
+from pulsecheck.storage.models import Escalation, EvaluationRun, Notification, RuleFiring
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
-from pulsecheck.workflow.rulesets import activate
+from tests.conftest import activate_rules, as_json, installed
+from tests.integration.conftest import SAMPLE_ESCALATIONS, escalated
 from tests.integration.engine_crash import crashing_workers
 
 SMALL_BATCHES = EvaluationSettings(batch_size=2)  # the sample portfolio's 12 accounts in 6 transactions
@@ -40,8 +38,10 @@ def _runs(database: Database) -> list[tuple[str, str | None]]:
 
 def test_a_batched_rerun_opens_nothing_new(rules_portfolio: Database) -> None:
     first = evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    assert escalated(rules_portfolio) == SAMPLE_ESCALATIONS
     opened = _count(rules_portfolio, Escalation)
-    assert opened == sum(1 for p in first.actions if p.action == "escalate") >= 5
+    assert opened == len(SAMPLE_ESCALATIONS)
+    assert {(p.account, p.rule) for p in first.actions if p.action == "escalate"} == SAMPLE_ESCALATIONS
     notified = _count(rules_portfolio, Notification)
     again = evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
     assert again.firings == first.firings
@@ -55,8 +55,6 @@ def test_a_batched_rerun_opens_nothing_new(rules_portfolio: Database) -> None:
 def test_a_failure_while_applying_marks_the_run_failed_and_a_rerun_finishes_the_job(
     rules_portfolio: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clean = evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, dry_run=True)
-    wanted = sum(1 for p in clean.actions if p.action == "escalate")
     real_create, calls = escalation.create, []
 
     def failing_create(*args: Any, **kwargs: Any) -> Escalation:
@@ -73,7 +71,8 @@ def test_a_failure_while_applying_marks_the_run_failed_and_a_rerun_finishes_the_
     assert 0 < kept < 4  # earlier batches stay committed; the failing batch left nothing behind
     monkeypatch.setattr(escalation, "create", real_create)
     evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
-    assert _count(rules_portfolio, Escalation) == wanted
+    assert escalated(rules_portfolio) == SAMPLE_ESCALATIONS  # each once: the kept ones were not opened again
+    assert _count(rules_portfolio, Escalation) == len(SAMPLE_ESCALATIONS)
     assert [status for status, _ in _runs(rules_portfolio)] == ["failed", "done"]
 
 
@@ -101,9 +100,7 @@ def _team_with_one_rule(factory: Any, database: Database, tmp_path: Path, severi
         "version: 1\nrules:\n  - id: big\n    when: {arr: {gte: 1000}}\n"
         f"    then: {{escalate: {{severity: {severity}{notify}}}}}\n"
     )
-    with database.transaction() as session:
-        olga = session.scalars(select(User).where(User.name == "olga")).one()
-        activate(session, rules, olga, DEMO_NOW)
+    activate_rules(database, rules, "olga", DEMO_NOW)
 
 
 def _recipients(database: Database) -> list[str]:
@@ -168,24 +165,21 @@ def test_evaluate_json_round_trip_in_process(rules_portfolio: Database, monkeypa
     assert set(data) == {"as_of", "dry_run", "run", "accounts", "firings", "actions", "resolved"}
     assert data["accounts"] == 12 and data["dry_run"] is False and data["run"] == 1
     assert {"account": "ACME", "rule": "drop-with-complaints"} in data["firings"]
-    escalated = [a for a in data["actions"] if a["action"] == "escalate"]
-    assert len(escalated) == _count(rules_portfolio, Escalation)
-    assert set(escalated[0]) == {"account", "rule", "action", "detail"}
+    escalations = [a for a in data["actions"] if a["action"] == "escalate"]
+    assert {(a["account"], a["rule"]) for a in escalations} == SAMPLE_ESCALATIONS == escalated(rules_portfolio)
+    assert set(escalations[0]) == {"account", "rule", "action", "detail"}
     again = json.loads(CliRunner().invoke(cli, ["evaluate", "--json", "--account", "ACME"]).stdout)
     assert again["accounts"] == 1 and again["run"] == 2 and again["actions"] == []
     result = CliRunner().invoke(cli, ["evaluate", "--account", "NOPE"])
     assert result.exit_code != 0 and "NOPE" in result.stderr
 
 
-def test_evaluate_json_as_a_subprocess_prints_clean_json_and_no_progress(rules_portfolio: Database) -> None:
-    env = dict(os.environ, PULSECHECK_DATABASE_URL=str(rules_portfolio.engine.url), PULSECHECK_NOW=DEMO_NOW.isoformat())
-    env.pop("PULSECHECK_CONFIG", None)
-    script = Path(sys.executable).with_name("pulsecheck")
-    done = subprocess.run(
-        [str(script), "evaluate", "--dry-run", "--json"], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
+def test_evaluate_json_as_a_subprocess_prints_clean_json_and_no_progress(
+    rules_portfolio: Database, tmp_path: Path
+) -> None:
+    env = {"PULSECHECK_DATABASE_URL": rules_portfolio.url, "PULSECHECK_NOW": DEMO_NOW.isoformat()}
+    done = installed("evaluate", "--dry-run", "--json", cwd=tmp_path, env=env)
+    data = as_json(done)
     assert done.stderr == ""  # not a terminal: no progress bar
-    data = json.loads(done.stdout)
     assert data["dry_run"] is True and data["run"] is None and data["firings"]
     assert _count(rules_portfolio, EvaluationRun) == 0 and _count(rules_portfolio, Escalation) == 0

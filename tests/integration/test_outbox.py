@@ -1,52 +1,23 @@
-"""The outbox dispatcher against real receivers: SMTP (aiosmtpd), an HTTP receiver, the JSONL file, and two
-dispatcher processes at once on PostgreSQL and SQLite."""
+"""The outbox dispatcher against real receivers: SMTP (aiosmtpd), an HTTP receiver, the JSONL file; retries,
+backoff, bad settings, limits and a crash mid-pass. Dispatchers at once: test_dispatch_race.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from pulsecheck.config import Settings, load_settings
 from pulsecheck.errors import InputError
 from pulsecheck.notifications.channels.file import FileChannel
-from pulsecheck.notifications.dispatch import LEASE, dispatch
-from pulsecheck.notifications.outbox import enqueue
+from pulsecheck.notifications.dispatch import dispatch
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.models import Notification, User
 from tests.conftest import NOW, Factory
-from tests.integration.conftest import PASSWORD, Inbox, Receiver, free_port
+from tests.integration.conftest import PASSWORD, Inbox, Receiver, configure, free_port, queue, rows
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
-
-CONTEXT = {"account_name": "Acme Corp", "account_id": "ACME", "review_id": 12, "actor": "bob"}
-
-
-def configure(tmp_path: Path, database: Database, toml: str, env: dict[str, str] | None = None) -> Settings:
-    """Settings read from a real pulsecheck.toml (written from `toml`) and the given environment."""
-    path = tmp_path / "pulsecheck.toml"
-    path.write_text(toml, encoding="utf-8")
-    return load_settings(db=database.url, config=str(path), user="bob", env=env or {})
-
-
-def queue(database: Database, channel: str, *names: str, event: str = "review:12:submitted") -> None:
-    """A `review_submitted` notification for each named user, written as the workflow writes them."""
-    with database.transaction() as session:
-        users = [session.scalar(select(User).where(User.name == n)) for n in names]
-        enqueue(session, "review_submitted", CONTEXT, [u for u in users if u], event, channel, NOW)
-
-
-def rows(database: Database) -> list[Notification]:
-    with database.transaction() as session:
-        return list(session.scalars(select(Notification).order_by(Notification.id)))
-
 
 @pytest.fixture
 def team(factory: Factory) -> Factory:
@@ -314,97 +285,3 @@ def test_a_crash_mid_pass_keeps_what_was_sent_and_loses_nothing(
 def test_bad_retry_settings_name_the_setting(tmp_path: Path, database: Database, toml: str, fragment: str) -> None:
     with pytest.raises(InputError, match=fragment):  # when the settings are loaded, before any dispatch
         configure(tmp_path, database, f"[notifications]\n{toml}\n")
-
-
-# --- two dispatchers at once ----------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_database(request: pytest.FixtureRequest) -> Database:
-    """The test database of each kind (PostgreSQL skips when unreachable)."""
-    name = "database" if request.param == "sqlite" else "pg_database"
-    database: Database = request.getfixturevalue(name)
-    return database
-
-
-def test_two_dispatcher_processes_deliver_each_notification_once(
-    tmp_path: Path, shared_database: Database, now: datetime
-) -> None:
-    database = shared_database
-    Factory(database, now).user("maria", "manager", email="maria@example.com")
-    count = 200
-    with database.transaction() as session:
-        maria = session.scalar(select(User).where(User.name == "maria"))
-        assert maria is not None
-        for event in range(count):
-            enqueue(session, "review_submitted", CONTEXT, [maria], f"event:{event}", "file", NOW)
-    path = tmp_path / "outbox.jsonl"
-    config = tmp_path / "pulsecheck.toml"
-    config.write_text(f'[notifications.file]\npath = "{path}"\n', encoding="utf-8")
-    script = Path(sys.executable).parent / "pulsecheck"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSECHECK_")}
-    env["PULSECHECK_NOW"] = NOW.isoformat()
-    command = [str(script), "--db", database.url, "--config", str(config), "outbox", "dispatch", "--json"]
-    processes = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for _ in range(2)
-    ]
-    results = [p.communicate(timeout=120) for p in processes]
-    for process, (_, err) in zip(processes, results, strict=True):
-        assert process.returncode == 0, err
-    reports = [json.loads(out) for out, _ in results]
-    assert sum(r["sent"] for r in reports) == count
-    assert all(r["retried"] == r["failed"] == 0 for r in reports)
-    keys = [json.loads(line)["dedupe_key"] for line in path.read_text(encoding="utf-8").splitlines()]
-    assert len(keys) == count and len(set(keys)) == count
-    assert {(r.status, r.attempts) for r in rows(database)} == {("sent", 1)}
-
-
-KILLED_MID_SEND = """
-import os, sys
-from datetime import datetime
-from pulsecheck.config import load_settings
-from pulsecheck.notifications.channels.file import FileChannel
-from pulsecheck.notifications.dispatch import dispatch
-from pulsecheck.storage.db import Database
-
-real_send, calls = FileChannel.send, []
-
-def send(self, message):
-    calls.append(message)
-    if len(calls) == 3:
-        os._exit(9)  # killed while sending the third: no cleanup of any kind
-    real_send(self, message)
-
-FileChannel.send = send
-url, config, now = sys.argv[1:]
-dispatch(Database(url), load_settings(db=url, config=config, env={}), datetime.fromisoformat(now))
-"""
-
-
-def test_a_dispatcher_killed_mid_send_loses_nothing(tmp_path: Path, shared_database: Database, now: datetime) -> None:
-    database = shared_database
-    Factory(database, now).user("maria", "manager", email="maria@example.com")
-    for event in range(5):
-        queue(database, "file", "maria", event=f"event:{event}")
-    path = tmp_path / "outbox.jsonl"
-    config = tmp_path / "pulsecheck.toml"
-    config.write_text(f'[notifications.file]\npath = "{path}"\n', encoding="utf-8")
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_MID_SEND, database.url, str(config), NOW.isoformat()],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
-    assert killed.returncode == 9, killed.stderr
-    statuses = [(r.status, r.attempts) for r in rows(database)]
-    settings = load_settings(db=database.url, config=str(config), env={})
-    if database.engine.dialect.name == "sqlite":
-        # the claim counted the attempt; the row is due again when its lease runs out
-        assert statuses == [("sent", 1), ("sent", 1), ("pending", 1), ("pending", 0), ("pending", 0)]
-        assert dispatch(database, settings, NOW).sent == 2
-        assert dispatch(database, settings, NOW + LEASE).sent == 1
-    else:
-        # the transaction died with the process: the row is due again at once
-        assert statuses == [("sent", 1), ("sent", 1), ("pending", 0), ("pending", 0), ("pending", 0)]
-        assert dispatch(database, settings, NOW).sent == 3
-    keys = sorted(json.loads(line)["dedupe_key"] for line in path.read_text().splitlines())
-    assert keys == [f"event:{i}:maria:file" for i in range(5)]

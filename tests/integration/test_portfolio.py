@@ -16,6 +16,7 @@ from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Account, ScoreSnapshot, User
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow import inputs, models, portfolio, reviews, scoring
+from tests.conftest import Templates
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 MONTH_AGO = datetime(2026, 10, 24, 9, 0, tzinfo=UTC)
@@ -70,8 +71,11 @@ def seed(database: Database, tmp_path: Path) -> dict[str, int]:
 
 
 @pytest.fixture
-def ids(database: Database, tmp_path: Path) -> dict[str, int]:
-    return seed(database, tmp_path)
+def ids(database: Database, templates: Templates) -> dict[str, int]:
+    """The test database holding `seed`'s portfolio (built once per session); external id → id."""
+    templates.load(database, templates.seeded("five_accounts", lambda fresh: seed(fresh, templates.root)))
+    with database.transaction() as session:
+        return {a.external_id: a.id for a in session.scalars(select(Account))}
 
 
 def escalate(database: Database, account: int, rule: str, priority: str, when: datetime) -> int:

@@ -4,7 +4,7 @@ over a real portfolio (idempotency, cooldown, resolve_when_clear, dry run)."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Escalation, EvaluationRun, Issue, Notification, Review, RuleFiring, User
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
+from tests.integration.conftest import SAMPLE_ESCALATIONS, escalated
 from tests.integration.engine_crash import crashing_workers
 
 NUMBER_FACTS = ["score", "score_drop_30d", "open_complaints", "days_to_renewal", "kpi.nps", "arr"]
@@ -144,8 +145,9 @@ def _count(database: Database, model: Any, *where: Any) -> int:
 def test_evaluate_opens_escalations_once_and_records_the_run(rules_portfolio: Database) -> None:
     report = evaluate(rules_portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
     assert ("ACME", "drop-with-complaints") in report.firings
+    assert escalated(rules_portfolio) == SAMPLE_ESCALATIONS
     opened = _count(rules_portfolio, Escalation)
-    assert opened == sum(1 for p in report.actions if p.action == "escalate")
+    assert opened == len(SAMPLE_ESCALATIONS)
     with rules_portfolio.transaction() as session:
         acme = session.scalars(select(Escalation).where(Escalation.rule_id == "drop-with-complaints")).one()
         assert acme.reason.startswith("score fell 16.79 points in 30 days")
@@ -195,6 +197,36 @@ def test_cooldown_and_resolve_when_clear(rules_portfolio: Database) -> None:
         == 1
     )
 
+
+
+def test_a_rule_fires_again_once_its_cooldown_is_over(rules_portfolio: Database) -> None:
+    """three-low-in-a-row has `cooldown: 30d`: resolved today, it stays quiet for 30 days, then reopens.
+
+    The facts stay those of DEMO_NOW (as_of) while the clock moves on, so the rule keeps matching throughout."""
+    evaluate(rules_portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW)
+    with rules_portfolio.transaction() as session:
+        maria = session.scalars(select(User).where(User.name == "maria")).one()
+        first = session.scalars(select(Escalation).where(Escalation.rule_id == "three-low-in-a-row")).first()
+        assert first is not None
+        account_id, account = first.account_id, first.account.external_id
+        escalation.resolve(session, first.id, maria, DEMO_NOW)
+
+    def open_ones() -> list[tuple[int, datetime]]:
+        with rules_portfolio.transaction() as session:
+            found = session.scalars(select(Escalation).where(
+                Escalation.rule_id == "three-low-in-a-row", Escalation.account_id == account_id,
+                Escalation.status != "resolved"))
+            return [(e.id, e.opened_at) for e in found]
+
+    almost = DEMO_NOW + timedelta(days=30) - timedelta(seconds=1)
+    evaluate(rules_portfolio, EvaluationSettings(), DEMO_NOW, almost)
+    assert open_ones() == []
+    over = DEMO_NOW + timedelta(days=30)
+    report = evaluate(rules_portfolio, EvaluationSettings(), DEMO_NOW, over)
+    (reopened,) = open_ones()
+    assert reopened[0] != first.id and reopened[1] == over
+    # the other accounts' escalations of this rule are still open: only the resolved one comes back
+    assert [(p.account, p.action) for p in report.actions if p.rule == "three-low-in-a-row"] == [(account, "escalate")]
 
 def test_dry_run_plans_but_writes_nothing(rules_portfolio: Database) -> None:
     report = evaluate(rules_portfolio, EvaluationSettings(), DEMO_NOW, DEMO_NOW, dry_run=True)
