@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from pulsecheck.commands.common import App, emit_json, json_option, pass_app, table
+from pulsecheck.commands.common import (
+    App,
+    emit_json,
+    every_problem,
+    file_format,
+    import_options,
+    json_option,
+    pass_app,
+    table,
+)
 from pulsecheck.vocab import ROLES
 
 
@@ -102,13 +111,14 @@ def accounts() -> None:
 
 @accounts.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
+@import_options
 @pass_app
-def accounts_import(app: App, file: str) -> None:
+def accounts_import(app: App, file: str, delimiter: str | None, decimal_comma: bool) -> None:
     """Import accounts from CSV or JSON (all rows or none; re-import updates by external_id)."""
     from pulsecheck.workflow.accounts import import_accounts
 
-    with app.transaction() as session:
-        result = import_accounts(session, file)
+    with every_problem(file), app.transaction() as session:
+        result = import_accounts(session, file, file_format(delimiter, decimal_comma))
     click.echo(f"{file}: {result.created} created, {result.updated} updated")
 
 
