@@ -48,6 +48,8 @@ def import_accounts(session: Session, path: str | Path, fmt: FileFormat = FileFo
     seen = SeenKeys(session)
     created = updated = 0
     for chunk in chunks(iter_rows(path, ("external_id", "name"), fmt, problems)):
+        if problems.full:
+            break
         parsed = [(row, values) for row in chunk if (values := problems.check(row, _parser(users))) is not None]
         again = seen.repeated([(values["external_id"], row.number) for row, values in parsed])
         for row, values in parsed:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from math import isfinite
 from typing import Any, TextIO
 
@@ -25,14 +24,10 @@ DELIMITERS = (",", ";", "\t", "|")
 _READ = 64 * 1024
 
 
-@dataclass(frozen=True)
-class Record:
-    """One record: its row number (CSV: as a spreadsheet shows it, the header being row 1; JSON: 1, 2, ...)
-    and its values by column."""
-
-    number: int
-    values: dict[str, Any]
-    problem: str | None = None  # why the record cannot be read (the values are then empty); reading goes on
+# One record: its row number (CSV: as a spreadsheet shows it, the header being row 1; JSON: 1, 2, ...), its values
+# by column, and why it cannot be read (the values are then empty; reading goes on), or None. A plain tuple: one
+# is made per row of files of millions.
+Record = tuple[int, dict[str, Any], str | None]
 
 
 def csv_records(handle: TextIO, source: str, delimiter: str | None, required: tuple[str, ...]) -> Iterator[Record]:
@@ -52,16 +47,19 @@ def csv_records(handle: TextIO, source: str, delimiter: str | None, required: tu
     try:
         for values in reader:
             number += 1
+            if len(values) == width:
+                yield (number, dict(zip(header, values, strict=True)), None)
+                continue
             if not values:
                 continue  # a blank line
             if len(values) > width:
                 hint = f" (quote values that contain {delimiter or ','!r})"
-                yield Record(number, {}, f"{len(values)} values but the header has {width} columns{hint}")
+                yield (number, {}, f"{len(values)} values but the header has {width} columns{hint}")
                 continue
             cells: list[str | None] = list(values)
             if len(cells) < width:
                 cells += [None] * (width - len(cells))  # absent cells read as empty, as csv.DictReader does
-            yield Record(number, dict(zip(header, cells, strict=True)))
+            yield (number, dict(zip(header, cells, strict=True)), None)
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
             raise InputError(f"{source}: row {number + 1}: a field is longer than {MAX_FIELD:,} characters") from None
@@ -215,7 +213,7 @@ def json_records(handle: TextIO, source: str) -> Iterator[Record]:
         value, refused = stream.value(f"row {number}")
         if refused is None and not isinstance(value, dict):
             refused = f"expected an object, found {_JSON_TYPES.get(type(value), 'a number')}"
-        yield Record(number, {}, refused) if refused else Record(number, value)
+        yield (number, {}, refused) if refused else (number, value, None)
     stream.position += 1
     if wrapped and stream.peek() != "}":
         raise InputError(f"{source}:{stream.line()}: expected a JSON list of objects (or one key holding one)")

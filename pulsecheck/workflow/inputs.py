@@ -21,9 +21,10 @@ from pulsecheck.storage.models import Account, Issue, KpiReading, SurveyResponse
 from pulsecheck.storage.types import UTCDateTime
 from pulsecheck.vocab import ISSUE_KINDS, SEVERITIES, SURVEY_KINDS
 from pulsecheck.workflow.imports import FileFormat, Problems, Row, chunks, iter_rows
-from pulsecheck.workflow.staging import SeenKeys, drop, temporary_table
+from pulsecheck.workflow.staging import BulkStatement, SeenKeys, drop, large_cache, temporary_table
 
 ISSUE_STATUSES = ("open", "closed")
+MAX_CACHED_ACCOUNTS = 100_000  # account ids kept between chunks: a few MB, and one query per chunk saved
 # The tables, not the mapped classes: a list of parameters then means executemany, not an ORM bulk insert.
 _READINGS = cast(Table, KpiReading.__table__)
 _RESPONSES = cast(Table, SurveyResponse.__table__)
@@ -46,18 +47,26 @@ def _checked(
 ) -> Iterator[list[tuple[Row, dict[str, Any]]]]:
     """The file's rows in chunks, each row parsed by `parse` and its `account` column resolved to
     `account_id`; bad rows go to `problems` (and are left out)."""
+    accounts: dict[str, int] = {}  # external id -> id, for the accounts of recent chunks
     for chunk in chunks(iter_rows(path, required, fmt, problems)):
+        if problems.full:
+            return
         parsed = [(row, values) for row in chunk if (values := problems.check(row, parse)) is not None]
-        refs = {values["account"] for _, values in parsed}
-        lookup = select(Account.external_id, Account.id).where(Account.external_id.in_(refs))
-        accounts = dict(session.execute(lookup).all())
+        refs = {values["account"] for _, values in parsed} - accounts.keys()
+        if len(accounts) + len(refs) > MAX_CACHED_ACCOUNTS:
+            accounts.clear()
+            refs = {values["account"] for _, values in parsed}
+        if refs:
+            lookup = select(Account.external_id, Account.id).where(Account.external_id.in_(refs))
+            accounts.update(session.execute(lookup).all())
         good = []
         for row, values in parsed:
-            ref = values.pop("account")
-            if ref in accounts:
-                good.append((row, {**values, "account_id": accounts[ref]}))
+            account_id = accounts.get(values["account"])
+            if account_id is None:
+                problems.add(f"{row.where('account')}: unknown account {values['account']!r}", row.number)
             else:
-                problems.add(f"{row.where('account')}: unknown account {ref!r}", row.number)
+                values["account_id"] = account_id
+                good.append((row, values))
         yield good
 
 
@@ -84,13 +93,13 @@ def import_readings(
     """Append KPI readings; rows identical to a stored reading, or to an earlier row of the file, are skipped
     (raw inputs are never rewritten)."""
     problems = Problems(str(path))
-    statement = _insert_new_reading()
+    statement = BulkStatement(session, _insert_new_reading())
     created = total = 0
-    for good in _checked(session, path, ("account", "kpi", "value", "observed_at"), fmt, problems, _reading(tz)):
-        total += len(good)
-        if not problems and good:
-            result = session.execute(statement, [{**values, "imported_at": now} for _, values in good])
-            created += result.rowcount  # type: ignore[attr-defined]
+    with large_cache(session):
+        for good in _checked(session, path, ("account", "kpi", "value", "observed_at"), fmt, problems, _reading(tz)):
+            total += len(good)
+            if not problems:
+                created += statement.execute([values for _, values in good], imported_at=now)
     problems.raise_if_any()
     return InputImport(created=created, skipped=total - created)
 
