@@ -188,6 +188,8 @@ class _JsonStream:
                 continue
             except RecursionError:
                 raise InputError(f"{self.source}: {where}: nested too deeply") from None
+            if end - self.position > MAX_RECORD:
+                raise InputError(f"{self.source}: {where} is longer than {MAX_RECORD:,} characters")
             self.position = end
             return (None, refused) if refused else (value, None)
 
