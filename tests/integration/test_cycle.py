@@ -18,10 +18,10 @@ from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedE
 from pulsecheck.states.cycle import STEPS
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Account, Issue, KpiReading, User
+from pulsecheck.workflow import cycles
 from pulsecheck.workflow import escalations as escalation
-from pulsecheck.workflow.cycles import service as cycles
+from pulsecheck.workflow.at_risk import at_risk
 from pulsecheck.workflow.cycles.steps import run_step
-from pulsecheck.workflow.portfolio import at_risk
 
 CONFIG = cycles.CycleSettings(live_model=str(examples_dir() / "scoring.yaml"))
 
@@ -355,11 +355,10 @@ def test_the_seal_detects_tampering(portfolio: Database, now: datetime) -> None:
 
 def restore(database: Database, cycle: Cycle) -> None:
     """Give the tampered cycle a fresh seal over its current content (so each tampering is tested alone)."""
-    with database.transaction() as session:
-        found = cycles.get_cycle(session, cycle.id)
-        from pulsecheck.states.cycle import seal_digest
+    from pulsecheck.workflow.cycles.seal import seal
 
-        found.digest = seal_digest(cycles.sealed_content(session, found))
+    with database.transaction() as session:
+        seal(session, cycle.id)
     assert cycle.verify() == []
 
 
