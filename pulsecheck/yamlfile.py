@@ -157,8 +157,9 @@ def load_text(text: str, source: str, limits: Limits = Limits()) -> Any:
     where it has one, the line."""
     if len(text) > limits.max_bytes:
         raise InputError(f"{source}: over the limit of {limits.max_bytes:,} bytes")
-    loader = _Loader(text, limits)
+    loader = None
     try:
+        loader = _Loader(text, limits)  # its reader refuses control characters at once
         node = loader.get_single_node()
         if node is None:
             return None
@@ -170,12 +171,16 @@ def load_text(text: str, source: str, limits: Limits = Limits()) -> Any:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""
         raise InputError(f"{source}{line}: invalid YAML: {exc.problem}") from None
+    except yaml.reader.ReaderError as exc:
+        at = text.count("\n", 0, exc.position) + 1
+        raise InputError(f"{source}:{at}: invalid YAML: character {exc.character:#06x} is not allowed") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{source}: invalid YAML: {exc}") from None
     except ValueError as exc:  # e.g. an impossible date such as 2027-02-30
         raise InputError(f"{source}: invalid value: {exc}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_file(path: str | Path, limits: Limits = Limits()) -> str:

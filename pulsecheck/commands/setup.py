@@ -88,8 +88,9 @@ def users_add(
 
 @users.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
+@import_options
 @pass_app
-def users_import(app: App, file: str) -> None:
+def users_import(app: App, file: str, delimiter: str | None, decimal_comma: bool) -> None:
     """Import users from CSV or JSON (all rows or none; re-import updates by name).
 
     Columns: name, roles (`reviewer;manager` in CSV, a list in JSON), email, manager (a stored user or one
@@ -97,8 +98,8 @@ def users_import(app: App, file: str) -> None:
     """
     from pulsecheck.workflow.users import import_users
 
-    with app.transaction() as session:
-        result = import_users(session, file, app.now())
+    with every_problem(file), app.transaction() as session:
+        result = import_users(session, file, app.now(), file_format(delimiter, decimal_comma))
     click.echo(f"{file}: {result.created} created, {result.updated} updated")
 
 

@@ -87,7 +87,7 @@ def _header(line: str, source: str, delimiter: str, required: tuple[str, ...]) -
         for other in DELIMITERS:
             if other != delimiter and all(column in _split(line, other) for column in required):
                 shown = "\\t" if other == "\t" else other
-                raise InputError(f"{source}: delimiter looks like {shown!r} (use --delimiter '{shown}')")
+                raise InputError(f"{source}: delimiter looks like '{shown}' (use --delimiter '{shown}')")
         raise InputError(f"{source}: missing column(s): {', '.join(missing)}")
     seen: set[str] = set()
     for name in names:
