@@ -220,9 +220,9 @@ def iter_rows(path: str | Path, required: tuple[str, ...], fmt: FileFormat, prob
             gc.enable()
 
 
-def chunks(rows: Iterator[Row], size: int = CHUNK) -> Iterator[list[Row]]:
-    """`rows` in lists of at most `size`."""
-    while chunk := list(islice(rows, size)):
+def chunks(rows: Iterator[Row], size: int | None = None) -> Iterator[list[Row]]:
+    """`rows` in lists of at most `size` (default CHUNK)."""
+    while chunk := list(islice(rows, size or CHUNK)):
         yield chunk
 
 

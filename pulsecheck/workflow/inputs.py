@@ -24,6 +24,7 @@ from pulsecheck.workflow.imports import FileFormat, Problems, Row, chunks, iter_
 from pulsecheck.workflow.staging import BulkStatement, SeenKeys, drop, large_cache, temporary_table
 
 ISSUE_STATUSES = ("open", "closed")
+_COUNTED = {"preserve_rowcount": True}  # psycopg forgets the count of an INSERT once SQLAlchemy closes its cursor
 MAX_CACHED_ACCOUNTS = 100_000  # account ids kept between chunks: a few MB, and one query per chunk saved
 # The tables, not the mapped classes: a list of parameters then means executemany, not an ORM bulk insert.
 _READINGS = cast(Table, KpiReading.__table__)
@@ -173,7 +174,8 @@ def import_surveys(
             session.execute(insert(staged), rows)
     created = 0
     if not problems:
-        created = session.execute(_insert_beyond_stored(staged, now)).rowcount  # type: ignore[attr-defined]
+        inserted = session.execute(_insert_beyond_stored(staged, now), execution_options=_COUNTED)
+        created = inserted.rowcount  # type: ignore[attr-defined]
     drop(session, staged)
     problems.raise_if_any()
     return InputImport(created=created, skipped=total - created)

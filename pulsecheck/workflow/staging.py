@@ -119,7 +119,8 @@ class BulkStatement:
             params = list(zip(*(columns[index] for index in self.order), strict=True))
         else:
             params = [dict(zip(self.names, values, strict=True)) for values in zip(*columns, strict=True)]
-        return int(self.connection.exec_driver_sql(self.sql, params).rowcount)
+        result = self.connection.exec_driver_sql(self.sql, params, execution_options={"preserve_rowcount": True})
+        return int(result.rowcount)
 
 
 def _converted(value: Any, process: Any, memo: dict[Any, Any]) -> Any:
