@@ -9,8 +9,12 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pulsecheck.errors import InputError
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PATTERN = re.compile(r"^\s*(\d{1,12})\s*([smhdw])\s*$")
 END_OF_DAY = time(23, 59, 59)
+# The longest duration anything here means (a due date, a cooldown, a reading's max age): a bound that keeps
+# `now + duration` far inside what datetime, SQLite and PostgreSQL hold.
+MAX_DURATION = timedelta(days=36525)
 
 
 def parse_duration(text: str | int, where: str = "duration") -> timedelta:
@@ -20,11 +24,18 @@ def parse_duration(text: str | int, where: str = "duration") -> timedelta:
     if isinstance(text, int):
         if text < 0:
             raise InputError(f"{where}: a duration cannot be negative, got {text!r}")
-        return timedelta(days=text)
+        return _bounded(text, "d", where, text)
     match = _PATTERN.match(str(text))
     if not match:
-        raise InputError(f"{where}: expected a duration like 7d, 12h or 2w, got {text!r}")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        raise InputError(f"{where}: expected a duration like 7d, 12h or 2w, got {str(text)[:40]!r}")
+    return _bounded(int(match.group(1)), match.group(2), where, text)
+
+
+def _bounded(amount: int, unit: str, where: str, text: str | int) -> timedelta:
+    """`amount` of `unit` as a timedelta, refused beyond MAX_DURATION (before timedelta could overflow)."""
+    if amount * _SECONDS[unit] > MAX_DURATION.total_seconds():
+        raise InputError(f"{where}: {text!r} is longer than {MAX_DURATION.days}d (100 years)")
+    return timedelta(**{_UNITS[unit]: amount})
 
 
 def format_duration(delta: timedelta) -> str:

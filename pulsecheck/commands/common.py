@@ -15,7 +15,18 @@ from pulsecheck.app import App
 from pulsecheck.errors import InputError
 from pulsecheck.safetext import strip_controls
 
-__all__ = ["App", "echo_data", "emit_json", "every_problem", "json_option", "parse_day", "pass_app", "table"]
+__all__ = [
+    "App",
+    "echo_data",
+    "emit_json",
+    "every_problem",
+    "file_format",
+    "import_options",
+    "json_option",
+    "parse_day",
+    "pass_app",
+    "table",
+]
 
 # JSON escapes C0 itself; DEL and C1 (0x9b is a one-byte CSI on some terminals) are written as \u escapes too,
 # which is the same JSON value.
@@ -70,6 +81,23 @@ def every_problem(file: str) -> Iterator[None]:
         for problem in exc.problems:
             click.echo(problem, err=True)
         raise InputError(f"{file}: {len(exc.problems)} problem(s)") from None
+
+
+def import_options(command: Any) -> Any:
+    """The options every import command has: the CSV delimiter and the decimal mark."""
+    command = click.option(
+        "--decimal-comma", is_flag=True, help="Numbers are written with a decimal comma (1,5); no thousands separators."
+    )(command)
+    return click.option("--delimiter", metavar="CHAR", help="CSV delimiter (default ','; e.g. ';' or '\\t').")(command)
+
+
+def file_format(delimiter: str | None, decimal_comma: bool) -> Any:
+    """The FileFormat of an import command's options (`\\t` or `tab` means a tab)."""
+    from pulsecheck.workflow.imports import FileFormat
+
+    if delimiter in ("\\t", "tab"):
+        delimiter = "\t"
+    return FileFormat(delimiter=delimiter, decimal_comma=decimal_comma)
 
 
 def parse_day(value: str, name: str) -> date:

@@ -6,7 +6,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pulsecheck.commands.common import App, emit_json, every_problem, json_option, parse_day, pass_app, table
+from pulsecheck.commands.common import (
+    App,
+    emit_json,
+    every_problem,
+    file_format,
+    import_options,
+    json_option,
+    parse_day,
+    pass_app,
+    table,
+)
 from pulsecheck.errors import InputError
 
 if TYPE_CHECKING:
@@ -16,17 +26,19 @@ if TYPE_CHECKING:
 def _import_command(group: click.Group, noun: str) -> None:
     @group.command("import")
     @click.argument("file", type=click.Path(dir_okay=False))
+    @import_options
     @pass_app
-    def command(app: App, file: str) -> None:
+    def command(app: App, file: str, delimiter: str | None, decimal_comma: bool) -> None:
         from pulsecheck.workflow import inputs
 
-        with app.transaction() as session:
+        fmt = file_format(delimiter, decimal_comma)
+        with every_problem(file), app.transaction() as session:
             if noun == "readings":
-                result = inputs.import_readings(session, file, app.settings.tz, app.now())
+                result = inputs.import_readings(session, file, app.settings.tz, app.now(), fmt)
             elif noun == "surveys":
-                result = inputs.import_surveys(session, file, app.settings.tz, app.now())
+                result = inputs.import_surveys(session, file, app.settings.tz, app.now(), fmt)
             else:
-                result = inputs.import_issues(session, file, app.settings.tz)
+                result = inputs.import_issues(session, file, app.settings.tz, fmt)
         extra = f", {result.skipped} already stored" if result.skipped else ""
         click.echo(f"{file}: {result.created} {noun} created, {result.updated} updated{extra}")
 

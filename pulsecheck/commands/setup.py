@@ -6,7 +6,17 @@ from pathlib import Path
 
 import click
 
-from pulsecheck.commands.common import App, echo_data, emit_json, json_option, pass_app, table
+from pulsecheck.commands.common import (
+    App,
+    echo_data,
+    emit_json,
+    every_problem,
+    file_format,
+    import_options,
+    json_option,
+    pass_app,
+    table,
+)
 from pulsecheck.vocab import ROLES
 
 
@@ -79,8 +89,9 @@ def users_add(
 
 @users.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
+@import_options
 @pass_app
-def users_import(app: App, file: str) -> None:
+def users_import(app: App, file: str, delimiter: str | None, decimal_comma: bool) -> None:
     """Import users from CSV or JSON (all rows or none; re-import updates by name).
 
     Columns: name, roles (`reviewer;manager` in CSV, a list in JSON), email, manager (a stored user or one
@@ -88,8 +99,8 @@ def users_import(app: App, file: str) -> None:
     """
     from pulsecheck.workflow.users import import_users
 
-    with app.transaction() as session:
-        result = import_users(session, file, app.now())
+    with every_problem(file), app.transaction() as session:
+        result = import_users(session, file, app.now(), file_format(delimiter, decimal_comma))
     click.echo(f"{file}: {result.created} created, {result.updated} updated")
 
 
@@ -118,13 +129,14 @@ def accounts() -> None:
 
 @accounts.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
+@import_options
 @pass_app
-def accounts_import(app: App, file: str) -> None:
+def accounts_import(app: App, file: str, delimiter: str | None, decimal_comma: bool) -> None:
     """Import accounts from CSV or JSON (all rows or none; re-import updates by external_id)."""
     from pulsecheck.workflow.accounts import import_accounts
 
-    with app.transaction() as session:
-        result = import_accounts(session, file)
+    with every_problem(file), app.transaction() as session:
+        result = import_accounts(session, file, file_format(delimiter, decimal_comma))
     click.echo(f"{file}: {result.created} created, {result.updated} updated")
 
 

@@ -33,7 +33,7 @@ from pulsecheck.rules.conditions import (
 )
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import NOTIFY_ROLES, PRIORITIES, SEVERITIES
-from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, suggest
+from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, read_file, suggest
 
 ACTIONS = ("escalate", "open_review", "notify", "flag_deviation")
 RULE_KEYS = ("id", "description", "when", "then", "cooldown", "resolve_when_clear")
@@ -314,8 +314,4 @@ def load_rules(text: str, source: str, roles: tuple[str, ...] = NOTIFY_ROLES) ->
 
 def load_rules_file(path: str | Path, roles: tuple[str, ...] = NOTIFY_ROLES) -> RulesFile:
     """Read and validate a rules file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    return load_rules(text, str(path), roles)
+    return load_rules(read_file(path), str(path), roles)  # bounded: regular, UTF-8, within the YAML size limit

@@ -13,7 +13,7 @@ from pulsecheck.scoring.colors import is_color
 from pulsecheck.scoring.model import CES_KEYS, Bucket, CesThresholds, Kpi, Scale, ScoringModel, canonical_number
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import SURVEY_KINDS
-from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, suggest
+from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, read_file, suggest
 
 MISSING_POLICIES = ("renormalize", "zero", "fail")
 DEFAULT_SURVEY_WINDOW = timedelta(days=90)
@@ -97,12 +97,7 @@ def parse_model(text: str, source: str) -> ScoringModel:
 
 def load_model_file(path: str | Path) -> ScoringModel:
     """Read and parse a scoring-model file; every problem names the file and line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_model(text, str(path))
+    return parse_model(read_file(path), str(path))
 
 
 def _parse_version(data: LineDict, problems: _Problems) -> str:

@@ -1,19 +1,21 @@
-"""Accounts: import from CSV/JSON (all rows or none), list, show."""
+"""Accounts: import from CSV/JSON (all rows or none, streamed in bounded memory), list, show."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError
 from pulsecheck.storage.models import Account, User
-from pulsecheck.timeutil import parse_date
-from pulsecheck.workflow.imports import Row, parse_number, read_rows
+from pulsecheck.workflow.imports import FileFormat, Problems, Row, chunks, iter_rows
+from pulsecheck.workflow.staging import SeenKeys
+from pulsecheck.yamlfile import suggest
 
 COLUMNS = (
     "external_id",
@@ -35,53 +37,73 @@ class ImportResult:
     updated: int
 
 
-def import_accounts(session: Session, path: str | Path) -> ImportResult:
-    """Create or update accounts by external_id; any bad row aborts the whole import.
+def import_accounts(session: Session, path: str | Path, fmt: FileFormat = FileFormat()) -> ImportResult:
+    """Create or update accounts by external_id, streaming the file in chunks; any bad row (every one is
+    reported, up to MAX_PROBLEMS) aborts the whole import.
 
     Updates touch only the columns present in the file (or keys present in a JSON record).
     """
-    rows = read_rows(path, required_columns=("external_id", "name"))
-    users = {u.name: u for u in session.scalars(select(User))}
-    parsed = [_parse_row(row, users) for row in rows]
-    seen: dict[str, int] = {}
-    for row, values in zip(rows, parsed, strict=True):
-        if values["external_id"] in seen:
-            raise InputError(
-                f"{row.where('external_id')}: {values['external_id']!r} "
-                f"already given in row {seen[values['external_id']]}"
-            )
-        seen[values["external_id"]] = row.number
-    existing = (
-        {a.external_id: a for a in session.scalars(select(Account).where(Account.external_id.in_(list(seen))))}
-        if seen
-        else {}
-    )
-    created = 0
-    for row, values in zip(rows, parsed, strict=True):
-        account = existing.get(values["external_id"])
-        if account is None:
-            account = Account(external_id=values["external_id"])
-            session.add(account)
-            created += 1
-        for key, value in values.items():
-            # An update changes the columns the file has (an empty cell clears one); a column the file
-            # leaves out, or a key a JSON record omits, keeps the stored value.
-            if key != "external_id" and (account.id is None or key in row.values):
-                setattr(account, key, value)
-    session.flush()
-    return ImportResult(created=created, updated=len(parsed) - created)
+    problems = Problems(str(path))
+    users = dict(session.execute(select(User.name, User.id)).all())  # a team: small
+    seen = SeenKeys(session)
+    created = updated = 0
+    for chunk in chunks(iter_rows(path, ("external_id", "name"), fmt, problems)):
+        if problems.full:
+            break
+        parsed = [(row, values) for row in chunk if (values := problems.check(row, _parser(users))) is not None]
+        again = seen.repeated([(values["external_id"], row.number) for row, values in parsed])
+        for row, values in parsed:
+            if row.number in again:
+                problems.add(
+                    f"{row.where('external_id')}: {values['external_id']!r} already given in row {again[row.number]}",
+                    row.number,
+                )
+        if not problems:
+            new, changed = _store(session, parsed)
+            created, updated = created + new, updated + changed
+    seen.close()
+    problems.raise_if_any()
+    return ImportResult(created=created, updated=updated)
 
 
-def _parse_row(row: Row, users: dict[str, User]) -> dict[str, Any]:
-    def person(column: str) -> User | None:
+def _store(session: Session, parsed: list[tuple[Row, dict[str, Any]]]) -> tuple[int, int]:
+    """Insert the new accounts of a chunk and update the stored ones; (created, updated)."""
+    ids = [values["external_id"] for _, values in parsed]
+    stored = dict(session.execute(select(Account.external_id, Account.id).where(Account.external_id.in_(ids))).all())
+    new, changes = [], []
+    for row, values in parsed:
+        account_id = stored.get(values["external_id"])
+        if account_id is None:
+            new.append(values)
+        else:
+            # An update changes the columns the file has (an empty cell clears one); a column the file leaves
+            # out, or a key a JSON record omits, keeps the stored value.
+            kept = {key: value for key, value in values.items() if _COLUMN_OF.get(key, key) in row.values}
+            changes.append({**kept, "id": account_id})
+    if new:
+        session.execute(insert(Account), new)
+    if changes:
+        session.execute(update(Account), changes)  # by primary key, grouped by the columns each row sets
+    return len(new), len(changes)
+
+
+_COLUMN_OF = {"owner_id": "owner", "manager_id": "manager"}
+
+
+def _parser(users: dict[str, int]) -> Callable[[Row], dict[str, Any]]:
+    return lambda row: _parse_row(row, users)
+
+
+def _parse_row(row: Row, users: dict[str, int]) -> dict[str, Any]:
+    def person(column: str) -> int | None:
         name = row.text(column)
         if name is None:
             return None
         if name not in users:
-            raise InputError(f"{row.where(column)}: unknown user {name!r}")
+            raise InputError(f"{row.where(column)}: unknown user {name!r}{suggest(name, users)}")
         return users[name]
 
-    arr = row.get("arr", parse_number)
+    arr = row.decimal("arr")
     if arr is not None and arr < 0:
         raise InputError(f"{row.where('arr')}: must not be negative")
     return {
@@ -90,10 +112,10 @@ def _parse_row(row: Row, users: dict[str, User]) -> dict[str, Any]:
         "segment": row.text("segment"),
         "tier": row.text("tier"),
         "arr": arr,
-        "owner": person("owner"),
-        "manager": person("manager"),
-        "renewal_date": row.get("renewal_date", parse_date),
-        "contract_start": row.get("contract_start", parse_date),
+        "owner_id": person("owner"),
+        "manager_id": person("manager"),
+        "renewal_date": row.day("renewal_date"),
+        "contract_start": row.day("contract_start"),
         "stage": row.text("stage"),
     }
 

@@ -1,23 +1,34 @@
-"""Portfolio inputs: KPI readings, survey responses and issues, imported all-or-nothing from CSV/JSON."""
+"""Portfolio inputs: KPI readings, survey responses and issues, imported all-or-nothing from CSV/JSON.
+
+Files are streamed in chunks (memory is bounded by a chunk, not by the file): each chunk is checked, then
+written in the command's one transaction; every bad row is reported (up to MAX_PROBLEMS) and any of them
+aborts the whole import, so the transaction rolls back.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import Column, Float, Integer, String, Table, bindparam, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError
 from pulsecheck.storage.models import Account, Issue, KpiReading, SurveyResponse
-from pulsecheck.timeutil import parse_datetime
+from pulsecheck.storage.types import UTCDateTime
 from pulsecheck.vocab import ISSUE_KINDS, SEVERITIES, SURVEY_KINDS
-from pulsecheck.workflow.imports import Row, parse_number, read_rows
+from pulsecheck.workflow.imports import FileFormat, Problems, Row, chunks, iter_rows
+from pulsecheck.workflow.staging import BulkStatement, SeenKeys, drop, large_cache, temporary_table
 
 ISSUE_STATUSES = ("open", "closed")
+_COUNTED = {"preserve_rowcount": True}  # psycopg forgets the count of an INSERT once SQLAlchemy closes its cursor
+MAX_CACHED_ACCOUNTS = 100_000  # account ids kept between chunks: a few MB, and one query per chunk saved
+# The tables, not the mapped classes: a list of parameters then means executemany, not an ORM bulk insert.
+_READINGS = cast(Table, KpiReading.__table__)
+_RESPONSES = cast(Table, SurveyResponse.__table__)
 
 
 @dataclass(frozen=True)
@@ -27,151 +38,179 @@ class InputImport:
     skipped: int = 0
 
 
-def _accounts(session: Session) -> dict[str, int]:
-    return {ext: pk for ext, pk in session.execute(select(Account.external_id, Account.id))}
+def _checked(
+    session: Session,
+    path: str | Path,
+    required: tuple[str, ...],
+    fmt: FileFormat,
+    problems: Problems,
+    parse: Callable[[Row], dict[str, Any]],
+) -> Iterator[list[tuple[Row, dict[str, Any]]]]:
+    """The file's rows in chunks, each row parsed by `parse` and its `account` column resolved to
+    `account_id`; bad rows go to `problems` (and are left out)."""
+    accounts: dict[str, int] = {}  # external id -> id, for the accounts of recent chunks
+    for chunk in chunks(iter_rows(path, required, fmt, problems)):
+        if problems.full:
+            return
+        parsed = [(row, values) for row in chunk if (values := problems.check(row, parse)) is not None]
+        refs = {values["account"] for _, values in parsed} - accounts.keys()
+        if len(accounts) + len(refs) > MAX_CACHED_ACCOUNTS:
+            accounts.clear()
+            refs = {values["account"] for _, values in parsed}
+        if refs:
+            lookup = select(Account.external_id, Account.id).where(Account.external_id.in_(refs))
+            accounts.update(session.execute(lookup).all())
+        good = []
+        for row, values in parsed:
+            account_id = accounts.get(values["account"])
+            if account_id is None:
+                problems.add(f"{row.where('account')}: unknown account {values['account']!r}", row.number)
+            else:
+                values["account_id"] = account_id
+                good.append((row, values))
+        yield good
 
 
-def _account_id(row: Row, accounts: dict[str, int], column: str = "account") -> int:
-    ref = row.text(column, required=True)
-    assert ref is not None
-    if ref not in accounts:
-        raise InputError(f"{row.where(column)}: unknown account {ref!r}")
-    return accounts[ref]
-
-
-def _when(tz: tzinfo) -> Callable[[str], datetime]:
-    return lambda text: parse_datetime(text, tz)
-
-
-def import_readings(session: Session, path: str | Path, tz: tzinfo, now: datetime) -> InputImport:
-    """Append KPI readings; rows identical to a stored reading are skipped (raw inputs are never rewritten)."""
-    accounts = _accounts(session)
-    rows = read_rows(path, required_columns=("account", "kpi", "value", "observed_at"))
-    records = []
-    for row in rows:
+def _reading(tz: tzinfo) -> Callable[[Row], dict[str, Any]]:
+    def parse(row: Row) -> dict[str, Any]:
         kpi = row.text("kpi", required=True)
         assert kpi is not None
         if not kpi.replace("_", "").isalnum():
             raise InputError(f"{row.where('kpi')}: {kpi!r} is not a KPI name (letters, digits, _)")
-        records.append(
-            {
-                "account_id": _account_id(row, accounts),
-                "kpi": kpi,
-                "value": row.get("value", parse_number, required=True),
-                "observed_at": row.get("observed_at", _when(tz), required=True),
-                "source": row.text("source"),
-                "imported_at": now,
-            }
-        )
-    fresh = _without_stored(session, records)
-    if fresh:
-        session.execute(insert(KpiReading), fresh)
-    return InputImport(created=len(fresh), skipped=len(records) - len(fresh))
+        return {
+            "account": row.text("account", required=True),
+            "kpi": kpi,
+            "value": row.decimal("value", required=True),
+            "observed_at": row.moment("observed_at", tz, required=True),
+            "source": row.text("source"),
+        }
+
+    return parse
 
 
-def _without_stored(session: Session, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keys = {(r["account_id"], r["kpi"], r["observed_at"]) for r in records}
-    stored: set[tuple[Any, ...]] = set()
-    key_list = list(keys)
-    for start in range(0, len(key_list), 500):
-        chunk = key_list[start : start + 500]
-        query = select(
-            KpiReading.account_id, KpiReading.kpi, KpiReading.observed_at, KpiReading.value, KpiReading.source
-        ).where(tuple_(KpiReading.account_id, KpiReading.kpi, KpiReading.observed_at).in_(chunk))
-        stored.update(tuple(row) for row in session.execute(query))
-    fresh, seen = [], set()
-    for r in records:
-        key = (r["account_id"], r["kpi"], r["observed_at"], r["value"], r["source"])
-        if key not in stored and key not in seen:
-            seen.add(key)
-            fresh.append(r)
-    return fresh
+def import_readings(
+    session: Session, path: str | Path, tz: tzinfo, now: datetime, fmt: FileFormat = FileFormat()
+) -> InputImport:
+    """Append KPI readings; rows identical to a stored reading, or to an earlier row of the file, are skipped
+    (raw inputs are never rewritten)."""
+    problems = Problems(str(path))
+    statement = BulkStatement(session, _insert_new_reading())
+    created = total = 0
+    with large_cache(session):
+        for good in _checked(session, path, ("account", "kpi", "value", "observed_at"), fmt, problems, _reading(tz)):
+            total += len(good)
+            if not problems:
+                created += statement.execute([values for _, values in good], imported_at=now)
+    problems.raise_if_any()
+    return InputImport(created=created, skipped=total - created)
 
 
-def import_surveys(session: Session, path: str | Path, tz: tzinfo, now: datetime) -> InputImport:
-    """Append survey responses (kind nps|csat|ces, score on 0..max_score)."""
-    accounts = _accounts(session)
-    rows = read_rows(path, required_columns=("account", "kind", "score", "responded_at"))
-    records = []
-    for row in rows:
+def _insert_new_reading() -> Any:
+    """INSERT one reading unless an identical one is stored; executed for many rows at once, each row also sees
+    those inserted before it, so duplicates within the file are skipped too."""
+    columns = _READINGS.c
+    names = ("account_id", "kpi", "value", "observed_at", "source", "imported_at")
+    params = {name: bindparam(name, type_=columns[name].type) for name in names}
+    stored = exists().where(
+        columns.account_id == params["account_id"],
+        columns.kpi == params["kpi"],
+        columns.observed_at == params["observed_at"],
+        columns.value == params["value"],
+        columns.source.is_not_distinct_from(params["source"]),
+    )
+    return insert(_READINGS).from_select(list(names), select(*params.values()).where(~stored))
+
+
+def _survey(tz: tzinfo) -> Callable[[Row], dict[str, Any]]:
+    def parse(row: Row) -> dict[str, Any]:
         kind = row.choice("kind", SURVEY_KINDS, required=True)
-        score = row.get("score", parse_number, required=True)
-        default_max = 10.0 if kind == "nps" else None
-        max_score = row.get("max_score", parse_number)
-        if max_score is None:
-            max_score = default_max
-        if max_score is None:
+        score = row.decimal("score", required=True)
+        max_score = row.decimal("max_score")
+        if max_score is None and kind != "nps":
             raise InputError(f"{row.where('max_score')}: value is required for {kind} responses")
+        max_score = 10.0 if max_score is None else max_score
         assert score is not None
         if max_score <= 0:
             raise InputError(f"{row.where('max_score')}: must be above 0")
         if not 0 <= score <= max_score:
             raise InputError(f"{row.where('score')}: {score:g} is not within 0..{max_score:g}")
-        records.append(
-            {
-                "account_id": _account_id(row, accounts),
-                "kind": kind,
-                "score": score,
-                "max_score": max_score,
-                "responded_at": row.get("responded_at", _when(tz), required=True),
-                "imported_at": now,
-            }
-        )
-    fresh = _beyond_stored_surveys(session, records)
-    if fresh:
-        session.execute(insert(SurveyResponse), fresh)
-    return InputImport(created=len(fresh), skipped=len(records) - len(fresh))
+        return {
+            "account": row.text("account", required=True),
+            "kind": kind,
+            "score": score,
+            "max_score": max_score,
+            "responded_at": row.moment("responded_at", tz, required=True),
+        }
+
+    return parse
 
 
-def _beyond_stored_surveys(session: Session, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows of a file beyond the identical responses already stored (a multiset difference).
+def import_surveys(
+    session: Session, path: str | Path, tz: tzinfo, now: datetime, fmt: FileFormat = FileFormat()
+) -> InputImport:
+    """Append survey responses (kind nps|csat|ces, score on 0..max_score) beyond the identical ones stored.
 
     Responses have no id, and two respondents may give the same score on the same day, so identical rows within
-    a file all count; re-importing a file, or a longer export of the same surveys, adds only what is new.
+    a file all count; re-importing a file, or a longer export of the same surveys, adds only what is new. The
+    rows are staged in a temporary table, then one statement inserts, per distinct response, the copies the
+    file has beyond those stored.
     """
-    from collections import Counter
+    problems = Problems(str(path))
+    staged = temporary_table(
+        session,
+        "pulsecheck_import_surveys",
+        Column("seq", Integer, primary_key=True),
+        Column("account_id", Integer),
+        Column("kind", String),
+        Column("score", Float),
+        Column("max_score", Float),
+        Column("responded_at", UTCDateTime),
+    )
+    total = 0
+    for good in _checked(session, path, ("account", "kind", "score", "responded_at"), fmt, problems, _survey(tz)):
+        rows = [{**values, "seq": total + index} for index, (_, values) in enumerate(good)]
+        total += len(good)
+        if not problems and rows:
+            session.execute(insert(staged), rows)
+    created = 0
+    if not problems:
+        inserted = session.execute(_insert_beyond_stored(staged, now), execution_options=_COUNTED)
+        created = inserted.rowcount  # type: ignore[attr-defined]
+    drop(session, staged)
+    problems.raise_if_any()
+    return InputImport(created=created, skipped=total - created)
 
-    accounts = sorted({r["account_id"] for r in records})
-    stored: Counter[tuple[Any, ...]] = Counter()
-    for start in range(0, len(accounts), 500):
-        query = select(
-            SurveyResponse.account_id,
-            SurveyResponse.kind,
-            SurveyResponse.score,
-            SurveyResponse.max_score,
-            SurveyResponse.responded_at,
-        ).where(SurveyResponse.account_id.in_(accounts[start : start + 500]))
-        stored.update(tuple(row) for row in session.execute(query))
-    fresh = []
-    for r in records:
-        k = (r["account_id"], r["kind"], r["score"], r["max_score"], r["responded_at"])
-        if stored[k] > 0:
-            stored[k] -= 1
-        else:
-            fresh.append(r)
-    return fresh
+
+def _insert_beyond_stored(staged: Any, now: datetime) -> Any:
+    """INSERT the staged responses numbered (among identical ones, in file order) beyond the stored count."""
+    key = ("account_id", "kind", "score", "max_score", "responded_at")
+    numbered = select(
+        *(staged.c[name] for name in ("seq", *key)),
+        func.row_number().over(partition_by=[staged.c[name] for name in key], order_by=staged.c.seq).label("n"),
+    ).subquery()
+    responses = _RESPONSES.c
+    stored = select(func.count()).where(*(responses[name] == numbered.c[name] for name in key)).scalar_subquery()
+    return insert(_RESPONSES).from_select(
+        [*key, "imported_at"],
+        select(*(numbered.c[name] for name in key), literal(now, UTCDateTime))
+        .where(numbered.c.n > stored)
+        .order_by(numbered.c.seq),
+    )
 
 
-def import_issues(session: Session, path: str | Path, tz: tzinfo) -> InputImport:
-    """Create or update issues (complaints, billing, blockers, tickets) by external_id."""
-    accounts = _accounts(session)
-    rows = read_rows(path, required_columns=("external_id", "account", "kind", "opened_at"))
-    parsed: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        external_id = row.text("external_id", required=True)
-        assert external_id is not None
-        if external_id in parsed:
-            raise InputError(f"{row.where('external_id')}: {external_id!r} appears twice in the file")
+def _issue(tz: tzinfo) -> Callable[[Row], dict[str, Any]]:
+    def parse(row: Row) -> dict[str, Any]:
         status = row.choice("status", ISSUE_STATUSES) or "open"
-        opened = row.get("opened_at", _when(tz), required=True)
-        closed = row.get("closed_at", _when(tz))
+        opened = row.moment("opened_at", tz, required=True)
+        closed = row.moment("closed_at", tz)
         assert opened is not None
         if status == "closed" and closed is None:
             raise InputError(f"{row.where('closed_at')}: a closed issue needs closed_at")
         if closed is not None and closed < opened:
             raise InputError(f"{row.where('closed_at')}: before opened_at")
-        parsed[external_id] = {
-            "account_id": _account_id(row, accounts),
+        return {
+            "external_id": row.text("external_id", required=True),
+            "account": row.text("account", required=True),
             "kind": row.choice("kind", ISSUE_KINDS, required=True),
             "severity": row.choice("severity", SEVERITIES) or "medium",
             "status": status,
@@ -179,13 +218,37 @@ def import_issues(session: Session, path: str | Path, tz: tzinfo) -> InputImport
             "opened_at": opened,
             "closed_at": closed if status == "closed" else None,
         }
-    existing = {i.external_id: i for i in session.scalars(select(Issue).where(Issue.external_id.in_(list(parsed))))}
-    for external_id, values in parsed.items():
-        issue = existing.get(external_id)
-        if issue is None:
-            session.add(Issue(external_id=external_id, **values))
-        else:
-            for key, value in values.items():
-                setattr(issue, key, value)
-    session.flush()
-    return InputImport(created=len(parsed) - len(existing), updated=len(existing))
+
+    return parse
+
+
+def import_issues(session: Session, path: str | Path, tz: tzinfo, fmt: FileFormat = FileFormat()) -> InputImport:
+    """Create or update issues (complaints, billing, blockers, tickets) by external_id."""
+    problems = Problems(str(path))
+    seen = SeenKeys(session)
+    created = updated = 0
+    for good in _checked(session, path, ("external_id", "account", "kind", "opened_at"), fmt, problems, _issue(tz)):
+        again = seen.repeated([(values["external_id"], row.number) for row, values in good])
+        for row, values in good:
+            if row.number in again:
+                twice = f"{values['external_id']!r} appears twice in the file"
+                problems.add(f"{row.where('external_id')}: {twice}", row.number)
+        if not problems and good:
+            new, changed = _store_issues(session, [values for _, values in good])
+            created, updated = created + new, updated + changed
+    seen.close()
+    problems.raise_if_any()
+    return InputImport(created=created, updated=updated)
+
+
+def _store_issues(session: Session, records: list[dict[str, Any]]) -> tuple[int, int]:
+    """Insert the new issues of a chunk, replace the stored ones; (created, updated)."""
+    ids = [values["external_id"] for values in records]
+    stored = dict(session.execute(select(Issue.external_id, Issue.id).where(Issue.external_id.in_(ids))).all())
+    new = [values for values in records if values["external_id"] not in stored]
+    changes = [{**values, "id": stored[values["external_id"]]} for values in records if values["external_id"] in stored]
+    if new:
+        session.execute(insert(Issue), new)
+    if changes:
+        session.execute(update(Issue), changes)
+    return len(new), len(changes)

@@ -14,16 +14,14 @@ from pulsecheck.scoring.model import ScoringModel, diff_models
 from pulsecheck.scoring.schema import parse_model
 from pulsecheck.storage.models import ScoringModelVersion, User
 from pulsecheck.workflow import deviations as deviation
+from pulsecheck.yamlfile import read_file
 
 GOVERNORS = {"manager", "ops", "admin"}
 
 
 def read_model_file(path: str | Path) -> tuple[str, ScoringModel]:
     """The text and parsed model of a file (errors name the file and line)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    text = read_file(path)  # bounded: a regular UTF-8 file within the YAML size limit
     return text, parse_model(text, str(path))
 
 

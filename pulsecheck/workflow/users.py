@@ -14,7 +14,7 @@ from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.storage.models import User
 from pulsecheck.vocab import ROLES
 from pulsecheck.workflow.accounts import ImportResult
-from pulsecheck.workflow.imports import Row, read_rows
+from pulsecheck.workflow.imports import FileFormat, Row, read_rows
 from pulsecheck.yamlfile import suggest
 
 # The columns an import stores (column: attribute); other columns are ignored.
@@ -56,13 +56,13 @@ def add_user(
     return user
 
 
-def import_users(session: Session, path: str | Path, now: datetime) -> ImportResult:
+def import_users(session: Session, path: str | Path, now: datetime, fmt: FileFormat = FileFormat()) -> ImportResult:
     """Create or update users from a CSV or JSON file; any bad row aborts the whole import.
 
     The roles of a row replace the stored ones (the file describes the team); a manager may be a stored user
     or one defined anywhere in the same file. Other columns left out of the file keep their stored values.
     """
-    rows = read_rows(path, required_columns=("name", "roles"))
+    rows = read_rows(path, required_columns=("name", "roles"), fmt=fmt)
     parsed = [(row, _parse_user_row(row)) for row in rows]
     stored = {u.name: u for u in session.scalars(select(User))}
     _check_unique(parsed, "name", {})
