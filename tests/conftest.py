@@ -149,8 +149,23 @@ def factory(database: Database, now: datetime) -> Factory:
     return Factory(database, now)
 
 
+# --- identity: the CLI authenticates the OS login (issue 12) ---------------------------------------------
+
 @pytest.fixture
-def run(db_url: str, database: Database, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def os_login_admin(database: Database, now: datetime) -> str:
+    """An admin user mapped to the OS login running the tests, as `pulsecheck init` makes on a fresh database:
+    the CLI's `--as USER` is an admin's, so tests act for any user through it."""
+    from pulsecheck.app import os_login
+
+    login = os_login()
+    with database.transaction() as session:
+        add_user(session, login, ["admin"], now, login=login)
+    return login
+
+
+@pytest.fixture
+def run(db_url: str, database: Database, os_login_admin: str,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch):
     """Invoke the CLI in-process against the test database with a fixed clock: run('--as', 'bob', ...)."""
     monkeypatch.setenv("PULSECHECK_DATABASE_URL", db_url)
     monkeypatch.setenv("PULSECHECK_NOW", NOW.isoformat())

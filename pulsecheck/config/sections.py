@@ -178,6 +178,8 @@ class WebhookOptions(Section):
     timeout: float | None = Field(default=None, gt=0)
     blocks: bool | None = None
     proxy: str | None = None
+    # Hosts a user may point their own webhook at without an admin (`users add ME --webhook URL`).
+    allowed_hosts: list[str] = Field(default_factory=list)
 
 
 class NotificationsSection(Section):
