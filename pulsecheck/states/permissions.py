@@ -77,6 +77,7 @@ class Actor:
     roles: frozenset[str] = frozenset()
     relations: frozenset[str] = frozenset()
     cause: str = "user"  # user | rule | scheduler
+    parties: tuple[tuple[str, str], ...] = ()  # (relation, user name) of the record, to name them in a refusal
 
     def holds(self, term: str) -> bool:
         """Whether one term of a grant holds: a role, a relation to the record, or the cause."""
@@ -93,7 +94,8 @@ def actor(
     """The Actor `name` holding `roles`, related to a record whose parties are `parties` (see `relations_of`);
     a cause `rule:ID` counts as `rule`."""
     kind = "rule" if cause.startswith("rule") else cause
-    return Actor(name, frozenset(roles), relations_of(name, parties or {}, managers or {}), kind)
+    named = tuple((relation, party) for relation, party in (parties or {}).items() if party and relation != "self")
+    return Actor(name, frozenset(roles), relations_of(name, parties or {}, managers or {}), kind, named)
 
 
 def grants(action: str) -> tuple[tuple[str, ...], ...]:
@@ -109,14 +111,22 @@ def allowed(action: str, who: Actor) -> bool:
     return any(all(who.holds(term) for term in grant) for grant in grants(action))
 
 
-def describe(action: str) -> str:
-    """Who may take `action`, in words: `the assigned approver with the manager role or an admin`."""
-    spoken = []
+def describe(action: str, names: Mapping[str, str] | None = None) -> str:
+    """Who may take `action`, in words: `the assigned approver (maria) with the manager role or an admin`;
+    `names` maps a relation to the user who holds it on the record."""
+    names = names or {}
+    merged: dict[tuple[str, ...], list[str]] = {}  # grants that differ only in their role, said once
     for grant in grants(action):
+        others = tuple(WORDS[t] + (f" ({names[t]})" if t in names else "") for t in grant if t not in ROLES)
         roles = [t for t in grant if t in ROLES]
-        others = [WORDS[t] for t in grant if t not in ROLES]
+        if others and others in merged and roles and merged[others]:
+            merged[others].extend(roles)
+        else:
+            merged[others if others else (f"#{len(merged)}",)] = roles
+    spoken = []
+    for others, roles in merged.items():
         role = " or ".join(roles)
-        if role and others:
+        if not others[0].startswith("#") and role:
             spoken.append(f"{' and '.join(others)} with the {role} role")
         elif role:
             spoken.append(f"an {role}" if role[0] in "aeiou" else f"a {role}")
@@ -130,7 +140,7 @@ def refusal(action: str, who: Actor) -> str | None:
     if allowed(action, who):
         return None
     verb = action.split(".")[-1].replace("_", " ")
-    return f"only {describe(action)} may {verb}, not {who.name}"
+    return f"only {describe(action, dict(who.parties))} may {verb}, not {who.name}"
 
 
 def relations_of(name: str, parties: Mapping[str, str | None], managers: Mapping[str, str | None]) -> frozenset[str]:
