@@ -83,9 +83,9 @@ def accept(session: Session, deviation_id: int, user: User, reason: str, until: 
     deviation = session.get(Deviation, deviation_id)
     if deviation is None:
         raise NotFoundError(f"unknown deviation {deviation_id}")
-    reason = permissions.refusal("deviation.accept", permissions.actor(user.name, user.role_set))
-    if reason:
-        raise RefusedError(reason)
+    refused = permissions.refusal("deviation.accept", permissions.actor(user.name, user.role_set))
+    if refused:
+        raise RefusedError(refused)
     if deviation.status == "resolved":
         raise RefusedError(f"deviation {deviation_id} is already resolved")
     if not reason.strip():
