@@ -85,7 +85,7 @@ def four_eyes(ctx: Context) -> str | None:
 GUARDS: dict[str, Sequence[Guard]] = {
     "start": (permitted("cycle.start"),),
     "submit": (permitted("cycle.submit"), all_steps_done),
-    "approve": (four_eyes, permitted("cycle.approve")),
+    "approve": (permitted("cycle.approve"), four_eyes),
     "reject": (permitted("cycle.reject"), comment_given),
     "close": (permitted("cycle.close"),),
 }

@@ -184,7 +184,7 @@ def test_who_may_work_on_a_cycle(portfolio: Database, now: datetime) -> None:
     with pytest.raises(RefusedError, match=r"cannot complete step scope: only the owner \(bob\), a manager or an admin may work, not alice"):
         cycle.step("scope", actor="alice")
     cycle.step("scope", actor="hank")  # a manager may
-    with pytest.raises(RefusedError, match="olga is neither a reviewer nor a manager"):
+    with pytest.raises(RefusedError, match="only a reviewer, a manager or an admin may start, not olga"):
         Cycle(portfolio, now).start(actor="olga")
     with pytest.raises(NotFoundError, match="--owner: unknown user 'zed'"):
         Cycle(portfolio, now).start(owner="zed")
