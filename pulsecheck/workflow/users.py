@@ -97,16 +97,17 @@ def _may_change(
         asked.append("users.edit_own_email")
     if webhook is not None:
         asked.append("users.edit_own_webhook")
-        if "admin" not in actor.role_set and webhook and _host(webhook) not in allowed_hosts:
-            shown = ", ".join(allowed_hosts) or "none"
-            raise RefusedError(
-                f"--webhook: host {_host(webhook) or '(none)'!r} is not in [notifications.webhook] allowed_hosts "
-                f"({shown}); an admin sets other webhooks"
-            )
     for action in asked:
         reason = permissions.refusal(action, who)
         if reason:
             raise RefusedError(f"users add {name}: {reason}")
+    # a user's own webhook receives their notifications: only to a host the settings trust, unless an admin sets it
+    if webhook and not permissions.allowed("users.manage", who) and _host(webhook) not in allowed_hosts:
+        shown = ", ".join(allowed_hosts) or "none"
+        raise RefusedError(
+            f"--webhook: host {_host(webhook) or '(none)'!r} is not in [notifications.webhook] allowed_hosts "
+            f"({shown}); an admin sets other webhooks"
+        )
 
 
 def _host(url: str) -> str:
