@@ -12,7 +12,9 @@ from pulsecheck.vocab import ROLES
 
 @click.command()
 @click.option("--sample", type=click.Path(file_okay=False), help="Also copy the sample files into DIR.")
-@click.option("--admin", metavar="NAME", help="The first admin, when there are no users yet [default: the current login].")
+@click.option(
+    "--admin", metavar="NAME", help="The first admin, when there are no users yet [default: the current login]."
+)
 @pass_app
 def init(app: App, sample: str | None, admin: str | None) -> None:
     """Create or upgrade the database schema; the first run makes the current login (as --admin NAME) an admin."""
@@ -47,7 +49,6 @@ def db_upgrade(app: App) -> None:
     """Apply pending migrations."""
     from pulsecheck.storage.db import Database, schema_revision
     from pulsecheck.storage.migrate import upgrade
-
     from pulsecheck.storage.roles import ensure_roles
 
     database = Database(app.settings.database_url)

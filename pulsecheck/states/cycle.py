@@ -46,7 +46,8 @@ class Context:
 
     def who(self) -> permissions.Actor:
         """The actor as the permission table sees them: roles and relations to this cycle."""
-        return permissions.actor(self.actor, self.actor_roles, {"its_owner": self.owner}, {self.owner: self.owner_manager})
+        parties, managers = {"its_owner": self.owner}, {self.owner: self.owner_manager}
+        return permissions.actor(self.actor, self.actor_roles, parties, managers)
 
 
 # --- guards: each returns a reason (refused) or None (allowed) ---------------------------------

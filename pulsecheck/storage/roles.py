@@ -42,7 +42,7 @@ def ensure_roles(engine: Engine) -> str | None:
             schema = _setup(conn)
     except DBAPIError as exc:
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-        return f"database roles not set up ({reason}): run `pulsecheck db upgrade` as the schema's owner with CREATEROLE"
+        return f"database roles not set up ({reason}): run `pulsecheck db upgrade` as the schema owner with CREATEROLE"
     return f"database roles ready: {GROUP} may use schema {schema}; audit tables are append-only"
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
-from pulsecheck.storage.models import Account, Deviation, User
 from pulsecheck.states import permissions
+from pulsecheck.storage.models import Account, Deviation, User
 
 Key = tuple[int | None, str, str]  # (account_id, kind, subject): one live deviation per cause
 

@@ -101,7 +101,9 @@ def resolve(session: Session, escalation_id: int, user: User | None, now: dateti
 def _may_act(session: Session, escalation: Escalation, user: User, action: str) -> None:
     """Refused unless the permission table lets `user` take `action` on this escalation."""
     owner_manager = session.scalar(select(User.manager_name).where(User.name == escalation.owner))
-    who = permissions.actor(user.name, user.role_set, {"its_owner": escalation.owner}, {escalation.owner: owner_manager})
+    parties = {"its_owner": escalation.owner}
+    managers = {escalation.owner: owner_manager} if escalation.owner else {}
+    who = permissions.actor(user.name, user.role_set, parties, managers)
     reason = permissions.refusal(action, who)
     if reason:
         raise RefusedError(reason)

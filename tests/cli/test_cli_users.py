@@ -11,7 +11,6 @@ from pulsecheck.demo import examples_dir
 from pulsecheck.demo.story import TEAM
 from pulsecheck.storage.models import User
 
-
 FIXTURE_ADMIN = {"name": os_login(), "roles": ["admin"], "email": None, "manager": None, "webhook": None}
 
 

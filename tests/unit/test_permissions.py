@@ -36,7 +36,8 @@ REVIEW_PEOPLE = {"the reviewer", "the approver", "the approver, no longer a mana
                  "the reviewer's manager", "the reviewer's manager, not a manager"}
 EXPECTED: dict[str, set[str]] = {
     "review.open": {"reviewer", "manager", "admin", "a rule", "the scheduler", "the reviewer", "the approver",
-                    "the admin approver", "the approver, no longer a manager", "the reviewer's manager", "the owner", "the owner's manager", "self"},
+                    "the admin approver", "the approver, no longer a manager", "the reviewer's manager", "the owner",
+                    "the owner's manager", "self"},
     "review.edit": REVIEW_PEOPLE | {"admin"},
     "review.edit_manager_fields": REVIEW_PEOPLE - {"the reviewer"} | {"admin"},
     "review.submit": {"the reviewer"},
@@ -49,8 +50,8 @@ EXPECTED: dict[str, set[str]] = {
     "review.withdraw": {"the approver", "the reviewer's manager", "admin", "the admin approver"},
     "review.reassign": {"the reviewer's manager", "admin", "the admin approver"},
     "cycle.start": {"reviewer", "manager", "admin", "the reviewer", "the approver", "the admin approver",
-                    "the approver, no longer a manager", "the reviewer's manager", "the owner", "the owner's manager",
-                    "self"},
+                    "the approver, no longer a manager", "the reviewer's manager", "the owner",
+                    "the owner's manager", "self"},
     "cycle.work": {"the owner", "manager", "admin", "the approver", "the admin approver", "the reviewer's manager"},
     "cycle.submit": {"the owner"},
     "cycle.approve": {"manager", "admin", "the approver", "the admin approver", "the reviewer's manager"},

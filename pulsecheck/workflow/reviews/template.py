@@ -31,7 +31,9 @@ def _editable(session: Session, review: Review, user: User, fields: list[str]) -
     """Refused when the review is approved (frozen: `reopen` it) or closed, or the permission table does not
     let `user` change these fields of it."""
     if review.state == "approved":
-        raise RefusedError(f"review {review.id} is approved and frozen: reopen it to change it (signatures are cleared)")
+        raise RefusedError(
+            f"review {review.id} is approved and frozen: reopen it to change it (signatures are cleared)"
+        )
     if review.state not in machine.EDITABLE_STATES:
         raise RefusedError(f"review {review.id} is {review.state} and read-only")
     if "approver" in fields:
