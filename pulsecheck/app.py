@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from pulsecheck.config import Settings
+    from pulsecheck.storage.chain import Signer
     from pulsecheck.storage.db import Database
     from pulsecheck.storage.models import User
     from pulsecheck.workflow.users import Identity
@@ -108,8 +109,17 @@ class App:
     @property
     def db(self) -> Database:
         if self._db is None:
+            from pulsecheck.storage.chain import SIGNER
+
             self._db = open_database(self.settings, check_roles=self.command not in SETUP_COMMANDS)
+            self._db.sessions.configure(info={SIGNER: self.signer()})  # every transaction signs its sign-offs
         return self._db
+
+    def signer(self) -> Signer:
+        """What signs this command's sign-offs: the `[signing]` key, registered to the user who signs off."""
+        from pulsecheck.workflow.keys import signer_for
+
+        return signer_for(self.settings.signing.required, self.settings.signing.key, self.now)
 
     def now(self) -> datetime:
         return self.settings.now()

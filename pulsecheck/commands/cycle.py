@@ -100,19 +100,26 @@ def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
 @click.argument("cycle_id", type=int)
 @click.argument("step")
 @click.option("--note", metavar="T", help="What you checked or concluded.")
-@click.option("--evidence", multiple=True, metavar="X", help="A path or URL backing the step (repeat).")
+@click.option(
+    "--evidence",
+    multiple=True,
+    metavar="X",
+    help="A file (stored in the database, sealed by its sha256) or an http(s) link backing the step (repeat).",
+)
 @pass_app
 def cycle_step(app: App, cycle_id: int, step: str, note: str | None, evidence: tuple[str, ...]) -> None:
     """Complete STEP (scope, data, model, trends, classify, escalate, document), in that order."""
     from pulsecheck.states.cycle import check_step_name
+    from pulsecheck.workflow.attachments import CYCLE_STEP, links_of
     from pulsecheck.workflow.cycles.steps import run_step
 
     check_step_name(step)
-    settings = _settings(app)
+    settings, limit = _settings(app), app.settings.attachments.max_size
     with app.transaction() as session:
-        row = run_step(session, cycle_id, step, app.actor(session), app.now(), settings, note, evidence)
+        row = run_step(session, cycle_id, step, app.actor(session), app.now(), settings, note, evidence, limit)
         said = [f"cycle {cycle_id}: step {step} done by {row.done_by}"]
         said += [f"  {line}" for line in _headline(step, row.result)]
+        said += [f"  evidence {k.filename}: stored, sha256 {k.sha256}" for k in links_of(session, CYCLE_STEP, row.id)]
     click.echo("\n".join(said))
 
 

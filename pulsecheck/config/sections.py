@@ -7,6 +7,7 @@ whose errors name only the problem; the loader adds the file and key.
 
 from __future__ import annotations
 
+import re
 from datetime import time, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -145,6 +146,32 @@ class CycleSection(Section):
     usage_kpi: str = "usage"
 
 
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMG]?B|bytes)?$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def _size(value: Any) -> int:
+    """A byte count: an integer, or text like 512KB, 10MB, 1.5GB (powers of 1024)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"expected a size like 10MB or a number of bytes, got {value!r}")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(value.strip())
+        if match is None:
+            raise ValueError(f"expected a size like 512KB, 10MB or 1GB, got {value!r}")
+        size = int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+    if size <= 0:
+        raise ValueError("must be more than 0 bytes")
+    return size
+
+
+class AttachmentsSection(Section):
+    """`[attachments]`: files stored in the database (review attachments, cycle evidence)."""
+
+    max_size: Annotated[int, BeforeValidator(_size)] = 10 * 1024 * 1024
+
+
 class FileOptions(Section):
     """`[notifications.file]`; the channel module checks what is required when it is used."""
 
@@ -258,6 +285,13 @@ class CadenceSection(Section):
     due_in: Duration | None = None  # default: [review] cadence_due_in
 
 
+class SigningSection(Section):
+    """`[signing]`: whether sign-offs must carry a personal SSH signature, and the key that makes it."""
+
+    required: bool = False
+    key: str | None = None  # a private key, or a public key whose private half is in ssh-agent; default: `keys new`'s
+
+
 class SettingsFile(Section):
     """Everything a settings file (or the environment) can set; every key has a default."""
 
@@ -268,10 +302,12 @@ class SettingsFile(Section):
     rules: RulesSection = Field(default_factory=RulesSection)
     priority: PrioritySection = Field(default_factory=PrioritySection)
     cycle: CycleSection = Field(default_factory=CycleSection)
+    attachments: AttachmentsSection = Field(default_factory=AttachmentsSection)
     notifications: NotificationsSection = Field(default_factory=NotificationsSection)
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
     escalation: EscalationSection = Field(default_factory=EscalationSection)
     cadence: dict[str, CadenceSection] = Field(default_factory=dict)
+    signing: SigningSection = Field(default_factory=SigningSection)
 
     def role_problems(self, known: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]:
         """Roles in the matrix and the ladder that are neither `known` nor a `[notifications.roles]` list."""

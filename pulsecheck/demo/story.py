@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,8 +63,16 @@ due_in = "14d"
 class Demo:
     """One demo run: prints each step and what the database says afterwards."""
 
-    def __init__(self, database: Database, now: datetime, echo: Callable[[str], None], settings: Settings) -> None:
+    def __init__(
+        self,
+        database: Database,
+        now: datetime,
+        echo: Callable[[str], None],
+        settings: Settings,
+        workdir: Path | None = None,
+    ) -> None:
         self.database = database
+        self.workdir = workdir  # where the people's signing keys go; None: the demo signs nothing
         self.now = now
         self.echo = echo
         self.settings = settings
@@ -87,6 +96,22 @@ class Demo:
             team = import_users(session, examples_dir() / "users.csv", self.now)
             result = import_accounts(session, examples_dir() / "accounts.csv")
         self.echo(f"  users.csv: {team.created} users imported; accounts.csv: {result.created} accounts imported")
+        if self.workdir is not None:
+            self.signing_keys(self.workdir / "keys")
+
+    def signing_keys(self, folder: Path) -> None:
+        """Give each person an SSH key in `folder`, registered by root, and sign every sign-off with it."""
+        from pulsecheck.storage.chain import SIGNER
+        from pulsecheck.workflow.keys import KeySigner, add_key, create_key_file
+
+        shutil.rmtree(folder, ignore_errors=True)
+        paths = {name: folder / name for name, _, _ in TEAM}
+        with self.database.transaction() as session:
+            root = session.scalars(select(User).where(User.name == "root")).one()
+            for name, path in paths.items():
+                add_key(session, root, name, create_key_file(path, f"pulsecheck-demo:{name}"), self.now)
+        self.database.sessions.configure(info={SIGNER: KeySigner(lambda: self.now, keys=paths)})
+        self.echo(f"  {len(paths)} SSH signing keys in {folder}, registered: sign-offs are signed with them")
 
     def scoring(self) -> None:
         from pulsecheck.workflow import deviations as deviation
@@ -268,7 +293,7 @@ def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
     upgrade(database.engine)
     install_hooks(database, settings)
     echo(f"pulsecheck demo: database {path}, settings {config}")
-    demo = Demo(database, now, echo, settings)
+    demo = Demo(database, now, echo, settings, workdir)
     demo.setup()
     demo.scoring()
     review_id = demo.review_life()

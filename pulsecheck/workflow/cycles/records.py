@@ -13,6 +13,7 @@ from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import cycle as machine
 from pulsecheck.storage.models import Account, CycleDecision, CycleFinding, CycleStep, ReviewCycle, User
 from pulsecheck.timeutil import iso
+from pulsecheck.workflow import attachments
 from pulsecheck.workflow.cycles.access import get_cycle, guard_work, log, steps_of
 from pulsecheck.workflow.users import get_user
 
@@ -202,6 +203,7 @@ def _clear_escalate_step(session: Session, cycle: ReviewCycle, account: Account,
     done = steps_of(session, cycle.id)
     stale = [s for s in ("escalate", *machine.cleared_by_redo("escalate", done)) if s in done]
     if stale:
+        attachments.unlink(session, attachments.CYCLE_STEP, [done[s].id for s in stale])
         session.execute(delete(CycleStep).where(CycleStep.cycle_id == cycle.id, CycleStep.step.in_(stale)))
         log(session, cycle, "redo", actor.name, now, f"decision on {account.external_id}; cleared: {', '.join(stale)}")
 

@@ -7,13 +7,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from pulsecheck.errors import InputError, RefusedError
+from pulsecheck.errors import RefusedError
 from pulsecheck.states import cycle as machine
 from pulsecheck.storage.models import (
     Account,
@@ -26,6 +25,7 @@ from pulsecheck.storage.models import (
     User,
 )
 from pulsecheck.timeutil import iso
+from pulsecheck.workflow import attachments
 from pulsecheck.workflow.cycles.access import account_names, get_cycle, guard_work, log, period_bounds, steps_of
 from pulsecheck.workflow.cycles.records import decisions_of, finding_dict, findings_of, note_finding
 from pulsecheck.workflow.cycles.service import CycleSettings
@@ -338,8 +338,10 @@ def run_step(
     settings: CycleSettings,
     note: str | None = None,
     evidence: Sequence[str] = (),
+    max_size: int = attachments.DEFAULT_MAX_SIZE,
 ) -> CycleStep:
-    """Complete one step: refused before its predecessor; a done step runs again and clears the later ones."""
+    """Complete one step: refused before its predecessor; a done step runs again and clears the later ones.
+    Evidence is an http(s) link, kept as given, or a file, stored in the database (the seal covers its sha256)."""
     machine.check_step_name(step)
     cycle = get_cycle(session, cycle_id)
     guard_work(session, cycle, actor, f"complete step {step}")
@@ -347,9 +349,10 @@ def run_step(
     refusal = machine.step_refusal(step, done)
     if refusal:
         raise RefusedError(refusal)
-    links = [_evidence(item) for item in evidence]
+    items = [attachments.link_or_file(item, max_size) for item in evidence]
     if step in done:
         redone = [step, *machine.cleared_by_redo(step, done)]
+        attachments.unlink(session, attachments.CYCLE_STEP, [done[s].id for s in redone if s in done])
         session.execute(delete(CycleStep).where(CycleStep.cycle_id == cycle.id, CycleStep.step.in_(redone)))
         log(session, cycle, "redo", actor.name, now, f"{step} runs again; cleared: {', '.join(redone)}")
     result = RUNNERS[step](StepRun(session, cycle, now, settings, steps_of(session, cycle.id)))
@@ -359,22 +362,13 @@ def run_step(
         done_by=actor.name,
         done_at=now,
         note=(note or "").strip() or None,
-        evidence=links,
+        evidence=[item for item in items if isinstance(item, str)],
         result=result,
     )
     session.add(row)
+    session.flush()
+    for item in items:
+        if isinstance(item, attachments.Upload):
+            attachments.attach(session, attachments.CYCLE_STEP, row.id, item, actor.name, now)
     log(session, cycle, "step", actor.name, now, f"{step}" + (f": {row.note}" if row.note else ""))
     return row
-
-
-def _evidence(item: str) -> str:
-    """A URL as given, or an existing local path made absolute (a typo is an input error)."""
-    text = item.strip()
-    if not text:
-        raise InputError("--evidence is empty")
-    if "://" in text:
-        return text
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise InputError(f"--evidence {text}: no such file or directory (give a path or a URL)")
-    return str(path.resolve())

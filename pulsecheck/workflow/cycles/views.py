@@ -1,5 +1,6 @@
 """What `cycle list`, `cycle show` and `cycle export` print: the list of cycles and the cycle's JSON shapes
-(documented in README); the full shape adds the account list, the escalation log, evidence and verification."""
+(documented in README); the full shape adds the account list, the escalation log, evidence and verification. A
+sealed cycle shows its steps and account list from the archive stored at the seal, never from live snapshots."""
 
 from __future__ import annotations
 
@@ -12,20 +13,12 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError
 from pulsecheck.states import cycle as machine
-from pulsecheck.storage.models import (
-    Account,
-    CycleFinding,
-    CycleStep,
-    Escalation,
-    ReviewCycle,
-    Ruleset,
-    ScoringModelVersion,
-    User,
-)
+from pulsecheck.storage.models import CycleFinding, CycleStep, Escalation, ReviewCycle, Ruleset, ScoringModelVersion
 from pulsecheck.timeutil import iso, start_of_day
+from pulsecheck.workflow import attachments
 from pulsecheck.workflow.cycles.access import account_names, event_dict, events_of, steps_of
 from pulsecheck.workflow.cycles.records import decisions_of, finding_dict, findings_of
-from pulsecheck.workflow.cycles.seal import verify
+from pulsecheck.workflow.cycles.seal import account_list, verify
 
 
 def list_cycles(session: Session, state: str | None = None) -> list[ReviewCycle]:
@@ -68,7 +61,7 @@ def cycle_dict(session: Session, cycle: ReviewCycle, full: bool = False) -> dict
         "created_at": cycle.created_at.isoformat(),
         "model": {"version": model.version, "sha256": model.sha256} if model else None,
         "ruleset": {"name": ruleset.name, "sha256": ruleset.sha256} if ruleset else None,
-        "steps": _step_dicts(steps_of(session, cycle.id)),
+        "steps": _archived_steps(cycle.sealed) if cycle.sealed else _step_dicts(session, steps_of(session, cycle.id)),
         "findings": _finding_dicts(session, cycle),
         "decisions": [
             {
@@ -84,16 +77,16 @@ def cycle_dict(session: Session, cycle: ReviewCycle, full: bool = False) -> dict
         "digest": cycle.digest,
     }
     if full:
-        data["accounts_list"] = _account_list(session, cycle)
+        data["accounts_list"] = cycle.sealed["accounts"] if cycle.sealed else account_list(session, cycle)
         data["escalations"] = _escalation_log(session, cycle, names)
-        data["evidence"] = [{"step": s["step"], "link": link} for s in data["steps"] for link in s["evidence"]]
+        data["evidence"] = _evidence(data["steps"])
         data["verification"] = {"problems": verify(session, cycle)}
         data["verification"]["ok"] = not data["verification"]["problems"]
     return data
 
 
-def _step_dicts(done: Mapping[str, CycleStep]) -> list[dict[str, Any]]:
-    """Every step of the SOP in order, done or not."""
+def _step_dicts(session: Session, done: Mapping[str, CycleStep]) -> list[dict[str, Any]]:
+    """Every step of the SOP in order, done or not; `attachments` are the evidence files stored with it."""
     return [
         {
             "step": name,
@@ -102,10 +95,39 @@ def _step_dicts(done: Mapping[str, CycleStep]) -> list[dict[str, Any]]:
             "done_at": done[name].done_at.isoformat() if name in done else None,
             "note": done[name].note if name in done else None,
             "evidence": done[name].evidence if name in done else [],
+            "attachments": [
+                attachments.bound(link) for link in attachments.links_of(session, attachments.CYCLE_STEP, done[name].id)
+            ]
+            if name in done
+            else [],
             "result": done[name].result if name in done else None,
         }
         for name in machine.STEPS
     ]
+
+
+def _archived_steps(sealed: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every step of the SOP in order, as the archive stored at the seal has it."""
+    done = {s["step"]: s for s in sealed.get("content", {}).get("steps", [])}
+    empty: dict[str, Any] = {"done_by": None, "done_at": None, "note": None, "evidence": [], "attachments": []}
+    empty["result"] = None
+    return [
+        {"step": name, "done": name in done}
+        | {key: done[name].get(key, default) if name in done else default for key, default in empty.items()}
+        for name in machine.STEPS
+    ]
+
+
+def _evidence(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every step's evidence: links as given, files by name and the sha256 of the bytes stored (and sealed)."""
+    links = [{"step": s["step"], "link": link, "file": None, "sha256": None} for s in steps for link in s["evidence"]]
+    files = [
+        {"step": s["step"], "link": None, "file": a["filename"], "sha256": a["sha256"]}
+        for s in steps
+        for a in s["attachments"]
+    ]
+    order = {name: n for n, name in enumerate(machine.STEPS)}
+    return sorted(links + files, key=lambda e: order[e["step"]])
 
 
 def _finding_dicts(session: Session, cycle: ReviewCycle) -> list[dict[str, Any]]:
@@ -121,33 +143,6 @@ def _finding_dicts(session: Session, cycle: ReviewCycle) -> list[dict[str, Any]]
             else None
         }
         for f in findings
-    ]
-
-
-def _account_list(session: Session, cycle: ReviewCycle) -> list[dict[str, Any]]:
-    from sqlalchemy.orm import aliased
-
-    from pulsecheck.workflow.at_risk import Scope, latest_snapshots
-
-    scope = set(cycle.account_ids)
-    latest = latest_snapshots(session, cycle.as_of, Scope(account_ids=frozenset(scope)))
-    owner = aliased(User)
-    rows = session.execute(
-        select(Account.id, Account.external_id, Account.name, Account.segment, owner.name)
-        .outerjoin(owner, owner.id == Account.owner_id)
-        .order_by(Account.external_id)
-    )
-    return [
-        {
-            "account": ext,
-            "name": name,
-            "segment": segment,
-            "owner": owner_name,
-            "score": latest.get(pk, (None, None))[0],
-            "bucket": latest.get(pk, (None, None))[1],
-        }
-        for pk, ext, name, segment, owner_name in rows
-        if pk in scope
     ]
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from pulsecheck.errors import InputError
 from pulsecheck.states import review as machine
 from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewEvent, Risk
 from pulsecheck.timeutil import iso
+from pulsecheck.workflow import attachments
 
 
 def content_of(review: Review) -> machine.ReviewContent:
@@ -36,6 +37,7 @@ def content_of(review: Review) -> machine.ReviewContent:
             )
             for a in review.actions
         ),
+        attachments=attachments.review_attachments(object_session(review), review.id),
     )
 
 
@@ -55,14 +57,24 @@ def list_reviews(
     return list(session.scalars(query))
 
 
-def verify(review: Review) -> list[str]:
-    """Problems with the signatures: empty when every signature matches the current content."""
+def verify(review: Review, signatures: bool = True) -> list[str]:
+    """Problems with the signatures: empty when every signature matches the current content, the review and its
+    events agree with the audit chain, and (with `signatures`) each signed sign-off's SSH signature verifies."""
+    from pulsecheck.workflow.audit import chain_problems
+
     content = content_of(review)
     problems = []
     if review.employee_digest and review.employee_digest != machine.employee_digest(content):
         problems.append(f"employee signature of {review.employee_signed_by} no longer matches the content")
     if review.manager_digest and review.manager_digest != machine.manager_digest(content):
         problems.append(f"manager signature of {review.manager_signed_by} no longer matches the content")
+    session = object_session(review)
+    if session is not None:
+        problems += attachments.problems(
+            session, attachments.links_of(session, attachments.REVIEW, review.id), f"review {review.id}"
+        )
+        session.flush()  # the chain is compared with what the database holds
+        problems += chain_problems(session, [review, *review.events], signatures)
     return problems
 
 
@@ -106,7 +118,7 @@ def review_dict(review: Review, with_history: bool = True) -> dict[str, Any]:
                 "digest": review.manager_digest,
             },
         },
-        "signature_problems": verify(review),
+        "signature_problems": verify(review, signatures=False),  # `review verify` runs ssh-keygen, `show` not
     }
     if with_history:
         data["history"] = [event_dict(e) for e in review.events]
