@@ -187,7 +187,7 @@ def signatures_verify(ctx: Context) -> str | None:
 GUARDS: dict[str, Sequence[Guard]] = {
     "open": (permitted("review.open"),),
     "submit": (permitted("review.submit"), required_fields_present),
-    "approve": (permitted("review.approve"), four_eyes, manager_comments_present, submission_unchanged),
+    "approve": (four_eyes, permitted("review.approve"), manager_comments_present, submission_unchanged),
     "reject": (permitted("review.reject"), comment_given),
     "reopen": (permitted("review.reopen"),),
     "escalate": (permitted("review.escalate"),),

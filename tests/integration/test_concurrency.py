@@ -93,7 +93,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 ATTEMPTS = {
-    "both-approve": [("maria", "approve", "Agreed"), ("maria", "approve", "Fine by me")],  # two terminals
+    "both-approve": [("maria", "approve", "Agreed"), ("maria", "approve", "Agreed")],  # two terminals, one winner
     "approve-vs-reject": [("maria", "approve", "Agreed"), ("mike", "reject", "Risks are vague")],
 }
 
