@@ -1,4 +1,5 @@
-"""What every command module shares: the App it is handed, JSON and table output, date options, file problems."""
+"""What every command module shares: the App it is handed, JSON, table and data output (control characters
+stripped), date options, file problems."""
 
 from __future__ import annotations
 
@@ -12,15 +13,26 @@ import click
 
 from pulsecheck.app import App
 from pulsecheck.errors import InputError
+from pulsecheck.safetext import strip_controls
 
-__all__ = ["App", "emit_json", "every_problem", "json_option", "parse_day", "pass_app", "table"]
+__all__ = ["App", "echo_data", "emit_json", "every_problem", "json_option", "parse_day", "pass_app", "table"]
+
+# JSON escapes C0 itself; DEL and C1 (0x9b is a one-byte CSI on some terminals) are written as \u escapes too,
+# which is the same JSON value.
+_JSON_CONTROLS = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
 
 
 def emit_json(data: Any) -> None:
-    """Print `data` as the readable JSON of every `--json` option."""
+    """Print `data` as the readable JSON of every `--json` option (no raw control character reaches the terminal)."""
     from pulsecheck.jsontext import readable_json
 
-    click.echo(readable_json(data))
+    click.echo(readable_json(data).translate(_JSON_CONTROLS))
+
+
+def echo_data(text: str, nl: bool = True) -> None:
+    """Print text that holds data (a review, a cycle, an account) with control characters and escape sequences
+    stripped, so a name like `\\x1b]0;...` cannot drive the terminal."""
+    click.echo(strip_controls(text), nl=nl)
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | None = None) -> None:
@@ -29,9 +41,10 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | No
     from rich.table import Table
     from rich.text import Text
 
-    t = Table(*headers, title=title, show_lines=False, header_style="bold")
+    t = Table(*headers, title=Text(strip_controls(title)) if title else None, show_lines=False, header_style="bold")
     for row in rows:
-        t.add_row(*(Text("" if v is None else str(v)) for v in row))  # Text: "[...]" in data is not markup
+        # Text: "[...]" in data is not markup; rich strips only a few control characters, so strip them all first.
+        t.add_row(*(Text("" if v is None else strip_controls(str(v))) for v in row))
     Console(width=max(100, _terminal_width())).print(t)
 
 

@@ -83,13 +83,9 @@ def _text(value: Any) -> str:
 
 
 def _hide_password(url: str) -> str:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from pulsecheck.storage.db import redact_url  # hides it in a URL that does not parse, too
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    return redact_url(url)
 
 
 def _origin_only(url: str) -> str:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck.commands.common import App, echo_data, emit_json, json_option, parse_day, pass_app, table
 from pulsecheck.errors import RefusedError
 from pulsecheck.vocab import CYCLE_STATES
 
@@ -93,7 +93,7 @@ def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
     else:
-        click.echo(cycle_markdown(data), nl=False)
+        echo_data(cycle_markdown(data), nl=False)
 
 
 @cycle.command("step")

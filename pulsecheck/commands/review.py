@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app, table
-from pulsecheck.errors import InputError, RefusedError
+from pulsecheck.commands.common import App, echo_data, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck.errors import RefusedError
 from pulsecheck.vocab import PRIORITIES, REVIEW_STATES, RISK_CATEGORIES, SEVERITIES
 
 
@@ -100,7 +100,7 @@ def review_show(app: App, review_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
     else:
-        click.echo(review_markdown(data), nl=False)
+        echo_data(review_markdown(data), nl=False)
 
 
 @review.command("history")
@@ -414,6 +414,7 @@ def review_verify(app: App, review_id: int, as_json: bool) -> None:
 def review_export(app: App, review_id: int, fmt: str, output: str | None) -> None:
     """Export the filled template with its audit trail."""
     from pulsecheck.jsontext import readable_json
+    from pulsecheck.reports.files import write_atomic
     from pulsecheck.reports.review import review_markdown
     from pulsecheck.workflow.reviews import get_review, review_dict
 
@@ -421,11 +422,7 @@ def review_export(app: App, review_id: int, fmt: str, output: str | None) -> Non
         data = review_dict(get_review(session, review_id))
     text = review_markdown(data) if fmt == "md" else readable_json(data) + "\n"
     if output:
-        try:
-            with open(output, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        except OSError as exc:
-            raise InputError(f"-o {output}: cannot write: {exc.strerror}") from None
+        write_atomic(text, output)  # whole or not at all; a FIFO, device or symlink is refused, not opened
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)

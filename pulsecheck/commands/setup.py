@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pulsecheck.commands.common import App, emit_json, json_option, pass_app, table
+from pulsecheck.commands.common import App, echo_data, emit_json, json_option, pass_app, table
 from pulsecheck.vocab import ROLES
 
 
@@ -26,7 +26,8 @@ def init(app: App, sample: str | None, admin: str | None) -> None:
     upgrade(database.engine)
     roles_note = ensure_roles(database.engine)
     database.dispose()
-    said = [f"database ready: {database.engine.url.render_as_string()}", *([roles_note] if roles_note else [])]
+    ready = f"database ready: {database.engine.url.render_as_string(hide_password=True)}"
+    said = [ready, *([roles_note] if roles_note else [])]
     first = _bootstrap(app, admin)
     if first:
         said.append(first)
@@ -241,7 +242,7 @@ def accounts_show(app: App, account: str, limit: int, as_json: bool) -> None:
         return
     trend = data.pop("trend")
     for key, value in data.items():
-        click.echo(f"{key:>15}: {'' if value is None else value}")
+        echo_data(f"{key:>15}: {'' if value is None else value}")
     if not trend["history"]:
         click.echo("\nno score snapshots yet (run `pulsecheck score`)")
         return

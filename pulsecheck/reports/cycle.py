@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulsecheck.errors import InputError
 from pulsecheck.jsontext import readable_json
+from pulsecheck.reports.markdown import md_cell, md_escape, md_link
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -16,34 +17,25 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 FORMATS = ("md", "json", "html")
 
 
-def _cell(value: Any) -> str:
-    """Text safe inside a Markdown table cell: one line, pipes escaped, '-' when empty."""
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, list | tuple):
-        return "; ".join(_cell(item) for item in value) or "-"
-    return " ".join(str(value).split()).replace("|", "\\|")
-
-
-def _href(link: str) -> str:
-    """A link as given when it is a URL, else a file:// URI of the (absolute) path."""
-    return link if "://" in link else Path(link).as_uri() if Path(link).is_absolute() else link
-
-
 @cache
 def _environment(html: bool) -> Environment:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+    from pulsecheck.reports.html import html_environment
+
+    if html:
+        return html_environment(keep_trailing_newline=True)
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
-        autoescape=html,
+        autoescape=False,
         undefined=StrictUndefined,
         trim_blocks=False,
         keep_trailing_newline=True,
     )
-    env.filters["cell"] = _cell
+    env.filters["cell"] = md_cell
+    env.filters["md"] = md_escape
+    env.filters["md_link"] = md_link
     env.tests["search"] = lambda value, text: text in value
-    env.filters["href"] = _href
     return env
 
 
@@ -55,7 +47,9 @@ def cycle_markdown(data: dict[str, Any]) -> str:
 
 def cycle_html(data: dict[str, Any]) -> str:
     """One self-contained HTML page (inline CSS, no script, nothing fetched) of `cycle_dict(..., full=True)`."""
-    return _environment(True).get_template("cycle.html.j2").render(c=data)
+    from pulsecheck.reports.html import content_security_policy
+
+    return _environment(True).get_template("cycle.html.j2").render(c=data, csp=content_security_policy())
 
 
 def cycle_json(data: dict[str, Any]) -> str:

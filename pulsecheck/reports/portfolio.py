@@ -7,6 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pulsecheck.safetext import strip_controls
+from pulsecheck.scoring.colors import safe_color
 from pulsecheck.scoring.trends import sparkline
 
 if TYPE_CHECKING:
@@ -23,17 +25,12 @@ PRIORITY_COLORS = {"P1": "#c0392b", "P2": "#e67e22", "P3": "#f1c40f", "P4": "#7f
 
 
 def render_html(data: Portfolio, now: datetime) -> str:
-    """The report as one HTML document."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+    """The report as one HTML document, its Content-Security-Policy allowing only its own sort script."""
+    from pulsecheck.reports.html import content_security_policy, html_environment
 
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
-        autoescape=select_autoescape(["html", "j2"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = html_environment(trim_blocks=True, lstrip_blocks=True)
     env.filters["n"] = lambda value: f"{value:,}"  # thousands separators for counts
+    sort_script = (TEMPLATES_DIR / "sort.js").read_text(encoding="utf-8")
     template = env.get_template("portfolio.html.j2")
     return template.render(
         data=data,
@@ -44,6 +41,8 @@ def render_html(data: Portfolio, now: datetime) -> str:
         generated_at=now,
         priority_colors=PRIORITY_COLORS,
         age_bands=data.age_bands,
+        sort_script=sort_script,
+        csp=content_security_policy([sort_script]),
     )
 
 
@@ -75,11 +74,13 @@ def _config(**options: Any) -> dict[str, Any]:
 
 
 def charts(data: Portfolio) -> dict[str, str]:
-    """Chart name → inline SVG markup, rendered by pygal in the model's bucket colours."""
+    """Chart name → inline SVG markup, rendered by pygal in the model's bucket colours, without pygal's script."""
     import pygal
     from pygal.style import Style
 
-    colors = {b.name: b.color for b in data.buckets}
+    from pulsecheck.reports.html import without_scripts
+
+    colors = {b.name: safe_color(b.color) for b in data.buckets}
     bucket_style = Style(colors=tuple(colors.values()) or ("gray",), background="white", plot_background="white")
     plain = Style(colors=("#34495e",), background="white", plot_background="white")
 
@@ -100,7 +101,7 @@ def charts(data: Portfolio) -> dict[str, str]:
     for name in colors:
         stacked.add(name, [p.buckets.get(name, 0) for p in data.trend])
     return {
-        name: chart.render(is_unicode=True)
+        name: without_scripts(chart.render(is_unicode=True))
         for name, chart in (("buckets", buckets), ("scores", scores), ("mean", mean), ("stacked", stacked))
     }
 
@@ -108,7 +109,7 @@ def charts(data: Portfolio) -> dict[str, str]:
 def _color_of(data: Portfolio, score: float) -> str:
     for bucket in data.buckets:
         if bucket.below is None or score < bucket.below:
-            return bucket.color
+            return safe_color(bucket.color)
     return "gray"
 
 
@@ -121,10 +122,11 @@ def terminal_summary(data: Portfolio) -> RenderableType:
     from rich.table import Table
     from rich.text import Text
 
-    scope = f" · segment {data.segment}" if data.segment else ""
+    scope = f" · segment {strip_controls(data.segment)}" if data.segment else ""
+    model = strip_controls(data.model_version or "none approved")
     head = Text.assemble(
         ("Portfolio", "bold"),
-        f" as of {data.as_of:%Y-%m-%d %H:%M %Z}{scope} · model {data.model_version or 'none approved'} · ",
+        f" as of {data.as_of:%Y-%m-%d %H:%M %Z}{scope} · model {model} · ",
         f"{data.accounts:,} accounts ({data.unscored:,} unscored)",
     )
     total = sum(b.count for b in data.buckets) or 1
@@ -133,7 +135,7 @@ def terminal_summary(data: Portfolio) -> RenderableType:
     for bucket in data.buckets:
         bar = "█" * round(30 * bucket.count / total)
         buckets.add_row(
-            Text(bucket.name, style=_rich_color(bucket.color)),
+            Text(strip_controls(bucket.name), style=_rich_color(bucket.color)),
             ranges[bucket.name],
             f"{bucket.count:,}",
             Text(f"{bar} {100 * bucket.count / total:.0f}%", style=_rich_color(bucket.color)),
@@ -153,11 +155,12 @@ def terminal_summary(data: Portfolio) -> RenderableType:
 
 def _risk_table(data: Portfolio, limit: int = 15) -> RenderableType:
     from rich.table import Table
+    from rich.text import Text
 
     title = f"At risk: {len(data.at_risk):,}" + (f" (top {limit})" if len(data.at_risk) > limit else "")
     risky = Table("prio", "account", "owner", "score", "bucket", "renewal", "why", title=title, title_justify="left")
     for item in data.at_risk[:limit]:
-        risky.add_row(
+        cells = (
             item.priority,
             item.external_id,
             item.owner or "-",
@@ -166,6 +169,7 @@ def _risk_table(data: Portfolio, limit: int = 15) -> RenderableType:
             "-" if item.days_to_renewal is None else f"{item.days_to_renewal}d",
             "; ".join(item.reasons),
         )
+        risky.add_row(*(Text(strip_controls(cell)) for cell in cells))  # Text: data is never rich markup
     return risky
 
 
@@ -189,6 +193,8 @@ def _rich_color(color: str) -> str:
     """A model colour as a rich style (CSS names like `orange` mostly exist in rich; unknown ones fall back)."""
     from rich.color import Color, ColorParseError
 
+    if safe_color(color, "") != color:  # a style string could carry more than a colour ("red link http://...")
+        return "default"
     try:
         Color.parse(color)
         return color

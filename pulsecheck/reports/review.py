@@ -1,12 +1,21 @@
-"""A review's filled template and audit trail as Markdown (`review export --format md`)."""
+"""A review's filled template and audit trail as Markdown (`review export --format md`). Every data field goes
+through `md_escape` (reports/markdown.py): a review's text is typed by people, and its export is rendered by
+others."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pulsecheck.reports.markdown import md_cell, md_escape
+
 
 def _text(value: Any) -> str:
-    return str(value) if value not in (None, "") else "_(empty)_"
+    """A free-text field as its own paragraph(s), or `_(empty)_`."""
+    return md_escape(value, block=True) if value not in (None, "") else "_(empty)_"
+
+
+def _or_dash(value: Any) -> str:
+    return md_escape(value) if value not in (None, "") else "-"
 
 
 def review_markdown(data: dict[str, Any]) -> str:
@@ -20,12 +29,14 @@ def review_markdown(data: dict[str, Any]) -> str:
 def _header(data: dict[str, Any]) -> list[str]:
     """Title, state and people, baseline, goals and progress."""
     base = data["baseline"]
+    md = md_escape
     return [
-        f"# Health review {data['id']}: {data['account_name']} ({data['account']})",
+        f"# Health review {data['id']}: {md(data['account_name'])} ({md(data['account'])})",
         "",
-        f"- State: **{data['state']}** · kind: {data['kind']} · priority: {data['priority']}",
-        f"- Reviewer: {data['reviewer']} · approver: {data['approver'] or '-'} · due: {data['due_at'] or '-'}",
-        f"- Baseline score: {base['score'] if base['score'] is not None else '-'} ({base['bucket'] or 'no bucket'})",
+        f"- State: **{md(data['state'])}** · kind: {md(data['kind'])} · priority: {md(data['priority'])}",
+        f"- Reviewer: {md(data['reviewer'])} · approver: {_or_dash(data['approver'])}"
+        f" · due: {_or_dash(data['due_at'])}",
+        f"- Baseline score: {_or_dash(base['score'])} ({md(base['bucket'] or 'no bucket')})",
         "",
         "## Account goals",
         "",
@@ -43,24 +54,28 @@ def _risks(data: dict[str, Any]) -> list[str]:
     lines = ["## Risks", ""]
     if not data["risks"]:
         lines += ["_(none)_", ""]
+    md = md_escape
     for risk in data["risks"]:
         lines += [
-            f"### Risk {risk['number']}: {risk['description']}",
+            f"### Risk {risk['number']}: {md(risk['description'])}",
             "",
-            f"- Category: {risk['category']} · severity: {risk['severity']}",
-            f"- Evidence: {_text(risk['evidence'])}",
-            f"- Impact: {_text(risk['impact'])}",
+            f"- Category: {md(risk['category'])} · severity: {md(risk['severity'])}",
+            f"- Evidence: {_inline_or_empty(risk['evidence'])}",
+            f"- Impact: {_inline_or_empty(risk['impact'])}",
             "",
             "| # | action | owner | due | success criteria | status |",
             "|---|---|---|---|---|---|",
         ]
         for action in (a for a in data["actions"] if a["risk"] == risk["number"]):
-            lines.append(
-                f"| {action['number']} | {action['description']} | {action['owner'] or '-'} | "
-                f"{action['due_date'] or '-'} | {action['success_criteria'] or '-'} | {action['status']} |"
-            )
+            cells = ("number", "description", "owner", "due_date", "success_criteria", "status")
+            lines.append("| " + " | ".join(md_cell(action[key]) for key in cells) + " |")
         lines.append("")
     return lines
+
+
+def _inline_or_empty(value: Any) -> str:
+    """A field inside a list item: on one line, or `_(empty)_`."""
+    return md_escape(value) if value not in (None, "") else "_(empty)_"
 
 
 def _closing(data: dict[str, Any]) -> list[str]:
@@ -70,7 +85,7 @@ def _closing(data: dict[str, Any]) -> list[str]:
         "",
         _text(data["overall_assessment"]),
         "",
-        f"Next review date: {data['next_review_date'] or '-'}",
+        f"Next review date: {_or_dash(data['next_review_date'])}",
         "",
         "## Employee comments",
         "",
@@ -84,10 +99,14 @@ def _closing(data: dict[str, Any]) -> list[str]:
         "",
     ]
     for role, sig in data["signatures"].items():
-        signed = f"{sig['by']} at {sig['at']} (sha256 {sig['digest']})" if sig["by"] else "not signed"
-        lines.append(f"- {role.capitalize()}: {signed}")
+        signed = (
+            f"{md_escape(sig['by'])} at {md_escape(sig['at'])} (sha256 {md_escape(sig['digest'])})"
+            if sig["by"]
+            else "not signed"
+        )
+        lines.append(f"- {md_escape(role.capitalize())}: {signed}")
     for problem in data["signature_problems"]:
-        lines.append(f"- **Warning:** {problem}")
+        lines.append(f"- **Warning:** {md_escape(problem)}")
     return lines
 
 
@@ -101,8 +120,7 @@ def _audit_trail(history: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for event in history:
-        lines.append(
-            f"| {event['at']} | {event['event']} | {event['from'] or '-'} | {event['to']} | "
-            f"{event['actor']} | {event['cause']} | {event['comment'] or ''} |"
-        )
+        cells = [md_cell(event[key]) for key in ("at", "event", "from", "to", "actor", "cause")]
+        comment = md_escape(event["comment"])  # an empty comment stays empty, as before
+        lines.append("| " + " | ".join(cells) + f" | {comment} |")
     return lines

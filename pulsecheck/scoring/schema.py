@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pulsecheck.errors import InputError, ValidationFailed
+from pulsecheck.scoring.colors import is_color
 from pulsecheck.scoring.model import CES_KEYS, Bucket, CesThresholds, Kpi, Scale, ScoringModel, canonical_number
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import SURVEY_KINDS
@@ -271,6 +272,10 @@ def _parse_bucket(item: LineDict, index: int, last: bool, previous: float | None
         color = ""
     elif not isinstance(color, str) or not color.strip():
         problems.add(item, "color", f"{where}color must be non-empty text, got {color!r}")
+        color = ""
+    elif not is_color(color):
+        # Reports put the colour into CSS: anything but a plain colour could fetch a URL or restyle the page.
+        problems.add(item, "color", f"{where}color {color!r} must be #rrggbb, #rgb or a CSS colour name (like orange)")
         color = ""
     below: Any = item.get("below")
     if last and below is not None:

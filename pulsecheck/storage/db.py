@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +21,9 @@ POSTGRES_EXTRA = "PostgreSQL needs the postgres extra: pip install 'pulsecheck[p
 # Bumped together with each new file in storage/migrations/versions (a test checks they agree).
 HEAD_REVISION = "0006"
 
+# `scheme://user:password@host`: everything between the user's colon and the last @ is the password.
+_PASSWORD = re.compile(r"^((?:[\w+.-]+://)?[^:/@?#]*):(.*)@")
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -31,7 +35,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets foreign keys, WAL and a busy timeout."""
+    """An engine for `url`; SQLite gets foreign keys, WAL and a busy timeout. A bad URL's error hides its password."""
+    given = url
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
@@ -41,12 +46,28 @@ def make_engine(url: str) -> Engine:
     except (ImportError, NoSuchModuleError) as exc:
         if url.startswith("postgresql+psycopg://"):
             raise InputError(POSTGRES_EXTRA) from None
-        raise InputError(f"--db {url!r}: {exc}") from None
+        raise InputError(_url_problem(given, exc)) from None
     except Exception as exc:  # malformed URL, unknown dialect
-        raise InputError(f"--db {url!r}: {exc}") from None
+        raise InputError(_url_problem(given, exc)) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit to print: the password replaced by `***`, even when the URL does not parse."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # malformed: hide whatever sits where a password would
+        return _PASSWORD.sub(r"\1:***@", url, count=1)
+
+
+def _url_problem(url: str, exc: Exception) -> str:
+    """`--db URL: what is wrong`, the password hidden. A parse error's text may quote any part of the URL (the
+    password among it), so only a driver error, which names the scheme alone, is passed on."""
+    if isinstance(exc, ImportError | NoSuchModuleError):
+        return f"--db {redact_url(url)!r}: {exc}"
+    return f"--db {redact_url(url)!r}: not a database URL (like sqlite:///pulsecheck.db or postgresql://user@host/db)"
 
 
 def schema_revision(engine: Engine) -> str | None:
@@ -57,7 +78,8 @@ def schema_revision(engine: Engine) -> str | None:
     except (OperationalError, ProgrammingError) as exc:
         if "alembic_version" in str(exc):
             return None
-        raise RefusedError(f"cannot open database {engine.url.render_as_string()}: {exc.orig}") from None
+        url = engine.url.render_as_string(hide_password=True)
+        raise RefusedError(f"cannot open database {url}: {exc.orig}") from None
 
 
 def ensure_schema(engine: Engine) -> None:

@@ -1,8 +1,9 @@
 """The `webhook` channel: one JSON POST per message (urllib), with a Slack-compatible body.
 
 Settings: `url` (the default target; a recipient's own webhook URL overrides it), `token_env` (the NAME
-of the environment variable holding a bearer token), `timeout` (seconds, 10), `blocks` (true: add Slack
-Block Kit blocks), `proxy` (an http(s) proxy URL; proxy environment variables are not read).
+of the environment variable holding a bearer token, sent to `url` only: a recipient's own URL is set by that
+user and never gets it), `timeout` (seconds, 10), `blocks` (true: add Slack Block Kit blocks), `proxy` (an
+http(s) proxy URL; proxy environment variables are not read).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class WebhookChannel:
             "User-Agent": "pulsecheck",
             "Idempotency-Key": message.dedupe_key,
         }
-        if self._token:
+        if self._token and url == self.url:
+            # The token is for the configured endpoint: a per-user URL is set by that user and would receive it.
             headers["Authorization"] = f"Bearer {self._token}"
         data = json.dumps(self.payload(message), ensure_ascii=False).encode("utf-8")
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
