@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pulsecheck.storage.chain import Signer
     from pulsecheck.storage.db import Database
     from pulsecheck.storage.models import User
+    from pulsecheck.workflow.users import Identity
 
 
 def install_hooks(database: Database, settings: Settings) -> None:
@@ -67,6 +68,28 @@ def check_role_users(database: Database, settings: Settings) -> None:
                 raise InputError(f"{where}: unknown user {name!r}{suggest(name, sorted(known))}")
 
 
+def os_login() -> str:
+    """The login of the process's effective user, from the password database (not $USER or $LOGNAME, which
+    anyone sets)."""
+    import os
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (some containers): no login to map
+        return ""
+
+
+def authenticated_login(session: Session) -> str:
+    """Who this process authenticated as: the database session user on PostgreSQL (the server checked it), the
+    OS login on SQLite (whoever can write the file is on this machine)."""
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name == "postgresql":
+        return str(session.scalar(text("SELECT session_user")))
+    return os_login()
+
+
 class App:
     """What every command needs: settings, the database, the clock and the acting user."""
 
@@ -74,6 +97,14 @@ class App:
         self.settings = settings
         self.command = command  # the CLI's subcommand, if any
         self._db: Database | None = None
+        self._identity: Identity | None = None
+
+    @property
+    def requested_user(self) -> str | None:
+        """The user named by `--as` or PULSECHECK_USER (an admin acting for them), else None."""
+        if self.settings.origin("user") in ("--as", "PULSECHECK_USER") and self.settings.user:
+            return self.settings.user
+        return None
 
     @property
     def db(self) -> Database:
@@ -95,13 +126,52 @@ class App:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
+        """A transaction of the authenticated user: refused (before any work) for a login no user maps to and
+        for `--as` by a non-admin; the audit chain records who acted (`root as bob` for an admin's `--as`)."""
+        from pulsecheck.storage import chain
+
         with self.db.transaction() as session:
+            session.info[chain.ACTOR] = self.identity(session).label
             yield session
 
-    def actor(self, session: Session) -> User:
-        from pulsecheck.workflow.users import acting_user
+    def identity(self, session: Session) -> Identity:
+        """Who authenticated and whom they act for (resolved once per command)."""
+        from pulsecheck.workflow.users import authenticate
 
-        return acting_user(session, self.settings.user)
+        if self._identity is None:
+            self._identity = authenticate(session, authenticated_login(session), self.requested_user)
+            self._label_sessions(self._identity.label)
+        return self._identity
+
+    def _label_sessions(self, label: str) -> None:
+        """Every later transaction of this database (the evaluator's and the scheduler's own, too) is chained
+        as the work of `label`."""
+        from sqlalchemy import event
+
+        from pulsecheck.storage import chain
+
+        def label_it(session: Session, _transaction: object, _connection: object) -> None:
+            session.info.setdefault(chain.ACTOR, label)
+
+        event.listen(self.db.sessions, "after_begin", label_it)
+
+    def actor(self, session: Session) -> User:
+        """The user the command acts as, loaded in `session`."""
+        from pulsecheck.workflow.users import get_user
+
+        return get_user(session, self.identity(session).acting)
+
+    def require(self, session: Session, action: str) -> User:
+        """The acting user, if the permission table lets them take `action` (one with no record to relate to:
+        evaluate, scheduler run, outbox retry); refused otherwise."""
+        from pulsecheck.errors import RefusedError
+        from pulsecheck.states import permissions
+
+        user = self.actor(session)
+        reason = permissions.refusal(action, permissions.actor(user.name, user.role_set))
+        if reason:
+            raise RefusedError(reason)
+        return user
 
     def end_of_day(self, day: date) -> datetime:
         """A date taken as the end of that business day (aware, in the business time zone)."""

@@ -230,8 +230,22 @@ def factory(database: Database, now: datetime) -> Factory:
 Run = Callable[..., Result]
 
 
+# --- identity: the CLI authenticates the OS login (issue 12) ---------------------------------------------
+
 @pytest.fixture
-def run(db_url: str, database: Database, monkeypatch: pytest.MonkeyPatch) -> Run:
+def os_login_admin(database: Database, now: datetime) -> str:
+    """An admin user mapped to the OS login running the tests, as `pulsecheck init` makes on a fresh database:
+    the CLI's `--as USER` is an admin's, so tests act for any user through it."""
+    from pulsecheck.app import os_login
+
+    login = os_login()
+    with database.transaction() as session:
+        add_user(session, login, ["admin"], now, login=login)
+    return login
+
+
+@pytest.fixture
+def run(db_url: str, database: Database, os_login_admin: str, monkeypatch: pytest.MonkeyPatch) -> Run:
     """Invoke the CLI in-process against the test database with a fixed clock: run('--as', 'bob', ...)."""
     monkeypatch.setenv("PULSECHECK_DATABASE_URL", db_url)
     monkeypatch.setenv("PULSECHECK_NOW", NOW.isoformat())

@@ -93,6 +93,7 @@ def outbox_retry(app: App, notification_ids: tuple[int, ...]) -> None:
     from pulsecheck.notifications.dispatch import retry_notification
 
     with app.transaction() as session:
+        app.require(session, "outbox.retry")
         for notification_id in dict.fromkeys(notification_ids):
             retry_notification(session, notification_id, app.now())
     for notification_id in dict.fromkeys(notification_ids):

@@ -353,13 +353,27 @@ def _event_command(event: str, help_text: str) -> click.Command:
 
 for _event, _help in (
     ("submit", "Submit a draft for approval (signs it as the reviewer)."),
-    ("approve", "Approve a submitted review (manager; --comment fills the manager's comments)."),
+    ("approve", "Approve a submitted review (its assigned approver; --comment fills the manager's comments)."),
     ("reject", "Send a submitted review back to draft (manager; --comment required)."),
-    ("reopen", "Reopen an approved review (manager)."),
+    ("reopen", "Reopen an approved review to change it (its approver or the reviewer's manager; clears signatures)."),
     ("close", "Close an approved review (reviewer or manager)."),
     ("withdraw", "Withdraw a draft (manager; --comment required as the reason)."),
 ):
     _event_command(_event, _help)
+
+
+@review.command("reassign")
+@click.argument("review_id", type=int)
+@click.option("--approver", required=True, help="The new approver (a manager, never the reviewer).")
+@click.option("--comment", required=True, help="Why, kept in the audit trail.")
+@pass_app
+def review_reassign(app: App, review_id: int, approver: str, comment: str) -> None:
+    """Move a draft or submitted review to another approver (the reviewer's manager or an admin)."""
+    from pulsecheck.workflow.reviews import reassign
+
+    with app.transaction() as session:
+        reassign(session, review_id, approver, app.actor(session), app.now(), comment)
+    click.echo(f"review {review_id}: approver {approver}")
 
 
 @review.command("verify")

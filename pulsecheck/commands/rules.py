@@ -199,8 +199,10 @@ def evaluate(app: App, dry_run: bool, as_of: str | None, account: str | None, as
 
     config = EvaluationSettings.from_settings(app.settings)
     account_id = None
-    if account:
-        with app.transaction() as session:
+    with app.transaction() as session:
+        if not dry_run:  # a dry run writes nothing: anyone may look
+            app.require(session, "evaluate")
+        if account:
             account_id = get_account(session, account).id
     when = _end_of(app, as_of, "--as-of")
     with terminal_progress() as progress:

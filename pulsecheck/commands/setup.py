@@ -22,15 +22,26 @@ from pulsecheck.vocab import ROLES
 
 @click.command()
 @click.option("--sample", type=click.Path(file_okay=False), help="Also copy the sample files into DIR.")
+@click.option(
+    "--admin", metavar="NAME", help="The first admin, when there are no users yet [default: the current login]."
+)
 @pass_app
-def init(app: App, sample: str | None) -> None:
-    """Create or upgrade the database schema."""
+def init(app: App, sample: str | None, admin: str | None) -> None:
+    """Create or upgrade the database schema; the first run makes the current login (as --admin NAME) an admin."""
     from pulsecheck.storage.db import Database
     from pulsecheck.storage.migrate import upgrade
+    from pulsecheck.storage.roles import ensure_roles
 
     database = Database(app.settings.database_url)
     upgrade(database.engine)
-    click.echo(f"database ready: {database.engine.url.render_as_string(hide_password=True)}")
+    roles_note = ensure_roles(database.engine)
+    database.dispose()
+    ready = f"database ready: {database.engine.url.render_as_string(hide_password=True)}"
+    said = [ready, *([roles_note] if roles_note else [])]
+    first = _bootstrap(app, admin)
+    if first:
+        said.append(first)
+    click.echo("\n".join(said))
     if sample:
         from pulsecheck.demo import copy_samples
 
@@ -49,11 +60,36 @@ def db_upgrade(app: App) -> None:
     """Apply pending migrations."""
     from pulsecheck.storage.db import Database, schema_revision
     from pulsecheck.storage.migrate import upgrade
+    from pulsecheck.storage.roles import ensure_roles
 
     database = Database(app.settings.database_url)
     before = schema_revision(database.engine)
     upgrade(database.engine)
+    roles_note = ensure_roles(database.engine)
     click.echo(f"schema {before or '(empty)'} -> {schema_revision(database.engine)}")
+    if roles_note:
+        click.echo(roles_note)
+
+
+def _bootstrap(app: App, admin: str | None) -> str | None:
+    """Make the first admin (`admin`, else the name of the current login) when there are no users; what to
+    print, or None when users exist already."""
+    from pulsecheck.app import authenticated_login
+    from pulsecheck.errors import RefusedError
+    from pulsecheck.storage import chain
+    from pulsecheck.workflow.users import bootstrap_admin
+
+    with app.db.transaction() as session:
+        login = authenticated_login(session)
+        session.info[chain.ACTOR] = login
+        if not login:
+            raise RefusedError("cannot tell who you are (no login for this process's user id)")
+        user = bootstrap_admin(session, (admin or login).strip(), login, app.now())
+        if user is None:
+            if admin:
+                raise RefusedError(f"--admin {admin}: users exist already; an admin adds admins with `users add`")
+            return None
+        return f"user {user.name}: admin (login {user.login or user.name})"
 
 
 @click.group()
@@ -67,23 +103,43 @@ def users() -> None:
     "--role",
     "roles",
     multiple=True,
-    required=True,
     type=click.Choice(ROLES),
-    help="Repeat for several roles.",
+    help="Repeat for several roles (a new user needs one).",
 )
 @click.option("--email")
 @click.option("--manager", help="This user's manager (approves their reviews by default).")
 @click.option("--webhook", help="A webhook URL for this user's notifications.")
+@click.option("--login", metavar="L", help="The OS login or PostgreSQL role the user signs in as [default: NAME].")
+@click.option("--db-role", is_flag=True, help="Also create the PostgreSQL login role (needs CREATEROLE).")
 @pass_app
 def users_add(
-    app: App, name: str, roles: tuple[str, ...], email: str | None, manager: str | None, webhook: str | None
+    app: App,
+    name: str,
+    roles: tuple[str, ...],
+    email: str | None,
+    manager: str | None,
+    webhook: str | None,
+    login: str | None,
+    db_role: bool,
 ) -> None:
-    """Add a user (or add roles to an existing one)."""
-    from pulsecheck.workflow.users import add_user
+    """Add a user (or add roles, set the email, manager, webhook or login of one): an admin's change, except
+    your own email, and your own webhook to a host in [notifications.webhook] allowed_hosts."""
+    from pulsecheck.storage.roles import create_login_role
+    from pulsecheck.workflow.users import add_user, require_admin
 
+    webhook_options = app.settings.notifications.webhook
+    hosts = webhook_options.allowed_hosts if webhook_options else []
     with app.transaction() as session:
-        user = add_user(session, name, list(roles), app.now(), email=email, manager=manager, webhook=webhook)
+        actor = app.actor(session)
+        user = add_user(
+            session, name, list(roles), app.now(), email=email, manager=manager, webhook=webhook, login=login,
+            actor=actor, allowed_hosts=hosts,
+        )
         said = f"user {user.name}: {user.roles}"
+        if db_role:
+            require_admin(actor, "--db-role")
+            create_login_role(session, user.login or user.name)
+            said += f" (database role {user.login or user.name} created)"
     click.echo(said)
 
 
@@ -100,7 +156,9 @@ def users_import(app: App, file: str, delimiter: str | None, decimal_comma: bool
     from pulsecheck.workflow.users import import_users
 
     with every_problem(file), app.transaction() as session:
-        result = import_users(session, file, app.now(), file_format(delimiter, decimal_comma))
+        result = import_users(
+            session, file, app.now(), file_format(delimiter, decimal_comma), actor=app.actor(session)
+        )
     click.echo(f"{file}: {result.created} created, {result.updated} updated")
 
 

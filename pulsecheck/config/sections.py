@@ -205,6 +205,8 @@ class WebhookOptions(Section):
     timeout: float | None = Field(default=None, gt=0)
     blocks: bool | None = None
     proxy: str | None = None
+    # Hosts a user may point their own webhook at without an admin (`users add ME --webhook URL`).
+    allowed_hosts: list[str] = Field(default_factory=list)
 
 
 class NotificationsSection(Section):
@@ -230,7 +232,10 @@ class NotificationsSection(Section):
     def channel_options(self, name: str) -> dict[str, Any]:
         """The settings table of channel `name` as its module reads it (unset keys left out)."""
         options = getattr(self, name, None) if name in CHANNELS else None
-        return options.model_dump(by_alias=True, exclude_none=True) if isinstance(options, Section) else {}
+        if not isinstance(options, Section):
+            return {}
+        # allowed_hosts says who may set a webhook, not how the channel sends: the channel never sees it
+        return options.model_dump(by_alias=True, exclude_none=True, exclude={"allowed_hosts"})
 
     def secret_names(self) -> list[str]:
         """The environment variables that hold channel secrets (their names are settings, their values not)."""

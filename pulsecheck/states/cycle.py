@@ -12,7 +12,8 @@ from typing import Any
 
 from pulsecheck.errors import InputError
 from pulsecheck.jsontext import canonical_digest
-from pulsecheck.states.guarded import MANAGER_ROLES, NEW, GuardedMachine, actor_is_manager, comment_given
+from pulsecheck.states import permissions
+from pulsecheck.states.guarded import NEW, GuardedMachine, comment_given
 from pulsecheck.vocab import CYCLE_STATES
 
 STATES = list(CYCLE_STATES)
@@ -28,7 +29,6 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "close", "source": "approved", "dest": "closed"},
 ]
 EVENTS = [row["trigger"] for row in TRANSITIONS]
-RUNNER_ROLES = frozenset({"reviewer", "manager", "admin"})
 # Risk level named after the priority matrix's severities: P1 is what a critical finding gets, and so on.
 RISK_LEVELS = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
 
@@ -42,6 +42,12 @@ class Context:
     actor_roles: frozenset[str]
     steps_done: frozenset[str] = frozenset()
     comment: str | None = None
+    owner_manager: str | None = None
+
+    def who(self) -> permissions.Actor:
+        """The actor as the permission table sees them: roles and relations to this cycle."""
+        parties, managers = {"its_owner": self.owner}, {self.owner: self.owner_manager}
+        return permissions.actor(self.actor, self.actor_roles, parties, managers)
 
 
 # --- guards: each returns a reason (refused) or None (allowed) ---------------------------------
@@ -49,16 +55,19 @@ class Context:
 Guard = Callable[[Context], str | None]
 
 
-def actor_may_run(ctx: Context) -> str | None:
-    if not ctx.actor_roles & RUNNER_ROLES:
-        return f"{ctx.actor} is neither a reviewer nor a manager"
-    return None
+def permitted(action: str) -> Guard:
+    """A guard reading the permission table's row of `action`."""
+
+    def guard(ctx: Context) -> str | None:
+        return permissions.refusal(action, ctx.who())
+
+    guard.__name__ = f"permitted_{action.replace('.', '_')}"
+    return guard
 
 
-def actor_is_owner(ctx: Context) -> str | None:
-    if ctx.actor != ctx.owner:
-        return f"only the cycle owner ({ctx.owner}) can submit, not {ctx.actor}"
-    return None
+def may_own(name: str, roles: Collection[str]) -> bool:
+    """Whether a user holding `roles` may own (run) a cycle: whoever may start one."""
+    return permissions.allowed("cycle.start", permissions.actor(name, roles))
 
 
 def all_steps_done(ctx: Context) -> str | None:
@@ -74,18 +83,12 @@ def four_eyes(ctx: Context) -> str | None:
     return None
 
 
-def owner_or_manager(ctx: Context) -> str | None:
-    if ctx.actor != ctx.owner and not ctx.actor_roles & MANAGER_ROLES:
-        return f"{ctx.actor} is neither the cycle owner ({ctx.owner}) nor a manager"
-    return None
-
-
 GUARDS: dict[str, Sequence[Guard]] = {
-    "start": (actor_may_run,),
-    "submit": (actor_is_owner, all_steps_done),
-    "approve": (actor_is_manager, four_eyes),
-    "reject": (actor_is_manager, comment_given),
-    "close": (owner_or_manager,),
+    "start": (permitted("cycle.start"),),
+    "submit": (permitted("cycle.submit"), all_steps_done),
+    "approve": (permitted("cycle.approve"), four_eyes),
+    "reject": (permitted("cycle.reject"), comment_given),
+    "close": (permitted("cycle.close"),),
 }
 
 
@@ -102,7 +105,7 @@ def may_work(state: str, ctx: Context, what: str) -> str | None:
     if state != "draft":
         sealed = " and sealed" if state in ("approved", "closed") else ""
         return f"cannot {what}: the cycle is {state}{sealed} (only a draft changes)"
-    reason = owner_or_manager(ctx)
+    reason = permissions.refusal("cycle.work", ctx.who())
     return f"cannot {what}: {reason}" if reason else None
 
 

@@ -12,18 +12,11 @@ from functools import cached_property
 from typing import Any
 
 from pulsecheck.errors import RefusedError
-from pulsecheck.vocab import MANAGER_ROLES
 
 NEW = "new"  # before the first event; never stored
 
 
-# Guards shared by every record; a context has `actor`, `actor_roles` and `comment`.
-def actor_is_manager(ctx: Any) -> str | None:
-    if not ctx.actor_roles & MANAGER_ROLES:
-        return f"{ctx.actor} does not have the manager role"
-    return None
-
-
+# A guard shared by every record; a context has `comment`.
 def comment_given(ctx: Any) -> str | None:
     if not (ctx.comment or "").strip():
         return "a comment is required (--comment TEXT)"

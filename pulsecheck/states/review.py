@@ -8,11 +8,12 @@ from datetime import date, datetime
 from typing import Any
 
 from pulsecheck.jsontext import REVIEW_SIGNATURE, canonical_digest
-from pulsecheck.states.guarded import MANAGER_ROLES, NEW, GuardedMachine, actor_is_manager, comment_given
+from pulsecheck.states import permissions
+from pulsecheck.states.guarded import NEW, GuardedMachine, comment_given
 from pulsecheck.vocab import REVIEW_STATES
 
 STATES = list(REVIEW_STATES)
-EDITABLE_STATES = ("draft", "submitted", "approved")
+EDITABLE_STATES = ("draft", "submitted")  # approved content is frozen: changing it takes `reopen`
 
 # The table of DESIGN.md section 5; `"="` keeps the state (escalate).
 TRANSITIONS: list[dict[str, Any]] = [
@@ -24,6 +25,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "escalate", "source": ["draft", "submitted", "approved"], "dest": "="},
     {"trigger": "close", "source": "approved", "dest": "closed"},
     {"trigger": "withdraw", "source": "draft", "dest": "closed"},
+    {"trigger": "reassign", "source": ["draft", "submitted"], "dest": "="},
 ]
 EVENTS = [row["trigger"] for row in TRANSITIONS]
 TEXT_FIELDS = ("account_goals", "goal_summary", "overall_assessment", "employee_comments", "manager_comments")
@@ -88,6 +90,14 @@ class Context:
     comment: str | None = None
     cause: str = "user"
     employee_digest: str | None = None
+    manager_digest: str | None = None
+    reviewer_manager: str | None = None  # the reviewer's manager (a relation the permission table names)
+
+    def who(self) -> permissions.Actor:
+        """The actor as the permission table sees them: roles, relations to this review, cause."""
+        parties = {"its_reviewer": self.content.reviewer, "its_approver": self.content.approver}
+        managers = {self.content.reviewer: self.reviewer_manager}
+        return permissions.actor(self.actor, self.actor_roles, parties, managers, self.cause)
 
 
 def _signed_data(content: ReviewContent) -> dict[str, Any]:
@@ -117,10 +127,14 @@ def manager_digest(content: ReviewContent) -> str:
 Guard = Callable[[Context], str | None]
 
 
-def actor_is_reviewer(ctx: Context) -> str | None:
-    if ctx.actor != ctx.content.reviewer:
-        return f"only the reviewer ({ctx.content.reviewer}) can submit, not {ctx.actor}"
-    return None
+def permitted(action: str) -> Guard:
+    """A guard reading the permission table's row of `action`."""
+
+    def guard(ctx: Context) -> str | None:
+        return permissions.refusal(action, ctx.who())
+
+    guard.__name__ = f"permitted_{action.replace('.', '_')}"
+    return guard
 
 
 def required_fields_present(ctx: Context) -> str | None:
@@ -160,27 +174,26 @@ def submission_unchanged(ctx: Context) -> str | None:
     return None
 
 
-def manager_or_rule(ctx: Context) -> str | None:
-    if ctx.cause.startswith("rule:") or ctx.actor_roles & MANAGER_ROLES:
-        return None
-    return f"{ctx.actor} does not have the manager role (reopen is for managers and rule escalations)"
-
-
-def reviewer_manager_or_scheduler(ctx: Context) -> str | None:
-    if ctx.cause == "scheduler" or ctx.actor == ctx.content.reviewer or ctx.actor_roles & MANAGER_ROLES:
-        return None
-    return f"{ctx.actor} is neither the reviewer nor a manager"
+def signatures_verify(ctx: Context) -> str | None:
+    """Both signatures present and matching the content: a review changed or unsigned behind the state
+    machine's back is not closed as if it were approved."""
+    if not ctx.employee_digest or ctx.employee_digest != employee_digest(ctx.content):
+        return "the reviewer's signature does not verify (see `review verify`); reopen the review"
+    if not ctx.manager_digest or ctx.manager_digest != manager_digest(ctx.content):
+        return "the approver's signature does not verify (see `review verify`); reopen the review"
+    return None
 
 
 GUARDS: dict[str, Sequence[Guard]] = {
-    "open": (),
-    "submit": (actor_is_reviewer, required_fields_present),
-    "approve": (actor_is_manager, four_eyes, manager_comments_present, submission_unchanged),
-    "reject": (actor_is_manager, comment_given),
-    "reopen": (manager_or_rule,),
-    "escalate": (),
-    "close": (reviewer_manager_or_scheduler,),
-    "withdraw": (actor_is_manager, comment_given),
+    "open": (permitted("review.open"),),
+    "submit": (permitted("review.submit"), required_fields_present),
+    "approve": (four_eyes, permitted("review.approve"), manager_comments_present, submission_unchanged),
+    "reject": (permitted("review.reject"), comment_given),
+    "reopen": (permitted("review.reopen"),),
+    "escalate": (permitted("review.escalate"),),
+    "close": (permitted("review.close"), signatures_verify),
+    "withdraw": (permitted("review.withdraw"), comment_given),
+    "reassign": (permitted("review.reassign"), comment_given),
 }
 
 

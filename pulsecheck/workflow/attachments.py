@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.states import permissions
 from pulsecheck.states import review as review_machine
 from pulsecheck.storage.models import Attachment, AttachmentLink, Review, ReviewEvent, User
 
@@ -197,8 +198,12 @@ def attach_to_review(
     if review.state not in review_machine.EDITABLE_STATES or review.state == "approved":
         hint = " (reopen it to change it)" if review.state == "approved" else ""
         raise RefusedError(f"review {review.id} is {review.state} and read-only{hint}")
-    if not (user.role_set & review_machine.MANAGER_ROLES or user.name == review.reviewer):
-        raise RefusedError(f"{user.name} is not the reviewer ({review.reviewer}) of review {review.id}")
+    manager = session.scalar(select(User.manager_name).where(User.name == review.reviewer))
+    parties = {"its_reviewer": review.reviewer, "its_approver": review.approver}
+    who = permissions.actor(user.name, user.role_set, parties, {review.reviewer: manager})
+    refused = permissions.refusal("review.edit", who)
+    if refused:
+        raise RefusedError(f"review {review.id}: {refused}")
     link = attach(session, REVIEW, review.id, upload, user.name, now, note)
     review.updated_at = now
     if review.employee_digest or review.manager_digest:

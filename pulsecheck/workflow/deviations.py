@@ -10,8 +10,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.states import permissions
 from pulsecheck.storage.models import Account, Deviation, User
-from pulsecheck.vocab import MANAGER_ROLES
 
 Key = tuple[int | None, str, str]  # (account_id, kind, subject): one live deviation per cause
 
@@ -83,8 +83,9 @@ def accept(session: Session, deviation_id: int, user: User, reason: str, until: 
     deviation = session.get(Deviation, deviation_id)
     if deviation is None:
         raise NotFoundError(f"unknown deviation {deviation_id}")
-    if not user.role_set & MANAGER_ROLES:
-        raise RefusedError(f"{user.name} does not have the manager role")
+    refused = permissions.refusal("deviation.accept", permissions.actor(user.name, user.role_set))
+    if refused:
+        raise RefusedError(refused)
     if deviation.status == "resolved":
         raise RefusedError(f"deviation {deviation_id} is already resolved")
     if not reason.strip():

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import NotFoundError, RefusedError
+from pulsecheck.states import permissions
 from pulsecheck.storage.models import Escalation, User
 
 
@@ -79,7 +80,7 @@ def acknowledge(session: Session, escalation_id: int, user: User, now: datetime)
     escalation = get(session, escalation_id)
     if escalation.status != "open":
         raise RefusedError(f"escalation {escalation_id} is {escalation.status}, not open")
-    _may_act(escalation, user)
+    _may_act(session, escalation, user, "escalation.ack")
     escalation.status, escalation.acknowledged_by = "acknowledged", user.name
     session.flush()
     return escalation
@@ -91,15 +92,21 @@ def resolve(session: Session, escalation_id: int, user: User | None, now: dateti
     if escalation.status == "resolved":
         raise RefusedError(f"escalation {escalation_id} is already resolved")
     if user is not None:
-        _may_act(escalation, user)
+        _may_act(session, escalation, user, "escalation.resolve")
     escalation.status, escalation.resolved_at, escalation.dedupe_key = "resolved", now, None
     session.flush()
     return escalation
 
 
-def _may_act(escalation: Escalation, user: User) -> None:
-    if user.name != escalation.owner and not user.role_set & {"manager", "admin", "ops"}:
-        raise RefusedError(f"{user.name} is not the owner ({escalation.owner}) nor a manager")
+def _may_act(session: Session, escalation: Escalation, user: User, action: str) -> None:
+    """Refused unless the permission table lets `user` take `action` on this escalation."""
+    owner_manager = session.scalar(select(User.manager_name).where(User.name == escalation.owner))
+    parties = {"its_owner": escalation.owner}
+    managers = {escalation.owner: owner_manager} if escalation.owner else {}
+    who = permissions.actor(user.name, user.role_set, parties, managers)
+    reason = permissions.refusal(action, who)
+    if reason:
+        raise RefusedError(reason)
 
 
 def list_escalations(session: Session, open_only: bool = False, account_id: int | None = None) -> list[Escalation]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck import signing
 from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
+from pulsecheck.states import permissions
 from pulsecheck.storage.models import User, UserKey
 from pulsecheck.timeutil import iso
 from pulsecheck.workflow.users import get_user
@@ -30,7 +31,7 @@ def default_key_path() -> Path:
 
 def may_manage_keys(actor: User, user: User) -> bool:
     """Whether `actor` may add or revoke `user`'s keys: their own, or anyone's for an admin."""
-    return actor.id == user.id or "admin" in actor.role_set
+    return permissions.allowed("keys.manage", permissions.actor(actor.name, actor.role_set, {"self": user.name}))
 
 
 def _check_may_manage(actor: User, user: User) -> None:

@@ -12,11 +12,10 @@ from sqlalchemy.orm import Session
 from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.scoring.model import ScoringModel, diff_models
 from pulsecheck.scoring.schema import parse_model
+from pulsecheck.states import permissions
 from pulsecheck.storage.models import ScoringModelVersion, User
 from pulsecheck.workflow import deviations as deviation
 from pulsecheck.yamlfile import read_file
-
-GOVERNORS = {"manager", "ops", "admin"}
 
 
 def read_model_file(path: str | Path) -> tuple[str, ScoringModel]:
@@ -27,8 +26,9 @@ def read_model_file(path: str | Path) -> tuple[str, ScoringModel]:
 
 def approve_model(session: Session, path: str | Path, user: User, now: datetime) -> ScoringModelVersion:
     """Store a model file as the approved version (manager or ops); the previous approved one retires."""
-    if not user.role_set & GOVERNORS:
-        raise RefusedError(f"{user.name} cannot approve scoring models (needs manager or ops)")
+    reason = permissions.refusal("model.approve", permissions.actor(user.name, user.role_set))
+    if reason:
+        raise RefusedError(reason)
     text, model = read_model_file(path)
     current = approved_row(session)
     if current is not None and current.sha256 == model.digest():

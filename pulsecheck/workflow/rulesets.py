@@ -10,15 +10,15 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
 from pulsecheck.rules.language import RulesFile, load_rules, load_rules_file
+from pulsecheck.states import permissions
 from pulsecheck.storage.models import Ruleset, User
-
-GOVERNORS = {"ops", "manager", "admin"}
 
 
 def activate(session: Session, path: str | Path, user: User, now: datetime) -> Ruleset:
     """Store a validated rules file as the active ruleset (ops, manager or admin)."""
-    if not user.role_set & GOVERNORS:
-        raise RefusedError(f"{user.name} cannot activate rules (needs ops or manager)")
+    reason = permissions.refusal("rules.activate", permissions.actor(user.name, user.role_set))
+    if reason:
+        raise RefusedError(reason)
     parsed = load_rules_file(path)
     current = active_row(session)
     if current is not None and current.sha256 == parsed.sha256:

@@ -1,16 +1,20 @@
-"""Users and roles: add, import from CSV/JSON (all rows or none), list; resolving the acting user."""
+"""Users and roles: add, import from CSV/JSON (all rows or none), list; who is acting: the user an authenticated
+login (OS login or database session user) maps to, and whom an admin acts for with `--as`."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.states import permissions
 from pulsecheck.storage.models import User
 from pulsecheck.vocab import ROLES
 from pulsecheck.workflow.accounts import ImportResult
@@ -29,19 +33,30 @@ def add_user(
     email: str | None = None,
     manager: str | None = None,
     webhook: str | None = None,
+    login: str | None = None,
+    actor: User | None = None,
+    allowed_hosts: Collection[str] = (),
 ) -> User:
-    """Create a user, or update the roles/email/manager of an existing one."""
+    """Create a user, or add roles and set the email/manager/webhook/login of an existing one. With an `actor`
+    (every command passes one), what changes must be theirs to change: anything needs an admin, except a user
+    setting their own email, or their own webhook to a host in `allowed_hosts`."""
     name = name.strip()
     if not name:
         raise InputError("user name is empty")
     bad = [r for r in roles if r not in ROLES]
-    if bad or not roles:
-        raise InputError(f"--role {','.join(bad) or '(none)'}: choose from {', '.join(ROLES)}")
+    if bad:
+        raise InputError(f"--role {','.join(bad)}: choose from {', '.join(ROLES)}")
     if email is not None and "@" not in email:
         raise InputError(f"--email {email!r}: not an email address")
     if manager is not None and manager != name:
         get_user(session, manager, what="--manager")
     user = session.scalar(select(User).where(User.name == name))
+    if user is None and not roles:
+        raise InputError(f"--role: a new user needs at least one role ({', '.join(ROLES)})")
+    if actor is not None:
+        _may_change(user, name, roles, email, manager, webhook, login, actor, allowed_hosts)
+    if login is not None:
+        _check_login_free(session, name, login)
     if user is None:
         user = User(name=name, roles="", created_at=now)
         session.add(user)
@@ -52,16 +67,83 @@ def add_user(
         user.manager_name = manager
     if webhook is not None:
         user.webhook = webhook
+    if login is not None:
+        user.login = None if login == name else login
     session.flush()
     return user
 
 
-def import_users(session: Session, path: str | Path, now: datetime, fmt: FileFormat = FileFormat()) -> ImportResult:
-    """Create or update users from a CSV or JSON file; any bad row aborts the whole import.
+def _may_change(
+    user: User | None,
+    name: str,
+    roles: list[str],
+    email: str | None,
+    manager: str | None,
+    webhook: str | None,
+    login: str | None,
+    actor: User,
+    allowed_hosts: Collection[str],
+) -> None:
+    """Refused unless the permission table lets `actor` make each change `users add` asks for."""
+    who = permissions.actor(actor.name, actor.role_set, {"self": name})
+    managed = (
+        user is None
+        or not set(roles) <= user.role_set
+        or (manager is not None and manager != user.manager_name)
+        or (login is not None and (None if login == name else login) != user.login)
+    )
+    asked = ["users.manage"] if managed else []
+    if email is not None:
+        asked.append("users.edit_own_email")
+    if webhook is not None:
+        asked.append("users.edit_own_webhook")
+    for action in asked:
+        reason = permissions.refusal(action, who)
+        if reason:
+            raise RefusedError(f"users add {name}: {reason}")
+    # a user's own webhook receives their notifications: only to a host the settings trust, unless an admin sets it
+    if webhook and not permissions.allowed("users.manage", who) and _host(webhook) not in allowed_hosts:
+        shown = ", ".join(allowed_hosts) or "none"
+        raise RefusedError(
+            f"--webhook: host {_host(webhook) or '(none)'!r} is not in [notifications.webhook] allowed_hosts "
+            f"({shown}); an admin sets other webhooks"
+        )
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _check_login_free(session: Session, name: str, login: str) -> None:
+    """A login maps to one user: neither another user's login nor the name of another user without one."""
+    other = user_by_login(session, login)
+    if other is not None and other.name != name:
+        raise InputError(f"--login {login!r}: already the login of user {other.name!r}")
+
+
+def require_admin(actor: User, what: str) -> None:
+    """Refused unless `actor` may manage users (an admin)."""
+    reason = permissions.refusal("users.manage", permissions.actor(actor.name, actor.role_set))
+    if reason:
+        raise RefusedError(f"{what}: {reason}")
+
+
+def import_users(
+    session: Session, path: str | Path, now: datetime, fmt: FileFormat = FileFormat(), actor: User | None = None
+) -> ImportResult:
+    """Create or update users from a CSV or JSON file; any bad row aborts the whole import. With an `actor`, only
+    an admin imports.
 
     The roles of a row replace the stored ones (the file describes the team); a manager may be a stored user
     or one defined anywhere in the same file. Other columns left out of the file keep their stored values.
     """
+    if actor is not None:
+        require_admin(actor, "users import")
     rows = read_rows(path, required_columns=("name", "roles"), fmt=fmt)
     parsed = [(row, _parse_user_row(row)) for row in rows]
     stored = {u.name: u for u in session.scalars(select(User))}
@@ -158,13 +240,60 @@ def get_user(session: Session, name: str, what: str = "user") -> User:
 
 
 def acting_user(session: Session, name: str) -> User:
-    """The user running the command; unknown users are refused."""
+    """The user an admin acts for with `--as NAME`; unknown users are refused."""
     if not name:
         raise RefusedError("no acting user: pass --as USER or set PULSECHECK_USER")
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
         raise RefusedError(f"unknown user {name!r}: add it with `pulsecheck users add {name} --role ...`")
     return user
+
+
+def user_by_login(session: Session, login: str) -> User | None:
+    """The user who authenticates as `login`: the one whose login it is, else one of that name without a login."""
+    found = session.scalars(
+        select(User).where(or_(User.login == login, (User.name == login) & User.login.is_(None)))
+    ).all()
+    return next((u for u in found if u.login == login), found[0] if found else None)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who authenticated (`login`, mapped to the user `me`) and whom they act for (`acting`: `me` unless an admin
+    passed `--as`)."""
+
+    login: str
+    me: str
+    acting: str
+
+    @property
+    def label(self) -> str:
+        """What the audit chain records as the actor: `root`, or `root as bob` when an admin acts for bob."""
+        return self.me if self.me == self.acting else f"{self.me} as {self.acting}"
+
+
+def authenticate(session: Session, login: str, requested: str | None) -> Identity:
+    """The identity of a process that authenticated as `login`, acting for `requested` (`--as`) if given: refused
+    for a login no user maps to, and for `--as` by anyone but an admin."""
+    me = user_by_login(session, login) if login else None
+    if me is None:
+        if session.scalar(select(User.id).limit(1)) is None:
+            raise RefusedError("no users yet: run `pulsecheck init` (the current login becomes the first admin)")
+        raise RefusedError(
+            f"login {login!r} is not a pulsecheck user: an admin runs `pulsecheck users add NAME --login {login}`"
+        )
+    if requested is None or requested == me.name:
+        return Identity(login, me.name, me.name)
+    if permissions.refusal("act_as", permissions.actor(me.name, me.role_set)):
+        raise RefusedError(f"--as {requested}: only an admin may act as another user, and {me.name} is not one")
+    return Identity(login, me.name, acting_user(session, requested).name)
+
+
+def bootstrap_admin(session: Session, name: str, login: str, now: datetime) -> User | None:
+    """The first admin `name` (authenticating as `login`) when there are no users yet; None when there are."""
+    if session.scalar(select(User.id).limit(1)) is not None:
+        return None
+    return add_user(session, name, ["admin"], now, login=login)
 
 
 def user_dict(user: User) -> dict[str, Any]:

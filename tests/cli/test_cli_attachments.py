@@ -85,7 +85,9 @@ def test_attach_list_and_get_round_trip_byte_for_byte(review: int, scorecard: Pa
         (("--as", "bob", "review", "attach", "1", "/no/such.pdf"), 2,
          "error: FILE /no/such.pdf: no such file or directory (give a path or a URL)"),
         (("--as", "bob", "review", "attach", "1", "{dir}"), 2, "error: FILE {dir}: not a regular file"),
-        (("--as", "olga", "review", "attach", "1", "{file}"), 1, "error: olga is not the reviewer (bob) of review 1"),
+        (("--as", "olga", "review", "attach", "1", "{file}"), 1,
+         "error: review 1: only the reviewer (bob), the assigned approver (maria), the reviewer's manager or an admin "
+         "may edit, not olga"),
         (("review", "attachment", "get", "1", "3"), 2, "error: review 1 has no attachment 3"),
         (("review", "attachment", "get", "1", "1", "-o", "{dir}"), 2,
          "error: Invalid value for '-o' / '--output': File '{dir}' is a directory."),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import as_json, error, installed, ok
+from pulsecheck.app import os_login
+from tests.conftest import as_json, error, ok
 
 ACCOUNTS_CSV = (
     "external_id,name,segment,tier,arr,owner,manager,renewal_date,contract_start,stage\n"
@@ -73,7 +76,7 @@ def test_users_add_and_list(run: Any) -> None:
     added = run("users", "add", "bob", "--role", "reviewer", "--manager", "maria")
     assert ok(added) == "user bob: reviewer\n"
     assert ok(run("users", "add", "maria", "--role", "admin")) == "user maria: admin,manager\n"
-    data = as_json(run("users", "list", "--json"))
+    data = [u for u in as_json(run("users", "list", "--json")) if "admin" not in u["roles"] or u["name"] == "maria"]
     assert [set(u) for u in data] == [{"name", "roles", "email", "manager", "webhook"}] * 2
     assert data == [
         {"name": "bob", "roles": ["reviewer"], "email": None, "manager": "maria", "webhook": None},
@@ -95,7 +98,7 @@ def test_users_add_and_list(run: Any) -> None:
 )
 def test_users_add_bad_input(run: Any, args: list[str], message: str) -> None:
     assert message in error(run(*args), 2)
-    assert as_json(run("users", "list", "--json")) == []
+    assert [u["name"] for u in as_json(run("users", "list", "--json"))] == [os_login()]  # only the fixture's admin
 
 
 def test_accounts_import_list_show(factory: Any, run: Any, tmp_path: Path) -> None:
@@ -248,7 +251,7 @@ def test_reject_then_resubmit(draft: int, run: Any) -> None:
 
 
 def test_reopen_and_withdraw(approved: int, run: Any) -> None:
-    assert "bob does not have the manager role" in error(run("--as", "bob", "review", "reopen", "1"), 1)
+    assert "may reopen, not bob" in error(run("--as", "bob", "review", "reopen", "1"), 1)
     assert ok(run("--as", "maria", "review", "reopen", "1")) == "review 1: reopen -> draft\n"
     assert show(run)["signatures"]["manager"]["by"] is None
     assert error(run("--as", "maria", "review", "withdraw", "1"), 1) == (
@@ -261,22 +264,26 @@ def test_reopen_and_withdraw(approved: int, run: Any) -> None:
 
 def test_close_by_a_stranger_is_refused(approved: int, run: Any) -> None:
     assert error(run("--as", "olga", "review", "close", "1"), 1) == (
-        "error: cannot close: olga is neither the reviewer nor a manager")
+        "error: cannot close: only the reviewer (bob), the assigned approver (maria), the reviewer's manager, an admin "
+        "or the scheduler may close, not olga")
     assert show(run)["state"] == "approved"
 
 
-def test_verify_reports_edits_after_signing(approved: int, run: Any) -> None:
+def test_verify_reports_edits_after_signing(approved: int, run: Any, database: Any) -> None:
     assert ok(run("review", "verify", "1")) == (
         "ok: review 1: employee, manager signature(s) match, audit trail consistent\n")
     assert as_json(run("review", "verify", "1", "--json")) == {
         "review": 1, "ok": True, "signed": ["employee", "manager"], "problems": []}
-    ok(run("--as", "bob", "review", "set", "1", "goal_summary", "Only 200 seats"))
-    assert error(run("review", "verify", "1"), 1, stdout=(
+    assert "approved and frozen" in error(run("--as", "bob", "review", "set", "1", "goal_summary", "200 seats"), 1)
+    from sqlalchemy import text
+
+    with database.transaction() as session:  # what the CLI refuses, done behind its back
+        session.execute(text("UPDATE reviews SET goal_summary = 'Only 200 seats' WHERE id = 1"))
+    result = run("review", "verify", "1")
+    assert error(result, 1) == "error: review 1 failed verification (2 problem(s))"
+    assert result.stdout == (
         "FAIL employee signature of bob no longer matches the content\n"
-        "FAIL manager signature of maria no longer matches the content\n"
-    )) == "error: review 1 failed verification (2 problem(s))"
-    assert as_json(run("review", "history", "1", "--json"))[-1]["comment"] == (
-        "changed after signing: goal_summary")
+        "FAIL manager signature of maria no longer matches the content\n")
 
 
 def test_export_markdown_and_json(approved: int, run: Any, tmp_path: Path) -> None:
@@ -298,6 +305,7 @@ def test_export_markdown_and_json(approved: int, run: Any, tmp_path: Path) -> No
 # --- review edit ---------------------------------------------------------------------------------------
 
 EDITOR_SCRIPT = """\
+import subprocess
 import sys
 import yaml
 
@@ -424,11 +432,13 @@ def test_fill_file_with_an_impossible_date_is_bad_input(draft: int, run: Any, tm
         (["--as", "nobody", "review", "submit", "1"],
          "error: unknown user 'nobody': add it with `pulsecheck users add nobody --role ...`"),
         (["--as", "maria", "review", "submit", "1"],
-         "error: cannot submit: only the reviewer (bob) can submit"),
+         "error: cannot submit: only the reviewer (bob) may submit, not maria"),
         (["--as", "olga", "review", "set", "1", "goal_summary", "x"],
-         "error: olga is not the reviewer (bob)"),
+         "error: review 1: only the reviewer (bob), the assigned approver (maria), the reviewer's manager or an admin "
+         "may edit, not olga"),
         (["--as", "bob", "review", "set", "1", "priority", "P1"],
-         "error: only a manager can change priority"),
+         "error: review 1: only the assigned approver (maria), the reviewer's manager or an admin may edit manager "
+         "fields, not bob"),
         (["--as", "bob", "review", "approve", "1", "--comment", "mine"],
          "error: cannot approve: the review is draft"),
         (["--as", "bob", "review", "new", "ACME"], "error: account ACME already has review 1 (draft)"),
@@ -482,8 +492,21 @@ def test_four_eyes_when_assigning(draft: int, factory: Any, run: Any) -> None:
 
 
 def test_installed_script_exit_codes(tmp_path: Path) -> None:
-    db = ("--db", f"sqlite:///{tmp_path / 'cli.db'}")
-    assert ok(installed(*db, "users", "add", "maria", "--role", "manager", cwd=tmp_path)) == "user maria: manager\n"
-    assert error(installed(*db, "--as", "maria", "review", "show", "42", cwd=tmp_path), 2) == (
-        "error: unknown review 42")
+    script = Path(sys.executable).parent / "pulsecheck"
+    assert script.exists(), script
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSECHECK_")}
+    db = ["--db", f"sqlite:///{tmp_path / 'cli.db'}"]
+
+    def pulsecheck(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(script), *db, *args], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=60, check=False)
+
+    first = pulsecheck("users", "add", "maria", "--role", "manager")  # no users yet: who is the admin?
+    assert (first.returncode, first.stderr) == (
+        1, "error: no users yet: run `pulsecheck init` (the current login becomes the first admin)\n")
+    assert pulsecheck("init").stdout.endswith(f"user {os_login()}: admin (login {os_login()})\n")
+    added = pulsecheck("users", "add", "maria", "--role", "manager")
+    assert (added.returncode, added.stdout, added.stderr) == (0, "user maria: manager\n", "")
+    missing = pulsecheck("--as", "maria", "review", "show", "42")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (2, "", "error: unknown review 42\n")
     assert (tmp_path / "cli.db").exists()

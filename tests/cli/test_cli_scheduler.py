@@ -18,6 +18,17 @@ from pulsecheck.storage.db import Database
 from tests.conftest import NOW, SCRIPT, installed
 
 
+def login_admin(database: Database) -> None:
+    """An admin for the login these processes authenticate as (the OS login; PostgreSQL's session user), who
+    runs the scheduler here as olga (ops) with PULSECHECK_USER."""
+    from pulsecheck.app import authenticated_login
+    from pulsecheck.workflow.users import add_user
+
+    with database.transaction() as session:
+        add_user(session, authenticated_login(session), ["admin"], NOW)
+        add_user(session, "olga", ["ops"], NOW)
+
+
 def cli(db_url: str, now: datetime, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {"PULSECHECK_DATABASE_URL": db_url, "PULSECHECK_NOW": now.isoformat(), "PULSECHECK_USER": "olga"}
     return installed(*args, cwd=tmp_path, env=env)
@@ -25,6 +36,7 @@ def cli(db_url: str, now: datetime, *args: str, tmp_path: Path) -> subprocess.Co
 
 def test_each_due_job_fires_once_across_passes_with_the_clock_moved(factory, db_url, tmp_path):
     factory.team()
+    login_admin(factory.database)
     review_id = factory.review()  # created without the CLI: the first pass's reconcile schedules it
     due = NOW + timedelta(days=14)
     first = cli(db_url, due + timedelta(hours=1), "scheduler", "run", "--once", "--json", tmp_path=tmp_path)
@@ -122,10 +134,12 @@ def standby_takes_over(db_url: str, tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_one_leader_on_postgres_and_the_standby_takes_over_when_it_dies(pg_url, pg_database: Database, tmp_path):
+    login_admin(pg_database)
     standby_takes_over(pg_url, tmp_path)
 
 
 def test_one_leader_on_a_sqlite_file_and_the_standby_takes_over(db_url, database: Database, tmp_path):
+    login_admin(database)
     standby_takes_over(db_url, tmp_path)
 
 
@@ -137,6 +151,7 @@ def test_the_daemon_runs_a_due_job_on_the_wall_clock_and_stops_cleanly(db_url, d
     from pulsecheck.workflow.users import add_user
 
     real_now = datetime.now(UTC)
+    login_admin(database)
     with database.transaction() as session:
         add_user(session, "maria", ["manager"], real_now)
         add_user(session, "bob", ["reviewer"], real_now, manager="maria")
@@ -171,6 +186,7 @@ def test_a_leader_whose_connection_dies_stops_running_jobs_and_competes_again(pg
 
     from pulsecheck.scheduling.runner import LOCK_KEY
 
+    login_admin(pg_database)
     daemon = Daemon(pg_url, tmp_path)
     try:
         daemon.wait_for("leader:")

@@ -94,7 +94,7 @@ def test_model_approve_needs_manager_or_ops_and_new_content(run: Run, tmp_path: 
     ok(run("users", "add", "bob", "--role", "reviewer"))
     refused = run("--as", "bob", "model", "approve", MODEL)
     assert refused.exit_code == 1
-    assert refused.stderr == "error: bob cannot approve scoring models (needs manager or ops)\n"
+    assert refused.stderr == "error: only a manager, an ops or an admin may approve, not bob\n"
     approved = ok(run("--as", "olga", "model", "approve", MODEL))
     again = run("--as", "olga", "model", "approve", MODEL)
     assert again.exit_code == 1
@@ -215,9 +215,9 @@ def test_deviations_list_and_accept(portfolio: Run) -> None:
     ident = str(stale["id"])
     reason = ("--reason", "feed moving")
     refused = portfolio("--as", "bob", "deviations", "accept", ident, *reason, "--until", "2026-12-31")
-    assert (refused.exit_code, refused.stderr) == (1, "error: bob does not have the manager role\n")
+    assert (refused.exit_code, refused.stderr) == (1, "error: only a manager or an admin may accept, not bob\n")
     ops = portfolio("--as", "olga", "deviations", "accept", ident, *reason, "--until", "2026-12-31")
-    assert (ops.exit_code, ops.stderr) == (1, "error: olga does not have the manager role\n")
+    assert (ops.exit_code, ops.stderr) == (1, "error: only a manager or an admin may accept, not olga\n")
     past = portfolio("--as", "maria", "deviations", "accept", ident, *reason, "--until", "2026-11-01")
     assert (past.exit_code, past.stderr) == (2, "error: --until 2026-11-01: must be in the future\n")
     missing_reason = portfolio("--as", "maria", "deviations", "accept", ident, "--until", "2026-12-31")

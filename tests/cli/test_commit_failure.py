@@ -132,7 +132,7 @@ CASES = {
     "model approve": Case(("--as", "olga", "model", "approve", str(examples_dir() / "scoring.yaml")), "model "),
     "rules activate": Case(("--as", "olga", "rules", "activate", str(examples_dir() / "rules.yaml")), "ruleset "),
     "cycle start": Case(("--as", "bob", "cycle", "start", "--period", "2026-11"), "cycle 1 started for 2026-11"),
-    "outbox retry": Case(("--as", "bob", "outbox", "retry", "1"), "notification 1 queued again", _failed_notification),
+    "outbox retry": Case(("--as", "olga", "outbox", "retry", "1"), "notification 1 queued again", _failed_notification),
 }
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pulsecheck.app import os_login
 from tests.conftest import Factory
 
 
@@ -33,6 +34,7 @@ def test_db_after_the_subcommand_picks_the_database(run: Any, factory: Factory, 
     other = f"sqlite:///{tmp_path / 'other.db'}"
     accounts = tmp_path / "accounts.csv"
     accounts.write_text("external_id,name,owner\nINITECH,Initech,bob\n", encoding="utf-8")
+    assert ok(run("init", "--db", other)).startswith("database ready")  # the current login: its first admin
     ok(run("users", "add", "bob", "--role", "reviewer", "--db", other))
     ok(run("users", "add", "maria", "--role", "manager", f"--db={other}"))
     ok(run("accounts", "import", str(accounts), "--db", other))
@@ -42,7 +44,8 @@ def test_db_after_the_subcommand_picks_the_database(run: Any, factory: Factory, 
 
     shown = json.loads(ok(run("review", "show", "1", "--db", other, "--json")))
     assert (shown["account"], shown["state"], shown["reviewer"]) == ("INITECH", "draft", "bob")
-    assert [u["name"] for u in json.loads(ok(run("users", "list", "--json", "--db", other)))] == ["bob", "maria"]
+    listed = [u["name"] for u in json.loads(ok(run("users", "list", "--json", "--db", other)))]
+    assert sorted(listed) == sorted(["bob", "maria", os_login()])
     missing = run("review", "show", "1", "--json")  # the default database has no review
     assert missing.exit_code == 2 and missing.stdout == ""
     assert missing.stderr.startswith("error: ") and "review 1" in missing.stderr

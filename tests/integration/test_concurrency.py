@@ -51,14 +51,15 @@ def act_at_the_same_time(url: str, review_id: int, actor: str, event: str, comme
 
 
 def submitted_review(database: Database) -> int:
-    """maria and mike (managers), bob (reviewer) with a submitted review of ACME."""
+    """maria and mike (managers), bob (reviewer, reporting to mike) with a submitted review of ACME that maria
+    approves: the two who may decide it."""
     with database.transaction() as session:
         add_user(session, "maria", ["manager"], NOW)
         add_user(session, "mike", ["manager"], NOW)
-        bob = add_user(session, "bob", ["reviewer"], NOW, manager="maria")
+        bob = add_user(session, "bob", ["reviewer"], NOW, manager="mike")
         session.add(Account(external_id="ACME", name="Acme Corp", owner=bob))
     with database.transaction() as session:
-        review_id = reviews.new_review(session, "ACME", "bob", NOW, timedelta(days=14)).id
+        review_id = reviews.new_review(session, "ACME", "bob", NOW, timedelta(days=14), approver="maria").id
     form = parse_form({
         "account_goals": "Expand to 500 seats", "goal_summary": "320 seats", "overall_assessment": "Healthy",
         "next_review_date": date(2027, 2, 22),
@@ -92,7 +93,7 @@ def url(request: pytest.FixtureRequest) -> str:
 
 
 ATTEMPTS = {
-    "both-approve": [("maria", "approve", "Agreed"), ("mike", "approve", "Fine by me")],
+    "both-approve": [("maria", "approve", "Agreed"), ("maria", "approve", "Agreed")],  # two terminals, one winner
     "approve-vs-reject": [("maria", "approve", "Agreed"), ("mike", "reject", "Risks are vague")],
 }
 

@@ -59,8 +59,9 @@ def fingerprint_of(path: Path) -> str:
 
 @pytest.fixture
 def team(env: dict[str, str]) -> dict[str, str]:
+    ok(run(env, "init"))  # the OS login becomes the first admin
     for name, role in (("root", "admin"), ("olga", "ops"), ("maria", "manager")):
-        ok(run(env, "--as", "root", "users", "add", name, "--role", role))
+        ok(run(env, "users", "add", name, "--role", role))
     return env
 
 

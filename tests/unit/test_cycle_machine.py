@@ -65,16 +65,16 @@ def test_the_table(event: str, state: str) -> None:
 @pytest.mark.parametrize(
     ("state", "event", "context", "reason"),
     [
-        (NEW, "start", ctx("olga", ("ops",)), "olga is neither a reviewer nor a manager"),
-        ("draft", "submit", ctx("alice"), "only the cycle owner (bob) can submit, not alice"),
+        (NEW, "start", ctx("olga", ("ops",)), "only a reviewer, a manager or an admin may start, not olga"),
+        ("draft", "submit", ctx("alice"), "only the owner (bob) may submit, not alice"),
         ("draft", "submit", ctx(steps=frozenset({"scope", "data"})), "step model is still open (5 of 7"),
         ("draft", "submit", ctx(steps=frozenset()), "step scope is still open (7 of 7"),
-        ("submitted", "approve", ctx("alice", ("reviewer",)), "alice does not have the manager role"),
+        ("submitted", "approve", ctx("alice", ("reviewer",)), "only a manager or an admin may approve, not alice"),
         ("submitted", "approve", ctx("bob", ("reviewer", "manager")), "bob owns the cycle and cannot approve it"),
         ("submitted", "reject", ctx("maria", ("manager",)), "a comment is required (--comment TEXT)"),
         ("submitted", "reject", ctx("maria", ("manager",), comment="  "), "a comment is required"),
-        ("submitted", "reject", ctx("alice", comment="no"), "alice does not have the manager role"),
-        ("approved", "close", ctx("alice"), "alice is neither the cycle owner (bob) nor a manager"),
+        ("submitted", "reject", ctx("alice", comment="no"), "only a manager or an admin may reject, not alice"),
+        ("approved", "close", ctx("alice"), "only the owner (bob), a manager or an admin may close, not alice"),
     ],
 )
 def test_guards_refuse_with_the_reason(state: str, event: str, context: Context, reason: str) -> None:
@@ -95,7 +95,7 @@ def test_only_a_draft_changes_and_only_by_its_owner_or_a_manager() -> None:
     assert may_work("draft", ctx("bob"), "add a finding") is None
     assert may_work("draft", ctx("hank", ("manager",)), "add a finding") is None
     assert may_work("draft", ctx("alice"), "add a finding") == (
-        "cannot add a finding: alice is neither the cycle owner (bob) nor a manager"
+        "cannot add a finding: only the owner (bob), a manager or an admin may work, not alice"
     )
     assert may_work("submitted", ctx("bob"), "complete step data") == (
         "cannot complete step data: the cycle is submitted (only a draft changes)"

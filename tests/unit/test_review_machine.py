@@ -58,8 +58,13 @@ TABLE = {
     ("escalate", "approved"): "approved",
     ("close", "approved"): "closed",
     ("withdraw", "draft"): "closed",
+    ("reassign", "draft"): "draft",
+    ("reassign", "submitted"): "submitted",
 }
 ALL_STATES = [NEW, *STATES]
+
+
+SIGNATURES: dict[str, Any] = {"employee_digest": employee_digest(COMPLETE), "manager_digest": manager_digest(COMPLETE)}
 
 
 def ctx(content: ReviewContent = COMPLETE, actor: str = "maria", roles: frozenset[str] = MANAGER,
@@ -73,10 +78,12 @@ def permitted(event: str) -> Context:
         return ctx(actor="bob", roles=REVIEWER)
     if event == "approve":
         return ctx(APPROVABLE, employee_digest=SIGNED)
-    if event in ("reject", "withdraw"):
-        return ctx(comment="Not convincing yet")
+    if event in ("reject", "withdraw", "reassign"):
+        return ctx(comment="Not convincing yet", reviewer_manager="maria")
     if event in ("open", "escalate"):
-        return ctx(actor="pulsecheck", roles=frozenset())
+        return ctx(actor="pulsecheck", roles=frozenset(), cause="rule:x")
+    if event == "close":
+        return ctx(APPROVABLE, employee_digest=SIGNED, manager_digest=manager_digest(APPROVABLE))
     return ctx()
 
 
@@ -155,7 +162,7 @@ def test_submit_accepts_a_next_review_date_of_tomorrow() -> None:
 
 
 def test_submit_by_someone_other_than_the_reviewer_is_refused_even_for_a_manager() -> None:
-    reason = r"^cannot submit: only the reviewer \(bob\) can submit, not maria$"
+    reason = r"^cannot submit: only the reviewer \(bob\) may submit, not maria$"
     with pytest.raises(RefusedError, match=reason):
         fire("draft", "submit", ctx(actor="maria", roles=MANAGER))
 
@@ -164,7 +171,11 @@ def test_submit_by_someone_other_than_the_reviewer_is_refused_even_for_a_manager
     ("context", "reason"),
     [
         pytest.param(ctx(APPROVABLE, actor="olga", roles=frozenset({"ops"}), employee_digest=SIGNED),
-                     "olga does not have the manager role", id="non-manager"),
+                     "only the assigned approver (maria) with the manager or admin role may approve, not olga",
+                     id="non-manager"),
+        pytest.param(ctx(APPROVABLE, actor="diana", employee_digest=SIGNED),
+                     "only the assigned approver (maria) with the manager or admin role may approve, not diana",
+                     id="another-manager"),
         pytest.param(ctx(dataclasses.replace(APPROVABLE, reviewer="maria"), actor="maria",
                          employee_digest=employee_digest(dataclasses.replace(APPROVABLE, reviewer="maria"))),
                      "maria is the reviewer and cannot approve their own review", id="four-eyes"),
@@ -184,8 +195,9 @@ def test_approve_guards(context: Context, reason: str) -> None:
         fire("submitted", "approve", context)
 
 
-def test_approve_by_an_admin_who_is_not_the_reviewer() -> None:
-    assert fire("submitted", "approve", ctx(APPROVABLE, actor="ann", roles=frozenset({"admin"}),
+def test_approve_by_an_admin_who_is_the_assigned_approver_and_not_the_reviewer() -> None:
+    assigned = dataclasses.replace(APPROVABLE, approver="ann")
+    assert fire("submitted", "approve", ctx(assigned, actor="ann", roles=frozenset({"admin"}),
                                             employee_digest=SIGNED)) == "approved"
 
 
@@ -201,18 +213,30 @@ def test_manager_comments_written_after_the_reviewer_signed_do_not_void_the_subm
         pytest.param("reject", "submitted", ctx(comment=None), "a comment is required", id="reject-none"),
         pytest.param("reject", "submitted", ctx(comment="  "), "a comment is required", id="reject-blank"),
         pytest.param("reject", "submitted", ctx(actor="bob", roles=REVIEWER, comment="meh"),
-                     "bob does not have the manager role", id="reject-non-manager"),
+                     "only the assigned approver (maria) with the manager or admin role or the reviewer's manager "
+                     "with the manager role may reject, not bob", id="reject-non-manager"),
         pytest.param("reopen", "approved", ctx(actor="bob", roles=REVIEWER),
-                     "bob does not have the manager role", id="reopen-non-manager"),
+                     "only the assigned approver (maria) with the manager role", id="reopen-non-manager"),
         pytest.param("reopen", "approved", ctx(actor="pulsecheck", roles=frozenset(), cause="scheduler"),
-                     "pulsecheck does not have the manager role", id="reopen-by-scheduler"),
+                     "only the assigned approver (maria) with the manager role", id="reopen-by-scheduler"),
         pytest.param("close", "approved", ctx(actor="olga", roles=frozenset({"ops"})),
-                     "olga is neither the reviewer nor a manager", id="close-stranger"),
+                     "only the reviewer (bob), the assigned approver (maria), the reviewer's manager, an admin or the "
+                     "scheduler may close, not olga", id="close-stranger"),
         pytest.param("close", "approved", ctx(actor="pulsecheck", roles=frozenset(), cause="rule:x"),
-                     "pulsecheck is neither the reviewer nor a manager", id="close-by-rule"),
+                     "only the reviewer (bob)", id="close-by-rule"),
+        pytest.param("close", "approved", ctx(actor="bob", roles=REVIEWER),
+                     "the reviewer's signature does not verify", id="close-unsigned"),
+        pytest.param("close", "approved", ctx(APPROVABLE, actor="bob", roles=REVIEWER, employee_digest=SIGNED,
+                                              manager_digest=manager_digest(COMPLETE)),
+                     "the approver's signature does not verify", id="close-manager-signature-broken"),
+        pytest.param("reassign", "submitted", ctx(actor="diana", comment="away"),
+                     "only the reviewer's manager with the manager role or an admin may reassign, not diana",
+                     id="reassign-by-another-manager"),
+        pytest.param("reassign", "submitted", ctx(reviewer_manager="maria"), "a comment is required",
+                     id="reassign-without-comment"),
         pytest.param("withdraw", "draft", ctx(comment=None), "a comment is required", id="withdraw-none"),
         pytest.param("withdraw", "draft", ctx(actor="bob", roles=REVIEWER, comment="dup"),
-                     "bob does not have the manager role", id="withdraw-non-manager"),
+                     "only the assigned approver (maria) with the manager role", id="withdraw-non-manager"),
     ],
 )
 def test_refusals_name_the_reason(event: str, state: str, context: Context, reason: str) -> None:
@@ -226,15 +250,19 @@ def test_refusals_name_the_reason(event: str, state: str, context: Context, reas
         pytest.param("reopen", "approved", ctx(actor="pulsecheck", roles=frozenset(), cause="rule:drop"),
                      "draft", id="reopen-by-rule"),
         pytest.param("reopen", "approved", ctx(), "draft", id="reopen-by-manager"),
-        pytest.param("close", "approved", ctx(actor="pulsecheck", roles=frozenset(), cause="scheduler"),
+        pytest.param("close", "approved", ctx(actor="pulsecheck", roles=frozenset(), cause="scheduler", **SIGNATURES),
                      "closed", id="close-by-scheduler"),
-        pytest.param("close", "approved", ctx(actor="bob", roles=REVIEWER), "closed", id="close-by-reviewer"),
-        pytest.param("close", "approved", ctx(actor="mike", roles=MANAGER), "closed", id="close-by-manager"),
+        pytest.param("close", "approved", ctx(actor="bob", roles=REVIEWER, **SIGNATURES), "closed",
+                     id="close-by-reviewer"),
+        pytest.param("close", "approved", ctx(actor="mike", roles=MANAGER, reviewer_manager="mike", **SIGNATURES),
+                     "closed", id="close-by-the-reviewers-manager"),
+        pytest.param("reassign", "draft", ctx(actor="ann", roles=frozenset({"admin"}), comment="away"), "draft",
+                     id="reassign-by-admin"),
         pytest.param("reject", "submitted", ctx(COMPLETE, comment="Add evidence"), "draft",
                      id="reject-needs-no-manager-comments"),
         pytest.param("escalate", "submitted", ctx(ReviewContent("ACME", "bob"), actor="pulsecheck",
                                                   roles=frozenset(), cause="rule:x"),
-                     "submitted", id="escalate-has-no-guard"),
+                     "submitted", id="escalate-by-rule"),
     ],
 )
 def test_allowed_actors(event: str, state: str, context: Context, expected: str) -> None:
@@ -348,7 +376,8 @@ class ReviewWalk(RuleBasedStateMachine):
     def fire_event(self, event: str, actor: str, content: ReviewContent, comment: str | None, cause: str,
                    signed: bool) -> None:
         context = Context(content=content, actor=actor, actor_roles=ACTORS[actor], now=NOW, comment=comment,
-                          cause=cause, employee_digest=employee_digest(content) if signed else SIGNED)
+                          cause=cause, employee_digest=employee_digest(content) if signed else SIGNED,
+                          manager_digest=manager_digest(content) if signed else None, reviewer_manager="maria")
         self.apply(event, context)
 
     def apply(self, event: str, context: Context) -> None:

@@ -53,6 +53,7 @@ def context(session: Session, cycle: ReviewCycle, actor: User, comment: str | No
         actor_roles=frozenset(actor.role_set),
         steps_done=frozenset(steps_of(session, cycle.id)),
         comment=comment,
+        owner_manager=session.scalar(select(User.manager_name).where(User.name == cycle.owner)),
     )
 
 

@@ -82,7 +82,7 @@ def start(
     ctx = machine.Context(owner=owner or actor.name, actor=actor.name, actor_roles=frozenset(actor.role_set))
     state = machine.fire(machine.NEW, "start", ctx)
     owner_user = get_user(session, owner or actor.name, what="--owner")
-    if not owner_user.role_set & machine.RUNNER_ROLES:
+    if not machine.may_own(owner_user.name, owner_user.role_set):
         raise InputError(f"--owner {owner_user.name}: neither a reviewer nor a manager")
     chosen = sorted(set(segments))
     known, in_scope = _in_scope(session, chosen)

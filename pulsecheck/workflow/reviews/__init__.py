@@ -8,6 +8,7 @@ from pulsecheck.workflow.reviews.lifecycle import (
     get_review,
     new_review,
     open_review_for,
+    reassign,
     transition,
 )
 from pulsecheck.workflow.reviews.template import add_action, add_risk, fill, set_field
@@ -31,6 +32,7 @@ __all__ = [
     "get_review",
     "list_reviews",
     "new_review",
+    "reassign",
     "open_review_for",
     "replayed_state",
     "review_dict",

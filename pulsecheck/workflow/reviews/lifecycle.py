@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.states import permissions
 from pulsecheck.states import review as machine
 from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
@@ -41,7 +42,7 @@ def open_review_for(session: Session, account_id: int) -> Review | None:
 def new_review(
     session: Session,
     account_ref: str,
-    actor: str,
+    actor: User | str,
     now: datetime,
     due_in: timedelta,
     reviewer: str | None = None,
@@ -52,11 +53,12 @@ def new_review(
     cause: str = "user",
 ) -> Review:
     """Open a draft review of an account; the baseline score comes from its latest snapshot."""
+    name, roles = _name_and_roles(session, actor)
     account = get_account(session, account_ref)
     existing = open_review_for(session, account.id)
     if existing is not None:
         raise RefusedError(f"account {account.external_id} already has review {existing.id} ({existing.state})")
-    reviewer_name, approver_name = _people(session, account, actor, reviewer, approver)
+    reviewer_name, approver_name = _people(session, account, name, reviewer, approver)
     if due is not None and due <= now:
         raise InputError(f"--due {due.date()}: must be in the future")
     if priority not in PRIORITIES:
@@ -81,8 +83,29 @@ def new_review(
         baseline_bucket=snapshot.bucket if snapshot else None,
     )
     session.add(review)
-    _apply(session, review, "open", actor, now, roles=frozenset(), cause=cause)
+    _apply(session, review, "open", name, now, roles=roles, cause=cause)
     return review
+
+
+def _name_and_roles(session: Session, actor: User | str) -> tuple[str, frozenset[str]]:
+    """The acting name and roles: a User as given; a name (the scheduler's, a rule's, a script's) with the roles
+    of the user of that name, if any."""
+    if isinstance(actor, str):
+        user = session.scalar(select(User).where(User.name == actor))
+        return actor, frozenset(user.role_set if user else ())
+    return actor.name, frozenset(actor.role_set)
+
+
+def check_approver(session: Session, approver: str, reviewer: str, what: str = "--approver") -> User:
+    """The user `approver` if they may approve `reviewer`'s review: one the permission table lets approve as the
+    assigned approver, and never the reviewer (four-eyes)."""
+    user = get_user(session, approver, what=what)
+    if approver == reviewer:
+        raise InputError(f"{what}: {approver} is also the reviewer (four-eyes)")
+    who = permissions.actor(user.name, user.role_set, {"its_approver": user.name, "its_reviewer": reviewer})
+    if not permissions.allowed("review.approve", who):
+        raise InputError(f"{what}: {approver} does not have the manager role")
+    return user
 
 
 def _people(
@@ -94,10 +117,7 @@ def _people(
     reviewer_user = get_user(session, reviewer_name, what="--reviewer")
     approver_name = approver or reviewer_user.manager_name or (account.manager.name if account.manager else None)
     if approver_name is not None:
-        if not get_user(session, approver_name, what="--approver").role_set & machine.MANAGER_ROLES:
-            raise InputError(f"--approver: {approver_name} does not have the manager role")
-        if approver_name == reviewer_name:
-            raise InputError(f"--approver: {approver_name} is also the reviewer (four-eyes)")
+        check_approver(session, approver_name, reviewer_name)
     return reviewer_name, approver_name
 
 
@@ -119,6 +139,8 @@ def _apply(
         comment=comment,
         cause=cause,
         employee_digest=review.employee_digest,
+        manager_digest=review.manager_digest,
+        reviewer_manager=session.scalar(select(User.manager_name).where(User.name == review.reviewer)),
     )
     before = review.state
     after = machine.fire(before, event, ctx)
@@ -167,10 +189,24 @@ def transition(
 ) -> Review:
     """Fire `event` on a review as `actor`; refused events raise with the guard's reason."""
     review = get_review(session, review_id)
-    name, roles = (actor, frozenset()) if isinstance(actor, str) else (actor.name, frozenset(actor.role_set))
+    name, roles = _name_and_roles(session, actor)
     if event == "approve" and comment and not (review.manager_comments or "").strip():
         review.manager_comments = comment  # `approve --comment` fills the manager's comments
     _apply(session, review, event, name, now, roles, comment, cause)
+    return review
+
+
+def reassign(session: Session, review_id: int, approver: str, actor: User, now: datetime, comment: str) -> Review:
+    """Move a review to another approver (the reviewer's manager or an admin, with a comment; audited as a
+    `reassign` event that keeps the state); a signed-off approval is not moved, and the reviewer never approves."""
+    review = get_review(session, review_id)
+    check_approver(session, approver, review.reviewer)
+    if approver == review.approver:
+        raise RefusedError(f"review {review.id}: {approver} is already the approver")
+    said = f"approver {review.approver or '-'} -> {approver}: {comment.strip()}" if comment.strip() else comment
+    _apply(session, review, "reassign", actor.name, now, frozenset(actor.role_set), said)
+    review.approver = approver
+    session.flush()
     return review
 
 

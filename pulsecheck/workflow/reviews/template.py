@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, RefusedError
+from pulsecheck.states import permissions
 from pulsecheck.states import review as machine
 from pulsecheck.states.review import SETTABLE, TEXT_FIELDS
 from pulsecheck.storage.models import MitigationAction, Review, ReviewEvent, Risk, User
@@ -21,15 +23,28 @@ if TYPE_CHECKING:
     from pulsecheck.workflow.review_form import ReviewForm
 
 
-def _editable(review: Review, user: User, fields: list[str]) -> None:
+# Fields only the approver's side sets; the approver itself moves only through `review reassign` (audited).
+MANAGER_FIELDS = ("manager_comments", "priority", "due_at", "reviewer")
+
+
+def _editable(session: Session, review: Review, user: User, fields: list[str]) -> None:
+    """Refused when the review is approved (frozen: `reopen` it) or closed, or the permission table does not
+    let `user` change these fields of it."""
+    if review.state == "approved":
+        raise RefusedError(
+            f"review {review.id} is approved and frozen: reopen it to change it (signatures are cleared)"
+        )
     if review.state not in machine.EDITABLE_STATES:
         raise RefusedError(f"review {review.id} is {review.state} and read-only")
-    is_manager = bool(user.role_set & machine.MANAGER_ROLES)
-    for field in fields:
-        if field in ("manager_comments", "priority", "due_at", "reviewer", "approver") and not is_manager:
-            raise RefusedError(f"only a manager can change {field}")
-        if field not in ("manager_comments",) and not (is_manager or user.name == review.reviewer):
-            raise RefusedError(f"{user.name} is not the reviewer ({review.reviewer}) of review {review.id}")
+    if "approver" in fields:
+        raise RefusedError("the approver changes with `review reassign ID --approver M --comment TEXT`")
+    manager = session.scalar(select(User.manager_name).where(User.name == review.reviewer))
+    parties = {"its_reviewer": review.reviewer, "its_approver": review.approver}
+    who = permissions.actor(user.name, user.role_set, parties, {review.reviewer: manager})
+    action = "review.edit_manager_fields" if set(fields) & set(MANAGER_FIELDS) else "review.edit"
+    reason = permissions.refusal(action, who)
+    if reason:
+        raise RefusedError(f"review {review.id}: {reason}")
 
 
 def _touch(session: Session, review: Review, user: User, now: datetime, fields: list[str]) -> None:
@@ -58,7 +73,7 @@ def set_field(
     review = get_review(session, review_id)
     if field not in SETTABLE:
         raise InputError(f"unknown field {field!r}: choose from {', '.join(SETTABLE)}")
-    _editable(review, user, [field])
+    _editable(session, review, user, [field])
     text = value.strip()
     if field in TEXT_FIELDS:
         setattr(review, field, text or None)
@@ -90,7 +105,7 @@ def fill(session: Session, review_id: int, form: ReviewForm, user: User, now: da
     """Apply a validated form; `risks`, when given, replaces all risks and their actions."""
     review = get_review(session, review_id)
     fields = sorted(form.model_fields_set)
-    _editable(review, user, fields)
+    _editable(session, review, user, fields)
     for field in fields:
         if field != "risks":
             setattr(review, field, getattr(form, field))
@@ -140,7 +155,7 @@ def add_risk(
     from pulsecheck.workflow.review_form import RiskForm, parse_form
 
     review = get_review(session, review_id)
-    _editable(review, user, ["risks"])
+    _editable(session, review, user, ["risks"])
     data = {
         "description": description,
         "evidence": evidence,
@@ -169,7 +184,7 @@ def add_action(
 ) -> MitigationAction:
     """Append a mitigation action to one risk of the template."""
     review = get_review(session, review_id)
-    _editable(review, user, ["actions"])
+    _editable(session, review, user, ["actions"])
     if not any(r.number == risk_number for r in review.risks):
         raise InputError(f"--risk {risk_number}: review {review.id} has no risk {risk_number}")
     if not description.strip():
