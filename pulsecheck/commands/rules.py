@@ -213,10 +213,13 @@ def evaluate(app: App, dry_run: bool, as_of: str | None, account: str | None, as
         "firings": [{"account": a, "rule": r} for a, r in report.firings],
         "actions": [vars(p) for p in report.actions],
         "resolved": [vars(p) for p in report.resolved],
+        "recovered": report.recovered,
     }
     if as_json:
         emit_json(data)
         return
+    for line in report.recovered:
+        click.echo(f"{line}: marked failed", err=True)
     prefix = "would " if dry_run else ""
     click.echo(
         f"{'dry run: ' if dry_run else ''}{report.accounts} accounts, {len(report.firings)} firing(s), "

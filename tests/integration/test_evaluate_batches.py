@@ -165,7 +165,7 @@ def test_evaluate_json_round_trip_in_process(rules_portfolio: Database, monkeypa
     result = CliRunner().invoke(cli, ["evaluate", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"as_of", "dry_run", "run", "accounts", "firings", "actions", "resolved"}
+    assert set(data) == {"as_of", "dry_run", "run", "accounts", "firings", "actions", "resolved", "recovered"}
     assert data["accounts"] == 12 and data["dry_run"] is False and data["run"] == 1
     assert {"account": "ACME", "rule": "drop-with-complaints"} in data["firings"]
     escalated = [a for a in data["actions"] if a["action"] == "escalate"]
