@@ -143,13 +143,18 @@ def _run(todo: list[Case]) -> list[list[tuple[int, str]] | str]:
     try:
         return _in_worker(todo)
     except BrokenProcessPool:
-        results: list[list[tuple[int, str]] | str] = []
-        for case in todo:
-            try:
-                results.extend(_in_worker([case]))
-            except BrokenProcessPool:
-                results.append("the engine crashed (its worker process died)")
-        return results
+        pass
+    try:
+        _in_worker([])
+    except BrokenProcessPool:  # not the rules: a worker process cannot even start here
+        raise durable.EngineCrashed("the durable-rules engine cannot run: its worker process dies at start") from None
+    results: list[list[tuple[int, str]] | str] = []
+    for case in todo:
+        try:
+            results.extend(_in_worker([case]))
+        except BrokenProcessPool:
+            results.append("the engine crashed (its worker process died)")
+    return results
 
 
 def _in_worker(todo: list[Case]) -> list[list[tuple[int, str]] | str]:
