@@ -39,7 +39,7 @@ class Runtime:
     clock: Callable[[], datetime]
 
 
-CADENCE_BATCH = 500  # accounts per transaction of a cadence job: the write lock is never held for long
+CADENCE_BATCH = 100  # accounts per transaction of a cadence job: the write lock is never held for long
 
 _runtime: Runtime | None = None
 _claim: Callable[[Session], None] | None = None

@@ -304,3 +304,93 @@ def test_a_killed_evaluate_and_killed_once_passes_end_as_one_run(portfolio: Port
     finish(db, AT, "scheduler", "run", "--once")
     assert_interrupted_runs_failed(db, interrupted=2)
     assert_same(db, portfolio.reference)
+
+
+# --- a cadence job and the dispatch job ----------------------------------------------------------------------
+
+MONDAY_EARLY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)  # the weekly cadence (Mondays 09:00) is due
+
+
+def small_portfolio(db: Path, accounts: int, config: str) -> None:
+    """Users and `accounts` accounts of segment smb, without scores or rules; the jobs created at MONDAY_EARLY."""
+    db.parent.mkdir()
+    (db.parent / "pulsecheck.toml").write_text(config)
+    (db.parent / "rules.yaml").write_text(RULES)
+    database = Database(f"sqlite:///{db}")
+    upgrade(database.engine)
+    with database.transaction() as session:
+        add_user(session, "maria", ["manager"], MONDAY_EARLY)
+        for k in range(5):
+            add_user(session, f"csm{k}", ["reviewer"], MONDAY_EARLY, manager="maria")
+        add_user(session, "olga", ["ops"], MONDAY_EARLY)
+        owners = {name: uid for uid, name in session.execute(select(User.id, User.name))}
+    rows = [
+        {"id": i, "external_id": f"C{i:05d}", "name": f"Account {i}", "segment": "smb",
+         "owner_id": owners[f"csm{i % 5}"], "manager_id": owners["maria"]}
+        for i in range(1, accounts + 1)
+    ]  # fmt: skip
+    with database.engine.begin() as conn:
+        conn.execute(insert(Account), rows)
+    database.dispose()
+    finish(db, MONDAY_EARLY, "scheduler", "run", "--once")
+    settle(db)
+
+
+def count(db: Path, sql: str) -> int:
+    return int(query(db, sql)[0][0])
+
+
+def test_a_daemon_killed_twice_in_a_cadence_job_opens_each_review_once(tmp_path: Path):
+    seed_db = tmp_path / "seed" / "pulsecheck.db"
+    small_portfolio(seed_db, 300, '[scheduler]\nevaluate = "off"\n[cadence.smb]\nschedule = "weekly"\n')
+    reference = copy_of(seed_db, tmp_path / "reference")
+    finish(reference, MONDAY, "scheduler", "run", "--once")
+    expected = content(reference)
+    assert len(expected["reviews"]) == 300
+    db = copy_of(seed_db, tmp_path / "crash")
+    for done in (100, 200):  # cadence commits 100 accounts at a time
+        daemon = start(db, MONDAY, "scheduler", "run")
+        kill_when(daemon, lambda done=done: count(db, "SELECT count(*) FROM reviews") >= done, f"{done} reviews")
+    daemon = start(db, MONDAY, "scheduler", "run")
+    assert "100 review(s) opened over 300 account(s)" in daemon.wait_for("cadence:smb: cadence smb:")
+    daemon.wait_for("dispatch-notifications:")
+    daemon.popen.send_signal(signal.SIGTERM)
+    assert daemon.popen.wait(timeout=60) == 0
+    assert_same(db, expected)
+
+
+def test_a_pass_killed_twice_while_dispatching_sends_everything_and_loses_nothing(tmp_path: Path):
+    outbox = tmp_path / "outbox.jsonl"
+    config = f'[scheduler]\nevaluate = "off"\n[notifications.file]\npath = "{outbox}"\n'
+    db = tmp_path / "crash" / "pulsecheck.db"
+    small_portfolio(db, 10, config)
+    rows = [
+        {"dedupe_key": f"bulk:{n}", "kind": "review_due", "channel": "file", "recipient": f"csm{n % 5}",
+         "subject": f"message {n}", "body": f"body {n}", "payload": {}, "status": "pending", "attempts": 0,
+         "created_at": MONDAY_EARLY, "next_attempt_at": MONDAY_EARLY}
+        for n in range(600)
+    ]  # fmt: skip
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+    database = Database(f"sqlite:///{db}")
+    with database.engine.begin() as conn:
+        conn.execute(insert(Notification), rows)
+    database.dispose()
+    sent = "SELECT count(*) FROM notifications WHERE status = 'sent'"
+    for done in (200, 400):
+        once = start(db, MONDAY, "scheduler", "run", "--once")
+        kill_when(once, lambda done=done: count(db, sent) >= done, f"{done} sent")
+    finish(db, MONDAY, "scheduler", "run", "--once")  # the dispatch job was still due: it runs again
+    statuses = query(db, "SELECT status, attempts, next_attempt_at, count(*) FROM notifications GROUP BY 1, 2, 3")
+    in_flight = [row for row in statuses if row[0] == "pending"]
+    # A row claimed when its dispatcher died waits out the dispatcher's lease (notifications.dispatch.LEASE)
+    assert sum(row[3] for row in in_flight) <= 2
+    lease_end = (MONDAY + timedelta(minutes=10)).isoformat(" ")[:19]
+    assert all(row[1] == 1 and row[2][:19] == lease_end for row in in_flight)
+    finish(db, MONDAY + timedelta(minutes=11), "scheduler", "run", "--once")
+    assert count(db, sent) == 600
+    delivered = [line for line in outbox.read_text().splitlines() if line]
+    keys = {f"bulk:{n}" for n in range(600)}
+    assert {key for key in keys if f'"{key}"' in "".join(delivered)} == keys  # every message went out
+    assert len(delivered) - 600 <= 2  # at most one message twice per kill, sent but not yet recorded
