@@ -40,6 +40,7 @@ __all__ = ["LOCK_KEY", "Deposed", "LeaderLock", "run_due", "run_forever", "run_o
 
 DISPATCH = "dispatch-notifications"
 POLL = 1.0  # seconds: the daemon's longest sleep between passes (and between checks that it still leads)
+DEPOSED_BACKOFF = 3  # standby polls a deposed leader waits before it competes again
 log = logging.getLogger("pulsecheck.scheduler")
 
 
@@ -199,6 +200,8 @@ def run_forever(
             _lead(rt, stop, lock, echo)
         finally:
             lock.release()
+        if not stop.is_set():  # deposed: the standbys that kept polling go first, rather than a flapping leader
+            stop.wait(DEPOSED_BACKOFF * standby_poll)
     echo("stopped")
 
 
