@@ -180,12 +180,13 @@ def test_a_leader_whose_connection_dies_stops_running_jobs_and_competes_again(pg
     try:
         daemon.wait_for("leader:")
         with pg_database.engine.connect() as conn:  # what a database restart or a network cut does to it
+            schema = conn.execute(text("SELECT hashtext(current_schema())")).scalar_one() & 0xFFFFFFFF
             killed = conn.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                    " WHERE locktype = 'advisory' AND classid = :key AND granted"
+                    " WHERE locktype = 'advisory' AND classid = :key AND objid = :schema AND granted"
                 ),
-                {"key": LOCK_KEY},
+                {"key": LOCK_KEY, "schema": schema},  # this test's schema only: other tests may share the server
             ).all()
         assert killed == [(True,)]
         daemon.wait_for("lost the leader lock")

@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
+from pulsecheck.app import install_hooks
+from pulsecheck.config import load_settings
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, Notification, ScoreSnapshot, User
@@ -161,10 +163,12 @@ def content(db: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def assert_same(db: Path, reference: dict[str, list[tuple[Any, ...]]]) -> None:
+    """The same rows as the reference, and an audit chain every committed change joined (nothing half-written)."""
     found = content(db)
     for name, rows in reference.items():
         assert len(found[name]) == len(rows), f"{name}: {len(found[name])} rows, reference {len(rows)}"
         assert found[name] == rows, f"{name} differ from the uninterrupted run"
+    finish(db, AT, "audit", "verify")
 
 
 def assert_interrupted_runs_failed(db: Path, interrupted: int) -> None:
@@ -187,13 +191,20 @@ def assert_interrupted_runs_failed(db: Path, interrupted: int) -> None:
 # --- the portfolio ---------------------------------------------------------------------------------------------
 
 
+def audited(db: Path) -> Database:
+    """A new database with the commit hooks the commands install (the audit chain among them)."""
+    database = Database(f"sqlite:///{db}")
+    upgrade(database.engine)
+    install_hooks(database, load_settings(db=database.url, config=str(db.parent / "pulsecheck.toml"), env={}))
+    return database
+
+
 def seed(db: Path, accounts: int) -> None:
     """Users, the example model, RULES active, and `accounts` accounts with one score each: every 80th scores
     low (an escalation), every 100th renews within 45 days with a middling score (a review)."""
     (db.parent / "rules.yaml").write_text(RULES)
     (db.parent / "pulsecheck.toml").write_text(CONFIG)
-    database = Database(f"sqlite:///{db}")
-    upgrade(database.engine)
+    database = audited(db)
     with database.transaction() as session:
         add_user(session, "maria", ["manager"], BEFORE)
         for k in range(20):
@@ -317,8 +328,7 @@ def small_portfolio(db: Path, accounts: int, config: str) -> None:
     db.parent.mkdir()
     (db.parent / "pulsecheck.toml").write_text(config)
     (db.parent / "rules.yaml").write_text(RULES)
-    database = Database(f"sqlite:///{db}")
-    upgrade(database.engine)
+    database = audited(db)
     with database.transaction() as session:
         add_user(session, "maria", ["manager"], MONDAY_EARLY)
         for k in range(5):
