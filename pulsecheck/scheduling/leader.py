@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
 from pulsecheck.storage.models import SchedulerLeader
-from pulsecheck.workflow.leases import Heartbeat, gone, this_process, wall_clock
+from pulsecheck.workflow.leases import BOOKKEEPING, Heartbeat, gone, this_process, wall_clock
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -219,7 +219,8 @@ class LeaderLock:
 
     def _check(self, session: Session) -> None:
         """Before a transaction that wrote commits: the epoch, locked until the commit, must still be ours."""
-        if not session.info.pop(WROTE, False) or self.epoch is None:
+        session.flush()  # what is still pending is written now, so that it counts (the commit would flush later)
+        if not session.info.pop(WROTE, False) or self.epoch is None or session.info.get(BOOKKEEPING):
             return
         query = select(_TABLE.c.epoch).where(_TABLE.c.id == ROW).with_for_update()
         current = session.execute(query).scalar_one()
@@ -241,3 +242,4 @@ def _wrote_by_statement(state: Any) -> None:
 
 def _forget(session: Session) -> None:
     session.info.pop(WROTE, None)
+    session.info.pop(BOOKKEEPING, None)

@@ -30,7 +30,7 @@ from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, EvaluationRun
 from pulsecheck.vocab import NOTIFY_ROLES, SEVERITIES
 from pulsecheck.workflow.actions import ActionLog, Batches, Planned
-from pulsecheck.workflow.leases import Heartbeat, Holder, gone, this_process, wall_clock
+from pulsecheck.workflow.leases import BOOKKEEPING, Heartbeat, Holder, gone, this_process, wall_clock
 from pulsecheck.workflow.models import approved_model
 from pulsecheck.workflow.rulesets import active_rules
 
@@ -244,11 +244,12 @@ def _run_recorded(
     except Exception as exc:
         try:
             with unit() as session:
+                session.info[BOOKKEEPING] = True  # a deposed scheduler still says its run failed
                 failed = session.get(EvaluationRun, batches.run_id)
                 assert failed is not None
                 failed.status, failed.finished_at = "failed", batches.now
                 failed.error = f"{type(exc).__name__}: {exc}"[:2000]
-        except Exception:  # noqa: BLE001 - e.g. a deposed scheduler may not commit: its lease runs out instead
+        except Exception:  # noqa: BLE001 - e.g. the database is gone: the run's lease runs out instead
             logger.warning("run %s: could not record its failure", batches.run_id, exc_info=True)
         raise
     with unit() as session:
@@ -265,7 +266,8 @@ def recover_runs(session: Session, now: datetime, wall: datetime | None = None) 
     Returns one line per run so marked."""
     wall = wall or wall_clock()
     found = []
-    for run in session.scalars(select(EvaluationRun).where(EvaluationRun.status == "running").order_by("id")):
+    running = select(EvaluationRun).where(EvaluationRun.status == "running").order_by(EvaluationRun.id)
+    for run in session.scalars(running):
         why = gone(run.holder, run.lease_until, wall)
         if why is None:
             continue

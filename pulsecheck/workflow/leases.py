@@ -22,6 +22,9 @@ from functools import cache
 from pathlib import Path
 
 log = logging.getLogger("pulsecheck.leases")
+# session.info key: this transaction only records what became of a piece of work (a run failed), so a fence
+# (scheduling.leader) lets it commit even for a deposed scheduler; the work itself stays fenced.
+BOOKKEEPING = "pulsecheck.bookkeeping"
 
 
 def wall_clock() -> datetime:

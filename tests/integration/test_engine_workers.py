@@ -27,7 +27,7 @@ ENGINE_STAGE = textwrap.dedent(
     rules = load_rules_file({str(EXAMPLES / "rules.yaml")!r})
     rnd = random.Random(1)
     facts = [
-        (i, {{"score": rnd.uniform(0, 100), "open_complaints": rnd.randint(0, 3), "days_to_renewal": rnd.randint(0, 400)}})
+        (i, {{"score": rnd.uniform(0, 100), "open_complaints": rnd.randint(0, 3)}})
         for i in range(1_000_000)
     ]
     durable.evaluate(rules, facts, workers=2)

@@ -103,9 +103,11 @@ def test_a_deposed_leader_cannot_commit_a_write(any_url: str):
     new = depose(old, any_url)
     with pytest.raises(Deposed, match="another scheduler took over"), old.database.transaction() as session:
         add_user(session, "mallory", ["ops"], NOW)
+    with pytest.raises(Deposed), old.database.transaction() as session:
+        session.add(User(name="mallet", roles="ops", created_at=NOW))  # pending until the commit flushes it
     assert not old.held()
     with new.database.transaction() as session:  # the new leader writes as usual
-        assert session.scalar(select(User).where(User.name == "mallory")) is None
+        assert session.scalars(select(User).where(User.name.in_(["mallory", "mallet"]))).all() == []
         add_user(session, "nora", ["ops"], NOW)
     new.release()
     old.release()
@@ -280,3 +282,37 @@ def test_a_postgres_leader_whose_lock_connection_dies_stops_and_the_standby_runs
     failover(pg_url, pg_url, tmp_path, pg_database, cut_lock_connection)
     with pg_database.transaction() as session:
         assert session.get(SchedulerLeader, 1).epoch == 2  # type: ignore[union-attr]
+
+
+def test_an_evaluation_deposed_between_batches_stops_there_and_records_its_run_as_failed(
+    rules_portfolio: Database, monkeypatch: pytest.MonkeyPatch
+):
+    from pulsecheck.demo.story import DEMO_NOW
+    from pulsecheck.storage.models import Escalation, EvaluationRun
+    from pulsecheck.workflow import actions
+    from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
+
+    url = str(rules_portfolio.engine.url)
+    scheduler_db = Database(url)
+    old = LeaderLock(scheduler_db)
+    assert old.acquire()
+    batches: list[list[int]] = []
+    taken: list[LeaderLock] = []
+    real_batch = actions.Batches.batch
+
+    def batch(self: actions.Batches, session: object, ids: list[int]) -> None:
+        batches.append(ids)
+        if len(batches) == 3:
+            taken.append(depose(old, url))  # between the second and the third batch
+        real_batch(self, session, ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(actions.Batches, "batch", batch)
+    with pytest.raises(Deposed):
+        evaluate(scheduler_db, EvaluationSettings(batch_size=2), DEMO_NOW, DEMO_NOW)
+    with rules_portfolio.transaction() as session:
+        (run,) = session.scalars(select(EvaluationRun)).all()
+        opened = {e.account_id for e in session.scalars(select(Escalation))}
+    assert run.status == "failed" and run.error is not None and run.error.startswith("Deposed: another scheduler")
+    assert opened <= {account for ids in batches[:2] for account in ids}  # nothing of the third batch on
+    taken[0].release()
+    old.release()
