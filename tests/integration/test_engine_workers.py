@@ -71,7 +71,9 @@ def test_killing_the_parent_in_the_rules_stage_takes_its_workers_with_it():
             time.sleep(0.05)
         survivors = [pid for pid in workers if pid_alive(pid)]
         assert survivors == [], f"workers {survivors} outlived their parent by 10 s"
-        assert time.monotonic() - killed < 3
+        gone_after = time.monotonic() - killed
+        print(f"{len(workers)} workers gone {gone_after:.2f} s after their parent was killed")  # shown with -s
+        assert gone_after < 3
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -244,8 +244,11 @@ def failover(first_url: str, second_url: str, tmp_path: Path, database: Database
     print(f"standby took over in {took:.2f} s; jobs: {len(first.reminded())} by the first leader, "
           f"{len(second.reminded())} by the second, {len(both)} by both")  # fmt: skip
     assert both == set()
-    assert first.reminded() | second.reminded() == set(range(1, 601))
-    assert 150 <= len(first.reminded()) < 600
+    # A leader killed -9 may die between a job's commit and its line: at most that one job goes unreported.
+    assert len(set(range(1, 601)) - (first.reminded() | second.reminded())) <= (1 if first.popen.returncode else 0)
+    assert 149 <= len(first.reminded()) < 600
+    with database.transaction() as session:  # and in the database: every review had its first reminder
+        assert session.scalars(select(Review.reminders_sent).distinct()).all() == [1]
     assert took < 5
 
 
