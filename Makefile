@@ -2,10 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# durable-rules does not import on Python 3.13: take the newest 3.11/3.12 on PATH.
+# durable-rules does not import on Python 3.13: take the newest 3.11/3.12 on PATH. The probe's stderr is dropped:
+# a pyenv shim for a version that is not installed exists on PATH but fails, loudly.
 PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))' \
-	&& echo $$p && break; done)
+	2>/dev/null && echo $$p && break; done)
 
 .PHONY: run test lint browser bench clean
 
@@ -18,6 +19,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(VENV)/bin/pulsecheck demo
+	@echo "pulsecheck is in $(VENV)/bin: '. $(VENV)/bin/activate' puts it on PATH (see README.md, A short tour)"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pulsecheck tests bench

@@ -21,7 +21,7 @@ from sqlalchemy import select  # noqa: E402
 
 from pulsecheck.storage.db import Database  # noqa: E402
 from pulsecheck.storage.models import User  # noqa: E402
-from pulsecheck.workflow.cycles import service as cycles  # noqa: E402
+from pulsecheck.workflow import cycles  # noqa: E402
 from pulsecheck.workflow.cycles.steps import run_step  # noqa: E402
 from pulsecheck.workflow.users import add_user  # noqa: E402
 

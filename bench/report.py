@@ -171,7 +171,7 @@ def time_report(database: Database, out: Path) -> float:
 
     start = time.perf_counter()
     with database.transaction() as session:
-        data = build_portfolio(session, NOW, PriorityMatrix.from_config({}), None)
+        data = build_portfolio(session, NOW, PriorityMatrix(), None)
     write_atomic(render_html(data, NOW), out, "--html")
     return time.perf_counter() - start
 

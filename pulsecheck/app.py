@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from pulsecheck.config import Settings
+    from pulsecheck.storage.chain import Signer
     from pulsecheck.storage.db import Database
     from pulsecheck.storage.models import User
 
@@ -29,28 +30,65 @@ def install_hooks(database: Database, settings: Settings) -> None:
     chain.install(database)  # last: it chains what the hooks before it wrote too
 
 
-def open_database(settings: Settings) -> Database:
-    """The database of `settings`, its schema created on first use, with the commit hooks installed."""
+# The commands that create users: checking the role lists before them would lock out the way to fix a list.
+SETUP_COMMANDS = frozenset({"init", "db", "users"})
+
+
+def open_database(settings: Settings, check_roles: bool = True) -> Database:
+    """The database of `settings`, its schema created on first use, the users of `[notifications.roles]`
+    checked (unless `check_roles` is false), with the commit hooks installed."""
     from pulsecheck.storage.db import Database, ensure_schema
 
     database = Database(settings.database_url)
     ensure_schema(database.engine)
+    if check_roles:
+        check_role_users(database, settings)
     install_hooks(database, settings)
     return database
+
+
+def check_role_users(database: Database, settings: Settings) -> None:
+    """InputError naming the settings key when a `[notifications.roles]` list names a user who does not exist."""
+    from sqlalchemy import select
+
+    from pulsecheck.errors import InputError
+    from pulsecheck.storage.models import User
+    from pulsecheck.yamlfile import suggest
+
+    roles = settings.notifications.roles
+    if not any(roles.values()):
+        return
+    with database.engine.connect() as conn:
+        known = set(conn.scalars(select(User.name)))
+    for role, names in roles.items():
+        for name in names:
+            if name not in known:
+                where = settings.where("notifications", "roles", role)
+                raise InputError(f"{where}: unknown user {name!r}{suggest(name, sorted(known))}")
 
 
 class App:
     """What every command needs: settings, the database, the clock and the acting user."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, command: str | None = None) -> None:
         self.settings = settings
+        self.command = command  # the CLI's subcommand, if any
         self._db: Database | None = None
 
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = open_database(self.settings)
+            from pulsecheck.storage.chain import SIGNER
+
+            self._db = open_database(self.settings, check_roles=self.command not in SETUP_COMMANDS)
+            self._db.sessions.configure(info={SIGNER: self.signer()})  # every transaction signs its sign-offs
         return self._db
+
+    def signer(self) -> Signer:
+        """What signs this command's sign-offs: the `[signing]` key, registered to the user who signs off."""
+        from pulsecheck.workflow.keys import signer_for
+
+        return signer_for(self.settings.signing.required, self.settings.signing.key, self.now)
 
     def now(self) -> datetime:
         return self.settings.now()

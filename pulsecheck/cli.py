@@ -95,7 +95,7 @@ def cli(ctx: click.Context, db_url: str | None, config_file: str | None, as_user
     from pulsecheck.app import App
     from pulsecheck.config import load_settings
 
-    ctx.obj = App(load_settings(db=db_url, config=config_file, user=as_user))
+    ctx.obj = App(load_settings(db=db_url, config=config_file, user=as_user), ctx.invoked_subcommand)
 
 
 def register(module_names: Sequence[str]) -> None:
@@ -109,7 +109,10 @@ def register(module_names: Sequence[str]) -> None:
 
 
 register(
-    ["setup", "review", "scoring", "rules", "escalations", "scheduler", "outbox", "cycle", "report", "audit", "demo"]
+    [
+        "setup", "review", "scoring", "rules", "escalations", "scheduler", "outbox", "cycle", "report", "audit",
+        "demo", "config", "keys",
+    ]
 )
 
 

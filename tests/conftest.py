@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pulsecheck.cli import cli
+from pulsecheck.storage import chain
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, Review, User
@@ -49,6 +50,7 @@ def db_url(tmp_path: Path) -> str:
 def database(db_url: str) -> Iterator[Database]:
     database = Database(db_url)
     upgrade(database.engine)
+    chain.install(database)  # what factories write joins the audit chain, as it does through the CLI
     yield database
     database.dispose()
 

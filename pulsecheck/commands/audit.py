@@ -1,4 +1,4 @@
-"""audit: verify the tamper-evident record."""
+"""audit: verify the tamper-evident record, and export its signed sign-offs for an auditor."""
 
 from __future__ import annotations
 
@@ -36,7 +36,30 @@ def audit_verify(app: App, as_json: bool) -> None:
         for problem in report.problems[1:]:
             click.echo(f"  also: {problem}", err=True)
         raise RefusedError(f"audit chain broken at {report.problems[0]}")
-    click.echo(f"audit chain ok: {report.entries} entries, {report.records} records agree with it")
+    click.echo(
+        f"audit chain ok: {report.entries} entries, {report.records} records agree with it, "
+        f"{report.signatures} signatures verify"
+    )
+
+
+@audit.command("export")
+@click.argument("directory", type=click.Path(file_okay=False))
+@pass_app
+def audit_export(app: App, directory: str) -> None:
+    """Write an OpenSSH allowed_signers file and every signed sign-off (statement and signature) to DIRECTORY,
+    with the `ssh-keygen -Y verify` command of each in README.txt: an auditor needs OpenSSH, not pulsecheck.
+
+    \b
+    Example:
+      pulsecheck audit export audit-2026q4 && sh audit-2026q4/verify.sh
+    """
+    from pathlib import Path
+
+    from pulsecheck.workflow.signoffs import export
+
+    with app.transaction() as session:
+        result = export(session, Path(directory))
+    click.echo(f"{result.directory}: {result.entries} signed sign-offs, {result.keys} keys in allowed_signers")
 
 
 COMMANDS = [audit]

@@ -32,7 +32,7 @@ def _settings(app: App) -> CycleSettings:
 @pass_app
 def cycle_start(app: App, period: str, segments: tuple[str, ...], owner: str | None) -> None:
     """Start a cycle: snapshot the accounts in scope, the approved model, the active ruleset, the as-of date."""
-    from pulsecheck.workflow.cycles.service import findings_of, start
+    from pulsecheck.workflow.cycles import findings_of, start
 
     with app.transaction() as session:
         started = start(session, period, segments, owner, app.actor(session), app.now(), app.settings.tz)
@@ -52,7 +52,7 @@ def cycle_start(app: App, period: str, segments: tuple[str, ...], owner: str | N
 @pass_app
 def cycle_list(app: App, state: str | None, as_json: bool) -> None:
     """List cycles, newest first."""
-    from pulsecheck.workflow.cycles.service import list_cycles, summary_dict
+    from pulsecheck.workflow.cycles import list_cycles, summary_dict
 
     with app.transaction() as session:
         data = [summary_dict(session, c) for c in list_cycles(session, state)]
@@ -86,7 +86,7 @@ def cycle_list(app: App, state: str | None, as_json: bool) -> None:
 def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
     """Show a cycle: steps with who/when/result, findings, decisions, history."""
     from pulsecheck.reports.cycle import cycle_markdown
-    from pulsecheck.workflow.cycles.service import cycle_dict, get_cycle
+    from pulsecheck.workflow.cycles import cycle_dict, get_cycle
 
     with app.transaction() as session:
         data = cycle_dict(session, get_cycle(session, cycle_id))
@@ -100,19 +100,26 @@ def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
 @click.argument("cycle_id", type=int)
 @click.argument("step")
 @click.option("--note", metavar="T", help="What you checked or concluded.")
-@click.option("--evidence", multiple=True, metavar="X", help="A path or URL backing the step (repeat).")
+@click.option(
+    "--evidence",
+    multiple=True,
+    metavar="X",
+    help="A file (stored in the database, sealed by its sha256) or an http(s) link backing the step (repeat).",
+)
 @pass_app
 def cycle_step(app: App, cycle_id: int, step: str, note: str | None, evidence: tuple[str, ...]) -> None:
     """Complete STEP (scope, data, model, trends, classify, escalate, document), in that order."""
     from pulsecheck.states.cycle import check_step_name
+    from pulsecheck.workflow.attachments import CYCLE_STEP, links_of
     from pulsecheck.workflow.cycles.steps import run_step
 
     check_step_name(step)
-    settings = _settings(app)
+    settings, limit = _settings(app), app.settings.attachments.max_size
     with app.transaction() as session:
-        row = run_step(session, cycle_id, step, app.actor(session), app.now(), settings, note, evidence)
+        row = run_step(session, cycle_id, step, app.actor(session), app.now(), settings, note, evidence, limit)
         said = [f"cycle {cycle_id}: step {step} done by {row.done_by}"]
         said += [f"  {line}" for line in _headline(step, row.result)]
+        said += [f"  evidence {k.filename}: stored, sha256 {k.sha256}" for k in links_of(session, CYCLE_STEP, row.id)]
     click.echo("\n".join(said))
 
 
@@ -145,7 +152,7 @@ def _headline(step: str, result: dict[str, Any]) -> list[str]:
 @pass_app
 def cycle_decide(app: App, cycle_id: int, account: str, decision: str, owner: str, reason: str | None) -> None:
     """Decide what happens to an at-risk ACCOUNT: monitor it, or escalate it (opens an escalation)."""
-    from pulsecheck.workflow.cycles.service import decide
+    from pulsecheck.workflow.cycles import decide
 
     with app.transaction() as session:
         decide(session, cycle_id, account, decision, owner, reason, app.actor(session), app.now())
@@ -169,7 +176,7 @@ def cycle_finding_add(
     app: App, cycle_id: int, kind: str, detail: str, action: str | None, owner: str | None, due: str | None
 ) -> None:
     """Record a finding of cycle CYCLE_ID."""
-    from pulsecheck.workflow.cycles.service import add_finding
+    from pulsecheck.workflow.cycles import add_finding
 
     due_date = parse_day(due, "--due") if due else None
     with app.transaction() as session:
@@ -184,7 +191,7 @@ def cycle_finding_add(
 @pass_app
 def cycle_finding_close(app: App, finding_id: int, note: str) -> None:
     """Close finding FINDING_ID."""
-    from pulsecheck.workflow.cycles.service import close_finding
+    from pulsecheck.workflow.cycles import close_finding
 
     with app.transaction() as session:
         close_finding(session, finding_id, note, app.actor(session), app.now())
@@ -223,7 +230,7 @@ for _event, _help in (
 @pass_app
 def cycle_verify(app: App, cycle_id: int, as_json: bool) -> None:
     """Check the seal against the cycle's content and that the audit trail explains its state."""
-    from pulsecheck.workflow.cycles.service import get_cycle, verify
+    from pulsecheck.workflow.cycles import get_cycle, verify
 
     with app.transaction() as session:
         found = get_cycle(session, cycle_id)
@@ -250,7 +257,7 @@ def cycle_export(app: App, cycle_id: int, fmt: str, output: str | None) -> None:
     """The cycle's archive: accounts, evidence, step results, findings, decisions, escalation and action log."""
     from pulsecheck.reports.cycle import render
     from pulsecheck.reports.files import write_atomic
-    from pulsecheck.workflow.cycles.service import cycle_dict, get_cycle
+    from pulsecheck.workflow.cycles import cycle_dict, get_cycle
 
     with app.transaction() as session:
         data = cycle_dict(session, get_cycle(session, cycle_id), full=True)

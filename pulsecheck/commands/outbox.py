@@ -68,6 +68,8 @@ def outbox_dispatch(app: App, limit: int | None, as_json: bool) -> None:
 
     with _log_channel_to_stderr():
         report = dispatch(app.db, app.settings, app.now(), limit)
+    if note := app.settings.log_channel_note():
+        click.echo(note, err=True)
     if as_json:
         emit_json(report.to_dict())
         return

@@ -22,14 +22,13 @@ def report_portfolio(app: App, as_of: str | None, segment: str | None, html: str
     """Buckets, score distribution and trend, at-risk accounts, overdue reviews, open escalations and deviations."""
     from pulsecheck.reports.files import check_writable, write_atomic
     from pulsecheck.reports.portfolio import render_html, terminal_summary
-    from pulsecheck.rules.priority import PriorityMatrix
     from pulsecheck.workflow.portfolio import build_portfolio
 
     when = app.now()
     if as_of:
         when = app.end_of_day(parse_day(as_of, "--as-of"))
     target = check_writable(html, "--html") if html else None
-    priority = PriorityMatrix.from_config(app.settings.section("priority"))
+    priority = app.settings.priority.matrix()
     with app.transaction() as session:
         data = build_portfolio(session, when, priority, segment)
     if target is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from pulsecheck.commands.common import App, emit_json, json_option, parse_day, pass_app, table
@@ -121,6 +123,75 @@ def review_history(app: App, review_id: int, as_json: bool) -> None:
         ],
         ["at", "event", "from", "to", "actor", "cause", "comment"],
     )
+
+
+@review.command("attach")
+@click.argument("review_id", type=int)
+@click.argument("file")
+@click.option("--note", metavar="T", help="What the file is (kept with it).")
+@pass_app
+def review_attach(app: App, review_id: int, file: str, note: str | None) -> None:
+    """Store FILE in the database as an attachment of the review (signatures bind its sha256)."""
+    from pulsecheck.workflow.attachments import attach_to_review, read_upload
+
+    upload = read_upload(file, app.settings.attachments.max_size, "FILE")
+    with app.transaction() as session:
+        link = attach_to_review(session, review_id, upload, app.actor(session), app.now(), note)
+        said = f"review {review_id}: attachment {link.number} {link.filename} ({len(upload.content)} bytes, sha256 "
+        said += f"{link.sha256})"
+    click.echo(said)
+
+
+@review.command("attachments")
+@click.argument("review_id", type=int)
+@json_option
+@pass_app
+def review_attachments(app: App, review_id: int, as_json: bool) -> None:
+    """List a review's attachments."""
+    from pulsecheck.workflow.attachments import REVIEW, link_dict, links_of
+    from pulsecheck.workflow.reviews import get_review
+
+    with app.transaction() as session:
+        found = get_review(session, review_id)
+        data = [link_dict(session, link) for link in links_of(session, REVIEW, found.id)]
+    if as_json:
+        emit_json(data)
+        return
+    table(
+        [(a["number"], a["filename"], a["size"], a["sha256"][:16], a["added_by"], a["added_at"][:19], a["note"])
+         for a in data],
+        ["#", "file", "bytes", "sha256", "added by", "added at", "note"],
+    )
+
+
+@review.group("attachment")
+def review_attachment() -> None:
+    """One attachment of a review."""
+
+
+@review_attachment.command("get")
+@click.argument("review_id", type=int)
+@click.argument("number", type=int)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@pass_app
+def review_attachment_get(app: App, review_id: int, number: int, output: str | None) -> None:
+    """Write attachment NUMBER of the review, byte for byte as stored (refused if the bytes changed since)."""
+    from pulsecheck.reports.files import check_writable, write_atomic
+    from pulsecheck.workflow.attachments import REVIEW, content
+    from pulsecheck.workflow.reviews import get_review
+
+    if output:
+        check_writable(output)
+    with app.transaction() as session:
+        found = get_review(session, review_id)
+        _, data = content(session, REVIEW, found.id, number, f"review {review_id}")
+    if output:
+        write_atomic(data, output)
+        click.echo(f"wrote {output}")
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
 
 @review.command("set")

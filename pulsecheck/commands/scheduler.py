@@ -34,6 +34,8 @@ def scheduler_run(app: App, once: bool, as_json: bool) -> None:
     from pulsecheck.scheduling.runner import run_once, runtime
 
     rt = runtime(app.db, app.settings)
+    if note := app.settings.log_channel_note():
+        click.echo(note, err=True)
     if not once:
         _daemon(rt)
         return

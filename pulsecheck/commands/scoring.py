@@ -145,7 +145,7 @@ def model_check(app: App, file: str | None, as_json: bool) -> None:
     from pulsecheck.errors import RefusedError
     from pulsecheck.workflow.models import check_model, read_model_file
 
-    live = file or app.settings.section("scoring").get("model")
+    live = file or app.settings.scoring.model
     if not live:
         raise InputError("no live model file: pass FILE or set [scoring] model in pulsecheck.toml")
     _, parsed = read_model_file(live)

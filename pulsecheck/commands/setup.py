@@ -77,6 +77,22 @@ def users_add(
     click.echo(said)
 
 
+@users.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_app
+def users_import(app: App, file: str) -> None:
+    """Import users from CSV or JSON (all rows or none; re-import updates by name).
+
+    Columns: name, roles (`reviewer;manager` in CSV, a list in JSON), email, manager (a stored user or one
+    anywhere in the file), webhook, login (the OS login or database role the user signs in as).
+    """
+    from pulsecheck.workflow.users import import_users
+
+    with app.transaction() as session:
+        result = import_users(session, file, app.now())
+    click.echo(f"{file}: {result.created} created, {result.updated} updated")
+
+
 @users.command("list")
 @json_option
 @pass_app

@@ -17,10 +17,14 @@ def examples_dir() -> Path:
 
 
 def copy_samples(target: Path) -> list[Path]:
-    """Copy the sample files into `target` (for `pulsecheck init --sample DIR`)."""
+    """Copy the sample files into `target` (for `pulsecheck init --sample DIR`); returns the files written.
+
+    In a checkout, `examples` is a link to the samples themselves: those need no copy (and cannot take one).
+    """
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for path in sorted(examples_dir().iterdir()):
-        if path.is_file():
-            written.append(Path(shutil.copy(path, target / path.name)))
+        destination = target / path.name
+        if path.is_file() and not (destination.exists() and destination.samefile(path)):
+            written.append(Path(shutil.copy(path, destination)))
     return written

@@ -13,14 +13,14 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.states.cycle import STEPS
 from pulsecheck.storage.models import Account, Escalation, User
-from pulsecheck.workflow.cycles import service as cycles
+from pulsecheck.workflow import cycles
 from pulsecheck.workflow.cycles.steps import run_step
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings
     from pulsecheck.storage.db import Database
 
-OWNER, APPROVER = "bob", "maria"  # from workflow/demo.py TEAM: a reviewer and his manager
+OWNER, APPROVER = "bob", "maria"  # from the demo's team (samples/users.csv): a reviewer and his manager
 
 
 def _user(session: Session, name: str) -> User:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pulsecheck.app import install_hooks
-from pulsecheck.config import Settings, load_settings
+from pulsecheck.config import Settings, SettingsFiles, load_settings
 from pulsecheck.demo import examples_dir
 from pulsecheck.errors import PulsecheckError
 from pulsecheck.storage.db import Database
@@ -17,13 +18,13 @@ from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, User
 from pulsecheck.workflow import reviews
 from pulsecheck.workflow.accounts import import_accounts
-from pulsecheck.workflow.review_form import parse_form
-from pulsecheck.workflow.users import add_user
+from pulsecheck.workflow.review_form import ReviewForm, parse_form
+from pulsecheck.workflow.users import import_users
 from pulsecheck.yamlfile import load_file
 
 # The sample data is dated around this moment; a fixed clock keeps the demo's story the same every run.
 DEMO_NOW = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
-TEAM = [  # name, roles, manager
+TEAM = [  # name, roles, manager: the people of samples/users.csv, which the demo imports (a test keeps them equal)
     ("maria", ["manager"], None),
     ("hank", ["manager"], None),
     ("bob", ["reviewer"], "maria"),
@@ -62,8 +63,16 @@ due_in = "14d"
 class Demo:
     """One demo run: prints each step and what the database says afterwards."""
 
-    def __init__(self, database: Database, now: datetime, echo: Callable[[str], None], settings: Settings) -> None:
+    def __init__(
+        self,
+        database: Database,
+        now: datetime,
+        echo: Callable[[str], None],
+        settings: Settings,
+        workdir: Path | None = None,
+    ) -> None:
         self.database = database
+        self.workdir = workdir  # where the people's signing keys go; None: the demo signs nothing
         self.now = now
         self.echo = echo
         self.settings = settings
@@ -84,10 +93,25 @@ class Demo:
     def setup(self) -> None:
         self.step("Team and portfolio")
         with self.database.transaction() as session:
-            for name, roles, manager in TEAM:
-                add_user(session, name, roles, self.now, email=f"{name}@example.com", manager=manager)
+            team = import_users(session, examples_dir() / "users.csv", self.now)
             result = import_accounts(session, examples_dir() / "accounts.csv")
-        self.echo(f"  {len(TEAM)} users; accounts.csv: {result.created} accounts imported")
+        self.echo(f"  users.csv: {team.created} users imported; accounts.csv: {result.created} accounts imported")
+        if self.workdir is not None:
+            self.signing_keys(self.workdir / "keys")
+
+    def signing_keys(self, folder: Path) -> None:
+        """Give each person an SSH key in `folder`, registered by root, and sign every sign-off with it."""
+        from pulsecheck.storage.chain import SIGNER
+        from pulsecheck.workflow.keys import KeySigner, add_key, create_key_file
+
+        shutil.rmtree(folder, ignore_errors=True)
+        paths = {name: folder / name for name, _, _ in TEAM}
+        with self.database.transaction() as session:
+            root = session.scalars(select(User).where(User.name == "root")).one()
+            for name, path in paths.items():
+                add_key(session, root, name, create_key_file(path, f"pulsecheck-demo:{name}"), self.now)
+        self.database.sessions.configure(info={SIGNER: KeySigner(lambda: self.now, keys=paths)})
+        self.echo(f"  {len(paths)} SSH signing keys in {folder}, registered: sign-offs are signed with them")
 
     def scoring(self) -> None:
         from pulsecheck.workflow import deviations as deviation
@@ -162,50 +186,48 @@ class Demo:
             self.echo(f"    {'FIRES' if item['fires'] else 'no   '} {item['rule']}: {marks}")
 
     def review_life(self) -> int:
+        """One review of ACME from draft to closed, with the refusals the guards give on the way."""
         self.step("A health review of ACME, from draft to closed")
-        with self.database.transaction() as session:
-            review = reviews.new_review(session, "ACME", "bob", self.now, timedelta(days=14))
-            review_id = review.id
-        self.echo(
-            f"  review {review_id} opened (reviewer bob, approver maria, due {review.due_at:%Y-%m-%d}, "
-            f"baseline {review.baseline_score} {review.baseline_bucket})"
-        )
+        review_id = self.open_review("ACME", "bob")
         self.act(review_id, "submit", "bob")
         form = parse_form(load_file(examples_dir() / "review.yaml"), "review.yaml")
-        with self.database.transaction() as session:
-            bob = session.scalars(select(User).where(User.name == "bob")).one()
-            reviews.fill(session, review_id, form, bob, self.now)
+        self.fill(review_id, "bob", form)
         self.echo("  bob filled the template from examples/review.yaml (goals, 2 risks, 2 actions)")
         self.act(review_id, "submit", "bob")
         self.act(review_id, "approve", "bob", "looks fine to me")
         self.act(review_id, "reject", "maria", "Add the ARR at risk to the impact of risk 1")
-        with self.database.transaction() as session:
-            bob = session.scalars(select(User).where(User.name == "bob")).one()
-            reviews.fill(
-                session,
-                review_id,
-                parse_form(
-                    {
-                        "risks": [
-                            dict(r.model_dump(), impact="240k ARR at risk if the renewal slips")
-                            if n == 0
-                            else r.model_dump()
-                            for n, r in enumerate(form.risks or [])
-                        ]
-                    },
-                    "edit",
-                ),
-                bob,
-                self.now,
-            )
+        risks = [risk.model_dump() for risk in form.risks or []]
+        risks[0]["impact"] = "240k ARR at risk if the renewal slips"
+        self.fill(review_id, "bob", parse_form({"risks": risks}, "edit"))
         self.echo("  bob updated the impact of risk 1")
         self.act(review_id, "submit", "bob")
         self.act(review_id, "approve", "maria", "Agreed. Track the EBR outcome in the next review.")
         with self.database.transaction() as session:
-            review = reviews.get_review(session, review_id)
-            problems = reviews.verify(review)
-            self.echo(f"  verify: {'signatures match' if not problems else '; '.join(problems)}")
+            problems = reviews.verify(reviews.get_review(session, review_id))
+        self.echo(f"  verify: {'signatures match' if not problems else '; '.join(problems)}")
         self.act(review_id, "close", "maria")
+        self.audit_trail(review_id)
+        return review_id
+
+    def open_review(self, account: str, reviewer: str) -> int:
+        """Open a draft review and print its reviewer, due date and baseline."""
+        with self.database.transaction() as session:
+            review = reviews.new_review(session, account, reviewer, self.now, timedelta(days=14))
+            review_id, approver = review.id, review.approver
+        self.echo(
+            f"  review {review_id} opened (reviewer {reviewer}, approver {approver}, due {review.due_at:%Y-%m-%d}, "
+            f"baseline {review.baseline_score} {review.baseline_bucket})"
+        )
+        return review_id
+
+    def fill(self, review_id: int, actor: str, form: ReviewForm) -> None:
+        """Write a (partial) review form as `actor`."""
+        with self.database.transaction() as session:
+            user = session.scalars(select(User).where(User.name == actor)).one()
+            reviews.fill(session, review_id, form, user, self.now)
+
+    def audit_trail(self, review_id: int) -> None:
+        """Print the review's audit rows, one line each."""
         with self.database.transaction() as session:
             for event in reviews.get_review(session, review_id).events:
                 comment = f": {event.comment}" if event.comment else ""
@@ -213,18 +235,16 @@ class Demo:
                     f"  audit: {event.at:%Y-%m-%d %H:%M} {event.event:<8} {event.from_state or '-':>9} -> "
                     f"{event.to_state:<9} by {event.actor} ({event.cause}){comment}"
                 )
-        return review_id
 
     def cycle_and_report(self, outdir: Path) -> None:
         from pulsecheck.demo.cycle import run_demo_cycle
         from pulsecheck.reports.files import write_atomic
         from pulsecheck.reports.portfolio import render_html
-        from pulsecheck.rules.priority import PriorityMatrix
         from pulsecheck.workflow.portfolio import build_portfolio
 
         run_demo_cycle(self.database, self.settings, self.now, self.echo, outdir)  # prints its own steps
         self.step("The portfolio report")
-        priority = PriorityMatrix.from_config(self.settings.section("priority"))
+        priority = self.settings.priority.matrix()
         with self.database.transaction() as session:
             data = build_portfolio(session, self.now, priority, None)
         report = write_atomic(render_html(data, self.now), outdir / "portfolio.html")
@@ -250,7 +270,7 @@ class Demo:
             for run in run_due(rt, later):
                 missed = f" ({run.missed} missed firings coalesced)" if run.missed and run.id != DISPATCH else ""
                 self.echo(f"     {run.id:<26} {run.result}{missed}")
-        outbox = Path(str(self.settings.section("notifications").get("file", {}).get("path", "")))
+        outbox = Path(self.settings.notifications.channel_options("file").get("path", ""))
         lines = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.is_file() else []
         self.echo(f"  {outbox}: {len(lines)} notifications delivered to the file channel:")
         for kind, count in sorted(Counter(line["kind"] for line in lines).items()):
@@ -268,12 +288,12 @@ def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
         stale.unlink(missing_ok=True)
     config = workdir / "pulsecheck.toml"
     config.write_text(DEMO_CONFIG.format(outbox=(workdir / "notifications.jsonl").resolve()))
-    settings = load_settings(db=f"sqlite:///{path}", config=str(config), env={})
+    settings = load_settings(db=f"sqlite:///{path}", config=str(config), env={}, files=SettingsFiles())
     database = Database(f"sqlite:///{path}")
     upgrade(database.engine)
     install_hooks(database, settings)
     echo(f"pulsecheck demo: database {path}, settings {config}")
-    demo = Demo(database, now, echo, settings)
+    demo = Demo(database, now, echo, settings, workdir)
     demo.setup()
     demo.scoring()
     review_id = demo.review_life()

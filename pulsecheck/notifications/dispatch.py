@@ -8,12 +8,11 @@ SQLite claims under its write lock (`BEGIN IMMEDIATE`) with a lease, so that the
 channel waits on the network.
 
 Settings (`[notifications]`): `retry_base` (1m), `retry_max` (1h), `max_attempts` (5); each channel reads
-its own table, `[notifications.<channel>]`, and its secrets from the environment only.
+its own table, `[notifications.<channel>]`, and its secrets from the environment variables that table names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -26,7 +25,6 @@ from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedE
 from pulsecheck.notifications.channels.base import Channel, DeliveryError
 from pulsecheck.notifications.message import Message
 from pulsecheck.storage.models import Notification
-from pulsecheck.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -61,19 +59,9 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
-        """The policy of `[notifications]`; InputError naming the setting when a value is wrong."""
-        table = settings.section("notifications")
-        where = f"{settings.config_path or 'pulsecheck.toml'}: notifications"
-        base = parse_duration(table["retry_base"], f"{where}.retry_base") if "retry_base" in table else cls.base
-        cap = parse_duration(table["retry_max"], f"{where}.retry_max") if "retry_max" in table else cls.cap
-        attempts = table.get("max_attempts", cls.max_attempts)
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise InputError(f"{where}.max_attempts: expected a whole number of at least 1, got {attempts!r}")
-        if base <= timedelta(0):
-            raise InputError(f"{where}.retry_base: must be longer than 0s")
-        if cap < base:
-            raise InputError(f"{where}.retry_max: must not be shorter than retry_base")
-        return cls(base, cap, attempts)
+        """The policy of `[notifications]` (validated when the settings were loaded)."""
+        notifications = settings.notifications
+        return cls(notifications.retry_base, notifications.retry_max, notifications.max_attempts)
 
     def delay(self, attempts: int, retry_after: float | None = None) -> timedelta:
         """The wait after the `attempts`-th failed attempt; a receiver's Retry-After is waited at least."""
@@ -157,8 +145,8 @@ class _Channels:
     """Each channel built once per pass from `[notifications.<name>]`; a bad one remembers its error."""
 
     def __init__(self, settings: Settings) -> None:
-        self.table = settings.section("notifications")
-        self.env = settings.env
+        self.notifications = settings.notifications
+        self.secrets = settings.secrets
         self.built: dict[str, Channel | InputError] = {}
 
     def get(self, name: str) -> Channel | InputError:
@@ -169,11 +157,8 @@ class _Channels:
     def _build(self, name: str) -> Channel | InputError:
         from pulsecheck.notifications.channels import build_channel
 
-        options = self.table.get(name, {})
-        if not isinstance(options, Mapping):
-            return InputError(f"[notifications.{name}] must be a table of settings")
         try:
-            return build_channel(name, options, self.env)
+            return build_channel(name, self.notifications.channel_options(name), self.secrets)
         except InputError as exc:
             return exc
 

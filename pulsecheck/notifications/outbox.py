@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from pulsecheck.errors import InputError
 from pulsecheck.notifications.render import render
 from pulsecheck.storage.models import Account, Notification, Review, User
 
@@ -33,15 +32,9 @@ class Routing:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Routing:
-        notifications = settings.section("notifications")
-        role_lists = notifications.get("roles", {})
-        if not isinstance(role_lists, Mapping):
-            where = str(settings.config_path or "pulsecheck.toml")
-            raise InputError(f"{where}: [notifications.roles] must be a table of role = [user, ...]")
-        return cls(
-            channel=str(notifications.get("channel", "log")),
-            role_lists={str(k): list(v) for k, v in role_lists.items()},
-        )
+        """The routing of validated settings: `[notifications] channel` and `[notifications.roles]`."""
+        notifications = settings.notifications
+        return cls(notifications.channel, {role: list(names) for role, names in notifications.roles.items()})
 
     def notify(
         self,

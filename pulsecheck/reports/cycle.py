@@ -48,7 +48,7 @@ def _environment(html: bool) -> Environment:
 
 
 def cycle_markdown(data: dict[str, Any]) -> str:
-    """Markdown of `workflow.cycles.service.cycle_dict` (the short form for `show`, the full one for `export`)."""
+    """Markdown of `workflow.cycles.views.cycle_dict` (the short form for `show`, the full one for `export`)."""
     text = _environment(False).get_template("cycle.md.j2").render(c=data)
     return "\n".join(line.rstrip() for line in text.splitlines()).rstrip() + "\n"
 

@@ -33,9 +33,10 @@ def check_writable(path: str | Path, option: str = "-o") -> Path:
     return target
 
 
-def write_atomic(text: str, path: str | Path, option: str = "-o") -> Path:
-    """Write `text` to `path` through a temporary file renamed into place, so a failure leaves the old file (or
-    none) and never half a file. The file gets 0666 minus the umask, like any file the user creates."""
+def write_atomic(text: str | bytes, path: str | Path, option: str = "-o") -> Path:
+    """Write `text` (or bytes, as they are) to `path` through a temporary file renamed into place, so a failure
+    leaves the old file (or none) and never half a file. The file gets 0666 minus the umask, like any file the user
+    creates."""
     target = check_writable(path, option)
     parent = target.parent if str(target.parent) else Path(".")
     try:
@@ -43,8 +44,8 @@ def write_atomic(text: str, path: str | Path, option: str = "-o") -> Path:
     except OSError as exc:
         raise InputError(f"{option} {path}: cannot write: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(text.encode("utf-8") if isinstance(text, str) else text)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private

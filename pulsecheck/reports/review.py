@@ -10,9 +10,17 @@ def _text(value: Any) -> str:
 
 
 def review_markdown(data: dict[str, Any]) -> str:
-    """Markdown of a review dict as built by `workflow.review.review_dict`."""
+    """Markdown of a review dict as built by `workflow.reviews.review_dict`."""
+    lines = _header(data) + _risks(data) + _closing(data)
+    if "history" in data:
+        lines += _audit_trail(data["history"])
+    return "\n".join(lines) + "\n"
+
+
+def _header(data: dict[str, Any]) -> list[str]:
+    """Title, state and people, baseline, goals and progress."""
     base = data["baseline"]
-    lines = [
+    return [
         f"# Health review {data['id']}: {data['account_name']} ({data['account']})",
         "",
         f"- State: **{data['state']}** · kind: {data['kind']} · priority: {data['priority']}",
@@ -27,9 +35,12 @@ def review_markdown(data: dict[str, Any]) -> str:
         "",
         _text(data["goal_summary"]),
         "",
-        "## Risks",
-        "",
     ]
+
+
+def _risks(data: dict[str, Any]) -> list[str]:
+    """Each risk with its table of mitigation actions."""
+    lines = ["## Risks", ""]
     if not data["risks"]:
         lines += ["_(none)_", ""]
     for risk in data["risks"]:
@@ -49,7 +60,12 @@ def review_markdown(data: dict[str, Any]) -> str:
                 f"{action['due_date'] or '-'} | {action['success_criteria'] or '-'} | {action['status']} |"
             )
         lines.append("")
-    lines += [
+    return lines
+
+
+def _closing(data: dict[str, Any]) -> list[str]:
+    """Assessment, next review date, comments, signatures and any signature problem."""
+    lines = [
         "## Overall assessment",
         "",
         _text(data["overall_assessment"]),
@@ -72,18 +88,21 @@ def review_markdown(data: dict[str, Any]) -> str:
         lines.append(f"- {role.capitalize()}: {signed}")
     for problem in data["signature_problems"]:
         lines.append(f"- **Warning:** {problem}")
-    if "history" not in data:
-        return "\n".join(lines) + "\n"
-    lines += [
+    return lines
+
+
+def _audit_trail(history: list[dict[str, Any]]) -> list[str]:
+    """The audit rows as a table."""
+    lines = [
         "",
         "## Audit trail",
         "",
         "| at | event | from | to | actor | cause | comment |",
         "|---|---|---|---|---|---|---|",
     ]
-    for event in data["history"]:
+    for event in history:
         lines.append(
             f"| {event['at']} | {event['event']} | {event['from'] or '-'} | {event['to']} | "
             f"{event['actor']} | {event['cause']} | {event['comment'] or ''} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pulsecheck.errors import InputError
-from pulsecheck.vocab import PRIORITIES, SEVERITIES
+from pulsecheck.vocab import PRIORITIES
 
 
 @dataclass(frozen=True)
 class PriorityMatrix:
-    """Base priority per severity, raised one level for each aggravating criterion that holds."""
+    """Base priority per severity, raised one level for each aggravating criterion that holds (built from the
+    validated `[priority]` settings by the caller: the domain takes plain values)."""
 
     base: Mapping[str, str] = field(
         default_factory=lambda: {"critical": "P1", "high": "P2", "medium": "P3", "low": "P4"}
@@ -20,28 +20,6 @@ class PriorityMatrix:
     renewal_within_days: int = 90
     arr_at_least: float = 100_000
     open_issues_at_least: int = 3
-
-    @classmethod
-    def from_config(cls, table: Mapping[str, Any], where: str = "[priority]") -> PriorityMatrix:
-        """Build from a `[priority]` config table; unknown keys and bad values are input errors."""
-        default = cls()
-        known = {"base", "renewal_within_days", "arr_at_least", "open_issues_at_least"}
-        unknown = set(table) - known
-        if unknown:
-            raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-        base = dict(default.base) | dict(table.get("base", {}))
-        for severity, priority in base.items():
-            if severity not in SEVERITIES or priority not in PRIORITIES:
-                raise InputError(f"{where}.base: {severity} = {priority!r} (severities {SEVERITIES}, priorities P1-P4)")
-        try:
-            return cls(
-                base=base,
-                renewal_within_days=int(table.get("renewal_within_days", default.renewal_within_days)),
-                arr_at_least=float(table.get("arr_at_least", default.arr_at_least)),
-                open_issues_at_least=int(table.get("open_issues_at_least", default.open_issues_at_least)),
-            )
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{where}: {exc}") from None
 
     def reasons(self, facts: Mapping[str, Any]) -> list[str]:
         """The aggravating criteria that hold for an account's facts."""

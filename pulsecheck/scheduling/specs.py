@@ -12,7 +12,7 @@ across a DST change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 from pulsecheck.errors import InputError
 from pulsecheck.notifications.outbox import Routing
 from pulsecheck.storage.models import Escalation, Review
-from pulsecheck.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from apscheduler.triggers.base import BaseTrigger
@@ -74,30 +73,17 @@ class ScheduleSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ScheduleSettings:
-        where = str(settings.config_path or "pulsecheck.toml")
-        table = settings.section("scheduler")
-        defaults = cls(tz=settings.tz)
-
-        def duration(key: str, default: timedelta) -> timedelta:
-            return parse_duration(table[key], f"{where}: scheduler.{key}") if key in table else default
-
-        max_reminders = table.get("max_reminders", defaults.max_reminders)
-        if not isinstance(max_reminders, int) or max_reminders < 0:
-            raise InputError(f"{where}: scheduler.max_reminders: expected a whole number ≥ 0, got {max_reminders!r}")
-        evaluate = table.get("evaluate", defaults.evaluate)
-        if evaluate in ("", "off", False):
-            evaluate = None
-        if evaluate is not None:
-            _crontab(str(evaluate), settings.tz, f"{where}: scheduler.evaluate")
+        """The schedule of validated settings: `[scheduler]`, `[escalation]` and `[cadence.<segment>]`."""
+        scheduler, default_due = settings.scheduler, settings.review.cadence_due_in
         return cls(
             tz=settings.tz,
-            reminder_every=duration("reminder_every", defaults.reminder_every),
-            max_reminders=max_reminders,
-            next_review_at=_clock(table.get("next_review_at", "09:00"), f"{where}: scheduler.next_review_at"),
-            evaluate=None if evaluate is None else str(evaluate),
-            dispatch_every=duration("dispatch_every", defaults.dispatch_every),
-            ladder=_ladder(settings.section("escalation").get("ladder"), where) or defaults.ladder,
-            cadences=_cadences(settings, where),
+            reminder_every=scheduler.reminder_every,
+            max_reminders=scheduler.max_reminders,
+            next_review_at=scheduler.next_review_at,
+            evaluate=scheduler.evaluate,
+            dispatch_every=scheduler.dispatch_every,
+            ladder=tuple(LadderStep(step.role, step.after) for step in settings.escalation.ladder),
+            cadences=tuple(Cadence(name, c.schedule, c.due_in or default_due) for name, c in settings.cadence.items()),
             routing=Routing.from_settings(settings),
         )
 
@@ -118,13 +104,6 @@ class ScheduleSettings:
         return [self.wall_clock_add(due_at, self.reminder_every * k) for k in range(self.max_reminders + 1)]
 
 
-def _clock(value: Any, where: str) -> time:
-    try:
-        return time.fromisoformat(str(value))
-    except ValueError:
-        raise InputError(f"{where}: expected a time of day like 09:00, got {value!r}") from None
-
-
 def _crontab(expr: str, tz: ZoneInfo, where: str) -> BaseTrigger:
     from apscheduler.triggers.cron import CronTrigger
 
@@ -132,36 +111,6 @@ def _crontab(expr: str, tz: ZoneInfo, where: str) -> BaseTrigger:
         return CronTrigger.from_crontab(CADENCES.get(expr, expr), timezone=tz)
     except ValueError as exc:
         raise InputError(f"{where}: {expr!r} is not weekly, monthly, quarterly or a crontab line: {exc}") from None
-
-
-def _ladder(raw: Any, where: str) -> tuple[LadderStep, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or not all(isinstance(step, Mapping) for step in raw):
-        raise InputError(f"{where}: escalation.ladder: expected a list of {{role = ..., after = ...}} tables")
-    steps = []
-    for n, step in enumerate(raw):
-        if "role" not in step:
-            raise InputError(f"{where}: escalation.ladder[{n}]: missing role")
-        steps.append(LadderStep(str(step["role"]), parse_duration(step.get("after", "0d"), f"{where}: ladder[{n}]")))
-    if [s.after for s in steps] != sorted(s.after for s in steps):
-        raise InputError(f"{where}: escalation.ladder: steps must come in the order of their `after`")
-    return tuple(steps)
-
-
-def _cadences(settings: Settings, where: str) -> tuple[Cadence, ...]:
-    cadences = []
-    for segment, table in settings.section("cadence").items():
-        if not isinstance(table, Mapping) or "schedule" not in table:
-            raise InputError(f"{where}: cadence.{segment}: expected a table with schedule = ...")
-        _crontab(str(table["schedule"]), settings.tz, f"{where}: cadence.{segment}.schedule")
-        due_in = (
-            parse_duration(table["due_in"], f"{where}: cadence.{segment}.due_in")
-            if "due_in" in table
-            else settings.review.cadence_due_in
-        )
-        cadences.append(Cadence(str(segment), str(table["schedule"]), due_in))
-    return tuple(cadences)
 
 
 # --- desired jobs -------------------------------------------------------------------------------

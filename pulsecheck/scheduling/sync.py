@@ -70,15 +70,12 @@ def install(database: Database, settings: Settings) -> None:
     """Keep jobs in step with every review and escalation that a transaction of `database` writes."""
     from pulsecheck.storage.hooks import before_commit
 
-    cfg_box: list[ScheduleSettings] = []
+    cfg = ScheduleSettings.from_settings(settings)  # built here, so that no settings work happens in a commit
 
     def touched(session: Session) -> list[Any]:
         return [obj for obj in (*session.new, *session.dirty) if isinstance(obj, Review | Escalation)]
 
     def sync(session: Session, objects: list[Any]) -> None:
-        if not cfg_box:
-            cfg_box.append(ScheduleSettings.from_settings(settings))
-        cfg = cfg_box[0]
         wanted: dict[str, JobSpec | None] = {}
         for obj in sorted(objects, key=lambda o: (type(o).__name__, o.id)):
             wanted.update(review_jobs(session, obj, cfg) if isinstance(obj, Review) else escalation_jobs(obj, cfg))

@@ -52,6 +52,14 @@ class ActionData:
 
 
 @dataclass(frozen=True)
+class AttachmentData:
+    number: int
+    filename: str
+    sha256: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class ReviewContent:
     """The filled template: what signatures bind to."""
 
@@ -66,6 +74,7 @@ class ReviewContent:
     manager_comments: str | None = None
     risks: tuple[RiskData, ...] = field(default_factory=tuple)
     actions: tuple[ActionData, ...] = field(default_factory=tuple)
+    attachments: tuple[AttachmentData, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,16 @@ class Context:
     employee_digest: str | None = None
 
 
+def _signed_data(content: ReviewContent) -> dict[str, Any]:
+    data = asdict(content)
+    if not data["attachments"]:
+        data.pop("attachments")  # so a review without attachments keeps the digest it was signed with before
+    return data
+
+
 def employee_digest(content: ReviewContent) -> str:
     """SHA-256 over everything the reviewer signs (all but the manager's comments)."""
-    data = asdict(content)
+    data = _signed_data(content)
     data.pop("manager_comments")
     data.pop("approver")
     return canonical_digest(data, REVIEW_SIGNATURE)
@@ -91,7 +107,7 @@ def employee_digest(content: ReviewContent) -> str:
 
 def manager_digest(content: ReviewContent) -> str:
     """SHA-256 over everything the manager signs: the reviewer's content plus the manager's comments."""
-    data = asdict(content)
+    data = _signed_data(content)
     data.pop("approver")
     return canonical_digest(data, REVIEW_SIGNATURE)
 

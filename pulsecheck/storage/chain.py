@@ -9,14 +9,22 @@ disagree with its latest entry. `pulsecheck.workflow.audit` walks and cross-chec
 
 A before-commit hook (`install`) appends entries for the ORM objects a transaction wrote; code that writes
 audited rows with Core statements calls `append` itself.
+
+Sign-offs (a review submitted or approved, a cycle approved, a model approved, rules activated, a deviation
+accepted) are signed as git signs commits with SSH keys: the hook hands the entry's statement (`statement`) to
+the signer the transaction carries in `session.info[SIGNER]` (set by the application; this layer runs no
+ssh-keygen) and stores the signature with the entry; the signing key's fingerprint joins the entry's hash, so a
+signature cannot be stripped without breaking the chain.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Table, insert, inspect, select, text
 from sqlalchemy.orm import Session
@@ -36,6 +44,7 @@ from pulsecheck.storage.models import (
     Ruleset,
     ScoringModelVersion,
     User,
+    UserKey,
 )
 
 if TYPE_CHECKING:
@@ -44,6 +53,7 @@ if TYPE_CHECKING:
 GENESIS = "0" * 64
 LOCK_KEY = 7_270_001  # PostgreSQL advisory lock: one transaction at a time appends
 ACTOR = "audit-actor"  # session.info key: who authenticated for the transaction's changes
+SIGNER = "signer"  # session.info key: the Signer that signs this transaction's sign-offs
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,9 @@ AUDITED: tuple[Audited, ...] = (
     Audited("ruleset", Ruleset, ("name", "sha256", "activated_by", "activated_at", "active")),
     Audited("user", User, ("name", "roles", "email", "webhook", "manager_name")),
     Audited(
+        "key", UserKey, ("user_id", "fingerprint", "public_key", "added_by", "added_at", "revoked_by", "revoked_at")
+    ),
+    Audited(
         "evaluation_run",
         EvaluationRun,
         ("started_at", "finished_at", "as_of", "ruleset_id", "accounts", "firings", "actions", "status", "error"),
@@ -113,15 +126,106 @@ BY_MODEL = {spec.model: spec for spec in AUDITED}
 BY_KIND = {spec.kind: spec for spec in AUDITED}
 
 
+@dataclass(frozen=True)
+class SignOff:
+    """What a kind of entry signs off, when it does: the event's name, the content field naming who signs, the
+    condition on the content, and the fields that must differ from the record's previous entry (a new decision,
+    not a later change of the same record)."""
+
+    kind: str
+    event: Callable[[dict[str, Any]], str | None]
+    principal: str
+    fresh: tuple[str, ...] = ()
+
+
+SIGN_OFFS = {
+    rule.kind: rule
+    for rule in (
+        SignOff("review_event", lambda c: c["event"] if c["event"] in ("submit", "approve") else None, "actor"),
+        SignOff("cycle_event", lambda c: "approve" if c["event"] == "approve" else None, "actor"),
+        SignOff("model", lambda c: "approve" if c["status"] == "approved" else None, "approved_by", ("status",)),
+        SignOff("ruleset", lambda c: "activate" if c["active"] else None, "activated_by", ("activated_at",)),
+        SignOff(
+            "deviation",
+            lambda c: "accept" if c["status"] == "accepted" else None,
+            "accepted_by",
+            ("status", "accepted_by", "reason", "accepted_until"),
+        ),
+    )
+}
+
+
+def signed_off(kind: str, content: dict[str, Any]) -> tuple[str, str] | None:
+    """(event, principal) when an entry of `kind` with `content` records a sign-off, else None."""
+    rule = SIGN_OFFS.get(kind)
+    event = rule.event(content) if rule else None
+    if rule is None or event is None or not content.get(rule.principal):
+        return None
+    return event, str(content[rule.principal])
+
+
+def statement(
+    seq: int, prev_hash: str, kind: str, record_id: int, content: str, actor: str | None, signed_at: str
+) -> bytes:
+    """The text a sign-off's signature covers: which record, what event, by whom, when, the SHA-256 of the
+    entry's content and its place in the chain. Rebuilt from the entry alone, so anyone can check it."""
+    event, principal = signed_off(kind, json.loads(content)) or ("-", "-")
+    lines = [
+        "pulsecheck sign-off v1",
+        f"record: {kind} {record_id}",
+        f"event: {event}",
+        f"signer: {principal}",
+        f"actor: {actor or '-'}",
+        f"time: {signed_at}",
+        f"content-sha256: {hashlib.sha256(content.encode('utf-8')).hexdigest()}",
+        f"seq: {seq}",
+        f"prev-hash: {prev_hash}",
+    ]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+SIGNED_AT = "signed-at "  # the first line of a stored signature; the SSH signature armor follows
+
+
+def split_signature(stored: str) -> tuple[str, str]:
+    """(signing time, SSH signature armor) of a stored signature; ValueError when it is not one."""
+    first, _, armor = stored.partition("\n")
+    if not first.startswith(SIGNED_AT) or "BEGIN SSH SIGNATURE" not in armor:
+        raise ValueError("not a pulsecheck signature")
+    return first.removeprefix(SIGNED_AT), armor
+
+
+class Signer(Protocol):
+    """Signs the sign-offs of a transaction (the application's: it runs ssh-keygen with the user's key)."""
+
+    def signed_at(self) -> datetime:
+        """The time a signature made now states."""
+
+    def sign(self, session: Session, principal: str, data: bytes) -> tuple[str, str] | None:
+        """(armored signature, key fingerprint) of `data` by `principal`'s key; None to leave it unsigned (or
+        raise RefusedError when signatures are required and `principal` cannot sign)."""
+
+
 def content_of(spec: Audited, values: Any) -> str:
     """The canonical content of a record: its id and recorded fields, read from an object or a row mapping."""
     get = values.get if isinstance(values, dict) else lambda name: getattr(values, name)
     return canonical_json({"id": get("id"), **{name: get(name) for name in spec.fields}})
 
 
-def entry_hash(seq: int, prev_hash: str, kind: str, record_id: int, content: str, actor: str | None = None) -> str:
-    """The hash that links entry `seq` to the one before it (and binds who authenticated for it)."""
+def entry_hash(
+    seq: int,
+    prev_hash: str,
+    kind: str,
+    record_id: int,
+    content: str,
+    actor: str | None = None,
+    signer_key: str | None = None,
+) -> str:
+    """The hash that links entry `seq` to the one before it (and binds who authenticated for it, and the key
+    that signed it)."""
     text_ = f"{seq}\n{prev_hash}\n{kind}\n{record_id}\n{content}" + (f"\n{actor}" if actor else "")
+    if signer_key:
+        text_ += f"\nsigned by {signer_key}"
     return hashlib.sha256(text_.encode("utf-8")).hexdigest()
 
 
@@ -131,9 +235,11 @@ def head(session: Session) -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, GENESIS)
 
 
-def append(session: Session, records: Iterable[tuple[Audited, Any]], actor: str | None = None) -> int:
+def append(
+    session: Session, records: Iterable[tuple[Audited, Any]], actor: str | None = None, signer: Signer | None = None
+) -> int:
     """Append one entry per (spec, object or row mapping), in order, after the current head, each naming the
-    authenticated `actor`; returns how many.
+    authenticated `actor` and, for sign-offs, signed by `signer` if given; returns how many.
 
     On PostgreSQL a transaction-level advisory lock makes concurrent appenders take turns, so the chain stays
     one line; SQLite already lets one writer at a time. Written with a Core insert naming only the columns it
@@ -145,16 +251,54 @@ def append(session: Session, records: Iterable[tuple[Audited, Any]], actor: str 
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
     seq, prev = head(session)
     rows = []
+    earlier: dict[tuple[str, int], str] = {}  # this batch's entries, for `_needs_signature`
     for spec, values in items:
         seq += 1
         content = content_of(spec, values)
         record_id = values["id"] if isinstance(values, dict) else values.id
-        digest = entry_hash(seq, prev, spec.kind, record_id, content, actor)
         row = {"seq": seq, "kind": spec.kind, "record_id": record_id, "content": content, "prev_hash": prev}
+        if signer is not None and _needs_signature(session, spec.kind, record_id, content, earlier):
+            row |= _signature(session, signer, row, actor)
+        earlier[(spec.kind, record_id)] = content
+        digest = entry_hash(seq, prev, spec.kind, record_id, content, actor, row.get("signer_key"))
         rows.append(row | {"hash": digest} | ({"actor": actor} if actor else {}))
         prev = digest
+    if any("signature" in row for row in rows):  # one executemany: every row names the same columns
+        rows = [{"signature": None, "signer_key": None} | row for row in rows]
     session.execute(insert(cast(Table, AuditEntry.__table__)), rows)
     return len(rows)
+
+
+def _needs_signature(
+    session: Session, kind: str, record_id: int, content: str, earlier: dict[tuple[str, int], str]
+) -> bool:
+    """Whether this entry is a sign-off: its content says so and, for a record that changes, the decision's
+    fields differ from the record's previous entry (approving once is signed; a later change is not)."""
+    values = json.loads(content)
+    if signed_off(kind, values) is None:
+        return False
+    fresh = SIGN_OFFS[kind].fresh
+    if not fresh:
+        return True
+    previous = earlier.get((kind, record_id))
+    if previous is None:
+        query = select(AuditEntry.content).where(AuditEntry.kind == kind, AuditEntry.record_id == record_id)
+        previous = session.scalar(query.order_by(AuditEntry.seq.desc()).limit(1))
+    if previous is None:
+        return True
+    before = json.loads(previous)
+    return any(before.get(name) != values.get(name) for name in fresh)
+
+
+def _signature(session: Session, signer: Signer, row: dict[str, Any], actor: str | None) -> dict[str, Any]:
+    signed_at = signer.signed_at().isoformat()
+    data = statement(row["seq"], row["prev_hash"], row["kind"], row["record_id"], row["content"], actor, signed_at)
+    _, principal = signed_off(row["kind"], json.loads(row["content"])) or ("", "")
+    made = signer.sign(session, principal, data)
+    if made is None:
+        return {}
+    signature, key = made
+    return {"signature": f"{SIGNED_AT}{signed_at}\n{signature}", "signer_key": key}
 
 
 def _changed(obj: Base, spec: Audited) -> bool:
@@ -181,7 +325,8 @@ def install(database: Database) -> None:
     def chain(session: Session, objects: list[Any]) -> None:
         order = {spec.model: n for n, spec in enumerate(AUDITED)}
         ordered = sorted(objects, key=lambda obj: (order[type(obj)], obj.id))  # the same order on every replay
-        append(session, [(BY_MODEL[type(obj)], obj) for obj in ordered], session.info.get(ACTOR))
+        entries = [(BY_MODEL[type(obj)], obj) for obj in ordered]
+        append(session, entries, session.info.get(ACTOR), session.info.get(SIGNER))
 
     before_commit(database, "audit-chain", touched, chain)
 
@@ -190,8 +335,11 @@ def backfill(session: Session) -> int:
     """Chain every audited row that exists (kind by kind, in id order): how a database from before the chain
     joins it. Returns the number of entries written."""
     written = 0
+    existing = set(inspect(session.get_bind()).get_table_names())
     for spec in AUDITED:
         table = spec.model.__table__  # type: ignore[attr-defined]
+        if spec.model.__tablename__ not in existing:  # type: ignore[attr-defined]
+            continue  # a table a later migration creates: it starts empty
         columns = [table.c[name] for name in ("id", *spec.fields)]  # only these: later columns may not exist yet
         rows = session.execute(select(*columns).order_by(table.c.id)).mappings()
         written += append(session, [(spec, dict(row)) for row in rows])

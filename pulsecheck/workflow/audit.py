@@ -1,4 +1,6 @@
-"""Auditing the audit chain: walk it link by link, then check every audited row against its latest entry."""
+"""Auditing the audit chain: walk it link by link, check every signature, then check every audited row against
+its latest entry; and the same checks for one record (`record_problems`), which `review verify` and `cycle verify`
+use."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pulsecheck.storage.chain import AUDITED, BY_KIND, GENESIS, Audited, content_of, entry_hash
-from pulsecheck.storage.models import AuditEntry
+from pulsecheck.storage.chain import AUDITED, BY_KIND, BY_MODEL, GENESIS, Audited, content_of, entry_hash, head
+from pulsecheck.storage.models import AuditEntry, Base
+from pulsecheck.workflow.signoffs import Signed, check_all, signed_entries
 
 BATCH = 10_000
 
@@ -32,7 +35,9 @@ class ChainReport:
 
     entries: int = 0
     records: int = 0
+    signatures: int = 0
     problems: list[Problem] = field(default_factory=list)
+    signed: list[Signed] = field(default_factory=list)  # the signed entries `walk` met, for `check_signatures`
 
     @property
     def ok(self) -> bool:
@@ -44,6 +49,7 @@ class ChainReport:
             "ok": self.ok,
             "entries": self.entries,
             "records": self.records,
+            "signatures": self.signatures,
             "first_problem": str(self.problems[0]) if self.problems else None,
             "problems": [{"where": p.where, "what": p.what} for p in self.problems],
         }
@@ -75,7 +81,9 @@ def walk(session: Session, report: ChainReport) -> dict[tuple[str, int], str]:
         if entry.prev_hash != prev:
             report.problems.append(Problem(where, "does not follow the entry before it (inserted or reordered)"))
             return latest
-        linked = entry_hash(entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor)
+        linked = entry_hash(
+            entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor, entry.signer_key
+        )
         if linked != entry.hash:
             report.problems.append(Problem(where, f"modified: its {entry.kind} {entry.record_id} content changed"))
             return latest
@@ -86,6 +94,8 @@ def walk(session: Session, report: ChainReport) -> dict[tuple[str, int], str]:
             report.problems.append(Problem(where, f"{entry.kind} {entry.record_id} recorded twice"))
             return latest
         latest[(entry.kind, entry.record_id)] = entry.content
+        if entry.signer_key is not None or entry.signature is not None:
+            report.signed.append(Signed.of(entry))
         expected_seq, prev = entry.seq + 1, entry.hash
     return latest
 
@@ -117,6 +127,56 @@ def verify_chain(session: Session) -> ChainReport:
     report = ChainReport()
     latest = walk(session, report)
     if report.ok:
+        check_signatures(session, report)
+    if report.ok:
         for spec in AUDITED:
             check_rows(session, spec, latest, report)
     return report
+
+
+def check_signatures(session: Session, report: ChainReport) -> None:
+    """Verify the signature of every signed entry `walk` met against the key registered at the time."""
+    report.signatures = len(report.signed)
+    report.problems.extend(Problem(where, what) for where, what in check_all(session, report.signed))
+
+
+def record_problems(session: Session, record: Base) -> list[str]:
+    """Where one audited record and the chain disagree: no entry, a latest entry whose content differs from the
+    row, or an entry that is not intact (its hash, or the next entry's link to it)."""
+    spec = BY_MODEL[type(record)]
+    where = f"{spec.kind} {record.id}"  # type: ignore[attr-defined]
+    query = select(AuditEntry).where(AuditEntry.kind == spec.kind, AuditEntry.record_id == record.id)  # type: ignore[attr-defined]
+    entry = session.scalar(query.order_by(AuditEntry.seq.desc()).limit(1))
+    if entry is None:
+        return [f"{where} is not in the audit chain (written around it)"] if spec.always else []
+    problems = []
+    linked = entry_hash(
+        entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor, entry.signer_key
+    )
+    following = session.scalar(select(AuditEntry.prev_hash).where(AuditEntry.seq == entry.seq + 1))
+    if linked != entry.hash or (following is not None and following != entry.hash):
+        problems.append(f"{where}: its audit chain entry {entry.seq} was modified")
+    table = spec.model.__table__  # type: ignore[attr-defined]
+    row = session.execute(select(table).where(table.c.id == record.id)).mappings().first()  # type: ignore[attr-defined]
+    if row is not None and content_of(spec, dict(row)) != entry.content:
+        problems.append(f"{where} differs from its audit chain entry {entry.seq}")
+    return problems
+
+
+def chain_problems(session: Session, records: list[Base], signatures: bool = True) -> list[str]:
+    """`record_problems` of each record, then (with `signatures`) the signatures of their entries that do not
+    verify: what `review verify` and `cycle verify` add to their own checks.
+
+    A database with no chain at all (written without the commit hooks, as library code and tests may) has
+    nothing to compare with; `audit verify` names every row of it, and an emptied chain, as unchained."""
+    if head(session)[0] == 0:
+        return []
+    problems = [problem for record in records for problem in record_problems(session, record)]
+    if not signatures:
+        return problems
+    by_kind: dict[str, list[int]] = {}
+    for record in records:
+        by_kind.setdefault(BY_MODEL[type(record)].kind, []).append(record.id)  # type: ignore[attr-defined]
+    for kind, ids in by_kind.items():
+        problems += [f"{where}: {what}" for where, what in check_all(session, signed_entries(session, kind, ids))]
+    return problems

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from pulsecheck.errors import InputError, RefusedError
+from pulsecheck.errors import RefusedError
 from pulsecheck.notifications.outbox import Routing
 from pulsecheck.rules.language import RulesFile, windows_used
 from pulsecheck.rules.priority import PriorityMatrix
 from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, EvaluationRun
-from pulsecheck.vocab import NOTIFY_ROLES, SEVERITIES
 from pulsecheck.workflow.actions import ActionLog, Batches, Planned
 from pulsecheck.workflow.leases import BOOKKEEPING, Heartbeat, Holder, gone, this_process, wall_clock
 from pulsecheck.workflow.models import approved_model
@@ -59,47 +58,14 @@ class EvaluationSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EvaluationSettings:
-        """Read `[priority]`, `[notifications]` (channel, roles, matrix) and `[rules]` (workers, batch_size)."""
-        where = str(settings.config_path or "pulsecheck.toml")
-        routing = Routing.from_settings(settings)
-        rules = settings.section("rules")
-        try:
-            workers, batch_size = int(rules.get("workers", 2)), int(rules.get("batch_size", 500))
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{where}: [rules]: {exc}") from None
-        if workers < 1 or batch_size < 1:
-            raise InputError(f"{where}: [rules]: workers and batch_size must be at least 1")
+        """Built from validated `[priority]`, `[notifications]` (channel, roles, matrix) and `[rules]`."""
         return cls(
-            priority=PriorityMatrix.from_config(settings.section("priority"), f"{where}: [priority]"),
-            routing=routing,
-            matrix=_matrix(
-                settings.section("notifications").get("matrix", {}), (*NOTIFY_ROLES, *routing.role_lists), where
-            ),
-            workers=workers,
-            batch_size=batch_size,
+            priority=settings.priority.matrix(),
+            routing=Routing.from_settings(settings),
+            matrix={severity: list(roles) for severity, roles in settings.notifications.matrix.items()},
+            workers=settings.rules.workers,
+            batch_size=settings.rules.batch_size,
         )
-
-
-def _matrix(raw: Any, roles: tuple[str, ...], where: str) -> dict[str, list[str]]:
-    from pulsecheck.yamlfile import suggest
-
-    if not isinstance(raw, Mapping):
-        raise InputError(f"{where}: [notifications.matrix] must be a table of severity = [role, ...]")
-    matrix: dict[str, list[str]] = {}
-    for severity, value in raw.items():
-        if severity not in SEVERITIES:
-            raise InputError(
-                f"{where}: [notifications.matrix] unknown severity {severity!r}{suggest(severity, SEVERITIES)}"
-            )
-        if not isinstance(value, list) or not value or not all(isinstance(role, str) for role in value):
-            raise InputError(f"{where}: [notifications.matrix] {severity} must be a non-empty list of roles")
-        for role in value:
-            if role not in roles:
-                raise InputError(
-                    f"{where}: [notifications.matrix] {severity}: unknown role {role!r}{suggest(role, roles)}"
-                )
-        matrix[severity] = list(value)
-    return matrix
 
 
 def low_threshold(session: Session) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -117,7 +118,8 @@ def test_a_cycle_round_trip(cli: Any, tmp_path: Path) -> None:
     for account in at_risk:
         assert ok(cli("--as", "bob", "cycle", "decide", "1", account, "monitor", "--owner", "alice", "--reason",
                       "renewal call booked")) == f"cycle 1: {account} -> monitor (owner alice)\n"
-    ok(cli("--as", "bob", "cycle", "step", "1", "escalate", "--evidence", str(evidence)))
+    assert ok(cli("--as", "bob", "cycle", "step", "1", "escalate", "--evidence", str(evidence))).endswith(
+        f"  evidence export.csv: stored, sha256 {hashlib.sha256(b'id' + bytes([10])).hexdigest()}\n")
     assert ok(cli("--as", "bob", "cycle", "finding", "add", "1", "--kind", "data", "--detail", "stale feed",
                   "--action", "Fix it", "--owner", "olga", "--due", "2026-12-15")) == "cycle 1: finding 2 added\n"
     assert ok(cli("--as", "bob", "cycle", "finding", "close", "1", "--note", "accepted scope")) == (
@@ -130,7 +132,10 @@ def test_a_cycle_round_trip(cli: Any, tmp_path: Path) -> None:
     shown = as_json(cli("cycle", "show", "1", "--json"))
     assert set(shown) == SHOW_KEYS
     assert [s["done_by"] for s in shown["steps"]] == ["bob"] * 7
-    assert shown["steps"][5]["evidence"] == [str(evidence.resolve())]
+    evidence_sha = hashlib.sha256(b"id\n").hexdigest()
+    assert shown["steps"][5]["evidence"] == []  # a file is stored, not linked
+    assert shown["steps"][5]["attachments"] == [
+        {"number": 1, "filename": "export.csv", "sha256": evidence_sha, "note": None}]
     assert [(f["id"], f["status"]) for f in shown["findings"]] == [(1, "closed"), (2, "open")]
     assert {d["account"] for d in shown["decisions"]} == set(at_risk)
     assert shown["approver"] == "maria" and shown["digest"] in approved
@@ -155,7 +160,7 @@ def test_a_cycle_round_trip(cli: Any, tmp_path: Path) -> None:
     html = (tmp_path / "cycle.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "src=" not in html
     assert "stale feed" in html and 'href="https://wiki.example.com/c1"' in html
-    assert f'href="{evidence.resolve().as_uri()}"' in html
+    assert "file:" not in html and f"export.csv (stored in the database, sha256 <code>{evidence_sha}</code>)" in html
     assert ok(cli("cycle", "export", "1")) == markdown  # stdout by default
 
     assert ok(cli("--as", "maria", "cycle", "close", "1")) == "cycle 1: close -> closed\n"
@@ -203,6 +208,12 @@ def test_exit_codes_on_a_running_cycle(cli: Any) -> None:
          None),
         ((*bob, "step", "1", "document", "--evidence", "/no/such/file.pdf"), 2,
          "error: --evidence /no/such/file.pdf: no such file or directory (give a path or a URL)"),
+        ((*bob, "step", "1", "document", "--evidence", "javascript://%0aalert(document.domain)"), 2,
+         "error: --evidence javascript://%0aalert(document.domain): only http and https links are allowed, not "
+         "javascript:"),
+        ((*bob, "step", "1", "document", "--evidence", "data:text/html,<script>alert(1)</script>"), 2,
+         "error: --evidence data:text/html,<script>alert(1)</script>: only http and https links are allowed, "
+         "not data:"),
         ((*bob, "submit", "1"), 1, "error: cannot submit: step document is still open (1 of 7 steps not done)"),
         (("--as", "alice", "cycle", "step", "1", "document"), 1,
          "error: cannot complete step document: alice is neither the cycle owner (bob) nor a manager"),
@@ -258,7 +269,7 @@ def test_a_bad_cycle_config_is_an_input_error(database: Database, now: datetime,
     bad.write_text("[cycle]\ndecline_pts = 3\n")
     ok(run("--as", "bob", "cycle", "start", "--period", "2026-11"))
     line = error(run("--config", str(bad), "--as", "bob", "cycle", "step", "1", "scope"), 2)
-    assert line.startswith(f"error: {bad}: [cycle]: unknown key(s) decline_pts")
+    assert line == f"error: {bad}: [cycle] decline_pts: unknown key (did you mean 'decline_points'?)"
 
 
 def test_installed_script(database: Database, now: datetime, db_url: str, tmp_path: Path) -> None:

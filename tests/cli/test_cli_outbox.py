@@ -163,12 +163,14 @@ def test_a_retryable_failure_waits_then_gives_up(
 
 
 def test_bad_retry_setting_is_exit_2_naming_it(outbox: Run, config: Path) -> None:
+    good = config.read_text()
     config.write_text("[notifications]\nmax_attempts = 0\n")
     result = outbox("outbox", "dispatch")
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
-        f"error: {config}: notifications.max_attempts: expected a whole number of at least 1, got 0\n"
+        f"error: {config}: [notifications] max_attempts: must be at least 1, got 0\n"
     )
+    config.write_text(good)  # every command refuses bad settings now, `outbox list` too
     assert as_json(outbox("outbox", "list", "--status", "pending", "--json"))  # nothing was touched
 
 

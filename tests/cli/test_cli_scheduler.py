@@ -65,7 +65,7 @@ def test_a_bad_schedule_in_the_config_is_one_line_naming_it(run, tmp_path):
     config.write_text('[cadence.smb]\nschedule = "fortnightly-ish"\n')
     result = run("--config", str(config), "scheduler", "run", "--once")
     assert result.exit_code == 2
-    assert "cadence.smb.schedule" in result.output and "fortnightly-ish" in result.output
+    assert "[cadence.smb] schedule" in result.output and "fortnightly-ish" in result.output
 
 
 class Daemon:

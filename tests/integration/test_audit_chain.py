@@ -223,6 +223,29 @@ def model_approver_rewritten(path: Path) -> str:
     return f"model {model}: differs"
 
 
+@tampering
+def signature_copied_from_another_signoff(path: Path) -> str:
+    (seq, key) = one(path, "SELECT seq, signer_key FROM audit_chain WHERE signature IS NOT NULL ORDER BY seq")
+    (other,) = one(path, f"SELECT seq FROM audit_chain WHERE signer_key = '{key}' AND seq > {seq} ORDER BY seq")
+    sql(path, f"UPDATE audit_chain SET signature = (SELECT signature FROM audit_chain WHERE seq = {other}) "
+              f"WHERE seq = {seq}")
+    return f"audit entry {seq}: the signature of"
+
+
+@tampering
+def public_key_swapped(path: Path) -> str:
+    (seq, key) = one(path, "SELECT seq, signer_key FROM audit_chain WHERE signature IS NOT NULL ORDER BY seq")
+    (other,) = one(path, f"SELECT public_key FROM user_keys WHERE fingerprint != '{key}' ORDER BY id")
+    sql(path, f"UPDATE user_keys SET public_key = '{other}' WHERE fingerprint = '{key}'")
+    return f"audit entry {seq}: the public key registered as {key}"
+
+
+def test_the_demo_signs_its_signoffs(copy: Path) -> None:
+    with sqlite3.connect(copy) as conn:
+        signed = {k for (k,) in conn.execute("SELECT DISTINCT kind FROM audit_chain WHERE signature IS NOT NULL")}
+    assert {"review_event", "cycle_event", "model", "ruleset"} <= signed
+
+
 @pytest.mark.parametrize("name", sorted(TAMPERINGS))
 def test_each_tampering_is_detected_and_named(copy: Path, name: str) -> None:
     expected = TAMPERINGS[name](copy)
@@ -233,3 +256,33 @@ def test_each_tampering_is_detected_and_named(copy: Path, name: str) -> None:
 
 def test_at_least_twelve_tamperings_are_covered() -> None:
     assert len(TAMPERINGS) >= 12
+
+
+def _verify(path: Path, noun: str, record: int) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--db", f"sqlite:///{path}", noun, "verify", str(record)])
+    return result.exit_code, result.output
+
+
+def test_review_verify_checks_the_chain_and_the_ssh_signatures(copy: Path) -> None:
+    review = _approved(copy)
+    assert _verify(copy, "review", review)[0] == 0
+    (event,) = one(copy, f"SELECT id FROM review_events WHERE review_id = {review} AND event = 'approve'")
+    (seq, signature) = one(copy, f"SELECT seq, signature FROM audit_chain WHERE kind = 'review_event' "
+                                 f"AND record_id = {event}")
+    sql(copy, f"UPDATE audit_chain SET signature = replace(signature, 'signed-at 2026', 'signed-at 2025') "
+              f"WHERE seq = {seq}")
+    code, output = _verify(copy, "review", review)
+    assert code == 1 and f"FAIL audit entry {seq}: signed at 2025" in output
+    sql(copy, f"UPDATE reviews SET baseline_bucket = 'healthy' WHERE id = {review}")
+    assert f"FAIL review {review} differs from its audit chain entry" in _verify(copy, "review", review)[1]
+
+
+def test_cycle_verify_checks_the_chain_and_the_signed_approval(copy: Path) -> None:
+    (cycle,) = one(copy, "SELECT id FROM review_cycles WHERE digest IS NOT NULL")
+    assert _verify(copy, "cycle", cycle)[0] == 0
+    (event,) = one(copy, f"SELECT id FROM cycle_events WHERE cycle_id = {cycle} AND event = 'approve'")
+    sql(copy, "UPDATE user_keys SET revoked_at = '2026-01-01 00:00:00.000000', revoked_by = 'eve'")
+    code, output = _verify(copy, "cycle", cycle)
+    assert code == 1 and "which was not valid then" in output
+    sql(copy, f"UPDATE cycle_events SET actor = 'eve' WHERE id = {event}")
+    assert f"FAIL cycle_event {event} differs from its audit chain entry" in _verify(copy, "cycle", cycle)[1]

@@ -143,8 +143,8 @@ def test_a_rule_s_own_notify_beats_the_matrix(factory: Any, database: Database, 
             r"pulsecheck.toml: \[notifications.matrix\] high: unknown role 'managr' "
             r"\(did you mean 'manager'\?\)",
         ),  # fmt: skip
-        ('hihg = ["owner"]', r"unknown severity 'hihg' \(did you mean 'high'\?\)"),
-        ("high = []", r"high must be a non-empty list of roles"),
+        ('hihg = ["owner"]', r"\[notifications.matrix\] hihg: expected .*, got 'hihg' \(did you mean 'high'\?\)"),
+        ("high = []", r"\[notifications.matrix\] high: must not be empty"),
     ],
 )
 def test_a_bad_matrix_is_a_config_error(tmp_path: Path, table: str, message: str) -> None:

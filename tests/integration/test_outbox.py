@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from pulsecheck.config import Settings, load_settings
+from pulsecheck.errors import InputError
 from pulsecheck.notifications.channels.file import FileChannel
-from pulsecheck.notifications.dispatch import LEASE, RetryPolicy, dispatch
+from pulsecheck.notifications.dispatch import LEASE, dispatch
 from pulsecheck.notifications.outbox import enqueue
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Notification, User
@@ -104,7 +105,7 @@ def test_smtp_password_never_reaches_the_database_or_the_cli(
     sent = run("--config", str(config), "outbox", "dispatch", "--json")
     listed = run("--config", str(config), "outbox", "list", "--json")
     assert "535" in refused.output and "login refused" in refused.output
-    assert json.loads(sent.output)["sent"] == 1 and len(inbox.envelopes) == 1
+    assert json.loads(sent.stdout)["sent"] == 1 and len(inbox.envelopes) == 1
     for result in (refused, sent, listed):
         assert result.exit_code == 0 and PASSWORD not in result.output
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("pulsecheck.db*"))
@@ -305,15 +306,14 @@ def test_a_crash_mid_pass_keeps_what_was_sent_and_loses_nothing(
 @pytest.mark.parametrize(
     ("toml", "fragment"),
     [
-        ('retry_base = "soon"', "notifications.retry_base: expected a duration"),
-        ("max_attempts = 0", "notifications.max_attempts: expected a whole number of at least 1"),
-        ('retry_base = "2h"\nretry_max = "1h"', "notifications.retry_max: must not be shorter"),
+        ('retry_base = "soon"', r"\[notifications\] retry_base: expected a duration"),
+        ("max_attempts = 0", r"\[notifications\] max_attempts: must be at least 1"),
+        ('retry_base = "2h"\nretry_max = "1h"', r"\[notifications\]: retry_max must not be shorter"),
     ],
 )
 def test_bad_retry_settings_name_the_setting(tmp_path: Path, database: Database, toml: str, fragment: str) -> None:
-    settings = configure(tmp_path, database, f"[notifications]\n{toml}\n")
-    with pytest.raises(Exception, match=fragment):
-        RetryPolicy.from_settings(settings)
+    with pytest.raises(InputError, match=fragment):  # when the settings are loaded, before any dispatch
+        configure(tmp_path, database, f"[notifications]\n{toml}\n")
 
 
 # --- two dispatchers at once ----------------------------------------------------------------------------

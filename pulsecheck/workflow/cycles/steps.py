@@ -1,21 +1,22 @@
-"""The step runners of a review cycle: each runs the existing service and returns the step's JSON result."""
+"""The step runners of a review cycle (the SOP's seven steps): each runs the existing service and returns the
+step's JSON result; `run_step` completes one step."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from pulsecheck.errors import InputError, RefusedError
+from pulsecheck.errors import RefusedError
 from pulsecheck.states import cycle as machine
 from pulsecheck.storage.models import (
     Account,
+    CycleDecision,
     CycleStep,
     Escalation,
     ReviewCycle,
@@ -23,20 +24,12 @@ from pulsecheck.storage.models import (
     ScoringModelVersion,
     User,
 )
-from pulsecheck.workflow.cycles.service import (
-    CycleSettings,
-    _finding,
-    _finding_dict,
-    _guard_work,
-    _iso,
-    _log,
-    _names,
-    decisions_of,
-    findings_of,
-    get_cycle,
-    period_bounds,
-    steps_of,
-)
+from pulsecheck.timeutil import iso
+from pulsecheck.workflow import attachments
+from pulsecheck.workflow.cycles.access import account_names, get_cycle, guard_work, log, period_bounds, steps_of
+from pulsecheck.workflow.cycles.records import decisions_of, finding_dict, findings_of, note_finding
+from pulsecheck.workflow.cycles.service import CycleSettings
+from pulsecheck.workflow.cycles.trends import trends_result
 
 LISTED = 200  # accounts listed in a step result before it keeps only the count
 
@@ -53,10 +46,12 @@ class StepRun:
 
     @property
     def scope(self) -> set[int]:
+        """The ids of the accounts in the cycle's scope."""
         return set(self.cycle.account_ids)
 
     @property
     def since(self) -> datetime:
+        """The first moment of the cycle's period."""
         return period_bounds(self.cycle, self.settings.tz)[0]
 
 
@@ -94,7 +89,7 @@ def _step_data(run: StepRun) -> dict[str, Any]:
     """Open and accepted deviations of the accounts in scope (and portfolio-wide ones), by kind."""
     from pulsecheck.storage.models import Deviation
 
-    names, scope = _names(run.session), run.scope
+    names, scope = account_names(run.session), run.scope
     counts: dict[str, Counter[str]] = {"open": Counter(), "accepted": Counter()}
     items = []
     for dev in run.session.scalars(select(Deviation).where(Deviation.status != "resolved").order_by(Deviation.id)):
@@ -109,7 +104,7 @@ def _step_data(run: StepRun) -> dict[str, Any]:
                 "subject": dev.subject,
                 "status": dev.status,
                 "detail": dev.detail,
-                "accepted_until": _iso(dev.accepted_until),
+                "accepted_until": iso(dev.accepted_until),
             }
         )
     return {
@@ -128,37 +123,13 @@ def _model_ref(row: ScoringModelVersion | None) -> dict[str, Any] | None:
 def _step_model(run: StepRun) -> dict[str, Any]:
     """`model check` of the live file, the approved version against the one at start, and which model scored
     the period's snapshots; every mismatch is a scoring finding."""
-    from pulsecheck.workflow.models import approved_row, check_model, read_model_file
+    from pulsecheck.workflow.models import approved_row
 
     session, cycle, live_path = run.session, run.cycle, run.settings.live_model
     approved = approved_row(session)
     at_start = session.get(ScoringModelVersion, cycle.model_id) if cycle.model_id else None
-    problems: list[str] = []
-    differences: list[str] = []
-    if approved is None:
-        problems.append("no approved scoring model: the live model cannot be checked")
-    elif at_start is None or at_start.id != approved.id:
-        problems.append(
-            f"the approved model changed during the cycle: {at_start.version if at_start else 'none'} at start, "
-            f"{approved.version} now"
-        )
-    if approved is not None and live_path:
-        _, live = read_model_file(live_path)
-        differences = check_model(session, live, run.now)
-        if differences:
-            problems.append(
-                f"live model {live_path} differs from the approved model {approved.version}: " + "; ".join(differences)
-            )
-    elif approved is not None:
-        problems.append("live model not checked: set [scoring] model in pulsecheck.toml to the file in use")
-    rows = session.execute(select(ScoringModelVersion.id, ScoringModelVersion.version)).all()
-    versions = {pk: version for pk, version in rows}
-    by_model: Counter[str] = Counter()
-    scope = run.scope
-    window = (ScoreSnapshot.as_of >= run.since) & (ScoreSnapshot.as_of <= cycle.as_of)
-    for acc, model_id in session.execute(select(ScoreSnapshot.account_id, ScoreSnapshot.model_id).where(window)):
-        if acc in scope:
-            by_model[versions.get(model_id, str(model_id))] += 1
+    problems, differences = _model_problems(run, approved, at_start)
+    by_model = _snapshots_by_model(run)
     other = {v: n for v, n in by_model.items() if at_start is None or v != at_start.version}
     if other:
         problems.append(
@@ -167,7 +138,7 @@ def _step_model(run: StepRun) -> dict[str, Any]:
             + ", ".join(f"{v} ({n})" for v, n in sorted(other.items()))
         )
     for problem in problems:
-        _finding(session, cycle, "scoring", problem)
+        note_finding(session, cycle, "scoring", problem)
     return {
         "approved": _model_ref(approved),
         "at_start": _model_ref(at_start),
@@ -181,136 +152,57 @@ def _step_model(run: StepRun) -> dict[str, Any]:
     }
 
 
-def _step_trends(run: StepRun) -> dict[str, Any]:
-    """Declining accounts, sudden changes, repeated low scores, and the SOP's cross-checks for possible false
-    negatives (healthy with open complaints or an early renewal) and false positives (unhealthy, no open issue,
-    rising usage)."""
-    from pulsecheck.storage.facts import compute_facts
-    from pulsecheck.workflow.models import approved_model
+def _model_problems(
+    run: StepRun, approved: ScoringModelVersion | None, at_start: ScoringModelVersion | None
+) -> tuple[list[str], list[str]]:
+    """(problems, differences): no approved model or a changed one, and how the live file differs from it."""
+    from pulsecheck.workflow.models import check_model, read_model_file
 
-    session, cycle, cfg, scope = run.session, run.cycle, run.settings, run.scope
-    try:
-        buckets = list(approved_model(session)[1].buckets)
-    except RefusedError:
-        buckets = []
-    low = cfg.low_below if cfg.low_below is not None else (buckets[0].below if buckets else None)
-    ids = sorted(scope)
-    facts = compute_facts(
-        session, cycle.as_of, {"score_change": [cfg.decline_days]}, low, account_ids=ids if len(ids) <= 2000 else None
-    )
-    facts = {acc: f for acc, f in facts.items() if acc in scope}
-    names = _names(session)
-    change = f"score_change_{cfg.decline_days}d"
-    declining = [
-        {"account": names[acc], "score": f["score"], "change": f[change]}
-        for acc, f in facts.items()
-        if f.get(change) is not None and f[change] <= -cfg.decline_points
-    ]
-    low_streaks = [
-        {"account": names[acc], "score": f["score"], "streak": f["low_score_streak"]}
-        for acc, f in facts.items()
-        if low is not None and f["low_score_streak"] >= cfg.low_streak
-    ]
-    sudden = _sudden_changes(run, names)
-    open_issues = _open_issues(session, cycle.as_of)
-    usage = _usage_changes(run)
-    healthy, unhealthy = (buckets[-1].name, buckets[0].name) if buckets else (None, None)
-    negatives, positives = [], []
-    for acc, f in facts.items():
-        if healthy is not None and f["bucket"] == healthy:
-            why = [f"{f['open_complaints']} open complaint(s)"] if f["open_complaints"] else []
-            days = f["days_to_renewal"]
-            if days is not None and 0 <= days <= cfg.renewal_days:
-                why.append(f"renewal in {days} days")
-            if why:
-                negatives.append({"account": names[acc], "bucket": f["bucket"], "score": f["score"], "reasons": why})
-        elif unhealthy is not None and f["bucket"] == unhealthy and not open_issues.get(acc) and usage.get(acc, 0) > 0:
-            positives.append(
-                {"account": names[acc], "bucket": f["bucket"], "score": f["score"], "usage_change": usage[acc]}
-            )
-    lists = (declining, sudden, low_streaks, negatives, positives)
-    for items in lists:
-        items.sort(key=lambda item: item["account"])
-    flagged = sorted({item["account"] for items in lists for item in items})
-    return {
-        "thresholds": cfg.thresholds() | {"low_below": low},
-        "declining": declining,
-        "sudden_changes": sudden,
-        "low_streaks": low_streaks,
-        "possible_false_negatives": negatives,
-        "possible_false_positives": positives,
-        "flagged": flagged,
-    }
-
-
-def _sudden_changes(run: StepRun, names: Mapping[int, str]) -> list[dict[str, Any]]:
-    """Moves between consecutive snapshots of at least the threshold that ended inside the period."""
-    from itertools import groupby
-
-    from pulsecheck.scoring import trends
-
-    query = (
-        select(ScoreSnapshot.account_id, ScoreSnapshot.as_of, ScoreSnapshot.score)
-        .where(ScoreSnapshot.as_of >= run.since - timedelta(days=92), ScoreSnapshot.as_of <= run.cycle.as_of)
-        .order_by(ScoreSnapshot.account_id, ScoreSnapshot.as_of)
-    )
-    found = []
-    scope = run.scope
-    for acc, rows in groupby(run.session.execute(query), key=lambda row: row[0]):
-        if acc not in scope:
-            continue
-        for move in trends.sudden_changes([(when, score) for _, when, score in rows], run.settings.sudden_change):
-            if move.end >= run.since:  # type: ignore[operator]  # snapshot times are aware datetimes
-                found.append(
-                    {
-                        "account": names[acc],
-                        "at": move.end.isoformat(),
-                        "from": move.before,
-                        "to": move.after,
-                        "delta": move.delta,
-                    }
-                )
-    return found
-
-
-def _open_issues(session: Session, as_of: datetime) -> dict[int, int]:
-    """Account id → issues of any kind open at `as_of`."""
-    from sqlalchemy import func, or_
-
-    from pulsecheck.storage.models import Issue
-
-    query = (
-        select(Issue.account_id, func.count())
-        .where(Issue.opened_at <= as_of, or_(Issue.closed_at.is_(None), Issue.closed_at > as_of))
-        .group_by(Issue.account_id)
-    )
-    return {acc: count for acc, count in session.execute(query)}
-
-
-def _usage_changes(run: StepRun) -> dict[int, float]:
-    """Account id → last minus first usage reading within the decline window (accounts with two or more)."""
-    from pulsecheck.storage.models import KpiReading
-
-    since = run.cycle.as_of - timedelta(days=run.settings.decline_days)
-    query = (
-        select(KpiReading.account_id, KpiReading.value)
-        .where(
-            KpiReading.kpi == run.settings.usage_kpi,
-            KpiReading.observed_at >= since,
-            KpiReading.observed_at <= run.cycle.as_of,
+    live_path = run.settings.live_model
+    problems: list[str] = []
+    differences: list[str] = []
+    if approved is None:
+        problems.append("no approved scoring model: the live model cannot be checked")
+    elif at_start is None or at_start.id != approved.id:
+        problems.append(
+            f"the approved model changed during the cycle: {at_start.version if at_start else 'none'} at start, "
+            f"{approved.version} now"
         )
-        .order_by(KpiReading.account_id, KpiReading.observed_at, KpiReading.id)
-    )
-    values: dict[int, list[float]] = {}
-    for acc, value in run.session.execute(query):
-        values.setdefault(acc, []).append(value)
-    return {acc: round(v[-1] - v[0], 2) for acc, v in values.items() if len(v) >= 2}
+    if approved is not None and live_path:
+        _, live = read_model_file(live_path)
+        differences = check_model(run.session, live, run.now)
+        if differences:
+            problems.append(
+                f"live model {live_path} differs from the approved model {approved.version}: " + "; ".join(differences)
+            )
+    elif approved is not None:
+        problems.append("live model not checked: set [scoring] model in pulsecheck.toml to the file in use")
+    return problems, differences
+
+
+def _snapshots_by_model(run: StepRun) -> Counter[str]:
+    """Model version → snapshots of accounts in scope scored with it during the period."""
+    rows = run.session.execute(select(ScoringModelVersion.id, ScoringModelVersion.version)).all()
+    versions = {pk: version for pk, version in rows}
+    by_model: Counter[str] = Counter()
+    scope = run.scope
+    window = (ScoreSnapshot.as_of >= run.since) & (ScoreSnapshot.as_of <= run.cycle.as_of)
+    query = select(ScoreSnapshot.account_id, ScoreSnapshot.model_id).where(window)
+    for acc, model_id in run.session.execute(query):
+        if acc in scope:
+            by_model[versions.get(model_id, str(model_id))] += 1
+    return by_model
+
+
+def _step_trends(run: StepRun) -> dict[str, Any]:
+    """Declining accounts, sudden changes, repeated low scores and the SOP's cross-checks (see `trends`)."""
+    return trends_result(run.session, run.cycle, run.since, run.settings)
 
 
 def _step_classify(run: StepRun) -> dict[str, Any]:
     """Risk level and escalation priority of every at-risk account in scope (the priority matrix), and the
     accounts the trends step flagged that are not at risk (to watch)."""
-    from pulsecheck.workflow.portfolio import at_risk
+    from pulsecheck.workflow.at_risk import at_risk
 
     found = at_risk(run.session, run.cycle.as_of, run.settings.priority, sorted(run.scope))
     trends = run.done["trends"].result
@@ -337,28 +229,15 @@ def _step_escalate(run: StepRun) -> dict[str, Any]:
     """Refused until every at-risk account has a decision with a named owner (cycle decision or open escalation)."""
     session = run.session
     at_risk = [a["account"] for a in run.done["classify"].result["at_risk"]]
-    names = _names(session)
+    names = account_names(session)
     ids = {ext: pk for pk, ext in names.items()}
     decisions = {d.account_id: d for d in decisions_of(session, run.cycle.id)}
-    escalations: dict[int, Escalation] = {}
-    for esc in session.scalars(
-        select(Escalation)
-        .where(Escalation.status != "resolved", Escalation.owner.is_not(None))
-        .order_by(Escalation.priority, Escalation.opened_at)
-    ):
-        escalations.setdefault(esc.account_id, esc)
+    escalations = _owned_escalations(session)
     decided: dict[str, dict[str, Any]] = {}
     for ext in at_risk:
         pk = ids.get(ext)
         if pk in decisions:
-            d = decisions[pk]
-            decided[ext] = {
-                "account": ext,
-                "decision": d.decision,
-                "owner": d.owner,
-                "reason": d.reason,
-                "source": "cycle decision",
-            }
+            decided[ext] = _decision_entry(ext, decisions[pk])
         elif pk in escalations:
             e = escalations[pk]
             decided[ext] = {
@@ -371,16 +250,34 @@ def _step_escalate(run: StepRun) -> dict[str, Any]:
     refusal = machine.undecided_refusal(at_risk, decided)
     if refusal:
         raise RefusedError(refusal)
-    others = [
-        {"account": names[pk], "decision": d.decision, "owner": d.owner, "reason": d.reason, "source": "cycle decision"}
-        for pk, d in decisions.items()
-        if names[pk] not in decided
-    ]
+    others = [_decision_entry(names[pk], d) for pk, d in decisions.items() if names[pk] not in decided]
     entries = [decided[ext] for ext in at_risk] + others
     return {
         "at_risk": len(at_risk),
         "decisions": entries,
         "by_decision": dict(sorted(Counter(e["decision"] for e in entries).items())),
+    }
+
+
+def _owned_escalations(session: Session) -> dict[int, Escalation]:
+    """Account id → its most urgent (then oldest) unresolved escalation that has an owner."""
+    escalations: dict[int, Escalation] = {}
+    for esc in session.scalars(
+        select(Escalation)
+        .where(Escalation.status != "resolved", Escalation.owner.is_not(None))
+        .order_by(Escalation.priority, Escalation.opened_at)
+    ):
+        escalations.setdefault(esc.account_id, esc)
+    return escalations
+
+
+def _decision_entry(account: str, d: CycleDecision) -> dict[str, Any]:
+    return {
+        "account": account,
+        "decision": d.decision,
+        "owner": d.owner,
+        "reason": d.reason,
+        "source": "cycle decision",
     }
 
 
@@ -411,7 +308,7 @@ def _step_document(run: StepRun) -> dict[str, Any]:
         "key_findings": key,
         "data_issues": {"open": data["open"], "accepted": data["accepted"]},
         "scoring_issues": model["problems"],
-        "non_conformances": [_finding_dict(f) for f in findings if f.status == "open"],
+        "non_conformances": [finding_dict(f) for f in findings if f.status == "open"],
         "findings": {
             "open": sum(1 for f in findings if f.status == "open"),
             "closed": sum(1 for f in findings if f.status != "open"),
@@ -441,20 +338,23 @@ def run_step(
     settings: CycleSettings,
     note: str | None = None,
     evidence: Sequence[str] = (),
+    max_size: int = attachments.DEFAULT_MAX_SIZE,
 ) -> CycleStep:
-    """Complete one step: refused before its predecessor; a done step runs again and clears the later ones."""
+    """Complete one step: refused before its predecessor; a done step runs again and clears the later ones.
+    Evidence is an http(s) link, kept as given, or a file, stored in the database (the seal covers its sha256)."""
     machine.check_step_name(step)
     cycle = get_cycle(session, cycle_id)
-    _guard_work(session, cycle, actor, f"complete step {step}")
+    guard_work(session, cycle, actor, f"complete step {step}")
     done = steps_of(session, cycle.id)
     refusal = machine.step_refusal(step, done)
     if refusal:
         raise RefusedError(refusal)
-    links = [_evidence(item) for item in evidence]
+    items = [attachments.link_or_file(item, max_size) for item in evidence]
     if step in done:
         redone = [step, *machine.cleared_by_redo(step, done)]
+        attachments.unlink(session, attachments.CYCLE_STEP, [done[s].id for s in redone if s in done])
         session.execute(delete(CycleStep).where(CycleStep.cycle_id == cycle.id, CycleStep.step.in_(redone)))
-        _log(session, cycle, "redo", actor.name, now, f"{step} runs again; cleared: {', '.join(redone)}")
+        log(session, cycle, "redo", actor.name, now, f"{step} runs again; cleared: {', '.join(redone)}")
     result = RUNNERS[step](StepRun(session, cycle, now, settings, steps_of(session, cycle.id)))
     row = CycleStep(
         cycle_id=cycle.id,
@@ -462,22 +362,13 @@ def run_step(
         done_by=actor.name,
         done_at=now,
         note=(note or "").strip() or None,
-        evidence=links,
+        evidence=[item for item in items if isinstance(item, str)],
         result=result,
     )
     session.add(row)
-    _log(session, cycle, "step", actor.name, now, f"{step}" + (f": {row.note}" if row.note else ""))
+    session.flush()
+    for item in items:
+        if isinstance(item, attachments.Upload):
+            attachments.attach(session, attachments.CYCLE_STEP, row.id, item, actor.name, now)
+    log(session, cycle, "step", actor.name, now, f"{step}" + (f": {row.note}" if row.note else ""))
     return row
-
-
-def _evidence(item: str) -> str:
-    """A URL as given, or an existing local path made absolute (a typo is an input error)."""
-    text = item.strip()
-    if not text:
-        raise InputError("--evidence is empty")
-    if "://" in text:
-        return text
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise InputError(f"--evidence {text}: no such file or directory (give a path or a URL)")
-    return str(path.resolve())

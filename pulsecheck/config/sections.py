@@ -1,0 +1,321 @@
+"""The typed settings: one pydantic model per section of pulsecheck.toml, each with its defaults.
+
+Models are strict (a TOML string is not a number, a string is not a list) and forbid unknown keys. Values
+that need more than a type (durations, clock times, crontab lines, time zones) are converted by validators
+whose errors name only the problem; the loader adds the file and key.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from pulsecheck.errors import InputError
+from pulsecheck.timeutil import parse_duration
+from pulsecheck.vocab import Priority, Severity
+
+if TYPE_CHECKING:
+    from pulsecheck.rules.priority import PriorityMatrix
+
+DEFAULT_DB = "sqlite:///pulsecheck.db"
+CHANNELS = ("log", "file", "email", "webhook")
+# Crontab shorthands (day-of-week by name: APScheduler 3 numbers weekdays from Monday).
+CADENCES = {"weekly": "0 9 * * mon", "monthly": "0 9 1 * *", "quarterly": "0 9 1 1,4,7,10 *"}
+_WHERE = "value"  # parse_duration's prefix, removed: the loader names the file and key
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"expected a duration like 7d, 12h or 2w, got {value!r}")
+    try:
+        return parse_duration(value, _WHERE)
+    except InputError as exc:
+        raise ValueError(str(exc).removeprefix(f"{_WHERE}: ")) from None
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+def _clock(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"expected a time of day like 09:00, got {value!r}") from None
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+def _crontab(value: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger  # only when a layer sets one: defaults are known good
+
+    try:
+        CronTrigger.from_crontab(CADENCES.get(value, value))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not weekly, monthly, quarterly or a crontab line: {exc}") from None
+    return value
+
+
+def _off(value: Any) -> Any:
+    return None if value in ("", "off", False) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
+ClockTime = Annotated[time, BeforeValidator(_clock)]
+Crontab = Annotated[str, AfterValidator(_crontab)]
+Names = list[str]  # user or role names: a list of strings, never one string
+
+
+class Section(BaseModel):
+    """A table of pulsecheck.toml: strict types, no unknown keys, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class ReviewSection(Section):
+    """`[review]`: due dates of new reviews."""
+
+    due_in: Duration = timedelta(days=14)
+    cadence_due_in: Duration = timedelta(days=14)
+
+
+class ScoringSection(Section):
+    """`[scoring]`: the live model file `model check` compares."""
+
+    model: str | None = None
+
+
+class RulesSection(Section):
+    """`[rules]`: how evaluation runs."""
+
+    workers: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=500, ge=1)
+
+
+DEFAULT_BASES: dict[Severity, Priority] = {"critical": "P1", "high": "P2", "medium": "P3", "low": "P4"}
+
+
+def _with_default_bases(value: dict[Severity, Priority]) -> dict[Severity, Priority]:
+    return {**DEFAULT_BASES, **value}  # a file that sets one severity keeps the others' defaults
+
+
+class PrioritySection(Section):
+    """`[priority]`: the severity's base priority, one level up per aggravating criterion."""
+
+    renewal_within_days: int = Field(default=90, ge=0)
+    arr_at_least: float = Field(default=100_000, ge=0)
+    open_issues_at_least: int = Field(default=3, ge=0)
+    base: Annotated[dict[Severity, Priority], AfterValidator(_with_default_bases)] = Field(
+        default_factory=lambda: dict(DEFAULT_BASES)
+    )
+
+    def matrix(self) -> PriorityMatrix:
+        """The domain's priority matrix of these values."""
+        from pulsecheck.rules.priority import PriorityMatrix
+
+        base: dict[str, str] = {severity: priority for severity, priority in self.base.items()}
+        return PriorityMatrix(base, self.renewal_within_days, self.arr_at_least, self.open_issues_at_least)
+
+
+class CycleSection(Section):
+    """`[cycle]`: thresholds of the review cycle's trends step."""
+
+    decline_days: int = Field(default=30, ge=1)
+    decline_points: float = Field(default=10.0, ge=0)
+    sudden_change: float = Field(default=15.0, ge=0)
+    low_streak: int = Field(default=3, ge=1)
+    low_below: float | None = None  # default: the approved model's lowest bucket threshold
+    renewal_days: int = Field(default=60, ge=0)
+    usage_kpi: str = "usage"
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMG]?B|bytes)?$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def _size(value: Any) -> int:
+    """A byte count: an integer, or text like 512KB, 10MB, 1.5GB (powers of 1024)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"expected a size like 10MB or a number of bytes, got {value!r}")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(value.strip())
+        if match is None:
+            raise ValueError(f"expected a size like 512KB, 10MB or 1GB, got {value!r}")
+        size = int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+    if size <= 0:
+        raise ValueError("must be more than 0 bytes")
+    return size
+
+
+class AttachmentsSection(Section):
+    """`[attachments]`: files stored in the database (review attachments, cycle evidence)."""
+
+    max_size: Annotated[int, BeforeValidator(_size)] = 10 * 1024 * 1024
+
+
+class FileOptions(Section):
+    """`[notifications.file]`; the channel module checks what is required when it is used."""
+
+    path: str | None = None
+
+
+class LogOptions(Section):
+    """`[notifications.log]`."""
+
+    level: Literal["debug", "info", "warning", "error"] | None = None
+
+
+class EmailOptions(Section):
+    """`[notifications.email]`; the password is the value of the variable `password_env` names."""
+
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    sender: str | None = Field(default=None, alias="from")
+    starttls: bool | None = None
+    ca_file: str | None = None
+    username: str | None = None
+    password_env: str | None = None
+    timeout: float | None = Field(default=None, gt=0)
+
+
+class WebhookOptions(Section):
+    """`[notifications.webhook]`; the token is the value of the variable `token_env` names."""
+
+    url: str | None = None
+    token_env: str | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    blocks: bool | None = None
+    proxy: str | None = None
+
+
+class NotificationsSection(Section):
+    """`[notifications]`: the channel, retries, each channel's table, the escalation matrix and role lists."""
+
+    channel: Literal["log", "file", "email", "webhook"] = "log"
+    max_attempts: int = Field(default=5, ge=1)
+    retry_base: PositiveDuration = timedelta(minutes=1)
+    retry_max: PositiveDuration = timedelta(hours=1)
+    log: LogOptions | None = None
+    file: FileOptions | None = None
+    email: EmailOptions | None = None
+    webhook: WebhookOptions | None = None
+    matrix: dict[Severity, Annotated[Names, Field(min_length=1)]] = Field(default_factory=dict)
+    roles: dict[str, Names] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _retry_max_not_below_base(self) -> NotificationsSection:
+        if self.retry_max < self.retry_base:
+            raise ValueError("retry_max must not be shorter than retry_base")
+        return self
+
+    def channel_options(self, name: str) -> dict[str, Any]:
+        """The settings table of channel `name` as its module reads it (unset keys left out)."""
+        options = getattr(self, name, None) if name in CHANNELS else None
+        return options.model_dump(by_alias=True, exclude_none=True) if isinstance(options, Section) else {}
+
+    def secret_names(self) -> list[str]:
+        """The environment variables that hold channel secrets (their names are settings, their values not)."""
+        names = [self.email.password_env if self.email else None, self.webhook.token_env if self.webhook else None]
+        return [name for name in names if name]
+
+
+class SchedulerSection(Section):
+    """`[scheduler]`: reminders, the next review's time of day, periodic evaluation and dispatch."""
+
+    reminder_every: PositiveDuration = timedelta(days=2)
+    max_reminders: int = Field(default=3, ge=0)
+    next_review_at: ClockTime = time(9, 0)
+    evaluate: Annotated[Crontab | None, BeforeValidator(_off)] = "0 6 * * *"  # None: periodic evaluation off
+    dispatch_every: PositiveDuration = timedelta(minutes=1)
+
+
+class LadderStep(Section):
+    """One step of the escalation ladder: who is told, how long after the escalation opened."""
+
+    role: str
+    after: Duration = timedelta(0)
+
+
+def _ordered(ladder: list[LadderStep]) -> list[LadderStep]:
+    if [step.after for step in ladder] != sorted(step.after for step in ladder):
+        raise ValueError("steps must come in the order of their `after`")
+    return ladder
+
+
+class EscalationSection(Section):
+    """`[escalation]`: the ladder an unacknowledged escalation climbs."""
+
+    ladder: Annotated[list[LadderStep], Field(min_length=1), AfterValidator(_ordered)] = Field(
+        default_factory=lambda: [
+            LadderStep(role="owner", after=timedelta(0)),
+            LadderStep(role="manager", after=timedelta(days=2)),
+            LadderStep(role="head_of_cs", after=timedelta(days=5)),
+        ]
+    )
+
+
+class CadenceSection(Section):
+    """`[cadence.<segment>]`: a cadence review per account of the segment."""
+
+    schedule: Crontab
+    due_in: Duration | None = None  # default: [review] cadence_due_in
+
+
+class SigningSection(Section):
+    """`[signing]`: whether sign-offs must carry a personal SSH signature, and the key that makes it."""
+
+    required: bool = False
+    key: str | None = None  # a private key, or a public key whose private half is in ssh-agent; default: `keys new`'s
+
+
+class SettingsFile(Section):
+    """Everything a settings file (or the environment) can set; every key has a default."""
+
+    database_url: str = DEFAULT_DB
+    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    review: ReviewSection = Field(default_factory=ReviewSection)
+    scoring: ScoringSection = Field(default_factory=ScoringSection)
+    rules: RulesSection = Field(default_factory=RulesSection)
+    priority: PrioritySection = Field(default_factory=PrioritySection)
+    cycle: CycleSection = Field(default_factory=CycleSection)
+    attachments: AttachmentsSection = Field(default_factory=AttachmentsSection)
+    notifications: NotificationsSection = Field(default_factory=NotificationsSection)
+    scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
+    escalation: EscalationSection = Field(default_factory=EscalationSection)
+    cadence: dict[str, CadenceSection] = Field(default_factory=dict)
+    signing: SigningSection = Field(default_factory=SigningSection)
+
+    def role_problems(self, known: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+        """Roles in the matrix and the ladder that are neither `known` nor a `[notifications.roles]` list."""
+        roles = (*known, *self.notifications.roles)
+        used: list[tuple[tuple[str | int, ...], str]] = [
+            (("notifications", "matrix", severity), role)
+            for severity, names in self.notifications.matrix.items()
+            for role in names
+        ]
+        used += [(("escalation", "ladder", n, "role"), step.role) for n, step in enumerate(self.escalation.ladder)]
+        unknown = [(loc, role) for loc, role in used if role not in roles]
+        if not unknown:
+            return []
+        from pulsecheck.yamlfile import suggest  # with YAML: only when there is something to suggest
+
+        return [(loc, f"unknown role {role!r}{suggest(role, roles)}") for loc, role in unknown]

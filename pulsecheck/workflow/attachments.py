@@ -1,0 +1,218 @@
+"""Files stored in the database: content-addressed by SHA-256 (the same bytes are stored once), linked to a record
+(a review, a cycle step) under a number, a file name and a note. What signatures and seals bind is the list of
+(number, name, sha256, note); `problems` checks that the stored bytes still have the sha256 they are filed under.
+
+Links to the outside stay links, and only http and https: anything else (`javascript:`, `file:`, `data:`) would
+become a clickable link in an exported report."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.states import review as review_machine
+from pulsecheck.storage.models import Attachment, AttachmentLink, Review, ReviewEvent, User
+
+REVIEW = "review"
+CYCLE_STEP = "cycle_step"
+DEFAULT_MAX_SIZE = 10 * 1024 * 1024
+URL_SCHEMES = ("http", "https")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")  # two letters at least: `C:\x` is a Windows path
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file read from disk, checked against the size limit, not stored yet."""
+
+    filename: str
+    content: bytes
+
+    @property
+    def sha256(self) -> str:
+        """The address the bytes are stored under."""
+        return hashlib.sha256(self.content).hexdigest()
+
+
+def read_upload(path: str, max_size: int, option: str = "FILE") -> Upload:
+    """The bytes of a regular file no larger than `max_size`; else an InputError naming the option and path."""
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise InputError(f"{option} {path}: no such file or directory (give a path or a URL)")
+    if not source.is_file():
+        raise InputError(f"{option} {path}: not a regular file")
+    size = source.stat().st_size
+    if size > max_size:
+        raise InputError(
+            f"{option} {path}: {size} bytes, over the attachment limit of {max_size} bytes ([attachments] max_size)"
+        )
+    try:
+        content = source.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot read: {exc.strerror or exc}") from None
+    if len(content) > max_size:  # it grew while we looked
+        raise InputError(f"{option} {path}: over the attachment limit of {max_size} bytes ([attachments] max_size)")
+    return Upload(source.name, content)
+
+
+def link_or_file(text: str, max_size: int, option: str = "--evidence") -> str | Upload:
+    """An http(s) URL as given, or an existing file's bytes; any other scheme is refused as bad input."""
+    item = text.strip()
+    if not item:
+        raise InputError(f"{option} is empty")
+    scheme = _SCHEME.match(item)
+    if scheme and not Path(item).expanduser().is_file():
+        name = scheme.group(1).lower()
+        parts = urlsplit(item)
+        if name not in URL_SCHEMES:
+            raise InputError(f"{option} {item}: only http and https links are allowed, not {name}:")
+        if not parts.netloc or any(ch.isspace() or ord(ch) < 32 for ch in item):
+            raise InputError(f"{option} {item}: not a valid {name} URL")
+        return item
+    return read_upload(item, max_size, option)
+
+
+# --- storing and reading --------------------------------------------------------------------------
+
+
+def store(session: Session, upload: Upload, now: datetime) -> Attachment:
+    """The stored attachment of these bytes, stored now unless the same bytes already are."""
+    found = session.get(Attachment, upload.sha256)
+    if found is None:
+        found = Attachment(sha256=upload.sha256, size=len(upload.content), content=upload.content, stored_at=now)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def attach(
+    session: Session, kind: str, record_id: int, upload: Upload, actor: str, now: datetime, note: str | None = None
+) -> AttachmentLink:
+    """Store the upload and link it to the record under the next number."""
+    store(session, upload, now)
+    last = session.scalar(
+        select(func.max(AttachmentLink.number)).where(
+            AttachmentLink.record_kind == kind, AttachmentLink.record_id == record_id
+        )
+    )
+    link = AttachmentLink(
+        record_kind=kind,
+        record_id=record_id,
+        number=(last or 0) + 1,
+        sha256=upload.sha256,
+        filename=upload.filename,
+        note=(note or "").strip() or None,
+        added_by=actor,
+        added_at=now,
+    )
+    session.add(link)
+    session.flush()
+    return link
+
+
+def links_of(session: Session, kind: str, record_id: int) -> list[AttachmentLink]:
+    """The record's attachments by number."""
+    query = select(AttachmentLink).where(AttachmentLink.record_kind == kind, AttachmentLink.record_id == record_id)
+    return list(session.scalars(query.order_by(AttachmentLink.number)))
+
+
+def unlink(session: Session, kind: str, record_ids: list[int]) -> None:
+    """Drop the links of records that are gone (a step that runs again); the bytes stay, others may use them."""
+    if record_ids:
+        session.execute(
+            delete(AttachmentLink).where(AttachmentLink.record_kind == kind, AttachmentLink.record_id.in_(record_ids))
+        )
+
+
+def bound(link: AttachmentLink) -> dict[str, Any]:
+    """What a signature or a seal binds of one attachment: its number, name, note and the sha256 of its bytes."""
+    return {"number": link.number, "filename": link.filename, "sha256": link.sha256, "note": link.note}
+
+
+def link_dict(session: Session, link: AttachmentLink) -> dict[str, Any]:
+    """The JSON shape of one attachment (`review attachments --json`)."""
+    stored = session.get(Attachment, link.sha256)
+    return bound(link) | {
+        "size": stored.size if stored else None,
+        "added_by": link.added_by,
+        "added_at": link.added_at.isoformat(),
+    }
+
+
+def content(session: Session, kind: str, record_id: int, number: int, what: str) -> tuple[AttachmentLink, bytes]:
+    """The link and stored bytes of attachment `number` of a record; refused when the bytes changed since."""
+    link = next((k for k in links_of(session, kind, record_id) if k.number == number), None)
+    if link is None:
+        raise NotFoundError(f"{what} has no attachment {number}")
+    stored = session.get(Attachment, link.sha256)
+    if stored is None or hashlib.sha256(stored.content).hexdigest() != link.sha256:
+        raise RefusedError(f"attachment {number} of {what}: the stored bytes do not match sha256 {link.sha256}")
+    return link, bytes(stored.content)
+
+
+def problems(session: Session, links: list[AttachmentLink], what: str) -> list[str]:
+    """One line per attachment whose stored bytes are missing or no longer hash to the sha256 it is filed under."""
+    found: list[str] = []
+    for link in links:
+        stored = session.get(Attachment, link.sha256)
+        if stored is None:
+            found.append(f"attachment {link.number} ({link.filename}) of {what}: stored bytes are missing")
+        elif hashlib.sha256(stored.content).hexdigest() != link.sha256:
+            found.append(
+                f"attachment {link.number} ({link.filename}) of {what}: stored bytes changed "
+                f"(filed as sha256 {link.sha256[:16]}…)"
+            )
+    return found
+
+
+# --- reviews ----------------------------------------------------------------------------------------
+
+
+def review_attachments(session: Session | None, review_id: int | None) -> tuple[review_machine.AttachmentData, ...]:
+    """What a review's signatures bind of its attachments (none for a review not stored yet)."""
+    if session is None or review_id is None:
+        return ()
+    return tuple(
+        review_machine.AttachmentData(k.number, k.filename, k.sha256, k.note)
+        for k in links_of(session, REVIEW, review_id)
+    )
+
+
+def attach_to_review(
+    session: Session, review_id: int, upload: Upload, user: User, now: datetime, note: str | None = None
+) -> AttachmentLink:
+    """Attach a file to a review the user may edit; after signing it is an audited edit that voids the signatures
+    (they bind the attachment list), and an approved review is frozen."""
+    review = session.get(Review, review_id)
+    if review is None:
+        raise NotFoundError(f"unknown review {review_id}")
+    if review.state not in review_machine.EDITABLE_STATES or review.state == "approved":
+        hint = " (reopen it to change it)" if review.state == "approved" else ""
+        raise RefusedError(f"review {review.id} is {review.state} and read-only{hint}")
+    if not (user.role_set & review_machine.MANAGER_ROLES or user.name == review.reviewer):
+        raise RefusedError(f"{user.name} is not the reviewer ({review.reviewer}) of review {review.id}")
+    link = attach(session, REVIEW, review.id, upload, user.name, now, note)
+    review.updated_at = now
+    if review.employee_digest or review.manager_digest:
+        session.add(
+            ReviewEvent(
+                review_id=review.id,
+                event="edit",
+                from_state=review.state,
+                to_state=review.state,
+                actor=user.name,
+                comment=f"changed after signing: attachments (added {link.number}: {link.filename})",
+                at=now,
+                cause="user",
+            )
+        )
+    session.flush()
+    return link

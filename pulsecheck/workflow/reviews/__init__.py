@@ -1,0 +1,40 @@
+"""Review services, one module per part, each importing only those above it in this list: `views` (the content
+signatures cover, verification, the list and the JSON shapes), `lifecycle` (open and the state machine's
+transitions), `template` (filling the template). Callers import the names below from here."""
+
+from pulsecheck.workflow.reviews.lifecycle import (
+    SYSTEM_ACTOR,
+    escalate,
+    get_review,
+    new_review,
+    open_review_for,
+    transition,
+)
+from pulsecheck.workflow.reviews.template import add_action, add_risk, fill, set_field
+from pulsecheck.workflow.reviews.views import (
+    content_of,
+    event_dict,
+    list_reviews,
+    replayed_state,
+    review_dict,
+    verify,
+)
+
+__all__ = [
+    "SYSTEM_ACTOR",
+    "add_action",
+    "add_risk",
+    "content_of",
+    "escalate",
+    "event_dict",
+    "fill",
+    "get_review",
+    "list_reviews",
+    "new_review",
+    "open_review_for",
+    "replayed_state",
+    "review_dict",
+    "set_field",
+    "transition",
+    "verify",
+]

@@ -1,0 +1,191 @@
+"""A review's lifecycle: open it (baseline from the latest snapshot, four-eyes approver), and move it through the
+state machine (submit, approve, reject, reopen, escalate, close, withdraw) with its guards, signatures and one
+audit row per event."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.states import review as machine
+from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
+from pulsecheck.vocab import PRIORITIES
+from pulsecheck.workflow.accounts import get_account
+from pulsecheck.workflow.reviews.views import content_of
+from pulsecheck.workflow.users import get_user
+
+SYSTEM_ACTOR = "pulsecheck"
+
+
+def get_review(session: Session, review_id: int) -> Review:
+    """A review by id, or an input error."""
+    review = session.get(Review, review_id)
+    if review is None:
+        raise NotFoundError(f"unknown review {review_id}")
+    return review
+
+
+def open_review_for(session: Session, account_id: int) -> Review | None:
+    """The account's review that is not closed yet, if any."""
+    return session.scalar(
+        select(Review)
+        .where(Review.account_id == account_id, Review.state != "closed")
+        .order_by(Review.id.desc())
+        .limit(1)
+    )
+
+
+def new_review(
+    session: Session,
+    account_ref: str,
+    actor: str,
+    now: datetime,
+    due_in: timedelta,
+    reviewer: str | None = None,
+    approver: str | None = None,
+    due: datetime | None = None,
+    kind: str = "cadence",
+    priority: str = "P3",
+    cause: str = "user",
+) -> Review:
+    """Open a draft review of an account; the baseline score comes from its latest snapshot."""
+    account = get_account(session, account_ref)
+    existing = open_review_for(session, account.id)
+    if existing is not None:
+        raise RefusedError(f"account {account.external_id} already has review {existing.id} ({existing.state})")
+    reviewer_name, approver_name = _people(session, account, actor, reviewer, approver)
+    if due is not None and due <= now:
+        raise InputError(f"--due {due.date()}: must be in the future")
+    if priority not in PRIORITIES:
+        raise InputError(f"priority {priority!r}: choose from {', '.join(PRIORITIES)}")
+    snapshot = session.scalar(
+        select(ScoreSnapshot)
+        .where(ScoreSnapshot.account_id == account.id)
+        .order_by(ScoreSnapshot.as_of.desc())
+        .limit(1)
+    )
+    review = Review(
+        account=account,
+        state=machine.NEW,
+        kind=kind,
+        reviewer=reviewer_name,
+        approver=approver_name,
+        priority=priority,
+        due_at=due or now + due_in,
+        created_at=now,
+        updated_at=now,
+        baseline_score=snapshot.score if snapshot else None,
+        baseline_bucket=snapshot.bucket if snapshot else None,
+    )
+    session.add(review)
+    _apply(session, review, "open", actor, now, roles=frozenset(), cause=cause)
+    return review
+
+
+def _people(
+    session: Session, account: Account, actor: str, reviewer: str | None, approver: str | None
+) -> tuple[str, str | None]:
+    """(reviewer, approver) of a new review: as given, else the account owner (or the actor) and the reviewer's or
+    the account's manager; the approver must be a manager other than the reviewer (four-eyes)."""
+    reviewer_name = reviewer or (account.owner.name if account.owner else None) or actor
+    reviewer_user = get_user(session, reviewer_name, what="--reviewer")
+    approver_name = approver or reviewer_user.manager_name or (account.manager.name if account.manager else None)
+    if approver_name is not None:
+        if not get_user(session, approver_name, what="--approver").role_set & machine.MANAGER_ROLES:
+            raise InputError(f"--approver: {approver_name} does not have the manager role")
+        if approver_name == reviewer_name:
+            raise InputError(f"--approver: {approver_name} is also the reviewer (four-eyes)")
+    return reviewer_name, approver_name
+
+
+def _apply(
+    session: Session,
+    review: Review,
+    event: str,
+    actor: str,
+    now: datetime,
+    roles: frozenset[str],
+    comment: str | None = None,
+    cause: str = "user",
+) -> None:
+    ctx = machine.Context(
+        content=content_of(review),
+        actor=actor,
+        actor_roles=roles,
+        now=now,
+        comment=comment,
+        cause=cause,
+        employee_digest=review.employee_digest,
+    )
+    before = review.state
+    after = machine.fire(before, event, ctx)
+    if review.id is None:
+        session.flush()  # the audit row needs the review's id
+    review.state = after
+    review.updated_at = now
+    if event == "submit":
+        review.employee_signed_by, review.employee_signed_at = actor, now
+        review.employee_digest = machine.employee_digest(ctx.content)
+    elif event == "approve":
+        review.manager_signed_by, review.manager_signed_at = actor, now
+        review.manager_digest = machine.manager_digest(ctx.content)
+    elif event in ("reject", "reopen"):
+        _clear_signatures(review)
+    if before != after or event == "escalate":
+        review.reminders_sent = 0
+    session.add(
+        ReviewEvent(
+            review_id=review.id,
+            event=event,
+            from_state=None if before == machine.NEW else before,
+            to_state=after,
+            actor=actor,
+            comment=comment,
+            at=now,
+            cause=cause,
+        )
+    )
+    session.flush()
+
+
+def _clear_signatures(review: Review) -> None:
+    review.employee_signed_by = review.employee_signed_at = review.employee_digest = None
+    review.manager_signed_by = review.manager_signed_at = review.manager_digest = None
+
+
+def transition(
+    session: Session,
+    review_id: int,
+    event: str,
+    actor: User | str,
+    now: datetime,
+    comment: str | None = None,
+    cause: str = "user",
+) -> Review:
+    """Fire `event` on a review as `actor`; refused events raise with the guard's reason."""
+    review = get_review(session, review_id)
+    name, roles = (actor, frozenset()) if isinstance(actor, str) else (actor.name, frozenset(actor.role_set))
+    if event == "approve" and comment and not (review.manager_comments or "").strip():
+        review.manager_comments = comment  # `approve --comment` fills the manager's comments
+    _apply(session, review, event, name, now, roles, comment, cause)
+    return review
+
+
+def escalate(
+    session: Session,
+    review: Review,
+    now: datetime,
+    priority: str,
+    due_at: datetime | None,
+    cause: str,
+    comment: str,
+) -> None:
+    """Raise a review's priority and pull its due date in (never push it out)."""
+    if PRIORITIES.index(priority) < PRIORITIES.index(review.priority):
+        review.priority = priority
+    if due_at is not None and (review.due_at is None or due_at < review.due_at):
+        review.due_at = due_at
+    _apply(session, review, "escalate", SYSTEM_ACTOR, now, frozenset(), comment, cause)

@@ -1,0 +1,161 @@
+"""What a review looks like from outside: its plain-data content (what signatures and guards see), the checks
+that its signatures and audit trail still hold, the review list, and the JSON shapes of a review and its audit rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
+
+from pulsecheck.errors import InputError
+from pulsecheck.states import review as machine
+from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewEvent, Risk
+from pulsecheck.timeutil import iso
+from pulsecheck.workflow import attachments
+
+
+def content_of(review: Review) -> machine.ReviewContent:
+    """The plain-data template of a review, as signatures and guards see it."""
+    return machine.ReviewContent(
+        account=review.account.external_id,
+        reviewer=review.reviewer,
+        approver=review.approver,
+        account_goals=review.account_goals,
+        goal_summary=review.goal_summary,
+        overall_assessment=review.overall_assessment,
+        next_review_date=review.next_review_date,
+        employee_comments=review.employee_comments,
+        manager_comments=review.manager_comments,
+        risks=tuple(
+            machine.RiskData(r.number, r.description, r.evidence, r.category, r.severity, r.impact)
+            for r in review.risks
+        ),
+        actions=tuple(
+            machine.ActionData(
+                a.number, a.description, a.risk_number, a.owner, a.due_date, a.success_criteria, a.status
+            )
+            for a in review.actions
+        ),
+        attachments=attachments.review_attachments(object_session(review), review.id),
+    )
+
+
+def list_reviews(
+    session: Session, state: str | None = None, user: str | None = None, account_id: int | None = None
+) -> list[Review]:
+    """Reviews, newest first; `user` keeps those where they are reviewer or approver."""
+    if state is not None and state not in machine.STATES:
+        raise InputError(f"--state {state!r}: choose from {', '.join(machine.STATES)}")
+    query = select(Review).order_by(Review.id.desc())
+    if state:
+        query = query.where(Review.state == state)
+    if user:
+        query = query.where((Review.reviewer == user) | (Review.approver == user))
+    if account_id is not None:
+        query = query.where(Review.account_id == account_id)
+    return list(session.scalars(query))
+
+
+def verify(review: Review, signatures: bool = True) -> list[str]:
+    """Problems with the signatures: empty when every signature matches the current content, the review and its
+    events agree with the audit chain, and (with `signatures`) each signed sign-off's SSH signature verifies."""
+    from pulsecheck.workflow.audit import chain_problems
+
+    content = content_of(review)
+    problems = []
+    if review.employee_digest and review.employee_digest != machine.employee_digest(content):
+        problems.append(f"employee signature of {review.employee_signed_by} no longer matches the content")
+    if review.manager_digest and review.manager_digest != machine.manager_digest(content):
+        problems.append(f"manager signature of {review.manager_signed_by} no longer matches the content")
+    session = object_session(review)
+    if session is not None:
+        problems += attachments.problems(
+            session, attachments.links_of(session, attachments.REVIEW, review.id), f"review {review.id}"
+        )
+        session.flush()  # the chain is compared with what the database holds
+        problems += chain_problems(session, [review, *review.events], signatures)
+    return problems
+
+
+def replayed_state(review: Review) -> str:
+    """The state the audit trail leads to (a check that nothing bypassed the state machine)."""
+    return machine.replay([(e.event, e.from_state, e.to_state) for e in review.events if e.event != "edit"])
+
+
+def review_dict(review: Review, with_history: bool = True) -> dict[str, Any]:
+    """The stable JSON shape of a review (documented in README)."""
+    account: Account = review.account
+    data: dict[str, Any] = {
+        "id": review.id,
+        "account": account.external_id,
+        "account_name": account.name,
+        "state": review.state,
+        "kind": review.kind,
+        "priority": review.priority,
+        "reviewer": review.reviewer,
+        "approver": review.approver,
+        "due_at": iso(review.due_at),
+        "created_at": iso(review.created_at),
+        "baseline": {"score": review.baseline_score, "bucket": review.baseline_bucket},
+        "account_goals": review.account_goals,
+        "goal_summary": review.goal_summary,
+        "overall_assessment": review.overall_assessment,
+        "next_review_date": iso(review.next_review_date),
+        "employee_comments": review.employee_comments,
+        "manager_comments": review.manager_comments,
+        "risks": [_risk_dict(r) for r in review.risks],
+        "actions": [_action_dict(a) for a in review.actions],
+        "signatures": {
+            "employee": {
+                "by": review.employee_signed_by,
+                "at": iso(review.employee_signed_at),
+                "digest": review.employee_digest,
+            },
+            "manager": {
+                "by": review.manager_signed_by,
+                "at": iso(review.manager_signed_at),
+                "digest": review.manager_digest,
+            },
+        },
+        "signature_problems": verify(review, signatures=False),  # `review verify` runs ssh-keygen, `show` not
+    }
+    if with_history:
+        data["history"] = [event_dict(e) for e in review.events]
+    return data
+
+
+def _risk_dict(r: Risk) -> dict[str, Any]:
+    return {
+        "number": r.number,
+        "description": r.description,
+        "evidence": r.evidence,
+        "category": r.category,
+        "severity": r.severity,
+        "impact": r.impact,
+    }
+
+
+def _action_dict(a: MitigationAction) -> dict[str, Any]:
+    return {
+        "number": a.number,
+        "risk": a.risk_number,
+        "description": a.description,
+        "owner": a.owner,
+        "due_date": iso(a.due_date),
+        "success_criteria": a.success_criteria,
+        "status": a.status,
+    }
+
+
+def event_dict(event: ReviewEvent) -> dict[str, Any]:
+    """The stable JSON shape of one audit row."""
+    return {
+        "event": event.event,
+        "from": event.from_state,
+        "to": event.to_state,
+        "actor": event.actor,
+        "comment": event.comment,
+        "at": event.at.isoformat(),
+        "cause": event.cause,
+    }

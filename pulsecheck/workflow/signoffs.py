@@ -1,0 +1,164 @@
+"""Checking signed sign-offs, and exporting them so an auditor checks them with `ssh-keygen -Y verify` alone.
+
+A signature verifies when the key whose fingerprint the entry names is registered to the user who signed off,
+was valid when the signature was made (added at or before it, not revoked before it), its public key still has
+that fingerprint, and ssh-keygen accepts the signature over the statement rebuilt from the entry.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pulsecheck import signing
+from pulsecheck.storage.chain import signed_off, split_signature, statement
+from pulsecheck.storage.models import AuditEntry, User, UserKey
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A signed audit entry, detached from the session (`audit verify` reads entries in batches)."""
+
+    seq: int
+    kind: str
+    record_id: int
+    content: str
+    actor: str | None
+    prev_hash: str
+    signature: str | None
+    signer_key: str | None
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> Signed:
+        return cls(
+            entry.seq, entry.kind, entry.record_id, entry.content, entry.actor, entry.prev_hash,
+            entry.signature, entry.signer_key,
+        )
+
+    @property
+    def where(self) -> str:
+        return f"audit entry {self.seq}"
+
+
+def signed_entries(session: Session, kind: str | None = None, record_ids: Iterable[int] | None = None) -> list[Signed]:
+    """The entries that carry a signature or a signing key, in chain order; optionally of one kind and records."""
+    query = select(AuditEntry).where(AuditEntry.signer_key.is_not(None) | AuditEntry.signature.is_not(None))
+    if kind is not None:
+        query = query.where(AuditEntry.kind == kind)
+    if record_ids is not None:
+        query = query.where(AuditEntry.record_id.in_(list(record_ids)))
+    return [Signed.of(entry) for entry in session.scalars(query.order_by(AuditEntry.seq))]
+
+
+class KeyRing:
+    """The registered keys, read once, with each public key's fingerprint checked once."""
+
+    def __init__(self, session: Session) -> None:
+        rows = session.execute(select(UserKey, User.name).join(User, User.id == UserKey.user_id))
+        self.keys = {key.fingerprint: (key, name) for key, name in rows}
+        self._matches: dict[str, bool] = {}
+
+    def intact(self, key: UserKey) -> bool:
+        """Whether the stored public key has the fingerprint it is registered under (not swapped)."""
+        if key.fingerprint not in self._matches:
+            try:
+                self._matches[key.fingerprint] = signing.line_fingerprint(key.public_key) == key.fingerprint
+            except Exception:  # noqa: BLE001 - an unreadable key is a swapped key
+                self._matches[key.fingerprint] = False
+        return self._matches[key.fingerprint]
+
+
+def check(entry: Signed, ring: KeyRing) -> str | None:
+    """Why `entry`'s signature does not verify, or None when it does."""
+    if entry.signature is None or entry.signer_key is None:
+        return f"its signature by {entry.signer_key or '?'} was removed"
+    try:
+        signed_at, armor = split_signature(entry.signature)
+        moment = datetime.fromisoformat(signed_at)
+    except ValueError:
+        return "its signature is malformed"
+    signoff = signed_off(entry.kind, json.loads(entry.content))
+    if signoff is None:
+        return f"signed, but its {entry.kind} {entry.record_id} records no sign-off"
+    principal = signoff[1]
+    found = ring.keys.get(entry.signer_key)
+    if found is None or found[1] != principal:
+        return f"signed with key {entry.signer_key}, which is not registered to {principal}"
+    key, _ = found
+    if key.added_at > moment or (key.revoked_at is not None and key.revoked_at <= moment):
+        return f"signed at {signed_at} with key {key.id} of {principal}, which was not valid then"
+    if not ring.intact(key):
+        return f"the public key registered as {key.fingerprint} (key {key.id} of {principal}) was replaced"
+    data = statement(entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor, signed_at)
+    reason = signing.verify(signing.allowed_signer(principal, key.public_key), principal, armor, data, moment)
+    return None if reason is None else f"the signature of {principal} does not verify ({reason})"
+
+
+def check_all(session: Session, entries: Iterable[Signed]) -> list[tuple[str, str]]:
+    """(where, what) for each entry whose signature does not verify."""
+    ring = KeyRing(session)
+    found = []
+    for entry in entries:
+        problem = check(entry, ring)
+        if problem is not None:
+            found.append((entry.where, problem))
+    return found
+
+
+@dataclass(frozen=True)
+class Export:
+    """What `audit export` wrote."""
+
+    directory: Path
+    keys: int
+    entries: int
+
+
+def export(session: Session, directory: Path) -> Export:
+    """Write `allowed_signers`, each signed statement (`entry-<seq>.txt`) and its signature (`.txt.sig`), and a
+    README with the `ssh-keygen -Y verify` command of each, plus `verify.sh` running them all."""
+    from pulsecheck.reports.files import write_atomic
+
+    ring = KeyRing(session)
+    directory.mkdir(parents=True, exist_ok=True)
+    signers = [signing.allowed_signer(name, key.public_key, key.added_at, key.revoked_at) for key, name in
+               sorted(ring.keys.values(), key=lambda pair: pair[0].id)]
+    write_atomic("".join(f"{line}\n" for line in signers), directory / "allowed_signers")
+    commands = []
+    for entry in signed_entries(session):
+        if entry.signature is None or (signoff := signed_off(entry.kind, json.loads(entry.content))) is None:
+            continue
+        signed_at, armor = split_signature(entry.signature)
+        data = statement(entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor, signed_at)
+        name = f"entry-{entry.seq}.txt"
+        write_atomic(data.decode("utf-8"), directory / name)
+        write_atomic(armor + "\n", directory / f"{name}.sig")
+        when = signing.ssh_time(datetime.fromisoformat(signed_at))
+        commands.append(
+            f"ssh-keygen -Y verify -f allowed_signers -I {shlex.quote(signoff[1])} -n {signing.NAMESPACE} "
+            f"-s {name}.sig -Overify-time={when} < {name}"
+        )
+    write_atomic(_readme(commands), directory / "README.txt")
+    script = write_atomic("#!/bin/sh\n# Verify every signed sign-off; stops at the first failure.\nset -e\n"
+                          'cd "$(dirname "$0")"\n' + "".join(f"{c}\n" for c in commands), directory / "verify.sh")
+    script.chmod(0o755)
+    return Export(directory, len(signers), len(commands))
+
+
+def _readme(commands: list[str]) -> str:
+    return (
+        "Signed sign-offs exported by `pulsecheck audit export`.\n\n"
+        "allowed_signers   the users' registered SSH public keys (OpenSSH allowed_signers format), each valid\n"
+        "                  from when it was registered until it was revoked\n"
+        "entry-<seq>.txt   the statement a user signed: the audit chain entry's record, event, signer, time,\n"
+        "                  SHA-256 of its content and place in the chain\n"
+        "entry-<seq>.txt.sig  its SSH signature (namespace pulsecheck)\n\n"
+        "Verify each with OpenSSH alone (or run ./verify.sh):\n\n" + "".join(f"  {c}\n" for c in commands)
+    )
