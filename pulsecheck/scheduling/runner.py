@@ -4,8 +4,8 @@ A pass takes a `now` (the wall clock, or the clock of cron, a test or a replay) 
 once, coalescing the firings missed while nothing ran; the daemon makes a pass whenever a job falls due, and at
 least every POLL seconds (other processes add jobs straight into the table). A job moves on to its next firing
 only with its committed work (`jobs.work`, `store.JobStore.advance`): a scheduler killed mid-job leaves the job
-due, and the next pass runs it again. A job that fails with an error moves on, like one that succeeded, so that
-it does not fail again at every pass.
+due, and the next pass runs it again; so does a conflict (the database busy). A job that fails with any other
+error moves on, like one that succeeded, so that it does not fail again at every pass.
 
 Only the leader runs jobs (`leader.LeaderLock`). It checks that it still leads before each job, and its
 transactions are fenced with the leadership's epoch; deposed, it drops the jobs still queued in its pass and
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from pulsecheck.errors import PulsecheckError, RefusedError
+from pulsecheck.errors import ConflictError, PulsecheckError, RefusedError
 from pulsecheck.scheduling import jobs
 from pulsecheck.scheduling.leader import LOCK_KEY, Deposed, LeaderLock, mark_written
 from pulsecheck.scheduling.specs import ScheduleSettings
@@ -161,6 +161,8 @@ def _run(rt: jobs.Runtime, job: Any, now: datetime) -> JobRun | None:
         result, ok = str(job.func(*job.args, **job.kwargs)), True
     except Deposed:
         raise  # its last work did not commit: the new leader runs it
+    except ConflictError as exc:  # a passing conflict (the database busy): not done, so it stays due
+        return JobRun(job.id, run_times[-1], len(run_times) - 1, f"{job.id}: {exc}; it runs again", False)
     except PulsecheckError as exc:
         result, ok = f"{job.id}: {exc}", False
     except Exception:  # a bug in one job must not stop the others: log it whole, report one line

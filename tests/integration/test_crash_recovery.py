@@ -37,6 +37,7 @@ from pulsecheck.workflow.rulesets import activate
 from pulsecheck.workflow.users import add_user
 from tests.integration.test_engine_workers import workers_of
 
+pytestmark = pytest.mark.slow  # about a minute on two idle cores: a process per kill, 20,000 accounts
 PULSECHECK = str(Path(sys.executable).parent / "pulsecheck")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ACCOUNTS = 20_000

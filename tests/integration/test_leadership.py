@@ -252,6 +252,7 @@ def failover(first_url: str, second_url: str, tmp_path: Path, database: Database
     assert took < 5
 
 
+@pytest.mark.slow  # two daemons over 600 jobs
 def test_two_daemons_on_one_sqlite_file_through_a_symlink_fail_over_without_running_a_job_twice(
     tmp_path: Path, database: Database, db_url: str
 ):
@@ -266,6 +267,7 @@ def test_two_daemons_on_one_sqlite_file_through_a_symlink_fail_over_without_runn
     failover(db_url, f"sqlite:///{link}", tmp_path, database, kill)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_a_postgres_leader_whose_lock_connection_dies_stops_and_the_standby_runs_the_rest_once(
     tmp_path: Path, pg_database: Database, pg_url: str
