@@ -100,9 +100,10 @@ def gone(stored: str | None, lease_until: datetime | None, wall: datetime) -> st
         return "no process recorded as running it"
     if holder.host == host_key() and not pid_alive(holder.pid):
         return f"{holder.name} is gone"
-    if lease_until is None or lease_until < wall:
-        since = f" since {lease_until.isoformat(timespec='seconds')}" if lease_until else ""
-        return f"{holder.name} stopped renewing its lease{since}"
+    if lease_until is None:
+        return f"{holder.name} holds no lease"
+    if lease_until < wall:
+        return f"{holder.name} has not renewed its lease (it ran out at {lease_until.isoformat(timespec='seconds')})"
     return None
 
 
