@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,7 +69,10 @@ def test_a_bad_schedule_in_the_config_is_one_line_naming_it(run, tmp_path):
 
 
 class Daemon:
-    """`pulsecheck scheduler run` as a real process; its stderr lines are read as they come."""
+    """`pulsecheck scheduler run` as a real process; a thread reads its stderr lines as they come.
+
+    (Not select() on the pipe and readline(): the buffered reader may take two lines from the pipe at once and
+    return one, and select() never fires for the second.)"""
 
     def __init__(self, db_url: str, tmp_path: Path) -> None:
         env = dict(os.environ, PULSECHECK_DATABASE_URL=db_url, PULSECHECK_USER="olga")
@@ -84,21 +87,24 @@ class Daemon:
             cwd=tmp_path,
         )
         self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        assert self.proc.stderr is not None
-        selector = selectors.DefaultSelector()
-        selector.register(self.proc.stderr, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.lines:
+            for line in list(self.lines):
                 if text in line:
                     return line
-            if selector.select(timeout=0.5):
-                line = self.proc.stderr.readline()
-                if not line and self.proc.poll() is not None:
+            if self.proc.poll() is not None and not any(text in line for line in self.lines):
+                time.sleep(0.1)  # the reader may still be taking in the last lines
+                if not any(text in line for line in self.lines):
                     break
-                self.lines.append(line)
+            time.sleep(0.02)
         raise AssertionError(f"no {text!r} within {timeout}s; got {self.lines}")
 
     def kill(self, sig: int) -> int:
