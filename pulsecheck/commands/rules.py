@@ -28,24 +28,24 @@ def rules() -> None:
 @rules.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False))
 def rules_validate(file: str) -> None:
-    """Report every problem in a rules FILE, with its line."""
+    """Report every problem in a rules FILE, with its line; every rule is also tried in the engine."""
     from pulsecheck.rules.durable import compile_rules
-    from pulsecheck.rules.language import load_rules_file
+    from pulsecheck.workflow.rulesets import checked_rules
 
     with every_problem(file):
-        parsed = load_rules_file(file)
+        parsed = checked_rules(file)
     shards = compile_rules(parsed)
-    click.echo(f"{file}: ok ({len(parsed.rules)} rules, {len(shards)} durable-rules ruleset(s))")
+    click.echo(f"{file}: ok ({len(parsed.rules)} rules, {len(shards)} durable-rules ruleset(s), tried in the engine)")
 
 
 @rules.command("activate")
 @click.argument("file", type=click.Path(dir_okay=False))
 @pass_app
 def rules_activate(app: App, file: str) -> None:
-    """Make FILE the active ruleset (ops or manager)."""
+    """Make FILE the active ruleset (ops or manager), after the checks of `rules validate`."""
     from pulsecheck.workflow.rulesets import activate
 
-    with app.transaction() as session:
+    with every_problem(file), app.transaction() as session:
         row = activate(session, file, app.actor(session), app.now())
         said = f"ruleset {row.name} active (sha256 {row.sha256[:12]}, by {row.activated_by})"
     click.echo(said)
@@ -215,10 +215,13 @@ def evaluate(app: App, dry_run: bool, as_of: str | None, account: str | None, as
         "firings": [{"account": a, "rule": r} for a, r in report.firings],
         "actions": [vars(p) for p in report.actions],
         "resolved": [vars(p) for p in report.resolved],
+        "recovered": report.recovered,
     }
     if as_json:
         emit_json(data)
         return
+    for line in report.recovered:
+        click.echo(f"{line}: marked failed", err=True)
     prefix = "would " if dry_run else ""
     click.echo(
         f"{'dry run: ' if dry_run else ''}{report.accounts} accounts, {len(report.firings)} firing(s), "

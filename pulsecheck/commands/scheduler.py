@@ -28,7 +28,8 @@ def scheduler_run(app: App, once: bool, as_json: bool) -> None:
     """Run the scheduler: a daemon until SIGTERM/SIGINT, or one pass with --once.
 
     The clock is the wall clock, or PULSECHECK_NOW. Only one scheduler runs jobs at a time per database;
-    a second one waits as standby and takes over when the first stops.
+    a second one waits as standby and takes over when the first stops or dies. A job killed mid-way runs
+    again at the next start; evaluation runs left `running` by a dead process are marked failed.
     """
     from pulsecheck.scheduling.runner import run_once, runtime
 
@@ -51,6 +52,7 @@ def _pass_json(done: Pass) -> dict[str, Any]:
     reconciled = done.reconciled
     return {
         "now": done.now.isoformat(),
+        "recovered": done.recovered,
         "reconciled": {
             "added": reconciled.added,
             "replaced": reconciled.replaced,
@@ -71,6 +73,8 @@ def _pass_json(done: Pass) -> dict[str, Any]:
 
 
 def _echo_pass(done: Pass, tz: ZoneInfo) -> None:
+    for line in done.recovered:
+        click.echo(f"{line}: marked failed")
     report = done.reconciled
     click.echo(
         f"reconciled: {len(report.added)} added, {len(report.replaced)} repaired, {len(report.removed)} removed, "

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from decimal import Decimal
@@ -32,6 +34,7 @@ ACCOUNTS_PER_SID = 20
 RETRIES = 3
 _OPS = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 _INT64 = 2**63
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class EngineCrashed(PulsecheckError):
@@ -96,10 +99,13 @@ def compile_node(node: Node) -> dict[str, Any]:
 
 
 def _branches(node: Node) -> int:
+    """How many alpha branches of the engine a condition may make true at once (what P12 limits). The groups of
+    an `all` add up: measured, one rule of `all: [any of 40, any of 30]` fails with error 303 like an `any` of 70,
+    and so do two rules of `all: [any of 30, any of 30]` in one ruleset."""
     if isinstance(node, AnyOf):
         return sum(_branches(item) for item in node.items)
     if isinstance(node, All):
-        return max(1, max((_branches(item) for item in node.items), default=1))
+        return max(1, sum(_branches(item) for item in node.items if not isinstance(item, Leaf)))
     return 1
 
 
@@ -108,21 +114,34 @@ def compile_rule(rule: Rule) -> dict[str, Any]:
     return {"all": [{"m": {"$and": [{"kind": "account"}, compile_node(normalize(rule.when))]}}]}
 
 
-def compile_rules(rules_file: RulesFile) -> list[tuple[str, str]]:
-    """Shards of (versioned ruleset name, ruleset JSON)."""
-    shards: list[dict[str, Any]] = []
+def compile_alone(rule: Rule) -> str:
+    """One rule as a ruleset of its own (JSON), as a trial runs it."""
+    return to_json({rule.id: compile_rule(rule), **SEEN, **SENTINEL})
+
+
+def shard_rules(rules_file: RulesFile) -> list[list[Rule]]:
+    """The rules in shards of at most MAX_RULES rules and MAX_BRANCHES branches (a rule above that alone)."""
+    shards: list[list[Rule]] = []
     weight = 0
     for rule in rules_file.rules:
         cost = _branches(normalize(rule.when))
         if not shards or len(shards[-1]) >= MAX_RULES or weight + cost > MAX_BRANCHES:
-            shards.append({})
+            shards.append([])
             weight = 0
-        shards[-1][rule.id] = compile_rule(rule)
+        shards[-1].append(rule)
         weight += cost
+    return shards
+
+
+def compile_rules(rules_file: RulesFile) -> list[tuple[str, str]]:
+    """Shards of (versioned ruleset name, ruleset JSON)."""
     stem = rules_file.source.rsplit("/", 1)[-1].split(".")[0] or "rules"
     return [
-        (f"{stem}.{i}@{rules_file.sha256[:12]}", to_json({**shard, **SEEN, **SENTINEL}))
-        for i, shard in enumerate(shards)
+        (
+            f"{stem}.{i}@{rules_file.sha256[:12]}",
+            to_json({**{rule.id: compile_rule(rule) for rule in shard}, **SEEN, **SENTINEL}),
+        )
+        for i, shard in enumerate(shard_rules(rules_file))
     ]
 
 
@@ -148,12 +167,43 @@ _HANDLES: list[int] = []
 _ID_MARK = '"id": "account:'
 
 
-def init_worker(shards: list[tuple[str, str]]) -> None:
-    """Worker start-up: create the rulesets in this process's C core (the pool's initializer)."""
+def die_with_parent(parent: int) -> None:
+    """Make this worker process die when `parent` does (a killed CLI must not leave workers computing).
+
+    Linux: the kernel sends SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG). Elsewhere a daemon thread
+    watches the parent pid between chunks. A parent already gone by now is noticed at once."""
+    import ctypes
+    import signal
+    import sys
+    import threading
+
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            armed = ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:  # it died before the signal was armed
+        os._exit(1)
+    if not armed:
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="parent watch", daemon=True).start()
+
+
+def init_worker(shards: list[tuple[str, str]], parent: int | None = None) -> None:
+    """Worker start-up (the pool's initializer): die with `parent`, then create the rulesets in this process's
+    C core."""
     import ctypes
 
     import durable_rules_engine as dre
 
+    if parent is not None:
+        die_with_parent(parent)
     try:  # P10: keep glibc from trimming the heap after every delete_state
         ctypes.CDLL("libc.so.6").mallopt(-1, 256 << 20)
     except OSError:
@@ -220,6 +270,36 @@ def _alone(handle: int, item: tuple[int, str]) -> set[tuple[int, str]]:
     raise RuntimeError(f"it dropped the fact of account {item[0]} {RETRIES} times")
 
 
+def trial_case(name: str, ruleset: str, facts: Sequence[tuple[int, Mapping[str, Any]]]) -> list[tuple[int, str]] | str:
+    """In a worker: create the ruleset and evaluate each fact in a sid of its own; the firings, or what the engine
+    said when it failed (a trial of a rules file before it is activated: `rules.trial`)."""
+    import durable_rules_engine as dre
+
+    try:
+        handle = dre.create_ruleset(name, ruleset)
+    except Exception as exc:  # noqa: BLE001 - durable-rules raises plain exceptions with its error code
+        return f"the engine refuses its ruleset: {exc}"
+    fired: set[tuple[int, str]] = set()
+    try:
+        for account, fact in facts:
+            found, seen = _run_sid(handle, f"t{account}", [(account, encode_fact(account, fact))])
+            if seen != 1:
+                return f"the engine dropped the fact of synthetic account {account}"
+            fired |= found
+    except Exception as exc:  # noqa: BLE001 - as above
+        return str(exc)
+    finally:
+        dre.delete_ruleset(handle)
+    return sorted(fired)
+
+
+def trial_cases(
+    cases: Sequence[tuple[str, str, Sequence[tuple[int, Mapping[str, Any]]]]],
+) -> list[list[tuple[int, str]] | str]:
+    """In a worker: `trial_case` for each (name, ruleset JSON, facts)."""
+    return [trial_case(name, ruleset, facts) for name, ruleset, facts in cases]
+
+
 def evaluate(
     rules_file: RulesFile,
     facts_by_account: Iterable[tuple[int, Mapping[str, Any]]],
@@ -242,7 +322,7 @@ def evaluate(
             max_workers=max(1, min(workers, len(chunks))),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(shards,),
+            initargs=(shards, os.getpid()),
         ) as pool:
             results = []
             for chunk, result in zip(chunks, pool.map(evaluate_chunk, chunks, [per_sid] * len(chunks)), strict=True):

@@ -6,6 +6,7 @@ The conditions (facts catalogue, condition tree, operators) are in `rules.condit
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -84,6 +85,7 @@ def windows_used(rules: tuple[Rule, ...] | list[Rule]) -> dict[str, set[int]]:
 class _Checker:
     def __init__(self, source: str, roles: tuple[str, ...]) -> None:
         self.source, self.roles, self.problems = source, roles, []  # type: ignore[var-annotated]
+        self.current = ""  # the rule being checked, named in problems with a condition's value
 
     def add(self, container: Any, key: Any, message: str) -> None:
         self.problems.append((line_of(container, key), f"{self.source}:{line_of(container, key)}: {message}"))
@@ -102,6 +104,7 @@ class _Checker:
         elif rule_id in seen:
             self.add(item, "id", f"duplicate rule id {rule_id!r} (first at line {seen[rule_id]})")
         seen.setdefault(rule_id, line_of(item, "id"))
+        self.current = rule_id
         when = self.node(item["when"], item, "when") if "when" in item else None
         if "when" not in item:
             self.add(item, None, f"rule {rule_id}: missing 'when'")
@@ -189,7 +192,7 @@ class _Checker:
 
     def value(self, fact: str, kind: str, op: str, value: Any, ops: LineDict) -> Any:
         def bad(message: str) -> object:
-            self.add(ops, op, f"{fact} ({kind}) {op}: {message}")
+            self.add(ops, op, f"rule {self.current}: {fact} ({kind}) {op}: {message}")
             return _BAD
 
         if op in ("exists", "missing"):
@@ -208,6 +211,8 @@ class _Checker:
             return (low, high) if low <= high else bad(f"low {low} is above high {high}")
         if op in ("lt", "lte", "gt", "gte") and kind != NUMBER:
             return bad("ordering needs a number fact")
+        if kind == NUMBER and isinstance(value, float) and not math.isfinite(value):
+            return bad(f"expected a finite number, got {value!r}")  # .nan compares false with everything
         checked = self.scalar(kind, value)
         return bad(f"expected a {kind}, got {value!r}") if checked is _BAD else checked
 
@@ -217,7 +222,7 @@ class _Checker:
             return value if isinstance(value, bool) else _BAD
         if kind == STRING:
             return value if isinstance(value, str) else _BAD
-        if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) >= 1e15:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not abs(value) < 1e15:  # NaN: not <
             return _BAD
         return round(float(value), PRECISION) if isinstance(value, float) else value
 

@@ -1,14 +1,17 @@
 """The functions that scheduled jobs run, by the textual reference stored in each job.
 
-Each job runs in its own transaction and returns one line saying what it did. The job's arguments say what
-it was scheduled for; a job whose row has moved on (a review no longer in that state, an acknowledged
+Each job returns one line saying what it did, and does its work in `work()` transactions: the last one also
+moves the job on to its next firing (the runner's `claim`), so a firing counts as done exactly when its work
+committed. A job killed mid-way is still due and runs again: every job is idempotent. The job's arguments say
+what it was scheduled for; a job whose row has moved on (a review no longer in that state, an acknowledged
 escalation) does nothing, so a stale job is harmless until `reconcile` removes it. Notifications carry dedupe
 keys built from what they announce, so a job that runs twice never notifies twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -36,18 +39,42 @@ class Runtime:
     clock: Callable[[], datetime]
 
 
+CADENCE_BATCH = 100  # accounts per transaction of a cadence job: the write lock is never held for long
+
 _runtime: Runtime | None = None
+_claim: Callable[[Session], None] | None = None
 
 
 def set_runtime(runtime: Runtime | None) -> None:
+    """What the jobs run with (None: outside the scheduler)."""
     global _runtime
     _runtime = runtime
+
+
+def set_claim(claim: Callable[[Session], None] | None) -> None:
+    """What moves the running job on to its next firing, inside the transaction of its last work."""
+    global _claim
+    _claim = claim
 
 
 def _rt() -> Runtime:
     if _runtime is None:
         raise PulsecheckError("scheduled job run outside the scheduler")
     return _runtime
+
+
+def _claim_in(session: Session) -> None:
+    if _claim is not None:
+        _claim(session)
+
+
+@contextmanager
+def work(last: bool = True) -> Iterator[Session]:
+    """A transaction of the running job; the `last` one also moves the job on, so both commit together."""
+    with _rt().database.transaction() as session:
+        yield session
+        if last:
+            _claim_in(session)
 
 
 def _notify(
@@ -67,7 +94,7 @@ def _notify(
 def review_due(review_id: int, state: str, due_iso: str) -> str:
     """Remind whoever holds an overdue review; after the last reminder, escalate to the approver."""
     rt, now = _rt(), _rt().clock()
-    with rt.database.transaction() as session:
+    with work() as session:
         review = session.get(Review, review_id)
         if review is None or review.state != state or review.due_at is None or review.due_at.isoformat() != due_iso:
             return f"review {review_id}: no longer {state} with that due date; nothing to do"
@@ -116,7 +143,7 @@ def review_due(review_id: int, state: str, due_iso: str) -> str:
 def escalation_deadline(escalation_id: int) -> str:
     """An escalation nobody acknowledged climbs the ladder to the level its age has reached."""
     rt, now = _rt(), _rt().clock()
-    with rt.database.transaction() as session:
+    with work() as session:
         escalation = session.get(Escalation, escalation_id)
         if escalation is None or escalation.status != "open":
             return f"escalation {escalation_id}: not open; nothing to do"
@@ -178,7 +205,7 @@ def _open_next_review(session: Session, rt: Runtime, account: Account, now: date
 def next_review(account_id: int, day_iso: str) -> str:
     """The next review date of an approved review has come: open the next review."""
     rt, now = _rt(), _rt().clock()
-    with rt.database.transaction() as session:
+    with work() as session:
         account = session.get(Account, account_id)
         if account is None:
             return f"account {account_id}: gone; nothing to do"
@@ -192,12 +219,21 @@ def cadence(segment: str) -> str:
     if settings is None:
         return f"cadence {segment}: no longer configured; nothing to do"
     with rt.database.transaction() as session:
-        accounts = list(session.scalars(select(Account).where(Account.segment == segment).order_by(Account.id)))
-        outcomes = [_open_next_review(session, rt, a, now, settings.due_in, f"cadence:{segment}") for a in accounts]
+        ids = list(session.scalars(select(Account.id).where(Account.segment == segment).order_by(Account.id)))
+    outcomes: list[str] = []
+    for start in range(0, len(ids), CADENCE_BATCH):  # killed mid-way, the next run opens the rest
+        with work(last=start + CADENCE_BATCH >= len(ids)) as session:
+            batch = session.scalars(select(Account).where(Account.id.in_(ids[start : start + CADENCE_BATCH])))
+            why = f"cadence:{segment}"
+            outcomes += [_open_next_review(session, rt, a, now, settings.due_in, why) for a in sorted(batch, key=_id)]
     opened = sum(1 for line in outcomes if "opened review" in line)
     skipped = [line for line in outcomes if "no owner" in line]
     tail = f"; {len(skipped)} without an owner skipped" if skipped else ""
-    return f"cadence {segment}: {opened} review(s) opened over {len(accounts)} account(s){tail}"
+    return f"cadence {segment}: {opened} review(s) opened over {len(ids)} account(s){tail}"
+
+
+def _id(account: Account) -> int:
+    return account.id
 
 
 def evaluate() -> str:
@@ -206,8 +242,11 @@ def evaluate() -> str:
     from pulsecheck.workflow.evaluation import evaluate as run_evaluation
 
     rt, now = _rt(), _rt().clock()
-    report = run_evaluation(rt.database, EvaluationSettings.from_settings(rt.settings), now, now)
-    return f"evaluate: {report.accounts} account(s), {len(report.firings)} firing(s), {len(report.actions)} action(s)"
+    config = EvaluationSettings.from_settings(rt.settings)
+    report = run_evaluation(rt.database, config, now, now, on_done=_claim_in)  # moved on with the run's end
+    recovered = "".join(f"; {line}, marked failed" for line in report.recovered)
+    actions = len(report.actions)
+    return f"evaluate: {report.accounts} account(s), {len(report.firings)} firing(s), {actions} action(s){recovered}"
 
 
 def dispatch_notifications() -> str:

@@ -1,13 +1,15 @@
-"""Running the scheduled jobs: one pass (`scheduler run --once`) or the daemon, behind a leader lock.
+"""Running the scheduled jobs: one pass (`scheduler run --once`) or the daemon, behind the leader lock.
 
-The daemon is APScheduler's BackgroundScheduler over the SQLAlchemy job store in the project database, one job
-at a time (`store.daemon_scheduler`). A pass with `--once` takes a `now` (the clock of cron, a test or a replay)
-and runs every job due by then exactly once, coalescing the firings missed while nothing ran: the same
-computation APScheduler makes, except that the job is moved to its next time before it runs
-(`store.JobStore.claim`), so that a job which changes its own rows never races its own bookkeeping.
+A pass takes a `now` (the wall clock, or the clock of cron, a test or a replay) and runs every job due by then
+once, coalescing the firings missed while nothing ran; the daemon makes a pass whenever a job falls due, and at
+least every POLL seconds (other processes add jobs straight into the table). A job moves on to its next firing
+only with its committed work (`jobs.work`, `store.JobStore.advance`): a scheduler killed mid-job leaves the job
+due, and the next pass runs it again; so does a conflict (the database busy). A job that fails with any other
+error moves on, like one that succeeded, so that it does not fail again at every pass.
 
-Only one process runs jobs at a time: a PostgreSQL advisory lock (released by the server when the holder's
-connection dies), or an exclusive file lock next to a SQLite database.
+Only the leader runs jobs (`leader.LeaderLock`). It checks that it still leads before each job, and its
+transactions are fenced with the leadership's epoch; deposed, it drops the jobs still queued in its pass and
+goes back to standby. Each start (daemon or pass) first marks failed the evaluation runs whose process died.
 """
 
 from __future__ import annotations
@@ -16,93 +18,30 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from pulsecheck.errors import PulsecheckError, RefusedError
+from pulsecheck.errors import ConflictError, PulsecheckError, RefusedError
 from pulsecheck.scheduling import jobs
+from pulsecheck.scheduling.leader import LOCK_KEY, Deposed, LeaderLock, mark_written
 from pulsecheck.scheduling.specs import ScheduleSettings
-from pulsecheck.scheduling.store import daemon_scheduler, job_store, stop_daemon
+from pulsecheck.scheduling.store import job_store
 from pulsecheck.scheduling.sync import SyncReport, reconcile
+from pulsecheck.workflow.evaluation import recover_runs
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings
     from pulsecheck.storage.db import Database
 
-LOCK_KEY = 0x70756C73  # "puls": with the schema, the advisory lock that schedulers of one database compete for
+__all__ = ["LOCK_KEY", "Deposed", "LeaderLock", "run_due", "run_forever", "run_once", "runtime", "start"]
+
 DISPATCH = "dispatch-notifications"
-LOCK_CHECK = timedelta(seconds=5)  # how often a leader checks that it still holds the lock
+POLL = 1.0  # seconds: the daemon's longest sleep between passes (and between checks that it still leads)
+DEPOSED_BACKOFF = 3  # standby polls a deposed leader waits before it competes again
 log = logging.getLogger("pulsecheck.scheduler")
-
-
-class LeaderLock:
-    """Held by the one scheduler that runs jobs; others wait as standby."""
-
-    def __init__(self, database: Database) -> None:
-        self.engine = database.engine
-        self._connection: Any = None
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> bool:
-        """Take the lock if nobody holds it; False (at once, without waiting) if another scheduler does."""
-        if self._connection is not None or self._file is not None:
-            return True
-        if self.engine.dialect.name == "postgresql":
-            connection = self.engine.connect()
-            held = connection.execute(
-                text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"), {"key": LOCK_KEY}
-            ).scalar()
-            connection.commit()
-            if held:
-                self._connection = connection
-            else:
-                connection.close()
-            return bool(held)
-        path = self.engine.url.database
-        if not path or path == ":memory:":
-            return True
-        import fcntl
-
-        handle = Path(f"{path}.scheduler.lock").open("a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        self._file = handle
-        return True
-
-    def held(self) -> bool:
-        """Still ours? A PostgreSQL session lock dies with its connection."""
-        if self._connection is None:
-            return self._file is not None or self.engine.dialect.name != "postgresql"
-        try:
-            self._connection.execute(text("SELECT 1"))
-            self._connection.commit()
-        except Exception:  # noqa: BLE001 - any failure of the lock's connection means the lock is gone
-            self._connection.invalidate()
-            self._connection = None
-            return False
-        return True
-
-    def release(self) -> None:
-        """Give the lock up (a no-op when not held)."""
-        if self._connection is not None:
-            try:
-                self._connection.execute(
-                    text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))"), {"key": LOCK_KEY}
-                )
-                self._connection.commit()
-            finally:
-                self._connection.close()
-                self._connection = None
-        if self._file is not None:
-            self._file.close()  # closing the file drops the flock
-            self._file = None
 
 
 @dataclass(frozen=True)
@@ -117,12 +56,21 @@ class JobRun:
 
 
 @dataclass(frozen=True)
+class Started:
+    """What a scheduler start did: interrupted runs marked failed, then the reconcile."""
+
+    recovered: list[str]
+    reconciled: SyncReport
+
+
+@dataclass(frozen=True)
 class Pass:
-    """What one `scheduler run --once` did: the reconcile at its start, then the job runs."""
+    """What one `scheduler run --once` did: the start (recovery, reconcile), then the job runs."""
 
     now: datetime
     reconciled: SyncReport
     runs: list[JobRun]
+    recovered: list[str] = field(default_factory=list)
 
 
 def runtime(database: Database, settings: Settings, clock: Callable[[], datetime] | None = None) -> jobs.Runtime:
@@ -132,25 +80,43 @@ def runtime(database: Database, settings: Settings, clock: Callable[[], datetime
 
 def start(rt: jobs.Runtime, now: datetime) -> SyncReport:
     """Make the jobs agree with the rows (run at every scheduler start)."""
+    return begin(rt, now).reconciled
+
+
+def begin(rt: jobs.Runtime, now: datetime) -> Started:
+    """What every scheduler start does: mark failed the runs whose process died, then reconcile the jobs."""
     with rt.database.transaction() as session:
-        return reconcile(session, rt.cfg, now)
+        recovered = recover_runs(session, now)
+    with rt.database.transaction() as session:
+        return Started(recovered, reconcile(session, rt.cfg, now))
 
 
 def run_once(rt: jobs.Runtime) -> Pass:
-    """One pass behind the leader lock, at the runtime's clock: reconcile, then run every job due. Refused while
-    another scheduler holds the lock. Each job commits its own work as it runs."""
+    """One pass as the leader, at the runtime's clock: start, then run every job due. Refused while another
+    scheduler leads. Each job commits its own work as it runs."""
     lock = LeaderLock(rt.database)
     if not lock.acquire():
         raise RefusedError("another scheduler holds the leader lock; not running jobs")
     try:
         now = rt.clock()
-        return Pass(now, start(rt, now), run_due(rt, now))
+        started = begin(rt, now)
+        return Pass(now, started.reconciled, run_due(rt, now, lock), started.recovered)
     finally:
         lock.release()
 
 
-def run_due(rt: jobs.Runtime, now: datetime, max_passes: int = 10) -> list[JobRun]:
-    """Run every job due by `now` once (missed firings coalesced), including jobs made due by earlier ones."""
+def run_due(
+    rt: jobs.Runtime,
+    now: datetime,
+    leader: LeaderLock | None = None,
+    stop: threading.Event | None = None,
+    on_run: Callable[[JobRun], None] | None = None,
+    max_passes: int = 10,
+) -> list[JobRun]:
+    """Run every job due by `now` once (missed firings coalesced), including jobs made due by earlier ones.
+
+    With a `leader`, each job runs only while it still leads (Deposed otherwise: the rest are dropped); a set
+    `stop` ends the pass between jobs. `on_run(run)` after each job."""
     runs: list[JobRun] = []
     jobs.set_runtime(jobs.Runtime(rt.database, rt.settings, rt.cfg, lambda: now))
     try:
@@ -158,11 +124,19 @@ def run_due(rt: jobs.Runtime, now: datetime, max_passes: int = 10) -> list[JobRu
             with rt.database.transaction() as session:
                 due = job_store(session, rt.cfg.tz).due(now)
             due.sort(key=lambda job: job.id == DISPATCH)  # last: a pass delivers what it produced
-            if not due:
-                break
-            done = [run for run in (_run(rt, job, now) for job in due) if run is not None]
-            runs.extend(done)
-            if not done:
+            ran = 0
+            for job in due:
+                if stop is not None and stop.is_set():
+                    return runs
+                if leader is not None and not leader.held():
+                    raise Deposed(f"lost the leader lock; {len(due) - ran} queued job(s) dropped")
+                run = _run(rt, job, now)
+                if run is not None:
+                    ran += 1
+                    runs.append(run)
+                    if on_run is not None:
+                        on_run(run)
+            if not ran:
                 break
     finally:
         jobs.set_runtime(None)
@@ -170,17 +144,37 @@ def run_due(rt: jobs.Runtime, now: datetime, max_passes: int = 10) -> list[JobRu
 
 
 def _run(rt: jobs.Runtime, job: Any, now: datetime) -> JobRun | None:
-    with rt.database.transaction() as session:  # move the job on first: it never runs twice for one firing
-        run_times = job_store(session, rt.cfg.tz).claim(job, now)
-    if run_times is None:
-        return None  # an earlier job of this pass removed or replaced it: the next pass sees the new one
+    with rt.database.transaction() as session:
+        if not job_store(session, rt.cfg.tz).current(job):
+            return None  # an earlier job of this pass removed or replaced it: the next pass sees the new one
+    run_times: list[datetime] = job._get_run_times(now)
+    claimed: list[bool] = []
+
+    def claim(session: Session) -> None:
+        if not claimed:
+            job_store(session, rt.cfg.tz).advance(job, now)
+            mark_written(session)  # the job row is written on the session's connection: fence it too
+            claimed.append(True)
+
+    jobs.set_claim(claim)
     try:
         result, ok = str(job.func(*job.args, **job.kwargs)), True
+    except Deposed:
+        raise  # its last work did not commit: the new leader runs it
+    except ConflictError as exc:  # a passing conflict (the database busy): not done, so it stays due
+        return JobRun(job.id, run_times[-1], len(run_times) - 1, f"{job.id}: {exc}; it runs again", False)
     except PulsecheckError as exc:
         result, ok = f"{job.id}: {exc}", False
     except Exception:  # a bug in one job must not stop the others: log it whole, report one line
         log.error("job %s failed:\n%s", job.id, traceback.format_exc())
         result, ok = f"{job.id}: failed: {traceback.format_exc(limit=0).strip()}", False
+    finally:
+        jobs.set_claim(None)
+    if not ok:
+        claimed.clear()  # its claim may have rolled back with its work (moving on twice is a no-op: `advance`)
+    if not claimed:  # it wrote nothing of its own, or failed: move it on now, so it does not fail at every pass
+        with rt.database.transaction() as session:
+            claim(session)
     return JobRun(job.id, run_times[-1], len(run_times) - 1, result, ok)
 
 
@@ -188,12 +182,12 @@ def run_forever(
     rt: jobs.Runtime,
     stop: threading.Event,
     echo: Callable[[str], None],
-    standby_poll: float = 2.0,
+    standby_poll: float = 1.0,
 ) -> None:
-    """The daemon: wait for the leader lock, reconcile, then run jobs on the wall clock until `stop` is set.
+    """The daemon: wait for the lead, start, then run jobs as they fall due until `stop` is set.
 
-    A leader that loses its lock (its PostgreSQL connection died) stops running jobs and goes back to standby.
-    """
+    A leader that is deposed (its PostgreSQL connection died, its lease was taken over) drops its queued jobs and
+    goes back to standby."""
     lock = LeaderLock(rt.database)
     while not stop.is_set():
         waiting = False
@@ -207,27 +201,45 @@ def run_forever(
         try:
             _lead(rt, stop, lock, echo)
         finally:
-            jobs.set_runtime(None)
             lock.release()
+        if not stop.is_set():  # deposed: the standbys that kept polling go first, rather than a flapping leader
+            stop.wait(DEPOSED_BACKOFF * standby_poll)
     echo("stopped")
 
 
 def _lead(rt: jobs.Runtime, stop: threading.Event, lock: LeaderLock, echo: Callable[[str], None]) -> None:
-    report = start(rt, rt.clock())
+    try:
+        started = begin(rt, rt.clock())
+    except Deposed as exc:
+        echo(f"lost the leader lock at start ({exc}): back to standby")
+        return
+    report = started.reconciled
+    took_over = f", took over from {lock.took_over}" if lock.took_over else ""
     echo(
-        f"leader: {len(report.added)} job(s) added, {len(report.replaced)} repaired, "
+        f"leader: epoch {lock.epoch}{took_over}; {len(report.added)} job(s) added, {len(report.replaced)} repaired, "
         f"{len(report.removed)} removed, {report.kept} kept"
     )
-    jobs.set_runtime(rt)
-    scheduler = daemon_scheduler(rt.database.engine, rt.cfg.tz, lambda job_id, outcome: echo(f"{job_id}: {outcome}"))
-    scheduler.start()
-    # Other processes add jobs straight into the table; wake up regularly to see them.
-    poll = min(rt.cfg.dispatch_every, LOCK_CHECK).total_seconds()
-    while not stop.wait(poll):
-        if not lock.held():
-            echo("lost the leader lock (database connection gone): stopping jobs, back to standby")
-            stop_daemon(scheduler)
+    for line in started.recovered:
+        echo(f"{line}: marked failed")
+    while not stop.is_set():
+        try:
+            run_due(rt, rt.clock(), lock, stop, lambda run: echo(f"{run.id}: {'' if run.ok else 'ERROR '}{run.result}"))
+        except Deposed as exc:
+            echo(f"lost the leader lock ({exc}): back to standby")
             return
-        scheduler.wakeup()
-    echo("stopping: waiting for the running job")
-    stop_daemon(scheduler)
+        if stop.is_set():
+            break
+        if not lock.held():
+            echo("lost the leader lock (database connection gone or lease taken over): back to standby")
+            return
+        stop.wait(_pause(rt))
+    echo("stopping: the running job is done")
+
+
+def _pause(rt: jobs.Runtime) -> float:
+    """Seconds until the next job falls due, at most POLL."""
+    with rt.database.transaction() as session:
+        following = job_store(session, rt.cfg.tz).next_due()
+    if following is None:
+        return POLL
+    return max(0.0, min(POLL, (following - rt.clock()).total_seconds()))

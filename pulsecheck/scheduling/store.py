@@ -12,12 +12,16 @@ tests/integration/test_apscheduler_contract.py so that an upgrade fails there fi
   the store unpickles exactly that, so jobs written here are read by the daemon and vice versa;
 - `Job._modify(next_run_time=...)` sets a job's next firing; `Job._get_run_times(now)` lists every firing due
   by `now`, oldest first (a coalesced run covers them all).
+
+APScheduler's own schedulers are not used to run jobs: BackgroundScheduler moves a job on to its next firing
+before the job runs (a kill mid-job loses the firing) and queues due jobs in its executor where a deposed leader
+cannot drop them. `scheduling.runner` runs the due jobs itself, and moves each on only with its committed work.
 """
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,8 +35,6 @@ from pulsecheck.storage.models import SchedulerJob
 
 if TYPE_CHECKING:
     from apscheduler.job import Job
-    from apscheduler.schedulers.background import BackgroundScheduler
-    from sqlalchemy.engine import Engine
 
     from pulsecheck.scheduling.specs import JobSpec
 
@@ -93,21 +95,27 @@ class JobStore:
         for start in range(0, len(ids), BATCH):
             self.session.execute(delete(SchedulerJob).where(SchedulerJob.id.in_(ids[start : start + BATCH])))
 
-    def claim(self, job: Job, now: datetime) -> list[datetime] | None:
-        """Move a due job on to its next firing, or remove it if it has none, before it runs: it never runs twice
-        for one firing. Returns the firings one run covers (coalesced, oldest first), or None when the stored job
-        is no longer `job` (an earlier job of the same pass removed or replaced it)."""
-        current = self.store.lookup_job(job.id)
-        if current is None or _identity(current) != _identity(job):
-            return None
-        run_times: list[datetime] = job._get_run_times(now)
-        following = job.trigger.get_next_fire_time(run_times[-1], now)
+    def current(self, job: Job) -> bool:
+        """Whether the stored job is still `job` (an earlier job of the same pass may have removed or replaced it)."""
+        stored = self.store.lookup_job(job.id)
+        return stored is not None and _identity(stored) == _identity(job)
+
+    def advance(self, job: Job, now: datetime) -> None:
+        """Move a job that ran on to its first firing after `now`, or remove it if it has none. Called in the
+        transaction of the job's work (or after it committed), never before: a job killed mid-way stays due and
+        runs again. A job its own work removed or replaced is left as that work wrote it."""
+        if not self.current(job):
+            return
+        following = job.trigger.get_next_fire_time(job._get_run_times(now)[-1], now)
         if following is None:
             self.store.remove_job(job.id)
         else:
             job._modify(next_run_time=following)
             self.store.update_job(job)
-        return run_times
+
+    def next_due(self) -> datetime | None:
+        """The soonest next run time of any stored job (None: no job is scheduled)."""
+        return cast("datetime | None", self.store.get_next_run_time())
 
     def _row(self, spec: JobSpec, now: datetime) -> dict[str, Any]:
         from apscheduler.job import Job
@@ -170,34 +178,3 @@ class JobRow:
 def list_jobs(session: Session, tz: ZoneInfo) -> list[JobRow]:
     """The stored jobs with their next run time (None: paused) and a readable trigger, soonest first."""
     return [JobRow(job.id, job.name, job.next_run_time, str(job.trigger)) for job in job_store(session, tz).all()]
-
-
-def daemon_scheduler(engine: Engine, tz: ZoneInfo, report: Callable[[str, object], None]) -> BackgroundScheduler:
-    """APScheduler's BackgroundScheduler over the job table, not yet started: one job at a time, missed firings
-    run once; `report(job_id, result or exception)` after each run."""
-    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
-    from apscheduler.executors.pool import ThreadPoolExecutor
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine)},
-        executors={"default": ThreadPoolExecutor(1)},
-        job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
-        timezone=tz,
-    )
-
-    def on_run(event: JobExecutionEvent) -> None:
-        report(event.job_id, event.retval if event.exception is None else event.exception)
-
-    scheduler.add_listener(on_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
-    return scheduler
-
-
-def stop_daemon(scheduler: BackgroundScheduler) -> None:
-    """Stop the daemon scheduler once its running job is done, leaving every stored job as it is.
-
-    The job store goes first: on shutdown, APScheduler 3 shuts its executor down and then makes one more pass
-    over the due jobs, which moves each of them on to its next firing without running it (a lost reminder)."""
-    scheduler.remove_jobstore("default", shutdown=False)  # the engine is the application's: not disposed here
-    scheduler.shutdown(wait=True)

@@ -173,6 +173,10 @@ class EvaluationRun(Base):
     actions: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20))  # running | done | failed
     error: Mapped[str | None] = mapped_column(Text)
+    # Who runs it ("<pid>@<host>#<token>", see workflow.leases) and until when its heartbeat vouches for it: a
+    # `running` run whose holder is gone is marked failed by the next command that looks.
+    holder: Mapped[str | None] = mapped_column(String(300))
+    lease_until: Mapped[datetime | None]
 
 
 class RuleFiring(Base):
@@ -464,3 +468,15 @@ class SchedulerJob(Base):
     # Ours, not APScheduler's (which leaves it alone): what the job was made from, so that reconcile can
     # compare 100k jobs with the rows without unpickling them.
     spec: Mapped[str | None] = mapped_column(Text)
+
+
+class SchedulerLeader(Base):
+    """The scheduler's leadership, one row: the holder, its lease, and the epoch (fencing token) that each
+    takeover increments. A job's transaction commits only while the epoch is still the one its leader took."""
+
+    __tablename__ = "scheduler_leader"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    holder: Mapped[str | None] = mapped_column(String(300))
+    lease_until: Mapped[datetime | None]
+    acquired_at: Mapped[datetime | None]

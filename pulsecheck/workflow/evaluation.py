@@ -2,20 +2,24 @@
 
 Stages: facts (read in bulk), engine (every firing computed before anything is written, so a crash of the C
 core writes nothing), apply (actions in batches of accounts, each batch its own transaction; `workflow.actions`).
-The run row is committed as `running` before the first batch and ends `done`, or `failed` with the error.
+The run row is committed as `running` before the first batch and ends `done`, or `failed` with the error. While it
+runs, its process renews a lease on the row (`workflow.leases`); a run left `running` by a process that died is
+marked `failed`, with the reason, by the next evaluation or scheduler start (`recover_runs`). Re-running is safe:
+every action is deduplicated, so a second run finishes what a killed one left half done.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
@@ -25,6 +29,7 @@ from pulsecheck.rules.priority import PriorityMatrix
 from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, EvaluationRun
 from pulsecheck.workflow.actions import ActionLog, Batches, Planned
+from pulsecheck.workflow.leases import BOOKKEEPING, Heartbeat, Holder, gone, this_process, wall_clock
 from pulsecheck.workflow.models import approved_model
 from pulsecheck.workflow.rulesets import active_rules
 
@@ -33,6 +38,12 @@ if TYPE_CHECKING:
     from pulsecheck.storage.db import Database
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total): stages "facts", "engine", "apply"
+# How long a run's heartbeat vouches for it, and how often it is renewed. A run on another machine that stops
+# renewing is found gone after RUN_LEASE; on this machine as soon as its pid is gone. (A `[rules] run_lease`
+# setting should expose it.)
+RUN_LEASE = timedelta(seconds=60)
+logger = logging.getLogger("pulsecheck.evaluation")
+RUN_HEARTBEAT = 15.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class EvaluationReport:
     resolved: list[Planned] = field(default_factory=list)
     run_id: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage: facts, engine, apply
+    recovered: list[str] = field(default_factory=list)  # interrupted runs this one found and marked failed
 
 
 def evaluate(
@@ -94,14 +106,21 @@ def evaluate(
     dry_run: bool = False,
     account_id: int | None = None,
     progress: Progress | None = None,
+    on_done: Callable[[Session], None] | None = None,
 ) -> EvaluationReport:
-    """Evaluate the active rules over the portfolio (or one account) and apply their actions in batches."""
+    """Evaluate the active rules over the portfolio (or one account) and apply their actions in batches.
+
+    Runs left `running` by a process that died are marked failed first. `on_done(session)` is called inside the
+    transaction that marks the run done (the scheduler moves its job on there: never before the work committed).
+    """
     from pulsecheck.rules import durable
 
     unit = database.transaction
     report = EvaluationReport(as_of=as_of)
     clock = time.perf_counter()
     with unit() as session:
+        if not dry_run:
+            report.recovered = recover_runs(session, now)
         row, rules = active_rules(session)
         ruleset_id, scope = row.id, [account_id] if account_id is not None else None
         facts = account_facts(session, rules, as_of, scope)
@@ -126,46 +145,101 @@ def evaluate(
         with _rolled_back(database) as session:
             log = Batches(session, config, rules, facts, firings, now, None, scope).run(config.batch_size, on_batch)
     else:
-        report.run_id = _start_run(unit, ruleset_id, as_of, now, len(facts), len(firings))
+        holder = this_process()
+        report.run_id = _start_run(unit, ruleset_id, as_of, now, len(facts), len(firings), holder)
         batches = Batches(unit, config, rules, facts, firings, now, report.run_id, scope)
-        log = _run_recorded(unit, batches, config.batch_size, on_batch)
+        with _lease(database, report.run_id, holder):
+            log = _run_recorded(unit, batches, config.batch_size, on_batch, on_done)
     report.actions, report.resolved = log.planned, log.resolved
     report.seconds["apply"] = time.perf_counter() - clock
     return report
 
 
 def _start_run(
-    unit: Callable[[], Any], ruleset_id: int, as_of: datetime, now: datetime, accounts: int, firings: int
+    unit: Callable[[], Any],
+    ruleset_id: int,
+    as_of: datetime,
+    now: datetime,
+    accounts: int,
+    firings: int,
+    holder: Holder,
 ) -> int:
-    """Commit the run row as `running` (so a run that dies mid-way is seen) and return its id."""
+    """Commit the run row as `running`, held by `holder` (so a run that dies mid-way is seen), and return its id."""
     with unit() as session:
         run = EvaluationRun(
             started_at=now, as_of=as_of, ruleset_id=ruleset_id, accounts=accounts, firings=firings, actions=0,
-            status="running",
+            status="running", holder=holder.text, lease_until=wall_clock() + RUN_LEASE,
         )  # fmt: skip
         session.add(run)
         session.flush()
         return run.id
 
 
+@contextmanager
+def _lease(database: Database, run_id: int, holder: Holder) -> Iterator[None]:
+    """Renew the run's lease while the block runs (outside its transactions: a Core update of two columns that
+    no hook watches)."""
+    table = cast(Table, EvaluationRun.__table__)
+    renew = (
+        update(table)
+        .where(table.c.id == run_id, table.c.holder == holder.text, table.c.status == "running")
+        .values(lease_until=bindparam("until"))
+    )
+
+    def beat() -> None:
+        with database.engine.begin() as connection:
+            connection.execute(renew, {"until": wall_clock() + RUN_LEASE})
+
+    heartbeat = Heartbeat(beat, RUN_HEARTBEAT, f"run {run_id} lease").start()
+    try:
+        yield
+    finally:
+        heartbeat.stop()
+
+
 def _run_recorded(
-    unit: Callable[[], Any], batches: Batches, size: int, on_batch: Callable[[int, int], None] | None
+    unit: Callable[[], Any],
+    batches: Batches,
+    size: int,
+    on_batch: Callable[[int, int], None] | None,
+    on_done: Callable[[Session], None] | None,
 ) -> ActionLog:
     """Apply the batches of a recorded run; its row ends `done` with the count of actions, or `failed` with why."""
     try:
         log = batches.run(size, on_batch)
     except Exception as exc:
-        with unit() as session:
-            failed = session.get(EvaluationRun, batches.run_id)
-            assert failed is not None
-            failed.status, failed.finished_at = "failed", batches.now
-            failed.error = f"{type(exc).__name__}: {exc}"[:2000]
+        try:
+            with unit() as session:
+                session.info[BOOKKEEPING] = True  # a deposed scheduler still says its run failed
+                failed = session.get(EvaluationRun, batches.run_id)
+                assert failed is not None
+                failed.status, failed.finished_at = "failed", batches.now
+                failed.error = f"{type(exc).__name__}: {exc}"[:2000]
+        except Exception:  # noqa: BLE001 - e.g. the database is gone: the run's lease runs out instead
+            logger.warning("run %s: could not record its failure", batches.run_id, exc_info=True)
         raise
     with unit() as session:
         done = session.get(EvaluationRun, batches.run_id)
         assert done is not None
         done.status, done.finished_at, done.actions = "done", batches.now, len(log.planned)
+        if on_done is not None:
+            on_done(session)
     return log
+
+
+def recover_runs(session: Session, now: datetime, wall: datetime | None = None) -> list[str]:
+    """Mark failed every `running` run whose process is gone (`leases.gone`), with the reason, at `now`.
+    Returns one line per run so marked."""
+    wall = wall or wall_clock()
+    found = []
+    running = select(EvaluationRun).where(EvaluationRun.status == "running").order_by(EvaluationRun.id)
+    for run in session.scalars(running):
+        why = gone(run.holder, run.lease_until, wall)
+        if why is None:
+            continue
+        run.status, run.finished_at, run.error = "failed", now, f"interrupted: {why}"
+        found.append(f"run {run.id} (started {run.started_at.isoformat(timespec='seconds')}) was interrupted: {why}")
+    return found
 
 
 @contextmanager

@@ -8,18 +8,30 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pulsecheck.errors import RefusedError
+from pulsecheck.errors import RefusedError, ValidationFailed
 from pulsecheck.rules.language import RulesFile, load_rules, load_rules_file
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import Ruleset, User
 
 
+def checked_rules(path: str | Path) -> RulesFile:
+    """Read and validate a rules file, then run every rule through the engine on synthetic accounts
+    (`rules.trial`): what `rules validate` and `rules activate` both check. ValidationFailed lists every problem."""
+    from pulsecheck.rules.trial import trial
+
+    parsed = load_rules_file(path)
+    problems = trial(parsed)
+    if problems:
+        raise ValidationFailed(problems)
+    return parsed
+
+
 def activate(session: Session, path: str | Path, user: User, now: datetime) -> Ruleset:
-    """Store a validated rules file as the active ruleset (ops, manager or admin)."""
+    """Store a rules file that passes `checked_rules` as the active ruleset (ops, manager or admin)."""
     reason = permissions.refusal("rules.activate", permissions.actor(user.name, user.role_set))
     if reason:
         raise RefusedError(reason)
-    parsed = load_rules_file(path)
+    parsed = checked_rules(path)
     current = active_row(session)
     if current is not None and current.sha256 == parsed.sha256:
         raise RefusedError(f"{path} is already the active ruleset (sha256 {parsed.sha256[:12]})")

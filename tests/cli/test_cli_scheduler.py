@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import subprocess
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,7 +77,10 @@ def test_a_bad_schedule_in_the_config_is_one_line_naming_it(run, tmp_path):
 
 
 class Daemon:
-    """`pulsecheck scheduler run` as a real process; its stderr lines are read as they come."""
+    """`pulsecheck scheduler run` as a real process; a thread reads its stderr lines as they come.
+
+    (Not select() on the pipe and readline(): the buffered reader may take two lines from the pipe at once and
+    return one, and select() never fires for the second.)"""
 
     def __init__(self, db_url: str, tmp_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULSECHECK_")}
@@ -91,21 +94,24 @@ class Daemon:
             cwd=tmp_path,
         )
         self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        assert self.proc.stderr is not None
-        selector = selectors.DefaultSelector()
-        selector.register(self.proc.stderr, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.lines:
+            for line in list(self.lines):
                 if text in line:
                     return line
-            if selector.select(timeout=0.5):
-                line = self.proc.stderr.readline()
-                if not line and self.proc.poll() is not None:
+            if self.proc.poll() is not None and not any(text in line for line in self.lines):
+                time.sleep(0.1)  # the reader may still be taking in the last lines
+                if not any(text in line for line in self.lines):
                     break
-                self.lines.append(line)
+            time.sleep(0.02)
         raise AssertionError(f"no {text!r} within {timeout}s; got {self.lines}")
 
     def kill(self, sig: int) -> int:
@@ -191,12 +197,13 @@ def test_a_leader_whose_connection_dies_stops_running_jobs_and_competes_again(pg
     try:
         daemon.wait_for("leader:")
         with pg_database.engine.connect() as conn:  # what a database restart or a network cut does to it
+            schema = conn.execute(text("SELECT hashtext(current_schema())")).scalar_one() & 0xFFFFFFFF
             killed = conn.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                    " WHERE locktype = 'advisory' AND classid = :key AND granted"
+                    " WHERE locktype = 'advisory' AND classid = :key AND objid = :schema AND granted"
                 ),
-                {"key": LOCK_KEY},
+                {"key": LOCK_KEY, "schema": schema},  # this test's schema only: other tests may share the server
             ).all()
         assert killed == [(True,)]
         daemon.wait_for("lost the leader lock")

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from apscheduler.events import EVENT_ALL, EVENT_JOB_EXECUTED, JobEvent
+from apscheduler.events import EVENT_ALL, EVENT_JOB_EXECUTED
 from apscheduler.job import Job
 from apscheduler.jobstores.base import BaseJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -26,7 +26,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Connection, Float, LargeBinary, Unicode, create_engine, inspect, select, text
 
 from pulsecheck.scheduling import jobs
-from pulsecheck.scheduling.store import daemon_scheduler, stop_daemon
 from pulsecheck.scheduling.triggers import DatesTrigger
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import SchedulerJob
@@ -206,6 +205,7 @@ def test_the_job_store_works_through_begin_alone_inside_one_transaction(database
         store.update_job(job)
         assert [j.next_run_time for j in store.get_all_jobs()] == [DUE + timedelta(days=2)]
         assert store.get_due_jobs(DUE + timedelta(days=1)) == []
+        assert store.get_next_run_time() == DUE + timedelta(days=2)  # how the daemon knows how long to sleep
         store.remove_job("review-due:7")
         assert store.get_all_jobs() == []
         store.add_job(review_job(scheduler, trigger))
@@ -312,7 +312,7 @@ def test_a_date_list_keeps_its_instants_across_dst_and_pickling():
     assert trigger.get_next_fire_time(datetime(2027, 3, 29, 21, 59, tzinfo=UTC), first) is None
 
 
-# --- stopping the daemon --------------------------------------------------------------------------------------
+# --- why the daemon does not run jobs through APScheduler's schedulers -----------------------------------------
 
 
 def add_daily_job_due_long_ago(scheduler: BackgroundScheduler) -> None:
@@ -331,7 +331,7 @@ def stored_next_run(database: Database) -> float | None:
 
 
 def test_shutdown_moves_due_jobs_on_without_running_them(database: Database, caplog):
-    # Why store.stop_daemon removes the job store first: after shutting its executor down, APScheduler 3's
+    # One reason scheduling.runner runs due jobs itself: after shutting its executor down, APScheduler 3's
     # scheduler thread makes one more pass and moves every due job on, though it cannot submit it.
     scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(engine=database.engine)}, timezone=UTC)
     events: list[int] = []
@@ -345,17 +345,3 @@ def test_shutdown_moves_due_jobs_on_without_running_them(database: Database, cap
     assert moved is not None and moved > datetime.now(UTC).timestamp() - 86400  # skipped to today's firing
     assert EVENT_JOB_EXECUTED not in events
     assert "Error submitting job" in caplog.text
-
-
-def test_stopping_our_daemon_leaves_a_due_job_for_the_next_start(database: Database):
-    runs: list[tuple[str, object]] = []
-    scheduler = daemon_scheduler(database.engine, UTC, lambda job_id, outcome: runs.append((job_id, outcome)))
-    executed: list[JobEvent] = []
-    scheduler.add_listener(executed.append, EVENT_JOB_EXECUTED)
-    add_daily_job_due_long_ago(scheduler)
-    scheduler.start(paused=True)
-    stop_daemon(scheduler)
-    assert stored_next_run(database) == datetime(2020, 1, 1, tzinfo=UTC).timestamp()
-    assert runs == [] and executed == []
-    with database.engine.connect() as connection:  # the application's engine is still usable
-        assert connection.execute(select(SchedulerJob.id)).scalars().all() == ["daily"]

@@ -5,6 +5,7 @@ subprocess)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,7 @@ def test_evaluate_json_round_trip_in_process(rules_portfolio: Database, monkeypa
     result = CliRunner().invoke(cli, ["evaluate", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"as_of", "dry_run", "run", "accounts", "firings", "actions", "resolved"}
+    assert set(data) == {"as_of", "dry_run", "run", "accounts", "firings", "actions", "resolved", "recovered"}
     assert data["accounts"] == 12 and data["dry_run"] is False and data["run"] == 1
     assert {"account": "ACME", "rule": "drop-with-complaints"} in data["firings"]
     escalations = [a for a in data["actions"] if a["action"] == "escalate"]
@@ -183,3 +184,44 @@ def test_evaluate_json_as_a_subprocess_prints_clean_json_and_no_progress(
     assert done.stderr == ""  # not a terminal: no progress bar
     assert data["dry_run"] is True and data["run"] is None and data["firings"]
     assert _count(rules_portfolio, EvaluationRun) == 0 and _count(rules_portfolio, Escalation) == 0
+
+
+def test_the_next_evaluate_marks_failed_the_runs_whose_process_is_gone(
+    rules_portfolio: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from click.testing import CliRunner
+
+    from pulsecheck.cli import cli
+    from pulsecheck.workflow.leases import host_key, pid_alive, wall_clock
+
+    dead = next(pid for pid in range(4_000_000, 4_100_000) if not pid_alive(pid))
+    soon, past = wall_clock() + timedelta(minutes=1), wall_clock() - timedelta(minutes=1)
+    left = {  # (holder, lease_until) of runs left `running`
+        "dead here": (f"{dead}@{host_key()}#a", soon),
+        "silent elsewhere": ("77@other-host/b00t/1#b", past),
+        "alive elsewhere": ("78@other-host/b00t/1#c", soon),
+        "alive here": (f"{os.getpid()}@{host_key()}#d", soon),
+    }
+    with rules_portfolio.transaction() as session:
+        for holder, until in left.values():
+            session.add(
+                EvaluationRun(started_at=DEMO_NOW, as_of=DEMO_NOW, accounts=0, firings=0, actions=0,
+                              status="running", holder=holder, lease_until=until)
+            )  # fmt: skip
+    monkeypatch.setenv("PULSECHECK_DATABASE_URL", str(rules_portfolio.engine.url))
+    monkeypatch.setenv("PULSECHECK_NOW", DEMO_NOW.isoformat())
+    monkeypatch.delenv("PULSECHECK_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["evaluate"])
+    assert result.exit_code == 0, result.output
+    assert f"run 1 (started {DEMO_NOW.isoformat()}) was interrupted: process {dead} on " in result.stderr
+    assert "run 2 (started" in result.stderr and "process 77 on other-host has not renewed its lease" in result.stderr
+    expired = past.isoformat(timespec="seconds")
+    assert _runs(rules_portfolio)[:4] == [
+        ("failed", f"interrupted: process {dead} on {os.uname().nodename} is gone"),
+        ("failed", f"interrupted: process 77 on other-host has not renewed its lease (it ran out at {expired})"),
+        ("running", None),
+        ("running", None),
+    ]
+    assert _runs(rules_portfolio)[4] == ("done", None)

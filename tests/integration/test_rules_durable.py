@@ -41,14 +41,14 @@ def test_validator_reports_every_problem_with_its_line() -> None:
         "r.yaml:5: unknown fact 'score_dorp_30d' (did you mean 'score_drop_30d'?)",
         "r.yaml:7: escalate: severity 'hihg' is not one of low, medium, high, critical",
         "r.yaml:8: duplicate rule id 'a' (first at line 3)",
-        "r.yaml:9: bucket (string) gt: ordering needs a number fact",
+        "r.yaml:9: rule a: bucket (string) gt: ordering needs a number fact",
         "r.yaml:10: unknown action 'notfy' (did you mean 'notify'?)",
     ]
 
 
 def test_a_number_fact_compared_with_text_is_an_error_not_a_string_comparison() -> None:
     text = "version: 1\nrules:\n  - id: a\n    when: {score: {gte: '15'}}\n    then: {notify: [owner]}\n"
-    with pytest.raises(ValidationFailed, match=r"r.yaml:4: score \(number\) gte: expected a number"):
+    with pytest.raises(ValidationFailed, match=r"r.yaml:4: rule a: score \(number\) gte: expected a number"):
         load_rules(text, "r.yaml")
 
 

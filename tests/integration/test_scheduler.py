@@ -100,6 +100,35 @@ def test_reminders_repeat_then_escalate_to_the_approver_each_exactly_once(schedu
     assert f"review-due:{review_id}" not in jobs(database)
 
 
+def test_a_job_moves_on_only_when_its_work_committed(scheduled, factory, database, monkeypatch):
+    from pulsecheck.errors import ConflictError
+    from pulsecheck.scheduling import jobs as job_functions
+
+    tick = scheduled()
+    factory.team()
+    review_id = factory.review()
+    due = NOW + timedelta(days=14)
+    real, calls = job_functions.review_due, []
+
+    def busy_once(*args: object) -> str:
+        calls.append(args)
+        if len(calls) == 1:  # the database was busy: nothing of the job committed
+            raise ConflictError("the database is busy with another command; nothing was saved: try again")
+        return real(*args)  # type: ignore[arg-type]
+
+    def failing(*args: object) -> str:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(job_functions, "review_due", busy_once)
+    runs = ran(tick(due + timedelta(minutes=5)), "review-due")
+    assert [(r.ok, r.result.endswith("it runs again")) for r in runs] == [(False, True), (True, False)]
+    assert notifications(database, "review_due") == [("review_due", "bob")]
+    assert jobs(database)[f"review-due:{review_id}"] == due + timedelta(days=2)
+    monkeypatch.setattr(job_functions, "review_due", failing)  # a bug: moved on anyway, not failing every pass
+    assert [r.ok for r in ran(tick(due + timedelta(days=2, minutes=5)), "review-due")] == [False]
+    assert jobs(database)[f"review-due:{review_id}"] == due + timedelta(days=4)
+
+
 def test_a_state_change_stops_the_reviewers_reminders_and_starts_the_approvers(scheduled, factory, database):
     tick = scheduled()
     factory.team()
