@@ -280,10 +280,10 @@ def test_verify_reports_edits_after_signing(approved: int, run: Any, database: A
     with database.transaction() as session:  # what the CLI refuses, done behind its back
         session.execute(text("UPDATE reviews SET goal_summary = 'Only 200 seats' WHERE id = 1"))
     result = run("review", "verify", "1")
-    assert error(result, 1) == "error: review 1 failed verification (2 problem(s))"
-    assert result.stdout == (
+    assert error(result, 1, stdout=(
         "FAIL employee signature of bob no longer matches the content\n"
-        "FAIL manager signature of maria no longer matches the content\n")
+        "FAIL manager signature of maria no longer matches the content\n"
+    )) == "error: review 1 failed verification (2 problem(s))"
 
 
 def test_export_markdown_and_json(approved: int, run: Any, tmp_path: Path) -> None:
@@ -476,17 +476,22 @@ def test_four_eyes_when_opening(team: None, run: Any) -> None:
 
 
 def test_four_eyes_when_assigning(draft: int, factory: Any, run: Any) -> None:
-    """`review set` cannot make the reviewer the approver, nor the approver the reviewer; another manager is fine."""
+    """The approver moves only by `review reassign`, which never makes the reviewer the approver; `review set`
+    cannot make the approver the reviewer; another manager is fine."""
     factory.user("mike", "manager")
     before = show(run)
     assert (before["reviewer"], before["approver"]) == ("bob", "maria")
-    assert error(run("--as", "maria", "review", "set", "1", "approver", "bob"), 2) == (
-        "error: approver: bob cannot be both reviewer and approver (four-eyes)")
+    assert error(run("--as", "maria", "review", "set", "1", "approver", "mike"), 1) == (
+        "error: the approver changes with `review reassign ID --approver M --comment TEXT`")
+    assert error(run("--as", "maria", "review", "reassign", "1", "--approver", "bob", "--comment", "x"), 2) == (
+        "error: --approver: bob is also the reviewer (four-eyes)")
     assert error(run("--as", "maria", "review", "set", "1", "reviewer", "maria"), 2) == (
         "error: reviewer: maria cannot be both reviewer and approver (four-eyes)")
     assert show(run) == before
-    assert ok(run("--as", "maria", "review", "set", "1", "approver", "mike")) == "review 1: approver set\n"
+    assert ok(run("--as", "maria", "review", "reassign", "1", "--approver", "mike", "--comment", "holiday")) == (
+        "review 1: approver mike\n")
     assert (show(run)["reviewer"], show(run)["approver"]) == ("bob", "mike")
+
 
 # --- the installed console script ----------------------------------------------------------------------
 

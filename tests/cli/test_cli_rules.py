@@ -61,7 +61,7 @@ def test_rules_activate_then_show(sample: Run, tmp_path: Path) -> None:
 
 def test_rules_activate_refusals_and_bad_files_change_nothing(sample: Run, tmp_path: Path) -> None:
     assert error(sample("--as", "bob", "rules", "activate", str(RULES)), 1) == (
-        "error: bob cannot activate rules (needs ops or manager)")
+        "error: only an ops, a manager or an admin may activate, not bob")
     assert error(sample("rules", "show"), 1) == NO_RULESET
     ok(sample("--as", "olga", "rules", "activate", str(RULES)))
     before = as_json(sample("rules", "show", "--json"))
@@ -102,7 +102,8 @@ def test_escalations_ack_then_resolve(escalated: Run, monkeypatch: pytest.Monkey
     assert (opened["status"], opened["owner"]) == ("open", "bob")
 
     assert error(run("--as", "alice", "escalations", "ack", ident), 1) == (
-        "error: alice is not the owner (bob) nor a manager")
+        "error: only the owner (bob), the owner's manager, a manager, a head_of_cs, an ops or an admin "
+        "may ack, not alice")
     assert acme_drop(run) == opened
     assert ok(run("--as", "bob", "escalations", "ack", ident)) == f"escalation {ident} acknowledged\n"
     assert acme_drop(run)["status"] == "acknowledged"
@@ -111,7 +112,8 @@ def test_escalations_ack_then_resolve(escalated: Run, monkeypatch: pytest.Monkey
     assert ident in [str(e["id"]) for e in as_json(run("escalations", "list", "--open", "--json"))]
 
     assert error(run("--as", "alice", "escalations", "resolve", ident), 1) == (
-        "error: alice is not the owner (bob) nor a manager")
+        "error: only the owner (bob), the owner's manager, a manager, a head_of_cs, an ops or an admin "
+        "may resolve, not alice")
     assert ok(run("--as", "maria", "escalations", "resolve", ident)) == f"escalation {ident} resolved\n"
     assert acme_drop(run)["status"] == "resolved"
     assert ident not in [str(e["id"]) for e in as_json(run("escalations", "list", "--open", "--json"))]

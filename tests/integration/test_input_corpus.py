@@ -61,6 +61,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     world = World(tmp_path_factory.mktemp("corpus"))
     for args in (
+        ("init",),  # the OS login running the tests becomes the first admin
         ("users", "import", str(examples_dir() / "users.csv")),
         ("accounts", "import", str(EXAMPLES / "accounts.csv")),
         ("--as", "bob", "review", "new", "ACME"),
