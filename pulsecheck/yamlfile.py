@@ -67,7 +67,7 @@ class _Loader(yaml.SafeLoader):
         self.depth += 1
         try:
             if self.depth > self.limits.max_depth:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # PyYAML's stubs
                 raise _Refused(mark.line + 1, f"nested deeper than {self.limits.max_depth} levels")
             return super().compose_node(parent, index)
         finally:
@@ -118,12 +118,12 @@ def _unsupported(loader: _Loader, node: yaml.Node) -> Any:
     raise _Refused(node.start_mark.line + 1, f"YAML tag {node.tag.rsplit(':', 1)[-1]!r} is not supported")
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)  # type: ignore[arg-type]
-_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)  # type: ignore[arg-type]
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)  # type: ignore[arg-type]
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 for _tag in ("binary", "omap", "pairs", "set"):  # values no file of ours holds; refused rather than mistyped
-    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _unsupported)  # type: ignore[arg-type]
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _unsupported)
 
 
 def _measure(node: yaml.Node, limits: Limits, memo: dict[int, tuple[int, int]], open_: set[int]) -> tuple[int, int]:

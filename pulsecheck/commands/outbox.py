@@ -130,7 +130,7 @@ def _minute(value: Any) -> str:
 
 def _cut(text: Any, width: int) -> str:
     text = " ".join(str(text or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return str(text) if len(text) <= width else text[: width - 1] + "…"
 
 
 COMMANDS = [outbox]

@@ -66,7 +66,7 @@ class RetryPolicy:
     def delay(self, attempts: int, retry_after: float | None = None) -> timedelta:
         """The wait after the `attempts`-th failed attempt; a receiver's Retry-After is waited at least."""
         exponent = min(max(attempts - 1, 0), 32)  # 2**32 minutes is past any sane cap
-        wait = min(self.cap, self.base * (2**exponent))
+        wait: timedelta = min(self.cap, self.base * (2**exponent))
         if retry_after is not None:
             wait = max(wait, timedelta(seconds=retry_after))
         return wait

@@ -147,7 +147,7 @@ def _when(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC)
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        return str(value.strftime("%Y-%m-%d %H:%M UTC"))
     if isinstance(value, date):
         return value.isoformat()
     return str(value)

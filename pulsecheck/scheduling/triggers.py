@@ -14,7 +14,7 @@ from typing import Any
 from apscheduler.triggers.base import BaseTrigger
 
 
-class DatesTrigger(BaseTrigger):
+class DatesTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no type information
     def __init__(self, moments: Iterable[datetime], key: tuple[Any, ...] | None = None) -> None:
         self.stamps = sorted(m.timestamp() for m in moments)
         self.key = key  # what the moments were computed from (see specs.JobSpec)

@@ -13,7 +13,8 @@ from typing import Any
 from pulsecheck.errors import InputError
 from pulsecheck.jsontext import canonical_digest
 from pulsecheck.states import permissions
-from pulsecheck.states.guarded import NEW, GuardedMachine, comment_given
+from pulsecheck.states.guarded import NEW as NEW
+from pulsecheck.states.guarded import GuardedMachine, comment_given
 from pulsecheck.vocab import CYCLE_STATES
 
 STATES = list(CYCLE_STATES)

@@ -9,7 +9,8 @@ from typing import Any
 
 from pulsecheck.jsontext import REVIEW_SIGNATURE, canonical_digest
 from pulsecheck.states import permissions
-from pulsecheck.states.guarded import NEW, GuardedMachine, comment_given
+from pulsecheck.states.guarded import NEW as NEW
+from pulsecheck.states.guarded import GuardedMachine, comment_given
 from pulsecheck.vocab import REVIEW_STATES
 
 STATES = list(REVIEW_STATES)

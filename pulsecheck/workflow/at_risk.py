@@ -12,9 +12,10 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.errors import RefusedError
-from pulsecheck.rules.priority import PRIORITIES, PriorityMatrix
+from pulsecheck.rules.priority import PriorityMatrix
 from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, Escalation, ScoreSnapshot, User
+from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.models import approved_model
 
 # Above this many ids, filter in Python instead of an SQL `IN (...)` (SQLite caps bound parameters).

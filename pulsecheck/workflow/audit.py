@@ -103,7 +103,7 @@ def walk(session: Session, report: ChainReport) -> dict[tuple[str, int], str]:
 def check_rows(session: Session, spec: Audited, latest: dict[tuple[str, int], str], report: ChainReport) -> None:
     """Every row of `spec`'s table agrees with its latest entry; rows the chain does not know, and entries whose
     row is gone, are problems."""
-    table = spec.model.__table__  # type: ignore[attr-defined]
+    table = spec.model.__table__
     seen: set[int] = set()
     for row in session.execute(select(table).order_by(table.c.id)).mappings():
         report.records += 1
@@ -156,7 +156,7 @@ def record_problems(session: Session, record: Base) -> list[str]:
     following = session.scalar(select(AuditEntry.prev_hash).where(AuditEntry.seq == entry.seq + 1))
     if linked != entry.hash or (following is not None and following != entry.hash):
         problems.append(f"{where}: its audit chain entry {entry.seq} was modified")
-    table = spec.model.__table__  # type: ignore[attr-defined]
+    table = spec.model.__table__
     row = session.execute(select(table).where(table.c.id == record.id)).mappings().first()  # type: ignore[attr-defined]
     if row is not None and content_of(spec, dict(row)) != entry.content:
         problems.append(f"{where} differs from its audit chain entry {entry.seq}")

@@ -33,7 +33,9 @@ def seal(session: Session, cycle_id: int) -> ReviewCycle:
 def archive(session: Session, cycle: ReviewCycle) -> dict[str, Any]:
     """What the cycle is approved on, as the plain JSON stored with it: `content` (what `sealed_content` covers)
     and `accounts` (the account list with scores at the cycle's as-of and the classify step's at-risk reasons)."""
-    return _plain({"content": sealed_content(session, cycle), "accounts": account_list(session, cycle)})
+    stored = {"content": sealed_content(session, cycle), "accounts": account_list(session, cycle)}
+    plain: dict[str, Any] = _plain(stored)
+    return plain
 
 
 def _plain(value: Any) -> Any:

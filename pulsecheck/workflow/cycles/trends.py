@@ -123,7 +123,7 @@ def _sudden_changes(
         if acc not in scope:
             continue
         for move in trends.sudden_changes([(when, score) for _, when, score in rows], threshold):
-            if move.end >= since:  # type: ignore[operator]  # snapshot times are aware datetimes
+            if move.end >= since:  # snapshot times are aware datetimes
                 found.append(
                     {
                         "account": names[acc],
