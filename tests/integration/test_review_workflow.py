@@ -309,7 +309,7 @@ def people(factory: Any) -> None:
 def test_csv_import_creates_then_updates_by_external_id(tmp_path: Path, database: Database) -> None:
     first = tmp_path / "accounts.csv"
     first.write_text(CSV_HEADER
-                     + "ACME,Acme Corp,enterprise,gold,\"120,000\",bob,maria,2027-01-15,2024-01-01,live\n"
+                     + "ACME,Acme Corp,enterprise,gold,120000,bob,maria,2027-01-15,2024-01-01,live\n"
                      + "GLOBEX,Globex,smb,,9000,bob,,,,trial\n")
     assert do_import(database, first) == (2, 0)
     acme = accounts_table(database)[0]
