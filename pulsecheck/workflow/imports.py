@@ -202,9 +202,10 @@ def iter_rows(path: str | Path, required: tuple[str, ...], fmt: FileFormat, prob
                 records = json_records(handle, source)
             else:
                 records = csv_records(handle, source, fmt.delimiter, required)
+            comma = fmt.decimal_comma
             for number, values, problem in records:
                 if problem is None:
-                    yield Row(source, number, values, fmt.decimal_comma)
+                    yield Row(source, number, values, comma)
                     continue
                 problems.add(f"{source}: row {number}: {problem}", number)
                 if problems.full:

@@ -54,7 +54,12 @@ def _checked(
     for chunk in chunks(iter_rows(path, required, fmt, problems)):
         if problems.full:
             return
-        parsed = [(row, values) for row in chunk if (values := problems.check(row, parse)) is not None]
+        parsed = []
+        for row in chunk:
+            try:
+                parsed.append((row, parse(row)))
+            except InputError as exc:
+                problems.add(str(exc), row.number)
         refs = {values["account"] for _, values in parsed} - accounts.keys()
         if len(accounts) + len(refs) > MAX_CACHED_ACCOUNTS:
             accounts.clear()
@@ -74,11 +79,16 @@ def _checked(
 
 
 def _reading(tz: tzinfo) -> Callable[[Row], dict[str, Any]]:
+    kpis: set[str] = set()  # the names already checked: a file has a handful
+
     def parse(row: Row) -> dict[str, Any]:
         kpi = row.text("kpi", required=True)
         assert kpi is not None
-        if not kpi.replace("_", "").isalnum():
-            raise InputError(f"{row.where('kpi')}: {kpi!r} is not a KPI name (letters, digits, _)")
+        if kpi not in kpis:
+            if not kpi.replace("_", "").isalnum():
+                raise InputError(f"{row.where('kpi')}: {kpi!r} is not a KPI name (letters, digits, _)")
+            if len(kpis) < 1000:
+                kpis.add(kpi)
         return {
             "account": row.text("account", required=True),
             "kpi": kpi,
