@@ -6,15 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError
 from pulsecheck.storage.models import Account, User
 from pulsecheck.workflow.imports import FileFormat, Problems, Row, chunks, iter_rows
-from pulsecheck.workflow.staging import SeenKeys
+from pulsecheck.workflow.staging import BulkStatement, SeenKeys, bulk_insert
 from pulsecheck.yamlfile import suggest
 
 COLUMNS = (
@@ -29,6 +29,11 @@ COLUMNS = (
     "contract_start",
     "stage",
 )
+
+
+_STORED_AS = {"owner": "owner_id", "manager": "manager_id"}  # file column: stored column (a user's id)
+_COLUMN_OF = {stored: column for column, stored in _STORED_AS.items()}
+STORED = tuple(_STORED_AS.get(column, column) for column in COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ def import_accounts(session: Session, path: str | Path, fmt: FileFormat = FileFo
     problems = Problems(str(path))
     users = dict(session.execute(select(User.name, User.id)).all())  # a team: small
     seen = SeenKeys(session)
+    adding = bulk_insert(session, cast(Table, Account.__table__), STORED)
     created = updated = 0
     for chunk in chunks(iter_rows(path, ("external_id", "name"), fmt, problems)):
         if problems.full:
@@ -59,14 +65,14 @@ def import_accounts(session: Session, path: str | Path, fmt: FileFormat = FileFo
                     row.number,
                 )
         if not problems:
-            new, changed = _store(session, parsed)
+            new, changed = _store(session, parsed, adding)
             created, updated = created + new, updated + changed
     seen.close()
     problems.raise_if_any()
     return ImportResult(created=created, updated=updated)
 
 
-def _store(session: Session, parsed: list[tuple[Row, dict[str, Any]]]) -> tuple[int, int]:
+def _store(session: Session, parsed: list[tuple[Row, dict[str, Any]]], adding: BulkStatement) -> tuple[int, int]:
     """Insert the new accounts of a chunk and update the stored ones; (created, updated)."""
     ids = [values["external_id"] for _, values in parsed]
     stored = dict(session.execute(select(Account.external_id, Account.id).where(Account.external_id.in_(ids))).all())
@@ -80,14 +86,10 @@ def _store(session: Session, parsed: list[tuple[Row, dict[str, Any]]]) -> tuple[
             # out, or a key a JSON record omits, keeps the stored value.
             kept = {key: value for key, value in values.items() if _COLUMN_OF.get(key, key) in row.values}
             changes.append({**kept, "id": account_id})
-    if new:
-        session.execute(insert(Account), new)
+    adding.execute(new)
     if changes:
         session.execute(update(Account), changes)  # by primary key, grouped by the columns each row sets
     return len(new), len(changes)
-
-
-_COLUMN_OF = {"owner_id": "owner", "manager_id": "manager"}
 
 
 def _parser(users: dict[str, int]) -> Callable[[Row], dict[str, Any]]:

@@ -21,7 +21,7 @@ from pulsecheck.storage.models import Account, Issue, KpiReading, SurveyResponse
 from pulsecheck.storage.types import UTCDateTime
 from pulsecheck.vocab import ISSUE_KINDS, SEVERITIES, SURVEY_KINDS
 from pulsecheck.workflow.imports import FileFormat, Problems, Row, chunks, iter_rows
-from pulsecheck.workflow.staging import BulkStatement, SeenKeys, drop, large_cache, temporary_table
+from pulsecheck.workflow.staging import BulkStatement, SeenKeys, bulk_insert, drop, large_cache, temporary_table
 
 ISSUE_STATUSES = ("open", "closed")
 _COUNTED = {"preserve_rowcount": True}  # psycopg forgets the count of an INSERT once SQLAlchemy closes its cursor
@@ -29,6 +29,8 @@ MAX_CACHED_ACCOUNTS = 100_000  # account ids kept between chunks: a few MB, and 
 # The tables, not the mapped classes: a list of parameters then means executemany, not an ORM bulk insert.
 _READINGS = cast(Table, KpiReading.__table__)
 _RESPONSES = cast(Table, SurveyResponse.__table__)
+_ISSUES = cast(Table, Issue.__table__)
+ISSUE_COLUMNS = ("external_id", "account_id", "kind", "severity", "status", "title", "opened_at", "closed_at")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,12 @@ def _checked(
     for chunk in chunks(iter_rows(path, required, fmt, problems)):
         if problems.full:
             return
-        parsed = [(row, values) for row in chunk if (values := problems.check(row, parse)) is not None]
+        parsed = []
+        for row in chunk:
+            try:
+                parsed.append((row, parse(row)))
+            except InputError as exc:
+                problems.add(str(exc), row.number)
         refs = {values["account"] for _, values in parsed} - accounts.keys()
         if len(accounts) + len(refs) > MAX_CACHED_ACCOUNTS:
             accounts.clear()
@@ -72,11 +79,16 @@ def _checked(
 
 
 def _reading(tz: tzinfo) -> Callable[[Row], dict[str, Any]]:
+    kpis: set[str] = set()  # the names already checked: a file has a handful
+
     def parse(row: Row) -> dict[str, Any]:
         kpi = row.text("kpi", required=True)
         assert kpi is not None
-        if not kpi.replace("_", "").isalnum():
-            raise InputError(f"{row.where('kpi')}: {kpi!r} is not a KPI name (letters, digits, _)")
+        if kpi not in kpis:
+            if not kpi.replace("_", "").isalnum():
+                raise InputError(f"{row.where('kpi')}: {kpi!r} is not a KPI name (letters, digits, _)")
+            if len(kpis) < 1000:
+                kpis.add(kpi)
         return {
             "account": row.text("account", required=True),
             "kpi": kpi,
@@ -166,12 +178,13 @@ def import_surveys(
         Column("max_score", Float),
         Column("responded_at", UTCDateTime),
     )
+    staging = bulk_insert(session, staged, [column.name for column in staged.columns])
     total = 0
     for good in _checked(session, path, ("account", "kind", "score", "responded_at"), fmt, problems, _survey(tz)):
         rows = [{**values, "seq": total + index} for index, (_, values) in enumerate(good)]
         total += len(good)
-        if not problems and rows:
-            session.execute(insert(staged), rows)
+        if not problems:
+            staging.execute(rows)
     created = 0
     if not problems:
         inserted = session.execute(_insert_beyond_stored(staged, now), execution_options=_COUNTED)
@@ -226,6 +239,7 @@ def import_issues(session: Session, path: str | Path, tz: tzinfo, fmt: FileForma
     """Create or update issues (complaints, billing, blockers, tickets) by external_id."""
     problems = Problems(str(path))
     seen = SeenKeys(session)
+    adding = bulk_insert(session, _ISSUES, ISSUE_COLUMNS)
     created = updated = 0
     for good in _checked(session, path, ("external_id", "account", "kind", "opened_at"), fmt, problems, _issue(tz)):
         again = seen.repeated([(values["external_id"], row.number) for row, values in good])
@@ -234,21 +248,24 @@ def import_issues(session: Session, path: str | Path, tz: tzinfo, fmt: FileForma
                 twice = f"{values['external_id']!r} appears twice in the file"
                 problems.add(f"{row.where('external_id')}: {twice}", row.number)
         if not problems and good:
-            new, changed = _store_issues(session, [values for _, values in good])
+            new, changed = _store_issues(session, [values for _, values in good], adding)
             created, updated = created + new, updated + changed
     seen.close()
     problems.raise_if_any()
     return InputImport(created=created, updated=updated)
 
 
-def _store_issues(session: Session, records: list[dict[str, Any]]) -> tuple[int, int]:
+def _store_issues(session: Session, records: list[dict[str, Any]], adding: BulkStatement) -> tuple[int, int]:
     """Insert the new issues of a chunk, replace the stored ones; (created, updated)."""
     ids = [values["external_id"] for values in records]
     stored = dict(session.execute(select(Issue.external_id, Issue.id).where(Issue.external_id.in_(ids))).all())
     new = [values for values in records if values["external_id"] not in stored]
-    changes = [{**values, "id": stored[values["external_id"]]} for values in records if values["external_id"] in stored]
-    if new:
-        session.execute(insert(Issue), new)
+    changes = [
+        {"id": stored[values["external_id"]], **{column: values[column] for column in ISSUE_COLUMNS}}
+        for values in records
+        if values["external_id"] in stored
+    ]
+    adding.execute(new)
     if changes:
-        session.execute(update(Issue), changes)
+        session.execute(update(Issue), changes)  # by primary key
     return len(new), len(changes)

@@ -7,11 +7,11 @@ ends; one left by an import that failed on a pooled connection is dropped before
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 _TEMP_SCHEMA = {"sqlite": "temp", "postgresql": "pg_temp"}
@@ -40,6 +40,7 @@ class SeenKeys:
         self.table = temporary_table(
             session, "pulsecheck_import_keys", Column("key", String, primary_key=True), Column("row", Integer)
         )
+        self.insert = bulk_insert(session, self.table, ("key", "row"))
 
     def repeated(self, given: list[tuple[str, int]]) -> dict[int, int]:
         """For each (key, row) of `given` whose key an earlier row gave (before, or earlier in `given`), the
@@ -57,8 +58,7 @@ class SeenKeys:
             if key in earlier:
                 again[row] = earlier[key]
         fresh = [{"key": key, "row": row} for key, row in first.items() if key not in earlier]
-        if fresh:
-            self.session.execute(insert(self.table), fresh)
+        self.insert.execute(fresh)
         return again
 
     def close(self) -> None:
@@ -80,6 +80,11 @@ def large_cache(session: Session, megabytes: int = 64) -> Iterator[None]:
         yield
     finally:
         connection.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")
+
+
+def bulk_insert(session: Session, table: Table, columns: Iterable[str]) -> BulkStatement:
+    """An INSERT of `columns` into `table` for many rows at a time (see BulkStatement)."""
+    return BulkStatement(session, insert(table).values({name: bindparam(name) for name in columns}))
 
 
 class BulkStatement:
