@@ -23,13 +23,12 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Table, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
-from pulsecheck.jsontext import canonical_json
 from pulsecheck.storage.models import (
     AuditEntry,
     Base,
@@ -46,6 +45,7 @@ from pulsecheck.storage.models import (
     User,
     UserKey,
 )
+from pulsecheck.timeutil import iso
 
 if TYPE_CHECKING:
     from pulsecheck.storage.db import Database
@@ -209,7 +209,16 @@ class Signer(Protocol):
 def content_of(spec: Audited, values: Any) -> str:
     """The canonical content of a record: its id and recorded fields, read from an object or a row mapping."""
     get = values.get if isinstance(values, dict) else lambda name: getattr(values, name)
-    return canonical_json({"id": get("id"), **{name: get(name) for name in spec.fields}})
+    # The fields are scalars, dates and JSON lists: json's own sorting gives canonical_json's text, byte for
+    # byte, without its recursive pre-pass (verify computes this for every audited row).
+    record = {"id": get("id"), **{name: get(name) for name in spec.fields}}
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_moment)
+
+
+def _moment(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return iso(value)
+    raise TypeError(f"cannot put {type(value).__name__} into the audit chain")
 
 
 def entry_hash(

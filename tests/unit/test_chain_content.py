@@ -1,0 +1,39 @@
+"""The audit chain's fast content text is the canonical JSON text, byte for byte (stored entries must verify)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pulsecheck.jsontext import canonical_json
+from pulsecheck.storage.chain import AUDITED, content_of
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(),
+    st.dates(min_value=date(1900, 1, 1), max_value=date(2999, 12, 31)),
+    st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2999, 12, 30)).map(
+        lambda d: d.replace(tzinfo=timezone(timedelta(hours=2)))
+    ),
+    st.lists(st.one_of(st.text(), st.integers(-1000, 1000)), max_size=4),
+)
+
+
+@given(st.sampled_from(AUDITED), st.data())
+def test_content_is_the_canonical_json_of_the_recorded_fields(spec, data) -> None:  # type: ignore[no-untyped-def]
+    values = {"id": data.draw(st.integers(1, 10**9))} | {name: data.draw(scalars) for name in spec.fields}
+    expected = canonical_json({"id": values["id"], **{name: values[name] for name in spec.fields}})
+    assert content_of(spec, values) == expected
+
+
+def test_an_aware_time_is_written_in_utc() -> None:
+    spec = next(s for s in AUDITED if s.kind == "review_event")
+    at = datetime(2026, 11, 24, 10, 0, tzinfo=timezone(timedelta(hours=1)))
+    values = {"id": 1, **dict.fromkeys(spec.fields), "at": at}
+    assert '"at":"2026-11-24T09:00:00+00:00"' in content_of(spec, values)
+    assert at.astimezone(UTC).isoformat() == "2026-11-24T09:00:00+00:00"
