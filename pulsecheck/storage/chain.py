@@ -212,13 +212,16 @@ def content_of(spec: Audited, values: Any) -> str:
     # The fields are scalars, dates and JSON lists: json's own sorting gives canonical_json's text, byte for
     # byte, without its recursive pre-pass (verify computes this for every audited row).
     record = {"id": get("id"), **{name: get(name) for name in spec.fields}}
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_moment)
+    return _CONTENT.encode(record)
 
 
 def _moment(value: Any) -> Any:
     if isinstance(value, date | datetime):
         return iso(value)
     raise TypeError(f"cannot put {type(value).__name__} into the audit chain")
+
+
+_CONTENT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_moment)
 
 
 def entry_hash(

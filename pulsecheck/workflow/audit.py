@@ -85,30 +85,26 @@ def walk(session: Session, report: ChainReport) -> dict[tuple[str, int], str]:
     latest: dict[tuple[str, int], str] = {}
     expected_seq, prev = 1, GENESIS
     for entry in _entries(session):
+        seq, prev_hash, kind, record_id, content, linked, actor, signer_key, signature = entry
         report.entries += 1
-        where = f"audit entry {entry.seq}"
-        if entry.seq != expected_seq:
-            report.problems.append(Problem(where, f"entry {expected_seq} is missing (deleted or renumbered)"))
+        problem = None
+        if seq != expected_seq:
+            problem = f"entry {expected_seq} is missing (deleted or renumbered)"
+        elif prev_hash != prev:
+            problem = "does not follow the entry before it (inserted or reordered)"
+        elif entry_hash(seq, prev_hash, kind, record_id, content, actor, signer_key) != linked:
+            problem = f"modified: its {kind} {record_id} content changed"
+        elif kind not in BY_KIND:
+            problem = f"unknown kind {kind!r}"
+        elif BY_KIND[kind].append_only and (kind, record_id) in latest:
+            problem = f"{kind} {record_id} recorded twice"
+        if problem is not None:
+            report.problems.append(Problem(f"audit entry {seq}", problem))
             return latest
-        if entry.prev_hash != prev:
-            report.problems.append(Problem(where, "does not follow the entry before it (inserted or reordered)"))
-            return latest
-        linked = entry_hash(
-            entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor, entry.signer_key
-        )
-        if linked != entry.hash:
-            report.problems.append(Problem(where, f"modified: its {entry.kind} {entry.record_id} content changed"))
-            return latest
-        if entry.kind not in BY_KIND:
-            report.problems.append(Problem(where, f"unknown kind {entry.kind!r}"))
-            return latest
-        if BY_KIND[entry.kind].append_only and (entry.kind, entry.record_id) in latest:
-            report.problems.append(Problem(where, f"{entry.kind} {entry.record_id} recorded twice"))
-            return latest
-        latest[(entry.kind, entry.record_id)] = entry.content
-        if entry.signer_key is not None or entry.signature is not None:
+        latest[(kind, record_id)] = content
+        if signer_key is not None or signature is not None:
             report.signed.append(Signed.of(entry))
-        expected_seq, prev = entry.seq + 1, entry.hash
+        expected_seq, prev = seq + 1, linked
     return latest
 
 
@@ -118,8 +114,10 @@ def check_rows(session: Session, spec: Audited, latest: dict[tuple[str, int], st
     table = spec.model.__table__
     seen: set[int] = set()
     columns = [table.c[name] for name in ("id", *spec.fields)]
-    for row in session.execute(select(*columns).order_by(table.c.id)).mappings():
+    names = ("id", *spec.fields)
+    for values in session.execute(select(*columns).order_by(table.c.id)):
         report.records += 1
+        row = dict(zip(names, values, strict=True))
         record_id = row["id"]
         seen.add(record_id)
         recorded = latest.get((spec.kind, record_id))
@@ -128,7 +126,7 @@ def check_rows(session: Session, spec: Audited, latest: dict[tuple[str, int], st
                 problem = Problem(f"{spec.kind} {record_id}", "not in the audit chain (written around it)")
                 report.problems.append(problem)
             continue
-        if content_of(spec, dict(row)) != recorded:
+        if content_of(spec, row) != recorded:
             report.problems.append(Problem(f"{spec.kind} {record_id}", "differs from its audit chain entry"))
     for kind, record_id in latest:
         if kind == spec.kind and record_id not in seen:
