@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from pulsecheck.app import install_hooks
+from pulsecheck.app import authenticated_login, install_hooks
 from pulsecheck.config import load_settings
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
@@ -207,6 +207,7 @@ def seed(db: Path, accounts: int) -> None:
     (db.parent / "pulsecheck.toml").write_text(CONFIG)
     database = audited(db)
     with database.transaction() as session:
+        add_user(session, authenticated_login(session), ["admin"], BEFORE)  # who the daemons authenticate as
         add_user(session, "maria", ["manager"], BEFORE)
         for k in range(20):
             add_user(session, f"csm{k}", ["reviewer"], BEFORE, manager="maria")
@@ -331,6 +332,7 @@ def small_portfolio(db: Path, accounts: int, config: str) -> None:
     (db.parent / "rules.yaml").write_text(RULES)
     database = audited(db)
     with database.transaction() as session:
+        add_user(session, authenticated_login(session), ["admin"], MONDAY_EARLY)  # who the daemons authenticate as
         add_user(session, "maria", ["manager"], MONDAY_EARLY)
         for k in range(5):
             add_user(session, f"csm{k}", ["reviewer"], MONDAY_EARLY, manager="maria")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select, text
 
+from pulsecheck.app import authenticated_login
 from pulsecheck.config import load_settings
 from pulsecheck.scheduling import jobs
 from pulsecheck.scheduling.leader import LOCK_KEY, Deposed, LeaderLock
@@ -34,6 +35,8 @@ SETTINGS_TOML = '[scheduler]\nevaluate = "off"\n'
 def due_reviews(database: Database, count: int) -> None:
     """`count` draft reviews, each of its own account, all due yesterday: one reminder job each."""
     with database.transaction() as session:
+        add_user(session, authenticated_login(session), ["admin"], NOW)  # who the daemons authenticate as
+        add_user(session, "olga", ["ops"], NOW)  # whom they act for (PULSECHECK_USER)
         add_user(session, "maria", ["manager"], NOW)
         add_user(session, "bob", ["reviewer"], NOW, manager="maria")
         bob = session.scalar(select(User.id).where(User.name == "bob"))
