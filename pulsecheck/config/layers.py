@@ -37,13 +37,16 @@ class Layer:
     values: dict[str, Any]
 
 
+MAX_SETTINGS_BYTES = 1_000_000  # a settings file is a page of keys; anything near this is not one
+
+
 def read_file(path: Path) -> Layer:
     """A settings file as a layer; InputError naming the file when it cannot be read or is not TOML."""
+    from pulsecheck.textfile import read_text
+
+    text = read_text(path, MAX_SETTINGS_BYTES)  # a regular UTF-8 file of bounded size, or one error naming it
     try:
-        with path.open("rb") as handle:
-            return Layer(str(path), tomllib.load(handle))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read settings: {exc.strerror}") from None
+        return Layer(str(path), tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML: {exc}") from None
 

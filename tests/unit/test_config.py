@@ -246,3 +246,17 @@ def test_the_log_channel_note_only_when_no_layer_chose_a_channel(layers: dict[st
     )
     layers["user"].write_text('[notifications]\nchannel = "log"\n')
     assert load(layers).log_channel_note() is None  # chosen: nothing to say
+
+
+def test_a_settings_file_that_is_not_utf8_or_not_a_regular_file_is_one_error(tmp_path, monkeypatch) -> None:
+    import pytest
+
+    from pulsecheck.config import load_settings
+    from pulsecheck.errors import InputError
+
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('timezone = "Europe/Z\xfcrich"\n'.encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin1\.toml: .*(UTF-8|utf-8)"):
+        load_settings(config=str(bad), env={})
+    with pytest.raises(InputError, match=r"/dev/zero"):
+        load_settings(config="/dev/zero", env={})
