@@ -132,11 +132,12 @@ def review_history(app: App, review_id: int, as_json: bool) -> None:
 @pass_app
 def review_attach(app: App, review_id: int, file: str, note: str | None) -> None:
     """Store FILE in the database as an attachment of the review (signatures bind its sha256)."""
-    from pulsecheck.workflow.attachments import attach_to_review, read_upload
+    from pulsecheck.workflow.attachments import read_upload
+    from pulsecheck.workflow.reviews import attach_file
 
     upload = read_upload(file, app.settings.attachments.max_size, "FILE")
     with app.transaction() as session:
-        link = attach_to_review(session, review_id, upload, app.actor(session), app.now(), note)
+        link = attach_file(session, review_id, upload, app.actor(session), app.now(), note)
         said = f"review {review_id}: attachment {link.number} {link.filename} ({len(upload.content)} bytes, sha256 "
         said += f"{link.sha256})"
     click.echo(said)

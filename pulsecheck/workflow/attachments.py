@@ -19,9 +19,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
-from pulsecheck.states import permissions
 from pulsecheck.states import review as review_machine
-from pulsecheck.storage.models import Attachment, AttachmentLink, Review, ReviewEvent, User
+from pulsecheck.storage.models import Attachment, AttachmentLink
 
 REVIEW = "review"
 CYCLE_STEP = "cycle_step"
@@ -185,39 +184,3 @@ def review_attachments(session: Session | None, review_id: int | None) -> tuple[
         review_machine.AttachmentData(k.number, k.filename, k.sha256, k.note)
         for k in links_of(session, REVIEW, review_id)
     )
-
-
-def attach_to_review(
-    session: Session, review_id: int, upload: Upload, user: User, now: datetime, note: str | None = None
-) -> AttachmentLink:
-    """Attach a file to a review the user may edit; after signing it is an audited edit that voids the signatures
-    (they bind the attachment list), and an approved review is frozen."""
-    review = session.get(Review, review_id)
-    if review is None:
-        raise NotFoundError(f"unknown review {review_id}")
-    if review.state not in review_machine.EDITABLE_STATES or review.state == "approved":
-        hint = " (reopen it to change it)" if review.state == "approved" else ""
-        raise RefusedError(f"review {review.id} is {review.state} and read-only{hint}")
-    manager = session.scalar(select(User.manager_name).where(User.name == review.reviewer))
-    parties = {"its_reviewer": review.reviewer, "its_approver": review.approver}
-    who = permissions.actor(user.name, user.role_set, parties, {review.reviewer: manager})
-    refused = permissions.refusal("review.edit", who)
-    if refused:
-        raise RefusedError(f"review {review.id}: {refused}")
-    link = attach(session, REVIEW, review.id, upload, user.name, now, note)
-    review.updated_at = now
-    if review.employee_digest or review.manager_digest:
-        session.add(
-            ReviewEvent(
-                review_id=review.id,
-                event="edit",
-                from_state=review.state,
-                to_state=review.state,
-                actor=user.name,
-                comment=f"changed after signing: attachments (added {link.number}: {link.filename})",
-                at=now,
-                cause="user",
-            )
-        )
-    session.flush()
-    return link

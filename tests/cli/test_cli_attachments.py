@@ -123,7 +123,7 @@ def test_signatures_bind_attachments_and_an_approved_review_is_frozen(review: in
     ok(run("--as", "maria", "review", "approve", "1", "--comment", "Agreed"))
     assert ok(run("review", "verify", "1")).startswith("ok: review 1: employee, manager signature(s) match")
     assert error(run("--as", "bob", "review", "attach", "1", str(scorecard)), 1) == (
-        "error: review 1 is approved and read-only (reopen it to change it)")
+        "error: review 1 is approved and frozen: reopen it to change it (signatures are cleared)")
 
     ok(run("--as", "maria", "review", "reopen", "1", "--comment", "one more file"))
     ok(run("--as", "bob", "review", "submit", "1"))

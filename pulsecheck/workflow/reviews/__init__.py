@@ -11,7 +11,7 @@ from pulsecheck.workflow.reviews.lifecycle import (
     reassign,
     transition,
 )
-from pulsecheck.workflow.reviews.template import add_action, add_risk, fill, set_field
+from pulsecheck.workflow.reviews.template import add_action, add_risk, attach_file, fill, set_field
 from pulsecheck.workflow.reviews.views import (
     content_of,
     event_dict,
@@ -25,6 +25,7 @@ __all__ = [
     "SYSTEM_ACTOR",
     "add_action",
     "add_risk",
+    "attach_file",
     "content_of",
     "escalate",
     "event_dict",

@@ -13,9 +13,10 @@ from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.states import review as machine
 from pulsecheck.states.review import SETTABLE, TEXT_FIELDS
-from pulsecheck.storage.models import MitigationAction, Review, ReviewEvent, Risk, User
+from pulsecheck.storage.models import AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
 from pulsecheck.timeutil import end_of_day, parse_date
 from pulsecheck.vocab import PRIORITIES
+from pulsecheck.workflow.attachments import REVIEW, Upload, attach
 from pulsecheck.workflow.reviews.lifecycle import get_review
 from pulsecheck.workflow.users import get_user
 
@@ -200,3 +201,15 @@ def add_action(
     review.actions.append(action)
     _touch(session, review, user, now, ["actions"])
     return action
+
+
+def attach_file(
+    session: Session, review_id: int, upload: Upload, user: User, now: datetime, note: str | None = None
+) -> AttachmentLink:
+    """Attach a file to a review the user may edit, like any other edit of its template: an approved review is
+    frozen, and after signing it is an audited edit that voids the signatures (they bind the attachment list)."""
+    review = get_review(session, review_id)
+    _editable(session, review, user, ["attachments"])
+    link = attach(session, REVIEW, review.id, upload, user.name, now, note)
+    _touch(session, review, user, now, [f"attachments (added {link.number}: {link.filename})"])
+    return link
