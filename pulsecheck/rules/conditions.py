@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pulsecheck.vocab import SEVERITIES
+
 NUMBER, STRING, BOOLEAN = "number", "string", "boolean"
 FACTS: dict[str, str] = {
     "score": NUMBER,
@@ -32,6 +34,10 @@ FACTS: dict[str, str] = {
 }
 WINDOWED = re.compile(r"^(score_change|score_drop|max_score|open_tickets|open_high_tickets)_(\d+)d$")
 KPI_FACT = re.compile(r"^kpi\.[a-z][a-z0-9_]*$")
+# KPI windows over imported readings, and tickets opened in a window (open or closed) by severity: DESIGN.md 6.
+KPI_WINDOWED = re.compile(r"^(kpi_change_pct|kpi_avg|kpi_min)\.([a-z][a-z0-9_]*?)_([1-9][0-9]{0,3})d$")
+TICKETS_WINDOWED = re.compile(rf"^(tickets(?:_(?:{'|'.join(SEVERITIES)}))?)_([1-9][0-9]{{0,3}})d$")
+KPI_PREFIXES = ("kpi.", "kpi_status.")  # facts named after one KPI of the model (beside the windows)
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "between", "exists", "missing")
 NEGATED = {
     "eq": "ne",
@@ -86,8 +92,32 @@ def fact_type(name: str) -> str | None:
     """The type of a catalogue fact, or None for an unknown name."""
     if name in FACTS:
         return FACTS[name]
-    if WINDOWED.match(name) or KPI_FACT.match(name):
+    if WINDOWED.match(name) or KPI_FACT.match(name) or window_of(name):
         return NUMBER
+    return None
+
+
+def window_of(name: str) -> tuple[str, int] | None:
+    """(family, days) of a windowed fact: `score_drop_30d` -> ("score_drop", 30), `kpi_avg.logins_30d` ->
+    ("kpi_avg.logins", 30), `tickets_high_60d` -> ("tickets_high", 60); None for any other name."""
+    for pattern in (WINDOWED, TICKETS_WINDOWED):
+        match = pattern.match(name)
+        if match:
+            return match.group(1), int(match.group(2))
+    match = KPI_WINDOWED.match(name)
+    if match:
+        return f"{match.group(1)}.{match.group(2)}", int(match.group(3))
+    return None
+
+
+def kpi_of(name: str) -> str | None:
+    """The KPI a fact is about (`kpi.logins`, `kpi_min.logins_30d`: logins), or None."""
+    match = KPI_WINDOWED.match(name)
+    if match:
+        return match.group(2)
+    for prefix in KPI_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
     return None
 
 

@@ -22,7 +22,6 @@ from pulsecheck.rules.conditions import (
     OPS,
     PRECISION,
     STRING,
-    WINDOWED,
     All,
     AnyOf,
     Leaf,
@@ -31,6 +30,7 @@ from pulsecheck.rules.conditions import (
     engine_groups,
     fact_type,
     leaves,
+    window_of,
 )
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import NOTIFY_ROLES, PRIORITIES, SEVERITIES
@@ -76,9 +76,9 @@ def windows_used(rules: tuple[Rule, ...] | list[Rule]) -> dict[str, set[int]]:
     found: dict[str, set[int]] = {}
     for rule in rules:
         for leaf in leaves(rule.when):
-            match = WINDOWED.match(leaf.fact)
-            if match:
-                found.setdefault(match.group(1), set()).add(int(match.group(2)))
+            window = window_of(leaf.fact)
+            if window:
+                found.setdefault(window[0], set()).add(window[1])
     return found
 
 
@@ -170,6 +170,8 @@ class _Checker:
                 "max_score_30d",
                 "open_tickets_30d",
                 "open_high_tickets_60d",
+                "tickets_high_60d",
+                "kpi_change_pct.logins_30d",
                 "kpi.nps",
                 "all",
                 "any",

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from pulsecheck.storage.models import Account, Escalation, Issue, Review, ReviewEvent, ScoreSnapshot
+from pulsecheck.storage.models import Account, Escalation, Issue, KpiReading, Review, ReviewEvent, ScoreSnapshot
+from pulsecheck.vocab import SEVERITIES
 
 ISSUE_COUNTS = {"open_complaints": "complaint", "open_billing_issues": "billing", "open_blockers": "blocker"}
 
@@ -54,6 +55,8 @@ def compute_facts(
         _low_streak(session, facts, as_of, low_threshold, account_ids)
     _issues(session, facts, as_of, spans, account_ids)
     _reviews(session, facts, as_of, account_ids)
+    _kpi_windows(session, facts, as_of, spans, account_ids)
+    _ticket_windows(session, facts, as_of, spans, account_ids)
     return facts
 
 
@@ -222,3 +225,101 @@ def _reviews(
     for acc, count in session.execute(escalations):
         if acc in facts:
             facts[acc]["open_escalations"] = count
+
+
+KPI_WINDOW_FAMILIES = ("kpi_change_pct", "kpi_avg", "kpi_min")
+
+
+def _kpi_windows(
+    session: Session,
+    facts: dict[int, dict[str, Any]],
+    as_of: datetime,
+    windows: Mapping[str, list[int]],
+    account_ids: list[int] | None,
+) -> None:
+    """`kpi_change_pct|kpi_avg|kpi_min.<kpi>_<N>d` over imported readings, one query per KPI, family and window.
+
+    avg and min: readings observed in [as_of - N days, as_of]. change_pct: the newest reading after as_of - N
+    days against the newest one at or before it, in percent of the older one's magnitude (None without both
+    readings, or when the older one is 0 and the newer one is not)."""
+    for key, days_list in windows.items():
+        family, _, kpi = key.partition(".")
+        if family not in KPI_WINDOW_FAMILIES:
+            continue
+        for days in days_list:
+            name, start = f"{key}_{days}d", as_of - timedelta(days=days)
+            if family == "kpi_change_pct":
+                found = _change_pct(session, kpi, as_of, start, account_ids)
+            else:
+                found = _aggregate(session, family, kpi, as_of, start, account_ids)
+            for acc, fact in facts.items():
+                value = found.get(acc)
+                fact[name] = None if value is None else round(float(value), 2)
+
+
+def _aggregate(
+    session: Session, family: str, kpi: str, as_of: datetime, start: datetime, account_ids: list[int] | None
+) -> dict[int, float]:
+    """Each account's mean (kpi_avg) or least (kpi_min) reading of `kpi` observed in [start, as_of]."""
+    aggregate = func.avg(KpiReading.value) if family == "kpi_avg" else func.min(KpiReading.value)
+    query = (
+        select(KpiReading.account_id, aggregate)
+        .where(KpiReading.kpi == kpi, KpiReading.observed_at >= start, KpiReading.observed_at <= as_of)
+        .group_by(KpiReading.account_id)
+    )
+    return {acc: value for acc, value in session.execute(_scope(query, KpiReading.account_id, account_ids))}
+
+
+def _newest_readings(
+    session: Session, kpi: str, until: datetime, after: datetime | None, account_ids: list[int] | None
+) -> dict[int, float]:
+    """Each account's newest reading of `kpi` at or before `until` (and after `after`)."""
+    rank = func.row_number().over(
+        partition_by=KpiReading.account_id, order_by=(KpiReading.observed_at.desc(), KpiReading.id.desc())
+    )
+    ranked = select(KpiReading.account_id, KpiReading.value, rank.label("rn")).where(
+        KpiReading.kpi == kpi, KpiReading.observed_at <= until
+    )
+    if after is not None:
+        ranked = ranked.where(KpiReading.observed_at > after)
+    sub = _scope(ranked, KpiReading.account_id, account_ids).subquery()
+    return {acc: value for acc, value in session.execute(select(sub.c.account_id, sub.c.value).where(sub.c.rn == 1))}
+
+
+def _change_pct(
+    session: Session, kpi: str, as_of: datetime, start: datetime, account_ids: list[int] | None
+) -> dict[int, float]:
+    latest = _newest_readings(session, kpi, as_of, start, account_ids)
+    before = _newest_readings(session, kpi, start, None, account_ids)
+    changes = {}
+    for acc, new in latest.items():
+        old = before.get(acc)
+        if old is None or (old == 0 and new != 0):
+            continue
+        changes[acc] = 0.0 if old == 0 else (new - old) / abs(old) * 100
+    return changes
+
+
+def _ticket_windows(
+    session: Session,
+    facts: dict[int, dict[str, Any]],
+    as_of: datetime,
+    windows: Mapping[str, list[int]],
+    account_ids: list[int] | None,
+) -> None:
+    """`tickets_<N>d` and `tickets_<severity>_<N>d`: tickets opened in [as_of - N days, as_of], open or closed
+    since; one query per window, counted by severity."""
+    spans = sorted({days for key, days_list in windows.items() if key.startswith("tickets") for days in days_list})
+    for days in spans:
+        query = (
+            select(Issue.account_id, Issue.severity, func.count())
+            .where(Issue.kind == "ticket", Issue.opened_at >= as_of - timedelta(days=days), Issue.opened_at <= as_of)
+            .group_by(Issue.account_id, Issue.severity)
+        )
+        counts: dict[tuple[int, str], int] = {}
+        for acc, severity, count in session.execute(_scope(query, Issue.account_id, account_ids)):
+            counts[(acc, severity)] = count
+        for acc, fact in facts.items():
+            fact[f"tickets_{days}d"] = sum(counts.get((acc, severity), 0) for severity in SEVERITIES)
+            for severity in SEVERITIES:
+                fact[f"tickets_{severity}_{days}d"] = counts.get((acc, severity), 0)
