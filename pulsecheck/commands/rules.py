@@ -27,15 +27,29 @@ def rules() -> None:
 
 @rules.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False))
-def rules_validate(file: str) -> None:
-    """Report every problem in a rules FILE, with its line; every rule is also tried in the engine."""
+@pass_app
+def rules_validate(app: App, file: str) -> None:
+    """Report every problem in a rules FILE, with its line (KPI names against the approved model); every rule is
+    also tried in the engine."""
     from pulsecheck.rules.durable import compile_rules
-    from pulsecheck.workflow.rulesets import checked_rules
+    from pulsecheck.workflow.rulesets import checked_rules, kpi_names
 
+    with app.db.transaction() as session:
+        kpis = kpi_names(session)
     with every_problem(file):
-        parsed = checked_rules(file)
+        parsed = checked_rules(file, kpis)
     shards = compile_rules(parsed)
+    _notes(file, parsed, kpis)
     click.echo(f"{file}: ok ({len(parsed.rules)} rules, {len(shards)} durable-rules ruleset(s), tried in the engine)")
+
+
+def _notes(file: str, parsed: Any, kpis: Any) -> None:
+    """Say on stderr what validation could not check (KPI names, without an approved model)."""
+    from pulsecheck.rules.conditions import leaves
+    from pulsecheck.rules.kpis import NO_MODEL, names_kpis
+
+    if kpis.names is None and names_kpis(leaf.fact for rule in parsed.rules for leaf in leaves(rule.when)):
+        click.echo(f"note: {file}: {NO_MODEL}", err=True)
 
 
 @rules.command("activate")

@@ -32,6 +32,7 @@ from pulsecheck.rules.conditions import (
     leaves,
     window_of,
 )
+from pulsecheck.rules.kpis import KpiNames, kpi_problem
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import NOTIFY_ROLES, PRIORITIES, SEVERITIES
 from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, read_file, suggest
@@ -83,9 +84,10 @@ def windows_used(rules: tuple[Rule, ...] | list[Rule]) -> dict[str, set[int]]:
 
 
 class _Checker:
-    def __init__(self, source: str, roles: tuple[str, ...]) -> None:
+    def __init__(self, source: str, roles: tuple[str, ...], kpis: KpiNames | None = None) -> None:
         self.source, self.roles, self.problems = source, roles, []  # type: ignore[var-annotated]
         self.current = ""  # the rule being checked, named in problems with a condition's value
+        self.kpis = kpis  # the approved model's KPIs, when the caller knows them
 
     def add(self, container: Any, key: Any, message: str) -> None:
         self.problems.append((line_of(container, key), f"{self.source}:{line_of(container, key)}: {message}"))
@@ -179,6 +181,9 @@ class _Checker:
             ]
             self.add(parent, fact, f"unknown fact {fact!r}{suggest(fact, catalogue)}")
             return []
+        kpi_wrong = kpi_problem(fact, self.kpis) if self.kpis is not None else None
+        if kpi_wrong:
+            self.add(parent, fact, f"rule {self.current}: {kpi_wrong}")
         if not isinstance(ops, LineDict) or not ops:
             self.add(parent, fact, f"{fact}: expected {{op: value}} with op one of {', '.join(OPS)}")
             return []
@@ -293,10 +298,13 @@ def _with_lines(values: dict[str, Any], parent: LineDict, key: str) -> LineDict:
     return result
 
 
-def load_rules(text: str, source: str, roles: tuple[str, ...] = NOTIFY_ROLES) -> RulesFile:
-    """Parse and validate a rules file; every problem is reported at once with its line."""
+def load_rules(
+    text: str, source: str, roles: tuple[str, ...] = NOTIFY_ROLES, kpis: KpiNames | None = None
+) -> RulesFile:
+    """Parse and validate a rules file; every problem is reported at once with its line. With `kpis`, a fact
+    naming a KPI that is not in the approved model is one of them."""
     data = load_text(text, source)
-    checker = _Checker(source, roles)
+    checker = _Checker(source, roles, kpis)
     if not isinstance(data, LineDict):
         raise ValidationFailed([f"{source}:1: a rules file is a mapping with 'version' and 'rules'"])
     for key in data:
@@ -319,6 +327,8 @@ def load_rules(text: str, source: str, roles: tuple[str, ...] = NOTIFY_ROLES) ->
     return RulesFile(tuple(rules), source, hashlib.sha256(text.encode()).hexdigest(), text)
 
 
-def load_rules_file(path: str | Path, roles: tuple[str, ...] = NOTIFY_ROLES) -> RulesFile:
+def load_rules_file(
+    path: str | Path, roles: tuple[str, ...] = NOTIFY_ROLES, kpis: KpiNames | None = None
+) -> RulesFile:
     """Read and validate a rules file."""
-    return load_rules(read_file(path), str(path), roles)  # bounded: regular, UTF-8, within the YAML size limit
+    return load_rules(read_file(path), str(path), roles, kpis)  # bounded: regular, UTF-8, within the YAML size limit

@@ -9,17 +9,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError, ValidationFailed
+from pulsecheck.rules.kpis import KpiNames
 from pulsecheck.rules.language import RulesFile, load_rules, load_rules_file
+from pulsecheck.scoring.schema import parse_model
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import Ruleset, User
+from pulsecheck.workflow.models import approved_row
 
 
-def checked_rules(path: str | Path) -> RulesFile:
-    """Read and validate a rules file, then run every rule through the engine on synthetic accounts
-    (`rules.trial`): what `rules validate` and `rules activate` both check. ValidationFailed lists every problem."""
+def checked_rules(path: str | Path, kpis: KpiNames | None = None) -> RulesFile:
+    """Read and validate a rules file (with `kpis`, its KPI names against the approved model), then run every
+    rule through the engine on synthetic accounts (`rules.trial`): what `rules validate` and `rules activate`
+    both check. ValidationFailed lists every problem."""
     from pulsecheck.rules.trial import trial
 
-    parsed = load_rules_file(path)
+    parsed = load_rules_file(path, kpis=kpis)
     problems = trial(parsed)
     if problems:
         raise ValidationFailed(problems)
@@ -31,7 +35,7 @@ def activate(session: Session, path: str | Path, user: User, now: datetime) -> R
     reason = permissions.refusal("rules.activate", permissions.actor(user.name, user.role_set))
     if reason:
         raise RefusedError(reason)
-    parsed = checked_rules(path)
+    parsed = checked_rules(path, kpi_names(session))
     current = active_row(session)
     if current is not None and current.sha256 == parsed.sha256:
         raise RefusedError(f"{path} is already the active ruleset (sha256 {parsed.sha256[:12]})")
@@ -61,3 +65,14 @@ def active_rules(session: Session) -> tuple[Ruleset, RulesFile]:
     if row is None:
         raise RefusedError("no active ruleset: run `pulsecheck rules activate FILE` first")
     return row, load_rules(row.content, row.name)
+
+
+def kpi_names(session: Session) -> KpiNames:
+    """The KPIs of the approved scoring model that rules may name (`KpiNames.unknown()` when none is approved)."""
+    row = approved_row(session)
+    if row is None:
+        return KpiNames.unknown()
+    model = parse_model(row.content, f"approved model {row.version}")
+    # Survey and formula KPIs have no readings of their own: windows over readings cannot see them.
+    readings = {k.name for k in model.kpis if k.from_surveys is None and getattr(k, "formula", None) is None}
+    return KpiNames(frozenset(k.name for k in model.kpis), frozenset(readings), f"the approved model {row.version}")
