@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from pulsecheck.commands.common import App, emit_json, every_problem, json_option, parse_day, pass_app, table
+from pulsecheck.commands.common import App, echo_data, emit_json, every_problem, json_option, parse_day, pass_app, table
 from pulsecheck.errors import InputError
 from pulsecheck.timeutil import start_of_day
 
@@ -50,6 +50,48 @@ def _notes(file: str, parsed: Any, kpis: Any) -> None:
 
     if kpis.names is None and names_kpis(leaf.fact for rule in parsed.rules for leaf in leaves(rule.when)):
         click.echo(f"note: {file}: {NO_MODEL}", err=True)
+
+
+@rules.command("test")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--fixtures",
+    "fixtures_dir",
+    type=click.Path(file_okay=False),
+    help="Directory of fixture files [default: beside FILE, its stem + .tests: rules.yaml -> rules.tests/].",
+)
+@click.option("-v", "--verbose", is_flag=True, help="List the cases that pass too.")
+@pass_app
+def rules_test(app: App, file: str, fixtures_dir: str | None, verbose: bool) -> None:
+    """Run the fixture cases of a rules FILE (facts -> expected firings and actions) through the engine.
+
+    Example: pulsecheck rules test rules.yaml   (runs rules.tests/*.yaml; exit 1 when a case fails)"""
+    from pathlib import Path
+
+    from pulsecheck.errors import RefusedError
+    from pulsecheck.rules.expectations import run_cases
+    from pulsecheck.rules.fixtures import default_dir, fixture_files, load_fixtures
+    from pulsecheck.rules.language import load_rules_file
+
+    with every_problem(file):
+        parsed = load_rules_file(file)
+    directory = Path(fixtures_dir) if fixtures_dir else default_dir(file)
+    paths = fixture_files(directory)
+    with every_problem(str(directory)):
+        cases = load_fixtures(paths, parsed)
+    outcomes = run_cases(parsed, cases, app.settings.priority.matrix())
+    for outcome in outcomes:  # names and values come from files: echo_data strips control characters
+        if outcome.passed and verbose:
+            echo_data(f"ok   {outcome.case.where} {outcome.case.name}")
+        elif not outcome.passed:
+            echo_data(f"FAIL {outcome.case.where} {outcome.case.name}")
+            for line in outcome.problems:
+                echo_data(f"     {line}")
+    failed = sum(not outcome.passed for outcome in outcomes)
+    summary = f"{len(outcomes)} case(s) in {len(paths)} fixture file(s) of {directory}"
+    if failed:
+        raise RefusedError(f"{file}: {failed} of {summary} failed")
+    click.echo(f"{file}: {summary} passed (durable-rules)")
 
 
 @rules.command("activate")

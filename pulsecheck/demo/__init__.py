@@ -25,6 +25,13 @@ def copy_samples(target: Path) -> list[Path]:
     written = []
     for path in sorted(examples_dir().iterdir()):
         destination = target / path.name
-        if path.is_file() and not (destination.exists() and destination.samefile(path)):
+        if destination.exists() and destination.samefile(path):
+            continue
+        if path.is_file():
             written.append(Path(shutil.copy(path, destination)))
+        elif path.is_dir() and not path.name.startswith(("_", ".")):  # rules.tests/: the rules file's fixtures
+            destination.mkdir(exist_ok=True)
+            written += [
+                Path(shutil.copy(item, destination / item.name)) for item in sorted(path.iterdir()) if item.is_file()
+            ]
     return written

@@ -90,10 +90,14 @@ def test_the_installed_wheel_runs_init_sample_and_the_demo_from_any_directory(wh
 
     init = run(venv / "bin" / "pulsecheck", "init", "--sample", "samples", cwd=elsewhere, env=env)
     assert init.stdout.startswith("database ready: sqlite:///")
-    expected = sorted(path.name for path in SAMPLES.iterdir() if path.is_file())
-    assert sorted(path.name for path in (elsewhere / "samples").iterdir()) == expected
+    expected = sorted(str(path.relative_to(SAMPLES)) for path in SAMPLES.rglob("*") if path.is_file())
+    copied = elsewhere / "samples"
+    assert sorted(str(path.relative_to(copied)) for path in copied.rglob("*") if path.is_file()) == expected
+    assert "rules.tests/escalations.yaml" in expected  # the sample rules' fixtures come along
     for name in expected:
-        assert (elsewhere / "samples" / name).read_bytes() == (SAMPLES / name).read_bytes(), name
+        assert (copied / name).read_bytes() == (SAMPLES / name).read_bytes(), name
+    tested = run(venv / "bin" / "pulsecheck", "rules", "test", "samples/rules.yaml", cwd=elsewhere, env=env)
+    assert tested.stdout.startswith("samples/rules.yaml: ") and " passed " in tested.stdout
 
     demo = run(venv / "bin" / "pulsecheck", "demo", "--dir", "out", cwd=elsewhere, env=env)
     assert "maria: approve -> approved" in demo.stdout and "verify: ok" in demo.stdout
