@@ -11,6 +11,7 @@ import click
 
 from pulsecheck.commands.common import App, echo_data, emit_json, every_problem, json_option, parse_day, pass_app, table
 from pulsecheck.errors import InputError
+from pulsecheck.safetext import strip_controls
 from pulsecheck.timeutil import start_of_day
 
 
@@ -32,6 +33,7 @@ def rules_validate(app: App, file: str) -> None:
     """Report every problem in a rules FILE, with its line (KPI names against the approved model); every rule is
     also tried in the engine."""
     from pulsecheck.rules.durable import compile_rules
+    from pulsecheck.rules.lint import lint
     from pulsecheck.workflow.rulesets import checked_rules, kpi_names
 
     with app.db.transaction() as session:
@@ -40,7 +42,30 @@ def rules_validate(app: App, file: str) -> None:
         parsed = checked_rules(file, kpis)
     shards = compile_rules(parsed)
     _notes(file, parsed, kpis)
+    for finding in lint(parsed):  # ids and values come from the file: no control characters to the terminal
+        click.echo(strip_controls(f"warning: {finding.text(file)}"), err=True)
     click.echo(f"{file}: ok ({len(parsed.rules)} rules, {len(shards)} durable-rules ruleset(s), tried in the engine)")
+
+
+@rules.command("lint")
+@click.argument("file", type=click.Path(dir_okay=False))
+def rules_lint(file: str) -> None:
+    """Rules of FILE that validate but cannot do what was meant: contradictory conditions, thresholds outside a
+    fact's range, rules shadowed by another with the same actions (exit 1 when there is any).
+
+    Example: pulsecheck rules lint rules.yaml"""
+    from pulsecheck.errors import RefusedError
+    from pulsecheck.rules.language import load_rules_file
+    from pulsecheck.rules.lint import lint
+
+    with every_problem(file):
+        parsed = load_rules_file(file)
+    found = lint(parsed)
+    for finding in found:
+        echo_data(f"warning: {finding.text(file)}")
+    if found:
+        raise RefusedError(f"{file}: {len(found)} lint finding(s)")
+    click.echo(f"{file}: no lint findings ({len(parsed.rules)} rules)")
 
 
 def _notes(file: str, parsed: Any, kpis: Any) -> None:
