@@ -121,15 +121,69 @@ def rules_test(app: App, file: str, fixtures_dir: str | None, verbose: bool) -> 
 
 @rules.command("activate")
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--resolve-orphans",
+    is_flag=True,
+    help="Also resolve the open escalations of rules FILE removes (audited, with the reason).",
+)
+@click.option("--reason", metavar="TEXT", help="Why the orphans are resolved [default: which ruleset, by whom].")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (asked only on a terminal).")
 @pass_app
-def rules_activate(app: App, file: str) -> None:
-    """Make FILE the active ruleset (ops or manager), after the checks of `rules validate`."""
-    from pulsecheck.workflow.rulesets import activate
+def rules_activate(app: App, file: str, resolve_orphans: bool, reason: str | None, yes: bool) -> None:
+    """Make FILE the active ruleset (ops or manager), after the checks of `rules validate`, showing first its
+    blast radius: what the next evaluation would open, resolve or no longer do, and which escalations it orphans.
+
+    Example: pulsecheck --as olga rules activate rules.yaml --resolve-orphans"""
+    from pulsecheck.errors import RefusedError
+    from pulsecheck.workflow import blast
+    from pulsecheck.workflow.evaluation import EvaluationSettings
 
     with every_problem(file), app.transaction() as session:
-        row = activate(session, file, app.actor(session), app.now())
+        parsed, kpis = blast.candidate(session, file, app.actor(session))
+    radius = blast.preview(app.db, EvaluationSettings.from_settings(app.settings), parsed, app.now())
+    _show_radius(app, file, radius, resolve_orphans)
+    if not yes and _on_terminal() and not click.confirm(f"Activate {file}?", default=False):
+        raise RefusedError(f"{file} not activated")
+    with every_problem(file), app.transaction() as session:
+        row, resolved = blast.activate(session, file, app.actor(session), app.now(), resolve_orphans, reason)
         said = f"ruleset {row.name} active (sha256 {row.sha256[:12]}, by {row.activated_by})"
+    _notes(file, parsed, kpis)
     click.echo(said)
+    for orphan in resolved:
+        echo_data(f"resolved escalation {orphan.id} ({orphan.account}, rule {orphan.rule}): its rule was removed")
+
+
+def _on_terminal() -> bool:
+    """Whether a person can answer a question (stdin is a terminal)."""
+    import sys
+
+    return sys.stdin.isatty()
+
+
+def _show_radius(app: App, file: str, radius: Any, resolving: bool) -> None:
+    """The blast radius as a diff: + what only FILE would do, - what only the active rules would, ! orphans."""
+    against = f"the active ruleset {radius.against}" if radius.against else "no active ruleset"
+    click.echo(f"blast radius of {file} against {against}, on the facts as of {_minute(app, radius.as_of)}:")
+    for sign, items in (("+", radius.added), ("-", radius.dropped)):
+        for p in items:
+            echo_data(f"  {sign} {p.account:<12} {p.rule:<24} {p.action:<15} {p.detail}")
+    fate = "resolved now (--resolve-orphans)" if resolving else "left open, nothing will resolve it (--resolve-orphans)"
+    for o in radius.orphans:
+        echo_data(
+            f"  ! {o.account:<12} {o.rule:<24} {'orphaned':<15} escalation {o.id} ({o.status} since "
+            f"{_minute(app, o.opened_at)}, owner {o.owner or '-'}): its rule is not in {file}; {fate}"
+        )
+    n = radius.counts()
+    click.echo(
+        f"  {n['escalations']} escalation(s) and {n['reviews']} review(s) to open, {n['resolved']} to resolve, "
+        f"{n['other']} other action(s), {n['dropped']} no longer taken, {n['orphaned']} orphaned escalation(s), "
+        f"{radius.unchanged} unchanged"
+    )
+
+
+def _minute(app: App, moment: datetime) -> str:
+    """A time in the business time zone, to the minute."""
+    return moment.astimezone(app.settings.tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @rules.command("show")

@@ -36,6 +36,7 @@ from pulsecheck.storage.models import (
     CycleEvent,
     Deviation,
     Escalation,
+    EscalationEvent,
     EvaluationRun,
     Review,
     ReviewCycle,
@@ -106,6 +107,7 @@ AUDITED: tuple[Audited, ...] = (
         Escalation,
         ("account_id", "review_id", "rule_id", "severity", "priority", "owner", "level", "status", "acknowledged_by"),
     ),
+    Audited("escalation_event", EscalationEvent, ("escalation_id", "event", "actor", "reason", "at"), True),
     Audited(
         "deviation", Deviation, ("account_id", "kind", "subject", "status", "accepted_by", "reason", "accepted_until"),
         always=False,

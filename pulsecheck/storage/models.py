@@ -307,6 +307,18 @@ class Escalation(Base):
     account: Mapped[Account] = relationship()
 
 
+class EscalationEvent(Base):
+    """Who resolved an escalation on purpose, when and why (append-only; joins the audit chain)."""
+
+    __tablename__ = "escalation_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"), index=True)
+    event: Mapped[str] = mapped_column(String(30))  # resolve
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
 class Notification(Base):
     __tablename__ = "notifications"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -38,8 +38,9 @@ def sample(run: Run, database: Database, templates: Templates) -> Run:
 def test_rules_activate_then_show(sample: Run, tmp_path: Path) -> None:
     assert error(sample("rules", "show"), 1) == NO_RULESET
     sha = hashlib.sha256(RULES.read_bytes()).hexdigest()
-    assert ok(sample("--as", "olga", "rules", "activate", str(RULES))) == (
-        f"ruleset rules.yaml active (sha256 {sha[:12]}, by olga)\n")
+    said = ok(sample("--as", "olga", "rules", "activate", str(RULES))).splitlines()
+    assert said[0].startswith(f"blast radius of {RULES} against no active ruleset, on the facts as of ")
+    assert said[-1] == f"ruleset rules.yaml active (sha256 {sha[:12]}, by olga)"
     shown = as_json(sample("rules", "show", "--json"))
     assert shown == {"name": "rules.yaml", "sha256": sha, "activated_by": "olga", "activated_at": NOW.isoformat(),
                      "rules": expected_rules(RULES)}

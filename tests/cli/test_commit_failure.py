@@ -130,7 +130,8 @@ CASES = {
     "deviations accept": Case(("--as", "maria", "deviations", "accept", "1", "--reason", "known outage",
                                "--until", "2026-12-31"), "deviation 1 accepted until 2026-12-31", _deviation),
     "model approve": Case(("--as", "olga", "model", "approve", str(examples_dir() / "scoring.yaml")), "model "),
-    "rules activate": Case(("--as", "olga", "rules", "activate", str(examples_dir() / "rules.yaml")), "ruleset "),
+    "rules activate": Case(("--as", "olga", "rules", "activate", str(examples_dir() / "rules.yaml")),
+                           "blast radius of "),  # the preview, then `ruleset ... active` once committed
     "cycle start": Case(("--as", "bob", "cycle", "start", "--period", "2026-11"), "cycle 1 started for 2026-11"),
     "outbox retry": Case(("--as", "olga", "outbox", "retry", "1"), "notification 1 queued again", _failed_notification),
 }

@@ -119,7 +119,8 @@ def test_unsigned_when_not_required_refused_with_a_hint_when_required(team: dict
     rules = str(SCORING.with_name("rules.yaml"))
     refused = run(team, "--as", "maria", "rules", "activate", rules, PULSECHECK_SIGNING__REQUIRED="true")
     assert refused.exit_code == 1, refused.output
-    assert refused.output.count("\n") == 1 and "pulsecheck keys new" in refused.output
+    assert refused.stderr.count("\n") == 1 and "pulsecheck keys new" in refused.stderr
+    assert refused.stdout.startswith("blast radius of ") and "active (sha256" not in refused.stdout  # a preview only
     assert chain(team, "kind = 'ruleset'") == []  # nothing half written
     ok(run(team, "--as", "maria", "keys", "new"))
     ok(run(team, "--as", "maria", "rules", "activate", rules, PULSECHECK_SIGNING__REQUIRED="true"))
