@@ -165,7 +165,8 @@ def lint(rules: RulesFile) -> list[Finding]:
     found: list[Finding] = []
     for rule in rules.rules:
         found += [Finding(rule.line, rule.id, message) for message in condition_problems(rule.when)]
-    found += shadowed(rules.rules)
+    never = {finding.rule for finding in found}  # a rule that cannot fire "implies" anything: not compared
+    found += shadowed([rule for rule in rules.rules if rule.id not in never])
     return sorted(found, key=lambda f: f.line)
 
 
@@ -196,22 +197,26 @@ def condition_problems(when: Node) -> list[str]:
 def shadowed(rules: Sequence[Rule]) -> list[Finding]:
     """Rules whose every firing another rule with the same actions makes too (its conditions are a subset of
     theirs, or weaker); of two rules with the same conditions, the later one is reported."""
+    alike: dict[str, list[tuple[int, Rule]]] = {}  # only rules with the same actions are compared
+    for index, rule in enumerate(rules):
+        alike.setdefault(repr(rule.actions), []).append((index, rule))
     found = []
-    for later, rule in enumerate(rules):
-        for earlier, other in enumerate(rules):
-            if other is rule or other.actions != rule.actions or not implies(rule.when, other.when):
-                continue
-            if implies(other.when, rule.when) and earlier > later:
-                continue  # equivalent: the later of the two is the one reported
-            if implies(other.when, rule.when):
-                said = f"duplicates rule {other.id} (line {other.line}): the same conditions and actions"
-            else:
+    for group in alike.values():
+        for later, rule in group:
+            for earlier, other in group:
+                if other is rule or not implies(rule.when, other.when):
+                    continue
+                same = implies(other.when, rule.when)
+                if same and earlier > later:
+                    continue  # equivalent: the later of the two is the one reported
                 said = (
-                    f"shadowed by rule {other.id} (line {other.line}): the same actions, and its conditions hold "
-                    "whenever this rule's do"
+                    f"duplicates rule {other.id} (line {other.line}): the same conditions and actions"
+                    if same
+                    else f"shadowed by rule {other.id} (line {other.line}): the same actions, and its conditions "
+                    "hold whenever this rule's do"
                 )
-            found.append(Finding(rule.line, rule.id, said))
-            break
+                found.append(Finding(rule.line, rule.id, said))
+                break
     return found
 
 

@@ -44,6 +44,10 @@ def _ticket(
 
 @pytest.fixture
 def portfolio(database: Database, factory: Factory) -> dict[str, int]:
+    return seed(database, factory)
+
+
+def seed(database: Database, factory: Factory) -> dict[str, int]:
     """Four accounts:
     DROP  logins 1000 a month ago (day 31), 550 on day 1: -45 %; 3 high tickets in 60 days (one closed), one
           high at day 61 (outside), one critical and one low inside, one high complaint (not a ticket).
@@ -105,8 +109,10 @@ def _facts(database: Database, ids: dict[str, int]) -> dict[str, dict[str, objec
     return {names[acc]: {f: values.get(f) for f in WINDOW_FACTS} for acc, values in facts.items()}
 
 
-def test_window_facts_by_hand(database: Database, portfolio: dict[str, int]) -> None:
-    facts = _facts(database, portfolio)
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_window_facts_by_hand(engine: str, request: pytest.FixtureRequest, now: datetime) -> None:
+    database: Database = request.getfixturevalue("database" if engine == "sqlite" else "pg_database")
+    facts = _facts(database, seed(database, Factory(database, now)))
     assert facts["DROP"] == {
         "kpi_change_pct.logins_30d": -45.0,  # (550 - 1000) / 1000
         "kpi_avg.logins_30d": 675.0,  # 800 and 550 are inside the 30 days; 1000 (day 31) is not

@@ -92,6 +92,10 @@ SHADOWS: list[tuple[list[dict[str, Any]], list[str]]] = [
       {"when": {"all": [{"any": [{"score": {"lt": 9}}, {"arr": {"gt": 5}}]}, {"segment": {"eq": "smb"}}]}}],
      ["r.yaml:{r1}: rule r1: shadowed by rule r0 (line {r0}): the same actions, and its conditions hold whenever this "
       "rule's do"]),
+    # a rule that can never fire is reported for that, not as shadowed
+    ([{"when": {"score": {"lt": 40}}}, {"when": {"score": {"lt": 30, "gt": 50}}}],
+     ["r.yaml:{r1}: rule r1: contradictory conditions in one `all`: score lt 30 and score gt 50 can never hold "
+      "together"]),
     # not shadowed: other actions, or conditions that do not follow
     ([{"when": {"score": {"lt": 40}}}, {"when": {"score": {"lt": 30}}, "then": ESCALATE}], []),
     ([{"when": {"score": {"lt": 30}}}, {"when": {"score": {"lt": 40}}}],  # the first is the narrower one
