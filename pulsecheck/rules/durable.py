@@ -181,7 +181,7 @@ class FactEncoder:
         parts = ['{"id": "account:', str(account), '", "kind": "account"']
         strings = self._strings
         for name, key in self.fields:
-            value = facts.get(name)
+            value: Any = facts.get(name)  # Any: the type tests below are exact (`type() is`), mypy cannot follow
             kind = type(value)
             if kind is float:
                 if not math.isfinite(value):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,11 +18,22 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.storage.models import Account, Escalation, Issue, Review, ReviewEvent, ScoreSnapshot
 
+
+@dataclass(frozen=True)
+class IdRange:
+    """Accounts `first` to `last` (inclusive): a block of a shard, read as index range scans."""
+
+    first: int
+    last: int
+
+
+Scope = list[int] | IdRange | None  # some accounts, a range of them, or all
 ISSUE_COUNTS = {"open_complaints": "complaint", "open_billing_issues": "billing", "open_blockers": "blocker"}
 
 
-def _ranked_snapshots(until: datetime, since: datetime | None = None) -> Any:
-    """Snapshots up to `until` (and from `since`), numbered 1 = newest per account."""
+def _ranked_snapshots(until: datetime, since: datetime | None = None, account_ids: Scope = None) -> Any:
+    """Snapshots up to `until` (and from `since`) of the accounts, numbered 1 = newest per account (the scope
+    inside the window's subquery: not every database pushes it down)."""
     query = select(
         ScoreSnapshot.account_id,
         ScoreSnapshot.score,
@@ -31,10 +43,12 @@ def _ranked_snapshots(until: datetime, since: datetime | None = None) -> Any:
     ).where(ScoreSnapshot.as_of <= until)
     if since is not None:
         query = query.where(ScoreSnapshot.as_of >= since)
-    return query.subquery()
+    return _scope(query, ScoreSnapshot.account_id, account_ids).subquery()
 
 
-def _scope(query: Any, column: Any, account_ids: list[int] | None) -> Any:
+def _scope(query: Any, column: Any, account_ids: Scope) -> Any:
+    if isinstance(account_ids, IdRange):
+        return query.where(column.between(account_ids.first, account_ids.last))
     return query if account_ids is None else query.where(column.in_(account_ids))
 
 
@@ -43,7 +57,7 @@ def compute_facts(
     as_of: datetime,
     windows: Mapping[str, Iterable[int]] | None = None,
     low_threshold: float | None = None,
-    account_ids: list[int] | None = None,
+    account_ids: Scope = None,
 ) -> dict[int, dict[str, Any]]:
     """Facts for every account (or `account_ids`) as of `as_of`."""
     spans = {family: sorted(set(days)) for family, days in (windows or {}).items()}
@@ -57,7 +71,7 @@ def compute_facts(
     return facts
 
 
-def _account_facts(session: Session, as_of: datetime, account_ids: list[int] | None) -> dict[int, dict[str, Any]]:
+def _account_facts(session: Session, as_of: datetime, account_ids: Scope) -> dict[int, dict[str, Any]]:
     """The facts read from the account row, and every other fact at its value when nothing says otherwise."""
     columns = (
         Account.id, Account.segment, Account.tier, Account.arr, Account.stage, Account.renewal_date,
@@ -88,10 +102,8 @@ def _account_facts(session: Session, as_of: datetime, account_ids: list[int] | N
     return facts
 
 
-def _latest_snapshot(
-    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: list[int] | None
-) -> None:
-    ranked = _ranked_snapshots(as_of)
+def _latest_snapshot(session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: Scope) -> None:
+    ranked = _ranked_snapshots(as_of, account_ids=account_ids)
     query = _scope(
         select(ranked.c.account_id, ranked.c.score, ranked.c.bucket, ranked.c.components).where(ranked.c.rn == 1),
         ranked.c.account_id,
@@ -113,10 +125,10 @@ def _score_windows(
     facts: dict[int, dict[str, Any]],
     as_of: datetime,
     windows: Mapping[str, list[int]],
-    account_ids: list[int] | None,
+    account_ids: Scope,
 ) -> None:
     for days in windows.get("score_change", []):
-        ranked = _ranked_snapshots(as_of - timedelta(days=days))
+        ranked = _ranked_snapshots(as_of - timedelta(days=days), account_ids=account_ids)
         query = _scope(
             select(ranked.c.account_id, ranked.c.score).where(ranked.c.rn == 1), ranked.c.account_id, account_ids
         )
@@ -142,9 +154,9 @@ def _score_windows(
 
 
 def _low_streak(
-    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, threshold: float, account_ids: list[int] | None
+    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, threshold: float, account_ids: Scope
 ) -> None:
-    ranked = _ranked_snapshots(as_of)
+    ranked = _ranked_snapshots(as_of, account_ids=account_ids)
     first_ok = func.min(case((or_(ranked.c.score >= threshold, ranked.c.score.is_(None)), ranked.c.rn)))
     query = _scope(
         select(ranked.c.account_id, first_ok, func.count()).group_by(ranked.c.account_id),
@@ -161,7 +173,7 @@ def _issues(
     facts: dict[int, dict[str, Any]],
     as_of: datetime,
     windows: Mapping[str, list[int]],
-    account_ids: list[int] | None,
+    account_ids: Scope,
 ) -> None:
     open_then = and_(Issue.opened_at <= as_of, or_(Issue.closed_at.is_(None), Issue.closed_at > as_of))
     counts: dict[tuple[int, str], int] = defaultdict(int)
@@ -190,9 +202,7 @@ def _issues(
             fact[name] = counts.get((acc, kind), 0)
 
 
-def _reviews(
-    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: list[int] | None
-) -> None:
+def _reviews(session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: Scope) -> None:
     open_reviews = _scope(
         select(Review.account_id).where(Review.state != "closed", Review.created_at <= as_of).distinct(),
         Review.account_id,
