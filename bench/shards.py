@@ -85,7 +85,9 @@ def sharded(url: str, n: int, single: bool) -> None:
     if database.engine.dialect.name == "postgresql":
         with database.engine.begin() as conn:
             conn.execute(text("ANALYZE"))
-    print(f"sharded evaluate on {database.engine.dialect.name}: set-up {n:,} accounts in {time.perf_counter() - t0:.0f} s")
+    print(
+        f"sharded evaluate on {database.engine.dialect.name}: set-up {n:,} accounts in {time.perf_counter() - t0:.0f} s"
+    )
     from pulsecheck.app import install_hooks
 
     install_hooks(database, load_settings(db=url, env={}))
