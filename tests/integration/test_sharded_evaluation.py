@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -268,3 +269,61 @@ def test_a_worker_killed_mid_shard_leaves_it_to_another_and_the_run_ends_as_one(
     assert [status for _, status, _, _, _ in shards] == ["done"] * len(shards)
     assert max(attempts for _, _, attempts, _, _ in shards) == 2  # the killed worker's shard, claimed again
     assert victim not in worker_pids(url)  # who finished it is another process
+
+
+# --- failures, in process (workers as threads) ----------------------------------------------------------------
+
+
+class ThreadWorker:
+    """`work()` of one run in a thread of this process, with the Worker interface of a local process."""
+
+    def __init__(self, database: Database, run_id: int) -> None:
+        from pulsecheck.workflow.evaluation import EvaluationSettings
+        from pulsecheck.workflow.workers import work
+
+        self.thread = threading.Thread(target=work, args=(database, EvaluationSettings(), run_id), daemon=True)
+        self.thread.start()
+
+    def poll(self) -> int | None:
+        return None if self.thread.is_alive() else 0
+
+    def kill(self) -> None:
+        pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.thread.join(timeout)
+        return 0
+
+
+def test_a_shard_failing_every_attempt_fails_the_run_with_its_error(
+    rules_portfolio: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pulsecheck.demo.story import DEMO_NOW
+    from pulsecheck.workflow import actions
+    from pulsecheck.workflow.workers import RunFailed, evaluate_sharded
+
+    def full_disk(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(actions.Batches, "run", full_disk)
+    with pytest.raises(RunFailed, match="shard 0: RuntimeError: disk full"):
+        evaluate_sharded(rules_portfolio, DEMO_NOW, DEMO_NOW, 2, lambda run: ThreadWorker(rules_portfolio, run))
+    url = rules_portfolio.url
+    assert query(url, "SELECT status, error FROM evaluation_runs") == [("failed", "shard 0: RuntimeError: disk full")]
+    assert shard_rows(url) == [(0, "pending", 3, 0, 0)]  # tried 3 times, given back each time
+
+
+def test_a_second_sharded_run_opens_nothing_new(rules_portfolio: Database) -> None:
+    from pulsecheck.demo.story import DEMO_NOW
+    from pulsecheck.workflow.workers import evaluate_sharded
+    from tests.integration.conftest import SAMPLE_ESCALATIONS, escalated
+
+    first = evaluate_sharded(rules_portfolio, DEMO_NOW, DEMO_NOW, 2, lambda run: ThreadWorker(rules_portfolio, run))
+    assert escalated(rules_portfolio) == SAMPLE_ESCALATIONS
+    assert (first.accounts, first.shards) == (12, 1)
+    notified = query(rules_portfolio.url, "SELECT count(*) FROM notifications")
+    again = evaluate_sharded(rules_portfolio, DEMO_NOW, DEMO_NOW, 2, lambda run: ThreadWorker(rules_portfolio, run))
+    assert again.firings == first.firings
+    assert query(rules_portfolio.url, "SELECT count(*) FROM escalations") == [(len(SAMPLE_ESCALATIONS),)]
+    assert query(rules_portfolio.url, "SELECT count(*) FROM notifications") == notified
+    assert query(rules_portfolio.url, "SELECT status FROM evaluation_runs") == [("done",), ("done",)]
