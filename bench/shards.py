@@ -15,7 +15,6 @@ Run: .venv/bin/python bench/shards.py [N_ACCOUNTS] [--db URL] [--engine-only] [-
 from __future__ import annotations
 
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
 from pulsecheck.workflow.workers import evaluate_sharded
 
 WORKER = """
-import sys
+import resource, sys
 from pulsecheck.app import install_hooks
 from pulsecheck.config import load_settings
 from pulsecheck.storage.db import Database
@@ -44,7 +43,9 @@ from pulsecheck.workflow.evaluation import EvaluationSettings
 from pulsecheck.workflow.workers import work
 database = Database(sys.argv[1])
 install_hooks(database, load_settings(db=sys.argv[1], env={}))
-work(database, EvaluationSettings(), int(sys.argv[2]))
+work(database, EvaluationSettings(), int(sys.argv[2]), said=lambda line: print("    worker:", line, flush=True))
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"    worker: peak RSS {rss:.0f} MB", flush=True)
 """
 
 
@@ -102,11 +103,11 @@ def sharded(url: str, n: int, single: bool) -> None:
         start = time.perf_counter()
         report = evaluate_sharded(database, NOW, NOW, 2, _spawner(url))
         seconds = time.perf_counter() - start
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(
             f"  2 workers, {label}: {_rate(report.accounts, seconds)} in {report.shards} shards; "
             f"{report.firings:,} firings, {report.actions:,} actions; goal <= {goal:.1f} s at this size "
-            f"({goal * 1e6 / n:.0f} s per 1M); peak RSS of a worker {rss:.0f} MB"
+            f"({goal * 1e6 / n:.0f} s per 1M)",
+            flush=True,
         )
     database.dispose()
 

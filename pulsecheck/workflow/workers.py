@@ -95,12 +95,16 @@ class Engine:
         return durable.evaluate_chunk(sorted(facts.items()))
 
 
-def process(database: Database, config: EvaluationSettings, held: shards.Claim, engine: Engine) -> dict[str, int]:
-    """Facts, firings and actions of a claimed shard, one block of accounts at a time; its counts."""
+def process(
+    database: Database, config: EvaluationSettings, held: shards.Claim, engine: Engine, seconds: dict[str, float]
+) -> dict[str, int]:
+    """Facts, firings and actions of a claimed shard, one block of accounts at a time; its counts (the wall time
+    of each stage is added to `seconds`)."""
     run = _context(database, held.run_id)
     windows = windows_used(run.rules.rules)
     counts = {"accounts": 0, "firings": 0, "actions": 0}
     for block in held.blocks():
+        clock = time.perf_counter()
         with database.transaction() as session:
             facts = compute_facts(session, run.as_of, windows, run.low, block)
             if held.attempts > 1:  # an earlier attempt may have recorded some of these firings: they are redone
@@ -109,12 +113,17 @@ def process(database: Database, config: EvaluationSettings, held: shards.Claim, 
                         RuleFiring.run_id == run.run_id, RuleFiring.account_id.between(block.first, block.last)
                     )
                 )
+        seconds["facts"] += time.perf_counter() - clock
         if not facts:
             continue
+        clock = time.perf_counter()
         firings = engine.firings(run.rules, facts)
+        seconds["engine"] += time.perf_counter() - clock
+        clock = time.perf_counter()
         log = Batches(database.transaction, config, run.rules, facts, firings, run.now, run.run_id, sorted(facts)).run(
             config.batch_size
         )
+        seconds["apply"] += time.perf_counter() - clock
         counts["accounts"] += len(facts)
         counts["firings"] += len(firings)
         counts["actions"] += len(log.planned)
@@ -138,15 +147,17 @@ def work(
                 return done
             time.sleep(1.0)
             continue
+        seconds = {"facts": 0.0, "engine": 0.0, "apply": 0.0}
         try:
-            counts = process(database, config, held, engine)
+            counts = process(database, config, held, engine, seconds)
         except Exception as exc:
             shards.give_back(database.engine, held, f"{type(exc).__name__}: {exc}")
             said(f"run {held.run_id} shard {held.shard}: failed ({exc}); given back")
             continue
         if shards.finish(database.engine, held, counts):
             done += 1
-            said(f"run {held.run_id} shard {held.shard}/{held.shards}: {counts['accounts']} accounts done")
+            stages = ", ".join(f"{stage} {value:.1f} s" for stage, value in seconds.items())
+            said(f"run {held.run_id} shard {held.shard}/{held.shards}: {counts['accounts']} accounts done ({stages})")
 
 
 @dataclass

@@ -327,3 +327,10 @@ def test_a_second_sharded_run_opens_nothing_new(rules_portfolio: Database) -> No
     assert query(rules_portfolio.url, "SELECT count(*) FROM escalations") == [(len(SAMPLE_ESCALATIONS),)]
     assert query(rules_portfolio.url, "SELECT count(*) FROM notifications") == notified
     assert query(rules_portfolio.url, "SELECT status FROM evaluation_runs") == [("done",), ("done",)]
+
+
+def test_the_bench_runs_at_a_tiny_size() -> None:
+    bench = Path(__file__).resolve().parents[2] / "bench" / "shards.py"
+    done = subprocess.run([sys.executable, str(bench), "300"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "floor, plain evaluator" in done.stdout and "2 workers, nightly" in done.stdout
