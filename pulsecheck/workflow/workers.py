@@ -8,6 +8,7 @@ Workers take the run's clock (`started_at`, `as_of`) and ruleset from its row, n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -210,7 +211,7 @@ def _wait(
 ) -> shards.Progress:
     """Keep `workers` local workers while shards are free to claim, until every shard is done (or one is stuck)."""
     local: list[Worker] = []
-    found = None
+    found, started, exits = None, 0, []
     try:
         while True:
             with database.engine.connect() as connection:
@@ -219,9 +220,15 @@ def _wait(
                 progress("shards", found.done, found.shards)
             if found.done == found.shards or found.stuck:
                 return found
+            exits += [code for worker in local if (code := worker.poll()) is not None]
             local = [worker for worker in local if worker.poll() is None]
-            for _ in range(min(workers - len(local), found.free)):
+            wanted = min(workers - len(local), found.free)
+            if wanted and started >= workers + found.shards * shards.MAX_ATTEMPTS:  # e.g. they cannot connect
+                gave_up = f"local workers keep exiting (exit codes {sorted(set(exits))}) with shards left to do"
+                return dataclasses.replace(found, stuck=[gave_up])
+            for _ in range(wanted):
                 local.append(spawn(run_id))
+                started += 1
             time.sleep(POLL)
     finally:
         ends = time.monotonic() + (EXIT_WAIT if found is not None and found.done == found.shards else 0)

@@ -334,3 +334,25 @@ def test_the_bench_runs_at_a_tiny_size() -> None:
     done = subprocess.run([sys.executable, str(bench), "300"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "floor, plain evaluator" in done.stdout and "2 workers, nightly" in done.stdout
+
+
+class DeadWorker:
+    """A local worker that exits at once with an error (say it cannot reach the database)."""
+
+    def poll(self) -> int | None:
+        return 1
+
+    def kill(self) -> None:
+        pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 1
+
+
+def test_workers_that_keep_dying_at_start_fail_the_run_instead_of_waiting_forever(rules_portfolio: Database) -> None:
+    from pulsecheck.demo.story import DEMO_NOW
+    from pulsecheck.workflow.workers import RunFailed, evaluate_sharded
+
+    with pytest.raises(RunFailed, match=r"local workers keep exiting \(exit codes \[1\]\)"):
+        evaluate_sharded(rules_portfolio, DEMO_NOW, DEMO_NOW, 2, lambda run: DeadWorker())
+    assert [status for (status,) in query(rules_portfolio.url, "SELECT status FROM evaluation_runs")] == ["failed"]
