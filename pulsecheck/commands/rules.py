@@ -324,9 +324,12 @@ def terminal_progress() -> Iterator[Any]:
 @click.option("--dry-run", is_flag=True, help="Print what would happen; write nothing.")
 @click.option("--as-of", "as_of", metavar="DATE")
 @click.option("--account")
+@click.option("--workers", type=click.IntRange(min=1), help="Evaluate in shards by N worker processes (see `worker`).")
 @json_option
 @pass_app
-def evaluate(app: App, dry_run: bool, as_of: str | None, account: str | None, as_json: bool) -> None:
+def evaluate(
+    app: App, dry_run: bool, as_of: str | None, account: str | None, as_json: bool, workers: int | None
+) -> None:
     """Evaluate the active rules over the portfolio and apply their actions."""
     from pulsecheck.workflow.accounts import get_account
     from pulsecheck.workflow.evaluation import EvaluationSettings
@@ -340,6 +343,10 @@ def evaluate(app: App, dry_run: bool, as_of: str | None, account: str | None, as
         if account:
             account_id = get_account(session, account).id
     when = _end_of(app, as_of, "--as-of")
+    if workers is not None:
+        from pulsecheck.commands.worker import evaluate_in_shards
+
+        return evaluate_in_shards(app, workers, when, dry_run or account_id is not None, as_json, terminal_progress)
     with terminal_progress() as progress:
         report = run_evaluation(app.db, config, when, app.now(), dry_run, account_id, progress)
     data = {

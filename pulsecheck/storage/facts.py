@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,11 +19,22 @@ from sqlalchemy.orm import Session
 from pulsecheck.storage.models import Account, Escalation, Issue, KpiReading, Review, ReviewEvent, ScoreSnapshot
 from pulsecheck.vocab import SEVERITIES
 
+
+@dataclass(frozen=True)
+class IdRange:
+    """Accounts `first` to `last` (inclusive): a block of a shard, read as index range scans."""
+
+    first: int
+    last: int
+
+
+Scope = list[int] | IdRange | None  # some accounts, a range of them, or all
 ISSUE_COUNTS = {"open_complaints": "complaint", "open_billing_issues": "billing", "open_blockers": "blocker"}
 
 
-def _ranked_snapshots(until: datetime, since: datetime | None = None) -> Any:
-    """Snapshots up to `until` (and from `since`), numbered 1 = newest per account."""
+def _ranked_snapshots(until: datetime, since: datetime | None = None, account_ids: Scope = None) -> Any:
+    """Snapshots up to `until` (and from `since`) of the accounts, numbered 1 = newest per account (the scope
+    inside the window's subquery: not every database pushes it down)."""
     query = select(
         ScoreSnapshot.account_id,
         ScoreSnapshot.score,
@@ -32,10 +44,12 @@ def _ranked_snapshots(until: datetime, since: datetime | None = None) -> Any:
     ).where(ScoreSnapshot.as_of <= until)
     if since is not None:
         query = query.where(ScoreSnapshot.as_of >= since)
-    return query.subquery()
+    return _scope(query, ScoreSnapshot.account_id, account_ids).subquery()
 
 
-def _scope(query: Any, column: Any, account_ids: list[int] | None) -> Any:
+def _scope(query: Any, column: Any, account_ids: Scope) -> Any:
+    if isinstance(account_ids, IdRange):
+        return query.where(column.between(account_ids.first, account_ids.last))
     return query if account_ids is None else query.where(column.in_(account_ids))
 
 
@@ -44,7 +58,7 @@ def compute_facts(
     as_of: datetime,
     windows: Mapping[str, Iterable[int]] | None = None,
     low_threshold: float | None = None,
-    account_ids: list[int] | None = None,
+    account_ids: Scope = None,
 ) -> dict[int, dict[str, Any]]:
     """Facts for every account (or `account_ids`) as of `as_of`."""
     spans = {family: sorted(set(days)) for family, days in (windows or {}).items()}
@@ -60,7 +74,7 @@ def compute_facts(
     return facts
 
 
-def _account_facts(session: Session, as_of: datetime, account_ids: list[int] | None) -> dict[int, dict[str, Any]]:
+def _account_facts(session: Session, as_of: datetime, account_ids: Scope) -> dict[int, dict[str, Any]]:
     """The facts read from the account row, and every other fact at its value when nothing says otherwise."""
     columns = (
         Account.id, Account.segment, Account.tier, Account.arr, Account.stage, Account.renewal_date,
@@ -91,10 +105,8 @@ def _account_facts(session: Session, as_of: datetime, account_ids: list[int] | N
     return facts
 
 
-def _latest_snapshot(
-    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: list[int] | None
-) -> None:
-    ranked = _ranked_snapshots(as_of)
+def _latest_snapshot(session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: Scope) -> None:
+    ranked = _ranked_snapshots(as_of, account_ids=account_ids)
     query = _scope(
         select(ranked.c.account_id, ranked.c.score, ranked.c.bucket, ranked.c.components).where(ranked.c.rn == 1),
         ranked.c.account_id,
@@ -116,10 +128,10 @@ def _score_windows(
     facts: dict[int, dict[str, Any]],
     as_of: datetime,
     windows: Mapping[str, list[int]],
-    account_ids: list[int] | None,
+    account_ids: Scope,
 ) -> None:
     for days in windows.get("score_change", []):
-        ranked = _ranked_snapshots(as_of - timedelta(days=days))
+        ranked = _ranked_snapshots(as_of - timedelta(days=days), account_ids=account_ids)
         query = _scope(
             select(ranked.c.account_id, ranked.c.score).where(ranked.c.rn == 1), ranked.c.account_id, account_ids
         )
@@ -145,9 +157,9 @@ def _score_windows(
 
 
 def _low_streak(
-    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, threshold: float, account_ids: list[int] | None
+    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, threshold: float, account_ids: Scope
 ) -> None:
-    ranked = _ranked_snapshots(as_of)
+    ranked = _ranked_snapshots(as_of, account_ids=account_ids)
     first_ok = func.min(case((or_(ranked.c.score >= threshold, ranked.c.score.is_(None)), ranked.c.rn)))
     query = _scope(
         select(ranked.c.account_id, first_ok, func.count()).group_by(ranked.c.account_id),
@@ -164,7 +176,7 @@ def _issues(
     facts: dict[int, dict[str, Any]],
     as_of: datetime,
     windows: Mapping[str, list[int]],
-    account_ids: list[int] | None,
+    account_ids: Scope,
 ) -> None:
     open_then = and_(Issue.opened_at <= as_of, or_(Issue.closed_at.is_(None), Issue.closed_at > as_of))
     counts: dict[tuple[int, str], int] = defaultdict(int)
@@ -193,9 +205,7 @@ def _issues(
             fact[name] = counts.get((acc, kind), 0)
 
 
-def _reviews(
-    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: list[int] | None
-) -> None:
+def _reviews(session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: Scope) -> None:
     open_reviews = _scope(
         select(Review.account_id).where(Review.state != "closed", Review.created_at <= as_of).distinct(),
         Review.account_id,
@@ -235,7 +245,7 @@ def _kpi_windows(
     facts: dict[int, dict[str, Any]],
     as_of: datetime,
     windows: Mapping[str, list[int]],
-    account_ids: list[int] | None,
+    account_ids: Scope,
 ) -> None:
     """`kpi_change_pct|kpi_avg|kpi_min.<kpi>_<N>d` over imported readings, one query per KPI, family and window.
 
@@ -258,7 +268,7 @@ def _kpi_windows(
 
 
 def _aggregate(
-    session: Session, family: str, kpi: str, as_of: datetime, start: datetime, account_ids: list[int] | None
+    session: Session, family: str, kpi: str, as_of: datetime, start: datetime, account_ids: Scope
 ) -> dict[int, float]:
     """Each account's mean (kpi_avg) or least (kpi_min) reading of `kpi` observed in [start, as_of]."""
     aggregate = func.avg(KpiReading.value) if family == "kpi_avg" else func.min(KpiReading.value)
@@ -271,7 +281,7 @@ def _aggregate(
 
 
 def _newest_readings(
-    session: Session, kpi: str, until: datetime, after: datetime | None, account_ids: list[int] | None
+    session: Session, kpi: str, until: datetime, after: datetime | None, account_ids: Scope
 ) -> dict[int, float]:
     """Each account's newest reading of `kpi` at or before `until` (and after `after`)."""
     rank = func.row_number().over(
@@ -287,7 +297,7 @@ def _newest_readings(
 
 
 def _change_pct(
-    session: Session, kpi: str, as_of: datetime, start: datetime, account_ids: list[int] | None
+    session: Session, kpi: str, as_of: datetime, start: datetime, account_ids: Scope
 ) -> dict[int, float]:
     latest = _newest_readings(session, kpi, as_of, start, account_ids)
     before = _newest_readings(session, kpi, start, None, account_ids)
@@ -305,7 +315,7 @@ def _ticket_windows(
     facts: dict[int, dict[str, Any]],
     as_of: datetime,
     windows: Mapping[str, list[int]],
-    account_ids: list[int] | None,
+    account_ids: Scope,
 ) -> None:
     """`tickets_<N>d` and `tickets_<severity>_<N>d`: tickets opened in [as_of - N days, as_of], open or closed
     since; one query per window, counted by severity."""

@@ -179,6 +179,29 @@ class EvaluationRun(Base):
     lease_until: Mapped[datetime | None]
 
 
+class EvaluationShard(Base):
+    """One shard of a sharded run: the accounts whose block of ids (`id // block`) is `shard` modulo `shards`,
+    up to `last_account`. Any worker process sharing the database claims it (`workflow.shards`)."""
+
+    __tablename__ = "evaluation_shards"
+    __table_args__ = (UniqueConstraint("run_id", "shard", name="uq_evaluation_shards_run_shard"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("evaluation_runs.id"))
+    shard: Mapped[int]
+    shards: Mapped[int]
+    block: Mapped[int]
+    last_account: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20))  # pending | running | done
+    holder: Mapped[str | None] = mapped_column(String(300))  # as `evaluation_runs.holder` (workflow.leases)
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    accounts: Mapped[int] = mapped_column(Integer, default=0)
+    firings: Mapped[int] = mapped_column(Integer, default=0)
+    actions: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)  # why its last attempt failed
+    finished_at: Mapped[datetime | None]
+
+
 class RuleFiring(Base):
     __tablename__ = "rule_firings"
     id: Mapped[int] = mapped_column(primary_key=True)

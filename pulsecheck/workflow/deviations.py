@@ -28,7 +28,10 @@ def sync(
     New causes open a deviation; causes gone away resolve theirs; an acceptance past its date reopens.
     """
     kinds = tuple(kinds)
-    live = session.scalars(select(Deviation).where(Deviation.kind.in_(kinds), Deviation.status != "resolved"))
+    query = select(Deviation).where(Deviation.kind.in_(kinds), Deviation.status != "resolved")
+    if scope is not None:  # a shard's block of accounts reads its own deviations, not every live one
+        query = query.where(Deviation.account_id.in_(sorted(scope)))
+    live = session.scalars(query)
     counts = {"opened": 0, "resolved": 0, "reopened": 0}
     seen: set[Key] = set()
     for deviation in live:
