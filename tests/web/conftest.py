@@ -34,6 +34,20 @@ class Clock:
         self.now += delta
 
 
+@pytest.fixture(autouse=True)
+def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """argon2 with the smallest cost: the same code paths, without seconds of hashing per test on a busy machine."""
+    from argon2 import PasswordHasher
+
+    from pulsecheck.workflow import signin
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(signin, "hasher", lambda: cheap)
+    signin.dummy_hash.cache_clear()
+    yield
+    signin.dummy_hash.cache_clear()
+
+
 @pytest.fixture
 def clock(now: datetime) -> Clock:
     return Clock(now)
