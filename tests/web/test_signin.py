@@ -14,7 +14,7 @@ from pulsecheck.storage.models import AuditEntry
 from pulsecheck.web.app import create_app
 from pulsecheck.workflow.signin import SIGNIN_REFUSED, create_invite
 from tests.conftest import Factory
-from tests.web.conftest import PASSWORD, Client, Clock, csrf_of, post, sign_in
+from tests.web.conftest import PASSWORD, Client, Clock, csrf_of, post
 
 
 def attempt(client: Any, name: str, password: str) -> Any:

@@ -94,21 +94,23 @@ def template_from_form(form: dict[str, str]) -> dict[str, Any]:
             data[name] = form[name].strip() or None
     if "next_review_date" in form:
         data["next_review_date"] = form["next_review_date"].strip() or None
+    kept = _rows(form, "risk", RISK_FIELDS)
+    removed = {key.split("-")[1] for key in form if key.startswith("risk-") and key.endswith("-remove")}
+    # an action goes with the risk it mitigates when that risk is removed
+    actions = [a for a in _rows(form, "action", ACTION_FIELDS) if a["risk"] not in removed]
+    orphans = [a for a in actions if a["risk"] not in {r["n"] for r in kept}]
+    if orphans:
+        raise InputError(f"action {orphans[0]['description']!r}: choose the risk it mitigates")
     risks = []
-    actions = _rows(form, "action", ACTION_FIELDS)
-    for risk in _rows(form, "risk", RISK_FIELDS):
+    for risk in kept:
         mine: list[dict[str, Any]] = [
             {k: (a[k] or None) for k in ACTION_FIELDS if k != "risk"} | {"status": a["status"] or "open"}
             for a in actions if a["risk"] == risk["n"]
         ]
         shown: dict[str, Any] = {k: (risk[k] or None) for k in RISK_FIELDS}
+        shown["category"] = shown["category"] or "customer"
+        shown["severity"] = shown["severity"] or "medium"
         risks.append(shown | {"actions": mine})
-    for risk in risks:
-        risk["category"] = risk["category"] or "customer"
-        risk["severity"] = risk["severity"] or "medium"
-    orphans = [a for a in actions if a["risk"] not in {r["n"] for r in _rows(form, "risk", RISK_FIELDS)}]
-    if orphans:
-        raise InputError(f"action {orphans[0]['description']!r}: choose the risk it mitigates")
     data["risks"] = risks
     return data
 
