@@ -42,7 +42,8 @@ def test_users_password_refuses_a_mismatch_and_a_short_one(run: Any, factory: Fa
 def test_only_an_admin_sets_another_users_password(run: Any, factory: Factory, database: Database,
                                                    now: Any) -> None:
     factory.team()
-    refused = error(run("--as", "bob", "users", "password", "maria", input="a fine password\na fine password\n"), 1, None)
+    twice = "a fine password\na fine password\n"
+    refused = error(run("--as", "bob", "users", "password", "maria", input=twice), 1, None)
     assert "only the user themself or an admin" in refused
     ok(run("--as", "bob", "users", "password", "bob", input="bob's own password\nbob's own password\n"))
     assert signs_in(database, "bob", "bob's own password", now)
