@@ -70,7 +70,7 @@ def users_invite(app: App, name: str) -> None:
         token = create_invite(session, app.actor(session), name, app.now(), valid)
     base = app.settings.web.base_url or "http://127.0.0.1:8000"
     click.echo(f"{base}/set-password/{token}")
-    click.echo(f"note: the link works once, for {format_duration(valid)}; give it to {name} only", err=True)
+    click.echo(f"(it works once, for {format_duration(valid)}; give it to {name} only)")
 
 
 COMMANDS = [serve]
