@@ -33,6 +33,9 @@ def serve(app: App, host: str, port: int, workers: int) -> None:
         import os
 
         os.environ["PULSECHECK_DATABASE_URL"] = url
+        config = click.get_current_context().find_root().params.get("config_file")
+        if config:
+            os.environ["PULSECHECK_CONFIG"] = config
         uvicorn.run("pulsecheck.web.factory:app_from_environment", factory=True, host=host, port=port,
                     workers=workers, log_level="info", proxy_headers=False)
 
