@@ -137,3 +137,18 @@ def test_static_assets_are_served_by_the_app(team: Factory, client: Client) -> N
 def test_the_api_is_mounted(team: Factory, client: Client) -> None:
     assert client().get("/api/v1/health").json() == {"status": "ok"}
     _ = csrf_of
+
+
+def test_the_portfolio_sorts_by_a_column(team: Factory, client: Client, database: Database, now: Any) -> None:
+    team.account("ZULU", owner="bob", name="Zulu Corp", segment="enterprise")
+    team.account("ALPHA", owner="bob", name="Alpha Corp", segment="enterprise")
+    with database.transaction() as session:  # an open escalation puts each at risk
+        for external_id in ("ZULU", "ALPHA"):
+            account = session.scalar(select(Account).where(Account.external_id == external_id))
+            assert account is not None
+            escalations.create(session, account.id, "drop", "high", "P2", "dropped", "bob", None, now)
+    bob = client("bob")
+    by_name = bob.get("/portfolio?sort=name").text
+    assert by_name.index("Alpha Corp") < by_name.index("Zulu Corp")
+    by_name_down = bob.get("/portfolio?sort=-name").text
+    assert by_name_down.index("Zulu Corp") < by_name_down.index("Alpha Corp")
