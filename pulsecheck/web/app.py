@@ -44,6 +44,7 @@ def create_app(
     templates.env.filters["when"] = lambda value: format.when(value, settings.tz)
     templates.env.filters["money"] = format.money
     templates.env.filters["score"] = format.score
+    templates.env.filters["number"] = format.number
     web = Web(settings, database, clock, templates, server_signer(settings, database, clock))
     codec = SessionCodec(_secret(settings, database), settings.web.session_idle.total_seconds())
     secure = (settings.web.base_url or "").startswith("https://")

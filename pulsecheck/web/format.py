@@ -36,3 +36,13 @@ def score(value: Any) -> str:
     if value is None:
         return "—"
     return f"{float(value):.1f}"
+
+
+def number(value: Any) -> str:
+    """A measured value as people write it: at most two decimals, no trailing zeros; a dash for None."""
+    if value is None:
+        return "—"
+    try:
+        return f"{float(value):,.2f}".rstrip("0").rstrip(".")
+    except (TypeError, ValueError):
+        return str(value)

@@ -20,6 +20,7 @@ def show(request: Request, ref: str, me: Me) -> Response:
 
     from pulsecheck.storage.models import ScoreSnapshot
     from pulsecheck.workflow.accounts import account_dict, get_account
+    from pulsecheck.workflow.deviations import list_deviations
     from pulsecheck.workflow.escalations import escalation_dict, list_escalations
     from pulsecheck.workflow.reviews import list_reviews
     from pulsecheck.workflow.scoring import account_trend
@@ -31,10 +32,11 @@ def show(request: Request, ref: str, me: Me) -> Response:
         trend = account_trend(session, account.id, web.now(), 24)
         latest = session.scalar(select(ScoreSnapshot).where(ScoreSnapshot.account_id == account.id)
                                 .order_by(ScoreSnapshot.as_of.desc()).limit(1))
-        components = list((latest.components or {}).get("components", []) if latest and isinstance(
-            latest.components, dict) else (latest.components if latest else []) or [])
+        components = list(latest.components or []) if latest else []
         escalations = [escalation_dict(e, web.now()) for e in list_escalations(session, True, account.id)]
+        deviations = [(d.kind, d.subject, d.detail, d.status, d.found_at)
+                      for d in list_deviations(session, open_only=True, account_id=account.id)]
         reviews = [(r.id, r.state, r.reviewer, r.approver, r.due_at) for r in list_reviews(session,
                                                                                            account_id=account.id)]
     return page(request, "account.html", account=data, trend=trend, components=components,
-                latest=latest, escalations=escalations, reviews=reviews)
+                latest=latest, escalations=escalations, reviews=reviews, deviations=deviations)
