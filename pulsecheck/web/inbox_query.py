@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pulsecheck.storage.models import Escalation, MitigationAction, Review
+from pulsecheck.storage.models import Escalation, MitigationAction, Review, ReviewCycle, User
 
 
 @dataclass
@@ -22,6 +22,7 @@ class Plate:
     approvals: list[Review] = field(default_factory=list)
     escalations: list[Escalation] = field(default_factory=list)
     actions: list[tuple[MitigationAction, Review]] = field(default_factory=list)
+    cycles: list[ReviewCycle] = field(default_factory=list)  # my drafts to work; submitted ones for a manager
 
     def counts(self) -> dict[str, int]:
         return {"drafts": len(self.drafts), "approvals": len(self.approvals), "escalations": len(self.escalations),
@@ -47,7 +48,17 @@ def my_plate(session: Session, user: str, now: datetime) -> Plate:
                MitigationAction.due_date <= now.date(), Review.state != "closed")
         .order_by(MitigationAction.due_date)
     ).all()
-    return Plate(list(drafts), list(approvals), list(escalations), [(a, r) for a, r in actions])
+    return Plate(list(drafts), list(approvals), list(escalations), [(a, r) for a, r in actions],
+                 _cycles(session, user))
+
+
+def _cycles(session: Session, user: str) -> list[ReviewCycle]:
+    """Cycles I own that are drafts, and, for a manager, submitted cycles of others waiting for approval."""
+    roles = session.scalar(select(User.roles).where(User.name == user)) or ""
+    mine = (ReviewCycle.owner == user) & (ReviewCycle.state == "draft")
+    if "manager" in roles.split(","):
+        mine = mine | ((ReviewCycle.state == "submitted") & (ReviewCycle.owner != user))
+    return list(session.scalars(select(ReviewCycle).where(mine).order_by(ReviewCycle.id)))
 
 
 def plate_counts(session: Session, user: str, now: datetime) -> dict[str, Any]:

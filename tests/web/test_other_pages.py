@@ -108,6 +108,15 @@ def test_a_cycle_is_shown_and_approved_by_a_manager_only(team: Factory, client: 
     page = client("bob").get(f"/cycles/{cycle}")
     assert page.status_code == 200 and "2026-Q4" in page.text
     assert f"/cycles/{cycle}" in client("maria").get("/cycles").text
+    assert f'href="/cycles/{cycle}"' in client("bob").get("/").text  # the owner's inbox
+    step = post(client("bob"), f"/cycles/{cycle}/step", {"step": "scope", "note": "two segments"},
+                page=f"/cycles/{cycle}")
+    assert step.status_code == 303
+    assert "two segments" in client("maria").get(f"/cycles/{cycle}").text
+    local = post(client("bob"), f"/cycles/{cycle}/step", {"step": "scope", "evidence": "/etc/passwd"},
+                 page=f"/cycles/{cycle}")
+    assert local.status_code == 422  # a path would read a file on the server
+    assert post(client("olga"), f"/cycles/{cycle}/step", {"step": "scope"}, page=f"/cycles/{cycle}").status_code == 403
     refused = post(client("maria"), f"/cycles/{cycle}/submit", {"version": _version(client("maria"), cycle)},
                    page=f"/cycles/{cycle}")
     assert refused.status_code == 403  # only the owner submits

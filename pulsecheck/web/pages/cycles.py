@@ -35,7 +35,29 @@ def show(request: Request, cycle_id: int, me: Me) -> Response:
         cycle = get_cycle(session, cycle_id)
         data = cycle_dict(session, cycle)
         version = cycle.version_id
-    return page(request, "cycle.html", cycle=data, version=version)
+    from pulsecheck.states.cycle import STEPS
+
+    return page(request, "cycle.html", cycle=data, version=version, steps=STEPS)
+
+
+@router.post("/cycles/{cycle_id}/step")
+def step(
+    request: Request, cycle_id: int, me: Me, step: Annotated[str, Form()],
+    note: Annotated[str, Form()] = "", evidence: Annotated[str, Form()] = "",
+) -> Response:
+    """Complete one SOP step as the signed-in user; evidence from the web is a link (a file path would name a file
+    on the server)."""
+    from pulsecheck.workflow.cycles import CycleSettings, run_step
+
+    links = [line.strip() for line in evidence.splitlines() if line.strip()]
+    for link in links:
+        if not link.startswith(("http://", "https://")):
+            raise InputError(f"evidence {link!r}: give an http(s) link")
+    web = web_of(request)
+    settings = CycleSettings.from_settings(web.settings)
+    with web.transaction(me) as (session, user):
+        run_step(session, cycle_id, step, user, web.now(), settings, note.strip() or None, links)
+    return RedirectResponse(f"/cycles/{cycle_id}", status_code=303)
 
 
 @router.post("/cycles/{cycle_id}/{event}")

@@ -26,4 +26,6 @@ def inbox(request: Request, me: Me) -> Response:
         approvals = [(r.id, r.account.name, r.reviewer, r.due_at) for r in plate.approvals]
         escalations = [(e.id, e.account.name, e.severity, e.priority, e.reason, e.due_at) for e in plate.escalations]
         actions = [(r.id, a.description, a.due_date, r.account.name) for a, r in plate.actions]
-    return page(request, "inbox.html", drafts=drafts, approvals=approvals, escalations=escalations, actions=actions)
+        cycles = [(c.id, c.period, c.state, c.owner) for c in plate.cycles]
+    return page(request, "inbox.html", drafts=drafts, approvals=approvals, escalations=escalations, actions=actions,
+                cycles=cycles)
