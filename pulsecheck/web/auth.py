@@ -97,18 +97,31 @@ def web_session(request: Request) -> WebSession:
     return found
 
 
-def proxy_user(request: Request, header: str | None, trusted: list[str]) -> str | None:
-    """The user a trusted reverse proxy names in `header`, only when the request comes from `trusted`."""
-    if not header or request.client is None:
-        return None
-    value = request.headers.get(header)
-    if not value:
-        return None
+def _trusted(request: Request, trusted: list[str]) -> bool:
+    """Whether the request comes straight from one of the `trusted` proxy addresses or networks."""
+    if request.client is None or not trusted:
+        return False
     try:
         address = ipaddress.ip_address(request.client.host)
     except ValueError:
-        return None
-    if not any(address in ipaddress.ip_network(net, strict=False) for net in trusted):
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in trusted)
+
+
+def client_address(request: Request, trusted: list[str]) -> str:
+    """The client's address for sign-in limits: from a trusted proxy, the last X-Forwarded-For hop (the one that
+    proxy added), so that everyone behind it is not counted as one address."""
+    peer = request.client.host if request.client else "-"
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and _trusted(request, trusted):
+        return forwarded.split(",")[-1].strip() or peer
+    return peer
+
+
+def proxy_user(request: Request, header: str | None, trusted: list[str]) -> str | None:
+    """The user a trusted reverse proxy names in `header`, only when the request comes from `trusted`."""
+    value = request.headers.get(header) if header else None
+    if not value or not _trusted(request, trusted):
         return None
     return value.strip()
 

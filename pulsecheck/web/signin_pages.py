@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pulsecheck.web.auth import web_session
+from pulsecheck.web.auth import client_address, web_session
 from pulsecheck.web.context import page, web_of
 
 router = APIRouter()
@@ -38,7 +38,7 @@ def signin(
     web = web_of(request)
     conf = web.settings.web
     limits = Limits(conf.max_failures_per_user, conf.max_failures_per_address, conf.failure_window)
-    address = request.client.host if request.client else "-"
+    address = client_address(request, conf.trusted_proxies)
     with web.database.transaction() as session:
         user = sign_in(session, name[:100], password[:1000], address, web.now(), limits)
         signed = user.name if user is not None else None

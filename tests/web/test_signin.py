@@ -189,3 +189,18 @@ def test_a_proxy_header_counts_only_from_a_trusted_proxy(team: Factory, proxied:
         assert response.status_code == 200 and "Inbox of maria" in response.text
     with TestClient(proxied, follow_redirects=False, client=("192.0.2.9", 5000)) as stranger:
         assert stranger.get("/", headers={"X-Remote-User": "maria"}).status_code == 303
+
+
+def test_behind_a_trusted_proxy_addresses_are_counted_apart(team: Factory, proxied: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    def try_from(client: TestClient, forwarded: str, name: str, password: str) -> int:
+        token = csrf_of(client)
+        return client.post("/signin", headers={"X-Forwarded-For": forwarded},
+                           data={"name": name, "password": password, "csrf": token}).status_code
+
+    with TestClient(proxied, follow_redirects=False, client=("10.1.2.3", 5000)) as proxy:
+        for n in range(20):  # [web] max_failures_per_address, spread over names so no name is locked
+            assert try_from(proxy, "198.51.100.7", f"someone{n}", "guess") == 401
+        assert try_from(proxy, "198.51.100.7", "bob", PASSWORD) == 401  # that address is locked...
+        assert try_from(proxy, "198.51.100.8", "bob", PASSWORD) == 303  # ...another behind the same proxy is not

@@ -117,16 +117,23 @@ def template_from_form(form: dict[str, str]) -> dict[str, Any]:
 
 @router.post("/reviews/{review_id}/save")
 async def save(request: Request, review_id: int, me: Me) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
     from pulsecheck.workflow.review_form import parse_form
+
+    form = await _form_dict(request)  # the rows of the page are dynamic: read the form itself, then work in a thread
+    parsed = parse_form(template_from_form(form), "form")
+    await run_in_threadpool(_save, request, review_id, me, parsed, _version(form))
+    return RedirectResponse(f"/reviews/{review_id}#template", status_code=303)
+
+
+def _save(request: Request, review_id: int, me: Principal, parsed: Any, version: int) -> None:
     from pulsecheck.workflow.reviews import fill, get_review
 
-    form = await _form_dict(request)
-    parsed = parse_form(template_from_form(form), "form")
     web = web_of(request)
     with web.transaction(me) as (session, user):
-        _same_version(get_review(session, review_id), _version(form))
+        _same_version(get_review(session, review_id), version)
         fill(session, review_id, parsed, user, web.now())
-    return RedirectResponse(f"/reviews/{review_id}#template", status_code=303)
 
 
 def _version(form: dict[str, str]) -> int:
