@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from pulsecheck.storage.models import Escalation, MitigationAction, Review, ReviewCycle, User
 
@@ -33,17 +33,21 @@ def my_plate(session: Session, user: str, now: datetime) -> Plate:
     """The user's drafts to fill, reviews waiting for their approval, open escalations they own, and open
     mitigation actions they own that are due (by today) on reviews not closed."""
     drafts = session.scalars(
-        select(Review).where(Review.reviewer == user, Review.state == "draft").order_by(Review.due_at)
+        select(Review).options(joinedload(Review.account))
+        .where(Review.reviewer == user, Review.state == "draft").order_by(Review.due_at)
     ).all()
     approvals = session.scalars(
-        select(Review).where(Review.approver == user, Review.state == "submitted").order_by(Review.due_at)
+        select(Review).options(joinedload(Review.account))
+        .where(Review.approver == user, Review.state == "submitted").order_by(Review.due_at)
     ).all()
     escalations = session.scalars(
-        select(Escalation).where(Escalation.owner == user, Escalation.status == "open")
+        select(Escalation).options(joinedload(Escalation.account))
+        .where(Escalation.owner == user, Escalation.status == "open")
         .order_by(Escalation.priority, Escalation.opened_at)
     ).all()
     actions = session.execute(
         select(MitigationAction, Review).join(Review, Review.id == MitigationAction.review_id)
+        .options(joinedload(Review.account))
         .where(MitigationAction.owner == user, MitigationAction.status.in_(("open", "in_progress")),
                MitigationAction.due_date <= now.date(), Review.state != "closed")
         .order_by(MitigationAction.due_date)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pulsecheck.errors import InputError
@@ -14,11 +14,13 @@ from pulsecheck.web.context import page, web_of
 router = APIRouter()
 Me = Annotated[Principal, Depends(signed_in)]
 STATUSES = ("open", "acknowledged", "resolved")
+PAGE_SIZE = 100
 
 
 @router.get("/escalations", response_class=HTMLResponse)
 def listing(
-    request: Request, me: Me, status: str = "", owner: str = "", severity: str = "", mine: int = 0
+    request: Request, me: Me, status: str = "", owner: str = "", severity: str = "", mine: int = 0,
+    page_number: Annotated[int, Query(alias="page")] = 1,
 ) -> Response:
     from pulsecheck.workflow.escalations import escalation_dict, list_escalations
 
@@ -32,8 +34,11 @@ def listing(
         if (not status or item["status"] == status) and (not owner or item["owner"] == owner)
         and (not severity or item["severity"] == severity)
     ]
-    return page(request, "escalations.html", items=items, status=status, owner=owner, severity=severity,
-                statuses=STATUSES, mine=mine)
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    page_number = min(max(1, page_number), pages)
+    shown = items[(page_number - 1) * PAGE_SIZE: page_number * PAGE_SIZE]
+    return page(request, "escalations.html", items=shown, total=len(items), status=status, owner=owner,
+                severity=severity, statuses=STATUSES, mine=mine, page_number=page_number, pages=pages)
 
 
 @router.post("/escalations/ack")
