@@ -384,6 +384,7 @@ def review_reassign(app: App, review_id: int, approver: str, comment: str) -> No
 def review_verify(app: App, review_id: int, as_json: bool) -> None:
     """Check that signatures still match the content and the audit trail explains the state."""
     from pulsecheck.workflow.reviews import get_review, replayed_state, verify
+    from pulsecheck.workflow.signoffs import describe_signatures
 
     with app.transaction() as session:
         found = get_review(session, review_id)
@@ -394,9 +395,13 @@ def review_verify(app: App, review_id: int, as_json: bool) -> None:
         signed = [
             who for who, by in (("employee", found.employee_signed_by), ("manager", found.manager_signed_by)) if by
         ]
+        signatures = describe_signatures(session, "review_event", [event.id for event in found.events])
     if as_json:
-        emit_json({"review": review_id, "ok": not problems, "signed": signed, "problems": problems})
+        emit_json({"review": review_id, "ok": not problems, "signed": signed, "problems": problems,
+                   "signatures": signatures})
     else:
+        for line in signatures:
+            click.echo(f"signed: {line}")
         for problem in problems:
             click.echo(f"FAIL {problem}")
         if not problems:

@@ -292,6 +292,40 @@ class SigningSection(Section):
     key: str | None = None  # a private key, or a public key whose private half is in ssh-agent; default: `keys new`'s
 
 
+def _base_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _networks(value: list[str]) -> list[str]:
+    import ipaddress
+
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network") from None
+    return value
+
+
+class WebSection(Section):
+    """`[web]`: the web app (`pulsecheck serve`): its public address, sessions, server key and trusted proxies."""
+
+    base_url: Annotated[str | None, AfterValidator(_base_url)] = None  # links in notifications; https -> Secure
+    session_idle: PositiveDuration = timedelta(hours=8)
+    signing_key: str | None = None  # the server's SSH key: countersigns web sign-offs where [signing] required
+    trusted_proxy_header: str | None = None  # e.g. X-Remote-User, off by default
+    trusted_proxies: Annotated[list[str], AfterValidator(_networks)] = Field(default_factory=list)
+    secret_file: str | None = None  # the cookie-signing secret; default: generated once and kept in the database
+    invite_valid: PositiveDuration = timedelta(days=3)
+    max_failures_per_user: int = Field(default=5, ge=1)  # failed sign-ins in `failure_window` before refusing
+    max_failures_per_address: int = Field(default=20, ge=1)
+    failure_window: PositiveDuration = timedelta(minutes=15)
+
+
 class SettingsFile(Section):
     """Everything a settings file (or the environment) can set; every key has a default."""
 
@@ -308,6 +342,7 @@ class SettingsFile(Section):
     escalation: EscalationSection = Field(default_factory=EscalationSection)
     cadence: dict[str, CadenceSection] = Field(default_factory=dict)
     signing: SigningSection = Field(default_factory=SigningSection)
+    web: WebSection = Field(default_factory=WebSection)
 
     def role_problems(self, known: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]:
         """Roles in the matrix and the ladder that are neither `known` nor a `[notifications.roles]` list."""

@@ -278,6 +278,23 @@ class Demo:
             self.echo(f"    {count:>3} {kind:<20} to {', '.join(people)}")
 
 
+# Demo users who sign in to the web app, with one shared demo password (a throwaway database only).
+DEMO_WEB_USERS = (("bob", "reviewer"), ("alice", "reviewer"), ("maria", "manager"))
+DEMO_PASSWORD = "pulsecheck-demo"
+
+
+def web_passwords(database: Database, now: datetime, echo: Callable[[str], None]) -> None:
+    """Give the demo's web users the demo password, set as an admin would with `users password`."""
+    from pulsecheck.storage.models import User
+    from pulsecheck.workflow.signin import set_password
+
+    with database.transaction() as session:
+        admin = User(name="demo", roles="admin")  # not stored: who sets the passwords
+        for name, _ in DEMO_WEB_USERS:
+            set_password(session, admin, name, DEMO_PASSWORD, now)
+    echo(f"\n== Web sign-in\n  {', '.join(n for n, _ in DEMO_WEB_USERS)} can sign in to the web app")
+
+
 def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
     """Run the whole demo in a fresh SQLite database under `workdir`; returns the database path."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -300,6 +317,13 @@ def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
     demo.rules()
     demo.cycle_and_report(workdir.resolve())
     demo.scheduler(1, 3, 8)
+    web_passwords(database, now, echo)
     echo(f"\nDone. Explore: pulsecheck --db sqlite:///{path} review show {review_id}")
+    echo(
+        f"The web app on this database: PULSECHECK_NOW={now.isoformat()} pulsecheck --db sqlite:///{path} "
+        f"--config {config} serve\n  then open http://127.0.0.1:8000 and sign in as "
+        + ", ".join(f"{name} ({role})" for name, role in DEMO_WEB_USERS)
+        + f", password {DEMO_PASSWORD!r}"
+    )
     database.dispose()
     return path

@@ -138,23 +138,28 @@ def permitted(action: str) -> Guard:
     return guard
 
 
-def required_fields_present(ctx: Context) -> str | None:
-    c = ctx.content
-    for name, value in (("account_goals", c.account_goals), ("goal_summary", c.goal_summary)):
-        if not (value or "").strip():
-            return f"{name} is empty"
+def missing_for_submit(content: ReviewContent, today: date) -> list[str]:
+    """Every reason the template is not ready to submit (the web form shows them all at once)."""
+    c = content
+    missing = [f"{name} is empty" for name, value in (("account_goals", c.account_goals),
+                                                      ("goal_summary", c.goal_summary)) if not (value or "").strip()]
     if not c.risks:
-        return "the review has no risk (add one with `review risk add`)"
+        missing.append("the review has no risk (add one with `review risk add`)")
     if not (c.overall_assessment or "").strip():
-        return "overall_assessment is empty"
+        missing.append("overall_assessment is empty")
     if c.next_review_date is None:
-        return "next_review_date is not set"
-    if c.next_review_date <= ctx.now.date():
-        return f"next_review_date {c.next_review_date} is not in the future"
+        missing.append("next_review_date is not set")
+    elif c.next_review_date <= today:
+        missing.append(f"next_review_date {c.next_review_date} is not in the future")
     for risk in c.risks:
         if not any(a.risk_number == risk.number and (a.owner or "").strip() and a.due_date for a in c.actions):
-            return f"risk {risk.number} has no mitigation action with an owner and a due date"
-    return None
+            missing.append(f"risk {risk.number} has no mitigation action with an owner and a due date")
+    return missing
+
+
+def required_fields_present(ctx: Context) -> str | None:
+    missing = missing_for_submit(ctx.content, ctx.now.date())
+    return missing[0] if missing else None
 
 
 def four_eyes(ctx: Context) -> str | None:

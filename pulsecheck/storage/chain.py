@@ -43,6 +43,7 @@ from pulsecheck.storage.models import (
     ReviewEvent,
     Ruleset,
     ScoringModelVersion,
+    ServerKey,
     User,
     UserKey,
 )
@@ -118,6 +119,7 @@ AUDITED: tuple[Audited, ...] = (
     Audited(
         "key", UserKey, ("user_id", "fingerprint", "public_key", "added_by", "added_at", "revoked_by", "revoked_at")
     ),
+    Audited("server_key", ServerKey, ("fingerprint", "public_key", "added_at", "revoked_at")),
     Audited(
         "evaluation_run",
         EvaluationRun,

@@ -475,6 +475,57 @@ class AttachmentLink(Base):
     )
 
 
+class WebPassword(Base):
+    """A user's web sign-in password, as an argon2 hash (`pulsecheck users password`, or a set-password link)."""
+
+    __tablename__ = "web_passwords"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    hash: Mapped[str] = mapped_column(Text)
+    set_at: Mapped[datetime]
+
+
+class WebInvite(Base):
+    """A one-time set-password link an admin made: only the SHA-256 of its token is stored."""
+
+    __tablename__ = "web_invites"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class WebSigninFailure(Base):
+    """One failed sign-in, counted per user name and per address (`user:NAME`, `addr:IP`) by every worker."""
+
+    __tablename__ = "web_signin_failures"
+    __table_args__ = (Index("ix_web_signin_failures_subject_at", "subject", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime]
+
+
+class WebSecret(Base):
+    """A secret of the web server generated once (the cookie-signing key), shared by all its workers."""
+
+    __tablename__ = "web_secrets"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ServerKey(Base):
+    """The web server's SSH key (`[web] signing_key`): it countersigns sign-offs made on the web."""
+
+    __tablename__ = "server_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(100), unique=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
 class AuditEntry(Base):
     """One link of the audit chain (`pulsecheck.storage.chain`): append-only."""
 

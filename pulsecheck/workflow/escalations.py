@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from pulsecheck.errors import NotFoundError, RefusedError
 from pulsecheck.states import permissions
@@ -111,7 +111,8 @@ def _may_act(session: Session, escalation: Escalation, user: User, action: str) 
 
 def list_escalations(session: Session, open_only: bool = False, account_id: int | None = None) -> list[Escalation]:
     """Escalations, most urgent first."""
-    query = select(Escalation).order_by(Escalation.priority, Escalation.opened_at)
+    query = select(Escalation).options(joinedload(Escalation.account)).order_by(Escalation.priority,
+                                                                               Escalation.opened_at)
     if open_only:
         query = query.where(Escalation.status != "resolved")
     if account_id is not None:

@@ -167,3 +167,16 @@ def signer_for(required: bool, key: str | None, clock: Callable[[], datetime]) -
     if key is not None and not key.strip():
         raise InputError("[signing] key is empty")
     return KeySigner(clock, Path(key).expanduser() if key else default_key_path(), required=required)
+
+
+def register_server_key(session: Session, key: Path, now: datetime) -> str:
+    """Register the web server's key (its public half) if it is not yet; returns its fingerprint."""
+    from pulsecheck.storage.models import ServerKey
+
+    public = key if key.suffix == ".pub" else Path(f"{key}.pub")
+    fingerprint = signing.fingerprint(key)
+    if session.scalar(select(ServerKey.id).where(ServerKey.fingerprint == fingerprint)) is None:
+        line = signing.public_key_line(public)
+        session.add(ServerKey(fingerprint=fingerprint, public_key=line, added_at=now))
+        session.flush()
+    return fingerprint

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck import signing
 from pulsecheck.storage.chain import signed_off, split_signature, statement
-from pulsecheck.storage.models import AuditEntry, User, UserKey
+from pulsecheck.storage.models import AuditEntry, ServerKey, User, UserKey
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,8 @@ class KeyRing:
     def __init__(self, session: Session) -> None:
         rows = session.execute(select(UserKey, User.name).join(User, User.id == UserKey.user_id))
         self.keys = {key.fingerprint: (key, name) for key, name in rows}
+        # the web server's keys: they countersign web sign-offs for any principal (server-attested)
+        self.server = {key.fingerprint: key for key in session.scalars(select(ServerKey))}
         self._matches: dict[str, bool] = {}
 
     def intact(self, key: UserKey) -> bool:
@@ -88,6 +90,8 @@ def check(entry: Signed, ring: KeyRing) -> str | None:
     if signoff is None:
         return f"signed, but its {entry.kind} {entry.record_id} records no sign-off"
     principal = signoff[1]
+    if entry.signer_key in ring.server and entry.signer_key not in ring.keys:
+        return _check_attested(entry, ring.server[entry.signer_key], principal, signed_at, armor, moment)
     found = ring.keys.get(entry.signer_key)
     if found is None or found[1] != principal:
         return f"signed with key {entry.signer_key}, which is not registered to {principal}"
@@ -99,6 +103,32 @@ def check(entry: Signed, ring: KeyRing) -> str | None:
     data = statement(entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor, signed_at)
     reason = signing.verify(signing.allowed_signer(principal, key.public_key), principal, armor, data, moment)
     return None if reason is None else f"the signature of {principal} does not verify ({reason})"
+
+
+def _check_attested(
+    entry: Signed, key: ServerKey, principal: str, signed_at: str, armor: str, moment: datetime
+) -> str | None:
+    """Why a server countersignature does not verify, or None."""
+    if key.added_at > moment or (key.revoked_at is not None and key.revoked_at <= moment):
+        return f"server-attested at {signed_at} with server key {key.fingerprint}, which was not valid then"
+    if signing.line_fingerprint(key.public_key) != key.fingerprint:
+        return f"the server key registered as {key.fingerprint} was replaced"
+    data = statement(entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor, signed_at)
+    reason = signing.verify(signing.allowed_signer(principal, key.public_key), principal, armor, data, moment)
+    return None if reason is None else f"the server's attestation for {principal} does not verify ({reason})"
+
+
+def describe_signatures(session: Session, kind: str, record_ids: Iterable[int]) -> list[str]:
+    """One line per signed sign-off of these records: who signed what, personally or server-attested."""
+    ring = KeyRing(session)
+    lines = []
+    for entry in signed_entries(session, kind, record_ids):
+        signoff = signed_off(entry.kind, json.loads(entry.content))
+        if signoff is None or entry.signer_key is None:
+            continue
+        how = "server-attested (web)" if entry.signer_key in ring.server else "personal signature"
+        lines.append(f"{signoff[0]} by {signoff[1]}: {how}, key {entry.signer_key}")
+    return lines
 
 
 def check_all(session: Session, entries: Iterable[Signed]) -> list[tuple[str, str]]:

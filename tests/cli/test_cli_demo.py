@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from click.testing import CliRunner
 
@@ -25,7 +26,17 @@ def test_the_demo_runs_end_to_end_and_writes_its_archive_report_and_notification
         "cadence smb: 2 review(s) opened",  # cadence
     ):
         assert expected in out
+    assert "--config" in out and " serve\n" in out and "maria (manager)" in out  # how to start the web app
     outdir = tmp_path / "out"
+    from pulsecheck.demo.story import DEMO_PASSWORD, DEMO_WEB_USERS
+    from pulsecheck.storage.db import Database
+    from pulsecheck.workflow.signin import Limits, sign_in
+
+    database = Database(f"sqlite:///{outdir / 'demo.db'}")
+    with database.transaction() as session:  # the printed password signs them in
+        for name, _ in DEMO_WEB_USERS:
+            assert sign_in(session, name, DEMO_PASSWORD, "127.0.0.1", datetime.now(UTC), Limits()) is not None
+    database.dispose()
     assert (outdir / "portfolio.html").read_text().lstrip().lower().startswith("<!doctype html")
     assert "<svg" in (outdir / "portfolio.html").read_text()
     assert (outdir / "cycle-1.html").is_file() and (outdir / "cycle-1.md").is_file()

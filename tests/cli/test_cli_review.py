@@ -273,7 +273,7 @@ def test_verify_reports_edits_after_signing(approved: int, run: Any, database: A
     assert ok(run("review", "verify", "1")) == (
         "ok: review 1: employee, manager signature(s) match, audit trail consistent\n")
     assert as_json(run("review", "verify", "1", "--json")) == {
-        "review": 1, "ok": True, "signed": ["employee", "manager"], "problems": []}
+        "review": 1, "ok": True, "signed": ["employee", "manager"], "problems": [], "signatures": []}
     assert "approved and frozen" in error(run("--as", "bob", "review", "set", "1", "goal_summary", "200 seats"), 1)
     from sqlalchemy import text
 

@@ -128,4 +128,4 @@ def test_the_readme_shell_completion_line_completes_commands(tmp_path):
     env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["import"]
+    assert done.stdout.split() == ["import", "invite"]

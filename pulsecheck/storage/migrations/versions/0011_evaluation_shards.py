@@ -16,7 +16,7 @@ from alembic import op
 import pulsecheck.storage.types
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,133 @@
+"""The app factory: settings and database in, a FastAPI app out, with sessions, CSRF, security headers, error
+pages and every router (pages, and `/api/v1` from `api.py`) mounted in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
+from pulsecheck.web.auth import COOKIE, CsrfRefused, SessionCodec, SignInRequired, check_csrf, proxy_user
+from pulsecheck.web.context import Web, page
+
+if TYPE_CHECKING:
+    from pulsecheck.config import Settings
+    from pulsecheck.storage.db import Database
+
+HERE = Path(__file__).parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def create_app(
+    settings: Settings, database: Database | None = None, clock: Callable[[], datetime] | None = None
+) -> FastAPI:
+    """The web app over `database` (opened from `settings` if not given); `clock` defaults to the settings'."""
+    from pulsecheck.app import open_database
+    from pulsecheck.web import api, format, pages, signin_pages
+    from pulsecheck.web.signer import server_signer
+
+    database = database or open_database(settings)
+    clock = clock or settings.now
+    templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on for .html
+    templates.env.filters["when"] = lambda value: format.when(value, settings.tz)
+    templates.env.filters["money"] = format.money
+    templates.env.filters["score"] = format.score
+    templates.env.filters["number"] = format.number
+    web = Web(settings, database, clock, templates, server_signer(settings, database, clock))
+    codec = SessionCodec(_secret(settings, database), settings.web.session_idle.total_seconds())
+    secure = (settings.web.base_url or "").startswith("https://")
+
+    app = FastAPI(title="pulsecheck", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.web = web
+
+    @app.middleware("http")
+    async def sessions_and_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request.state.web_session = codec.load(request.cookies.get(COOKIE), clock())
+        request.state.proxy_user = proxy_user(
+            request, settings.web.trusted_proxy_header, settings.web.trusted_proxies
+        )
+        response = await call_next(request)
+        response.set_cookie(
+            COOKIE, codec.dump(request.state.web_session), httponly=True, samesite="lax", secure=secure, path="/"
+        )
+        response.headers.update(SECURITY_HEADERS)
+        if request.url.path != "/static" and not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    _error_pages(app)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(signin_pages.router, dependencies=[Depends(check_csrf)])
+    for router in pages.ROUTERS:
+        app.include_router(router, dependencies=[Depends(check_csrf)])
+    app.include_router(api.router, prefix="/api/v1")
+    return app
+
+
+def _secret(settings: Settings, database: Database) -> str:
+    """The cookie-signing secret: `[web] secret_file` (created 0600 on first use), else one kept in the database."""
+    import secrets
+
+    from sqlalchemy.exc import IntegrityError
+
+    from pulsecheck.workflow.signin import stored_secret
+
+    if settings.web.secret_file:
+        path = Path(settings.web.secret_file).expanduser()
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        return path.read_text(encoding="utf-8").strip()
+    try:
+        with database.transaction() as session:
+            return stored_secret(session, "session")
+    except IntegrityError:  # another worker generated it at the same moment: take theirs
+        with database.transaction() as session:
+            return stored_secret(session, "session")
+
+
+def _error_pages(app: FastAPI) -> None:
+    """Errors of the services as pages with the CLI's message and the HTTP status that fits."""
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(request: Request, exc: SignInRequired) -> Response:
+        target = "/signin?expired=1" if exc.expired else "/signin"
+        if request.method == "GET" and not exc.expired:
+            from urllib.parse import quote
+
+            target += f"?next={quote(request.url.path)}"
+        return RedirectResponse(target, status_code=303)
+
+    @app.exception_handler(CsrfRefused)
+    async def csrf_refused(request: Request, exc: CsrfRefused) -> Response:
+        return page(request, "error.html", 403, title="Refused",
+                    message="the form was not sent from this site's page (missing or stale CSRF token): reload the "
+                            "page and try again")
+
+    statuses: list[tuple[type[Exception], int, str]] = [
+        (ConflictError, 409, "Conflict"),
+        (NotFoundError, 404, "Not found"),
+        (InputError, 422, "Not accepted"),
+        (RefusedError, 403, "Refused"),
+    ]
+    for kind, status, title in statuses:
+
+        def handler(request: Request, exc: Exception, status: int = status, title: str = title) -> Response:
+            from urllib.parse import urlsplit
+
+            back = urlsplit(request.headers.get("referer") or "").path or None  # this site's path only
+            return page(request, "error.html", status, title=title, message=str(exc), back=back)
+
+        app.add_exception_handler(kind, handler)
