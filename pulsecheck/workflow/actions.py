@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from pulsecheck.notifications.outbox import People, enqueue_rows
 from pulsecheck.rules.conditions import leaves
 from pulsecheck.rules.language import RulesFile
-from pulsecheck.storage.bulk import analyze
+from pulsecheck.storage.bulk import analyze, table_of
 from pulsecheck.storage.models import (
     Account,
     AuditEntry,
@@ -139,7 +139,7 @@ class Batches:
         if self.run_id is not None:
             self.grown += write(session, plan, self.config, self.now)
             if firings:
-                session.execute(insert(RuleFiring), firings)
+                session.execute(insert(table_of(RuleFiring)), firings)
                 self.grown += len(firings)
 
     def _load(self, session: Session, busy: list[int], open_ones: dict[str, Escalation]) -> Loaded:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import NotFoundError, RefusedError
 from pulsecheck.states import permissions
-from pulsecheck.storage.bulk import insert_returning
+from pulsecheck.storage.bulk import insert_returning, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Escalation, User
 
@@ -104,7 +104,7 @@ def create_many(session: Session, opening: Sequence[dict[str, Any]], now: dateti
         for row in opening
     ]  # fmt: skip
     ids = {key: new_id for new_id, key in insert_returning(session, Escalation, rows, "dedupe_key")}
-    created = [Escalation(id=ids[row["dedupe_key"]], **row) for row in rows]
+    created = transient(Escalation, [dict(row, id=ids[row["dedupe_key"]]) for row in rows])
     written(session, created)
     return created
 

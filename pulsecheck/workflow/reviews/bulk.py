@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import review as machine
-from pulsecheck.storage.bulk import insert_returning
+from pulsecheck.storage.bulk import insert_returning, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
@@ -84,7 +84,7 @@ def open_many(session: Session, openings: Sequence[Opening], now: datetime) -> l
         rows.append(row)
         planned.append(events)
     ids = {account_id: new_id for new_id, account_id in insert_returning(session, Review, rows, "account_id")}
-    opened = [Review(id=ids[row["account_id"]], **row) for row in rows]
+    opened = transient(Review, [dict(row, id=ids[row["account_id"]]) for row in rows])
     for review, events in zip(opened, planned, strict=True):
         for event in events:
             event["review_id"] = review.id
@@ -173,7 +173,7 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
         found.setdefault(review_id, []).append(new_id)
     for ids in found.values():
         ids.sort(reverse=True)
-    written(session, [ReviewEvent(id=found[row["review_id"]].pop(), **row) for row in rows])
+    written(session, transient(ReviewEvent, [dict(row, id=found[row["review_id"]].pop()) for row in rows]))
 
 
 def _approver_name(account: Account) -> str | None:
