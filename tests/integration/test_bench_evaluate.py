@@ -23,7 +23,8 @@ def test_the_evaluate_bench_runs_tiny_and_prints_each_figure_beside_its_floor() 
     assert "set-up 300 accounts" in out
     for run in ("first run", "nightly re-run"):
         assert f"  {run}: 300 accounts in " in out
-    assert len(re.findall(r"whole run [\d.]+ s; floor: its statements replayed [^;]*; ratio [\d.]+x \(goal <= 3x", out)) == 2
+    whole = r"whole run [\d.]+ s; floor: its statements replayed [^;]*; ratio [\d.]+x \(goal <= 3x"
+    assert len(re.findall(whole, out)) == 2
     assert len(re.findall(r"apply stage [\d.]+ s; floor: its statements replayed [\d.]+ s; ratio [\d.]+x", out)) == 2
     # 300 accounts: 1 in 50 of each problem (bench/evaluate.py's _kind), a review and an escalation for each
     assert "after both runs: 30 escalations, 30 reviews" in out

@@ -85,3 +85,35 @@ def test_evaluate_prints_counts_per_rule_and_action_and_every_action_with_verbos
         assert f"{count} {action}" in by_rule[rule].split(", ")
     assert summary[-1] == "  (--verbose lists every action)"
     assert not any(account in "\n".join(summary) for account, _ in SAMPLE_ESCALATIONS)  # no per-action lines
+
+
+def test_on_postgres_the_bulk_writes_give_the_same_rows_and_a_rerun_adds_none(pg_database: Database) -> None:
+    """The dialect's own statements (RETURNING, ON CONFLICT DO NOTHING, ANALYZE) on the sample portfolio."""
+    from pulsecheck.app import install_hooks
+    from pulsecheck.config import load_settings
+    from pulsecheck.storage.models import AuditEntry, Notification, SchedulerJob
+    from tests.integration.conftest import seed_rules_portfolio
+
+    install_hooks(pg_database, load_settings(env={}))  # the commit hooks the CLI runs with, from the start
+    seed_rules_portfolio(pg_database)
+    dry = evaluate(pg_database, SMALL_BATCHES, DEMO_NOW, DEMO_NOW, dry_run=True)
+    real = evaluate(pg_database, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    assert dry.actions == real.actions
+    escalations, reviews = _written(pg_database)
+    assert escalations == SAMPLE_ESCALATIONS and len(reviews) == len({account for account, _ in escalations})
+
+    def counts() -> list[int]:
+        with pg_database.transaction() as session:
+            return [session.query(model).count() for model in (Notification, SchedulerJob, AuditEntry)]
+
+    told, jobs, chained = counts()
+    assert told > 0 and jobs >= len(escalations) + len(reviews)  # a ladder per escalation, reminders per review
+    evaluate(pg_database, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
+    assert _written(pg_database) == (escalations, reviews)
+    assert counts()[:2] == [told, jobs]  # nothing queued or scheduled twice
+    from pulsecheck.workflow.audit import verify_chain
+
+    with pg_database.transaction() as session:
+        report = verify_chain(session)
+        assert report.ok, report.problems
+        assert report.entries == chained + 2  # the second run row started and done, nothing else (bulk rows verify)
