@@ -321,16 +321,26 @@ def terminal_progress() -> Iterator[Any]:
 
 
 @click.command()
-@click.option("--dry-run", is_flag=True, help="Print what would happen; write nothing.")
+@click.option("--dry-run", is_flag=True, help="Print what would happen; write nothing (the real run's own plan).")
 @click.option("--as-of", "as_of", metavar="DATE")
 @click.option("--account")
 @click.option("--workers", type=click.IntRange(min=1), help="Evaluate in shards by N worker processes (see `worker`).")
+@click.option("--verbose", "-v", is_flag=True, help="List every action, not only the counts per rule and action.")
 @json_option
 @pass_app
 def evaluate(
-    app: App, dry_run: bool, as_of: str | None, account: str | None, as_json: bool, workers: int | None
+    app: App,
+    dry_run: bool,
+    as_of: str | None,
+    account: str | None,
+    workers: int | None,
+    verbose: bool,
+    as_json: bool,
 ) -> None:
-    """Evaluate the active rules over the portfolio and apply their actions."""
+    """Evaluate the active rules over the portfolio and apply their actions.
+
+    Prints how many actions each rule led to; --verbose lists them. Example: pulsecheck evaluate --dry-run -v
+    """
     from pulsecheck.workflow.accounts import get_account
     from pulsecheck.workflow.evaluation import EvaluationSettings
     from pulsecheck.workflow.evaluation import evaluate as run_evaluation
@@ -369,8 +379,28 @@ def evaluate(
         f"{'dry run: ' if dry_run else ''}{report.accounts} accounts, {len(report.firings)} firing(s), "
         f"{prefix}apply {len(report.actions)} action(s), {prefix}resolve {len(report.resolved)}"
     )
-    for planned in [*report.actions, *report.resolved]:
-        click.echo(f"  {planned.account:<12} {planned.rule:<24} {planned.action:<15} {planned.detail}")
+    done = [*report.actions, *report.resolved]
+    if verbose:
+        for planned in done:
+            click.echo(
+                f"  {strip_controls(planned.account):<12} {planned.rule:<24} {planned.action:<15} "
+                f"{strip_controls(planned.detail)}"
+            )
+        return
+    for rule, counts in action_counts(done).items():
+        said = ", ".join(f"{count} {action}" for action, count in counts.items())
+        click.echo(f"  {strip_controls(rule):<28} {said}")
+    if done:
+        click.echo("  (--verbose lists every action)")
+
+
+def action_counts(actions: list[Any]) -> dict[str, dict[str, int]]:
+    """How many actions of each kind each rule led to, rules and kinds in the order they first came."""
+    counts: dict[str, dict[str, int]] = {}
+    for planned in actions:
+        per_rule = counts.setdefault(planned.rule, {})
+        per_rule[planned.action] = per_rule.get(planned.action, 0) + 1
+    return counts
 
 
 COMMANDS = [rules, evaluate]

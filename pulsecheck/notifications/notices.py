@@ -30,7 +30,10 @@ def install(database: Database, settings: Settings) -> None:
     def events(session: Session) -> list[ReviewEvent]:
         return [obj for obj in session.new if isinstance(obj, ReviewEvent) and obj.event in NOTICES]
 
-    before_commit(database, "review-notices", events, lambda session, found: send(session, found, settings))
+    def noticed(obj: object) -> bool:
+        return isinstance(obj, ReviewEvent) and obj.event in NOTICES
+
+    before_commit(database, "review-notices", events, lambda session, found: send(session, found, settings), noticed)
 
 
 def send(session: Session, found: list[ReviewEvent], settings: Settings) -> None:

@@ -7,16 +7,16 @@ means a notification is stored once and never sent twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pulsecheck.notifications.render import render
+from pulsecheck.storage.bulk import insert_ignoring, upsert
 from pulsecheck.storage.models import Account, Notification, Review, User
 
 if TYPE_CHECKING:
@@ -53,6 +53,52 @@ class Routing:
         enqueue(session, kind, context, people, event_key, self.channel, now)
         return people
 
+    def messages(
+        self,
+        people: People,
+        kind: str,
+        roles: Iterable[str],
+        account: Account,
+        review: Review | None,
+        context: dict[str, Any],
+        event_key: str,
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """The outbox rows `notify` would write, without writing them (for `enqueue_rows`, many at once)."""
+        recipients = resolve_roles(people.session, roles, account, review, self.role_lists, people)
+        context = {"account_name": account.name, "account_id": account.external_id, **context}
+        return messages(kind, context, recipients, event_key, self.channel, now)
+
+
+class People:
+    """Users by name and the holders of global roles, each read once, in bulk, for the many notifications of a
+    batch (a query per notification would dominate a large evaluate)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.users: dict[str, User | None] = {}
+        self.holders: dict[str, list[str]] = {}
+
+    def know(self, users: Iterable[User | None]) -> None:
+        """Users already loaded (an account's owner and manager)."""
+        self.users.update((user.name, user) for user in users if user is not None)
+
+    def named(self, names: Iterable[str]) -> list[User]:
+        """The users of `names` that exist, in that order; those not seen yet are read in one query."""
+        wanted = list(names)
+        missing = sorted({name for name in wanted if name not in self.users})
+        if missing:
+            self.users.update(dict.fromkeys(missing))
+            self.know(self.session.scalars(select(User).where(User.name.in_(missing))))
+        return [user for name in wanted if (user := self.users.get(name)) is not None]
+
+    def holding(self, role: str) -> list[str]:
+        """The names of the users holding `role`, by name."""
+        if role not in self.holders:
+            found = self.session.scalars(select(User).where(User.roles.contains(role)).order_by(User.name))
+            self.holders[role] = [user.name for user in found if role in user.role_set]
+        return self.holders[role]
+
 
 def resolve_roles(
     session: Session,
@@ -60,8 +106,10 @@ def resolve_roles(
     account: Account | None,
     review: Review | None,
     role_lists: Mapping[str, list[str]],
+    people: People | None = None,
 ) -> list[User]:
-    """The people behind role names, without duplicates, in a stable order."""
+    """The people behind role names, without duplicates, in a stable order (read through `people` if given)."""
+    people = people or People(session)
     names: list[str] = []
     for role in roles:
         if role == "owner" and account is not None and account.owner is not None:
@@ -75,11 +123,8 @@ def resolve_roles(
         elif role in role_lists:
             names.extend(role_lists[role])
         else:  # everyone holding the role (manager without an account, ops, admin, head_of_cs, ...)
-            holders = session.scalars(select(User).where(User.roles.contains(role)).order_by(User.name))
-            names.extend(u.name for u in holders if role in u.role_set)
-    unique = list(dict.fromkeys(names))
-    users = {u.name: u for u in session.scalars(select(User).where(User.name.in_(unique)))}
-    return [users[n] for n in unique if n in users]
+            names.extend(people.holding(role))
+    return people.named(dict.fromkeys(names))
 
 
 def enqueue(
@@ -92,7 +137,31 @@ def enqueue(
     now: datetime,
 ) -> int:
     """Render and store one notification per recipient; returns how many were new (dedupe keeps the rest)."""
+    rows = messages(kind, context, recipients, event_key, channel, now)
+    if not rows:
+        return 0
+    insert = upsert(session, Notification).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return len(session.execute(insert.returning(Notification.id), rows).all())
+
+
+def enqueue_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Store rendered notifications (`messages`) in multi-row statements; the unique dedupe key keeps a message
+    stored once (INSERT ... ON CONFLICT DO NOTHING: no lookup per row, whose plan could degrade as the table
+    grows)."""
+    insert_ignoring(session, Notification, rows, "dedupe_key")
+
+
+def messages(
+    kind: str,
+    context: dict[str, Any],
+    recipients: Iterable[User],
+    event_key: str,
+    channel: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """One rendered outbox row per recipient, keyed by (event, recipient, channel)."""
     rows = []
+    plain = _plain(context)
     for user in recipients:
         subject, body = render(kind, dict(context, recipient_name=user.name))
         rows.append(
@@ -103,25 +172,14 @@ def enqueue(
                 "recipient": user.name,
                 "subject": subject,
                 "body": body,
-                "payload": {"email": user.email, "webhook": user.webhook, "context": _plain(context)},
+                "payload": {"email": user.email, "webhook": user.webhook, "context": plain},
                 "status": "pending",
                 "attempts": 0,
                 "created_at": now,
                 "next_attempt_at": now,
             }
         )
-    stored = set(
-        session.scalars(
-            select(Notification.dedupe_key).where(Notification.dedupe_key.in_([r["dedupe_key"] for r in rows]))
-        )
-    )
-    rows = [r for r in rows if r["dedupe_key"] not in stored]
-    if not rows:
-        return 0
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Notification)
-    session.execute(insert.on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)  # a racing twin: no-op
-    return len(rows)
+    return rows
 
 
 def _plain(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -113,6 +113,7 @@ def _environment() -> Environment:
         autoescape=False,
         undefined=StrictUndefined,
         keep_trailing_newline=True,
+        auto_reload=False,  # package data: no stat of the template file on every message
         trim_blocks=True,
         lstrip_blocks=True,
     )

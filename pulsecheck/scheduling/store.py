@@ -62,6 +62,7 @@ class JobStore:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.session = session
+        self.templates: dict[str, dict[str, Any]] = {}  # a job's stored state, per function (`_template`)
         self.scheduler = BackgroundScheduler(timezone=tz)  # never started: it lends jobs its time zone
         self.store = SQLAlchemyJobStore(engine=_SessionBind(session))
         # The base class's start binds the store to the scheduler; SQLAlchemyJobStore.start would also create
@@ -118,29 +119,44 @@ class JobStore:
         return cast("datetime | None", self.store.get_next_run_time())
 
     def _row(self, spec: JobSpec, now: datetime) -> dict[str, Any]:
-        from apscheduler.job import Job
         from apscheduler.util import datetime_to_utc_timestamp
 
-        job = Job(
-            self.scheduler,
-            id=spec.id,
-            func=spec.func,
-            args=spec.args,
-            kwargs={},
-            trigger=spec.trigger,
-            executor="default",
-            name=spec.name,
-            misfire_grace_time=None,  # a job missed while nothing ran still runs, once (coalesced)
-            coalesce=True,
-            max_instances=1,
-        )
-        job._modify(next_run_time=spec.trigger.get_next_fire_time(None, now))
+        # A job's first run is its trigger's first firing (an aware datetime: APScheduler keeps it as is).
+        first = spec.trigger.get_next_fire_time(None, now)
+        state = self._template(spec) | {
+            "id": spec.id, "args": tuple(spec.args), "trigger": spec.trigger, "name": spec.name, "next_run_time": first,
+        }  # fmt: skip
         return {
             "job_id": spec.id,
-            "next_run_time": datetime_to_utc_timestamp(job.next_run_time),
-            "job_state": pickle.dumps(job.__getstate__(), self.store.pickle_protocol),
+            "next_run_time": datetime_to_utc_timestamp(first),
+            "job_state": pickle.dumps(state, self.store.pickle_protocol),
             "spec": spec.fingerprint,
         }
+
+    def _template(self, spec: JobSpec) -> dict[str, Any]:
+        """The stored state (`Job.__getstate__`) of a job running `spec.func`, made once per function through
+        APScheduler's own Job: the jobs of one function differ only in id, arguments, trigger, name and next run
+        time, and making a Job per row (which resolves its function again) cost more than the rest of a bulk
+        write."""
+        from apscheduler.job import Job
+
+        if spec.func not in self.templates:
+            job = Job(
+                self.scheduler,
+                id=spec.id,
+                func=spec.func,
+                args=spec.args,
+                kwargs={},
+                trigger=spec.trigger,
+                executor="default",
+                name=spec.name,
+                misfire_grace_time=None,  # a job missed while nothing ran still runs, once (coalesced)
+                coalesce=True,
+                max_instances=1,
+            )
+            job._modify(next_run_time=None)
+            self.templates[spec.func] = job.__getstate__()
+        return self.templates[spec.func]
 
 
 def _identity(job: Job) -> tuple[Any, ...]:

@@ -81,7 +81,7 @@ def install(database: Database, settings: Settings) -> None:
             wanted.update(review_jobs(session, obj, cfg) if isinstance(obj, Review) else escalation_jobs(obj, cfg))
         apply(session, job_store(session, cfg.tz), wanted, settings.now())
 
-    before_commit(database, "schedule", touched, sync)
+    before_commit(database, "schedule", touched, sync, accept=lambda obj: isinstance(obj, Review | Escalation))
 
 
 def reconcile(session: Session, cfg: ScheduleSettings, now: datetime) -> SyncReport:

@@ -7,8 +7,9 @@ roles) and `hash = sha256(seq, previous hash, kind, record id, content)`. Changi
 reordering an entry breaks the links after it; changing an audited row without a matching entry makes the row
 disagree with its latest entry. `pulsecheck.workflow.audit` walks and cross-checks it.
 
-A before-commit hook (`install`) appends entries for the ORM objects a transaction wrote; code that writes
-audited rows with Core statements calls `append` itself.
+A before-commit hook (`install`) appends entries for the ORM objects a transaction wrote, and for the rows that
+bulk Core statements wrote and handed over with `storage.hooks.written`; other code that writes audited rows with
+Core statements calls `append` itself.
 
 Sign-offs (a review submitted or approved, a cycle approved, a model approved, rules activated, a deviation
 accepted) are signed as git signs commits with SSH keys: the hook hands the entry's statement (`statement`) to
@@ -344,7 +345,7 @@ def install(database: Database) -> None:
         entries = [(BY_MODEL[type(obj)], obj) for obj in ordered]
         append(session, entries, session.info.get(ACTOR), session.info.get(SIGNER))
 
-    before_commit(database, "audit-chain", touched, chain)
+    before_commit(database, "audit-chain", touched, chain, accept=lambda obj: type(obj) in BY_MODEL)
 
 
 def backfill(session: Session) -> int:

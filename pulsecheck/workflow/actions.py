@@ -1,62 +1,48 @@
 """Actions of firings: escalate, open_review, notify and flag_deviation, applied in batches of accounts.
 
 Accounts go in id order, `size` per transaction; only accounts with a firing or an open escalation to clear are
-loaded. In a dry run (no run id) the same code plans the actions and writes nothing.
+loaded. Each batch reads what it needs in a few bulk queries, plans every action in memory (`workflow.plan`) and
+writes the plan set-based: reviews, their audit rows, escalations, notifications and firings each in multi-row
+statements; the commit hooks add the audit chain and the scheduler's jobs in bulk too. In a dry run (no run id)
+the same plan is made and nothing is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from pulsecheck.notifications.outbox import Routing
+from pulsecheck.notifications.outbox import People, enqueue_rows
 from pulsecheck.rules.conditions import leaves
-from pulsecheck.rules.evaluator import render_reason
-from pulsecheck.rules.language import Rule, RulesFile
-from pulsecheck.rules.priority import PriorityMatrix
-from pulsecheck.storage.models import Account, Escalation, Review, RuleFiring
+from pulsecheck.rules.language import RulesFile
+from pulsecheck.storage.bulk import analyze, table_of
+from pulsecheck.storage.models import (
+    Account,
+    AuditEntry,
+    Escalation,
+    Notification,
+    Review,
+    ReviewEvent,
+    RuleFiring,
+    SchedulerJob,
+)
 from pulsecheck.workflow import deviations as deviation
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow import reviews
+from pulsecheck.workflow.plan import ActionLog, ActionSettings, Loaded, NewEscalation, Plan, Planned
+from pulsecheck.workflow.reviews.bulk import Opening
 
-DEFAULT_DUE = timedelta(days=3)
+__all__ = ["ActionLog", "ActionSettings", "Batches", "Planned"]
 
-
-class ActionSettings(Protocol):
-    """What applying actions needs from the evaluation settings."""
-
-    @property
-    def priority(self) -> PriorityMatrix: ...
-
-    @property
-    def routing(self) -> Routing: ...
-
-    @property
-    def matrix(self) -> dict[str, list[str]]: ...  # severity → roles notified by `escalate`
-
-
-@dataclass
-class Planned:
-    """One action a firing leads to (what dedupe or cooldown suppress is not planned)."""
-
-    account: str
-    rule: str
-    action: str
-    detail: str
-
-
-@dataclass
-class ActionLog:
-    """What the actions did, or would do in a dry run: planned actions and escalations resolved as clear."""
-
-    planned: list[Planned] = field(default_factory=list)
-    resolved: list[Planned] = field(default_factory=list)
+# Rows a run may add before PostgreSQL's statistics are refreshed; doubled after each refresh, so a run analyzes
+# O(log rows) times and the plans of its repeated statements follow the tables' growth.
+ANALYZE_AFTER = 5_000
+GROWN = (Review, ReviewEvent, Escalation, Notification, RuleFiring, AuditEntry, SchedulerJob)
 
 
 class Batches:
@@ -84,8 +70,10 @@ class Batches:
         for account, rule_id in firings:
             self.fired.setdefault(account, []).append(rule_id)
         self.clearing = [rule.id for rule in rules.rules if rule.resolve_when_clear]
+        self.cooled = {rule.id for rule in rules.rules if rule.cooldown}
         self.flag_kinds = {a.params["kind"] for r in rules.rules for a in r.actions if a.kind == "flag_deviation"}
         self.flagged: dict[deviation.Key, str] = {}
+        self.grown, self.analyze_after = 0, ANALYZE_AFTER
 
     def run(self, size: int, on_batch: Callable[[int, int], None] | None = None) -> ActionLog:
         """Every batch, then the deviations flagged; `on_batch(done, total)` after each batch."""
@@ -106,34 +94,39 @@ class Batches:
 
     def batch(self, session: Session, ids: list[int]) -> None:
         """One batch of accounts (ids ascending): only those with a firing or an escalation to clear are loaded."""
+        if self.run_id is not None and self.grown >= self.analyze_after:
+            analyze(session, GROWN)
+            self.grown, self.analyze_after = 0, self.analyze_after * 2
         members = set(ids)
         rules = set(self.clearing) | {rule for account in ids for rule in self.fired.get(account, [])}
-        open_ones: dict[str | None, Escalation] = {}
+        open_ones: dict[str, Escalation] = {}
         if rules:  # open escalations carry their dedupe key; a range on the indexed account keeps the query small
             found = select(Escalation).where(
                 Escalation.account_id.between(ids[0], ids[-1]),
                 Escalation.dedupe_key.is_not(None),
                 Escalation.rule_id.in_(sorted(rules)),
             )
-            open_ones = {e.dedupe_key: e for e in session.scalars(found) if e.account_id in members}
+            open_ones = {e.dedupe_key: e for e in session.scalars(found) if e.account_id in members and e.dedupe_key}
         clearing = set(self.clearing)
-        busy = {a for a in ids if a in self.fired} | {e.account_id for e in open_ones.values() if e.rule_id in clearing}
+        busy = sorted(
+            {a for a in ids if a in self.fired} | {e.account_id for e in open_ones.values() if e.rule_id in clearing}
+        )
         if not busy:
             return
         query = (
             select(Account)
-            .where(Account.id.in_(sorted(busy)))
+            .where(Account.id.in_(busy))
             .options(selectinload(Account.owner), selectinload(Account.manager))
         )
         accounts = {a.id: a for a in session.scalars(query)}
-        applier = Applier(session, self.config, self.now, self.run_id is None, self.log, open_ones)
+        plan = Plan(self.config, self.now, self.log, self._load(session, busy, open_ones))
         firings = []
-        for account_id in sorted(busy):
+        for account_id in busy:
             account, values, fired = accounts[account_id], self.facts[account_id], self.fired.get(account_id, [])
             for rule_id in fired:
                 rule = self.by_id[rule_id]
                 for action in rule.actions:
-                    applier.apply(rule, action.kind, action.params, account, values, self.flagged)
+                    plan.apply(rule, action.kind, action.params, account, values, self.flagged)
                 firings.append(
                     {
                         "run_id": self.run_id, "account_id": account_id, "rule_id": rule_id, "fired_at": self.now,
@@ -142,160 +135,54 @@ class Batches:
                 )  # fmt: skip
             for rule_id in self.clearing:
                 if rule_id not in fired:
-                    applier.resolve_clear(self.by_id[rule_id], account)
-        if self.run_id is not None and firings:
-            session.execute(insert(RuleFiring), firings)
+                    plan.resolve_clear(self.by_id[rule_id], account)
+        if self.run_id is not None:
+            self.grown += write(session, plan, self.config, self.now)
+            if firings:
+                session.execute(insert(table_of(RuleFiring)), firings)
+                self.grown += len(firings)
+
+    def _load(self, session: Session, busy: list[int], open_ones: dict[str, Escalation]) -> Loaded:
+        """The open reviews of the busy accounts and the last resolutions their cooldowns ask for."""
+        query = select(Review).where(Review.account_id.in_(busy), Review.state != "closed").order_by(Review.id)
+        open_reviews = {review.account_id: review for review in session.scalars(query)}  # the newest wins
+        cooled = {rule for account in busy for rule in self.fired.get(account, []) if rule in self.cooled}
+        resolved = escalation.last_resolutions(session, busy, cooled)
+        return Loaded(open_ones, open_reviews, resolved)
 
 
-class Applier:
-    """Turns firings into escalations, reviews, notifications and deviations (or only plans them)."""
+def write(session: Session, plan: Plan, config: ActionSettings, now: datetime) -> int:
+    """Write a batch's plan in bulk, in dependency order (reviews, escalations linking them, notifications naming
+    both); returns how many rows it added."""
+    opened = dict(zip(map(id, plan.openings), reviews.open_many(session, plan.openings, now), strict=True))
+    reviews.escalate_many(session, plan.raised, now)
 
-    def __init__(
-        self,
-        session: Session,
-        config: ActionSettings,
-        now: datetime,
-        dry_run: bool,
-        log: ActionLog,
-        open_escalations: dict[str | None, Escalation],
-    ) -> None:
-        self.session, self.config, self.now, self.dry_run, self.log = session, config, now, dry_run, log
-        self.open = open_escalations  # by dedupe key, loaded for the whole batch in one query
+    def review_of(ref: Opening | Review | None) -> Review | None:
+        return opened[id(ref)] if isinstance(ref, Opening) else ref
 
-    def plan(self, account: Account, rule: Rule, action: str, detail: str) -> None:
-        """Record an action as done (or, in a dry run, as what would be done)."""
-        self.log.planned.append(Planned(account.external_id, rule.id, action, detail))
-
-    def apply(
-        self,
-        rule: Rule,
-        kind: str,
-        params: Mapping[str, Any],
-        account: Account,
-        facts: Mapping[str, Any],
-        flagged: dict[deviation.Key, str],
-    ) -> None:
-        """One action of a rule that fired for an account; `flag_deviation` only collects into `flagged`."""
-        if kind == "escalate":
-            self.escalate(rule, params, account, facts)
-        elif kind == "open_review":
-            self.open_review(rule, params, account)
-        elif kind == "notify":
-            message = render_reason(params.get("message") or rule.description or rule.id, facts)
-            context = {"rule_id": rule.id, "message": message}
-            event_key = f"notify:{rule.id}:{account.id}:{self.now.date()}"
-            self.notify("generic", params["roles"], account, None, context, event_key)
-            self.plan(account, rule, "notify", f"{', '.join(params['roles'])}: {message}")
-        elif kind == "flag_deviation":
-            detail = render_reason(params.get("detail") or rule.description or rule.id, facts)
-            flagged[(account.id, params["kind"], rule.id)] = detail
-            self.plan(account, rule, "flag_deviation", f"{params['kind']}: {detail}")
-
-    def escalate(self, rule: Rule, params: Mapping[str, Any], account: Account, facts: Mapping[str, Any]) -> None:
-        """Open an escalation (one open per account and rule, none in cooldown), link a review, notify."""
-        if escalation.dedupe_key(account.id, rule.id) in self.open:
-            return  # one open escalation per (account, rule)
-        if escalation.in_cooldown(self.session, account.id, rule.id, self.now, rule.cooldown):
-            return
-        severity = params["severity"]
-        priority = params.get("priority") or self.config.priority.priority(severity, facts)
-        reason = render_reason(params.get("reason") or rule.description or rule.id, facts)
-        due_at = self.now + (params.get("due_in") or DEFAULT_DUE)
-        owner = account.owner.name if account.owner else None
-        self.plan(account, rule, "escalate", f"{severity} {priority} to {owner or '(no owner)'}: {reason}")
-        if self.dry_run:
-            return
-        review = self._review_for(rule, account, priority, due_at, reason)
-        created = escalation.create(
-            self.session, account.id, rule.id, severity, priority, reason, owner, due_at, self.now,
-            review.id if review else None,
-        )  # fmt: skip
-        context = {
-            "account_name": account.name, "account_id": account.external_id, "escalation_id": created.id,
-            "severity": severity, "priority": priority, "reason": reason, "rule_id": rule.id, "due_at": due_at,
-            "level": 0,
-        }  # fmt: skip
-        self.open[created.dedupe_key] = created
-        roles = params.get("notify") or self.config.matrix.get(severity) or ("owner",)
-        self.notify("escalation_opened", roles, account, review, context, f"escalation:{created.id}:0")
-
-    def _review_for(self, rule: Rule, account: Account, priority: str, due_at: datetime, reason: str) -> Review | None:
-        """Escalate the open review (reopening an approved one), or open an out-of-cycle one."""
-        review = reviews.open_review_for(self.session, account.id)
-        cause, comment = f"rule:{rule.id}", reason
-        if review is None:
-            if account.owner is None:
-                return None
-            return self._new_out_of_cycle(account, rule, priority, due_at)
-        if review.state == "approved":
-            reviews.transition(self.session, review.id, "reopen", reviews.SYSTEM_ACTOR, self.now, comment, cause)
-        reviews.escalate(self.session, review, self.now, priority, due_at, cause, comment)
-        return review
-
-    def _new_out_of_cycle(self, account: Account, rule: Rule, priority: str, due_at: datetime) -> Review:
-        """A draft out-of-cycle review opened by a rule, reviewed by the account owner."""
-        return reviews.new_review(
-            self.session,
-            account.external_id,
-            reviews.SYSTEM_ACTOR,
-            self.now,
-            due_at - self.now,
-            kind="out_of_cycle",
-            priority=priority,
-            cause=f"rule:{rule.id}",
-            due=due_at,
+    rows = []
+    for new in plan.escalations:
+        linked = review_of(new.review)
+        rows.append(dict(new.row, review_id=linked.id if linked else None))
+    created = dict(zip(map(id, plan.escalations), escalation.create_many(session, rows, now), strict=True))
+    people = People(session)
+    for notice in plan.notices:
+        people.know((notice.account.owner, notice.account.manager))
+    named = (review_of(notice.review) for notice in plan.notices)
+    people.named({name for review in named if review for name in (review.reviewer, review.approver) if name})
+    messages = []
+    for notice in plan.notices:
+        context, key = notice.context, notice.key
+        if notice.subject is not None:
+            subject = created[id(notice.subject)] if isinstance(notice.subject, NewEscalation) else None
+            new_id = subject.id if subject else opened[id(notice.subject)].id
+            context, key = {**context, notice.id_field: new_id}, key.format(id=new_id)
+        review = review_of(notice.review)
+        messages += config.routing.messages(
+            people, notice.kind, notice.roles, notice.account, review, context, key, now
         )
-
-    def open_review(self, rule: Rule, params: Mapping[str, Any], account: Account) -> None:
-        """Open an out-of-cycle review for the owner when the account has none open, and notify."""
-        existing = reviews.open_review_for(self.session, account.id)
-        if existing is not None or account.owner is None:
-            return
-        priority = params.get("priority") or "P2"
-        due_at = self.now + (params.get("due_in") or timedelta(days=7))
-        self.plan(
-            account,
-            rule,
-            "open_review",
-            f"{priority} out-of-cycle review for {account.owner.name}, due {due_at:%Y-%m-%d}",
-        )
-        if self.dry_run:
-            return
-        review = self._new_out_of_cycle(account, rule, priority, due_at)
-        context = {
-            "account_name": account.name,
-            "account_id": account.external_id,
-            "review_id": review.id,
-            "rule_id": rule.id,
-            "reason": rule.description,
-            "priority": priority,
-            "due_at": due_at,
-        }
-        self.notify(
-            "review_opened", params.get("notify") or ("owner",), account, review, context, f"review-opened:{review.id}"
-        )
-
-    def resolve_clear(self, rule: Rule, account: Account) -> None:
-        """Resolve the open escalation of a `resolve_when_clear` rule that no longer matches the account."""
-        found = self.open.get(escalation.dedupe_key(account.id, rule.id))
-        if found is None:
-            return
-        self.log.resolved.append(
-            Planned(account.external_id, rule.id, "resolve", f"escalation {found.id}: the rule no longer matches")
-        )
-        if not self.dry_run:
-            escalation.resolve(self.session, found.id, None, self.now)
-
-    def notify(
-        self,
-        kind: str,
-        roles: Iterable[str],
-        account: Account,
-        review: Review | None,
-        context: dict[str, Any],
-        event_key: str,
-    ) -> None:
-        """Queue a notification to the roles (nothing in a dry run)."""
-        if self.dry_run:
-            return
-        self.config.routing.notify(self.session, kind, roles, account, review, context, event_key, self.now)
+    enqueue_rows(session, messages)
+    for found in plan.resolving:
+        escalation.close(found, now)
+    events = sum(1 + len(o.raises) for o in plan.openings) + len(plan.raised)
+    return len(opened) + events + len(created) + len(messages) + len(plan.resolving)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from pulsecheck.errors import NotFoundError, RefusedError
 from pulsecheck.states import permissions
+from pulsecheck.storage.bulk import insert_returning, transient
+from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Escalation, User
 
 
@@ -68,6 +71,44 @@ def create(
     return escalation
 
 
+def last_resolutions(
+    session: Session, account_ids: Collection[int], rule_ids: Collection[str]
+) -> dict[tuple[int, str], datetime]:
+    """When each (account, rule) of these last had an escalation resolved (what `in_cooldown` asks, in one query)."""
+    if not account_ids or not rule_ids:
+        return {}
+    query = (
+        select(Escalation.account_id, Escalation.rule_id, func.max(Escalation.resolved_at))
+        .where(
+            Escalation.account_id.in_(sorted(account_ids)),
+            Escalation.rule_id.in_(sorted(rule_ids)),
+            Escalation.status == "resolved",
+        )
+        .group_by(Escalation.account_id, Escalation.rule_id)
+    )
+    return {(account, rule): last for account, rule, last in session.execute(query) if last is not None}
+
+
+def cooling(last: datetime | None, now: datetime, cooldown: timedelta | None) -> bool:
+    """True while a resolution at `last` is more recent than `cooldown`."""
+    return cooldown is not None and last is not None and now - last < cooldown
+
+
+def create_many(session: Session, opening: Sequence[dict[str, Any]], now: datetime) -> list[Escalation]:
+    """Open new escalations in bulk (the caller has checked dedupe and cooldown), one per mapping of account_id,
+    rule_id, severity, priority, reason, owner, due_at and review_id; returns them with their ids, in order. They
+    reach the commit hooks (audit chain, ladder jobs) as `create` would have."""
+    rows = [
+        dict(row, level=0, opened_at=now, status="open", acknowledged_by=None, resolved_at=None,
+             dedupe_key=dedupe_key(row["account_id"], row["rule_id"]))
+        for row in opening
+    ]  # fmt: skip
+    ids = {key: new_id for new_id, key in insert_returning(session, Escalation, rows, "dedupe_key")}
+    created = transient(Escalation, [dict(row, id=ids[row["dedupe_key"]]) for row in rows])
+    written(session, created)
+    return created
+
+
 def get(session: Session, escalation_id: int) -> Escalation:
     escalation = session.get(Escalation, escalation_id)
     if escalation is None:
@@ -93,9 +134,14 @@ def resolve(session: Session, escalation_id: int, user: User | None, now: dateti
         raise RefusedError(f"escalation {escalation_id} is already resolved")
     if user is not None:
         _may_act(session, escalation, user, "escalation.resolve")
-    escalation.status, escalation.resolved_at, escalation.dedupe_key = "resolved", now, None
+    close(escalation, now)
     session.flush()
     return escalation
+
+
+def close(escalation: Escalation, now: datetime) -> None:
+    """Mark a loaded escalation resolved at `now` (its dedupe key freed for a later one); written at the next flush."""
+    escalation.status, escalation.resolved_at, escalation.dedupe_key = "resolved", now, None
 
 
 def _may_act(session: Session, escalation: Escalation, user: User, action: str) -> None:

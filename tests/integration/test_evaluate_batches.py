@@ -56,21 +56,22 @@ def test_a_batched_rerun_opens_nothing_new(rules_portfolio: Database) -> None:
 def test_a_failure_while_applying_marks_the_run_failed_and_a_rerun_finishes_the_job(
     rules_portfolio: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_create, calls = escalation.create, []
+    real_create, calls = escalation.create_many, []
 
-    def failing_create(*args: Any, **kwargs: Any) -> Escalation:
-        calls.append(1)
-        if len(calls) == 4:
+    def failing_create(session: Any, rows: list[Any], now: Any) -> list[Escalation]:
+        if rows:
+            calls.append(len(rows))
+        if len(calls) == 2 and rows:  # the second batch that opens escalations
             raise RuntimeError("disk full")
-        return real_create(*args, **kwargs)
+        return real_create(session, rows, now)
 
-    monkeypatch.setattr(escalation, "create", failing_create)
+    monkeypatch.setattr(escalation, "create_many", failing_create)
     with pytest.raises(RuntimeError, match="disk full"):
         evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
     assert _runs(rules_portfolio) == [("failed", "RuntimeError: disk full")]
-    kept = _count(rules_portfolio, Escalation)
-    assert 0 < kept < 4  # earlier batches stay committed; the failing batch left nothing behind
-    monkeypatch.setattr(escalation, "create", real_create)
+    # the first batch stays committed; the failing batch left nothing behind (its reviews neither)
+    assert _count(rules_portfolio, Escalation) == calls[0] < len(SAMPLE_ESCALATIONS)
+    monkeypatch.setattr(escalation, "create_many", real_create)
     evaluate(rules_portfolio, SMALL_BATCHES, DEMO_NOW, DEMO_NOW)
     assert escalated(rules_portfolio) == SAMPLE_ESCALATIONS  # each once: the kept ones were not opened again
     assert _count(rules_portfolio, Escalation) == len(SAMPLE_ESCALATIONS)

@@ -100,12 +100,20 @@ def check_approver(session: Session, approver: str, reviewer: str, what: str = "
     """The user `approver` if they may approve `reviewer`'s review: one the permission table lets approve as the
     assigned approver, and never the reviewer (four-eyes)."""
     user = get_user(session, approver, what=what)
-    if approver == reviewer:
-        raise InputError(f"{what}: {approver} is also the reviewer (four-eyes)")
+    refused = approver_refusal(user, reviewer, what)
+    if refused:
+        raise InputError(refused)
+    return user
+
+
+def approver_refusal(user: User, reviewer: str, what: str = "--approver") -> str | None:
+    """Why `user` may not approve `reviewer`'s review (four-eyes, the permission table), or None."""
+    if user.name == reviewer:
+        return f"{what}: {user.name} is also the reviewer (four-eyes)"
     who = permissions.actor(user.name, user.role_set, {"its_approver": user.name, "its_reviewer": reviewer})
     if not permissions.allowed("review.approve", who):
-        raise InputError(f"{what}: {approver} does not have the manager role")
-    return user
+        return f"{what}: {user.name} does not have the manager role"
+    return None
 
 
 def _people(

@@ -1,0 +1,65 @@
+"""Set-based writes: multi-row inserts that hand back the new ids, inserts that skip duplicates, and ANALYZE of
+the tables a long run grows (PostgreSQL plans its statements from these statistics)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Table, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.instrumentation import manager_of_class
+
+from pulsecheck.storage.models import Base
+
+BaseT = TypeVar("BaseT", bound=Base)
+
+
+def table_of(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def insert_returning(session: Session, model: type[Base], rows: Sequence[dict[str, Any]], *keys: str) -> list[Any]:
+    """Insert `rows` in multi-row statements; returns (id, *keys) of every new row, in no particular order (SQLite
+    cannot tie RETURNING rows to their parameters in bulk: callers match the rows by `keys`)."""
+    if not rows:
+        return []
+    table = table_of(model)
+    statement = table.insert().returning(table.c.id, *(table.c[key] for key in keys))
+    return list(session.execute(statement, rows))
+
+
+def insert_ignoring(session: Session, model: type[Base], rows: Sequence[dict[str, Any]], key: str) -> None:
+    """Insert `rows`, skipping those whose unique `key` is already stored (INSERT ... ON CONFLICT DO NOTHING): no
+    lookup first, and a racing twin is a no-op."""
+    if rows:
+        session.execute(upsert(session, model).on_conflict_do_nothing(index_elements=[key]), rows)
+
+
+def upsert(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT (with ON CONFLICT) into `model`'s table (a Core statement: no ORM bulk machinery)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(model))
+
+
+def analyze(session: Session, models: Iterable[type[Base]]) -> None:
+    """Refresh PostgreSQL's statistics of these tables (no-op elsewhere): plans made while a table was small
+    (a sequential scan of an empty table) would otherwise stay in use as it grows."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    names = ", ".join(sorted({table_of(model).name for model in models}))
+    if names:
+        session.execute(text(f"ANALYZE {names}"))
+
+
+def transient(model: type[BaseT], rows: Iterable[dict[str, Any]]) -> list[BaseT]:
+    """Model objects carrying rows a Core statement wrote (ids included), for code that reads objects (the commit
+    hooks). Not in any session; made without the instrumented constructor, which costs ten times as much."""
+    manager = manager_of_class(model)
+    made = []
+    for row in rows:
+        obj = manager.new_instance()
+        obj.__dict__.update(row)
+        made.append(obj)
+    return made

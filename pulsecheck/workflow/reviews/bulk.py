@@ -1,0 +1,225 @@
+"""Opening and escalating many reviews at once (the evaluator's batches): the same rows and audit events that
+`lifecycle.new_review` and `lifecycle.escalate` write one at a time, written with multi-row statements.
+
+The state machine still decides every event. For the system actor its verdict depends only on the state, the
+event, the cause and the review's people, so it is asked once per distinct combination, not once per review.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.states import review as machine
+from pulsecheck.storage.bulk import insert_returning, transient
+from pulsecheck.storage.hooks import written
+from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
+from pulsecheck.vocab import PRIORITIES
+from pulsecheck.workflow.reviews.lifecycle import SYSTEM_ACTOR, approver_refusal
+
+CHUNK = 1000  # ids per IN (...) list
+
+
+@dataclass(frozen=True)
+class Raise:
+    """One escalation of a review: the priority and due date it asks for (never lowered, never pushed out), why."""
+
+    priority: str
+    due_at: datetime | None
+    cause: str
+    comment: str
+
+
+@dataclass
+class Opening:
+    """A review the system opens for an account (loaded with its owner and manager), reviewed by the owner, and
+    the escalations it takes in the same transaction, in order."""
+
+    account: Account
+    priority: str
+    due_at: datetime
+    cause: str
+    kind: str = "out_of_cycle"
+    raises: list[Raise] = field(default_factory=list)
+
+
+def open_many(session: Session, openings: Sequence[Opening], now: datetime) -> list[Review]:
+    """Open draft reviews, one per opening (none of these accounts has a review open), each with its `open` and
+    `escalate` audit rows; returns them with their ids, in order. The commit hooks see them as if flushed."""
+    if not openings:
+        return []
+    verdicts = Verdicts(session)
+    approvers = _users(session, [_approver_name(o.account) for o in openings], [o.account.manager for o in openings])
+    baselines = _baselines(session, [o.account.id for o in openings])
+    rows, planned = [], []
+    for opening in openings:
+        account, reviewer = opening.account, opening.account.owner
+        if reviewer is None:
+            raise RefusedError(f"account {account.external_id} has no owner to review it")
+        approver = _approver(approvers, _approver_name(account), reviewer.name)
+        if opening.priority not in PRIORITIES:
+            raise InputError(f"priority {opening.priority!r}: choose from {', '.join(PRIORITIES)}")
+        if opening.due_at <= now:
+            raise InputError(f"due {opening.due_at.date()}: must be in the future")
+        people = (reviewer.name, approver, reviewer.manager_name)
+        state = verdicts.fire(machine.NEW, "open", opening.cause, *people)
+        score, bucket = baselines.get(account.id, (None, None))
+        row = {
+            "account_id": account.id, "state": state, "kind": opening.kind, "reviewer": reviewer.name,
+            "approver": approver, "priority": opening.priority, "due_at": opening.due_at, "created_at": now,
+            "updated_at": now, "baseline_score": score, "baseline_bucket": bucket, "reminders_sent": 0,
+            "version_id": 1,
+        }  # fmt: skip
+        events = [_event("open", None, state, opening.cause, None, now)]
+        for step in opening.raises:
+            verdicts.fire(state, "escalate", step.cause, *people)
+            _raise(row, step)
+            events.append(_event("escalate", state, state, step.cause, step.comment, now))
+        rows.append(row)
+        planned.append(events)
+    ids = {account_id: new_id for new_id, account_id in insert_returning(session, Review, rows, "account_id")}
+    opened = transient(Review, [dict(row, id=ids[row["account_id"]]) for row in rows])
+    for review, events in zip(opened, planned, strict=True):
+        for event in events:
+            event["review_id"] = review.id
+    written(session, opened)
+    _insert_events(session, [event for events in planned for event in events])
+    return opened
+
+
+def escalate_many(session: Session, raised: Sequence[tuple[Review, Raise]], now: datetime) -> None:
+    """Escalate loaded open reviews, in order: an approved one is reopened first (signatures cleared); priority
+    raised and due date pulled in as `lifecycle.escalate` does. The reviews are written at the next flush, their
+    audit rows in one statement."""
+    if not raised:
+        return
+    verdicts = Verdicts(session)
+    managers = _managers(session, {review.reviewer for review, _ in raised})
+    events = []
+    for review, step in raised:
+        people = (review.reviewer, review.approver, managers.get(review.reviewer))
+        if review.state == "approved":
+            after = verdicts.fire(review.state, "reopen", step.cause, *people)
+            events.append(_event("reopen", review.state, after, step.cause, step.comment, now, review.id))
+            review.state = after
+            review.employee_signed_by = review.employee_signed_at = review.employee_digest = None
+            review.manager_signed_by = review.manager_signed_at = review.manager_digest = None
+        state = verdicts.fire(review.state, "escalate", step.cause, *people)
+        if PRIORITIES.index(step.priority) < PRIORITIES.index(review.priority):
+            review.priority = step.priority
+        if step.due_at is not None and (review.due_at is None or step.due_at < review.due_at):
+            review.due_at = step.due_at
+        review.updated_at, review.reminders_sent = now, 0
+        events.append(_event("escalate", state, state, step.cause, step.comment, now, review.id))
+    _insert_events(session, events)
+
+
+class Verdicts:
+    """The state machine's verdicts for the system actor, asked once per (state, event, cause, people)."""
+
+    def __init__(self, session: Session) -> None:
+        user = session.scalar(select(User).where(User.name == SYSTEM_ACTOR))
+        self.roles = frozenset(user.role_set if user else ())
+        self.known: dict[tuple[Any, ...], str] = {}
+
+    def fire(
+        self, state: str, event: str, cause: str, reviewer: str, approver: str | None, reviewer_manager: str | None
+    ) -> str:
+        """The state `event` leads to, or RefusedError with the guard's reason."""
+        key = (state, event, cause, reviewer, approver, reviewer_manager)
+        if key not in self.known:
+            content = machine.ReviewContent(account="", reviewer=reviewer, approver=approver)
+            ctx = machine.Context(
+                content=content, actor=SYSTEM_ACTOR, actor_roles=self.roles, now=datetime.min, cause=cause,
+                reviewer_manager=reviewer_manager,
+            )  # fmt: skip
+            self.known[key] = machine.fire(state, event, ctx)
+        return self.known[key]
+
+
+def _raise(row: dict[str, Any], step: Raise) -> None:
+    if PRIORITIES.index(step.priority) < PRIORITIES.index(row["priority"]):
+        row["priority"] = step.priority
+    if step.due_at is not None and step.due_at < row["due_at"]:
+        row["due_at"] = step.due_at
+
+
+def _event(
+    event: str,
+    before: str | None,
+    after: str,
+    cause: str,
+    comment: str | None,
+    now: datetime,
+    review_id: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "review_id": review_id, "event": event, "from_state": before, "to_state": after, "actor": SYSTEM_ACTOR,
+        "comment": comment, "at": now, "cause": cause,
+    }  # fmt: skip
+
+
+def _insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert audit rows and hand them to the hooks with their ids: a review's rows take its new ids in order
+    (rows of one multi-row statement are numbered in the order they are listed)."""
+    found: dict[int, list[int]] = {}
+    for new_id, review_id in insert_returning(session, ReviewEvent, rows, "review_id"):
+        found.setdefault(review_id, []).append(new_id)
+    for ids in found.values():
+        ids.sort(reverse=True)
+    written(session, transient(ReviewEvent, [dict(row, id=found[row["review_id"]].pop()) for row in rows]))
+
+
+def _approver_name(account: Account) -> str | None:
+    """The owner's manager, else the account's manager (as `lifecycle` chooses for a review nobody named one for)."""
+    owner = account.owner
+    return (owner.manager_name if owner else None) or (account.manager.name if account.manager else None)
+
+
+def _approver(users: dict[str, User], name: str | None, reviewer: str) -> str | None:
+    if name is None:
+        return None
+    user = users.get(name)
+    if user is None:
+        raise NotFoundError(f"--approver: unknown user {name!r}")
+    refused = approver_refusal(user, reviewer)
+    if refused:
+        raise InputError(refused)
+    return name
+
+
+def _users(session: Session, names: Iterable[str | None], loaded: Iterable[User | None]) -> dict[str, User]:
+    """Users by name: those already loaded, the rest of `names` in one query."""
+    users = {user.name: user for user in loaded if user is not None}
+    missing = sorted({name for name in names if name is not None and name not in users})
+    if missing:
+        users.update((user.name, user) for user in session.scalars(select(User).where(User.name.in_(missing))))
+    return users
+
+
+def _managers(session: Session, names: Collection[str]) -> dict[str, str | None]:
+    query = select(User.name, User.manager_name).where(User.name.in_(sorted(names)))
+    return {name: manager for name, manager in session.execute(query)}
+
+
+def _baselines(session: Session, account_ids: list[int]) -> dict[int, tuple[float, str]]:
+    """The latest snapshot's score and bucket of each account (a review's baseline)."""
+    found: dict[int, tuple[float, str]] = {}
+    for start in range(0, len(account_ids), CHUNK):
+        newest = func.row_number().over(
+            partition_by=ScoreSnapshot.account_id, order_by=(ScoreSnapshot.as_of.desc(), ScoreSnapshot.id.desc())
+        )
+        ranked = (
+            select(ScoreSnapshot.account_id, ScoreSnapshot.score, ScoreSnapshot.bucket, newest.label("n"))
+            .where(ScoreSnapshot.account_id.in_(account_ids[start : start + CHUNK]))
+            .subquery()
+        )
+        rows = session.execute(select(ranked.c.account_id, ranked.c.score, ranked.c.bucket).where(ranked.c.n == 1))
+        found.update((account_id, (score, bucket)) for account_id, score, bucket in rows)
+    return found
