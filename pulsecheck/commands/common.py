@@ -129,7 +129,7 @@ def paged(sorts: Sequence[str]) -> Callable[[Callable[..., Any]], Callable[..., 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(command)
         def run(*args: Any, limit: int | None, offset: int, sort: str | None, **kwargs: Any) -> Any:
-            from pulsecheck.workflow.paging import PageRequest
+            from pulsecheck.storage.paging import PageRequest
 
             if limit is None and is_terminal() and not kwargs.get("as_json"):
                 limit = DEFAULT_PAGE
@@ -161,10 +161,10 @@ def owner_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     return decorate
 
 
-def whose(app: App, session: Any, owner: str | None, mine: bool) -> str | None:
-    """The person --owner or --mine names (None: everyone); both at once is a usage error."""
+def whose(app: App, session: Any, owner: str | None, mine: bool, option: str = "--owner") -> str | None:
+    """The person --owner (`option`) or --mine names (None: everyone); both at once is a usage error."""
     if owner and mine:
-        raise InputError("--owner and --mine: give one of them")
+        raise InputError(f"{option} and --mine: give one of them")
     return app.actor(session).name if mine else owner
 
 

@@ -8,17 +8,14 @@ from collections.abc import Mapping
 from datetime import date, datetime, tzinfo
 from typing import Any
 
+from pulsecheck.timeutil import local_minute
+
 NOTHING = "-"
 
 
 def when(value: datetime | str | None, tz: tzinfo) -> str:
     """A moment in the business time zone, to the minute (`2026-11-24 10:00`); `-` for none."""
-    if value is None or value == "":
-        return NOTHING
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(tz)
-    return moment.strftime("%Y-%m-%d %H:%M")
+    return local_minute(value, tz)
 
 
 def day(value: date | datetime | str | None, tz: tzinfo | None = None) -> str:

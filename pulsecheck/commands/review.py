@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from pulsecheck.commands.common import App, echo_data, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck.commands import humanize as h
+from pulsecheck.commands.common import (
+    App,
+    emit_json,
+    json_option,
+    paged,
+    parse_day,
+    pass_app,
+    print_page,
+    show_markdown,
+    table,
+)
 from pulsecheck.errors import RefusedError
-from pulsecheck.vocab import PRIORITIES, REVIEW_STATES, RISK_CATEGORIES, SEVERITIES
+from pulsecheck.vocab import PRIORITIES, REVIEW_KINDS, REVIEW_SORTS, REVIEW_STATES, RISK_CATEGORIES, SEVERITIES
+
+if TYPE_CHECKING:
+    from pulsecheck.storage.paging import PageRequest
 
 
 @click.group()
@@ -21,7 +36,7 @@ def review() -> None:
 @click.option("--reviewer", help="Default: the account owner.")
 @click.option("--approver", help="Default: the reviewer's manager, else the account manager.")
 @click.option("--due", metavar="DATE", help="Due date (YYYY-MM-DD); default from config review.due_in.")
-@click.option("--priority", default="P3", type=click.Choice(PRIORITIES))
+@click.option("--priority", default="P3", show_default=True, type=click.Choice(PRIORITIES), help="How urgent.")
 @pass_app
 def review_new(
     app: App, account: str, reviewer: str | None, approver: str | None, due: str | None, priority: str
@@ -46,43 +61,46 @@ def review_new(
         said = (
             f"review {created.id} opened for {created.account.external_id} "
             f"(reviewer {created.reviewer}, approver {created.approver or '-'}, "
-            f"due {created.due_at:%Y-%m-%d})"
+            f"due {h.day(created.due_at, app.settings.tz)})"
         )
     click.echo(said)
 
 
-@review.command("list")
-@click.option("--state", type=click.Choice(REVIEW_STATES))
+@review.command("list", epilog="Example: pulsecheck review list --state draft --mine --sort due")
+@click.option("--state", type=click.Choice(REVIEW_STATES), help="Only reviews in this state.")
 @click.option("--mine", is_flag=True, help="Only reviews where I am reviewer or approver.")
+@click.option("--owner", metavar="U", help="Only reviews U is the reviewer of.")
 @click.option("--account", help="Only reviews of this account.")
+@click.option("--priority", type=click.Choice(PRIORITIES), help="Only this priority.")
+@click.option("--kind", type=click.Choice(REVIEW_KINDS), help="Only reviews opened this way.")
+@click.option("--due-before", metavar="DATE", help="Only those due before DATE (YYYY-MM-DD, business time zone).")
+@paged(REVIEW_SORTS)
 @json_option
 @pass_app
-def review_list(app: App, state: str | None, mine: bool, account: str | None, as_json: bool) -> None:
+def review_list(
+    app: App, state: str | None, mine: bool, owner: str | None, account: str | None, priority: str | None,
+    kind: str | None, due_before: str | None, page: PageRequest, as_json: bool,
+) -> None:
     """List reviews, newest first."""
+    from pulsecheck.timeutil import start_of_day
     from pulsecheck.workflow.accounts import get_account
-    from pulsecheck.workflow.reviews import list_reviews, review_dict
+    from pulsecheck.workflow.reviews import ReviewFilter, review_page
 
+    if owner and mine:
+        raise click.UsageError("--owner and --mine: give one of them")
+    before = start_of_day(parse_day(due_before, "--due-before"), app.settings.tz) if due_before else None
+    tz = app.settings.tz
     with app.transaction() as session:
-        user = app.actor(session).name if mine else None
-        account_id = get_account(session, account).id if account else None
-        data = [review_dict(r, with_history=False) for r in list_reviews(session, state, user, account_id)]
-    if as_json:
-        emit_json(data)
-        return
-    table(
-        [
-            (
-                r["id"],
-                r["account"],
-                r["state"],
-                r["priority"],
-                r["reviewer"],
-                r["approver"],
-                (r["due_at"] or "")[:10],
-            )
-            for r in data
-        ],
-        ["id", "account", "state", "priority", "reviewer", "approver", "due"],
+        chosen = ReviewFilter(
+            state, app.actor(session).name if mine else None, owner,
+            get_account(session, account).id if account else None, priority, kind, before,
+        )
+        found = review_page(session, page, chosen)
+    print_page(
+        found, as_json,
+        lambda r: (r["id"], r["account"], r["state"], h.review_kind(r["kind"]), r["priority"], r["reviewer"],
+                   r["approver"], h.when(r["due_at"], tz)),
+        ["id", "account", "state", "kind", "prio", "reviewer", "approver", "due"],
     )
 
 
@@ -100,7 +118,7 @@ def review_show(app: App, review_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
     else:
-        echo_data(review_markdown(data), nl=False)
+        show_markdown(review_markdown(data, app.settings.tz))
 
 
 @review.command("history")
@@ -116,11 +134,9 @@ def review_history(app: App, review_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
+    tz = app.settings.tz
     table(
-        [
-            (e["at"][:19], e["event"], e["from"] or "-", e["to"], e["actor"], e["cause"], e["comment"] or "")
-            for e in data
-        ],
+        [(h.when(e["at"], tz), e["event"], e["from"], e["to"], e["actor"], e["cause"], e["comment"]) for e in data],
         ["at", "event", "from", "to", "actor", "cause", "comment"],
     )
 
@@ -159,8 +175,8 @@ def review_attachments(app: App, review_id: int, as_json: bool) -> None:
         emit_json(data)
         return
     table(
-        [(a["number"], a["filename"], a["size"], a["sha256"][:16], a["added_by"], a["added_at"][:19], a["note"])
-         for a in data],
+        [(a["number"], a["filename"], f"{a['size']:,}", a["sha256"][:16], a["added_by"],
+          h.when(a["added_at"], app.settings.tz), a["note"]) for a in data],
         ["#", "file", "bytes", "sha256", "added by", "added at", "note"],
     )
 
@@ -262,10 +278,12 @@ def review_risk() -> None:
 @review_risk.command("add")
 @click.argument("review_id", type=int)
 @click.argument("description")
-@click.option("--evidence")
-@click.option("--category", default="customer", type=click.Choice(RISK_CATEGORIES))
-@click.option("--severity", default="medium", type=click.Choice(SEVERITIES))
-@click.option("--impact")
+@click.option("--evidence", help="What shows the risk (a fact, a link).")
+@click.option("--category", default="customer", show_default=True, type=click.Choice(RISK_CATEGORIES),
+              help="Whose risk: the customer's or ours.")
+@click.option("--severity", default="medium", show_default=True, type=click.Choice(SEVERITIES),
+              help="How bad if it happens.")
+@click.option("--impact", help="What happens if it does.")
 @pass_app
 def review_risk_add(
     app: App,
@@ -304,9 +322,9 @@ def review_action() -> None:
 @click.argument("review_id", type=int)
 @click.argument("description")
 @click.option("--risk", "risk_number", type=int, required=True, help="The risk number this action mitigates.")
-@click.option("--owner")
-@click.option("--due", metavar="DATE")
-@click.option("--success-criteria")
+@click.option("--owner", help="Who does it (a user name).")
+@click.option("--due", metavar="DATE", help="When it is due (YYYY-MM-DD).")
+@click.option("--success-criteria", help="How we know it worked.")
 @pass_app
 def review_action_add(
     app: App,
@@ -409,7 +427,8 @@ def review_verify(app: App, review_id: int, as_json: bool) -> None:
 
 @review.command("export")
 @click.argument("review_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True,
+              help="Markdown or JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
 @pass_app
 def review_export(app: App, review_id: int, fmt: str, output: str | None) -> None:

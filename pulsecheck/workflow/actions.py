@@ -240,7 +240,7 @@ class Applier:
             reviews.SYSTEM_ACTOR,
             self.now,
             due_at - self.now,
-            kind="out_of_cycle",
+            kind="rule",
             priority=priority,
             cause=f"rule:{rule.id}",
             due=due_at,

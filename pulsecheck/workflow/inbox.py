@@ -21,8 +21,8 @@ from pulsecheck.storage.models import (
     Review,
     ReviewCycle,
 )
+from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.timeutil import iso
-from pulsecheck.workflow.paging import Page, PageRequest, fetch_page
 
 OPEN_ACTION_STATUSES = ("open", "in_progress")
 

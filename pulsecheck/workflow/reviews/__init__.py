@@ -13,16 +13,19 @@ from pulsecheck.workflow.reviews.lifecycle import (
 )
 from pulsecheck.workflow.reviews.template import add_action, add_risk, attach_file, fill, set_field
 from pulsecheck.workflow.reviews.views import (
+    ReviewFilter,
     content_of,
     event_dict,
     list_reviews,
     replayed_state,
     review_dict,
+    review_page,
     verify,
 )
 
 __all__ = [
     "SYSTEM_ACTOR",
+    "ReviewFilter",
     "add_action",
     "add_risk",
     "attach_file",
@@ -37,6 +40,7 @@ __all__ = [
     "open_review_for",
     "replayed_state",
     "review_dict",
+    "review_page",
     "set_field",
     "transition",
     "verify",
