@@ -175,8 +175,9 @@ def main(n: int, keep: str | None) -> None:
                 sql.execute(query).fetchone()
 
         def sql_escalations() -> None:
-            sql.execute(f"SELECT * FROM escalations JOIN accounts ON accounts.id = escalations.account_id ORDER BY "
-                        f"priority, opened_at, escalations.id LIMIT 50 OFFSET {n // 2}").fetchall()
+            sql.execute("SELECT * FROM escalations JOIN accounts ON accounts.id = escalations.account_id WHERE "
+                        "escalations.id IN (SELECT id FROM escalations ORDER BY priority, opened_at, id LIMIT 50 "
+                        f"OFFSET {n // 2})").fetchall()
             sql.execute("SELECT count(*) FROM escalations").fetchone()
 
         def svc(fn: Callable[[Any], object]) -> Callable[[], object]:

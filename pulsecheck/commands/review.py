@@ -245,20 +245,43 @@ def review_fill(app: App, review_id: int, file: str) -> None:
 @click.argument("review_id", type=int)
 @pass_app
 def review_edit(app: App, review_id: int) -> None:
-    """Edit a review in $EDITOR as a YAML form; invalid content saves nothing."""
-    from pulsecheck.workflow.review_form import parse_form, render_form
-    from pulsecheck.workflow.reviews import fill, get_review, review_dict
-    from pulsecheck.yamlfile import load_text
+    """Edit a review in $EDITOR as a YAML form. On an error the editor opens again with the error at the top and
+    your text kept; saving it unchanged or empty gives up (nothing saved, your text kept in a file)."""
+    from pulsecheck.errors import InputError, PulsecheckError
+    from pulsecheck.workflow.review_form import render_form, with_error, without_error
+    from pulsecheck.workflow.reviews import get_review, review_dict
 
     with app.transaction() as session:
         original = render_form(review_dict(get_review(session, review_id), with_history=False))
-    edited = click.edit(original, extension=".yaml", require_save=True)
-    if edited is None or not edited.strip() or edited == original:
-        click.echo("no change")
-        return
+    offered, tried = original, None
+    while True:
+        edited = click.edit(offered, extension=".yaml", require_save=True)
+        text = without_error(edited or "")
+        if not text.strip() or text == original:
+            click.echo("no change")
+            return
+        try:
+            _save_edit(app, review_id, original, text)
+            return
+        except PulsecheckError as exc:
+            if text == tried:  # saved again as it was: the user gives up; keep their work
+                kind = InputError if exc.exit_code == 2 else RefusedError
+                raise kind(f"{exc} (your edit is kept in {_keep(review_id, text)})") from None
+            offered, tried = with_error(text, str(exc)), text
+
+
+def _save_edit(app: App, review_id: int, original: str, text: str) -> None:
+    """Validate the edited form (an error names the field) and save the fields that changed."""
+    from pulsecheck.errors import InputError
+    from pulsecheck.workflow.review_form import bad_date_field, parse_form
+    from pulsecheck.workflow.reviews import fill
+    from pulsecheck.yamlfile import load_text
+
     source = f"review {review_id} form"
+    if problem := bad_date_field(text, source):
+        raise InputError(problem)
     before = parse_form(load_text(original, source), source)
-    form = parse_form(load_text(edited, source), source)
+    form = parse_form(load_text(text, source), source)
     changed = {k for k in form.model_fields_set if getattr(form, k) != getattr(before, k)}
     if not changed:
         click.echo("no change")
@@ -268,6 +291,17 @@ def review_edit(app: App, review_id: int) -> None:
     with app.transaction() as session:
         fill(session, review_id, form, app.actor(session), app.now())
     click.echo(f"review {review_id}: saved")
+
+
+def _keep(review_id: int, text: str) -> str:
+    """Write the user's edit to a file of its own (kubectl edit does the same) and return its path."""
+    import os
+    import tempfile
+
+    handle, path = tempfile.mkstemp(prefix=f"pulsecheck-review-{review_id}-", suffix=".yaml")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    return path
 
 
 @review.group("risk")

@@ -139,22 +139,27 @@ def permitted(action: str) -> Guard:
 
 
 def required_fields_present(ctx: Context) -> str | None:
+    """Every field submit needs, all problems at once (a reviewer fixes them in one go, not one per attempt)."""
     c = ctx.content
-    for name, value in (("account_goals", c.account_goals), ("goal_summary", c.goal_summary)):
-        if not (value or "").strip():
-            return f"{name} is empty"
+    problems = [
+        f"{name} is empty"
+        for name, value in (("account_goals", c.account_goals), ("goal_summary", c.goal_summary))
+        if not (value or "").strip()
+    ]
     if not c.risks:
-        return "the review has no risk (add one with `review risk add`)"
+        problems.append("the review has no risk (add one with `review risk add`)")
     if not (c.overall_assessment or "").strip():
-        return "overall_assessment is empty"
+        problems.append("overall_assessment is empty")
     if c.next_review_date is None:
-        return "next_review_date is not set"
-    if c.next_review_date <= ctx.now.date():
-        return f"next_review_date {c.next_review_date} is not in the future"
+        problems.append("next_review_date is not set")
+    elif c.next_review_date <= ctx.now.date():
+        problems.append(f"next_review_date {c.next_review_date} is not in the future")
     for risk in c.risks:
         if not any(a.risk_number == risk.number and (a.owner or "").strip() and a.due_date for a in c.actions):
-            return f"risk {risk.number} has no mitigation action with an owner and a due date"
-    return None
+            problems.append(f"risk {risk.number} has no mitigation action with an owner and a due date")
+    if len(problems) > 1:
+        return f"{len(problems)} problems: " + "; ".join(problems)
+    return problems[0] if problems else None
 
 
 def four_eyes(ctx: Context) -> str | None:

@@ -293,7 +293,10 @@ class ReviewEvent(Base):
 
 class Escalation(Base):
     __tablename__ = "escalations"
-    __table_args__ = (Index("ix_escalations_owner_status", "owner", "status"),)
+    __table_args__ = (
+        Index("ix_escalations_owner_status", "owner", "status"),
+        Index("ix_escalations_priority_opened_at", "priority", "opened_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))

@@ -73,3 +73,14 @@ without the joins that only add columns)."""
         ordered = ordered.limit(request.limit)
     items: list[Any] = list(session.scalars(ordered)) if scalars else list(session.execute(ordered))
     return Page(items, total, request.offset, request.limit)
+
+
+def fetch_by_key(
+    session: Session, keys: AnySelect, request: PageRequest, sorts: Sorts, load: Callable[[list[Any]], Mapping[Any, T]]
+) -> Page[T]:
+    """A page cut over the primary keys alone (`keys` selects one key column, filters applied), then only that
+    page's rows loaded by `load` (key -> row), in the page's order. Deep offsets walk a covering index instead
+    of reading every skipped row."""
+    page = fetch_page(session, keys, request, sorts)
+    found = load(page.items) if page.items else {}
+    return Page([found[key] for key in page.items if key in found], page.total, page.offset, page.limit)

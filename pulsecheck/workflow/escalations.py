@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, joinedload
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import Escalation, User
-from pulsecheck.storage.paging import Page, PageRequest, fetch_page
+from pulsecheck.storage.paging import Page, PageRequest, fetch_by_key
 
 
 def dedupe_key(account_id: int, rule_id: str) -> str:
@@ -154,15 +154,18 @@ def escalation_page(session: Session, request: PageRequest, chosen: EscalationFi
     Page[dict[str, Any]]
 ):
     """One page of escalations (most urgent first by default), in their JSON shape."""
-    query = select(Escalation).options(joinedload(Escalation.account)).where(*chosen.where())
     sorts = {
         "priority": (Escalation.priority, Escalation.opened_at, Escalation.id),
         "due": (Escalation.due_at.is_(None), Escalation.due_at, Escalation.id),
         "opened": (Escalation.opened_at.desc(), Escalation.id.desc()),
         "account": (Escalation.account_id, Escalation.id),
     }
-    count = select(Escalation.id).where(*chosen.where())
-    return fetch_page(session, query, request, sorts, count=count).map(lambda e: escalation_dict(e, now))
+
+    def load(ids: list[int]) -> dict[int, dict[str, Any]]:
+        rows = select(Escalation).options(joinedload(Escalation.account)).where(Escalation.id.in_(ids))
+        return {e.id: escalation_dict(e, now) for e in session.scalars(rows)}
+
+    return fetch_by_key(session, select(Escalation.id).where(*chosen.where()), request, sorts, load)
 
 
 def matching(session: Session, ids: Sequence[int], chosen: EscalationFilter | None) -> list[int]:

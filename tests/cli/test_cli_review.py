@@ -310,11 +310,15 @@ import sys
 import yaml
 
 path = sys.argv[1]
-with open(path) as handle:
-    form = yaml.safe_load(handle)
-form.update(yaml.safe_load({changes!r}))
+if {raw!r}:  # the same raw text every round (the form on offer may not even be YAML by then)
+    text = {raw!r}
+else:
+    with open(path) as handle:
+        form = yaml.safe_load(handle)
+    form.update(yaml.safe_load({changes!r}))
+    text = yaml.safe_dump(form, sort_keys=False)
 with open(path, "w") as handle:
-    handle.write({raw!r} or yaml.safe_dump(form, sort_keys=False))
+    handle.write(text)
 """
 
 
@@ -364,6 +368,50 @@ def test_edit_with_an_impossible_date_is_bad_input(draft: int, run: Any, monkeyp
                                                    tmp_path: Path) -> None:
     editor(monkeypatch, tmp_path, raw="next_review_date: 2027-02-30\n")
     assert error(run("--as", "maria", "review", "edit", "1"), 2).startswith("error: review 1 form")
+
+
+FIXING_EDITOR = """\
+import pathlib
+import sys
+
+path = pathlib.Path(sys.argv[1])
+text = path.read_text()
+log = pathlib.Path({log!r})
+log.write_text(log.read_text() + "---\\n" + text if log.exists() else text)
+if text.startswith("# error: "):  # second round: the user's text is kept; fix the date
+    path.write_text(text.replace("2027-02-30", "2027-02-28"))
+else:  # first round: one good edit and one impossible date
+    path.write_text(text.replace("320 seats, on track", "400 seats").replace("2027-02-22", "2027-02-30"))
+"""
+
+
+def test_edit_reopens_with_the_error_on_top_and_the_text_kept(draft: int, run: Any, monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    log = tmp_path / "rounds.txt"
+    script = tmp_path / "fixing.py"
+    script.write_text(FIXING_EDITOR.format(log=str(log)))
+    monkeypatch.setenv("EDITOR", f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}")
+    assert ok(run("--as", "bob", "review", "edit", "1")) == "review 1: saved\n"
+    first, second = log.read_text().split("---\n")
+    assert not first.startswith("# error")
+    # the second round opens on the error, naming the field, above the user's own edit
+    assert second.startswith("# error: review 1 form:")
+    assert "next_review_date: 2027-02-30 is not a date" in second.splitlines()[0]
+    assert "400 seats" in second and "2027-02-30" in second
+    data = show(run)
+    assert (data["goal_summary"], data["next_review_date"]) == ("400 seats", "2027-02-28")
+
+
+def test_edit_given_up_keeps_the_text_in_a_file(draft: int, run: Any, monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    before = show(run)
+    editor(monkeypatch, tmp_path, changes="{goal_summary: 500 seats, next_review_date: soon}")
+    message = error(run("--as", "bob", "review", "edit", "1"), 2)
+    assert message.startswith("error: review 1 form: next_review_date: ")
+    kept = Path(message.rsplit("your edit is kept in ", 1)[1].rstrip(")"))
+    assert "500 seats" in kept.read_text() and "soon" in kept.read_text()
+    kept.unlink()
+    assert show(run) == before
 
 
 def test_edit_without_change_saves_nothing(draft: int, run: Any, monkeypatch: pytest.MonkeyPatch,

@@ -23,6 +23,8 @@ INDEXES = (
     ("ix_reviews_reviewer_state", "reviews", ["reviewer", "state"]),
     ("ix_reviews_approver_state", "reviews", ["approver", "state"]),
     ("ix_escalations_owner_status", "escalations", ["owner", "status"]),
+    # `escalations list` (most urgent first) pages by walking this index instead of sorting every row
+    ("ix_escalations_priority_opened_at", "escalations", ["priority", "opened_at"]),
     ("ix_mitigation_actions_owner_due_date", "mitigation_actions", ["owner", "due_date"]),
     ("ix_cycle_findings_owner_status", "cycle_findings", ["owner", "status"]),
 )
