@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pulsecheck.commands import humanize as h
+from pulsecheck import humanize as h
 from pulsecheck.commands.common import (
     App,
     emit_json,
@@ -140,9 +140,9 @@ def _headline(step: str, result: dict[str, Any]) -> list[str]:
                 f"{len(result['low_streaks'])} repeated low, {len(result['possible_false_negatives'])} possible "
                 f"false negative(s), {len(result['possible_false_positives'])} possible false positive(s)"]
     if step == "classify":
-        return [f"{len(result['at_risk'])} at risk {result['by_priority']}, {len(result['watch'])} to watch"]
+        return [f"{len(result['at_risk'])} at risk ({h.word(result['by_priority'])}), {len(result['watch'])} to watch"]
     if step == "escalate":
-        return [f"{result['at_risk']} at-risk account(s) decided: {result['by_decision']}"]
+        return [f"{result['at_risk']} at-risk account(s) decided: {h.word(result['by_decision'])}"]
     return list(result.get("key_findings", []))
 
 

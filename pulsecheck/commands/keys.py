@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pulsecheck.commands import humanize as h
+from pulsecheck import humanize as h
 from pulsecheck.commands.common import App, json_option, paged, pass_app, print_page, whose
 from pulsecheck.vocab import KEY_SORTS
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pulsecheck.commands import humanize as h
+from pulsecheck import humanize as h
 from pulsecheck.commands.common import App, emit_json, json_option, paged, pass_app, print_page, whose
 from pulsecheck.errors import InputError
 from pulsecheck.vocab import NOTIFICATION_SORTS

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pulsecheck.commands import humanize as h
+from pulsecheck import humanize as h
 from pulsecheck.commands.common import (
     App,
     echo_data,

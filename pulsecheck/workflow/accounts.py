@@ -222,9 +222,7 @@ def reassign_book(session: Session, leaving: str, taking: str, actor: User, now:
     """Move `leaving`'s book to `taking` in the caller's transaction: accounts they own, draft reviews they
     review, draft or submitted reviews they approve, unresolved escalations they own. The leaver's manager or
     an admin; each review gets an audited `reassign` event (escalations are audited rows themselves)."""
-    from pulsecheck.workflow.users import get_user
-
-    old, new = get_user(session, leaving, "--from"), get_user(session, taking, "--to")
+    old, new = _user(session, leaving, "--from"), _user(session, taking, "--to")
     if old.id == new.id:
         raise InputError("--from and --to name the same user")
     who = permissions.actor(actor.name, actor.role_set, {"its_owner": old.name}, {old.name: old.manager_name})
@@ -260,3 +258,11 @@ def reassign_book(session: Session, leaving: str, taking: str, actor: User, now:
         escalation.owner, escalations = new.name, escalations + 1
     session.flush()
     return Reassigned(accounts, moved, approvals, escalations, left)
+
+
+def _user(session: Session, name: str, what: str) -> User:
+    """The user called `name` (workflow.users imports this module, so not its get_user)."""
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFoundError(f"{what}: unknown user {name!r}")
+    return user
