@@ -9,7 +9,7 @@ Timed, each beside its floor measured in the same run:
 - `inbox` for one owner, subprocess beside the cold start, service beside its plain SQL counts;
 - `escalations list --limit 50 --offset N/2` (a page in the middle), subprocess beside the cold start.
 Goal: each command <= 0.5 s beyond the cold start.
-Run: .venv/bin/python bench/lists.py [N_ACCOUNTS] [--keep DIR]   (default 100000)
+Run: .venv/bin/python bench/lists.py [N_ACCOUNTS] [--keep DIR [--reuse]]   (default 100000)
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def build(path: Path, n: int) -> Database:
     return database
 
 
-def best(fn: Callable[[], object], runs: int = 3) -> float:
+def best(fn: Callable[[], object], runs: int = 5) -> float:
     """The fastest of `runs` timings of fn (seconds)."""
     times = []
     for _ in range(runs):
@@ -139,7 +139,7 @@ def line(what: str, took: float, floor: float, floor_name: str, goal: float | No
     print(f"{what:<44} {took:7.3f} s   {floor_name}: {floor:.3f} s   ratio {took / floor:5.1f}{extra}")
 
 
-def main(n: int, keep: str | None) -> None:
+def main(n: int, keep: str | None, reuse: bool = False) -> None:
     from pulsecheck.storage.paging import PageRequest
     from pulsecheck.workflow.accounts import account_page
     from pulsecheck.workflow.escalations import EscalationFilter, escalation_page
@@ -149,10 +149,14 @@ def main(n: int, keep: str | None) -> None:
         folder = Path(keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "bench-lists.db"
-        path.unlink(missing_ok=True)
-        t0 = time.perf_counter()
-        database = build(path, n)
-        print(f"set-up: {n:,} accounts, {3 * n:,} snapshots, {n:,} escalations in {time.perf_counter() - t0:.1f} s")
+        if reuse and path.exists():  # --reuse: the database a previous run kept with --keep
+            database = Database(f"sqlite:///{path}")
+            print(f"set-up: reusing {path}")
+        else:
+            path.unlink(missing_ok=True)
+            t0 = time.perf_counter()
+            database = build(path, n)
+            print(f"set-up: {n:,} accounts, {3 * n:,} snapshots, {n:,} escalations in {time.perf_counter() - t0:.1f} s")
         url = f"sqlite:///{path}"
         bare = best(cli(url, "--help"))
         # The cold start of a command that reads the database: imports, settings, engine, authentication and one
@@ -210,4 +214,4 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     keep = args[args.index("--keep") + 1] if "--keep" in args else None
     numbers = [a for a in args if a.replace("_", "").isdigit()]
-    main(int(numbers[0].replace("_", "")) if numbers else 100_000, keep)
+    main(int(numbers[0].replace("_", "")) if numbers else 100_000, keep, "--reuse" in args)
