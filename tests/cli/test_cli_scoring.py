@@ -170,7 +170,7 @@ def test_score_json_summarises_the_run(portfolio: Run) -> None:
     again = as_json(portfolio("score", "--json"))  # same clock, same as_of: replaced, nothing new
     assert again["deviations"] == {"opened": 0, "resolved": 0, "reopened": 0}
     text = ok(portfolio("score"))
-    assert "scored 12/12 accounts as of 2026-11-24 09:00 UTC with model 2026.11 (3 provisional)" in text
+    assert "scored 12/12 accounts as of 2026-11-24 09:00 with model 2026.11 (3 provisional)" in text
     assert "buckets: healthy 3, neutral 6, unhealthy 3" in text
     unhealthy = page_items(portfolio("accounts", "list", "--bucket", "unhealthy", "--json"))
     assert [(a["id"], a["bucket"]) for a in unhealthy] == [
