@@ -252,7 +252,9 @@ def test_accounts_show_explains_a_drop(portfolio: Run) -> None:
     assert all(delta > 0 for kpi, delta in changes.items() if kpi != "usage")
     assert sum(changes.values()) == pytest.approx(-18.62, abs=0.03)
     text = ok(portfolio("accounts", "show", "ACME"))
-    assert "score 59.99 (neutral)  ▇▅  down over 30 days, change -18.62" in text
+    # the change since the previous snapshot (78.61 on 2026-10-24 -> 59.99) and over 30 days, both real numbers
+    assert "score 59.99 (neutral)  ▇▅  -18.62 since 2026-10-24 (78.61); 30 days: down -18.62" in text
+    assert "            arr: 240,000\n" in text and "None" not in text
     assert "usage                -20.76 points" in text
     unknown = portfolio("accounts", "show", "NOPE")
     assert (unknown.exit_code, unknown.stderr) == (2, "error: unknown account 'NOPE'\n")
