@@ -102,16 +102,19 @@ def register(module_names: Sequence[str]) -> None:
     """Attach command groups defined in the cli_* modules."""
     import importlib
 
+    from pulsecheck.commands.examples import attach
+
     for name in module_names:
         module = importlib.import_module(f"pulsecheck.commands.{name}")
         for command in module.COMMANDS:
             cli.add_command(command)
+    attach(cli)
 
 
 register(
     [
         "setup", "review", "scoring", "rules", "escalations", "scheduler", "outbox", "cycle", "report", "audit",
-        "demo", "config", "keys", "worker", "web",
+        "demo", "config", "keys", "worker", "web", "inbox",
     ]
 )
 

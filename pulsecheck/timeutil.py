@@ -81,3 +81,14 @@ def iso(value: date | datetime | None) -> str | None:
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(UTC).isoformat()
     return value.isoformat()
+
+
+def local_minute(value: datetime | str | None, tz: tzinfo) -> str:
+    """A moment as a person reads it: in the business time zone `tz`, to the minute (`2026-11-24 10:00`); `-` for
+    none. ISO text is accepted (what JSON shapes hold)."""
+    if value is None or value == "":
+        return "-"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(tz)
+    return moment.strftime("%Y-%m-%d %H:%M")

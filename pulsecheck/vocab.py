@@ -29,3 +29,17 @@ SURVEY_KINDS = ("nps", "csat", "ces")
 
 REVIEW_STATES = ("draft", "submitted", "approved", "closed")
 CYCLE_STATES = ("draft", "submitted", "approved", "closed")
+
+# The orders each list offers (`--sort`), its default first; the SQL behind each name is in the list's service.
+ACCOUNT_SORTS = ("id", "name", "arr", "renewal", "score")
+"""accounts: external id, name, ARR (largest first), renewal date (soonest first), score (lowest first)."""
+ESCALATION_SORTS = ("priority", "due", "opened", "account")
+REVIEW_SORTS = ("newest", "due", "priority", "account")
+DEVIATION_SORTS = ("newest", "oldest", "kind", "account")
+USER_SORTS = ("name",)
+NOTIFICATION_SORTS = ("newest", "oldest", "next-try")
+CYCLE_SORTS = ("newest", "oldest", "period")
+JOB_SORTS = ("next-run", "id")
+KEY_SORTS = ("user", "added")
+REVIEW_KINDS = ("manual", "cadence", "rule")
+"""How a review was opened: by a person (`review new`), by the cadence schedule, or by a rule's action."""

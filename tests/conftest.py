@@ -310,6 +310,15 @@ def as_json(result: Result | subprocess.CompletedProcess[str]) -> Any:
     return json.loads(ok(result))
 
 
+def page_items(result: Result | subprocess.CompletedProcess[str]) -> list[Any]:
+    """The rows of a list command's `--json` page, after checking the page's shape: the rows, where they start,
+    the limit, and a total that counts at least the rows shown."""
+    page = as_json(result)
+    assert set(page) == {"total", "offset", "limit", "items"}, page
+    assert page["total"] >= page["offset"] + len(page["items"]), page
+    return list(page["items"])
+
+
 def error(result: Result | subprocess.CompletedProcess[str], code: int, stdout: str | None = "") -> str:
     """The one `error: ...` line of a failed command (so no traceback): exit `code`, and `stdout` (by default
     nothing: no success line printed before the failure; None when the command reports on stdout, like verify)."""

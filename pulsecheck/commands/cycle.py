@@ -6,11 +6,24 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pulsecheck.commands.common import App, echo_data, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck import humanize as h
+from pulsecheck.commands.common import (
+    App,
+    emit_json,
+    json_option,
+    owner_options,
+    paged,
+    parse_day,
+    pass_app,
+    print_page,
+    show_markdown,
+    whose,
+)
 from pulsecheck.errors import RefusedError
-from pulsecheck.vocab import CYCLE_STATES
+from pulsecheck.vocab import CYCLE_SORTS, CYCLE_STATES
 
 if TYPE_CHECKING:
+    from pulsecheck.storage.paging import PageRequest
     from pulsecheck.workflow.cycles.service import CycleSettings
 
 
@@ -46,35 +59,25 @@ def cycle_start(app: App, period: str, segments: tuple[str, ...], owner: str | N
     click.echo("\n".join(said))
 
 
-@cycle.command("list")
-@click.option("--state", type=click.Choice(CYCLE_STATES))
+@cycle.command("list", epilog="Example: pulsecheck cycle list --state draft --mine")
+@click.option("--state", type=click.Choice(CYCLE_STATES), help="Only cycles in this state.")
+@owner_options("the cycle owner")
+@paged(CYCLE_SORTS)
 @json_option
 @pass_app
-def cycle_list(app: App, state: str | None, as_json: bool) -> None:
+def cycle_list(app: App, state: str | None, owner: str | None, mine: bool, page: PageRequest, as_json: bool) -> None:
     """List cycles, newest first."""
-    from pulsecheck.workflow.cycles import list_cycles, summary_dict
+    from pulsecheck.workflow.cycles import cycle_page
 
     with app.transaction() as session:
-        data = [summary_dict(session, c) for c in list_cycles(session, state)]
-    if as_json:
-        emit_json(data)
-        return
-    table(
-        [
-            (
-                c["id"],
-                c["period"],
-                ", ".join(c["segments"]) or "all",
-                c["state"],
-                c["owner"],
-                c["approver"],
-                c["accounts"],
-                f"{c['steps_done']}/7" + (f" (next {c['next_step']})" if c["next_step"] else ""),
-                c["open_findings"],
-                "yes" if c["sealed"] else "",
-            )
-            for c in data
-        ],
+        found = cycle_page(session, page, state, whose(app, session, owner, mine))
+    print_page(
+        found, as_json,
+        lambda c: (
+            c["id"], c["period"], ", ".join(c["segments"]) or "all", c["state"], c["owner"], c["approver"],
+            c["accounts"], f"{c['steps_done']}/7" + (f" (next {c['next_step']})" if c["next_step"] else ""),
+            c["open_findings"], h.word(c["sealed"]),
+        ),
         ["id", "period", "segments", "state", "owner", "approver", "accounts", "steps", "open findings", "sealed"],
     )
 
@@ -93,7 +96,7 @@ def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
     else:
-        echo_data(cycle_markdown(data), nl=False)
+        show_markdown(cycle_markdown(data))
 
 
 @cycle.command("step")
@@ -137,9 +140,9 @@ def _headline(step: str, result: dict[str, Any]) -> list[str]:
                 f"{len(result['low_streaks'])} repeated low, {len(result['possible_false_negatives'])} possible "
                 f"false negative(s), {len(result['possible_false_positives'])} possible false positive(s)"]
     if step == "classify":
-        return [f"{len(result['at_risk'])} at risk {result['by_priority']}, {len(result['watch'])} to watch"]
+        return [f"{len(result['at_risk'])} at risk ({h.word(result['by_priority'])}), {len(result['watch'])} to watch"]
     if step == "escalate":
-        return [f"{result['at_risk']} at-risk account(s) decided: {result['by_decision']}"]
+        return [f"{result['at_risk']} at-risk account(s) decided: {h.word(result['by_decision'])}"]
     return list(result.get("key_findings", []))
 
 
@@ -167,7 +170,7 @@ def cycle_finding() -> None:
 @cycle_finding.command("add")
 @click.argument("cycle_id", type=int)
 @click.option("--kind", required=True, metavar="K", help="data, scoring, process or other.")
-@click.option("--detail", required=True, metavar="T")
+@click.option("--detail", required=True, metavar="T", help="What was found.")
 @click.option("--action", metavar="T", help="The corrective action (open findings with one carry over).")
 @click.option("--owner", metavar="U", help="Who owns the corrective action.")
 @click.option("--due", metavar="DATE", help="When the corrective action is due (YYYY-MM-DD).")
@@ -250,7 +253,8 @@ def cycle_verify(app: App, cycle_id: int, as_json: bool) -> None:
 
 @cycle.command("export")
 @click.argument("cycle_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default="md", show_default=True,
+              help="Markdown, JSON or a standalone HTML page.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
 @pass_app
 def cycle_export(app: App, cycle_id: int, fmt: str, output: str | None) -> None:

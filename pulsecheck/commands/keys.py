@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from pulsecheck.commands.common import App, emit_json, json_option, pass_app, table
+from pulsecheck import humanize as h
+from pulsecheck.commands.common import App, json_option, paged, pass_app, print_page, whose
+from pulsecheck.vocab import KEY_SORTS
+
+if TYPE_CHECKING:
+    from pulsecheck.storage.paging import PageRequest
 
 
 @click.group()
@@ -57,21 +63,25 @@ def keys_new(app: App) -> None:
     click.echo(said)
 
 
-@keys.command("list")
+@keys.command("list", epilog="Example: pulsecheck keys list --mine")
 @click.option("--user", "user_name", metavar="U", help="Only this user's keys.")
+@click.option("--mine", is_flag=True, help="Only my keys.")
+@paged(KEY_SORTS)
 @json_option
 @pass_app
-def keys_list(app: App, user_name: str | None, as_json: bool) -> None:
+def keys_list(app: App, user_name: str | None, mine: bool, page: PageRequest, as_json: bool) -> None:
     """List registered keys (revoked ones too: they verify what they signed before)."""
-    from pulsecheck.workflow.keys import key_dict, list_keys
+    from pulsecheck.workflow.keys import key_page
 
+    tz = app.settings.tz
     with app.transaction() as session:
-        data = [key_dict(key, name) for key, name in list_keys(session, user_name)]
-    if as_json:
-        emit_json(data)
-        return
-    rows = [(k["id"], k["user"], k["fingerprint"], k["type"], k["added_at"], k["revoked_at"] or "") for k in data]
-    table(rows, ["id", "user", "fingerprint", "type", "added", "revoked"])
+        found = key_page(session, page, whose(app, session, user_name, mine, "--user"))
+    print_page(
+        found, as_json,
+        lambda k: (k["id"], k["user"], k["fingerprint"], k["type"], h.when(k["added_at"], tz),
+                   h.when(k["revoked_at"], tz)),
+        ["id", "user", "fingerprint", "type", "added", "revoked"],
+    )
 
 
 @keys.command("revoke")

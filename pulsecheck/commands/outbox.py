@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from pulsecheck.commands.common import App, emit_json, json_option, pass_app, table
+from pulsecheck import humanize as h
+from pulsecheck.commands.common import App, emit_json, json_option, paged, pass_app, print_page, whose
 from pulsecheck.errors import InputError
+from pulsecheck.vocab import NOTIFICATION_SORTS
+
+if TYPE_CHECKING:
+    from pulsecheck.storage.paging import PageRequest
 
 
 @click.group()
@@ -17,41 +22,33 @@ def outbox() -> None:
     """Notifications waiting for, or done with, delivery."""
 
 
-@outbox.command("list")
+@outbox.command("list", epilog="Example: pulsecheck outbox list --failed --limit 20")
 @click.option("--failed", is_flag=True, help="Only failed ones (same as --status failed).")
 @click.option("--status", metavar="S", help="Only this status: pending, sent or failed.")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N rows (newest first).")
+@click.option("--recipient", metavar="U", help="Only notifications to U.")
+@click.option("--mine", is_flag=True, help="Only notifications to me.")
+@paged(NOTIFICATION_SORTS)
 @json_option
 @pass_app
-def outbox_list(app: App, failed: bool, status: str | None, limit: int | None, as_json: bool) -> None:
+def outbox_list(
+    app: App, failed: bool, status: str | None, recipient: str | None, mine: bool, page: PageRequest, as_json: bool
+) -> None:
     """List notifications, newest first."""
-    from pulsecheck.notifications.dispatch import list_notifications, notification_dict
+    from pulsecheck.notifications.dispatch import notification_page
 
     if failed and status not in (None, "failed"):
         raise InputError(f"--failed and --status {status} contradict each other")
+    tz = app.settings.tz
     with app.transaction() as session:
-        data = [notification_dict(n) for n in list_notifications(session, "failed" if failed else status, limit)]
-    if as_json:
-        emit_json(data)
-        return
-    from rich.markup import escape  # subjects start with "[pulsecheck]", which rich would take for markup
-
-    table(
-        [
-            (
-                n["id"],
-                n["kind"],
-                n["channel"],
-                escape(n["recipient"]),
-                n["status"],
-                n["attempts"],
-                _minute(n["next_attempt_at"]),
-                escape(_cut(n["last_error"], 60)),
-                escape(_cut(n["subject"].removeprefix("[pulsecheck] "), 60)),
-            )
-            for n in data
-        ],
-        ["id", "kind", "channel", "recipient", "status", "tries", "next try (UTC)", "last error", "subject"],
+        found = notification_page(
+            session, page, "failed" if failed else status, whose(app, session, recipient, mine, "--recipient")
+        )
+    print_page(
+        found, as_json,
+        lambda n: (n["id"], n["kind"], n["channel"], n["recipient"], n["status"], n["attempts"],
+                   h.when(n["next_attempt_at"], tz), _cut(n["last_error"], 60),
+                   _cut(n["subject"].removeprefix("[pulsecheck] "), 60)),
+        ["id", "kind", "channel", "recipient", "status", "tries", "next try", "last error", "subject"],
     )
 
 
@@ -78,7 +75,7 @@ def outbox_dispatch(app: App, limit: int | None, as_json: bool) -> None:
     for name, counts in sorted(report.channels.items()):
         click.echo(f"  {name}: {counts.sent} sent, {counts.retried} to retry, {counts.failed} failed")
     for p in report.problems:
-        when = f"retry at {_minute(p.next_attempt_at.isoformat())} UTC" if p.next_attempt_at else "failed"
+        when = f"retry at {h.when(p.next_attempt_at, app.settings.tz)}" if p.next_attempt_at else "failed"
         click.echo(f"#{p.id} {p.channel} to {p.recipient}: {when}: {p.error}")
 
 
@@ -121,11 +118,6 @@ def _log_channel_to_stderr() -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-def _minute(value: Any) -> str:
-    """An ISO timestamp cut to the minute, for tables (`2026-11-24 09:00`)."""
-    return str(value or "")[:16].replace("T", " ")
 
 
 def _cut(text: Any, width: int) -> str:

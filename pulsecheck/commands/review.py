@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from pulsecheck.commands.common import App, echo_data, emit_json, json_option, parse_day, pass_app, table
+from pulsecheck import humanize as h
+from pulsecheck.commands.common import (
+    App,
+    emit_json,
+    json_option,
+    paged,
+    parse_day,
+    pass_app,
+    print_page,
+    show_markdown,
+    table,
+)
 from pulsecheck.errors import RefusedError
-from pulsecheck.vocab import PRIORITIES, REVIEW_STATES, RISK_CATEGORIES, SEVERITIES
+from pulsecheck.vocab import PRIORITIES, REVIEW_KINDS, REVIEW_SORTS, REVIEW_STATES, RISK_CATEGORIES, SEVERITIES
+
+if TYPE_CHECKING:
+    from pulsecheck.storage.paging import PageRequest
 
 
 @click.group()
@@ -21,7 +36,7 @@ def review() -> None:
 @click.option("--reviewer", help="Default: the account owner.")
 @click.option("--approver", help="Default: the reviewer's manager, else the account manager.")
 @click.option("--due", metavar="DATE", help="Due date (YYYY-MM-DD); default from config review.due_in.")
-@click.option("--priority", default="P3", type=click.Choice(PRIORITIES))
+@click.option("--priority", default="P3", show_default=True, type=click.Choice(PRIORITIES), help="How urgent.")
 @pass_app
 def review_new(
     app: App, account: str, reviewer: str | None, approver: str | None, due: str | None, priority: str
@@ -46,43 +61,46 @@ def review_new(
         said = (
             f"review {created.id} opened for {created.account.external_id} "
             f"(reviewer {created.reviewer}, approver {created.approver or '-'}, "
-            f"due {created.due_at:%Y-%m-%d})"
+            f"due {h.day(created.due_at, app.settings.tz)})"
         )
     click.echo(said)
 
 
-@review.command("list")
-@click.option("--state", type=click.Choice(REVIEW_STATES))
+@review.command("list", epilog="Example: pulsecheck review list --state draft --mine --sort due")
+@click.option("--state", type=click.Choice(REVIEW_STATES), help="Only reviews in this state.")
 @click.option("--mine", is_flag=True, help="Only reviews where I am reviewer or approver.")
+@click.option("--owner", metavar="U", help="Only reviews U is the reviewer of.")
 @click.option("--account", help="Only reviews of this account.")
+@click.option("--priority", type=click.Choice(PRIORITIES), help="Only this priority.")
+@click.option("--kind", type=click.Choice(REVIEW_KINDS), help="Only reviews opened this way.")
+@click.option("--due-before", metavar="DATE", help="Only those due before DATE (YYYY-MM-DD, business time zone).")
+@paged(REVIEW_SORTS)
 @json_option
 @pass_app
-def review_list(app: App, state: str | None, mine: bool, account: str | None, as_json: bool) -> None:
+def review_list(
+    app: App, state: str | None, mine: bool, owner: str | None, account: str | None, priority: str | None,
+    kind: str | None, due_before: str | None, page: PageRequest, as_json: bool,
+) -> None:
     """List reviews, newest first."""
+    from pulsecheck.timeutil import start_of_day
     from pulsecheck.workflow.accounts import get_account
-    from pulsecheck.workflow.reviews import list_reviews, review_dict
+    from pulsecheck.workflow.reviews import ReviewFilter, review_page
 
+    if owner and mine:
+        raise click.UsageError("--owner and --mine: give one of them")
+    before = start_of_day(parse_day(due_before, "--due-before"), app.settings.tz) if due_before else None
+    tz = app.settings.tz
     with app.transaction() as session:
-        user = app.actor(session).name if mine else None
-        account_id = get_account(session, account).id if account else None
-        data = [review_dict(r, with_history=False) for r in list_reviews(session, state, user, account_id)]
-    if as_json:
-        emit_json(data)
-        return
-    table(
-        [
-            (
-                r["id"],
-                r["account"],
-                r["state"],
-                r["priority"],
-                r["reviewer"],
-                r["approver"],
-                (r["due_at"] or "")[:10],
-            )
-            for r in data
-        ],
-        ["id", "account", "state", "priority", "reviewer", "approver", "due"],
+        chosen = ReviewFilter(
+            state, app.actor(session).name if mine else None, owner,
+            get_account(session, account).id if account else None, priority, kind, before,
+        )
+        found = review_page(session, page, chosen)
+    print_page(
+        found, as_json,
+        lambda r: (r["id"], r["account"], r["state"], h.review_kind(r["kind"]), r["priority"], r["reviewer"],
+                   r["approver"], h.when(r["due_at"], tz)),
+        ["id", "account", "state", "kind", "prio", "reviewer", "approver", "due"],
     )
 
 
@@ -100,7 +118,7 @@ def review_show(app: App, review_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
     else:
-        echo_data(review_markdown(data), nl=False)
+        show_markdown(review_markdown(data, app.settings.tz))
 
 
 @review.command("history")
@@ -116,11 +134,9 @@ def review_history(app: App, review_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
+    tz = app.settings.tz
     table(
-        [
-            (e["at"][:19], e["event"], e["from"] or "-", e["to"], e["actor"], e["cause"], e["comment"] or "")
-            for e in data
-        ],
+        [(h.when(e["at"], tz), e["event"], e["from"], e["to"], e["actor"], e["cause"], e["comment"]) for e in data],
         ["at", "event", "from", "to", "actor", "cause", "comment"],
     )
 
@@ -159,8 +175,8 @@ def review_attachments(app: App, review_id: int, as_json: bool) -> None:
         emit_json(data)
         return
     table(
-        [(a["number"], a["filename"], a["size"], a["sha256"][:16], a["added_by"], a["added_at"][:19], a["note"])
-         for a in data],
+        [(a["number"], a["filename"], f"{a['size']:,}", a["sha256"][:16], a["added_by"],
+          h.when(a["added_at"], app.settings.tz), a["note"]) for a in data],
         ["#", "file", "bytes", "sha256", "added by", "added at", "note"],
     )
 
@@ -229,20 +245,43 @@ def review_fill(app: App, review_id: int, file: str) -> None:
 @click.argument("review_id", type=int)
 @pass_app
 def review_edit(app: App, review_id: int) -> None:
-    """Edit a review in $EDITOR as a YAML form; invalid content saves nothing."""
-    from pulsecheck.workflow.review_form import parse_form, render_form
-    from pulsecheck.workflow.reviews import fill, get_review, review_dict
-    from pulsecheck.yamlfile import load_text
+    """Edit a review in $EDITOR as a YAML form. On an error the editor opens again with the error at the top and
+    your text kept; saving it unchanged or empty gives up (nothing saved, your text kept in a file)."""
+    from pulsecheck.errors import InputError, PulsecheckError
+    from pulsecheck.workflow.review_form import render_form, with_error, without_error
+    from pulsecheck.workflow.reviews import get_review, review_dict
 
     with app.transaction() as session:
         original = render_form(review_dict(get_review(session, review_id), with_history=False))
-    edited = click.edit(original, extension=".yaml", require_save=True)
-    if edited is None or not edited.strip() or edited == original:
-        click.echo("no change")
-        return
+    offered, tried = original, None
+    while True:
+        edited = click.edit(offered, extension=".yaml", require_save=True)
+        text = without_error(edited or "")
+        if not text.strip() or text == original:
+            click.echo("no change")
+            return
+        try:
+            _save_edit(app, review_id, original, text)
+            return
+        except PulsecheckError as exc:
+            if text == tried:  # saved again as it was: the user gives up; keep their work
+                kind = InputError if exc.exit_code == 2 else RefusedError
+                raise kind(f"{exc} (your edit is kept in {_keep(review_id, text)})") from None
+            offered, tried = with_error(text, str(exc)), text
+
+
+def _save_edit(app: App, review_id: int, original: str, text: str) -> None:
+    """Validate the edited form (an error names the field) and save the fields that changed."""
+    from pulsecheck.errors import InputError
+    from pulsecheck.workflow.review_form import bad_date_field, parse_form
+    from pulsecheck.workflow.reviews import fill
+    from pulsecheck.yamlfile import load_text
+
     source = f"review {review_id} form"
+    if problem := bad_date_field(text, source):
+        raise InputError(problem)
     before = parse_form(load_text(original, source), source)
-    form = parse_form(load_text(edited, source), source)
+    form = parse_form(load_text(text, source), source)
     changed = {k for k in form.model_fields_set if getattr(form, k) != getattr(before, k)}
     if not changed:
         click.echo("no change")
@@ -254,6 +293,17 @@ def review_edit(app: App, review_id: int) -> None:
     click.echo(f"review {review_id}: saved")
 
 
+def _keep(review_id: int, text: str) -> str:
+    """Write the user's edit to a file of its own (kubectl edit does the same) and return its path."""
+    import os
+    import tempfile
+
+    handle, path = tempfile.mkstemp(prefix=f"pulsecheck-review-{review_id}-", suffix=".yaml")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    return path
+
+
 @review.group("risk")
 def review_risk() -> None:
     """Risks of a review."""
@@ -262,10 +312,12 @@ def review_risk() -> None:
 @review_risk.command("add")
 @click.argument("review_id", type=int)
 @click.argument("description")
-@click.option("--evidence")
-@click.option("--category", default="customer", type=click.Choice(RISK_CATEGORIES))
-@click.option("--severity", default="medium", type=click.Choice(SEVERITIES))
-@click.option("--impact")
+@click.option("--evidence", help="What shows the risk (a fact, a link).")
+@click.option("--category", default="customer", show_default=True, type=click.Choice(RISK_CATEGORIES),
+              help="Whose risk: the customer's or ours.")
+@click.option("--severity", default="medium", show_default=True, type=click.Choice(SEVERITIES),
+              help="How bad if it happens.")
+@click.option("--impact", help="What happens if it does.")
 @pass_app
 def review_risk_add(
     app: App,
@@ -304,9 +356,9 @@ def review_action() -> None:
 @click.argument("review_id", type=int)
 @click.argument("description")
 @click.option("--risk", "risk_number", type=int, required=True, help="The risk number this action mitigates.")
-@click.option("--owner")
-@click.option("--due", metavar="DATE")
-@click.option("--success-criteria")
+@click.option("--owner", help="Who does it (a user name).")
+@click.option("--due", metavar="DATE", help="When it is due (YYYY-MM-DD).")
+@click.option("--success-criteria", help="How we know it worked.")
 @pass_app
 def review_action_add(
     app: App,
@@ -414,7 +466,8 @@ def review_verify(app: App, review_id: int, as_json: bool) -> None:
 
 @review.command("export")
 @click.argument("review_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True,
+              help="Markdown or JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
 @pass_app
 def review_export(app: App, review_id: int, fmt: str, output: str | None) -> None:

@@ -6,13 +6,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pulsecheck.commands.common import App, emit_json, json_option, pass_app, table
+from pulsecheck import humanize as h
+from pulsecheck.commands.common import App, emit_json, json_option, paged, pass_app, print_page
+from pulsecheck.vocab import JOB_SORTS
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from pulsecheck.scheduling.jobs import Runtime
     from pulsecheck.scheduling.runner import Pass
+    from pulsecheck.storage.paging import PageRequest
 
 
 @click.group()
@@ -103,33 +106,30 @@ def _daemon(rt: Runtime) -> None:
     run_forever(rt, stop, lambda line: click.echo(line, err=True))
 
 
-@scheduler.command("jobs")
+@scheduler.command("jobs", epilog="Example: pulsecheck scheduler jobs --kind review-due --limit 20")
+@click.option("--kind", metavar="K", help="Only jobs of this kind (the part before ':', e.g. review-due, cadence).")
+@paged(JOB_SORTS)
 @json_option
 @pass_app
-def scheduler_jobs(app: App, as_json: bool) -> None:
+def scheduler_jobs(app: App, kind: str | None, page: PageRequest, as_json: bool) -> None:
     """List the scheduled jobs with their next run time (business time zone)."""
-    from pulsecheck.scheduling.store import list_jobs
+    from pulsecheck.scheduling.store import job_page
 
-    with app.transaction() as session:
-        rows = list_jobs(session, app.settings.tz)
-    data = [
-        {
-            "id": r.id,
-            "name": r.name,
-            "next_run_time": r.next_run_time.isoformat() if r.next_run_time else None,
-            "trigger": r.trigger,
-        }
-        for r in rows
-    ]
-    if as_json:
-        emit_json(data)
-        return
     tz = app.settings.tz
-    table(
-        [
-            (r.id, f"{r.next_run_time.astimezone(tz):%Y-%m-%d %H:%M %Z}" if r.next_run_time else "paused", r.trigger)
-            for r in rows
-        ],
+    prefix = None if kind is None else kind if kind in ("evaluate", "dispatch-notifications") else f"{kind}:"
+    with app.transaction() as session:
+        found = job_page(session, tz, page, prefix)
+    if as_json:
+        emit_json(found.map(
+            lambda r: {
+                "id": r.id, "name": r.name, "trigger": r.trigger,
+                "next_run_time": r.next_run_time.isoformat() if r.next_run_time else None,
+            }
+        ).to_dict())
+        return
+    print_page(
+        found, False,
+        lambda r: (r.id, h.when(r.next_run_time, tz) if r.next_run_time else "paused", r.trigger),
         ["job", "next run", "trigger"],
     )
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from pulsecheck import humanize as h
 from pulsecheck.commands.common import (
     App,
     emit_json,
@@ -13,14 +15,22 @@ from pulsecheck.commands.common import (
     file_format,
     import_options,
     json_option,
+    owner_options,
+    paged,
     parse_day,
     pass_app,
+    print_page,
     table,
+    whose,
 )
 from pulsecheck.errors import InputError
+from pulsecheck.vocab import DEVIATION_SORTS
+
+DEVIATION_STATUSES = ("open", "accepted", "resolved")
 
 if TYPE_CHECKING:
     from pulsecheck.scoring.model import ScoringModel
+    from pulsecheck.storage.paging import PageRequest
 
 
 def _import_command(group: click.Group, noun: str) -> None:
@@ -42,7 +52,23 @@ def _import_command(group: click.Group, noun: str) -> None:
         extra = f", {result.skipped} already stored" if result.skipped else ""
         click.echo(f"{file}: {result.created} {noun} created, {result.updated} updated{extra}")
 
-    command.__doc__ = f"Import {noun} from CSV or JSON (all rows or none)."
+    # set on the click command: the decorator read the (then empty) docstring already
+    command.help = f"Import {noun} from CSV or JSON (all rows or none).\n\n{IMPORT_COLUMNS[noun]}"
+
+
+FORMATS = (
+    "Formats: CSV with a header row (UTF-8, a BOM and CRLF are fine; --delimiter, --decimal-comma) or JSON (a "
+    "list of objects with the same keys). Times are ISO 8601; without a zone they are in the business time zone."
+)
+IMPORT_COLUMNS = {
+    "readings": "Columns: account (external id), kpi, value (a number), observed_at (date or date-time), source "
+    "(optional). A reading already stored (same account, kpi, time, value, source) is skipped.\n\n" + FORMATS,
+    "surveys": "Columns: account, kind (nps, csat or ces), score, max_score (required but for nps, which defaults "
+    "to 10), responded_at.\n\n" + FORMATS,
+    "issues": "Columns: external_id (re-import updates by it), account, kind (complaint, billing, blocker or "
+    "ticket), severity (low, medium, high, critical; default medium), status (open or closed; default open), "
+    "opened_at, closed_at (optional), title (optional).\n\n" + FORMATS,
+}
 
 
 @click.group()
@@ -117,10 +143,10 @@ def model_show(app: App, as_json: bool) -> None:
         emit_json({"version": parsed.version, "sha256": sha256, "model": parsed.canonical(), "versions": versions})
         return
     click.echo(f"approved model {parsed.version} (sha256 {sha256[:12]}, by {approved_by})")
-    _model_tables(parsed, versions)
+    _model_tables(parsed, versions, app.settings.tz)
 
 
-def _model_tables(parsed: ScoringModel, versions: list[dict[str, Any]]) -> None:
+def _model_tables(parsed: ScoringModel, versions: list[dict[str, Any]], tz: tzinfo) -> None:
     """The KPIs, buckets and versions of `model show`."""
     from pulsecheck.scoring.model import duration_text
 
@@ -142,7 +168,8 @@ def _model_tables(parsed: ScoringModel, versions: list[dict[str, Any]]) -> None:
         ["bucket", "threshold", "color"],
     )
     table(
-        [(v["version"], v["status"], str(v["sha256"])[:12], v["approved_by"], v["approved_at"]) for v in versions],
+        [(v["version"], v["status"], str(v["sha256"])[:12], v["approved_by"], h.when(v["approved_at"], tz))
+         for v in versions],
         ["version", "status", "sha256", "approved by", "at"],
         title="versions",
     )
@@ -206,11 +233,11 @@ def score(app: App, as_of: str | None, account: str | None, as_json: bool) -> No
         emit_json(data)
         return
     click.echo(
-        f"scored {run.scored}/{run.accounts} accounts as of {run.as_of:%Y-%m-%d %H:%M} UTC with model "
-        f"{run.model_version} ({run.provisional} provisional)"
+        f"scored {run.scored:,}/{run.accounts:,} accounts as of {h.when(run.as_of, app.settings.tz)} with model "
+        f"{run.model_version} ({run.provisional:,} provisional)"
     )
-    click.echo("buckets: " + ", ".join(f"{name} {count}" for name, count in sorted(run.buckets.items())))
-    click.echo("deviations: " + ", ".join(f"{k} {v}" for k, v in run.deviations.items()))
+    click.echo("buckets: " + (", ".join(f"{name} {count:,}" for name, count in sorted(run.buckets.items())) or "-"))
+    click.echo("deviations: " + h.word(run.deviations))
 
 
 @click.group()
@@ -218,36 +245,41 @@ def deviations() -> None:
     """Data and model findings."""
 
 
-@deviations.command("list")
+@deviations.command("list", epilog="Example: pulsecheck deviations list --open --kind stale --mine")
 @click.option("--open", "open_only", is_flag=True, help="Only open and accepted ones.")
-@click.option("--account")
-@click.option("--kind")
+@click.option("--status", type=click.Choice(DEVIATION_STATUSES), help="Only this status.")
+@click.option("--account", help="Only deviations of this account.")
+@click.option("--kind", help="Only this kind (stale, missing, duplicate, model_mismatch, ...).")
+@owner_options("the owner of the account")
+@paged(DEVIATION_SORTS)
 @json_option
 @pass_app
-def deviations_list(app: App, open_only: bool, account: str | None, kind: str | None, as_json: bool) -> None:
+def deviations_list(
+    app: App, open_only: bool, status: str | None, account: str | None, kind: str | None, owner: str | None,
+    mine: bool, page: PageRequest, as_json: bool,
+) -> None:
     """List deviations, newest first."""
     from pulsecheck.workflow import deviations as deviation
     from pulsecheck.workflow.accounts import get_account
 
+    statuses = (status,) if status else ("open", "accepted") if open_only else None
     with app.transaction() as session:
         account_id = get_account(session, account).id if account else None
-        names = deviation.account_names(session)
-        data = [
-            deviation.deviation_dict(d, names) for d in deviation.list_deviations(session, open_only, account_id, kind)
-        ]
-    if as_json:
-        emit_json(data)
-        return
-    table(
-        [(d["id"], d["account"] or "-", d["kind"], d["subject"], d["status"], d["detail"]) for d in data],
+        found = deviation.deviation_page(
+            session, page, statuses=statuses, account_id=account_id, kind=kind,
+            owner=whose(app, session, owner, mine),
+        )
+    print_page(
+        found, as_json,
+        lambda d: (d["id"], d["account"], d["kind"], d["subject"], d["status"], d["detail"]),
         ["id", "account", "kind", "subject", "status", "detail"],
     )
 
 
 @deviations.command("accept")
 @click.argument("deviation_id", type=int)
-@click.option("--reason", required=True)
-@click.option("--until", "until", required=True, metavar="DATE")
+@click.option("--reason", required=True, help="Why the deviation is acceptable (kept with it).")
+@click.option("--until", "until", required=True, metavar="DATE", help="Accepted until DATE (YYYY-MM-DD).")
 @pass_app
 def deviations_accept(app: App, deviation_id: int, reason: str, until: str) -> None:
     """Accept a deviation until DATE (manager); it reopens after that if the cause persists."""

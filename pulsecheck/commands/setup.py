@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from pulsecheck import humanize as h
 from pulsecheck.commands.common import (
     App,
     echo_data,
@@ -14,10 +17,17 @@ from pulsecheck.commands.common import (
     file_format,
     import_options,
     json_option,
+    owner_options,
+    paged,
+    parse_day,
     pass_app,
-    table,
+    print_page,
+    whose,
 )
-from pulsecheck.vocab import ROLES
+from pulsecheck.vocab import ACCOUNT_SORTS, ROLES, USER_SORTS
+
+if TYPE_CHECKING:
+    from pulsecheck.storage.paging import PageRequest
 
 
 @click.command()
@@ -106,7 +116,7 @@ def users() -> None:
     type=click.Choice(ROLES),
     help="Repeat for several roles (a new user needs one).",
 )
-@click.option("--email")
+@click.option("--email", help="The user's email address (for email notifications).")
 @click.option("--manager", help="This user's manager (approves their reviews by default).")
 @click.option("--webhook", help="A webhook URL for this user's notifications.")
 @click.option("--login", metavar="L", help="The OS login or PostgreSQL role the user signs in as [default: NAME].")
@@ -152,6 +162,9 @@ def users_import(app: App, file: str, delimiter: str | None, decimal_comma: bool
 
     Columns: name, roles (`reviewer;manager` in CSV, a list in JSON), email, manager (a stored user or one
     anywhere in the file), webhook, login (the OS login or database role the user signs in as).
+
+    Formats: CSV with a header row (UTF-8, a BOM and CRLF are fine; --delimiter, --decimal-comma) or JSON (a list
+    of objects with the same keys).
     """
     from pulsecheck.workflow.users import import_users
 
@@ -162,22 +175,26 @@ def users_import(app: App, file: str, delimiter: str | None, decimal_comma: bool
     click.echo(f"{file}: {result.created} created, {result.updated} updated")
 
 
-@users.command("list")
+@users.command("list", epilog="Example: pulsecheck users list --role manager")
+@click.option("--role", type=click.Choice(ROLES), help="Only users holding this role.")
+@click.option("--manager", metavar="M", help="Only users reporting to M.")
+@click.option("--mine", is_flag=True, help="Only the users reporting to me.")
+@paged(USER_SORTS)
 @json_option
 @pass_app
-def users_list(app: App, as_json: bool) -> None:
+def users_list(
+    app: App, role: str | None, manager: str | None, mine: bool, page: PageRequest, as_json: bool
+) -> None:
     """List users."""
-    from pulsecheck.workflow.users import list_users, user_dict
+    from pulsecheck.workflow.users import user_page
 
     with app.transaction() as session:
-        data = [user_dict(u) for u in list_users(session)]
-    if as_json:
-        emit_json(data)
-    else:
-        table(
-            [(u["name"], ",".join(u["roles"]), u["email"], u["manager"]) for u in data],
-            ["name", "roles", "email", "manager"],
-        )
+        found = user_page(session, page, role, whose(app, session, manager, mine, "--manager"))
+    print_page(
+        found, as_json,
+        lambda u: (u["name"], ", ".join(u["roles"]), u["email"], u["manager"]),
+        ["name", "roles", "email", "manager"],
+    )
 
 
 @click.group()
@@ -190,7 +207,14 @@ def accounts() -> None:
 @import_options
 @pass_app
 def accounts_import(app: App, file: str, delimiter: str | None, decimal_comma: bool) -> None:
-    """Import accounts from CSV or JSON (all rows or none; re-import updates by external_id)."""
+    """Import accounts from CSV or JSON (all rows or none; re-import updates by external_id).
+
+    Columns: external_id, name, segment, tier, arr (a number), owner and manager (user names), renewal_date and
+    contract_start (YYYY-MM-DD), stage; only external_id and name are required.
+
+    Formats: CSV with a header row (UTF-8, a BOM and CRLF are fine; --delimiter, --decimal-comma) or JSON (a list
+    of objects with the same keys).
+    """
     from pulsecheck.workflow.accounts import import_accounts
 
     with every_problem(file), app.transaction() as session:
@@ -198,44 +222,56 @@ def accounts_import(app: App, file: str, delimiter: str | None, decimal_comma: b
     click.echo(f"{file}: {result.created} created, {result.updated} updated")
 
 
-@accounts.command("list")
-@click.option("--segment")
+@accounts.command("list", epilog="Example: pulsecheck accounts list --bucket unhealthy --mine --sort arr")
+@click.option("--segment", help="Only accounts of this segment.")
 @click.option("--bucket", help="Only accounts whose latest score is in this bucket.")
+@click.option("--tier", help="Only accounts of this tier.")
+@click.option("--renewal-before", metavar="DATE", help="Only accounts renewing before DATE (YYYY-MM-DD).")
+@owner_options("the owner")
+@paged(ACCOUNT_SORTS)
 @json_option
 @pass_app
-def accounts_list(app: App, segment: str | None, bucket: str | None, as_json: bool) -> None:
+def accounts_list(
+    app: App, segment: str | None, bucket: str | None, tier: str | None, renewal_before: str | None,
+    owner: str | None, mine: bool, page: PageRequest, as_json: bool,
+) -> None:
     """List accounts with their latest score and bucket."""
-    from pulsecheck.workflow.accounts import account_dict, list_accounts
-    from pulsecheck.workflow.scoring import latest_buckets
+    from pulsecheck.workflow.accounts import account_page
+
+    before = parse_day(renewal_before, "--renewal-before") if renewal_before else None
+    with app.transaction() as session:
+        found = account_page(
+            session, page, segment=segment, bucket=bucket, owner=whose(app, session, owner, mine), tier=tier,
+            renewal_before=before,
+        )
+    print_page(
+        found, as_json,
+        lambda a: (a["id"], a["name"], a["segment"], a["tier"], h.money(a["arr"]), a["owner"],
+                   h.day(a["renewal_date"]), h.score(a["score"]), a["bucket"]),
+        ["id", "name", "segment", "tier", "arr", "owner", "renewal", "score", "bucket"],
+    )
+
+
+@accounts.command("reassign", epilog="Example: pulsecheck accounts reassign --from bob --to carol --reason 'bob left'")
+@click.option("--from", "leaving", required=True, metavar="U", help="The owner whose book moves (e.g. who leaves).")
+@click.option("--to", "taking", required=True, metavar="V", help="Who takes it over.")
+@click.option("--reason", default="", metavar="T", help="Why, kept in each review's audit trail.")
+@pass_app
+def accounts_reassign(app: App, leaving: str, taking: str, reason: str) -> None:
+    """Move U's book to V in one transaction: accounts U owns, draft reviews U reviews, open reviews U approves,
+    unresolved escalations U owns (U's manager or an admin; audited)."""
+    from pulsecheck.workflow.accounts import reassign_book
 
     with app.transaction() as session:
-        latest = latest_buckets(session)
-        data = []
-        for account in list_accounts(session, segment=segment):
-            score, bucket_name = latest.get(account.id, (None, None))
-            data.append(account_dict(account) | {"score": score, "bucket": bucket_name})
-    if bucket is not None:
-        data = [a for a in data if a["bucket"] == bucket]
-    if as_json:
-        emit_json(data)
-    else:
-        table(
-            [
-                (
-                    a["id"],
-                    a["name"],
-                    a["segment"],
-                    a["tier"],
-                    a["arr"],
-                    a["owner"],
-                    a["renewal_date"],
-                    a["score"],
-                    a["bucket"],
-                )
-                for a in data
-            ],
-            ["id", "name", "segment", "tier", "arr", "owner", "renewal", "score", "bucket"],
-        )
+        done = reassign_book(session, leaving, taking, app.actor(session), app.now(), reason)
+    click.echo(
+        f"{leaving} -> {taking}: {h.count(done.accounts, 'account')}, {h.count(done.reviews, 'draft review')}, "
+        f"{h.count(done.approvals, 'review')} to approve, {h.count(done.escalations, 'escalation')}"
+    )
+    if done.left:
+        ids = ", ".join(str(i) for i in done.left)
+        click.echo(f"left with {leaving} as approver: review {ids} ({taking} reviews it or is no manager); "
+                   "use `review reassign`")
 
 
 @accounts.command("show")
@@ -254,25 +290,39 @@ def accounts_show(app: App, account: str, limit: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
+    tz = app.settings.tz
     trend = data.pop("trend")
-    for key, value in data.items():
-        echo_data(f"{key:>15}: {'' if value is None else value}")
+    shown = data | {"arr": h.money(data["arr"]), "renewal_date": h.day(data["renewal_date"]),
+                    "contract_start": h.day(data["contract_start"])}
+    for key, value in shown.items():
+        echo_data(f"{key:>15}: {h.word(value)}")
     if not trend["history"]:
         click.echo("\nno score snapshots yet (run `pulsecheck score`)")
         return
-    latest = trend["history"][-1]
-    click.echo(
-        f"\nscore {latest['score']} ({latest['bucket']}){' provisional' if latest['provisional'] else ''}"
-        f"  {trend['sparkline']}  {trend['direction']} over 30 days, change {trend['change_30d']}"
-    )
+    click.echo("\n" + trend_line(trend, tz))
     for row in trend["history"]:
-        click.echo(
-            f"  {row['as_of'][:10]}  {row['score'] if row['score'] is not None else '-':>6}  {row['bucket'] or ''}"
-        )
+        click.echo(f"  {h.day(row['as_of'], tz)}  {h.score(row['score']):>6}  {h.word(row['bucket'])}")
     if trend["contribution_changes"]:
         click.echo("since the previous snapshot:")
         for kpi, delta in trend["contribution_changes"]:
-            click.echo(f"  {kpi:<20} {delta:+.2f} points")
+            click.echo(f"  {kpi:<20} {h.change(delta)} points")
+
+
+def trend_line(trend: dict[str, Any], tz: tzinfo) -> str:
+    """`score 59.99 (neutral)  ▇▆  -4.81 since 2026-10-31 (64.8); 30 days: -`: the latest score and what it
+    really did, since the previous snapshot and over 30 days."""
+    latest = trend["history"][-1]
+    said = f"score {h.score(latest['score'])} ({h.word(latest['bucket'])})"
+    said += " provisional" if latest["provisional"] else ""
+    said += f"  {trend['sparkline']}"
+    previous = trend.get("previous")
+    if previous:
+        since = h.day(previous["as_of"], tz)
+        said += f"  {h.change(previous['change'])} since {since} ({h.score(previous['score'])})"
+    change = trend["change_30d"]
+    over = "-" if change is None else f"{trend['direction']} {h.change(change)}"
+    said += f"; 30 days: {over}"
+    return said
 
 
 COMMANDS = [init, db, users, accounts]

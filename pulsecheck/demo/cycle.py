@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pulsecheck.humanize import word
 from pulsecheck.states.cycle import STEPS
 from pulsecheck.storage.models import Account, Escalation, User
 from pulsecheck.workflow import cycles
@@ -78,8 +79,8 @@ def _summary(step: str, result: dict[str, Any]) -> str:
         "data": lambda r: f"{r['total_open']} open and {r['total_accepted']} accepted deviation(s)",
         "model": lambda r: "live model matches the approved one" if not r["mismatch"] else "; ".join(r["problems"]),
         "trends": lambda r: f"{len(r['flagged'])} account(s) flagged",
-        "classify": lambda r: f"{len(r['at_risk'])} at risk {r['by_priority']}",
-        "escalate": lambda r: f"decisions {r['by_decision']}",
+        "classify": lambda r: f"{len(r['at_risk'])} at risk ({word(r['by_priority'])})",
+        "escalate": lambda r: f"decisions: {word(r['by_decision'])}",
         "document": lambda r: f"{r['findings']['open']} open finding(s)",
     }
     return parts[step](result)

@@ -169,7 +169,7 @@ class Demo:
             self.echo(f"    {planned.account:<10} {planned.rule:<23} {planned.action:<14} {planned.detail}")
         with self.database.transaction() as session:
             for review in reviews.list_reviews(session):
-                if review.kind == "out_of_cycle":
+                if review.kind == "rule":
                     self.echo(
                         f"  review {review.id} of {review.account.external_id}: {review.state} "
                         f"{review.priority}, due {review.due_at:%Y-%m-%d}, reviewer {review.reviewer} "

@@ -25,6 +25,7 @@ from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedE
 from pulsecheck.notifications.channels.base import Channel, DeliveryError
 from pulsecheck.notifications.message import Message
 from pulsecheck.storage.models import Notification
+from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -316,6 +317,25 @@ def list_notifications(session: Session, status: str | None = None, limit: int |
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+def notification_page(
+    session: Session, request: PageRequest, status: str | None = None, recipient: str | None = None
+) -> Page[dict[str, Any]]:
+    """One page of outbox rows (newest first by default) in the `outbox list --json` shape."""
+    if status is not None and status not in STATUSES:
+        raise InputError(f"--status: expected one of {', '.join(STATUSES)}, got {status!r}")
+    query = select(Notification)
+    if status is not None:
+        query = query.where(Notification.status == status)
+    if recipient is not None:
+        query = query.where(Notification.recipient == recipient)
+    sorts = {
+        "newest": (Notification.id.desc(),),
+        "oldest": (Notification.id,),
+        "next-try": (Notification.next_attempt_at, Notification.id),
+    }
+    return fetch_page(session, query, request, sorts).map(notification_dict)
 
 
 def retry_notification(session: Session, notification_id: int, now: datetime) -> Notification:

@@ -4,9 +4,11 @@ others."""
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import Any
 
 from pulsecheck.reports.markdown import md_cell, md_escape
+from pulsecheck.timeutil import local_minute
 
 
 def _text(value: Any) -> str:
@@ -18,12 +20,25 @@ def _or_dash(value: Any) -> str:
     return md_escape(value) if value not in (None, "") else "-"
 
 
-def review_markdown(data: dict[str, Any]) -> str:
-    """Markdown of a review dict as built by `workflow.reviews.review_dict`."""
+def review_markdown(data: dict[str, Any], tz: tzinfo | None = None) -> str:
+    """Markdown of a review dict as built by `workflow.reviews.review_dict`; with `tz` (what a person reads on a
+    terminal) times are in that zone to the minute, else ISO in UTC as stored (exports)."""
+    if tz is not None:
+        data = _local_times(data, tz)
     lines = _header(data) + _risks(data) + _closing(data)
     if "history" in data:
         lines += _audit_trail(data["history"])
     return "\n".join(lines) + "\n"
+
+
+def _local_times(data: dict[str, Any], tz: tzinfo) -> dict[str, Any]:
+    """The review dict with its moments (due, signatures, audit rows) as minutes in `tz`."""
+    signatures = {role: sig | {"at": local_minute(sig["at"], tz) if sig["at"] else sig["at"]}
+                  for role, sig in data["signatures"].items()}
+    changed = data | {"due_at": local_minute(data["due_at"], tz), "signatures": signatures}
+    if "history" in data:
+        changed["history"] = [event | {"at": local_minute(event["at"], tz)} for event in data["history"]]
+    return changed
 
 
 def _header(data: dict[str, Any]) -> list[str]:

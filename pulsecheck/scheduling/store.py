@@ -32,6 +32,7 @@ from sqlalchemy import Insert, Table, Update, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.storage.models import SchedulerJob
+from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 
 if TYPE_CHECKING:
     from apscheduler.job import Job
@@ -194,3 +195,20 @@ class JobRow:
 def list_jobs(session: Session, tz: ZoneInfo) -> list[JobRow]:
     """The stored jobs with their next run time (None: paused) and a readable trigger, soonest first."""
     return [JobRow(job.id, job.name, job.next_run_time, str(job.trigger)) for job in job_store(session, tz).all()]
+
+
+def job_page(session: Session, tz: ZoneInfo, request: PageRequest, prefix: str | None = None) -> Page[JobRow]:
+    """One page of stored jobs (soonest first by default, paused ones last), cut in SQL; only the page's jobs are
+    unpickled. `prefix` keeps the jobs of one kind (`review-due:`)."""
+    query = select(SchedulerJob.id)
+    if prefix:
+        query = query.where(SchedulerJob.id.startswith(prefix, autoescape=True))
+    sorts = {
+        "next-run": (SchedulerJob.next_run_time.is_(None), SchedulerJob.next_run_time, SchedulerJob.id),
+        "id": (SchedulerJob.id,),
+    }
+    page = fetch_page(session, query, request, sorts)
+    store = job_store(session, tz).store
+    jobs = [store.lookup_job(job_id) for job_id in page.items]
+    rows = [JobRow(job.id, job.name, job.next_run_time, str(job.trigger)) for job in jobs if job is not None]
+    return Page(rows, page.total, page.offset, page.limit)

@@ -43,6 +43,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "model.approve": ("manager", "ops", "admin"),
     "rules.activate": ("ops", "manager", "admin"),
     "deviation.accept": ("manager", "admin"),
+    "accounts.reassign": ("owner_manager", "admin"),  # a leaving owner's book: accounts, reviews, escalations
     "escalation.ack": ("its_owner", "owner_manager", "manager", "head_of_cs", "ops", "admin"),
     "escalation.resolve": ("its_owner", "owner_manager", "manager", "head_of_cs", "ops", "admin"),
     # people and keys

@@ -141,8 +141,11 @@ def permitted(action: str) -> Guard:
 def missing_for_submit(content: ReviewContent, today: date) -> list[str]:
     """Every reason the template is not ready to submit (the web form shows them all at once)."""
     c = content
-    missing = [f"{name} is empty" for name, value in (("account_goals", c.account_goals),
-                                                      ("goal_summary", c.goal_summary)) if not (value or "").strip()]
+    missing = [
+        f"{name} is empty"
+        for name, value in (("account_goals", c.account_goals), ("goal_summary", c.goal_summary))
+        if not (value or "").strip()
+    ]
     if not c.risks:
         missing.append("the review has no risk (add one with `review risk add`)")
     if not (c.overall_assessment or "").strip():
@@ -158,8 +161,11 @@ def missing_for_submit(content: ReviewContent, today: date) -> list[str]:
 
 
 def required_fields_present(ctx: Context) -> str | None:
-    missing = missing_for_submit(ctx.content, ctx.now.date())
-    return missing[0] if missing else None
+    """Every field submit needs, all problems at once (a reviewer fixes them in one go, not one per attempt)."""
+    problems = missing_for_submit(ctx.content, ctx.now.date())
+    if len(problems) > 1:
+        return f"{len(problems)} problems: " + "; ".join(problems)
+    return problems[0] if problems else None
 
 
 def four_eyes(ctx: Context) -> str | None:

@@ -64,7 +64,7 @@ class Account(Base):
     segment: Mapped[str | None] = mapped_column(String(100), index=True)
     tier: Mapped[str | None] = mapped_column(String(50))
     arr: Mapped[float | None] = mapped_column(Float)
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     renewal_date: Mapped[date | None] = mapped_column(Date)
     contract_start: Mapped[date | None] = mapped_column(Date)
@@ -226,11 +226,13 @@ class Review(Base):
             sqlite_where=OPEN_REVIEW,
             postgresql_where=OPEN_REVIEW,
         ),
+        Index("ix_reviews_reviewer_state", "reviewer", "state"),
+        Index("ix_reviews_approver_state", "approver", "state"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     state: Mapped[str] = mapped_column(String(20), index=True)
-    kind: Mapped[str] = mapped_column(String(20), default="cadence")  # cadence | out_of_cycle
+    kind: Mapped[str] = mapped_column(String(20), default="manual")  # manual | cadence | rule (old: out_of_cycle)
     reviewer: Mapped[str] = mapped_column(String(100))
     approver: Mapped[str | None] = mapped_column(String(100))
     priority: Mapped[str] = mapped_column(String(5), default="P3")
@@ -282,7 +284,10 @@ class Risk(Base):
 
 class MitigationAction(Base):
     __tablename__ = "mitigation_actions"
-    __table_args__ = (UniqueConstraint("review_id", "number", name="uq_mitigation_actions_review_number"),)
+    __table_args__ = (
+        UniqueConstraint("review_id", "number", name="uq_mitigation_actions_review_number"),
+        Index("ix_mitigation_actions_owner_due_date", "owner", "due_date"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"))
     number: Mapped[int] = mapped_column(Integer)
@@ -311,6 +316,10 @@ class ReviewEvent(Base):
 
 class Escalation(Base):
     __tablename__ = "escalations"
+    __table_args__ = (
+        Index("ix_escalations_owner_status", "owner", "status"),
+        Index("ix_escalations_priority_opened_at", "priority", "opened_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
@@ -396,6 +405,7 @@ class CycleStep(Base):
 
 class CycleFinding(Base):
     __tablename__ = "cycle_findings"
+    __table_args__ = (Index("ix_cycle_findings_owner_status", "owner", "status"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     cycle_id: Mapped[int] = mapped_column(ForeignKey("review_cycles.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))

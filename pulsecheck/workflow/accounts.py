@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, Table, func, select, update
+from sqlalchemy.orm import Session, aliased, joinedload
 
-from pulsecheck.errors import InputError, NotFoundError
-from pulsecheck.storage.models import Account, User
+from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.states import permissions
+from pulsecheck.storage.models import Account, Escalation, Review, ReviewEvent, ScoreSnapshot, User
+from pulsecheck.storage.paging import Page, PageRequest, fetch_page
+from pulsecheck.vocab import MANAGER_ROLES
 from pulsecheck.workflow.imports import FileFormat, Problems, Row, chunks, iter_rows
 from pulsecheck.workflow.staging import BulkStatement, SeenKeys, bulk_insert
 from pulsecheck.yamlfile import suggest
@@ -130,6 +133,49 @@ def list_accounts(session: Session, segment: str | None = None) -> list[Account]
     return list(session.scalars(query))
 
 
+def account_page(
+    session: Session,
+    request: PageRequest,
+    *,
+    segment: str | None = None,
+    bucket: str | None = None,
+    owner: str | None = None,
+    tier: str | None = None,
+    renewal_before: date | None = None,
+) -> Page[dict[str, Any]]:
+    """One page of accounts with their latest score and bucket, filtered and sorted in SQL."""
+    newer = aliased(ScoreSnapshot)
+    latest = select(func.max(newer.as_of)).where(newer.account_id == Account.id).correlate(Account).scalar_subquery()
+    filters: list[Any] = []
+    if segment:
+        filters.append(Account.segment == segment)
+    if tier:
+        filters.append(Account.tier == tier)
+    if owner:
+        filters.append(Account.owner_id == select(User.id).where(User.name == owner).scalar_subquery())
+    if renewal_before:
+        filters.append(Account.renewal_date < renewal_before)
+    joined = (
+        select(Account, ScoreSnapshot.score, ScoreSnapshot.bucket)
+        .outerjoin(ScoreSnapshot, (ScoreSnapshot.account_id == Account.id) & (ScoreSnapshot.as_of == latest))
+        .options(joinedload(Account.owner), joinedload(Account.manager))
+        .where(*filters)
+    )
+    if bucket:
+        joined = joined.where(ScoreSnapshot.bucket == bucket)
+    # Without a bucket filter the join only adds columns: count the accounts alone.
+    count = None if bucket else select(Account.id).where(*filters)
+    sorts = {
+        "id": (Account.external_id,),
+        "name": (Account.name, Account.external_id),
+        "arr": (Account.arr.is_(None), Account.arr.desc(), Account.external_id),
+        "renewal": (Account.renewal_date.is_(None), Account.renewal_date, Account.external_id),
+        "score": (ScoreSnapshot.score.is_(None), ScoreSnapshot.score, Account.external_id),
+    }
+    page = fetch_page(session, joined, request, sorts, scalars=False, count=count)
+    return page.map(lambda row: account_dict(row[0]) | {"score": row[1], "bucket": row[2]})
+
+
 def get_account(session: Session, ref: str) -> Account:
     """An account by external id (or internal numeric id)."""
     account = session.scalar(select(Account).where(Account.external_id == ref))
@@ -158,3 +204,65 @@ def account_dict(account: Account) -> dict[str, Any]:
         "contract_start": iso(account.contract_start),
         "stage": account.stage,
     }
+
+
+@dataclass(frozen=True)
+class Reassigned:
+    """What `accounts reassign` moved: accounts owned, draft reviews reviewed, open reviews to approve and
+    unresolved escalations owned; reviews it left to approve (the new owner reviews them or is no manager)."""
+
+    accounts: int
+    reviews: int
+    approvals: int
+    escalations: int
+    left: list[int]
+
+
+def reassign_book(session: Session, leaving: str, taking: str, actor: User, now: datetime, reason: str) -> Reassigned:
+    """Move `leaving`'s book to `taking` in the caller's transaction: accounts they own, draft reviews they
+    review, draft or submitted reviews they approve, unresolved escalations they own. The leaver's manager or
+    an admin; each review gets an audited `reassign` event (escalations are audited rows themselves)."""
+    old, new = _user(session, leaving, "--from"), _user(session, taking, "--to")
+    if old.id == new.id:
+        raise InputError("--from and --to name the same user")
+    who = permissions.actor(actor.name, actor.role_set, {"its_owner": old.name}, {old.name: old.manager_name})
+    if refused := permissions.refusal("accounts.reassign", who):
+        raise RefusedError(refused)
+    result = session.execute(update(Account).where(Account.owner_id == old.id).values(owner_id=new.id))
+    accounts = cast(CursorResult[Any], result).rowcount
+    note = f"{old.name} -> {new.name}: {reason.strip()}" if reason.strip() else f"{old.name} -> {new.name}"
+    moved = approvals = 0
+    left: list[int] = []
+    for review in session.scalars(
+        select(Review).where(
+            ((Review.reviewer == old.name) & (Review.state == "draft"))
+            | ((Review.approver == old.name) & Review.state.in_(("draft", "submitted")))
+        ).order_by(Review.id)
+    ):
+        if review.reviewer == old.name and review.state == "draft":
+            review.reviewer, moved, said = new.name, moved + 1, f"reviewer {note}"
+            if review.approver == new.name:  # never one's own approver: the new reviewer's manager approves
+                review.approver = new.manager_name
+        elif review.reviewer == new.name or not new.role_set & MANAGER_ROLES:  # four-eyes; approvers manage
+            left.append(review.id)
+            continue
+        else:
+            review.approver, approvals, said = new.name, approvals + 1, f"approver {note}"
+        review.updated_at = now
+        session.add(ReviewEvent(review_id=review.id, event="reassign", from_state=review.state,
+                                to_state=review.state, actor=actor.name, comment=said, at=now))
+    escalations = 0
+    for escalation in session.scalars(
+        select(Escalation).where(Escalation.owner == old.name, Escalation.status != "resolved")
+    ):
+        escalation.owner, escalations = new.name, escalations + 1
+    session.flush()
+    return Reassigned(accounts, moved, approvals, escalations, left)
+
+
+def _user(session: Session, name: str, what: str) -> User:
+    """The user called `name` (workflow.users imports this module, so not its get_user)."""
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFoundError(f"{what}: unknown user {name!r}")
+    return user

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import Account, Deviation, User
+from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 
 Key = tuple[int | None, str, str]  # (account_id, kind, subject): one live deviation per cause
 
@@ -79,6 +80,42 @@ def list_deviations(
     if kind:
         query = query.where(Deviation.kind == kind)
     return list(session.scalars(query))
+
+
+DEVIATION_STATUSES = ("open", "accepted", "resolved")
+
+
+def deviation_page(
+    session: Session,
+    request: PageRequest,
+    *,
+    statuses: tuple[str, ...] | None = None,
+    account_id: int | None = None,
+    kind: str | None = None,
+    owner: str | None = None,
+) -> Page[dict[str, Any]]:
+    """One page of deviations (newest first by default) in their JSON shape; `owner` keeps those of accounts
+    that person owns."""
+    query = select(Deviation, Account.external_id).outerjoin(Account, Account.id == Deviation.account_id)
+    conditions: list[Any] = []
+    if statuses is not None:
+        conditions.append(Deviation.status.in_(statuses))
+    if account_id is not None:
+        conditions.append(Deviation.account_id == account_id)
+    if kind:
+        conditions.append(Deviation.kind == kind)
+    if owner:
+        owned = select(Account.id).join(User, User.id == Account.owner_id).where(User.name == owner)
+        conditions.append(Deviation.account_id.in_(owned))
+    sorts = {
+        "newest": (Deviation.id.desc(),),
+        "oldest": (Deviation.id,),
+        "kind": (Deviation.kind, Deviation.id.desc()),
+        "account": (Account.external_id, Deviation.id.desc()),
+    }
+    count = select(Deviation.id).where(*conditions)
+    page = fetch_page(session, query.where(*conditions), request, sorts, scalars=False, count=count)
+    return page.map(lambda row: deviation_dict(row[0], {row[0].account_id: row[1]} if row[0].account_id else {}))
 
 
 def accept(session: Session, deviation_id: int, user: User, reason: str, until: date, now: datetime) -> Deviation:

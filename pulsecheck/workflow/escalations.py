@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
-from pulsecheck.errors import NotFoundError, RefusedError
+from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.storage.bulk import insert_returning, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Escalation, User
+from pulsecheck.storage.paging import Page, PageRequest, fetch_by_key
 
 
 def dedupe_key(account_id: int, rule_id: str) -> str:
@@ -164,6 +166,63 @@ def list_escalations(session: Session, open_only: bool = False, account_id: int 
     if account_id is not None:
         query = query.where(Escalation.account_id == account_id)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class EscalationFilter:
+    """Which escalations a list or a bulk ack/resolve means; None means any."""
+
+    statuses: tuple[str, ...] | None = None
+    account_id: int | None = None
+    owner: str | None = None
+    rule: str | None = None
+    priority: str | None = None
+    severity: str | None = None
+    due_before: datetime | None = None
+
+    def where(self) -> list[Any]:
+        """The SQL conditions."""
+        conditions: list[Any] = []
+        if self.statuses is not None:
+            conditions.append(Escalation.status.in_(self.statuses))
+        for column, value in (
+            (Escalation.account_id, self.account_id), (Escalation.owner, self.owner), (Escalation.rule_id, self.rule),
+            (Escalation.priority, self.priority), (Escalation.severity, self.severity),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        if self.due_before is not None:
+            conditions.append(Escalation.due_at < self.due_before)
+        return conditions
+
+
+def escalation_page(session: Session, request: PageRequest, chosen: EscalationFilter, now: datetime) -> (
+    Page[dict[str, Any]]
+):
+    """One page of escalations (most urgent first by default), in their JSON shape."""
+    sorts = {
+        "priority": (Escalation.priority, Escalation.opened_at, Escalation.id),
+        "due": (Escalation.due_at.is_(None), Escalation.due_at, Escalation.id),
+        "opened": (Escalation.opened_at.desc(), Escalation.id.desc()),
+        "account": (Escalation.account_id, Escalation.id),
+    }
+
+    def load(ids: list[int]) -> dict[int, dict[str, Any]]:
+        rows = select(Escalation).options(joinedload(Escalation.account)).where(Escalation.id.in_(ids))
+        return {e.id: escalation_dict(e, now) for e in session.scalars(rows)}
+
+    return fetch_by_key(session, select(Escalation.id).where(*chosen.where()), request, sorts, load)
+
+
+def matching(session: Session, ids: Sequence[int], chosen: EscalationFilter | None) -> list[int]:
+    """The ids a bulk ack/resolve acts on: `ids` as given (each must exist), else those `chosen` selects."""
+    if ids:
+        for escalation_id in ids:
+            get(session, escalation_id)
+        return list(dict.fromkeys(ids))
+    if chosen is None:
+        raise InputError("name escalation IDs or a filter (--mine, --owner, --rule, --account)")
+    return list(session.scalars(select(Escalation.id).where(*chosen.where()).order_by(Escalation.id)))
 
 
 def escalation_dict(escalation: Escalation, now: datetime) -> dict[str, Any]:

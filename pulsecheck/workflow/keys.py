@@ -15,6 +15,7 @@ from pulsecheck import signing
 from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import User, UserKey
+from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.timeutil import iso
 from pulsecheck.workflow.users import get_user
 
@@ -62,6 +63,15 @@ def list_keys(session: Session, user_name: str | None = None) -> list[tuple[User
     if user_name is not None:
         query = query.where(User.id == get_user(session, user_name, what="--user").id)
     return [(key, name) for key, name in session.execute(query)]
+
+
+def key_page(session: Session, request: PageRequest, user_name: str | None = None) -> Page[dict[str, Any]]:
+    """One page of keys in their JSON shape (by user by default, or oldest first); `user_name` keeps that user's."""
+    query = select(UserKey, User.name).join(User, User.id == UserKey.user_id)
+    if user_name is not None:
+        query = query.where(User.id == get_user(session, user_name, what="--user").id)
+    sorts = {"user": (User.name, UserKey.id), "added": (UserKey.id,)}
+    return fetch_page(session, query, request, sorts, scalars=False).map(lambda row: key_dict(row[0], row[1]))
 
 
 def find_key(session: Session, ident: str) -> UserKey:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any, Literal
 
@@ -69,6 +70,43 @@ def parse_form(data: Any, source: str) -> ReviewForm:
             message = err["msg"]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise InputError(f"{source}: {where}: {message}{extra}{more}") from None
+
+
+_DATE_LINE = re.compile(r"^\s*(?:-\s+)?([A-Za-z_]+):\s*['\"]?(\d{4}-\d{2}-\d{2})['\"]?\s*$")
+
+
+def bad_date_field(text: str, source: str) -> str | None:
+    """The error naming the field and line of the first impossible date in a form's text (`2027-02-30`), which
+    the YAML reader reports without the field; None when every date is a real one."""
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _DATE_LINE.match(line)
+        if match:
+            try:
+                date.fromisoformat(match.group(2))
+            except ValueError as exc:
+                return f"{source}:{number}: {match.group(1)}: {match.group(2)} is not a date ({exc})"
+    return None
+
+
+ERROR_MARK = "# error: "
+
+
+def with_error(text: str, message: str) -> str:
+    """The user's text again, with the error as a comment at the top (as kubectl edit does); an earlier error
+    comment is replaced, not stacked."""
+    return (
+        f"{ERROR_MARK}{message}\n"
+        "# Fix it and save to try again; save it unchanged or empty it to give up (your text is then kept in a "
+        "file).\n" + without_error(text)
+    )
+
+
+def without_error(text: str) -> str:
+    """`text` without the error comment `with_error` put at its top."""
+    lines = text.splitlines(keepends=True)
+    if lines and lines[0].startswith(ERROR_MARK):
+        lines = lines[2:] if len(lines) > 1 and lines[1].startswith("# Fix it") else lines[1:]
+    return "".join(lines)
 
 
 def render_form(review: dict[str, Any]) -> str:

@@ -191,8 +191,13 @@ def account_trend(session: Session, account_id: int, now: datetime, limit: int =
     points = [(s.as_of, s.score) for s in snapshots]
     shown = snapshots[-limit:] if limit else snapshots
     changes: list[tuple[str, float]] = []
+    previous = None
     if len(snapshots) >= 2:
         changes = [c for c in contribution_changes(_components(snapshots[-2]), _components(snapshots[-1])) if c[1]]
+        before, latest = snapshots[-2], snapshots[-1]
+        if before.score is not None and latest.score is not None:
+            previous = {"as_of": before.as_of.isoformat(), "score": before.score,
+                        "change": round(latest.score - before.score, 2)}
     return {
         "history": [
             {"as_of": s.as_of.isoformat(), "score": s.score, "bucket": s.bucket, "provisional": s.provisional}
@@ -202,4 +207,5 @@ def account_trend(session: Session, account_id: int, now: datetime, limit: int =
         "change_30d": trends.score_change(points, now, 30) if points else None,
         "direction": trends.direction(points, now, 30) if points else "flat",
         "contribution_changes": changes,
+        "previous": previous,
     }

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import User
+from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import ROLES
 from pulsecheck.workflow.accounts import ImportResult
 from pulsecheck.workflow.imports import FileFormat, Row, read_rows
@@ -229,6 +230,19 @@ def _row_roles(row: Row) -> str:
 def list_users(session: Session) -> list[User]:
     """All users by name."""
     return list(session.scalars(select(User).order_by(User.name)))
+
+
+def user_page(
+    session: Session, request: PageRequest, role: str | None = None, manager: str | None = None
+) -> Page[dict[str, Any]]:
+    """One page of users by name in their JSON shape; `role` keeps holders of a role, `manager` their reports."""
+    query = select(User)
+    if role:
+        # roles is a comma-separated list: match the whole word
+        query = query.where(("," + User.roles + ",").contains(f",{role},", autoescape=True))
+    if manager:
+        query = query.where(User.manager_name == manager)
+    return fetch_page(session, query, request, {"name": (User.name,)}).map(user_dict)
 
 
 def get_user(session: Session, name: str, what: str = "user") -> User:

@@ -16,7 +16,7 @@ from pulsecheck.demo import examples_dir
 from pulsecheck.demo.story import TEAM
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import User
-from tests.conftest import NOW, Templates, activate_rules, as_json, error, installed, ok
+from tests.conftest import NOW, Templates, activate_rules, as_json, error, installed, ok, page_items
 
 SHOW_KEYS = {
     "id", "period", "segments", "owner", "approver", "state", "as_of", "accounts", "steps_done", "next_step",
@@ -90,7 +90,7 @@ def test_a_cycle_round_trip(cli: Any, tmp_path: Path) -> None:
     assert out.splitlines()[0] == (
         "cycle 1 started for 2026-11 (enterprise, smb, 8 accounts, owner bob, as of 2026-11-24)")
     assert "finding 1 [process] segment mid-market has 4 account(s) but is not in scope" in out
-    listed = as_json(cli("cycle", "list", "--json"))
+    listed = page_items(cli("cycle", "list", "--json"))
     assert [(c["id"], c["state"], c["accounts"], c["next_step"]) for c in listed] == [(1, "draft", 8, "scope")]
     assert "scope" in ok(cli("cycle", "list"))  # the table
 
@@ -173,7 +173,7 @@ def test_a_cycle_round_trip(cli: Any, tmp_path: Path) -> None:
 )
 def test_bad_input_before_any_cycle(cli: Any, args: tuple[str, ...], code: int, message: str) -> None:
     assert error(cli(*args), code) == message
-    assert as_json(cli("cycle", "list", "--json")) == []
+    assert page_items(cli("cycle", "list", "--json")) == []
 
 
 def test_exit_codes_on_a_running_cycle(cli: Any) -> None:

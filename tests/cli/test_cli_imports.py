@@ -48,7 +48,7 @@ def test_a_bom_and_crlf_are_accepted_by_every_importer(team: Run, tmp_path: Path
     ):
         path = windows(tmp_path / file.name, file)
         assert ok(team(noun, "import", str(path))).stdout == f"{path}: {said}\n"
-    accounts = json.loads(ok(team("accounts", "list", "--json")).stdout)
+    accounts = json.loads(ok(team("accounts", "list", "--json")).stdout)["items"]
     assert accounts[0]["id"] == "ACME"  # the BOM is not part of the first column's name
 
 
@@ -70,7 +70,8 @@ def test_values_are_stored_as_given(team: Run, tmp_path: Path) -> None:
     path = tmp_path / "accounts.csv"
     path.write_bytes('external_id,name,arr\r\nA1,"Line1\r\nLine2",1.5\r\nA2,"x\u2028y, ""quoted""",2e3\r\n'.encode())
     assert ok(team("accounts", "import", str(path))).stdout == f"{path}: 2 created, 0 updated\n"
-    stored = {a["id"]: (a["name"], a["arr"]) for a in json.loads(ok(team("accounts", "list", "--json")).stdout)}
+    listed = json.loads(ok(team("accounts", "list", "--json")).stdout)["items"]
+    stored = {a["id"]: (a["name"], a["arr"]) for a in listed}
     assert stored == {"A1": ("Line1\r\nLine2", 1.5), "A2": ('x\u2028y, "quoted"', 2000.0)}
 
 
@@ -126,4 +127,4 @@ def test_every_bad_row_is_listed_then_one_error_line(team: Run, tmp_path: Path) 
         f"{path}: row 6, column 'renewal_date': '99999-01-01' is not a date (YYYY-MM-DD)",
         f"error: {path}: 4 problem(s)",
     ]
-    assert json.loads(ok(team("accounts", "list", "--json")).stdout) == []
+    assert json.loads(ok(team("accounts", "list", "--json")).stdout)["items"] == []

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from pulsecheck.notifications.outbox import enqueue
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import User
-from tests.conftest import NOW, Factory, as_json, installed, ok
+from tests.conftest import NOW, Factory, as_json, installed, ok, page_items
 
 Run = Callable[..., Result]
 CONTEXT = {"account_name": "Acme Corp", "account_id": "ACME", "review_id": 12, "actor": "bob"}
@@ -56,7 +56,7 @@ def lines(tmp_path: Path) -> list[dict[str, Any]]:
 
 
 def test_list_shows_the_queue_newest_first(outbox: Run) -> None:
-    data = as_json(outbox("outbox", "list", "--json"))
+    data = page_items(outbox("outbox", "list", "--json"))
     assert [(n["id"], n["channel"], n["recipient"], n["status"]) for n in data] == [
         (5, "email", "bob", "pending"),
         (4, "email", "maria", "pending"),
@@ -72,7 +72,7 @@ def test_list_shows_the_queue_newest_first(outbox: Run) -> None:
     assert data[0]["subject"] == "[pulsecheck] Review #12 for Acme Corp awaits your approval"
     table = ok(outbox("outbox", "list"))
     assert "Review #12" in table and "2026-11-24 09:00" in table and "[pulsecheck]" not in table
-    assert [n["id"] for n in as_json(outbox("outbox", "list", "--limit", "2", "--json"))] == [5, 4]
+    assert [n["id"] for n in page_items(outbox("outbox", "list", "--limit", "2", "--json"))] == [5, 4]
 
 
 def test_dispatch_prints_counts_and_each_failure_and_exits_0(outbox: Run, tmp_path: Path) -> None:
@@ -92,15 +92,15 @@ def test_dispatch_prints_counts_and_each_failure_and_exits_0(outbox: Run, tmp_pa
 
 def test_failed_ones_are_listed_and_retry_queues_them_again(outbox: Run, config: Path, tmp_path: Path) -> None:
     ok(outbox("outbox", "dispatch"))
-    failed = as_json(outbox("outbox", "list", "--failed", "--json"))
+    failed = page_items(outbox("outbox", "list", "--failed", "--json"))
     assert [(n["id"], n["status"], n["next_attempt_at"]) for n in failed] == [(5, "failed", None), (4, "failed", None)]
     assert "setting 'host' is required" in failed[0]["last_error"]
-    assert as_json(outbox("outbox", "list", "--status", "sent", "--json"))[0]["sent_at"] == NOW.isoformat()
+    assert page_items(outbox("outbox", "list", "--status", "sent", "--json"))[0]["sent_at"] == NOW.isoformat()
     assert "channel 'email'" in ok(outbox("outbox", "list", "--failed"))
 
     retried = ok(outbox("outbox", "retry", "4", "5"))
     assert retried == "notification 4 queued again\nnotification 5 queued again\n"
-    pending = as_json(outbox("outbox", "list", "--status", "pending", "--json"))
+    pending = page_items(outbox("outbox", "list", "--status", "pending", "--json"))
     assert [(n["id"], n["attempts"], n["next_attempt_at"]) for n in pending] == [
         (5, 0, NOW.isoformat()),
         (4, 0, NOW.isoformat()),
@@ -131,7 +131,7 @@ def test_retry_is_all_or_nothing(outbox: Run) -> None:
         1,
         "error: notification 1 is sent, not failed: only failed ones are retried\n",
     )
-    assert [n["id"] for n in as_json(outbox("outbox", "list", "--failed", "--json"))] == [5, 4]
+    assert [n["id"] for n in page_items(outbox("outbox", "list", "--failed", "--json"))] == [5, 4]
 
 
 def test_a_retryable_failure_waits_then_gives_up(
@@ -140,15 +140,16 @@ def test_a_retryable_failure_waits_then_gives_up(
     (tmp_path / "outbox.jsonl").mkdir()  # the file channel cannot append: retryable
     first = ok(outbox("outbox", "dispatch"))
     assert first.startswith("5 due: 0 sent, 3 to retry, 2 failed\n")
-    assert "#1 file to maria: retry at 2026-11-24 09:05 UTC: file: cannot append to" in first
-    pending = as_json(outbox("outbox", "list", "--status", "pending", "--json"))
+    assert "#1 file to maria: retry at 2026-11-24 09:05: file: cannot append to" in first
+    pending = page_items(outbox("outbox", "list", "--status", "pending", "--json"))
     assert {(n["attempts"], n["next_attempt_at"]) for n in pending} == {(1, (NOW + timedelta(minutes=5)).isoformat())}
     assert "cannot append to" in pending[0]["last_error"]
     monkeypatch.setenv("PULSECHECK_NOW", (NOW + timedelta(minutes=5)).isoformat())
     second = ok(outbox("outbox", "dispatch"))
     assert second.startswith("3 due: 0 sent, 0 to retry, 3 failed\n")
     assert "#1 file to maria: failed: gave up after 2 attempts: file: cannot append to" in second
-    assert [n["attempts"] for n in as_json(outbox("outbox", "list", "--status", "failed", "--json"))] == [0, 0, 2, 2, 2]
+    failed = page_items(outbox("outbox", "list", "--status", "failed", "--json"))
+    assert [n["attempts"] for n in failed] == [0, 0, 2, 2, 2]
 
 
 def test_bad_retry_setting_is_exit_2_naming_it(outbox: Run, config: Path) -> None:
@@ -160,7 +161,7 @@ def test_bad_retry_setting_is_exit_2_naming_it(outbox: Run, config: Path) -> Non
         f"error: {config}: [notifications] max_attempts: must be at least 1, got 0\n"
     )
     config.write_text(good)  # every command refuses bad settings now, `outbox list` too
-    assert as_json(outbox("outbox", "list", "--status", "pending", "--json"))  # nothing was touched
+    assert page_items(outbox("outbox", "list", "--status", "pending", "--json"))  # nothing was touched
 
 
 def test_installed_script_dispatches_and_lists(tmp_path: Path, factory: Factory, database: Database,
@@ -185,4 +186,4 @@ def test_installed_script_dispatches_and_lists(tmp_path: Path, factory: Factory,
     assert dispatched.stderr.startswith("notification review_submitted to maria <maria@example.com>: [pulsecheck]")
     assert "pulsecheck review show 12" in dispatched.stderr
     assert [r["dedupe_key"] for r in lines(tmp_path)] == ["review:12:submitted:maria:file"]
-    assert len(as_json(pulsecheck("outbox", "list", "--status", "sent", "--json"))) == 2
+    assert len(page_items(pulsecheck("outbox", "list", "--status", "sent", "--json"))) == 2

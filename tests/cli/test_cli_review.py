@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from pulsecheck.app import os_login
-from tests.conftest import as_json, error, ok
+from tests.conftest import as_json, error, ok, page_items
 
 ACCOUNTS_CSV = (
     "external_id,name,segment,tier,arr,owner,manager,renewal_date,contract_start,stage\n"
@@ -76,7 +76,7 @@ def test_users_add_and_list(run: Any) -> None:
     added = run("users", "add", "bob", "--role", "reviewer", "--manager", "maria")
     assert ok(added) == "user bob: reviewer\n"
     assert ok(run("users", "add", "maria", "--role", "admin")) == "user maria: admin,manager\n"
-    data = [u for u in as_json(run("users", "list", "--json")) if "admin" not in u["roles"] or u["name"] == "maria"]
+    data = [u for u in page_items(run("users", "list", "--json")) if "admin" not in u["roles"] or u["name"] == "maria"]
     assert [set(u) for u in data] == [{"name", "roles", "email", "manager", "webhook"}] * 2
     assert data == [
         {"name": "bob", "roles": ["reviewer"], "email": None, "manager": "maria", "webhook": None},
@@ -84,7 +84,7 @@ def test_users_add_and_list(run: Any) -> None:
          "webhook": None},
     ]
     table = ok(run("users", "list"))
-    assert "maria@example.com" in table and "admin,manager" in table
+    assert "maria@example.com" in table and "admin, manager" in table
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_users_add_and_list(run: Any) -> None:
 )
 def test_users_add_bad_input(run: Any, args: list[str], message: str) -> None:
     assert message in error(run(*args), 2)
-    assert [u["name"] for u in as_json(run("users", "list", "--json"))] == [os_login()]  # only the fixture's admin
+    assert [u["name"] for u in page_items(run("users", "list", "--json"))] == [os_login()]  # only the fixture's admin
 
 
 def test_accounts_import_list_show(factory: Any, run: Any, tmp_path: Path) -> None:
@@ -108,11 +108,11 @@ def test_accounts_import_list_show(factory: Any, run: Any, tmp_path: Path) -> No
     path.write_text(ACCOUNTS_CSV)
     assert ok(run("accounts", "import", str(path))) == f"{path}: 2 created, 0 updated\n"
     assert ok(run("accounts", "import", str(path))) == f"{path}: 0 created, 2 updated\n"
-    listed = as_json(run("accounts", "list", "--json"))
+    listed = page_items(run("accounts", "list", "--json"))
     assert [a["id"] for a in listed] == ["ACME", "GLOBEX"]
     assert set(listed[0]) == {*ACCOUNT_KEYS, "score", "bucket"}
     assert (listed[0]["score"], listed[0]["bucket"]) == (None, None)  # not scored yet
-    assert [a["id"] for a in as_json(run("accounts", "list", "--segment", "smb", "--json"))] == ["GLOBEX"]
+    assert [a["id"] for a in page_items(run("accounts", "list", "--segment", "smb", "--json"))] == ["GLOBEX"]
     shown = as_json(run("accounts", "show", "ACME", "--json"))
     assert {key: shown[key] for key in ACCOUNT_KEYS} == {
         "id": "ACME", "name": "Acme Corp", "segment": "enterprise", "tier": "gold", "arr": 120000.0,
@@ -150,7 +150,7 @@ def test_accounts_import_with_a_bad_row_imports_nothing(factory: Any, run: Any, 
                                 {"external_id": "GLOBEX", "name": "Globex", "renewal_date": "15/01/2027"}]))
     assert error(run("accounts", "import", str(path)), 2) == (
         f"error: {path}: row 2, column 'renewal_date': '15/01/2027' is not a date (YYYY-MM-DD)")
-    assert as_json(run("accounts", "list", "--json")) == []
+    assert page_items(run("accounts", "list", "--json")) == []
 
 
 def test_accounts_show_unknown(run: Any) -> None:
@@ -174,9 +174,9 @@ def test_accounts_list_by_bucket_of_the_latest_score(team: None, factory: Any, d
         for account, days_ago, score, bucket in snapshots:
             session.add(ScoreSnapshot(account_id=ids[account], as_of=now - timedelta(days=days_ago),
                                       score=score, bucket=bucket, model_id=model.id, components=[]))
-    healthy = as_json(run("accounts", "list", "--bucket", "healthy", "--json"))
+    healthy = page_items(run("accounts", "list", "--bucket", "healthy", "--json"))
     assert [(a["id"], a["score"], a["bucket"]) for a in healthy] == [("ACME", 85.0, "healthy")]
-    unhealthy = as_json(run("accounts", "list", "--bucket", "unhealthy", "--json"))
+    unhealthy = page_items(run("accounts", "list", "--bucket", "unhealthy", "--json"))
     assert [a["id"] for a in unhealthy] == ["GLOBEX"]
 
 
@@ -228,13 +228,13 @@ def test_review_show_markdown_and_list(draft: int, run: Any) -> None:
     text = ok(run("review", "show", "1"))
     assert text.startswith("# Health review 1: Acme (ACME)")
     assert "Expand to 500 seats" in text and "Champion leaving" in text
-    listed = as_json(run("review", "list", "--json"))
+    listed = page_items(run("review", "list", "--json"))
     assert [(r["id"], r["state"], r["reviewer"]) for r in listed] == [(1, "draft", "bob")]
     assert "history" not in listed[0]
-    assert as_json(run("review", "list", "--state", "submitted", "--json")) == []
-    assert [r["id"] for r in as_json(run("--as", "maria", "review", "list", "--mine", "--json"))] == [1]
-    assert as_json(run("--as", "olga", "review", "list", "--mine", "--json")) == []
-    assert [r["id"] for r in as_json(run("review", "list", "--account", "ACME", "--json"))] == [1]
+    assert page_items(run("review", "list", "--state", "submitted", "--json")) == []
+    assert [r["id"] for r in page_items(run("--as", "maria", "review", "list", "--mine", "--json"))] == [1]
+    assert page_items(run("--as", "olga", "review", "list", "--mine", "--json")) == []
+    assert [r["id"] for r in page_items(run("review", "list", "--account", "ACME", "--json"))] == [1]
     assert "ACME" in ok(run("review", "list"))
 
 
@@ -310,11 +310,15 @@ import sys
 import yaml
 
 path = sys.argv[1]
-with open(path) as handle:
-    form = yaml.safe_load(handle)
-form.update(yaml.safe_load({changes!r}))
+if {raw!r}:  # the same raw text every round (the form on offer may not even be YAML by then)
+    text = {raw!r}
+else:
+    with open(path) as handle:
+        form = yaml.safe_load(handle)
+    form.update(yaml.safe_load({changes!r}))
+    text = yaml.safe_dump(form, sort_keys=False)
 with open(path, "w") as handle:
-    handle.write({raw!r} or yaml.safe_dump(form, sort_keys=False))
+    handle.write(text)
 """
 
 
@@ -364,6 +368,50 @@ def test_edit_with_an_impossible_date_is_bad_input(draft: int, run: Any, monkeyp
                                                    tmp_path: Path) -> None:
     editor(monkeypatch, tmp_path, raw="next_review_date: 2027-02-30\n")
     assert error(run("--as", "maria", "review", "edit", "1"), 2).startswith("error: review 1 form")
+
+
+FIXING_EDITOR = """\
+import pathlib
+import sys
+
+path = pathlib.Path(sys.argv[1])
+text = path.read_text()
+log = pathlib.Path({log!r})
+log.write_text(log.read_text() + "---\\n" + text if log.exists() else text)
+if text.startswith("# error: "):  # second round: the user's text is kept; fix the date
+    path.write_text(text.replace("2027-02-30", "2027-02-28"))
+else:  # first round: one good edit and one impossible date
+    path.write_text(text.replace("320 seats, on track", "400 seats").replace("2027-02-22", "2027-02-30"))
+"""
+
+
+def test_edit_reopens_with_the_error_on_top_and_the_text_kept(draft: int, run: Any, monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    log = tmp_path / "rounds.txt"
+    script = tmp_path / "fixing.py"
+    script.write_text(FIXING_EDITOR.format(log=str(log)))
+    monkeypatch.setenv("EDITOR", f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}")
+    assert ok(run("--as", "bob", "review", "edit", "1")) == "review 1: saved\n"
+    first, second = log.read_text().split("---\n")
+    assert not first.startswith("# error")
+    # the second round opens on the error, naming the field, above the user's own edit
+    assert second.startswith("# error: review 1 form:")
+    assert "next_review_date: 2027-02-30 is not a date" in second.splitlines()[0]
+    assert "400 seats" in second and "2027-02-30" in second
+    data = show(run)
+    assert (data["goal_summary"], data["next_review_date"]) == ("400 seats", "2027-02-28")
+
+
+def test_edit_given_up_keeps_the_text_in_a_file(draft: int, run: Any, monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    before = show(run)
+    editor(monkeypatch, tmp_path, changes="{goal_summary: 500 seats, next_review_date: soon}")
+    message = error(run("--as", "bob", "review", "edit", "1"), 2)
+    assert message.startswith("error: review 1 form: next_review_date: ")
+    kept = Path(message.rsplit("your edit is kept in ", 1)[1].rstrip(")"))
+    assert "500 seats" in kept.read_text() and "soon" in kept.read_text()
+    kept.unlink()
+    assert show(run) == before
 
 
 def test_edit_without_change_saves_nothing(draft: int, run: Any, monkeypatch: pytest.MonkeyPatch,
@@ -471,7 +519,7 @@ def test_four_eyes_on_approval(factory: Any, run: Any, tmp_path: Path) -> None:
 def test_four_eyes_when_opening(team: None, run: Any) -> None:
     assert error(run("--as", "maria", "review", "new", "ACME", "--reviewer", "maria", "--approver", "maria"),
                  2) == "error: --approver: maria is also the reviewer (four-eyes)"
-    assert as_json(run("review", "list", "--json")) == []
+    assert page_items(run("review", "list", "--json")) == []
 
 
 

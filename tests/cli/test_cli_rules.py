@@ -13,7 +13,7 @@ import yaml
 
 from pulsecheck.demo import examples_dir
 from pulsecheck.storage.db import Database
-from tests.conftest import NOW, Run, Templates, as_json, error, ok, sample_via_cli, scored_sample
+from tests.conftest import NOW, Run, Templates, as_json, error, ok, page_items, sample_via_cli, scored_sample
 
 RULES = examples_dir() / "rules.yaml"
 NO_RULESET = "error: no active ruleset: run `pulsecheck rules activate FILE` first"
@@ -91,7 +91,7 @@ def escalated(run: Run, database: Database, templates: Templates) -> Run:
 
 def acme_drop(run: Run) -> dict[str, Any]:
     """ACME's drop-with-complaints escalation, as `escalations list --json` shows it."""
-    (found,) = [e for e in as_json(run("escalations", "list", "--json"))
+    (found,) = [e for e in page_items(run("escalations", "list", "--json"))
                 if (e["account"], e["rule"]) == ("ACME", "drop-with-complaints")]
     return dict(found)
 
@@ -110,14 +110,14 @@ def test_escalations_ack_then_resolve(escalated: Run, monkeypatch: pytest.Monkey
     assert acme_drop(run)["status"] == "acknowledged"
     assert error(run("--as", "bob", "escalations", "ack", ident), 1) == (
         f"error: escalation {ident} is acknowledged, not open")
-    assert ident in [str(e["id"]) for e in as_json(run("escalations", "list", "--open", "--json"))]
+    assert ident in [str(e["id"]) for e in page_items(run("escalations", "list", "--open", "--json"))]
 
     assert error(run("--as", "alice", "escalations", "resolve", ident), 1) == (
         "error: only the owner (bob), the owner's manager, a manager, a head_of_cs, an ops or an admin "
         "may resolve, not alice")
     assert ok(run("--as", "maria", "escalations", "resolve", ident)) == f"escalation {ident} resolved\n"
     assert acme_drop(run)["status"] == "resolved"
-    assert ident not in [str(e["id"]) for e in as_json(run("escalations", "list", "--open", "--json"))]
+    assert ident not in [str(e["id"]) for e in page_items(run("escalations", "list", "--open", "--json"))]
     assert error(run("--as", "bob", "escalations", "resolve", ident), 1) == (
         f"error: escalation {ident} is already resolved")
 
@@ -127,7 +127,7 @@ def test_escalations_ack_then_resolve(escalated: Run, monkeypatch: pytest.Monkey
     assert acme_drop(run)["status"] == "resolved"
     monkeypatch.setenv("PULSECHECK_NOW", (NOW + timedelta(days=14)).isoformat())
     ok(run("evaluate", "--as-of", as_of))
-    statuses = sorted(e["status"] for e in as_json(run("escalations", "list", "--json"))
+    statuses = sorted(e["status"] for e in page_items(run("escalations", "list", "--json"))
                       if (e["account"], e["rule"]) == ("ACME", "drop-with-complaints"))
     assert statuses == ["open", "resolved"]
 
@@ -136,4 +136,4 @@ def test_escalations_ack_then_resolve(escalated: Run, monkeypatch: pytest.Monkey
 def test_an_unknown_escalation_is_bad_input(escalated: Run, command: str) -> None:
     assert error(escalated("--as", "maria", "escalations", command, "999"), 2) == "error: unknown escalation 999"
     assert error(escalated("--as", "maria", "escalations", command, "first"), 2).startswith(
-        "error: Invalid value for 'ESCALATION_ID'")
+        "error: Invalid value for '[ID]...': 'first' is not a valid integer")

@@ -50,7 +50,7 @@ def test_each_due_job_fires_once_across_passes_with_the_clock_moved(factory, db_
         cli(db_url, due + timedelta(hours=2), "scheduler", "run", "--once", "--json", tmp_path=tmp_path).stdout
     )
     assert [r for r in again["runs"] if r["job"].startswith("review-due")] == []
-    jobs = json.loads(cli(db_url, due, "scheduler", "jobs", "--json", tmp_path=tmp_path).stdout)
+    jobs = json.loads(cli(db_url, due, "scheduler", "jobs", "--json", tmp_path=tmp_path).stdout)["items"]
     by_id = {j["id"]: j for j in jobs}
     assert by_id[f"review-due:{review_id}"]["next_run_time"].startswith((due + timedelta(days=2)).date().isoformat())
     assert {"dispatch-notifications", "evaluate"} <= set(by_id)

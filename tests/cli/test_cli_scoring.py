@@ -11,7 +11,7 @@ import pytest
 from click.testing import Result
 
 from pulsecheck.storage.db import Database
-from tests.conftest import Templates, as_json, ok, sample_via_cli
+from tests.conftest import Templates, as_json, ok, page_items, sample_via_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MODEL = str(EXAMPLES / "scoring.yaml")
@@ -141,13 +141,13 @@ def test_model_check_records_a_mismatch_until_the_file_matches_again(portfolio: 
     assert differs.stderr == (
         f"error: {live} differs from the approved model in 2 place(s): recorded as a model_mismatch deviation\n"
     )
-    mismatch = [d for d in as_json(portfolio("deviations", "list", "--json", "--open"))
+    mismatch = [d for d in page_items(portfolio("deviations", "list", "--json", "--open"))
                 if d["kind"] == "model_mismatch"]
     assert [(d["account"], d["status"], d["detail"]) for d in mismatch] == [
         (None, "open", "kpi open_tickets: weight 15 -> 20; kpi usage: weight 30 -> 25")]
     same = ok(portfolio("model", "check", MODEL))
     assert same == f"{MODEL}: matches the approved model\n"
-    listed = as_json(portfolio("deviations", "list", "--json", "--kind", "model_mismatch"))
+    listed = page_items(portfolio("deviations", "list", "--json", "--kind", "model_mismatch"))
     assert [(d["id"], d["status"]) for d in listed] == [(mismatch[0]["id"], "resolved")]
     assert as_json(portfolio("model", "check", MODEL, "--json")) == {
         "file": MODEL, "matches": True, "differences": []}
@@ -170,15 +170,15 @@ def test_score_json_summarises_the_run(portfolio: Run) -> None:
     again = as_json(portfolio("score", "--json"))  # same clock, same as_of: replaced, nothing new
     assert again["deviations"] == {"opened": 0, "resolved": 0, "reopened": 0}
     text = ok(portfolio("score"))
-    assert "scored 12/12 accounts as of 2026-11-24 09:00 UTC with model 2026.11 (3 provisional)" in text
+    assert "scored 12/12 accounts as of 2026-11-24 09:00 with model 2026.11 (3 provisional)" in text
     assert "buckets: healthy 3, neutral 6, unhealthy 3" in text
-    unhealthy = as_json(portfolio("accounts", "list", "--bucket", "unhealthy", "--json"))
+    unhealthy = page_items(portfolio("accounts", "list", "--bucket", "unhealthy", "--json"))
     assert [(a["id"], a["bucket"]) for a in unhealthy] == [
         ("CYBERDYNE", "unhealthy"), ("INITECH", "unhealthy"), ("SOYLENT", "unhealthy")]
     assert all(a["score"] < 40 for a in unhealthy)
-    healthy = as_json(portfolio("accounts", "list", "--bucket", "healthy", "--json"))
+    healthy = page_items(portfolio("accounts", "list", "--bucket", "healthy", "--json"))
     assert [a["id"] for a in healthy] == ["HOOLI", "TYRELL", "WAYNE"] and all(a["score"] >= 80 for a in healthy)
-    assert as_json(portfolio("accounts", "list", "--bucket", "nonexistent", "--json")) == []
+    assert page_items(portfolio("accounts", "list", "--bucket", "nonexistent", "--json")) == []
     listing = ok(portfolio("accounts", "list", "--bucket", "unhealthy"))
     assert "SOYLENT" in listing and "HOOLI" not in listing
 
@@ -186,7 +186,7 @@ def test_score_json_summarises_the_run(portfolio: Run) -> None:
 def test_score_one_account(portfolio: Run) -> None:
     data = as_json(portfolio("score", "--account", "SOYLENT", "--json"))
     assert (data["accounts"], data["scored"], data["buckets"]) == (1, 1, {"unhealthy": 1})
-    listed = as_json(portfolio("accounts", "list", "--json"))
+    listed = page_items(portfolio("accounts", "list", "--json"))
     assert [a["id"] for a in listed if a["score"] is not None] == ["SOYLENT"]
     assert "no score snapshots yet (run `pulsecheck score`)" in ok(portfolio("accounts", "show", "ACME"))
     unknown = portfolio("score", "--account", "NOPE")
@@ -202,7 +202,7 @@ def test_score_as_of_a_date_scores_the_end_of_that_day(portfolio: Run) -> None:
 
 def test_deviations_list_and_accept(portfolio: Run) -> None:
     ok(portfolio("score"))
-    listed = as_json(portfolio("deviations", "list", "--json"))
+    listed = page_items(portfolio("deviations", "list", "--json"))
     assert {(d["account"], d["kind"], d["subject"], d["status"]) for d in listed} == {
         ("UMBRELLA", "duplicate", "usage", "open"),
         ("STARK", "stale", "usage", "open"),
@@ -225,10 +225,10 @@ def test_deviations_list_and_accept(portfolio: Run) -> None:
     accepted = ok(portfolio("--as", "maria", "deviations", "accept", ident, *reason, "--until", "2026-12-31"))
     assert accepted == f"deviation {ident} accepted until 2026-12-31\n"
     ok(portfolio("score"))  # the cause persists before the date: it stays accepted
-    still = {d["id"]: d for d in as_json(portfolio("deviations", "list", "--open", "--json"))}[stale["id"]]
+    still = {d["id"]: d for d in page_items(portfolio("deviations", "list", "--open", "--json"))}[stale["id"]]
     assert (still["status"], still["accepted_by"], still["reason"], still["accepted_until"]) == (
         "accepted", "maria", "feed moving", "2026-12-31")
-    assert len(as_json(portfolio("deviations", "list", "--open", "--json", "--account", "STARK"))) == 1
+    assert len(page_items(portfolio("deviations", "list", "--open", "--json", "--account", "STARK"))) == 1
     unknown = portfolio("--as", "maria", "deviations", "accept", "999", *reason, "--until", "2026-12-31")
     assert (unknown.exit_code, unknown.stderr) == (2, "error: unknown deviation 999\n")
     table = ok(portfolio("deviations", "list"))
@@ -252,7 +252,9 @@ def test_accounts_show_explains_a_drop(portfolio: Run) -> None:
     assert all(delta > 0 for kpi, delta in changes.items() if kpi != "usage")
     assert sum(changes.values()) == pytest.approx(-18.62, abs=0.03)
     text = ok(portfolio("accounts", "show", "ACME"))
-    assert "score 59.99 (neutral)  ▇▅  down over 30 days, change -18.62" in text
+    # the change since the previous snapshot (78.61 on 2026-10-24 -> 59.99) and over 30 days, both real numbers
+    assert "score 59.99 (neutral)  ▇▅  -18.62 since 2026-10-24 (78.61); 30 days: down -18.62" in text
+    assert "            arr: 240,000\n" in text and "None" not in text
     assert "usage                -20.76 points" in text
     unknown = portfolio("accounts", "show", "NOPE")
     assert (unknown.exit_code, unknown.stderr) == (2, "error: unknown account 'NOPE'\n")

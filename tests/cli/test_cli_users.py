@@ -18,7 +18,7 @@ def users(run) -> dict[str, dict]:  # type: ignore[no-untyped-def]
     """The users listed, but for the admin the `run` fixture maps to the OS login (as long as no file changed it)."""
     result = run("users", "list", "--json")
     assert result.exit_code == 0, result.output
-    return {u["name"]: u for u in json.loads(result.stdout) if u != FIXTURE_ADMIN}
+    return {u["name"]: u for u in json.loads(result.stdout)["items"] if u != FIXTURE_ADMIN}
 
 
 def test_the_sample_team_imports_as_the_demo_knows_it_and_a_re_import_updates_it(run):

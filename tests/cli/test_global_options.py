@@ -17,7 +17,7 @@ def ok(result: Any) -> str:
 
 
 def review_ids(result: Any) -> list[int]:
-    return [r["id"] for r in json.loads(ok(result))]
+    return [r["id"] for r in json.loads(ok(result))["items"]]
 
 
 def test_as_after_the_subcommand_is_who_acts(run: Any, factory: Factory) -> None:
@@ -44,7 +44,7 @@ def test_db_after_the_subcommand_picks_the_database(run: Any, factory: Factory, 
 
     shown = json.loads(ok(run("review", "show", "1", "--db", other, "--json")))
     assert (shown["account"], shown["state"], shown["reviewer"]) == ("INITECH", "draft", "bob")
-    listed = [u["name"] for u in json.loads(ok(run("users", "list", "--json", "--db", other)))]
+    listed = [u["name"] for u in json.loads(ok(run("users", "list", "--json", "--db", other)))["items"]]
     assert sorted(listed) == sorted(["bob", "maria", os_login()])
     missing = run("review", "show", "1", "--json")  # the default database has no review
     assert missing.exit_code == 2 and missing.stdout == ""

@@ -99,7 +99,7 @@ def test_an_unknown_login_is_told_how_to_get_added(pulsecheck: Run, factory: Fac
 
 def test_a_login_maps_to_its_user(pulsecheck: Run, team: Factory) -> None:
     ok(pulsecheck("review", "new", "ACME"))  # no --as: the OS login is bob's
-    assert json.loads(ok(pulsecheck("review", "list", "--mine", "--json")))[0]["reviewer"] == "bob"
+    assert json.loads(ok(pulsecheck("review", "list", "--mine", "--json")))["items"][0]["reviewer"] == "bob"
 
 
 def test_a_login_belongs_to_one_user(pulsecheck: Run, team: Factory, database: Database) -> None:

@@ -156,7 +156,8 @@ def test_a_channel_that_keeps_failing_is_given_up_after_max_attempts(
     assert row.last_error is not None and row.last_error.startswith("gave up after 3 attempts: webhook")
 
     listed = run("--config", str(tmp_path / "pulsecheck.toml"), "outbox", "list", "--failed", "--json")
-    assert [(n["id"], n["status"], n["attempts"]) for n in json.loads(listed.output)] == [(row.id, "failed", 3)]
+    assert [(n["id"], n["status"], n["attempts"]) for n in json.loads(listed.output)["items"]] == [
+        (row.id, "failed", 3)]
 
 
 @pytest.mark.parametrize(("status", "text"), [(400, "HTTP 400"), (404, "HTTP 404")])

@@ -84,7 +84,7 @@ def test_open_review_opens_an_out_of_cycle_review_for_the_owner(rules_portfolio:
             owner = review.account.owner
             assert owner is not None
             assert (review.kind, review.state, review.priority, review.due_at) == (
-                "out_of_cycle", "draft", "P1", DEMO_NOW + timedelta(days=7))
+                "rule", "draft", "P1", DEMO_NOW + timedelta(days=7))
             assert (review.reviewer, review.approver) == (owner.name, owner.manager_name)
             assert [(e.event, e.cause) for e in review.events] == [("open", "rule:renewal-soon-unhealthy")]
         told = session.execute(select(Notification.kind, Notification.recipient).order_by(Notification.id)).all()

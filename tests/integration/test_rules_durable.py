@@ -154,7 +154,7 @@ def test_evaluate_opens_escalations_once_and_records_the_run(rules_portfolio: Da
         assert acme.owner == "bob" and acme.priority == "P1"  # high, renewal in 47 days, ARR 240k
         assert acme.review_id is not None
         review = session.get(Review, acme.review_id)
-        assert review is not None and review.kind == "out_of_cycle" and review.state == "draft"
+        assert review is not None and review.kind == "rule" and review.state == "draft"
         assert [e.cause for e in review.events][-1].startswith("rule:")
         firing = session.scalars(select(RuleFiring).where(RuleFiring.rule_id == "drop-with-complaints")).one()
         assert firing.facts == {"score_drop_30d": 16.79, "open_complaints": 2}
@@ -257,9 +257,8 @@ def test_rules_cli_round_trip(rules_portfolio: Database, tmp_path: Path, monkeyp
     result = runner.invoke(cli, ["rules", "explain", "--account", "ACME"])
     assert "FIRES drop-with-complaints" in result.stdout and "score_drop_30d gte 15 (actual 16.79)" in result.stdout
     result = runner.invoke(cli, ["escalations", "list", "--open", "--json"])
-    assert any(
-        e["account"] == "ACME" and e["rule"] == "drop-with-complaints" for e in __import__("json").loads(result.stdout)
-    )
+    listed = __import__("json").loads(result.stdout)["items"]
+    assert any(e["account"] == "ACME" and e["rule"] == "drop-with-complaints" for e in listed)
     result = runner.invoke(
         cli,
         [

@@ -78,7 +78,7 @@ def test_keys_new_makes_a_private_key_only_its_owner_reads_and_registers_it(team
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     expected = fingerprint_of(private)
     assert f"key 1 of olga: {expected}" in out
-    listed = json.loads(ok(run(team, "keys", "list", "--json", "--user", "olga")))
+    listed = json.loads(ok(run(team, "keys", "list", "--json", "--user", "olga")))["items"]
     assert [(k["user"], k["fingerprint"], k["type"], k["revoked_at"]) for k in listed] == [
         ("olga", expected, "ssh-ed25519", None)
     ]
@@ -106,7 +106,7 @@ def test_a_signoff_is_signed_and_verifies_and_a_revoked_key_still_verifies_it(te
     assert "BEGIN SSH SIGNATURE" in signature
     assert "1 signatures verify" in ok(run(team, "audit", "verify"))
     ok(run(team, "--as", "olga", "keys", "revoke", signer, now=LATER))
-    revoked = json.loads(ok(run(team, "keys", "list", "--json")))[0]
+    revoked = json.loads(ok(run(team, "keys", "list", "--json")))["items"][0]
     assert (revoked["revoked_by"], revoked["revoked_at"]) == ("olga", LATER)
     assert "1 signatures verify" in ok(run(team, "audit", "verify", now=LATER))
 

@@ -62,6 +62,8 @@ EXPECTED: dict[str, set[str]] = {
     "rules.activate": {"manager", "ops", "admin", "the approver", "the admin approver", "the reviewer's manager",
                        "the reviewer's manager, not a manager"},
     "deviation.accept": {"manager", "admin", "the approver", "the admin approver", "the reviewer's manager"},
+    # the leaving owner's own manager moves their book, or an admin; not any manager
+    "accounts.reassign": {"the owner's manager", "admin", "the admin approver"},
     "escalation.ack": {"the owner", "the owner's manager", "manager", "head_of_cs", "ops", "admin", "the approver",
                        "the admin approver", "the reviewer's manager", "the reviewer's manager, not a manager"},
     "escalation.resolve": {"the owner", "the owner's manager", "manager", "head_of_cs", "ops", "admin",

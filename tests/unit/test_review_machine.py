@@ -156,6 +156,18 @@ def test_submit_refuses_an_incomplete_review(content: ReviewContent, reason: str
         fire("draft", "submit", ctx(content, actor="bob", roles=REVIEWER))
 
 
+def test_submit_lists_every_missing_field_in_one_line() -> None:
+    empty = dataclasses.replace(COMPLETE, account_goals=None, goal_summary=" ", overall_assessment=None,
+                                next_review_date=None, risks=(), actions=())
+    expected = (
+        "cannot submit: 5 problems: account_goals is empty; goal_summary is empty; the review has no risk (add one "
+        "with `review risk add`); overall_assessment is empty; next_review_date is not set"
+    )
+    with pytest.raises(RefusedError) as raised:
+        fire("draft", "submit", ctx(empty, actor="bob", roles=REVIEWER))
+    assert str(raised.value) == expected
+
+
 def test_submit_accepts_a_next_review_date_of_tomorrow() -> None:
     tomorrow = dataclasses.replace(COMPLETE, next_review_date=TODAY + timedelta(days=1))
     assert fire("draft", "submit", ctx(tomorrow, actor="bob", roles=REVIEWER)) == "submitted"

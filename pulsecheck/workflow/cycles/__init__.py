@@ -8,7 +8,7 @@ from pulsecheck.workflow.cycles.records import add_finding, close_finding, decid
 from pulsecheck.workflow.cycles.seal import sealed_content, verify
 from pulsecheck.workflow.cycles.service import CycleSettings, start, transition
 from pulsecheck.workflow.cycles.steps import run_step
-from pulsecheck.workflow.cycles.views import cycle_dict, list_cycles, summary_dict
+from pulsecheck.workflow.cycles.views import cycle_dict, cycle_page, list_cycles, summary_dict
 
 __all__ = [
     "CycleSettings",
@@ -20,6 +20,7 @@ __all__ = [
     "events_of",
     "findings_of",
     "get_cycle",
+    "cycle_page",
     "list_cycles",
     "period_bounds",
     "run_step",

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from pulsecheck.errors import InputError
 from pulsecheck.states import cycle as machine
 from pulsecheck.storage.models import CycleFinding, CycleStep, Escalation, ReviewCycle, Ruleset, ScoringModelVersion
+from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.timeutil import iso, start_of_day
 from pulsecheck.workflow import attachments
 from pulsecheck.workflow.cycles.access import account_names, event_dict, events_of, steps_of
@@ -27,6 +28,25 @@ def list_cycles(session: Session, state: str | None = None) -> list[ReviewCycle]
         raise InputError(f"--state {state!r}: choose from {', '.join(machine.STATES)}")
     query = select(ReviewCycle).order_by(ReviewCycle.id.desc())
     return list(session.scalars(query.where(ReviewCycle.state == state) if state else query))
+
+
+def cycle_page(
+    session: Session, request: PageRequest, state: str | None = None, owner: str | None = None
+) -> Page[dict[str, Any]]:
+    """One page of cycles (newest first by default) in the short JSON shape of `cycle list`."""
+    if state is not None and state not in machine.STATES:
+        raise InputError(f"--state {state!r}: choose from {', '.join(machine.STATES)}")
+    query = select(ReviewCycle)
+    if state:
+        query = query.where(ReviewCycle.state == state)
+    if owner:
+        query = query.where(ReviewCycle.owner == owner)
+    sorts = {
+        "newest": (ReviewCycle.id.desc(),),
+        "oldest": (ReviewCycle.id,),
+        "period": (ReviewCycle.period, ReviewCycle.id),
+    }
+    return fetch_page(session, query, request, sorts).map(lambda cycle: summary_dict(session, cycle))
 
 
 def summary_dict(session: Session, cycle: ReviewCycle) -> dict[str, Any]:

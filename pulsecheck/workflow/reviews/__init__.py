@@ -15,11 +15,13 @@ from pulsecheck.workflow.reviews.lifecycle import (
 )
 from pulsecheck.workflow.reviews.template import add_action, add_risk, attach_file, fill, set_field
 from pulsecheck.workflow.reviews.views import (
+    ReviewFilter,
     content_of,
     event_dict,
     list_reviews,
     replayed_state,
     review_dict,
+    review_page,
     verify,
 )
 
@@ -27,6 +29,7 @@ __all__ = [
     "SYSTEM_ACTOR",
     "Opening",
     "Raise",
+    "ReviewFilter",
     "escalate_many",
     "open_many",
     "add_action",
@@ -43,6 +46,7 @@ __all__ = [
     "open_review_for",
     "replayed_state",
     "review_dict",
+    "review_page",
     "set_field",
     "transition",
     "verify",

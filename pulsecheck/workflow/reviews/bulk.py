@@ -45,7 +45,7 @@ class Opening:
     priority: str
     due_at: datetime
     cause: str
-    kind: str = "out_of_cycle"
+    kind: str = "rule"
     raises: list[Raise] = field(default_factory=list)
 
 

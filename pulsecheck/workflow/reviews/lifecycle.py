@@ -48,7 +48,7 @@ def new_review(
     reviewer: str | None = None,
     approver: str | None = None,
     due: datetime | None = None,
-    kind: str = "cadence",
+    kind: str = "manual",
     priority: str = "P3",
     cause: str = "user",
 ) -> Review:

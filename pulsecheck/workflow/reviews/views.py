@@ -3,14 +3,17 @@ that its signatures and audit trail still hold, the review list, and the JSON sh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session, joinedload, object_session
 
 from pulsecheck.errors import InputError
 from pulsecheck.states import review as machine
 from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewEvent, Risk
+from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.timeutil import iso
 from pulsecheck.workflow import attachments
 
@@ -57,6 +60,52 @@ def list_reviews(
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True)
+class ReviewFilter:
+    """Which reviews a list shows; None means any. `person` keeps those they review or approve, `reviewer`
+    those they review."""
+
+    state: str | None = None
+    person: str | None = None
+    reviewer: str | None = None
+    account_id: int | None = None
+    priority: str | None = None
+    kind: str | None = None
+    due_before: datetime | None = None
+
+    def where(self) -> list[Any]:
+        """The SQL conditions."""
+        if self.state is not None and self.state not in machine.STATES:
+            raise InputError(f"--state {self.state!r}: choose from {', '.join(machine.STATES)}")
+        conditions: list[Any] = []
+        if self.person:
+            conditions.append((Review.reviewer == self.person) | (Review.approver == self.person))
+        for column, value in (
+            (Review.state, self.state), (Review.reviewer, self.reviewer), (Review.account_id, self.account_id),
+            (Review.priority, self.priority),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        if self.kind is not None:  # reviews a rule opened before kind `rule` existed say out_of_cycle
+            conditions.append(Review.kind.in_(("rule", "out_of_cycle") if self.kind == "rule" else (self.kind,)))
+        if self.due_before is not None:
+            conditions.append(Review.due_at < self.due_before)
+        return conditions
+
+
+def review_page(session: Session, request: PageRequest, chosen: ReviewFilter) -> Page[dict[str, Any]]:
+    """One page of reviews (newest first by default) in their JSON shape without history."""
+    query = select(Review).options(joinedload(Review.account)).where(*chosen.where())
+    sorts = {
+        "newest": (Review.id.desc(),),
+        "due": (Review.due_at.is_(None), Review.due_at, Review.id),
+        "priority": (Review.priority, Review.due_at, Review.id),
+        "account": (Review.account_id, Review.id.desc()),
+    }
+    count = select(Review.id).where(*chosen.where())
+    return fetch_page(session, query, request, sorts, count=count).map(lambda r: review_dict(r, with_history=False))
+
+
 def verify(review: Review, signatures: bool = True) -> list[str]:
     """Problems with the signatures: empty when every signature matches the current content, the review and its
     events agree with the audit chain, and (with `signatures`) each signed sign-off's SSH signature verifies."""
@@ -91,7 +140,7 @@ def review_dict(review: Review, with_history: bool = True) -> dict[str, Any]:
         "account": account.external_id,
         "account_name": account.name,
         "state": review.state,
-        "kind": review.kind,
+        "kind": "rule" if review.kind == "out_of_cycle" else review.kind,  # rows from before kind `rule`
         "priority": review.priority,
         "reviewer": review.reviewer,
         "approver": review.approver,
