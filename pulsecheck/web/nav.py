@@ -1,4 +1,4 @@
-"""The navigation bar's counts of what waits for the signed-in user."""
+"""The navigation bar's counts of what waits for the signed-in user (the inbox service's totals)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ if TYPE_CHECKING:
 
 
 def nav_counts(web: Web, user: str) -> dict[str, Any]:
-    """Drafts, approvals and escalations waiting for `user` (read in a short read-only session)."""
-    from pulsecheck.web.inbox_query import plate_counts
+    """Each inbox section's total for `user`, and their sum (read in a short read-only session)."""
+    from pulsecheck.workflow.inbox import inbox
 
+    now = web.now()
     with web.database.session() as session:
-        counts = plate_counts(session, user, web.now())
-    counts["total"] = sum(counts.values())
+        box = inbox(session, user, now, now.astimezone(web.settings.tz).date(), limit=1)
+    counts: dict[str, Any] = {section.key: section.page.total for section in box.sections}
+    counts["total"] = box.total
     return counts
