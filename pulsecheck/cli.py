@@ -50,6 +50,19 @@ class PulsecheckGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(args))
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_every_command()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            module_name = COMMAND_MODULES.get(cmd_name)
+            candidates = (
+                {c.name: c for c in commands_of(module_name)} if module_name else _every_command()
+            )
+            if cmd_name in candidates:
+                self.add_command(candidates[cmd_name])
+        return self.commands.get(cmd_name)
+
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
@@ -98,22 +111,30 @@ def cli(ctx: click.Context, db_url: str | None, config_file: str | None, as_user
     ctx.obj = App(load_settings(db=db_url, config=config_file, user=as_user), ctx.invoked_subcommand)
 
 
-def register(module_names: Sequence[str]) -> None:
-    """Attach command groups defined in the cli_* modules."""
+# Each command's module, so that a command imports its own module only (a cold start pays for one noun, not
+# every one). A command missing here is still found, by importing every module (tests/unit/test_cli_lazy.py
+# checks the table is complete).
+COMMAND_MODULES = {
+    "init": "setup", "db": "setup", "users": "setup", "accounts": "setup", "review": "review",
+    "readings": "scoring", "surveys": "scoring", "issues": "scoring", "model": "scoring", "score": "scoring",
+    "deviations": "scoring", "rules": "rules", "evaluate": "rules", "escalations": "escalations",
+    "scheduler": "scheduler", "outbox": "outbox", "cycle": "cycle", "report": "report", "audit": "audit",
+    "demo": "demo", "config": "config", "keys": "keys",
+}
+
+
+def commands_of(module_name: str) -> list[click.Command]:
+    """The top-level commands a `pulsecheck.commands` module defines (its COMMANDS)."""
     import importlib
 
-    for name in module_names:
-        module = importlib.import_module(f"pulsecheck.commands.{name}")
-        for command in module.COMMANDS:
-            cli.add_command(command)
+    return list(importlib.import_module(f"pulsecheck.commands.{module_name}").COMMANDS)
 
 
-register(
-    [
-        "setup", "review", "scoring", "rules", "escalations", "scheduler", "outbox", "cycle", "report", "audit",
-        "demo", "config", "keys",
-    ]
-)
+def _every_command() -> dict[str, click.Command]:
+    found: dict[str, click.Command] = {}
+    for module_name in dict.fromkeys(COMMAND_MODULES.values()):
+        found.update((command.name or "", command) for command in commands_of(module_name))
+    return found
 
 
 def main() -> None:
