@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 PREFIX = "BENCH\t"
@@ -84,3 +87,49 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
     result = fn()
     return time.perf_counter() - started, result
+
+
+@contextmanager
+def captured(engine: Any) -> Iterator[list[tuple[str, Any, bool]]]:
+    """Every SQL statement `engine` sends while the block runs, with its driver-ready parameters: what
+    `replay_seconds` runs again as the plain-SQL floor."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, Any, bool]] = []
+
+    def grab(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
+        seen.append((statement, parameters, many))
+
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+
+
+def snapshot(path: Path) -> Path:
+    """A copy of the SQLite file at `path` (sqlite3's backup), to replay writes on the data they first met."""
+    copy = path.with_name(path.stem + "-floor.db")
+    source, target = sqlite3.connect(path), sqlite3.connect(copy)
+    with target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return copy
+
+
+def replay_seconds(path: Path, statements: list[tuple[str, Any, bool]]) -> float:
+    """Seconds sqlite3 takes to run `statements` again on the file at `path`, rows fetched, in one transaction."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    started = time.perf_counter()
+    for statement, parameters, many in statements:
+        if many:
+            conn.executemany(statement, parameters)
+        else:
+            conn.execute(statement, parameters).fetchall()
+    conn.commit()
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed

@@ -54,7 +54,8 @@ def row(script: str, record: dict[str, Any]) -> list[str]:
         script, record["name"], f"{fmt(record['figure'])} {unit}",
         "-" if floor is None else f"{fmt(floor)} {unit}" + (f" ({record['floor_label']})"
                                                              if record.get("floor_label") else ""),
-        "-" if ratio is None else f"{ratio:.2f}x", record["goal"], {True: "yes", False: "NO", None: "?"}[met],
+        "-" if ratio is None else f"{ratio:.2f}x", record["goal"],
+        {True: "yes", False: "NO", None: "-" if record["goal"] == "-" else "?"}[met],
     ]
 
 
