@@ -35,8 +35,9 @@ browser:
 test: $(STAMP) lint browser
 	$(VENV)/bin/pytest -q
 
+# One table: each script prints its figures through bench/common.py's report(); SIZE=N runs them all at N.
 bench: $(STAMP)
-	for script in bench/*.py; do $(PY) $$script; done
+	$(PY) bench/run.py $(if $(SIZE),--size $(SIZE))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

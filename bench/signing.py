@@ -1,17 +1,18 @@
 """The cost of one signed sign-off beside an unsigned one: a deviation accepted in its own transaction, through
 the commit hooks, with and without the signer (one `ssh-keygen -Y sign` subprocess) in session.info.
 
-Run: .venv/bin/python bench/signing.py [N]
+The clock is fixed for both the data and the run. Floor: the unsigned sign-off, same run.
+Run: .venv/bin/python bench/signing.py [N]   (default 50)
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from common import report, size_arg
 from sqlalchemy import select
 
 from pulsecheck.app import install_hooks
@@ -56,10 +57,9 @@ def main(n: int) -> None:
         unsigned = accept_each(database, ids[:n], None)
         signed = accept_each(database, ids[n:], KeySigner(lambda: NOW, key=key))
         database.dispose()
-    print(f"one sign-off, unsigned: {unsigned:.1f} ms (floor, same run)")
-    print(f"one sign-off, signed:   {signed:.1f} ms (ssh-keygen -Y sign, Ed25519)")
-    print(f"ratio signed/unsigned:  {signed / unsigned:.1f}x over {n} each")
+    report(f"signed sign-off (ssh-keygen -Y sign, Ed25519; {n} each)", signed, "ms", unsigned, "-",
+           floor_label="the same sign-off unsigned")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 50)
+    main(size_arg(50))

@@ -54,7 +54,6 @@ def check_role_users(database: Database, settings: Settings) -> None:
 
     from pulsecheck.errors import InputError
     from pulsecheck.storage.models import User
-    from pulsecheck.yamlfile import suggest
 
     roles = settings.notifications.roles
     if not any(roles.values()):
@@ -64,6 +63,8 @@ def check_role_users(database: Database, settings: Settings) -> None:
     for role, names in roles.items():
         for name in names:
             if name not in known:
+                from pulsecheck.yamlfile import suggest  # with YAML: only when there is something to suggest
+
                 where = settings.where("notifications", "roles", role)
                 raise InputError(f"{where}: unknown user {name!r}{suggest(name, sorted(known))}")
 
@@ -93,10 +94,10 @@ def authenticated_login(session: Session) -> str:
 class App:
     """What every command needs: settings, the database, the clock and the acting user."""
 
-    def __init__(self, settings: Settings, command: str | None = None) -> None:
+    def __init__(self, settings: Settings, command: str | None = None, database: Database | None = None) -> None:
         self.settings = settings
         self.command = command  # the CLI's subcommand, if any
-        self._db: Database | None = None
+        self._db: Database | None = database  # one opened by `open_database` (a bench reuses it across commands)
         self._identity: Identity | None = None
 
     @property

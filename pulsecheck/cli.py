@@ -50,6 +50,22 @@ class PulsecheckGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(args))
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_every_command()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            from pulsecheck.commands.examples import attach
+
+            module_names = COMMAND_MODULES.get(cmd_name)
+            candidates = (
+                {c.name: c for c in commands_of(*module_names)} if module_names else _every_command()
+            )
+            if cmd_name in candidates:
+                self.add_command(candidates[cmd_name])
+                attach(self)  # the help table's examples and option help, for what is loaded
+        return self.commands.get(cmd_name)
+
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
@@ -98,25 +114,33 @@ def cli(ctx: click.Context, db_url: str | None, config_file: str | None, as_user
     ctx.obj = App(load_settings(db=db_url, config=config_file, user=as_user), ctx.invoked_subcommand)
 
 
-def register(module_names: Sequence[str]) -> None:
-    """Attach command groups defined in the cli_* modules."""
+# Each command's module, so that a command imports its own module only (a cold start pays for one noun, not
+# every one). A command missing here is still found, by importing every module (tests/unit/test_cli_lazy.py
+# checks the table is complete).
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "init": ("setup",), "db": ("setup",), "users": ("setup", "web"), "accounts": ("setup",), "review": ("review",),
+    "readings": ("scoring",), "surveys": ("scoring",), "issues": ("scoring",), "model": ("scoring",),
+    "score": ("scoring",), "deviations": ("scoring",), "rules": ("rules",), "evaluate": ("rules",),
+    "escalations": ("escalations",), "scheduler": ("scheduler",), "outbox": ("outbox",), "cycle": ("cycle",),
+    "report": ("report",), "audit": ("audit",), "demo": ("demo",), "config": ("config",), "keys": ("keys",),
+    "worker": ("worker",), "serve": ("web",), "inbox": ("inbox",),
+}  # `users password` and `users invite` live with the web app that uses them
+
+
+def commands_of(*module_names: str) -> list[click.Command]:
+    """The top-level commands the `pulsecheck.commands` modules define (their COMMANDS)."""
     import importlib
 
-    from pulsecheck.commands.examples import attach
-
-    for name in module_names:
-        module = importlib.import_module(f"pulsecheck.commands.{name}")
-        for command in module.COMMANDS:
-            cli.add_command(command)
-    attach(cli)
-
-
-register(
-    [
-        "setup", "review", "scoring", "rules", "escalations", "scheduler", "outbox", "cycle", "report", "audit",
-        "demo", "config", "keys", "worker", "web", "inbox",
+    return [
+        command
+        for module_name in module_names
+        for command in importlib.import_module(f"pulsecheck.commands.{module_name}").COMMANDS
     ]
-)
+
+
+def _every_command() -> dict[str, click.Command]:
+    modules = dict.fromkeys(name for names in COMMAND_MODULES.values() for name in names)
+    return {command.name or "": command for command in commands_of(*modules)}
 
 
 def main() -> None:

@@ -3,9 +3,9 @@
 Models are strict (a TOML string is not a number, a string is not a list) and forbid unknown keys. Values
 that need more than a type (durations, clock times, crontab lines, time zones) are converted by validators
 whose errors name only the problem; the loader adds the file and key.
+No `from __future__ import annotations`: pydantic would eval every annotation string at start-up (every
+command pays for it); only forward references are quoted.
 """
-
-from __future__ import annotations
 
 import re
 from datetime import time, timedelta
@@ -126,7 +126,7 @@ class PrioritySection(Section):
         default_factory=lambda: dict(DEFAULT_BASES)
     )
 
-    def matrix(self) -> PriorityMatrix:
+    def matrix(self) -> "PriorityMatrix":
         """The domain's priority matrix of these values."""
         from pulsecheck.rules.priority import PriorityMatrix
 
@@ -224,7 +224,7 @@ class NotificationsSection(Section):
     roles: dict[str, Names] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _retry_max_not_below_base(self) -> NotificationsSection:
+    def _retry_max_not_below_base(self) -> "NotificationsSection":
         if self.retry_max < self.retry_base:
             raise ValueError("retry_max must not be shorter than retry_base")
         return self

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from pulsecheck.errors import PulsecheckError
 from pulsecheck.scheduling.specs import OPEN_REVIEW_STATES, ScheduleSettings
@@ -43,6 +43,14 @@ CADENCE_BATCH = 100  # accounts per transaction of a cadence job: the write lock
 
 _runtime: Runtime | None = None
 _claim: Callable[[Session], None] | None = None
+_batch: Session | None = None
+
+# The jobs whose work is one `work()` transaction: the runner runs due jobs of one of these kinds in batches,
+# all of a batch's work (and moving its jobs on) in one transaction.
+BATCHED = frozenset({f"{__name__}:review_due", f"{__name__}:escalation_deadline", f"{__name__}:next_review"})
+# Of those, the kinds whose work never queries what an earlier job of its batch changed (so a batch of them needs
+# no flush before each query): next_review does (it closes a review, then looks for an open one).
+UNFLUSHED = frozenset({f"{__name__}:review_due", f"{__name__}:escalation_deadline"})
 
 
 def set_runtime(runtime: Runtime | None) -> None:
@@ -68,9 +76,34 @@ def _claim_in(session: Session) -> None:
         _claim(session)
 
 
+def prefetch(session: Session, func_ref: str, args: list[tuple[Any, ...]]) -> list[Any]:
+    """Load the rows a batch of jobs of one kind reads (each with its account) in one query per batch of ids,
+    so that each job's `session.get` finds its row in the session instead of querying for it. The caller keeps
+    the returned rows while the batch runs: the session holds its objects only weakly."""
+    model: Any = {f"{__name__}:review_due": Review, f"{__name__}:escalation_deadline": Escalation,
+                  f"{__name__}:next_review": Account}.get(func_ref)
+    ids = [job_args[0] for job_args in args if job_args and isinstance(job_args[0], int)]
+    if model is None or not ids:
+        return []
+    options = [] if model is Account else [joinedload(model.account)]
+    return list(session.scalars(select(model).where(model.id.in_(ids)).options(*options)))
+
+
+def set_batch(session: Session | None) -> None:
+    """The transaction of the batch being run (None: each job opens its own)."""
+    global _batch
+    _batch = session
+
+
 @contextmanager
 def work(last: bool = True) -> Iterator[Session]:
-    """A transaction of the running job; the `last` one also moves the job on, so both commit together."""
+    """A transaction of the running job; the `last` one also moves the job on, so both commit together. In a
+    batch, the batch's transaction: its jobs move on together, when it commits."""
+    if _batch is not None:
+        yield _batch
+        if last:
+            _claim_in(_batch)
+        return
     with _rt().database.transaction() as session:
         yield session
         if last:

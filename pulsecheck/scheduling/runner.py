@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["LOCK_KEY", "Deposed", "LeaderLock", "run_due", "run_forever", "run_once", "runtime", "start"]
 
 DISPATCH = "dispatch-notifications"
+BATCH = 200  # due jobs of one kind per transaction: a crash loses at most one batch's work, which runs again
 POLL = 1.0  # seconds: the daemon's longest sleep between passes (and between checks that it still leads)
 DEPOSED_BACKOFF = 3  # standby polls a deposed leader waits before it competes again
 log = logging.getLogger("pulsecheck.scheduler")
@@ -123,17 +124,21 @@ def run_due(
         for _ in range(max_passes):
             with rt.database.transaction() as session:
                 due = job_store(session, rt.cfg.tz).due(now)
-            due.sort(key=lambda job: job.id == DISPATCH)  # last: a pass delivers what it produced
+            # Jobs of one kind together (soonest first within it), so that they run in batches; dispatch last:
+            # a pass delivers what it produced.
+            due.sort(key=lambda job: (job.id == DISPATCH, job.func_ref not in jobs.BATCHED, job.func_ref))
             ran = 0
-            for job in due:
+            for group in _groups(due):
                 if stop is not None and stop.is_set():
                     return runs
                 if leader is not None and not leader.held():
                     raise Deposed(f"lost the leader lock; {len(due) - ran} queued job(s) dropped")
-                run = _run(rt, job, now)
-                if run is not None:
-                    ran += 1
-                    runs.append(run)
+                done = _run_batch(rt, group, now) if len(group) > 1 else None
+                if done is None:  # one job, or a batch that did not commit: each job alone, as before
+                    done = [run for job in group if (run := _run(rt, job, now)) is not None]
+                ran += len(done)
+                runs.extend(done)
+                for run in done:
                     if on_run is not None:
                         on_run(run)
             if not ran:
@@ -141,6 +146,59 @@ def run_due(
     finally:
         jobs.set_runtime(None)
     return runs
+
+
+def _groups(due: list[Any]) -> list[list[Any]]:
+    """Consecutive due jobs of one batched kind, up to BATCH a group; every other job alone."""
+    groups: list[list[Any]] = []
+    for job in due:
+        last = groups[-1] if groups else None
+        if last and job.func_ref in jobs.BATCHED and last[0].func_ref == job.func_ref and len(last) < BATCH:
+            last.append(job)
+        else:
+            groups.append([job])
+    return groups
+
+
+def _run_batch(rt: jobs.Runtime, group: list[Any], now: datetime) -> list[JobRun] | None:
+    """Run jobs of one kind in one transaction that also moves them on: all count as run when it commits, none
+    if it does not. Any error (a job's own, or a conflict at commit) rolls the batch back and returns None: the
+    caller then runs each job alone, with the per-job handling of errors."""
+    done: list[JobRun] = []
+    try:
+        with rt.database.transaction() as session:
+            store = job_store(session, rt.cfg.tz)
+            live = store.current_many(group)  # an earlier job of the pass may have removed or replaced some
+            ran = [job for job in group if job.id in live]
+            rows = jobs.prefetch(session, group[0].func_ref, [tuple(job.args) for job in ran])
+            jobs.set_batch(session)
+            try:
+                if group[0].func_ref in jobs.UNFLUSHED:  # the batch's changes go out in one flush at its commit
+                    with session.no_autoflush:
+                        done.extend(_run_each(ran, now))
+                else:
+                    done.extend(_run_each(ran, now))
+            finally:
+                jobs.set_batch(None)
+            del rows  # held until here: each job found its row in the session
+            store.advance_many(ran, now)
+            mark_written(session)  # the job rows are written on the session's connection: fence them too
+    except Deposed:
+        raise  # nothing committed: the new leader runs them
+    except Exception as exc:  # noqa: BLE001 - rolled back whole; each job runs again alone
+        log.info("batch of %d %s job(s) rolled back (%s); running them one by one", len(group),
+                 group[0].func_ref, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return None
+    return done
+
+
+def _run_each(ran: list[Any], now: datetime) -> list[JobRun]:
+    done = []
+    for job in ran:
+        run_times: list[datetime] = job._get_run_times(now)
+        result = str(job.func(*job.args, **job.kwargs))
+        done.append(JobRun(job.id, run_times[-1], len(run_times) - 1, result, True))
+    return done
 
 
 def _run(rt: jobs.Runtime, job: Any, now: datetime) -> JobRun | None:

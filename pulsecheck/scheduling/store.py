@@ -25,6 +25,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
     from pulsecheck.scheduling.specs import JobSpec
 
+PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL  # what SQLAlchemyJobStore writes and reads by default
 BATCH = 500  # ids per IN (...) list: well under every database's limit on bound parameters
 
 
@@ -54,21 +56,38 @@ class _SessionBind:
         yield self.session.connection()
 
 
+@lru_cache(maxsize=8)
+def _lender(tz: ZoneInfo) -> Any:
+    """A never-started APScheduler scheduler that lends jobs its time zone: built once per zone, since building
+    one (executors, locks, a thread pool's set-up) costs more than a commit hook's whole work."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    return BackgroundScheduler(timezone=tz)
+
+
 class JobStore:
-    """APScheduler's SQLAlchemy job store working inside one session's transaction."""
+    """APScheduler's SQLAlchemy job store working inside one session's transaction (made at first use: a
+    commit that only removes jobs, or writes none, never needs it)."""
 
     def __init__(self, session: Session, tz: ZoneInfo) -> None:
+        self.session = session
+        self.tz = tz
+        self.templates: dict[str, dict[str, Any]] = {}  # a job's stored state, per function (`_template`)
+
+    @property
+    def scheduler(self) -> Any:
+        return _lender(self.tz)
+
+    @cached_property
+    def store(self) -> Any:
         from apscheduler.jobstores.base import BaseJobStore
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-        from apscheduler.schedulers.background import BackgroundScheduler
 
-        self.session = session
-        self.templates: dict[str, dict[str, Any]] = {}  # a job's stored state, per function (`_template`)
-        self.scheduler = BackgroundScheduler(timezone=tz)  # never started: it lends jobs its time zone
-        self.store = SQLAlchemyJobStore(engine=_SessionBind(session))
+        store = SQLAlchemyJobStore(engine=_SessionBind(self.session))
         # The base class's start binds the store to the scheduler; SQLAlchemyJobStore.start would also create
         # the table, which our migrations own.
-        BaseJobStore.start(self.store, self.scheduler, "default")
+        BaseJobStore.start(store, self.scheduler, "default")
+        return store
 
     def due(self, now: datetime) -> list[Job]:
         """The jobs whose next run time is `now` or earlier, soonest first."""
@@ -115,6 +134,39 @@ class JobStore:
             job._modify(next_run_time=following)
             self.store.update_job(job)
 
+    def current_many(self, due: Sequence[Job]) -> set[str]:
+        """The ids of the jobs in `due` whose stored job is still that job, read in a few queries."""
+        wanted = {job.id: job for job in due}
+        listed, found = list(wanted), set()
+        for start in range(0, len(listed), BATCH):
+            query = select(SchedulerJob.id, SchedulerJob.job_state).where(
+                SchedulerJob.id.in_(listed[start : start + BATCH])
+            )
+            for job_id, state in self.session.execute(query):
+                if _identity(self.store._reconstitute_job(state)) == _identity(wanted[job_id]):
+                    found.add(job_id)
+        return found
+
+    def advance_many(self, ran: Sequence[Job], now: datetime) -> None:
+        """`advance` for jobs that ran in this transaction and were current when it began: moved on in one
+        statement (executemany), those with no firing left removed in another."""
+        from apscheduler.util import datetime_to_utc_timestamp
+
+        moved, done = [], []
+        for job in ran:
+            following = job.trigger.get_next_fire_time(job._get_run_times(now)[-1], now)
+            if following is None:
+                done.append(job.id)
+                continue
+            job._modify(next_run_time=following)
+            moved.append({"job_id": job.id, "next_run_time": datetime_to_utc_timestamp(following),
+                          "job_state": pickle.dumps(job.__getstate__(), PICKLE_PROTOCOL)})
+        if moved:
+            table = cast(Table, SchedulerJob.__table__)
+            statement = table.update().where(table.c.id == bindparam("job_id"))
+            self.session.execute(statement.values(next_run_time=bindparam("next_run_time")), moved)  # as `write`
+        self.remove(done)
+
     def next_due(self) -> datetime | None:
         """The soonest next run time of any stored job (None: no job is scheduled)."""
         return cast("datetime | None", self.store.get_next_run_time())
@@ -130,7 +182,7 @@ class JobStore:
         return {
             "job_id": spec.id,
             "next_run_time": datetime_to_utc_timestamp(first),
-            "job_state": pickle.dumps(state, self.store.pickle_protocol),
+            "job_state": pickle.dumps(state, PICKLE_PROTOCOL),
             "spec": spec.fingerprint,
         }
 

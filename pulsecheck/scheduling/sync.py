@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from pulsecheck.scheduling.specs import JobSpec, ScheduleSettings, all_jobs, escalation_jobs, review_jobs
-from pulsecheck.scheduling.store import JobStore, fingerprints, job_store
 from pulsecheck.storage.models import Escalation, Review
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # specs and store (and the outbox they use) load at the first commit that moves a job
     from pulsecheck.config import Settings
+    from pulsecheck.scheduling.specs import JobSpec, ScheduleSettings
+    from pulsecheck.scheduling.store import JobStore
     from pulsecheck.storage.db import Database
 
 
@@ -44,6 +44,8 @@ def apply(
     """Make the stored jobs match `wanted` (None: no such job), in bulk; equal jobs keep their next run time.
     `stored` is the stored fingerprints, when the caller has already read them."""
     if stored is None:
+        from pulsecheck.scheduling.store import fingerprints
+
         stored = fingerprints(session, wanted)
     report = SyncReport()
     added: list[JobSpec] = []
@@ -70,12 +72,18 @@ def install(database: Database, settings: Settings) -> None:
     """Keep jobs in step with every review and escalation that a transaction of `database` writes."""
     from pulsecheck.storage.hooks import before_commit
 
-    cfg = ScheduleSettings.from_settings(settings)  # built here, so that no settings work happens in a commit
+    built: list[ScheduleSettings] = []  # at the first commit that needs it: a read-only command never does
 
     def touched(session: Session) -> list[Any]:
         return [obj for obj in (*session.new, *session.dirty) if isinstance(obj, Review | Escalation)]
 
     def sync(session: Session, objects: list[Any]) -> None:
+        from pulsecheck.scheduling.specs import ScheduleSettings, escalation_jobs, review_jobs
+        from pulsecheck.scheduling.store import job_store
+
+        if not built:  # a copy of settings validated before any work (it cannot fail inside the commit)
+            built.append(ScheduleSettings.from_settings(settings))
+        cfg = built[0]
         wanted: dict[str, JobSpec | None] = {}
         for obj in sorted(objects, key=lambda o: (type(o).__name__, o.id)):
             wanted.update(review_jobs(session, obj, cfg) if isinstance(obj, Review) else escalation_jobs(obj, cfg))
@@ -86,6 +94,9 @@ def install(database: Database, settings: Settings) -> None:
 
 def reconcile(session: Session, cfg: ScheduleSettings, now: datetime) -> SyncReport:
     """Recompute every job from the rows: add what is missing, replace what is stale, remove what is orphaned."""
+    from pulsecheck.scheduling.specs import all_jobs
+    from pulsecheck.scheduling.store import fingerprints, job_store
+
     wanted: dict[str, JobSpec | None] = dict(all_jobs(session, cfg))
     stored = fingerprints(session)
     wanted.update({job_id: None for job_id in stored if job_id not in wanted})  # orphans go

@@ -4,14 +4,16 @@ the tables a long run grows (PostgreSQL plans its statements from these statisti
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Table, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from pulsecheck.storage.models import Base
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 BaseT = TypeVar("BaseT", bound=Base)
 
@@ -39,8 +41,14 @@ def insert_ignoring(session: Session, model: type[Base], rows: Sequence[dict[str
 
 def upsert(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
     """The dialect's INSERT (with ON CONFLICT) into `model`'s table (a Core statement: no ORM bulk machinery)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(model))
+    # A dialect's module is imported when used: the PostgreSQL one costs a SQLite command's start-up dearly.
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table_of(model))
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table_of(model))
 
 
 def analyze(session: Session, models: Iterable[type[Base]]) -> None:

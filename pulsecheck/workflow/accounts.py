@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, Table, func, select, update
 from sqlalchemy.orm import Session, aliased, joinedload
@@ -16,9 +16,10 @@ from pulsecheck.states import permissions
 from pulsecheck.storage.models import Account, Escalation, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import MANAGER_ROLES
-from pulsecheck.workflow.imports import FileFormat, Problems, Row, chunks, iter_rows
-from pulsecheck.workflow.staging import BulkStatement, SeenKeys, bulk_insert
-from pulsecheck.yamlfile import suggest
+
+if TYPE_CHECKING:  # the import machinery (csv, JSON, YAML) loads only for an import: not for a command that reads
+    from pulsecheck.workflow.imports import FileFormat, Row
+    from pulsecheck.workflow.staging import BulkStatement
 
 COLUMNS = (
     "external_id",
@@ -45,12 +46,16 @@ class ImportResult:
     updated: int
 
 
-def import_accounts(session: Session, path: str | Path, fmt: FileFormat = FileFormat()) -> ImportResult:
+def import_accounts(session: Session, path: str | Path, fmt: FileFormat | None = None) -> ImportResult:
     """Create or update accounts by external_id, streaming the file in chunks; any bad row (every one is
     reported, up to MAX_PROBLEMS) aborts the whole import.
 
     Updates touch only the columns present in the file (or keys present in a JSON record).
     """
+    from pulsecheck.workflow.imports import FileFormat, Problems, chunks, iter_rows
+    from pulsecheck.workflow.staging import SeenKeys, bulk_insert
+
+    fmt = fmt or FileFormat()
     problems = Problems(str(path))
     users = dict(session.execute(select(User.name, User.id)).all())  # a team: small
     seen = SeenKeys(session)
@@ -105,6 +110,8 @@ def _parse_row(row: Row, users: dict[str, int]) -> dict[str, Any]:
         if name is None:
             return None
         if name not in users:
+            from pulsecheck.yamlfile import suggest
+
             raise InputError(f"{row.where(column)}: unknown user {name!r}{suggest(name, users)}")
         return users[name]
 

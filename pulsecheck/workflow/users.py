@@ -8,7 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -19,8 +19,9 @@ from pulsecheck.storage.models import User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import ROLES
 from pulsecheck.workflow.accounts import ImportResult
-from pulsecheck.workflow.imports import FileFormat, Row, read_rows
-from pulsecheck.yamlfile import suggest
+
+if TYPE_CHECKING:  # the import machinery loads only for an import (see accounts.py)
+    from pulsecheck.workflow.imports import FileFormat, Row
 
 # The columns an import stores (column: attribute); other columns are ignored.
 _IMPORTED = {"roles": "roles", "email": "email", "manager": "manager_name", "webhook": "webhook", "login": "login"}
@@ -135,7 +136,7 @@ def require_admin(actor: User, what: str) -> None:
 
 
 def import_users(
-    session: Session, path: str | Path, now: datetime, fmt: FileFormat = FileFormat(), actor: User | None = None
+    session: Session, path: str | Path, now: datetime, fmt: FileFormat | None = None, actor: User | None = None
 ) -> ImportResult:
     """Create or update users from a CSV or JSON file; any bad row aborts the whole import. With an `actor`, only
     an admin imports.
@@ -145,7 +146,9 @@ def import_users(
     """
     if actor is not None:
         require_admin(actor, "users import")
-    rows = read_rows(path, required_columns=("name", "roles"), fmt=fmt)
+    from pulsecheck.workflow.imports import FileFormat, read_rows
+
+    rows = read_rows(path, required_columns=("name", "roles"), fmt=fmt or FileFormat())
     parsed = [(row, _parse_user_row(row)) for row in rows]
     stored = {u.name: u for u in session.scalars(select(User))}
     _check_unique(parsed, "name", {})
@@ -190,6 +193,8 @@ def _check_managers(parsed: list[tuple[Row, dict[str, Any]]], stored: dict[str, 
     for row, values in parsed:
         manager = values.get("manager")
         if manager is not None and manager not in known:
+            from pulsecheck.yamlfile import suggest  # with YAML: only when there is something to suggest
+
             raise InputError(f"{row.where('manager')}: unknown user {manager!r}{suggest(manager, known)}")
 
 
@@ -221,6 +226,8 @@ def _row_roles(row: Row) -> str:
         raise InputError(f"{row.where('roles')}: at least one role is required ({', '.join(ROLES)})")
     for role in roles:
         if role not in ROLES:
+            from pulsecheck.yamlfile import suggest
+
             raise InputError(
                 f"{row.where('roles')}: unknown role {role!r}{suggest(role, ROLES)}; choose from {', '.join(ROLES)}"
             )

@@ -12,7 +12,10 @@ from pulsecheck.cli import cli
 def leaves(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, click.Command]]:
     """Every command a user can run, walked from the root (a plain walk, not the code's own)."""
     found: list[tuple[str, click.Command]] = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in sorted(group.list_commands(ctx)):
+        command = group.get_command(ctx, name)
+        assert command is not None
         if isinstance(command, click.Group):
             found += leaves(command, (*path, name))
         else:

@@ -21,7 +21,7 @@ from pulsecheck.app import authenticated_login
 from pulsecheck.config import load_settings
 from pulsecheck.scheduling import jobs
 from pulsecheck.scheduling.leader import LOCK_KEY, Deposed, LeaderLock
-from pulsecheck.scheduling.runner import run_due, runtime, start
+from pulsecheck.scheduling.runner import BATCH, run_due, runtime, start
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Account, Notification, Review, SchedulerLeader, User
 from pulsecheck.workflow.leases import wall_clock
@@ -247,8 +247,10 @@ def failover(first_url: str, second_url: str, tmp_path: Path, database: Database
     print(f"standby took over in {took:.2f} s; jobs: {len(first.reminded())} by the first leader, "
           f"{len(second.reminded())} by the second, {len(both)} by both")  # fmt: skip
     assert both == set()
-    # A leader killed -9 may die between a job's commit and its line: at most that one job goes unreported.
-    assert len(set(range(1, 601)) - (first.reminded() | second.reminded())) <= (1 if first.popen.returncode else 0)
+    # A leader killed -9 may die between a batch's commit and its lines: at most that one batch goes unreported
+    # (the database check below still sees every job run exactly once).
+    unreported = len(set(range(1, 601)) - (first.reminded() | second.reminded()))
+    assert unreported <= (BATCH if first.popen.returncode else 0)
     assert 149 <= len(first.reminded()) < 600
     with database.transaction() as session:  # and in the database: every review had its first reminder
         assert session.scalars(select(Review.reminders_sent).distinct()).all() == [1]

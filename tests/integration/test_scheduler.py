@@ -339,3 +339,34 @@ def test_on_postgres_jobs_follow_rows_and_fire_once(tmp_path, pg_url, pg_databas
     ]
     assert [r for r in run_due(rt, later) if not r.id.startswith("dispatch")] == []
     assert notifications(pg_database, "review_due") == [("review_due", "bob")]
+
+
+def test_due_jobs_of_a_kind_run_together_and_one_failing_job_costs_the_others_nothing(scheduled, factory, database,
+                                                                                     monkeypatch):
+    from pulsecheck.scheduling import jobs as job_functions
+
+    tick = scheduled()
+    factory.team()
+    for name in ("GLOBEX", "INITECH"):
+        factory.account(name, owner="bob", manager="maria")
+    ids = [factory.review(name) for name in ("ACME", "GLOBEX", "INITECH")]  # all due at the same moment
+    due = NOW + timedelta(days=14)
+    real = job_functions.review_due
+
+    def one_fails(review_id: int, *rest: str) -> str:
+        if review_id == ids[1]:
+            raise RuntimeError("a bug in one job")
+        return real(review_id, *rest)
+
+    monkeypatch.setattr(job_functions, "review_due", one_fails)
+    runs = ran(tick(due + timedelta(minutes=5)), "review-due")
+    # The batch of three rolled back on the failure; each then ran alone: two reminders, one failure, none twice.
+    assert sorted((r.id, r.ok) for r in runs) == sorted([(f"review-due:{ids[0]}", True),
+                                                         (f"review-due:{ids[1]}", False),
+                                                         (f"review-due:{ids[2]}", True)])
+    assert notifications(database, "review_due") == [("review_due", "bob"), ("review_due", "bob")]
+    assert {jobs(database)[f"review-due:{i}"] for i in ids} == {due + timedelta(days=2)}  # all moved on
+    monkeypatch.setattr(job_functions, "review_due", real)
+    again = ran(tick(due + timedelta(days=2, minutes=5)), "review-due")  # the next firing: a batch that commits
+    assert sorted(r.result for r in again) == sorted(f"review {i}: reminder 2/3 to bob" for i in ids)
+    assert len(notifications(database, "review_due")) == 5

@@ -13,7 +13,7 @@ from pulsecheck.errors import InputError
 from pulsecheck.notifications.dispatch import RetryPolicy
 from pulsecheck.notifications.outbox import Routing
 from pulsecheck.rules.priority import PriorityMatrix
-from pulsecheck.scheduling.sync import ScheduleSettings
+from pulsecheck.scheduling.specs import ScheduleSettings
 from pulsecheck.workflow.cycles.service import CycleSettings
 from pulsecheck.workflow.evaluation import EvaluationSettings
 

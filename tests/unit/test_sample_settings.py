@@ -16,7 +16,7 @@ from pulsecheck.config.sections import SettingsFile
 from pulsecheck.demo import examples_dir
 from pulsecheck.notifications.channels import build_channel
 from pulsecheck.notifications.dispatch import RetryPolicy
-from pulsecheck.scheduling.sync import ScheduleSettings
+from pulsecheck.scheduling.specs import ScheduleSettings
 from pulsecheck.workflow.cycles.service import CycleSettings
 from pulsecheck.workflow.evaluation import EvaluationSettings
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
@@ -24,6 +24,16 @@ SYSTEM_ACTOR = "pulsecheck"
 def get_review(session: Session, review_id: int) -> Review:
     """A review by id, or an input error."""
     review = session.get(Review, review_id)
+    if review is None:
+        raise NotFoundError(f"unknown review {review_id}")
+    return review
+
+
+def _review_with_content(session: Session, review_id: int) -> Review:
+    """A review with what its guards and signatures read (account, risks, actions) in two queries, not four
+    lazy loads; actions by a second query so that risks x actions rows never multiply."""
+    options = (joinedload(Review.account), joinedload(Review.risks), selectinload(Review.actions))
+    review = session.get(Review, review_id, options=options)
     if review is None:
         raise NotFoundError(f"unknown review {review_id}")
     return review
@@ -177,8 +187,7 @@ def _apply(
             at=now,
             cause=cause,
         )
-    )
-    session.flush()
+    )  # no flush here: the commit's hooks flush once, and a query of this session autoflushes first
 
 
 def _clear_signatures(review: Review) -> None:
@@ -196,7 +205,7 @@ def transition(
     cause: str = "user",
 ) -> Review:
     """Fire `event` on a review as `actor`; refused events raise with the guard's reason."""
-    review = get_review(session, review_id)
+    review = _review_with_content(session, review_id)
     name, roles = _name_and_roles(session, actor)
     if event == "approve" and comment and not (review.manager_comments or "").strip():
         review.manager_comments = comment  # `approve --comment` fills the manager's comments

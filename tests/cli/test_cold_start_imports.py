@@ -1,0 +1,58 @@
+"""What a read command loads at start-up (issue 17): a SQLite read imports neither the migration tool nor the
+PostgreSQL dialect and drivers, nor the rules engine, the scheduler, templates, charts or tables it does not use.
+Behaviour, not timing: the modules are read from the child's `-X importtime` log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Factory
+
+PULSECHECK = Path(sys.executable).with_name("pulsecheck")
+# Never for a read on SQLite (asyncio is not listed: `import sqlalchemy.orm` itself loads it).
+NEVER = ("alembic", "psycopg", "psycopg2", "asyncpg", "sqlalchemy.dialects.postgresql", "sqlalchemy.ext.asyncio",
+         "durable", "rules", "apscheduler", "transitions", "jinja2", "pygal", "yaml", "markdown_it")
+
+
+def imported(db_url: str, *args: str) -> set[str]:
+    """The modules `pulsecheck ARGS` imported (it must succeed)."""
+    env = {**os.environ, "PULSECHECK_DATABASE_URL": db_url, "PYTHONDONTWRITEBYTECODE": "1"}
+    for name in ("PULSECHECK_USER", "PULSECHECK_CONFIG"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-X", "importtime", str(PULSECHECK), *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
+            and "|" in line and "self [us]" not in line}
+
+
+def loaded(modules: set[str], name: str) -> bool:
+    return any(module == name or module.startswith(name + ".") for module in modules)
+
+
+@pytest.mark.parametrize("args", [("review", "show", "1", "--json"), ("review", "show", "1"),
+                                  ("review", "list", "--json")])
+def test_a_read_command_loads_only_what_it_uses(db_url: str, os_login_admin: str, factory: Factory,
+                                                 args: tuple[str, ...]) -> None:
+    factory.team()
+    factory.review("ACME")
+    modules = imported(db_url, *args)
+    assert "pulsecheck.storage.models" in modules  # the log is read (the command did its work)
+    assert [name for name in NEVER if loaded(modules, name)] == []
+    assert not loaded(modules, "pulsecheck.commands.scoring")  # only the command's own module
+    assert not loaded(modules, "pulsecheck.scheduling.store")  # the commit hooks load their work when they run
+
+
+def test_every_command_is_in_the_cli_table() -> None:
+    from pulsecheck.cli import COMMAND_MODULES, commands_of
+
+    modules = {module for names in COMMAND_MODULES.values() for module in names}
+    defined = {command.name for command in commands_of(*modules)}
+    assert defined == set(COMMAND_MODULES)  # no command only the slow path finds, no name that finds nothing
+    for name, names in COMMAND_MODULES.items():
+        assert name in {command.name for command in commands_of(*names)}
