@@ -339,7 +339,9 @@ def evaluate(
 ) -> None:
     """Evaluate the active rules over the portfolio and apply their actions.
 
-    Prints how many actions each rule led to; --verbose lists them. Example: pulsecheck evaluate --dry-run -v
+    Prints how many actions each rule led to; --verbose lists them.
+
+    Example: pulsecheck evaluate --dry-run -v
     """
     from pulsecheck.workflow.accounts import get_account
     from pulsecheck.workflow.evaluation import EvaluationSettings
