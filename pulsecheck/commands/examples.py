@@ -73,10 +73,10 @@ EXAMPLES: dict[str, str] = {
     "keys add": "pulsecheck keys add ~/.ssh/id_ed25519.pub",
     "keys new": "pulsecheck keys new",
     "keys revoke": "pulsecheck keys revoke SHA256:abc123",
-    "serve": "pulsecheck --db postgresql://cs@db/pulsecheck serve --host 0.0.0.0 --workers 2",
+    "serve": "pulsecheck serve --host 0.0.0.0 --workers 2 --db postgresql://cs@db/pulsecheck",
     "users password": "pulsecheck users password bob",
     "users invite": "pulsecheck --as olga users invite bob",
-    "worker": "pulsecheck --db postgresql://cs@db/pulsecheck worker",
+    "worker": "pulsecheck worker --db postgresql://cs@db/pulsecheck",
 }
 
 # Options of command modules other work is reshaping (rules, evaluate) get their help here until they carry it.
