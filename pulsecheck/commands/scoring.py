@@ -124,19 +124,21 @@ def _model_tables(parsed: ScoringModel, versions: list[dict[str, Any]]) -> None:
     """The KPIs, buckets and versions of `model show`."""
     from pulsecheck.scoring.model import duration_text
 
-    table(
-        [
-            (
-                k.name,
-                f"{k.weight:g}",
-                f"{k.scale.min:g}..{k.scale.max:g}",
-                k.from_surveys or "reading",
-                duration_text(k.max_age) if k.max_age else "-",
-            )
-            for k in parsed.kpis
-        ],
-        ["kpi", "weight", "scale", "source", "max age"],
-    )
+    rows = [
+        (
+            k.name,
+            f"{k.weight:g}" if k.scored else "0 (tracked)",
+            "-" if k.scale is None else f"{k.scale.min:g}..{k.scale.max:g}",
+            k.from_surveys or (f"formula {k.formula}" if k.formula else "reading"),
+            duration_text(k.max_age) if k.max_age else "-",
+        )
+        for k in parsed.kpis
+    ]
+    if parsed.groups:
+        table([(*row, k.group or "-") for row, k in zip(rows, parsed.kpis, strict=True)],
+              ["kpi", "weight", "scale", "source", "max age", "group"])  # fmt: skip
+    else:
+        table(rows, ["kpi", "weight", "scale", "source", "max age"])
     table(
         [(b.name, "-" if b.below is None else f"< {b.below:g}", b.color) for b in parsed.buckets],
         ["bucket", "threshold", "color"],
