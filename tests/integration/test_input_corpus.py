@@ -117,6 +117,13 @@ IMPORTERS = (
         moment="opened_at",
     ),
     Importer("users", {"name": "zed", "roles": "reviewer", "email": "zed@example.com"}, text="name"),
+    Importer("cashflows", {"account": "ACME", "period": "2", "amount": "500.5"}, text="account", number="amount"),
+    Importer(
+        "financials",
+        {"account": "ACME", "arpu": "1000", "cac": "5000", "cost_to_serve": "300", "discount_rate": "0.1"},
+        text="account",
+        number="arpu",
+    ),
 )
 
 
