@@ -29,9 +29,12 @@ FACTS: dict[str, str] = {
     "stage": STRING,
     "has_open_review": BOOLEAN,
     "open_escalations": NUMBER,
+    "concerns": NUMBER,  # KPIs rated an area of concern in the latest snapshot
 }
 WINDOWED = re.compile(r"^(score_change|score_drop|max_score|open_tickets|open_high_tickets)_(\d+)d$")
 KPI_FACT = re.compile(r"^kpi\.[a-z][a-z0-9_]*$")
+KPI_STATUS_FACT = re.compile(r"^kpi_status\.[a-z][a-z0-9_]*$")  # concern | neutral | strength
+GROUP_FACT = re.compile(r"^group\.[a-z][a-z0-9_]*$")  # a group's subscore
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "between", "exists", "missing")
 NEGATED = {
     "eq": "ne",
@@ -86,8 +89,10 @@ def fact_type(name: str) -> str | None:
     """The type of a catalogue fact, or None for an unknown name."""
     if name in FACTS:
         return FACTS[name]
-    if WINDOWED.match(name) or KPI_FACT.match(name):
+    if WINDOWED.match(name) or KPI_FACT.match(name) or GROUP_FACT.match(name):
         return NUMBER
+    if KPI_STATUS_FACT.match(name):
+        return STRING
     return None
 
 

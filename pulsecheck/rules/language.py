@@ -171,6 +171,8 @@ class _Checker:
                 "open_tickets_30d",
                 "open_high_tickets_60d",
                 "kpi.nps",
+                "kpi_status.nps",
+                "group.customer_value",
                 "all",
                 "any",
                 "not",
