@@ -56,7 +56,7 @@ class SurveyResponse:
     responded_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made once per KPI per account, and a frozen __init__ costs twice as much
 class Component:
     """One KPI's part of a score: `contribution` = normalized x effective_weight / 100."""
 
@@ -93,7 +93,7 @@ class ScoreResult:
     groups: dict[str, float | None] = field(default_factory=dict)  # subscore per group, 0..100, 2 decimals
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Input:
     raw: float | None
     observed_at: datetime | None
@@ -135,6 +135,8 @@ def score_account(
 def _reading_input(kpi: Kpi, readings: list[Reading], findings: list[Finding]) -> _Input:
     if not readings:
         return _Input(None, None, MISSING)
+    if len(readings) == 1:  # the common case: one newest reading, nothing to compare
+        return _Input(readings[0].value, readings[0].observed_at, OK)
     newest = max(r.observed_at for r in readings)
     tied = sorted((r for r in readings if r.observed_at == newest), key=lambda r: (r.source, r.value))
     chosen = tied[-1]
@@ -213,9 +215,9 @@ def _combine(model: ScoringModel, inputs: dict[str, _Input], findings: list[Find
         effective = kpi.weight
         if model.missing_inputs == "renormalize" and kpi.scored:
             effective = kpi.weight * 100.0 / present_weight
-        normalized = kpi.normalize(found.raw)
+        normalized = None if kpi.scale is None else kpi.scale.normalize(found.raw)
         contribution = 0.0 if normalized is None else normalized * effective / 100.0
-        rating = kpi.rating(found.raw)
+        rating = kpi.rating(found.raw, normalized)
         components.append(
             Component(
                 kpi.name, found.raw, normalized, kpi.weight, effective, contribution, found.observed_at, found.status,

@@ -96,12 +96,13 @@ class Kpi:
         """The raw value on 0..100, or None without a scale."""
         return None if self.scale is None else self.scale.normalize(raw)
 
-    def rating(self, raw: float | None) -> str | None:
+    def rating(self, raw: float | None, normalized: float | None = None) -> str | None:
         """concern, neutral or strength for a raw value (None when missing): the KPI's own thresholds, else
-        the default cut-offs on the normalized value; a concern wins over a strength."""
+        the default cut-offs on the normalized value (given, or worked out); a concern wins over a strength."""
         if raw is None:
             return None
-        normalized = self.normalize(raw)
+        if normalized is None:
+            normalized = self.normalize(raw)
         if self.concern is not None:
             concern = self.concern.holds(raw)
         else:
@@ -146,7 +147,7 @@ class ScoringModel:
     statuses: dict[str, str] = field(default_factory=lambda: dict(STATUS_COLORS))
     discount_rate: float | None = None  # for npv, per period; an account's financials may override it
 
-    @property
+    @cached_property
     def scored_kpis(self) -> tuple[Kpi, ...]:
         """The KPIs with a weight (tracked ones left out)."""
         return tuple(kpi for kpi in self.kpis if kpi.scored)

@@ -67,7 +67,7 @@ def import_cashflows(session: Session, path: str | Path, fmt: FileFormat = FileF
     """Create or update cash flows by (account, period): C_t of each period t of an account's NPV."""
     return _keyed_import(
         session, path, fmt, ("account", "period", "amount"), _cashflow,
-        key=lambda values: f"{values['account']}\x00{values['period']}",
+        key=lambda values: f"{values['period']}:{values['account']}",  # digits first: unambiguous, no NUL for PG
         shown=lambda values: f"account {values['account']!r} period {values['period']}",
         store=_store_cashflows(session),
     )  # fmt: skip

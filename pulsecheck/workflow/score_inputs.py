@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import String, and_, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from pulsecheck.scoring.compute import Reading, SurveyResponse
@@ -24,13 +25,32 @@ ARR_KPI = "arr"  # arr_growth_pct reads the readings of this KPI
 DEFAULT_SURVEY_WINDOW = timedelta(days=90)
 
 
+class Moments:
+    """Timestamps as they come from the driver (text on SQLite, naive datetimes on PostgreSQL) to aware UTC,
+    each distinct value converted once: the times of a feed repeat across accounts, and converting every row
+    through the column type cost a third of scoring's reading time."""
+
+    def __init__(self) -> None:
+        self.memo: dict[Any, datetime] = {}
+
+    def __call__(self, value: Any) -> datetime:
+        found = self.memo.get(value)
+        if found is None:
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+            found = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            if len(self.memo) > 10_000:  # bounded: distinct times just cost the conversion each
+                self.memo.clear()
+            self.memo[value] = found
+        return found
+
+
 def reading_kpis(model: ScoringModel) -> list[str]:
     """The KPIs whose values come from readings: neither survey nor formula KPIs."""
     return [k.name for k in model.kpis if not k.from_surveys and not k.formula]
 
 
 def latest_readings(
-    session: Session, as_of: datetime, kpis: list[str], first: int, last: int
+    session: Session, as_of: datetime, kpis: list[str], first: int, last: int, moments: Moments | None = None
 ) -> dict[int, list[Reading]]:
     """The newest readings per (account, kpi) at `as_of` for accounts first..last, ties included (they reveal
     duplicates): the newest time per pair from the index, then the readings at that time."""
@@ -42,8 +62,9 @@ def latest_readings(
         .group_by(KpiReading.account_id, KpiReading.kpi)
         .subquery()
     )
+    moment = moments or Moments()
     query = select(
-        KpiReading.account_id, KpiReading.kpi, KpiReading.value, KpiReading.observed_at, KpiReading.source
+        KpiReading.account_id, KpiReading.kpi, KpiReading.value, _raw(KpiReading.observed_at), KpiReading.source
     ).join(
         newest,
         and_(
@@ -54,27 +75,33 @@ def latest_readings(
     )
     result: dict[int, list[Reading]] = defaultdict(list)
     for account_id, kpi, value, observed_at, source in session.execute(query):
-        result[account_id].append(Reading(kpi, value, observed_at, source or ""))
+        result[account_id].append(Reading(kpi, value, moment(observed_at), source or ""))
     return result
 
 
+def _raw(column: Any) -> Any:
+    """A timestamp column as the driver returns it, for `Moments` to convert."""
+    return type_coerce(column, String).label(column.key)
+
+
 def surveys(
-    session: Session, model: ScoringModel, as_of: datetime, first: int, last: int
+    session: Session, model: ScoringModel, as_of: datetime, first: int, last: int, moments: Moments | None = None
 ) -> dict[int, list[SurveyResponse]]:
     """Survey responses of accounts first..last within the longest window of the model's survey KPIs."""
     windows = [k.window or DEFAULT_SURVEY_WINDOW for k in model.kpis if k.from_surveys]
     result: dict[int, list[SurveyResponse]] = defaultdict(list)
     if not windows:
         return result
+    moment = moments or Moments()
     query = select(
-        SurveyRow.account_id, SurveyRow.kind, SurveyRow.score, SurveyRow.max_score, SurveyRow.responded_at
+        SurveyRow.account_id, SurveyRow.kind, SurveyRow.score, SurveyRow.max_score, _raw(SurveyRow.responded_at)
     ).where(
         SurveyRow.account_id.between(first, last),
         SurveyRow.responded_at <= as_of,
         SurveyRow.responded_at >= as_of - max(windows),
     )
     for account_id, kind, score, max_score, responded_at in session.execute(query):
-        result[account_id].append(SurveyResponse(kind, score, max_score, responded_at))
+        result[account_id].append(SurveyResponse(kind, score, max_score, moment(responded_at)))
     return result
 
 

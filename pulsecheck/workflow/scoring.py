@@ -52,10 +52,11 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
     writer = SnapshotWriter(session)
     kpis = score_inputs.reading_kpis(model)
     found: dict[deviation.Key, str] = {}
+    moments = score_inputs.Moments()
     for ids in score_inputs.account_chunks(session, CHUNK, account_id):
         first, last = ids[0], ids[-1]
-        readings = score_inputs.latest_readings(session, as_of, kpis, first, last)
-        responses = score_inputs.surveys(session, model, as_of, first, last)
+        readings = score_inputs.latest_readings(session, as_of, kpis, first, last, moments)
+        responses = score_inputs.surveys(session, model, as_of, first, last, moments)
         derived = score_inputs.formula_inputs(session, model, as_of, first, last)
         rows = []
         for acc in ids:

@@ -16,6 +16,7 @@ from pulsecheck.storage.db import Database
 from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, AccountFinancials, Cashflow, ScoreSnapshot, User
 from pulsecheck.workflow import finance, inputs, models, scoring
+from tests.conftest import Factory
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 MODEL = """\
@@ -55,6 +56,10 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 @pytest.fixture
 def portfolio(factory: Any, database: Database, tmp_path: Path) -> Database:
+    return fill(factory, database, tmp_path)
+
+
+def fill(factory: Any, database: Database, tmp_path: Path) -> Database:
     factory.user("olga", "ops")
     factory.account("ACME", contract_start=date(2024, 11, 24))
     factory.account("BETA", contract_start=date(2025, 5, 1))
@@ -71,6 +76,13 @@ def snapshot(database: Database, external_id: str) -> ScoreSnapshot:
     with database.transaction() as session:
         query = select(ScoreSnapshot).join(Account, Account.id == ScoreSnapshot.account_id)
         return session.scalars(query.where(Account.external_id == external_id)).one()
+
+
+@pytest.mark.postgres
+def test_the_same_snapshots_on_postgresql(pg_database: Database, tmp_path: Path) -> None:
+    test_grouped_model_snapshots_store_subscores_ratings_and_derived_values(
+        fill(Factory(pg_database, NOW), pg_database, tmp_path)
+    )
 
 
 def test_grouped_model_snapshots_store_subscores_ratings_and_derived_values(portfolio: Database) -> None:
