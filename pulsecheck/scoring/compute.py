@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from pulsecheck.scoring import formulas
 from pulsecheck.scoring.formulas import FormulaInputs
@@ -36,8 +37,7 @@ from pulsecheck.scoring.model import Kpi, ScoringModel, duration_text
 OK, STALE, MISSING = "ok", "stale", "missing"
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):  # a tuple: scoring makes one per KPI per account, a frozen dataclass costs 3x
     """One observed KPI value for an account."""
 
     kpi: str
@@ -46,8 +46,7 @@ class Reading:
     source: str = ""
 
 
-@dataclass(frozen=True)
-class SurveyResponse:
+class SurveyResponse(NamedTuple):
     """One survey answer; `kind` is nps, csat or ces, `score` is on 0..max_score."""
 
     kind: str
@@ -238,16 +237,22 @@ def _subscores(model: ScoringModel, components: list[Component]) -> dict[str, fl
     if not model.groups:
         return {}
     normalized = {c.kpi: c.normalized for c in components}
+    policy = model.missing_inputs
     result: dict[str, float | None] = {}
-    for group, kpis in model.group_members.items():
-        present = [(k.weight, normalized[k.name]) for k in kpis if normalized[k.name] is not None]
-        total = sum(weight for weight, _ in present)
-        if model.missing_inputs == "zero":
-            total = sum(k.weight for k in kpis)
-        if not present or total == 0 or (model.missing_inputs == "fail" and len(present) < len(kpis)):
+    for group, members, all_weight in model.group_weights:
+        weighted = present_weight = 0.0
+        present = 0
+        for name, weight in members:
+            value = normalized[name]
+            if value is not None:
+                weighted += weight * value
+                present_weight += weight
+                present += 1
+        total = all_weight if policy == "zero" else present_weight
+        if not present or total == 0 or (policy == "fail" and present < len(members)):
             result[group] = None
-            continue
-        result[group] = round(sum(weight * (value or 0.0) for weight, value in present) / total, 2)
+        else:
+            result[group] = round(weighted / total, 2)
     return result
 
 

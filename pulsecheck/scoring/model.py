@@ -167,6 +167,15 @@ class ScoringModel:
             result[group.name] = tuple(k for k in self.kpis if k.scored and k.group in names)
         return result
 
+    @cached_property
+    def group_weights(self) -> tuple[tuple[str, tuple[tuple[str, float], ...], float], ...]:
+        """(group, its scored KPIs as (name, weight), their total weight) per group: what subscores need,
+        worked out once per model rather than once per account."""
+        return tuple(
+            (group, tuple((k.name, k.weight) for k in kpis), sum(k.weight for k in kpis))
+            for group, kpis in self.group_members.items()
+        )
+
     def group_weight(self, name: str) -> float:
         """A group's weight: the sum of its KPIs' weights (its descendants' included)."""
         return sum(kpi.weight for kpi in self.group_members[name])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import String, and_, func, select, type_coerce
@@ -79,6 +80,12 @@ def latest_readings(
     return result
 
 
+@lru_cache(maxsize=4096)
+def _day(value: Any) -> date | None:
+    """A date column's value as the driver returns it (text on SQLite) as a date; contract starts repeat."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def _raw(column: Any) -> Any:
     """A timestamp column as the driver returns it, for `Moments` to convert."""
     return type_coerce(column, String).label(column.key)
@@ -132,8 +139,8 @@ def formula_inputs(
         }
     starts: dict[int, date | None] = {}
     if used & {"ltv", "tenure_months"}:
-        start_query = select(Account.id, Account.contract_start).where(Account.id.between(first, last))
-        starts = {acc: start for acc, start in session.execute(start_query)}
+        start_query = select(Account.id, _raw(Account.contract_start)).where(Account.id.between(first, last))
+        starts = {acc: _day(start) for acc, start in session.execute(start_query)}
     arr_now, arr_then = _arr(session, model, as_of, first, last) if "arr_growth_pct" in used else ({}, {})
     accounts = set(flows) | set(money) | {acc for acc, start in starts.items() if start} | set(arr_now)
     return {

@@ -53,6 +53,7 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
     kpis = score_inputs.reading_kpis(model)
     found: dict[deviation.Key, str] = {}
     moments = score_inputs.Moments()
+    times: dict[datetime, str] = {}
     for ids in score_inputs.account_chunks(session, CHUNK, account_id):
         first, last = ids[0], ids[-1]
         readings = score_inputs.latest_readings(session, as_of, kpis, first, last, moments)
@@ -62,7 +63,7 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
         for acc in ids:
             inputs = derived.get(acc, NO_INPUTS)
             result = score_account(model, readings.get(acc, ()), responses.get(acc, ()), as_of, inputs)
-            rows.append(snapshot_row(acc, as_of, row.id, result))
+            rows.append(snapshot_row(acc, as_of, row.id, result, times))
             _count(run, acc, result, found)
         writer.write(rows)
     scope = {account_id} if account_id is not None else None
@@ -81,8 +82,12 @@ def _count(run: ScoreRun, account_id: int, result: ScoreResult, found: dict[devi
         run.buckets[result.bucket] = run.buckets.get(result.bucket, 0) + 1
 
 
-def snapshot_row(account_id: int, as_of: datetime, model_id: int, result: ScoreResult) -> dict[str, Any]:
-    """The score_snapshots row of one result: components with their status and rating, group subscores."""
+def snapshot_row(
+    account_id: int, as_of: datetime, model_id: int, result: ScoreResult, times: dict[datetime, str] | None = None
+) -> dict[str, Any]:
+    """The score_snapshots row of one result: components with their status and rating, group subscores;
+    `times` remembers the text of each timestamp (a feed's times repeat across accounts)."""
+    times = {} if times is None else times
     components = [
         {
             "kpi": c.kpi,
@@ -93,7 +98,7 @@ def snapshot_row(account_id: int, as_of: datetime, model_id: int, result: ScoreR
             "contribution": c.contribution,
             "status": c.status,
             "rating": c.rating,
-            "observed_at": c.observed_at.isoformat() if c.observed_at else None,
+            "observed_at": _iso(c.observed_at, times),
         }
         for c in result.components
     ]
@@ -107,6 +112,17 @@ def snapshot_row(account_id: int, as_of: datetime, model_id: int, result: ScoreR
         "provisional": result.provisional,
         "groups": result.groups or None,
     }
+
+
+def _iso(moment: datetime | None, times: dict[datetime, str]) -> str | None:
+    if moment is None:
+        return None
+    text = times.get(moment)
+    if text is None:
+        if len(times) > 10_000:
+            times.clear()
+        text = times[moment] = moment.isoformat()
+    return text
 
 
 class SnapshotWriter:

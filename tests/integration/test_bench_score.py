@@ -14,6 +14,6 @@ def test_score_bench_prints_both_models_the_floor_and_the_goals() -> None:
         [sys.executable, "score.py", "60"], cwd=BENCH, capture_output=True, text=True, timeout=600, check=False
     )
     assert done.returncode == 0, done.stderr
-    for expected in ("score, flat model", "floor (executemany", "score, grouped model", "grouped / flat:", "goal"):
+    for expected in ("score, flat model", "floor (executemany", "score, scorecard model", "/ flat:", "goal"):
         assert expected in done.stdout
     assert "60 accounts in" in done.stdout and "60 scored" in done.stdout
