@@ -166,7 +166,8 @@ def account_chunks(session: Session, size: int, account_id: int | None = None) -
     """The account ids in id order, `size` at a time (one account when `account_id` is given); each chunk is
     its own query from where the last one ended, so no cursor stays open while a chunk is written."""
     if account_id is not None:
-        yield list(session.scalars(select(Account.id).where(Account.id == account_id)))
+        if found := list(session.scalars(select(Account.id).where(Account.id == account_id))):
+            yield found
         return
     after = -1
     while ids := list(session.scalars(select(Account.id).where(Account.id > after).order_by(Account.id).limit(size))):
