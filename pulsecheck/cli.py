@@ -119,7 +119,8 @@ def cli(ctx: click.Context, db_url: str | None, config_file: str | None, as_user
 # checks the table is complete).
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "init": ("setup",), "db": ("setup",), "users": ("setup", "web"), "accounts": ("setup",), "review": ("review",),
-    "readings": ("scoring",), "surveys": ("scoring",), "issues": ("scoring",), "model": ("scoring",),
+    "readings": ("scoring",), "surveys": ("scoring",), "issues": ("scoring",), "cashflows": ("scoring",),
+    "financials": ("scoring",), "model": ("scoring",),
     "score": ("scoring",), "deviations": ("scoring",), "rules": ("rules",), "evaluate": ("rules",),
     "escalations": ("escalations",), "scheduler": ("scheduler",), "outbox": ("outbox",), "cycle": ("cycle",),
     "report": ("report",), "audit": ("audit",), "demo": ("demo",), "config": ("config",), "keys": ("keys",),

@@ -18,6 +18,8 @@ EXAMPLES: dict[str, str] = {
     "readings import": "pulsecheck readings import readings.csv",
     "surveys import": "pulsecheck surveys import surveys.csv",
     "issues import": "pulsecheck issues import issues.json",
+    "cashflows import": "pulsecheck cashflows import cashflows.csv",
+    "financials import": "pulsecheck financials import financials.csv",
     "model validate": "pulsecheck model validate scoring.yaml",
     "model approve": "pulsecheck --as olga model approve scoring.yaml",
     "model show": "pulsecheck model show --json",

@@ -39,11 +39,15 @@ def _import_command(group: click.Group, noun: str) -> None:
     @import_options
     @pass_app
     def command(app: App, file: str, delimiter: str | None, decimal_comma: bool) -> None:
-        from pulsecheck.workflow import inputs
+        from pulsecheck.workflow import finance, inputs
 
         fmt = file_format(delimiter, decimal_comma)
         with every_problem(file), app.transaction() as session:
-            if noun == "readings":
+            if noun == "cashflows":
+                result = finance.import_cashflows(session, file, fmt)
+            elif noun == "financials":
+                result = finance.import_financials(session, file, fmt)
+            elif noun == "readings":
                 result = inputs.import_readings(session, file, app.settings.tz, app.now(), fmt)
             elif noun == "surveys":
                 result = inputs.import_surveys(session, file, app.settings.tz, app.now(), fmt)
@@ -86,7 +90,20 @@ def issues() -> None:
     """Complaints, billing issues, blockers and tickets."""
 
 
-for _group, _noun in ((readings, "readings"), (surveys, "surveys"), (issues, "issues")):
+@click.group()
+def cashflows() -> None:
+    """Account cash flows by period (account, period, amount): the inputs of the npv KPI."""
+
+
+@click.group()
+def financials() -> None:
+    """Account financials (account, arpu, cac, cost_to_serve, expected_tenure_months, discount_rate): ltv inputs."""
+
+
+for _group, _noun in (
+    (readings, "readings"), (surveys, "surveys"), (issues, "issues"), (cashflows, "cashflows"),
+    (financials, "financials"),
+):  # fmt: skip
     _import_command(_group, _noun)
 
 
@@ -150,19 +167,21 @@ def _model_tables(parsed: ScoringModel, versions: list[dict[str, Any]], tz: tzin
     """The KPIs, buckets and versions of `model show`."""
     from pulsecheck.scoring.model import duration_text
 
-    table(
-        [
-            (
-                k.name,
-                f"{k.weight:g}",
-                f"{k.scale.min:g}..{k.scale.max:g}",
-                k.from_surveys or "reading",
-                duration_text(k.max_age) if k.max_age else "-",
-            )
-            for k in parsed.kpis
-        ],
-        ["kpi", "weight", "scale", "source", "max age"],
-    )
+    rows = [
+        (
+            k.name,
+            f"{k.weight:g}" if k.scored else "0 (tracked)",
+            "-" if k.scale is None else f"{k.scale.min:g}..{k.scale.max:g}",
+            k.from_surveys or (f"formula {k.formula}" if k.formula else "reading"),
+            duration_text(k.max_age) if k.max_age else "-",
+        )
+        for k in parsed.kpis
+    ]
+    if parsed.groups:
+        table([(*row, k.group or "-") for row, k in zip(rows, parsed.kpis, strict=True)],
+              ["kpi", "weight", "scale", "source", "max age", "group"])  # fmt: skip
+    else:
+        table(rows, ["kpi", "weight", "scale", "source", "max age"])
     table(
         [(b.name, "-" if b.below is None else f"< {b.below:g}", b.color) for b in parsed.buckets],
         ["bucket", "threshold", "color"],
@@ -290,4 +309,4 @@ def deviations_accept(app: App, deviation_id: int, reason: str, until: str) -> N
     click.echo(f"deviation {deviation_id} accepted until {until}")
 
 
-COMMANDS = [readings, surveys, issues, model, score, deviations]
+COMMANDS = [readings, surveys, issues, cashflows, financials, model, score, deviations]

@@ -31,6 +31,7 @@ FACTS: dict[str, str] = {
     "stage": STRING,
     "has_open_review": BOOLEAN,
     "open_escalations": NUMBER,
+    "concerns": NUMBER,  # KPIs rated an area of concern in the latest snapshot
 }
 WINDOWED = re.compile(r"^(score_change|score_drop|max_score|open_tickets|open_high_tickets)_(\d+)d$")
 KPI_FACT = re.compile(r"^kpi\.[a-z][a-z0-9_]*$")
@@ -38,6 +39,8 @@ KPI_FACT = re.compile(r"^kpi\.[a-z][a-z0-9_]*$")
 KPI_WINDOWED = re.compile(r"^(kpi_change_pct|kpi_avg|kpi_min)\.([a-z][a-z0-9_]*?)_([1-9][0-9]{0,3})d$")
 TICKETS_WINDOWED = re.compile(rf"^(tickets(?:_(?:{'|'.join(SEVERITIES)}))?)_([1-9][0-9]{{0,3}})d$")
 KPI_PREFIXES = ("kpi.", "kpi_status.")  # facts named after one KPI of the model (beside the windows)
+KPI_STATUS_FACT = re.compile(r"^kpi_status\.[a-z][a-z0-9_]*$")  # concern | neutral | strength
+GROUP_FACT = re.compile(r"^group\.[a-z][a-z0-9_]*$")  # a group's subscore
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "between", "exists", "missing")
 NEGATED = {
     "eq": "ne",
@@ -92,8 +95,10 @@ def fact_type(name: str) -> str | None:
     """The type of a catalogue fact, or None for an unknown name."""
     if name in FACTS:
         return FACTS[name]
-    if WINDOWED.match(name) or KPI_FACT.match(name) or window_of(name):
+    if WINDOWED.match(name) or KPI_FACT.match(name) or GROUP_FACT.match(name) or window_of(name):
         return NUMBER
+    if KPI_STATUS_FACT.match(name):
+        return STRING
     return None
 
 

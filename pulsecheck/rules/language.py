@@ -175,6 +175,8 @@ class _Checker:
                 "tickets_high_60d",
                 "kpi_change_pct.logins_30d",
                 "kpi.nps",
+                "kpi_status.nps",
+                "group.customer_value",
                 "all",
                 "any",
                 "not",

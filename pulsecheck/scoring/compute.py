@@ -15,6 +15,12 @@ Rules, in the order they apply:
   score under any policy.
 - NPS answers recorded on a range other than 0..10 are rescaled onto 0..10; a survey score outside
   0..max_score raises ValueError (bad data to fix at import).
+- A formula KPI (npv, ltv, tenure_months, arr_growth_pct) is computed from `FormulaInputs` as of `as_of`;
+  missing inputs make it `missing`, like a KPI without a reading.
+- A tracked KPI (weight 0) is stored with its value and rating but neither counts in the score nor gives a
+  finding when it has no value.
+- Each KPI with a value gets a rating (concern, neutral, strength); each group a subscore: the weighted mean
+  of its scored KPIs' normalized values, renormalized (or zeroed, or failed) like the score.
 """
 
 from __future__ import annotations
@@ -22,15 +28,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from pulsecheck.scoring import formulas
+from pulsecheck.scoring.formulas import FormulaInputs
 from pulsecheck.scoring.model import Kpi, ScoringModel, duration_text
 
 OK, STALE, MISSING = "ok", "stale", "missing"
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):  # a tuple: scoring makes one per KPI per account, a frozen dataclass costs 3x
     """One observed KPI value for an account."""
 
     kpi: str
@@ -39,8 +46,7 @@ class Reading:
     source: str = ""
 
 
-@dataclass(frozen=True)
-class SurveyResponse:
+class SurveyResponse(NamedTuple):
     """One survey answer; `kind` is nps, csat or ces, `score` is on 0..max_score."""
 
     kind: str
@@ -49,7 +55,7 @@ class SurveyResponse:
     responded_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made once per KPI per account, and a frozen __init__ costs twice as much
 class Component:
     """One KPI's part of a score: `contribution` = normalized x effective_weight / 100."""
 
@@ -61,6 +67,7 @@ class Component:
     contribution: float
     observed_at: datetime | None
     status: str  # ok | stale | missing
+    rating: str | None = None  # concern | neutral | strength; None when missing
 
 
 @dataclass(frozen=True)
@@ -82,13 +89,18 @@ class ScoreResult:
     findings: list[Finding] = field(default_factory=list)
     provisional: bool = False
     model_version: str = ""
+    groups: dict[str, float | None] = field(default_factory=dict)  # subscore per group, 0..100, 2 decimals
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Input:
     raw: float | None
     observed_at: datetime | None
     status: str
+    why: str = ""  # what is missing, for a formula KPI
+
+
+NO_INPUTS = FormulaInputs()
 
 
 def score_account(
@@ -96,6 +108,7 @@ def score_account(
     readings: Iterable[Reading],
     surveys: Iterable[SurveyResponse],
     as_of: datetime,
+    derived_from: FormulaInputs = NO_INPUTS,
 ) -> ScoreResult:
     """Score one account with `model` from the inputs known at `as_of`; findings list bad inputs."""
     by_kpi: dict[str, list[Reading]] = {}
@@ -108,6 +121,9 @@ def score_account(
     for kpi in model.kpis:
         if kpi.from_surveys is not None:
             found = _survey_input(model, kpi, responses, as_of)
+        elif kpi.formula is not None:
+            value, why = formulas.derive(kpi.formula, derived_from, model.discount_rate, as_of.date())
+            found = _Input(value, as_of if value is not None else None, OK if value is not None else MISSING, why)
         else:
             found = _reading_input(kpi, by_kpi.get(kpi.name, []), findings)
         found = _with_status(kpi, found, as_of, findings)
@@ -118,6 +134,8 @@ def score_account(
 def _reading_input(kpi: Kpi, readings: list[Reading], findings: list[Finding]) -> _Input:
     if not readings:
         return _Input(None, None, MISSING)
+    if len(readings) == 1:  # the common case: one newest reading, nothing to compare
+        return _Input(readings[0].value, readings[0].observed_at, OK)
     newest = max(r.observed_at for r in readings)
     tied = sorted((r for r in readings if r.observed_at == newest), key=lambda r: (r.source, r.value))
     chosen = tied[-1]
@@ -154,10 +172,14 @@ def _survey_input(model: ScoringModel, kpi: Kpi, responses: Sequence[SurveyRespo
 
 def _with_status(kpi: Kpi, found: _Input, as_of: datetime, findings: list[Finding]) -> _Input:
     if found.status == MISSING or found.observed_at is None:
+        if not kpi.scored:
+            return found  # a tracked KPI without a value is not a problem of the score
         what = f"no {kpi.from_surveys} survey response in the last {_days(kpi)}" if kpi.from_surveys else "no reading"
+        if kpi.formula is not None:
+            what = f"{kpi.formula}: {found.why or 'inputs missing'}"
         findings.append(Finding(MISSING, kpi.name, f"{what} as of {as_of.isoformat()}"))
         return found
-    if kpi.max_age is not None and as_of - found.observed_at > kpi.max_age:
+    if kpi.scored and kpi.max_age is not None and as_of - found.observed_at > kpi.max_age:
         age = as_of - found.observed_at
         findings.append(
             Finding(
@@ -180,8 +202,9 @@ def _age(age: timedelta) -> str:
 
 
 def _combine(model: ScoringModel, inputs: dict[str, _Input], findings: list[Finding]) -> ScoreResult:
-    present_weight = sum(k.weight for k in model.kpis if inputs[k.name].status != MISSING)
-    any_missing = any(i.status == MISSING for i in inputs.values())
+    scored = model.scored_kpis
+    present_weight = sum(k.weight for k in scored if inputs[k.name].status != MISSING)
+    any_missing = any(inputs[k.name].status == MISSING for k in scored)
     components: list[Component] = []
     for kpi in model.kpis:
         found = inputs[kpi.name]
@@ -189,26 +212,48 @@ def _combine(model: ScoringModel, inputs: dict[str, _Input], findings: list[Find
             components.append(Component(kpi.name, None, None, kpi.weight, 0.0, 0.0, None, MISSING))
             continue
         effective = kpi.weight
-        if model.missing_inputs == "renormalize":
+        if model.missing_inputs == "renormalize" and kpi.scored:
             effective = kpi.weight * 100.0 / present_weight
-        normalized = kpi.scale.normalize(found.raw)
+        normalized = None if kpi.scale is None else kpi.scale.normalize(found.raw)
+        contribution = 0.0 if normalized is None else normalized * effective / 100.0
+        rating = kpi.rating(found.raw, normalized)
         components.append(
             Component(
-                kpi.name,
-                found.raw,
-                normalized,
-                kpi.weight,
-                effective,
-                normalized * effective / 100.0,
-                found.observed_at,
-                found.status,
-            )
+                kpi.name, found.raw, normalized, kpi.weight, effective, contribution, found.observed_at, found.status,
+                rating,
+            )  # fmt: skip
         )
     provisional = bool(findings)
+    groups = _subscores(model, components)
     if present_weight == 0 or (any_missing and model.missing_inputs == "fail"):
-        return ScoreResult(None, None, components, findings, True, model.version)
+        return ScoreResult(None, None, components, findings, True, model.version, groups)
     score = round(min(100.0, max(0.0, sum(c.contribution for c in components))), 2)
-    return ScoreResult(score, model.bucket_for(score).name, components, findings, provisional, model.version)
+    return ScoreResult(score, model.bucket_for(score).name, components, findings, provisional, model.version, groups)
+
+
+def _subscores(model: ScoringModel, components: list[Component]) -> dict[str, float | None]:
+    """Each group's weighted mean of its scored KPIs' normalized values, with missing ones handled as the score
+    handles them: left out (renormalize), counted as 0 (zero), or no subscore at all (fail)."""
+    if not model.groups:
+        return {}
+    normalized = {c.kpi: c.normalized for c in components}
+    policy = model.missing_inputs
+    result: dict[str, float | None] = {}
+    for group, members, all_weight in model.group_weights:
+        weighted = present_weight = 0.0
+        present = 0
+        for name, weight in members:
+            value = normalized[name]
+            if value is not None:
+                weighted += weight * value
+                present_weight += weight
+                present += 1
+        total = all_weight if policy == "zero" else present_weight
+        if not present or total == 0 or (policy == "fail" and present < len(members)):
+            result[group] = None
+        else:
+            result[group] = round(weighted / total, 2)
+    return result
 
 
 def contribution_changes(prev: Sequence[Component], cur: Sequence[Component]) -> list[tuple[str, float]]:

@@ -1,6 +1,8 @@
-"""The scoring model: KPIs, weights, scales and buckets, its canonical form (hashed and diffed) and diffs in words.
+"""The scoring model: KPIs, weights, scales, groups, concern/strength thresholds and buckets, its canonical form
+(hashed and diffed) and diffs in words.
 
-Parsing a model file is `scoring.schema`.
+Parsing a model file is `scoring.schema`. What a flat model (no groups, thresholds, formulas or statuses) writes
+in its canonical form is unchanged, so the digests of models approved before groups existed still verify.
 """
 
 from __future__ import annotations
@@ -8,12 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from pulsecheck.jsontext import MODEL_DIGEST, canonical_digest
 from pulsecheck.timeutil import format_duration
 
 CES_KEYS = ("positive_at", "negative_at")
+FORMULAS = ("npv", "ltv", "tenure_months", "arr_growth_pct")
+CONCERN, NEUTRAL, STRENGTH = "concern", "neutral", "strength"
+RATINGS = (CONCERN, NEUTRAL, STRENGTH)
+STATUS_COLORS = {CONCERN: "orange", STRENGTH: "green"}  # what a model that names none gets
+DEFAULT_CONCERN_BELOW = 40.0  # normalized: a KPI without its own thresholds is a concern below 40...
+DEFAULT_STRENGTH_AT = 80.0  # ... and a strength from 80
 
 
 @dataclass(frozen=True)
@@ -44,16 +53,76 @@ class CesThresholds:
 
 
 @dataclass(frozen=True)
+class Threshold:
+    """A cut-off in a KPI's raw units: `below`/`above` (concern) or `at_least`/`at_most` (strength)."""
+
+    op: str
+    value: float
+
+    def holds(self, raw: float) -> bool:
+        """Whether a raw value is on the threshold's side."""
+        if self.op == "below":
+            return raw < self.value
+        if self.op == "above":
+            return raw > self.value
+        if self.op == "at_least":
+            return raw >= self.value
+        return raw <= self.value
+
+
+@dataclass(frozen=True)
 class Kpi:
-    """One weighted input; `from_surveys` KPIs are computed from survey responses within `window`."""
+    """One input; `from_surveys` KPIs come from survey responses within `window`, `formula` KPIs from a built-in
+    formula; weight 0 is a tracked KPI (stored and seen by rules, not scored)."""
 
     name: str
     weight: float
-    scale: Scale
+    scale: Scale | None  # None only for a tracked KPI that gives none
     max_age: timedelta | None = None
     from_surveys: str | None = None
     window: timedelta | None = None
     ces: CesThresholds | None = None  # per-KPI override of ScoringModel.ces, CES KPIs only
+    group: str | None = None
+    concern: Threshold | None = None
+    strength: Threshold | None = None
+    formula: str | None = None
+
+    @property
+    def scored(self) -> bool:
+        """False for a tracked KPI (weight 0)."""
+        return self.weight > 0
+
+    def normalize(self, raw: float) -> float | None:
+        """The raw value on 0..100, or None without a scale."""
+        return None if self.scale is None else self.scale.normalize(raw)
+
+    def rating(self, raw: float | None, normalized: float | None = None) -> str | None:
+        """concern, neutral or strength for a raw value (None when missing): the KPI's own thresholds, else
+        the default cut-offs on the normalized value (given, or worked out); a concern wins over a strength."""
+        if raw is None:
+            return None
+        if normalized is None:
+            normalized = self.normalize(raw)
+        if self.concern is not None:
+            concern = self.concern.holds(raw)
+        else:
+            concern = normalized is not None and normalized < DEFAULT_CONCERN_BELOW
+        if concern:
+            return CONCERN
+        if self.strength is not None:
+            strong = self.strength.holds(raw)
+        else:
+            strong = normalized is not None and normalized >= DEFAULT_STRENGTH_AT
+        return STRENGTH if strong else NEUTRAL
+
+
+@dataclass(frozen=True)
+class Group:
+    """A node of the groups tree: its label and the names of its child groups."""
+
+    name: str
+    label: str
+    children: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +143,46 @@ class ScoringModel:
     buckets: tuple[Bucket, ...]
     missing_inputs: str = "renormalize"
     ces: CesThresholds = field(default_factory=CesThresholds)
+    groups: tuple[Group, ...] = ()
+    statuses: dict[str, str] = field(default_factory=lambda: dict(STATUS_COLORS))
+    discount_rate: float | None = None  # for npv, per period; an account's financials may override it
+
+    @cached_property
+    def scored_kpis(self) -> tuple[Kpi, ...]:
+        """The KPIs with a weight (tracked ones left out)."""
+        return tuple(kpi for kpi in self.kpis if kpi.scored)
+
+    @cached_property
+    def group_members(self) -> dict[str, tuple[Kpi, ...]]:
+        """Each group's scored KPIs, its own and its descendants', in model order (worked out once per model)."""
+        children = {group.name: group.children for group in self.groups}
+        result: dict[str, tuple[Kpi, ...]] = {}
+        for group in self.groups:
+            names: set[str] = set()
+            stack = [group.name]
+            while stack:  # parse_model refuses cycles, so this ends
+                name = stack.pop()
+                names.add(name)
+                stack.extend(children.get(name, ()))
+            result[group.name] = tuple(k for k in self.kpis if k.scored and k.group in names)
+        return result
+
+    @cached_property
+    def group_weights(self) -> tuple[tuple[str, tuple[tuple[str, float], ...], float], ...]:
+        """(group, its scored KPIs as (name, weight), their total weight) per group: what subscores need,
+        worked out once per model rather than once per account."""
+        return tuple(
+            (group, tuple((k.name, k.weight) for k in kpis), sum(k.weight for k in kpis))
+            for group, kpis in self.group_members.items()
+        )
+
+    def group_weight(self, name: str) -> float:
+        """A group's weight: the sum of its KPIs' weights (its descendants' included)."""
+        return sum(kpi.weight for kpi in self.group_members[name])
+
+    def status_color(self, rating: str | None) -> str | None:
+        """The colour of a KPI rating (concern, strength); None for neutral or missing."""
+        return self.statuses.get(rating) if rating else None
 
     def bucket_for(self, score: float) -> Bucket:
         """The first bucket whose `below` exceeds the score, else the last (open-ended) bucket."""
@@ -95,13 +204,24 @@ class ScoringModel:
 
     def canonical(self) -> dict[str, Any]:
         """JSON-able normalized form: defaults filled in, KPIs sorted by name, integral numbers as ints."""
-        return {
+        result: dict[str, Any] = {
             "version": self.version,
             "missing_inputs": self.missing_inputs,
             "ces": _ces_dict(self.ces),
             "kpis": [_kpi_dict(kpi) for kpi in sorted(self.kpis, key=lambda k: k.name)],
             "buckets": [{"name": b.name, "below": canonical_number(b.below), "color": b.color} for b in self.buckets],
         }
+        # Written only when used, so that a flat model's canonical form (and digest) is what it always was.
+        if self.groups:
+            result["groups"] = [
+                {"name": g.name, "label": g.label, "groups": sorted(g.children)}
+                for g in sorted(self.groups, key=lambda g: g.name)
+            ]
+        if self.statuses != STATUS_COLORS:
+            result["statuses"] = dict(sorted(self.statuses.items()))
+        if self.discount_rate is not None:
+            result["discount_rate"] = canonical_number(self.discount_rate)
+        return result
 
     def digest(self) -> str:
         """sha256 hex digest of the canonical form (sorted keys, compact JSON)."""
@@ -131,15 +251,24 @@ def _ces_dict(ces: CesThresholds | None) -> dict[str, Any] | None:
 
 
 def _kpi_dict(kpi: Kpi) -> dict[str, Any]:
-    return {
+    scale = kpi.scale
+    result: dict[str, Any] = {
         "name": kpi.name,
         "weight": canonical_number(kpi.weight),
-        "scale": {"min": canonical_number(kpi.scale.min), "max": canonical_number(kpi.scale.max)},
+        "scale": None if scale is None else {"min": canonical_number(scale.min), "max": canonical_number(scale.max)},
         "max_age": _dur(kpi.max_age),
         "from_surveys": kpi.from_surveys,
         "window": _dur(kpi.window),
         "ces": _ces_dict(kpi.ces),
     }
+    for key, threshold in (("concern", kpi.concern), ("strength", kpi.strength)):
+        if threshold is not None:
+            result[key] = {threshold.op: canonical_number(threshold.value)}
+    if kpi.group is not None:
+        result["group"] = kpi.group
+    if kpi.formula is not None:
+        result["formula"] = kpi.formula
+    return result
 
 
 # --- diffs ---------------------------------------------------------------------------------------------
@@ -182,8 +311,9 @@ def _diff_named(label: str, old: list[dict[str, Any]], new: list[dict[str, Any]]
 def diff_models(approved: ScoringModel, live: ScoringModel) -> list[str]:
     """Every difference between two models in words, e.g. `kpi usage: weight 30 -> 25`; empty when equal."""
     old, new = approved.canonical(), live.canonical()
-    lines = _diff_fields("", old, new, ("version", "missing_inputs"))
+    lines = _diff_fields("", old, new, ("version", "missing_inputs", "discount_rate", "statuses"))
     lines.extend(_diff_fields("ces ", old["ces"], new["ces"], CES_KEYS))
+    lines.extend(_diff_named("group", old.get("groups", []), new.get("groups", []), "label"))
     lines.extend(_diff_named("kpi", old["kpis"], new["kpis"], "weight"))
     lines.extend(_diff_named("bucket", old["buckets"], new["buckets"], "below"))
     old_order = [b["name"] for b in old["buckets"]]

@@ -2,76 +2,39 @@
 
 from __future__ import annotations
 
-import math
 import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pulsecheck.errors import InputError, ValidationFailed
 from pulsecheck.scoring.colors import is_color
-from pulsecheck.scoring.model import CES_KEYS, Bucket, CesThresholds, Kpi, Scale, ScoringModel, canonical_number
+from pulsecheck.scoring.model import CES_KEYS, Bucket, CesThresholds, Kpi, Scale, ScoringModel
+from pulsecheck.scoring.problems import Problems, fmt, is_number
+from pulsecheck.scoring.structure import (
+    check_threshold_order,
+    kpi_entries,
+    parse_discount_rate,
+    parse_formula,
+    parse_groups,
+    parse_statuses,
+    parse_threshold,
+)
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import SURVEY_KINDS
-from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, read_file, suggest
+from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, read_file
 
 MISSING_POLICIES = ("renormalize", "zero", "fail")
 DEFAULT_SURVEY_WINDOW = timedelta(days=90)
-TOP_KEYS = ("version", "kpis", "buckets", "missing_inputs", "ces")
-KPI_KEYS = ("name", "weight", "scale", "max_age", "from_surveys", "window", "ces")
+TOP_KEYS = ("version", "kpis", "buckets", "missing_inputs", "ces", "groups", "statuses", "discount_rate")
+KPI_KEYS = (
+    "name", "weight", "scale", "max_age", "from_surveys", "window", "ces", "group", "concern", "strength", "formula",
+)  # fmt: skip
 BUCKET_KEYS = ("name", "below", "color")
 SCALE_KEYS = ("min", "max")
 SURVEY_SCALES = {"nps": Scale(-100.0, 100.0), "csat": Scale(0.0, 100.0), "ces": Scale(-100.0, 100.0)}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-class _Problems:
-    """Collects `source:line: message` strings so that every problem is reported at once."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.found: list[tuple[int, str]] = []
-
-    def add(self, container: Any, key: str | int | None, message: str) -> None:
-        """Record a problem at the line of `container[key]` (or of the container when key is None)."""
-        self.found.append((max(1, line_of(container, key)), message))
-
-    def fail_if_any(self) -> None:
-        """Raise ValidationFailed with every problem, in file order."""
-        if self.found:
-            ordered = sorted(self.found, key=lambda problem: problem[0])
-            raise ValidationFailed([f"{self.source}:{line}: {message}" for line, message in ordered])
-
-    def unknown_keys(self, mapping: LineDict, allowed: tuple[str, ...], where: str) -> None:
-        for key in mapping:
-            if key not in allowed:
-                self.add(mapping, key, f"{where}unknown key {key!r}{suggest(key, allowed)}")
-
-    def choice(self, mapping: LineDict, key: str, choices: tuple[str, ...], label: str) -> str | None:
-        """mapping[key] if it is one of `choices`, else record `unknown <label> 'x' (did you mean...)`."""
-        value = mapping[key]
-        if value in choices:
-            return str(value)
-        hint = suggest(value, choices) if isinstance(value, str) else ""
-        expected = f"{', '.join(choices[:-1])} or {choices[-1]}"
-        self.add(mapping, key, f"{label} {value!r}{hint}; expected {expected}")
-        return None
-
-    def once(self, seen: dict[str, int], name: Any, item: LineDict, label: str) -> None:
-        """Record a duplicate when `name` was already seen; remember where it was first defined."""
-        if not isinstance(name, str):
-            return
-        if name in seen:
-            self.add(item, "name", f"duplicate {label} name {name!r} (first defined on line {seen[name]})")
-        seen.setdefault(name, line_of(item, "name"))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _fmt(value: Any) -> str:
-    return str(canonical_number(value)) if _is_number(value) else repr(value)
 
 
 def parse_model(text: str, source: str) -> ScoringModel:
@@ -80,7 +43,7 @@ def parse_model(text: str, source: str) -> ScoringModel:
         data = load_text(text, source)
     except InputError as exc:
         raise ValidationFailed([str(exc)]) from None
-    problems = _Problems(source)
+    problems = Problems(source)
     if not isinstance(data, LineDict):
         raise ValidationFailed([f"{source}:{max(1, line_of(data))}: expected a mapping with version, kpis and buckets"])
     problems.unknown_keys(data, TOP_KEYS, "")
@@ -89,10 +52,16 @@ def parse_model(text: str, source: str) -> ScoringModel:
     if "missing_inputs" in data:
         policy = problems.choice(data, "missing_inputs", MISSING_POLICIES, "unknown missing_inputs policy") or policy
     ces = _parse_ces(data, problems, "") if "ces" in data else None
-    kpis = _parse_kpis(data, problems)
+    parsed = _parse_kpis(data, problems)
+    groups, assignment = parse_groups(data, kpi_entries(data), problems)
+    kpis = [replace(kpi, group=assignment.get(kpi.name)) for _, kpi in parsed]
     buckets = _parse_buckets(data, problems)
+    statuses = parse_statuses(data, problems)
+    rate = parse_discount_rate(data, problems)
     problems.fail_if_any()
-    return ScoringModel(version, tuple(kpis), tuple(buckets), policy, ces or CesThresholds())
+    return ScoringModel(
+        version, tuple(kpis), tuple(buckets), policy, ces or CesThresholds(), tuple(groups), statuses, rate
+    )
 
 
 def load_model_file(path: str | Path) -> ScoringModel:
@@ -100,19 +69,19 @@ def load_model_file(path: str | Path) -> ScoringModel:
     return parse_model(read_file(path), str(path))
 
 
-def _parse_version(data: LineDict, problems: _Problems) -> str:
+def _parse_version(data: LineDict, problems: Problems) -> str:
     value = data.get("version")
     if "version" not in data:
         problems.add(data, None, "missing required key 'version'")
     elif not isinstance(value, str) or not value.strip():
-        hint = ' (quote it, like version: "2026.11", or YAML reads a number)' if _is_number(value) else ""
+        hint = ' (quote it, like version: "2026.11", or YAML reads a number)' if is_number(value) else ""
         problems.add(data, "version", f"version must be non-empty text, got {value!r}{hint}")
     else:
         return value.strip()
     return ""
 
 
-def _parse_ces(parent: LineDict, problems: _Problems, where: str) -> CesThresholds | None:
+def _parse_ces(parent: LineDict, problems: Problems, where: str) -> CesThresholds | None:
     value = parent["ces"]
     if not isinstance(value, LineDict):
         problems.add(parent, "ces", f"{where}ces must be a mapping {{positive_at, negative_at}}")
@@ -121,7 +90,7 @@ def _parse_ces(parent: LineDict, problems: _Problems, where: str) -> CesThreshol
     result = {"positive_at": CesThresholds.positive_at, "negative_at": CesThresholds.negative_at}
     for name in CES_KEYS:
         number = value.get(name, result[name])
-        if not _is_number(number) or not 0 < number <= 1:
+        if not is_number(number) or not 0 < number <= 1:
             problems.add(value, name, f"{where}ces {name} must be a fraction in (0, 1], got {number!r}")
             return None
         result[name] = float(number)
@@ -129,13 +98,13 @@ def _parse_ces(parent: LineDict, problems: _Problems, where: str) -> CesThreshol
         problems.add(
             value,
             None,
-            f"{where}ces negative_at ({_fmt(result['negative_at'])}) must be below "
-            f"positive_at ({_fmt(result['positive_at'])})",
+            f"{where}ces negative_at ({fmt(result['negative_at'])}) must be below "
+            f"positive_at ({fmt(result['positive_at'])})",
         )
     return CesThresholds(result["positive_at"], result["negative_at"])
 
 
-def _required_list(data: LineDict, key: str, problems: _Problems) -> LineList:
+def _required_list(data: LineDict, key: str, problems: Problems) -> LineList:
     value = data.get(key)
     if key not in data:
         problems.add(data, None, f"missing required key {key!r}")
@@ -146,9 +115,10 @@ def _required_list(data: LineDict, key: str, problems: _Problems) -> LineList:
     return LineList()
 
 
-def _parse_kpis(data: LineDict, problems: _Problems) -> list[Kpi]:
+def _parse_kpis(data: LineDict, problems: Problems) -> list[tuple[LineDict, Kpi]]:
+    """The valid KPIs, each with its mapping in the file (for the lines of later problems)."""
     items = _required_list(data, "kpis", problems)
-    kpis: list[Kpi] = []
+    kpis: list[tuple[LineDict, Kpi]] = []
     seen: dict[str, int] = {}
     weights: list[Any] = []
     for index, item in enumerate(items):
@@ -159,13 +129,13 @@ def _parse_kpis(data: LineDict, problems: _Problems) -> list[Kpi]:
         kpi = _parse_kpi(item, index, problems)
         problems.once(seen, item.get("name"), item, "kpi")
         if kpi is not None:
-            kpis.append(kpi)
-    if weights and all(_is_number(w) for w in weights) and abs(sum(weights) - 100) > 1e-9:
-        problems.add(data, "kpis", f"kpi weights sum to {_fmt(round(sum(weights), 6))}, expected 100")
+            kpis.append((item, kpi))
+    if weights and all(is_number(w) for w in weights) and abs(sum(weights) - 100) > 1e-9:
+        problems.add(data, "kpis", f"kpi weights sum to {fmt(round(sum(weights), 6))}, expected 100")
     return kpis
 
 
-def _parse_kpi(item: LineDict, index: int, problems: _Problems) -> Kpi | None:
+def _parse_kpi(item: LineDict, index: int, problems: Problems) -> Kpi | None:
     count = len(problems.found)
     name = item.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
@@ -177,34 +147,38 @@ def _parse_kpi(item: LineDict, index: int, problems: _Problems) -> Kpi | None:
     weight: Any = item.get("weight")
     if "weight" not in item:
         problems.add(item, None, f"{where}missing required key 'weight'")
-    elif not _is_number(weight) or weight <= 0:
-        problems.add(item, "weight", f"{where}weight must be a positive number, got {weight!r}")
+    elif not is_number(weight) or weight < 0:
+        problems.add(item, "weight", f"{where}weight must be a number >= 0 (0: tracked, not scored), got {weight!r}")
     kind = None
     if "from_surveys" in item:
         kind = problems.choice(item, "from_surveys", SURVEY_KINDS, f"{where}unknown from_surveys kind")
-    scale = _parse_scale(item, kind, where, problems)
+    formula = parse_formula(item, where, problems)
+    scale = _parse_scale(item, kind, where, problems, tracked=weight == 0)
     max_age = _parse_age(item, "max_age", where, problems)
     window = _parse_age(item, "window", where, problems)
-    if "window" in item and "from_surveys" not in item:
-        problems.add(item, "window", f"{where}window only applies to from_surveys KPIs")
+    if "window" in item and "from_surveys" not in item and "formula" not in item:
+        problems.add(item, "window", f"{where}window only applies to from_surveys KPIs and arr_growth_pct")
+    concern = parse_threshold(item, "concern", scale, where, problems)
+    strength = parse_threshold(item, "strength", scale, where, problems)
+    check_threshold_order(item, concern, strength, where, problems)
     ces = None
     if "ces" in item and kind == "ces":
         ces = _parse_ces(item, problems, where)
     elif "ces" in item:
         problems.add(item, "ces", f"{where}ces thresholds only apply to from_surveys: ces")
-    if len(problems.found) > count or scale is None:
+    if len(problems.found) > count or (scale is None and weight != 0):
         return None
     if kind is not None and window is None:
         window = max_age or DEFAULT_SURVEY_WINDOW
-    return Kpi(name, float(weight), scale, max_age, kind, window, ces)
+    return Kpi(name, float(weight), scale, max_age, kind, window, ces, None, concern, strength, formula)
 
 
-def _parse_scale(item: LineDict, kind: str | None, where: str, problems: _Problems) -> Scale | None:
+def _parse_scale(item: LineDict, kind: str | None, where: str, problems: Problems, tracked: bool) -> Scale | None:
     value = item.get("scale")
     if "scale" not in item:
         if kind is not None:
             return SURVEY_SCALES[kind]
-        if "from_surveys" not in item:
+        if "from_surveys" not in item and not tracked:
             problems.add(item, None, f"{where}needs a scale {{min, max}} (or from_surveys: nps|csat|ces)")
         return None
     if not isinstance(value, LineDict):
@@ -215,16 +189,16 @@ def _parse_scale(item: LineDict, kind: str | None, where: str, problems: _Proble
     for key in SCALE_KEYS:
         if key not in value:
             problems.add(value, None, f"{where}scale is missing {key!r}")
-        elif not _is_number(value[key]):
+        elif not is_number(value[key]):
             problems.add(value, key, f"{where}scale {key} must be a number, got {value[key]!r}")
         else:
             bounds.append(float(value[key]))
     if len(bounds) == 2 and bounds[0] == bounds[1]:
-        problems.add(value, None, f"{where}scale min and max are both {_fmt(bounds[0])}; they must differ")
+        problems.add(value, None, f"{where}scale min and max are both {fmt(bounds[0])}; they must differ")
     return Scale(bounds[0], bounds[1]) if len(bounds) == 2 and bounds[0] != bounds[1] else None
 
 
-def _parse_age(item: LineDict, key: str, where: str, problems: _Problems) -> timedelta | None:
+def _parse_age(item: LineDict, key: str, where: str, problems: Problems) -> timedelta | None:
     if key not in item:
         return None
     try:
@@ -238,7 +212,7 @@ def _parse_age(item: LineDict, key: str, where: str, problems: _Problems) -> tim
     return value
 
 
-def _parse_buckets(data: LineDict, problems: _Problems) -> list[Bucket]:
+def _parse_buckets(data: LineDict, problems: Problems) -> list[Bucket]:
     items = _required_list(data, "buckets", problems)
     buckets: list[Bucket] = []
     seen: dict[str, int] = {}
@@ -254,7 +228,7 @@ def _parse_buckets(data: LineDict, problems: _Problems) -> list[Bucket]:
     return buckets
 
 
-def _parse_bucket(item: LineDict, index: int, last: bool, previous: float | None, problems: _Problems) -> Bucket:
+def _parse_bucket(item: LineDict, index: int, last: bool, previous: float | None, problems: Problems) -> Bucket:
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.add(item, "name", f"buckets[{index}]: name must be non-empty text, got {name!r}")
@@ -277,11 +251,11 @@ def _parse_bucket(item: LineDict, index: int, last: bool, previous: float | None
         problems.add(item, "below", f"{where}the last bucket must not have 'below' (it is open-ended)")
     elif not last and below is None:
         problems.add(item, None, f"{where}needs 'below' (only the last bucket is open-ended)")
-    elif not last and (not _is_number(below) or not 0 < below <= 100):
+    elif not last and (not is_number(below) or not 0 < below <= 100):
         problems.add(item, "below", f"{where}below must be a number in (0, 100], got {below!r}")
     elif not last:
         if previous is not None and below <= previous:
-            message = f"below {_fmt(below)} must be greater than the previous bucket's {_fmt(previous)}"
+            message = f"below {fmt(below)} must be greater than the previous bucket's {fmt(previous)}"
             problems.add(item, "below", f"{where}{message} (thresholds must strictly increase)")
         return Bucket(name, float(below), color)
     return Bucket(name, None, color)

@@ -40,6 +40,7 @@ def _ranked_snapshots(until: datetime, since: datetime | None = None, account_id
         ScoreSnapshot.score,
         ScoreSnapshot.bucket,
         ScoreSnapshot.components,
+        ScoreSnapshot.groups,
         func.row_number().over(partition_by=ScoreSnapshot.account_id, order_by=ScoreSnapshot.as_of.desc()).label("rn"),
     ).where(ScoreSnapshot.as_of <= until)
     if since is not None:
@@ -96,6 +97,7 @@ def _account_facts(session: Session, as_of: datetime, account_ids: Scope) -> dic
             "bucket": None,
             "stale_inputs": None,
             "missing_inputs": None,
+            "concerns": None,
             "low_score_streak": 0,
             "days_since_last_review": None,
             "has_open_review": False,
@@ -108,19 +110,33 @@ def _account_facts(session: Session, as_of: datetime, account_ids: Scope) -> dic
 def _latest_snapshot(session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: Scope) -> None:
     ranked = _ranked_snapshots(as_of, account_ids=account_ids)
     query = _scope(
-        select(ranked.c.account_id, ranked.c.score, ranked.c.bucket, ranked.c.components).where(ranked.c.rn == 1),
+        select(ranked.c.account_id, ranked.c.score, ranked.c.bucket, ranked.c.components, ranked.c.groups).where(
+            ranked.c.rn == 1
+        ),
         ranked.c.account_id,
         account_ids,
     )
-    for acc, score, bucket, components in session.execute(query):
+    for acc, score, bucket, components, groups in session.execute(query):
         if acc not in facts:
             continue
         fact = facts[acc]
         fact["score"], fact["bucket"] = score, bucket
         fact["stale_inputs"] = sum(1 for c in components if c["status"] == "stale")
         fact["missing_inputs"] = sum(1 for c in components if c["status"] == "missing")
-        for c in components:
-            fact[f"kpi.{c['kpi']}"] = c["raw"]
+        _scorecard_facts(fact, components, groups)
+
+
+def _scorecard_facts(fact: dict[str, Any], components: list[dict[str, Any]], groups: dict[str, Any] | None) -> None:
+    """Every KPI's value (tracked ones too) and rating, the count of areas of concern and the group subscores;
+    snapshots scored before ratings existed have none (their `concerns` stays unknown)."""
+    rated = False
+    for c in components:
+        fact[f"kpi.{c['kpi']}"] = c["raw"]
+        fact[f"kpi_status.{c['kpi']}"] = c.get("rating")
+        rated = rated or "rating" in c
+    fact["concerns"] = sum(1 for c in components if c.get("rating") == "concern") if rated else None
+    for name, subscore in (groups or {}).items():
+        fact[f"group.{name}"] = subscore
 
 
 def _score_windows(

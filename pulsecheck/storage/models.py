@@ -134,6 +134,28 @@ class ScoreSnapshot(Base):
     model_id: Mapped[int] = mapped_column(ForeignKey("scoring_models.id"))
     components: Mapped[list[Any]]
     provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    groups: Mapped[dict[str, Any] | None]  # group name -> subscore (0-100) or null; NULL: a flat model
+
+
+class Cashflow(Base):
+    """An account's net cash flow C_t of period t (0, 1, ...), for its NPV."""
+
+    __tablename__ = "cashflows"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    period: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    amount: Mapped[float] = mapped_column(Float)
+
+
+class AccountFinancials(Base):
+    """An account's unit economics for its LTV (monthly ARPU and cost to serve, CAC) and its NPV rate."""
+
+    __tablename__ = "account_financials"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True, autoincrement=False)
+    arpu: Mapped[float] = mapped_column(Float)
+    cac: Mapped[float] = mapped_column(Float)
+    cost_to_serve: Mapped[float] = mapped_column(Float)
+    expected_tenure_months: Mapped[float | None] = mapped_column(Float)
+    discount_rate: Mapped[float | None] = mapped_column(Float)
 
 
 class Deviation(Base):

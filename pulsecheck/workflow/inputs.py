@@ -40,7 +40,7 @@ class InputImport:
     skipped: int = 0
 
 
-def _checked(
+def checked_chunks(
     session: Session,
     path: str | Path,
     required: tuple[str, ...],
@@ -109,7 +109,8 @@ def import_readings(
     statement = BulkStatement(session, _insert_new_reading())
     created = total = 0
     with large_cache(session):
-        for good in _checked(session, path, ("account", "kpi", "value", "observed_at"), fmt, problems, _reading(tz)):
+        required = ("account", "kpi", "value", "observed_at")
+        for good in checked_chunks(session, path, required, fmt, problems, _reading(tz)):
             total += len(good)
             if not problems:
                 created += statement.execute([values for _, values in good], imported_at=now)
@@ -180,7 +181,8 @@ def import_surveys(
     )
     staging = bulk_insert(session, staged, [column.name for column in staged.columns])
     total = 0
-    for good in _checked(session, path, ("account", "kind", "score", "responded_at"), fmt, problems, _survey(tz)):
+    required = ("account", "kind", "score", "responded_at")
+    for good in checked_chunks(session, path, required, fmt, problems, _survey(tz)):
         rows = [{**values, "seq": total + index} for index, (_, values) in enumerate(good)]
         total += len(good)
         if not problems:
@@ -241,7 +243,8 @@ def import_issues(session: Session, path: str | Path, tz: tzinfo, fmt: FileForma
     seen = SeenKeys(session)
     adding = bulk_insert(session, _ISSUES, ISSUE_COLUMNS)
     created = updated = 0
-    for good in _checked(session, path, ("external_id", "account", "kind", "opened_at"), fmt, problems, _issue(tz)):
+    required = ("external_id", "account", "kind", "opened_at")
+    for good in checked_chunks(session, path, required, fmt, problems, _issue(tz)):
         again = seen.repeated([(values["external_id"], row.number) for row, values in good])
         for row, values in good:
             if row.number in again:

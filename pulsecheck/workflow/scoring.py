@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.scoring import trends
-from pulsecheck.scoring.compute import (
-    Component,
-    Reading,
-    ScoreResult,
-    SurveyResponse,
-    contribution_changes,
-    score_account,
-)
-from pulsecheck.scoring.model import ScoringModel
-from pulsecheck.storage.models import Account, KpiReading, ScoreSnapshot
-from pulsecheck.storage.models import SurveyResponse as SurveyRow
+from pulsecheck.scoring.compute import NO_INPUTS, Component, ScoreResult, contribution_changes, score_account
+from pulsecheck.storage.models import ScoreSnapshot
 from pulsecheck.workflow import deviations as deviation
+from pulsecheck.workflow import score_inputs
 from pulsecheck.workflow.models import approved_model
+from pulsecheck.workflow.staging import bulk_insert
 
 INPUT_KINDS = ("stale", "missing", "duplicate")
+CHUNK = 5000  # accounts read, scored and written together: memory is bounded by this, not by the portfolio
+SNAPSHOTS = cast(Table, ScoreSnapshot.__table__)
+SNAPSHOT_COLUMNS = ("account_id", "as_of", "score", "bucket", "model_id", "components", "provisional", "groups")
 
 
 @dataclass
@@ -41,90 +36,58 @@ class ScoreRun:
     deviations: dict[str, int] = field(default_factory=dict)
 
 
-def _latest_readings(session: Session, as_of: datetime, kpis: list[str]) -> dict[int, list[Reading]]:
-    """The newest readings per (account, kpi) at `as_of`, ties included (they reveal duplicates)."""
-    ranked = (
-        select(
-            KpiReading.account_id,
-            KpiReading.kpi,
-            KpiReading.value,
-            KpiReading.observed_at,
-            KpiReading.source,
-            func.rank()
-            .over(partition_by=(KpiReading.account_id, KpiReading.kpi), order_by=KpiReading.observed_at.desc())
-            .label("rk"),
-        )
-        .where(KpiReading.observed_at <= as_of, KpiReading.kpi.in_(kpis))
-        .subquery()
-    )
-    query = select(ranked.c.account_id, ranked.c.kpi, ranked.c.value, ranked.c.observed_at, ranked.c.source).where(
-        ranked.c.rk == 1
-    )
-    result: dict[int, list[Reading]] = defaultdict(list)
-    observed_type = KpiReading.__table__.c.observed_at.type
-    for account_id, kpi, value, observed_at, source in session.execute(query):
-        if not isinstance(observed_at, datetime):  # a subquery column may come back untyped on SQLite
-            observed_at = observed_type.process_result_value(  # type: ignore[attr-defined]
-                datetime.fromisoformat(str(observed_at)), None
-            )
-        elif observed_at.tzinfo is None:
-            observed_at = observed_type.process_result_value(observed_at, None)  # type: ignore[attr-defined]
-        result[account_id].append(Reading(kpi, value, observed_at, source or ""))
-    return result
-
-
-def _surveys(session: Session, model: ScoringModel, as_of: datetime) -> dict[int, list[SurveyResponse]]:
-    windows = [k.window or timedelta(days=90) for k in model.kpis if k.from_surveys]
-    result: dict[int, list[SurveyResponse]] = defaultdict(list)
-    if not windows:
-        return result
-    query = select(
-        SurveyRow.account_id, SurveyRow.kind, SurveyRow.score, SurveyRow.max_score, SurveyRow.responded_at
-    ).where(SurveyRow.responded_at <= as_of, SurveyRow.responded_at >= as_of - max(windows))
-    for account_id, kind, score, max_score, responded_at in session.execute(query):
-        result[account_id].append(SurveyResponse(kind, score, max_score, responded_at))
-    return result
-
-
 def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id: int | None = None) -> ScoreRun:
     """One snapshot per account at `as_of` with the approved model; input findings become deviations.
 
-    Scoring the same as_of again replaces those snapshots instead of adding more.
+    Scoring the same as_of again replaces those snapshots instead of adding more. Accounts are read, scored and
+    written CHUNK at a time, so memory does not grow with the portfolio.
     """
     row, model = approved_model(session)
     run = ScoreRun(as_of=as_of, model_version=model.version)
-    accounts_query = select(Account.id)
-    if account_id is not None:
-        accounts_query = accounts_query.where(Account.id == account_id)
-    account_ids = list(session.scalars(accounts_query))
-    readings = _latest_readings(session, as_of, [k.name for k in model.kpis if not k.from_surveys])
-    surveys = _surveys(session, model, as_of)
-    snapshots: list[dict[str, Any]] = []
-    found: dict[deviation.Key, str] = {}
-    for acc in account_ids:
-        result = score_account(model, readings.get(acc, []), surveys.get(acc, []), as_of)
-        snapshots.append(_snapshot_row(acc, as_of, row.id, result))
-        for finding in result.findings:
-            found[(acc, finding.kind, finding.kpi)] = finding.detail
-        run.accounts += 1
-        run.scored += result.score is not None
-        run.provisional += result.provisional
-        if result.bucket:
-            run.buckets[result.bucket] = run.buckets.get(result.bucket, 0) + 1
     newest = session.scalar(select(func.max(ScoreSnapshot.as_of)))
     delete_query = delete(ScoreSnapshot).where(ScoreSnapshot.as_of == as_of)
     if account_id is not None:
         delete_query = delete_query.where(ScoreSnapshot.account_id == account_id)
     session.execute(delete_query)
-    for start in range(0, len(snapshots), 5000):
-        session.execute(insert(ScoreSnapshot), snapshots[start : start + 5000])
-    scope = set(account_ids) if account_id is not None else None
+    writer = SnapshotWriter(session)
+    kpis = score_inputs.reading_kpis(model)
+    found: dict[deviation.Key, str] = {}
+    moments = score_inputs.Moments()
+    times: dict[datetime, str] = {}
+    for ids in score_inputs.account_chunks(session, CHUNK, account_id):
+        first, last = ids[0], ids[-1]
+        readings = score_inputs.latest_readings(session, as_of, kpis, first, last, moments)
+        responses = score_inputs.surveys(session, model, as_of, first, last, moments)
+        derived = score_inputs.formula_inputs(session, model, as_of, first, last)
+        rows = []
+        for acc in ids:
+            inputs = derived.get(acc, NO_INPUTS)
+            result = score_account(model, readings.get(acc, ()), responses.get(acc, ()), as_of, inputs)
+            rows.append(snapshot_row(acc, as_of, row.id, result, times))
+            _count(run, acc, result, found)
+        writer.write(rows)
+    scope = {account_id} if account_id is not None else None
     if newest is None or as_of >= newest:  # a backfill of the past must not rewrite today's findings
         run.deviations = deviation.sync(session, found, INPUT_KINDS, now, scope=scope)
     return run
 
 
-def _snapshot_row(account_id: int, as_of: datetime, model_id: int, result: ScoreResult) -> dict[str, Any]:
+def _count(run: ScoreRun, account_id: int, result: ScoreResult, found: dict[deviation.Key, str]) -> None:
+    for finding in result.findings:
+        found[(account_id, finding.kind, finding.kpi)] = finding.detail
+    run.accounts += 1
+    run.scored += result.score is not None
+    run.provisional += result.provisional
+    if result.bucket:
+        run.buckets[result.bucket] = run.buckets.get(result.bucket, 0) + 1
+
+
+def snapshot_row(
+    account_id: int, as_of: datetime, model_id: int, result: ScoreResult, times: dict[datetime, str] | None = None
+) -> dict[str, Any]:
+    """The score_snapshots row of one result: components with their status and rating, group subscores;
+    `times` remembers the text of each timestamp (a feed's times repeat across accounts)."""
+    times = {} if times is None else times
     components = [
         {
             "kpi": c.kpi,
@@ -134,7 +97,8 @@ def _snapshot_row(account_id: int, as_of: datetime, model_id: int, result: Score
             "effective_weight": c.effective_weight,
             "contribution": c.contribution,
             "status": c.status,
-            "observed_at": c.observed_at.isoformat() if c.observed_at else None,
+            "rating": c.rating,
+            "observed_at": _iso(c.observed_at, times),
         }
         for c in result.components
     ]
@@ -146,7 +110,30 @@ def _snapshot_row(account_id: int, as_of: datetime, model_id: int, result: Score
         "model_id": model_id,
         "components": components,
         "provisional": result.provisional,
+        "groups": result.groups or None,
     }
+
+
+def _iso(moment: datetime | None, times: dict[datetime, str]) -> str | None:
+    if moment is None:
+        return None
+    text = times.get(moment)
+    if text is None:
+        if len(times) > 10_000:
+            times.clear()
+        text = times[moment] = moment.isoformat()
+    return text
+
+
+class SnapshotWriter:
+    """Writes snapshot rows with one executemany per chunk, the JSON columns encoded once each."""
+
+    def __init__(self, session: Session) -> None:
+        self.statement = bulk_insert(session, SNAPSHOTS, SNAPSHOT_COLUMNS)
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Insert `rows` (from snapshot_row)."""
+        self.statement.execute(rows)
 
 
 def history(session: Session, account_id: int, limit: int | None = None) -> list[ScoreSnapshot]:

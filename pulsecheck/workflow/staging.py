@@ -131,6 +131,8 @@ class BulkStatement:
 def _converted(value: Any, process: Any, memo: dict[Any, Any]) -> Any:
     if value is None:
         return None
+    if value.__class__ is list or value.__class__ is dict:  # JSON values: distinct, and not hashable
+        return process(value)
     converted = memo.get(value)
     if converted is None:
         if len(memo) > 10_000:  # bounded: a file of distinct timestamps just does the work each time

@@ -117,6 +117,13 @@ IMPORTERS = (
         moment="opened_at",
     ),
     Importer("users", {"name": "zed", "roles": "reviewer", "email": "zed@example.com"}, text="name"),
+    Importer("cashflows", {"account": "ACME", "period": "2", "amount": "500.5"}, text="account", number="amount"),
+    Importer(
+        "financials",
+        {"account": "ACME", "arpu": "1000", "cac": "5000", "cost_to_serve": "300", "discount_rate": "0.1"},
+        text="account",
+        number="arpu",
+    ),
 )
 
 
@@ -334,5 +341,7 @@ def test_bad_input_is_one_error_line_exit_2_and_changes_nothing(world: World, ca
 
 def test_the_corpus_covers_every_loader_and_importer() -> None:
     prefixes = {case.id.split("-")[0] for case in CASES}
-    assert prefixes == {"accounts", "readings", "surveys", "issues", "users", "model", "rules", "review"}
+    assert prefixes == {
+        "accounts", "readings", "surveys", "issues", "users", "cashflows", "financials", "model", "rules", "review",
+    }  # fmt: skip
     assert len(CASES) >= 200

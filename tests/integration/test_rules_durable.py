@@ -26,8 +26,13 @@ from pulsecheck.workflow.evaluation import EvaluationSettings, evaluate
 from tests.integration.conftest import SAMPLE_ESCALATIONS, escalated
 from tests.integration.engine_crash import crashing_workers
 
-NUMBER_FACTS = ["score", "score_drop_30d", "open_complaints", "days_to_renewal", "kpi.nps", "arr"]
-STRING_FACTS = {"bucket": ["unhealthy", "neutral", "healthy"], "segment": ["smb", "enterprise"]}
+NUMBER_FACTS = ["score", "score_drop_30d", "open_complaints", "days_to_renewal", "kpi.nps", "arr", "concerns",
+                "group.customer_value"]  # fmt: skip
+STRING_FACTS = {
+    "bucket": ["unhealthy", "neutral", "healthy"],
+    "segment": ["smb", "enterprise"],
+    "kpi_status.nps": ["concern", "neutral", "strength"],
+}
 
 
 def test_validator_reports_every_problem_with_its_line() -> None:
@@ -44,6 +49,22 @@ def test_validator_reports_every_problem_with_its_line() -> None:
         "r.yaml:9: rule a: bucket (string) gt: ordering needs a number fact",
         "r.yaml:10: unknown action 'notfy' (did you mean 'notify'?)",
     ]
+
+
+def test_scorecard_facts_validate_and_their_misspellings_get_a_suggestion() -> None:
+    good = (
+        "version: 1\nrules:\n  - id: a\n    when: {kpi_status.logins: {eq: concern}, concerns: {gte: 2}, "
+        "group.customer_value: {lt: 50}, kpi.logins: {lt: 10}}\n    then: {notify: [owner]}\n"
+    )
+    assert len(load_rules(good, "r.yaml").rules) == 1
+    with pytest.raises(ValidationFailed) as caught:
+        load_rules(good.replace("concerns:", "concern:").replace("group.customer_value", "groups.x"), "r.yaml")
+    assert caught.value.problems == [
+        "r.yaml:4: unknown fact 'concern' (did you mean 'concerns'?)",
+        "r.yaml:4: unknown fact 'groups.x'",
+    ]
+    with pytest.raises(ValidationFailed, match=r"concerns \(number\) gte: expected a number"):
+        load_rules(good.replace("{gte: 2}", "{gte: many}"), "r.yaml")
 
 
 def test_a_number_fact_compared_with_text_is_an_error_not_a_string_comparison() -> None:

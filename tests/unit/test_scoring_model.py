@@ -137,15 +137,15 @@ missing_inputs: renormalise
         'models/live.yaml:1: version must be non-empty text, got 2026.11 (quote it, like version: "2026.11", '
         "or YAML reads a number)",
         "models/live.yaml:3: kpi 'usage': max_age: expected a duration like 7d, 12h or 2w, got '7x'",
-        "models/live.yaml:4: kpi 'usage': weight must be a positive number, got -5",
+        "models/live.yaml:4: kpi 'usage': weight must be a number >= 0 (0: tracked, not scored), got -5",
         "models/live.yaml:4: kpi 'usage': scale min and max are both 0; they must differ",
         "models/live.yaml:4: duplicate kpi name 'usage' (first defined on line 3)",
         "models/live.yaml:5: kpi 'nps': unknown from_surveys kind 'nsp' (did you mean 'nps'?); "
         "expected nps, csat or ces",
-        "models/live.yaml:7: kpi 'effort': weight must be a positive number, got 'thirty'",
+        "models/live.yaml:7: kpi 'effort': weight must be a number >= 0 (0: tracked, not scored), got 'thirty'",
         "models/live.yaml:9: kpi 'effort': ces negative_at (0.5) must be below positive_at (0.4)",
         "models/live.yaml:10: kpi 'tickets': scale must be a mapping {min, max}, got [0, 20]",
-        "models/live.yaml:10: kpi 'tickets': window only applies to from_surveys KPIs",
+        "models/live.yaml:10: kpi 'tickets': window only applies to from_surveys KPIs and arr_growth_pct",
         "models/live.yaml:13: bucket 'neutral': unknown key 'colour' (did you mean 'color'?)",
         "models/live.yaml:13: bucket 'neutral': missing required key 'color'",
         "models/live.yaml:13: bucket 'neutral': below 50 must be greater than the previous bucket's 60 "

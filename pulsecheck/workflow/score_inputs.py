@@ -1,0 +1,175 @@
+"""What scoring reads for one range of accounts: the newest KPI readings, survey responses in their windows and
+the inputs of the derived KPIs (cash flows, financials, contract start, ARR readings).
+
+Scoring works through the portfolio one range of account ids at a time, so memory is bounded by the range,
+not by the portfolio; every query here is a range scan of an index that starts with the account id.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import String, and_, func, select, type_coerce
+from sqlalchemy.orm import Session
+
+from pulsecheck.scoring.compute import Reading, SurveyResponse
+from pulsecheck.scoring.formulas import Financials, FormulaInputs
+from pulsecheck.scoring.model import ScoringModel
+from pulsecheck.storage.models import Account, AccountFinancials, Cashflow, KpiReading
+from pulsecheck.storage.models import SurveyResponse as SurveyRow
+
+ARR_KPI = "arr"  # arr_growth_pct reads the readings of this KPI
+DEFAULT_SURVEY_WINDOW = timedelta(days=90)
+
+
+class Moments:
+    """Timestamps as they come from the driver (text on SQLite, naive datetimes on PostgreSQL) to aware UTC,
+    each distinct value converted once: the times of a feed repeat across accounts, and converting every row
+    through the column type cost a third of scoring's reading time."""
+
+    def __init__(self) -> None:
+        self.memo: dict[Any, datetime] = {}
+
+    def __call__(self, value: Any) -> datetime:
+        found = self.memo.get(value)
+        if found is None:
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+            found = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            if len(self.memo) > 10_000:  # bounded: distinct times just cost the conversion each
+                self.memo.clear()
+            self.memo[value] = found
+        return found
+
+
+def reading_kpis(model: ScoringModel) -> list[str]:
+    """The KPIs whose values come from readings: neither survey nor formula KPIs."""
+    return [k.name for k in model.kpis if not k.from_surveys and not k.formula]
+
+
+def latest_readings(
+    session: Session, as_of: datetime, kpis: list[str], first: int, last: int, moments: Moments | None = None
+) -> dict[int, list[Reading]]:
+    """The newest readings per (account, kpi) at `as_of` for accounts first..last, ties included (they reveal
+    duplicates): the newest time per pair from the index, then the readings at that time."""
+    if not kpis:
+        return {}
+    newest = (
+        select(KpiReading.account_id, KpiReading.kpi, func.max(KpiReading.observed_at).label("at"))
+        .where(KpiReading.account_id.between(first, last), KpiReading.kpi.in_(kpis), KpiReading.observed_at <= as_of)
+        .group_by(KpiReading.account_id, KpiReading.kpi)
+        .subquery()
+    )
+    moment = moments or Moments()
+    query = select(
+        KpiReading.account_id, KpiReading.kpi, KpiReading.value, _raw(KpiReading.observed_at), KpiReading.source
+    ).join(
+        newest,
+        and_(
+            KpiReading.account_id == newest.c.account_id,
+            KpiReading.kpi == newest.c.kpi,
+            KpiReading.observed_at == newest.c.at,
+        ),
+    )
+    result: dict[int, list[Reading]] = defaultdict(list)
+    for account_id, kpi, value, observed_at, source in session.execute(query):
+        result[account_id].append(Reading(kpi, value, moment(observed_at), source or ""))
+    return result
+
+
+@lru_cache(maxsize=4096)
+def _day(value: Any) -> date | None:
+    """A date column's value as the driver returns it (text on SQLite) as a date; contract starts repeat."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _raw(column: Any) -> Any:
+    """A timestamp column as the driver returns it, for `Moments` to convert."""
+    return type_coerce(column, String).label(column.key)
+
+
+def surveys(
+    session: Session, model: ScoringModel, as_of: datetime, first: int, last: int, moments: Moments | None = None
+) -> dict[int, list[SurveyResponse]]:
+    """Survey responses of accounts first..last within the longest window of the model's survey KPIs."""
+    windows = [k.window or DEFAULT_SURVEY_WINDOW for k in model.kpis if k.from_surveys]
+    result: dict[int, list[SurveyResponse]] = defaultdict(list)
+    if not windows:
+        return result
+    moment = moments or Moments()
+    query = select(
+        SurveyRow.account_id, SurveyRow.kind, SurveyRow.score, SurveyRow.max_score, _raw(SurveyRow.responded_at)
+    ).where(
+        SurveyRow.account_id.between(first, last),
+        SurveyRow.responded_at <= as_of,
+        SurveyRow.responded_at >= as_of - max(windows),
+    )
+    for account_id, kind, score, max_score, responded_at in session.execute(query):
+        result[account_id].append(SurveyResponse(kind, score, max_score, moment(responded_at)))
+    return result
+
+
+def formula_inputs(
+    session: Session, model: ScoringModel, as_of: datetime, first: int, last: int
+) -> dict[int, FormulaInputs]:
+    """The derived KPIs' inputs of accounts first..last; only what the model's formulas use is read."""
+    used = {k.formula for k in model.kpis if k.formula}
+    if not used:
+        return {}
+    flows: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    if "npv" in used:
+        flow_query = select(Cashflow.account_id, Cashflow.period, Cashflow.amount).where(
+            Cashflow.account_id.between(first, last)
+        )
+        for account_id, period, amount in session.execute(flow_query):
+            flows[account_id].append((period, amount))
+    money: dict[int, Financials] = {}
+    if used & {"npv", "ltv"}:
+        columns = (AccountFinancials.arpu, AccountFinancials.cac, AccountFinancials.cost_to_serve,
+                   AccountFinancials.expected_tenure_months, AccountFinancials.discount_rate)  # fmt: skip
+        money_query = select(AccountFinancials.account_id, *columns).where(
+            AccountFinancials.account_id.between(first, last)
+        )
+        money = {
+            acc: Financials(arpu, cac, cost, tenure, rate)
+            for acc, arpu, cac, cost, tenure, rate in session.execute(money_query)
+        }
+    starts: dict[int, date | None] = {}
+    if used & {"ltv", "tenure_months"}:
+        start_query = select(Account.id, _raw(Account.contract_start)).where(Account.id.between(first, last))
+        starts = {acc: _day(start) for acc, start in session.execute(start_query)}
+    arr_now, arr_then = _arr(session, model, as_of, first, last) if "arr_growth_pct" in used else ({}, {})
+    accounts = set(flows) | set(money) | {acc for acc, start in starts.items() if start} | set(arr_now)
+    return {
+        acc: FormulaInputs(
+            tuple(flows.get(acc, ())), money.get(acc), starts.get(acc), arr_now.get(acc), arr_then.get(acc)
+        )
+        for acc in accounts
+    }
+
+
+def _arr(
+    session: Session, model: ScoringModel, as_of: datetime, first: int, last: int
+) -> tuple[dict[int, float], dict[int, float]]:
+    """The newest `arr` reading of each account at as_of, and at as_of minus the arr_growth_pct window."""
+    window = next(k.window for k in model.kpis if k.formula == "arr_growth_pct")
+    assert window is not None  # parse_model requires it
+    now = {acc: rows[0].value for acc, rows in latest_readings(session, as_of, [ARR_KPI], first, last).items()}
+    then_rows = latest_readings(session, as_of - window, [ARR_KPI], first, last)
+    return now, {acc: rows[0].value for acc, rows in then_rows.items()}
+
+
+def account_chunks(session: Session, size: int, account_id: int | None = None) -> Iterator[list[int]]:
+    """The account ids in id order, `size` at a time (one account when `account_id` is given); each chunk is
+    its own query from where the last one ended, so no cursor stays open while a chunk is written."""
+    if account_id is not None:
+        if found := list(session.scalars(select(Account.id).where(Account.id == account_id))):
+            yield found
+        return
+    after = -1
+    while ids := list(session.scalars(select(Account.id).where(Account.id > after).order_by(Account.id).limit(size))):
+        yield ids
+        after = ids[-1]
