@@ -72,6 +72,11 @@ IMPORT_COLUMNS = {
     "issues": "Columns: external_id (re-import updates by it), account, kind (complaint, billing, blocker or "
     "ticket), severity (low, medium, high, critical; default medium), status (open or closed; default open), "
     "opened_at, closed_at (optional), title (optional).\n\n" + FORMATS,
+    "cashflows": "Columns: account, period (a whole number from 0, the npv formula's t), amount (a number; "
+    "negative for money out). A re-import updates by (account, period).\n\n" + FORMATS,
+    "financials": "Columns: account, arpu, cac, cost_to_serve (money per month or once, as the ltv formula says), "
+    "expected_tenure_months (optional: months since contract_start), discount_rate (optional: the model's). "
+    "A re-import updates by account.\n\n" + FORMATS,
 }
 
 

@@ -50,7 +50,7 @@ def test_help_has_a_one_line_example_and_every_option_has_help(path: str, comman
     assert command.get_short_help_str(), f"{path} has no description"
 
 
-@pytest.mark.parametrize("noun", ["accounts", "users", "readings", "surveys", "issues"])
+@pytest.mark.parametrize("noun", ["accounts", "users", "readings", "surveys", "issues", "cashflows", "financials"])
 def test_every_import_lists_its_columns_and_formats(noun: str) -> None:
     text = CliRunner().invoke(cli, [noun, "import", "--help"]).output
     assert "Columns:" in text and "CSV" in text and "JSON" in text
