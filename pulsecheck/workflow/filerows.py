@@ -27,12 +27,15 @@ _READ = 64 * 1024
 # One record: its row number (CSV: as a spreadsheet shows it, the header being row 1; JSON: 1, 2, ...), its values
 # by column, and why it cannot be read (the values are then empty; reading goes on), or None. A plain tuple: one
 # is made per row of files of millions.
-Record = tuple[int, dict[str, Any], str | None]
+Record = tuple[int, Any, str | None]  # values: a dict by column (or, see csv_records, a list of cells)
 
 
-def csv_records(handle: TextIO, source: str, delimiter: str | None, required: tuple[str, ...]) -> Iterator[Record]:
+def csv_records(
+    handle: TextIO, source: str, delimiter: str | None, required: tuple[str, ...], lists: bool = False
+) -> Iterator[Record]:
     """The records of a CSV file after its header; a header lacking `required` columns is refused, naming the
-    delimiter the file seems to use when it is not the one given."""
+    delimiter the file seems to use when it is not the one given. With `lists`, the values of a record are the
+    list of its cells (absent ones None) rather than a dict, and the header's names come first, as row 0."""
     if delimiter is not None and len(delimiter) != 1:
         raise InputError(f"--delimiter {delimiter!r}: give one character, like ';' or '\\t'")
     csv.field_size_limit(MAX_FIELD)
@@ -41,6 +44,8 @@ def csv_records(handle: TextIO, source: str, delimiter: str | None, required: tu
     if first is None:
         return
     header = _header(first, source, delimiter or ",", required)
+    if lists:
+        yield (0, header, None)
     reader = csv.reader(lines, delimiter=delimiter or ",")
     width = len(header)
     number = 1
@@ -48,7 +53,7 @@ def csv_records(handle: TextIO, source: str, delimiter: str | None, required: tu
         for values in reader:
             number += 1
             if len(values) == width:
-                yield (number, dict(zip(header, values, strict=True)), None)
+                yield (number, values if lists else dict(zip(header, values, strict=True)), None)
                 continue
             if not values:
                 continue  # a blank line
@@ -59,7 +64,7 @@ def csv_records(handle: TextIO, source: str, delimiter: str | None, required: tu
             cells: list[str | None] = list(values)
             if len(cells) < width:
                 cells += [None] * (width - len(cells))  # absent cells read as empty, as csv.DictReader does
-            yield (number, dict(zip(header, cells, strict=True)), None)
+            yield (number, cells if lists else dict(zip(header, cells, strict=True)), None)
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
             raise InputError(f"{source}: row {number + 1}: a field is longer than {MAX_FIELD:,} characters") from None

@@ -32,6 +32,15 @@ _JSON_KINDS = {dict: "an object", list: "a list", bool: "true or false"}
 
 
 @dataclass(frozen=True)
+class InputImport:
+    """What an import of inputs did: rows created, updated, and skipped as already stored."""
+
+    created: int
+    updated: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
 class FileFormat:
     """How an import file writes its values: the CSV delimiter (default ',') and the decimal mark."""
 
@@ -195,17 +204,26 @@ def iter_rows(path: str | Path, required: tuple[str, ...], fmt: FileFormat, prob
     """The rows of a CSV file (header line) or a JSON file (a list of objects), streamed. A row that cannot be
     read, or the file's own fault (encoding, syntax, missing columns), goes to `problems`; reading stops at the
     latter, or when `problems` is full."""
+    source, comma = str(path), fmt.decimal_comma
+    for number, values in iter_values(path, required, fmt, problems):
+        yield Row(source, number, values, comma)
+
+
+def iter_values(
+    path: str | Path, required: tuple[str, ...], fmt: FileFormat, problems: Problems, lists: bool = False
+) -> Iterator[tuple[int, Any]]:
+    """(row number, values) of each readable record, as `iter_rows` reads them; values are a dict by column, or
+    with `lists` a CSV record's list of cells after the header's names as row 0 (JSON records stay dicts)."""
     source = str(path)
     try:
         with open_text(path) as handle:
             if Path(path).suffix.lower() == ".json":
                 records = json_records(handle, source)
             else:
-                records = csv_records(handle, source, fmt.delimiter, required)
-            comma = fmt.decimal_comma
+                records = csv_records(handle, source, fmt.delimiter, required, lists)
             for number, values, problem in records:
                 if problem is None:
-                    yield Row(source, number, values, comma)
+                    yield number, values
                     continue
                 problems.add(f"{source}: row {number}: {problem}", number)
                 if problems.full:
@@ -216,7 +234,7 @@ def iter_rows(path: str | Path, required: tuple[str, ...], fmt: FileFormat, prob
         problems.add(str(exc))
 
 
-def chunks(rows: Iterator[Row], size: int | None = None) -> Iterator[list[Row]]:
+def chunks(rows: Iterator[T], size: int | None = None) -> Iterator[list[T]]:
     """`rows` in lists of at most `size` (default CHUNK).
 
     The cyclic garbage collector runs between chunks, over the young generations only: left to itself it runs
