@@ -27,13 +27,14 @@ def rules() -> None:
 
 @rules.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False))
-def rules_validate(file: str) -> None:
+@pass_app
+def rules_validate(app: App, file: str) -> None:
     """Report every problem in a rules FILE, with its line; every rule is also tried in the engine."""
     from pulsecheck.rules.durable import compile_rules
     from pulsecheck.workflow.rulesets import checked_rules
 
     with every_problem(file):
-        parsed = checked_rules(file)
+        parsed = checked_rules(file, app.settings.limits.yaml())
     shards = compile_rules(parsed)
     click.echo(f"{file}: ok ({len(parsed.rules)} rules, {len(shards)} durable-rules ruleset(s), tried in the engine)")
 
@@ -46,7 +47,7 @@ def rules_activate(app: App, file: str) -> None:
     from pulsecheck.workflow.rulesets import activate
 
     with every_problem(file), app.transaction() as session:
-        row = activate(session, file, app.actor(session), app.now())
+        row = activate(session, file, app.actor(session), app.now(), app.settings.limits.yaml())
         said = f"ruleset {row.name} active (sha256 {row.sha256[:12]}, by {row.activated_by})"
     click.echo(said)
 
@@ -96,7 +97,7 @@ def rules_explain(app: App, account: str, as_of: str | None, file: str | None, a
     from pulsecheck.workflow.rulesets import active_rules
 
     with app.transaction() as session:
-        parsed = load_rules_file(file) if file else active_rules(session)[1]
+        parsed = load_rules_file(file, limits=app.settings.limits.yaml()) if file else active_rules(session)[1]
         found = get_account(session, account)
         facts = account_facts(session, parsed, _end_of(app, as_of, "--as-of"), [found.id])[found.id]
         external_id = found.external_id
@@ -126,7 +127,7 @@ def rules_backtest(app: App, file: str, start: str, end: str, as_json: bool) -> 
     from pulsecheck.workflow.backtest import backtest
     from pulsecheck.workflow.rulesets import active_rules
 
-    parsed = load_rules_file(file)
+    parsed = load_rules_file(file, limits=app.settings.limits.yaml())
     first = start_of_day(parse_day(start, "--from"), app.settings.tz)
     last = _end_of(app, end, "--to")
     if last < first:

@@ -34,7 +34,7 @@ from pulsecheck.rules.conditions import (
 )
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import NOTIFY_ROLES, PRIORITIES, SEVERITIES
-from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, read_file, suggest
+from pulsecheck.yamlfile import Limits, LineDict, LineList, line_of, load_text, read_file, suggest
 
 ACTIONS = ("escalate", "open_review", "notify", "flag_deviation")
 RULE_KEYS = ("id", "description", "when", "then", "cooldown", "resolve_when_clear")
@@ -291,9 +291,11 @@ def _with_lines(values: dict[str, Any], parent: LineDict, key: str) -> LineDict:
     return result
 
 
-def load_rules(text: str, source: str, roles: tuple[str, ...] = NOTIFY_ROLES) -> RulesFile:
-    """Parse and validate a rules file; every problem is reported at once with its line."""
-    data = load_text(text, source)
+def load_rules(
+    text: str, source: str, roles: tuple[str, ...] = NOTIFY_ROLES, limits: Limits = Limits()
+) -> RulesFile:
+    """Parse and validate a rules file (YAML within `limits`); every problem is reported at once with its line."""
+    data = load_text(text, source, limits)
     checker = _Checker(source, roles)
     if not isinstance(data, LineDict):
         raise ValidationFailed([f"{source}:1: a rules file is a mapping with 'version' and 'rules'"])
@@ -317,6 +319,6 @@ def load_rules(text: str, source: str, roles: tuple[str, ...] = NOTIFY_ROLES) ->
     return RulesFile(tuple(rules), source, hashlib.sha256(text.encode()).hexdigest(), text)
 
 
-def load_rules_file(path: str | Path, roles: tuple[str, ...] = NOTIFY_ROLES) -> RulesFile:
-    """Read and validate a rules file."""
-    return load_rules(read_file(path), str(path), roles)  # bounded: regular, UTF-8, within the YAML size limit
+def load_rules_file(path: str | Path, roles: tuple[str, ...] = NOTIFY_ROLES, limits: Limits = Limits()) -> RulesFile:
+    """Read and validate a rules file (bounded: a regular UTF-8 file within the YAML limits)."""
+    return load_rules(read_file(path, limits), str(path), roles, limits)

@@ -13,7 +13,7 @@ from pulsecheck.scoring.colors import is_color
 from pulsecheck.scoring.model import CES_KEYS, Bucket, CesThresholds, Kpi, Scale, ScoringModel, canonical_number
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import SURVEY_KINDS
-from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, read_file, suggest
+from pulsecheck.yamlfile import Limits, LineDict, LineList, line_of, load_text, read_file, suggest
 
 MISSING_POLICIES = ("renormalize", "zero", "fail")
 DEFAULT_SURVEY_WINDOW = timedelta(days=90)
@@ -74,10 +74,10 @@ def _fmt(value: Any) -> str:
     return str(canonical_number(value)) if _is_number(value) else repr(value)
 
 
-def parse_model(text: str, source: str) -> ScoringModel:
+def parse_model(text: str, source: str, limits: Limits = Limits()) -> ScoringModel:
     """Parse and validate scoring-model YAML; raise ValidationFailed listing every `source:line:` problem."""
     try:
-        data = load_text(text, source)
+        data = load_text(text, source, limits)
     except InputError as exc:
         raise ValidationFailed([str(exc)]) from None
     problems = _Problems(source)

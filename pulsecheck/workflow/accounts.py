@@ -48,7 +48,7 @@ def import_accounts(session: Session, path: str | Path, fmt: FileFormat = FileFo
 
     Updates touch only the columns present in the file (or keys present in a JSON record).
     """
-    problems = Problems(str(path))
+    problems = Problems(str(path), fmt.limits.max_problems)
     users = dict(session.execute(select(User.name, User.id)).all())  # a team: small
     seen = SeenKeys(session)
     adding = bulk_insert(session, cast(Table, Account.__table__), STORED)

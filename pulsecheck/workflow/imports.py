@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pulsecheck.errors import InputError, ValidationFailed
 from pulsecheck.textfile import open_text, undecodable
 from pulsecheck.timeutil import parse_date, parse_datetime
-from pulsecheck.workflow.filerows import csv_records, json_records
+from pulsecheck.workflow.filerows import MAX_FIELD, MAX_LINE, MAX_RECORD, csv_records, json_records
 
 T = TypeVar("T")
 
@@ -41,11 +41,24 @@ class InputImport:
 
 
 @dataclass(frozen=True)
+class InputLimits:
+    """The bounds of one import (`[limits]`): bad rows reported before reading stops, and the longest CSV field,
+    CSV line and JSON record read."""
+
+    max_problems: int = MAX_PROBLEMS
+    max_field: int = MAX_FIELD
+    max_line: int = MAX_LINE
+    max_record: int = MAX_RECORD
+
+
+@dataclass(frozen=True)
 class FileFormat:
-    """How an import file writes its values: the CSV delimiter (default ',') and the decimal mark."""
+    """How an import file writes its values (the CSV delimiter, default ',', and the decimal mark), and the
+    bounds it is read within."""
 
     delimiter: str | None = None
     decimal_comma: bool = False
+    limits: InputLimits = InputLimits()
 
 
 @dataclass(slots=True)
@@ -165,8 +178,8 @@ class Problems:
     """The problems of one import: bad rows (up to MAX_PROBLEMS) and at most one about the file itself; they
     are reported in row order."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self, source: str, limit: int = MAX_PROBLEMS) -> None:
+        self.source, self.limit = source, limit
         self.found: list[tuple[int, str]] = []
 
     def __bool__(self) -> bool:
@@ -174,8 +187,8 @@ class Problems:
 
     @property
     def full(self) -> bool:
-        """Whether reading should stop: MAX_PROBLEMS found."""
-        return len(self.found) >= MAX_PROBLEMS
+        """Whether reading should stop: `limit` problems found."""
+        return len(self.found) >= self.limit
 
     def add(self, message: str, row: int = 0) -> None:
         """Record one problem of `row` (0: of the file); the message names file, row and column."""
@@ -196,7 +209,7 @@ class Problems:
         if len(messages) == 1:
             raise InputError(messages[0])
         if messages:
-            last = messages[-1] + (f" (stopped after {MAX_PROBLEMS} problems)" if self.full else "")
+            last = messages[-1] + (f" (stopped after {self.limit} problems)" if self.full else "")
             raise ValidationFailed([*messages[:-1], last])
 
 
@@ -217,10 +230,11 @@ def iter_values(
     source = str(path)
     try:
         with open_text(path) as handle:
+            limits = fmt.limits
             if Path(path).suffix.lower() == ".json":
-                records = json_records(handle, source)
+                records = json_records(handle, source, limits.max_record)
             else:
-                records = csv_records(handle, source, fmt.delimiter, required, lists)
+                records = csv_records(handle, source, fmt.delimiter, required, lists, limits.max_field, limits.max_line)
             for number, values, problem in records:
                 if problem is None:
                     yield number, values
@@ -254,7 +268,7 @@ def chunks(rows: Iterator[T], size: int | None = None) -> Iterator[list[T]]:
 def read_rows(path: str | Path, required_columns: tuple[str, ...], fmt: FileFormat = FileFormat()) -> list[Row]:
     """Every row of a small import file (at most MAX_LISTED_ROWS), for imports that need them all at once; the
     first problem is an InputError."""
-    problems = Problems(str(path))
+    problems = Problems(str(path), fmt.limits.max_problems)
     rows: list[Row] = []
     for row in iter_rows(path, required_columns, fmt, problems):
         if len(rows) == MAX_LISTED_ROWS:

@@ -106,7 +106,7 @@ def import_surveys(
     rows are staged in a temporary table, then one statement inserts, per distinct response, the copies the
     file has beyond those stored.
     """
-    problems = Problems(str(path))
+    problems = Problems(str(path), fmt.limits.max_problems)
     staged = temporary_table(
         session,
         "pulsecheck_import_surveys",
@@ -176,7 +176,7 @@ def _issue(tz: tzinfo) -> Callable[[Row], dict[str, Any]]:
 
 def import_issues(session: Session, path: str | Path, tz: tzinfo, fmt: FileFormat = FileFormat()) -> InputImport:
     """Create or update issues (complaints, billing, blockers, tickets) by external_id."""
-    problems = Problems(str(path))
+    problems = Problems(str(path), fmt.limits.max_problems)
     seen = SeenKeys(session)
     adding = bulk_insert(session, _ISSUES, ISSUE_COLUMNS)
     created = updated = 0

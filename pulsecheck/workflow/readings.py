@@ -245,7 +245,7 @@ def import_readings(
 ) -> InputImport:
     """Append KPI readings; rows identical to a stored reading, or to an earlier row of the file, are skipped
     (raw inputs are never rewritten). Every bad row is reported (up to the limit) and any aborts the import."""
-    problems = Problems(str(path))
+    problems = Problems(str(path), fmt.limits.max_problems)
     parser, store = _Parser(session, path, tz, fmt, problems), _Store(session, now)
     records = iter_values(path, REQUIRED, fmt, problems, lists=True)
     created = total = 0

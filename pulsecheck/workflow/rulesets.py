@@ -12,26 +12,27 @@ from pulsecheck.errors import RefusedError, ValidationFailed
 from pulsecheck.rules.language import RulesFile, load_rules, load_rules_file
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import Ruleset, User
+from pulsecheck.yamlfile import Limits
 
 
-def checked_rules(path: str | Path) -> RulesFile:
+def checked_rules(path: str | Path, limits: Limits = Limits()) -> RulesFile:
     """Read and validate a rules file, then run every rule through the engine on synthetic accounts
     (`rules.trial`): what `rules validate` and `rules activate` both check. ValidationFailed lists every problem."""
     from pulsecheck.rules.trial import trial
 
-    parsed = load_rules_file(path)
+    parsed = load_rules_file(path, limits=limits)
     problems = trial(parsed)
     if problems:
         raise ValidationFailed(problems)
     return parsed
 
 
-def activate(session: Session, path: str | Path, user: User, now: datetime) -> Ruleset:
+def activate(session: Session, path: str | Path, user: User, now: datetime, limits: Limits = Limits()) -> Ruleset:
     """Store a rules file that passes `checked_rules` as the active ruleset (ops, manager or admin)."""
     reason = permissions.refusal("rules.activate", permissions.actor(user.name, user.role_set))
     if reason:
         raise RefusedError(reason)
-    parsed = checked_rules(path)
+    parsed = checked_rules(path, limits)
     current = active_row(session)
     if current is not None and current.sha256 == parsed.sha256:
         raise RefusedError(f"{path} is already the active ruleset (sha256 {parsed.sha256[:12]})")
