@@ -4,14 +4,18 @@ Set-up (not timed): N review events for N/4 reviews (bulk inserts), chained the 
 (`storage.chain.append`), one entry per row.
 Timed:
   verify   `pulsecheck audit verify`'s service (`verify_chain`): walk and re-hash every entry, then check every
-           audited row against its latest entry
-  floor    the same entries read with plain sqlite3 and each hashed once with hashlib (bare Python)
+           audited row against its latest entry, with as many processes as it chooses (two for a large chain on a
+           machine with two cores), then again in one process
+  floor    the same entries read with plain sqlite3 and each hashed once with hashlib (bare Python, one process)
+CPU seconds (this process and its children) are printed beside wall seconds: on a shared machine the wall
+figures move with other people's load, the ratios less so.
 Run: .venv/bin/python bench/audit.py [N]   (default 1000000)
 """
 
 from __future__ import annotations
 
 import hashlib
+import resource
 import sqlite3
 import sys
 import tempfile
@@ -29,7 +33,8 @@ from pulsecheck.storage.chain import BY_KIND, append  # noqa: E402
 from pulsecheck.storage.db import Database  # noqa: E402
 from pulsecheck.storage.migrate import upgrade  # noqa: E402
 from pulsecheck.storage.models import Account, Review, ReviewEvent, User  # noqa: E402
-from pulsecheck.workflow.audit import verify_chain  # noqa: E402
+from pulsecheck.workflow.audit import ChainReport, verify_chain  # noqa: E402
+from pulsecheck.workflow.chainwalk import workers_for  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 GOAL = 10.0  # seconds for 1M entries (issue 12)
@@ -78,14 +83,15 @@ def seed(database: Database, n: int) -> None:
             last = found[-1]["id"]
 
 
-def floor(path: Path) -> float:
-    started = time.perf_counter()
+def floor(path: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of reading every entry with sqlite3 and hashing each once."""
+    started, cpu = time.perf_counter(), _cpu()
     with sqlite3.connect(path) as conn:
         for seq, prev, kind, record, content in conn.execute(
             "SELECT seq, prev_hash, kind, record_id, content FROM audit_chain ORDER BY seq"
         ):
             hashlib.sha256(f"{seq}\n{prev}\n{kind}\n{record}\n{content}".encode()).hexdigest()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _cpu() - cpu
 
 
 def main(n: int) -> None:
@@ -96,16 +102,34 @@ def main(n: int) -> None:
         started = time.perf_counter()
         seed(database, n)
         print(f"set-up: {n:,} review events chained in {time.perf_counter() - started:.1f} s")
-        started = time.perf_counter()
         with database.transaction() as session:
-            report = verify_chain(session)
-        took = time.perf_counter() - started
-        assert report.ok, report.problems[:3]
-        base = floor(path)
-        print(f"{'audit verify':<36} {took:8.2f} s   ({report.entries:,} entries, {report.records:,} records)")
-        print(f"{'floor: sqlite3 read + sha256 each':<36} {base:8.2f} s   ratio {took / base:.1f}x")
+            workers = workers_for(session)
+        took, cpu, report = timed(database, workers)
+        one, one_cpu, _ = timed(database, 1)
+        base, base_cpu = floor(path)
+        label = f"audit verify ({workers} {'processes' if workers > 1 else 'process'})"
+        print(f"{label:<36} {took:8.2f} s   ({report.entries:,} entries, "
+              f"{report.records:,} records; {cpu:.2f} s CPU)")
+        print(f"{'audit verify (1 process)':<36} {one:8.2f} s   ({one_cpu:.2f} s CPU)")
+        print(f"{'floor: sqlite3 read + sha256 each':<36} {base:8.2f} s   ({base_cpu:.2f} s CPU)")
+        print(f"{'ratio':<36} {took / base:8.1f} x   (1 process: {one / base:.1f}x; CPU: {cpu / base_cpu:.1f}x)")
         print(f"{'goal at 1M entries':<36} {GOAL:8.2f} s   scaled to 1M: {took * 1_000_000 / report.entries:.2f} s")
         database.dispose()
+
+
+def timed(database: Database, workers: int) -> tuple[float, float, ChainReport]:
+    """(wall seconds, CPU seconds of this process and its children, report) of one `verify_chain`."""
+    started, cpu = time.perf_counter(), _cpu()
+    with database.transaction() as session:
+        report = verify_chain(session, workers)
+    took, cpu = time.perf_counter() - started, _cpu() - cpu
+    assert report.ok, report.problems[:3]
+    return took, cpu, report
+
+
+def _cpu() -> float:
+    mine, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Import throughput and memory: `pulsecheck readings import` of N rows, run as a user runs it (a subprocess of
 the installed CLI on a SQLite file), each figure printed beside a floor measured in the same run.
 
-Set-up (not timed): 10,000 accounts imported through the CLI; a readings CSV of N rows written as an export looks
-(every account x 5 KPIs x one reading a day, at 06:00 UTC, values with 2 decimals, source `crm`).
+Set-up (not timed): `pulsecheck init`, 10,000 accounts imported through the CLI; a readings CSV of N rows written
+as an export looks (every account x 5 KPIs x one reading a day, at 06:00 UTC, values with 2 decimals, source `crm`).
 Timed: the CLI import (wall time and the child's peak RSS, from os.wait4), then the same file again (every row
 already stored: the dedupe path). Floors: `python -c pass` and `pulsecheck --version` RSS; the same rows read
 with csv.reader and written with sqlite3 executemany into the same schema (plain INSERT, one transaction) in a
@@ -99,6 +99,7 @@ def main(n: int) -> None:
         env = {**os.environ, "PULSECHECK_DATABASE_URL": f"sqlite:///{root / 'bench.db'}"}
         cli = str(BIN / "pulsecheck")
         write_accounts(root / "accounts.csv", ACCOUNTS)
+        print(run([cli, "init"], env)[2])  # the current login becomes the first admin
         print(run([cli, "accounts", "import", str(root / "accounts.csv")], env)[2])
         shutil.copyfile(root / "bench.db", root / "floor.db")  # the same schema and accounts, no readings yet
         readings = root / "readings.csv"

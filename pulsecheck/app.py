@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -94,11 +94,19 @@ def authenticated_login(session: Session) -> str:
 class App:
     """What every command needs: settings, the database, the clock and the acting user."""
 
-    def __init__(self, settings: Settings, command: str | None = None, database: Database | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        command: str | None = None,
+        note: Callable[[str], None] | None = None,
+        database: Database | None = None,
+    ) -> None:
         self.settings = settings
         self.command = command  # the CLI's subcommand, if any
+        self.note = note or (lambda _line: None)  # says what the command did besides its work (stderr)
         self._db: Database | None = database  # one opened by `open_database` (a bench reuses it across commands)
         self._identity: Identity | None = None
+        self._runs_recovered = False
 
     @property
     def requested_user(self) -> str | None:
@@ -131,9 +139,28 @@ class App:
         for `--as` by a non-admin; the audit chain records who acted (`root as bob` for an admin's `--as`)."""
         from pulsecheck.storage import chain
 
+        self.recover_runs()
         with self.db.transaction() as session:
             session.info[chain.ACTOR] = self.identity(session).label
             yield session
+
+    def recover_runs(self) -> None:
+        """Once per command, before its own work: mark failed every run left `running` by a process that is gone
+        (one index probe when none is running), in a transaction of its own, so that it holds whatever the
+        command then does; each run so marked is noted."""
+        from pulsecheck.storage import chain
+        from pulsecheck.workflow.evaluation import any_running, recover_runs
+
+        if self._runs_recovered:
+            return
+        self._runs_recovered = True
+        with self.db.transaction() as session:
+            if not any_running(session):
+                return
+            session.info[chain.ACTOR] = self.identity(session).label
+            found = recover_runs(session, self.now())
+        for line in found:
+            self.note(f"note: {line}: marked failed")
 
     def identity(self, session: Session) -> Identity:
         """Who authenticated and whom they act for (resolved once per command)."""

@@ -111,7 +111,8 @@ def cli(ctx: click.Context, db_url: str | None, config_file: str | None, as_user
     from pulsecheck.app import App
     from pulsecheck.config import load_settings
 
-    ctx.obj = App(load_settings(db=db_url, config=config_file, user=as_user), ctx.invoked_subcommand)
+    settings = load_settings(db=db_url, config=config_file, user=as_user)
+    ctx.obj = App(settings, ctx.invoked_subcommand, lambda line: click.echo(line, err=True))
 
 
 # Each command's module, so that a command imports its own module only (a cold start pays for one noun, not

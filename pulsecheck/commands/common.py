@@ -207,13 +207,13 @@ def import_options(command: Any) -> Any:
     return click.option("--delimiter", metavar="CHAR", help="CSV delimiter (default ','; e.g. ';' or '\\t').")(command)
 
 
-def file_format(delimiter: str | None, decimal_comma: bool) -> Any:
-    """The FileFormat of an import command's options (`\\t` or `tab` means a tab)."""
+def file_format(app: App, delimiter: str | None, decimal_comma: bool) -> Any:
+    """The FileFormat of an import command's options (`\\t` or `tab` means a tab), within `[limits]`."""
     from pulsecheck.workflow.imports import FileFormat
 
     if delimiter in ("\\t", "tab"):
         delimiter = "\t"
-    return FileFormat(delimiter=delimiter, decimal_comma=decimal_comma)
+    return FileFormat(delimiter=delimiter, decimal_comma=decimal_comma, limits=app.settings.limits.imports())
 
 
 def parse_day(value: str, name: str) -> date:

@@ -41,7 +41,7 @@ def _import_command(group: click.Group, noun: str) -> None:
     def command(app: App, file: str, delimiter: str | None, decimal_comma: bool) -> None:
         from pulsecheck.workflow import finance, inputs
 
-        fmt = file_format(delimiter, decimal_comma)
+        fmt = file_format(app, delimiter, decimal_comma)
         with every_problem(file), app.transaction() as session:
             if noun == "cashflows":
                 result = finance.import_cashflows(session, file, fmt)
@@ -119,12 +119,13 @@ def model() -> None:
 
 @model.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False))
-def model_validate(file: str) -> None:
+@pass_app
+def model_validate(app: App, file: str) -> None:
     """Report every problem in a scoring model FILE."""
     from pulsecheck.workflow.models import read_model_file
 
     with every_problem(file):
-        _, parsed = read_model_file(file)
+        _, parsed = read_model_file(file, app.settings.limits.yaml())
     click.echo(f"{file}: ok (version {parsed.version}, {len(parsed.kpis)} KPIs, {len(parsed.buckets)} buckets)")
 
 
@@ -136,7 +137,7 @@ def model_approve(app: App, file: str) -> None:
     from pulsecheck.workflow.models import approve_model
 
     with app.transaction() as session:
-        row = approve_model(session, file, app.actor(session), app.now())
+        row = approve_model(session, file, app.actor(session), app.now(), app.settings.limits.yaml())
         said = f"model {row.version} approved by {row.approved_by} (sha256 {row.sha256[:12]})"
     click.echo(said)
 
@@ -211,7 +212,7 @@ def model_check(app: App, file: str | None, as_json: bool) -> None:
     live = file or app.settings.scoring.model
     if not live:
         raise InputError("no live model file: pass FILE or set [scoring] model in pulsecheck.toml")
-    _, parsed = read_model_file(live)
+    _, parsed = read_model_file(live, app.settings.limits.yaml())
     with app.transaction() as session:
         differences = check_model(session, parsed, app.now())
     if as_json:

@@ -170,7 +170,7 @@ def users_import(app: App, file: str, delimiter: str | None, decimal_comma: bool
 
     with every_problem(file), app.transaction() as session:
         result = import_users(
-            session, file, app.now(), file_format(delimiter, decimal_comma), actor=app.actor(session)
+            session, file, app.now(), file_format(app, delimiter, decimal_comma), actor=app.actor(session)
         )
     click.echo(f"{file}: {result.created} created, {result.updated} updated")
 
@@ -218,7 +218,7 @@ def accounts_import(app: App, file: str, delimiter: str | None, decimal_comma: b
     from pulsecheck.workflow.accounts import import_accounts
 
     with every_problem(file), app.transaction() as session:
-        result = import_accounts(session, file, file_format(delimiter, decimal_comma))
+        result = import_accounts(session, file, file_format(app, delimiter, decimal_comma))
     click.echo(f"{file}: {result.created} created, {result.updated} updated")
 
 

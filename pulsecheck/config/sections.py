@@ -20,6 +20,8 @@ from pulsecheck.vocab import Priority, Severity
 
 if TYPE_CHECKING:
     from pulsecheck.rules.priority import PriorityMatrix
+    from pulsecheck.workflow.imports import InputLimits
+    from pulsecheck.yamlfile import Limits as YamlLimits
 
 DEFAULT_DB = "sqlite:///pulsecheck.db"
 CHANNELS = ("log", "file", "email", "webhook")
@@ -170,6 +172,32 @@ class AttachmentsSection(Section):
     """`[attachments]`: files stored in the database (review attachments, cycle evidence)."""
 
     max_size: Annotated[int, BeforeValidator(_size)] = 10 * 1024 * 1024
+
+
+class LimitsSection(Section):
+    """`[limits]`: how large an input may be before it is refused with one line, and how many bad rows one
+    import reports. (Durations stay bounded by `timeutil.MAX_DURATION`, 100 years: a sanity bound that keeps
+    date arithmetic from overflowing, not a policy anyone tunes.)"""
+
+    yaml_max_size: Annotated[int, BeforeValidator(_size)] = 5 * 1024 * 1024
+    yaml_max_depth: int = Field(default=64, ge=1, le=1000)
+    yaml_max_values: int = Field(default=1_000_000, ge=1)  # values once every alias is expanded
+    import_max_problems: int = Field(default=50, ge=1)
+    csv_max_field: int = Field(default=128 * 1024, ge=1)  # characters
+    csv_max_line: int = Field(default=1024 * 1024, ge=1)  # characters
+    json_max_record: int = Field(default=1024 * 1024, ge=1)  # characters
+
+    def yaml(self) -> YamlLimits:
+        """The bounds of a YAML load (models, rules, review forms)."""
+        from pulsecheck.yamlfile import Limits
+
+        return Limits(self.yaml_max_size, self.yaml_max_depth, self.yaml_max_values)
+
+    def imports(self) -> InputLimits:
+        """The bounds of a CSV/JSON import."""
+        from pulsecheck.workflow.imports import InputLimits
+
+        return InputLimits(self.import_max_problems, self.csv_max_field, self.csv_max_line, self.json_max_record)
 
 
 class FileOptions(Section):
@@ -343,6 +371,7 @@ class SettingsFile(Section):
     cadence: dict[str, CadenceSection] = Field(default_factory=dict)
     signing: SigningSection = Field(default_factory=SigningSection)
     web: WebSection = Field(default_factory=WebSection)
+    limits: LimitsSection = Field(default_factory=LimitsSection)
 
     def role_problems(self, known: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]:
         """Roles in the matrix and the ladder that are neither `known` nor a `[notifications.roles]` list."""

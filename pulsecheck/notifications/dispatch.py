@@ -13,6 +13,7 @@ its own table, `[notifications.<channel>]`, and its secrets from the environment
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -182,14 +183,23 @@ class _Outcome:
         return {"attempts": self.attempts, "next_attempt_at": self.next_attempt_at, "last_error": error}
 
 
-def dispatch(database: Database, settings: Settings, now: datetime, limit: int | None = None) -> DispatchReport:
-    """Deliver the notifications due at `now` (at most `limit`), committing each outcome as it happens."""
+def dispatch(
+    database: Database,
+    settings: Settings,
+    now: datetime,
+    limit: int | None = None,
+    fence: Callable[[Connection], None] | None = None,
+) -> DispatchReport:
+    """Deliver the notifications due at `now` (at most `limit`), committing each outcome as it happens.
+
+    `fence(conn)` (a scheduler leader's) runs before each claim and outcome commits, in their transaction, and
+    raises when this process may no longer write: a deposed leader's dispatcher commits nothing more."""
     policy = RetryPolicy.from_settings(settings)
     channels = _Channels(settings)
     report = DispatchReport(now)
     last_id = 0  # each row at most once per pass, and no rescans of rows already done
     with database.engine.connect() as conn:
-        claims = _LeaseClaims(conn) if conn.dialect.name == "sqlite" else _LockClaims(conn)
+        claims = _LeaseClaims(conn, fence) if conn.dialect.name == "sqlite" else _LockClaims(conn, fence)
         while limit is None or report.sent + report.retried + report.failed < limit:
             row = claims.next(last_id, now)
             if row is None:
@@ -208,8 +218,8 @@ def dispatch(database: Database, settings: Settings, now: datetime, limit: int |
 class _LockClaims:
     """PostgreSQL: the row stays locked (`FOR UPDATE SKIP LOCKED`) from claim to committed outcome."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: Connection, fence: Callable[[Connection], None] | None = None) -> None:
+        self.conn, self.fence = conn, fence
 
     def next(self, after_id: int, now: datetime) -> Row[Any] | None:
         row = self.conn.execute(_NEXT_DUE, {"after": after_id, "now": now}).first()
@@ -219,7 +229,7 @@ class _LockClaims:
 
     def record(self, row: Row[Any], values: dict[str, Any]) -> None:
         self.conn.execute(_UPDATE_ROW, {"row_id": row.id, **values})
-        self.conn.commit()
+        _commit(self.conn, self.fence)
 
     def release(self, row: Row[Any]) -> None:
         self.conn.rollback()
@@ -233,22 +243,24 @@ class _LeaseClaims:
     killed mid-send leaves the row pending; it is due again when the lease runs out.
     """
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: Connection, fence: Callable[[Connection], None] | None = None) -> None:
+        self.conn, self.fence = conn, fence
 
     def next(self, after_id: int, now: datetime) -> Row[Any] | None:
         self._begin()
         row = self.conn.execute(_NEXT_DUE, {"after": after_id, "now": now}).first()
-        if row is not None:
-            claim = {"row_id": row.id, "attempts": row.attempts + 1, "next_attempt_at": now + LEASE}
-            self.conn.execute(_UPDATE_ROW, claim)
-        self.conn.commit()
+        if row is None:
+            self.conn.commit()
+            return None
+        claim = {"row_id": row.id, "attempts": row.attempts + 1, "next_attempt_at": now + LEASE}
+        self.conn.execute(_UPDATE_ROW, claim)
+        _commit(self.conn, self.fence)
         return row
 
     def record(self, row: Row[Any], values: dict[str, Any]) -> None:
         self._begin()
         self.conn.execute(_UPDATE_CLAIMED, {"row_id": row.id, "claimed": row.attempts + 1, **values})
-        self.conn.commit()
+        _commit(self.conn, self.fence)
 
     def release(self, row: Row[Any]) -> None:
         try:
@@ -265,6 +277,17 @@ class _LeaseClaims:
             if "locked" in str(exc.orig):
                 raise ConflictError("the database is busy (another dispatcher or command has it): try again") from None
             raise
+
+
+def _commit(conn: Connection, fence: Callable[[Connection], None] | None) -> None:
+    """Commit, after `fence` allowed it in the same transaction (rolled back when it refuses)."""
+    if fence is not None:
+        try:
+            fence(conn)
+        except BaseException:
+            conn.rollback()
+            raise
+    conn.commit()
 
 
 def _attempt(row: Row[Any], channel: Channel | InputError, policy: RetryPolicy, now: datetime) -> _Outcome:

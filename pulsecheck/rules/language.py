@@ -35,7 +35,7 @@ from pulsecheck.rules.conditions import (
 from pulsecheck.rules.kpis import KpiNames, kpi_problem
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import NOTIFY_ROLES, PRIORITIES, SEVERITIES
-from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, read_file, suggest
+from pulsecheck.yamlfile import Limits, LineDict, LineList, line_of, load_text, read_file, suggest
 
 ACTIONS = ("escalate", "open_review", "notify", "flag_deviation")
 RULE_KEYS = ("id", "description", "when", "then", "cooldown", "resolve_when_clear")
@@ -301,11 +301,15 @@ def _with_lines(values: dict[str, Any], parent: LineDict, key: str) -> LineDict:
 
 
 def load_rules(
-    text: str, source: str, roles: tuple[str, ...] = NOTIFY_ROLES, kpis: KpiNames | None = None
+    text: str,
+    source: str,
+    roles: tuple[str, ...] = NOTIFY_ROLES,
+    kpis: KpiNames | None = None,
+    limits: Limits = Limits(),
 ) -> RulesFile:
-    """Parse and validate a rules file; every problem is reported at once with its line. With `kpis`, a fact
-    naming a KPI that is not in the approved model is one of them."""
-    data = load_text(text, source)
+    """Parse and validate a rules file (YAML within `limits`); every problem is reported at once with its line.
+    With `kpis`, a fact naming a KPI that is not in the approved model is one of them."""
+    data = load_text(text, source, limits)
     checker = _Checker(source, roles, kpis)
     if not isinstance(data, LineDict):
         raise ValidationFailed([f"{source}:1: a rules file is a mapping with 'version' and 'rules'"])
@@ -330,7 +334,7 @@ def load_rules(
 
 
 def load_rules_file(
-    path: str | Path, roles: tuple[str, ...] = NOTIFY_ROLES, kpis: KpiNames | None = None
+    path: str | Path, roles: tuple[str, ...] = NOTIFY_ROLES, kpis: KpiNames | None = None, limits: Limits = Limits()
 ) -> RulesFile:
-    """Read and validate a rules file."""
-    return load_rules(read_file(path), str(path), roles, kpis)  # bounded: regular, UTF-8, within the YAML size limit
+    """Read and validate a rules file (bounded: a regular UTF-8 file within the YAML limits)."""
+    return load_rules(read_file(path, limits), str(path), roles, kpis, limits)

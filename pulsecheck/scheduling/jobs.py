@@ -25,6 +25,8 @@ from pulsecheck.storage.models import Account, Escalation, Review
 from pulsecheck.workflow import reviews
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from pulsecheck.config import Settings
     from pulsecheck.storage.db import Database
 
@@ -37,6 +39,9 @@ class Runtime:
     settings: Settings
     cfg: ScheduleSettings
     clock: Callable[[], datetime]
+    # The leader's fence, for jobs that commit on a connection of their own (Session transactions are fenced
+    # by the leader's session hooks): raises Deposed when another scheduler took over.
+    fence: Callable[[Connection], None] | None = None
 
 
 CADENCE_BATCH = 100  # accounts per transaction of a cadence job: the write lock is never held for long
@@ -286,5 +291,5 @@ def dispatch_notifications() -> str:
     """One pass of the outbox dispatcher."""
     from pulsecheck.notifications.dispatch import dispatch
 
-    report = dispatch(_rt().database, _rt().settings, _rt().clock())
+    report = dispatch(_rt().database, _rt().settings, _rt().clock(), fence=_rt().fence)
     return f"dispatch: {report.sent} sent, {report.retried} to retry, {report.failed} failed"

@@ -222,8 +222,15 @@ class LeaderLock:
         session.flush()  # what is still pending is written now, so that it counts (the commit would flush later)
         if not session.info.pop(WROTE, False) or self.epoch is None or session.info.get(BOOKKEEPING):
             return
+        self.check(session.connection())
+
+    def check(self, connection: Connection) -> None:
+        """Deposed unless the epoch, locked on `connection` until its transaction ends, is still ours: what a
+        job that commits on a connection of its own (the outbox dispatcher) calls before each commit."""
+        if self.epoch is None or self._memory:
+            return
         query = select(_TABLE.c.epoch).where(_TABLE.c.id == ROW).with_for_update()
-        current = session.execute(query).scalar_one()
+        current = connection.execute(query).scalar_one()
         if current != self.epoch:
             raise Deposed(
                 f"another scheduler took over (epoch {current}, this one led epoch {self.epoch}): "

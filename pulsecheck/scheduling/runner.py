@@ -119,7 +119,8 @@ def run_due(
     With a `leader`, each job runs only while it still leads (Deposed otherwise: the rest are dropped); a set
     `stop` ends the pass between jobs. `on_run(run)` after each job."""
     runs: list[JobRun] = []
-    jobs.set_runtime(jobs.Runtime(rt.database, rt.settings, rt.cfg, lambda: now))
+    fence = leader.check if leader is not None else None
+    jobs.set_runtime(jobs.Runtime(rt.database, rt.settings, rt.cfg, lambda: now, fence))
     try:
         for _ in range(max_passes):
             with rt.database.transaction() as session:

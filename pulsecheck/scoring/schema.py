@@ -23,7 +23,7 @@ from pulsecheck.scoring.structure import (
 )
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import SURVEY_KINDS
-from pulsecheck.yamlfile import LineDict, LineList, line_of, load_text, read_file
+from pulsecheck.yamlfile import Limits, LineDict, LineList, line_of, load_text, read_file
 
 MISSING_POLICIES = ("renormalize", "zero", "fail")
 DEFAULT_SURVEY_WINDOW = timedelta(days=90)
@@ -37,10 +37,10 @@ SURVEY_SCALES = {"nps": Scale(-100.0, 100.0), "csat": Scale(0.0, 100.0), "ces": 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def parse_model(text: str, source: str) -> ScoringModel:
+def parse_model(text: str, source: str, limits: Limits = Limits()) -> ScoringModel:
     """Parse and validate scoring-model YAML; raise ValidationFailed listing every `source:line:` problem."""
     try:
-        data = load_text(text, source)
+        data = load_text(text, source, limits)
     except InputError as exc:
         raise ValidationFailed([str(exc)]) from None
     problems = Problems(source)

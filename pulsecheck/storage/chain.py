@@ -25,6 +25,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Table, insert, inspect, select, text
@@ -217,7 +218,7 @@ def content_of(spec: Audited, values: Any) -> str:
     # The fields are scalars, dates and JSON lists: json's own sorting gives canonical_json's text, byte for
     # byte, without its recursive pre-pass (verify computes this for every audited row).
     record = {"id": get("id"), **{name: get(name) for name in spec.fields}}
-    return _CONTENT.encode(record)
+    return encode_content(record)
 
 
 def _moment(value: Any) -> Any:
@@ -227,6 +228,20 @@ def _moment(value: Any) -> Any:
 
 
 _CONTENT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_moment)
+# The same encoder without JSONEncoder.encode's Python layer (a third of its time on flat records): json's own
+# C accelerator with _CONTENT's settings. Records are flat dicts, so no circular-reference markers are needed.
+_C_CONTENT = (
+    c_make_encoder(None, _moment, c_encode_basestring, None, ":", ",", True, False, True)
+    if c_make_encoder is not None and c_encode_basestring is not None
+    else None
+)
+
+
+def encode_content(record: dict[str, Any]) -> str:
+    """The canonical JSON text of a record's content (keys sorted, compact, UTF-8 kept, dates in ISO form)."""
+    if _C_CONTENT is None:
+        return _CONTENT.encode(record)
+    return "".join(_C_CONTENT(record, 0))
 
 
 def entry_hash(

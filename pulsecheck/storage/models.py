@@ -195,7 +195,7 @@ class EvaluationRun(Base):
     accounts: Mapped[int] = mapped_column(Integer, default=0)
     firings: Mapped[int] = mapped_column(Integer, default=0)
     actions: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(20))  # running | done | failed
+    status: Mapped[str] = mapped_column(String(20), index=True)  # running | done | failed
     error: Mapped[str | None] = mapped_column(Text)
     # Who runs it ("<pid>@<host>#<token>", see workflow.leases) and until when its heartbeat vouches for it: a
     # `running` run whose holder is gone is marked failed by the next command that looks.

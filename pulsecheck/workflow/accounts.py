@@ -56,7 +56,7 @@ def import_accounts(session: Session, path: str | Path, fmt: FileFormat | None =
     from pulsecheck.workflow.staging import SeenKeys, bulk_insert
 
     fmt = fmt or FileFormat()
-    problems = Problems(str(path))
+    problems = Problems(str(path), fmt.limits.max_problems)
     users = dict(session.execute(select(User.name, User.id)).all())  # a team: small
     seen = SeenKeys(session)
     adding = bulk_insert(session, cast(Table, Account.__table__), STORED)

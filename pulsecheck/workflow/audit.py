@@ -4,29 +4,20 @@ use."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pulsecheck.storage.chain import AUDITED, BY_KIND, BY_MODEL, GENESIS, Audited, content_of, entry_hash, head
+from pulsecheck.storage.chain import AUDITED, BY_MODEL, content_of, entry_hash, head
+from pulsecheck.storage.chainscan import RowContent, first_repeated
 from pulsecheck.storage.models import AuditEntry, Base
+from pulsecheck.workflow.chainwalk import Found, Problem, scan_all, shares, workers_for
 from pulsecheck.workflow.signoffs import Signed, check_all, signed_entries
 
-BATCH = 10_000
+__all__ = ["ChainReport", "Problem", "chain_problems", "record_problems", "verify_chain"]
 
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing the chain or a row says that it should not: where, and what."""
-
-    where: str  # "audit entry 17" or "review 3"
-    what: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.what}"
 
 
 @dataclass
@@ -37,7 +28,7 @@ class ChainReport:
     records: int = 0
     signatures: int = 0
     problems: list[Problem] = field(default_factory=list)
-    signed: list[Signed] = field(default_factory=list)  # the signed entries `walk` met, for `check_signatures`
+    signed: list[Signed] = field(default_factory=list)  # the signed entries met, for `check_signatures`
 
     @property
     def ok(self) -> bool:
@@ -55,94 +46,41 @@ class ChainReport:
         }
 
 
-ENTRY_COLUMNS = (
-    AuditEntry.seq,
-    AuditEntry.prev_hash,
-    AuditEntry.kind,
-    AuditEntry.record_id,
-    AuditEntry.content,
-    AuditEntry.hash,
-    AuditEntry.actor,
-    AuditEntry.signer_key,
-    AuditEntry.signature,
-)
+def verify_chain(session: Session, workers: int | None = None) -> ChainReport:
+    """Walk the chain and cross-check every audited table; the first problem is the first broken link or row.
 
-
-def _entries(session: Session) -> Iterator[Any]:
-    """Every entry in order, as plain rows read in batches (no ORM objects: a chain has millions of entries)."""
-    last = 0
-    while True:
-        query = select(*ENTRY_COLUMNS).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(BATCH)
-        batch = session.execute(query).all()
-        if not batch:
-            return
-        yield from batch
-        last = batch[-1].seq
-
-
-def walk(session: Session, report: ChainReport) -> dict[tuple[str, int], str]:
-    """Check each link; returns the latest content per (kind, record) up to the first broken link."""
-    latest: dict[tuple[str, int], str] = {}
-    expected_seq, prev = 1, GENESIS
-    for entry in _entries(session):
-        seq, prev_hash, kind, record_id, content, linked, actor, signer_key, signature = entry
-        report.entries += 1
-        problem = None
-        if seq != expected_seq:
-            problem = f"entry {expected_seq} is missing (deleted or renumbered)"
-        elif prev_hash != prev:
-            problem = "does not follow the entry before it (inserted or reordered)"
-        elif entry_hash(seq, prev_hash, kind, record_id, content, actor, signer_key) != linked:
-            problem = f"modified: its {kind} {record_id} content changed"
-        elif kind not in BY_KIND:
-            problem = f"unknown kind {kind!r}"
-        elif BY_KIND[kind].append_only and (kind, record_id) in latest:
-            problem = f"{kind} {record_id} recorded twice"
-        if problem is not None:
-            report.problems.append(Problem(f"audit entry {seq}", problem))
-            return latest
-        latest[(kind, record_id)] = content
-        if signer_key is not None or signature is not None:
-            report.signed.append(Signed.of(entry))
-        expected_seq, prev = seq + 1, linked
-    return latest
-
-
-def check_rows(session: Session, spec: Audited, latest: dict[tuple[str, int], str], report: ChainReport) -> None:
-    """Every row of `spec`'s table agrees with its latest entry; rows the chain does not know, and entries whose
-    row is gone, are problems."""
-    table = spec.model.__table__
-    seen: set[int] = set()
-    columns = [table.c[name] for name in ("id", *spec.fields)]
-    names = ("id", *spec.fields)
-    for values in session.execute(select(*columns).order_by(table.c.id)):
-        report.records += 1
-        row = dict(zip(names, values, strict=True))
-        record_id = row["id"]
-        seen.add(record_id)
-        recorded = latest.get((spec.kind, record_id))
-        if recorded is None:
-            if spec.always:
-                problem = Problem(f"{spec.kind} {record_id}", "not in the audit chain (written around it)")
-                report.problems.append(problem)
-            continue
-        if content_of(spec, row) != recorded:
-            report.problems.append(Problem(f"{spec.kind} {record_id}", "differs from its audit chain entry"))
-    for kind, record_id in latest:
-        if kind == spec.kind and record_id not in seen:
-            report.problems.append(Problem(f"{spec.kind} {record_id}", "deleted: the audit chain records it"))
-
-
-def verify_chain(session: Session) -> ChainReport:
-    """Walk the chain and cross-check every audited table; the first problem is the first broken link or row."""
+    A large chain is cut into `workers` shares (default: `workers_for`) checked by as many processes at once."""
+    parts = shares(session, workers or workers_for(session))
+    found = scan_all(session, parts)
     report = ChainReport()
-    latest = walk(session, report)
+    broken = _first_broken(session, found)
+    if broken is not None:
+        seq, problem = broken
+        report.entries = sum(part.entries for part in found if part.broken is None or part.broken[0] < seq)
+        report.entries += 1 if any(part.broken and part.broken[0] == seq for part in found) else 0
+        report.problems.append(problem)
+        return report
+    report.entries = sum(part.entries for part in found)
+    report.signed = [signed for part in found for signed in part.signed]
+    check_signatures(session, report)
     if report.ok:
-        check_signatures(session, report)
-    if report.ok:
+        report.records = sum(part.records for part in found)
         for spec in AUDITED:
-            check_rows(session, spec, latest, report)
+            report.problems += [problem for part in found for problem in part.rows.get(spec.kind, [])]
+            gone = RowContent.of(spec, session.get_bind().dialect).entries_without_row(session)
+            report.problems += [Problem(f"{spec.kind} {id_}", "deleted: the audit chain records it") for id_ in gone]
     return report
+
+
+def _first_broken(session: Session, found: list[Found]) -> tuple[int, Problem] | None:
+    """The first problem in chain order: the first broken link of any share, or an event row recorded twice
+    (which only the whole chain shows, so it is asked of the database) if that comes first."""
+    broken = min((part.broken for part in found if part.broken is not None), key=lambda pair: pair[0], default=None)
+    twice = first_repeated(session, [spec.kind for spec in AUDITED if spec.append_only])
+    if twice is not None and (broken is None or twice[0] < broken[0]):
+        seq, kind, record_id = twice
+        return seq, Problem(f"audit entry {seq}", f"{kind} {record_id} recorded twice")
+    return broken
 
 
 def check_signatures(session: Session, report: ChainReport) -> None:

@@ -24,6 +24,7 @@ from pulsecheck.storage.models import Account, Escalation, EscalationEvent, Rule
 from pulsecheck.workflow import escalations, rulesets
 from pulsecheck.workflow.actions import ActionLog, Batches, Planned
 from pulsecheck.workflow.evaluation import EvaluationSettings, low_threshold
+from pulsecheck.yamlfile import Limits
 
 if TYPE_CHECKING:
     from pulsecheck.storage.db import Database
@@ -66,14 +67,16 @@ class BlastRadius:
         }
 
 
-def candidate(session: Session, path: str, user: User) -> tuple[RulesFile, KpiNames]:
+def candidate(
+    session: Session, path: str, user: User, limits: Limits = Limits()
+) -> tuple[RulesFile, KpiNames]:
     """The rules file `user` means to activate, checked as activation will (permission first, then `rules
     validate`'s checks; refused when it is the active one already), with the KPI names it was checked against."""
     reason = permissions.refusal("rules.activate", permissions.actor(user.name, user.role_set))
     if reason:
         raise RefusedError(reason)
     kpis = rulesets.kpi_names(session)
-    parsed = rulesets.checked_rules(path, kpis)
+    parsed = rulesets.checked_rules(path, kpis, limits)
     current = rulesets.active_row(session)
     if current is not None and current.sha256 == parsed.sha256:
         raise RefusedError(f"{path} is already the active ruleset (sha256 {parsed.sha256[:12]})")
@@ -153,11 +156,17 @@ def resolve_orphans(session: Session, keep: set[str], user: User, now: datetime,
 
 
 def activate(
-    session: Session, path: str, user: User, now: datetime, resolve: bool = False, why: str | None = None
+    session: Session,
+    path: str,
+    user: User,
+    now: datetime,
+    resolve: bool = False,
+    why: str | None = None,
+    limits: Limits = Limits(),
 ) -> tuple[Ruleset, list[Orphan]]:
     """Activate a rules file (`rulesets.activate`) and, with `resolve`, resolve the escalations of the rules it
     removes, in the same transaction; returns the new ruleset row and the escalations resolved."""
-    row = rulesets.activate(session, path, user, now)
+    row = rulesets.activate(session, path, user, now, limits)
     if not resolve:
         return row, []
     keep = {rule.id for rule in load_rules(row.content, row.name).rules}

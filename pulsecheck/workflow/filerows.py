@@ -27,20 +27,31 @@ _READ = 64 * 1024
 # One record: its row number (CSV: as a spreadsheet shows it, the header being row 1; JSON: 1, 2, ...), its values
 # by column, and why it cannot be read (the values are then empty; reading goes on), or None. A plain tuple: one
 # is made per row of files of millions.
-Record = tuple[int, dict[str, Any], str | None]
+Record = tuple[int, Any, str | None]  # values: a dict by column (or, see csv_records, a list of cells)
 
 
-def csv_records(handle: TextIO, source: str, delimiter: str | None, required: tuple[str, ...]) -> Iterator[Record]:
+def csv_records(
+    handle: TextIO,
+    source: str,
+    delimiter: str | None,
+    required: tuple[str, ...],
+    lists: bool = False,
+    max_field: int = MAX_FIELD,
+    max_line: int = MAX_LINE,
+) -> Iterator[Record]:
     """The records of a CSV file after its header; a header lacking `required` columns is refused, naming the
-    delimiter the file seems to use when it is not the one given."""
+    delimiter the file seems to use when it is not the one given. With `lists`, the values of a record are the
+    list of its cells (absent ones None) rather than a dict, and the header's names come first, as row 0."""
     if delimiter is not None and len(delimiter) != 1:
         raise InputError(f"--delimiter {delimiter!r}: give one character, like ';' or '\\t'")
-    csv.field_size_limit(MAX_FIELD)
-    lines = _lines(handle, source)
+    csv.field_size_limit(max_field)
+    lines = _lines(handle, source, max_line)
     first = next(lines, None)
     if first is None:
         return
     header = _header(first, source, delimiter or ",", required)
+    if lists:
+        yield (0, header, None)
     reader = csv.reader(lines, delimiter=delimiter or ",")
     width = len(header)
     number = 1
@@ -48,7 +59,7 @@ def csv_records(handle: TextIO, source: str, delimiter: str | None, required: tu
         for values in reader:
             number += 1
             if len(values) == width:
-                yield (number, dict(zip(header, values, strict=True)), None)
+                yield (number, values if lists else dict(zip(header, values, strict=True)), None)
                 continue
             if not values:
                 continue  # a blank line
@@ -59,20 +70,20 @@ def csv_records(handle: TextIO, source: str, delimiter: str | None, required: tu
             cells: list[str | None] = list(values)
             if len(cells) < width:
                 cells += [None] * (width - len(cells))  # absent cells read as empty, as csv.DictReader does
-            yield (number, dict(zip(header, cells, strict=True)), None)
+            yield (number, cells if lists else dict(zip(header, cells, strict=True)), None)
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
-            raise InputError(f"{source}: row {number + 1}: a field is longer than {MAX_FIELD:,} characters") from None
+            raise InputError(f"{source}: row {number + 1}: a field is longer than {max_field:,} characters") from None
         raise InputError(f"{source}: row {number + 1}: {exc}") from None
 
 
-def _lines(handle: TextIO, source: str) -> Iterator[str]:
-    """The lines of `handle` (line ends kept), each at most MAX_LINE characters."""
+def _lines(handle: TextIO, source: str, max_line: int) -> Iterator[str]:
+    """The lines of `handle` (line ends kept), each at most `max_line` characters."""
     number = 0
-    while line := handle.readline(MAX_LINE + 1):
+    while line := handle.readline(max_line + 1):
         number += 1
-        if len(line) > MAX_LINE and not line.endswith(("\n", "\r")):
-            raise InputError(f"{source}: line {number} is longer than {MAX_LINE:,} characters")
+        if len(line) > max_line and not line.endswith(("\n", "\r")):
+            raise InputError(f"{source}: line {number} is longer than {max_line:,} characters")
         yield line
 
 
@@ -134,8 +145,8 @@ _JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "true o
 class _JsonStream:
     """A window onto JSON text: values are decoded one at a time from a buffer refilled as needed."""
 
-    def __init__(self, handle: TextIO, source: str) -> None:
-        self.handle, self.source = handle, source
+    def __init__(self, handle: TextIO, source: str, max_record: int = MAX_RECORD) -> None:
+        self.handle, self.source, self.max_record = handle, source, max_record
         self.buffer, self.position, self.done, self.lines_before = "", 0, False, 0
 
     def fill(self, at_least: int = _READ) -> bool:
@@ -178,8 +189,8 @@ class _JsonStream:
                 value, end = decoder.raw_decode(self.buffer, self.position)
             except json.JSONDecodeError as exc:
                 pending = len(self.buffer) - self.position
-                if pending > MAX_RECORD:
-                    raise InputError(f"{self.source}: {where} is longer than {MAX_RECORD:,} characters") from None
+                if pending > self.max_record:
+                    raise InputError(f"{self.source}: {where} is longer than {self.max_record:,} characters") from None
                 if self.fill(pending):  # perhaps only cut off by the end of the buffer: read more, try again
                     continue
                 raise InputError(f"{self.source}:{self.line(exc.pos)}: invalid JSON: {exc.msg}") from None
@@ -188,15 +199,15 @@ class _JsonStream:
                 continue
             except RecursionError:
                 raise InputError(f"{self.source}: {where}: nested too deeply") from None
-            if end - self.position > MAX_RECORD:
-                raise InputError(f"{self.source}: {where} is longer than {MAX_RECORD:,} characters")
+            if end - self.position > self.max_record:
+                raise InputError(f"{self.source}: {where} is longer than {self.max_record:,} characters")
             self.position = end
             return (None, refused) if refused else (value, None)
 
 
-def json_records(handle: TextIO, source: str) -> Iterator[Record]:
+def json_records(handle: TextIO, source: str, max_record: int = MAX_RECORD) -> Iterator[Record]:
     """The objects of a JSON list (or of the one list an object holds under a single key), one at a time."""
-    stream = _JsonStream(handle, source)
+    stream = _JsonStream(handle, source, max_record)
     wrapped = stream.peek() == "{"
     if wrapped:
         stream.position += 1

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError
 from pulsecheck.storage.models import AccountFinancials, Cashflow
-from pulsecheck.workflow.imports import FileFormat, Problems, Row
-from pulsecheck.workflow.inputs import InputImport, checked_chunks
+from pulsecheck.workflow.imports import FileFormat, InputImport, Problems, Row
+from pulsecheck.workflow.inputs import checked_chunks
 from pulsecheck.workflow.staging import BulkStatement, SeenKeys, bulk_insert
 
 _CASHFLOWS = cast(Table, Cashflow.__table__)

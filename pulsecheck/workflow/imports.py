@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pulsecheck.errors import InputError, ValidationFailed
 from pulsecheck.textfile import open_text, undecodable
 from pulsecheck.timeutil import parse_date, parse_datetime
-from pulsecheck.workflow.filerows import csv_records, json_records
+from pulsecheck.workflow.filerows import MAX_FIELD, MAX_LINE, MAX_RECORD, csv_records, json_records
 
 T = TypeVar("T")
 
@@ -26,17 +26,39 @@ CHUNK = 5000  # rows checked and written together: memory is bounded by this, no
 MAX_LISTED_ROWS = 100_000  # read_rows (a whole file in memory, for small files such as a team's users)
 EARLIEST, LATEST = 1900, 2999  # years a date or time in an import may have: beyond them is a typo, or an overflow
 
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _COMMA_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:,[0-9]*)?|,[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _JSON_KINDS = {dict: "an object", list: "a list", bool: "true or false"}
 
 
 @dataclass(frozen=True)
+class InputImport:
+    """What an import of inputs did: rows created, updated, and skipped as already stored."""
+
+    created: int
+    updated: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The bounds of one import (`[limits]`): bad rows reported before reading stops, and the longest CSV field,
+    CSV line and JSON record read."""
+
+    max_problems: int = MAX_PROBLEMS
+    max_field: int = MAX_FIELD
+    max_line: int = MAX_LINE
+    max_record: int = MAX_RECORD
+
+
+@dataclass(frozen=True)
 class FileFormat:
-    """How an import file writes its values: the CSV delimiter (default ',') and the decimal mark."""
+    """How an import file writes its values (the CSV delimiter, default ',', and the decimal mark), and the
+    bounds it is read within."""
 
     delimiter: str | None = None
     decimal_comma: bool = False
+    limits: InputLimits = InputLimits()
 
 
 @dataclass(slots=True)
@@ -83,7 +105,7 @@ class Row:
     def decimal(self, column: str, required: bool = False) -> float | None:
         """A finite number: a JSON number as it is, text strictly (see parse_number)."""
         value = self.values.get(column)
-        if value.__class__ is str and not self.decimal_comma and _NUMBER.fullmatch(value):
+        if value.__class__ is str and not self.decimal_comma and NUMBER.fullmatch(value):
             number = float(value)
             if number - number == 0:  # finite: inf - inf is nan
                 return number
@@ -96,10 +118,10 @@ class Row:
         value = self.values.get(column)
         if value.__class__ is str:
             try:
-                return _moment(value, tz)
+                return cached_moment(value, tz)
             except ValueError:
                 pass  # the general path below says why, naming the place
-        return self.get(column, lambda text: _moment(text, tz), required)
+        return self.get(column, lambda text: cached_moment(text, tz), required)
 
     def day(self, column: str, required: bool = False) -> date | None:
         """An ISO date within the years EARLIEST..LATEST."""
@@ -117,7 +139,7 @@ def parse_number(text: str, decimal_comma: bool = False) -> float:
     """A finite decimal number written plainly: digits, one decimal point (a comma with `decimal_comma`), an
     optional exponent; no thousands separators, so `1,5` is never read as 15."""
     text = text.strip()
-    pattern, other = (_COMMA_NUMBER, ".") if decimal_comma else (_NUMBER, ",")
+    pattern, other = (_COMMA_NUMBER, ".") if decimal_comma else (NUMBER, ",")
     if not pattern.fullmatch(text):
         hint = ""
         if other in text:
@@ -141,7 +163,7 @@ def parse_moment(text: str, tz: tzinfo) -> datetime:
     return value
 
 
-_moment = lru_cache(maxsize=4096)(parse_moment)  # the timestamps of an export repeat across its accounts
+cached_moment = lru_cache(maxsize=4096)(parse_moment)  # the timestamps of an export repeat across its accounts
 
 
 def parse_day(text: str) -> date:
@@ -156,8 +178,8 @@ class Problems:
     """The problems of one import: bad rows (up to MAX_PROBLEMS) and at most one about the file itself; they
     are reported in row order."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self, source: str, limit: int = MAX_PROBLEMS) -> None:
+        self.source, self.limit = source, limit
         self.found: list[tuple[int, str]] = []
 
     def __bool__(self) -> bool:
@@ -165,8 +187,8 @@ class Problems:
 
     @property
     def full(self) -> bool:
-        """Whether reading should stop: MAX_PROBLEMS found."""
-        return len(self.found) >= MAX_PROBLEMS
+        """Whether reading should stop: `limit` problems found."""
+        return len(self.found) >= self.limit
 
     def add(self, message: str, row: int = 0) -> None:
         """Record one problem of `row` (0: of the file); the message names file, row and column."""
@@ -187,7 +209,7 @@ class Problems:
         if len(messages) == 1:
             raise InputError(messages[0])
         if messages:
-            last = messages[-1] + (f" (stopped after {MAX_PROBLEMS} problems)" if self.full else "")
+            last = messages[-1] + (f" (stopped after {self.limit} problems)" if self.full else "")
             raise ValidationFailed([*messages[:-1], last])
 
 
@@ -195,17 +217,27 @@ def iter_rows(path: str | Path, required: tuple[str, ...], fmt: FileFormat, prob
     """The rows of a CSV file (header line) or a JSON file (a list of objects), streamed. A row that cannot be
     read, or the file's own fault (encoding, syntax, missing columns), goes to `problems`; reading stops at the
     latter, or when `problems` is full."""
+    source, comma = str(path), fmt.decimal_comma
+    for number, values in iter_values(path, required, fmt, problems):
+        yield Row(source, number, values, comma)
+
+
+def iter_values(
+    path: str | Path, required: tuple[str, ...], fmt: FileFormat, problems: Problems, lists: bool = False
+) -> Iterator[tuple[int, Any]]:
+    """(row number, values) of each readable record, as `iter_rows` reads them; values are a dict by column, or
+    with `lists` a CSV record's list of cells after the header's names as row 0 (JSON records stay dicts)."""
     source = str(path)
     try:
         with open_text(path) as handle:
+            limits = fmt.limits
             if Path(path).suffix.lower() == ".json":
-                records = json_records(handle, source)
+                records = json_records(handle, source, limits.max_record)
             else:
-                records = csv_records(handle, source, fmt.delimiter, required)
-            comma = fmt.decimal_comma
+                records = csv_records(handle, source, fmt.delimiter, required, lists, limits.max_field, limits.max_line)
             for number, values, problem in records:
                 if problem is None:
-                    yield Row(source, number, values, comma)
+                    yield number, values
                     continue
                 problems.add(f"{source}: row {number}: {problem}", number)
                 if problems.full:
@@ -216,7 +248,7 @@ def iter_rows(path: str | Path, required: tuple[str, ...], fmt: FileFormat, prob
         problems.add(str(exc))
 
 
-def chunks(rows: Iterator[Row], size: int | None = None) -> Iterator[list[Row]]:
+def chunks(rows: Iterator[T], size: int | None = None) -> Iterator[list[T]]:
     """`rows` in lists of at most `size` (default CHUNK).
 
     The cyclic garbage collector runs between chunks, over the young generations only: left to itself it runs
@@ -236,7 +268,7 @@ def chunks(rows: Iterator[Row], size: int | None = None) -> Iterator[list[Row]]:
 def read_rows(path: str | Path, required_columns: tuple[str, ...], fmt: FileFormat = FileFormat()) -> list[Row]:
     """Every row of a small import file (at most MAX_LISTED_ROWS), for imports that need them all at once; the
     first problem is an InputError."""
-    problems = Problems(str(path))
+    problems = Problems(str(path), fmt.limits.max_problems)
     rows: list[Row] = []
     for row in iter_rows(path, required_columns, fmt, problems):
         if len(rows) == MAX_LISTED_ROWS:

@@ -2,26 +2,27 @@
 
 Files are streamed in chunks (memory is bounded by a chunk, not by the file): each chunk is checked, then
 written in the command's one transaction; every bad row is reported (up to MAX_PROBLEMS) and any of them
-aborts the whole import, so the transaction rolls back.
+aborts the whole import, so the transaction rolls back. KPI readings, the largest files, have their own module
+(`readings.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Column, Float, Integer, String, Table, bindparam, exists, func, insert, literal, select, update
+from sqlalchemy import Column, Float, Integer, String, Table, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError
 from pulsecheck.storage.models import Account, Issue, KpiReading, SurveyResponse
 from pulsecheck.storage.types import UTCDateTime
 from pulsecheck.vocab import ISSUE_KINDS, SEVERITIES, SURVEY_KINDS
-from pulsecheck.workflow.imports import FileFormat, Problems, Row, chunks, iter_rows
-from pulsecheck.workflow.staging import BulkStatement, SeenKeys, bulk_insert, drop, large_cache, temporary_table
+from pulsecheck.workflow.imports import FileFormat, InputImport, Problems, Row, chunks, iter_rows
+from pulsecheck.workflow.readings import import_readings as import_readings  # its own module, one import path
+from pulsecheck.workflow.staging import BulkStatement, SeenKeys, bulk_insert, drop, temporary_table
 
 ISSUE_STATUSES = ("open", "closed")
 _COUNTED = {"preserve_rowcount": True}  # psycopg forgets the count of an INSERT once SQLAlchemy closes its cursor
@@ -31,13 +32,6 @@ _READINGS = cast(Table, KpiReading.__table__)
 _RESPONSES = cast(Table, SurveyResponse.__table__)
 _ISSUES = cast(Table, Issue.__table__)
 ISSUE_COLUMNS = ("external_id", "account_id", "kind", "severity", "status", "title", "opened_at", "closed_at")
-
-
-@dataclass(frozen=True)
-class InputImport:
-    created: int
-    updated: int = 0
-    skipped: int = 0
 
 
 def checked_chunks(
@@ -78,62 +72,6 @@ def checked_chunks(
         yield good
 
 
-def _reading(tz: tzinfo) -> Callable[[Row], dict[str, Any]]:
-    kpis: set[str] = set()  # the names already checked: a file has a handful
-
-    def parse(row: Row) -> dict[str, Any]:
-        kpi = row.text("kpi", required=True)
-        assert kpi is not None
-        if kpi not in kpis:
-            if not kpi.replace("_", "").isalnum():
-                raise InputError(f"{row.where('kpi')}: {kpi!r} is not a KPI name (letters, digits, _)")
-            if len(kpis) < 1000:
-                kpis.add(kpi)
-        return {
-            "account": row.text("account", required=True),
-            "kpi": kpi,
-            "value": row.decimal("value", required=True),
-            "observed_at": row.moment("observed_at", tz, required=True),
-            "source": row.text("source"),
-        }
-
-    return parse
-
-
-def import_readings(
-    session: Session, path: str | Path, tz: tzinfo, now: datetime, fmt: FileFormat = FileFormat()
-) -> InputImport:
-    """Append KPI readings; rows identical to a stored reading, or to an earlier row of the file, are skipped
-    (raw inputs are never rewritten)."""
-    problems = Problems(str(path))
-    statement = BulkStatement(session, _insert_new_reading())
-    created = total = 0
-    with large_cache(session):
-        required = ("account", "kpi", "value", "observed_at")
-        for good in checked_chunks(session, path, required, fmt, problems, _reading(tz)):
-            total += len(good)
-            if not problems:
-                created += statement.execute([values for _, values in good], imported_at=now)
-    problems.raise_if_any()
-    return InputImport(created=created, skipped=total - created)
-
-
-def _insert_new_reading() -> Any:
-    """INSERT one reading unless an identical one is stored; executed for many rows at once, each row also sees
-    those inserted before it, so duplicates within the file are skipped too."""
-    columns = _READINGS.c
-    names = ("account_id", "kpi", "value", "observed_at", "source", "imported_at")
-    params = {name: bindparam(name, type_=columns[name].type) for name in names}
-    stored = exists().where(
-        columns.account_id == params["account_id"],
-        columns.kpi == params["kpi"],
-        columns.observed_at == params["observed_at"],
-        columns.value == params["value"],
-        columns.source.is_not_distinct_from(params["source"]),
-    )
-    return insert(_READINGS).from_select(list(names), select(*params.values()).where(~stored))
-
-
 def _survey(tz: tzinfo) -> Callable[[Row], dict[str, Any]]:
     def parse(row: Row) -> dict[str, Any]:
         kind = row.choice("kind", SURVEY_KINDS, required=True)
@@ -168,7 +106,7 @@ def import_surveys(
     rows are staged in a temporary table, then one statement inserts, per distinct response, the copies the
     file has beyond those stored.
     """
-    problems = Problems(str(path))
+    problems = Problems(str(path), fmt.limits.max_problems)
     staged = temporary_table(
         session,
         "pulsecheck_import_surveys",
@@ -239,7 +177,7 @@ def _issue(tz: tzinfo) -> Callable[[Row], dict[str, Any]]:
 
 def import_issues(session: Session, path: str | Path, tz: tzinfo, fmt: FileFormat = FileFormat()) -> InputImport:
     """Create or update issues (complaints, billing, blockers, tickets) by external_id."""
-    problems = Problems(str(path))
+    problems = Problems(str(path), fmt.limits.max_problems)
     seen = SeenKeys(session)
     adding = bulk_insert(session, _ISSUES, ISSUE_COLUMNS)
     created = updated = 0

@@ -15,21 +15,23 @@ from pulsecheck.scoring.schema import parse_model
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import ScoringModelVersion, User
 from pulsecheck.workflow import deviations as deviation
-from pulsecheck.yamlfile import read_file
+from pulsecheck.yamlfile import Limits, read_file
 
 
-def read_model_file(path: str | Path) -> tuple[str, ScoringModel]:
-    """The text and parsed model of a file (errors name the file and line)."""
-    text = read_file(path)  # bounded: a regular UTF-8 file within the YAML size limit
-    return text, parse_model(text, str(path))
+def read_model_file(path: str | Path, limits: Limits = Limits()) -> tuple[str, ScoringModel]:
+    """The text and parsed model of a file (errors name the file and line), read within `limits`."""
+    text = read_file(path, limits)  # bounded: a regular UTF-8 file within the YAML size limit
+    return text, parse_model(text, str(path), limits)
 
 
-def approve_model(session: Session, path: str | Path, user: User, now: datetime) -> ScoringModelVersion:
+def approve_model(
+    session: Session, path: str | Path, user: User, now: datetime, limits: Limits = Limits()
+) -> ScoringModelVersion:
     """Store a model file as the approved version (manager or ops); the previous approved one retires."""
     reason = permissions.refusal("model.approve", permissions.actor(user.name, user.role_set))
     if reason:
         raise RefusedError(reason)
-    text, model = read_model_file(path)
+    text, model = read_model_file(path, limits)
     current = approved_row(session)
     if current is not None and current.sha256 == model.digest():
         raise RefusedError(f"model {model.version} is already the approved version (sha256 {current.sha256[:12]})")

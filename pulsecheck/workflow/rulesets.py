@@ -15,27 +15,28 @@ from pulsecheck.scoring.schema import parse_model
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import Ruleset, User
 from pulsecheck.workflow.models import approved_row
+from pulsecheck.yamlfile import Limits
 
 
-def checked_rules(path: str | Path, kpis: KpiNames | None = None) -> RulesFile:
-    """Read and validate a rules file (with `kpis`, its KPI names against the approved model), then run every
-    rule through the engine on synthetic accounts (`rules.trial`): what `rules validate` and `rules activate`
-    both check. ValidationFailed lists every problem."""
+def checked_rules(path: str | Path, kpis: KpiNames | None = None, limits: Limits = Limits()) -> RulesFile:
+    """Read and validate a rules file (YAML within `limits`; with `kpis`, its KPI names against the approved
+    model), then run every rule through the engine on synthetic accounts (`rules.trial`): what `rules validate`
+    and `rules activate` both check. ValidationFailed lists every problem."""
     from pulsecheck.rules.trial import trial
 
-    parsed = load_rules_file(path, kpis=kpis)
+    parsed = load_rules_file(path, kpis=kpis, limits=limits)
     problems = trial(parsed)
     if problems:
         raise ValidationFailed(problems)
     return parsed
 
 
-def activate(session: Session, path: str | Path, user: User, now: datetime) -> Ruleset:
+def activate(session: Session, path: str | Path, user: User, now: datetime, limits: Limits = Limits()) -> Ruleset:
     """Store a rules file that passes `checked_rules` as the active ruleset (ops, manager or admin)."""
     reason = permissions.refusal("rules.activate", permissions.actor(user.name, user.role_set))
     if reason:
         raise RefusedError(reason)
-    parsed = checked_rules(path, kpi_names(session))
+    parsed = checked_rules(path, kpi_names(session), limits)
     current = active_row(session)
     if current is not None and current.sha256 == parsed.sha256:
         raise RefusedError(f"{path} is already the active ruleset (sha256 {parsed.sha256[:12]})")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from pulsecheck.cli import cli
 from pulsecheck.demo.story import DEMO_NOW, run_demo
@@ -31,11 +32,11 @@ def copy(demo_db: Path, tmp_path: Path) -> Iterator[Path]:
     yield target
 
 
-def problems(path: Path) -> list[str]:
+def problems(path: Path, workers: int = 1) -> list[str]:
     database = Database(f"sqlite:///{path}")
     try:
         with database.transaction() as session:
-            return [str(p) for p in verify_chain(session).problems]
+            return [str(p) for p in verify_chain(session, workers).problems]
     finally:
         database.dispose()
 
@@ -252,6 +253,41 @@ def test_each_tampering_is_detected_and_named(copy: Path, name: str) -> None:
     found = problems(copy)
     assert found, f"{name} went unnoticed"
     assert found[0].startswith(expected), (name, found[:3])
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERINGS))
+def test_two_processes_name_the_same_first_problem(copy: Path, name: str) -> None:
+    """A large chain is checked in two shares at once: each tampering is still found, and the same one first."""
+    TAMPERINGS[name](copy)
+    assert problems(copy, workers=2)[:1] == problems(copy, workers=1)[:1]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_each_share_boundary_sees_a_deleted_or_swapped_entry(copy: Path, workers: int) -> None:
+    """An entry removed or moved right at the cut between two shares breaks the chain there."""
+    (last,) = one(copy, "SELECT max(seq) FROM audit_chain")
+    cut = last // 2  # the first share's last entry when there are two
+    sql(copy, f"DELETE FROM audit_chain WHERE seq = {cut}")
+    assert problems(copy, workers)[0].startswith(f"audit entry {cut + 1}: entry {cut} is missing")
+
+
+def test_an_event_recorded_twice_is_named(copy: Path) -> None:
+    """A copy of an event's entry appended with correct hashes (the chain is keyless) is still refused."""
+    from pulsecheck.storage.chain import BY_KIND, append
+
+    database = Database(f"sqlite:///{copy}")
+    try:
+        with database.transaction() as session:
+            (row,) = session.execute(text("SELECT * FROM review_events ORDER BY id LIMIT 1")).mappings()
+            append(session, [(BY_KIND["review_event"], dict(row))])
+        (seq,) = one(copy, "SELECT max(seq) FROM audit_chain")
+        for workers in (1, 2):
+            with database.transaction() as session:
+                report = verify_chain(session, workers)
+            assert str(report.problems[0]) == f"audit entry {seq}: review_event {row['id']} recorded twice"
+            assert report.entries == seq
+    finally:
+        database.dispose()
 
 
 def test_at_least_twelve_tamperings_are_covered() -> None:

@@ -203,3 +203,45 @@ def test_a_dispatcher_killed_mid_send_loses_nothing(tmp_path: Path, shared_datab
         assert dispatch(database, settings, NOW).sent == 3
     keys = sorted(json.loads(line)["dedupe_key"] for line in path.read_text().splitlines())
     assert keys == [f"event:{i}:maria:file" for i in range(5)]
+
+
+def test_a_deposed_leaders_dispatcher_cannot_commit_a_delivery_result(
+    tmp_path: Path, shared_database: Database, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler leader's dispatch job is fenced by its epoch: deposed while a message is on its way, it
+    commits no outcome over the row; the new leader's dispatcher delivers the row and records it once."""
+    from pulsecheck.notifications.dispatch import DispatchReport
+    from pulsecheck.scheduling.leader import Deposed, LeaderLock
+    from tests.integration.test_leadership import depose
+
+    database = shared_database
+    Factory(database, now).user("maria", "manager", email="maria@example.com")
+    path = tmp_path / "outbox.jsonl"
+    settings = configure(tmp_path, database, f'[notifications.file]\npath = "{path}"\n')
+    queue(database, "file", "maria")
+    url = database.url
+    old = LeaderLock(Database(url))
+    assert old.acquire()
+    taken: list[LeaderLock] = []
+    real_send = FileChannel.send
+
+    def send(channel: FileChannel, message: Message) -> None:
+        if not taken:  # the old leader's dispatcher: another scheduler takes over while it sends
+            taken.append(depose(old, url))
+        real_send(channel, message)
+
+    monkeypatch.setattr(FileChannel, "send", send)
+    with pytest.raises(Deposed, match="another scheduler took over"):
+        dispatch(old.database, settings, NOW, fence=old.check)
+    (row,) = rows(database)
+    assert row.status == "pending" and row.sent_at is None  # the deposed one recorded nothing
+    new = taken[0]
+    later = NOW + LEASE  # past the old claim's lease (SQLite); PostgreSQL's row lock went with its rollback
+    report: DispatchReport = dispatch(new.database, settings, later, fence=new.check)
+    assert report.sent == 1
+    (row,) = rows(database)
+    assert row.status == "sent"
+    new.release()
+    old.release()
+    old.database.dispose()
+    new.database.dispose()

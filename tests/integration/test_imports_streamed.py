@@ -71,6 +71,30 @@ def test_readings_skip_what_is_stored_and_repeats_within_the_file(db: Database, 
     assert sorted(stored) == [(1, 50.0, "crm"), (1, 51.0, "crm"), (2, 60.0, None)]
 
 
+def test_readings_out_of_time_order_are_still_checked_against_what_is_stored(
+    db: Database, chunk: int, tmp_path: Path
+) -> None:
+    """An export that goes back in time, or repeats an older reading after newer ones, skips exactly the copies."""
+    path = write(
+        tmp_path,
+        "r.csv",
+        "account,kpi,value,observed_at,source\n"
+        "A1,usage,50,2026-11-21T06:00:00Z,crm\n"
+        "A1,usage,40,2026-11-19T06:00:00Z,crm\n"  # older than the row before
+        "A1,usage,50,2026-11-21T06:00:00Z,crm\n"  # the first row again
+        "A1,usage,40,2026-11-19T06:00:00Z,crm\n"  # the second again
+        "A1,usage,40,2026-11-19T06:00:00Z,\n",  # same but no source: another reading
+    )
+    with db.transaction() as session:
+        result = import_readings(session, path, UTC, NOW)
+    assert (result.created, result.skipped) == (3, 2)
+    older = write(tmp_path, "older.csv", "account,kpi,value,observed_at\nA1,usage,40,2026-11-19T06:00:00Z\n"
+                  "A1,usage,30,2026-11-18T06:00:00Z\n")
+    with db.transaction() as session:
+        again = import_readings(session, older, UTC, NOW)
+    assert (again.created, again.skipped) == (1, 1)
+
+
 def test_surveys_add_the_copies_beyond_those_stored_over_the_whole_file(
     db: Database, chunk: int, tmp_path: Path
 ) -> None:

@@ -37,3 +37,38 @@ def test_an_aware_time_is_written_in_utc() -> None:
     values = {"id": 1, **dict.fromkeys(spec.fields), "at": at}
     assert '"at":"2026-11-24T09:00:00+00:00"' in content_of(spec, values)
     assert at.astimezone(UTC).isoformat() == "2026-11-24T09:00:00+00:00"
+
+
+# How SQLite hands a UTCDateTime back raw: what `audit verify` reads through the DB-API.
+stored_times = st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2999, 12, 30)).map(
+    lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f")
+)
+
+
+@given(stored_times, st.one_of(st.none(), st.text()), st.integers(1, 10**9))
+def test_verify_rebuilds_a_raw_row_into_the_content_the_chain_stored(at, comment, ident) -> None:  # type: ignore[no-untyped-def]
+    """The fast raw-row path of `audit verify` and the ORM path agree on every stored time, byte for byte."""
+    from sqlalchemy import create_engine
+
+    from pulsecheck.storage.chainscan import RowContent
+
+    spec = next(s for s in AUDITED if s.kind == "review_event")
+    reader = RowContent.of(spec, create_engine("sqlite://").dialect)
+    raw = {"id": ident, **dict.fromkeys(spec.fields, "x"), "review_id": 7, "comment": comment, "at": at}
+    row = (*(raw[name] for name in reader.names), None, ident)
+    moment = datetime.fromisoformat(at).replace(tzinfo=UTC)
+    assert reader.content(row) == reader.exact_content(row) == content_of(spec, raw | {"at": moment})
+
+
+def test_a_stored_time_in_another_spelling_is_compared_the_exact_way() -> None:
+    """A time written by hand without microseconds reads as the same moment, as the ORM reads it."""
+    from sqlalchemy import create_engine
+
+    from pulsecheck.storage.chainscan import RowContent
+
+    spec = next(s for s in AUDITED if s.kind == "review_event")
+    reader = RowContent.of(spec, create_engine("sqlite://").dialect)
+    raw = {"id": 1, **dict.fromkeys(spec.fields), "at": "2026-11-25 10:00:00"}
+    row = (*(raw[name] for name in reader.names), None, 1)
+    assert '"at":"2026-11-25T10:00:00+00:00"' in reader.exact_content(row)
+    assert reader.content(row) == reader.exact_content(row)
