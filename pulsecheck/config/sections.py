@@ -187,13 +187,13 @@ class LimitsSection(Section):
     csv_max_line: int = Field(default=1024 * 1024, ge=1)  # characters
     json_max_record: int = Field(default=1024 * 1024, ge=1)  # characters
 
-    def yaml(self) -> YamlLimits:
+    def yaml(self) -> "YamlLimits":
         """The bounds of a YAML load (models, rules, review forms)."""
         from pulsecheck.yamlfile import Limits
 
         return Limits(self.yaml_max_size, self.yaml_max_depth, self.yaml_max_values)
 
-    def imports(self) -> InputLimits:
+    def imports(self) -> "InputLimits":
         """The bounds of a CSV/JSON import."""
         from pulsecheck.workflow.imports import InputLimits
 
