@@ -117,11 +117,13 @@ def _with_default_bases(value: dict[Severity, Priority]) -> dict[Severity, Prior
 
 
 class PrioritySection(Section):
-    """`[priority]`: the severity's base priority, one level up per aggravating criterion."""
+    """`[priority]`: the severity's base priority, one level up per aggravating criterion; at most `p1_share` of a
+    run's escalations (the top by priority score) stay P1."""
 
     renewal_within_days: int = Field(default=90, ge=0)
     arr_at_least: float = Field(default=100_000, ge=0)
     open_issues_at_least: int = Field(default=3, ge=0)
+    p1_share: float = Field(default=0.10, ge=0, le=1)
     base: Annotated[dict[Severity, Priority], AfterValidator(_with_default_bases)] = Field(
         default_factory=lambda: dict(DEFAULT_BASES)
     )
@@ -209,10 +211,45 @@ class WebhookOptions(Section):
     allowed_hosts: list[str] = Field(default_factory=list)
 
 
-class NotificationsSection(Section):
-    """`[notifications]`: the channel, retries, each channel's table, the escalation matrix and role lists."""
+ChannelName = Literal["log", "file", "email", "webhook"]
+ChannelList = Annotated[list[ChannelName], Field(min_length=1)]
+# Route keys: a kind group (or one kind) of notifications; see `notifications.outbox.KIND_GROUPS`.
+ROUTE_KEYS = (
+    "escalation", "reminder", "review", "notice", "digest", "escalation_opened", "escalation_level_up",
+    "review_due", "review_overdue", "review_submitted", "review_rejected", "review_approved", "review_opened",
+    "generic",
+)  # fmt: skip
 
-    channel: Literal["log", "file", "email", "webhook"] = "log"
+
+class SeverityRoute(Section):
+    """`escalation = {default = [...], critical = [...]}`: channels per severity, `default` for the others."""
+
+    default: ChannelList | None = None
+    critical: ChannelList | None = None
+    high: ChannelList | None = None
+    medium: ChannelList | None = None
+    low: ChannelList | None = None
+
+
+def _route_keys(value: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(value) - set(ROUTE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown route {unknown[0]!r} (valid: {', '.join(ROUTE_KEYS)})")
+    return value
+
+
+class NotificationsSection(Section):
+    """`[notifications]`: the channel, routes, retries, each channel's table, the escalation matrix, role lists,
+    the daily alert budget and where links in messages point."""
+
+    channel: ChannelName = "log"
+    # kind group -> channels (or per severity); a kind without a route goes to `channel`
+    routes: Annotated[dict[str, ChannelList | SeverityRoute], AfterValidator(_route_keys)] = Field(
+        default_factory=dict
+    )
+    budget: int = Field(default=20, ge=1)  # messages per recipient per day before the rest wait for a digest
+    digest_at: ClockTime = time(17, 0)  # business time zone: when held and daily-digest messages go out
+    base_url: str | None = None  # fallback of `[web] base_url`: calls to action become links
     max_attempts: int = Field(default=5, ge=1)
     retry_base: PositiveDuration = timedelta(minutes=1)
     retry_max: PositiveDuration = timedelta(hours=1)
@@ -236,6 +273,11 @@ class NotificationsSection(Section):
             return {}
         # allowed_hosts says who may set a webhook, not how the channel sends: the channel never sees it
         return options.model_dump(by_alias=True, exclude_none=True, exclude={"allowed_hosts"})
+
+    def base_url_or(self, web: str | None) -> str | None:
+        """Where links point: `[web] base_url`, else `[notifications] base_url`, without a trailing slash."""
+        url = web or self.base_url
+        return url.rstrip("/") if url else None
 
     def secret_names(self) -> list[str]:
         """The environment variables that hold channel secrets (their names are settings, their values not)."""
@@ -276,6 +318,20 @@ class EscalationSection(Section):
             LadderStep(role="head_of_cs", after=timedelta(days=5)),
         ]
     )
+    # Who gets an escalation on an account without an owner (after `[segments.<name>] owner`); none: the admins.
+    fallback_owner: str | None = None
+
+
+class SegmentSection(Section):
+    """`[segments.<name>]`: the default owner of the segment's escalations on accounts without an owner."""
+
+    owner: str | None = None
+
+
+class WebSection(Section):
+    """`[web]`: the address the web app is reached at (links in notifications)."""
+
+    base_url: str | None = None
 
 
 class CadenceSection(Section):
@@ -307,6 +363,8 @@ class SettingsFile(Section):
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
     escalation: EscalationSection = Field(default_factory=EscalationSection)
     cadence: dict[str, CadenceSection] = Field(default_factory=dict)
+    segments: dict[str, SegmentSection] = Field(default_factory=dict)
+    web: WebSection = Field(default_factory=WebSection)
     signing: SigningSection = Field(default_factory=SigningSection)
 
     def role_problems(self, known: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]:

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, exists, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import OperationalError
 
 from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
 from pulsecheck.notifications.channels.base import Channel, DeliveryError
 from pulsecheck.notifications.message import Message
-from pulsecheck.storage.models import Notification
+from pulsecheck.storage.models import Notification, User
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -34,10 +34,17 @@ if TYPE_CHECKING:
 
 STATUSES = ("pending", "sent", "failed")
 _TABLE = cast(Table, Notification.__table__)
+_USERS = cast(Table, User.__table__)
 _ERROR_LIMIT = 2000  # characters of an error kept in `last_error`
 # Built once: constructing statements per row costs more than SQLite's own work on them.
+# The recipient's addresses as they are at send time (a fixed email then `outbox retry` reaches them); scalar
+# subqueries rather than a join, so that PostgreSQL's FOR UPDATE locks only the outbox row.
+_CURRENT = [
+    select(_USERS.c[name]).where(_USERS.c.name == _TABLE.c.recipient).scalar_subquery().label(f"current_{name}")
+    for name in ("email", "webhook", "chat_handle")
+] + [exists().where(_USERS.c.name == _TABLE.c.recipient).label("recipient_is_user")]
 _NEXT_DUE = (
-    select(_TABLE)
+    select(_TABLE, *_CURRENT)
     .where(_TABLE.c.id > bindparam("after"), _TABLE.c.status == "pending", _TABLE.c.next_attempt_at <= bindparam("now"))
     .order_by(_TABLE.c.id)
     .limit(1)
@@ -288,18 +295,27 @@ def _attempt(row: Row[Any], channel: Channel | InputError, policy: RetryPolicy, 
 
 
 def _message(row: Row[Any]) -> Message:
-    """The channel-ready message of an outbox row (addresses and context were stored by `enqueue`)."""
+    """The channel-ready message of an outbox row: the recipient's current addresses (those stored at queue
+    time only for a recipient who is no longer a user) and the context stored by `enqueue`."""
     payload = row.payload if isinstance(row.payload, dict) else {}
     context = payload.get("context")
+    context = dict(context) if isinstance(context, dict) else {}
+    if getattr(row, "recipient_is_user", False):
+        email, webhook = row.current_email, row.current_webhook
+    else:
+        email, webhook = payload.get("email"), payload.get("webhook")
+    chat = getattr(row, "current_chat_handle", None)
+    if chat:
+        context["chat_handle"] = chat
     return Message(
         kind=row.kind,
         recipient_name=row.recipient,
-        recipient_email=payload.get("email") or None,
-        recipient_webhook=payload.get("webhook") or None,
+        recipient_email=email or None,
+        recipient_webhook=webhook or None,
         subject=row.subject,
         body=row.body,
         dedupe_key=row.dedupe_key,
-        context=context if isinstance(context, dict) else {},
+        context=context,
     )
 
 
