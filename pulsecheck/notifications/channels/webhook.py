@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import ssl
 import urllib.error
 import urllib.request
@@ -23,6 +24,8 @@ from pulsecheck.notifications.message import Message, jsonable
 
 _HEADER_LIMIT = 150  # Slack's limit for a header block's text
 _SECTION_LIMIT = 3000  # Slack's limit for a section block's text
+_HANDLE = re.compile(r"[A-Za-z0-9._-]{1,80}")
+_LINK_LINE = re.compile(r"^([A-Z][\w ]*?):[ \t]+(https?://\S+)$", re.MULTILINE)
 
 
 class WebhookChannel:
@@ -69,12 +72,15 @@ class WebhookChannel:
             raise self._error(where, exc, url) from exc
 
     def payload(self, message: Message) -> dict[str, Any]:
-        """The JSON body: Slack's `text` and `blocks`, then kind, subject, recipient, context, dedupe_key."""
-        body: dict[str, Any] = {"text": f"{message.subject}\n\n{message.body.rstrip()}"}
+        """The JSON body: Slack's `text` and `blocks` (mrkdwn, the recipient mentioned when they have a chat
+        handle), then kind, subject, recipient, context, dedupe_key."""
+        handle = message.context.get("chat_handle")
+        mention = f"<@{handle}> " if isinstance(handle, str) and _HANDLE.fullmatch(handle) else ""
+        body: dict[str, Any] = {"text": f"{message.subject}\n\n{mention}{_escape(message.body.rstrip())}"}
         if self.blocks:
             body["blocks"] = [
                 {"type": "header", "text": _plain(message.subject, _HEADER_LIMIT)},
-                {"type": "section", "text": _plain(message.body, _SECTION_LIMIT)},
+                {"type": "section", "text": _mrkdwn(mention + _linked(_escape(message.body)), _SECTION_LIMIT)},
             ]
         body.update(
             kind=message.kind,
@@ -159,6 +165,22 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:  # an HTTP date; the dispatcher's own backoff applies
         return None
+
+
+def _escape(text: str) -> str:
+    """Slack's control characters as entities, so that text cannot make mentions or links of its own."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _linked(text: str) -> str:
+    """Lines `Label:  https://...` as Slack links `<url|Label>`; other lines as they are."""
+    return _LINK_LINE.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", text)
+
+
+def _mrkdwn(text: str, limit: int) -> dict[str, str]:
+    """A Slack mrkdwn text object, cut to `limit` characters."""
+    text = text.rstrip() or " "
+    return {"type": "mrkdwn", "text": text if len(text) <= limit else text[: limit - 1] + "…"}
 
 
 def _plain(text: str, limit: int) -> dict[str, str]:
