@@ -163,7 +163,7 @@ def users_set(
     webhook_options = app.settings.notifications.webhook
     hosts = webhook_options.allowed_hosts if webhook_options else []
     with app.transaction() as session:
-        get_user(session, name, what="user")
+        get_user(session, name, what="users set")
         user = add_user(
             session, name, [], app.now(), email=email, webhook=webhook, actor=app.actor(session),
             allowed_hosts=hosts, chat=chat, digest=digest,
