@@ -19,7 +19,7 @@ def outbox() -> None:
 
 @outbox.command("list")
 @click.option("--failed", is_flag=True, help="Only failed ones (same as --status failed).")
-@click.option("--status", metavar="S", help="Only this status: pending, sent or failed.")
+@click.option("--status", metavar="S", help="Only this status: pending, sent, failed, held (for a digest) or digested.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N rows (newest first).")
 @json_option
 @pass_app

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pulsecheck.config import Settings
     from pulsecheck.storage.db import Database
 
-STATUSES = ("pending", "sent", "failed")
+STATUSES = ("pending", "sent", "failed", "held", "digested")
 _TABLE = cast(Table, Notification.__table__)
 _USERS = cast(Table, User.__table__)
 _ERROR_LIMIT = 2000  # characters of an error kept in `last_error`
@@ -41,7 +41,7 @@ _ERROR_LIMIT = 2000  # characters of an error kept in `last_error`
 # subqueries rather than a join, so that PostgreSQL's FOR UPDATE locks only the outbox row.
 _CURRENT = [
     select(_USERS.c[name]).where(_USERS.c.name == _TABLE.c.recipient).scalar_subquery().label(f"current_{name}")
-    for name in ("email", "webhook", "chat_handle")
+    for name in ("email", "webhook", "chat_handle", "digest")
 ] + [exists().where(_USERS.c.name == _TABLE.c.recipient).label("recipient_is_user")]
 _NEXT_DUE = (
     select(_TABLE, *_CURRENT)
@@ -109,6 +109,8 @@ class DispatchReport:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    held: int = 0  # kept for a digest (alert budget spent, or the recipient's daily digest)
+    digests: int = 0  # digests queued by this pass
     channels: dict[str, ChannelCounts] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
@@ -132,6 +134,8 @@ class DispatchReport:
             "sent": self.sent,
             "retried": self.retried,
             "failed": self.failed,
+            "held": self.held,
+            "digests": self.digests,
             "channels": {name: vars(c).copy() for name, c in sorted(self.channels.items())},
             "problems": [
                 {
@@ -190,9 +194,13 @@ class _Outcome:
 
 def dispatch(database: Database, settings: Settings, now: datetime, limit: int | None = None) -> DispatchReport:
     """Deliver the notifications due at `now` (at most `limit`), committing each outcome as it happens."""
+    from pulsecheck.notifications.digest import Budget, make_digests
+
     policy = RetryPolicy.from_settings(settings)
     channels = _Channels(settings)
     report = DispatchReport(now)
+    report.digests = make_digests(database, settings, now)  # queued first, so that this pass sends them
+    budget = Budget(settings, now)
     last_id = 0  # each row at most once per pass, and no rescans of rows already done
     with database.engine.connect() as conn:
         claims = _LeaseClaims(conn) if conn.dialect.name == "sqlite" else _LockClaims(conn)
@@ -201,6 +209,10 @@ def dispatch(database: Database, settings: Settings, now: datetime, limit: int |
             if row is None:
                 break
             last_id = row.id
+            if budget.holds(conn, row):
+                claims.record(row, {"status": "held", "attempts": row.attempts})
+                report.held += 1
+                continue
             try:
                 outcome = _attempt(row, channels.get(row.channel), policy, now)
             except BaseException:  # interrupted while sending: the row goes back as it was
@@ -208,6 +220,8 @@ def dispatch(database: Database, settings: Settings, now: datetime, limit: int |
                 raise
             claims.record(row, outcome.values(now))
             report.add(row, outcome)
+            if outcome.status == "sent":
+                budget.count(row)
     return report
 
 

@@ -29,6 +29,7 @@ Kinds and the keys each requires [optional keys printed when present]:
     review_approved      account_name review_id actor [account_id comment]
     review_opened        account_name account_id review_id rule_id [reason priority due_at]
     generic              account_name account_id rule_id message [severity]
+    digest               count items (the held messages' subjects) day
 
 A missing required key is an InputError that names it; an unknown kind is an InputError listing the
 valid ones. Values are plain text (autoescape off): these are emails and chat messages, not HTML.
@@ -61,6 +62,7 @@ KINDS: tuple[str, ...] = (
     "review_approved",
     "review_opened",
     "generic",
+    "digest",
 )
 # Free text that may span lines; every other text value is folded onto one line so that it cannot
 # break the `Subject:` line or the layout of the body.
