@@ -134,3 +134,59 @@ def test_webhook_mentions_the_person_by_chat_handle_read_at_send_time(
     (post,) = receiver.requests
     assert post["json"]["blocks"][1]["text"]["text"].startswith("<@U024BE7LH> Hello bob,")
     assert "\n\n<@U024BE7LH> Hello bob," in post["json"]["text"]
+
+
+# --- the alert budget and digests -------------------------------------------------------------------------
+
+
+def reminder(database: Database, settings: Settings, number: int) -> None:
+    context = {"review_id": number, "due_at": DUE, "reminder": 1}
+    notify(database, settings, "review_due", context, f"due:{number}:1")
+
+
+def test_beyond_the_budget_messages_wait_for_one_digest(
+    tmp_path: Path, database: Database, factory: Factory, smtp: tuple[Inbox, int], receiver: Receiver
+) -> None:
+    factory.team()
+    inbox, port = smtp
+    toml = channels_toml(port, receiver, extra='budget = 2\ndigest_at = "17:00"', routes=ROUTES)
+    settings = configure(tmp_path, database, toml.replace('timezone = "Europe/Berlin"', 'timezone = "UTC"'))
+    for number in (1, 2, 3, 4):
+        reminder(database, settings, number)
+    morning = dispatch(database, settings, NOW)  # 09:00 UTC
+    assert (morning.sent, morning.held, morning.digests) == (2, 2, 0)
+    assert [r.status for r in rows(database)] == ["sent", "sent", "held", "held"]
+    assert dispatch(database, settings, NOW.replace(hour=16, minute=59)).sent == 0  # not digest time yet
+    evening = dispatch(database, settings, NOW.replace(hour=17))
+    assert (evening.sent, evening.held, evening.digests) == (1, 0, 1)
+    digest = inbox.messages()[-1]
+    assert len(inbox.messages()) == 3 and digest["To"] == "bob <bob@example.com>"
+    assert str(digest["Subject"]) == "[pulsecheck] Digest 2026-11-24: 2 notifications"
+    text = digest.get_content()
+    assert "- [pulsecheck] Reminder 1: review #3 for Acme is due 2026-11-26 16:30 UTC" in text
+    assert "- [pulsecheck] Reminder 1: review #4 for Acme is due 2026-11-26 16:30 UTC" in text
+    assert "#1 " not in text and "#2 " not in text
+    assert [r.status for r in rows(database)] == ["sent", "sent", "digested", "digested", "sent"]
+    later = dispatch(database, settings, NOW.replace(hour=18))
+    assert (later.sent, later.digests) == (0, 0) and len(inbox.messages()) == 3
+
+
+def test_a_daily_digest_user_gets_critical_messages_at_once_and_the_rest_in_the_digest(
+    tmp_path: Path, database: Database, factory: Factory, smtp: tuple[Inbox, int], receiver: Receiver
+) -> None:
+    factory.team()
+    with database.transaction() as session:
+        add_user(session, "bob", [], NOW, digest="daily", chat="U024BE7LH")
+    _, port = smtp
+    settings = configure(tmp_path, database, channels_toml(port, receiver, routes='escalation = ["webhook"]\n'))
+    notify(database, settings, "escalation_opened", escalation("high", 7), "escalation:7:0")
+    notify(database, settings, "escalation_opened", escalation("critical", 8), "escalation:8:0")
+    notify(database, settings, "escalation_opened", escalation("medium", 9), "escalation:9:0")
+    first = dispatch(database, settings, NOW)  # 10:00 in Berlin
+    assert (first.sent, first.held) == (1, 2)
+    assert [p["json"]["subject"] for p in receiver.requests] == ["[pulsecheck] CRITICAL escalation #8: Acme"]
+    dispatch(database, settings, NOW.replace(hour=16))  # 17:00 in Berlin: the default digest time
+    digest = receiver.requests[-1]["json"]
+    assert digest["subject"] == "[pulsecheck] Digest 2026-11-24: 2 notifications"
+    assert digest["text"].splitlines()[2] == "<@U024BE7LH> Hello bob,"
+    assert "  - [pulsecheck] HIGH escalation #7: Acme\n  - [pulsecheck] MEDIUM escalation #9: Acme\n" in digest["text"]
