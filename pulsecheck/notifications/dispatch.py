@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, exists, select, update
-from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Table, select
+from sqlalchemy.engine import Row
 
-from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
+from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.notifications.channels.base import Channel, DeliveryError
+from pulsecheck.notifications.channels.webhook import WebhookChannel
+from pulsecheck.notifications.claims import LEASE, NEXT_SHARED_WEBHOOK, LeaseClaims, LockClaims
 from pulsecheck.notifications.message import Message
-from pulsecheck.storage.models import Notification, User
+from pulsecheck.storage.models import Notification
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -34,27 +35,10 @@ if TYPE_CHECKING:
 
 STATUSES = ("pending", "sent", "failed", "held", "digested")
 _TABLE = cast(Table, Notification.__table__)
-_USERS = cast(Table, User.__table__)
+__all__ = ["LEASE", "DispatchReport", "RetryPolicy", "dispatch"]
+BATCH = 16  # messages per webhook post at most (Slack takes 50 blocks; each message makes three)
 _ERROR_LIMIT = 2000  # characters of an error kept in `last_error`
 # Built once: constructing statements per row costs more than SQLite's own work on them.
-# The recipient's addresses as they are at send time (a fixed email then `outbox retry` reaches them); scalar
-# subqueries rather than a join, so that PostgreSQL's FOR UPDATE locks only the outbox row.
-_CURRENT = [
-    select(_USERS.c[name]).where(_USERS.c.name == _TABLE.c.recipient).scalar_subquery().label(f"current_{name}")
-    for name in ("email", "webhook", "chat_handle", "digest")
-] + [exists().where(_USERS.c.name == _TABLE.c.recipient).label("recipient_is_user")]
-_NEXT_DUE = (
-    select(_TABLE, *_CURRENT)
-    .where(_TABLE.c.id > bindparam("after"), _TABLE.c.status == "pending", _TABLE.c.next_attempt_at <= bindparam("now"))
-    .order_by(_TABLE.c.id)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-)
-_UPDATE_ROW = update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))  # SET: the keys given at execution
-_UPDATE_CLAIMED = _UPDATE_ROW.where(_TABLE.c.attempts == bindparam("claimed"), _TABLE.c.status == "pending")
-# How long a claimed row on SQLite stays invisible to other dispatchers; far above any channel's timeout.
-LEASE = timedelta(minutes=10)
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -203,7 +187,7 @@ def dispatch(database: Database, settings: Settings, now: datetime, limit: int |
     budget = Budget(settings, now)
     last_id = 0  # each row at most once per pass, and no rescans of rows already done
     with database.engine.connect() as conn:
-        claims = _LeaseClaims(conn) if conn.dialect.name == "sqlite" else _LockClaims(conn)
+        claims = LeaseClaims(conn) if conn.dialect.name == "sqlite" else LockClaims(conn)
         while limit is None or report.sent + report.retried + report.failed < limit:
             row = claims.next(last_id, now)
             if row is None:
@@ -213,87 +197,63 @@ def dispatch(database: Database, settings: Settings, now: datetime, limit: int |
                 claims.record(row, {"status": "held", "attempts": row.attempts})
                 report.held += 1
                 continue
+            channel = channels.get(row.channel)
+            group = [row]
+            if isinstance(channel, WebhookChannel) and channel.url and not _message(row).recipient_webhook:
+                group += _more_for(claims, conn, budget, row, now, report, BATCH - 1)
             try:
-                outcome = _attempt(row, channels.get(row.channel), policy, now)
-            except BaseException:  # interrupted while sending: the row goes back as it was
-                claims.release(row)
+                outcome = _attempt_many(group, channel, policy, now)
+            except BaseException:  # interrupted while sending: the rows go back as they were
+                claims.release(group)
                 raise
-            claims.record(row, outcome.values(now))
-            report.add(row, outcome)
-            if outcome.status == "sent":
-                budget.count(row)
+            claims.record_many([(member, outcome.values(now)) for member in group])
+            for member in group:
+                report.add(member, outcome)
+                if outcome.status == "sent":
+                    budget.count(member)
     return report
 
 
-class _LockClaims:
-    """PostgreSQL: the row stays locked (`FOR UPDATE SKIP LOCKED`) from claim to committed outcome."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def next(self, after_id: int, now: datetime) -> Row[Any] | None:
-        row = self.conn.execute(_NEXT_DUE, {"after": after_id, "now": now}).first()
+def _more_for(
+    claims: LeaseClaims | LockClaims, conn: Any, budget: Any, first: Row[Any], now: datetime, report: DispatchReport,
+    room: int,
+) -> list[Row[Any]]:
+    """Further due rows for the webhook channel's own URL, claimed to go in one post with `first`; rows the
+    budget holds are recorded held (without ending a PostgreSQL claim)."""
+    more: list[Row[Any]] = []
+    after = first.id
+    while len(more) < room:
+        row = claims.next(after, now, NEXT_SHARED_WEBHOOK, keep=True)
         if row is None:
-            self.conn.rollback()
-        return row
-
-    def record(self, row: Row[Any], values: dict[str, Any]) -> None:
-        self.conn.execute(_UPDATE_ROW, {"row_id": row.id, **values})
-        self.conn.commit()
-
-    def release(self, row: Row[Any]) -> None:
-        self.conn.rollback()
-
-
-class _LeaseClaims:
-    """SQLite: claim under the write lock by counting the attempt and pushing `next_attempt_at` out by LEASE.
-
-    The write lock is held only to claim and to record, never while a channel talks to the network: SQLite
-    has one writer at a time, and every other command would wait for a slow SMTP server. A dispatcher
-    killed mid-send leaves the row pending; it is due again when the lease runs out.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def next(self, after_id: int, now: datetime) -> Row[Any] | None:
-        self._begin()
-        row = self.conn.execute(_NEXT_DUE, {"after": after_id, "now": now}).first()
-        if row is not None:
-            claim = {"row_id": row.id, "attempts": row.attempts + 1, "next_attempt_at": now + LEASE}
-            self.conn.execute(_UPDATE_ROW, claim)
-        self.conn.commit()
-        return row
-
-    def record(self, row: Row[Any], values: dict[str, Any]) -> None:
-        self._begin()
-        self.conn.execute(_UPDATE_CLAIMED, {"row_id": row.id, "claimed": row.attempts + 1, **values})
-        self.conn.commit()
-
-    def release(self, row: Row[Any]) -> None:
-        try:
-            self.record(row, {"attempts": row.attempts, "next_attempt_at": row.next_attempt_at})
-        except Exception:  # noqa: BLE001 - the lease runs out anyway; keep the original error
-            self.conn.rollback()
-
-    def _begin(self) -> None:
-        # The write lock up front: with a plain BEGIN two processes could both read the row as pending.
-        try:
-            self.conn.exec_driver_sql("BEGIN IMMEDIATE")
-        except OperationalError as exc:
-            self.conn.rollback()
-            if "locked" in str(exc.orig):
-                raise ConflictError("the database is busy (another dispatcher or command has it): try again") from None
-            raise
+            break
+        after = row.id
+        if budget.holds(conn, row):
+            claims.record(row, {"status": "held", "attempts": row.attempts}, commit=False)
+            report.held += 1
+        else:
+            more.append(row)
+    return more
 
 
-def _attempt(row: Row[Any], channel: Channel | InputError, policy: RetryPolicy, now: datetime) -> _Outcome:
-    """Send one claimed row; the outcome says what to write back."""
+def _attempt_many(group: list[Row[Any]], channel: Channel | InputError, policy: RetryPolicy, now: datetime) -> _Outcome:
+    """Send claimed rows (several only to a webhook URL: one post); one outcome for all of them."""
+    if len(group) == 1 or not isinstance(channel, WebhookChannel):
+        return _attempt(group[0], channel, policy, now)
+    return _attempt(group[0], channel, policy, now, [_message(row) for row in group])
+
+
+def _attempt(
+    row: Row[Any], channel: Channel | InputError, policy: RetryPolicy, now: datetime, batch: list[Message] | None = None
+) -> _Outcome:
+    """Send one claimed row (or a `batch` it leads); the outcome says what to write back."""
     if isinstance(channel, InputError):  # bad settings: nothing was attempted, the error says what to fix
         return _Outcome("failed", row.attempts, str(channel))
     attempts = row.attempts + 1
     try:
-        channel.send(_message(row))
+        if batch is not None and isinstance(channel, WebhookChannel):
+            channel.send_many(batch)
+        else:
+            channel.send(_message(row))
     except DeliveryError as exc:
         if not exc.retryable:
             return _Outcome("failed", attempts, str(exc))

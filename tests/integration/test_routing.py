@@ -190,3 +190,26 @@ def test_a_daily_digest_user_gets_critical_messages_at_once_and_the_rest_in_the_
     assert digest["subject"] == "[pulsecheck] Digest 2026-11-24: 2 notifications"
     assert digest["text"].splitlines()[2] == "<@U024BE7LH> Hello bob,"
     assert "  - [pulsecheck] HIGH escalation #7: Acme\n  - [pulsecheck] MEDIUM escalation #9: Acme\n" in digest["text"]
+
+
+def test_messages_for_several_people_to_the_channel_url_go_in_one_post(
+    tmp_path: Path, database: Database, factory: Factory, smtp: tuple[Inbox, int], receiver: Receiver
+) -> None:
+    factory.team()  # ACME: owner bob, manager maria; olga (ops) has her own webhook
+    with database.transaction() as session:
+        add_user(session, "olga", [], NOW, webhook=f"{receiver.url}/olga")
+        account = session.scalar(select(Account).where(Account.external_id == "ACME"))
+        assert account is not None
+        settings = configure(tmp_path, database, channels_toml(smtp[1], receiver, routes='escalation = ["webhook"]\n'))
+        Routing.from_settings(settings).notify(
+            session, "escalation_opened", ["owner", "manager", "ops"], account, None, escalation("high", 7),
+            "escalation:7:0", NOW,
+        )  # fmt: skip
+    report = dispatch(database, settings, NOW)
+    assert (report.sent, report.channels["webhook"].sent) == (3, 3)
+    assert sorted(r["path"] for r in receiver.requests) == ["/hook", "/olga"]
+    (shared,) = [r["json"] for r in receiver.requests if r["path"] == "/hook"]
+    assert [m["recipient"]["name"] for m in shared["messages"]] == ["bob", "maria"]
+    assert [b["type"] for b in shared["blocks"]] == ["header", "section", "divider", "header", "section"]
+    assert "Hello bob," in shared["blocks"][1]["text"]["text"] and "Hello maria," in shared["blocks"][4]["text"]["text"]
+    assert [r.status for r in rows(database)] == ["sent"] * 3

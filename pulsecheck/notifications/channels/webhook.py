@@ -1,4 +1,5 @@
-"""The `webhook` channel: one JSON POST per message (urllib), with a Slack-compatible body.
+"""The `webhook` channel: a JSON POST per message (several people's messages to the channel's own URL in one post per
+dispatch pass), with a Slack-compatible body (mrkdwn, mentions).
 
 Settings: `url` (the default target; a recipient's own webhook URL overrides it), `token_env` (the NAME
 of the environment variable holding a bearer token, sent to `url` only: a recipient's own URL is set by that
@@ -8,6 +9,7 @@ http(s) proxy URL; proxy environment variables are not read).
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import re
@@ -53,17 +55,34 @@ class WebhookChannel:
 
     def send(self, message: Message) -> None:
         """POST `message` to its recipient's webhook or the default URL; raise DeliveryError on failure."""
-        url = self._target(message)
+        self._post(self._target(message), self.payload(message), message.dedupe_key)
+
+    def send_many(self, messages: list[Message]) -> None:
+        """POST messages for several people to the channel's own URL as one body (one Slack message whose blocks
+        follow each other, a divider between people), so a channel is not flooded with one post per person."""
+        if len(messages) == 1 or not self.url:
+            for message in messages:
+                self.send(message)
+            return
+        bodies = [self.payload(message) for message in messages]
+        body: dict[str, Any] = {"text": "\n\n".join(b["text"] for b in bodies)}
+        if self.blocks:
+            body["blocks"] = [block for b in bodies for block in [*b["blocks"], {"type": "divider"}]][:-1]
+        body["messages"] = [{k: v for k, v in b.items() if k not in ("text", "blocks")} for b in bodies]
+        key = hashlib.sha256("\n".join(m.dedupe_key for m in messages).encode()).hexdigest()
+        self._post(self.url, body, f"batch:{key}")
+
+    def _post(self, url: str, payload: dict[str, Any], idempotency_key: str) -> None:
         where = f"webhook {_origin(url)}"
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": "pulsecheck",
-            "Idempotency-Key": message.dedupe_key,
+            "Idempotency-Key": idempotency_key,
         }
         if self._token and url == self.url:
             # The token is for the configured endpoint: a per-user URL is set by that user and would receive it.
             headers["Authorization"] = f"Bearer {self._token}"
-        data = json.dumps(self.payload(message), ensure_ascii=False).encode("utf-8")
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
             with self._opener().open(request, timeout=self.timeout) as response:
