@@ -212,23 +212,32 @@ class WebhookOptions(Section):
 
 
 ChannelName = Literal["log", "file", "email", "webhook"]
-ChannelList = Annotated[list[ChannelName], Field(min_length=1)]
 # Route keys: a kind group (or one kind) of notifications; see `notifications.outbox.KIND_GROUPS`.
 ROUTE_KEYS = (
     "escalation", "reminder", "review", "notice", "digest", "escalation_opened", "escalation_level_up",
     "review_due", "review_overdue", "review_submitted", "review_rejected", "review_approved", "review_opened",
     "generic",
 )  # fmt: skip
+ROUTE_LEVELS = ("default", "critical", "high", "medium", "low")
 
 
-class SeverityRoute(Section):
-    """`escalation = {default = [...], critical = [...]}`: channels per severity, `default` for the others."""
+def _channels(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{where}expected a list of channels like [\"email\", \"webhook\"], got {value!r}")
+    bad = [name for name in value if name not in CHANNELS]
+    if bad:
+        raise ValueError(f"{where}unknown channel {bad[0]!r} (valid: {', '.join(CHANNELS)})")
+    return list(dict.fromkeys(value))
 
-    default: ChannelList | None = None
-    critical: ChannelList | None = None
-    high: ChannelList | None = None
-    medium: ChannelList | None = None
-    low: ChannelList | None = None
+
+def _route(value: Any) -> dict[str, list[str]]:
+    """A route: a list of channels, or a table of them per severity (`default` for the other severities)."""
+    if not isinstance(value, dict):
+        return {"default": _channels(value, "")}
+    unknown = sorted(set(value) - set(ROUTE_LEVELS))
+    if unknown:
+        raise ValueError(f"unknown severity {unknown[0]!r} (valid: {', '.join(ROUTE_LEVELS)})")
+    return {level: _channels(channels, f"{level}: ") for level, channels in value.items()}
 
 
 def _route_keys(value: dict[str, Any]) -> dict[str, Any]:
@@ -238,15 +247,16 @@ def _route_keys(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+Route = Annotated[dict[str, list[str]], BeforeValidator(_route)]
+
+
 class NotificationsSection(Section):
     """`[notifications]`: the channel, routes, retries, each channel's table, the escalation matrix, role lists,
     the daily alert budget and where links in messages point."""
 
     channel: ChannelName = "log"
     # kind group -> channels (or per severity); a kind without a route goes to `channel`
-    routes: Annotated[dict[str, ChannelList | SeverityRoute], AfterValidator(_route_keys)] = Field(
-        default_factory=dict
-    )
+    routes: Annotated[dict[str, Route], AfterValidator(_route_keys)] = Field(default_factory=dict)
     budget: int = Field(default=20, ge=1)  # messages per recipient per day before the rest wait for a digest
     digest_at: ClockTime = time(17, 0)  # business time zone: when held and daily-digest messages go out
     base_url: str | None = None  # fallback of `[web] base_url`: calls to action become links

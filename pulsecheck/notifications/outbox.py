@@ -45,7 +45,7 @@ class Routing:
 
     channel: str = "log"
     role_lists: Mapping[str, list[str]] = field(default_factory=dict)
-    routes: Mapping[str, Any] = field(default_factory=dict)  # key -> [channels] or {severity|default: [channels]}
+    routes: Mapping[str, Mapping[str, list[str]]] = field(default_factory=dict)  # key -> {severity|default: channels}
     timezone: str = "UTC"
     base_url: str | None = None
 
@@ -53,10 +53,7 @@ class Routing:
     def from_settings(cls, settings: Settings) -> Routing:
         """The routing of validated settings: `[notifications]` channel, routes, roles and base_url, `[web]`."""
         notifications = settings.notifications
-        routes = {
-            key: list(value) if isinstance(value, list) else value.model_dump(exclude_none=True)
-            for key, value in notifications.routes.items()
-        }
+        routes = {key: dict(value) for key, value in notifications.routes.items()}
         return cls(
             notifications.channel,
             {role: list(names) for role, names in notifications.roles.items()},
@@ -67,10 +64,9 @@ class Routing:
 
     def channels(self, kind: str, severity: str | None = None) -> list[str]:
         """The channels of a `kind` notification (of `severity`): the kind's route, its group's, or `channel`."""
-        route = self.routes.get(kind) or self.routes.get(KIND_GROUPS.get(kind, kind))
-        if isinstance(route, Mapping):
-            route = route.get(severity or "") or route.get("default")
-        return list(route) if route else [self.channel]
+        route = self.routes.get(kind) or self.routes.get(KIND_GROUPS.get(kind, kind)) or {}
+        channels = route.get(severity or "") or route.get("default")
+        return list(channels) if channels else [self.channel]
 
     def shown(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """`context` with what rendering needs from the settings (time zone, link base)."""
