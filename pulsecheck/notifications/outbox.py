@@ -159,8 +159,9 @@ def resolve_roles(
             names.append(review.reviewer)
         elif role == "approver" and review is not None and review.approver:
             names.append(review.approver)
-        elif role.startswith("user:"):  # one named person (an owner fallback)
-            names.append(role.removeprefix("user:"))
+        elif role.startswith("user:"):  # one named person (an owner fallback); the admins if no such user
+            name = role.removeprefix("user:")
+            names.extend([name] if people.named([name]) else people.holding("admin"))
         elif role in role_lists:
             names.extend(role_lists[role])
         else:  # everyone holding the role (manager without an account, ops, admin, head_of_cs, ...)

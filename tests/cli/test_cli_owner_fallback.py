@@ -87,3 +87,12 @@ def test_p1_is_capped_to_the_top_share_by_priority_score(run: Run, portfolio: Pa
     scores = [e["priority_score"] for e in listed]
     assert scores[:2] == sorted(scores, reverse=True)[:2] and scores[2:] == sorted(scores[2:], reverse=True)
     assert min(scores[:2]) > max(scores[2:]) and all(s >= 40.0 for s in scores)  # critical: 40 points at least
+
+
+def test_a_fallback_owner_who_is_not_a_user_leaves_it_to_the_admins(
+    run: Run, database: Database, portfolio: Path, os_login_admin: str
+) -> None:
+    config = portfolio / "pulsecheck.toml"
+    config.write_text('[escalation]\nfallback_owner = "ghost"\n', encoding="utf-8")
+    ok(run("--config", str(config), "evaluate"))
+    assert list(bodies(database, "Stray Inc")) == [os_login_admin]
