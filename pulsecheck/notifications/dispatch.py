@@ -200,7 +200,9 @@ def dispatch(database: Database, settings: Settings, now: datetime, limit: int |
             channel = channels.get(row.channel)
             group = [row]
             if isinstance(channel, WebhookChannel) and channel.url and not _message(row).recipient_webhook:
-                group += _more_for(claims, conn, budget, row, now, report, BATCH - 1)
+                done = report.sent + report.retried + report.failed
+                room = BATCH - 1 if limit is None else min(BATCH, limit - done) - 1
+                group += _more_for(claims, conn, budget, row, now, report, room)
             try:
                 outcome = _attempt_many(group, channel, policy, now)
             except BaseException:  # interrupted while sending: the rows go back as they were
