@@ -1,7 +1,7 @@
-"""The alert budget and digests: beyond `[notifications] budget` messages per recipient, channel and day, or for a
-user who asked for a daily digest (`users set NAME --digest daily`, critical messages excepted), a message is held;
-the first dispatch at or after `[notifications] digest_at` (business time zone) sends one digest per recipient and
-channel that lists what was held, and marks those rows `digested`.
+"""The alert budget and digests: beyond `[notifications] budget` messages per recipient, channel (email, webhook)
+and day, or for a user who asked for a daily digest (`users set NAME --digest daily`, critical messages excepted),
+a message is held; the first dispatch at or after `[notifications] digest_at` (business time zone) sends one digest
+per recipient and channel that lists what was held, and marks those rows `digested`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 _TABLE = cast(Table, Notification.__table__)
 DIGEST = "digest"
+# Channels that reach a person; the log and file channels are records, never held.
+PEOPLE_CHANNELS = frozenset({"email", "webhook"})
 
 
 class Budget:
@@ -39,7 +41,7 @@ class Budget:
 
     def holds(self, conn: Connection, row: Row[Any]) -> bool:
         """Whether `row` waits for a digest instead of going out now."""
-        if row.kind == DIGEST:
+        if row.kind == DIGEST or row.channel not in PEOPLE_CHANNELS:
             return False
         context = (row.payload or {}).get("context") or {}
         if getattr(row, "current_digest", None) == "daily" and context.get("severity") != "critical":
