@@ -24,7 +24,7 @@ def outbox() -> None:
 
 @outbox.command("list", epilog="Example: pulsecheck outbox list --failed --limit 20")
 @click.option("--failed", is_flag=True, help="Only failed ones (same as --status failed).")
-@click.option("--status", metavar="S", help="Only this status: pending, sent or failed.")
+@click.option("--status", metavar="S", help="Only this status: pending, sent, failed, held (for a digest) or digested.")
 @click.option("--recipient", metavar="U", help="Only notifications to U.")
 @click.option("--mine", is_flag=True, help="Only notifications to me.")
 @paged(NOTIFICATION_SORTS)

@@ -121,6 +121,8 @@ def users() -> None:
 @click.option("--webhook", help="A webhook URL for this user's notifications.")
 @click.option("--login", metavar="L", help="The OS login or PostgreSQL role the user signs in as [default: NAME].")
 @click.option("--db-role", is_flag=True, help="Also create the PostgreSQL login role (needs CREATEROLE).")
+@click.option("--chat", metavar="HANDLE", help="Chat handle: webhook messages mention <@HANDLE> ('' removes it).")
+@click.option("--digest", type=click.Choice(["daily", "off"]), help="daily: non-critical messages in one digest a day.")
 @pass_app
 def users_add(
     app: App,
@@ -131,6 +133,8 @@ def users_add(
     webhook: str | None,
     login: str | None,
     db_role: bool,
+    chat: str | None = None,
+    digest: str | None = None,
 ) -> None:
     """Add a user (or add roles, set the email, manager, webhook or login of one): an admin's change, except
     your own email, and your own webhook to a host in [notifications.webhook] allowed_hosts."""
@@ -143,13 +147,38 @@ def users_add(
         actor = app.actor(session)
         user = add_user(
             session, name, list(roles), app.now(), email=email, manager=manager, webhook=webhook, login=login,
-            actor=actor, allowed_hosts=hosts,
+            actor=actor, allowed_hosts=hosts, chat=chat, digest=digest,
         )
         said = f"user {user.name}: {user.roles}"
         if db_role:
             require_admin(actor, "--db-role")
             create_login_role(session, user.login or user.name)
             said += f" (database role {user.login or user.name} created)"
+    click.echo(said)
+
+
+@users.command("set")
+@click.argument("name")
+@click.option("--email")
+@click.option("--webhook", help="A webhook URL for this user's notifications.")
+@click.option("--chat", metavar="HANDLE", help="Chat handle: webhook messages mention <@HANDLE> ('' removes it).")
+@click.option("--digest", type=click.Choice(["daily", "off"]), help="daily: non-critical messages in one digest a day.")
+@pass_app
+def users_set(
+    app: App, name: str, email: str | None, webhook: str | None, chat: str | None, digest: str | None
+) -> None:
+    """Change an existing user's contact details, e.g. `pulsecheck users set bob --chat U024BE7LH --digest daily`."""
+    from pulsecheck.workflow.users import add_user, get_user
+
+    webhook_options = app.settings.notifications.webhook
+    hosts = webhook_options.allowed_hosts if webhook_options else []
+    with app.transaction() as session:
+        get_user(session, name, what="users set")
+        user = add_user(
+            session, name, [], app.now(), email=email, webhook=webhook, actor=app.actor(session),
+            allowed_hosts=hosts, chat=chat, digest=digest,
+        )  # fmt: skip
+        said = f"user {user.name}: chat {user.chat_handle or '-'}, digest {user.digest or 'off'}"
     click.echo(said)
 
 

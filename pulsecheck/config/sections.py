@@ -119,11 +119,13 @@ def _with_default_bases(value: dict[Severity, Priority]) -> dict[Severity, Prior
 
 
 class PrioritySection(Section):
-    """`[priority]`: the severity's base priority, one level up per aggravating criterion."""
+    """`[priority]`: the severity's base priority, one level up per aggravating criterion; at most `p1_share` of a
+    run's escalations (the top by priority score) stay P1."""
 
     renewal_within_days: int = Field(default=90, ge=0)
     arr_at_least: float = Field(default=100_000, ge=0)
     open_issues_at_least: int = Field(default=3, ge=0)
+    p1_share: float = Field(default=0.10, ge=0, le=1)
     base: Annotated[dict[Severity, Priority], AfterValidator(_with_default_bases)] = Field(
         default_factory=lambda: dict(DEFAULT_BASES)
     )
@@ -237,10 +239,55 @@ class WebhookOptions(Section):
     allowed_hosts: list[str] = Field(default_factory=list)
 
 
-class NotificationsSection(Section):
-    """`[notifications]`: the channel, retries, each channel's table, the escalation matrix and role lists."""
+ChannelName = Literal["log", "file", "email", "webhook"]
+# Route keys: a kind group (or one kind) of notifications; see `notifications.outbox.KIND_GROUPS`.
+ROUTE_KEYS = (
+    "escalation", "reminder", "review", "notice", "digest", "escalation_opened", "escalation_level_up",
+    "review_due", "review_overdue", "review_submitted", "review_rejected", "review_approved", "review_opened",
+    "generic",
+)  # fmt: skip
+ROUTE_LEVELS = ("default", "critical", "high", "medium", "low")
 
-    channel: Literal["log", "file", "email", "webhook"] = "log"
+
+def _channels(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{where}expected a list of channels like [\"email\", \"webhook\"], got {value!r}")
+    bad = [name for name in value if name not in CHANNELS]
+    if bad:
+        raise ValueError(f"{where}unknown channel {bad[0]!r} (valid: {', '.join(CHANNELS)})")
+    return list(dict.fromkeys(value))
+
+
+def _route(value: Any) -> dict[str, list[str]]:
+    """A route: a list of channels, or a table of them per severity (`default` for the other severities)."""
+    if not isinstance(value, dict):
+        return {"default": _channels(value, "")}
+    unknown = sorted(set(value) - set(ROUTE_LEVELS))
+    if unknown:
+        raise ValueError(f"unknown severity {unknown[0]!r} (valid: {', '.join(ROUTE_LEVELS)})")
+    return {level: _channels(channels, f"{level}: ") for level, channels in value.items()}
+
+
+def _route_keys(value: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(value) - set(ROUTE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown route {unknown[0]!r} (valid: {', '.join(ROUTE_KEYS)})")
+    return value
+
+
+Route = Annotated[dict[str, list[str]], BeforeValidator(_route)]
+
+
+class NotificationsSection(Section):
+    """`[notifications]`: the channel, routes, retries, each channel's table, the escalation matrix, role lists,
+    the daily alert budget and where links in messages point."""
+
+    channel: ChannelName = "log"
+    # kind group -> channels (or per severity); a kind without a route goes to `channel`
+    routes: Annotated[dict[str, Route], AfterValidator(_route_keys)] = Field(default_factory=dict)
+    budget: int = Field(default=20, ge=1)  # messages per recipient per day before the rest wait for a digest
+    digest_at: ClockTime = time(17, 0)  # business time zone: when held and daily-digest messages go out
+    base_url: str | None = None  # fallback of `[web] base_url`: calls to action become links
     max_attempts: int = Field(default=5, ge=1)
     retry_base: PositiveDuration = timedelta(minutes=1)
     retry_max: PositiveDuration = timedelta(hours=1)
@@ -264,6 +311,11 @@ class NotificationsSection(Section):
             return {}
         # allowed_hosts says who may set a webhook, not how the channel sends: the channel never sees it
         return options.model_dump(by_alias=True, exclude_none=True, exclude={"allowed_hosts"})
+
+    def base_url_or(self, web: str | None) -> str | None:
+        """Where links point: `[web] base_url`, else `[notifications] base_url`, without a trailing slash."""
+        url = web or self.base_url
+        return url.rstrip("/") if url else None
 
     def secret_names(self) -> list[str]:
         """The environment variables that hold channel secrets (their names are settings, their values not)."""
@@ -304,6 +356,14 @@ class EscalationSection(Section):
             LadderStep(role="head_of_cs", after=timedelta(days=5)),
         ]
     )
+    # Who gets an escalation on an account without an owner (after `[segments.<name>] owner`); none: the admins.
+    fallback_owner: str | None = None
+
+
+class SegmentSection(Section):
+    """`[segments.<name>]`: the default owner of the segment's escalations on accounts without an owner."""
+
+    owner: str | None = None
 
 
 class CadenceSection(Section):
@@ -369,6 +429,7 @@ class SettingsFile(Section):
     scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
     escalation: EscalationSection = Field(default_factory=EscalationSection)
     cadence: dict[str, CadenceSection] = Field(default_factory=dict)
+    segments: dict[str, SegmentSection] = Field(default_factory=dict)
     signing: SigningSection = Field(default_factory=SigningSection)
     web: WebSection = Field(default_factory=WebSection)
     limits: LimitsSection = Field(default_factory=LimitsSection)

@@ -13,17 +13,17 @@ its own table, `[notifications.<channel>]`, and its secrets from the environment
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Table, select
+from sqlalchemy.engine import Row
 
-from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
+from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.notifications.channels.base import Channel, DeliveryError
+from pulsecheck.notifications.channels.webhook import WebhookChannel
+from pulsecheck.notifications.claims import LEASE, NEXT_SHARED_WEBHOOK, Fence, LeaseClaims, LockClaims
 from pulsecheck.notifications.message import Message
 from pulsecheck.storage.models import Notification
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
@@ -34,22 +34,12 @@ if TYPE_CHECKING:
     from pulsecheck.config import Settings
     from pulsecheck.storage.db import Database
 
-STATUSES = ("pending", "sent", "failed")
+STATUSES = ("pending", "sent", "failed", "held", "digested")
 _TABLE = cast(Table, Notification.__table__)
+__all__ = ["LEASE", "DispatchReport", "RetryPolicy", "dispatch"]
+BATCH = 16  # messages per webhook post at most (Slack takes 50 blocks; each message makes three)
 _ERROR_LIMIT = 2000  # characters of an error kept in `last_error`
 # Built once: constructing statements per row costs more than SQLite's own work on them.
-_NEXT_DUE = (
-    select(_TABLE)
-    .where(_TABLE.c.id > bindparam("after"), _TABLE.c.status == "pending", _TABLE.c.next_attempt_at <= bindparam("now"))
-    .order_by(_TABLE.c.id)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-)
-_UPDATE_ROW = update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))  # SET: the keys given at execution
-_UPDATE_CLAIMED = _UPDATE_ROW.where(_TABLE.c.attempts == bindparam("claimed"), _TABLE.c.status == "pending")
-# How long a claimed row on SQLite stays invisible to other dispatchers; far above any channel's timeout.
-LEASE = timedelta(minutes=10)
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -104,6 +94,8 @@ class DispatchReport:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    held: int = 0  # kept for a digest (alert budget spent, or the recipient's daily digest)
+    digests: int = 0  # digests queued by this pass
     channels: dict[str, ChannelCounts] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
@@ -127,6 +119,8 @@ class DispatchReport:
             "sent": self.sent,
             "retried": self.retried,
             "failed": self.failed,
+            "held": self.held,
+            "digests": self.digests,
             "channels": {name: vars(c).copy() for name, c in sorted(self.channels.items())},
             "problems": [
                 {
@@ -188,115 +182,90 @@ def dispatch(
     settings: Settings,
     now: datetime,
     limit: int | None = None,
-    fence: Callable[[Connection], None] | None = None,
+    fence: Fence | None = None,
 ) -> DispatchReport:
     """Deliver the notifications due at `now` (at most `limit`), committing each outcome as it happens.
 
     `fence(conn)` (a scheduler leader's) runs before each claim and outcome commits, in their transaction, and
     raises when this process may no longer write: a deposed leader's dispatcher commits nothing more."""
+    from pulsecheck.notifications.digest import Budget, make_digests
+
     policy = RetryPolicy.from_settings(settings)
     channels = _Channels(settings)
     report = DispatchReport(now)
+    report.digests = make_digests(database, settings, now)  # queued first, so that this pass sends them
+    budget = Budget(settings, now)
     last_id = 0  # each row at most once per pass, and no rescans of rows already done
     with database.engine.connect() as conn:
-        claims = _LeaseClaims(conn, fence) if conn.dialect.name == "sqlite" else _LockClaims(conn, fence)
+        claims = LeaseClaims(conn, fence) if conn.dialect.name == "sqlite" else LockClaims(conn, fence)
         while limit is None or report.sent + report.retried + report.failed < limit:
             row = claims.next(last_id, now)
             if row is None:
                 break
             last_id = row.id
+            if budget.holds(conn, row):
+                claims.record(row, {"status": "held", "attempts": row.attempts})
+                report.held += 1
+                continue
+            channel = channels.get(row.channel)
+            group = [row]
+            if isinstance(channel, WebhookChannel) and channel.url and not _message(row).recipient_webhook:
+                done = report.sent + report.retried + report.failed
+                room = BATCH - 1 if limit is None else min(BATCH, limit - done) - 1
+                group += _more_for(claims, conn, budget, row, now, report, room)
             try:
-                outcome = _attempt(row, channels.get(row.channel), policy, now)
-            except BaseException:  # interrupted while sending: the row goes back as it was
-                claims.release(row)
+                outcome = _attempt_many(group, channel, policy, now)
+            except BaseException:  # interrupted while sending: the rows go back as they were
+                claims.release(group)
                 raise
-            claims.record(row, outcome.values(now))
-            report.add(row, outcome)
+            claims.record_many([(member, outcome.values(now)) for member in group])
+            for member in group:
+                report.add(member, outcome)
+                if outcome.status == "sent":
+                    budget.count(member)
     return report
 
 
-class _LockClaims:
-    """PostgreSQL: the row stays locked (`FOR UPDATE SKIP LOCKED`) from claim to committed outcome."""
-
-    def __init__(self, conn: Connection, fence: Callable[[Connection], None] | None = None) -> None:
-        self.conn, self.fence = conn, fence
-
-    def next(self, after_id: int, now: datetime) -> Row[Any] | None:
-        row = self.conn.execute(_NEXT_DUE, {"after": after_id, "now": now}).first()
+def _more_for(
+    claims: LeaseClaims | LockClaims, conn: Any, budget: Any, first: Row[Any], now: datetime, report: DispatchReport,
+    room: int,
+) -> list[Row[Any]]:
+    """Further due rows for the webhook channel's own URL, claimed to go in one post with `first`; rows the
+    budget holds are recorded held (without ending a PostgreSQL claim)."""
+    more: list[Row[Any]] = []
+    after = first.id
+    while len(more) < room:
+        row = claims.next(after, now, NEXT_SHARED_WEBHOOK, keep=True)
         if row is None:
-            self.conn.rollback()
-        return row
-
-    def record(self, row: Row[Any], values: dict[str, Any]) -> None:
-        self.conn.execute(_UPDATE_ROW, {"row_id": row.id, **values})
-        _commit(self.conn, self.fence)
-
-    def release(self, row: Row[Any]) -> None:
-        self.conn.rollback()
-
-
-class _LeaseClaims:
-    """SQLite: claim under the write lock by counting the attempt and pushing `next_attempt_at` out by LEASE.
-
-    The write lock is held only to claim and to record, never while a channel talks to the network: SQLite
-    has one writer at a time, and every other command would wait for a slow SMTP server. A dispatcher
-    killed mid-send leaves the row pending; it is due again when the lease runs out.
-    """
-
-    def __init__(self, conn: Connection, fence: Callable[[Connection], None] | None = None) -> None:
-        self.conn, self.fence = conn, fence
-
-    def next(self, after_id: int, now: datetime) -> Row[Any] | None:
-        self._begin()
-        row = self.conn.execute(_NEXT_DUE, {"after": after_id, "now": now}).first()
-        if row is None:
-            self.conn.commit()
-            return None
-        claim = {"row_id": row.id, "attempts": row.attempts + 1, "next_attempt_at": now + LEASE}
-        self.conn.execute(_UPDATE_ROW, claim)
-        _commit(self.conn, self.fence)
-        return row
-
-    def record(self, row: Row[Any], values: dict[str, Any]) -> None:
-        self._begin()
-        self.conn.execute(_UPDATE_CLAIMED, {"row_id": row.id, "claimed": row.attempts + 1, **values})
-        _commit(self.conn, self.fence)
-
-    def release(self, row: Row[Any]) -> None:
-        try:
-            self.record(row, {"attempts": row.attempts, "next_attempt_at": row.next_attempt_at})
-        except Exception:  # noqa: BLE001 - the lease runs out anyway; keep the original error
-            self.conn.rollback()
-
-    def _begin(self) -> None:
-        # The write lock up front: with a plain BEGIN two processes could both read the row as pending.
-        try:
-            self.conn.exec_driver_sql("BEGIN IMMEDIATE")
-        except OperationalError as exc:
-            self.conn.rollback()
-            if "locked" in str(exc.orig):
-                raise ConflictError("the database is busy (another dispatcher or command has it): try again") from None
-            raise
+            break
+        after = row.id
+        if budget.holds(conn, row):
+            claims.record(row, {"status": "held", "attempts": row.attempts}, commit=False)
+            report.held += 1
+        else:
+            more.append(row)
+    return more
 
 
-def _commit(conn: Connection, fence: Callable[[Connection], None] | None) -> None:
-    """Commit, after `fence` allowed it in the same transaction (rolled back when it refuses)."""
-    if fence is not None:
-        try:
-            fence(conn)
-        except BaseException:
-            conn.rollback()
-            raise
-    conn.commit()
+def _attempt_many(group: list[Row[Any]], channel: Channel | InputError, policy: RetryPolicy, now: datetime) -> _Outcome:
+    """Send claimed rows (several only to a webhook URL: one post); one outcome for all of them."""
+    if len(group) == 1 or not isinstance(channel, WebhookChannel):
+        return _attempt(group[0], channel, policy, now)
+    return _attempt(group[0], channel, policy, now, [_message(row) for row in group])
 
 
-def _attempt(row: Row[Any], channel: Channel | InputError, policy: RetryPolicy, now: datetime) -> _Outcome:
-    """Send one claimed row; the outcome says what to write back."""
+def _attempt(
+    row: Row[Any], channel: Channel | InputError, policy: RetryPolicy, now: datetime, batch: list[Message] | None = None
+) -> _Outcome:
+    """Send one claimed row (or a `batch` it leads); the outcome says what to write back."""
     if isinstance(channel, InputError):  # bad settings: nothing was attempted, the error says what to fix
         return _Outcome("failed", row.attempts, str(channel))
     attempts = row.attempts + 1
     try:
-        channel.send(_message(row))
+        if batch is not None and isinstance(channel, WebhookChannel):
+            channel.send_many(batch)
+        else:
+            channel.send(_message(row))
     except DeliveryError as exc:
         if not exc.retryable:
             return _Outcome("failed", attempts, str(exc))
@@ -312,18 +281,27 @@ def _attempt(row: Row[Any], channel: Channel | InputError, policy: RetryPolicy, 
 
 
 def _message(row: Row[Any]) -> Message:
-    """The channel-ready message of an outbox row (addresses and context were stored by `enqueue`)."""
+    """The channel-ready message of an outbox row: the recipient's current addresses (those stored at queue
+    time only for a recipient who is no longer a user) and the context stored by `enqueue`."""
     payload = row.payload if isinstance(row.payload, dict) else {}
     context = payload.get("context")
+    context = dict(context) if isinstance(context, dict) else {}
+    if getattr(row, "recipient_is_user", False):
+        email, webhook = row.current_email, row.current_webhook
+    else:
+        email, webhook = payload.get("email"), payload.get("webhook")
+    chat = getattr(row, "current_chat_handle", None)
+    if chat:
+        context["chat_handle"] = chat
     return Message(
         kind=row.kind,
         recipient_name=row.recipient,
-        recipient_email=payload.get("email") or None,
-        recipient_webhook=payload.get("webhook") or None,
+        recipient_email=email or None,
+        recipient_webhook=webhook or None,
         subject=row.subject,
         body=row.body,
         dedupe_key=row.dedupe_key,
-        context=context if isinstance(context, dict) else {},
+        context=context,
     )
 
 

@@ -23,18 +23,55 @@ if TYPE_CHECKING:
     from pulsecheck.config import Settings
 
 
+# The route key of each kind (`[notifications.routes]` takes a group or a kind itself).
+KIND_GROUPS = {
+    "escalation_opened": "escalation",
+    "escalation_level_up": "escalation",
+    "review_due": "reminder",
+    "review_overdue": "reminder",
+    "review_submitted": "review",
+    "review_rejected": "review",
+    "review_approved": "review",
+    "review_opened": "review",
+    "generic": "notice",
+    "digest": "digest",
+}
+
+
 @dataclass(frozen=True)
 class Routing:
-    """Where notifications go (`[notifications]`): the channel of new ones and the global role lists."""
+    """Where notifications go (`[notifications]`): the channels per kind and severity (`routes`, else the one
+    `channel`), the global role lists, and what messages show: times in `timezone`, links under `base_url`."""
 
     channel: str = "log"
     role_lists: Mapping[str, list[str]] = field(default_factory=dict)
+    routes: Mapping[str, Mapping[str, list[str]]] = field(default_factory=dict)  # key -> {severity|default: channels}
+    timezone: str = "UTC"
+    base_url: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Routing:
-        """The routing of validated settings: `[notifications] channel` and `[notifications.roles]`."""
+        """The routing of validated settings: `[notifications]` channel, routes, roles and base_url, `[web]`."""
         notifications = settings.notifications
-        return cls(notifications.channel, {role: list(names) for role, names in notifications.roles.items()})
+        routes = {key: dict(value) for key, value in notifications.routes.items()}
+        return cls(
+            notifications.channel,
+            {role: list(names) for role, names in notifications.roles.items()},
+            routes,
+            settings.timezone,
+            notifications.base_url_or(settings.web.base_url),
+        )
+
+    def channels(self, kind: str, severity: str | None = None) -> list[str]:
+        """The channels of a `kind` notification (of `severity`): the kind's route, its group's, or `channel`."""
+        route = self.routes.get(kind) or self.routes.get(KIND_GROUPS.get(kind, kind)) or {}
+        channels = route.get(severity or "") or route.get("default")
+        return list(channels) if channels else [self.channel]
+
+    def shown(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """`context` with what rendering needs from the settings (time zone, link base)."""
+        extra = {"timezone": self.timezone, "base_url": self.base_url}
+        return {**extra, **context}
 
     def notify(
         self,
@@ -50,7 +87,8 @@ class Routing:
         """Write a `kind` notification about `account` for the people behind `roles`; returns them."""
         people = resolve_roles(session, roles, account, review, self.role_lists)
         context = {"account_name": account.name, "account_id": account.external_id, **context}
-        enqueue(session, kind, context, people, event_key, self.channel, now)
+        rows = messages(kind, self.shown(context), people, event_key, self.channels(kind, context.get("severity")), now)
+        enqueue_rows(session, rows)
         return people
 
     def messages(
@@ -67,7 +105,8 @@ class Routing:
         """The outbox rows `notify` would write, without writing them (for `enqueue_rows`, many at once)."""
         recipients = resolve_roles(people.session, roles, account, review, self.role_lists, people)
         context = {"account_name": account.name, "account_id": account.external_id, **context}
-        return messages(kind, context, recipients, event_key, self.channel, now)
+        channels = self.channels(kind, context.get("severity"))
+        return messages(kind, self.shown(context), recipients, event_key, channels, now)
 
 
 class People:
@@ -120,6 +159,9 @@ def resolve_roles(
             names.append(review.reviewer)
         elif role == "approver" and review is not None and review.approver:
             names.append(review.approver)
+        elif role.startswith("user:"):  # one named person (an owner fallback); the admins if no such user
+            name = role.removeprefix("user:")
+            names.extend([name] if people.named([name]) else people.holding("admin"))
         elif role in role_lists:
             names.extend(role_lists[role])
         else:  # everyone holding the role (manager without an account, ops, admin, head_of_cs, ...)
@@ -133,10 +175,11 @@ def enqueue(
     context: dict[str, Any],
     recipients: Iterable[User],
     event_key: str,
-    channel: str,
+    channel: str | Sequence[str],
     now: datetime,
 ) -> int:
-    """Render and store one notification per recipient; returns how many were new (dedupe keeps the rest)."""
+    """Render and store one notification per recipient and channel; returns how many were new (dedupe keeps the
+    rest)."""
     rows = messages(kind, context, recipients, event_key, channel, now)
     if not rows:
         return 0
@@ -156,13 +199,15 @@ def messages(
     context: dict[str, Any],
     recipients: Iterable[User],
     event_key: str,
-    channel: str,
+    channel: str | Sequence[str],
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """One rendered outbox row per recipient, keyed by (event, recipient, channel)."""
+    """One rendered outbox row per recipient and channel, keyed by (event, recipient, channel). The addresses
+    stored are a record of queue time: dispatch reads the user's current ones."""
     rows = []
     plain = _plain(context)
-    for user in recipients:
+    channels = [channel] if isinstance(channel, str) else list(channel)
+    for user, channel in ((user, name) for user in recipients for name in channels):
         subject, body = render(kind, dict(context, recipient_name=user.name))
         rows.append(
             {

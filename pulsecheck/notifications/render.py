@@ -14,6 +14,9 @@ Context keys (a value of None or blank text counts as missing):
     comment         a manager's comment (multi-line) actor           the user who acted
     reminder        reminder number (1, 2, ...)      recipient_name  the person greeted ("there" if absent)
     message         a rule's notify text (multi-line; its first line goes into the subject)
+    timezone        the business time zone times are shown in (`timezone` setting; UTC if absent)
+    base_url        the web app's address: calls to action become links under it (else CLI commands)
+    owner_note      why a message went to someone other than the account's owner (owner fallback)
 
 Kinds and the keys each requires [optional keys printed when present]:
 
@@ -26,6 +29,7 @@ Kinds and the keys each requires [optional keys printed when present]:
     review_approved      account_name review_id actor [account_id comment]
     review_opened        account_name account_id review_id rule_id [reason priority due_at]
     generic              account_name account_id rule_id message [severity]
+    digest               count items (the held messages' subjects) day
 
 A missing required key is an InputError that names it; an unknown kind is an InputError listing the
 valid ones. Values are plain text (autoescape off): these are emails and chat messages, not HTML.
@@ -39,6 +43,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from pulsecheck.errors import InputError
 from pulsecheck.notifications.message import Message
@@ -57,6 +62,7 @@ KINDS: tuple[str, ...] = (
     "review_approved",
     "review_opened",
     "generic",
+    "digest",
 )
 # Free text that may span lines; every other text value is folded onto one line so that it cannot
 # break the `Subject:` line or the layout of the body.
@@ -106,7 +112,7 @@ def compose(
 
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
 
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -117,7 +123,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["when"] = _when
+    env.filters["when"] = pass_context(_when)
     env.filters["shell"] = _shell
     env.filters["oneline"] = _oneline
     return env
@@ -143,12 +149,23 @@ def _split(kind: str, text: str) -> tuple[str, str]:
     return subject, body.strip("\n") + "\n"
 
 
-def _when(value: Any) -> str:
-    """A deadline for people: `2026-03-14 09:00 UTC` for datetimes (naive means UTC), ISO for dates."""
+def _when(context: Any, value: Any) -> str:
+    """A time for people, to the minute in the business time zone (`2026-03-14 10:00 CET`; naive means UTC),
+    ISO for dates."""
+    return when(value, str(context.get("timezone") or "UTC"))
+
+
+def when(value: Any, timezone: str = "UTC") -> str:
+    """`value` shown to the minute in `timezone` with the zone's abbreviation; dates as ISO, text as is."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return str(value.strftime("%Y-%m-%d %H:%M UTC"))
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        local = moment.astimezone(UTC if timezone == "UTC" else ZoneInfo(timezone))
+        return f"{local:%Y-%m-%d %H:%M} {local.tzname() or timezone}"
     if isinstance(value, date):
         return value.isoformat()
     return str(value)

@@ -192,24 +192,19 @@ def escalation_deadline(escalation_id: int) -> str:
         escalation.level = level
         escalation.due_at = deadlines[level] if level < len(deadlines) else None
         review = session.get(Review, escalation.review_id) if escalation.review_id else None
-        who = _notify(
-            session,
-            rt,
-            "escalation_level_up",
-            [rt.cfg.ladder[level].role],
-            escalation.account,
-            review,
-            {
-                "escalation_id": escalation.id,
-                "severity": escalation.severity,
-                "priority": escalation.priority,
-                "reason": escalation.reason,
-                "rule_id": escalation.rule_id,
-                "level": level,
-                "due_at": escalation.due_at,
-            },
-            f"escalation:{escalation.id}:{level}",
-        )
+        context = {
+            "escalation_id": escalation.id, "severity": escalation.severity, "priority": escalation.priority,
+            "reason": escalation.reason, "rule_id": escalation.rule_id, "level": level, "due_at": escalation.due_at,
+        }  # fmt: skip
+        role, key = rt.cfg.ladder[level].role, f"escalation:{escalation.id}:{level}"
+        roles = [role]
+        if role == "owner" and escalation.account.owner is None and escalation.owner:  # the fallback owner
+            roles = [f"user:{escalation.owner}"]
+        who = _notify(session, rt, "escalation_level_up", roles, escalation.account, review, context, key)
+        if not who:  # never to nobody: the admins, told why
+            note = f"Nobody holds the ladder's role {role!r} for {escalation.account.name}: this goes to the admins."
+            context["owner_note"] = note
+            who = _notify(session, rt, "escalation_level_up", ["admin"], escalation.account, review, context, key)
         role = rt.cfg.ladder[level].role
         return f"escalation {escalation_id}: level {level} ({role}) notified {', '.join(who) or 'nobody'}"
 

@@ -52,6 +52,9 @@ class User(Base):
     created_at: Mapped[datetime]
     # The OS login (SQLite) or database role (PostgreSQL) this user authenticates as; NULL: the same as `name`.
     login: Mapped[str | None] = mapped_column(String(100), unique=True)
+    # Not in the audit chain: adding a field there would change the hash of every user entry already chained.
+    chat_handle: Mapped[str | None] = mapped_column(String(100))  # webhook messages mention <@handle>
+    digest: Mapped[str | None] = mapped_column(String(20))  # "daily": non-critical messages in one daily digest
 
     @property
     def role_set(self) -> set[str]:
@@ -345,6 +348,8 @@ class Escalation(Base):
     rule_id: Mapped[str] = mapped_column(String(100))
     severity: Mapped[str] = mapped_column(String(20))
     priority: Mapped[str] = mapped_column(String(5))
+    # Orders escalations within a priority (rules.priority.priority_score).
+    priority_score: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(String(100))
     level: Mapped[int] = mapped_column(Integer, default=0)

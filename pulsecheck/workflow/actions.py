@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from pulsecheck.notifications.outbox import People, enqueue_rows
 from pulsecheck.rules.conditions import leaves
 from pulsecheck.rules.language import RulesFile
+from pulsecheck.rules.priority import cap_p1, priority_score
 from pulsecheck.storage.bulk import analyze, table_of
 from pulsecheck.storage.models import (
     Account,
@@ -74,6 +75,23 @@ class Batches:
         self.flag_kinds = {a.params["kind"] for r in rules.rules for a in r.actions if a.kind == "flag_deviation"}
         self.flagged: dict[deviation.Key, str] = {}
         self.grown, self.analyze_after = 0, ANALYZE_AFTER
+        self.p1_kept = self._p1_kept()
+
+    def _p1_kept(self) -> set[tuple[int, str]]:
+        """The (account, rule) escalations of this run that may be P1: the matrix's P1s with the highest priority
+        score, at most `p1_share` of all the run's escalations (known before any batch, so every batch agrees)."""
+        found: list[tuple[int, str]] = []
+        scored: list[tuple[str, float]] = []
+        for account, rule_ids in sorted(self.fired.items()):
+            facts = self.facts.get(account, {})
+            for rule_id in rule_ids:
+                for action in self.by_id[rule_id].actions:
+                    if action.kind == "escalate" and not action.params.get("priority"):
+                        severity = action.params["severity"]
+                        found.append((account, rule_id))
+                        scored.append((self.config.priority.priority(severity, facts), priority_score(severity, facts)))
+        capped = cap_p1(scored, self.config.p1_share)
+        return {key for key, priority in zip(found, capped, strict=True) if priority == "P1"}
 
     def run(self, size: int, on_batch: Callable[[int, int], None] | None = None) -> ActionLog:
         """Every batch, then the deviations flagged; `on_batch(done, total)` after each batch."""
@@ -120,6 +138,7 @@ class Batches:
         )
         accounts = {a.id: a for a in session.scalars(query)}
         plan = Plan(self.config, self.now, self.log, self._load(session, busy, open_ones))
+        plan.p1_kept = self.p1_kept
         firings = []
         for account_id in busy:
             account, values, fired = accounts[account_id], self.facts[account_id], self.fired.get(account_id, [])

@@ -12,10 +12,11 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.errors import RefusedError
-from pulsecheck.rules.priority import PriorityMatrix
+from pulsecheck.rules.priority import PriorityMatrix, priority_score
 from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, Escalation, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
+from pulsecheck.workflow.escalations import URGENCY
 from pulsecheck.workflow.models import approved_model
 
 # Above this many ids, filter in Python instead of an SQL `IN (...)` (SQLite caps bound parameters).
@@ -58,6 +59,7 @@ class AtRisk:
     reasons: list[str]
     days_to_renewal: int | None
     open_escalations: int
+    priority_score: float = 0.0  # orders accounts of one priority (the most urgent escalation's, else computed)
 
     def as_dict(self) -> dict[str, Any]:
         """The stable JSON shape."""
@@ -69,6 +71,7 @@ class AtRisk:
             "score": self.score,
             "bucket": self.bucket,
             "priority": self.priority,
+            "priority_score": self.priority_score,
             "reasons": list(self.reasons),
             "days_to_renewal": self.days_to_renewal,
             "open_escalations": self.open_escalations,
@@ -109,18 +112,21 @@ def lowest_bucket(session: Session) -> str | None:
     return model.buckets[0].name if model.buckets else None
 
 
-def _open_escalations(session: Session, as_of: datetime, scope: Scope) -> dict[int, list[tuple[str, str]]]:
-    """Account id → [(priority, reason)] of escalations open at `as_of`, most urgent first."""
+Open = tuple[str, str, float | None]  # an open escalation's priority, reason and priority score
+
+
+def _open_escalations(session: Session, as_of: datetime, scope: Scope) -> dict[int, list[Open]]:
+    """Account id → [(priority, reason, score)] of escalations open at `as_of`, most urgent first."""
     query = scope.where(
-        select(Escalation.account_id, Escalation.priority, Escalation.reason)
+        select(Escalation.account_id, Escalation.priority, Escalation.reason, Escalation.priority_score)
         .where(open_at(as_of))
-        .order_by(Escalation.priority, Escalation.opened_at),
+        .order_by(*URGENCY),
         Escalation.account_id,
     )
-    found: dict[int, list[tuple[str, str]]] = {}
-    for acc, priority, reason in session.execute(query):
+    found: dict[int, list[Open]] = {}
+    for acc, priority, reason, score in session.execute(query):
         if scope.keeps(acc):
-            found.setdefault(acc, []).append((priority, reason))
+            found.setdefault(acc, []).append((priority, reason, score))
     return found
 
 
@@ -170,7 +176,7 @@ def _assess(
     row: tuple[int, str, str, str | None, str | None],
     snapshot: tuple[float | None, str | None],
     fact: dict[str, Any],
-    escalations: list[tuple[str, str]],
+    escalations: list[Open],
     lowest: str | None,
     priority: PriorityMatrix,
 ) -> AtRisk:
@@ -178,9 +184,11 @@ def _assess(
     acc, external_id, name, segment_name, owner_name = row
     score, bucket = snapshot
     reasons = [f"bucket {bucket} (score {_number(score)})"] if lowest is not None and bucket == lowest else []
-    reasons += [f"escalation {p}: {reason}" for p, reason in escalations]
+    reasons += [f"escalation {p}: {reason}" for p, reason, _ in escalations]
     reasons += priority.reasons(fact)  # the matrix's aggravating criteria: renewal soon, ARR, open issues
     level = escalations[0][0] if escalations else priority.priority("high", fact)
+    stored = escalations[0][2] if escalations else None
+    urgency = stored if stored is not None else priority_score("high", fact)
     return AtRisk(
         account_id=acc,
         external_id=external_id,
@@ -193,10 +201,12 @@ def _assess(
         reasons=reasons,
         days_to_renewal=fact.get("days_to_renewal"),
         open_escalations=len(escalations),
+        priority_score=urgency,
     )
 
 
 def _urgency(item: AtRisk) -> tuple[int, int, float, str]:
+    # Within a priority the lower health score first (the SOP's order; the priority score is shown beside it).
     rank = PRIORITIES.index(item.priority) if item.priority in PRIORITIES else len(PRIORITIES)
     return (rank, item.score is None, item.score if item.score is not None else 0.0, item.external_id)
 

@@ -157,10 +157,13 @@ def _may_act(session: Session, escalation: Escalation, user: User, action: str) 
         raise RefusedError(reason)
 
 
+# Most urgent first; escalations from before priority scores sort after scored ones of their priority.
+URGENCY = (Escalation.priority, func.coalesce(Escalation.priority_score, -1.0).desc(), Escalation.opened_at)
+
+
 def list_escalations(session: Session, open_only: bool = False, account_id: int | None = None) -> list[Escalation]:
-    """Escalations, most urgent first."""
-    query = select(Escalation).options(joinedload(Escalation.account)).order_by(Escalation.priority,
-                                                                               Escalation.opened_at)
+    """Escalations, most urgent first: by priority, then by priority score (highest first), then oldest first."""
+    query = select(Escalation).options(joinedload(Escalation.account)).order_by(*URGENCY)
     if open_only:
         query = query.where(Escalation.status != "resolved")
     if account_id is not None:
@@ -233,6 +236,7 @@ def escalation_dict(escalation: Escalation, now: datetime) -> dict[str, Any]:
         "rule": escalation.rule_id,
         "severity": escalation.severity,
         "priority": escalation.priority,
+        "priority_score": escalation.priority_score,
         "reason": escalation.reason,
         "owner": escalation.owner,
         "level": escalation.level,

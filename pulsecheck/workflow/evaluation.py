@@ -55,6 +55,9 @@ class EvaluationSettings:
     matrix: dict[str, list[str]] = field(default_factory=dict)  # severity → roles notified by `escalate`
     workers: int = 2
     batch_size: int = 500
+    p1_share: float = 0.10
+    fallback_owner: str | None = None
+    segment_owners: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EvaluationSettings:
@@ -65,6 +68,9 @@ class EvaluationSettings:
             matrix={severity: list(roles) for severity, roles in settings.notifications.matrix.items()},
             workers=settings.rules.workers,
             batch_size=settings.rules.batch_size,
+            p1_share=settings.priority.p1_share,
+            fallback_owner=settings.escalation.fallback_owner,
+            segment_owners={name: s.owner for name, s in settings.segments.items() if s.owner},
         )
 
 

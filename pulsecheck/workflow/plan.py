@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from pulsecheck.notifications.outbox import Routing
 from pulsecheck.rules.evaluator import render_reason
 from pulsecheck.rules.language import Rule
-from pulsecheck.rules.priority import PriorityMatrix
+from pulsecheck.rules.priority import PriorityMatrix, priority_score
 from pulsecheck.storage.models import Account, Escalation, Review
 from pulsecheck.workflow import deviations as deviation
 from pulsecheck.workflow import escalations as escalation
@@ -35,6 +35,26 @@ class ActionSettings(Protocol):
 
     @property
     def matrix(self) -> dict[str, list[str]]: ...  # severity → roles notified by `escalate`
+
+    @property
+    def p1_share(self) -> float: ...  # at most this share of a run's escalations stays P1
+
+    @property
+    def fallback_owner(self) -> str | None: ...  # `[escalation] fallback_owner`
+
+    @property
+    def segment_owners(self) -> dict[str, str]: ...  # segment → default owner (`[segments.<name>] owner`)
+
+
+def fallback(config: ActionSettings, account: Account) -> tuple[str | None, Sequence[str], str | None]:
+    """Who takes an escalation: (owner, the roles standing in for `owner`, a note saying why). The account's
+    owner; else its segment's default owner or `fallback_owner`; else nobody owns it and the admins are told."""
+    if account.owner is not None:
+        return account.owner.name, ("owner",), None
+    name = config.segment_owners.get(account.segment or "") or config.fallback_owner
+    if name:
+        return name, (f"user:{name}",), f"{account.name} has no owner: this goes to {name}, its fallback owner."
+    return None, ("admin",), f"{account.name} has no owner and no fallback owner is set: this goes to the admins."
 
 
 @dataclass
@@ -101,6 +121,7 @@ class Plan:
         self.notices: list[Notice] = []
         self.resolving: list[Escalation] = []
         self.planned_keys: set[str] = set()
+        self.p1_kept: set[tuple[int, str]] | None = None  # (account, rule) allowed P1 in this run; None: no cap
 
     def add(self, account: Account, rule: Rule, action: str, detail: str) -> None:
         self.log.planned.append(Planned(account.external_id, rule.id, action, detail))
@@ -138,11 +159,15 @@ class Plan:
         if escalation.cooling(self.resolved.get((account.id, rule.id)), self.now, rule.cooldown):
             return
         severity = params["severity"]
+        score = priority_score(severity, facts)
         priority = params.get("priority") or self.config.priority.priority(severity, facts)
+        if priority == "P1" and not params.get("priority") and self.p1_kept is not None:
+            priority = "P1" if (account.id, rule.id) in self.p1_kept else "P2"
         reason = render_reason(params.get("reason") or rule.description or rule.id, facts)
         due_at = self.now + (params.get("due_in") or DEFAULT_DUE)
-        owner = account.owner.name if account.owner else None
-        detail = f"{severity} {priority} to {owner or '(no owner)'}: {reason}"
+        owner, stand_ins, note = fallback(self.config, account)
+        who = owner if account.owner else f"{owner} (fallback owner)" if owner else "the admins (no owner)"
+        detail = f"{severity} {priority} to {who}: {reason}"
         existing = self.reviews.get(account.id)
         if isinstance(existing, Review):
             reopened = "reopened and escalated" if existing.state == "approved" else "escalated"
@@ -151,16 +176,18 @@ class Plan:
         review = self._review_for(rule, account, priority, due_at, reason)
         row = {
             "account_id": account.id, "rule_id": rule.id, "severity": severity, "priority": priority,
-            "reason": reason, "owner": owner, "due_at": due_at,
+            "priority_score": score, "reason": reason, "owner": owner, "due_at": due_at,
         }  # fmt: skip
         new = NewEscalation(row, review)
         self.escalations.append(new)
         self.planned_keys.add(key)
         context = {
             "escalation_id": None, "severity": severity, "priority": priority, "reason": reason, "rule_id": rule.id,
-            "due_at": due_at, "level": 0,
+            "due_at": due_at, "level": 0, "owner_note": note,
         }  # fmt: skip  (the id is filled in once written)
         roles = params.get("notify") or self.config.matrix.get(severity) or ("owner",)
+        if account.owner is None:  # never to nobody: the fallback owner or the admins stand in for the owner
+            roles = [*dict.fromkeys([*(role for role in roles if role != "owner"), *stand_ins])]
         self.notices.append(
             Notice("escalation_opened", roles, account, review, context, "escalation:{id}:0", new, "escalation_id")
         )

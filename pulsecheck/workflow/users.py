@@ -23,6 +23,8 @@ from pulsecheck.workflow.accounts import ImportResult
 if TYPE_CHECKING:  # the import machinery loads only for an import (see accounts.py)
     from pulsecheck.workflow.imports import FileFormat, Row
 
+CHAT_HANDLE = re.compile(r"@?[A-Za-z0-9._-]{0,80}")
+DIGESTS = ("daily", "off")
 # The columns an import stores (column: attribute); other columns are ignored.
 _IMPORTED = {"roles": "roles", "email": "email", "manager": "manager_name", "webhook": "webhook", "login": "login"}
 
@@ -38,6 +40,8 @@ def add_user(
     login: str | None = None,
     actor: User | None = None,
     allowed_hosts: Collection[str] = (),
+    chat: str | None = None,
+    digest: str | None = None,
 ) -> User:
     """Create a user, or add roles and set the email/manager/webhook/login of an existing one. With an `actor`
     (every command passes one), what changes must be theirs to change: anything needs an admin, except a user
@@ -50,13 +54,19 @@ def add_user(
         raise InputError(f"--role {','.join(bad)}: choose from {', '.join(ROLES)}")
     if email is not None and "@" not in email:
         raise InputError(f"--email {email!r}: not an email address")
+    if chat is not None and not CHAT_HANDLE.fullmatch(chat):
+        raise InputError(f"--chat {chat!r}: a chat handle is letters, digits, '.', '_' or '-' (empty: none)")
+    if digest is not None and digest not in DIGESTS:
+        raise InputError(f"--digest {digest!r}: choose from {', '.join(DIGESTS)}")
     if manager is not None and manager != name:
         get_user(session, manager, what="--manager")
     user = session.scalar(select(User).where(User.name == name))
     if user is None and not roles:
         raise InputError(f"--role: a new user needs at least one role ({', '.join(ROLES)})")
     if actor is not None:
-        _may_change(user, name, roles, email, manager, webhook, login, actor, allowed_hosts)
+        # a chat handle and a digest choice are the user's own contact preferences, as their email is
+        own = email if email is not None else chat if chat is not None else digest
+        _may_change(user, name, roles, own, manager, webhook, login, actor, allowed_hosts)
     if login is not None:
         _check_login_free(session, name, login)
     if user is None:
@@ -71,6 +81,10 @@ def add_user(
         user.webhook = webhook
     if login is not None:
         user.login = None if login == name else login
+    if chat is not None:
+        user.chat_handle = chat.removeprefix("@") or None
+    if digest is not None:
+        user.digest = None if digest == "off" else digest
     session.flush()
     return user
 

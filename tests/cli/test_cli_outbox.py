@@ -86,7 +86,8 @@ def test_dispatch_prints_counts_and_each_failure_and_exits_0(outbox: Run, tmp_pa
     ]
     assert [r["recipient_name"] for r in lines(tmp_path)] == ["maria", "bob", "olga"]
     again = as_json(outbox("outbox", "dispatch", "--json"))
-    assert again == {"now": NOW.isoformat(), "sent": 0, "retried": 0, "failed": 0, "channels": {}, "problems": []}
+    assert again == {"now": NOW.isoformat(), "sent": 0, "retried": 0, "failed": 0, "held": 0, "digests": 0,
+                     "channels": {}, "problems": []}
     assert len(lines(tmp_path)) == 3
 
 
@@ -114,7 +115,7 @@ def test_failed_ones_are_listed_and_retry_queues_them_again(outbox: Run, config:
         (["outbox", "retry", "99"], 2, "error: notification 99 does not exist\n"),
         (["outbox", "retry", "x"], 2, "error: Invalid value for 'ID...': 'x' is not a valid integer.\n"),
         (["outbox", "list", "--status", "lost"], 2,
-         "error: --status: expected one of pending, sent, failed, got 'lost'\n"),
+         "error: --status: expected one of pending, sent, failed, held, digested, got 'lost'\n"),
         (["outbox", "list", "--failed", "--status", "sent"], 2,
          "error: --failed and --status sent contradict each other\n"),
     ],

@@ -77,6 +77,7 @@ def test_json_shape_and_counts_equal_the_database(sample: Run, database: Databas
         "score",
         "bucket",
         "priority",
+        "priority_score",
         "reasons",
         "days_to_renewal",
         "open_escalations",

@@ -217,6 +217,19 @@ due_in = "10d"
 """
 
 
+def test_a_ladder_step_nobody_holds_goes_to_the_admins_and_says_so(scheduled, factory, database):
+    tick = scheduled(LADDER)  # nobody holds head_of_cs here
+    factory.team()
+    factory.user("ada", "admin")
+    escalation_id = open_escalation(database)
+    tick(NOW + timedelta(days=2, minutes=1))  # level 1: maria, ACME's manager
+    level2 = ran(tick(NOW + timedelta(days=6)), "escalation")
+    assert [r.result for r in level2] == [f"escalation {escalation_id}: level 2 (head_of_cs) notified ada"]
+    with database.transaction() as session:
+        body = session.scalar(select(Notification.body).where(Notification.recipient == "ada"))
+    assert "Nobody holds the ladder's role 'head_of_cs' for Acme: this goes to the admins." in (body or "")
+
+
 def test_cadence_opens_exactly_one_review_per_account_and_closes_the_approved_one(scheduled, factory, database):
     tick = scheduled(CADENCE)
     factory.team()

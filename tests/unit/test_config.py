@@ -174,6 +174,20 @@ BAD = [
     ),
     ("[notifications.email]\nport = 0\n", "[notifications.email] port: must be at least 1, got 0"),
     ("[rules]\nworkers = 0\n", "[rules] workers: must be at least 1, got 0"),
+    (
+        '[notifications.routes]\nreminder = ["emial"]\n',
+        "[notifications.routes.reminder]: unknown channel 'emial' (valid: log, file, email, webhook)",
+    ),
+    (
+        '[notifications.routes]\nescalation = {critcal = ["email"]}\n',
+        "[notifications.routes.escalation]: unknown severity 'critcal' (valid: default, critical, high, medium, low)",
+    ),
+    (
+        "[notifications.routes]\nreminder = []\n",
+        '[notifications.routes.reminder]: expected a list of channels like ["email", "webhook"], got []',
+    ),
+    ("[priority]\np1_share = 1.5\n", "[priority] p1_share: must be at most 1.0, got 1.5"),
+    ("[notifications]\nbudget = 0\n", "[notifications] budget: must be at least 1, got 0"),
 ]
 
 
@@ -260,3 +274,17 @@ def test_a_settings_file_that_is_not_utf8_or_not_a_regular_file_is_one_error(tmp
         load_settings(config=str(bad), env={})
     with pytest.raises(InputError, match=r"/dev/zero"):
         load_settings(config="/dev/zero", env={})
+
+
+def test_routes_name_a_kind_group_or_a_kind(layers: dict[str, Path]) -> None:
+    message = failure(layers, '[notifications.routes]\nremind = ["email"]\n')
+    assert message.startswith("pulsecheck.toml: [notifications.routes]: unknown route 'remind' (valid: escalation, ")
+    layers["project"].write_text(
+        '[notifications]\nchannel = "file"\n[notifications.routes]\nreminder = ["email"]\n'
+        'escalation = {default = ["email"], critical = ["email", "webhook"]}\n'
+    )
+    routing = Routing.from_settings(load(layers))
+    assert routing.channels("review_due") == routing.channels("review_overdue") == ["email"]
+    assert routing.channels("escalation_opened", "high") == ["email"]
+    assert routing.channels("escalation_level_up", "critical") == ["email", "webhook"]
+    assert routing.channels("review_submitted") == routing.channels("generic", "critical") == ["file"]

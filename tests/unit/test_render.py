@@ -23,6 +23,9 @@ FULL = {
     "due_at": datetime(2026, 3, 14, 9, 0, tzinfo=UTC),
     "comment": "Risks are vague.\nAdd evidence for risk 2.",
     "actor": "maria",
+    "count": 2,
+    "items": ["[pulsecheck] HIGH escalation #7: Acme Corp", "[pulsecheck] HIGH escalation #8: Globex"],
+    "day": "2026-03-14",
     "reminder": 3,
     "state": "submitted",
     "recipient_name": "Sam",
@@ -76,6 +79,7 @@ CASES = {
         "pulsecheck accounts show ACME-001",
         ["account_name", "account_id", "rule_id", "message"],
     ),
+    "digest": ("Digest 2026-03-14: 2 notifications", "pulsecheck escalations list --open", ["count", "items", "day"]),
 }
 
 
@@ -161,3 +165,12 @@ def test_compose_addresses_the_recipient() -> None:
     assert message.recipient_email == "lee@example.com"
     assert message.subject == "[pulsecheck] Review #12 for Acme Corp awaits your approval"
     assert message.to_dict()["context"]["due_at"] == "2026-03-14T09:00:00+00:00"
+
+
+def test_times_show_in_the_business_time_zone_and_calls_to_action_as_links() -> None:
+    # 09:00 UTC on 14 March 2026 is 10:00 in Berlin (CET, UTC+1: summer time starts on 29 March)
+    subject, body = render("review_due", {**FULL, "timezone": "Europe/Berlin", "base_url": "https://pc.example"})
+    assert subject.endswith("is due 2026-03-14 10:00 CET")
+    assert "Open it:    https://pc.example/reviews/12\n" in body and "pulsecheck review" not in body
+    _, body = render("escalation_opened", {**FULL, "timezone": "America/New_York"})
+    assert "Ack before: 2026-03-14 05:00 EDT" in body  # New York is on summer time from 8 March

@@ -1,4 +1,5 @@
-"""The `webhook` channel: one JSON POST per message (urllib), with a Slack-compatible body.
+"""The `webhook` channel: a JSON POST per message (several people's messages to the channel's own URL in one post per
+dispatch pass), with a Slack-compatible body (mrkdwn, mentions).
 
 Settings: `url` (the default target; a recipient's own webhook URL overrides it), `token_env` (the NAME
 of the environment variable holding a bearer token, sent to `url` only: a recipient's own URL is set by that
@@ -8,8 +9,10 @@ http(s) proxy URL; proxy environment variables are not read).
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
+import re
 import ssl
 import urllib.error
 import urllib.request
@@ -23,6 +26,8 @@ from pulsecheck.notifications.message import Message, jsonable
 
 _HEADER_LIMIT = 150  # Slack's limit for a header block's text
 _SECTION_LIMIT = 3000  # Slack's limit for a section block's text
+_HANDLE = re.compile(r"[A-Za-z0-9._-]{1,80}")
+_LINK_LINE = re.compile(r"^([A-Z][\w ]*?):[ \t]+(https?://\S+)$", re.MULTILINE)
 
 
 class WebhookChannel:
@@ -50,17 +55,34 @@ class WebhookChannel:
 
     def send(self, message: Message) -> None:
         """POST `message` to its recipient's webhook or the default URL; raise DeliveryError on failure."""
-        url = self._target(message)
+        self._post(self._target(message), self.payload(message), message.dedupe_key)
+
+    def send_many(self, messages: list[Message]) -> None:
+        """POST messages for several people to the channel's own URL as one body (one Slack message whose blocks
+        follow each other, a divider between people), so a channel is not flooded with one post per person."""
+        if len(messages) == 1 or not self.url:
+            for message in messages:
+                self.send(message)
+            return
+        bodies = [self.payload(message) for message in messages]
+        body: dict[str, Any] = {"text": "\n\n".join(b["text"] for b in bodies)}
+        if self.blocks:
+            body["blocks"] = [block for b in bodies for block in [*b["blocks"], {"type": "divider"}]][:-1]
+        body["messages"] = [{k: v for k, v in b.items() if k not in ("text", "blocks")} for b in bodies]
+        key = hashlib.sha256("\n".join(m.dedupe_key for m in messages).encode()).hexdigest()
+        self._post(self.url, body, f"batch:{key}")
+
+    def _post(self, url: str, payload: dict[str, Any], idempotency_key: str) -> None:
         where = f"webhook {_origin(url)}"
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": "pulsecheck",
-            "Idempotency-Key": message.dedupe_key,
+            "Idempotency-Key": idempotency_key,
         }
         if self._token and url == self.url:
             # The token is for the configured endpoint: a per-user URL is set by that user and would receive it.
             headers["Authorization"] = f"Bearer {self._token}"
-        data = json.dumps(self.payload(message), ensure_ascii=False).encode("utf-8")
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
             with self._opener().open(request, timeout=self.timeout) as response:
@@ -69,12 +91,15 @@ class WebhookChannel:
             raise self._error(where, exc, url) from exc
 
     def payload(self, message: Message) -> dict[str, Any]:
-        """The JSON body: Slack's `text` and `blocks`, then kind, subject, recipient, context, dedupe_key."""
-        body: dict[str, Any] = {"text": f"{message.subject}\n\n{message.body.rstrip()}"}
+        """The JSON body: Slack's `text` and `blocks` (mrkdwn, the recipient mentioned when they have a chat
+        handle), then kind, subject, recipient, context, dedupe_key."""
+        handle = message.context.get("chat_handle")
+        mention = f"<@{handle}> " if isinstance(handle, str) and _HANDLE.fullmatch(handle) else ""
+        body: dict[str, Any] = {"text": f"{message.subject}\n\n{mention}{_escape(message.body.rstrip())}"}
         if self.blocks:
             body["blocks"] = [
                 {"type": "header", "text": _plain(message.subject, _HEADER_LIMIT)},
-                {"type": "section", "text": _plain(message.body, _SECTION_LIMIT)},
+                {"type": "section", "text": _mrkdwn(mention + _linked(_escape(message.body)), _SECTION_LIMIT)},
             ]
         body.update(
             kind=message.kind,
@@ -159,6 +184,22 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:  # an HTTP date; the dispatcher's own backoff applies
         return None
+
+
+def _escape(text: str) -> str:
+    """Slack's control characters as entities, so that text cannot make mentions or links of its own."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _linked(text: str) -> str:
+    """Lines `Label:  https://...` as Slack links `<url|Label>`; other lines as they are."""
+    return _LINK_LINE.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", text)
+
+
+def _mrkdwn(text: str, limit: int) -> dict[str, str]:
+    """A Slack mrkdwn text object, cut to `limit` characters."""
+    text = text.rstrip() or " "
+    return {"type": "mrkdwn", "text": text if len(text) <= limit else text[: limit - 1] + "…"}
 
 
 def _plain(text: str, limit: int) -> dict[str, str]:
