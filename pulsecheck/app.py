@@ -149,7 +149,7 @@ class App:
         (one index probe when none is running), in a transaction of its own, so that it holds whatever the
         command then does; each run so marked is noted."""
         from pulsecheck.storage import chain
-        from pulsecheck.workflow.evaluation import any_running, recover_runs
+        from pulsecheck.workflow.leases import any_running
 
         if self._runs_recovered:
             return
@@ -157,6 +157,8 @@ class App:
         with self.db.transaction() as session:
             if not any_running(session):
                 return
+            from pulsecheck.workflow.evaluation import recover_runs
+
             session.info[chain.ACTOR] = self.identity(session).label
             found = recover_runs(session, self.now())
         for line in found:

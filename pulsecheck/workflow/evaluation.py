@@ -233,11 +233,6 @@ def _run_recorded(
     return log
 
 
-def any_running(session: Session) -> bool:
-    """Whether any run is `running` (one index probe: what every command asks before `recover_runs`)."""
-    return session.scalar(select(EvaluationRun.id).where(EvaluationRun.status == "running").limit(1)) is not None
-
-
 def recover_runs(session: Session, now: datetime, wall: datetime | None = None) -> list[str]:
     """Mark failed every `running` run whose process is gone (`leases.gone`), with the reason, at `now`.
     Returns one line per run so marked."""

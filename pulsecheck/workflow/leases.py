@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("pulsecheck.leases")
 # session.info key: this transaction only records what became of a piece of work (a run failed), so a fence
@@ -137,3 +141,13 @@ class Heartbeat:
                 self.beat()
             except Exception:  # noqa: BLE001 - see the class docstring
                 log.warning("%s: heartbeat failed", self.name, exc_info=True)
+
+
+def any_running(session: Session) -> bool:
+    """Whether any evaluation run is `running` (one index probe: what every command asks before recovering runs;
+    here, not beside `recover_runs`, so that the probe does not load the evaluation machinery)."""
+    from sqlalchemy import select
+
+    from pulsecheck.storage.models import EvaluationRun
+
+    return session.scalar(select(EvaluationRun.id).where(EvaluationRun.status == "running").limit(1)) is not None
