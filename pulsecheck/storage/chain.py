@@ -121,8 +121,10 @@ AUDITED: tuple[Audited, ...] = (
         "key", UserKey, ("user_id", "fingerprint", "public_key", "added_by", "added_at", "revoked_by", "revoked_at")
     ),
     Audited(
-        "api_token", ApiToken,
-        ("user_id", "name", "scope", "token_hash", "created_by", "created_at", "expires_at", "revoked_by", "revoked_at"),
+        "api_token",
+        ApiToken,
+        ("user_id", "name", "scope", "token_hash", "created_by", "created_at", "expires_at")
+        + ("revoked_by", "revoked_at"),
     ),
     Audited("server_key", ServerKey, ("fingerprint", "public_key", "added_at", "revoked_at")),
     Audited(

@@ -6,7 +6,7 @@ that header cross-site, so the API needs no CSRF token."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -70,7 +70,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 class JsonErrorRoute(APIRoute):
     """A route whose errors are `{"error": message}` with their HTTP status, whatever the app's HTML pages do."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:

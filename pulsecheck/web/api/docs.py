@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.routing import APIRoute
 
 from pulsecheck import __version__
 from pulsecheck.web.context import page
@@ -23,14 +22,37 @@ def api_schema(app: FastAPI) -> dict[str, Any]:
 
     cached: dict[str, Any] | None = getattr(app.state, "api_schema", None)
     if cached is None:
-        routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith(PREFIX)]
         cached = get_openapi(
-            title="pulsecheck API", version=__version__, routes=routes,
+            title="pulsecheck API", version=__version__, routes=app.routes,
             description="The CLI's reads and actions over HTTP, with the shapes of its `--json` output. "
                         "Authenticate with a personal access token: `pulsecheck tokens create NAME`.",
         )
+        cached["paths"] = {path: item for path, item in cached["paths"].items() if path.startswith(PREFIX)}
+        _keep_used_schemas(cached)
         app.state.api_schema = cached
     return cached
+
+
+def _refs(node: Any) -> set[str]:
+    """The component schema names `node` refers to."""
+    if isinstance(node, dict):
+        found = {node["$ref"].rsplit("/", 1)[-1]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
+def _keep_used_schemas(schema: dict[str, Any]) -> None:
+    """Drop the component schemas of the HTML pages' forms: keep those the API paths reach."""
+    components = schema.get("components", {}).get("schemas", {})
+    wanted, todo = set(), _refs(schema["paths"])
+    while todo:
+        name = todo.pop()
+        if name not in wanted and name in components:
+            wanted.add(name)
+            todo |= _refs(components[name])
+    schema.setdefault("components", {})["schemas"] = {k: v for k, v in components.items() if k in wanted}
 
 
 @router.get("/openapi.json")
