@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -108,6 +108,8 @@ def token_principal(
 
 
 Caller = Annotated[Principal, Depends(token_principal)]
+# a record id: a number the databases can hold (a larger one is bad input, not a server error)
+RecordId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @contextmanager

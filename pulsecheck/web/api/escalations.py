@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 
 from pulsecheck.errors import InputError
 from pulsecheck.vocab import CYCLE_STATES
-from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, acting
+from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, RecordId, acting
+from pulsecheck.web.auth import Principal
 
 router = APIRouter(route_class=JsonErrorRoute, responses=ERRORS)
 
@@ -27,7 +28,7 @@ def list_escalations(
         return [escalation_dict(e, now) for e in list_escalations(session, open, account_id)]
 
 
-def _escalation_action(request: Request, me: Any, escalation_id: int, action: str) -> dict[str, Any]:
+def _escalation_action(request: Request, me: Principal, escalation_id: int, action: str) -> dict[str, Any]:
     from pulsecheck.workflow.escalations import acknowledge, escalation_dict, resolve
 
     now = request.app.state.web.now()
@@ -38,12 +39,12 @@ def _escalation_action(request: Request, me: Any, escalation_id: int, action: st
 
 
 @router.post("/escalations/{escalation_id}/ack", tags=["escalations"], summary="Acknowledge (`escalations ack`)")
-def ack(request: Request, escalation_id: int, me: Caller) -> dict[str, Any]:
+def ack(request: Request, escalation_id: RecordId, me: Caller) -> dict[str, Any]:
     return _escalation_action(request, me, escalation_id, "ack")
 
 
 @router.post("/escalations/{escalation_id}/resolve", tags=["escalations"], summary="Resolve (`escalations resolve`)")
-def resolve(request: Request, escalation_id: int, me: Caller) -> dict[str, Any]:
+def resolve(request: Request, escalation_id: RecordId, me: Caller) -> dict[str, Any]:
     return _escalation_action(request, me, escalation_id, "resolve")
 
 
@@ -58,7 +59,7 @@ def list_cycles(request: Request, me: Caller, state: str | None = None) -> list[
 
 
 @router.get("/cycles/{cycle_id}", tags=["cycles"], summary="One cycle (`cycle show --json`)")
-def show_cycle(request: Request, cycle_id: int, me: Caller) -> dict[str, Any]:
+def show_cycle(request: Request, cycle_id: RecordId, me: Caller) -> dict[str, Any]:
     from pulsecheck.workflow.cycles import cycle_dict, get_cycle
 
     with acting(request, me) as (session, _user):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from pulsecheck.errors import ConflictError, InputError
 from pulsecheck.vocab import REVIEW_STATES
-from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, acting
+from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, RecordId, acting
 
 router = APIRouter(prefix="/reviews", tags=["reviews"], route_class=JsonErrorRoute, responses=ERRORS)
 IfMatch = Annotated[str | None, Header(description="The ETag of the review as you read it: 409 if it changed")]
@@ -62,7 +62,7 @@ def list_reviews(
 
 
 @router.get("/{review_id}", summary="One review (`review show --json`); its version is the ETag")
-def show(request: Request, review_id: int, me: Caller, response: Response) -> dict[str, Any]:
+def show(request: Request, review_id: RecordId, me: Caller, response: Response) -> dict[str, Any]:
     from pulsecheck.workflow.reviews import get_review, review_dict
 
     with acting(request, me) as (session, _user):
@@ -72,7 +72,7 @@ def show(request: Request, review_id: int, me: Caller, response: Response) -> di
 
 
 @router.get("/{review_id}/history", summary="A review's audit trail (`review history --json`)")
-def history(request: Request, review_id: int, me: Caller) -> list[dict[str, Any]]:
+def history(request: Request, review_id: RecordId, me: Caller) -> list[dict[str, Any]]:
     from pulsecheck.workflow.reviews import event_dict, get_review
 
     with acting(request, me) as (session, _user):
@@ -81,7 +81,7 @@ def history(request: Request, review_id: int, me: Caller) -> list[dict[str, Any]
 
 @router.post("/{review_id}/{event}", summary="Submit, approve or reject a review (`review EVENT --comment`)")
 def act(
-    request: Request, review_id: int, event: Literal["submit", "approve", "reject"], body: Decision, me: Caller,
+    request: Request, review_id: RecordId, event: Literal["submit", "approve", "reject"], body: Decision, me: Caller,
     response: Response, if_match: IfMatch = None,
 ) -> dict[str, Any]:
     from pulsecheck.workflow.reviews import get_review, review_dict, transition
@@ -97,7 +97,7 @@ def act(
 
 @router.put("/{review_id}/fields/{field}", summary="Set one template field (`review set ID FIELD VALUE`)")
 def set_field(
-    request: Request, review_id: int, field: str, body: FieldValue, me: Caller, response: Response,
+    request: Request, review_id: RecordId, field: str, body: FieldValue, me: Caller, response: Response,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
     from pulsecheck.workflow.reviews import get_review, review_dict
