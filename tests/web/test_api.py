@@ -165,6 +165,18 @@ def test_two_managers_approving_at_once_one_wins_one_conflicts(team: Factory, ap
     assert team.state(submitted) == "approved"
 
 
+def test_an_api_action_is_audited_as_the_tokens_user(team: Factory, api: Api, submitted: int,
+                                                    database: Database) -> None:
+    from pulsecheck.storage.models import ApiToken, AuditEntry
+
+    assert api("maria").post(f"/api/v1/reviews/{submitted}/approve", json={"comment": "Agreed"}).status_code == 200
+    with database.transaction() as session:
+        token_id = session.scalars(select(ApiToken.id).where(ApiToken.scope == "write")).one()
+        actors = session.scalars(select(AuditEntry.actor).where(AuditEntry.kind == "review",
+                                                                AuditEntry.record_id == submitted)).all()
+    assert actors[-1] == f"maria via token session {token_id}"
+
+
 def test_errors_are_json_with_the_clis_message(team: Factory, api: Api, run: Any) -> None:
     bob = api("bob")
     missing = bob.get("/api/v1/reviews/999")
@@ -180,7 +192,12 @@ def test_errors_are_json_with_the_clis_message(team: Factory, api: Api, run: Any
 
 def test_reads_have_the_clis_json_shapes(team: Factory, api: Api, submitted: int, database: Database,
                                          now: Any, run: Any) -> None:
+    from pulsecheck.workflow.cycles import start
+
     escalate(database, now)
+    with database.transaction() as session:
+        owner = session.scalars(select(User).where(User.name == "bob")).one()
+        cycle = start(session, "2026-Q4", [], "bob", owner, now).id
     bob = api("bob", "read")
     pairs = [
         ("/api/v1/reviews", ["review", "list", "--json"]),
@@ -193,6 +210,9 @@ def test_reads_have_the_clis_json_shapes(team: Factory, api: Api, submitted: int
         ("/api/v1/escalations", ["escalations", "list", "--json"]),
         ("/api/v1/escalations?open=true", ["escalations", "list", "--open", "--json"]),
         ("/api/v1/cycles", ["cycle", "list", "--json"]),
+        ("/api/v1/cycles?state=draft", ["cycle", "list", "--state", "draft", "--json"]),
+        (f"/api/v1/cycles/{cycle}", ["cycle", "show", str(cycle), "--json"]),
+        ("/api/v1/portfolio?segment=enterprise", ["report", "portfolio", "--segment", "enterprise", "--json"]),
         ("/api/v1/portfolio", ["report", "portfolio", "--json"]),
     ]
     for path, command in pairs:
