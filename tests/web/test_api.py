@@ -188,6 +188,13 @@ def test_errors_are_json_with_the_clis_message(team: Factory, api: Api, run: Any
     assert "error" in bob.get("/api/v1/reviews/abc").json()
     assert bob.get("/api/v1/accounts/NOPE").status_code == 404
     assert bob.post("/api/v1/reviews/1/bogus", json={}).status_code == 422
+    assert bob.post("/api/v1/reviews/1/submit", json={"comment": 5}).status_code == 422
+
+
+def test_a_submit_needs_no_body(team: Factory, api: Api) -> None:
+    review = team.review()
+    team.complete(review)
+    assert api("bob").post(f"/api/v1/reviews/{review}/submit").json()["state"] == "submitted"
 
 
 def test_reads_have_the_clis_json_shapes(team: Factory, api: Api, submitted: int, database: Database,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Body, Header, Request, Response
 from pydantic import BaseModel, Field
 
 from pulsecheck.errors import ConflictError, InputError
@@ -81,14 +81,15 @@ def history(request: Request, review_id: RecordId, me: Caller) -> list[dict[str,
 
 @router.post("/{review_id}/{event}", summary="Submit, approve or reject a review (`review EVENT --comment`)")
 def act(
-    request: Request, review_id: RecordId, event: Literal["submit", "approve", "reject"], body: Decision, me: Caller,
-    response: Response, if_match: IfMatch = None,
+    request: Request, review_id: RecordId, event: Literal["submit", "approve", "reject"], me: Caller,
+    response: Response, body: Annotated[Decision | None, Body()] = None, if_match: IfMatch = None,
 ) -> dict[str, Any]:
     from pulsecheck.workflow.reviews import get_review, review_dict, transition
 
     with acting(request, me) as (session, user):
         _check_version(get_review(session, review_id).version_id, review_id, if_match)
-        review = transition(session, review_id, event, user, request.app.state.web.now(), comment=body.comment)
+        comment = body.comment if body else None
+        review = transition(session, review_id, event, user, request.app.state.web.now(), comment=comment)
         session.flush()  # the version the commit keeps
         data, version = review_dict(review, with_history=False), review.version_id
     response.headers["ETag"] = _etag(version)
