@@ -79,6 +79,9 @@ EXAMPLES: dict[str, str] = {
     "users password": "pulsecheck users password bob",
     "users invite": "pulsecheck --as olga users invite bob",
     "worker": "pulsecheck worker --db postgresql://cs@db/pulsecheck",
+    "tokens create": "pulsecheck tokens create ci-reader --scope read --expires 90",
+    "tokens list": "pulsecheck tokens list",
+    "tokens revoke": "pulsecheck tokens revoke 3",
 }
 
 # Options of command modules other work is reshaping (rules, evaluate) get their help here until they carry it.

@@ -51,6 +51,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "users.edit_own_email": ("self", "admin"),
     "users.edit_own_webhook": ("self", "admin"),  # a user's own only to an allowed host (workflow/users.py)
     "keys.manage": ("self", "admin"),
+    "tokens.manage": ("self", "admin"),  # API tokens: create, list and revoke one's own, or anyone's for an admin
     "users.password": ("self", "admin"),  # set a web sign-in password: one's own, or anyone's for an admin
     "users.invite": ("admin",),  # a one-time set-password link
     "act_as": ("admin",),  # --as / PULSECHECK_USER

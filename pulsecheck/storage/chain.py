@@ -32,6 +32,7 @@ from sqlalchemy import Table, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from pulsecheck.storage.models import (
+    ApiToken,
     AuditEntry,
     Base,
     CycleDecision,
@@ -120,6 +121,12 @@ AUDITED: tuple[Audited, ...] = (
     Audited("user", User, ("name", "roles", "email", "webhook", "manager_name")),
     Audited(
         "key", UserKey, ("user_id", "fingerprint", "public_key", "added_by", "added_at", "revoked_by", "revoked_at")
+    ),
+    Audited(
+        "api_token",
+        ApiToken,
+        ("user_id", "name", "scope", "token_hash", "created_by", "created_at", "expires_at")
+        + ("revoked_by", "revoked_at"),
     ),
     Audited("server_key", ServerKey, ("fingerprint", "public_key", "added_at", "revoked_at")),
     Audited(

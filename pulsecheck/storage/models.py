@@ -480,6 +480,22 @@ class UserKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class ApiToken(Base):
+    """A personal access token for the JSON API: only the SHA-256 of its secret is kept; read or write scope."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(10))  # read | write
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(100))
+    revoked_at: Mapped[datetime | None]
+
+
 class Attachment(Base):
     """A file stored in the database, content-addressed: the same bytes are stored once."""
 

@@ -73,6 +73,7 @@ def create_app(
     for router in pages.ROUTERS:
         app.include_router(router, dependencies=[Depends(check_csrf)])
     app.include_router(api.router, prefix="/api/v1")
+    app.include_router(api.docs_router)  # /api/openapi.json and /api/docs
     return app
 
 

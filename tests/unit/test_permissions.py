@@ -73,6 +73,7 @@ EXPECTED: dict[str, set[str]] = {
     "users.edit_own_email": {"self", "admin", "the admin approver"},
     "users.edit_own_webhook": {"self", "admin", "the admin approver"},
     "keys.manage": {"self", "admin", "the admin approver"},
+    "tokens.manage": {"self", "admin", "the admin approver"},
     "users.password": {"self", "admin", "the admin approver"},
     "users.invite": {"admin", "the admin approver"},
     "act_as": {"admin", "the admin approver"},

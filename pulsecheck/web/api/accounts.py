@@ -1,0 +1,71 @@
+"""`/api/v1` reads of the book: accounts (list, show), the portfolio report and the caller's inbox, with the
+shapes of `accounts list/show --json` and `report portfolio --json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from pulsecheck.errors import InputError
+from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, acting
+
+router = APIRouter(route_class=JsonErrorRoute, responses=ERRORS)
+
+
+@router.get("/accounts", tags=["accounts"], summary="Accounts with their latest score (`accounts list --json`)")
+def list_accounts(
+    request: Request, me: Caller, segment: str | None = None, bucket: str | None = None
+) -> list[dict[str, Any]]:
+    from pulsecheck.workflow.accounts import account_dict, list_accounts
+    from pulsecheck.workflow.scoring import latest_buckets
+
+    with acting(request, me) as (session, _user):
+        latest = latest_buckets(session)
+        data = [account_dict(a) | dict(zip(("score", "bucket"), latest.get(a.id, (None, None)), strict=True))
+                for a in list_accounts(session, segment=segment)]
+    return [a for a in data if bucket is None or a["bucket"] == bucket]
+
+
+@router.get("/accounts/{account}", tags=["accounts"], summary="One account and its score trend (`accounts show`)")
+def show_account(
+    request: Request, account: str, me: Caller, history: int = Query(12, ge=1, le=1000)
+) -> dict[str, Any]:
+    from pulsecheck.workflow.accounts import account_dict, get_account
+    from pulsecheck.workflow.scoring import account_trend
+
+    web = request.app.state.web
+    with acting(request, me) as (session, _user):
+        found = get_account(session, account)
+        return account_dict(found) | {"trend": account_trend(session, found.id, web.now(), history)}
+
+
+@router.get("/portfolio", tags=["portfolio"], summary="The portfolio report (`report portfolio --json`)")
+def portfolio(
+    request: Request, me: Caller, as_of: str | None = None, segment: str | None = None
+) -> dict[str, Any]:
+    from pulsecheck.timeutil import end_of_day, parse_date
+    from pulsecheck.workflow.portfolio import build_portfolio
+
+    web = request.app.state.web
+    when = web.now()
+    if as_of:
+        try:
+            when = end_of_day(parse_date(as_of), web.settings.tz)
+        except ValueError as exc:
+            raise InputError(f"as_of: {exc}") from None
+    with acting(request, me) as (session, _user):
+        data: dict[str, Any] = build_portfolio(session, when, web.settings.priority.matrix(), segment).as_dict()
+    return data
+
+
+@router.get("/inbox", tags=["inbox"], summary="What waits for me: drafts, approvals, escalations, actions, cycles")
+def inbox(request: Request, me: Caller, limit: int = 50) -> dict[str, Any]:
+    """The `pulsecheck inbox --json` shape: each section's first `limit` rows and its total."""
+    from pulsecheck.workflow.inbox import inbox as find
+
+    web = request.app.state.web
+    now = web.now()
+    with acting(request, me) as (session, user):
+        today = now.astimezone(web.settings.tz).date()
+        return find(session, user.name, now, today, limit=max(1, min(limit, 500))).to_dict()

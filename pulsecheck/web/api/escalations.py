@@ -1,0 +1,67 @@
+"""`/api/v1` escalations (list, ack, resolve) and cycles (list, show), with `escalations list --json` and
+`cycle list/show --json`'s shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from pulsecheck.errors import InputError
+from pulsecheck.vocab import CYCLE_STATES
+from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, RecordId, acting
+from pulsecheck.web.auth import Principal
+
+router = APIRouter(route_class=JsonErrorRoute, responses=ERRORS)
+
+
+@router.get("/escalations", tags=["escalations"], summary="Escalations, most urgent first (`escalations list`)")
+def list_escalations(
+    request: Request, me: Caller, open: bool = False, account: str | None = None  # noqa: A002 - the CLI's --open
+) -> list[dict[str, Any]]:
+    from pulsecheck.workflow.accounts import get_account
+    from pulsecheck.workflow.escalations import escalation_dict, list_escalations
+
+    now = request.app.state.web.now()
+    with acting(request, me) as (session, _user):
+        account_id = get_account(session, account).id if account else None
+        return [escalation_dict(e, now) for e in list_escalations(session, open, account_id)]
+
+
+def _escalation_action(request: Request, me: Principal, escalation_id: int, action: str) -> dict[str, Any]:
+    from pulsecheck.workflow.escalations import acknowledge, escalation_dict, resolve
+
+    now = request.app.state.web.now()
+    with acting(request, me) as (session, user):
+        done = (acknowledge if action == "ack" else resolve)(session, escalation_id, user, now)
+        session.flush()
+        return escalation_dict(done, now)
+
+
+@router.post("/escalations/{escalation_id}/ack", tags=["escalations"], summary="Acknowledge (`escalations ack`)")
+def ack(request: Request, escalation_id: RecordId, me: Caller) -> dict[str, Any]:
+    return _escalation_action(request, me, escalation_id, "ack")
+
+
+@router.post("/escalations/{escalation_id}/resolve", tags=["escalations"], summary="Resolve (`escalations resolve`)")
+def resolve(request: Request, escalation_id: RecordId, me: Caller) -> dict[str, Any]:
+    return _escalation_action(request, me, escalation_id, "resolve")
+
+
+@router.get("/cycles", tags=["cycles"], summary="Portfolio review cycles, newest first (`cycle list --json`)")
+def list_cycles(request: Request, me: Caller, state: str | None = None) -> list[dict[str, Any]]:
+    from pulsecheck.workflow.cycles import list_cycles, summary_dict
+
+    if state is not None and state not in CYCLE_STATES:
+        raise InputError(f"state: {state!r} is not one of {', '.join(CYCLE_STATES)}")
+    with acting(request, me) as (session, _user):
+        return [summary_dict(session, c) for c in list_cycles(session, state)]
+
+
+@router.get("/cycles/{cycle_id}", tags=["cycles"], summary="One cycle (`cycle show --json`)")
+def show_cycle(request: Request, cycle_id: RecordId, me: Caller) -> dict[str, Any]:
+    from pulsecheck.workflow.cycles import cycle_dict, get_cycle
+
+    with acting(request, me) as (session, _user):
+        data: dict[str, Any] = cycle_dict(session, get_cycle(session, cycle_id))
+    return data
