@@ -79,6 +79,7 @@ EXAMPLES: dict[str, str] = {
     "users password": "pulsecheck users password bob",
     "users invite": "pulsecheck --as olga users invite bob",
     "worker": "pulsecheck worker --db postgresql://cs@db/pulsecheck",
+    "users set": "pulsecheck users set bob --chat U024BE7LH --digest daily",
     "tokens create": "pulsecheck tokens create ci-reader --scope read --expires 90",
     "tokens list": "pulsecheck tokens list",
     "tokens revoke": "pulsecheck tokens revoke 3",

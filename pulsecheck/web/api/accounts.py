@@ -8,23 +8,19 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from pulsecheck.errors import InputError
-from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, acting
+from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, Paging, acting
 
 router = APIRouter(route_class=JsonErrorRoute, responses=ERRORS)
 
 
 @router.get("/accounts", tags=["accounts"], summary="Accounts with their latest score (`accounts list --json`)")
 def list_accounts(
-    request: Request, me: Caller, segment: str | None = None, bucket: str | None = None
-) -> list[dict[str, Any]]:
-    from pulsecheck.workflow.accounts import account_dict, list_accounts
-    from pulsecheck.workflow.scoring import latest_buckets
+    request: Request, me: Caller, page: Paging, segment: str | None = None, bucket: str | None = None
+) -> dict[str, Any]:
+    from pulsecheck.workflow.accounts import account_page
 
     with acting(request, me) as (session, _user):
-        latest = latest_buckets(session)
-        data = [account_dict(a) | dict(zip(("score", "bucket"), latest.get(a.id, (None, None)), strict=True))
-                for a in list_accounts(session, segment=segment)]
-    return [a for a in data if bucket is None or a["bucket"] == bucket]
+        return account_page(session, page, segment=segment, bucket=bucket).to_dict()
 
 
 @router.get("/accounts/{account}", tags=["accounts"], summary="One account and its score trend (`accounts show`)")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from pulsecheck.errors import ConflictError, InputError, NotFoundError, PulsecheckError, RefusedError
+from pulsecheck.storage.paging import PageRequest
 from pulsecheck.web.auth import Principal
 from pulsecheck.web.context import web_of
 
@@ -117,3 +118,15 @@ def acting(request: Request, who: Principal) -> Iterator[tuple[Session, User]]:
     """The transaction of an API call as `who` (audited `NAME via token session ID`)."""
     with web_of(request).transaction(who) as found:
         yield found
+
+
+def page_request(
+    limit: Annotated[int, Query(ge=1, le=500, description="At most this many rows (default 50).")] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Skip the first rows.")] = 0,
+    sort: Annotated[str | None, Query(description="Order of the rows (as the CLI's --sort).")] = None,
+) -> PageRequest:
+    """A list's page, as the CLI's --limit, --offset and --sort give it (its --json shape: total and items)."""
+    return PageRequest(limit=limit, offset=offset, sort=sort)
+
+
+Paging = Annotated[PageRequest, Depends(page_request)]

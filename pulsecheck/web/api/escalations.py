@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 
 from pulsecheck.errors import InputError
 from pulsecheck.vocab import CYCLE_STATES
-from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, RecordId, acting
+from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, Paging, RecordId, acting
 from pulsecheck.web.auth import Principal
 
 router = APIRouter(route_class=JsonErrorRoute, responses=ERRORS)
@@ -17,15 +17,16 @@ router = APIRouter(route_class=JsonErrorRoute, responses=ERRORS)
 
 @router.get("/escalations", tags=["escalations"], summary="Escalations, most urgent first (`escalations list`)")
 def list_escalations(
-    request: Request, me: Caller, open: bool = False, account: str | None = None  # noqa: A002 - the CLI's --open
-) -> list[dict[str, Any]]:
+    request: Request, me: Caller, page: Paging, open: bool = False, account: str | None = None,  # noqa: A002
+) -> dict[str, Any]:
     from pulsecheck.workflow.accounts import get_account
-    from pulsecheck.workflow.escalations import escalation_dict, list_escalations
+    from pulsecheck.workflow.escalations import EscalationFilter, escalation_page
 
     now = request.app.state.web.now()
     with acting(request, me) as (session, _user):
         account_id = get_account(session, account).id if account else None
-        return [escalation_dict(e, now) for e in list_escalations(session, open, account_id)]
+        chosen = EscalationFilter(("open", "acknowledged") if open else None, account_id)
+        return escalation_page(session, page, chosen, now).to_dict()
 
 
 def _escalation_action(request: Request, me: Principal, escalation_id: int, action: str) -> dict[str, Any]:
@@ -49,13 +50,13 @@ def resolve(request: Request, escalation_id: RecordId, me: Caller) -> dict[str, 
 
 
 @router.get("/cycles", tags=["cycles"], summary="Portfolio review cycles, newest first (`cycle list --json`)")
-def list_cycles(request: Request, me: Caller, state: str | None = None) -> list[dict[str, Any]]:
-    from pulsecheck.workflow.cycles import list_cycles, summary_dict
+def list_cycles(request: Request, me: Caller, page: Paging, state: str | None = None) -> dict[str, Any]:
+    from pulsecheck.workflow.cycles import cycle_page
 
     if state is not None and state not in CYCLE_STATES:
         raise InputError(f"state: {state!r} is not one of {', '.join(CYCLE_STATES)}")
     with acting(request, me) as (session, _user):
-        return [summary_dict(session, c) for c in list_cycles(session, state)]
+        return cycle_page(session, page, state).to_dict()
 
 
 @router.get("/cycles/{cycle_id}", tags=["cycles"], summary="One cycle (`cycle show --json`)")

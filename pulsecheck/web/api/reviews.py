@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from pulsecheck.errors import ConflictError, InputError
 from pulsecheck.vocab import REVIEW_STATES
-from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, RecordId, acting
+from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, Paging, RecordId, acting
 
 router = APIRouter(prefix="/reviews", tags=["reviews"], route_class=JsonErrorRoute, responses=ERRORS)
 IfMatch = Annotated[str | None, Header(description="The ETag of the review as you read it: 409 if it changed")]
@@ -46,19 +46,20 @@ def _check_version(version: int, review_id: int, if_match: str | None) -> None:
         )
 
 
-@router.get("", summary="List reviews, newest first (`review list --json`)")
+@router.get("", summary="List reviews, newest first (`review list --json`: total and one page of items)")
 def list_reviews(
-    request: Request, me: Caller, state: str | None = None, mine: bool = False, account: str | None = None
-) -> list[dict[str, Any]]:
+    request: Request, me: Caller, page: Paging, state: str | None = None, mine: bool = False,
+    account: str | None = None,
+) -> dict[str, Any]:
     from pulsecheck.workflow.accounts import get_account
-    from pulsecheck.workflow.reviews import list_reviews, review_dict
+    from pulsecheck.workflow.reviews import ReviewFilter, review_page
 
     if state is not None and state not in REVIEW_STATES:
         raise InputError(f"state: {state!r} is not one of {', '.join(REVIEW_STATES)}")
     with acting(request, me) as (session, user):
         account_id = get_account(session, account).id if account else None
-        who = user.name if mine else None
-        return [review_dict(r, with_history=False) for r in list_reviews(session, state, who, account_id)]
+        chosen = ReviewFilter(state, user.name if mine else None, None, account_id)
+        return review_page(session, page, chosen).to_dict()
 
 
 @router.get("/{review_id}", summary="One review (`review show --json`); its version is the ETag")
