@@ -159,7 +159,7 @@ def users_add(
 
 @users.command("set")
 @click.argument("name")
-@click.option("--email")
+@click.option("--email", help="The address email notifications go to.")
 @click.option("--webhook", help="A webhook URL for this user's notifications.")
 @click.option("--chat", metavar="HANDLE", help="Chat handle: webhook messages mention <@HANDLE> ('' removes it).")
 @click.option("--digest", type=click.Choice(["daily", "off"]), help="daily: non-critical messages in one digest a day.")
