@@ -111,7 +111,7 @@ def register(module_names: Sequence[str]) -> None:
 register(
     [
         "setup", "review", "scoring", "rules", "escalations", "scheduler", "outbox", "cycle", "report", "audit",
-        "demo", "config", "keys",
+        "demo", "config", "keys", "scorecard",
     ]
 )
 
