@@ -43,6 +43,31 @@ def scorecard_show(app: App, account: str, as_of: str | None, limit: int, as_jso
         echo_data(line)
 
 
+@scorecard.command("export")
+@click.argument("account")
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option("--as-of", "as_of", metavar="DATE", help="The newest snapshot at or before the end of DATE.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@pass_app
+def scorecard_export(app: App, account: str, fmt: str, as_of: str | None, output: str | None) -> None:
+    """The scorecard as a Markdown or offline HTML document."""
+    from pulsecheck.reports.files import check_writable, write_atomic
+    from pulsecheck.reports.scorecard import render
+    from pulsecheck.workflow.scorecards import scorecard as build
+
+    when = app.end_of_day(parse_day(as_of, "--as-of")) if as_of else None
+    if output:
+        check_writable(output)
+    with app.transaction() as session:
+        data = build(session, account, when)
+    text = render(data, fmt)
+    if output:
+        write_atomic(text, output)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
 def _num(value: Any, digits: int = 2) -> str:
     if value is None:
         return "-"

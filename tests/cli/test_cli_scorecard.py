@@ -102,3 +102,25 @@ def test_scorecard_of_an_account_never_scored_is_refused(scored: Path, run: Run)
     assert "no score snapshot" in error(run("scorecard", "ACME", "--as-of", "2026-01-01"), 1)
     assert "ACME2" in error(run("scorecard", "ACME2"), 2)
 
+
+
+def test_export_markdown_escapes_a_hostile_name(scored: Path, run: Run) -> None:
+    text = ok(run("scorecard", "export", "ACME", "--format", "md"))
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "\\[x\\](javascript:y)" in text and "\x1b" not in text and "\x07" not in text
+    assert "| usage | value | 85 | 85 | 60 | 51" in text.replace(".00", "").replace(".0 ", " ")
+    assert "- Areas of concern: tickets" in text and "- Success vector: positive" in text
+
+
+def test_export_html_is_offline_and_escaped(scored: Path, run: Run, tmp_path: Path) -> None:
+    target = tmp_path / "card.html"
+    assert ok(run("scorecard", "export", "ACME", "--format", "html", "-o", str(target))) == f"wrote {target}\n"
+    page = target.read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'http-equiv="Content-Security-Policy" content="default-src &#39;none&#39;' in page
+    assert "http://" not in page and "https://" not in page
+    assert "background: green" in page and "background: orange" in page  # bucket fine; tickets a concern
+
+
+def test_export_to_a_directory_is_bad_input(scored: Path, run: Run, tmp_path: Path) -> None:
+    assert "is a directory" in error(run("scorecard", "export", "ACME", "-o", str(tmp_path)), 2)
