@@ -29,3 +29,4 @@ SURVEY_KINDS = ("nps", "csat", "ces")
 
 REVIEW_STATES = ("draft", "submitted", "approved", "closed")
 CYCLE_STATES = ("draft", "submitted", "approved", "closed")
+SCORECARD_STATES = ("submitted", "approved", "rejected")

@@ -124,3 +124,29 @@ def test_export_html_is_offline_and_escaped(scored: Path, run: Run, tmp_path: Pa
 
 def test_export_to_a_directory_is_bad_input(scored: Path, run: Run, tmp_path: Path) -> None:
     assert "is a directory" in error(run("scorecard", "export", "ACME", "-o", str(tmp_path)), 2)
+
+
+def test_submit_then_four_eyes_approval_joins_the_audit_chain(scored: Path, run: Run, tmp_path: Path) -> None:
+    (tmp_path / "signed.pdf").write_bytes(b"%PDF- the uploaded copy")
+    submitted = as_json(run("--as", "bob", "scorecard", "submit", "ACME", "--comment", "Q4", "--attach",
+                            str(tmp_path / "signed.pdf"), "--json"))
+    assert (submitted["state"], submitted["submitted_by"], submitted["approver"]) == ("submitted", "bob", "maria")
+    assert (submitted["score"], submitted["bucket"]) == (67, "fine")
+    assert [a["filename"] for a in submitted["attachments"]] == ["signed.pdf"]
+    number = str(submitted["id"])
+    assert "four-eyes" in error(run("--as", "bob", "scorecard", "approve", number), 1)
+    assert "not hank" in error(run("--as", "hank", "scorecard", "approve", number), 1)  # not asked, not bob's manager
+    approved = as_json(run("--as", "maria", "scorecard", "approve", number, "--json"))
+    assert (approved["state"], approved["approved_by"]) == ("approved", "maria")
+    assert approved["digest"] == submitted["digest"]
+    assert "is approved" in error(run("--as", "maria", "scorecard", "reject", number, "--comment", "late"), 1)
+    assert "audit chain ok" in ok(run("audit", "verify"))
+
+
+def test_reject_needs_a_comment(scored: Path, run: Run) -> None:
+    number = str(as_json(run("--as", "bob", "scorecard", "submit", "ACME", "--json"))["id"])
+    assert "comment is required" in error(run("--as", "maria", "scorecard", "reject", number), 1)
+    rejected = as_json(run("--as", "maria", "scorecard", "reject", number, "--comment", "redo", "--json"))
+    assert (rejected["state"], rejected["decision_comment"]) == ("rejected", "redo")
+    ok(run("users", "add", "olga", "--role", "ops"))
+    assert "not olga" in error(run("--as", "olga", "scorecard", "submit", "ACME"), 1)  # ops does not submit
