@@ -125,7 +125,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "score": ("scoring",), "deviations": ("scoring",), "rules": ("rules",), "evaluate": ("rules",),
     "escalations": ("escalations",), "scheduler": ("scheduler",), "outbox": ("outbox",), "cycle": ("cycle",),
     "report": ("report",), "audit": ("audit",), "demo": ("demo",), "config": ("config",), "keys": ("keys",),
-    "worker": ("worker",), "serve": ("web",), "inbox": ("inbox",), "tokens": ("tokens",),
+    "worker": ("worker",), "serve": ("web",), "inbox": ("inbox",), "tokens": ("tokens",), "scorecard": ("scorecard",),
 }  # `users password` and `users invite` live with the web app that uses them
 
 

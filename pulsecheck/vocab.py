@@ -43,3 +43,4 @@ JOB_SORTS = ("next-run", "id")
 KEY_SORTS = ("user", "added")
 REVIEW_KINDS = ("manual", "cadence", "rule")
 """How a review was opened: by a person (`review new`), by the cadence schedule, or by a rule's action."""
+SCORECARD_STATES = ("submitted", "approved", "rejected")

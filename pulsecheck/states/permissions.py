@@ -39,6 +39,10 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "cycle.approve": ("manager", "admin"),  # four-eyes (never the owner) is a guard of its own
     "cycle.reject": ("manager", "admin"),
     "cycle.close": ("its_owner", "manager", "admin"),
+    # approved account scorecards (four-eyes, never the submitter, is a guard of its own)
+    "scorecard.submit": ("reviewer", "manager", "admin"),
+    "scorecard.approve": ("manager & its_approver", "admin & its_approver", "manager & reviewer_manager", "admin"),
+    "scorecard.reject": ("manager & its_approver", "admin & its_approver", "manager & reviewer_manager", "admin"),
     # governance
     "model.approve": ("manager", "ops", "admin"),
     "rules.activate": ("ops", "manager", "admin"),

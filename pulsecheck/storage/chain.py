@@ -45,6 +45,7 @@ from pulsecheck.storage.models import (
     ReviewCycle,
     ReviewEvent,
     Ruleset,
+    Scorecard,
     ScoringModelVersion,
     ServerKey,
     User,
@@ -115,6 +116,12 @@ AUDITED: tuple[Audited, ...] = (
     Audited(
         "deviation", Deviation, ("account_id", "kind", "subject", "status", "accepted_by", "reason", "accepted_until"),
         always=False,
+    ),
+    Audited(
+        "scorecard",
+        Scorecard,
+        ("account_id", "as_of", "digest", "state", "submitted_by", "approver", "approved_by", "decided_at")
+        + ("decision_comment",),
     ),
     Audited("model", ScoringModelVersion, ("version", "sha256", "status", "approved_by", "approved_at")),
     Audited("ruleset", Ruleset, ("name", "sha256", "activated_by", "activated_at", "active")),

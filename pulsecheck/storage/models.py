@@ -140,6 +140,27 @@ class ScoreSnapshot(Base):
     groups: Mapped[dict[str, Any] | None]  # group name -> subscore (0-100) or null; NULL: a flat model
 
 
+class Scorecard(Base):
+    """A scorecard submitted for approval: the content it was submitted with (and its digest), four-eyes."""
+
+    __tablename__ = "scorecards"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    as_of: Mapped[datetime]
+    content: Mapped[dict[str, Any]]
+    digest: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20))  # submitted | approved | rejected
+    submitted_by: Mapped[str] = mapped_column(String(100))
+    submitted_at: Mapped[datetime]
+    approver: Mapped[str | None] = mapped_column(String(100))  # the one asked: the submitter's manager by default
+    approved_by: Mapped[str | None] = mapped_column(String(100))  # who decided (approved or rejected)
+    decided_at: Mapped[datetime | None]
+    comment: Mapped[str | None] = mapped_column(Text)
+    decision_comment: Mapped[str | None] = mapped_column(Text)
+    version_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    __mapper_args__ = {"version_id_col": version_id}  # two approvers at once: the second one conflicts
+
+
 class Cashflow(Base):
     """An account's net cash flow C_t of period t (0, 1, ...), for its NPV."""
 

@@ -16,7 +16,7 @@ from alembic import op
 import pulsecheck.storage.types
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,129 @@
+"""The account scorecard: one snapshot read back with its model (score, bucket, group subscores in tree order,
+each KPI's value, weight, contribution and rating, areas of concern and strengths), the success vector from the
+score's trend and the history of group subscores. Plain data, for the terminal, JSON and documents alike."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pulsecheck.errors import RefusedError
+from pulsecheck.scoring import trends
+from pulsecheck.scoring.model import ScoringModel
+from pulsecheck.scoring.schema import parse_model
+from pulsecheck.storage.models import Account, ScoreSnapshot, ScoringModelVersion, User
+from pulsecheck.workflow.accounts import get_account
+
+WINDOW_DAYS = 30  # the success vector's window, the same 30 days as `accounts show`'s direction
+VECTOR = {"up": "positive", "flat": "neutral", "down": "negative"}
+
+
+def scorecard(
+    session: Session, account: str, as_of: datetime | None = None, history: int = 6, window_days: int = WINDOW_DAYS
+) -> dict[str, Any]:
+    """The scorecard of `account` from its newest snapshot at or before `as_of` (default: the newest one)."""
+    found = get_account(session, account)
+    query = select(ScoreSnapshot).where(ScoreSnapshot.account_id == found.id)
+    if as_of is not None:
+        query = query.where(ScoreSnapshot.as_of <= as_of)
+    snapshots = list(session.scalars(query.order_by(ScoreSnapshot.as_of)))
+    if not snapshots:
+        when = f" at or before {as_of:%Y-%m-%d}" if as_of else ""
+        raise RefusedError(f"account {found.external_id} has no score snapshot{when} (run `pulsecheck score`)")
+    latest = snapshots[-1]
+    row = session.get(ScoringModelVersion, latest.model_id)
+    model = parse_model(row.content, f"model {row.version}") if row is not None else None
+    points = [(s.as_of, s.score) for s in snapshots]
+    change = trends.score_change(points, latest.as_of, window_days)
+    return {
+        "account": _account(session, found),
+        "as_of": latest.as_of.isoformat(),
+        "model_version": row.version if row is not None else None,
+        "score": latest.score,
+        "bucket": latest.bucket,
+        "bucket_color": _bucket_color(model, latest.bucket),
+        "provisional": latest.provisional,
+        "groups": _groups(model, latest.groups or {}),
+        "kpis": _kpis(model, latest.components),
+        "concerns": [c["kpi"] for c in latest.components if c.get("rating") == "concern"],
+        "strengths": [c["kpi"] for c in latest.components if c.get("rating") == "strength"],
+        "success_vector": {
+            "direction": VECTOR[trends.direction(points, latest.as_of, window_days)],
+            "change": change,
+            "window_days": window_days,
+        },
+        "history": [
+            {"as_of": s.as_of.isoformat(), "score": s.score, "bucket": s.bucket, "groups": dict(s.groups or {})}
+            for s in snapshots[-history:]
+        ]
+        if history > 0
+        else [],
+    }
+
+
+def _account(session: Session, account: Account) -> dict[str, Any]:
+    owner = session.get(User, account.owner_id) if account.owner_id else None
+    return {
+        "id": account.external_id,
+        "name": account.name,
+        "segment": account.segment,
+        "arr": account.arr,
+        "renewal_date": account.renewal_date.isoformat() if account.renewal_date else None,
+        "owner": owner.name if owner is not None else None,
+    }
+
+
+def _bucket_color(model: ScoringModel | None, bucket: str | None) -> str | None:
+    if model is None or bucket is None:
+        return None
+    return next((b.color for b in model.buckets if b.name == bucket), None)
+
+
+def tree_order(model: ScoringModel) -> list[tuple[str, int]]:
+    """(group, depth) for every group, parents before their children, siblings in model order."""
+    children = {g.name: g.children for g in model.groups}
+    child_names = {c for g in model.groups for c in g.children}
+    ordered: list[tuple[str, int]] = []
+    stack = [(g.name, 0) for g in reversed(model.groups) if g.name not in child_names]
+    while stack:  # parse_model refuses cycles, so this ends
+        name, depth = stack.pop()
+        ordered.append((name, depth))
+        stack.extend((c, depth + 1) for c in reversed(children.get(name, ())))
+    return ordered
+
+
+def _groups(model: ScoringModel | None, subscores: dict[str, Any]) -> list[dict[str, Any]]:
+    if model is None or not model.groups:
+        return [{"name": n, "label": n, "depth": 0, "weight": None, "subscore": v} for n, v in subscores.items()]
+    labels = {g.name: g.label for g in model.groups}
+    return [
+        {
+            "name": name,
+            "label": labels[name],
+            "depth": depth,
+            "weight": model.group_weight(name),
+            "subscore": subscores.get(name),
+        }
+        for name, depth in tree_order(model)
+    ]
+
+
+def _kpis(model: ScoringModel | None, components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups = {k.name: k.group for k in model.kpis} if model is not None else {}
+    return [
+        {
+            "kpi": c["kpi"],
+            "group": groups.get(c["kpi"]),
+            "raw": c["raw"],
+            "normalized": c["normalized"],
+            "weight": c["weight"],
+            "contribution": c["contribution"],
+            "status": c["status"],
+            "rating": c.get("rating"),
+            "color": model.status_color(c.get("rating")) if model is not None else None,
+        }
+        for c in components
+    ]
