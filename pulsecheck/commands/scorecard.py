@@ -45,7 +45,8 @@ def scorecard_show(app: App, account: str, as_of: str | None, limit: int, as_jso
 
 @scorecard.command("export")
 @click.argument("account")
-@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True,
+              help="md: Markdown (escaped); html: one offline page, safe like the report.")
 @click.option("--as-of", "as_of", metavar="DATE", help="The newest snapshot at or before the end of DATE.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
 @pass_app
