@@ -96,7 +96,7 @@ def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
     else:
-        show_markdown(cycle_markdown(data))
+        show_markdown(cycle_markdown(data, app.settings.tz))
 
 
 @cycle.command("step")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,9 +40,17 @@ def _environment(html: bool) -> Environment:
     return env
 
 
-def cycle_markdown(data: dict[str, Any]) -> str:
-    """Markdown of `workflow.cycles.views.cycle_dict` (the short form for `show`, the full one for `export`)."""
-    text = _environment(False).get_template("cycle.md.j2").render(c=data)
+def cycle_markdown(data: dict[str, Any], tz: tzinfo | None = None) -> str:
+    """Markdown of `workflow.cycles.views.cycle_dict` (the short form for `show`, the full one for `export`); with
+    `tz`, times read in that zone to the minute (what a person reads), else as stored (ISO, UTC: an archive)."""
+    def when(value: Any) -> Any:
+        if tz is None or not value:
+            return value
+        from pulsecheck.humanize import when as local
+
+        return local(value, tz)
+
+    text = _environment(False).get_template("cycle.md.j2").render(c=data, when=when)
     return "\n".join(line.rstrip() for line in text.splitlines()).rstrip() + "\n"
 
 

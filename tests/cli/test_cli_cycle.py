@@ -128,6 +128,8 @@ def test_a_cycle_round_trip(cli: Any, tmp_path: Path) -> None:
     assert [e["event"] for e in shown["history"]][:3] == ["start", "step", "step"]
     text = ok(cli("cycle", "show", "1"))
     assert "# Portfolio review cycle 1: 2026-11" in text and "### Step classify" in text
+    done_at = shown["steps"][0]["done_at"]  # ISO in UTC in --json; to the minute in the business zone (UTC here)
+    assert f"| scope | bob | {datetime.fromisoformat(done_at).strftime('%Y-%m-%d %H:%M')} |" in text
 
     assert ok(cli("cycle", "verify", "1")).startswith(f"ok: cycle 1: seal sha256 {shown['digest']} matches")
     assert as_json(cli("cycle", "verify", "1", "--json")) == {
