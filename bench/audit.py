@@ -28,6 +28,7 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bulk import bulk_insert  # noqa: E402
+from common import report as bench_report  # noqa: E402
 
 from pulsecheck.storage.chain import BY_KIND, append  # noqa: E402
 from pulsecheck.storage.db import Database  # noqa: E402
@@ -114,6 +115,12 @@ def main(n: int) -> None:
         print(f"{'floor: sqlite3 read + sha256 each':<36} {base:8.2f} s   ({base_cpu:.2f} s CPU)")
         print(f"{'ratio':<36} {took / base:8.1f} x   (1 process: {one / base:.1f}x; CPU: {cpu / base_cpu:.1f}x)")
         print(f"{'goal at 1M entries':<36} {GOAL:8.2f} s   scaled to 1M: {took * 1_000_000 / report.entries:.2f} s")
+        per_million = 1_000_000 / report.entries
+        note = f"{report.entries:,} entries, scaled linearly to 1M"
+        bench_report(f"{label}, per 1M entries", took * per_million, "s", base * per_million, f"<= {GOAL:.0f}",
+                     floor_label="sqlite3 read + sha256 each", note=note)
+        bench_report("audit verify, forced to 1 process, per 1M entries", one * per_million, "s",
+                     base * per_million, "-", floor_label="sqlite3 read + sha256 each", note=note)
         database.dispose()
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bulk import bulk_insert
+from common import report
 from sqlalchemy import create_engine, event, func, select, text
 
 from pulsecheck.app import App, authenticated_login
@@ -78,6 +79,8 @@ def engine_only(n: int) -> None:
         f"{n / t_engine:,.0f} accounts/s ({t_engine:.2f} s); floor: the plain evaluator {t_plain:.2f} s; "
         f"ratio {t_engine / t_plain:.1f}x (goal <= 3x)"
     )
+    report("rules stage, durable-rules (2 workers incl. start-up)", n / t_engine, "accounts/s", n / t_plain,
+           "<= 3x", higher=True, floor_label="plain evaluator")
 
 
 def _kind(i: int) -> str:
@@ -270,7 +273,7 @@ def cli_evaluate(app: App, progress: Any = None) -> EvaluationReport:
     return evaluate(app.db, EvaluationSettings.from_settings(app.settings), NOW, app.now(), progress=progress)
 
 
-def timed_run(store: Store, name: str, label: str) -> tuple[float, float]:
+def timed_run(store: Store, name: str, label: str, where: str) -> tuple[float, float]:
     """One evaluate of database `name` as the CLI runs it, and the replay of its statements into a copy of the
     database taken before it; returns the run's wall time and its apply stage's."""
     before = store.copy(name, Database(store.url(name)))
@@ -287,17 +290,17 @@ def timed_run(store: Store, name: str, label: str) -> tuple[float, float]:
 
     with recorder.recording():
         start = time.perf_counter()
-        report = cli_evaluate(app, progress)
+        run = cli_evaluate(app, progress)
         wall = time.perf_counter() - start
     app.db.dispose()
     replica = Database(store.url(before))
     facts_floor, apply_floor = recorder.replay(replica)
     replica.dispose()
-    stages = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in report.seconds.items())
-    apply = report.seconds["apply"]
+    stages = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in run.seconds.items())
+    apply = run.seconds["apply"]
     print(
-        f"  {label}: {report.accounts:,} accounts in {wall:.2f} s ({stages}); {len(report.firings):,} firings, "
-        f"{len(report.actions):,} actions, {len(report.resolved):,} resolved; {recorder.statements:,} statements"
+        f"  {label}: {run.accounts:,} accounts in {wall:.2f} s ({stages}); {len(run.firings):,} firings, "
+        f"{len(run.actions):,} actions, {len(run.resolved):,} resolved; {recorder.statements:,} statements"
     )
     print(
         f"    whole run {wall:.2f} s; floor: its statements replayed through the bare DBAPI connection "
@@ -308,6 +311,11 @@ def timed_run(store: Store, name: str, label: str) -> tuple[float, float]:
         f"    apply stage {apply:.2f} s; floor: its statements replayed {apply_floor:.2f} s; "
         f"ratio {apply / apply_floor:.1f}x (goal <= {GOAL:.0f}x)"
     )
+    note = f"{run.accounts:,} accounts, {where}"
+    report(f"evaluate {label}, whole run", wall, "s", facts_floor + apply_floor, f"<= {GOAL:.0f}x",
+           floor_label="its SQL replayed on bare DBAPI", note=note)
+    report(f"evaluate {label}, apply stage", apply, "s", apply_floor, f"<= {GOAL:.0f}x",
+           floor_label="its SQL replayed on bare DBAPI", note=note)
     return wall, apply
 
 
@@ -328,8 +336,9 @@ def full(n: int, pg: bool) -> tuple[float, float]:
                 f"{time.perf_counter() - t0:.1f} s (not timed)"
             )
             database.dispose()
-            first = timed_run(store, name, "first run")
-            timed_run(store, name, "nightly re-run")
+            where = "PostgreSQL" if pg else "SQLite"
+            first = timed_run(store, name, "first run", where)
+            timed_run(store, name, "nightly re-run", where)
             database = Database(store.url(name))
             print(
                 f"  after both runs: {_count(database, Escalation):,} escalations, {_count(database, Review):,} "
@@ -355,3 +364,7 @@ if __name__ == "__main__":
                 f"growth on PostgreSQL, first run: {count:,} -> {3 * count:,} accounts (3.0x) took "
                 f"{large / small:.1f}x the time, its apply stage {large_apply / small_apply:.1f}x (goal: linear, 3.0x)"
             )
+            report("evaluate growth on PostgreSQL, first run, 3x the accounts", large / small, "x the time", None,
+                   f"<= {GOAL}", note=f"{count:,} -> {3 * count:,} accounts")
+            report("evaluate growth on PostgreSQL, apply stage, 3x the accounts", large_apply / small_apply,
+                   "x the time", None, f"<= {GOAL}", note=f"{count:,} -> {3 * count:,} accounts")

@@ -23,6 +23,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from common import report
+
 from pulsecheck.errors import InputError
 from pulsecheck.yamlfile import load_text
 
@@ -122,10 +124,18 @@ def main(n: int) -> None:
         )
         print(f"again, every row already stored: {again:.1f} s = {n / again:,.0f} rows/s, {again_rss:,.0f} MB")
         print(f"  {said_again}")
+        report("readings import (CLI)", n / seconds, "rows/s", n / floor, ">= 100000", higher=True,
+               floor_label="csv.reader + sqlite3 executemany", note=f"{n:,} rows")
+        report("readings import, peak RSS", rss, "MB", python_rss, "<= 200", floor_label="python -c pass",
+               note=f"{n:,} rows; pulsecheck --version {cli_rss:,.0f} MB")
+        report("readings import again (every row stored)", n / again, "rows/s", n / floor, "-", higher=True,
+               floor_label="csv.reader + sqlite3 executemany", note=f"{n:,} rows, peak RSS {again_rss:,.0f} MB")
         big = root / "accounts-52mb.csv"
         write_accounts(big, 52 * 2**20 // 90)
         seconds, rss, said = run([cli, "accounts", "import", str(big)], env)
         print(f"accounts: {big.stat().st_size / 2**20:,.0f} MB CSV in {seconds:.1f} s, peak RSS {rss:,.0f} MB; {said}")
+        report("accounts import of a 52 MB CSV, peak RSS", rss, "MB", python_rss, "<= 200",
+               floor_label="python -c pass", note=f"{seconds:.1f} s")
         bomb = root / "bomb.yaml"
         bomb.write_text(BOMB + "\n")
         seconds, rss, said = run([cli, "model", "validate", str(bomb)], env)
@@ -141,6 +151,8 @@ def main(n: int) -> None:
             f"{seconds:.2f} s, {rss:,.0f} MB; floor: validating examples/scoring.yaml {floor:.2f} s, "
             f"{floor_rss:,.0f} MB; the refusal itself (load_text in this process) {inside * 1000:.1f} ms; {said}"
         )
+        report("model validate refuses a YAML alias bomb", seconds, "s", floor, "-",
+               floor_label="validating examples/scoring.yaml", note=f"peak RSS {rss:,.0f} MB")
 
 
 if __name__ == "__main__":

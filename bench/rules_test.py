@@ -26,6 +26,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from common import report
+
 from pulsecheck.config import load_settings
 from pulsecheck.demo import examples_dir
 from pulsecheck.rules import durable
@@ -99,6 +101,11 @@ def main(n: int) -> None:
     print(f"{'ratio cli / pulsecheck --help':<36} {cli_time / figures[3][1]:8.1f}x")
     print(f"{'ratio in-process / one worker':<36} {in_process_time / figures[4][1]:8.1f}x")
     print(f"{'goal':<36} {'none set (issue 16 asks for the figure)'}")
+    note = f"{len(cases)} case(s); no goal set (issue 16 asks for the figure)"
+    report("rules test (cli, fresh process)", cli_time, "s", figures[3][1], "-", floor_label="pulsecheck --help",
+           note=note)
+    report("rules test (in-process)", in_process_time, "s", figures[4][1], "-",
+           floor_label="one durable-rules worker", note=note)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import report
 from evaluate import EXAMPLES, NOW, facts, set_up
 from sqlalchemy import text
 
@@ -69,6 +70,8 @@ def engine_stage(n: int) -> None:
         seconds = time.perf_counter() - t0
         assert sorted(fired) == plain, "engines disagree"
         print(f"  durable-rules, {label}: {_rate(n, seconds)}; ratio {seconds / floor:.2f}x the floor (goal <= 3x)")
+        report(f"engine stage, durable-rules, {label}", n / seconds, "accounts/s", n / floor, "<= 3x", higher=True,
+               floor_label="plain evaluator", note=f"{n:,} accounts, one process")
 
 
 def _spawner(url: str) -> Any:
@@ -95,20 +98,27 @@ def sharded(url: str, n: int, single: bool) -> None:
     if single:
         for label in ("first run", "nightly"):
             start = time.perf_counter()
-            report = evaluate(database, EvaluationSettings(), NOW, NOW)
-            print(f"  single process {label} (reference): {_rate(n, time.perf_counter() - start)}")
+            run = evaluate(database, EvaluationSettings(), NOW, NOW)
+            seconds = time.perf_counter() - start
+            print(f"  single process {label} (reference): {_rate(n, seconds)}")
+            report(f"evaluate, single process, {label}", run.accounts / seconds, "accounts/s", None, "-",
+                   higher=True, note=f"{run.accounts:,} accounts on {database.engine.dialect.name} (reference)")
         return
     goals = {"first run": 120 * n / 1e6, "nightly": 60 * n / 1e6}
     for label, goal in goals.items():
         start = time.perf_counter()
-        report = evaluate_sharded(database, NOW, NOW, 2, _spawner(url))
+        sharded_run = evaluate_sharded(database, NOW, NOW, 2, _spawner(url))
         seconds = time.perf_counter() - start
         print(
-            f"  2 workers, {label}: {_rate(report.accounts, seconds)} in {report.shards} shards; "
-            f"{report.firings:,} firings, {report.actions:,} actions; goal <= {goal:.1f} s at this size "
+            f"  2 workers, {label}: {_rate(sharded_run.accounts, seconds)} in {sharded_run.shards} shards; "
+            f"{sharded_run.firings:,} firings, {sharded_run.actions:,} actions; goal <= {goal:.1f} s at this size "
             f"({goal * 1e6 / n:.0f} s per 1M)",
             flush=True,
         )
+        dialect = database.engine.dialect.name
+        report(f"evaluate --workers 2, {label}, per 1M accounts", seconds * 1e6 / n, "s", None,
+               f"<= {goal * 1e6 / n:.0f}", note=f"measured at {n:,} accounts on {dialect}, scaled linearly; "
+               "the goal is stated for PostgreSQL")
     database.dispose()
 
 

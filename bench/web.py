@@ -29,6 +29,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bulk import bulk_insert  # noqa: E402
+from common import report  # noqa: E402
 
 from pulsecheck.storage.db import Database  # noqa: E402
 from pulsecheck.storage.migrate import upgrade  # noqa: E402
@@ -154,7 +155,10 @@ def main() -> None:
         print(f"  {name:<9}             p50 {statistics.median(values) * 1000:7.1f} ms  p95 {p95(values) * 1000:7.1f}"
               f" ms  {len(values) / wall:7.1f} req/s  p95 {ratio:5.1f}x floor  goal p95 <= {GOALS[name] * 1000:.0f} ms"
               f" {verdict}")
+        report(f"web {name} p95", p95(values) * 1000, "ms", p95(health) * 1000, f"<= {GOALS[name] * 1000:.0f}",
+               floor_label="/api/v1/health p95", note=f"{n} accounts, {clients} clients, {len(values)} requests")
     print(f"  errors {errors} (goal 0)")
+    report("web errors (non-200 answers)", errors, "requests", None, "<= 0", note=f"{n} accounts, {clients} clients")
 
 
 if __name__ == "__main__":
