@@ -204,7 +204,7 @@ def escalation_page(session: Session, request: PageRequest, chosen: EscalationFi
 ):
     """One page of escalations (most urgent first by default), in their JSON shape."""
     sorts = {
-        "priority": (Escalation.priority, Escalation.opened_at, Escalation.id),
+        "priority": (*URGENCY, Escalation.id),  # within a priority, the highest priority score first
         "due": (Escalation.due_at.is_(None), Escalation.due_at, Escalation.id),
         "opened": (Escalation.opened_at.desc(), Escalation.id.desc()),
         "account": (Escalation.account_id, Escalation.id),

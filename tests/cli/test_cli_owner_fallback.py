@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Notification
-from tests.conftest import Run, Templates, as_json, ok, scored_sample
+from tests.conftest import Run, Templates, ok, page_items, scored_sample
 
 RULES = """\
 version: 1
@@ -58,7 +58,7 @@ def test_escalations_without_owner_go_to_the_segment_owner_or_the_admins(
     out = ok(run("--config", str(config), "evaluate", "--verbose"))
     assert "to carol (fallback owner): Every account with an ARR" in out
     assert "to the admins (no owner): Every account with an ARR" in out
-    listed = {e["account"]: e for e in as_json(run("escalations", "list", "--json"))}
+    listed = {e["account"]: e for e in page_items(run("escalations", "list", "--json"))}
     assert (listed["ORPHAN"]["owner"], listed["STRAY"]["owner"]) == ("carol", None)
     assert listed["ACME"]["owner"] == "bob"  # an owned account keeps its owner
     orphan, stray = bodies(database, "Orphan Ltd"), bodies(database, "Stray Inc")
@@ -72,7 +72,7 @@ def test_fallback_owner_takes_what_no_segment_owner_does(run: Run, database: Dat
     config = portfolio / "pulsecheck.toml"
     config.write_text('[escalation]\nfallback_owner = "maria"\n', encoding="utf-8")
     ok(run("--config", str(config), "evaluate"))
-    listed = {e["account"]: e for e in as_json(run("escalations", "list", "--json"))}
+    listed = {e["account"]: e for e in page_items(run("escalations", "list", "--json"))}
     assert (listed["ORPHAN"]["owner"], listed["STRAY"]["owner"]) == ("maria", "maria")
     assert list(bodies(database, "Stray Inc")) == ["maria"]
 
@@ -81,7 +81,7 @@ def test_p1_is_capped_to_the_top_share_by_priority_score(run: Run, portfolio: Pa
     # 14 critical escalations (12 sample accounts and the two orphans), all P1 by the matrix; 10 % may stay P1:
     # ceil(1.4) = 2, the two highest scores
     ok(run("evaluate"))
-    listed = as_json(run("escalations", "list", "--json"))
+    listed = page_items(run("escalations", "list", "--json"))
     assert len(listed) == 14
     assert [e["priority"] for e in listed] == ["P1"] * 2 + ["P2"] * 12
     scores = [e["priority_score"] for e in listed]
