@@ -123,7 +123,10 @@ class RowContent:
         fast, exact = [], []
         for name in names:
             column_type = table.c[name].type
-            processor = column_type.dialect_impl(dialect).result_processor(dialect, None)
+            try:
+                processor = column_type.dialect_impl(dialect).result_processor(dialect, None)
+            except TypeError:  # psycopg's Float wants the cursor's type code; its driver value is already a float
+                processor = None
             if processor is None:
                 continue
             exact.append((name, _exact(processor)))
