@@ -217,25 +217,29 @@ class Daemon:
                 self.popen.wait()
 
 
+JOBS = 20 * BATCH  # due reviews a failover test schedules: many batches of the runner
+
+
 def failover(first_url: str, second_url: str, tmp_path: Path, database: Database, depose_first) -> None:  # type: ignore[no-untyped-def]
-    """Two daemons, one leads; the leader is deposed (`depose_first(daemon)`) a quarter of the way through 600
-    due jobs; the standby takes over and finishes. No job is run by both; every job runs once."""
+    """Two daemons, one leads; the leader is deposed (`depose_first(daemon)`) a quarter of the way through JOBS
+    due jobs (many batches, so that the leader is still at work when deposed); the standby takes over and
+    finishes. No job is run by both; every job runs once."""
     (tmp_path / "pulsecheck.toml").write_text(SETTINGS_TOML)
-    due_reviews(database, 600)
+    due_reviews(database, JOBS)
     first = Daemon.start(first_url, tmp_path, "first")
     second = None
     try:
         first.wait_for("leader:")
         second = Daemon.start(second_url, tmp_path, "second")
         second.wait_for("standby")
-        while reminders(database) < 150:  # a quarter of the way
+        while reminders(database) < JOBS // 4:  # a quarter of the way
             assert first.popen.poll() is None
             time.sleep(0.01)
         deposed = time.monotonic()
         depose_first(first)
         second.wait_for("leader:")
         took = time.monotonic() - deposed
-        while reminders(database) < 600:
+        while reminders(database) < JOBS:
             assert time.monotonic() - deposed < 90, "the new leader did not finish the jobs"
             time.sleep(0.05)
         second.wait_for("dispatch-notifications:")
@@ -249,15 +253,15 @@ def failover(first_url: str, second_url: str, tmp_path: Path, database: Database
     assert both == set()
     # A leader killed -9 may die between a batch's commit and its lines: at most that one batch goes unreported
     # (the database check below still sees every job run exactly once).
-    unreported = len(set(range(1, 601)) - (first.reminded() | second.reminded()))
+    unreported = len(set(range(1, JOBS + 1)) - (first.reminded() | second.reminded()))
     assert unreported <= (BATCH if first.popen.returncode else 0)
-    assert 149 <= len(first.reminded()) < 600
+    assert JOBS // 4 - 1 <= len(first.reminded()) < JOBS
     with database.transaction() as session:  # and in the database: every review had its first reminder
         assert session.scalars(select(Review.reminders_sent).distinct()).all() == [1]
     assert took < 5
 
 
-@pytest.mark.slow  # two daemons over 600 jobs
+@pytest.mark.slow  # two daemons over JOBS due reviews
 def test_two_daemons_on_one_sqlite_file_through_a_symlink_fail_over_without_running_a_job_twice(
     tmp_path: Path, database: Database, db_url: str
 ):
