@@ -116,7 +116,7 @@ def cli(ctx: click.Context, db_url: str | None, config_file: str | None, as_user
 
 
 # Each command's module, so that a command imports its own module only (a cold start pays for one noun, not
-# every one). A command missing here is still found, by importing every module (tests/unit/test_cli_lazy.py
+# every one). A command missing here is still found, by importing every module (tests/cli/test_cold_start_imports.py
 # checks the table is complete).
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "init": ("setup",), "db": ("setup",), "users": ("setup", "web"), "accounts": ("setup",), "review": ("review",),
