@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, true
+from sqlalchemy import String, Table, func, select, true
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -102,6 +102,18 @@ def _exact(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: _json_ready(processor(value))
 
 
+# SQLite's stored date-time text `YYYY-MM-DD HH:MM:SS.ffffff` as `iso` writes it (`YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00`)
+# when it is a real date and time; any other text becomes one no content holds, so its row goes the Python way.
+_SQL_UTC_TEXT = (
+    "CASE WHEN {c} IS NULL THEN NULL WHEN typeof({c}) = 'text' AND length({c}) = 26 AND {c} GLOB "
+    "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]' "
+    "AND substr({c}, 12, 2) < '24' AND date(substr({c}, 1, 10)) = substr({c}, 1, 10) "
+    "THEN substr({c}, 1, 10) || 'T' || substr({c}, 12, 8) || "
+    "CASE WHEN substr({c}, 21) = '000000' THEN '' ELSE substr({c}, 20) END || '+00:00' "
+    "ELSE char(1) || 'not a stored moment' END"
+)
+
+
 @dataclass(frozen=True)
 class RowContent:
     """How to read one audited table raw and rebuild each row's canonical content: the SQL of a batch (the
@@ -174,6 +186,63 @@ class RowContent:
         """The rows of the table with ids in (`after`, `upto`] in id order, raw: the fields, the latest entry's
         content, the id."""
         return batches(session, lambda last: self.query(last, upto), key=-1, start=after)
+
+    def in_sql(self) -> str | None:
+        """On SQLite, the canonical content of a row built by SQLite itself (`json_object` of the sorted fields:
+        the same compact text for integers, text and nulls, the date-time text reshaped as `iso` writes it), or
+        None where a field needs Python (a converter other than the date-time's, or another dialect)."""
+        if self.dialect.name != "sqlite":
+            return None
+        table = cast(Table, self.spec.model.__table__)
+        quote = self.dialect.identifier_preparer.quote
+        converted = dict(self.fast)
+        parts = []
+        for name in self.names:
+            column = f"t.{quote(name)}"
+            if name in converted:
+                if not isinstance(table.c[name].type, UTCDateTime):
+                    return None
+                column = _SQL_UTC_TEXT.format(c=column)
+            parts.append(f"'{name}', {column}")
+        return f"json_object({', '.join(parts)})"
+
+    def suspects_query(self, rendered: str, last: int, upto: int | None = None) -> str:
+        """The SQL of the next batch of rows (ids in (`last`, `upto`]) that SQLite cannot vouch for: no chain
+        entry, a real value (whose JSON text SQLite and Python may spell differently), or a `rendered`
+        content unlike the latest entry's. Same columns as `query`: these go the Python way."""
+        table = cast(Table, self.spec.model.__table__)
+        quote = self.dialect.identifier_preparer.quote
+        # A real's JSON text may differ between SQLite and Python; text affinity stores none. (A blob makes
+        # json_object fail: the caller then checks the table the Python way.)
+        unsure = " OR ".join(
+            f"typeof(t.{quote(name)}) = 'real'"
+            for name in self.names
+            if not isinstance(table.c[name].type, String | UTCDateTime)
+        )
+        kind = self.spec.kind.replace("'", "''")
+        latest = (
+            f"(SELECT l.content FROM {_CHAIN.name} AS l WHERE l.kind = '{kind}' AND l.record_id = t.id "
+            "ORDER BY l.seq DESC LIMIT 1)"
+        )
+        columns = ", ".join(f"t.{quote(name)}" for name in self.names)
+        bound = f" AND t.id <= {int(upto)}" if upto is not None else ""
+        # No entry: `rendered` (never NULL) IS NOT NULL. The SELECT list is computed only for the rows kept.
+        return (
+            f"SELECT {columns}, {latest}, t.id FROM {quote(table.name)} AS t WHERE t.id > {int(last)}{bound} "
+            f"AND ({unsure or '0'} OR {rendered} IS NOT {latest}) ORDER BY t.id LIMIT {BATCH}"
+        )
+
+    def suspects(
+        self, session: Session, rendered: str, after: int = 0, upto: int | None = None
+    ) -> Iterator[Sequence[tuple[Any, ...]]]:
+        """The batches of `suspects_query`, as `batches` gives the rows of `query`."""
+        return batches(session, lambda last: self.suspects_query(rendered, last, upto), key=-1, start=after)
+
+    def count(self, session: Session, after: int = 0, upto: int | None = None) -> int:
+        """How many rows have ids in (`after`, `upto`]."""
+        table = cast(Table, self.spec.model.__table__)
+        where = [table.c.id > after] + ([table.c.id <= upto] if upto is not None else [])
+        return session.scalar(select(func.count()).select_from(table).where(*where)) or 0
 
     def entries_without_row(self, session: Session) -> list[int]:
         """The record ids the chain records for this kind whose row is gone, in chain order."""

@@ -10,14 +10,14 @@ next share cannot see), and checks the rows with ids in its ranges against their
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from pulsecheck.storage.chain import AUDITED, BY_KIND, GENESIS, entry_hash
+from pulsecheck.storage.chain import AUDITED, BY_KIND, GENESIS, Audited, entry_hash
 from pulsecheck.storage.chainscan import RowContent, entry_batches
 from pulsecheck.storage.models import AuditEntry
 from pulsecheck.workflow.signoffs import Signed
@@ -97,16 +97,50 @@ def check_rows(session: Session, kind: str, after: int, upto: int | None, found:
     does not know is a problem when every row of its kind must be chained."""
     spec = BY_KIND[kind]
     reader = RowContent.of(spec, session.get_bind().dialect)
-    problems = found.rows.setdefault(kind, [])
-    for batch in reader.batches(session, after, upto):
-        found.records += len(batch)
+    rendered = reader.in_sql()
+    if rendered is not None:  # SQLite compares the rows it can; the rest, and any mismatch, are checked here
+        try:
+            problems = _problems(spec, reader, reader.suspects(session, rendered, after, upto))
+        except reader.dialect.loaded_dbapi.Error:  # a blob where text belongs: json_object refuses it
+            rendered = None
+        else:
+            found.records += reader.count(session, after, upto)
+    if rendered is None:
+        counted: list[int] = []
+        problems = _problems(spec, reader, reader.batches(session, after, upto), counted)
+        found.records += sum(counted)
+    found.rows.setdefault(kind, []).extend(problems)
+
+
+def _problems(
+    spec: Audited, reader: RowContent, batches: Iterable[Sequence[tuple[Any, ...]]], counted: list[int] | None = None
+) -> list[Problem]:
+    problems = []
+    for batch in batches:
+        if counted is not None:
+            counted.append(len(batch))
         for row in batch:  # the fields, the latest entry's content, the id
             recorded = row[-2]
             if recorded is None:
                 if spec.always:
-                    problems.append(Problem(f"{kind} {row[-1]}", "not in the audit chain (written around it)"))
-            elif reader.content(row) != recorded and reader.exact_content(row) != recorded:
-                problems.append(Problem(f"{kind} {row[-1]}", "differs from its audit chain entry"))
+                    problems.append(Problem(f"{spec.kind} {row[-1]}", "not in the audit chain (written around it)"))
+            elif _differs(reader, row, recorded):
+                problems.append(Problem(f"{spec.kind} {row[-1]}", "differs from its audit chain entry"))
+    return problems
+
+
+def _differs(reader: RowContent, row: Sequence[Any], recorded: str) -> bool:
+    """Whether a raw row's content is not `recorded`: the fast way, then SQLAlchemy's own; a value neither can
+    read (a date-time that is no moment, bytes where text belongs) is not what the product wrote."""
+    try:
+        if reader.content(row) == recorded:
+            return False
+    except (ValueError, TypeError):
+        pass
+    try:
+        return reader.exact_content(row) != recorded
+    except (ValueError, TypeError):
+        return True
 
 
 def scan(session: Session, share: Share) -> Found:
