@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import tzinfo
 from typing import Any
 
+from pulsecheck.humanize import money
 from pulsecheck.reports.markdown import md_cell, md_escape
 from pulsecheck.reports.scorecard import num, groups_table, kpi_table
+from pulsecheck.safetext import strip_controls
 from pulsecheck.timeutil import local_minute
 
 
@@ -69,7 +71,7 @@ def _account(context: dict[str, Any] | None) -> list[str]:
     return [
         "## Account",
         "",
-        f"- Segment: {_or_dash(context['segment'])} · ARR: {num(context['arr'])}"
+        f"- Segment: {_or_dash(context['segment'])} · ARR: {money(context['arr'])}"
         f" · renewal: {_or_dash(context['renewal_date'])} · owner: {_or_dash(context['owner'])}",
         f"- Current score: {num(current['score'])} ({md_escape(current['bucket'] or 'no bucket')}){when}",
         "",
@@ -188,8 +190,10 @@ def _audit_trail(history: list[dict[str, Any]]) -> list[str]:
 
 def review_html(data: dict[str, Any]) -> str:
     """One self-contained HTML page (inline CSS, no script, nothing fetched) of a review dict as built by
-    `workflow.reviews.review_dict` with its context: every value autoescaped, colours through `safe_color`."""
+    `workflow.reviews.review_dict` with its context: every value autoescaped, colours through `safe_color`,
+    control characters stripped."""
     from pulsecheck.reports.html import content_security_policy, html_environment
 
     env = html_environment(keep_trailing_newline=True)
-    return env.get_template("review.html.j2").render(r=data, csp=content_security_policy(), num=num)
+    page = env.get_template("review.html.j2").render(r=data, csp=content_security_policy(), num=num, money=money)
+    return strip_controls(page)  # it may be printed on a terminal: no escape sequence typed into a field acts

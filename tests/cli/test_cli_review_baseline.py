@@ -125,7 +125,7 @@ def check_baseline(card: dict[str, Any]) -> None:
             for k in card["kpis"]}
     assert rows["usage"] == ("value", 85, 85, 60, pytest.approx(51), "strength")
     assert rows["tickets"] == ("care", 12, 40, 40, pytest.approx(16), "concern")
-    assert rows["logins"][1:5] == (30, rows["logins"][2], 0, 0)
+    assert rows["logins"] == (None, 30, None, 0, 0, "neutral")
     assert (card["concerns"], card["strengths"]) == (["tickets"], ["usage"])
 
 
@@ -149,15 +149,16 @@ def test_show_on_the_terminal_has_the_account_and_the_kpi_table(scored: Path, ru
     ok(run("--as", "bob", "review", "new", "ACME"))
     out = ok(cli("review", "show", "1"))
     assert "\x1b" not in out and "\x07" not in out and "<b>" not in out
-    assert "- Segment: enterprise · ARR: 240000 · renewal: 2027-01-10 · owner: bob" in out
-    assert "- Current score: 67 (fine) as of 2026-11-23" in out
+    assert "- Segment: enterprise · ARR: 240,000 · renewal: 2027-01-10 · owner: bob" in out
+    assert "- Current score: 67.00 (fine) as of 2026-11-23" in out
     assert "## Baseline scorecard" in out
-    assert "- Score: 67 (fine)" in out
+    assert "- As of: 2026-11-23 (model t1)" in out and "- Score: 67.00 (fine)" in out
     assert "- Areas of concern: tickets" in out and "- Strengths: usage" in out
+    assert "| value | Value | 60.00 | 85.00 |" in out and "| care | Care | 40.00 | 40.00 |" in out
     assert "| kpi | group | raw | normalized | weight | contribution | status |" in out
-    assert "| usage | value | 85 | 85 | 60 | 51.00 | strength |" in out
-    assert "| tickets | care | 12 | 40 | 40 | 16.00 | concern |" in out
-    assert "| logins | - | 30 |" in out
+    assert "| usage | value | 85.00 | 85.00 | 60.00 | 51.00 | strength |" in out
+    assert "| tickets | care | 12.00 | 40.00 | 40.00 | 16.00 | concern |" in out
+    assert "| logins | - | 30.00 | - | 0.00 | 0.00 | neutral |" in out
 
 
 def test_export_markdown_and_html_show_the_baseline_escaped(scored: Path, run: Run, tmp_path: Path) -> None:
@@ -166,8 +167,8 @@ def test_export_markdown_and_html_show_the_baseline_escaped(scored: Path, run: R
     text = ok(cli("review", "export", "1", "--format", "md"))
     assert "<b>" not in text and "&lt;b&gt;Acme&lt;/b&gt;" in text and "\\[x\\](javascript:y)" in text
     assert "\x1b" not in text and "\x07" not in text
-    assert "- Current score: 34 (risk) as of 2026-11-24" in text
-    assert "| tickets | care | 12 | 40 | 40 | 16.00 | concern |" in text
+    assert "- Current score: 34.00 (risk) as of 2026-11-24" in text
+    assert "| tickets | care | 12.00 | 40.00 | 40.00 | 16.00 | concern |" in text
     assert text.index("## Baseline scorecard") < text.index("## Account goals") < text.index("## Audit trail")
     target = tmp_path / "review-1.html"
     assert ok(cli("review", "export", "1", "--format", "html", "-o", str(target))) == f"wrote {target}\n"
@@ -175,7 +176,7 @@ def test_export_markdown_and_html_show_the_baseline_escaped(scored: Path, run: R
     assert "<b>Acme</b>" not in page and "&lt;b&gt;Acme&lt;/b&gt;" in page and "\x1b" not in page
     assert 'http-equiv="Content-Security-Policy" content="default-src &#39;none&#39;' in page
     assert "<script" not in page
-    assert "ARR: 240000 · renewal: 2027-01-10 · owner: bob" in page and "Current score: 34 (risk)" in page
+    assert "ARR: 240,000 · renewal: 2027-01-10 · owner: bob" in page and "Current score: 34.00 (risk)" in page
     # the status cell of each KPI, coloured with the model's rating colours (defaults: orange, green)
     assert ('<td class="status"><span class="swatch" style="background: orange"></span>concern</td>' in page)
     assert ('<td class="status"><span class="swatch" style="background: green"></span>strength</td>' in page)
@@ -198,12 +199,13 @@ def test_the_baseline_is_signed_and_old_reviews_without_one_still_verify(
                 db.execute("UPDATE reviews SET baseline = NULL WHERE id = 2")
         ok(run("--as", "bob", "review", "fill", str(review_id), str(form)))
         ok(run("--as", "bob", "review", "submit", str(review_id)))
-        ok(run("--as", "maria", "review", "approve", str(review_id)))
-        assert ok(cli("review", "verify", str(review_id))).startswith("OK")
+        ok(run("--as", "maria", "review", "approve", str(review_id), "--comment", "Agreed"))
+        assert ok(cli("review", "verify", str(review_id))) == (
+            f"ok: review {review_id}: employee, manager signature(s) match, audit trail consistent\n")
         if review_id == 1:
             ok(run("--as", "maria", "review", "close", "1"))
     old = ok(cli("review", "show", "2"))
-    assert "_No scorecard baseline_" in old and "- Baseline score: 67 (fine)" in old
+    assert "_No scorecard baseline_" in old and "- Baseline score: 67.0 (fine)" in old
     assert json_of("review", "show", "2", "--json")["baseline"]["scorecard"] is None
     assert "No scorecard baseline" in ok(cli("review", "export", "2", "--format", "html"))
     # the baseline is part of what both signed: changing it breaks both signatures
@@ -227,4 +229,4 @@ def test_a_review_a_rule_opens_through_evaluate_carries_the_scorecard(scored: Pa
     scorecard = json_of("scorecard", "ACME", "--json")  # the same service built both
     assert data["baseline"]["scorecard"] == {key: scorecard[key] for key in CARD_KEYS}
     assert data["account_context"]["owner"] == "bob" and data["account_context"]["arr"] == 240000
-    assert "| tickets | care | 12 | 40 | 40 | 16.00 | concern |" in ok(cli("review", "export", "1"))
+    assert "| tickets | care | 12.00 | 40.00 | 40.00 | 16.00 | concern |" in ok(cli("review", "export", "1"))
