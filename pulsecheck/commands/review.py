@@ -479,8 +479,10 @@ def review_export(app: App, review_id: int, fmt: str, output: str | None) -> Non
 
     with app.transaction() as session:
         data = review_dict(get_review(session, review_id), with_context=True)
-    renderers = {"md": review_markdown, "html": review_html, "json": lambda d: readable_json(d) + "\n"}
-    text = renderers[fmt](data)
+    if fmt == "json":
+        text = readable_json(data) + "\n"
+    else:
+        text = review_html(data) if fmt == "html" else review_markdown(data)
     if output:
         write_atomic(text, output)  # whole or not at all; a FIFO, device or symlink is refused, not opened
         click.echo(f"wrote {output}")

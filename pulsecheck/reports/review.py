@@ -9,7 +9,7 @@ from typing import Any
 
 from pulsecheck.humanize import money
 from pulsecheck.reports.markdown import md_cell, md_escape
-from pulsecheck.reports.scorecard import num, groups_table, kpi_table
+from pulsecheck.reports.scorecard import groups_table, kpi_table, num
 from pulsecheck.safetext import strip_controls
 from pulsecheck.timeutil import local_minute
 
