@@ -179,16 +179,17 @@ def _groups(model: ScoringModel | None, subscores: dict[str, Any]) -> list[dict[
 
 
 def _kpis(model: ScoringModel | None, components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each KPI of a snapshot; a value a snapshot does not hold (one written by other tools) is null."""
     groups = {k.name: k.group for k in model.kpis} if model is not None else {}
     return [
         {
             "kpi": c["kpi"],
             "group": groups.get(c["kpi"]),
-            "raw": c["raw"],
-            "normalized": c["normalized"],
-            "weight": c["weight"],
-            "contribution": c["contribution"],
-            "status": c["status"],
+            "raw": c.get("raw"),
+            "normalized": c.get("normalized"),
+            "weight": c.get("weight"),
+            "contribution": c.get("contribution"),
+            "status": c.get("status"),
             "rating": c.get("rating"),
             "color": model.status_color(c.get("rating")) if model is not None else None,
         }
