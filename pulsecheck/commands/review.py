@@ -114,7 +114,7 @@ def review_show(app: App, review_id: int, as_json: bool) -> None:
     from pulsecheck.workflow.reviews import get_review, review_dict
 
     with app.transaction() as session:
-        data = review_dict(get_review(session, review_id), with_history=False)
+        data = review_dict(get_review(session, review_id), with_history=False, with_context=True)
     if as_json:
         emit_json(data)
     else:
@@ -466,20 +466,23 @@ def review_verify(app: App, review_id: int, as_json: bool) -> None:
 
 @review.command("export")
 @click.argument("review_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True,
-              help="Markdown or JSON.")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True,
+              help="Markdown, one offline HTML page, or JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
 @pass_app
 def review_export(app: App, review_id: int, fmt: str, output: str | None) -> None:
-    """Export the filled template with its audit trail."""
+    """Export the filled template with the account, the baseline scorecard and the audit trail."""
     from pulsecheck.jsontext import readable_json
     from pulsecheck.reports.files import write_atomic
-    from pulsecheck.reports.review import review_markdown
+    from pulsecheck.reports.review import review_html, review_markdown
     from pulsecheck.workflow.reviews import get_review, review_dict
 
     with app.transaction() as session:
-        data = review_dict(get_review(session, review_id))
-    text = review_markdown(data) if fmt == "md" else readable_json(data) + "\n"
+        data = review_dict(get_review(session, review_id), with_context=True)
+    if fmt == "json":
+        text = readable_json(data) + "\n"
+    else:
+        text = review_html(data) if fmt == "html" else review_markdown(data)
     if output:
         write_atomic(text, output)  # whole or not at all; a FIFO, device or symlink is refused, not opened
         click.echo(f"wrote {output}")

@@ -7,7 +7,10 @@ from __future__ import annotations
 from datetime import tzinfo
 from typing import Any
 
+from pulsecheck.humanize import money
 from pulsecheck.reports.markdown import md_cell, md_escape
+from pulsecheck.reports.scorecard import groups_table, kpi_table, num
+from pulsecheck.safetext import strip_controls
 from pulsecheck.timeutil import local_minute
 
 
@@ -25,7 +28,10 @@ def review_markdown(data: dict[str, Any], tz: tzinfo | None = None) -> str:
     terminal) times are in that zone to the minute, else ISO in UTC as stored (exports)."""
     if tz is not None:
         data = _local_times(data, tz)
-    lines = _header(data) + _risks(data) + _closing(data)
+    lines = _header(data)
+    if "account_context" in data:
+        lines += _account(data["account_context"]) + _baseline(data["baseline"])
+    lines += _goals(data) + _risks(data) + _closing(data)
     if "history" in data:
         lines += _audit_trail(data["history"])
     return "\n".join(lines) + "\n"
@@ -42,7 +48,7 @@ def _local_times(data: dict[str, Any], tz: tzinfo) -> dict[str, Any]:
 
 
 def _header(data: dict[str, Any]) -> list[str]:
-    """Title, state and people, baseline, goals and progress."""
+    """Title, state and people, baseline score."""
     base = data["baseline"]
     md = md_escape
     return [
@@ -53,6 +59,47 @@ def _header(data: dict[str, Any]) -> list[str]:
         f" · due: {_or_dash(data['due_at'])}",
         f"- Baseline score: {_or_dash(base['score'])} ({md(base['bucket'] or 'no bucket')})",
         "",
+    ]
+
+
+def _account(context: dict[str, Any] | None) -> list[str]:
+    """The account as it is now: what a reader needs beside the review."""
+    if context is None:
+        return []
+    current = context["current"]
+    when = f" as of {md_escape(current['as_of'][:10])}" if current["as_of"] else ""
+    return [
+        "## Account",
+        "",
+        f"- Segment: {_or_dash(context['segment'])} · ARR: {money(context['arr'])}"
+        f" · renewal: {_or_dash(context['renewal_date'])} · owner: {_or_dash(context['owner'])}",
+        f"- Current score: {num(current['score'])} ({md_escape(current['bucket'] or 'no bucket')}){when}",
+        "",
+    ]
+
+
+def _baseline(base: dict[str, Any]) -> list[str]:
+    """The scorecard the review was opened on: score, areas of concern and strengths, groups, the KPI table."""
+    card = base.get("scorecard")
+    lines = ["## Baseline scorecard", ""]
+    if card is None:
+        return lines + ["_No scorecard baseline_ (opened before reviews carried one, or on no score snapshot).", ""]
+    provisional = " provisional" if card["provisional"] else ""
+    lines += [
+        f"- As of: {md_escape(card['as_of'][:10])} (model {_or_dash(card['model_version'])})",
+        f"- Score: {num(card['score'])} ({md_escape(card['bucket'] or 'no bucket')}){provisional}",
+        f"- Areas of concern: {md_cell(card['concerns']) if card['concerns'] else 'none'}",
+        f"- Strengths: {md_cell(card['strengths']) if card['strengths'] else 'none'}",
+        "",
+    ]
+    if card["groups"]:
+        lines += [*groups_table(card["groups"]), ""]
+    return lines + [*kpi_table(card["kpis"], rating="status"), ""]
+
+
+def _goals(data: dict[str, Any]) -> list[str]:
+    """Goals and progress."""
+    return [
         "## Account goals",
         "",
         _text(data["account_goals"]),
@@ -139,3 +186,14 @@ def _audit_trail(history: list[dict[str, Any]]) -> list[str]:
         comment = md_escape(event["comment"])  # an empty comment stays empty, as before
         lines.append("| " + " | ".join(cells) + f" | {comment} |")
     return lines
+
+
+def review_html(data: dict[str, Any]) -> str:
+    """One self-contained HTML page (inline CSS, no script, nothing fetched) of a review dict as built by
+    `workflow.reviews.review_dict` with its context: every value autoescaped, colours through `safe_color`,
+    control characters stripped."""
+    from pulsecheck.reports.html import content_security_policy, html_environment
+
+    env = html_environment(keep_trailing_newline=True)
+    page = env.get_template("review.html.j2").render(r=data, csp=content_security_policy(), num=num, money=money)
+    return strip_controls(page)  # it may be printed on a terminal: no escape sequence typed into a field acts

@@ -78,6 +78,8 @@ class ReviewContent:
     risks: tuple[RiskData, ...] = field(default_factory=tuple)
     actions: tuple[ActionData, ...] = field(default_factory=tuple)
     attachments: tuple[AttachmentData, ...] = field(default_factory=tuple)
+    # the scorecard the review was opened on (plain JSON data, never changed): signed with the rest
+    baseline: dict[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ def _signed_data(content: ReviewContent) -> dict[str, Any]:
     data = asdict(content)
     if not data["attachments"]:
         data.pop("attachments")  # so a review without attachments keeps the digest it was signed with before
+    if data["baseline"] is None:
+        data.pop("baseline")  # likewise a review opened before baselines were scorecards, or on no snapshot
     return data
 
 

@@ -284,6 +284,7 @@ class Review(Base):
     updated_at: Mapped[datetime]  # touched by every change, so that child edits bump version_id too
     baseline_score: Mapped[float | None] = mapped_column(Float)
     baseline_bucket: Mapped[str | None] = mapped_column(String(50))
+    baseline: Mapped[dict[str, Any] | None]  # the scorecard it was opened on (scorecards.snapshot_card); NULL: none
     account_goals: Mapped[str | None] = mapped_column(Text)
     goal_summary: Mapped[str | None] = mapped_column(Text)
     overall_assessment: Mapped[str | None] = mapped_column(Text)

@@ -5,7 +5,7 @@ score's trend and the history of group subscores. Plain data, for the terminal, 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,22 +34,12 @@ def scorecard(
         when = f" at or before {as_of:%Y-%m-%d}" if as_of else ""
         raise RefusedError(f"account {found.external_id} has no score snapshot{when} (run `pulsecheck score`)")
     latest = snapshots[-1]
-    row = session.get(ScoringModelVersion, latest.model_id)
-    model = parse_model(row.content, f"model {row.version}") if row is not None else None
+    version, model = ModelCache(session).get(latest.model_id)
     points = [(s.as_of, s.score) for s in snapshots]
     change = trends.score_change(points, latest.as_of, window_days)
     return {
         "account": _account(session, found),
-        "as_of": latest.as_of.isoformat(),
-        "model_version": row.version if row is not None else None,
-        "score": latest.score,
-        "bucket": latest.bucket,
-        "bucket_color": _bucket_color(model, latest.bucket),
-        "provisional": latest.provisional,
-        "groups": _groups(model, latest.groups or {}),
-        "kpis": _kpis(model, latest.components),
-        "concerns": [c["kpi"] for c in latest.components if c.get("rating") == "concern"],
-        "strengths": [c["kpi"] for c in latest.components if c.get("rating") == "strength"],
+        **snapshot_card(version, model, latest),
         "success_vector": {
             "direction": VECTOR[trends.direction(points, latest.as_of, window_days)],
             "change": change,
@@ -62,6 +52,83 @@ def scorecard(
         if history > 0
         else [],
     }
+
+
+class SnapshotLike(Protocol):
+    """What a scorecard reads of a snapshot: a ScoreSnapshot, or a row selecting these columns."""
+
+    @property
+    def as_of(self) -> datetime: ...
+    @property
+    def score(self) -> float | None: ...
+    @property
+    def bucket(self) -> str | None: ...
+    @property
+    def provisional(self) -> bool: ...
+    @property
+    def groups(self) -> dict[str, Any] | None: ...
+    @property
+    def components(self) -> list[Any]: ...
+
+
+def snapshot_card(version: str | None, model: ScoringModel | None, snapshot: SnapshotLike) -> dict[str, Any]:
+    """The scorecard of one snapshot read with its model: as of, model version, score, bucket and its colour,
+    group subscores in tree order, each KPI's values, weight, contribution and rating, the areas of concern and
+    the strengths. A review stores this as its baseline (the scorecard it was opened on)."""
+    components = snapshot.components
+    return {
+        "as_of": snapshot.as_of.isoformat(),
+        "model_version": version,
+        "score": snapshot.score,
+        "bucket": snapshot.bucket,
+        "bucket_color": _bucket_color(model, snapshot.bucket),
+        "provisional": bool(snapshot.provisional),
+        "groups": _groups(model, snapshot.groups or {}),
+        "kpis": _kpis(model, components),
+        "concerns": [c["kpi"] for c in components if c.get("rating") == "concern"],
+        "strengths": [c["kpi"] for c in components if c.get("rating") == "strength"],
+    }
+
+
+class ModelCache:
+    """Scoring models by id, each read and parsed once (a batch of snapshots mostly shares one model)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.known: dict[int, tuple[str | None, ScoringModel | None]] = {}
+
+    def get(self, model_id: int) -> tuple[str | None, ScoringModel | None]:
+        """(version, parsed model) of a model row, (None, None) when it is gone."""
+        if model_id not in self.known:
+            row = self.session.get(ScoringModelVersion, model_id)
+            self.known[model_id] = (
+                (row.version, parse_model(row.content, f"model {row.version}")) if row is not None else (None, None)
+            )
+        return self.known[model_id]
+
+
+def baseline_of(session: Session, snapshot: ScoreSnapshot | None) -> dict[str, Any] | None:
+    """The baseline a review opened on `snapshot` carries (its scorecard), None without a snapshot."""
+    if snapshot is None:
+        return None
+    return snapshot_card(*ModelCache(session).get(snapshot.model_id), snapshot)
+
+
+def account_context(session: Session, account: Account) -> dict[str, Any]:
+    """What a reader of a review needs to know of its account now: id, name, segment, ARR, renewal date, owner,
+    and the current score and bucket (its newest snapshot)."""
+    newest = session.execute(
+        select(ScoreSnapshot.as_of, ScoreSnapshot.score, ScoreSnapshot.bucket)
+        .where(ScoreSnapshot.account_id == account.id)
+        .order_by(ScoreSnapshot.as_of.desc())
+        .limit(1)
+    ).first()
+    current = (
+        {"as_of": newest.as_of.isoformat(), "score": newest.score, "bucket": newest.bucket}
+        if newest is not None
+        else {"as_of": None, "score": None, "bucket": None}
+    )
+    return _account(session, account) | {"current": current}
 
 
 def _account(session: Session, account: Account) -> dict[str, Any]:
@@ -112,16 +179,17 @@ def _groups(model: ScoringModel | None, subscores: dict[str, Any]) -> list[dict[
 
 
 def _kpis(model: ScoringModel | None, components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each KPI of a snapshot; a value a snapshot does not hold (one written by other tools) is null."""
     groups = {k.name: k.group for k in model.kpis} if model is not None else {}
     return [
         {
             "kpi": c["kpi"],
             "group": groups.get(c["kpi"]),
-            "raw": c["raw"],
-            "normalized": c["normalized"],
-            "weight": c["weight"],
-            "contribution": c["contribution"],
-            "status": c["status"],
+            "raw": c.get("raw"),
+            "normalized": c.get("normalized"),
+            "weight": c.get("weight"),
+            "contribution": c.get("contribution"),
+            "status": c.get("status"),
             "rating": c.get("rating"),
             "color": model.status_color(c.get("rating")) if model is not None else None,
         }

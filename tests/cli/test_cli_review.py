@@ -203,7 +203,7 @@ def test_review_built_step_by_step_then_approved_and_closed(team: None, run: Any
     assert ok(run("--as", "bob", "review", "close", "1")) == "review 1: close -> closed\n"
 
     data = show(run)
-    assert set(data) == REVIEW_KEYS
+    assert set(data) == REVIEW_KEYS | {"account_context"}  # one review shown: the account as it is now
     assert (data["state"], data["priority"], data["due_at"][:10], data["manager_comments"]) == (
         "closed", "P2", "2026-12-01", "Agreed")
     assert data["risks"] == [{"number": 1, "description": "Champion leaving", "evidence": "LinkedIn",
@@ -290,7 +290,7 @@ def test_export_markdown_and_json(approved: int, run: Any, tmp_path: Path) -> No
     markdown = ok(run("review", "export", "1"))
     assert markdown.startswith("# Health review 1: Acme (ACME)") and "Agreed" in markdown
     data = json.loads(ok(run("review", "export", "1", "--format", "json")))
-    assert set(data) == REVIEW_KEYS | {"history"}
+    assert set(data) == REVIEW_KEYS | {"account_context", "history"}
     assert [e["event"] for e in data["history"]] == ["open", "submit", "approve"]
     out = tmp_path / "review-1.md"
     assert ok(run("review", "export", "1", "-o", str(out))) == f"wrote {out}\n"

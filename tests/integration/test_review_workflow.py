@@ -209,6 +209,23 @@ def test_only_one_open_review_per_account(factory: Any, database: Database) -> N
         assert session.scalar(select(func.count()).select_from(Review)) == 2
 
 
+BASELINE_MODEL = """\
+version: "2026.11"
+kpis:
+  - {name: usage, weight: 100, scale: {min: 0, max: 200}}
+buckets:
+  - {name: unhealthy, below: 40, color: red}
+  - {name: healthy, color: green}
+"""
+
+
+def _component(raw: float) -> dict[str, Any]:
+    """A snapshot component of usage (scale 0-200, weight 100): normalized raw / 2, contribution the same."""
+    rating = "concern" if raw / 2 < 40 else "strength" if raw / 2 >= 80 else "neutral"  # the default thresholds
+    return {"kpi": "usage", "raw": raw, "normalized": raw / 2, "weight": 100, "effective_weight": 100,
+            "contribution": raw / 2, "status": "ok", "rating": rating, "observed_at": None}
+
+
 def test_baseline_comes_from_the_latest_snapshot(factory: Any, database: Database) -> None:
     now = factory.now
     factory.team()
@@ -216,21 +233,30 @@ def test_baseline_comes_from_the_latest_snapshot(factory: Any, database: Databas
     with database.transaction() as session:
         acme = session.scalar(select(Account).where(Account.external_id == "ACME"))
         assert acme is not None
-        model = ScoringModelVersion(version="2026.11", content="kpis: []", sha256="0" * 64, status="approved",
+        model = ScoringModelVersion(version="2026.11", content=BASELINE_MODEL, sha256="0" * 64, status="approved",
                                     approved_by="olga", approved_at=now)
         session.add(model)
         session.flush()
         # inserted newest first, so that "latest" must mean as_of, not insertion order
-        for days_ago, score, bucket in ((1, 37.5, "unhealthy"), (30, 82.0, "healthy"), (60, 55.0, "neutral")):
-            session.add(ScoreSnapshot(account_id=acme.id, as_of=now - timedelta(days=days_ago), score=score,
-                                      bucket=bucket, model_id=model.id, components=[], provisional=False))
+        for days_ago, raw, bucket in ((1, 75.0, "unhealthy"), (30, 164.0, "healthy"), (60, 110.0, "healthy")):
+            session.add(ScoreSnapshot(account_id=acme.id, as_of=now - timedelta(days=days_ago), score=raw / 2,
+                                      bucket=bucket, model_id=model.id, components=[_component(raw)],
+                                      provisional=False))
     acme_review, globex_review = factory.review("ACME"), factory.review("GLOBEX")
     with database.transaction() as session:
         acme = reviews.get_review(session, acme_review)
         assert (acme.baseline_score, acme.baseline_bucket) == (37.5, "unhealthy")
         assert reviews.review_dict(acme)["baseline"] == {"score": 37.5, "bucket": "unhealthy"}
+        # the scorecard of the newest snapshot: usage 75 of 0-200 -> 37.5, below 40: an area of concern
+        card = reviews.review_dict(acme, with_context=True)["baseline"]["scorecard"]
+        assert (card["as_of"], card["model_version"], card["score"], card["bucket"], card["bucket_color"]) == (
+            (now - timedelta(days=1)).isoformat(), "2026.11", 37.5, "unhealthy", "red")
+        assert [(k["kpi"], k["raw"], k["normalized"], k["weight"], k["contribution"], k["rating"], k["color"])
+                for k in card["kpis"]] == [("usage", 75.0, 37.5, 100, 37.5, "concern", "orange")]
+        assert (card["concerns"], card["strengths"], card["groups"]) == (["usage"], [], [])
         globex = reviews.get_review(session, globex_review)
-        assert (globex.baseline_score, globex.baseline_bucket) == (None, None)
+        assert (globex.baseline_score, globex.baseline_bucket, globex.baseline) == (None, None, None)
+        assert reviews.review_dict(globex, with_context=True)["baseline"]["scorecard"] is None
 
 
 # --- schema -----------------------------------------------------------------------------------------

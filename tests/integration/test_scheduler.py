@@ -16,7 +16,7 @@ from pulsecheck.scheduling.runner import JobRun, run_due, runtime, start
 from pulsecheck.scheduling.specs import ScheduleSettings
 from pulsecheck.scheduling.store import list_jobs
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.models import Escalation, Notification, Review, ReviewEvent, SchedulerJob
+from pulsecheck.storage.models import Account, Escalation, Notification, Review, ReviewEvent, SchedulerJob
 from pulsecheck.workflow import escalations, reviews
 from pulsecheck.workflow.users import get_user
 
@@ -242,6 +242,7 @@ def test_cadence_opens_exactly_one_review_per_account_and_closes_the_approved_on
     factory.fire(done, "submit", "bob")
     factory.fire(done, "approve", "maria", comment="Agreed")
     first_of_month = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
+    scored_s1 = snapshot_s1(database, NOW)
     tick(NOW)  # the scheduler starts: cadence jobs come from the config
     assert jobs(database, ZoneInfo("Europe/Berlin"))["cadence:smb"] == first_of_month
     runs = ran(tick(first_of_month + timedelta(minutes=1)), "cadence")
@@ -255,6 +256,25 @@ def test_cadence_opens_exactly_one_review_per_account_and_closes_the_approved_on
     assert by_account == {"S1": ["draft"], "S2": ["draft"], "S3": ["closed", "draft"]}
     assert len(rows) == 4 and busy in [r.id for r in rows]
     assert notifications(database, "review_opened") == [("review_opened", "bob"), ("review_opened", "bob")]
+    with database.transaction() as session:  # the cadence review carries S1's scorecard (usage 75 of 0-200)
+        card = session.scalar(select(Review.baseline).join(Review.account).where(Account.external_id == "S1"))
+    assert card is not None and (card["as_of"], card["score"], card["concerns"]) == (scored_s1, 37.5, ["usage"])
+
+
+def snapshot_s1(database, now):
+    """A snapshot of S1 (usage 75 on a 0-200 scale: 37.5, an area of concern); returns its as_of."""
+    from pulsecheck.storage.models import ScoreSnapshot, ScoringModelVersion
+    from tests.integration.test_review_workflow import BASELINE_MODEL, _component
+
+    with database.transaction() as session:
+        model = ScoringModelVersion(version="2026.11", content=BASELINE_MODEL, sha256="0" * 64, status="approved",
+                                    approved_by="olga", approved_at=now)
+        session.add(model)
+        session.flush()
+        s1 = session.scalar(select(Account.id).where(Account.external_id == "S1"))
+        session.add(ScoreSnapshot(account_id=s1, as_of=now, score=37.5, bucket="unhealthy", model_id=model.id,
+                                  components=[_component(75.0)], provisional=False))
+    return now.isoformat()
 
 
 def test_times_hold_on_the_wall_clock_across_a_dst_change(scheduled, factory, database):

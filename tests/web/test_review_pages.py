@@ -213,3 +213,30 @@ def test_dates_are_shown_in_the_business_time_zone(team: Factory, review: int, d
         sign_in(berlin, "bob")
         page = berlin.get(f"/reviews/{review}").text
     assert "2 Dec 2026 00:30" in page and "$120,000" in berlin.get("/accounts/ACME").text
+
+
+def test_the_page_shows_the_account_and_the_baseline_scorecard(team: Factory, client: Client,
+                                                                 database: Database) -> None:
+    from datetime import timedelta
+
+    from pulsecheck.storage.models import ScoreSnapshot, ScoringModelVersion
+    from tests.integration.test_review_workflow import BASELINE_MODEL, _component
+
+    assert "No scorecard baseline" in client("bob").get(f"/reviews/{team.review()}").text  # ACME had no score
+    team.fire(1, "withdraw", "maria", "scored now")
+    with database.transaction() as session:
+        model = ScoringModelVersion(version="2026.11", content=BASELINE_MODEL, sha256="0" * 64, status="approved",
+                                    approved_by="olga", approved_at=team.now)
+        session.add(model)
+        session.flush()
+        session.add(ScoreSnapshot(account_id=1, as_of=team.now - timedelta(days=1), score=37.5, bucket="unhealthy",
+                                  model_id=model.id, components=[_component(75.0)], provisional=False))
+    page = client("bob").get(f"/reviews/{team.review()}").text
+    context = page[page.index('id="account-context"'):page.index('id="baseline-scorecard"')]
+    for fact in ("<dd>enterprise</dd>", "<dd>$120,000</dd>", "<dd>15 Jan 2027</dd>", "<dd>bob</dd>",
+                 "<dd>37.5 (unhealthy)</dd>"):
+        assert fact in context, fact
+    # usage 75 on a 0-200 scale: normalized 37.5, below 40 -> an area of concern, contribution 37.5 of weight 100
+    assert ("<tr><td>usage</td><td>—</td><td>75</td><td>37.5</td><td>100</td><td>37.5</td>"
+            '<td class="rating rating-concern">concern</td></tr>') in page
+    assert "Areas of concern: usage. Strengths: none." in page

@@ -51,7 +51,7 @@ def show(request: Request, review_id: int, me: Me) -> Response:
     web = web_of(request)
     with web.transaction(me) as (session, user):
         review = get_review(session, review_id)
-        data = review_dict(review)
+        data = review_dict(review, with_context=True)
         links = attachments.links_of(session, attachments.REVIEW, review.id)
         sizes = {link.sha256: (session.get(Attachment, link.sha256) or Attachment(size=0)).size for link in links}
         may = {action: _may(session, review, user, f"review.{action}")

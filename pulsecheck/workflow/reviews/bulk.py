@@ -22,6 +22,7 @@ from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.reviews.lifecycle import SYSTEM_ACTOR, approver_refusal
+from pulsecheck.workflow.scorecards import ModelCache, snapshot_card
 
 CHUNK = 1000  # ids per IN (...) list
 
@@ -69,12 +70,12 @@ def open_many(session: Session, openings: Sequence[Opening], now: datetime) -> l
             raise InputError(f"due {opening.due_at.date()}: must be in the future")
         people = (reviewer.name, approver, reviewer.manager_name)
         state = verdicts.fire(machine.NEW, "open", opening.cause, *people)
-        score, bucket = baselines.get(account.id, (None, None))
+        score, bucket, card = baselines.get(account.id, (None, None, None))
         row = {
             "account_id": account.id, "state": state, "kind": opening.kind, "reviewer": reviewer.name,
             "approver": approver, "priority": opening.priority, "due_at": opening.due_at, "created_at": now,
-            "updated_at": now, "baseline_score": score, "baseline_bucket": bucket, "reminders_sent": 0,
-            "version_id": 1,
+            "updated_at": now, "baseline_score": score, "baseline_bucket": bucket, "baseline": card,
+            "reminders_sent": 0, "version_id": 1,
         }  # fmt: skip
         events = [_event("open", None, state, opening.cause, None, now)]
         for step in opening.raises:
@@ -208,18 +209,26 @@ def _managers(session: Session, names: Collection[str]) -> dict[str, str | None]
     return {name: manager for name, manager in session.execute(query)}
 
 
-def _baselines(session: Session, account_ids: list[int]) -> dict[int, tuple[float, str]]:
-    """The latest snapshot's score and bucket of each account (a review's baseline)."""
-    found: dict[int, tuple[float, str]] = {}
+Baseline = tuple[float | None, str | None, dict[str, Any]]  # score, bucket, scorecard
+
+
+def _baselines(session: Session, account_ids: list[int]) -> dict[int, Baseline]:
+    """The baseline of each account with a snapshot: its latest snapshot's score, bucket and scorecard, from the
+    one query that finds the latest snapshots (each model read and parsed once)."""
+    found: dict[int, Baseline] = {}
+    models = ModelCache(session)
+    columns = (ScoreSnapshot.as_of, ScoreSnapshot.score, ScoreSnapshot.bucket, ScoreSnapshot.model_id,
+               ScoreSnapshot.provisional, ScoreSnapshot.groups, ScoreSnapshot.components)  # fmt: skip
     for start in range(0, len(account_ids), CHUNK):
         newest = func.row_number().over(
             partition_by=ScoreSnapshot.account_id, order_by=(ScoreSnapshot.as_of.desc(), ScoreSnapshot.id.desc())
         )
         ranked = (
-            select(ScoreSnapshot.account_id, ScoreSnapshot.score, ScoreSnapshot.bucket, newest.label("n"))
+            select(ScoreSnapshot.account_id, *columns, newest.label("n"))
             .where(ScoreSnapshot.account_id.in_(account_ids[start : start + CHUNK]))
             .subquery()
         )
-        rows = session.execute(select(ranked.c.account_id, ranked.c.score, ranked.c.bucket).where(ranked.c.n == 1))
-        found.update((account_id, (score, bucket)) for account_id, score, bucket in rows)
+        picked = [ranked.c[column.key] for column in columns]
+        for row in session.execute(select(ranked.c.account_id, *picked).where(ranked.c.n == 1)):
+            found[row.account_id] = (row.score, row.bucket, snapshot_card(*models.get(row.model_id), row))
     return found

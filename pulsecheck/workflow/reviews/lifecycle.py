@@ -16,6 +16,7 @@ from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapsho
 from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.accounts import get_account
 from pulsecheck.workflow.reviews.views import content_of
+from pulsecheck.workflow.scorecards import baseline_of
 from pulsecheck.workflow.users import get_user
 
 SYSTEM_ACTOR = "pulsecheck"
@@ -62,7 +63,7 @@ def new_review(
     priority: str = "P3",
     cause: str = "user",
 ) -> Review:
-    """Open a draft review of an account; the baseline score comes from its latest snapshot."""
+    """Open a draft review of an account; its baseline is the scorecard of the account's latest snapshot."""
     name, roles = _name_and_roles(session, actor)
     account = get_account(session, account_ref)
     existing = open_review_for(session, account.id)
@@ -91,6 +92,7 @@ def new_review(
         updated_at=now,
         baseline_score=snapshot.score if snapshot else None,
         baseline_bucket=snapshot.bucket if snapshot else None,
+        baseline=baseline_of(session, snapshot),
     )
     session.add(review)
     _apply(session, review, "open", name, now, roles=roles, cause=cause)

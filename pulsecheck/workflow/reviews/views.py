@@ -15,7 +15,7 @@ from pulsecheck.states import review as machine
 from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewEvent, Risk
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.timeutil import iso
-from pulsecheck.workflow import attachments
+from pulsecheck.workflow import attachments, scorecards
 
 
 def content_of(review: Review) -> machine.ReviewContent:
@@ -41,6 +41,7 @@ def content_of(review: Review) -> machine.ReviewContent:
             for a in review.actions
         ),
         attachments=attachments.review_attachments(object_session(review), review.id),
+        baseline=review.baseline,
     )
 
 
@@ -132,8 +133,10 @@ def replayed_state(review: Review) -> str:
     return machine.replay([(e.event, e.from_state, e.to_state) for e in review.events if e.event != "edit"])
 
 
-def review_dict(review: Review, with_history: bool = True) -> dict[str, Any]:
-    """The stable JSON shape of a review (documented in README)."""
+def review_dict(review: Review, with_history: bool = True, with_context: bool = False) -> dict[str, Any]:
+    """The stable JSON shape of a review (documented in README). `with_context` (one review shown or exported,
+    not a list) adds the baseline's scorecard (`baseline.scorecard`, null for a review opened before reviews
+    carried one) and the account as it is now (`account_context`: segment, ARR, renewal, owner, current score)."""
     account: Account = review.account
     data: dict[str, Any] = {
         "id": review.id,
@@ -169,6 +172,10 @@ def review_dict(review: Review, with_history: bool = True) -> dict[str, Any]:
         },
         "signature_problems": verify(review, signatures=False),  # `review verify` runs ssh-keygen, `show` not
     }
+    if with_context:
+        data["baseline"]["scorecard"] = review.baseline
+        session = object_session(review)
+        data["account_context"] = scorecards.account_context(session, account) if session is not None else None
     if with_history:
         data["history"] = [event_dict(e) for e in review.events]
     return data
