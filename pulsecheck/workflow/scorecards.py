@@ -22,9 +22,17 @@ VECTOR = {"up": "positive", "flat": "neutral", "down": "negative"}
 
 
 def scorecard(
-    session: Session, account: str, as_of: datetime | None = None, history: int = 6, window_days: int = WINDOW_DAYS
+    session: Session,
+    account: str,
+    as_of: datetime | None = None,
+    history: int = 6,
+    window_days: int = WINDOW_DAYS,
+    models: dict[int, ScoringModel | None] | None = None,
 ) -> dict[str, Any]:
-    """The scorecard of `account` from its newest snapshot at or before `as_of` (default: the newest one)."""
+    """The scorecard of `account` from its newest snapshot at or before `as_of` (default: the newest one).
+
+    `models` (model id → parsed model) is a cache a caller building many scorecards passes, so that each model
+    version is parsed once, not once per account."""
     found = get_account(session, account)
     query = select(ScoreSnapshot).where(ScoreSnapshot.account_id == found.id)
     if as_of is not None:
@@ -35,7 +43,10 @@ def scorecard(
         raise RefusedError(f"account {found.external_id} has no score snapshot{when} (run `pulsecheck score`)")
     latest = snapshots[-1]
     row = session.get(ScoringModelVersion, latest.model_id)
-    model = parse_model(row.content, f"model {row.version}") if row is not None else None
+    cache = models if models is not None else {}
+    if latest.model_id not in cache:
+        cache[latest.model_id] = parse_model(row.content, f"model {row.version}") if row is not None else None
+    model = cache[latest.model_id]
     points = [(s.as_of, s.score) for s in snapshots]
     change = trends.score_change(points, latest.as_of, window_days)
     return {
