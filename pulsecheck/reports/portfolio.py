@@ -28,7 +28,6 @@ PRIORITY_COLORS = {"P1": "#c0392b", "P2": "#e67e22", "P3": "#f1c40f", "P4": "#7f
 def render_html(data: Portfolio, now: datetime) -> str:
     """The report as one HTML document, its Content-Security-Policy allowing only its own sort script."""
     from pulsecheck.reports.html import content_security_policy, html_environment
-
     from pulsecheck.reports.scorecard import number
 
     env = html_environment(trim_blocks=True, lstrip_blocks=True)
@@ -206,7 +205,8 @@ def _owner_table(data: Portfolio, limit: int = 10) -> RenderableType:
     from rich.table import Table
     from rich.text import Text
 
-    title = f"Owners: {len(data.owners):,}" + (f" (top {limit} by at-risk accounts)" if len(data.owners) > limit else "")
+    more = f" (top {limit} by at-risk accounts)" if len(data.owners) > limit else ""
+    title = f"Owners: {len(data.owners):,}{more}"
     table = Table("owner", "accounts", "ARR", "mean score", "at risk", "ARR at risk", "escalations", title=title,
                   title_justify="left")
     for row in data.owners[:limit]:

@@ -95,14 +95,10 @@ class GroupMean:
     name: str
     label: str
     depth: int
-    mean: float | None
+    mean: float | None  # rounded to 2 places, as previous and change (worked out before rounding)
     accounts: int  # latest snapshots with a subscore for the group
     previous: float | None
-
-    @property
-    def change(self) -> float | None:
-        """mean - previous, when both exist."""
-        return None if self.mean is None or self.previous is None else round(self.mean - self.previous, 2)
+    change: float | None  # mean - previous, when both exist
 
     def as_dict(self) -> dict[str, Any]:
         """The stable JSON shape."""
@@ -378,21 +374,29 @@ def group_means(
             session, names, lambda q: scope.where(q.where(ScoreSnapshot.as_of == previous), ScoreSnapshot.account_id)
         )
     labels = {g.name: g.label for g in model.groups}
-    return [
-        GroupMean(name, labels[name], depth, *latest[name], previous=before.get(name, (None, 0))[0])
-        for name, depth in order
-    ]
+    found = []
+    for name, depth in order:
+        mean, accounts = latest[name]
+        previous = before.get(name, (None, 0))[0]
+        change = None if mean is None or previous is None else _round(mean - previous)
+        found.append(GroupMean(name, labels[name], depth, _round(mean), accounts, _round(previous), change))
+    return found
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def _mean_subscores(session: Session, names: list[str], restrict: Any) -> dict[str, tuple[float | None, int]]:
-    """Group → (mean subscore rounded to 2 places, how many snapshots have one) over the snapshots `restrict`
+    """Group → (mean subscore, how many snapshots have one) over the snapshots `restrict`
     selects (a function narrowing a select on score_snapshots)."""
     values = [ScoreSnapshot.groups[name].as_float() for name in names]
-    query = restrict(select(*(func.avg(v) for v in values), *(func.count(v) for v in values)).select_from(ScoreSnapshot))
+    columns = [*(func.avg(v) for v in values), *(func.count(v) for v in values)]
+    query = restrict(select(*columns).select_from(ScoreSnapshot))
     row = session.execute(query).one()
     means, counts = row[: len(names)], row[len(names) :]
     return {
-        name: (round(float(mean), 2) if mean is not None else None, int(count or 0))
+        name: (float(mean) if mean is not None else None, int(count or 0))
         for name, mean, count in zip(names, means, counts, strict=True)
     }
 

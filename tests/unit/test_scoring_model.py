@@ -52,7 +52,7 @@ def test_example_file_is_the_design_model() -> None:
 def test_buckets_without_a_colour_get_red_amber_green_by_place() -> None:
     three = BASE.replace(", color: orange}", "}").replace(", color: yellow}", "}").replace(", color: blue}", "}")
     assert [b.color for b in parse_model(three, "m").buckets] == ["red", "#ffbf00", "green"]  # CSS has no `amber`
-    four = three.replace("  - {name: neutral, below: 80}", "  - {name: neutral, below: 60}\n  - {name: fair, below: 80}")
+    four = three.replace("{name: neutral, below: 80}", "{name: neutral, below: 60}\n  - {name: fair, below: 80}")
     assert [b.color for b in parse_model(four, "m").buckets] == ["red", "#ffbf00", "#ffbf00", "green"]
     two = BASE.replace("  - {name: neutral, below: 80, color: yellow}\n", "").replace(", color: orange}", "}")
     assert [b.color for b in parse_model(two, "m").buckets] == ["red", "blue"]  # a colour the model names stays
