@@ -377,9 +377,9 @@ def group_means(
     found = []
     for name, depth in order:
         mean, accounts = latest[name]
-        previous = before.get(name, (None, 0))[0]
-        change = None if mean is None or previous is None else _round(mean - previous)
-        found.append(GroupMean(name, labels[name], depth, _round(mean), accounts, _round(previous), change))
+        earlier = before.get(name, (None, 0))[0]
+        change = None if mean is None or earlier is None else _round(mean - earlier)
+        found.append(GroupMean(name, labels[name], depth, _round(mean), accounts, _round(earlier), change))
     return found
 
 
