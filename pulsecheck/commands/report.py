@@ -19,10 +19,11 @@ def report() -> None:
 @json_option
 @pass_app
 def report_portfolio(app: App, as_of: str | None, segment: str | None, html: str | None, as_json: bool) -> None:
-    """Buckets, score distribution and trend, at-risk accounts, overdue reviews, open escalations and deviations."""
+    """Buckets, ARR at risk, score distribution and trend, KPI groups, at-risk accounts with their KPIs and
+    scorecards, owners, overdue reviews, open escalations and deviations."""
     from pulsecheck.reports.files import check_writable, write_atomic
     from pulsecheck.reports.portfolio import render_html, terminal_summary
-    from pulsecheck.workflow.portfolio import build_portfolio
+    from pulsecheck.workflow.portfolio import SCORECARD_PAGES, build_portfolio
 
     when = app.now()
     if as_of:
@@ -30,7 +31,8 @@ def report_portfolio(app: App, as_of: str | None, segment: str | None, html: str
     target = check_writable(html, "--html") if html else None
     priority = app.settings.priority.matrix()
     with app.transaction() as session:
-        data = build_portfolio(session, when, priority, segment)
+        # The at-risk scorecards (a few queries each) only for the file and the JSON; the summary shows none.
+        data = build_portfolio(session, when, priority, segment, SCORECARD_PAGES if target or as_json else 0)
     if target is not None:
         write_atomic(render_html(data, app.now()), target, "--html")
     if as_json:

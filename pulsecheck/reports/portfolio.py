@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulsecheck.safetext import strip_controls
 from pulsecheck.scoring.colors import safe_color
+from pulsecheck.scoring.model import RATINGS
 from pulsecheck.scoring.trends import sparkline
 
 if TYPE_CHECKING:
@@ -27,9 +28,11 @@ PRIORITY_COLORS = {"P1": "#c0392b", "P2": "#e67e22", "P3": "#f1c40f", "P4": "#7f
 def render_html(data: Portfolio, now: datetime) -> str:
     """The report as one HTML document, its Content-Security-Policy allowing only its own sort script."""
     from pulsecheck.reports.html import content_security_policy, html_environment
+    from pulsecheck.reports.scorecard import number
 
     env = html_environment(trim_blocks=True, lstrip_blocks=True)
     env.filters["n"] = lambda value: f"{value:,}"  # thousands separators for counts
+    env.filters["money"] = lambda value: f"{value:,.0f}"  # ARR, whole units
     sort_script = (TEMPLATES_DIR / "sort.js").read_text(encoding="utf-8")
     template = env.get_template("portfolio.html.j2")
     return template.render(
@@ -41,9 +44,41 @@ def render_html(data: Portfolio, now: datetime) -> str:
         generated_at=now,
         priority_colors=PRIORITY_COLORS,
         age_bands=data.age_bands,
+        anchors=scorecard_anchors(data),
+        heat=heat_table(data),
+        num=number,
         sort_script=sort_script,
         csp=content_security_policy([sort_script]),
     )
+
+
+def scorecard_anchors(data: Portfolio) -> dict[str, str]:
+    """Account (external id) → the id of its scorecard page in the report (positional, so always a safe id)."""
+    return {card["account"]["id"]: f"scorecard-{index}" for index, card in enumerate(data.scorecards, 1)}
+
+
+def heat_table(data: Portfolio) -> dict[str, Any]:
+    """The KPI heat table: columns, and per row the account and one cell per KPI with its CSS class (heat-concern,
+    heat-neutral, heat-strength or heat-missing), its value and the model's status colour (None: uncoloured)."""
+    kpis = data.heat_kpis()
+    rows = []
+    for row in data.heat_rows():
+        cells = []
+        for kpi in kpis:
+            cell = row["cells"].get(kpi)
+            rating = cell["rating"] if cell is not None and cell["rating"] in RATINGS else None
+            cells.append(
+                {
+                    "kpi": kpi,
+                    "class": f"heat-{rating or 'missing'}",
+                    "raw": cell["raw"] if cell is not None else None,
+                    "normalized": cell["normalized"] if cell is not None else None,
+                    "rating": rating or ("missing" if cell is not None else "not in this scorecard"),
+                    "color": safe_color(data.status_colors[rating], "") if rating in data.status_colors else "",
+                }
+            )
+        rows.append({"account": row["account"], "name": row["name"], "score": row["score"], "cells": cells})
+    return {"kpis": kpis, "rows": rows}
 
 
 def bucket_ranges(data: Portfolio) -> dict[str, str]:
@@ -150,7 +185,41 @@ def terminal_summary(data: Portfolio) -> RenderableType:
         f"  mean score per month, {months}",
         f" (latest {data.trend[-1].mean_score})" if data.trend else "",
     )
-    return Group(head, "", buckets, lines, "", _risk_table(data), _counts(data))
+    return Group(head, "", buckets, lines, _groups_line(data), "", _risk_table(data), _owner_table(data), _counts(data))
+
+
+def _groups_line(data: Portfolio) -> RenderableType:
+    from rich.text import Text
+
+    if not data.groups:
+        return Text("")
+    parts = []
+    for group in data.groups:
+        mean = "-" if group.mean is None else f"{group.mean:.1f}"
+        change = "" if group.change is None else f" ({group.change:+.1f})"
+        parts.append(f"{strip_controls(group.name)} {mean}{change}")
+    return Text.assemble(("groups   ", "bold"), ", ".join(parts), "  mean subscore (change vs the month before)")
+
+
+def _owner_table(data: Portfolio, limit: int = 10) -> RenderableType:
+    from rich.table import Table
+    from rich.text import Text
+
+    more = f" (top {limit} by at-risk accounts)" if len(data.owners) > limit else ""
+    title = f"Owners: {len(data.owners):,}{more}"
+    table = Table("owner", "accounts", "ARR", "mean score", "at risk", "ARR at risk", "escalations", title=title,
+                  title_justify="left")
+    for row in data.owners[:limit]:
+        table.add_row(
+            Text(strip_controls(row.owner or "-")),
+            f"{row.accounts:,}",
+            f"{row.arr:,.0f}",
+            "-" if row.mean_score is None else f"{row.mean_score:.1f}",
+            f"{row.at_risk:,}",
+            f"{row.arr_at_risk:,.0f}",
+            f"{row.open_escalations:,}",
+        )
+    return table
 
 
 def _risk_table(data: Portfolio, limit: int = 15) -> RenderableType:
@@ -180,6 +249,8 @@ def _counts(data: Portfolio) -> RenderableType:
     escalations = ", ".join(f"{p} {row['count']}" for p, row in by_priority.items()) or "none"
     deviations = ", ".join(f"{k} {n}" for k, n in data.deviations.get("open", {}).items()) or "none"
     return Text.assemble(
+        ("ARR at risk      ", "bold"),
+        f"{data.arr.at_risk:,.0f} of {data.arr.total:,.0f}\n",
         ("overdue reviews  ", "bold"),
         f"{len(data.overdue_reviews):,}\n",
         ("open escalations ", "bold"),

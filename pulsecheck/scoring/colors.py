@@ -36,3 +36,16 @@ def is_color(value: object) -> bool:
 def safe_color(value: object, fallback: str = "gray") -> str:
     """`value` when it is a valid colour, else `fallback`: what a renderer emits into CSS."""
     return value if isinstance(value, str) and is_color(value) else fallback
+
+
+# A bucket that names no colour: the lowest red, the highest green, those between amber (CSS has no `amber`).
+RED, AMBER, GREEN = "red", "#ffbf00", "green"
+
+
+def default_bucket_color(index: int, count: int) -> str:
+    """The colour of bucket `index` (0: the lowest) of `count` buckets when the model names none."""
+    if count <= 1:
+        return AMBER
+    if index == 0:
+        return RED
+    return GREEN if index == count - 1 else AMBER

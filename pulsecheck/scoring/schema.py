@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pulsecheck.errors import InputError, ValidationFailed
-from pulsecheck.scoring.colors import is_color
+from pulsecheck.scoring.colors import default_bucket_color, is_color
 from pulsecheck.scoring.model import CES_KEYS, Bucket, CesThresholds, Kpi, Scale, ScoringModel
 from pulsecheck.scoring.problems import Problems, fmt, is_number
 from pulsecheck.scoring.structure import (
@@ -221,14 +221,15 @@ def _parse_buckets(data: LineDict, problems: Problems) -> list[Bucket]:
         if not isinstance(item, LineDict):
             problems.add(items, index, f"buckets[{index}] must be a mapping with name and color")
             continue
-        bucket = _parse_bucket(item, index, index == len(items) - 1, previous, problems)
+        bucket = _parse_bucket(item, index, len(items), previous, problems)
         problems.once(seen, item.get("name"), item, "bucket")
         previous = bucket.below if bucket.below is not None else previous
         buckets.append(bucket)
     return buckets
 
 
-def _parse_bucket(item: LineDict, index: int, last: bool, previous: float | None, problems: Problems) -> Bucket:
+def _parse_bucket(item: LineDict, index: int, count: int, previous: float | None, problems: Problems) -> Bucket:
+    last = index == count - 1
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.add(item, "name", f"buckets[{index}]: name must be non-empty text, got {name!r}")
@@ -237,8 +238,7 @@ def _parse_bucket(item: LineDict, index: int, last: bool, previous: float | None
     problems.unknown_keys(item, BUCKET_KEYS, where)
     color = item.get("color")
     if "color" not in item:
-        problems.add(item, None, f"{where}missing required key 'color'")
-        color = ""
+        color = default_bucket_color(index, count)  # none named: the lowest red, the highest green, amber between
     elif not isinstance(color, str) or not color.strip():
         problems.add(item, "color", f"{where}color must be non-empty text, got {color!r}")
         color = ""

@@ -78,17 +78,23 @@ class AtRisk:
         }
 
 
-def latest_snapshots(
-    session: Session, as_of: datetime, scope: Scope | None = None
-) -> dict[int, tuple[float | None, str | None]]:
-    """Account id → (score, bucket) of its latest snapshot on or before `as_of`."""
-    scope = scope or Scope()
-    newest = scope.where(
+def newest_snapshots(as_of: datetime, scope: Scope) -> Any:
+    """A subquery of (account_id, as_of): each account's newest snapshot time on or before `as_of`, in scope
+    (SQL side only: join it to score_snapshots on both columns)."""
+    return scope.where(
         select(ScoreSnapshot.account_id, func.max(ScoreSnapshot.as_of).label("as_of"))
         .where(ScoreSnapshot.as_of <= as_of)
         .group_by(ScoreSnapshot.account_id),
         ScoreSnapshot.account_id,
     ).subquery()
+
+
+def latest_snapshots(
+    session: Session, as_of: datetime, scope: Scope | None = None
+) -> dict[int, tuple[float | None, str | None]]:
+    """Account id → (score, bucket) of its latest snapshot on or before `as_of`."""
+    scope = scope or Scope()
+    newest = newest_snapshots(as_of, scope)
     query = select(ScoreSnapshot.account_id, ScoreSnapshot.score, ScoreSnapshot.bucket).join(
         newest, and_(newest.c.account_id == ScoreSnapshot.account_id, newest.c.as_of == ScoreSnapshot.as_of)
     )

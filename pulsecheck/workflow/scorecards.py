@@ -22,9 +22,17 @@ VECTOR = {"up": "positive", "flat": "neutral", "down": "negative"}
 
 
 def scorecard(
-    session: Session, account: str, as_of: datetime | None = None, history: int = 6, window_days: int = WINDOW_DAYS
+    session: Session,
+    account: str,
+    as_of: datetime | None = None,
+    history: int = 6,
+    window_days: int = WINDOW_DAYS,
+    models: ModelCache | None = None,
 ) -> dict[str, Any]:
-    """The scorecard of `account` from its newest snapshot at or before `as_of` (default: the newest one)."""
+    """The scorecard of `account` from its newest snapshot at or before `as_of` (default: the newest one).
+
+    `models` is the cache a caller building many scorecards passes, so that each model version is parsed once,
+    not once per account."""
     found = get_account(session, account)
     query = select(ScoreSnapshot).where(ScoreSnapshot.account_id == found.id)
     if as_of is not None:
@@ -34,7 +42,7 @@ def scorecard(
         when = f" at or before {as_of:%Y-%m-%d}" if as_of else ""
         raise RefusedError(f"account {found.external_id} has no score snapshot{when} (run `pulsecheck score`)")
     latest = snapshots[-1]
-    version, model = ModelCache(session).get(latest.model_id)
+    version, model = (models or ModelCache(session)).get(latest.model_id)
     points = [(s.as_of, s.score) for s in snapshots]
     change = trends.score_change(points, latest.as_of, window_days)
     return {

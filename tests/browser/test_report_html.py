@@ -143,3 +143,19 @@ def test_clicking_a_header_sorts_the_rows(browser: Any, report_file: Path) -> No
     table.locator("th", has_text="score").click()
     scores = [float(s) for s in column(6)]
     assert scores == sorted(scores)
+
+
+def test_an_at_risk_account_links_to_its_scorecard_page(browser: Any, report_file: Path) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(report_file.as_uri())
+    link = page.locator("#at-risk-table tbody tr td:nth-child(2) a").first
+    account, anchor = link.inner_text(), link.get_attribute("href")
+    assert anchor is not None and anchor.startswith("#scorecard-")
+    link.click()
+    assert page.evaluate("location.hash") == anchor
+    target = page.locator(anchor)
+    assert target.get_attribute("data-account") == account
+    assert target.locator("h2").first.inner_text().startswith(f"Scorecard: {account}")
+    box = target.bounding_box()
+    assert box is not None and 0 <= box["y"] < 800  # scrolled to it
+    assert page.locator("#heat-table tbody tr").count() == page.locator("section.scorecard-page").count() > 0

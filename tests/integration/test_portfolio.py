@@ -284,3 +284,100 @@ def test_the_same_figures_on_postgresql(pg_database: Database, tmp_path: Path) -
     assert data.deviations["open"] == {"missing": 10}
     smb = report(pg_database, segment="smb")
     assert smb.as_dict()["buckets"] == database_buckets(pg_database, NOW, "smb")
+
+
+# --- ARR, owners, KPI groups and the at-risk scorecards -----------------------------------------------------------
+
+
+def test_arr_and_owners_by_hand(database: Database, ids: dict[str, int]) -> None:
+    escalate(database, ids["CORE"], "manual", "P1", NOW - timedelta(days=3))
+    data = report(database)  # at risk: ACME 250k and BOLT 50k (unhealthy), CORE 80k (escalated)
+    assert (data.arr.total, data.arr.at_risk) == (395_000, 380_000)
+    assert data.as_dict()["arr"]["by_bucket"] == {"unhealthy": 300_000, "neutral": 10_000, "healthy": 85_000}
+    assert data.arr_at_risk_by_bucket() == {"unhealthy": 300_000, "neutral": 0, "healthy": 80_000}
+    assert [(o.owner, o.accounts, o.arr, o.mean_score, o.at_risk, o.arr_at_risk, o.open_escalations)
+            for o in data.owners] == [
+        ("bob", 2, 300_000, 22.5, 2, 300_000, 0),  # ACME 20, BOLT 25
+        (None, 1, 80_000, 90.0, 1, 80_000, 1),  # CORE
+        ("carl", 2, 15_000, 77.5, 0, 0, 0),  # DUNE 60, ECHO 95
+    ]
+    assert (data.groups, data.groups_previous_as_of) == ([], None)  # the example model is flat
+    assert data.scorecards == [] and data.as_dict()["kpi_heat"]["rows"] == []  # not asked for
+    smb = report(database, segment="smb")
+    assert [(o.owner, o.accounts, o.arr) for o in smb.owners] == [("carl", 2, 15_000)]
+    assert (smb.arr.total, smb.arr.at_risk) == (15_000, 0)
+
+
+def test_scorecards_are_bounded_and_in_at_risk_order(database: Database, ids: dict[str, int]) -> None:
+    with database.transaction() as session:
+        data = portfolio.build_portfolio(session, NOW, PriorityMatrix(), scorecards=1)
+    assert [a.external_id for a in data.at_risk] == ["ACME", "BOLT"]
+    assert [c["account"]["id"] for c in data.scorecards] == ["ACME"]  # the limit: the most urgent one only
+    (row,) = data.heat_rows()
+    assert (row["account"], row["score"]) == ("ACME", 20.0)
+    # ACME now: usage 20, open_tickets 16, on_time_delivery 20: normalized 20, (20 - 16) * 5 = 20, 20: all below 40.
+    assert {k: c["rating"] for k, c in row["cells"].items() if c["rating"]} == {
+        "usage": "concern", "open_tickets": "concern", "on_time_delivery": "concern"
+    }
+    assert data.heat_kpis() == ["usage", "nps", "csat", "open_tickets", "on_time_delivery"]
+
+
+GROUPED_MODEL = """\
+version: "g1"
+groups:
+  - {name: all, label: "All", groups: [value, care]}
+  - {name: value, label: "Value"}
+  - {name: care, label: "Care"}
+kpis:
+  - {name: usage, group: value, weight: 60, scale: {min: 0, max: 100}}
+  - {name: tickets, group: care, weight: 40, scale: {min: 20, max: 0}}
+buckets:
+  - {name: risk, below: 40}
+  - {name: fine}
+"""
+# (usage, tickets) a month ago, then now; value = usage, care = (20 - tickets) * 5, all = 0.6 value + 0.4 care.
+GROUPED_READINGS = {"G1": ((60, 5), (20, 15)), "G2": ((80, 0), (90, 0)), "G3": ((30, 20), (30, 20))}
+
+
+def seed_grouped(database: Database, tmp_path: Path) -> None:
+    (tmp_path / "g.yaml").write_text(GROUPED_MODEL, encoding="utf-8")
+    lines = ["account,kpi,value,observed_at,source"]
+    for ext, runs in GROUPED_READINGS.items():
+        for when, (usage, tickets) in zip((MONTH_AGO, NOW), runs, strict=True):
+            day = (when - timedelta(days=1)).isoformat()
+            lines += [f"{ext},usage,{usage},{day},t", f"{ext},tickets,{tickets},{day},t"]
+    (tmp_path / "g.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with database.transaction() as session:
+        from pulsecheck.workflow.users import add_user
+
+        olga = add_user(session, "olga", ["ops"], NOW)
+        session.add_all([Account(external_id=ext, name=ext, segment="s", arr=1000.0) for ext in GROUPED_READINGS])
+        session.flush()
+        models.approve_model(session, tmp_path / "g.yaml", olga, MONTH_AGO)
+        inputs.import_readings(session, tmp_path / "g.csv", UTC, MONTH_AGO)
+        scoring.score_portfolio(session, MONTH_AGO, MONTH_AGO)
+        scoring.score_portfolio(session, NOW, NOW)
+
+
+def check_group_means(database: Database) -> None:
+    data = report(database)
+    # Now: value (20 + 90 + 30) / 3 = 46.67, care (25 + 100 + 0) / 3 = 41.67, all (22 + 94 + 18) / 3 = 44.67.
+    # A month ago: value (60 + 80 + 30) / 3 = 56.67, care (75 + 100 + 0) / 3 = 58.33, all (66 + 88 + 18) / 3 = 57.33.
+    assert [(g.name, g.depth, g.mean, g.accounts, g.previous, g.change) for g in data.groups] == [
+        ("all", 0, 44.67, 3, 57.33, -12.67),  # 134 / 3 - 172 / 3 = -38 / 3
+        ("value", 1, 46.67, 3, 56.67, -10.0),
+        ("care", 1, 41.67, 3, 58.33, -16.67),  # 125 / 3 - 175 / 3 = -50 / 3
+    ]
+    assert data.groups_previous_as_of == MONTH_AGO
+    assert [(b.name, b.color, b.count) for b in data.buckets] == [("risk", "red", 2), ("fine", "green", 1)]
+
+
+def test_group_means_and_their_change_by_hand(database: Database, tmp_path: Path) -> None:
+    seed_grouped(database, tmp_path)
+    check_group_means(database)
+
+
+@pytest.mark.postgres
+def test_group_means_on_postgresql(pg_database: Database, tmp_path: Path) -> None:
+    seed_grouped(pg_database, tmp_path)  # the subscores are averaged in SQL, out of the JSON column
+    check_group_means(pg_database)

@@ -49,6 +49,15 @@ def test_example_file_is_the_design_model() -> None:
     assert model.canonical() == parse_model(BASE, "base").canonical() | {"ces": model.canonical()["ces"]}
 
 
+def test_buckets_without_a_colour_get_red_amber_green_by_place() -> None:
+    three = BASE.replace(", color: orange}", "}").replace(", color: yellow}", "}").replace(", color: blue}", "}")
+    assert [b.color for b in parse_model(three, "m").buckets] == ["red", "#ffbf00", "green"]  # CSS has no `amber`
+    four = three.replace("{name: neutral, below: 80}", "{name: neutral, below: 60}\n  - {name: fair, below: 80}")
+    assert [b.color for b in parse_model(four, "m").buckets] == ["red", "#ffbf00", "#ffbf00", "green"]
+    two = BASE.replace("  - {name: neutral, below: 80, color: yellow}\n", "").replace(", color: orange}", "}")
+    assert [b.color for b in parse_model(two, "m").buckets] == ["red", "blue"]  # a colour the model names stays
+
+
 def test_survey_kpis_get_default_scales_and_windows() -> None:
     text = BASE.replace(
         "  - {name: on_time_delivery, weight: 15, scale: {min: 0, max: 100}}",
@@ -147,7 +156,6 @@ missing_inputs: renormalise
         "models/live.yaml:10: kpi 'tickets': scale must be a mapping {min, max}, got [0, 20]",
         "models/live.yaml:10: kpi 'tickets': window only applies to from_surveys KPIs and arr_growth_pct",
         "models/live.yaml:13: bucket 'neutral': unknown key 'colour' (did you mean 'color'?)",
-        "models/live.yaml:13: bucket 'neutral': missing required key 'color'",
         "models/live.yaml:13: bucket 'neutral': below 50 must be greater than the previous bucket's 60 "
         "(thresholds must strictly increase)",
         "models/live.yaml:14: bucket 'unhealthy': the last bucket must not have 'below' (it is open-ended)",

@@ -41,7 +41,7 @@ def portfolio(
     request: Request, me: Caller, as_of: str | None = None, segment: str | None = None
 ) -> dict[str, Any]:
     from pulsecheck.timeutil import end_of_day, parse_date
-    from pulsecheck.workflow.portfolio import build_portfolio
+    from pulsecheck.workflow.portfolio import SCORECARD_PAGES, build_portfolio
 
     web = request.app.state.web
     when = web.now()
@@ -51,7 +51,8 @@ def portfolio(
         except ValueError as exc:
             raise InputError(f"as_of: {exc}") from None
     with acting(request, me) as (session, _user):
-        data: dict[str, Any] = build_portfolio(session, when, web.settings.priority.matrix(), segment).as_dict()
+        matrix = web.settings.priority.matrix()  # the at-risk scorecards too, as `report portfolio --json` has them
+        data: dict[str, Any] = build_portfolio(session, when, matrix, segment, SCORECARD_PAGES).as_dict()
     return data
 
 
