@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy import bindparam, inspect, select
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.states import review as machine
-from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
+from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.accounts import get_account
 from pulsecheck.workflow.reviews.views import content_of
@@ -29,14 +30,31 @@ def get_review(session: Session, review_id: int) -> Review:
     return review
 
 
-def _review_with_content(session: Session, review_id: int) -> Review:
-    """A review with what its guards and signatures read (account, risks, actions) in two queries, not four
-    lazy loads; actions by a second query so that risks x actions rows never multiply."""
-    options = (joinedload(Review.account), joinedload(Review.risks), selectinload(Review.actions))
-    review = session.get(Review, review_id, options=options)
-    if review is None:
+# What an event's guards and signatures read, in statements built once: the review, its account and risks
+# (joined) and its reviewer's manager (the permission table's `reviewer_manager`) in one SELECT; its actions in a
+# second, plain one, so that risks x actions rows never multiply (selectinload would do the same with three
+# times the Python work).
+_FOR_EVENT = (
+    select(Review, User.manager_name)
+    .outerjoin(User, User.name == Review.reviewer)
+    .where(Review.id == bindparam("review_id"))
+    .options(joinedload(Review.account), joinedload(Review.risks))
+)
+_ACTIONS = (
+    select(MitigationAction).where(MitigationAction.review_id == bindparam("review_id")).order_by(MitigationAction.number)
+)
+_MANAGER_OF = select(User.manager_name).where(User.name == bindparam("name"))
+
+
+def _review_for_event(session: Session, review_id: int) -> tuple[Review, str | None]:
+    """A review with what its guards and signatures read, and its reviewer's manager; or a not-found error."""
+    row = session.execute(_FOR_EVENT, {"review_id": review_id}).unique().first()
+    if row is None:
         raise NotFoundError(f"unknown review {review_id}")
-    return review
+    review = row[0]
+    if "actions" not in inspect(review).dict:  # not loaded (or changed) in this session already
+        set_committed_value(review, "actions", list(session.scalars(_ACTIONS, {"review_id": review_id})))
+    return review, row[1]
 
 
 def open_review_for(session: Session, account_id: int) -> Review | None:
@@ -139,6 +157,13 @@ def _people(
     return reviewer_name, approver_name
 
 
+class _Unread:
+    """`_apply`'s default for a reviewer's manager the caller has not read (None is a real answer: no manager)."""
+
+
+_UNREAD = _Unread()
+
+
 def _apply(
     session: Session,
     review: Review,
@@ -148,9 +173,16 @@ def _apply(
     roles: frozenset[str],
     comment: str | None = None,
     cause: str = "user",
+    reviewer_manager: str | None | _Unread = _UNREAD,
 ) -> None:
+    """Fire `event` on `review` and record it: the new state, signatures, and one audit row, unflushed (the
+    commit's hooks flush once). `reviewer_manager` is read here unless the caller has it."""
+    if isinstance(reviewer_manager, _Unread):
+        reviewer_manager = session.scalar(_MANAGER_OF, {"name": review.reviewer})
+    with session.no_autoflush:  # reading the content (its attachments) must not write the review half-changed
+        content = content_of(review)
     ctx = machine.Context(
-        content=content_of(review),
+        content=content,
         actor=actor,
         actor_roles=roles,
         now=now,
@@ -158,7 +190,7 @@ def _apply(
         cause=cause,
         employee_digest=review.employee_digest,
         manager_digest=review.manager_digest,
-        reviewer_manager=session.scalar(select(User.manager_name).where(User.name == review.reviewer)),
+        reviewer_manager=reviewer_manager,
     )
     before = review.state
     after = machine.fire(before, event, ctx)
@@ -205,11 +237,11 @@ def transition(
     cause: str = "user",
 ) -> Review:
     """Fire `event` on a review as `actor`; refused events raise with the guard's reason."""
-    review = _review_with_content(session, review_id)
+    review, reviewer_manager = _review_for_event(session, review_id)
     name, roles = _name_and_roles(session, actor)
     if event == "approve" and comment and not (review.manager_comments or "").strip():
         review.manager_comments = comment  # `approve --comment` fills the manager's comments
-    _apply(session, review, event, name, now, roles, comment, cause)
+    _apply(session, review, event, name, now, roles, comment, cause, reviewer_manager)
     return review
 
 
