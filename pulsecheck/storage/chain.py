@@ -320,7 +320,7 @@ def append(
         prev = digest
     if any("signature" in row for row in rows):  # one executemany: every row names the same columns
         rows = [{"signature": None, "signer_key": None} | row for row in rows]
-    connection.execute(_APPEND, rows)
+    session.execute(_APPEND, rows)  # through the session: its listeners see a write (the scheduler's fence)
     return len(rows)
 
 
