@@ -5,13 +5,18 @@ Timed: every review through submit, reject, submit, approve, close (5 N transiti
 `pulsecheck review EVENT ID` does it: `App.transaction()` (the actor's label on the audit chain), the acting user
 loaded, `reviews.transition`, and at commit the hooks `app.py` installs (job sync, notices, audit chain).
 The login is resolved once per App (the CLI resolves it once per process: one or two SELECTs more per command).
-Floor: one SELECT, UPDATE and INSERT per transition (one transaction each) with sqlite3 on the same file.
-Also printed: SQL statements per transition (counted on the engine).
+Floors, measured in the same run on a copy of the file taken before the timed run:
+- the same SQL replayed: every statement the timed run sent, captured on the engine, run again with sqlite3, one
+  transaction per transition (what the work costs without the ORM and the Python around it);
+- one SELECT, UPDATE and INSERT per transition (one transaction each) with sqlite3: the least a transition can do.
+Printed with each: wall and CPU rates (CPU time is steadier than wall time on a shared machine), the load
+average, and SQL statements per transition, with the statements of one transition of each event listed.
 Run: .venv/bin/python bench/review_transitions.py [N_REVIEWS]   (default 1000; goal >= 1,000/s)
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import tempfile
 import time
@@ -19,8 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import report, size_arg
-from sqlalchemy import event, func, insert, select
+from common import captured, report, size_arg, snapshot
+from sqlalchemy import func, insert, select
 
 from pulsecheck.app import App, os_login
 from pulsecheck.config import load_settings
@@ -74,13 +79,14 @@ def cli_apps(url: str) -> dict[str, App]:
     return apps
 
 
-def floor(path: Path, ids: list[int]) -> float:
-    """Transitions per second at one SELECT, UPDATE and INSERT each, one transaction each, in sqlite3."""
+def floor(path: Path, ids: list[int]) -> tuple[float, float]:
+    """Transitions per second at one SELECT, UPDATE and INSERT each, one transaction each, in sqlite3: wall and
+    CPU rates."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     at = NOW.isoformat(sep=" ")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for review_id in ids:
         for step, actor, comment in STEPS:
             conn.execute("BEGIN")
@@ -90,9 +96,42 @@ def floor(path: Path, ids: list[int]) -> float:
             conn.execute("INSERT INTO review_events (review_id, event, from_state, to_state, actor, comment, at, cause)"
                          " VALUES (?, ?, ?, ?, ?, ?, ?, 'user')", (review_id, step, state, state, actor, comment, at))
             conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     conn.close()
-    return len(ids) * len(STEPS) / elapsed
+    count = len(ids) * len(STEPS)
+    return count / elapsed, count / cpu
+
+
+Captured = list[tuple[str, Any, bool]]
+
+
+def replay(path: Path, transactions: list[Captured]) -> tuple[float, float]:
+    """Transitions per second when sqlite3 runs the captured statements again, one transaction per transition,
+    rows fetched: wall and CPU rates."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    started, cpu = time.perf_counter(), time.process_time()
+    for statements in transactions:
+        conn.execute("BEGIN")
+        for statement, parameters, many in statements:
+            if many:
+                conn.executemany(statement, parameters)
+            else:
+                conn.execute(statement, parameters).fetchall()
+        conn.execute("COMMIT")
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    conn.close()
+    return len(transactions) / elapsed, len(transactions) / cpu
+
+
+def show_statements(transactions: list[Captured]) -> None:
+    """The statements of one review's transitions (the second's: the first also recovers runs), one line each."""
+    for (step, actor, _comment), statements in zip(STEPS, transactions, strict=False):
+        print(f"-- {step} as {actor}: {len(statements)} statements")
+        for statement, _parameters, many in statements:
+            print(f"   {'(many) ' if many else ''}{' '.join(statement.split())[:110]}")
 
 
 def main(n: int) -> None:
@@ -102,29 +141,37 @@ def main(n: int) -> None:
         ids = build(url, n)
         apps = cli_apps(url)
         database = apps["maria"].db
-        statements = [0]
-
-        def count(*_args: Any) -> None:
-            statements[0] += 1
-
-        event.listen(database.engine, "before_cursor_execute", count)
-        started = time.perf_counter()
+        copy = snapshot(path)  # the data the timed run meets, for the replay floor
+        transactions: list[Captured] = []
+        started, cpu = time.perf_counter(), time.process_time()
         for review_id in ids:
             for step, actor, comment in STEPS:
                 app = apps[actor]
-                with app.transaction() as session:  # what `pulsecheck review STEP ID --as ACTOR` runs
-                    reviews.transition(session, review_id, step, app.actor(session), app.now(), comment=comment)
-        elapsed = time.perf_counter() - started
-        event.remove(database.engine, "before_cursor_execute", count)
+                with captured(database.engine) as statements:
+                    with app.transaction() as session:  # what `pulsecheck review STEP ID --as ACTOR` runs
+                        reviews.transition(session, review_id, step, app.actor(session), app.now(), comment=comment)
+                transactions.append(statements)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        load = os.getloadavg()
         with database.transaction() as session:
             audit_rows = session.scalar(select(func.count()).select_from(ReviewEvent))
         count_ = len(ids) * len(STEPS)
         database.dispose()
-        print(f"{count_} transitions in {elapsed:.2f} s; {audit_rows} review events in all")
-        rate_floor = floor(path, ids)
-        report("review transitions (CLI path, hooks)", count_ / elapsed, "/s", rate_floor, ">= 1000", higher=True,
+        show_statements(transactions[len(STEPS) : 2 * len(STEPS)] if len(ids) > 1 else transactions)
+        statements_ = sum(len(statements) for statements in transactions)
+        print(f"{count_} transitions in {elapsed:.2f} s wall, {cpu:.2f} s CPU; {audit_rows} review events in all; "
+              f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
+        replay_wall, replay_cpu = replay(copy, transactions)
+        floor_wall, floor_cpu = floor(path, ids)
+        report("review transitions (CLI path, hooks)", count_ / elapsed, "/s", replay_wall, ">= 1000", higher=True,
+               floor_label="the same SQL replayed in sqlite3", note=f"load {load[0]:.1f}")
+        report("review transitions, CPU time (CLI path, hooks)", count_ / cpu, "/s", replay_cpu, "-", higher=True,
+               floor_label="the same SQL replayed in sqlite3, CPU time")
+        report("review transitions vs the least SQL", count_ / elapsed, "/s", floor_wall, "-", higher=True,
                floor_label="SELECT+UPDATE+INSERT in sqlite3")
-        report("SQL statements per transition", statements[0] / count_, "", 3.0, "-",
+        report("review transitions vs the least SQL, CPU time", count_ / cpu, "/s", floor_cpu, "-", higher=True,
+               floor_label="SELECT+UPDATE+INSERT in sqlite3, CPU time")
+        report("SQL statements per transition", statements_ / count_, "", 3.0, "-",
                floor_label="SELECT+UPDATE+INSERT")
 
 

@@ -1,8 +1,10 @@
 """A transitions Machine whose rows are checked by named guards that give their reason, shared by every record.
 
-`GuardedMachine(noun, states, table, guards)` builds the `transitions` Machine on first use (read-only commands
-never import the library) and `fire(state, event, ctx)` applies one event to a record in `state`: the new
-state, or a RefusedError naming the first guard's reason or the states the event needs.
+`GuardedMachine(noun, states, table, guards)` builds the `transitions` Machine once, on first use (read-only
+commands never import the library), with no model of its own; `fire(state, event, ctx)` applies one event to a
+record in `state` by triggering the machine's event on a light subject (`Event.trigger(model)`: no `add_model`,
+which would bind every trigger and state method to each subject and unbind them again, per call): the new state,
+or a RefusedError naming the first guard's reason or the states the event needs.
 """
 
 from __future__ import annotations
@@ -73,18 +75,14 @@ class GuardedMachine:
             raise RefusedError(f"unknown event {event!r}")
         from transitions import MachineError
 
-        shared = self.machine
         subject = _Subject(state, ctx, self.guards)
-        shared.add_model(subject, initial=state)
         try:
-            if not subject.trigger(event):  # type: ignore[attr-defined]  # added by the Machine
+            if not self.machine.events[event].trigger(subject):
                 raise RefusedError(f"cannot {event}: {subject.refusal}")
         except MachineError:
             allowed = next(row["source"] for row in self.table if row["trigger"] == event)
             sources = ", ".join(allowed) if isinstance(allowed, list) else allowed
             raise RefusedError(f"cannot {event}: the {self.noun} is {state} ({event} needs {sources})") from None
-        finally:
-            shared.remove_model(subject)
         return str(subject.state)
 
     def replay(self, events: Sequence[tuple[str, str | None, str]]) -> str:

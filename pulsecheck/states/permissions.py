@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import cache
 
 from pulsecheck.vocab import ROLES
 
@@ -106,8 +107,10 @@ def actor(
     return Actor(name, frozenset(roles), relations_of(name, parties or {}, managers or {}), kind, named)
 
 
+@cache
 def grants(action: str) -> tuple[tuple[str, ...], ...]:
-    """The grants of `action`, each a tuple of terms that must all hold."""
+    """The grants of `action`, each a tuple of terms that must all hold (parsed once per action: every guard of
+    every transition reads them)."""
     try:
         return tuple(tuple(t.strip() for t in grant.split("&")) for grant in PERMISSIONS[action])
     except KeyError:

@@ -275,9 +275,17 @@ def entry_hash(
     return hashlib.sha256(text_.encode("utf-8")).hexdigest()
 
 
+# Built once: every commit that writes an audited row reads the head and appends (the statements' compiled forms
+# are cached by the engine either way; building them anew each time cost more than running them).
+_ENTRIES = cast(Table, AuditEntry.__table__)
+_HEAD = select(_ENTRIES.c.seq, _ENTRIES.c.hash).order_by(_ENTRIES.c.seq.desc()).limit(1)
+_APPEND = insert(_ENTRIES)
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
 def head(session: Session) -> tuple[int, str]:
     """The last entry's sequence number and hash (0 and the genesis hash for an empty chain)."""
-    row = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
+    row = session.connection().execute(_HEAD).first()
     return (row[0], row[1]) if row else (0, GENESIS)
 
 
@@ -293,8 +301,9 @@ def append(
     items = list(records)
     if not items:
         return 0
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LOCK, {"key": LOCK_KEY})
     seq, prev = head(session)
     rows = []
     earlier: dict[tuple[str, int], str] = {}  # this batch's entries, for `_needs_signature`
@@ -311,7 +320,7 @@ def append(
         prev = digest
     if any("signature" in row for row in rows):  # one executemany: every row names the same columns
         rows = [{"signature": None, "signer_key": None} | row for row in rows]
-    session.execute(insert(cast(Table, AuditEntry.__table__)), rows)
+    session.execute(_APPEND, rows)  # through the session: its listeners see a write (the scheduler's fence)
     return len(rows)
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
@@ -266,9 +266,12 @@ def user_page(
     return fetch_page(session, query, request, {"name": (User.name,)}).map(user_dict)
 
 
+_BY_NAME = select(User).where(User.name == bindparam("name"))  # built once: every command loads its actor
+
+
 def get_user(session: Session, name: str, what: str = "user") -> User:
     """The user called `name`, or an input error naming it."""
-    user = session.scalar(select(User).where(User.name == name))
+    user = session.scalar(_BY_NAME, {"name": name})
     if user is None:
         raise NotFoundError(f"{what}: unknown user {name!r}")
     return user

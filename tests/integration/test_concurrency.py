@@ -31,14 +31,16 @@ def act_at_the_same_time(url: str, review_id: int, actor: str, event: str, comme
     database = Database(url)
     waited: list[bool] = []
 
-    def wait_for_the_other(session: Any, flush_context: Any, instances: Any) -> None:
-        if not waited:  # only before the first write; later flushes of this command go straight on
+    def wait_for_the_other(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # before the first write statement, however the service writes (a flush or its own statements); later
+        # writes of this command go straight on
+        if not waited and statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
             waited.append(True)
             barrier.wait(timeout=BARRIER_TIMEOUT)
 
+    sa_event.listen(database.engine, "before_cursor_execute", wait_for_the_other)
     try:
         with database.transaction() as session:
-            sa_event.listen(session, "before_flush", wait_for_the_other)
             user = session.scalar(select(User).where(User.name == actor))
             state = reviews.transition(session, review_id, event, user, NOW, comment=comment).state
         results.put((actor, event, "ok", state))

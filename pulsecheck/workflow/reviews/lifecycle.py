@@ -4,15 +4,21 @@ audit row per event."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy import CursorResult, Table, bindparam, insert, inspect, select
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.states import review as machine
-from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
+from pulsecheck.storage.bulk import transient
+from pulsecheck.storage.hooks import written
+from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.accounts import get_account
 from pulsecheck.workflow.reviews.views import content_of
@@ -30,14 +36,33 @@ def get_review(session: Session, review_id: int) -> Review:
     return review
 
 
-def _review_with_content(session: Session, review_id: int) -> Review:
-    """A review with what its guards and signatures read (account, risks, actions) in two queries, not four
-    lazy loads; actions by a second query so that risks x actions rows never multiply."""
-    options = (joinedload(Review.account), joinedload(Review.risks), selectinload(Review.actions))
-    review = session.get(Review, review_id, options=options)
-    if review is None:
+# What an event's guards and signatures read, in statements built once: the review, its account and risks
+# (joined) and its reviewer's manager (the permission table's `reviewer_manager`) in one SELECT; its actions in a
+# second, plain one, so that risks x actions rows never multiply (selectinload would do the same with three
+# times the Python work).
+_FOR_EVENT = (
+    select(Review, User.manager_name)
+    .outerjoin(User, User.name == Review.reviewer)
+    .where(Review.id == bindparam("review_id"))
+    .options(joinedload(Review.account), joinedload(Review.risks))
+)
+_ACTIONS = (
+    select(MitigationAction)
+    .where(MitigationAction.review_id == bindparam("review_id"))
+    .order_by(MitigationAction.number)
+)
+_MANAGER_OF = select(User.manager_name).where(User.name == bindparam("name"))
+
+
+def _review_for_event(session: Session, review_id: int) -> tuple[Review, str | None]:
+    """A review with what its guards and signatures read, and its reviewer's manager; or a not-found error."""
+    row = session.execute(_FOR_EVENT, {"review_id": review_id}).unique().first()
+    if row is None:
         raise NotFoundError(f"unknown review {review_id}")
-    return review
+    review = row[0]
+    if "actions" not in inspect(review).dict:  # not loaded (or changed) in this session already
+        set_committed_value(review, "actions", list(session.scalars(_ACTIONS, {"review_id": review_id})))
+    return review, row[1]
 
 
 def open_review_for(session: Session, account_id: int) -> Review | None:
@@ -141,6 +166,13 @@ def _people(
     return reviewer_name, approver_name
 
 
+class _Unread:
+    """`_apply`'s default for a reviewer's manager the caller has not read (None is a real answer: no manager)."""
+
+
+_UNREAD = _Unread()
+
+
 def _apply(
     session: Session,
     review: Review,
@@ -151,8 +183,36 @@ def _apply(
     comment: str | None = None,
     cause: str = "user",
 ) -> None:
+    """Fire `event` on `review` and record it on the object: the new state, signatures, and one audit row,
+    unflushed (the commit's hooks flush once, and a query of this session autoflushes first)."""
+    changes, row = _decide(session, review, event, actor, now, roles, comment, cause)
+    _record(session, review, changes, row)
+
+
+def _decide(
+    session: Session,
+    review: Review,
+    event: str,
+    actor: str,
+    now: datetime,
+    roles: frozenset[str],
+    comment: str | None = None,
+    cause: str = "user",
+    reviewer_manager: str | None | _Unread = _UNREAD,
+    preset: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ask the state machine about `event` on `review` (refused: RefusedError with the guard's reason), changing
+    nothing; the review's new values and its audit row (without the review's id). `preset` holds template values
+    the event sets first (approve's comment), which the guards and signatures see. `reviewer_manager` is read
+    here unless the caller has it."""
+    if isinstance(reviewer_manager, _Unread):
+        reviewer_manager = session.scalar(_MANAGER_OF, {"name": review.reviewer})
+    with session.no_autoflush:  # reading the content (its attachments) must not write the review half-changed
+        content = content_of(review)
+    if preset:
+        content = replace(content, **preset)
     ctx = machine.Context(
-        content=content_of(review),
+        content=content,
         actor=actor,
         actor_roles=roles,
         now=now,
@@ -160,41 +220,77 @@ def _apply(
         cause=cause,
         employee_digest=review.employee_digest,
         manager_digest=review.manager_digest,
-        reviewer_manager=session.scalar(select(User.manager_name).where(User.name == review.reviewer)),
+        reviewer_manager=reviewer_manager,
     )
     before = review.state
     after = machine.fire(before, event, ctx)
+    changes: dict[str, Any] = dict(preset or {}, state=after, updated_at=now)
+    if event == "submit":
+        changes |= {"employee_signed_by": actor, "employee_signed_at": now}
+        changes["employee_digest"] = machine.employee_digest(ctx.content)
+    elif event == "approve":
+        changes |= {"manager_signed_by": actor, "manager_signed_at": now}
+        changes["manager_digest"] = machine.manager_digest(ctx.content)
+    elif event in ("reject", "reopen"):
+        changes |= dict.fromkeys(SIGNATURE_FIELDS)
+    if before != after or event == "escalate":
+        changes["reminders_sent"] = 0
+    row = {
+        "event": event,
+        "from_state": None if before == machine.NEW else before,
+        "to_state": after,
+        "actor": actor,
+        "comment": comment,
+        "at": now,
+        "cause": cause,
+    }
+    return changes, row
+
+
+SIGNATURE_FIELDS = (
+    "employee_signed_by", "employee_signed_at", "employee_digest", "manager_signed_by", "manager_signed_at",
+    "manager_digest",
+)
+
+
+def _record(session: Session, review: Review, changes: dict[str, Any], row: dict[str, Any]) -> None:
+    """Set a decided event's values on the review and add its audit row, for the unit of work to write."""
     if review.id is None:
         session.flush()  # the audit row needs the review's id
-    review.state = after
-    review.updated_at = now
-    if event == "submit":
-        review.employee_signed_by, review.employee_signed_at = actor, now
-        review.employee_digest = machine.employee_digest(ctx.content)
-    elif event == "approve":
-        review.manager_signed_by, review.manager_signed_at = actor, now
-        review.manager_digest = machine.manager_digest(ctx.content)
-    elif event in ("reject", "reopen"):
-        _clear_signatures(review)
-    if before != after or event == "escalate":
-        review.reminders_sent = 0
-    session.add(
-        ReviewEvent(
-            review_id=review.id,
-            event=event,
-            from_state=None if before == machine.NEW else before,
-            to_state=after,
-            actor=actor,
-            comment=comment,
-            at=now,
-            cause=cause,
-        )
-    )  # no flush here: the commit's hooks flush once, and a query of this session autoflushes first
+    for name, value in changes.items():
+        setattr(review, name, value)
+    session.add(ReviewEvent(review_id=review.id, **row))
 
 
-def _clear_signatures(review: Review) -> None:
-    review.employee_signed_by = review.employee_signed_at = review.employee_digest = None
-    review.manager_signed_by = review.manager_signed_at = review.manager_digest = None
+# A transition's writes, built once: the review's update (its version checked, as the unit of work checks it)
+# and its audit row.
+_REVIEWS = cast(Table, Review.__table__)
+_UPDATE_REVIEW = _REVIEWS.update().where(
+    _REVIEWS.c.id == bindparam("review_id_"), _REVIEWS.c.version_id == bindparam("version_")
+)
+_INSERT_EVENT = insert(cast(Table, ReviewEvent.__table__))
+
+
+def _write(session: Session, review: Review, changes: dict[str, Any], row: dict[str, Any]) -> None:
+    """Write a decided event at once with two Core statements, not a unit-of-work flush: the review's new values
+    (refused, as a flush would be, when someone else changed it since it was read: optimistic locking), then its
+    audit row. The loaded review takes the values as committed, and both go to the commit hooks (jobs, notices,
+    the audit chain) as `hooks.written` rows: the same rows and chain entries a flush would have produced."""
+    version = review.version_id
+    params = changes | {"version_id": version + 1, "review_id_": review.id, "version_": version}
+    # Through the session, not its connection: listeners of the session's statements (the scheduler's fence,
+    # which checks its lease before a transaction that wrote commits) see these writes.
+    if cast(CursorResult[Any], session.execute(_UPDATE_REVIEW, params)).rowcount != 1:
+        raise StaleDataError("UPDATE statement on table 'reviews' expected to update 1 row(s); 0 were matched.")
+    for name, value in changes.items():
+        set_committed_value(review, name, value)
+    set_committed_value(review, "version_id", version + 1)
+    row = row | {"review_id": review.id}
+    inserted = cast(CursorResult[Any], session.execute(_INSERT_EVENT, row)).inserted_primary_key
+    assert inserted is not None  # a single-row insert always has its key
+    event_id = inserted[0]
+    audit_row = transient(ReviewEvent, [row | {"id": event_id, "review": review}])
+    written(session, [audit_row[0], review])
 
 
 def transition(
@@ -207,11 +303,16 @@ def transition(
     cause: str = "user",
 ) -> Review:
     """Fire `event` on a review as `actor`; refused events raise with the guard's reason."""
-    review = _review_with_content(session, review_id)
+    review, reviewer_manager = _review_for_event(session, review_id)
     name, roles = _name_and_roles(session, actor)
+    preset = {}
     if event == "approve" and comment and not (review.manager_comments or "").strip():
-        review.manager_comments = comment  # `approve --comment` fills the manager's comments
-    _apply(session, review, event, name, now, roles, comment, cause)
+        preset["manager_comments"] = comment  # `approve --comment` fills the manager's comments
+    changes, row = _decide(session, review, event, name, now, roles, comment, cause, reviewer_manager, preset)
+    if changes["state"] != review.state and not inspect(review).modified:
+        _write(session, review, changes, row)  # the common case: a clean review moves (its chain entry is due)
+    else:
+        _record(session, review, changes, row)  # a review changed in this session, or one keeping its state
     return review
 
 
