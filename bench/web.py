@@ -54,7 +54,7 @@ MODEL = Path(__file__).resolve().parent.parent / "examples" / "scoring.yaml"
 MONTHS = 6
 OWNERS = 20
 SEGMENTS = ("enterprise", "mid-market", "smb", "public")
-BENCH_DB = "pulsecheck_bench_web"
+BENCH_DB = os.environ.get("PULSECHECK_BENCH_DB", "pulsecheck_bench_web")
 PORTFOLIO = ("/portfolio", "/portfolio?segment=smb", "/portfolio?sort=-arr", "/portfolio?priority=P1&page=3",
              "/portfolio?q=account%2012", "/portfolio?owner=bob&bucket=unhealthy", "/portfolio?sort=name&page=40")
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

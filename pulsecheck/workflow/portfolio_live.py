@@ -63,6 +63,11 @@ class Summary:
     by_priority: dict[str, int] = field(default_factory=dict)  # at-risk accounts per priority, most urgent first
     overdue_reviews: int = 0
     open_escalations: int = 0
+    cells: dict[tuple[str | None, str], int] = field(default_factory=dict, repr=False)  # (bucket, priority) -> at risk
+
+    def at_risk_total(self, bucket: str | None, priority: str | None) -> int:
+        """How many accounts at risk are in `bucket` at `priority` (None: any), from the counts already made."""
+        return sum(n for (b, p), n in self.cells.items() if bucket in (None, b) and priority in (None, p))
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape (`/api/v1/portfolio/summary`)."""
@@ -105,17 +110,7 @@ class _Book:
         except RefusedError:
             self.model_version, self.model_buckets = None, []
         self.lowest = self.model_buckets[0].name if self.model_buckets else None
-        newest = (
-            select(ScoreSnapshot.account_id, func.max(ScoreSnapshot.as_of).label("as_of"))
-            .where(ScoreSnapshot.as_of <= as_of)
-            .group_by(ScoreSnapshot.account_id)
-            .subquery("newest")
-        )
-        self.latest = (
-            select(ScoreSnapshot.account_id, ScoreSnapshot.score, ScoreSnapshot.bucket)
-            .join(newest, and_(newest.c.account_id == ScoreSnapshot.account_id, newest.c.as_of == ScoreSnapshot.as_of))
-            .subquery("latest")
-        )
+        self.latest_from, self.latest, self.latest_on = _latest(session, as_of)
         self.escalated = (
             select(
                 Escalation.account_id,
@@ -139,7 +134,7 @@ class _Book:
         self.owner = aliased(User, name="owner")
         self.flagged: Any = self.escalated.c.account_id.is_not(None)
         if self.lowest is not None:
-            self.flagged = or_(self.flagged, self.latest.c.bucket == self.lowest)
+            self.flagged = or_(self.flagged, self.latest.bucket == self.lowest)
         self.priority = func.coalesce(self.escalated.c.priority, self._matrix_priority(matrix))
         self.scope = _scope(filters)
 
@@ -161,7 +156,7 @@ class _Book:
         return (
             select(*columns)
             .select_from(Account)
-            .outerjoin(self.latest, self.latest.c.account_id == Account.id)
+            .outerjoin(self.latest_from, self.latest_on)
             .outerjoin(self.escalated, self.escalated.c.account_id == Account.id)
             .outerjoin(self.issues, self.issues.c.account_id == Account.id)
             .where(*self.scope)
@@ -176,17 +171,18 @@ def summary(session: Session, as_of: datetime, matrix: PriorityMatrix, filters: 
     at_risk_priority = case((book.flagged, book.priority), else_=None)
     rows = session.execute(
         book.joined(
-            book.latest.c.bucket,
+            book.latest.bucket,
             at_risk_priority,
             func.count(),
-            func.count(book.latest.c.score),
+            func.count(book.latest.score),
             func.sum(case((book.flagged, Account.arr), else_=None)),
-        ).group_by(book.latest.c.bucket, at_risk_priority)
+        ).group_by(book.latest.bucket, at_risk_priority)
     ).all()
     accounts = scored = flagged = 0
     arr = 0.0
     counts: dict[str, int] = {}
     by_priority: dict[str, int] = {}
+    cells: dict[tuple[str | None, str], int] = {}
     for bucket, level, count, with_score, arr_sum in rows:
         accounts, scored = accounts + count, scored + with_score
         if bucket is not None:
@@ -194,6 +190,7 @@ def summary(session: Session, as_of: datetime, matrix: PriorityMatrix, filters: 
         if level is not None:
             flagged += count
             by_priority[level] = by_priority.get(level, 0) + count
+            cells[(bucket, level)] = cells.get((bucket, level), 0) + count
             arr += float(arr_sum or 0.0)
     buckets = [BucketCount(b.name, b.below, b.color, counts.pop(b.name, 0)) for b in book.model_buckets]
     buckets += [BucketCount(name, None, "gray", n, in_model=False) for name, n in sorted(counts.items())]
@@ -213,14 +210,17 @@ def summary(session: Session, as_of: datetime, matrix: PriorityMatrix, filters: 
         by_priority={p: by_priority[p] for p in PRIORITIES if p in by_priority},
         overdue_reviews=overdue,
         open_escalations=escalations,
+        cells=cells,
     )
 
 
 def at_risk_page(
-    session: Session, as_of: datetime, matrix: PriorityMatrix, filters: Filters, request: PageRequest
+    session: Session, as_of: datetime, matrix: PriorityMatrix, filters: Filters, request: PageRequest,
+    figures: Summary | None = None,
 ) -> Page[AtRiskRow]:
     """One page of the accounts at risk, filtered, searched and sorted in SQL (default: most urgent first, as the
-    report orders them); each row of the page assessed as `at_risk` assesses it (reasons, priority)."""
+    report orders them); each row of the page assessed as `at_risk` assesses it (reasons, priority). With the
+    `figures` of the same filters, the total comes from their counts (no second pass) unless a search narrows."""
     filters.check(session)
     book = _Book(session, as_of, matrix, filters)
     query = (
@@ -229,7 +229,7 @@ def at_risk_page(
         .where(book.flagged)
     )
     if filters.bucket:
-        query = query.where(book.latest.c.bucket == filters.bucket)
+        query = query.where(book.latest.bucket == filters.bucket)
     if filters.priority:
         query = query.where(book.priority == filters.priority)
     if needle := (filters.q or "").strip().lower():
@@ -239,7 +239,8 @@ def at_risk_page(
                 func.lower(Account.external_id).contains(needle, autoescape=True),
             )
         )
-    rows = fetch_page(session, query, request, _sorts(book), scalars=False)
+    total = None if figures is None or filters.q else figures.at_risk_total(filters.bucket, filters.priority)
+    rows = fetch_page(session, query, request, _sorts(book), scalars=False, total=total)
     ids = [account_id for account_id, _ in rows.items]
     found = {item.account_id: item for item in at_risk(session, as_of, matrix, account_ids=ids)} if ids else {}
     items = [AtRiskRow(found[account_id], arr) for account_id, arr in rows.items if account_id in found]
@@ -249,7 +250,7 @@ def at_risk_page(
 def _sorts(book: _Book) -> dict[str, tuple[Any, ...]]:
     """Each sort name, and "-name" for the other way round, -> ORDER BY clauses; rows without a value (no score,
     no renewal date, no owner) last either way, the external id last to keep pages apart."""
-    score, key = book.latest.c.score, Account.external_id
+    score, key = book.latest.score, Account.external_id
     columns: dict[str, list[tuple[Any, bool]]] = {  # (column, descending by default)
         "urgency": [(book.priority, False), (score, False)],
         "name": [(func.lower(Account.name), False)],
@@ -280,6 +281,32 @@ def overdue_page(session: Session, as_of: datetime, filters: Filters, request: P
         lambda row: {"id": row[0], "account": row[1], "name": row[2], "reviewer": row[3],
                      "due_at": row[4].isoformat(), "days_overdue": (as_of - row[4]).days}
     )
+
+
+def _latest(session: Session, as_of: datetime) -> tuple[Any, Any, Any]:
+    """The latest snapshot on or before `as_of` of each account: what to join, its columns, the ON clause.
+
+    PostgreSQL: DISTINCT ON, one index-only pass over ix_score_snapshots_latest whose size the planner knows (a
+    GROUP BY MAX joined back made it guess a few rows and nest loops over 100k x 100k accounts: minutes; a sort of
+    the wide rows took seconds). Elsewhere (SQLite): a correlated MAX per account through the same index."""
+    if session.get_bind().dialect.name == "postgresql":
+        latest = (
+            select(ScoreSnapshot.account_id, ScoreSnapshot.score, ScoreSnapshot.bucket)
+            .where(ScoreSnapshot.as_of <= as_of)
+            .distinct(ScoreSnapshot.account_id)
+            .order_by(ScoreSnapshot.account_id.desc(), ScoreSnapshot.as_of.desc())  # ix_score_snapshots_latest backward
+            .subquery("latest")
+        )
+        return latest, latest.c, latest.c.account_id == Account.id
+    newer = aliased(ScoreSnapshot)
+    newest = (
+        select(func.max(newer.as_of))
+        .where(newer.account_id == Account.id, newer.as_of <= as_of)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+    snapshot = aliased(ScoreSnapshot, name="latest")
+    return snapshot, snapshot, and_(snapshot.account_id == Account.id, snapshot.as_of == newest)
 
 
 def _scope(filters: Filters) -> list[Any]:

@@ -32,7 +32,7 @@ def portfolio(
     with web.transaction(me) as (session, _user):
         figures = summary(session, now, matrix, chosen)
         rows = at_risk_page(session, now, matrix, chosen,
-                            PageRequest(PAGE_SIZE, (page_number - 1) * PAGE_SIZE, sort or None))
+                            PageRequest(PAGE_SIZE, (page_number - 1) * PAGE_SIZE, sort or None), figures)
         overdue = overdue_page(session, now, chosen, PageRequest(OVERDUE_SHOWN))
         known_segments = segments(session)
     filters = {"segment": segment, "owner": owner, "bucket": bucket, "priority": priority, "q": q, "sort": sort}
