@@ -164,7 +164,8 @@ def seed(url: str, n: int, to_approve: int) -> tuple[list[int], list[tuple[int, 
             submitted.append((review.id, done.version_id))
     if database.engine.dialect.name == "postgresql":
         with database.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")  # as autovacuum would: index-only scans need the visibility map
+            # as autovacuum would: index-only scans need the visibility map
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
     database.dispose()
     return drafts, submitted
 

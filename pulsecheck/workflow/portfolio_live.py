@@ -290,10 +290,12 @@ def _latest(session: Session, as_of: datetime) -> tuple[Any, Any, Any]:
     GROUP BY MAX joined back made it guess a few rows and nest loops over 100k x 100k accounts: minutes; a sort of
     the wide rows took seconds). Elsewhere (SQLite): a correlated MAX per account through the same index."""
     if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import distinct_on
+
         latest = (
             select(ScoreSnapshot.account_id, ScoreSnapshot.score, ScoreSnapshot.bucket)
             .where(ScoreSnapshot.as_of <= as_of)
-            .distinct(ScoreSnapshot.account_id)
+            .ext(distinct_on(ScoreSnapshot.account_id))
             .order_by(ScoreSnapshot.account_id.desc(), ScoreSnapshot.as_of.desc())  # ix_score_snapshots_latest backward
             .subquery("latest")
         )

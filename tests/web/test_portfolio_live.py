@@ -41,6 +41,12 @@ api, token = api_helpers.api, api_helpers.token  # the fixtures
 
 @pytest.fixture
 def book(team: Factory, database: Database, now: datetime) -> Factory:
+    fill_book(team, database, now)
+    return team
+
+
+def fill_book(team: Factory, database: Database, now: datetime) -> None:
+    """The accounts of the table above, beside the team's ACME."""
     team.account("BETA", owner="bob", name="Beta Inc", segment="enterprise", arr=50000.0)
     team.account("GAMMA", owner="maria", name="Gamma Ltd", segment="smb", arr=20000.0,
                  renewal_date=date(2027, 6, 1))
@@ -66,7 +72,6 @@ def book(team: Factory, database: Database, now: datetime) -> Factory:
         session.add(Issue(external_id="I9", account_id=ids["GAMMA"], kind="complaint", severity="high",
                           status="closed", opened_at=now - timedelta(days=9), closed_at=now - timedelta(days=1)))
         escalations.create(session, ids["BETA"], "drop", "high", "P3", "usage fell", "bob", None, now)
-    return team
 
 
 def table(text: str) -> list[str]:
@@ -171,3 +176,24 @@ def test_the_api_lists_the_same_rows_in_the_paged_shape(book: Factory, api: Api)
     assert summary["at_risk_by_priority"] == {"P1": 2, "P3": 1}
     assert bob.get("/api/v1/portfolio/at-risk?priority=P7").status_code == 422
     assert api().get("/api/v1/portfolio/at-risk").status_code == 401
+
+
+def test_the_sql_agrees_with_at_risk_on_postgresql(pg_database: Database, now: datetime) -> None:
+    """PostgreSQL takes another path to the latest snapshot (DISTINCT ON): the same rows, order and figures."""
+    from pulsecheck.rules.priority import PriorityMatrix
+    from pulsecheck.workflow.at_risk import at_risk
+    from pulsecheck.workflow.portfolio_live import Filters, at_risk_page, summary
+
+    factory = Factory(pg_database, now)
+    factory.team()
+    fill_book(factory, pg_database, now)
+    with pg_database.transaction() as session:
+        whole = at_risk(session, now, PriorityMatrix())
+        figures = summary(session, now, PriorityMatrix(), Filters())
+        rows = at_risk_page(session, now, PriorityMatrix(), Filters(), PageRequest(), figures)
+        searched = at_risk_page(session, now, PriorityMatrix(), Filters(q="acme", priority="P1"), PageRequest())
+    assert [row.risk for row in rows.items] == whole and rows.total == 4
+    assert [row.risk.external_id for row in rows.items] == ["EPSILON", "ACME", "GAMMA", "BETA"]
+    assert (figures.accounts, figures.unscored, figures.at_risk, figures.arr_at_risk) == (6, 1, 4, 200000.0)
+    assert {b.name: b.count for b in figures.buckets} == {"unhealthy": 3, "neutral": 1, "healthy": 1}
+    assert [row.risk.external_id for row in searched.items] == ["EPSILON", "ACME"] and searched.total == 2
