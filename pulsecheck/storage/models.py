@@ -128,7 +128,11 @@ class ScoringModelVersion(Base):
 
 class ScoreSnapshot(Base):
     __tablename__ = "score_snapshots"
-    __table_args__ = (UniqueConstraint("account_id", "as_of", name="uq_score_snapshots_account_as_of"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "as_of", name="uq_score_snapshots_account_as_of"),
+        # the latest snapshot per account with its bucket and score, from the index alone (the live portfolio)
+        Index("ix_score_snapshots_latest", "account_id", "as_of", "bucket", "score"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     as_of: Mapped[datetime] = mapped_column(index=True)

@@ -57,17 +57,19 @@ AnySelect = Select[*tuple[Any, ...]]
 
 
 def fetch_page(session: Session, query: AnySelect, request: PageRequest, sorts: Sorts, *, scalars: bool = True,
-               count: AnySelect | None = None) -> Page[Any]:
+               count: AnySelect | None = None, total: int | None = None) -> Page[Any]:
     """Run `query` (filters applied, no ORDER BY) for one page in the order `request.sort` names (the first of
     `sorts` by default); the total comes from a COUNT over the same filters (or over `count`, the same filters
-without the joins that only add columns)."""
+without the joins that only add columns), or is `total` when the caller already counted the same rows (in an
+aggregate it ran anyway)."""
     name = request.sort or next(iter(sorts))
     if name not in sorts:
         raise InputError(f"--sort {name!r}: choose from {', '.join(sorts)}")
     if request.offset < 0 or (request.limit is not None and request.limit < 0):
         raise InputError("--limit and --offset cannot be negative")
-    counted = (query if count is None else count).order_by(None).subquery()
-    total = session.scalar(select(func.count()).select_from(counted)) or 0
+    if total is None:
+        counted = (query if count is None else count).order_by(None).subquery()
+        total = session.scalar(select(func.count()).select_from(counted)) or 0
     ordered = query.order_by(*sorts[name]).offset(request.offset or None)
     if request.limit is not None:
         ordered = ordered.limit(request.limit)

@@ -15,12 +15,13 @@ router = APIRouter(route_class=JsonErrorRoute, responses=ERRORS)
 
 @router.get("/accounts", tags=["accounts"], summary="Accounts with their latest score (`accounts list --json`)")
 def list_accounts(
-    request: Request, me: Caller, page: Paging, segment: str | None = None, bucket: str | None = None
+    request: Request, me: Caller, page: Paging, segment: str | None = None, bucket: str | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     from pulsecheck.workflow.accounts import account_page
 
     with acting(request, me) as (session, _user):
-        return account_page(session, page, segment=segment, bucket=bucket).to_dict()
+        return account_page(session, page, segment=segment, bucket=bucket, owner=owner).to_dict()
 
 
 @router.get("/accounts/{account}", tags=["accounts"], summary="One account and its score trend (`accounts show`)")
@@ -54,6 +55,36 @@ def portfolio(
         matrix = web.settings.priority.matrix()  # the at-risk scorecards too, as `report portfolio --json` has them
         data: dict[str, Any] = build_portfolio(session, when, matrix, segment, SCORECARD_PAGES).as_dict()
     return data
+
+
+@router.get("/portfolio/summary", tags=["portfolio"], summary="The live portfolio's figures (`/portfolio`)")
+def portfolio_summary(
+    request: Request, me: Caller, segment: str | None = None, owner: str | None = None
+) -> dict[str, Any]:
+    """Accounts per bucket, unscored, at risk (count, ARR, per priority), open escalations and overdue reviews,
+    for a segment and/or an owner's book."""
+    from pulsecheck.workflow.portfolio_live import Filters, summary
+
+    web = request.app.state.web
+    with acting(request, me) as (session, _user):
+        figures = summary(session, web.now(), web.settings.priority.matrix(), Filters(segment, owner))
+        return figures.as_dict()
+
+
+@router.get("/portfolio/at-risk", tags=["portfolio"], summary="The live at-risk accounts, filtered and paged")
+def portfolio_at_risk(
+    request: Request, me: Caller, page: Paging, segment: str | None = None, owner: str | None = None,
+    bucket: str | None = None, priority: str | None = None, q: str | None = None,
+) -> dict[str, Any]:
+    """The `/portfolio` table: accounts at risk now, filtered by segment, owner, bucket and priority, searched in
+    name and id (`q`), sorted (urgency, name, score, priority, renewal, owner, arr; `-name` reversed)."""
+    from pulsecheck.workflow.portfolio_live import Filters, at_risk_page
+
+    web = request.app.state.web
+    chosen = Filters(segment, owner, bucket, priority, q)
+    with acting(request, me) as (session, _user):
+        found = at_risk_page(session, web.now(), web.settings.priority.matrix(), chosen, page)
+        return found.map(lambda row: row.as_dict()).to_dict()
 
 
 @router.get("/inbox", tags=["inbox"], summary="What waits for me: drafts, approvals, escalations, actions, cycles")

@@ -1,51 +1,41 @@
-"""`/portfolio`: the portfolio report, live: buckets, at-risk accounts filtered, searched and paged."""
+"""`/portfolio`: the portfolio, live: summary figures and the at-risk table filtered, searched, sorted and paged in
+SQL (`workflow.portfolio_live`), so a page costs a few queries whatever the size of the portfolio."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from pulsecheck.storage.paging import PageRequest
 from pulsecheck.web.auth import Principal, signed_in
 from pulsecheck.web.context import page, web_of
 
 router = APIRouter()
 Me = Annotated[Principal, Depends(signed_in)]
 PAGE_SIZE = 50
-# column -> sort key of an at-risk row (None sorts last)
-SORTS: dict[str, Any] = {
-    "name": lambda a: (a.name.lower(),),
-    "score": lambda a: (a.score is None, a.score or 0.0),
-    "priority": lambda a: (a.priority,),
-    "renewal": lambda a: (a.days_to_renewal is None, a.days_to_renewal or 0),
-    "owner": lambda a: (a.owner is None, a.owner or ""),
-}
+OVERDUE_SHOWN = 20
 
 
 @router.get("/portfolio", response_class=HTMLResponse)
 def portfolio(
     request: Request, me: Me, segment: str = "", owner: str = "", bucket: str = "", priority: str = "",
-    q: str = "", sort: str = "", page_number: Annotated[int, Query(alias="page")] = 1,
+    q: str = "", sort: str = "", page_number: Annotated[int, Query(alias="page", ge=1, le=2**31 - 1)] = 1,
 ) -> Response:
-    from pulsecheck.workflow.portfolio import build_portfolio, segments
+    from pulsecheck.workflow.portfolio import segments
+    from pulsecheck.workflow.portfolio_live import Filters, at_risk_page, overdue_page, summary
 
     web = web_of(request)
+    now, matrix = web.now(), web.settings.priority.matrix()
+    chosen = Filters(segment or None, owner.strip() or None, bucket or None, priority or None, q.strip() or None)
     with web.transaction(me) as (session, _user):
-        report = build_portfolio(session, web.now(), web.settings.priority.matrix(), segment or None)
+        figures = summary(session, now, matrix, chosen)
+        rows = at_risk_page(session, now, matrix, chosen,
+                            PageRequest(PAGE_SIZE, (page_number - 1) * PAGE_SIZE, sort or None), figures)
+        overdue = overdue_page(session, now, chosen, PageRequest(OVERDUE_SHOWN))
         known_segments = segments(session)
-    needle = q.strip().lower()
-    rows = [
-        a for a in report.at_risk
-        if (not owner or a.owner == owner) and (not bucket or a.bucket == bucket)
-        and (not priority or a.priority == priority)
-        and (not needle or needle in a.name.lower() or needle in a.external_id.lower())
-    ]
-    if sort.lstrip("-") in SORTS:  # default: the report's own order (most urgent first)
-        rows.sort(key=SORTS[sort.lstrip("-")], reverse=sort.startswith("-"))
-    page_number = max(1, page_number)
-    pages = max(1, -(-len(rows) // PAGE_SIZE))
-    shown = rows[(page_number - 1) * PAGE_SIZE: page_number * PAGE_SIZE]
     filters = {"segment": segment, "owner": owner, "bucket": bucket, "priority": priority, "q": q, "sort": sort}
-    return page(request, "portfolio.html", report=report, rows=shown, total=len(rows), page_number=page_number,
-                pages=pages, filters=filters, segments=known_segments)
+    return page(request, "portfolio.html", summary=figures, rows=rows.items, total=rows.total,
+                page_number=page_number, pages=max(1, -(-rows.total // PAGE_SIZE)), filters=filters,
+                segments=known_segments, overdue=overdue)

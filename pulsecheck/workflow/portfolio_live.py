@@ -1,0 +1,331 @@
+"""The live portfolio (`/portfolio`, `/api/v1/portfolio/accounts`): the at-risk table filtered, searched, sorted
+and paged in SQL, and the summary figures as aggregate queries over the latest snapshot per account.
+
+The at-risk rule is `workflow.at_risk`'s (the model's lowest bucket, or an escalation open at the moment), and
+an account's priority is the same: its most urgent open escalation's, else the priority matrix at severity
+high, written here as an SQL expression so the database filters, sorts and counts by it. Only the rows of the
+page shown are then assessed in Python (`at_risk` on their ids) for their reasons; no request loads every
+account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from pulsecheck.errors import InputError, RefusedError
+from pulsecheck.rules.priority import PriorityMatrix
+from pulsecheck.storage.models import Account, Escalation, Issue, Review, ScoreSnapshot, User
+from pulsecheck.storage.paging import Page, PageRequest, fetch_page
+from pulsecheck.vocab import PRIORITIES
+from pulsecheck.workflow.at_risk import AtRisk, at_risk, open_at
+from pulsecheck.workflow.models import approved_model
+from pulsecheck.workflow.portfolio import OPEN_REVIEW_STATES, BucketCount, check_segment
+
+ISSUE_KINDS = ("complaint", "billing", "blocker")  # the open issues the priority matrix counts (facts' ISSUE_COUNTS)
+SORTS = ("urgency", "name", "score", "priority", "renewal", "owner", "arr")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which accounts: `segment` and `owner` scope the summary and the table; `bucket`, `priority` and the search
+    `q` (in the account's name or external id, case-insensitive) narrow the table only."""
+
+    segment: str | None = None
+    owner: str | None = None
+    bucket: str | None = None
+    priority: str | None = None
+    q: str | None = None
+
+    def check(self, session: Session) -> None:
+        """Refuse (as bad input) a segment no account has, an unknown owner or priority."""
+        check_segment(session, self.segment)
+        if self.owner and session.scalar(select(User.id).where(User.name == self.owner)) is None:
+            raise InputError(f"owner {self.owner!r}: unknown user")
+        if self.priority and self.priority not in PRIORITIES:
+            raise InputError(f"priority {self.priority!r}: choose from {', '.join(PRIORITIES)}")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The figures above the table, for the accounts the segment and owner filters keep."""
+
+    as_of: datetime
+    model_version: str | None
+    accounts: int
+    unscored: int
+    buckets: list[BucketCount]
+    at_risk: int
+    arr_at_risk: float
+    by_priority: dict[str, int] = field(default_factory=dict)  # at-risk accounts per priority, most urgent first
+    overdue_reviews: int = 0
+    open_escalations: int = 0
+    cells: dict[tuple[str | None, str], int] = field(default_factory=dict, repr=False)  # (bucket, priority) -> at risk
+
+    def at_risk_total(self, bucket: str | None, priority: str | None) -> int:
+        """How many accounts at risk are in `bucket` at `priority` (None: any), from the counts already made."""
+        return sum(n for (b, p), n in self.cells.items() if bucket in (None, b) and priority in (None, p))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape (`/api/v1/portfolio/summary`)."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "model_version": self.model_version,
+            "accounts": self.accounts,
+            "unscored": self.unscored,
+            "buckets": {b.name: b.count for b in self.buckets},
+            "at_risk": self.at_risk,
+            "arr_at_risk": self.arr_at_risk,
+            "at_risk_by_priority": self.by_priority,
+            "overdue_reviews": self.overdue_reviews,
+            "open_escalations": self.open_escalations,
+        }
+
+
+@dataclass(frozen=True)
+class AtRiskRow:
+    """A row of the at-risk table: the account as `at_risk` assesses it, and its ARR."""
+
+    risk: AtRisk
+    arr: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report's at-risk JSON shape, with the ARR."""
+        return self.risk.as_dict() | {"arr": self.arr}
+
+
+class _Book:
+    """The SQL pieces of one request: every account (of the scope) with its latest snapshot, its open
+    escalations and open issues at `as_of`, the at-risk flag and the priority."""
+
+    def __init__(self, session: Session, as_of: datetime, matrix: PriorityMatrix, filters: Filters) -> None:
+        self.as_of = as_of
+        try:
+            row, model = approved_model(session)
+            self.model_version: str | None = row.version
+            self.model_buckets = list(model.buckets)
+        except RefusedError:
+            self.model_version, self.model_buckets = None, []
+        self.lowest = self.model_buckets[0].name if self.model_buckets else None
+        self.latest_from, self.latest, self.latest_on = _latest(session, as_of)
+        self.escalated = (
+            select(
+                Escalation.account_id,
+                func.min(Escalation.priority).label("priority"),  # P1 < P2 < ...: the most urgent (URGENCY's first)
+                func.count().label("open"),
+            )
+            .where(open_at(as_of))
+            .group_by(Escalation.account_id)
+            .subquery("escalated")
+        )
+        self.issues = (
+            select(Issue.account_id, func.count().label("open"))
+            .where(
+                Issue.kind.in_(ISSUE_KINDS),
+                Issue.opened_at <= as_of,
+                or_(Issue.closed_at.is_(None), Issue.closed_at > as_of),
+            )
+            .group_by(Issue.account_id)
+            .subquery("issues")
+        )
+        self.owner = aliased(User, name="owner")
+        self.flagged: Any = self.escalated.c.account_id.is_not(None)
+        if self.lowest is not None:
+            self.flagged = or_(self.flagged, self.latest.bucket == self.lowest)
+        self.priority = func.coalesce(self.escalated.c.priority, self._matrix_priority(matrix))
+        self.scope = _scope(filters)
+
+    def _matrix_priority(self, matrix: PriorityMatrix) -> Any:
+        """`PriorityMatrix.priority("high", facts)` in SQL: the base level raised once per criterion that holds."""
+        today = self.as_of.date()  # as facts' days_to_renewal counts
+        criteria = (
+            case((Account.renewal_date.between(today, today + timedelta(days=matrix.renewal_within_days)), 1), else_=0)
+            + case((Account.arr >= matrix.arr_at_least, 1), else_=0)
+            + case((func.coalesce(self.issues.c.open, 0) >= matrix.open_issues_at_least, 1), else_=0)
+        )
+        level = literal(PRIORITIES.index(matrix.base.get("high", "P3"))) - criteria
+        return case(
+            *((level <= index, name) for index, name in enumerate(PRIORITIES)), else_=PRIORITIES[-1]
+        )
+
+    def joined(self, *columns: Any) -> Any:
+        """SELECT `columns` over the accounts of the scope joined with everything the flag and priority need."""
+        return (
+            select(*columns)
+            .select_from(Account)
+            .outerjoin(self.latest_from, self.latest_on)
+            .outerjoin(self.escalated, self.escalated.c.account_id == Account.id)
+            .outerjoin(self.issues, self.issues.c.account_id == Account.id)
+            .where(*self.scope)
+        )
+
+
+def summary(session: Session, as_of: datetime, matrix: PriorityMatrix, filters: Filters) -> Summary:
+    """The summary figures in two aggregate queries (accounts by bucket and at-risk priority; open reviews and
+    escalations), whatever the size of the portfolio."""
+    filters.check(session)
+    book = _Book(session, as_of, matrix, filters)
+    at_risk_priority = case((book.flagged, book.priority), else_=None)
+    rows = session.execute(
+        book.joined(
+            book.latest.bucket,
+            at_risk_priority,
+            func.count(),
+            func.count(book.latest.score),
+            func.sum(case((book.flagged, Account.arr), else_=None)),
+        ).group_by(book.latest.bucket, at_risk_priority)
+    ).all()
+    accounts = scored = flagged = 0
+    arr = 0.0
+    counts: dict[str, int] = {}
+    by_priority: dict[str, int] = {}
+    cells: dict[tuple[str | None, str], int] = {}
+    for bucket, level, count, with_score, arr_sum in rows:
+        accounts, scored = accounts + count, scored + with_score
+        if bucket is not None:
+            counts[bucket] = counts.get(bucket, 0) + count
+        if level is not None:
+            flagged += count
+            by_priority[level] = by_priority.get(level, 0) + count
+            cells[(bucket, level)] = cells.get((bucket, level), 0) + count
+            arr += float(arr_sum or 0.0)
+    buckets = [BucketCount(b.name, b.below, b.color, counts.pop(b.name, 0)) for b in book.model_buckets]
+    buckets += [BucketCount(name, None, "gray", n, in_model=False) for name, n in sorted(counts.items())]
+    overdue = session.scalar(_overdue(as_of, book.scope, select(func.count()))) or 0
+    escalations = session.scalar(
+        select(func.count()).select_from(Escalation).join(Account, Account.id == Escalation.account_id)
+        .where(open_at(as_of), *book.scope)
+    ) or 0
+    return Summary(
+        as_of=as_of,
+        model_version=book.model_version,
+        accounts=accounts,
+        unscored=accounts - scored,
+        buckets=buckets,
+        at_risk=flagged,
+        arr_at_risk=round(arr, 2),
+        by_priority={p: by_priority[p] for p in PRIORITIES if p in by_priority},
+        overdue_reviews=overdue,
+        open_escalations=escalations,
+        cells=cells,
+    )
+
+
+def at_risk_page(
+    session: Session, as_of: datetime, matrix: PriorityMatrix, filters: Filters, request: PageRequest,
+    figures: Summary | None = None,
+) -> Page[AtRiskRow]:
+    """One page of the accounts at risk, filtered, searched and sorted in SQL (default: most urgent first, as the
+    report orders them); each row of the page assessed as `at_risk` assesses it (reasons, priority). With the
+    `figures` of the same filters, the total comes from their counts (no second pass) unless a search narrows."""
+    filters.check(session)
+    book = _Book(session, as_of, matrix, filters)
+    query = (
+        book.joined(Account.id, Account.arr)
+        .outerjoin(book.owner, book.owner.id == Account.owner_id)
+        .where(book.flagged)
+    )
+    if filters.bucket:
+        query = query.where(book.latest.bucket == filters.bucket)
+    if filters.priority:
+        query = query.where(book.priority == filters.priority)
+    if needle := (filters.q or "").strip().lower():
+        query = query.where(
+            or_(
+                func.lower(Account.name).contains(needle, autoescape=True),
+                func.lower(Account.external_id).contains(needle, autoescape=True),
+            )
+        )
+    total = None if figures is None or filters.q else figures.at_risk_total(filters.bucket, filters.priority)
+    rows = fetch_page(session, query, request, _sorts(book), scalars=False, total=total)
+    ids = [account_id for account_id, _ in rows.items]
+    found = {item.account_id: item for item in at_risk(session, as_of, matrix, account_ids=ids)} if ids else {}
+    items = [AtRiskRow(found[account_id], arr) for account_id, arr in rows.items if account_id in found]
+    return Page(items, rows.total, rows.offset, rows.limit)
+
+
+def _sorts(book: _Book) -> dict[str, tuple[Any, ...]]:
+    """Each sort name, and "-name" for the other way round, -> ORDER BY clauses; rows without a value (no score,
+    no renewal date, no owner) last either way, the external id last to keep pages apart."""
+    score, key = book.latest.score, Account.external_id
+    columns: dict[str, list[tuple[Any, bool]]] = {  # (column, descending by default)
+        "urgency": [(book.priority, False), (score, False)],
+        "name": [(func.lower(Account.name), False)],
+        "score": [(score, False)],
+        "priority": [(book.priority, False), (score, False)],
+        "renewal": [(Account.renewal_date, False)],
+        "owner": [(book.owner.name, False)],
+        "arr": [(Account.arr, True)],
+    }
+    sorts: dict[str, tuple[Any, ...]] = {}
+    for name, parts in columns.items():
+        for reverse in (False, True):
+            clauses: list[Any] = []
+            for column, descending in parts:
+                clauses += [column.is_(None), column.desc() if descending != reverse else column]
+            sorts[("-" if reverse else "") + name] = (*clauses, key.desc() if reverse else key)
+    return sorts
+
+
+def overdue_page(session: Session, as_of: datetime, filters: Filters, request: PageRequest) -> Page[dict[str, Any]]:
+    """Draft or submitted reviews past their due date at `as_of` (of the segment and owner scope), most overdue
+    first."""
+    filters.check(session)
+    columns = (Review.id, Account.external_id, Account.name, Review.reviewer, Review.due_at)
+    query = _overdue(as_of, _scope(filters), select(*columns))
+    page = fetch_page(session, query, request, {"due": (Review.due_at, Review.id)}, scalars=False)
+    return page.map(
+        lambda row: {"id": row[0], "account": row[1], "name": row[2], "reviewer": row[3],
+                     "due_at": row[4].isoformat(), "days_overdue": (as_of - row[4]).days}
+    )
+
+
+def _latest(session: Session, as_of: datetime) -> tuple[Any, Any, Any]:
+    """The latest snapshot on or before `as_of` of each account: what to join, its columns, the ON clause.
+
+    PostgreSQL: DISTINCT ON, one index-only pass over ix_score_snapshots_latest whose size the planner knows (a
+    GROUP BY MAX joined back made it guess a few rows and nest loops over 100k x 100k accounts: minutes; a sort of
+    the wide rows took seconds). Elsewhere (SQLite): a correlated MAX per account through the same index."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import distinct_on
+
+        latest = (
+            select(ScoreSnapshot.account_id, ScoreSnapshot.score, ScoreSnapshot.bucket)
+            .where(ScoreSnapshot.as_of <= as_of)
+            .ext(distinct_on(ScoreSnapshot.account_id))
+            .order_by(ScoreSnapshot.account_id.desc(), ScoreSnapshot.as_of.desc())  # ix_score_snapshots_latest backward
+            .subquery("latest")
+        )
+        return latest, latest.c, latest.c.account_id == Account.id
+    newer = aliased(ScoreSnapshot)
+    newest = (
+        select(func.max(newer.as_of))
+        .where(newer.account_id == Account.id, newer.as_of <= as_of)
+        .correlate(Account)
+        .scalar_subquery()
+    )
+    snapshot = aliased(ScoreSnapshot, name="latest")
+    return snapshot, snapshot, and_(snapshot.account_id == Account.id, snapshot.as_of == newest)
+
+
+def _scope(filters: Filters) -> list[Any]:
+    """The WHERE clauses on Account of the segment and owner filters."""
+    scope: list[Any] = []
+    if filters.segment:
+        scope.append(Account.segment == filters.segment)
+    if filters.owner:
+        scope.append(Account.owner_id == select(User.id).where(User.name == filters.owner).scalar_subquery())
+    return scope
+
+
+def _overdue(as_of: datetime, scope: list[Any], query: Any) -> Any:
+    """`query` over the reviews still open past their due date at `as_of`, of the accounts `scope` keeps."""
+    return (
+        query.select_from(Review)
+        .join(Account, Account.id == Review.account_id)
+        .where(Review.state.in_(OPEN_REVIEW_STATES), Review.due_at < as_of, Review.created_at <= as_of)
+        .where(*scope)
+    )
