@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import AuditEntry, CycleDecision, CycleFinding, Escalation, ReviewCycle, User
-from tests.conftest import Factory
+from tests.conftest import NOW, Factory
 from tests.web.conftest import Client, give_passwords, post, version_of
 
 HOSTILE = "<script>alert('finding')</script>"
@@ -52,8 +52,6 @@ def add_finding(database: Database, cycle_id: int, detail: str = "CRM export mis
     with database.transaction() as session:
         bob = session.scalar(select(User).where(User.name == "bob"))
         assert bob is not None
-        from tests.conftest import NOW
-
         return add(session, cycle_id, "data", detail, bob, NOW).id
 
 
@@ -196,3 +194,51 @@ def test_an_approved_cycle_is_closed_by_its_owner(cycle: int, client: Client, da
     with database.transaction() as session:
         closed = session.get(ReviewCycle, cycle)
         assert closed is not None and closed.state == "closed"
+
+
+def _submitted(database: Database, cycle_id: int) -> None:
+    with database.transaction() as session:
+        found = session.get(ReviewCycle, cycle_id)
+        assert found is not None
+        found.state = "submitted"
+
+
+# cycle.reject: manager, admin (with a comment); bob owns the cycle
+REJECT_CELLS = [("bob", False), ("maria", True), ("hank", True), ("olga", False), ("rita", False)]
+
+
+@pytest.mark.parametrize(("who", "allowed"), REJECT_CELLS)
+def test_reject_by_the_permission_table(cycle: int, client: Client, database: Database, who: str,
+                                        allowed: bool) -> None:
+    _submitted(database, cycle)
+    page = f"/cycles/{cycle}"
+    version = version_of(client("maria"), page)
+    response = post(client(who), f"{page}/reject", {"version": version, "comment": "findings lack owners"},
+                    page=page)
+    assert response.status_code == (303 if allowed else 403)
+    with database.transaction() as session:
+        found = session.get(ReviewCycle, cycle)
+        assert found is not None and found.state == ("draft" if allowed else "submitted")
+
+
+def test_approval_is_offered_to_a_manager_never_to_the_owner(cycle: int, client: Client, database: Database) -> None:
+    _submitted(database, cycle)
+    page = f"/cycles/{cycle}"
+    assert f'action="{page}/approve"' in client("maria").get(page).text
+    owner_page = client("bob").get(page).text
+    assert f'action="{page}/approve"' not in owner_page and "/reject" not in owner_page
+    version = version_of(client("maria"), page)
+    refused = post(client("bob"), f"{page}/approve", {"version": version}, page=page)
+    assert refused.status_code == 403 and "only a manager or an admin may approve" in refused.text
+    with database.transaction() as session:  # a manager who owns a cycle does not approve it either
+        from pulsecheck.workflow.cycles import start
+
+        hank = session.scalars(select(User).where(User.name == "hank")).one()
+        own = start(session, "2026-11", [], "hank", hank, NOW).id
+    _submitted(database, own)
+    assert f'action="/cycles/{own}/approve"' not in client("hank").get(f"/cycles/{own}").text
+    own_version = version_of(client("maria"), f"/cycles/{own}")
+    four_eyes = post(client("hank"), f"/cycles/{own}/approve", {"version": own_version}, page=f"/cycles/{own}")
+    assert four_eyes.status_code == 403 and "four-eyes" in four_eyes.text
+    no_comment = post(client("maria"), f"{page}/reject", {"version": version}, page=page)
+    assert no_comment.status_code == 403  # a rejection needs a comment (the guard refuses it)
