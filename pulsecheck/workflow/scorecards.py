@@ -5,6 +5,7 @@ score's trend and the history of group subscores. Plain data, for the terminal, 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -35,7 +36,7 @@ def scorecard(
         raise RefusedError(f"account {found.external_id} has no score snapshot{when} (run `pulsecheck score`)")
     latest = snapshots[-1]
     row = session.get(ScoringModelVersion, latest.model_id)
-    model = parse_model(row.content, f"model {row.version}") if row is not None else None
+    model = parsed_model(row.content, row.version) if row is not None else None
     points = [(s.as_of, s.score) for s in snapshots]
     change = trends.score_change(points, latest.as_of, window_days)
     return {
@@ -62,6 +63,13 @@ def scorecard(
         if history > 0
         else [],
     }
+
+
+@lru_cache(maxsize=16)
+def parsed_model(content: str, version: str) -> ScoringModel:
+    """A stored model's text parsed once per process (a model is immutable once stored, and parsing its YAML takes
+    milliseconds that every account page would otherwise spend again)."""
+    return parse_model(content, f"model {version}")
 
 
 def _account(session: Session, account: Account) -> dict[str, Any]:
