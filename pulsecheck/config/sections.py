@@ -244,7 +244,7 @@ ChannelName = Literal["log", "file", "email", "webhook"]
 ROUTE_KEYS = (
     "escalation", "reminder", "review", "notice", "digest", "escalation_opened", "escalation_level_up",
     "review_due", "review_overdue", "review_submitted", "review_rejected", "review_approved", "review_opened",
-    "generic",
+    "generic", "cycle", "cycle_event",
 )  # fmt: skip
 ROUTE_LEVELS = ("default", "critical", "high", "medium", "low")
 

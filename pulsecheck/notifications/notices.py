@@ -1,4 +1,6 @@
-"""Notifications for review events: submitted (to the approver), rejected and approved (to the reviewer).
+"""Notifications for review events: submitted (to the approver), rejected and approved (to the reviewer); and for
+portfolio review cycle events: submitted (to the owner's manager, else every manager), rejected and approved (to
+the cycle's owner).
 
 A session hook turns each new audit row of those events into outbox rows in the same transaction, whatever
 wrote the event (the CLI, the demo, a scheduled job), with the audit row's id in the dedupe key.
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from pulsecheck.storage.models import ReviewEvent
+from pulsecheck.storage.models import CycleEvent, ReviewEvent, User
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings
@@ -22,6 +24,8 @@ NOTICES = {
     "reject": ("review_rejected", "reviewer"),
     "approve": ("review_approved", "reviewer"),
 }
+CYCLE_KIND = "cycle_event"
+CYCLE_NOTICES = {"submit": "submitted", "reject": "rejected", "approve": "approved"}  # event -> word in the message
 
 
 def install(database: Database, settings: Settings) -> None:
@@ -34,6 +38,11 @@ def install(database: Database, settings: Settings) -> None:
         return isinstance(obj, ReviewEvent) and obj.event in NOTICES
 
     before_commit(database, "review-notices", events, lambda session, found: send(session, found, settings), noticed)
+
+    def cycle_events(session: Session) -> list[CycleEvent]:
+        return [obj for obj in session.new if isinstance(obj, CycleEvent) and obj.event in CYCLE_NOTICES]
+
+    before_commit(database, "cycle-notices", cycle_events, lambda session, found: send_cycle(session, found, settings))
 
 
 def send(session: Session, found: list[ReviewEvent], settings: Settings) -> None:
@@ -51,3 +60,28 @@ def send(session: Session, found: list[ReviewEvent], settings: Settings) -> None
             "due_at": review.due_at,
         }
         routing.notify(session, kind, [role], review.account, review, context, f"review-event:{row.id}", row.at)
+
+
+def send_cycle(session: Session, found: list[CycleEvent], settings: Settings) -> None:
+    """One `cycle_event` notice per submit, reject and approve of a cycle, to whoever acts next on it."""
+    from sqlalchemy import select
+
+    from pulsecheck.notifications.outbox import Routing, enqueue_rows, messages, resolve_roles
+    from pulsecheck.storage.models import ReviewCycle
+
+    routing = Routing.from_settings(settings)
+    for row in sorted(found, key=lambda event: event.id):
+        cycle = session.get(ReviewCycle, row.cycle_id)
+        if cycle is None:
+            continue
+        if row.event == "submit":
+            manager = session.scalar(select(User.manager_name).where(User.name == cycle.owner))
+            roles = [f"user:{manager}"] if manager else ["manager"]
+        else:
+            roles = [f"user:{cycle.owner}"]
+        people = [p for p in resolve_roles(session, roles, None, None, routing.role_lists) if p.name != row.actor]
+        context = {"cycle_id": cycle.id, "period": cycle.period, "event": CYCLE_NOTICES[row.event],
+                   "actor": row.actor, "comment": row.comment}
+        rows = messages(CYCLE_KIND, routing.shown(context), people, f"cycle-event:{row.id}",
+                        routing.channels(CYCLE_KIND), row.at)
+        enqueue_rows(session, rows)

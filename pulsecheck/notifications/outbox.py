@@ -35,6 +35,7 @@ KIND_GROUPS = {
     "review_opened": "review",
     "generic": "notice",
     "digest": "digest",
+    "cycle_event": "cycle",
 }
 
 

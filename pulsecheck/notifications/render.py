@@ -8,6 +8,7 @@ Context keys (a value of None or blank text counts as missing):
     account_name    the account's display name
     account_id      the account's external id (quoted for the shell in printed commands)
     review_id       review number                    escalation_id   escalation number
+    cycle_id        portfolio review cycle number    period          the cycle's period (2026-Q4)
     rule_id         id of the rule that acted        severity        escalation severity (high, ...)
     priority        priority (P1, ...)               reason          why (rule description, ...)
     level           step of the escalation ladder    due_at          deadline: datetime (UTC), date or text
@@ -30,6 +31,7 @@ Kinds and the keys each requires [optional keys printed when present]:
     review_opened        account_name account_id review_id rule_id [reason priority due_at]
     generic              account_name account_id rule_id message [severity]
     digest               count items (the held messages' subjects) day
+    cycle_event          cycle_id period event (submitted, rejected, approved) actor [comment]
 
 A missing required key is an InputError that names it; an unknown kind is an InputError listing the
 valid ones. Values are plain text (autoescape off): these are emails and chat messages, not HTML.
@@ -63,6 +65,7 @@ KINDS: tuple[str, ...] = (
     "review_opened",
     "generic",
     "digest",
+    "cycle_event",
 )
 # Free text that may span lines; every other text value is folded onto one line so that it cannot
 # break the `Subject:` line or the layout of the body.

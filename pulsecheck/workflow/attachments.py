@@ -124,6 +124,22 @@ def links_of(session: Session, kind: str, record_id: int) -> list[AttachmentLink
     return list(session.scalars(query.order_by(AttachmentLink.number)))
 
 
+def links_of_records(session: Session, kind: str, record_ids: list[int]) -> list[AttachmentLink]:
+    """The attachments of many records of one kind (an account's reviews), by record and number, in one query."""
+    if not record_ids:
+        return []
+    query = select(AttachmentLink).where(AttachmentLink.record_kind == kind, AttachmentLink.record_id.in_(record_ids))
+    return list(session.scalars(query.order_by(AttachmentLink.record_id, AttachmentLink.number)))
+
+
+def sizes_of(session: Session, links: list[AttachmentLink]) -> dict[str, int]:
+    """The stored size of each link's bytes by sha256 (missing bytes are left out), in one query."""
+    wanted = sorted({link.sha256 for link in links})
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Attachment.sha256, Attachment.size).where(Attachment.sha256.in_(wanted))).all())
+
+
 def unlink(session: Session, kind: str, record_ids: list[int]) -> None:
     """Drop the links of records that are gone (a step that runs again); the bytes stay, others may use them."""
     if record_ids:

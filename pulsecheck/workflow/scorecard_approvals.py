@@ -73,6 +73,12 @@ def decide(
     return row
 
 
+def records_of(session: Session, account_id: int) -> list[Scorecard]:
+    """The scorecards submitted for an account, newest first."""
+    query = select(Scorecard).where(Scorecard.account_id == account_id).order_by(Scorecard.id.desc())
+    return list(session.scalars(query))
+
+
 def record_dict(session: Session, row: Scorecard) -> dict[str, Any]:
     """The JSON shape of a scorecard record, with its attachments."""
     return {

@@ -30,6 +30,9 @@ FULL = {
     "state": "submitted",
     "recipient_name": "Sam",
     "message": "Renewal in 30 days.\nCall the executive sponsor.",
+    "cycle_id": 3,
+    "period": "2026-Q4",
+    "event": "submitted",
 }
 
 # kind -> (text the subject shows, CLI command the body shows, keys the template cannot do without)
@@ -80,6 +83,11 @@ CASES = {
         ["account_name", "account_id", "rule_id", "message"],
     ),
     "digest": ("Digest 2026-03-14: 2 notifications", "pulsecheck escalations list --open", ["count", "items", "day"]),
+    "cycle_event": (
+        "Review cycle #3 (2026-Q4) was submitted by maria",
+        "pulsecheck cycle approve 3",
+        ["cycle_id", "period", "event", "actor"],
+    ),
 }
 
 

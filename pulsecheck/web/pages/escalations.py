@@ -20,8 +20,9 @@ PAGE_SIZE = 100
 @router.get("/escalations", response_class=HTMLResponse)
 def listing(
     request: Request, me: Me, status: str = "", owner: str = "", severity: str = "", mine: int = 0,
-    page_number: Annotated[int, Query(alias="page")] = 1,
+    page_number: Annotated[int, Query(alias="page")] = 1, ack: int = 0,
 ) -> Response:
+    """`?ack=ID` (a notification's link) opens the page with that escalation chosen for acknowledging."""
     from pulsecheck.workflow.escalations import escalation_dict, list_escalations
 
     web = web_of(request)
@@ -35,10 +36,13 @@ def listing(
         and (not severity or item["severity"] == severity)
     ]
     pages = max(1, -(-len(items) // PAGE_SIZE))
+    chosen = next((index for index, item in enumerate(items) if item["id"] == ack), None)
+    if chosen is not None:
+        page_number = chosen // PAGE_SIZE + 1
     page_number = min(max(1, page_number), pages)
     shown = items[(page_number - 1) * PAGE_SIZE: page_number * PAGE_SIZE]
     return page(request, "escalations.html", items=shown, total=len(items), status=status, owner=owner,
-                severity=severity, statuses=STATUSES, mine=mine, page_number=page_number, pages=pages)
+                severity=severity, statuses=STATUSES, mine=mine, page_number=page_number, pages=pages, ack=ack)
 
 
 @router.post("/escalations/ack")

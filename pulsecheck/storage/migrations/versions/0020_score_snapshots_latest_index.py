@@ -1,7 +1,7 @@
 """score snapshots: a covering index for the latest snapshot per account
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-11-30
 
 The live portfolio (`/portfolio`) reads the latest snapshot on or before a moment of every account, with its
