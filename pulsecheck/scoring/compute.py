@@ -270,24 +270,32 @@ def _age(age: timedelta) -> str:
 
 
 def _combine(model: ScoringModel, plan: _Plan, inputs: list[_Input], findings: list[Finding]) -> ScoreResult:
-    steps = plan.steps
-    present_weight = sum([step.weight for step, found in zip(steps, inputs) if step.scored and found.status != MISSING])
-    any_missing = any(step.scored and found.status == MISSING for step, found in zip(steps, inputs))
+    weights: list[float] = []  # the scored KPIs with a value, in model order (summed as before: same float)
+    any_missing = False
+    for step, found in zip(plan.steps, inputs, strict=True):
+        if step.scored:
+            if found.status == MISSING:
+                any_missing = True
+            else:
+                weights.append(step.weight)
+    present_weight = sum(weights)
+    renormalize = plan.renormalize
     components: list[Component] = []
-    for step, found in zip(steps, inputs):
+    contributions: list[float] = []
+    for step, found in zip(plan.steps, inputs, strict=True):
         raw = found.raw
         if raw is None or found.status == MISSING:
             components.append(Component(step.name, None, None, step.weight, 0.0, 0.0, None, MISSING))
+            contributions.append(0.0)
             continue
-        effective = step.weight
-        if plan.renormalize and step.scored:
-            effective = step.weight * 100.0 / present_weight
+        effective = step.weight * 100.0 / present_weight if renormalize and step.scored else step.weight
         if step.scale is None:
             normalized = None
             contribution = 0.0
         else:  # Scale.normalize, its terms worked out once
             normalized = min(100.0, max(0.0, (raw - step.low) / step.span * 100.0))
             contribution = normalized * effective / 100.0
+        contributions.append(contribution)
         components.append(
             Component(
                 step.name, raw, normalized, step.weight, effective, contribution, found.observed_at, found.status,
@@ -295,10 +303,10 @@ def _combine(model: ScoringModel, plan: _Plan, inputs: list[_Input], findings: l
             )  # fmt: skip
         )
     provisional = bool(findings)
-    groups = _subscores(model, plan, components)
+    groups = _subscores(model, plan, components) if plan.groups else {}
     if present_weight == 0 or (any_missing and model.missing_inputs == "fail"):
         return ScoreResult(None, None, components, findings, True, model.version, groups)
-    score = round(min(100.0, max(0.0, sum([c.contribution for c in components]))), 2)
+    score = round(min(100.0, max(0.0, sum(contributions))), 2)
     return ScoreResult(score, model.bucket_for(score).name, components, findings, provisional, model.version, groups)
 
 
