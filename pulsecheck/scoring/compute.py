@@ -28,11 +28,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from pulsecheck.scoring import formulas
 from pulsecheck.scoring.formulas import FormulaInputs
-from pulsecheck.scoring.model import Kpi, ScoringModel, duration_text
+from pulsecheck.scoring.model import Kpi, Scale, ScoringModel, duration_text
 
 OK, STALE, MISSING = "ok", "stale", "missing"
 
@@ -101,6 +101,52 @@ class _Input:
 
 
 NO_INPUTS = FormulaInputs()
+READING, SURVEY, FORMULA = 0, 1, 2  # where a KPI's value comes from
+
+
+class _Step(NamedTuple):
+    """One KPI as scoring walks it: what `score_account` would otherwise look up on the KPI for every account."""
+
+    kpi: Kpi
+    name: str
+    source: int  # READING, SURVEY or FORMULA
+    weight: float
+    scored: bool
+    scale: Scale | None
+    low: float  # scale.min, and scale.max - scale.min: the normalizer's terms
+    span: float
+    max_age: timedelta | None  # None for a tracked KPI (it gives no finding)
+
+
+class _Plan:
+    """What scoring needs of one model, worked out once per model rather than once per account: the KPIs in
+    order with their normalizers, and each group's members as positions in that order."""
+
+    def __init__(self, model: ScoringModel) -> None:
+        index = {kpi.name: position for position, kpi in enumerate(model.kpis)}
+        self.steps = tuple(
+            _Step(
+                kpi, kpi.name, SURVEY if kpi.from_surveys is not None else FORMULA if kpi.formula is not None
+                else READING, kpi.weight, kpi.scored, kpi.scale, kpi.scale.min if kpi.scale else 0.0,
+                kpi.scale.max - kpi.scale.min if kpi.scale else 1.0, kpi.max_age if kpi.scored else None,
+            )  # fmt: skip
+            for kpi in model.kpis
+        )
+        self.surveys = any(step.source == SURVEY for step in self.steps)
+        self.renormalize = model.missing_inputs == "renormalize"
+        self.groups = tuple(
+            (group, tuple((index[name], weight) for name, weight in members), all_weight)
+            for group, members, all_weight in model.group_weights
+        )
+
+
+def _plan(model: ScoringModel) -> _Plan:
+    # Kept on the model object, as its cached_property values are: the model is immutable, and a scoring run
+    # passes the same object for every account.
+    plan = model.__dict__.get("_score_plan")
+    if plan is None:
+        plan = model.__dict__["_score_plan"] = _Plan(model)
+    return cast(_Plan, plan)
 
 
 def score_account(
@@ -111,24 +157,41 @@ def score_account(
     derived_from: FormulaInputs = NO_INPUTS,
 ) -> ScoreResult:
     """Score one account with `model` from the inputs known at `as_of`; findings list bad inputs."""
+    plan = _plan(model)
     by_kpi: dict[str, list[Reading]] = {}
     for reading in readings:
         if reading.observed_at <= as_of:
-            by_kpi.setdefault(reading.kpi, []).append(reading)
-    responses = [s for s in surveys if s.responded_at <= as_of]
+            same = by_kpi.get(reading.kpi)
+            if same is None:
+                by_kpi[reading.kpi] = [reading]
+            else:
+                same.append(reading)
+    responses = [s for s in surveys if s.responded_at <= as_of] if plan.surveys else []
     findings: list[Finding] = []
-    inputs: dict[str, _Input] = {}
-    for kpi in model.kpis:
-        if kpi.from_surveys is not None:
-            found = _survey_input(model, kpi, responses, as_of)
-        elif kpi.formula is not None:
-            value, why = formulas.derive(kpi.formula, derived_from, model.discount_rate, as_of.date())
-            found = _Input(value, as_of if value is not None else None, OK if value is not None else MISSING, why)
+    inputs: list[_Input] = []
+    for step in plan.steps:
+        if step.source == READING:
+            found_readings = by_kpi.get(step.name)
+            if found_readings is not None and len(found_readings) == 1:  # the common case: nothing to compare
+                newest = found_readings[0]
+                found = _Input(newest.value, newest.observed_at, OK)
+            else:
+                found = _reading_input(step.kpi, found_readings or [], findings)
+        elif step.source == SURVEY:
+            found = _survey_input(model, step.kpi, responses, as_of)
         else:
-            found = _reading_input(kpi, by_kpi.get(kpi.name, []), findings)
-        found = _with_status(kpi, found, as_of, findings)
-        inputs[kpi.name] = found
-    return _combine(model, inputs, findings)
+            assert step.kpi.formula is not None
+            value, why = formulas.derive(step.kpi.formula, derived_from, model.discount_rate, as_of.date())
+            found = _Input(value, as_of if value is not None else None, OK if value is not None else MISSING, why)
+        observed = found.observed_at
+        if (
+            observed is None
+            or found.status == MISSING
+            or (step.max_age is not None and as_of - observed > step.max_age)
+        ):
+            found = _with_status(step.kpi, found, as_of, findings)
+        inputs.append(found)
+    return _combine(model, plan, inputs, findings)
 
 
 def _reading_input(kpi: Kpi, readings: list[Reading], findings: list[Finding]) -> _Input:
@@ -158,16 +221,21 @@ def _survey_input(model: ScoringModel, kpi: Kpi, responses: Sequence[SurveyRespo
     window = [r for r in responses if r.kind == kpi.from_surveys and start <= r.responded_at]
     if not window:
         return _Input(None, None, MISSING)
-    pairs = [(r.score, r.max_score) for r in window]
+    top = formulas.NPS_MAX
     if kpi.from_surveys == "nps":
         # NPS is defined on 0..10; answers recorded on another range are rescaled onto it.
-        value = formulas.nps(s if top == formulas.NPS_MAX else s * formulas.NPS_MAX / top for s, top in pairs)
+        value = formulas.nps([r.score if r.max_score == top else r.score * top / r.max_score for r in window])
     elif kpi.from_surveys == "csat":
-        value = formulas.csat(pairs)
+        value = formulas.csat([(r.score, r.max_score) for r in window])
     else:
         thresholds = model.ces_for(kpi)
+        pairs = [(r.score, r.max_score) for r in window]
         value = formulas.ces(pairs, thresholds.positive_at, thresholds.negative_at)
-    return _Input(value, max(r.responded_at for r in window), OK)
+    newest = window[0].responded_at
+    for response in window:
+        if response.responded_at > newest:
+            newest = response.responded_at
+    return _Input(value, newest, OK)
 
 
 def _with_status(kpi: Kpi, found: _Input, as_of: datetime, findings: list[Finding]) -> _Input:
@@ -201,49 +269,59 @@ def _age(age: timedelta) -> str:
     return f"{age.days}d" if age.days >= 1 else f"{int(age.total_seconds() // 3600)}h"
 
 
-def _combine(model: ScoringModel, inputs: dict[str, _Input], findings: list[Finding]) -> ScoreResult:
-    scored = model.scored_kpis
-    present_weight = sum(k.weight for k in scored if inputs[k.name].status != MISSING)
-    any_missing = any(inputs[k.name].status == MISSING for k in scored)
+def _combine(model: ScoringModel, plan: _Plan, inputs: list[_Input], findings: list[Finding]) -> ScoreResult:
+    weights: list[float] = []  # the scored KPIs with a value, in model order (summed as before: same float)
+    any_missing = False
+    for step, found in zip(plan.steps, inputs, strict=True):
+        if step.scored:
+            if found.status == MISSING:
+                any_missing = True
+            else:
+                weights.append(step.weight)
+    present_weight = sum(weights)
+    renormalize = plan.renormalize
     components: list[Component] = []
-    for kpi in model.kpis:
-        found = inputs[kpi.name]
-        if found.status == MISSING or found.raw is None:
-            components.append(Component(kpi.name, None, None, kpi.weight, 0.0, 0.0, None, MISSING))
+    contributions: list[float] = []
+    for step, found in zip(plan.steps, inputs, strict=True):
+        raw = found.raw
+        if raw is None or found.status == MISSING:
+            components.append(Component(step.name, None, None, step.weight, 0.0, 0.0, None, MISSING))
+            contributions.append(0.0)
             continue
-        effective = kpi.weight
-        if model.missing_inputs == "renormalize" and kpi.scored:
-            effective = kpi.weight * 100.0 / present_weight
-        normalized = None if kpi.scale is None else kpi.scale.normalize(found.raw)
-        contribution = 0.0 if normalized is None else normalized * effective / 100.0
-        rating = kpi.rating(found.raw, normalized)
+        effective = step.weight * 100.0 / present_weight if renormalize and step.scored else step.weight
+        if step.scale is None:
+            normalized = None
+            contribution = 0.0
+        else:  # Scale.normalize, its terms worked out once
+            normalized = min(100.0, max(0.0, (raw - step.low) / step.span * 100.0))
+            contribution = normalized * effective / 100.0
+        contributions.append(contribution)
         components.append(
             Component(
-                kpi.name, found.raw, normalized, kpi.weight, effective, contribution, found.observed_at, found.status,
-                rating,
+                step.name, raw, normalized, step.weight, effective, contribution, found.observed_at, found.status,
+                step.kpi.rating(raw, normalized),
             )  # fmt: skip
         )
     provisional = bool(findings)
-    groups = _subscores(model, components)
+    groups = _subscores(model, plan, components) if plan.groups else {}
     if present_weight == 0 or (any_missing and model.missing_inputs == "fail"):
         return ScoreResult(None, None, components, findings, True, model.version, groups)
-    score = round(min(100.0, max(0.0, sum(c.contribution for c in components))), 2)
+    score = round(min(100.0, max(0.0, sum(contributions))), 2)
     return ScoreResult(score, model.bucket_for(score).name, components, findings, provisional, model.version, groups)
 
 
-def _subscores(model: ScoringModel, components: list[Component]) -> dict[str, float | None]:
+def _subscores(model: ScoringModel, plan: _Plan, components: list[Component]) -> dict[str, float | None]:
     """Each group's weighted mean of its scored KPIs' normalized values, with missing ones handled as the score
     handles them: left out (renormalize), counted as 0 (zero), or no subscore at all (fail)."""
-    if not model.groups:
+    if not plan.groups:
         return {}
-    normalized = {c.kpi: c.normalized for c in components}
     policy = model.missing_inputs
     result: dict[str, float | None] = {}
-    for group, members, all_weight in model.group_weights:
+    for group, members, all_weight in plan.groups:
         weighted = present_weight = 0.0
         present = 0
-        for name, weight in members:
-            value = normalized[name]
+        for position, weight in members:
+            value = components[position].normalized
             if value is not None:
                 weighted += weight * value
                 present_weight += weight

@@ -9,8 +9,8 @@ A derived KPI whose inputs are missing is None with the reason (`derive`), never
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 PROMOTER_AT = 9  # NPS: 9-10 promote
 DETRACTOR_AT = 6  # NPS: 0-6 detract, 7-8 are passive
@@ -61,8 +61,7 @@ def ces(responses: Iterable[tuple[float, float]], positive_at: float = 0.7, nega
 # --- derived KPIs (DESIGN.md section 7): npv, ltv, tenure_months, arr_growth_pct ----------------------------
 
 
-@dataclass(frozen=True)
-class Financials:
+class Financials(NamedTuple):  # tuples: scoring makes one of each per account, a frozen dataclass costs 4x
     """An account's unit economics: monthly ARPU and cost to serve, acquisition cost, and optional overrides
     of the expected tenure (months) and the discount rate (per period)."""
 
@@ -73,8 +72,7 @@ class Financials:
     discount_rate: float | None = None
 
 
-@dataclass(frozen=True)
-class FormulaInputs:
+class FormulaInputs(NamedTuple):
     """What the derived KPIs of one account are computed from; anything may be absent."""
 
     cashflows: tuple[tuple[int, float], ...] = ()  # (period t, net cash flow C_t)

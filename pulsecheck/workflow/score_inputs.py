@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import String, and_, func, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy import String, and_, func, literal, select, true, type_coerce, union_all
+from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.scoring.compute import Reading, SurveyResponse
 from pulsecheck.scoring.formulas import Financials, FormulaInputs
@@ -54,30 +54,52 @@ def latest_readings(
     session: Session, as_of: datetime, kpis: list[str], first: int, last: int, moments: Moments | None = None
 ) -> dict[int, list[Reading]]:
     """The newest readings per (account, kpi) at `as_of` for accounts first..last, ties included (they reveal
-    duplicates): the newest time per pair from the index, then the readings at that time."""
+    duplicates): the newest time of each account and KPI, one index seek each, then the readings at that time.
+
+    Seeking the newest time per pair costs the same however long a KPI's history is; grouping the range's
+    readings (what this did before) read every reading of the range, 2x slower at 10 readings per KPI."""
     if not kpis:
         return {}
+    names = [select(literal(kpi, String).label("kpi")) for kpi in kpis]
+    wanted = (union_all(*names) if len(names) > 1 else names[0]).subquery("wanted")
+    older = aliased(KpiReading, name="older")
+    newest_time = (
+        select(func.max(older.observed_at))
+        .where(older.account_id == Account.id, older.kpi == wanted.c.kpi, older.observed_at <= as_of)
+        .scalar_subquery()
+    )
+    # MATERIALIZED: without it SQLite folds the pairs into the outer join and scans the range's readings again.
     newest = (
-        select(KpiReading.account_id, KpiReading.kpi, func.max(KpiReading.observed_at).label("at"))
-        .where(KpiReading.account_id.between(first, last), KpiReading.kpi.in_(kpis), KpiReading.observed_at <= as_of)
-        .group_by(KpiReading.account_id, KpiReading.kpi)
-        .subquery()
+        select(Account.id.label("account_id"), wanted.c.kpi, newest_time.label("at"))
+        .select_from(Account)
+        .join(wanted, true())
+        .where(Account.id.between(first, last))
+        .cte("newest")
+        .prefix_with("MATERIALIZED")
     )
     moment = moments or Moments()
-    query = select(
-        KpiReading.account_id, KpiReading.kpi, KpiReading.value, _raw(KpiReading.observed_at), KpiReading.source
-    ).join(
-        newest,
-        and_(
-            KpiReading.account_id == newest.c.account_id,
-            KpiReading.kpi == newest.c.kpi,
-            KpiReading.observed_at == newest.c.at,
-        ),
+    query = (
+        select(KpiReading.account_id, KpiReading.kpi, KpiReading.value, _raw(KpiReading.observed_at), KpiReading.source)
+        .select_from(newest)
+        .join(
+            KpiReading,
+            and_(
+                KpiReading.account_id == newest.c.account_id,
+                KpiReading.kpi == newest.c.kpi,
+                KpiReading.observed_at == newest.c.at,
+            ),
+        )
     )
     result: dict[int, list[Reading]] = defaultdict(list)
-    for account_id, kpi, value, observed_at, source in session.execute(query):
+    for account_id, kpi, value, observed_at, source in _rows(session, query):
         result[account_id].append(Reading(kpi, value, moment(observed_at), source or ""))
     return result
+
+
+def _rows(session: Session, query: Any) -> Any:
+    """The rows of a column query through Core: the ORM's result handling per row costs more than the row did,
+    and these queries load no objects."""
+    return session.connection().execute(query)
 
 
 @lru_cache(maxsize=4096)
@@ -107,7 +129,7 @@ def surveys(
         SurveyRow.responded_at <= as_of,
         SurveyRow.responded_at >= as_of - max(windows),
     )
-    for account_id, kind, score, max_score, responded_at in session.execute(query):
+    for account_id, kind, score, max_score, responded_at in _rows(session, query):
         result[account_id].append(SurveyResponse(kind, score, max_score, moment(responded_at)))
     return result
 
@@ -121,10 +143,12 @@ def formula_inputs(
         return {}
     flows: dict[int, list[tuple[int, float]]] = defaultdict(list)
     if "npv" in used:
-        flow_query = select(Cashflow.account_id, Cashflow.period, Cashflow.amount).where(
-            Cashflow.account_id.between(first, last)
+        flow_query = (
+            select(Cashflow.account_id, Cashflow.period, Cashflow.amount)
+            .where(Cashflow.account_id.between(first, last))
+            .order_by(Cashflow.account_id, Cashflow.period)  # the primary key's order: npv sums in period order
         )
-        for account_id, period, amount in session.execute(flow_query):
+        for account_id, period, amount in _rows(session, flow_query):
             flows[account_id].append((period, amount))
     money: dict[int, Financials] = {}
     if used & {"npv", "ltv"}:
@@ -133,16 +157,13 @@ def formula_inputs(
         money_query = select(AccountFinancials.account_id, *columns).where(
             AccountFinancials.account_id.between(first, last)
         )
-        money = {
-            acc: Financials(arpu, cac, cost, tenure, rate)
-            for acc, arpu, cac, cost, tenure, rate in session.execute(money_query)
-        }
+        money = {row[0]: Financials._make(row[1:]) for row in _rows(session, money_query)}
     starts: dict[int, date | None] = {}
     if used & {"ltv", "tenure_months"}:
         start_query = select(Account.id, _raw(Account.contract_start)).where(Account.id.between(first, last))
-        starts = {acc: _day(start) for acc, start in session.execute(start_query)}
+        starts = {acc: _day(start) for acc, start in _rows(session, start_query) if start is not None}
     arr_now, arr_then = _arr(session, model, as_of, first, last) if "arr_growth_pct" in used else ({}, {})
-    accounts = set(flows) | set(money) | {acc for acc, start in starts.items() if start} | set(arr_now)
+    accounts = set(flows) | set(money) | set(starts) | set(arr_now)
     return {
         acc: FormulaInputs(
             tuple(flows.get(acc, ())), money.get(acc), starts.get(acc), arr_now.get(acc), arr_then.get(acc)

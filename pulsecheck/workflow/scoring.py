@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.scoring import trends
@@ -15,12 +15,10 @@ from pulsecheck.storage.models import ScoreSnapshot
 from pulsecheck.workflow import deviations as deviation
 from pulsecheck.workflow import score_inputs
 from pulsecheck.workflow.models import approved_model
-from pulsecheck.workflow.staging import bulk_insert
+from pulsecheck.workflow.snapshot_rows import SnapshotWriter
 
 INPUT_KINDS = ("stale", "missing", "duplicate")
 CHUNK = 5000  # accounts read, scored and written together: memory is bounded by this, not by the portfolio
-SNAPSHOTS = cast(Table, ScoreSnapshot.__table__)
-SNAPSHOT_COLUMNS = ("account_id", "as_of", "score", "bucket", "model_id", "components", "provisional", "groups")
 
 
 @dataclass
@@ -49,11 +47,10 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
     if account_id is not None:
         delete_query = delete_query.where(ScoreSnapshot.account_id == account_id)
     session.execute(delete_query)
-    writer = SnapshotWriter(session)
+    writer = SnapshotWriter(session, model, row.id, as_of)
     kpis = score_inputs.reading_kpis(model)
     found: dict[deviation.Key, str] = {}
     moments = score_inputs.Moments()
-    times: dict[datetime, str] = {}
     for ids in score_inputs.account_chunks(session, CHUNK, account_id):
         first, last = ids[0], ids[-1]
         readings = score_inputs.latest_readings(session, as_of, kpis, first, last, moments)
@@ -61,9 +58,9 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
         derived = score_inputs.formula_inputs(session, model, as_of, first, last)
         rows = []
         for acc in ids:
-            inputs = derived.get(acc, NO_INPUTS)
-            result = score_account(model, readings.get(acc, ()), responses.get(acc, ()), as_of, inputs)
-            rows.append(snapshot_row(acc, as_of, row.id, result, times))
+            result = score_account(model, readings.get(acc, ()), responses.get(acc, ()), as_of,
+                                   derived.get(acc, NO_INPUTS))  # fmt: skip
+            rows.append(writer.row(acc, result))
             _count(run, acc, result, found)
         writer.write(rows)
     scope = {account_id} if account_id is not None else None
@@ -80,60 +77,6 @@ def _count(run: ScoreRun, account_id: int, result: ScoreResult, found: dict[devi
     run.provisional += result.provisional
     if result.bucket:
         run.buckets[result.bucket] = run.buckets.get(result.bucket, 0) + 1
-
-
-def snapshot_row(
-    account_id: int, as_of: datetime, model_id: int, result: ScoreResult, times: dict[datetime, str] | None = None
-) -> dict[str, Any]:
-    """The score_snapshots row of one result: components with their status and rating, group subscores;
-    `times` remembers the text of each timestamp (a feed's times repeat across accounts)."""
-    times = {} if times is None else times
-    components = [
-        {
-            "kpi": c.kpi,
-            "raw": c.raw,
-            "normalized": c.normalized,
-            "weight": c.weight,
-            "effective_weight": c.effective_weight,
-            "contribution": c.contribution,
-            "status": c.status,
-            "rating": c.rating,
-            "observed_at": _iso(c.observed_at, times),
-        }
-        for c in result.components
-    ]
-    return {
-        "account_id": account_id,
-        "as_of": as_of,
-        "score": result.score,
-        "bucket": result.bucket,
-        "model_id": model_id,
-        "components": components,
-        "provisional": result.provisional,
-        "groups": result.groups or None,
-    }
-
-
-def _iso(moment: datetime | None, times: dict[datetime, str]) -> str | None:
-    if moment is None:
-        return None
-    text = times.get(moment)
-    if text is None:
-        if len(times) > 10_000:
-            times.clear()
-        text = times[moment] = moment.isoformat()
-    return text
-
-
-class SnapshotWriter:
-    """Writes snapshot rows with one executemany per chunk, the JSON columns encoded once each."""
-
-    def __init__(self, session: Session) -> None:
-        self.statement = bulk_insert(session, SNAPSHOTS, SNAPSHOT_COLUMNS)
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        """Insert `rows` (from snapshot_row)."""
-        self.statement.execute(rows)
 
 
 def history(session: Session, account_id: int, limit: int | None = None) -> list[ScoreSnapshot]:

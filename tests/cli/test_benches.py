@@ -16,7 +16,7 @@ HELPERS = {"common.py", "bulk.py", "run.py"}
 # web also takes seconds and clients, as its default load runs for a minute).
 TINY = {"cold_start": "2", "review_transitions": "5", "scheduler": "300", "outbox": "20", "signing": "2",
         "report": "200", "cycle": "200", "evaluate": "200", "score": "200", "audit": "200", "imports": "200",
-        "lists": "50", "rules_test": "0", "shards": "200", "web": "50 2 2"}
+        "lists": "50", "rules_test": "0", "scorecard": "2 50", "shards": "200", "web": "50 2 2"}
 SCRIPTS = sorted(path.stem for path in BENCH.glob("*.py") if path.name not in HELPERS)
 
 
