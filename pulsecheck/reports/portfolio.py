@@ -28,7 +28,7 @@ PRIORITY_COLORS = {"P1": "#c0392b", "P2": "#e67e22", "P3": "#f1c40f", "P4": "#7f
 def render_html(data: Portfolio, now: datetime) -> str:
     """The report as one HTML document, its Content-Security-Policy allowing only its own sort script."""
     from pulsecheck.reports.html import content_security_policy, html_environment
-    from pulsecheck.reports.scorecard import number
+    from pulsecheck.reports.scorecard import num
 
     env = html_environment(trim_blocks=True, lstrip_blocks=True)
     env.filters["n"] = lambda value: f"{value:,}"  # thousands separators for counts
@@ -46,7 +46,7 @@ def render_html(data: Portfolio, now: datetime) -> str:
         age_bands=data.age_bands,
         anchors=scorecard_anchors(data),
         heat=heat_table(data),
-        num=number,
+        num=num,
         sort_script=sort_script,
         csp=content_security_policy([sort_script]),
     )

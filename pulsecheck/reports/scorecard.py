@@ -17,9 +17,6 @@ def num(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-number = _num  # how a scorecard shows a number, for the pages that embed a scorecard (the portfolio report)
-
-
 def scorecard_markdown(data: dict[str, Any]) -> str:
     """Markdown of `workflow.scorecards.scorecard`."""
     acc, vector = data["account"], data["success_vector"]
