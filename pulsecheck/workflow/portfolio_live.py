@@ -164,8 +164,8 @@ class _Book:
 
 
 def summary(session: Session, as_of: datetime, matrix: PriorityMatrix, filters: Filters) -> Summary:
-    """The summary figures in two aggregate queries (accounts by bucket and at-risk priority; open reviews and
-    escalations), whatever the size of the portfolio."""
+    """The summary figures in three aggregate queries (accounts by bucket and at-risk priority; open reviews;
+    open escalations), whatever the size of the portfolio."""
     filters.check(session)
     book = _Book(session, as_of, matrix, filters)
     at_risk_priority = case((book.flagged, book.priority), else_=None)
