@@ -1,0 +1,132 @@
+"""How a review transition writes (two statements of its own, not a unit-of-work flush), seen from outside: the
+rows and the audit chain the CLI's commit hooks make of it, a conflict when the review changed since it was read,
+and a review changed earlier in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from pulsecheck.app import install_hooks
+from pulsecheck.config import load_settings
+from pulsecheck.errors import ConflictError
+from pulsecheck.storage.db import Database
+from pulsecheck.storage.models import AuditEntry, Notification, Review, ReviewEvent, SchedulerJob, User
+from pulsecheck.workflow import reviews
+from pulsecheck.workflow.audit import verify_chain
+
+
+@pytest.fixture
+def hooked(database: Database, factory: Any) -> Iterator[Database]:
+    """The factory's team and a filled-in draft review of ACME; the same file opened with the CLI's commit hooks
+    (jobs, notices, the audit chain)."""
+    factory.team()
+    factory.complete(factory.review())
+    opened = Database(database.url)
+    install_hooks(opened, load_settings(db=database.url, env={}))
+    yield opened
+    opened.dispose()
+
+
+def fire(database: Database, review_id: int, event: str, actor: str, now: Any, comment: str | None = None) -> str:
+    with database.transaction() as session:
+        user = session.scalars(select(User).where(User.name == actor)).one()
+        return reviews.transition(session, review_id, event, user, now, comment=comment).state
+
+
+def chain_kinds(database: Database) -> list[tuple[str, int]]:
+    with database.transaction() as session:
+        return [(kind, record_id) for kind, record_id in session.execute(
+            select(AuditEntry.kind, AuditEntry.record_id).order_by(AuditEntry.seq))]
+
+
+def test_each_transition_writes_its_row_its_chain_entries_job_and_notice(hooked: Database, factory: Any) -> None:
+    database, now = hooked, factory.now
+    with database.transaction() as session:
+        review_id = session.scalars(select(Review.id)).one()
+    entries_before = len(chain_kinds(database))
+    steps = [("submit", "bob", None), ("reject", "maria", "more detail"), ("submit", "bob", None),
+             ("approve", "maria", "ok"), ("close", "maria", None)]
+    states = [fire(database, review_id, event, actor, now, comment) for event, actor, comment in steps]
+    assert states == ["submitted", "draft", "submitted", "approved", "closed"]
+
+    with database.transaction() as session:
+        events = session.execute(select(ReviewEvent.id, ReviewEvent.event, ReviewEvent.from_state,
+                                        ReviewEvent.to_state, ReviewEvent.actor, ReviewEvent.comment)
+                                 .where(ReviewEvent.review_id == review_id).order_by(ReviewEvent.id)).all()
+        review = session.get(Review, review_id)
+        assert review is not None
+        # open (by the factory) then the five steps
+        assert [row[1:] for row in events] == [
+            ("open", None, "draft", "bob", None),
+            ("submit", "draft", "submitted", "bob", None),
+            ("reject", "submitted", "draft", "maria", "more detail"),
+            ("submit", "draft", "submitted", "bob", None),
+            ("approve", "submitted", "approved", "maria", "ok"),
+            ("close", "approved", "closed", "maria", None),
+        ]
+        assert review.manager_comments == "ok" and review.manager_signed_by == "maria"
+        assert review.employee_signed_by == "bob" and review.employee_digest is not None
+        # one notice per submit (to maria), reject and approve (to bob); dedupe keys name the audit rows
+        keys = list(session.scalars(select(Notification.dedupe_key).where(Notification.dedupe_key.startswith(
+            "review-event:"))))
+        heard = sorted({key.rsplit(":", 1)[0] for key in keys})  # one per channel: the same event and person
+        assert heard == sorted(f"review-event:{events[i][0]}:{who}" for i, who in ((1, "maria"), (2, "bob"),
+                                                                                     (3, "maria"), (4, "bob")))
+        # closed: no reminder job left; its account's next review is scheduled
+        jobs = set(session.scalars(select(SchedulerJob.id)))
+        assert f"review-due:{review_id}" not in jobs and f"next-review:{review.account_id}" in jobs
+        assert verify_chain(session).problems == []
+
+    # each step chains its audit row, then the review (in the chain's kind order), in the order they happened
+    added = chain_kinds(database)[entries_before:]
+    expected = [pair for row in events[1:] for pair in (("review_event", row[0]), ("review", review_id))]
+    assert added == expected
+
+
+def test_a_review_changed_since_it_was_read_is_a_conflict_and_nothing_is_written(hooked: Database,
+                                                                                factory: Any) -> None:
+    database, now = hooked, factory.now
+    with database.transaction() as session:
+        review_id = session.scalars(select(Review.id)).one()
+    fire(database, review_id, "submit", "bob", now)
+    entries_before = len(chain_kinds(database))
+
+    with pytest.raises(ConflictError, match="nothing was saved"):
+        with database.transaction() as session:
+            stale = session.get(Review, review_id)  # maria's page, loaded while it was submitted
+            assert stale is not None and stale.state == "submitted"
+            fire(database, review_id, "approve", "maria", now, "ok")  # someone else approves first
+            maria = session.scalars(select(User).where(User.name == "maria")).one()
+            reviews.transition(session, review_id, "reject", maria, now, comment="too late")
+
+    with database.transaction() as session:
+        events = list(session.scalars(select(ReviewEvent.event).where(ReviewEvent.review_id == review_id)
+                                      .order_by(ReviewEvent.id)))
+        assert events == ["open", "submit", "approve"]
+        assert session.scalar(select(Review.state).where(Review.id == review_id)) == "approved"
+        assert verify_chain(session).problems == []
+    assert len(chain_kinds(database)) == entries_before + 2  # the approve's two entries, nothing of the reject
+
+
+def test_a_review_changed_earlier_in_the_transaction_moves_with_that_change(hooked: Database,
+                                                                          factory: Any) -> None:
+    database, now = hooked, factory.now
+    with database.transaction() as session:
+        review_id = session.scalars(select(Review.id)).one()
+        bob = session.scalars(select(User).where(User.name == "bob")).one()
+        review = session.get(Review, review_id)
+        assert review is not None
+        with session.no_autoflush:
+            review.priority = "P1"  # not flushed yet when the transition reads the review
+            assert reviews.transition(session, review_id, "submit", bob, now).state == "submitted"
+
+    with database.transaction() as session:
+        assert session.execute(select(Review.state, Review.priority).where(Review.id == review_id)).one() == (
+            "submitted", "P1")
+        count = session.scalar(select(func.count()).select_from(ReviewEvent).where(ReviewEvent.review_id == review_id))
+        assert count == 2
+        assert verify_chain(session).problems == []
