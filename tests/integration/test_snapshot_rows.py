@@ -1,0 +1,92 @@
+"""Snapshot rows are written as text built by hand (for speed): that text must be what json.dumps writes, byte for
+byte, whatever the numbers are, and read back as the same components and subscores."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from pulsecheck.scoring.compute import Component, ScoreResult
+from pulsecheck.scoring.schema import parse_model
+from pulsecheck.storage.db import Database
+from pulsecheck.storage.models import Account, ScoreSnapshot, ScoringModelVersion
+from pulsecheck.workflow.snapshot_rows import SnapshotWriter, number
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+MODEL = """\
+version: "t"
+groups:
+  - {name: value, label: "Value"}
+kpis:
+  - {name: usage, group: value, weight: 69.5, scale: {min: 0, max: 100}}
+  - {name: npv, group: value, weight: 30.5, formula: npv, scale: {min: 0, max: 1000}}
+  - {name: logins, weight: 0}
+buckets:
+  - {name: low, below: 50, color: red}
+  - {name: high, color: green}
+discount_rate: 0.1
+"""
+
+
+@pytest.mark.parametrize("value", [0.1, 1 / 3, 1e16, 1e-7, -0.0, 5, 0, -12, None, math.nan, math.inf, -math.inf, True])
+def test_a_number_is_written_as_json_dumps_writes_it(value: object) -> None:
+    assert number(value) == json.dumps(value)
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True) | st.integers() | st.none())
+def test_any_float_or_int_is_written_as_json_dumps_writes_it(value: float | int | None) -> None:
+    assert number(value) == json.dumps(value)
+
+
+def test_components_and_groups_are_the_text_json_dumps_writes_and_read_back(database: Database) -> None:
+    check_written_and_read_back(database)
+
+
+@pytest.mark.postgres
+def test_the_same_on_postgresql(pg_database: Database) -> None:
+    check_written_and_read_back(pg_database)  # psycopg passes the text; the server casts it to json
+
+
+def check_written_and_read_back(database: Database) -> None:
+    model = parse_model(MODEL, "m.yaml")
+    observed = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
+    components = [
+        Component("usage", 55.5, 55.5, 69.5, 69.65, 38.66, observed, "stale", "neutral"),
+        Component("npv", None, None, 30.5, 0.0, 0.0, None, "missing"),
+        Component("logins", 12, None, 0, 0, 0.0, observed, "ok", "neutral"),
+        Component("usage", math.nan, math.inf, 70, -math.inf, 1e300, observed, "ok", "concern"),
+    ]
+    groups = {"value": 55.5, "other": None}
+    with database.transaction() as session:
+        session.add(Account(external_id="ACME", name="Acme"))
+        session.add(ScoringModelVersion(version="t", content=MODEL, sha256=model.digest(), status="approved",
+                                        approved_by="olga", approved_at=NOW))  # fmt: skip
+        session.flush()
+        account = session.scalars(select(Account.id)).one()
+        model_id = session.scalars(select(ScoringModelVersion.id)).one()
+        writer = SnapshotWriter(session, model, model_id, NOW)
+        expected = json.dumps(
+            [
+                {"kpi": c.kpi, "raw": c.raw, "normalized": c.normalized, "weight": c.weight,
+                 "effective_weight": c.effective_weight, "contribution": c.contribution, "status": c.status,
+                 "rating": c.rating, "observed_at": c.observed_at.isoformat() if c.observed_at else None}
+                for c in components
+            ]
+        )  # fmt: skip
+        assert writer.components(components) == expected
+        assert writer.groups(groups) == json.dumps(groups)
+        assert writer.groups({}) is None
+        result = ScoreResult(61.5, "high", components[:3], [], True, "t", groups)
+        writer.write([writer.row(account, result)])
+    with database.transaction() as session:
+        stored = session.scalars(select(ScoreSnapshot)).one()
+        assert (stored.score, stored.bucket, stored.provisional, stored.as_of) == (61.5, "high", True, NOW)
+        assert stored.groups == groups
+        assert stored.components == json.loads(expected)[:3]
+        assert stored.components[0]["observed_at"] == "2026-11-23T06:30:00+00:00"
