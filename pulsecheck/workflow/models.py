@@ -71,11 +71,11 @@ def approved_model(session: Session) -> tuple[ScoringModelVersion, ScoringModel]
     row = approved_row(session)
     if row is None:
         raise RefusedError("no approved scoring model: run `pulsecheck model approve FILE` first")
-    return row, _parsed(row.content, f"approved model {row.version}")
+    return row, parsed_model(row.content, f"approved model {row.version}")
 
 
 @lru_cache(maxsize=8)
-def _parsed(content: str, source: str) -> ScoringModel:
+def parsed_model(content: str, source: str) -> ScoringModel:
     """A stored model's content parsed once per process: every page that shows buckets asks for it, and the
     parse (YAML with line numbers, validation) costs milliseconds; the model is frozen, the text its key."""
     return parse_model(content, source)

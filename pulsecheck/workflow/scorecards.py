@@ -5,7 +5,6 @@ score's trend and the history of group subscores. Plain data, for the terminal, 
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -14,9 +13,9 @@ from sqlalchemy.orm import Session
 from pulsecheck.errors import RefusedError
 from pulsecheck.scoring import trends
 from pulsecheck.scoring.model import ScoringModel
-from pulsecheck.scoring.schema import parse_model
 from pulsecheck.storage.models import Account, ScoreSnapshot, ScoringModelVersion, User
 from pulsecheck.workflow.accounts import get_account
+from pulsecheck.workflow.models import parsed_model
 
 WINDOW_DAYS = 30  # the success vector's window, the same 30 days as `accounts show`'s direction
 VECTOR = {"up": "positive", "flat": "neutral", "down": "negative"}
@@ -111,7 +110,7 @@ class ModelCache:
         if model_id not in self.known:
             row = self.session.get(ScoringModelVersion, model_id)
             self.known[model_id] = (
-                (row.version, parsed_model(row.content, row.version)) if row is not None else (None, None)
+                (row.version, parsed_model(row.content, f"model {row.version}")) if row is not None else (None, None)
             )
         return self.known[model_id]
 
@@ -138,13 +137,6 @@ def account_context(session: Session, account: Account) -> dict[str, Any]:
         else {"as_of": None, "score": None, "bucket": None}
     )
     return _account(session, account) | {"current": current}
-
-
-@lru_cache(maxsize=16)
-def parsed_model(content: str, version: str) -> ScoringModel:
-    """A stored model's text parsed once per process (a model is immutable once stored, and parsing its YAML takes
-    milliseconds that every account page would otherwise spend again)."""
-    return parse_model(content, f"model {version}")
 
 
 def _account(session: Session, account: Account) -> dict[str, Any]:
