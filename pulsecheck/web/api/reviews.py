@@ -69,7 +69,7 @@ def show(request: Request, review_id: RecordId, me: Caller, response: Response) 
     with acting(request, me) as (session, _user):
         review = get_review(session, review_id)
         response.headers["ETag"] = _etag(review.version_id)
-        return review_dict(review, with_history=False)
+        return review_dict(review, with_history=False, with_context=True)
 
 
 @router.get("/{review_id}/history", summary="A review's audit trail (`review history --json`)")
