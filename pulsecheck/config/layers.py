@@ -177,6 +177,10 @@ class Merged:
         values = {name: getattr(checked, name) for name in type(checked).model_fields}
         return SettingsFile.model_construct(_fields_set=set(values), **values)
 
+    def problem(self, loc: Path_, message: str, table: bool = False) -> str:
+        """`origin: [table] key: message` for the key at `loc` (`origin: [table]: message` for a table)."""
+        return f"{self.origin(loc) or 'default'}: {describe(loc, table)}: {message}"
+
 
 @functools.cache
 def _checker(keys: frozenset[str]) -> type[BaseModel]:
@@ -186,10 +190,6 @@ def _checker(keys: frozenset[str]) -> type[BaseModel]:
         name: (field.annotation, field) for name, field in SettingsFile.model_fields.items() if name in keys
     }
     return create_model("SettingsFile", __base__=Section, **fields)
-
-    def problem(self, loc: Path_, message: str, table: bool = False) -> str:
-        """`origin: [table] key: message` for the key at `loc` (`origin: [table]: message` for a table)."""
-        return f"{self.origin(loc) or 'default'}: {describe(loc, table)}: {message}"
 
 
 def _names_table(error: Any) -> bool:

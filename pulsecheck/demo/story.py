@@ -128,7 +128,10 @@ class Demo:
                 self.echo(f"  {name}: {result.created} rows imported")
             result = inputs.import_issues(session, examples_dir() / "issues.csv", tz)
             self.echo(f"  issues.csv: {result.created} issues imported")
-            for name, rows in (("cashflows.csv", finance.import_cashflows), ("financials.csv", finance.import_financials)):
+            for name, rows in (
+                ("cashflows.csv", finance.import_cashflows),  # the npv formula's C_t
+                ("financials.csv", finance.import_financials),  # ltv's ARPU, CAC, cost to serve, tenure
+            ):
                 self.echo(f"  {name}: {rows(session, examples_dir() / name).created} rows imported")
             olga = session.scalars(select(User).where(User.name == "olga")).one()
             row = models.approve_model(session, examples_dir() / model, olga, self.now)
@@ -161,7 +164,7 @@ class Demo:
         """`pulsecheck scorecard ACCOUNT`: the same data and lines as the command."""
         from pulsecheck.workflow.scorecards import scorecard, terminal_lines
 
-        self.step(f"The scorecard of {account}: groups, KPIs rated, areas of concern (`pulsecheck scorecard {account}`)")
+        self.step(f"The scorecard of {account}, as `pulsecheck scorecard {account}` prints it: areas of concern")
         with self.database.transaction() as session:
             data = scorecard(session, account, history=3)
         for line in terminal_lines(data):
