@@ -147,4 +147,9 @@ def _every_command() -> dict[str, click.Command]:
 
 def main() -> None:
     """Console-script entry point."""
+    import os
+
+    # pydantic scans every installed distribution's entry points for plugins when it builds its first validator,
+    # on every start; pulsecheck uses none (set the variable to '' to have them loaded).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     cli.main(prog_name="pulsecheck")

@@ -32,6 +32,7 @@ def scorecard() -> None:
 def scorecard_show(app: App, account: str, as_of: str | None, limit: int, as_json: bool) -> None:
     """Score, bucket, group subscores, each KPI's value and rating, concerns, strengths, trend and history."""
     from pulsecheck.workflow.scorecards import scorecard as build
+    from pulsecheck.workflow.scorecards import terminal_lines
 
     when = app.end_of_day(parse_day(as_of, "--as-of")) if as_of else None
     with app.transaction() as session:
@@ -39,7 +40,7 @@ def scorecard_show(app: App, account: str, as_of: str | None, limit: int, as_jso
     if as_json:
         emit_json(data)
         return
-    for line in lines(data):
+    for line in terminal_lines(data):
         echo_data(line)
 
 
@@ -122,53 +123,19 @@ def scorecard_reject(app: App, scorecard_id: int, comment: str | None, as_json: 
 
 
 def _report(data: dict[str, Any], as_json: bool) -> None:
+    from pulsecheck.workflow.scorecards import number
+
     if as_json:
         emit_json(data)
         return
     echo_data(
-        f"scorecard {data['id']} of {data['account']} (score {_num(data['score'])}, {data['bucket'] or '-'}): "
+        f"scorecard {data['id']} of {data['account']} (score {number(data['score'])}, {data['bucket'] or '-'}): "
         f"{data['state']}; submitted by {data['submitted_by']}, approver {data['approver'] or '-'}"
         + (f", decided by {data['approved_by']}" if data["approved_by"] else "")
         + f"; sha256 {data['digest'][:16]}"
     )
     for item in data["attachments"]:
         echo_data(f"  attachment {item['number']}: {item['filename']} sha256 {item['sha256'][:16]}")
-
-
-def _num(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def lines(data: dict[str, Any]) -> list[str]:
-    """The scorecard as terminal lines (the caller strips control characters)."""
-    acc = data["account"]
-    vector = data["success_vector"]
-    out = [
-        f"{acc['id']} {acc['name']}  segment {acc['segment'] or '-'}  ARR {_num(acc['arr'])}  "
-        f"renewal {acc['renewal_date'] or '-'}  owner {acc['owner'] or '-'}",
-        f"score {_num(data['score'])} ({data['bucket'] or '-'}){' provisional' if data['provisional'] else ''}"
-        f" as of {data['as_of'][:10]}, model {data['model_version']}",
-        f"success vector: {vector['direction']} (change {_num(vector['change'])} over {vector['window_days']} days)",
-    ]
-    if data["groups"]:
-        out.append("groups:")
-        out += [f"  {'  ' * g['depth']}{g['label']} ({g['name']}): {_num(g['subscore'])}" for g in data["groups"]]
-    out.append(f"  {'kpi':<20} {'raw':>10} {'normalized':>10} {'weight':>6} {'contrib':>8}  rating")
-    for k in data["kpis"]:
-        out.append(
-            f"  {k['kpi']:<20} {_num(k['raw']):>10} {_num(k['normalized']):>10} {_num(k['weight']):>6} "
-            f"{_num(k['contribution']):>8}  {k['rating'] or k['status']}"
-        )
-    out.append(f"areas of concern: {', '.join(data['concerns']) or 'none'}")
-    out.append(f"strengths: {', '.join(data['strengths']) or 'none'}")
-    if data["history"]:
-        out.append("history:")
-        for h in data["history"]:
-            subs = ", ".join(f"{n} {_num(v)}" for n, v in h["groups"].items())
-            out.append(f"  {h['as_of'][:10]}  {_num(h['score']):>6}  {h['bucket'] or '-'}  {subs}")
-    return out
 
 
 COMMANDS = [scorecard]

@@ -7,6 +7,7 @@ each key came from, so that errors and `config show` can name the file or variab
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 import types
@@ -16,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 
-from pulsecheck.config.sections import SettingsFile
+from pulsecheck.config.sections import Section, SettingsFile
 from pulsecheck.errors import InputError, ValidationFailed
 
 ENV_PREFIX = "PULSECHECK_"
@@ -163,17 +164,32 @@ class Merged:
         return None
 
     def validate(self) -> SettingsFile:
-        """The merged values as typed settings; InputError naming the origin and key of each problem."""
+        """The merged values as typed settings; InputError naming the origin and key of each problem.
+
+        Only the keys some layer set are validated (a section nobody set keeps its defaults, which need no
+        check), so a command builds the validators of those sections only."""
         try:
-            return SettingsFile.model_validate(self.values)
+            checked = _checker(frozenset(self.values)).model_validate(self.values)
         except ValidationError as exc:
             errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains the rest
             problems = [self.problem(tuple(e["loc"]), _message(e), _names_table(e)) for e in errors]
-        raise ValidationFailed(problems)
+            raise ValidationFailed(problems) from None
+        values = {name: getattr(checked, name) for name in type(checked).model_fields}
+        return SettingsFile.model_construct(_fields_set=set(values), **values)
 
     def problem(self, loc: Path_, message: str, table: bool = False) -> str:
         """`origin: [table] key: message` for the key at `loc` (`origin: [table]: message` for a table)."""
         return f"{self.origin(loc) or 'default'}: {describe(loc, table)}: {message}"
+
+
+@functools.cache
+def _checker(keys: frozenset[str]) -> type[BaseModel]:
+    """A model of the settings fields `keys` names, strict and closed like `SettingsFile` (an unknown key is still
+    an error with the same location); validating with it builds only those fields' validators."""
+    fields: dict[str, Any] = {
+        name: (field.annotation, field) for name, field in SettingsFile.model_fields.items() if name in keys
+    }
+    return create_model("SettingsFile", __base__=Section, **fields)
 
 
 def _names_table(error: Any) -> bool:

@@ -86,9 +86,13 @@ Names = list[str]  # user or role names: a list of strings, never one string
 
 
 class Section(BaseModel):
-    """A table of pulsecheck.toml: strict types, no unknown keys, immutable."""
+    """A table of pulsecheck.toml: strict types, no unknown keys, immutable.
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    Validators are built on first use (`defer_build`), not at import: a command validates only the sections some
+    layer sets (`Merged.validate`), and the defaults of the others are made without validation (they are known
+    good), so a read command with no settings file builds no section's validator at all."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True, defer_build=True)
 
 
 class ReviewSection(Section):
@@ -351,9 +355,9 @@ class EscalationSection(Section):
 
     ladder: Annotated[list[LadderStep], Field(min_length=1), AfterValidator(_ordered)] = Field(
         default_factory=lambda: [
-            LadderStep(role="owner", after=timedelta(0)),
-            LadderStep(role="manager", after=timedelta(days=2)),
-            LadderStep(role="head_of_cs", after=timedelta(days=5)),
+            LadderStep.model_construct(role="owner", after=timedelta(0)),
+            LadderStep.model_construct(role="manager", after=timedelta(days=2)),
+            LadderStep.model_construct(role="head_of_cs", after=timedelta(days=5)),
         ]
     )
     # Who gets an escalation on an account without an owner (after `[segments.<name>] owner`); none: the admins.
@@ -419,20 +423,20 @@ class SettingsFile(Section):
 
     database_url: str = DEFAULT_DB
     timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
-    review: ReviewSection = Field(default_factory=ReviewSection)
-    scoring: ScoringSection = Field(default_factory=ScoringSection)
-    rules: RulesSection = Field(default_factory=RulesSection)
-    priority: PrioritySection = Field(default_factory=PrioritySection)
-    cycle: CycleSection = Field(default_factory=CycleSection)
-    attachments: AttachmentsSection = Field(default_factory=AttachmentsSection)
-    notifications: NotificationsSection = Field(default_factory=NotificationsSection)
-    scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
-    escalation: EscalationSection = Field(default_factory=EscalationSection)
+    review: ReviewSection = Field(default_factory=ReviewSection.model_construct)
+    scoring: ScoringSection = Field(default_factory=ScoringSection.model_construct)
+    rules: RulesSection = Field(default_factory=RulesSection.model_construct)
+    priority: PrioritySection = Field(default_factory=PrioritySection.model_construct)
+    cycle: CycleSection = Field(default_factory=CycleSection.model_construct)
+    attachments: AttachmentsSection = Field(default_factory=AttachmentsSection.model_construct)
+    notifications: NotificationsSection = Field(default_factory=NotificationsSection.model_construct)
+    scheduler: SchedulerSection = Field(default_factory=SchedulerSection.model_construct)
+    escalation: EscalationSection = Field(default_factory=EscalationSection.model_construct)
     cadence: dict[str, CadenceSection] = Field(default_factory=dict)
     segments: dict[str, SegmentSection] = Field(default_factory=dict)
-    signing: SigningSection = Field(default_factory=SigningSection)
-    web: WebSection = Field(default_factory=WebSection)
-    limits: LimitsSection = Field(default_factory=LimitsSection)
+    signing: SigningSection = Field(default_factory=SigningSection.model_construct)
+    web: WebSection = Field(default_factory=WebSection.model_construct)
+    limits: LimitsSection = Field(default_factory=LimitsSection.model_construct)
 
     def role_problems(self, known: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]:
         """Roles in the matrix and the ladder that are neither `known` nor a `[notifications.roles]` list."""

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from pulsecheck.errors import PulsecheckError
 
+# The demo's scoring model (a sample file): the account scorecard of seed 003, with groups, NPV and LTV and a
+# tracked `logins` KPI. `scoring.yaml` is the flat model the README tour starts with.
+MODEL = "scorecard.yaml"
+
 
 def examples_dir() -> Path:
     """The sample files, shipped as package data (so a wheel has them too)."""

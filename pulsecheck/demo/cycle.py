@@ -34,13 +34,13 @@ def run_demo_cycle(
     """Start a cycle for the current month, run the seven steps (with two findings and one monitor decision),
     have the owner submit it and a manager approve it, and write its archive (md and html) into `outdir`.
     Returns the HTML archive's path."""
-    from pulsecheck.demo import examples_dir
+    from pulsecheck.demo import MODEL, examples_dir
     from pulsecheck.reports.cycle import cycle_html, cycle_markdown
     from pulsecheck.reports.files import write_atomic
 
     config = cycles.CycleSettings.from_settings(settings)
     if config.live_model is None:  # the demo's live model is the sample file it approved
-        config = dataclasses.replace(config, live_model=str(examples_dir() / "scoring.yaml"))
+        config = dataclasses.replace(config, live_model=str(examples_dir() / MODEL))
     period = now.astimezone(config.tz).strftime("%Y-%m")
     echo("\n== Portfolio review cycle (the SOP, end to end)")
     with database.transaction() as session:

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from pulsecheck.app import install_hooks
 from pulsecheck.config import Settings, SettingsFiles, load_settings
-from pulsecheck.demo import examples_dir
+from pulsecheck.demo import MODEL, examples_dir
 from pulsecheck.errors import PulsecheckError
+from pulsecheck.safetext import strip_controls
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, User
@@ -113,9 +114,10 @@ class Demo:
         self.database.sessions.configure(info={SIGNER: KeySigner(lambda: self.now, keys=paths)})
         self.echo(f"  {len(paths)} SSH signing keys in {folder}, registered: sign-offs are signed with them")
 
-    def scoring(self) -> None:
+    def scoring(self, model: str = MODEL) -> None:
+        """Import the inputs, approve `model` (a sample file) and score 13 weekly dates."""
         from pulsecheck.workflow import deviations as deviation
-        from pulsecheck.workflow import inputs, models, scoring
+        from pulsecheck.workflow import finance, inputs, models, scoring
 
         self.step("Inputs, the approved scoring model, and 12 weeks of score history")
         tz = self.now.tzinfo
@@ -126,9 +128,14 @@ class Demo:
                 self.echo(f"  {name}: {result.created} rows imported")
             result = inputs.import_issues(session, examples_dir() / "issues.csv", tz)
             self.echo(f"  issues.csv: {result.created} issues imported")
+            for name, rows in (
+                ("cashflows.csv", finance.import_cashflows),  # the npv formula's C_t
+                ("financials.csv", finance.import_financials),  # ltv's ARPU, CAC, cost to serve, tenure
+            ):
+                self.echo(f"  {name}: {rows(session, examples_dir() / name).created} rows imported")
             olga = session.scalars(select(User).where(User.name == "olga")).one()
-            row = models.approve_model(session, examples_dir() / "scoring.yaml", olga, self.now)
-            self.echo(f"  model {row.version} approved by olga (sha256 {row.sha256[:12]})")
+            row = models.approve_model(session, examples_dir() / model, olga, self.now)
+            self.echo(f"  model {row.version} of {model} approved by olga (sha256 {row.sha256[:12]})")
         for weeks_ago in range(12, -1, -1):
             with self.database.transaction() as session:
                 run = scoring.score_portfolio(session, self.now - timedelta(weeks=weeks_ago), self.now)
@@ -152,6 +159,16 @@ class Demo:
         )
         for kpi, delta in trend["contribution_changes"][:3]:
             self.echo(f"    since last week: {kpi} {delta:+.2f} points")
+
+    def scorecard(self, account: str) -> None:
+        """`pulsecheck scorecard ACCOUNT`: the same data and lines as the command."""
+        from pulsecheck.workflow.scorecards import scorecard, terminal_lines
+
+        self.step(f"The scorecard of {account}, as `pulsecheck scorecard {account}` prints it: areas of concern")
+        with self.database.transaction() as session:
+            data = scorecard(session, account, history=3)
+        for line in terminal_lines(data):
+            self.echo(f"  {strip_controls(line)}")
 
     def rules(self) -> None:
         from pulsecheck.rules.evaluator import explain
@@ -313,6 +330,7 @@ def run_demo(workdir: Path, now: datetime, echo: Callable[[str], None]) -> Path:
     demo = Demo(database, now, echo, settings, workdir)
     demo.setup()
     demo.scoring()
+    demo.scorecard("ACME")
     review_id = demo.review_life()
     demo.rules()
     demo.cycle_and_report(workdir.resolve())

@@ -203,3 +203,41 @@ def _kpis(model: ScoringModel | None, components: list[dict[str, Any]]) -> list[
         }
         for c in components
     ]
+
+
+def number(value: Any, digits: int = 2) -> str:
+    """A scorecard figure as shown: floats to `digits` places, nothing as `-`."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def terminal_lines(data: dict[str, Any]) -> list[str]:
+    """The scorecard (as `scorecard` returns it) as terminal lines, for `pulsecheck scorecard ACCOUNT` and the
+    demo alike; the caller strips control characters."""
+    acc = data["account"]
+    vector = data["success_vector"]
+    out = [
+        f"{acc['id']} {acc['name']}  segment {acc['segment'] or '-'}  ARR {number(acc['arr'])}  "
+        f"renewal {acc['renewal_date'] or '-'}  owner {acc['owner'] or '-'}",
+        f"score {number(data['score'])} ({data['bucket'] or '-'}){' provisional' if data['provisional'] else ''}"
+        f" as of {data['as_of'][:10]}, model {data['model_version']}",
+        f"success vector: {vector['direction']} (change {number(vector['change'])} over {vector['window_days']} days)",
+    ]
+    if data["groups"]:
+        out.append("groups:")
+        out += [f"  {'  ' * g['depth']}{g['label']} ({g['name']}): {number(g['subscore'])}" for g in data["groups"]]
+    out.append(f"  {'kpi':<20} {'raw':>10} {'normalized':>10} {'weight':>6} {'contrib':>8}  rating")
+    for k in data["kpis"]:
+        out.append(
+            f"  {k['kpi']:<20} {number(k['raw']):>10} {number(k['normalized']):>10} {number(k['weight']):>6} "
+            f"{number(k['contribution']):>8}  {k['rating'] or k['status']}"
+        )
+    out.append(f"areas of concern: {', '.join(data['concerns']) or 'none'}")
+    out.append(f"strengths: {', '.join(data['strengths']) or 'none'}")
+    if data["history"]:
+        out.append("history:")
+        for h in data["history"]:
+            subs = ", ".join(f"{n} {number(v)}" for n, v in h["groups"].items())
+            out.append(f"  {h['as_of'][:10]}  {number(h['score']):>6}  {h['bucket'] or '-'}  {subs}")
+    return out

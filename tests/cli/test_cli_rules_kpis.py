@@ -73,7 +73,7 @@ def test_validate_and_activate_refuse_a_misspelled_kpi(sample: Run, tmp_path: Pa
         assert result.exit_code == 2 and result.stdout == ""
         assert result.stderr.splitlines() == [
             f"{path}:5: rule r: kpi.nsp: the approved model 2026.11 has no KPI 'nsp' (did you mean 'kpi.nps'?); "
-            "its KPIs: csat, nps, on_time_delivery, open_tickets, usage",
+            "its KPIs: csat, logins, nps, on_time_delivery, open_tickets, usage",
             f"error: {path}: 1 problem(s)",
         ]
     path.write_text(one_rule("kpi.nps"))

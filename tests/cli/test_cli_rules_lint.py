@@ -51,7 +51,7 @@ def test_lint_and_validate_report_the_same_findings(run: Run, tmp_path: Path) ->
 
 def test_the_sample_rules_lint_clean(run: Run) -> None:
     rules = examples_dir() / "rules.yaml"
-    assert ok(run("rules", "lint", str(rules))) == f"{rules}: no lint findings (7 rules)\n"
+    assert ok(run("rules", "lint", str(rules))) == f"{rules}: no lint findings (8 rules)\n"
 
 
 def test_lint_of_an_invalid_file_is_bad_input(run: Run, tmp_path: Path) -> None:

@@ -40,6 +40,8 @@ def test_readme_worked_example(tmp_path: Path) -> None:
     parts = {c["kpi"]: c for c in json.loads(components)}
     assert parts["npv"]["raw"] == pytest.approx(2223.89, abs=0.005)
     assert (parts["npv"]["rating"], parts["ltv"]["raw"], parts["ltv"]["rating"]) == ("concern", 614000, "neutral")
-    assert parts["usage"]["rating"] == "concern" and parts["logins"]["status"] == "missing"
+    assert parts["usage"]["rating"] == "concern"
+    # logins: tracked (weight 0), its newest reading (readings.csv: ACME 205 on 2026-11-24) stored, not scored
+    assert (parts["logins"]["raw"], parts["logins"]["weight"], parts["logins"]["contribution"]) == (205, 0, 0)
     assert json.loads(groups)["business_value"] == 7.41
     assert score == 57.05

@@ -34,7 +34,7 @@ def test_importing_the_sample_portfolio_says_what_was_stored(run: Run) -> None:
     assert ok(run("users", "add", "olga", "--role", "ops")) == "user olga: ops\n"
     for noun, file, created in (
         ("accounts", "accounts.csv", "12 created, 0 updated"),
-        ("readings", "readings.csv", "450 readings created, 0 updated"),
+        ("readings", "readings.csv", "606 readings created, 0 updated"),  # 450 + 12 accounts x 13 weeks of logins
         ("surveys", "surveys.csv", "144 surveys created, 0 updated"),
         ("issues", "issues.csv", "10 issues created, 0 updated"),
     ):
@@ -46,7 +46,7 @@ def test_importing_the_sample_portfolio_says_what_was_stored(run: Run) -> None:
 def test_reimporting_readings_stores_nothing_twice(portfolio: Run) -> None:
     path = EXAMPLES / "readings.csv"
     assert ok(portfolio("readings", "import", str(path))) == (
-        f"{path}: 0 readings created, 0 updated, 450 already stored\n"
+        f"{path}: 0 readings created, 0 updated, 606 already stored\n"
     )
     path = EXAMPLES / "issues.csv"
     assert ok(portfolio("issues", "import", str(path))) == f"{path}: 0 issues created, 10 updated\n"
@@ -64,7 +64,7 @@ def test_a_bad_import_row_exits_2_and_stores_nothing(portfolio: Run, tmp_path: P
 
 
 def test_model_validate_reports_every_problem_with_file_and_line(run: Run, tmp_path: Path) -> None:
-    assert ok(run("model", "validate", MODEL)) == f"{MODEL}: ok (version 2026.11, 5 KPIs, 3 buckets)\n"
+    assert ok(run("model", "validate", MODEL)) == f"{MODEL}: ok (version 2026.11, 6 KPIs, 3 buckets)\n"
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         'version: "2026.12"\n'
@@ -120,7 +120,7 @@ def test_model_show_json_lists_the_model_and_its_versions(portfolio: Run, tmp_pa
     assert data["version"] == data["model"]["version"] == "2026.12"
     assert len(data["sha256"]) == 64
     assert {k["name"]: k["weight"] for k in data["model"]["kpis"]} == {
-        "usage": 30, "nps": 20, "csat": 20, "open_tickets": 15, "on_time_delivery": 15}
+        "usage": 30, "nps": 20, "csat": 20, "open_tickets": 15, "on_time_delivery": 15, "logins": 0}
     assert [(v["version"], v["status"], v["approved_by"], v["approved_at"]) for v in data["versions"]] == [
         ("2026.12", "approved", "maria", "2026-11-24T09:00:00+00:00"),
         ("2026.11", "retired", "olga", "2026-11-24T09:00:00+00:00"),

@@ -213,6 +213,8 @@ SAMPLE_ESCALATIONS = {
     # three low scores in a row: the three accounts in the lowest bucket
     ("CYBERDYNE", "three-low-in-a-row"), ("INITECH", "three-low-in-a-row"), ("SOYLENT", "three-low-in-a-row"),
     ("SOYLENT", "high-severity-tickets"),  # TK-9001, TK-9002, TK-9003: three open high or critical tickets
+    # logins (readings.csv): 410 on 2026-10-20 (the newest at or before 30 days ago), 205 on 2026-11-24: -50%
+    ("ACME", "logins-drop"),
 }
 
 
@@ -226,7 +228,7 @@ def seed_rules_portfolio(database: Database) -> None:
     """The demo's sample portfolio (users, accounts, inputs, 12 weeks of scores) with the example rules active."""
     demo = Demo(database, DEMO_NOW, lambda line: None, load_settings(env={}))
     demo.setup()
-    demo.scoring()
+    demo.scoring("scoring.yaml")  # the flat model the escalations above are read off (the demo's is scorecard.yaml)
     activate_rules(database, examples_dir() / "rules.yaml", "olga", DEMO_NOW)
 
 
