@@ -319,7 +319,9 @@ def test_scorecards_are_bounded_and_in_at_risk_order(database: Database, ids: di
     assert {k: c["rating"] for k, c in row["cells"].items() if c["rating"]} == {
         "usage": "concern", "open_tickets": "concern", "on_time_delivery": "concern"
     }
-    assert data.heat_kpis() == ["usage", "nps", "csat", "open_tickets", "on_time_delivery"]
+    # The sample model's KPIs in its order; `logins` is tracked (weight 0): shown, never rated.
+    assert data.heat_kpis() == ["usage", "nps", "csat", "open_tickets", "on_time_delivery", "logins"]
+    assert row["cells"]["logins"]["rating"] in (None, "neutral")
 
 
 GROUPED_MODEL = """\
