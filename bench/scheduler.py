@@ -150,17 +150,22 @@ def main(n: int) -> None:
         report(f"start-up with {n} stored jobs (reconcile + due)", took, "s", read_jobs(path), "<= 3",
                floor_label="SELECT of every job id and fingerprint")
         rt = runtime(database, settings, lambda: NOW)
-        marks: list[tuple[str, float]] = []
-        started = time.perf_counter()
-        runs = run_due(rt, NOW, on_run=lambda run: marks.append((run.id, time.perf_counter())))
+        marks: list[tuple[str, float, float]] = []
+        started, cpu_started = time.perf_counter(), time.process_time()
+        runs = run_due(rt, NOW, on_run=lambda run: marks.append((run.id, time.perf_counter(), time.process_time())))
         took = time.perf_counter() - started
-        due_jobs = [at for job_id, at in marks if job_id != DISPATCH]
+        due_jobs = [at for job_id, at, _ in marks if job_id != DISPATCH]
+        due_cpu = [cpu for job_id, _, cpu in marks if job_id != DISPATCH]
         print(f"one pass: {len(runs)} of {due} due jobs run in {took:.2f} s (the dispatch of their notifications "
               f"included)")
         rate = len(due_jobs) / (max(due_jobs) - started) if due_jobs else 0.0
         floor = pass_floor(path, max(len(due_jobs), 1))
         report(f"scheduler pass: {len(due_jobs)} due jobs", rate, "jobs/s", floor, ">= 2000", higher=True,
                floor_label="UPDATE+UPDATE+INSERT per job, executemany")
+        # CPU time beside it: on a machine shared with other work the wall clock measures the others too
+        cpu_rate = len(due_cpu) / (max(due_cpu) - cpu_started) if due_cpu else 0.0
+        report(f"scheduler pass: {len(due_jobs)} due jobs, per CPU second", cpu_rate, "jobs/s", floor, ">= 2000",
+               higher=True, floor_label="UPDATE+UPDATE+INSERT per job, executemany (wall)")
         report("scheduler pass with the dispatch of what it notified", len(runs) / took, "jobs/s", floor, "-",
                higher=True, floor_label="UPDATE+UPDATE+INSERT per job, executemany")
         database.dispose()

@@ -208,8 +208,24 @@ def messages(
     rows = []
     plain = _plain(context)
     channels = [channel] if isinstance(channel, str) else list(channel)
-    for user, channel in ((user, name) for user in recipients for name in channels):
-        subject, body = render(kind, dict(context, recipient_name=user.name))
+    for user in recipients:
+        subject, body = render(kind, dict(context, recipient_name=user.name))  # once per person, for every channel
+        rows.extend(_rows(kind, user, channels, subject, body, event_key, plain, now))
+    return rows
+
+
+def _rows(
+    kind: str,
+    user: User,
+    channels: list[str],
+    subject: str,
+    body: str,
+    event_key: str,
+    plain: dict[str, Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    rows = []
+    for channel in channels:
         rows.append(
             {
                 "dedupe_key": f"{event_key}:{user.name}:{channel}",

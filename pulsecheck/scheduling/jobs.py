@@ -12,20 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
-from pulsecheck.errors import PulsecheckError
+from pulsecheck.errors import ConflictError, PulsecheckError
+from pulsecheck.notifications.outbox import People, enqueue_rows
 from pulsecheck.scheduling.specs import OPEN_REVIEW_STATES, ScheduleSettings
 from pulsecheck.storage.models import Account, Escalation, Review
 from pulsecheck.workflow import reviews
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import Connection, CursorResult
 
     from pulsecheck.config import Settings
     from pulsecheck.storage.db import Database
@@ -46,9 +48,47 @@ class Runtime:
 
 CADENCE_BATCH = 100  # accounts per transaction of a cadence job: the write lock is never held for long
 
+# Counting a reminder: the review's optimistic lock is checked and bumped as the ORM's flush would (a user's edit
+# that raced it conflicts), for many reviews in one executemany.
+_REVIEWS = cast(Table, Review.__table__)
+_REMINDED = (
+    update(_REVIEWS)
+    .where(_REVIEWS.c.id == bindparam("review_id"), _REVIEWS.c.version_id == bindparam("version"))
+    .values(reminders_sent=bindparam("sent"), version_id=bindparam("version") + 1)
+)
+
+
+@dataclass
+class Batch:
+    """The transaction a batch of jobs of one kind shares, and what its jobs write, set-based: the recipients read
+    once for the whole batch, and when the batch ends (`Batch.finish`) its notifications in one multi-row insert
+    and its reminder counts in one executemany."""
+
+    session: Session
+    people: People
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    reminders: list[tuple[Review, int]] = field(default_factory=list)
+
+    def finish(self) -> None:
+        """Write what the batch's jobs queued: the notifications (dedupe by the unique key: INSERT ... ON CONFLICT
+        DO NOTHING) and the reminder counts (ConflictError if a review changed under the batch: rolled back, its
+        jobs run again one by one)."""
+        enqueue_rows(self.session, self.messages)
+        self.messages = []
+        if self.reminders:
+            rows = [{"review_id": r.id, "version": r.version_id, "sent": sent} for r, sent in self.reminders]
+            result = self.session.execute(_REMINDED, rows, execution_options={"preserve_rowcount": True})
+            if cast("CursorResult[Any]", result).rowcount != len(rows):
+                raise ConflictError("a review changed while its reminder was counted; it runs again")
+            for review, sent in self.reminders:  # the loaded rows agree with the database again (nothing to flush)
+                set_committed_value(review, "reminders_sent", sent)
+                set_committed_value(review, "version_id", review.version_id + 1)
+            self.reminders = []
+
+
 _runtime: Runtime | None = None
 _claim: Callable[[Session], None] | None = None
-_batch: Session | None = None
+_batch: Batch | None = None
 
 # The jobs whose work is one `work()` transaction: the runner runs due jobs of one of these kinds in batches,
 # all of a batch's work (and moving its jobs on) in one transaction.
@@ -94,10 +134,12 @@ def prefetch(session: Session, func_ref: str, args: list[tuple[Any, ...]]) -> li
     return list(session.scalars(select(model).where(model.id.in_(ids)).options(*options)))
 
 
-def set_batch(session: Session | None) -> None:
-    """The transaction of the batch being run (None: each job opens its own)."""
+def set_batch(session: Session | None) -> Batch | None:
+    """Start the batch run in `session`'s transaction (None: each job opens its own); returns it, for the runner
+    to `finish` before moving its jobs on."""
     global _batch
-    _batch = session
+    _batch = None if session is None else Batch(session, People(session))
+    return _batch
 
 
 @contextmanager
@@ -105,9 +147,9 @@ def work(last: bool = True) -> Iterator[Session]:
     """A transaction of the running job; the `last` one also moves the job on, so both commit together. In a
     batch, the batch's transaction: its jobs move on together, when it commits."""
     if _batch is not None:
-        yield _batch
+        yield _batch.session
         if last:
-            _claim_in(_batch)
+            _claim_in(_batch.session)
         return
     with _rt().database.transaction() as session:
         yield session
@@ -125,6 +167,12 @@ def _notify(
     context: dict[str, Any],
     key: str,
 ) -> list[str]:
+    """Queue a `kind` notification for the people behind `roles`; returns their names. In a batch the rows wait
+    for the batch's one multi-row insert, and the recipients come from the batch's bulk reads."""
+    if _batch is not None and _batch.session is session:
+        rows = rt.cfg.routing.messages(_batch.people, kind, roles, account, review, context, key, rt.clock())
+        _batch.messages.extend(rows)
+        return list(dict.fromkeys(row["recipient"] for row in rows))
     people = rt.cfg.routing.notify(session, kind, roles, account, review, context, key, rt.clock())
     return [p.name for p in people]
 
@@ -174,7 +222,10 @@ def review_due(review_id: int, state: str, due_iso: str) -> str:
             dict(context, reminder=fired),
             f"review-due:{review.id}:{state}:{due_iso}:{fired}",
         )
-        review.reminders_sent = fired
+        if _batch is not None and _batch.session is session:
+            _batch.reminders.append((review, fired))  # written with the batch's others (its job spec is unchanged)
+        else:
+            review.reminders_sent = fired
         return f"review {review_id}: reminder {fired}/{rt.cfg.max_reminders} to {', '.join(who) or 'nobody'}"
 
 

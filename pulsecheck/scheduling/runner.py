@@ -172,13 +172,15 @@ def _run_batch(rt: jobs.Runtime, group: list[Any], now: datetime) -> list[JobRun
             live = store.current_many(group)  # an earlier job of the pass may have removed or replaced some
             ran = [job for job in group if job.id in live]
             rows = jobs.prefetch(session, group[0].func_ref, [tuple(job.args) for job in ran])
-            jobs.set_batch(session)
+            batch = jobs.set_batch(session)
+            assert batch is not None
             try:
                 if group[0].func_ref in jobs.UNFLUSHED:  # the batch's changes go out in one flush at its commit
                     with session.no_autoflush:
                         done.extend(_run_each(ran, now))
                 else:
                     done.extend(_run_each(ran, now))
+                batch.finish()  # the batch's notifications, in one multi-row insert
             finally:
                 jobs.set_batch(None)
             del rows  # held until here: each job found its row in the session

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL  # what SQLAlchemyJobStore writes and reads by default
 BATCH = 500  # ids per IN (...) list: well under every database's limit on bound parameters
+# The stored state of a job of each function, made once per process (a store lives one commit, and a commit hook
+# that rebuilt them each time spent as much on that as on a batch's job rows).
+_TEMPLATES: dict[str, dict[str, Any]] = {}
 
 
 class _SessionBind:
@@ -72,7 +75,7 @@ class JobStore:
     def __init__(self, session: Session, tz: ZoneInfo) -> None:
         self.session = session
         self.tz = tz
-        self.templates: dict[str, dict[str, Any]] = {}  # a job's stored state, per function (`_template`)
+        self.templates = _TEMPLATES  # a job's stored state, per function (`_template`): the same in every store
 
     @property
     def scheduler(self) -> Any:

@@ -403,3 +403,39 @@ def test_due_jobs_of_a_kind_run_together_and_one_failing_job_costs_the_others_no
     again = ran(tick(due + timedelta(days=2, minutes=5)), "review-due")  # the next firing: a batch that commits
     assert sorted(r.result for r in again) == sorted(f"review {i}: reminder 2/3 to bob" for i in ids)
     assert len(notifications(database, "review_due")) == 5
+
+
+def test_a_review_edited_while_its_reminder_batch_runs_keeps_the_edit_and_is_reminded_once(scheduled, factory, database,
+                                                                                         monkeypatch):
+    from pulsecheck.scheduling import jobs as job_functions
+
+    tick = scheduled()
+    factory.team()
+    for name in ("GLOBEX", "INITECH"):
+        factory.account(name, owner="bob", manager="maria")
+    ids = [factory.review(name) for name in ("ACME", "GLOBEX", "INITECH")]  # all due at the same moment
+    due = NOW + timedelta(days=14)
+    real = job_functions.prefetch
+    edited: list[int] = []
+    with database.transaction() as session:
+        before = {r.id: r.version_id for r in session.scalars(select(Review))}
+
+    def edit_after_loading(*args):  # type: ignore[no-untyped-def]
+        rows = real(*args)
+        if not edited:  # a user's edit commits after the batch loaded the reviews, before it writes
+            with database.engine.begin() as conn:
+                conn.execute(update(Review).where(Review.id == ids[1])
+                             .values(goal_summary="edited", version_id=Review.version_id + 1))
+            edited.append(ids[1])
+        return rows
+
+    monkeypatch.setattr(job_functions, "prefetch", edit_after_loading)
+    runs = ran(tick(due + timedelta(minutes=5)), "review-due")
+    # The batch's version check saw the edit: it rolled back whole, and each job ran again alone.
+    assert sorted(r.result for r in runs) == sorted(f"review {i}: reminder 1/3 to bob" for i in ids)
+    assert len(notifications(database, "review_due")) == 3
+    with database.transaction() as session:
+        stored = {r.id: (r.reminders_sent, r.version_id, r.goal_summary) for r in session.scalars(select(Review))}
+    # each reminder counted once and bumped its review's version once; the edit kept, with its own bump
+    assert stored == {ids[0]: (1, before[ids[0]] + 1, None), ids[1]: (1, before[ids[1]] + 2, "edited"),
+                      ids[2]: (1, before[ids[2]] + 1, None)}
