@@ -340,3 +340,20 @@ def installed(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PULSECHECK_")}
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env={**clean, **(env or {})},
                           cwd=cwd, timeout=timeout, check=False)
+
+
+# A small grouped scorecard model (two groups, a concern threshold in raw units, a tracked KPI) that several
+# tests compute their expected scorecards from by hand.
+TWO_GROUP_MODEL = """\
+version: "t1"
+groups:
+  - {name: value, label: "Value"}
+  - {name: care, label: "Care"}
+kpis:
+  - {name: usage, group: value, weight: 60, scale: {min: 0, max: 100}}
+  - {name: tickets, group: care, weight: 40, scale: {min: 20, max: 0}, concern: {above: 10}}
+  - {name: logins, weight: 0}
+buckets:
+  - {name: risk, below: 50, color: red}
+  - {name: fine, color: green}
+"""

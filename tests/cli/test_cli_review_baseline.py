@@ -17,23 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Run, error, ok
+from tests.conftest import TWO_GROUP_MODEL, Run, error, ok
 
 HOSTILE = "<b>Acme</b> | [x](javascript:y) \x1b]0;pwn\x07"
 
-MODEL = """\
-version: "t1"
-groups:
-  - {name: value, label: "Value"}
-  - {name: care, label: "Care"}
-kpis:
-  - {name: usage, group: value, weight: 60, scale: {min: 0, max: 100}}
-  - {name: tickets, group: care, weight: 40, scale: {min: 20, max: 0}, concern: {above: 10}}
-  - {name: logins, weight: 0}
-buckets:
-  - {name: risk, below: 50, color: red}
-  - {name: fine, color: green}
-"""
+MODEL = TWO_GROUP_MODEL
 
 # Hand computation of the 2026-11-23 snapshot (usage 85, tickets 12, logins 30), the one a review opened on
 # 2026-11-24 (the tests' clock) starts from:

@@ -7,23 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Run, as_json, error, ok
+from tests.conftest import TWO_GROUP_MODEL, Run, as_json, error, ok
 
 HOSTILE = "<script>alert(1)</script> | [x](javascript:y) \x1b]0;pwn\x07"
 
-MODEL = """\
-version: "t1"
-groups:
-  - {name: value, label: "Value"}
-  - {name: care, label: "Care"}
-kpis:
-  - {name: usage, group: value, weight: 60, scale: {min: 0, max: 100}}
-  - {name: tickets, group: care, weight: 40, scale: {min: 20, max: 0}, concern: {above: 10}}
-  - {name: logins, weight: 0}
-buckets:
-  - {name: risk, below: 50, color: red}
-  - {name: fine, color: green}
-"""
+MODEL = TWO_GROUP_MODEL
 
 # Hand computation, as of 2026-11-23 (usage 85, tickets 12, logins 30):
 #   usage: normalized 85 (>= 80: strength), contribution 0.6 * 85 = 51
