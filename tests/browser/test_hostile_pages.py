@@ -162,10 +162,12 @@ def test_a_stored_model_with_a_css_url_colour_is_refused_by_the_report(
         row = session.scalars(select(ScoringModelVersion).where(ScoringModelVersion.status == "approved")).one()
         row.content = row.content.replace("color: orange}", f'color: "{COLOR}"}}')
         version = row.version
+        line = next(n for n, text in enumerate(row.content.splitlines(), 1) if COLOR in text)
     out = tmp_path / "portfolio.html"
     result = hostile_cycle("report", "portfolio", "--html", str(out))
     assert result.exit_code == 2, (result.stdout, result.stderr)
-    assert result.stderr.startswith(f"error: approved model {version}:12: bucket 'unhealthy': color '{COLOR}' must be")
+    where = f"approved model {version}:{line}"  # the line of the stored model that holds the colour
+    assert result.stderr.startswith(f"error: {where}: bucket 'unhealthy': color '{COLOR}' must be")
     assert not out.exists()
 
 
