@@ -15,7 +15,6 @@ from pulsecheck.scoring import trends
 from pulsecheck.scoring.model import ScoringModel
 from pulsecheck.storage.models import Account, ScoreSnapshot, ScoringModelVersion, User
 from pulsecheck.workflow.accounts import get_account
-from pulsecheck.workflow.models import parsed_model
 
 WINDOW_DAYS = 30  # the success vector's window, the same 30 days as `accounts show`'s direction
 VECTOR = {"up": "positive", "flat": "neutral", "down": "negative"}
@@ -108,6 +107,8 @@ class ModelCache:
     def get(self, model_id: int) -> tuple[str | None, ScoringModel | None]:
         """(version, parsed model) of a model row, (None, None) when it is gone."""
         if model_id not in self.known:
+            from pulsecheck.workflow.models import parsed_model  # YAML and validation: not for commands that show
+
             row = self.session.get(ScoringModelVersion, model_id)
             self.known[model_id] = (
                 (row.version, parsed_model(row.content, f"model {row.version}")) if row is not None else (None, None)

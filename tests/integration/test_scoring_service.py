@@ -250,6 +250,7 @@ def test_score_portfolio_gives_hand_checked_scores_buckets_and_deviations(portfo
         "csat": (90.0, 20.0, 18.0, "ok"),
         "open_tickets": (5.0, 15.0, 11.25, "ok"),  # inverted scale 20 -> 0
         "on_time_delivery": (90.0, 15.0, 13.5, "ok"),
+        "logins": (None, 0.0, 0.0, "missing"),  # tracked (weight 0) and never read here: no deviation for it
     }
     assert components(snaps["BETA"]) == {
         "usage": (50.0, 50.0, 25.0, "stale"),
@@ -257,6 +258,7 @@ def test_score_portfolio_gives_hand_checked_scores_buckets_and_deviations(portfo
         "csat": (None, 0.0, 0.0, "missing"),
         "open_tickets": (14.0, 25.0, 7.5, "ok"),
         "on_time_delivery": (20.0, 25.0, 5.0, "ok"),
+        "logins": (None, 0.0, 0.0, "missing"),
     }
     with portfolio.transaction() as session:
         approved_id = models.approved_row(session).id  # type: ignore[union-attr]
