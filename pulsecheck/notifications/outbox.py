@@ -86,11 +86,9 @@ class Routing:
         now: datetime,
     ) -> list[User]:
         """Write a `kind` notification about `account` for the people behind `roles`; returns them."""
-        people = resolve_roles(session, roles, account, review, self.role_lists)
-        context = {"account_name": account.name, "account_id": account.external_id, **context}
-        rows = messages(kind, self.shown(context), people, event_key, self.channels(kind, context.get("severity")), now)
+        recipients, rows = self._addressed(People(session), kind, roles, account, review, context, event_key, now)
         enqueue_rows(session, rows)
-        return people
+        return recipients
 
     def messages(
         self,
@@ -104,10 +102,24 @@ class Routing:
         now: datetime,
     ) -> list[dict[str, Any]]:
         """The outbox rows `notify` would write, without writing them (for `enqueue_rows`, many at once)."""
+        return self._addressed(people, kind, roles, account, review, context, event_key, now)[1]
+
+    def _addressed(
+        self,
+        people: People,
+        kind: str,
+        roles: Iterable[str],
+        account: Account,
+        review: Review | None,
+        context: dict[str, Any],
+        event_key: str,
+        now: datetime,
+    ) -> tuple[list[User], list[dict[str, Any]]]:
+        """The people behind `roles` (read through `people`) and the outbox rows of a `kind` notice to them."""
         recipients = resolve_roles(people.session, roles, account, review, self.role_lists, people)
         context = {"account_name": account.name, "account_id": account.external_id, **context}
         channels = self.channels(kind, context.get("severity"))
-        return messages(kind, self.shown(context), recipients, event_key, channels, now)
+        return recipients, messages(kind, self.shown(context), recipients, event_key, channels, now)
 
 
 class People:
