@@ -186,7 +186,7 @@ def account_page(
 def get_account(session: Session, ref: str) -> Account:
     """An account by external id (or internal numeric id)."""
     account = session.scalar(select(Account).where(Account.external_id == ref))
-    if account is None and ref.isdigit():
+    if account is None and ref.isascii() and ref.isdigit():
         account = session.get(Account, int(ref))
     if account is None:
         raise NotFoundError(f"unknown account {ref!r}")

@@ -28,7 +28,7 @@ MAX_PERIOD = 10_000  # periods of a cash-flow plan: more is a typo (or a date wh
 
 
 def _period(text: str) -> int:
-    if not text.isdigit() or int(text) > MAX_PERIOD:
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_PERIOD:
         raise ValueError(f"{text[:40]!r} is not a period (a whole number 0..{MAX_PERIOD:,})")
     return int(text)
 

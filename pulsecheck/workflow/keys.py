@@ -76,7 +76,7 @@ def key_page(session: Session, request: PageRequest, user_name: str | None = Non
 
 def find_key(session: Session, ident: str) -> UserKey:
     """A key by id or fingerprint (`SHA256:...`, the prefix may be left out)."""
-    if ident.isdigit():
+    if ident.isascii() and ident.isdigit():
         key = session.get(UserKey, int(ident))
     else:
         wanted = ident if ident.startswith("SHA256:") else f"SHA256:{ident}"

@@ -74,7 +74,7 @@ class Holder:
             return None
         pid, _, rest = text.partition("@")
         host, _, token = rest.rpartition("#")
-        return cls(int(pid), host, token) if pid.isdigit() else None
+        return cls(int(pid), host, token) if pid.isascii() and pid.isdigit() else None
 
 
 def this_process() -> Holder:

@@ -75,7 +75,7 @@ async def _form_dict(request: Request) -> dict[str, str]:
 def _rows(form: dict[str, str], prefix: str, fields: tuple[str, ...]) -> list[dict[str, str]]:
     """The rows `prefix-N-field` of the form, in N order, without those marked removed or left blank."""
     numbers = sorted({int(key.split("-")[1]) for key in form if key.startswith(prefix + "-")
-                      and key.split("-")[1].isdigit()})
+                      and key.split("-")[1].isascii() and key.split("-")[1].isdigit()})
     rows = []
     for n in numbers:
         row = {name: form.get(f"{prefix}-{n}-{name}", "").strip() for name in fields}
