@@ -188,6 +188,41 @@ def cycle_finding_add(
     click.echo(f"cycle {cycle_id}: finding {finding_id} added")
 
 
+@cycle_finding.command(
+    "edit", epilog='Example: pulsecheck cycle finding edit 4 --detail "STARK usage feed stale since 2026-11-02" '
+                   "--if-version 3f2a9c0d1e4b5a6f"
+)
+@click.argument("finding_id", type=int)
+@click.option("--kind", metavar="K", help="data, scoring, process or other.")
+@click.option("--detail", metavar="T", help="The new text of what was found.")
+@click.option("--action", metavar="T", help='The corrective action ("" removes it, with its owner and due date).')
+@click.option("--owner", metavar="U", help='Who owns the corrective action ("" removes the owner).')
+@click.option("--due", metavar="DATE", help='When the corrective action is due, YYYY-MM-DD ("" removes it).')
+@click.option("--if-version", "expected", metavar="V",
+              help="The finding's version as you read it (`cycle show --json`): refused if it changed since.")
+@pass_app
+def cycle_finding_edit(
+    app: App, finding_id: int, kind: str | None, detail: str | None, action: str | None, owner: str | None,
+    due: str | None, expected: str | None,
+) -> None:
+    """Edit finding FINDING_ID of a draft cycle: only the fields given change; the audit row says old and new."""
+    from pulsecheck.workflow.cycles import FindingEdit, edit_finding, finding_version
+
+    clear_due = due is not None and not due.strip()
+    due_date = parse_day(due, "--due") if due and due.strip() else None
+    if action is not None and not action.strip() and owner is None and due is None:
+        owner, clear_due = "", True  # removing the action removes what belongs to it
+    change = FindingEdit(kind, detail, action, owner, due_date, clear_due)
+    with app.transaction() as session:
+        found, changed = edit_finding(session, finding_id, change, app.actor(session), app.now(), expected)
+        version = finding_version(found)
+    if changed:
+        fields = ", ".join(name.replace("_", " ") for name in changed)
+        click.echo(f"finding {finding_id} edited: {fields} (version {version})")
+    else:
+        click.echo(f"finding {finding_id}: nothing changed (version {version})")
+
+
 @cycle_finding.command("close")
 @click.argument("finding_id", type=int)
 @click.option("--note", required=True, metavar="T", help="How it was resolved.")

@@ -274,3 +274,58 @@ def test_installed_script(seeded: Database, now: datetime, db_url: str, tmp_path
         "error: unknown step 'triage': choose from scope, data, model, trends, classify, escalate, document")
     shown = as_json(pulsecheck("cycle", "show", "1", "--json"))
     assert (shown["id"], shown["segments"], shown["state"]) == (1, ["smb"], "draft")
+
+
+def test_finding_edit_as_a_user_runs_it(seeded: Database, now: datetime, db_url: str, tmp_path: Path) -> None:
+    """`cycle finding edit` in the installed script: only the fields given change, the audit row says old and new,
+    a stale --if-version and someone with no part in the cycle are refused (1), bad input is 2, nothing half
+    written."""
+
+    def pulsecheck(who: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {"PULSECHECK_NOW": now.isoformat(), "PULSECHECK_USER": who}
+        return installed("--db", db_url, *args, cwd=tmp_path, env=env)
+
+    ok(pulsecheck("bob", "cycle", "start", "--period", "2026-11", "--segment", "smb"))
+    added = ok(pulsecheck("bob", "cycle", "finding", "add", "1", "--kind", "data", "--detail", "stale feed",
+                          "--action", "Fix it", "--owner", "olga", "--due", "2026-12-15"))
+    fid = int(added.split("finding ")[1].split()[0])
+
+    def finding() -> dict[str, Any]:
+        shown = as_json(pulsecheck("bob", "cycle", "show", "1", "--json"))
+        return next(f for f in shown["findings"] if f["id"] == fid)
+
+    read = finding()
+    said = ok(pulsecheck("bob", "cycle", "finding", "edit", str(fid), "--detail", "STARK usage feed stale",
+                         "--due", "2026-12-20", "--if-version", read["version"]))
+    after = finding()
+    assert said == f"finding {fid} edited: detail, due (version {after['version']})\n"
+    assert (after["detail"], after["corrective_action"], after["owner"], after["due"]) == (
+        "STARK usage feed stale", "Fix it", "olga", "2026-12-20")
+    history = as_json(pulsecheck("bob", "cycle", "show", "1", "--json"))["history"]
+    assert (history[-1]["event"], history[-1]["actor"], history[-1]["comment"]) == (
+        "finding", "bob",
+        f'#{fid} edited: detail "stale feed" -> "STARK usage feed stale"; due "2026-12-15" -> "2026-12-20"')
+
+    stale = pulsecheck("bob", "cycle", "finding", "edit", str(fid), "--detail", "late", "--if-version",
+                       read["version"])
+    assert error(stale, 1) == (
+        f"error: finding {fid} changed since you read it (version {read['version']}, now {after['version']}): "
+        "nothing was saved; read it again")
+    assert error(pulsecheck("carol", "cycle", "finding", "edit", str(fid), "--detail", "mine now"), 1) == (
+        f"error: cannot edit finding {fid}: only the owner (bob), a manager or an admin may work, not carol")
+    assert error(pulsecheck("bob", "cycle", "finding", "edit", str(fid), "--detail", "  "), 2) == (
+        "error: --detail is empty")
+    assert error(pulsecheck("bob", "cycle", "finding", "edit", str(fid)), 2) == (
+        "error: nothing to change: give --kind, --detail, --action, --owner or --due")
+    assert error(pulsecheck("bob", "cycle", "finding", "edit", str(fid), "--due", "soon"), 2).startswith(
+        "error: --due: ")
+    assert error(pulsecheck("bob", "cycle", "finding", "edit", "999", "--detail", "x"), 2) == (
+        "error: unknown finding 999")
+    assert error(pulsecheck("bob", "cycle", "finding", "edit", str(fid), "--owner", "nobody"), 2).startswith(
+        "error: --owner")
+    assert finding() == after  # every refusal above left it as it was
+    assert ok(pulsecheck("maria", "cycle", "finding", "edit", str(fid), "--action", "")) == (
+        f"finding {fid} edited: corrective action, owner, due (version {finding()['version']})\n")
+    assert (finding()["corrective_action"], finding()["owner"], finding()["due"]) == (None, None, None)
+    assert ok(pulsecheck("maria", "cycle", "finding", "edit", str(fid), "--kind", "data")).startswith(
+        f"finding {fid}: nothing changed")

@@ -4,13 +4,23 @@ inert, the audit chain saying `via web`."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.models import AuditEntry, CycleDecision, CycleFinding, Escalation, ReviewCycle, User
+from pulsecheck.storage.models import (
+    AuditEntry,
+    CycleDecision,
+    CycleEvent,
+    CycleFinding,
+    Escalation,
+    ReviewCycle,
+    User,
+)
 from tests.conftest import NOW, Factory
 from tests.web.conftest import Client, give_passwords, post, version_of
 
@@ -242,3 +252,189 @@ def test_approval_is_offered_to_a_manager_never_to_the_owner(cycle: int, client:
     assert four_eyes.status_code == 403 and "four-eyes" in four_eyes.text
     no_comment = post(client("maria"), f"{page}/reject", {"version": version}, page=page)
     assert no_comment.status_code == 403  # a rejection needs a comment (the guard refuses it)
+
+
+# --- editing a finding, evidence downloads, start, export and verify (the CLI's other cycle commands) ------------
+
+FINDING_VERSION = re.compile(r'findings/(\d+)/edit" class="rows-form">\s*<input type="hidden" name="csrf" '
+                             r'value="[^"]+"><input type="hidden" name="version" value="([0-9a-f]+)">')
+
+
+def finding_version_of(client: Any, cycle_id: int, finding_id: int) -> str:
+    """The version the page's edit form of the finding carries (what the editor read)."""
+    found = dict(FINDING_VERSION.findall(client.get(f"/cycles/{cycle_id}").text))
+    return found[str(finding_id)]
+
+
+def edit_form(version: str, **fields: str) -> dict[str, str]:
+    form = {"kind": "data", "detail": "CRM export missed three accounts", "action": "re-run the export",
+            "owner": "bob", "due": "2026-12-15", "version": version}
+    return form | fields
+
+
+@pytest.mark.parametrize(("who", "allowed"), CELLS)
+def test_edit_a_finding_by_the_permission_table(cycle: int, client: Client, database: Database, who: str,
+                                                allowed: bool) -> None:
+    finding = add_finding(database, cycle)
+    version = finding_version_of(client("bob"), cycle, finding)  # those refused see no form to take it from
+    response = post(client(who), f"/cycles/{cycle}/findings/{finding}/edit", edit_form(version),
+                    page=f"/cycles/{cycle}")
+    assert response.status_code == (303 if allowed else 403)
+    expected = "CRM export missed three accounts" if allowed else "CRM export missed two accounts"
+    assert findings(database, cycle) == [(expected, "open", None)]
+    with database.transaction() as session:
+        row = session.get(CycleFinding, finding)
+        assert row is not None
+        assert (row.corrective_action, row.owner, str(row.due)) == (
+            ("re-run the export", "bob", "2026-12-15") if allowed else (None, None, "None"))
+
+
+def test_the_edit_form_is_offered_only_to_those_the_table_allows(cycle: int, client: Client,
+                                                                 database: Database) -> None:
+    finding = add_finding(database, cycle)
+    for who in ("bob", "maria", "hank"):
+        assert f'action="/cycles/{cycle}/findings/{finding}/edit"' in client(who).get(f"/cycles/{cycle}").text
+    for who in ("olga", "rita"):
+        assert "/edit" not in client(who).get(f"/cycles/{cycle}").text
+
+
+def test_an_edit_of_a_finding_changed_since_it_was_read_is_a_conflict(cycle: int, client: Client,
+                                                                      database: Database) -> None:
+    finding = add_finding(database, cycle)
+    bob, maria, page = client("bob"), client("maria"), f"/cycles/{cycle}"
+    read_by_bob = finding_version_of(bob, cycle, finding)
+    read_by_maria = finding_version_of(maria, cycle, finding)
+    first = post(maria, f"{page}/findings/{finding}/edit", edit_form(read_by_maria, detail="maria's words"),
+                 page=page)
+    assert first.status_code == 303
+    late = post(bob, f"{page}/findings/{finding}/edit", edit_form(read_by_bob, detail="bob's words"), page=page)
+    assert late.status_code == 409 and "changed since you read it" in late.text
+    assert findings(database, cycle) == [("maria's words", "open", None)]
+    again = post(bob, f"{page}/findings/{finding}/edit",
+                 edit_form(finding_version_of(bob, cycle, finding), detail="bob's words"), page=page)
+    assert again.status_code == 303  # read again, then saved
+    assert findings(database, cycle) == [("bob's words", "open", None)]
+
+
+def test_an_edit_needs_the_csrf_token_and_a_draft(cycle: int, client: Client, database: Database) -> None:
+    finding = add_finding(database, cycle)
+    bob, path = client("bob"), f"/cycles/{cycle}/findings/{finding}/edit"
+    form = edit_form(finding_version_of(bob, cycle, finding), detail="no token")
+    forged = bob.post(path, data=form | {"csrf": "forged"})
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    assert bob.post(path, data=form).status_code == 403
+    assert findings(database, cycle) == [("CRM export missed two accounts", "open", None)]
+    _submitted(database, cycle)
+    refused = post(bob, path, form | {"detail": "after submit"}, page=f"/cycles/{cycle}")
+    assert refused.status_code == 403 and "only a draft changes" in refused.text
+    assert post(bob, f"/cycles/{cycle + 1}/findings/{finding}/edit", form, page=f"/cycles/{cycle}").status_code == 404
+    assert findings(database, cycle) == [("CRM export missed two accounts", "open", None)]
+
+
+def test_hostile_text_edited_into_a_finding_renders_inert(cycle: int, client: Client, database: Database) -> None:
+    finding = add_finding(database, cycle)
+    bob, page = client("bob"), f"/cycles/{cycle}"
+    breakout = "</textarea><script>alert('edit')</script>"
+    form = edit_form(finding_version_of(bob, cycle, finding), detail=breakout, action='"><img src=x onerror=alert(2)>')
+    assert post(bob, f"{page}/findings/{finding}/edit", form, page=page).status_code == 303
+    text = client("maria").get(page).text
+    assert "<script>alert('edit')" not in text and "<img src=x" not in text
+    assert "&lt;/textarea&gt;&lt;script&gt;alert(&#39;edit&#39;)&lt;/script&gt;" in text
+    with database.transaction() as session:
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+        event = session.scalars(select(CycleEvent).order_by(CycleEvent.id.desc())).first()
+    assert entry is not None and entry.actor.startswith("bob via web session ")
+    assert event is not None and event.comment is not None
+    assert event.comment.startswith(f'#{finding} edited: detail "CRM export missed two accounts" -> "{breakout}"')
+
+
+@pytest.fixture
+def evidence(cycle: int, database: Database, tmp_path: Path) -> dict[str, bytes]:
+    """The scope step of the cycle done by bob with two evidence files: a PDF and an HTML page whose name would
+    break a header if it were pasted in."""
+    from pulsecheck.workflow.cycles import CycleSettings, run_step
+
+    files = {"scope notes.pdf": b"%PDF-1.4 scope", 'x";\r\nSet-Cookie: a=b <é>.html': b"<script>alert(1)</script>"}
+    paths = []
+    for name, content in files.items():
+        path = tmp_path / name.replace("\r\n", " ")
+        path.write_bytes(content)
+        paths.append(str(path))
+    with database.transaction() as session:
+        bob = session.scalars(select(User).where(User.name == "bob")).one()
+        run_step(session, cycle, "scope", bob, NOW, CycleSettings(), None, paths, 1 << 20)
+    return {name.replace("\r\n", " "): content for name, content in files.items()}
+
+
+def test_step_evidence_downloads_as_an_attachment(cycle: int, evidence: dict[str, bytes], client: Client) -> None:
+    rita = client("rita")  # anyone who may view the cycle: rita has no part in it
+    page = rita.get(f"/cycles/{cycle}").text
+    assert f'href="/cycles/{cycle}/steps/scope/evidence/1"' in page
+    pdf = rita.get(f"/cycles/{cycle}/steps/scope/evidence/1")
+    assert pdf.status_code == 200 and pdf.content == evidence["scope notes.pdf"]
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"] == (
+        "attachment; filename=\"scope_notes.pdf\"; filename*=UTF-8''scope%20notes.pdf")
+    assert pdf.headers["x-content-type-options"] == "nosniff"
+    html = rita.get(f"/cycles/{cycle}/steps/scope/evidence/2")
+    name = 'x"; Set-Cookie: a=b <é>.html'
+    assert html.status_code == 200 and html.content == evidence[name]
+    assert html.headers["content-type"] == "application/octet-stream"  # never rendered in this origin
+    assert "a=b" not in html.headers.get("set-cookie", "")  # the name cannot add a header
+    assert html.headers["content-disposition"] == (
+        "attachment; filename=\"x_Set-Cookie_a_b_.html\"; "
+        "filename*=UTF-8''x%22%3B%20Set-Cookie%3A%20a%3Db%20%3C%C3%A9%3E.html")
+    assert rita.get(f"/cycles/{cycle}/steps/scope/evidence/3").status_code == 404
+    assert rita.get(f"/cycles/{cycle}/steps/data/evidence/1").status_code == 404
+    assert rita.get(f"/cycles/{cycle}/steps/gossip/evidence/1").status_code == 422
+    assert client().get(f"/cycles/{cycle}/steps/scope/evidence/1").status_code in (303, 401)  # signed out
+
+
+def test_another_cycles_evidence_is_not_found_under_this_cycle(cycle: int, evidence: dict[str, bytes],
+                                                               client: Client, database: Database) -> None:
+    from pulsecheck.workflow.cycles import start
+
+    with database.transaction() as session:
+        hank = session.scalars(select(User).where(User.name == "hank")).one()
+        other = start(session, "2026-11", [], "hank", hank, NOW).id
+    bob = client("bob")
+    assert bob.get(f"/cycles/{cycle}/steps/scope/evidence/1").status_code == 200
+    missing = bob.get(f"/cycles/{other}/steps/scope/evidence/1")
+    assert missing.status_code == 404 and b"%PDF" not in missing.content
+    assert bob.get(f"/cycles/{other + 1}/steps/scope/evidence/1").status_code == 404
+
+
+# cycle.start: reviewer, manager, admin (olga is ops)
+START_CELLS = [("bob", True), ("maria", True), ("rita", True), ("olga", False)]
+
+
+@pytest.mark.parametrize(("who", "allowed"), START_CELLS)
+def test_start_a_cycle_by_the_permission_table(team: Factory, database: Database, now: Any, client: Client,
+                                               who: str, allowed: bool) -> None:
+    team.user("rita", "reviewer")
+    give_passwords(database, now, "rita")
+    user = client(who)
+    assert ('action="/cycles/start"' in user.get("/cycles").text) is allowed
+    response = post(user, "/cycles/start", {"period": "2026-11", "segments": ""}, page="/cycles")
+    assert response.status_code == (303 if allowed else 403)
+    with database.transaction() as session:
+        started = [(c.period, c.owner) for c in session.scalars(select(ReviewCycle))]
+    assert started == ([("2026-11", who)] if allowed else [])
+    if allowed:
+        assert response.headers["location"] == "/cycles/1"
+    assert post(user, "/cycles/start", {"period": "2026-13"}, page="/cycles").status_code == 422  # as the CLI: 2
+    assert user.post("/cycles/start", data={"period": "2026-11", "csrf": "forged"}).status_code == 403
+
+
+def test_the_export_and_verification_are_offered_to_anyone_signed_in(cycle: int, client: Client) -> None:
+    rita = client("rita")
+    exported = rita.get(f"/cycles/{cycle}/export?format=json")
+    assert exported.status_code == 200 and exported.headers["content-type"] == "application/json"
+    assert exported.headers["content-disposition"].startswith(f'attachment; filename="cycle-{cycle}.json"')
+    data = exported.json()
+    assert (data["id"], data["state"], data["verification"]) == (cycle, "draft", {"problems": [], "ok": True})
+    html = rita.get(f"/cycles/{cycle}/export?format=html")
+    assert html.headers["content-disposition"].startswith("attachment;") and "<html" in html.text
+    assert rita.get(f"/cycles/{cycle}/export?format=exe").status_code == 422
+    verified = rita.get(f"/cycles/{cycle}/verify")
+    assert verified.status_code == 200 and "not sealed yet (draft), audit trail consistent" in verified.text

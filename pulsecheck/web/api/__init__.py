@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pulsecheck.web.api import accounts, escalations, reviews
+from pulsecheck.web.api import accounts, cycles, escalations, reviews
 from pulsecheck.web.api.base import JsonErrorRoute
 from pulsecheck.web.api.docs import router as docs_router
 
@@ -20,5 +20,5 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-for _module in (reviews, accounts, escalations):
+for _module in (reviews, accounts, escalations, cycles):
     router.include_router(_module.router)

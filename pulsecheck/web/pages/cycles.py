@@ -1,8 +1,10 @@
-"""`/cycles` and `/cycles/{id}`: the portfolio review cycles, their steps, findings and decisions. The owner (or a
-manager) completes steps, adds and closes findings and decides on at-risk accounts; the owner submits, a manager
-approves or rejects, and an approved cycle is closed. Each action is the CLI's service call (`cycle step`,
-`cycle finding add|close`, `cycle decide`, `cycle submit|approve|reject|close`) as the signed-in user: the
-permission table decides, and the audit rows name the user `via web`."""
+"""`/cycles` and `/cycles/{id}`: the portfolio review cycles, their steps, findings and decisions. Those who may
+start a cycle start one; the owner (or a manager) completes steps, adds, edits and closes findings and decides on
+at-risk accounts; the owner submits, a manager approves or rejects, and an approved cycle is closed. Anyone signed
+in reads a cycle, downloads its step evidence and export, and verifies it. Each action is the CLI's service call
+(`cycle start`, `cycle step`, `cycle finding add|edit|close`, `cycle decide`, `cycle submit|approve|reject|close`,
+`cycle verify`, `cycle export`) as the signed-in user: the permission table decides, and the audit rows name the
+user `via web`."""
 
 from __future__ import annotations
 
@@ -25,12 +27,30 @@ EVENTS = ("submit", "approve", "reject", "close")
 
 @router.get("/cycles", response_class=HTMLResponse)
 def listing(request: Request, me: Me) -> Response:
+    from pulsecheck.states import permissions
     from pulsecheck.workflow.cycles import list_cycles, summary_dict
 
     web = web_of(request)
-    with web.transaction(me) as (session, _user):
+    with web.transaction(me) as (session, user):
         cycles = [summary_dict(session, cycle) for cycle in list_cycles(session)]
-    return page(request, "cycles.html", cycles=cycles)
+        may_start = permissions.allowed("cycle.start", permissions.actor(user.name, user.role_set))
+    return page(request, "cycles.html", cycles=cycles, may_start=may_start, me_name=user.name)
+
+
+@router.post("/cycles/start")
+def start(
+    request: Request, me: Me, period: Annotated[str, Form()], segments: Annotated[str, Form()] = "",
+    owner: Annotated[str, Form()] = "",
+) -> Response:
+    """`cycle start`: segments are given comma- or space-separated (none: every segment)."""
+    from pulsecheck.workflow.cycles import start as start_cycle
+
+    chosen = [s for s in segments.replace(",", " ").split() if s]
+    web = web_of(request)
+    with web.transaction(me) as (session, user):
+        started = start_cycle(session, period, chosen, owner.strip() or None, user, web.now(), web.settings.tz)
+        cycle_id = started.id
+    return RedirectResponse(f"/cycles/{cycle_id}", status_code=303)
 
 
 def _may(session: Session, cycle: ReviewCycle, user: User) -> dict[str, bool]:
@@ -131,6 +151,28 @@ def add_finding(
     return RedirectResponse(f"/cycles/{cycle_id}#findings", status_code=303)
 
 
+@router.post("/cycles/{cycle_id}/findings/{finding_id}/edit")
+def edit_finding(
+    request: Request, cycle_id: int, finding_id: int, me: Me, version: Annotated[str, Form()],
+    kind: Annotated[str, Form()], detail: Annotated[str, Form()] = "", action: Annotated[str, Form()] = "",
+    owner: Annotated[str, Form()] = "", due: Annotated[str, Form()] = "",
+) -> Response:
+    """`cycle finding edit`: the form sends every field as the editor left it (an empty one clears it) and the
+    finding's version as it was shown; a finding changed since is a 409 and nothing is saved."""
+    from pulsecheck.errors import NotFoundError
+    from pulsecheck.workflow.cycles import FindingEdit, findings_of
+    from pulsecheck.workflow.cycles import edit_finding as edit
+
+    due_date = _day(due, "due")
+    change = FindingEdit(kind, detail, action, owner, due_date, clear_due=due_date is None)
+    web = web_of(request)
+    with web.transaction(me) as (session, user):
+        if finding_id not in {f.id for f in findings_of(session, cycle_id)}:
+            raise NotFoundError(f"cycle {cycle_id} has no finding {finding_id}")
+        edit(session, finding_id, change, user, web.now(), version)
+    return RedirectResponse(f"/cycles/{cycle_id}#finding-{finding_id}", status_code=303)
+
+
 @router.post("/cycles/{cycle_id}/findings/{finding_id}/close")
 def close_finding(
     request: Request, cycle_id: int, finding_id: int, me: Me, note: Annotated[str, Form()] = "",
@@ -166,6 +208,60 @@ def decide(
         _same_version(get_cycle(session, cycle_id), version)
         decide_it(session, cycle_id, account.strip(), decision, owner.strip(), reason, user, web.now())
     return RedirectResponse(f"/cycles/{cycle_id}#decisions", status_code=303)
+
+
+@router.get("/cycles/{cycle_id}/steps/{step}/evidence/{number}")
+def evidence(request: Request, cycle_id: int, step: str, number: int, me: Me) -> Response:
+    """A step's evidence file, as a download; only the files of this cycle's steps are found here."""
+    from pulsecheck.errors import NotFoundError
+    from pulsecheck.states.cycle import check_step_name
+    from pulsecheck.web.download import download
+    from pulsecheck.workflow import attachments
+    from pulsecheck.workflow.cycles import get_cycle, steps_of
+
+    check_step_name(step)
+    web = web_of(request)
+    with web.transaction(me) as (session, _user):
+        get_cycle(session, cycle_id)
+        done = steps_of(session, cycle_id).get(step)
+        what = f"step {step} of cycle {cycle_id}"
+        if done is None:
+            raise NotFoundError(f"{what} is not done: it has no evidence")
+        link, content = attachments.content(session, attachments.CYCLE_STEP, done.id, number, what)
+        filename = link.filename
+    return download(content, filename)
+
+
+EXPORT_TYPES = {"md": "text/markdown; charset=utf-8", "json": "application/json", "html": "text/html; charset=utf-8"}
+
+
+@router.get("/cycles/{cycle_id}/export")
+def export(request: Request, cycle_id: int, me: Me, format: str = "md") -> Response:  # noqa: A002
+    """`cycle export --format md|json|html`, as a download (the HTML one is a standalone page)."""
+    from pulsecheck.reports.cycle import render
+    from pulsecheck.web.download import download
+    from pulsecheck.workflow.cycles import cycle_dict, get_cycle
+
+    if format not in EXPORT_TYPES:
+        raise InputError(f"format {format!r}: choose from {', '.join(EXPORT_TYPES)}")
+    web = web_of(request)
+    with web.transaction(me) as (session, _user):
+        data = cycle_dict(session, get_cycle(session, cycle_id), full=True)
+    return download(render(data, format).encode("utf-8"), f"cycle-{cycle_id}.{format}", EXPORT_TYPES[format])
+
+
+@router.get("/cycles/{cycle_id}/verify", response_class=HTMLResponse)
+def verify(request: Request, cycle_id: int, me: Me) -> Response:
+    """`cycle verify`: the seal against the content, the audit trail against the state."""
+    from pulsecheck.workflow.cycles import get_cycle
+    from pulsecheck.workflow.cycles import verify as check
+
+    web = web_of(request)
+    with web.transaction(me) as (session, _user):
+        cycle = get_cycle(session, cycle_id)
+        problems = check(session, cycle)
+        found = {"id": cycle.id, "period": cycle.period, "state": cycle.state, "digest": cycle.digest}
+    return page(request, "cycle_verify.html", cycle=found, problems=problems)
 
 
 @router.post("/cycles/{cycle_id}/{event}")

@@ -3,13 +3,15 @@ the previous cycle of the same scope, and the decision (escalate or monitor) on 
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
+from pulsecheck.jsontext import canonical_digest
 from pulsecheck.states import cycle as machine
 from pulsecheck.storage.models import Account, CycleDecision, CycleFinding, CycleStep, ReviewCycle, User
 from pulsecheck.timeutil import iso
@@ -155,6 +157,90 @@ def close_finding(session: Session, finding_id: int, note: str, actor: User, now
     finding.status, finding.close_note = "closed", note.strip()
     log(session, cycle, "finding", actor.name, now, f"#{finding.id} closed: {finding.close_note}")
     return finding
+
+
+@dataclass(frozen=True)
+class FindingEdit:
+    """What an edit changes of a finding: None keeps a field as it is; an empty text clears the corrective action
+    or its owner, `clear_due` its due date."""
+
+    kind: str | None = None
+    detail: str | None = None
+    action: str | None = None
+    owner: str | None = None
+    due: date | None = None
+    clear_due: bool = False
+
+
+def finding_version(f: CycleFinding) -> str:
+    """A finding's version as a reader saw it: a short digest of its editable fields and status (findings have no
+    version column; an edit that answers an older version is refused as a conflict)."""
+    fields = {
+        "kind": f.kind,
+        "detail": f.detail,
+        "corrective_action": f.corrective_action,
+        "owner": f.owner,
+        "due": iso(f.due),
+        "status": f.status,
+        "close_note": f.close_note,
+    }
+    return canonical_digest(fields)[:16]
+
+
+def _said(value: Any) -> str:
+    """A field's value in an audit row: quoted text, a date as YYYY-MM-DD, or (none)."""
+    return "(none)" if value is None else f'"{iso(value) if isinstance(value, date) else value}"'
+
+
+def edit_finding(
+    session: Session, finding_id: int, change: FindingEdit, actor: User, now: datetime, expected: str | None = None
+) -> tuple[CycleFinding, list[str]]:
+    """Change a finding's kind, text, corrective action, owner or due date (in a draft, by those who may add one);
+    `expected` is the version the editor read: a finding changed since is a conflict and nothing is saved.
+    Returns the finding and the names of the fields that changed (none: no audit row)."""
+    finding = session.get(CycleFinding, finding_id)
+    if finding is None:
+        raise NotFoundError(f"unknown finding {finding_id}")
+    given = (change.kind, change.detail, change.action, change.owner, change.due)
+    if all(v is None for v in given) and not change.clear_due:
+        raise InputError("nothing to change: give --kind, --detail, --action, --owner or --due")
+    if change.kind is not None and change.kind not in machine.FINDING_KINDS:
+        raise InputError(f"--kind {change.kind!r}: choose from {', '.join(machine.FINDING_KINDS)}")
+    if change.detail is not None and not change.detail.strip():
+        raise InputError("--detail is empty")
+    owner = finding.owner if change.owner is None else (change.owner.strip() or None)
+    if owner is not None and owner != finding.owner:
+        get_user(session, owner, what="--owner")
+    action = finding.corrective_action if change.action is None else (change.action.strip() or None)
+    due = None if change.clear_due else (change.due if change.due is not None else finding.due)
+    if (owner or due) and not action:
+        raise InputError("--owner and --due belong to a corrective action: keep or give --action TEXT too")
+    cycle = get_cycle(session, finding.cycle_id)
+    guard_work(session, cycle, actor, f"edit finding {finding_id}")
+    current = finding_version(finding)
+    if expected is not None and expected.strip() != current:
+        raise ConflictError(
+            f"finding {finding_id} changed since you read it (version {expected.strip()}, now {current}): "
+            "nothing was saved; read it again"
+        )
+    after: dict[str, Any] = {
+        "kind": finding.kind if change.kind is None else change.kind,
+        "detail": finding.detail if change.detail is None else change.detail.strip(),
+        "corrective_action": action,
+        "owner": owner,
+        "due": due,
+    }
+    changed = [name for name, value in after.items() if getattr(finding, name) != value]
+    if not changed:
+        return finding, []
+    said = "; ".join(
+        f"{name.replace('_', ' ')} {_said(getattr(finding, name))} -> {_said(after[name])}"
+        for name in changed
+    )
+    for name in changed:
+        setattr(finding, name, after[name])
+    log(session, cycle, "finding", actor.name, now, f"#{finding.id} edited: {said}")
+    return finding, changed
 
 
 # --- decisions ------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.timeutil import iso, start_of_day
 from pulsecheck.workflow import attachments
 from pulsecheck.workflow.cycles.access import account_names, event_dict, events_of, steps_of
-from pulsecheck.workflow.cycles.records import decisions_of, finding_dict, findings_of
+from pulsecheck.workflow.cycles.records import decisions_of, finding_dict, finding_version, findings_of
 from pulsecheck.workflow.cycles.seal import account_list, verify
 
 
@@ -71,7 +71,9 @@ def summary_dict(session: Session, cycle: ReviewCycle) -> dict[str, Any]:
 
 def cycle_dict(session: Session, cycle: ReviewCycle, full: bool = False) -> dict[str, Any]:
     """The JSON shape of `cycle show`; `full` adds the account list, the escalation log and evidence (export)."""
-    names = account_names(session)
+    decisions = decisions_of(session, cycle.id)
+    escalations = _escalations(session, cycle) if full else []
+    names = account_names(session, [d.account_id for d in decisions] + [e.account_id for e in escalations])
     model = session.get(ScoringModelVersion, cycle.model_id) if cycle.model_id else None
     ruleset = session.get(Ruleset, cycle.ruleset_id) if cycle.ruleset_id else None
     first, last = machine.parse_period(cycle.period)
@@ -91,14 +93,14 @@ def cycle_dict(session: Session, cycle: ReviewCycle, full: bool = False) -> dict
                 "reason": d.reason,
                 "decided_at": d.decided_at.isoformat(),
             }
-            for d in decisions_of(session, cycle.id)
+            for d in decisions
         ],
         "history": [event_dict(e) for e in events_of(session, cycle.id)],
         "digest": cycle.digest,
     }
     if full:
         data["accounts_list"] = cycle.sealed["accounts"] if cycle.sealed else account_list(session, cycle)
-        data["escalations"] = _escalation_log(session, cycle, names)
+        data["escalations"] = _escalation_log(escalations, names)
         data["evidence"] = _evidence(data["steps"])
         data["verification"] = {"problems": verify(session, cycle)}
         data["verification"]["ok"] = not data["verification"]["problems"]
@@ -157,6 +159,7 @@ def _finding_dicts(session: Session, cycle: ReviewCycle) -> list[dict[str, Any]]
     carried = {f.id: f.cycle_id for f in session.scalars(select(CycleFinding).where(CycleFinding.id.in_(origins)))}
     return [
         finding_dict(f)
+        | {"version": finding_version(f)}
         | {
             "carried_from": {"cycle": carried.get(f.carried_from), "finding": f.carried_from}
             if f.carried_from
@@ -166,12 +169,18 @@ def _finding_dicts(session: Session, cycle: ReviewCycle) -> list[dict[str, Any]]
     ]
 
 
-def _escalation_log(session: Session, cycle: ReviewCycle, names: Mapping[int, str]) -> list[dict[str, Any]]:
+def _escalations(session: Session, cycle: ReviewCycle) -> list[Escalation]:
     """Escalations of accounts in scope that were open during the period or opened since it began."""
     first, _ = machine.parse_period(cycle.period)
     since = start_of_day(first, UTC) - timedelta(days=1)
     scope = set(cycle.account_ids)
     query = select(Escalation).where((Escalation.status != "resolved") | (Escalation.opened_at >= since))
+    found = session.scalars(query.order_by(Escalation.priority, Escalation.opened_at))
+    return [e for e in found if e.account_id in scope]
+
+
+def _escalation_log(escalations: list[Escalation], names: Mapping[int, str]) -> list[dict[str, Any]]:
+    """The escalation log of the export, each naming its account."""
     return [
         {
             "id": e.id,
@@ -185,6 +194,5 @@ def _escalation_log(session: Session, cycle: ReviewCycle, names: Mapping[int, st
             "opened_at": e.opened_at.isoformat(),
             "resolved_at": iso(e.resolved_at),
         }
-        for e in session.scalars(query.order_by(Escalation.priority, Escalation.opened_at))
-        if e.account_id in scope
+        for e in escalations
     ]
