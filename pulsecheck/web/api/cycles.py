@@ -1,6 +1,7 @@
-"""`/api/v1/cycles` actions: start, a step, findings (add, edit, close), decisions and the transitions, each the
-CLI's service call as the token's user (the permission table decides; audited `via token`), answering the cycle in
-`cycle show --json`'s shape (the reads, list and show, are in `escalations.py`). A cycle's version is its ETag:
+"""`/api/v1/cycles`: the reads (list, show, verify) with `cycle list/show/verify --json`'s shapes, and the actions:
+start, a step, findings (add, edit, close), decisions and the transitions, each the CLI's service call as the
+token's user (the permission table decides; audited `via token`), answering the cycle in `cycle show --json`'s
+shape. A cycle's version is its ETag:
 an action sent with `If-Match` on an older one is a 409 conflict; a finding edit takes the finding's own version
 (`findings[].version` of `cycle show --json`) the same way."""
 
@@ -13,7 +14,8 @@ from fastapi import APIRouter, Body, Header, Request, Response
 from pydantic import BaseModel, Field
 
 from pulsecheck.errors import ConflictError, InputError
-from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, RecordId, acting
+from pulsecheck.vocab import CYCLE_STATES
+from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, Paging, RecordId, acting
 from pulsecheck.web.auth import Principal
 
 router = APIRouter(prefix="/cycles", tags=["cycles"], route_class=JsonErrorRoute, responses=ERRORS)
@@ -100,6 +102,21 @@ def _answer(request: Request, me: Principal, cycle_id: int, response: Response) 
         response.headers["ETag"] = f'"{cycle.version_id}"'
         data: dict[str, Any] = cycle_dict(session, cycle)
     return data
+
+
+@router.get("", summary="Portfolio review cycles, newest first (`cycle list --json`)")
+def list_cycles(request: Request, me: Caller, page: Paging, state: str | None = None) -> dict[str, Any]:
+    from pulsecheck.workflow.cycles import cycle_page
+
+    if state is not None and state not in CYCLE_STATES:
+        raise InputError(f"state: {state!r} is not one of {', '.join(CYCLE_STATES)}")
+    with acting(request, me) as (session, _user):
+        return cycle_page(session, page, state).to_dict()
+
+
+@router.get("/{cycle_id}", summary="One cycle (`cycle show --json`); its version is the ETag")
+def show_cycle(request: Request, cycle_id: RecordId, me: Caller, response: Response) -> dict[str, Any]:
+    return _answer(request, me, cycle_id, response)
 
 
 @router.post("", status_code=201, summary="Start a cycle (`cycle start`)")

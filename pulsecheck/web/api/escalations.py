@@ -1,5 +1,4 @@
-"""`/api/v1` escalations (list, ack, resolve) and cycles (list, show), with `escalations list --json` and
-`cycle list/show --json`'s shapes."""
+"""`/api/v1` escalations (list, ack, resolve), with `escalations list --json`'s shape."""
 
 from __future__ import annotations
 
@@ -7,8 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from pulsecheck.errors import InputError
-from pulsecheck.vocab import CYCLE_STATES
 from pulsecheck.web.api.base import ERRORS, Caller, JsonErrorRoute, Paging, RecordId, acting
 from pulsecheck.web.auth import Principal
 
@@ -47,22 +44,3 @@ def ack(request: Request, escalation_id: RecordId, me: Caller) -> dict[str, Any]
 @router.post("/escalations/{escalation_id}/resolve", tags=["escalations"], summary="Resolve (`escalations resolve`)")
 def resolve(request: Request, escalation_id: RecordId, me: Caller) -> dict[str, Any]:
     return _escalation_action(request, me, escalation_id, "resolve")
-
-
-@router.get("/cycles", tags=["cycles"], summary="Portfolio review cycles, newest first (`cycle list --json`)")
-def list_cycles(request: Request, me: Caller, page: Paging, state: str | None = None) -> dict[str, Any]:
-    from pulsecheck.workflow.cycles import cycle_page
-
-    if state is not None and state not in CYCLE_STATES:
-        raise InputError(f"state: {state!r} is not one of {', '.join(CYCLE_STATES)}")
-    with acting(request, me) as (session, _user):
-        return cycle_page(session, page, state).to_dict()
-
-
-@router.get("/cycles/{cycle_id}", tags=["cycles"], summary="One cycle (`cycle show --json`)")
-def show_cycle(request: Request, cycle_id: RecordId, me: Caller) -> dict[str, Any]:
-    from pulsecheck.workflow.cycles import cycle_dict, get_cycle
-
-    with acting(request, me) as (session, _user):
-        data: dict[str, Any] = cycle_dict(session, get_cycle(session, cycle_id))
-    return data
