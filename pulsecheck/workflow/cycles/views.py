@@ -49,10 +49,15 @@ def cycle_page(
     return fetch_page(session, query, request, sorts).map(lambda cycle: summary_dict(session, cycle))
 
 
-def summary_dict(session: Session, cycle: ReviewCycle) -> dict[str, Any]:
-    """The short JSON shape of `cycle list`."""
-    done = steps_of(session, cycle.id)
-    findings = findings_of(session, cycle.id)
+def summary_dict(
+    session: Session,
+    cycle: ReviewCycle,
+    done: Mapping[str, CycleStep] | None = None,
+    findings: list[CycleFinding] | None = None,
+) -> dict[str, Any]:
+    """The short JSON shape of `cycle list` (`done` and `findings`: the cycle's, when the caller has read them)."""
+    done = steps_of(session, cycle.id) if done is None else done
+    findings = findings_of(session, cycle.id) if findings is None else findings
     return {
         "id": cycle.id,
         "period": cycle.period,
@@ -77,14 +82,15 @@ def cycle_dict(session: Session, cycle: ReviewCycle, full: bool = False) -> dict
     model = session.get(ScoringModelVersion, cycle.model_id) if cycle.model_id else None
     ruleset = session.get(Ruleset, cycle.ruleset_id) if cycle.ruleset_id else None
     first, last = machine.parse_period(cycle.period)
-    data: dict[str, Any] = summary_dict(session, cycle) | {
+    done, findings = steps_of(session, cycle.id), findings_of(session, cycle.id)
+    data: dict[str, Any] = summary_dict(session, cycle, done, findings) | {
         "period_start": first.isoformat(),
         "period_end": last.isoformat(),
         "created_at": cycle.created_at.isoformat(),
         "model": {"version": model.version, "sha256": model.sha256} if model else None,
         "ruleset": {"name": ruleset.name, "sha256": ruleset.sha256} if ruleset else None,
-        "steps": _archived_steps(cycle.sealed) if cycle.sealed else _step_dicts(session, steps_of(session, cycle.id)),
-        "findings": _finding_dicts(session, cycle),
+        "steps": _archived_steps(cycle.sealed) if cycle.sealed else _step_dicts(session, done),
+        "findings": _finding_dicts(session, findings),
         "decisions": [
             {
                 "account": names.get(d.account_id),
@@ -109,6 +115,7 @@ def cycle_dict(session: Session, cycle: ReviewCycle, full: bool = False) -> dict
 
 def _step_dicts(session: Session, done: Mapping[str, CycleStep]) -> list[dict[str, Any]]:
     """Every step of the SOP in order, done or not; `attachments` are the evidence files stored with it."""
+    files = attachments.links_of_records(session, attachments.CYCLE_STEP, [step.id for step in done.values()])
     return [
         {
             "step": name,
@@ -117,11 +124,7 @@ def _step_dicts(session: Session, done: Mapping[str, CycleStep]) -> list[dict[st
             "done_at": done[name].done_at.isoformat() if name in done else None,
             "note": done[name].note if name in done else None,
             "evidence": done[name].evidence if name in done else [],
-            "attachments": [
-                attachments.bound(link) for link in attachments.links_of(session, attachments.CYCLE_STEP, done[name].id)
-            ]
-            if name in done
-            else [],
+            "attachments": [attachments.bound(k) for k in files if name in done and k.record_id == done[name].id],
             "result": done[name].result if name in done else None,
         }
         for name in machine.STEPS
@@ -152,9 +155,8 @@ def _evidence(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(links + files, key=lambda e: order[e["step"]])
 
 
-def _finding_dicts(session: Session, cycle: ReviewCycle) -> list[dict[str, Any]]:
+def _finding_dicts(session: Session, findings: list[CycleFinding]) -> list[dict[str, Any]]:
     """The cycle's findings; a carried one names the cycle and finding it came from."""
-    findings = findings_of(session, cycle.id)
     origins = [f.carried_from for f in findings if f.carried_from]
     carried = {f.id: f.cycle_id for f in session.scalars(select(CycleFinding).where(CycleFinding.id.in_(origins)))}
     return [
