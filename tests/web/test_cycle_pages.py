@@ -22,7 +22,7 @@ from pulsecheck.storage.models import (
     User,
 )
 from tests.conftest import NOW, Factory
-from tests.web.conftest import Client, give_passwords, post, version_of
+from tests.web.conftest import Client, csrf_of, give_passwords, post, version_of
 
 HOSTILE = "<script>alert('finding')</script>"
 NOTED: dict[str, int] = {}  # database URL -> the last finding the cycle's start noted by itself
@@ -438,3 +438,20 @@ def test_the_export_and_verification_are_offered_to_anyone_signed_in(cycle: int,
     assert rita.get(f"/cycles/{cycle}/export?format=exe").status_code == 422
     verified = rita.get(f"/cycles/{cycle}/verify")
     assert verified.status_code == 200 and "not sealed yet (draft), audit trail consistent" in verified.text
+
+
+def test_a_step_done_on_the_web_stores_uploaded_evidence(cycle: int, client: Client) -> None:
+    bob, page = client("bob"), f"/cycles/{cycle}"
+    assert 'enctype="multipart/form-data"' in bob.get(page).text
+    token = csrf_of(bob, page)
+    files = [("files", ("scope check.csv", b"account,owner\nACME,bob\n", "text/csv")),
+             ("files", ("", b"", "application/octet-stream"))]  # a second input left empty
+    done = bob.post(f"{page}/step", data={"csrf": token, "step": "scope", "evidence": "https://wiki.example.com/q4"},
+                    files=files)
+    assert done.status_code == 303, done.text
+    text = bob.get(page).text
+    assert f'href="{page}/steps/scope/evidence/1"' in text and f'href="{page}/steps/scope/evidence/2"' not in text
+    got = bob.get(f"{page}/steps/scope/evidence/1")
+    assert got.content == b"account,owner\nACME,bob\n" and got.headers["content-type"].startswith("text/csv")
+    forged = bob.post(f"{page}/step", data={"csrf": "forged", "step": "data"}, files=files[:1])
+    assert forged.status_code == 403

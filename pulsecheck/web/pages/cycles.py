@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -105,10 +105,12 @@ def _same_version(cycle: ReviewCycle, version: int) -> None:
 def step(
     request: Request, cycle_id: int, me: Me, step: Annotated[str, Form()],
     note: Annotated[str, Form()] = "", evidence: Annotated[str, Form()] = "",
+    files: Annotated[list[UploadFile | str] | None, File()] = None,  # a file input left empty comes as ""
 ) -> Response:
-    """Complete one SOP step as the signed-in user; evidence from the web is a link (a file path would name a file
-    on the server)."""
+    """Complete one SOP step as the signed-in user; evidence from the web is a link or an uploaded file (a typed
+    path would name a file on the server)."""
     from pulsecheck.states.cycle import check_step_name
+    from pulsecheck.workflow.attachments import Upload
     from pulsecheck.workflow.cycles import CycleSettings, run_step
 
     check_step_name(step)
@@ -117,10 +119,18 @@ def step(
         if not link.startswith(("http://", "https://")):
             raise InputError(f"evidence {link!r}: give an http(s) link")
     web = web_of(request)
+    limit = web.settings.attachments.max_size
+    uploads: list[str | Upload] = [*links]
+    for file in files or []:
+        if isinstance(file, str) or not file.filename:  # the empty part a browser sends when no file was chosen
+            continue
+        content = file.file.read(limit + 1)
+        if len(content) > limit:
+            raise InputError(f"{file.filename}: over the attachment limit of {limit} bytes ([attachments] max_size)")
+        uploads.append(Upload(file.filename.replace("\\", "/").rsplit("/", 1)[-1][:255] or "evidence", content))
     settings = CycleSettings.from_settings(web.settings)
     with web.transaction(me) as (session, user):
-        run_step(session, cycle_id, step, user, web.now(), settings, note.strip() or None, links,
-                 web.settings.attachments.max_size)
+        run_step(session, cycle_id, step, user, web.now(), settings, note.strip() or None, uploads, limit)
     return RedirectResponse(f"/cycles/{cycle_id}#steps", status_code=303)
 
 

@@ -337,11 +337,12 @@ def run_step(
     now: datetime,
     settings: CycleSettings,
     note: str | None = None,
-    evidence: Sequence[str] = (),
+    evidence: Sequence[str | attachments.Upload] = (),
     max_size: int = attachments.DEFAULT_MAX_SIZE,
 ) -> CycleStep:
     """Complete one step: refused before its predecessor; a done step runs again and clears the later ones.
-    Evidence is an http(s) link, kept as given, or a file, stored in the database (the seal covers its sha256)."""
+    Evidence is an http(s) link, kept as given, or a file (a path, or an upload already read), stored in the
+    database (the seal covers its sha256)."""
     machine.check_step_name(step)
     cycle = get_cycle(session, cycle_id)
     guard_work(session, cycle, actor, f"complete step {step}")
@@ -349,7 +350,8 @@ def run_step(
     refusal = machine.step_refusal(step, done)
     if refusal:
         raise RefusedError(refusal)
-    items = [attachments.link_or_file(item, max_size) for item in evidence]
+    items = [item if isinstance(item, attachments.Upload) else attachments.link_or_file(item, max_size)
+             for item in evidence]
     if step in done:
         redone = [step, *machine.cleared_by_redo(step, done)]
         attachments.unlink(session, attachments.CYCLE_STEP, [done[s].id for s in redone if s in done])
