@@ -188,10 +188,7 @@ def cycle_finding_add(
     click.echo(f"cycle {cycle_id}: finding {finding_id} added")
 
 
-@cycle_finding.command(
-    "edit", epilog='Example: pulsecheck cycle finding edit 4 --detail "STARK usage feed stale since 2026-11-02" '
-                   "--if-version 3f2a9c0d1e4b5a6f"
-)
+@cycle_finding.command("edit", epilog='Example: pulsecheck cycle finding edit 4 --detail "STARK feed stale"')
 @click.argument("finding_id", type=int)
 @click.option("--kind", metavar="K", help="data, scoring, process or other.")
 @click.option("--detail", metavar="T", help="The new text of what was found.")
