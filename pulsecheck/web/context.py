@@ -56,7 +56,8 @@ def web_of(request: Request) -> Web:
 
 
 def page(request: Request, template: str, http_status: int = 200, **values: Any) -> HTMLResponse:
-    """Render `template` with the request's CSRF token, the signed-in user and the nav counts."""
+    """Render `template` with the request's CSRF token, the signed-in user and the nav counts (read here unless
+    `values` bring them as `nav`)."""
     from pulsecheck.web.nav import nav_counts
 
     web = web_of(request)
@@ -67,8 +68,9 @@ def page(request: Request, template: str, http_status: int = 200, **values: Any)
         "csrf_field": CSRF_FIELD,
         "csrf": session.csrf,
         "me": user,
-        "nav": nav_counts(web, user) if user else None,
         "tz": web.settings.tz,
         **values,
     }
+    if "nav" not in values:
+        context["nav"] = nav_counts(web, user) if user else None
     return web.templates.TemplateResponse(request, template, context, status_code=http_status)

@@ -4,6 +4,7 @@ web app; each section is one page cut in SQL with its total."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -67,26 +68,66 @@ def inbox(
     session: Session, user: str, now: datetime, today: date, *, limit: int = 10, horizon_days: int = 7
 ) -> Inbox:
     """What waits for `user`: each section holds its first `limit` rows (most urgent first) and its total;
-    mitigation actions count when due within `horizon_days` of `today` (the business day) or overdue."""
-    page = PageRequest(limit=limit)
-    drafts = _reviews(session, "draft", Review.reviewer, user, page)
-    approvals = _reviews(session, "submitted", Review.approver, user, page)
-    sections = [
-        InboxSection("drafts", "Drafts to fill", "fill and submit", drafts),
-        InboxSection("approvals", "Reviews to approve", "approve or reject", approvals),
-        InboxSection("escalations", "Escalations to acknowledge", "ack", _escalations(session, user, now, page)),
-        InboxSection(
-            "actions", "Mitigation actions due", "do, then mark done",
-            _actions(session, user, today + timedelta(days=horizon_days), today, page),
-        ),
-        InboxSection("cycle_steps", "Cycle work waiting", "next step, submit or approve", _cycles(session, user, page)),
-        InboxSection("findings", "Cycle findings to close", "correct, then close",
-                     _findings(session, user, today, page)),
-    ]
+    mitigation actions count when due within `horizon_days` of `today` (the business day) or overdue. The totals
+    come from one query; only the sections with rows are then read."""
+    queries = _queries(user, today, horizon_days)
+    totals = _totals(session, queries)
+    request = PageRequest(limit=limit)
+    sections = []
+    for key, title, todo in SECTIONS:
+        query, sorts, convert = queries[key]
+        if totals[key] and limit != 0:
+            page = fetch_page(session, query, request, sorts, scalars=key == "findings", total=totals[key])
+            rows = page.map(convert)
+        else:
+            rows = Page([], totals[key], 0, limit)
+        if key == "cycle_steps" and rows.items:
+            rows = _with_next_steps(session, rows)
+        sections.append(InboxSection(key, title, todo, rows))
     return Inbox(user, now, sections)
 
 
-def _reviews(session: Session, state: str, role: Any, user: str, request: PageRequest) -> Page[dict[str, Any]]:
+def inbox_counts(session: Session, user: str, today: date, horizon_days: int = 7) -> dict[str, int]:
+    """Each section's total for `user` (the inbox's), and their sum as `total`, in one query."""
+    counts = _totals(session, _queries(user, today, horizon_days))
+    return counts | {"total": sum(counts.values())}
+
+
+# Each section: its key, heading and what the person does about it, in the order shown.
+SECTIONS = (
+    ("drafts", "Drafts to fill", "fill and submit"),
+    ("approvals", "Reviews to approve", "approve or reject"),
+    ("escalations", "Escalations to acknowledge", "ack"),
+    ("actions", "Mitigation actions due", "do, then mark done"),
+    ("cycle_steps", "Cycle work waiting", "next step, submit or approve"),
+    ("findings", "Cycle findings to close", "correct, then close"),
+)
+Section = tuple[Any, dict[str, tuple[Any, ...]], Callable[[Any], dict[str, Any]]]  # query, sorts, row -> dict
+
+
+def _totals(session: Session, queries: dict[str, Section]) -> dict[str, int]:
+    """The number of rows of each section's query, all counted in one SELECT."""
+    counts = [
+        select(func.count()).select_from(query.order_by(None).subquery()).scalar_subquery().label(key)
+        for key, (query, _sorts, _convert) in queries.items()
+    ]
+    row = session.execute(select(*counts)).one()
+    return {key: int(row[n] or 0) for n, key in enumerate(queries)}
+
+
+def _queries(user: str, today: date, horizon_days: int) -> dict[str, Section]:
+    """Each section's query (filters, no order), its sorts and how a row reads."""
+    return {
+        "drafts": _reviews("draft", Review.reviewer, user),
+        "approvals": _reviews("submitted", Review.approver, user),
+        "escalations": _escalations(user),
+        "actions": _actions(user, today + timedelta(days=horizon_days), today),
+        "cycle_steps": _cycles(user),
+        "findings": _findings(user, today),
+    }
+
+
+def _reviews(state: str, role: Any, user: str) -> Section:
     query = (
         select(
             Review.id, Account.external_id, Account.name, Review.priority, Review.due_at, Review.kind,
@@ -95,16 +136,13 @@ def _reviews(session: Session, state: str, role: Any, user: str, request: PageRe
         .join(Account, Account.id == Review.account_id)
         .where(Review.state == state, role == user)
     )
-    page = fetch_page(session, query, request, {"due": (Review.due_at, Review.id)}, scalars=False)
-    return page.map(
-        lambda r: {
-            "review": r.id, "account": r.external_id, "account_name": r.name, "priority": r.priority,
-            "due_at": iso(r.due_at), "kind": r.kind, "reviewer": r.reviewer,
-        }
-    )
+    return query, {"due": (Review.due_at, Review.id)}, lambda r: {
+        "review": r.id, "account": r.external_id, "account_name": r.name, "priority": r.priority,
+        "due_at": iso(r.due_at), "kind": r.kind, "reviewer": r.reviewer,
+    }
 
 
-def _escalations(session: Session, user: str, now: datetime, request: PageRequest) -> Page[dict[str, Any]]:
+def _escalations(user: str) -> Section:
     query = (
         select(
             Escalation.id, Account.external_id, Escalation.rule_id, Escalation.priority, Escalation.severity,
@@ -113,17 +151,14 @@ def _escalations(session: Session, user: str, now: datetime, request: PageReques
         .join(Account, Account.id == Escalation.account_id)
         .where(Escalation.status == "open", Escalation.owner == user)
     )
-    sorts = {"priority": (Escalation.priority, Escalation.due_at, Escalation.id)}
-    return fetch_page(session, query, request, sorts, scalars=False).map(
-        lambda e: {
-            "escalation": e.id, "account": e.external_id, "rule": e.rule_id, "priority": e.priority,
-            "severity": e.severity, "level": e.level, "due_at": iso(e.due_at), "opened_at": iso(e.opened_at),
-            "reason": e.reason,
-        }
-    )
+    return query, {"priority": (Escalation.priority, Escalation.due_at, Escalation.id)}, lambda e: {
+        "escalation": e.id, "account": e.external_id, "rule": e.rule_id, "priority": e.priority,
+        "severity": e.severity, "level": e.level, "due_at": iso(e.due_at), "opened_at": iso(e.opened_at),
+        "reason": e.reason,
+    }
 
 
-def _actions(session: Session, user: str, until: date, today: date, request: PageRequest) -> Page[dict[str, Any]]:
+def _actions(user: str, until: date, today: date) -> Section:
     query = (
         select(
             MitigationAction.review_id, MitigationAction.number, MitigationAction.description,
@@ -139,24 +174,22 @@ def _actions(session: Session, user: str, until: date, today: date, request: Pag
         )
     )
     sorts = {"due": (MitigationAction.due_date, MitigationAction.review_id, MitigationAction.number)}
-    return fetch_page(session, query, request, sorts, scalars=False).map(
-        lambda a: {
-            "review": a.review_id, "action": a.number, "account": a.external_id, "description": a.description,
-            "due_date": a.due_date.isoformat(), "status": a.status, "overdue": a.due_date < today,
-        }
-    )
+    return query, sorts, lambda a: {
+        "review": a.review_id, "action": a.number, "account": a.external_id, "description": a.description,
+        "due_date": a.due_date.isoformat(), "status": a.status, "overdue": a.due_date < today,
+    }
 
 
-def _cycles(session: Session, user: str, request: PageRequest) -> Page[dict[str, Any]]:
+def _cycles(user: str) -> Section:
     """Draft cycles the person owns (their next step, or submit) and submitted ones they approve."""
     done = select(func.count()).where(CycleStep.cycle_id == ReviewCycle.id).scalar_subquery()
     query = select(ReviewCycle.id, ReviewCycle.period, ReviewCycle.state, done.label("done")).where(
         ((ReviewCycle.state == "draft") & (ReviewCycle.owner == user))
         | ((ReviewCycle.state == "submitted") & (ReviewCycle.approver == user))
     )
-    page = fetch_page(session, query, request, {"id": (ReviewCycle.id,)}, scalars=False)
-    steps = _done_steps(session, [c.id for c in page.items if c.state == "draft"])
-    return page.map(lambda c: _cycle_row(c, steps.get(c.id, set())))
+    return query, {"id": (ReviewCycle.id,)}, lambda c: {
+        "cycle": c.id, "period": c.period, "state": c.state, "steps_done": c.done, "next": None,
+    }
 
 
 def _done_steps(session: Session, cycle_ids: list[int]) -> dict[int, set[str]]:
@@ -169,23 +202,26 @@ def _done_steps(session: Session, cycle_ids: list[int]) -> dict[int, set[str]]:
     return found
 
 
-def _cycle_row(row: Any, done: set[str]) -> dict[str, Any]:
-    if row.state == "submitted":
-        waiting = "approve"
-    else:
-        waiting = next((step for step in STEPS if step not in done), "submit")
-    return {"cycle": row.id, "period": row.period, "state": row.state, "steps_done": row.done, "next": waiting}
+def _with_next_steps(session: Session, rows: Page[dict[str, Any]]) -> Page[dict[str, Any]]:
+    """The cycle rows with what each waits for (its done steps read in one query)."""
+    steps = _done_steps(session, [c["cycle"] for c in rows.items if c["state"] == "draft"])
+    return rows.map(lambda c: c | {"next": _next_step(c["state"], steps.get(c["cycle"], set()))})
 
 
-def _findings(session: Session, user: str, today: date, request: PageRequest) -> Page[dict[str, Any]]:
+def _next_step(state: str, done: set[str]) -> str:
+    """What a cycle waits for: approval when submitted, else its first step not done (then submit)."""
+    if state == "submitted":
+        return "approve"
+    return next((step for step in STEPS if step not in done), "submit")
+
+
+def _findings(user: str, today: date) -> Section:
     # A finding carried into a later cycle lives on there: count the newest copy only.
     later = aliased(CycleFinding)
     carried = exists().where(later.carried_from == CycleFinding.id)
     query = select(CycleFinding).where(CycleFinding.owner == user, CycleFinding.status == "open", ~carried)
     sorts = {"due": (CycleFinding.due.is_(None), CycleFinding.due, CycleFinding.id)}
-    return fetch_page(session, query, request, sorts).map(
-        lambda f: {
-            "finding": f.id, "cycle": f.cycle_id, "kind": f.kind, "detail": f.detail,
-            "due": f.due.isoformat() if f.due else None, "overdue": bool(f.due and f.due < today),
-        }
-    )
+    return query, sorts, lambda f: {
+        "finding": f.id, "cycle": f.cycle_id, "kind": f.kind, "detail": f.detail,
+        "due": f.due.isoformat() if f.due else None, "overdue": bool(f.due and f.due < today),
+    }

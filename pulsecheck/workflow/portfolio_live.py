@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import BigInteger, Float, String, and_, case, func, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.errors import InputError, RefusedError
@@ -178,6 +178,12 @@ def summary(session: Session, as_of: datetime, matrix: PriorityMatrix, filters: 
             func.sum(case((book.flagged, Account.arr), else_=None)),
         ).group_by(book.latest.bucket, at_risk_priority)
     ).all()
+    return _summary(session, book, rows)
+
+
+def _summary(session: Session, book: _Book, rows: Any) -> Summary:
+    """The figures from the grouped rows (bucket, at-risk priority or None, accounts, scored, ARR at risk), with
+    the open reviews past due and the open escalations counted."""
     accounts = scored = flagged = 0
     arr = 0.0
     counts: dict[str, int] = {}
@@ -194,6 +200,7 @@ def summary(session: Session, as_of: datetime, matrix: PriorityMatrix, filters: 
             arr += float(arr_sum or 0.0)
     buckets = [BucketCount(b.name, b.below, b.color, counts.pop(b.name, 0)) for b in book.model_buckets]
     buckets += [BucketCount(name, None, "gray", n, in_model=False) for name, n in sorted(counts.items())]
+    as_of = book.as_of
     overdue = session.scalar(_overdue(as_of, book.scope, select(func.count()))) or 0
     escalations = session.scalar(
         select(func.count()).select_from(Escalation).join(Account, Account.id == Escalation.account_id)
@@ -212,6 +219,75 @@ def summary(session: Session, as_of: datetime, matrix: PriorityMatrix, filters: 
         open_escalations=escalations,
         cells=cells,
     )
+
+
+def portfolio_view(
+    session: Session, as_of: datetime, matrix: PriorityMatrix, filters: Filters, request: PageRequest
+) -> tuple[Summary, Page[AtRiskRow]]:
+    """`summary` and `at_risk_page` of the same filters with one pass over the accounts: the book (each account
+    of the scope with its latest snapshot, flag and priority) is built once in a CTE, and one statement returns
+    the grouped figures, the page's rows and the table's total (the `/portfolio` page)."""
+    filters.check(session)
+    book = _Book(session, as_of, matrix, filters)
+    cte = book.joined(
+        Account.id.label("id"), Account.arr.label("arr"), Account.name.label("name"),
+        Account.external_id.label("external_id"), Account.renewal_date.label("renewal_date"),
+        Account.owner_id.label("owner_id"), book.latest.bucket.label("bucket"), book.latest.score.label("score"),
+        book.flagged.label("flagged"), book.priority.label("priority"),
+    ).cte("book")
+    c = cte.c
+    owner = aliased(User, name="owner")
+    sorts = _sort_clauses(c.priority, c.score, c.name, c.renewal_date, owner.name, c.arr, c.external_id)
+    name = request.sort or next(iter(sorts))
+    if name not in sorts:
+        raise InputError(f"--sort {name!r}: choose from {', '.join(sorts)}")
+    if request.offset < 0 or (request.limit is not None and request.limit < 0):
+        raise InputError("--limit and --offset cannot be negative")
+    shown: list[Any] = [c.flagged]
+    if filters.bucket:
+        shown.append(c.bucket == filters.bucket)
+    if filters.priority:
+        shown.append(c.priority == filters.priority)
+    if needle := (filters.q or "").strip().lower():
+        shown.append(or_(func.lower(c.name).contains(needle, autoescape=True),
+                         func.lower(c.external_id).contains(needle, autoescape=True)))
+    level = case((c.flagged, c.priority), else_=None)
+    text, number, real = String(), BigInteger(), Float()
+    figures = select(
+        literal("figures", text), c.bucket, level, func.count(), func.count(c.score),
+        func.sum(case((c.flagged, c.arr), else_=None)).cast(real),
+    ).group_by(c.bucket, level)
+    total = select(
+        literal("total", text), null().cast(text), null().cast(text), func.count(), null().cast(number),
+        null().cast(real),
+    ).where(*shown)
+    page = (
+        select(c.id, c.arr, func.row_number().over(order_by=sorts[name]).label("n"))
+        .select_from(cte)
+        .outerjoin(owner, owner.id == c.owner_id)
+        .where(*shown)
+        .order_by(*sorts[name])
+        .offset(request.offset or None)
+    )
+    if request.limit is not None:
+        page = page.limit(request.limit)
+    rows_of = page.subquery("page")
+    rows = select(
+        literal("row", text), null().cast(text), null().cast(text), rows_of.c.id, rows_of.c.n, rows_of.c.arr,
+    )
+    grouped, counted, found_rows = [], 0, []
+    for kind, bucket, at_risk_level, first, second, amount in session.execute(union_all(figures, total, rows)):
+        if kind == "figures":
+            grouped.append((bucket, at_risk_level, first, second, amount))
+        elif kind == "total":
+            counted = first
+        else:
+            found_rows.append((second, first, amount))
+    found_rows.sort()
+    ids = [account_id for _, account_id, _ in found_rows]
+    assessed = {item.account_id: item for item in at_risk(session, as_of, matrix, account_ids=ids)} if ids else {}
+    items = [AtRiskRow(assessed[account_id], arr) for _, account_id, arr in found_rows if account_id in assessed]
+    return _summary(session, book, grouped), Page(items, counted, request.offset, request.limit)
 
 
 def at_risk_page(
@@ -248,25 +324,32 @@ def at_risk_page(
 
 
 def _sorts(book: _Book) -> dict[str, tuple[Any, ...]]:
+    """Each sort name, and "-name" for the other way round, -> ORDER BY clauses over the book's columns."""
+    return _sort_clauses(book.priority, book.latest.score, Account.name, Account.renewal_date, book.owner.name,
+                         Account.arr, Account.external_id)
+
+
+def _sort_clauses(
+    priority: Any, score: Any, name: Any, renewal: Any, owner: Any, arr: Any, key: Any
+) -> dict[str, tuple[Any, ...]]:
     """Each sort name, and "-name" for the other way round, -> ORDER BY clauses; rows without a value (no score,
-    no renewal date, no owner) last either way, the external id last to keep pages apart."""
-    score, key = book.latest.score, Account.external_id
+    no renewal date, no owner) last either way, the external id `key` last to keep pages apart."""
     columns: dict[str, list[tuple[Any, bool]]] = {  # (column, descending by default)
-        "urgency": [(book.priority, False), (score, False)],
-        "name": [(func.lower(Account.name), False)],
+        "urgency": [(priority, False), (score, False)],
+        "name": [(func.lower(name), False)],
         "score": [(score, False)],
-        "priority": [(book.priority, False), (score, False)],
-        "renewal": [(Account.renewal_date, False)],
-        "owner": [(book.owner.name, False)],
-        "arr": [(Account.arr, True)],
+        "priority": [(priority, False), (score, False)],
+        "renewal": [(renewal, False)],
+        "owner": [(owner, False)],
+        "arr": [(arr, True)],
     }
     sorts: dict[str, tuple[Any, ...]] = {}
-    for name, parts in columns.items():
+    for sort_name, parts in columns.items():
         for reverse in (False, True):
             clauses: list[Any] = []
             for column, descending in parts:
                 clauses += [column.is_(None), column.desc() if descending != reverse else column]
-            sorts[("-" if reverse else "") + name] = (*clauses, key.desc() if reverse else key)
+            sorts[("-" if reverse else "") + sort_name] = (*clauses, key.desc() if reverse else key)
     return sorts
 
 

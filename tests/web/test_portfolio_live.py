@@ -197,3 +197,41 @@ def test_the_sql_agrees_with_at_risk_on_postgresql(pg_database: Database, now: d
     assert (figures.accounts, figures.unscored, figures.at_risk, figures.arr_at_risk) == (6, 1, 4, 200000.0)
     assert {b.name: b.count for b in figures.buckets} == {"unhealthy": 3, "neutral": 1, "healthy": 1}
     assert [row.risk.external_id for row in searched.items] == ["EPSILON", "ACME"] and searched.total == 2
+
+
+VIEWS = [  # (filters, sort, offset, limit): what the page asks for
+    ({}, None, 0, 50), ({"segment": "smb"}, "-score", 1, 1), ({"owner": "bob", "bucket": "unhealthy"}, "name", 0, 2),
+    ({"priority": "P1"}, "-arr", 0, 50), ({"q": "acme"}, "owner", 0, 50), ({}, "renewal", 2, 50),
+    ({}, "-urgency", 0, 3), ({"bucket": "neutral"}, "priority", 0, 50), ({"segment": "enterprise"}, "-name", 5, 50),
+]
+
+
+def _same_view(database: Database, now: datetime) -> None:
+    """The page's one-pass view gives the figures and rows that `summary` and `at_risk_page` give apart."""
+    from pulsecheck.rules.priority import PriorityMatrix
+    from pulsecheck.workflow.portfolio_live import Filters, at_risk_page, portfolio_view, summary
+
+    for chosen, sort, offset, limit in VIEWS:
+        filters, request = Filters(**chosen), PageRequest(limit, offset, sort)
+        with database.transaction() as session:
+            figures, rows = portfolio_view(session, now, PriorityMatrix(), filters, request)
+            expected = at_risk_page(session, now, PriorityMatrix(), filters, request)
+            expected_figures = summary(session, now, PriorityMatrix(), filters)
+        assert figures == expected_figures, chosen
+        assert (rows.items, rows.total, rows.offset, rows.limit) == (
+            expected.items, expected.total, expected.offset, expected.limit), (chosen, sort)
+    with database.transaction() as session:
+        figures, rows = portfolio_view(session, now, PriorityMatrix(), Filters(), PageRequest(2, 1))
+    assert [row.risk.external_id for row in rows.items] == ["ACME", "GAMMA"] and rows.total == 4
+    assert (figures.accounts, figures.unscored, figures.at_risk, figures.arr_at_risk) == (6, 1, 4, 200000.0)
+
+
+def test_the_one_pass_view_agrees_with_the_two_passes(book: Factory, database: Database, now: datetime) -> None:
+    _same_view(database, now)
+
+
+def test_the_one_pass_view_agrees_with_the_two_passes_on_postgresql(pg_database: Database, now: datetime) -> None:
+    factory = Factory(pg_database, now)
+    factory.team()
+    fill_book(factory, pg_database, now)
+    _same_view(pg_database, now)

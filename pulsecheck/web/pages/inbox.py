@@ -18,6 +18,7 @@ SHOWN = 50  # rows per section; the heading gives the total
 
 @router.get("/", response_class=HTMLResponse)
 def inbox(request: Request, me: Me) -> Response:
+    from pulsecheck.web.nav import nav_of
     from pulsecheck.workflow.inbox import inbox as find
 
     web = web_of(request)
@@ -25,4 +26,4 @@ def inbox(request: Request, me: Me) -> Response:
     with web.database.session() as session:
         box = find(session, me.name, now, now.astimezone(web.settings.tz).date(), limit=SHOWN)
     sections = {section.key: section for section in box.sections}
-    return page(request, "inbox.html", sections=sections)
+    return page(request, "inbox.html", sections=sections, nav=nav_of(box))

@@ -1,5 +1,6 @@
 """`/portfolio`: the portfolio, live: summary figures and the at-risk table filtered, searched, sorted and paged in
-SQL (`workflow.portfolio_live`), so a page costs a few queries whatever the size of the portfolio."""
+SQL (`workflow.portfolio_live`) in one pass over the accounts, so a page costs a few queries whatever the size of
+the portfolio."""
 
 from __future__ import annotations
 
@@ -24,15 +25,14 @@ def portfolio(
     q: str = "", sort: str = "", page_number: Annotated[int, Query(alias="page", ge=1, le=2**31 - 1)] = 1,
 ) -> Response:
     from pulsecheck.workflow.portfolio import segments
-    from pulsecheck.workflow.portfolio_live import Filters, at_risk_page, overdue_page, summary
+    from pulsecheck.workflow.portfolio_live import Filters, overdue_page, portfolio_view
 
     web = web_of(request)
     now, matrix = web.now(), web.settings.priority.matrix()
     chosen = Filters(segment or None, owner.strip() or None, bucket or None, priority or None, q.strip() or None)
     with web.transaction(me) as (session, _user):
-        figures = summary(session, now, matrix, chosen)
-        rows = at_risk_page(session, now, matrix, chosen,
-                            PageRequest(PAGE_SIZE, (page_number - 1) * PAGE_SIZE, sort or None), figures)
+        figures, rows = portfolio_view(session, now, matrix, chosen,
+                                       PageRequest(PAGE_SIZE, (page_number - 1) * PAGE_SIZE, sort or None))
         overdue = overdue_page(session, now, chosen, PageRequest(OVERDUE_SHOWN))
         known_segments = segments(session)
     filters = {"segment": segment, "owner": owner, "bucket": bucket, "priority": priority, "q": q, "sort": sort}
