@@ -8,14 +8,17 @@ wrote the event (the CLI, the demo, a scheduled job), with the audit row's id in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
+
 
 from pulsecheck.storage.models import CycleEvent, ReviewEvent, User
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings
+    from pulsecheck.notifications.outbox import Routing
     from pulsecheck.storage.db import Database
 
 # event -> (notification kind, who hears of it)
@@ -37,7 +40,16 @@ def install(database: Database, settings: Settings) -> None:
     def noticed(obj: object) -> bool:
         return isinstance(obj, ReviewEvent) and obj.event in NOTICES
 
-    before_commit(database, "review-notices", events, lambda session, found: send(session, found, settings), noticed)
+    routing: list[Routing] = []  # the settings' routing, made at the first commit that sends a notice
+
+    def send_review(session: Session, found: list[ReviewEvent]) -> None:
+        from pulsecheck.notifications.outbox import Routing
+
+        if not routing:
+            routing.append(Routing.from_settings(settings))
+        send(session, found, settings, routing[0])
+
+    before_commit(database, "review-notices", events, send_review, noticed)
 
     def cycle_events(session: Session) -> list[CycleEvent]:
         return [obj for obj in session.new if isinstance(obj, CycleEvent) and obj.event in CYCLE_NOTICES]
@@ -45,10 +57,26 @@ def install(database: Database, settings: Settings) -> None:
     before_commit(database, "cycle-notices", cycle_events, lambda session, found: send_cycle(session, found, settings))
 
 
-def send(session: Session, found: list[ReviewEvent], settings: Settings) -> None:
-    from pulsecheck.notifications.outbox import Routing
+# The users a commit's review notices go to, read on the session's connection with a statement built once (the
+# hook runs after the commit's flush: nothing is pending) as transient User objects.
+_USERS = cast(Table, User.__table__)
+_USERS_NAMED = select(_USERS).where(_USERS.c.name.in_(bindparam("names", expanding=True)))
 
-    routing = Routing.from_settings(settings)
+
+def send(session: Session, found: list[ReviewEvent], settings: Settings, routing: Routing | None = None) -> None:
+    """One notice per submit, reject and approve of a review, to its approver or reviewer; the outbox rows of
+    every event of the commit written in one statement."""
+    from pulsecheck.notifications.outbox import People, Routing, enqueue_rows
+    from pulsecheck.storage.bulk import transient
+
+    routing = routing or Routing.from_settings(settings)
+    people = People(session)
+    names = sorted({name for row in found if (name := _person(row)) is not None})
+    if names:  # read at once, as `People.named` would read them
+        people.users.update(dict.fromkeys(names))
+        rows = session.connection().execute(_USERS_NAMED, {"names": names}).mappings()
+        people.know(transient(User, [dict(row) for row in rows]))
+    outbox: list[dict[str, Any]] = []
     for row in found:
         kind, role = NOTICES[row.event]
         review = row.review
@@ -59,13 +87,18 @@ def send(session: Session, found: list[ReviewEvent], settings: Settings) -> None
             "priority": review.priority,
             "due_at": review.due_at,
         }
-        routing.notify(session, kind, [role], review.account, review, context, f"review-event:{row.id}", row.at)
+        outbox += routing.messages(people, kind, [role], review.account, review, context, f"review-event:{row.id}",
+                                   row.at)
+    enqueue_rows(session, outbox)
+
+
+def _person(row: ReviewEvent) -> str | None:
+    """The name the notice of a review event goes to (its role's person on the review)."""
+    return row.review.approver if NOTICES[row.event][1] == "approver" else row.review.reviewer
 
 
 def send_cycle(session: Session, found: list[CycleEvent], settings: Settings) -> None:
     """One `cycle_event` notice per submit, reject and approve of a cycle, to whoever acts next on it."""
-    from sqlalchemy import select
-
     from pulsecheck.notifications.outbox import Routing, enqueue_rows, messages, resolve_roles
     from pulsecheck.storage.models import ReviewCycle
 

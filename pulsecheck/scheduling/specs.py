@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError
@@ -241,9 +241,16 @@ def escalation_jobs(escalation: Escalation, cfg: ScheduleSettings) -> dict[str, 
     return {f"escalation-deadline:{escalation.id}": escalation_job(escalation, cfg)}
 
 
+# Built once; run on the session's connection (the commit hook calls it after its flush: nothing is pending).
+_OPEN_REVIEW = (
+    select(Review.id)
+    .where(Review.account_id == bindparam("account_id"), Review.state.in_(OPEN_REVIEW_STATES))
+    .limit(1)
+)
+
+
 def _has_open_review(session: Session, account_id: int) -> bool:
-    query = select(Review.id).where(Review.account_id == account_id, Review.state.in_(OPEN_REVIEW_STATES))
-    return session.scalar(query.limit(1)) is not None
+    return session.connection().execute(_OPEN_REVIEW, {"account_id": account_id}).first() is not None
 
 
 # --- every job the rows want (reconcile at scheduler start) -------------------------------------

@@ -114,6 +114,18 @@ class JobStore:
         rows = [self._row(spec, now) for spec in specs]
         self.session.execute(statement.values(next_run_time=bindparam("next_run_time")), rows)
 
+    def upsert(self, specs: Sequence[JobSpec], now: datetime) -> None:
+        """Write the jobs of `specs` in one keyed statement with no read first: a missing job is inserted, one
+        whose stored fingerprint differs is overwritten, one already right is left as it is (its next run time
+        kept), as `sync.apply` would decide after reading the fingerprints. For a transaction's few jobs."""
+        if specs:
+            self.session.execute(_upsert(self.session), [self._row(spec, now) for spec in specs])
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete the jobs of `ids` that exist, one keyed statement (executemany) with no read first."""
+        if ids:
+            self.session.execute(_DELETE, [{"job_id": job_id} for job_id in ids])
+
     def remove(self, ids: Sequence[str]) -> None:
         """Delete the jobs of `ids` (in batches)."""
         for start in range(0, len(ids), BATCH):
@@ -213,6 +225,27 @@ class JobStore:
             job._modify(next_run_time=None)
             self.templates[spec.func] = job.__getstate__()
         return self.templates[spec.func]
+
+
+_JOBS = cast(Table, SchedulerJob.__table__)
+_DELETE = _JOBS.delete().where(_JOBS.c.id == bindparam("job_id"))
+_UPSERTS: dict[str, Any] = {}  # per dialect: INSERT ... ON CONFLICT DO UPDATE, built once
+
+
+def _upsert(session: Session) -> Any:
+    """Insert a job, or overwrite the stored one only where its fingerprint (`spec`) differs."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _UPSERTS:
+        from pulsecheck.storage.bulk import upsert
+
+        statement = upsert(session, SchedulerJob).values(id=bindparam("job_id"), next_run_time=bindparam("next_run_time"))
+        excluded = statement.excluded
+        _UPSERTS[dialect] = statement.on_conflict_do_update(
+            index_elements=[_JOBS.c.id],
+            set_={"next_run_time": excluded.next_run_time, "job_state": excluded.job_state, "spec": excluded.spec},
+            where=_JOBS.c.spec.is_distinct_from(excluded.spec),
+        )
+    return _UPSERTS[dialect]
 
 
 def _identity(job: Job) -> tuple[Any, ...]:

@@ -68,6 +68,17 @@ def apply(
     return report
 
 
+KEYED = 16  # up to this many jobs, the commit hook writes them keyed (`keyed`) rather than read-then-write
+
+
+def keyed(store: JobStore, wanted: Mapping[str, JobSpec | None], now: datetime) -> None:
+    """What `apply` does for a few jobs, in one upsert and one delete and no read: a job whose stored fingerprint
+    equals the wanted one is left alone (keeping its next run time), a missing or stale one is written, an
+    unwanted one is deleted."""
+    store.upsert([spec for spec in wanted.values() if spec is not None], now)
+    store.delete([job_id for job_id, spec in wanted.items() if spec is None])
+
+
 def install(database: Database, settings: Settings) -> None:
     """Keep jobs in step with every review and escalation that a transaction of `database` writes."""
     from pulsecheck.storage.hooks import before_commit
@@ -87,7 +98,10 @@ def install(database: Database, settings: Settings) -> None:
         wanted: dict[str, JobSpec | None] = {}
         for obj in sorted(objects, key=lambda o: (type(o).__name__, o.id)):
             wanted.update(review_jobs(session, obj, cfg) if isinstance(obj, Review) else escalation_jobs(obj, cfg))
-        apply(session, job_store(session, cfg.tz), wanted, settings.now())
+        if len(wanted) <= KEYED:  # a transaction's few jobs (a review moved): keyed writes, no read first
+            keyed(job_store(session, cfg.tz), wanted, settings.now())
+        else:
+            apply(session, job_store(session, cfg.tz), wanted, settings.now())
 
     before_commit(database, "schedule", touched, sync, accept=lambda obj: isinstance(obj, Review | Escalation))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -104,12 +104,21 @@ class Context:
 
 
 def _signed_data(content: ReviewContent) -> dict[str, Any]:
-    data = asdict(content)
+    # `asdict` without its deep copy (the digest only reads the values; `plain` turns the baseline's mappings and
+    # the tuples into the same JSON): the content's fields, its risks, actions and attachments as field mappings.
+    data = {name: getattr(content, name) for name in _CONTENT_FIELDS}
+    for name in _RECORD_FIELDS:
+        data[name] = tuple({field_: getattr(item, field_) for field_ in _FIELDS[type(item)]} for item in data[name])
     if not data["attachments"]:
         data.pop("attachments")  # so a review without attachments keeps the digest it was signed with before
     if data["baseline"] is None:
         data.pop("baseline")  # likewise a review opened before baselines were scorecards, or on no snapshot
     return data
+
+
+_CONTENT_FIELDS = tuple(f.name for f in fields(ReviewContent))
+_RECORD_FIELDS = ("risks", "actions", "attachments")
+_FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in (RiskData, ActionData, AttachmentData)}
 
 
 def employee_digest(content: ReviewContent) -> str:

@@ -36,7 +36,13 @@ def insert_ignoring(session: Session, model: type[Base], rows: Sequence[dict[str
     """Insert `rows`, skipping those whose unique `key` is already stored (INSERT ... ON CONFLICT DO NOTHING): no
     lookup first, and a racing twin is a no-op."""
     if rows:
-        session.execute(upsert(session, model).on_conflict_do_nothing(index_elements=[key]), rows)
+        made = (session.get_bind().dialect.name, model, key)
+        if made not in _IGNORING:  # built once: a commit hook inserts a notice or two per transaction
+            _IGNORING[made] = upsert(session, model).on_conflict_do_nothing(index_elements=[key])
+        session.execute(_IGNORING[made], rows)
+
+
+_IGNORING: dict[tuple[str, type[Base], str], Any] = {}
 
 
 def upsert(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:

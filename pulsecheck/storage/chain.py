@@ -144,6 +144,7 @@ AUDITED: tuple[Audited, ...] = (
 )
 BY_MODEL = {spec.model: spec for spec in AUDITED}
 BY_KIND = {spec.kind: spec for spec in AUDITED}
+_ORDER = {spec.model: n for n, spec in enumerate(AUDITED)}  # the chain hook appends kind by kind in this order
 
 
 @dataclass(frozen=True)
@@ -378,8 +379,7 @@ def install(database: Database) -> None:
     from pulsecheck.storage.hooks import before_commit
 
     def chain(session: Session, objects: list[Any]) -> None:
-        order = {spec.model: n for n, spec in enumerate(AUDITED)}
-        ordered = sorted(objects, key=lambda obj: (order[type(obj)], obj.id))  # the same order on every replay
+        ordered = sorted(objects, key=lambda obj: (_ORDER[type(obj)], obj.id))  # the same order on every replay
         entries = [(BY_MODEL[type(obj)], obj) for obj in ordered]
         append(session, entries, session.info.get(ACTOR), session.info.get(SIGNER))
 

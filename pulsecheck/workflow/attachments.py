@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
@@ -192,11 +192,18 @@ def problems(session: Session, links: list[AttachmentLink], what: str) -> list[s
 # --- reviews ----------------------------------------------------------------------------------------
 
 
+# Built once, run on the session's connection (every transition reads it): links are written by `attach`, which
+# flushes, and dropped by Core statements, so the stored rows are the session's.
+_REVIEW_LINKS = (
+    select(AttachmentLink.number, AttachmentLink.filename, AttachmentLink.sha256, AttachmentLink.note)
+    .where(AttachmentLink.record_kind == REVIEW, AttachmentLink.record_id == bindparam("record_id"))
+    .order_by(AttachmentLink.number)
+)
+
+
 def review_attachments(session: Session | None, review_id: int | None) -> tuple[review_machine.AttachmentData, ...]:
     """What a review's signatures bind of its attachments (none for a review not stored yet)."""
     if session is None or review_id is None:
         return ()
-    return tuple(
-        review_machine.AttachmentData(k.number, k.filename, k.sha256, k.note)
-        for k in links_of(session, REVIEW, review_id)
-    )
+    rows = session.connection().execute(_REVIEW_LINKS, {"record_id": review_id})
+    return tuple(review_machine.AttachmentData(*row) for row in rows)
