@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -124,7 +124,8 @@ def run_due(
     try:
         for _ in range(max_passes):
             with rt.database.transaction() as session:
-                due = job_store(session, rt.cfg.tz).due(now)
+                read = job_store(session, rt.cfg.tz).due_read(now)
+            due = read.jobs
             # Jobs of one kind together (soonest first within it), so that they run in batches; dispatch last:
             # a pass delivers what it produced.
             due.sort(key=lambda job: (job.id == DISPATCH, job.func_ref not in jobs.BATCHED, job.func_ref))
@@ -134,7 +135,7 @@ def run_due(
                     return runs
                 if leader is not None and not leader.held():
                     raise Deposed(f"lost the leader lock; {len(due) - ran} queued job(s) dropped")
-                done = _run_batch(rt, group, now) if len(group) > 1 else None
+                done = _run_batch(rt, group, now, read.states) if len(group) > 1 else None
                 if done is None:  # one job, or a batch that did not commit: each job alone, as before
                     done = [run for job in group if (run := _run(rt, job, now)) is not None]
                 ran += len(done)
@@ -161,7 +162,7 @@ def _groups(due: list[Any]) -> list[list[Any]]:
     return groups
 
 
-def _run_batch(rt: jobs.Runtime, group: list[Any], now: datetime) -> list[JobRun] | None:
+def _run_batch(rt: jobs.Runtime, group: list[Any], now: datetime, states: Mapping[str, bytes]) -> list[JobRun] | None:
     """Run jobs of one kind in one transaction that also moves them on: all count as run when it commits, none
     if it does not. Any error (a job's own, or a conflict at commit) rolls the batch back and returns None: the
     caller then runs each job alone, with the per-job handling of errors."""
@@ -169,7 +170,7 @@ def _run_batch(rt: jobs.Runtime, group: list[Any], now: datetime) -> list[JobRun
     try:
         with rt.database.transaction() as session:
             store = job_store(session, rt.cfg.tz)
-            live = store.current_many(group)  # an earlier job of the pass may have removed or replaced some
+            live = store.current_many(group, states)  # an earlier job of the pass may have removed or replaced some
             ran = [job for job in group if job.id in live]
             rows = jobs.prefetch(session, group[0].func_ref, [tuple(job.args) for job in ran])
             batch = jobs.set_batch(session)

@@ -12,7 +12,7 @@ across a DST change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.errors import InputError
 from pulsecheck.notifications.outbox import Routing
@@ -268,30 +268,33 @@ def all_jobs(session: Session, cfg: ScheduleSettings) -> dict[str, JobSpec]:
 
 
 def _due_jobs(session: Session, cfg: ScheduleSettings) -> Iterator[JobSpec]:
-    columns = (Review.id, Review.state, Review.due_at, Review.reminders_sent)
-    for review in session.execute(select(*columns).where(Review.state.in_(OPEN_REVIEW_STATES))):
+    for review in session.execute(_due_rows()):
         spec = review_due_job(review, cfg)
         if spec:
             yield spec
 
 
+def _due_rows() -> Any:
+    """The reviews that want a `review-due` job (`review_due_job`'s conditions, in SQL)."""
+    columns = (Review.id, Review.state, Review.due_at, Review.reminders_sent)
+    return select(*columns).where(Review.state.in_(OPEN_REVIEW_STATES), Review.due_at.is_not(None))
+
+
 def _next_review_jobs(session: Session, cfg: ScheduleSettings) -> Iterator[JobSpec]:
     """The newest approved (or closed) review's next review date, for accounts with no review open."""
-    open_accounts = set(
-        session.scalars(select(Review.account_id).where(Review.state.in_(OPEN_REVIEW_STATES)).distinct())
-    )
+    opened = aliased(Review)
+    has_open = select(opened.id).where(opened.account_id == Review.account_id, opened.state.in_(OPEN_REVIEW_STATES))
     latest: dict[int, date] = {}
-    rows = session.execute(
+    rows = session.connection().execute(
         select(Review.account_id, Review.next_review_date)
-        .where(Review.state.in_(("approved", "closed")), Review.next_review_date.is_not(None))
+        .where(Review.state.in_(("approved", "closed")), Review.next_review_date.is_not(None), ~has_open.exists())
         .order_by(Review.account_id, Review.id)
     )
     for account_id, day in rows:
         if day is not None:
             latest[account_id] = day  # the newest review's date wins
     for account_id, day in latest.items():
-        if account_id not in open_accounts:
-            yield next_review_job(account_id, day, cfg)
+        yield next_review_job(account_id, day, cfg)
 
 
 def _ladder_jobs(session: Session, cfg: ScheduleSettings) -> Iterator[JobSpec]:
@@ -299,3 +302,49 @@ def _ladder_jobs(session: Session, cfg: ScheduleSettings) -> Iterator[JobSpec]:
         spec = escalation_job(escalation, cfg)
         if spec:
             yield spec
+
+
+# --- what reconcile changes: fingerprints compared first, specs made only for the jobs that differ ---------
+
+
+def changed_jobs(
+    session: Session, cfg: ScheduleSettings, stored: Mapping[str, str | None]
+) -> tuple[dict[str, JobSpec | None], int]:
+    """The jobs `reconcile` must write (the spec of every wanted job that is missing or whose stored fingerprint
+    differs from `stored`) or remove (None: stored, but no row wants it), and how many wanted jobs are right.
+
+    At a scheduler start nearly every stored job is right, so the bulk of them (the review-due jobs, one per open
+    review) are compared as text made straight from their rows: no spec, trigger or key tuple is built for a job
+    that is kept."""
+    orphans = dict(stored)  # what is left once every wanted job has taken its own
+    changed: dict[str, JobSpec | None] = {}
+    kept = 0
+    fingerprint = review_due_fingerprint(cfg)
+    rows = session.connection().execute(_due_rows().where(Review.reminders_sent <= cfg.max_reminders)).all()
+    for row in rows:  # Core rows, fetched at once: no ORM loading, no fetch call per row
+        review_id, state, due_at, _ = row
+        job_id = f"review-due:{review_id}"
+        if orphans.pop(job_id, None) == fingerprint(review_id, state, due_at):
+            kept += 1
+        else:
+            changed[job_id] = review_due_job(row, cfg)
+    for spec in (*_next_review_jobs(session, cfg), *_ladder_jobs(session, cfg), *periodic_jobs(cfg)):
+        if orphans.pop(spec.id, None) == spec.fingerprint:
+            kept += 1
+        else:
+            changed[spec.id] = spec
+    changed.update(dict.fromkeys(orphans))
+    return changed, kept
+
+
+def review_due_fingerprint(cfg: ScheduleSettings) -> Callable[[int, str, datetime], str]:
+    """`review_due_job(review, cfg).fingerprint` of a review that wants the job, from its id, state and due date:
+    one format per review (`f"{func}|{args!r}|{key!r}"`, the settings' part of the key formatted once)."""
+    head = f"{FUNCS}:review_due|("
+    tail = f", {cfg.reminder_every!r}, {cfg.max_reminders!r}, {cfg.tz.key!r})"
+
+    def fingerprint(review_id: int, state: str, due_at: datetime) -> str:
+        iso = due_at.isoformat()
+        return f"{head}{review_id!r}, {state!r}, {iso!r})|('reminders', {iso!r}{tail}"
+
+    return fingerprint

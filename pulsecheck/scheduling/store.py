@@ -21,7 +21,7 @@ cannot drop them. `scheduling.runner` runs the due jobs itself, and moves each o
 from __future__ import annotations
 
 import pickle
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,7 +94,27 @@ class JobStore:
 
     def due(self, now: datetime) -> list[Job]:
         """The jobs whose next run time is `now` or earlier, soonest first."""
-        return cast("list[Job]", self.store.get_due_jobs(now))
+        return self.due_read(now).jobs
+
+    def due_read(self, now: datetime) -> DueJobs:
+        """`due`, with each job's stored state as read (for `current_many`): APScheduler's `get_due_jobs` (the
+        same query, and a job that cannot be restored is logged and removed the same way), keeping the bytes."""
+        from apscheduler.util import datetime_to_utc_timestamp
+
+        store, table = self.store, cast(Table, SchedulerJob.__table__)
+        query = select(table.c.id, table.c.job_state).where(table.c.next_run_time <= datetime_to_utc_timestamp(now))
+        read = DueJobs([], {})
+        failed = []
+        for job_id, state in self.session.connection().execute(query.order_by(table.c.next_run_time)).all():
+            try:
+                read.jobs.append(store._reconstitute_job(state))
+            except BaseException:  # as APScheduler's store does: the job is lost, said so, and gone
+                store._logger.exception('Unable to restore job "%s" -- removing it', job_id)
+                failed.append(job_id)
+                continue
+            read.states[job_id] = bytes(state)
+        self.remove(failed)
+        return read
 
     def all(self) -> list[Job]:
         """Every stored job, soonest first, paused ones last."""
@@ -149,16 +169,20 @@ class JobStore:
             job._modify(next_run_time=following)
             self.store.update_job(job)
 
-    def current_many(self, due: Sequence[Job]) -> set[str]:
-        """The ids of the jobs in `due` whose stored job is still that job, read in a few queries."""
+    def current_many(self, due: Sequence[Job], states: Mapping[str, bytes] | None = None) -> set[str]:
+        """The ids of the jobs in `due` whose stored job is still that job, read in a few queries. With the
+        `states` the jobs were read from (`due_read`), a stored state that has not changed since is the same job
+        (compared as bytes, nothing unpickled); any other is unpickled and compared."""
         wanted = {job.id: job for job in due}
+        states = states or {}
         listed, found = list(wanted), set()
+        table = cast(Table, SchedulerJob.__table__)
         for start in range(0, len(listed), BATCH):
-            query = select(SchedulerJob.id, SchedulerJob.job_state).where(
-                SchedulerJob.id.in_(listed[start : start + BATCH])
-            )
-            for job_id, state in self.session.execute(query):
-                if _identity(self.store._reconstitute_job(state)) == _identity(wanted[job_id]):
+            query = select(table.c.id, table.c.job_state).where(table.c.id.in_(listed[start : start + BATCH]))
+            for job_id, state in self.session.connection().execute(query).all():
+                if states.get(job_id) == state or (
+                    _identity(self.store._reconstitute_job(state)) == _identity(wanted[job_id])
+                ):
                     found.add(job_id)
         return found
 
@@ -248,6 +272,14 @@ def _upsert(session: Session) -> Any:
     return _UPSERTS[dialect]
 
 
+@dataclass(frozen=True)
+class DueJobs:
+    """The due jobs, soonest first, and each one's stored state (pickled) as it was read, by id."""
+
+    jobs: list[Job]
+    states: dict[str, bytes]
+
+
 def _identity(job: Job) -> tuple[Any, ...]:
     return job.func_ref, tuple(job.args), repr(job.trigger), job.next_run_time
 
@@ -260,8 +292,8 @@ def job_store(session: Session, tz: ZoneInfo) -> JobStore:
 def fingerprints(session: Session, ids: Collection[str] | None = None) -> dict[str, str | None]:
     """The stored jobs' fingerprints (all, or those among `ids`), read in a few queries without unpickling."""
     query = select(SchedulerJob.id, SchedulerJob.spec)
-    if ids is None:
-        return {job_id: spec for job_id, spec in session.execute(query)}
+    if ids is None:  # every job (a scheduler start): Core rows, no ORM loading per row
+        return {job_id: spec for job_id, spec in session.connection().execute(query).all()}
     found: dict[str, str | None] = {}
     listed = list(ids)
     for start in range(0, len(listed), BATCH):

@@ -108,10 +108,11 @@ def install(database: Database, settings: Settings) -> None:
 
 def reconcile(session: Session, cfg: ScheduleSettings, now: datetime) -> SyncReport:
     """Recompute every job from the rows: add what is missing, replace what is stale, remove what is orphaned."""
-    from pulsecheck.scheduling.specs import all_jobs
+    from pulsecheck.scheduling.specs import changed_jobs
     from pulsecheck.scheduling.store import fingerprints, job_store
 
-    wanted: dict[str, JobSpec | None] = dict(all_jobs(session, cfg))
     stored = fingerprints(session)
-    wanted.update({job_id: None for job_id in stored if job_id not in wanted})  # orphans go
-    return apply(session, job_store(session, cfg.tz), wanted, now, stored)
+    changed, kept = changed_jobs(session, cfg, stored)  # specs made only for the jobs missing or stale
+    report = apply(session, job_store(session, cfg.tz), changed, now, stored)
+    report.kept = kept
+    return report
