@@ -138,7 +138,6 @@ class _Skeleton:
         self.parts = parts
 
     def fill(self, cleaned: dict[str, Any]) -> str:
-        filters = _environment().filters
         out = []
         for part in self.parts:
             if isinstance(part, str):
@@ -146,14 +145,23 @@ class _Skeleton:
                 continue
             name, chain = part
             value = cleaned[name]
-            for filter_name, args, kwargs in chain:
-                function = filters[filter_name]
-                if filter_name in _WITH_CONTEXT:  # reads the context's `timezone`: the cleaned context is it
-                    value = function(cleaned, value, *args, **dict(kwargs))
-                else:
-                    value = function(value, *args, **dict(kwargs))
-            out.append(str(value))  # what printing does (autoescape off, no finalize)
+            if chain:
+                value = _through(chain, value, cleaned)
+            out.append(value if value.__class__ is str else str(value))  # what printing does (autoescape off)
         return "".join(out)
+
+
+def _through(chain: tuple[tuple[str, tuple[Any, ...], tuple[tuple[str, Any], ...]], ...], value: Any,
+             cleaned: dict[str, Any]) -> Any:  # fmt: skip
+    """A value put through the filters a slot recorded, as the template applies them."""
+    filters = _environment().filters
+    for filter_name, args, kwargs in chain:
+        function = filters[filter_name]
+        if filter_name in _WITH_CONTEXT:  # reads the context's `timezone`: the cleaned context is it
+            value = function(cleaned, value, *args, **dict(kwargs))
+        else:
+            value = function(value, *args, **dict(kwargs))
+    return value
 
 
 _WITH_CONTEXT = frozenset({"when"})  # context filters whose only read of the context is `context.get(name)`
@@ -166,8 +174,10 @@ def _skeleton(kind: str, cleaned: dict[str, Any]) -> _Skeleton | None:
     try:
         shape = (
             kind,
-            frozenset(name for name in names if name in cleaned),
-            tuple((name, type(cleaned[name]), _decided(cleaned[name])) for name in decided if name in cleaned),
+            names.intersection(cleaned),
+            tuple((name, type(cleaned[name]), _decided(cleaned[name])) for name in decided if name in cleaned)
+            if decided
+            else (),
         )
         found = _skeletons.get(shape)
     except TypeError:  # an unhashable decided value (a list of digest items)
@@ -317,10 +327,17 @@ def _clean(context: dict[str, Any]) -> dict[str, Any]:
     """Drop empty values (so they count as missing) and fold single-line text onto one line."""
     cleaned: dict[str, Any] = {}
     for key, value in context.items():
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None:
             continue
         if isinstance(value, str):
-            value = value.strip("\n") if key in _MULTILINE_KEYS else " ".join(value.split())
+            if key in _MULTILINE_KEYS:
+                if not value.strip():
+                    continue
+                value = value.strip("\n")
+            else:
+                value = " ".join(value.split())  # empty exactly when the text is blank
+                if not value:
+                    continue
         cleaned[key] = value
     return cleaned
 
