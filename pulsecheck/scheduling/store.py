@@ -131,7 +131,8 @@ class JobStore:
             statement = table.insert().values(id=bindparam("job_id"))
         else:
             statement = table.update().where(table.c.id == bindparam("job_id"))
-        rows = [self._row(spec, now) for spec in specs]
+        made: dict[tuple[Any, ...], tuple[list[float], datetime | None]] = {}  # dates and first run, per key
+        rows = [self._row(spec, now, made) for spec in specs]
         self.session.execute(statement.values(next_run_time=bindparam("next_run_time")), rows)
 
     def upsert(self, specs: Sequence[JobSpec], now: datetime) -> None:
@@ -210,13 +211,27 @@ class JobStore:
         """The soonest next run time of any stored job (None: no job is scheduled)."""
         return cast("datetime | None", self.store.get_next_run_time())
 
-    def _row(self, spec: JobSpec, now: datetime) -> dict[str, Any]:
+    def _row(
+        self, spec: JobSpec, now: datetime, made: dict[tuple[Any, ...], tuple[list[float], datetime | None]]
+    ) -> dict[str, Any]:
         from apscheduler.util import datetime_to_utc_timestamp
 
-        # A job's first run is its trigger's first firing (an aware datetime: APScheduler keeps it as is).
-        first = spec.trigger.get_next_fire_time(None, now)
+        from pulsecheck.scheduling.triggers import DatesTrigger
+
+        # A job's first run is its trigger's first firing (an aware datetime: APScheduler keeps it as is). Specs
+        # with the same key fire at the same dates (the key is what they are computed from): a batch of jobs made
+        # at one moment computes a few date lists, each once.
+        key = None if spec.key is None else (spec.func, spec.key)
+        found = made.get(key) if key is not None else None
+        if found is None:
+            trigger = spec.trigger
+            first = trigger.get_next_fire_time(None, now)
+            if key is not None and isinstance(trigger, DatesTrigger):
+                made[key] = (trigger.stamps, first)
+        else:
+            trigger, first = DatesTrigger.of_stamps(found[0], spec.key), found[1]
         state = self._template(spec) | {
-            "id": spec.id, "args": tuple(spec.args), "trigger": spec.trigger, "name": spec.name, "next_run_time": first,
+            "id": spec.id, "args": tuple(spec.args), "trigger": trigger, "name": spec.name, "next_run_time": first,
         }  # fmt: skip
         return {
             "job_id": spec.id,

@@ -19,6 +19,13 @@ class DatesTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no
         self.stamps = sorted(m.timestamp() for m in moments)
         self.key = key  # what the moments were computed from (see specs.JobSpec)
 
+    @classmethod
+    def of_stamps(cls, stamps: list[float], key: tuple[Any, ...] | None) -> DatesTrigger:
+        """A trigger firing at `stamps` (sorted UTC timestamps of another one), made from `key`."""
+        made = cls.__new__(cls)
+        made.stamps, made.key = list(stamps), key
+        return made
+
     @property
     def moments(self) -> list[datetime]:
         return [datetime.fromtimestamp(stamp, UTC) for stamp in self.stamps]

@@ -229,11 +229,24 @@ class Signer(Protocol):
 
 def content_of(spec: Audited, values: Any) -> str:
     """The canonical content of a record: its id and recorded fields, read from an object or a row mapping."""
-    get = values.get if isinstance(values, dict) else lambda name: getattr(values, name)
     # The fields are scalars, dates and JSON lists: json's own sorting gives canonical_json's text, byte for
     # byte, without its recursive pre-pass (verify computes this for every audited row).
-    record = {"id": get("id"), **{name: get(name) for name in spec.fields}}
-    return encode_content(record)
+    return encode_content(_record(spec, values))
+
+
+def _record(spec: Audited, values: Any) -> dict[str, Any]:
+    """The id and recorded fields of an object or a row mapping. A transient object (`storage.bulk.transient`:
+    a row a Core statement wrote) is read from its dict, without the attribute machinery: an unset column reads
+    None there as through the attribute."""
+    if isinstance(values, dict):
+        get = values.get
+    else:
+        state = getattr(values, "_sa_instance_state", None)
+        if state is not None and state.key is None and state.session_id is None:
+            get = values.__dict__.get
+        else:
+            return {"id": values.id, **{name: getattr(values, name) for name in spec.fields}}
+    return {"id": get("id"), **{name: get(name) for name in spec.fields}}
 
 
 def _moment(value: Any) -> Any:
@@ -310,10 +323,14 @@ def append(
     earlier: dict[tuple[str, int], str] = {}  # this batch's entries, for `_needs_signature`
     for spec, values in items:
         seq += 1
-        content = content_of(spec, values)
-        record_id = values["id"] if isinstance(values, dict) else values.id
+        record = _record(spec, values)
+        content = encode_content(record)
+        record_id = record["id"]
         row = {"seq": seq, "kind": spec.kind, "record_id": record_id, "content": content, "prev_hash": prev}
-        if signer is not None and _needs_signature(session, spec.kind, record_id, content, earlier):
+        # Most entries sign nothing: told from the record itself, not from its content parsed back.
+        if signer is not None and signed_off(spec.kind, record) and _needs_signature(
+            session, spec.kind, record_id, content, earlier
+        ):
             row |= _signature(session, signer, row, actor)
         earlier[(spec.kind, record_id)] = content
         digest = entry_hash(seq, prev, spec.kind, record_id, content, actor, row.get("signer_key"))

@@ -75,6 +75,7 @@ class Batches:
         self.flag_kinds = {a.params["kind"] for r in rules.rules for a in r.actions if a.kind == "flag_deviation"}
         self.flagged: dict[deviation.Key, str] = {}
         self.grown, self.analyze_after = 0, ANALYZE_AFTER
+        self.scored: dict[tuple[int, str], tuple[str, float]] = {}  # (account, severity): matrix priority, score
         self.p1_kept = self._p1_kept()
 
     def _p1_kept(self) -> set[tuple[int, str]]:
@@ -89,7 +90,10 @@ class Batches:
                     if action.kind == "escalate" and not action.params.get("priority"):
                         severity = action.params["severity"]
                         found.append((account, rule_id))
-                        scored.append((self.config.priority.priority(severity, facts), priority_score(severity, facts)))
+                        if (account, severity) not in self.scored:
+                            matrix = self.config.priority.priority(severity, facts)
+                            self.scored[(account, severity)] = (matrix, priority_score(severity, facts))
+                        scored.append(self.scored[(account, severity)])
         capped = cap_p1(scored, self.config.p1_share)
         return {key for key, priority in zip(found, capped, strict=True) if priority == "P1"}
 
@@ -138,7 +142,7 @@ class Batches:
         )
         accounts = {a.id: a for a in session.scalars(query)}
         plan = Plan(self.config, self.now, self.log, self._load(session, busy, open_ones))
-        plan.p1_kept = self.p1_kept
+        plan.p1_kept, plan.scored = self.p1_kept, self.scored
         firings = []
         for account_id in busy:
             account, values, fired = accounts[account_id], self.facts[account_id], self.fired.get(account_id, [])

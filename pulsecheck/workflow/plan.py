@@ -122,6 +122,7 @@ class Plan:
         self.resolving: list[Escalation] = []
         self.planned_keys: set[str] = set()
         self.p1_kept: set[tuple[int, str]] | None = None  # (account, rule) allowed P1 in this run; None: no cap
+        self.scored: dict[tuple[int, str], tuple[str, float]] = {}  # (account, severity): matrix priority, score
 
     def add(self, account: Account, rule: Rule, action: str, detail: str) -> None:
         self.log.planned.append(Planned(account.external_id, rule.id, action, detail))
@@ -159,8 +160,9 @@ class Plan:
         if escalation.cooling(self.resolved.get((account.id, rule.id)), self.now, rule.cooldown):
             return
         severity = params["severity"]
-        score = priority_score(severity, facts)
-        priority = params.get("priority") or self.config.priority.priority(severity, facts)
+        known = self.scored.get((account.id, severity))  # computed when the run capped its P1s
+        score = known[1] if known else priority_score(severity, facts)
+        priority = params.get("priority") or (known[0] if known else self.config.priority.priority(severity, facts))
         if priority == "P1" and not params.get("priority") and self.p1_kept is not None:
             priority = "P1" if (account.id, rule.id) in self.p1_kept else "P2"
         reason = render_reason(params.get("reason") or rule.description or rule.id, facts)
