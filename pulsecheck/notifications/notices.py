@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
-
 from pulsecheck.storage.models import CycleEvent, ReviewEvent, User
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ def install(database: Database, settings: Settings) -> None:
 # The users a commit's review notices go to, read on the session's connection with a statement built once (the
 # hook runs after the commit's flush: nothing is pending) as transient User objects.
 _USERS = cast(Table, User.__table__)
-_USERS_NAMED = select(_USERS).where(_USERS.c.name.in_(bindparam("names", expanding=True)))
+_USER_NAMED = select(_USERS).where(_USERS.c.name == bindparam("name"))  # keyed: no IN list rendered per call
 
 
 def send(session: Session, found: list[ReviewEvent], settings: Settings, routing: Routing | None = None) -> None:
@@ -72,9 +71,10 @@ def send(session: Session, found: list[ReviewEvent], settings: Settings, routing
     routing = routing or Routing.from_settings(settings)
     people = People(session)
     names = sorted({name for row in found if (name := _person(row)) is not None})
-    if names:  # read at once, as `People.named` would read them
+    if names:  # read first (one or two: the approver, the reviewer), as `People.named` would read them
         people.users.update(dict.fromkeys(names))
-        rows = session.connection().execute(_USERS_NAMED, {"names": names}).mappings()
+        connection = session.connection()
+        rows = [row for name in names for row in connection.execute(_USER_NAMED, {"name": name}).mappings()]
         people.know(transient(User, [dict(row) for row in rows]))
     outbox: list[dict[str, Any]] = []
     for row in found:

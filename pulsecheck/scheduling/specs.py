@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.errors import InputError
@@ -241,10 +241,11 @@ def escalation_jobs(escalation: Escalation, cfg: ScheduleSettings) -> dict[str, 
     return {f"escalation-deadline:{escalation.id}": escalation_job(escalation, cfg)}
 
 
-# Built once; run on the session's connection (the commit hook calls it after its flush: nothing is pending).
+# Built once (no IN list to render per call); run on the session's connection (the commit hook calls it after
+# its flush: nothing is pending).
 _OPEN_REVIEW = (
     select(Review.id)
-    .where(Review.account_id == bindparam("account_id"), Review.state.in_(OPEN_REVIEW_STATES))
+    .where(Review.account_id == bindparam("account_id"), or_(*(Review.state == state for state in OPEN_REVIEW_STATES)))
     .limit(1)
 )
 

@@ -277,7 +277,9 @@ def _upsert(session: Session) -> Any:
     if dialect not in _UPSERTS:
         from pulsecheck.storage.bulk import upsert
 
-        statement = upsert(session, SchedulerJob).values(id=bindparam("job_id"), next_run_time=bindparam("next_run_time"))
+        statement = upsert(session, SchedulerJob).values(
+            id=bindparam("job_id"), next_run_time=bindparam("next_run_time")
+        )
         excluded = statement.excluded
         _UPSERTS[dialect] = statement.on_conflict_do_update(
             index_elements=[_JOBS.c.id],

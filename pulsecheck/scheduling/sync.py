@@ -2,8 +2,9 @@
 
 Commands never call the scheduler: a session hook (`install`) looks at the reviews and escalations a transaction
 touched and adds, moves or removes their jobs in that same transaction. `reconcile` recomputes every job at
-scheduler start and repairs what is missing or stale. Both go through `apply`, which compares the fingerprint
-stored beside each job with the wanted one (see `specs`) and writes only the jobs that changed, in bulk.
+scheduler start and repairs what is missing or stale. Both compare the fingerprint stored beside each job with the
+wanted one (see `specs`) and write only the jobs that changed: `apply` reads the fingerprints and writes in bulk;
+`keyed`, which the hook uses for a transaction's few jobs, lets one upsert compare them (no read first).
 """
 
 from __future__ import annotations
