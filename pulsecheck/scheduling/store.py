@@ -140,7 +140,8 @@ class JobStore:
         whose stored fingerprint differs is overwritten, one already right is left as it is (its next run time
         kept), as `sync.apply` would decide after reading the fingerprints. For a transaction's few jobs."""
         if specs:
-            self.session.execute(_upsert(self.session), [self._row(spec, now) for spec in specs])
+            made: dict[tuple[Any, ...], tuple[list[float], datetime | None]] = {}
+            self.session.execute(_upsert(self.session), [self._row(spec, now, made) for spec in specs])
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete the jobs of `ids` that exist, one keyed statement (executemany) with no read first."""
