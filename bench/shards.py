@@ -14,7 +14,7 @@ is reused) and the runs work on a copy, `<name>_run`, dropped at the end; `--set
 CPU seconds are given beside the wall time: the worker processes', the run's own process's, and those of the
 PostgreSQL backends serving each (read from /proc: the server must run on this host to count them).
 
-Run: .venv/bin/python bench/shards.py [N_ACCOUNTS] [--db URL] [--engine-only | --setup-only] [--single]
+Run: .venv/bin/python bench/shards.py [N_ACCOUNTS] [--db URL] [--engine-only | --sharded-only | --setup-only] [--single]
      (default 100000)
 """
 
@@ -62,8 +62,10 @@ server = BackendCpu(database.engine)
 install_hooks(database, load_settings(db=sys.argv[1], env={}))
 work(database, EvaluationSettings(), int(sys.argv[2]), said=lambda line: print("    worker:", line, flush=True))
 database.dispose()
-me = resource.getrusage(resource.RUSAGE_SELF)
-figures = {"rss_mb": me.ru_maxrss / 1024, "cpu": me.ru_utime + me.ru_stime, "server_cpu": server.seconds()}
+me = resource.getrusage(resource.RUSAGE_SELF)  # its ru_maxrss starts from the parent's: VmHWM is this process's
+with open("/proc/self/status") as status:
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+figures = {"rss_mb": peak / 1024, "cpu": me.ru_utime + me.ru_stime, "server_cpu": server.seconds()}
 with open(sys.argv[3], "a") as out:
     out.write(json.dumps(figures) + "\\n")
 """
@@ -221,7 +223,8 @@ if __name__ == "__main__":
     if "--setup-only" in sys.argv and db:
         seed(db, count)
         sys.exit(0)
-    engine_stage(min(count, 100_000))
+    if "--sharded-only" not in sys.argv:
+        engine_stage(min(count, 100_000))
     if "--engine-only" not in sys.argv:
         with tempfile.TemporaryDirectory() as tmp:
             sharded(db or f"sqlite:///{Path(tmp) / 'bench.db'}", count, "--single" in sys.argv)
