@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bulk import bulk_insert
+from bulk import copy_insert
 from common import report
 from sqlalchemy import create_engine, event, func, select, text
 
@@ -151,9 +151,9 @@ def set_up(database: Database, n: int) -> None:
         model_id = approve_model(session, EXAMPLES / "scoring.yaml", olga, NOW).id
         activate(session, EXAMPLES / "rules.yaml", olga, NOW)
     with database.engine.begin() as conn:
-        bulk_insert(conn, Account.__table__, _accounts(n, rnd))
-        bulk_insert(conn, ScoreSnapshot.__table__, _snapshots(n, rnd, model_id))
-        bulk_insert(conn, Issue.__table__, _issues(n))
+        copy_insert(conn, Account.__table__, _accounts(n, rnd))  # COPY on PostgreSQL, executemany on SQLite
+        copy_insert(conn, ScoreSnapshot.__table__, _snapshots(n, rnd, model_id))
+        copy_insert(conn, Issue.__table__, _issues(n))
 
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"

@@ -20,7 +20,7 @@ from common import PREFIX, fmt  # bench/ is on sys.path: this runs as a script, 
 
 HERE = Path(__file__).resolve().parent
 
-HELPERS = {"common.py", "bulk.py", "run.py", "__init__.py"}
+HELPERS = {"common.py", "bulk.py", "backends.py", "run.py", "__init__.py"}
 
 
 def scripts(names: list[str]) -> list[Path]:

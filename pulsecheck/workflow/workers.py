@@ -23,7 +23,7 @@ from pulsecheck.rules.language import RulesFile, load_rules, windows_used
 from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, EvaluationRun, RuleFiring, Ruleset
 from pulsecheck.workflow import shards
-from pulsecheck.workflow.actions import Batches
+from pulsecheck.workflow.actions import ANALYZE_AFTER, Batches
 from pulsecheck.workflow.evaluation import (
     RUN_LEASE,
     EvaluationSettings,
@@ -81,10 +81,14 @@ def _context(database: Database, run_id: int) -> RunContext:
 
 
 class Engine:
-    """The durable-rules core of this process, with the rulesets of one rules file at a time."""
+    """The durable-rules core of this process, with the rulesets of one rules file at a time, and the rows its
+    apply stage added since PostgreSQL's statistics were last refreshed."""
 
     def __init__(self) -> None:
         self.sha: str | None = None
+        # The apply stage analyzes the tables it grows every `analyze_after` rows (doubling): counted across the
+        # blocks and shards of this process, since one block adds fewer rows than the first threshold.
+        self.grown, self.analyze_after = 0, ANALYZE_AFTER
 
     def firings(self, rules: RulesFile, facts: dict[int, dict[str, Any]]) -> list[tuple[int, str]]:
         """Firings of the rules over these accounts, computed in this process (a crash ends only this worker)."""
@@ -121,9 +125,10 @@ def process(
         firings = engine.firings(run.rules, facts)
         seconds["engine"] += time.perf_counter() - clock
         clock = time.perf_counter()
-        log = Batches(database.transaction, config, run.rules, facts, firings, run.now, run.run_id, sorted(facts)).run(
-            config.batch_size
-        )
+        batches = Batches(database.transaction, config, run.rules, facts, firings, run.now, run.run_id, sorted(facts))
+        batches.grown, batches.analyze_after = engine.grown, engine.analyze_after
+        log = batches.run(config.batch_size)
+        engine.grown, engine.analyze_after = batches.grown, batches.analyze_after
         seconds["apply"] += time.perf_counter() - clock
         counts["accounts"] += len(facts)
         counts["firings"] += len(firings)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-HELPERS = {"common.py", "bulk.py", "run.py"}
+HELPERS = {"common.py", "bulk.py", "backends.py", "run.py"}
 # The arguments each script finishes quickly with (what a size means is each script's own: rows, accounts, runs;
 # web also takes seconds and clients, as its default load runs for a minute).
 TINY = {"cold_start": "2", "review_transitions": "5", "scheduler": "300", "outbox": "20", "signing": "2",

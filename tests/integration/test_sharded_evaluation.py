@@ -356,3 +356,36 @@ def test_workers_that_keep_dying_at_start_fail_the_run_instead_of_waiting_foreve
     with pytest.raises(RunFailed, match=r"local workers keep exiting \(exit codes \[1\]\)"):
         evaluate_sharded(rules_portfolio, DEMO_NOW, DEMO_NOW, 2, lambda run: DeadWorker())
     assert [status for (status,) in query(rules_portfolio.url, "SELECT status FROM evaluation_runs")] == ["failed"]
+
+
+@pytest.mark.postgres
+def test_workers_refresh_the_statistics_of_the_tables_their_run_grows(
+    pg_pair: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL plans a run's repeated statements from the statistics of the tables it grows; with autovacuum off
+    or behind, plans made while they were empty would stay in use. A worker counts the rows it adds across its
+    blocks and shards (one block alone adds fewer than the threshold) and analyzes those tables when it passes."""
+    from pulsecheck.workflow import workers
+    from pulsecheck.workflow.evaluation import EvaluationSettings
+
+    url = pg_pair[1]
+    seed(url, tmp_path)
+    monkeypatch.setattr(workers, "ANALYZE_AFTER", 1)
+    settings = EvaluationSettings(batch_size=ACCOUNTS)  # one batch per block: no block analyzes by itself
+    database = Database(url)
+    install_hooks(database, load_settings(db=url, env={}))
+
+    class Worker(ThreadWorker):
+        def __init__(self, run_id: int) -> None:
+            self.thread = threading.Thread(target=workers.work, args=(database, settings, run_id), daemon=True)
+            self.thread.start()
+
+    try:
+        run = workers.evaluate_sharded(database, AT, AT, 2, Worker)
+    finally:
+        database.dispose()
+    assert (run.shards, run.firings) == (4, EXPECTED_FIRINGS)
+    stored = "SELECT count(*), (SELECT reltuples FROM pg_class WHERE oid = 'escalations'::regclass) FROM escalations"
+    [(escalations, estimated)] = query(url, stored)
+    assert escalations == len(range(80, ACCOUNTS + 1, 80))
+    assert 0 < estimated <= escalations  # analyzed during the run, after the first block had escalations
