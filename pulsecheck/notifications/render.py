@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 import shlex
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -217,7 +217,7 @@ def _decided(value: Any) -> Any:
     return value if type(value) in (str, int) else repr(value)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _names(kind: str) -> tuple[frozenset[str], frozenset[str]]:
     """(the context names `kind`'s template reads, those whose value it decides on rather than only prints)."""
     from jinja2 import nodes
