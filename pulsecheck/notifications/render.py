@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 import shlex
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -132,23 +132,34 @@ class _Marker(str):
 
 
 class _Skeleton:
-    """A template's text for one shape of context: literal parts and slots (`Filtered`), in order."""
+    """A template's text for one shape of context: literal parts and slots (`Filtered`), in order; kept as a
+    %-format with one `%s` per slot (`%s` prints a value as the template does: str, autoescape off)."""
 
     def __init__(self, parts: list[str | Filtered]) -> None:
-        self.parts = parts
+        self.format = "".join(part.replace("%", "%%") if isinstance(part, str) else "%s" for part in parts)
+        self.slots = [part for part in parts if not isinstance(part, str)]
+        self.seen: dict[tuple[Any, ...], Any] = {}  # filtered values: many notices share a due date, a severity
 
     def fill(self, cleaned: dict[str, Any]) -> str:
-        out = []
-        for part in self.parts:
-            if isinstance(part, str):
-                out.append(part)
-                continue
-            name, chain = part
-            value = cleaned[name]
-            if chain:
-                value = _through(chain, value, cleaned)
-            out.append(value if value.__class__ is str else str(value))  # what printing does (autoescape off)
-        return "".join(out)
+        return self.format % tuple(
+            [cleaned[name] if not chain else self.filtered(chain, cleaned[name], cleaned) for name, chain in self.slots]
+        )
+
+    def filtered(self, chain: tuple[Any, ...], value: Any, cleaned: dict[str, Any]) -> Any:
+        """`value` through the filters of `chain`, remembered by value (and the time zone `when` reads)."""
+        try:
+            key = (chain, type(value), _decided(value), cleaned.get("timezone"))
+            found = self.seen.get(key, _MISSING)
+        except TypeError:  # an unhashable value
+            return _through(chain, value, cleaned)
+        if found is _MISSING:
+            found = _through(chain, value, cleaned)
+            if len(self.seen) < _SHAPES:
+                self.seen[key] = found
+        return found
+
+
+_MISSING = object()
 
 
 def _through(chain: tuple[tuple[str, tuple[Any, ...], tuple[tuple[str, Any], ...]], ...], value: Any,
@@ -201,12 +212,12 @@ def _skeleton(kind: str, cleaned: dict[str, Any]) -> _Skeleton | None:
 
 
 def _decided(value: Any) -> Any:
-    """A decided value as the shape holds it: text and numbers as they are, others by their repr (two equal
-    datetimes in different zones print differently)."""
-    return value if isinstance(value, str | int | float) else repr(value)
+    """A value as a shape (or a memo) holds it: text and integers as they are, others by their repr (equal
+    datetimes in different zones, or 0.0 and -0.0, print differently)."""
+    return value if type(value) in (str, int) else repr(value)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _names(kind: str) -> tuple[frozenset[str], frozenset[str]]:
     """(the context names `kind`'s template reads, those whose value it decides on rather than only prints)."""
     from jinja2 import nodes

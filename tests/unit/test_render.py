@@ -182,3 +182,28 @@ def test_times_show_in_the_business_time_zone_and_calls_to_action_as_links() -> 
     assert "Open it:    https://pc.example/reviews/12\n" in body and "pulsecheck review" not in body
     _, body = render("escalation_opened", {**FULL, "timezone": "America/New_York"})
     assert "Ack before: 2026-03-14 05:00 EDT" in body  # New York is on summer time from 8 March
+
+
+def test_notices_of_one_shape_each_show_their_own_values() -> None:
+    """Many notices of one kind and layout (an evaluation's escalations) each read their own account, severity,
+    due time and id, however many came before; text that looks like a format or a marker is printed as is."""
+    rows = [
+        ("Acme Corp", "ACME-001", 7, "high", datetime(2026, 3, 14, 9, 0, tzinfo=UTC), "UTC", "2026-03-14 09:00 UTC"),
+        ("Globex 100%", "GLX %s", 8, "critical", datetime(2026, 3, 14, 9, 0, tzinfo=UTC), "UTC",
+         "2026-03-14 09:00 UTC"),
+        ("Ini\ue000tech", "INI-3", 9, "high", datetime(2026, 7, 1, 12, 30, tzinfo=UTC), "Europe/Berlin",
+         "2026-07-01 14:30 CEST"),
+        ("Acme Corp", "ACME-001", 10, "low", datetime(2026, 3, 14, 9, 0, tzinfo=timezone(timedelta(hours=1))),
+         "UTC", "2026-03-14 08:00 UTC"),
+    ]  # fmt: skip
+    for name, external, number, severity, due, zone, shown in rows:
+        subject, body = render(
+            "escalation_opened",
+            {"account_name": name, "account_id": external, "escalation_id": number, "severity": severity,
+             "reason": "r", "due_at": due, "timezone": zone, "recipient_name": "Sam"},
+        )  # fmt: skip
+        assert subject == f"[pulsecheck] {severity.upper()} escalation #{number}: {name}"
+        assert f"An escalation was opened for {name} ({external})." in body
+        assert f"  Severity:   {severity}\n" in body
+        assert f"  Ack before: {shown}\n" in body
+        assert body.endswith(f"Acknowledge it:        pulsecheck escalations ack {number}\n")

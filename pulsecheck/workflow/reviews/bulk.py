@@ -59,11 +59,15 @@ def open_many(session: Session, openings: Sequence[Opening], now: datetime) -> l
     approvers = _users(session, [_approver_name(o.account) for o in openings], [o.account.manager for o in openings])
     baselines = _baselines(session, [o.account.id for o in openings])
     rows, planned = [], []
+    checked: dict[tuple[str | None, str], str | None] = {}  # (approver, reviewer): the approver once checked
     for opening in openings:
         account, reviewer = opening.account, opening.account.owner
         if reviewer is None:
             raise RefusedError(f"account {account.external_id} has no owner to review it")
-        approver = _approver(approvers, _approver_name(account), reviewer.name)
+        pair = (_approver_name(account), reviewer.name)
+        if pair not in checked:
+            checked[pair] = _approver(approvers, *pair)
+        approver = checked[pair]
         if opening.priority not in PRIORITIES:
             raise InputError(f"priority {opening.priority!r}: choose from {', '.join(PRIORITIES)}")
         if opening.due_at <= now:
