@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.rules.priority import PriorityMatrix
-from pulsecheck.storage.models import Account, Escalation, Issue, Review, ScoreSnapshot, User
+from pulsecheck.storage.models import Account, Escalation, Issue, LatestSnapshot, Review, ScoreSnapshot, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.at_risk import AtRisk, at_risk, open_at
@@ -379,9 +379,14 @@ def overdue_page(session: Session, as_of: datetime, filters: Filters, request: P
 def _latest(session: Session, as_of: datetime) -> tuple[Any, Any, Any]:
     """The latest snapshot on or before `as_of` of each account: what to join, its columns, the ON clause.
 
-    PostgreSQL: DISTINCT ON, one index-only pass over ix_score_snapshots_latest whose size the planner knows (a
-    GROUP BY MAX joined back made it guess a few rows and nest loops over 100k x 100k accounts: minutes; a sort of
-    the wide rows took seconds). Elsewhere (SQLite): a correlated MAX per account through the same index."""
+    When no snapshot is newer than `as_of` (the live page, now), the one `latest_snapshots` keeps (migration
+    0021's triggers). Else, on PostgreSQL: DISTINCT ON, one index-only pass over ix_score_snapshots_latest whose
+    size the planner knows (a GROUP BY MAX joined back made it guess a few rows and nest loops over 100k x 100k
+    accounts: minutes; a sort of the wide rows took seconds); elsewhere (SQLite): a correlated MAX per account
+    through the same index."""
+    newest = session.scalar(select(func.max(ScoreSnapshot.as_of)))
+    if newest is None or newest <= as_of:
+        return LatestSnapshot, LatestSnapshot, LatestSnapshot.account_id == Account.id
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import distinct_on
 
