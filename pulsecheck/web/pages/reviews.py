@@ -13,6 +13,7 @@ from pulsecheck.errors import ConflictError, InputError
 from pulsecheck.storage.models import Review, User
 from pulsecheck.web.auth import Principal, signed_in
 from pulsecheck.web.context import page, web_of
+from pulsecheck.web.nav import nav_counts
 
 router = APIRouter()
 Me = Annotated[Principal, Depends(signed_in)]
@@ -59,9 +60,10 @@ def show(request: Request, review_id: int, me: Me) -> Response:
         missing = missing_for_submit(content_of(review), web.now().astimezone(web.settings.tz).date())
         signatures = describe_signatures(session, "review_event", [event.id for event in review.events])
         version = review.version_id
+        nav = nav_counts(web, me.name, session)
     editable = data["state"] in EDITABLE_STATES and may["edit"]
     return page(
-        request, "review.html", review=data, version=version, may=may, editable=editable, missing=missing,
+        request, "review.html", nav=nav, review=data, version=version, may=may, editable=editable, missing=missing,
         attachments=[(link, sizes[link.sha256]) for link in links], signatures=signatures,
         risk_fields=RISK_FIELDS,
     )
