@@ -2,7 +2,7 @@
 each page's p50, p95 and requests per second, beside the floor of the same server answering `/api/v1/health`
 (HTTP, middleware and cookie signing, no page) in the same run; and each page's server CPU time per request
 (the server's processes, read from /proc, one page at a time), beside the floor's: steadier than wall time on a
-busy machine.
+busy machine; on PostgreSQL also the database's CPU time per request (the backends serving the bench database).
 
 Set-up (not timed): N accounts (COPY on PostgreSQL, executemany on SQLite; bench/bulk.py) over 4 segments and 21
 owners (bob owns one in 21), the example model approved, 6 monthly snapshots per account, 1% with an open
@@ -270,30 +270,51 @@ class Load:
                 self.said[page] = f"{path}: {status} {TAGS.sub(' ', said)[:300]}"
 
 
+def _proc_cpu(entry: Path) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds user + system) of the process at /proc/`entry`, or None once it is gone."""
+    try:
+        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def server_cpu(pid: int) -> float:
     """CPU seconds (user + system) of process `pid` and its children so far, from /proc."""
     total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry.name) == pid or int(fields[1]) == pid:  # the server and its workers
-            total += (int(fields[11]) + int(fields[12])) / tick
+        found = _proc_cpu(entry)
+        if found is not None and (int(entry.name) == pid or found[0] == pid):  # the server and its workers
+            total += found[1]
     return total
 
 
-def cpu_per_request(pid: int, http: httpx.Client, path: str, count: int) -> float:
-    """Server CPU milliseconds per request of `path`, asked `count` times in a row by one client."""
+def database_cpu(url: str | None) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving the bench database (same machine: its /proc), by pid;
+    empty without PostgreSQL."""
+    if url is None:
+        return {}
+    import psycopg
+
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        pids = [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+    found = {pid: _proc_cpu(Path("/proc") / str(pid)) for pid in pids}
+    return {pid: cpu[1] for pid, cpu in found.items() if cpu is not None}
+
+
+def cpu_per_request(pid: int, http: httpx.Client, path: str, count: int, db_url: str | None) -> tuple[float, float]:
+    """Server and database CPU milliseconds per request of `path`, asked `count` times in a row by one client."""
     http.get(path)  # warm
-    before = server_cpu(pid)
+    before, db_before = server_cpu(pid), database_cpu(db_url)
     for _ in range(count):
         http.get(path)
     time.sleep(0.2)  # the workers' clocks tick in 10 ms steps: let the last one land
-    return (server_cpu(pid) - before) * 1000 / count
+    db_after = database_cpu(db_url)
+    db = sum(cpu - db_before.get(backend, 0.0) for backend, cpu in db_after.items())
+    return (server_cpu(pid) - before) * 1000 / count, db * 1000 / count
 
 
 def p95(values: list[float]) -> float:
@@ -342,11 +363,14 @@ def main() -> None:
                 load_avg = tuple(max(a, b) for a, b in zip(load_avg, os.getloadavg(), strict=True))
                 http = load.clients[0][1]
                 cpu_count = 10 if n > 1000 else 2
-                cpu = {"health": cpu_per_request(process.pid, http, "/api/v1/health", cpu_count * 5),
-                       "inbox": cpu_per_request(process.pid, http, "/", cpu_count),
-                       "review": cpu_per_request(process.pid, http, f"/reviews/{drafts[0]}", cpu_count),
-                       "account": cpu_per_request(process.pid, http, "/accounts/A1", cpu_count),
-                       "portfolio": cpu_per_request(process.pid, http, "/portfolio", cpu_count)}
+                db_url = url if pg else None
+                measured = {"health": cpu_per_request(process.pid, http, "/api/v1/health", cpu_count * 5, db_url),
+                            "inbox": cpu_per_request(process.pid, http, "/", cpu_count, db_url),
+                            "review": cpu_per_request(process.pid, http, f"/reviews/{drafts[0]}", cpu_count, db_url),
+                            "account": cpu_per_request(process.pid, http, "/accounts/A1", cpu_count, db_url),
+                            "portfolio": cpu_per_request(process.pid, http, "/portfolio", cpu_count, db_url)}
+                cpu = {name: server for name, (server, _db) in measured.items()}
+                db_cpu = {name: db for name, (_server, db) in measured.items()}
                 for _, client, _ in load.clients:
                     client.close()
             finally:
@@ -359,10 +383,12 @@ def main() -> None:
     print(f"web: {n:,} accounts, {clients} clients, {seconds}s, {where}, load average (max 1/5/15 min) "
           + " ".join(f"{a:.1f}" for a in load_avg))
     print(f"  floor /api/v1/health  p50 {statistics.median(floor) * 1000:7.1f} ms  p95 {p95(floor) * 1000:7.1f} ms"
-          f"  {len(floor) / floor_wall:7.1f} req/s  errors {floor_errors}  server CPU {cpu['health']:.1f} ms/req")
+          f"  {len(floor) / floor_wall:7.1f} req/s  errors {floor_errors}  server CPU {cpu['health']:.1f} ms/req"
+          + (f"  database CPU {db_cpu['health']:.1f} ms/req" if pg else ""))
     for name, values in load.times.items():
         verdict = "ok" if p95(values) <= GOALS[name] else "OVER"
         cpu_text = f"  server CPU {cpu[name]:.1f} ms/req" if name in cpu else ""
+        cpu_text += f"  database CPU {db_cpu[name]:.1f} ms/req" if pg and name in db_cpu else ""
         print(f"  {name:<9}             p50 {statistics.median(values) * 1000:7.1f} ms  p95 {p95(values) * 1000:7.1f}"
               f" ms  {len(values) / wall:7.1f} req/s  errors {load.errors[name]}  goal p95 <= "
               f"{GOALS[name] * 1000:.0f} ms {verdict}{cpu_text}")
@@ -375,6 +401,10 @@ def main() -> None:
             report(f"web {name} server CPU per request", cpu[name], "ms", cpu["health"] or None,
                    f"<= {GOALS[name] * 1000:.0f}",
                    floor_label="/api/v1/health server CPU", note="one client, one page at a time")
+        if pg and name in db_cpu:
+            report(f"web {name} database CPU per request", db_cpu[name], "ms", cpu["health"] or None,
+                   f"<= {GOALS[name] * 1000:.0f}", floor_label="/api/v1/health server CPU",
+                   note="PostgreSQL backends of the bench database, one client, one page at a time")
     errors = sum(load.errors.values())
     print(f"  errors {errors} (goal 0)" + "".join(f"\n    first {page}: {text}" for page, text in load.said.items()))
     report("web errors (answers other than 200, or 303 for approve)", errors, "requests", None, "<= 0",

@@ -144,6 +144,18 @@ class ScoreSnapshot(Base):
     groups: Mapped[dict[str, Any] | None]  # group name -> subscore (0-100) or null; NULL: a flat model
 
 
+
+class LatestSnapshot(Base):
+    """Each account's newest score snapshot (by `as_of`), kept by database triggers on `score_snapshots`
+    (migration 0021) whoever writes them: the live portfolio joins it instead of finding the newest of every
+    account's snapshots on each request."""
+
+    __tablename__ = "latest_snapshots"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True, autoincrement=False)
+    as_of: Mapped[datetime]
+    score: Mapped[float | None] = mapped_column(Float)
+    bucket: Mapped[str | None] = mapped_column(String(50))
+
 class Scorecard(Base):
     """A scorecard submitted for approval: the content it was submitted with (and its digest), four-eyes."""
 

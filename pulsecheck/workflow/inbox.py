@@ -76,7 +76,9 @@ def inbox(
     sections = []
     for key, title, todo in SECTIONS:
         query, sorts, convert = queries[key]
-        if totals[key] and limit != 0:
+        if totals[key] and limit != 0 and key in KEYED:
+            rows = _keyed_page(session, key, query, sorts, request, totals[key]).map(convert)
+        elif totals[key] and limit != 0:
             page = fetch_page(session, query, request, sorts, scalars=key == "findings", total=totals[key])
             rows = page.map(convert)
         else:
@@ -105,10 +107,31 @@ SECTIONS = (
 Section = tuple[Any, dict[str, tuple[Any, ...]], Callable[[Any], dict[str, Any]]]  # query, sorts, row -> dict
 
 
+# The sections whose rows are many (a reviewer's drafts, a manager's escalations): counted and cut into a page over
+# their own table, then only the page's rows joined with their accounts (a join first read every account).
+KEYED = {"drafts": Review.id, "approvals": Review.id, "escalations": Escalation.id}
+
+
+def _keys(key: str, query: Any) -> Any:
+    """`query`'s filters (on its own table's columns) over that table alone: the section's join with accounts (a
+    non-null foreign key) only adds columns. The first column of `query` is the key."""
+    return select(KEYED[key]).where(query.whereclause)
+
+
+def _keyed_page(session: Session, key: str, query: Any, sorts: dict[str, tuple[Any, ...]], request: PageRequest,
+                total: int) -> Page[Any]:
+    """One page of a keyed section: the keys cut in order over the section's table, then their rows."""
+    keys = fetch_page(session, _keys(key, query), request, sorts, total=total)
+    rows = {row[0]: row for row in session.execute(query.where(KEYED[key].in_(keys.items)))} if keys.items else {}
+    return Page([rows[k] for k in keys.items if k in rows], keys.total, keys.offset, keys.limit)
+
+
 def _totals(session: Session, queries: dict[str, Section]) -> dict[str, int]:
     """The number of rows of each section's query, all counted in one SELECT."""
     counts = [
-        select(func.count()).select_from(query.order_by(None).subquery()).scalar_subquery().label(key)
+        select(func.count()).select_from(
+            (_keys(key, query) if key in KEYED else query.order_by(None)).subquery()
+        ).scalar_subquery().label(key)
         for key, (query, _sorts, _convert) in queries.items()
     ]
     row = session.execute(select(*counts)).one()

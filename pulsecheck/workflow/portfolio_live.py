@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.rules.priority import PriorityMatrix
-from pulsecheck.storage.models import Account, Escalation, Issue, Review, ScoreSnapshot, User
+from pulsecheck.storage.models import Account, Escalation, Issue, LatestSnapshot, Review, ScoreSnapshot, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.at_risk import AtRisk, at_risk, open_at
@@ -229,20 +229,26 @@ def portfolio_view(
     the grouped figures, the page's rows and the table's total (the `/portfolio` page)."""
     filters.check(session)
     book = _Book(session, as_of, matrix, filters)
+    name = request.sort or SORTS[0]
+    if name.removeprefix("-") not in SORTS:
+        raise InputError(f"--sort {name!r}: choose from {', '.join(n for s in SORTS for n in (s, '-' + s))}")
+    if request.offset < 0 or (request.limit is not None and request.limit < 0):
+        raise InputError("--limit and --offset cannot be negative")
+    # only the columns the sort and the search read: the CTE holds a row per account
+    wanted = {"name": Account.name, "renewal_date": Account.renewal_date, "owner_id": Account.owner_id}
+    needs = {"name"} if filters.q or name.removeprefix("-") == "name" else set()
+    needs |= {"renewal_date"} if name.removeprefix("-") == "renewal" else set()
+    needs |= {"owner_id"} if name.removeprefix("-") == "owner" else set()
     cte = book.joined(
-        Account.id.label("id"), Account.arr.label("arr"), Account.name.label("name"),
-        Account.external_id.label("external_id"), Account.renewal_date.label("renewal_date"),
-        Account.owner_id.label("owner_id"), book.latest.bucket.label("bucket"), book.latest.score.label("score"),
-        book.flagged.label("flagged"), book.priority.label("priority"),
+        Account.id.label("id"), Account.arr.label("arr"), Account.external_id.label("external_id"),
+        book.latest.bucket.label("bucket"), book.latest.score.label("score"), book.flagged.label("flagged"),
+        book.priority.label("priority"), *(wanted[column].label(column) for column in sorted(needs)),
     ).cte("book")
     c = cte.c
     owner = aliased(User, name="owner")
-    sorts = _sort_clauses(c.priority, c.score, c.name, c.renewal_date, owner.name, c.arr, c.external_id)
-    name = request.sort or next(iter(sorts))
-    if name not in sorts:
-        raise InputError(f"--sort {name!r}: choose from {', '.join(sorts)}")
-    if request.offset < 0 or (request.limit is not None and request.limit < 0):
-        raise InputError("--limit and --offset cannot be negative")
+    sorts = _sort_clauses(c.priority, c.score, c.name if "name" in needs else null(),
+                          c.renewal_date if "renewal_date" in needs else null(),
+                          owner.name if "owner_id" in needs else null(), c.arr, c.external_id)
     shown: list[Any] = [c.flagged]
     if filters.bucket:
         shown.append(c.bucket == filters.bucket)
@@ -261,17 +267,21 @@ def portfolio_view(
         literal("total", text), null().cast(text), null().cast(text), func.count(), null().cast(number),
         null().cast(real),
     ).where(*shown)
-    page = (
-        select(c.id, c.arr, func.row_number().over(order_by=sorts[name]).label("n"))
-        .select_from(cte)
-        .outerjoin(owner, owner.id == c.owner_id)
-        .where(*shown)
-        .order_by(*sorts[name])
-        .offset(request.offset or None)
-    )
+    extra = [c.name] if "name" in needs else []
+    extra += [c.renewal_date] if "renewal_date" in needs else []
+    extra += [owner.name.label("owner_name")] if "owner_id" in needs else []
+    page = select(c.id, c.arr, c.priority, c.score, c.external_id, *extra).select_from(cte).where(*shown)
+    if "owner_id" in needs:
+        page = page.outerjoin(owner, owner.id == c.owner_id)
+    page = page.order_by(*sorts[name]).offset(request.offset or None)
     if request.limit is not None:
         page = page.limit(request.limit)
-    rows_of = page.subquery("page")
+    # the page's order numbered over its own rows (a window over the whole table would sort all of it)
+    cut = page.subquery("page")
+    again = _sort_clauses(cut.c.priority, cut.c.score, cut.c.name if "name" in needs else null(),
+                          cut.c.renewal_date if "renewal_date" in needs else null(),
+                          cut.c.owner_name if "owner_id" in needs else null(), cut.c.arr, cut.c.external_id)
+    rows_of = select(cut.c.id, cut.c.arr, func.row_number().over(order_by=again[name]).label("n")).subquery("rows")
     rows = select(
         literal("row", text), null().cast(text), null().cast(text), rows_of.c.id, rows_of.c.n, rows_of.c.arr,
     )
@@ -369,9 +379,14 @@ def overdue_page(session: Session, as_of: datetime, filters: Filters, request: P
 def _latest(session: Session, as_of: datetime) -> tuple[Any, Any, Any]:
     """The latest snapshot on or before `as_of` of each account: what to join, its columns, the ON clause.
 
-    PostgreSQL: DISTINCT ON, one index-only pass over ix_score_snapshots_latest whose size the planner knows (a
-    GROUP BY MAX joined back made it guess a few rows and nest loops over 100k x 100k accounts: minutes; a sort of
-    the wide rows took seconds). Elsewhere (SQLite): a correlated MAX per account through the same index."""
+    When no snapshot is newer than `as_of` (the live page, now), the one `latest_snapshots` keeps (migration
+    0021's triggers). Else, on PostgreSQL: DISTINCT ON, one index-only pass over ix_score_snapshots_latest whose
+    size the planner knows (a GROUP BY MAX joined back made it guess a few rows and nest loops over 100k x 100k
+    accounts: minutes; a sort of the wide rows took seconds); elsewhere (SQLite): a correlated MAX per account
+    through the same index."""
+    newest = session.scalar(select(func.max(ScoreSnapshot.as_of)))
+    if newest is None or newest <= as_of:
+        return LatestSnapshot, LatestSnapshot, LatestSnapshot.account_id == Account.id
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import distinct_on
 

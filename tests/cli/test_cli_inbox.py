@@ -89,3 +89,23 @@ def test_inbox_longer_horizon_and_limit(desk: dict[str, int], run: Any) -> None:
 def test_empty_inbox_says_so(factory: Any, run: Any) -> None:
     factory.team()
     assert "nothing waiting" in ok(run("--as", "olga", "inbox"))
+
+
+def test_a_long_section_pages_in_due_order_with_its_total(factory: Any, database: Any, run: Any) -> None:
+    """Five drafts for bob due on different days: `--limit 2` shows the two due first, and the total of five."""
+    from pulsecheck.storage.models import Review
+
+    factory.team()
+    due = {}
+    for n, days in enumerate((9, 2, 7, 1, 5)):
+        factory.account(f"ACC{n}", owner="bob", manager="maria")
+        review = factory.review(f"ACC{n}")
+        due[f"ACC{n}"] = NOW + timedelta(days=days)
+        with database.transaction() as session:
+            found = session.get(Review, review)
+            assert found is not None
+            found.due_at = due[f"ACC{n}"]
+    bob = as_json(run("--as", "bob", "inbox", "--json", "--limit", "2"))
+    drafts = {s["key"]: s for s in bob["sections"]}["drafts"]
+    assert drafts["total"] == 5 and drafts["limit"] == 2
+    assert [item["account"] for item in drafts["items"]] == ["ACC3", "ACC1"]  # due in 1 day, then in 2

@@ -224,6 +224,17 @@ def _same_view(database: Database, now: datetime) -> None:
         figures, rows = portfolio_view(session, now, PriorityMatrix(), Filters(), PageRequest(2, 1))
     assert [row.risk.external_id for row in rows.items] == ["ACME", "GAMMA"] and rows.total == 4
     assert (figures.accounts, figures.unscored, figures.at_risk, figures.arr_at_risk) == (6, 1, 4, 200000.0)
+    # two days on, no snapshot is newer: the latest come from `latest_snapshots` (ACME's 95 of tomorrow)
+    from pulsecheck.workflow.at_risk import at_risk
+
+    later = now + timedelta(days=2)
+    with database.transaction() as session:
+        figures, rows = portfolio_view(session, later, PriorityMatrix(), Filters(), PageRequest())
+        whole = at_risk(session, later, PriorityMatrix())
+    assert [row.risk for row in rows.items] == whole
+    assert [row.risk.external_id for row in rows.items] == ["EPSILON", "GAMMA", "BETA"] and rows.total == 3
+    assert {b.name: b.count for b in figures.buckets} == {"unhealthy": 2, "neutral": 1, "healthy": 2}
+    assert (figures.accounts, figures.unscored, figures.at_risk, figures.arr_at_risk) == (6, 1, 3, 80000.0)
 
 
 def test_the_one_pass_view_agrees_with_the_two_passes(book: Factory, database: Database, now: datetime) -> None:

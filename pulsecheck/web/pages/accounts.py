@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from pulsecheck.web.auth import Principal, signed_in
 from pulsecheck.web.context import page, web_of
+from pulsecheck.web.nav import nav_counts
 
 router = APIRouter()
 Me = Annotated[Principal, Depends(signed_in)]
@@ -42,8 +43,9 @@ def show(request: Request, ref: str, me: Me) -> Response:
         found = list_reviews(session, account_id=account.id)
         reviews = [(r.id, r.state, r.reviewer, r.approver, r.due_at) for r in found]
         files = _attachments(session, account.external_id, account.id, [r.id for r in found])
+        nav = nav_counts(web, me.name, session)
     chart = history_chart(card["history"], card["groups"], web.settings.tz) if card else None
-    return page(request, "account.html", account=data, card=_shown(card), chart=chart, escalations=escalations,
+    return page(request, "account.html", nav=nav, account=data, card=_shown(card), chart=chart, escalations=escalations,
                 reviews=reviews, deviations=deviations, attachments=files)
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from pulsecheck.storage.paging import PageRequest
 from pulsecheck.web.auth import Principal, signed_in
 from pulsecheck.web.context import page, web_of
+from pulsecheck.web.nav import nav_counts
 
 router = APIRouter()
 Me = Annotated[Principal, Depends(signed_in)]
@@ -35,7 +36,8 @@ def portfolio(
                                        PageRequest(PAGE_SIZE, (page_number - 1) * PAGE_SIZE, sort or None))
         overdue = overdue_page(session, now, chosen, PageRequest(OVERDUE_SHOWN))
         known_segments = segments(session)
+        nav = nav_counts(web, me.name, session)
     filters = {"segment": segment, "owner": owner, "bucket": bucket, "priority": priority, "q": q, "sort": sort}
-    return page(request, "portfolio.html", summary=figures, rows=rows.items, total=rows.total,
+    return page(request, "portfolio.html", nav=nav, summary=figures, rows=rows.items, total=rows.total,
                 page_number=page_number, pages=max(1, -(-rows.total // PAGE_SIZE)), filters=filters,
                 segments=known_segments, overdue=overdue)

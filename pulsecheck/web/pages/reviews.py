@@ -13,6 +13,7 @@ from pulsecheck.errors import ConflictError, InputError
 from pulsecheck.storage.models import Review, User
 from pulsecheck.web.auth import Principal, signed_in
 from pulsecheck.web.context import page, web_of
+from pulsecheck.web.nav import nav_counts
 
 router = APIRouter()
 Me = Annotated[Principal, Depends(signed_in)]
@@ -29,7 +30,8 @@ def _same_version(review: Review, version: int) -> None:
         )
 
 
-def _may(session: Session, review: Review, user: User, action: str) -> bool:
+def _may(session: Session, review: Review, user: User, actions: tuple[str, ...]) -> dict[str, bool]:
+    """Whether `user` may do each of `actions` (`review.ACTION`) on `review` (its reviewer's manager read once)."""
     from sqlalchemy import select
 
     from pulsecheck.states import permissions
@@ -37,7 +39,7 @@ def _may(session: Session, review: Review, user: User, action: str) -> bool:
     manager = session.scalar(select(User.manager_name).where(User.name == review.reviewer))
     who = permissions.actor(user.name, user.role_set, {"its_reviewer": review.reviewer,
                                                        "its_approver": review.approver}, {review.reviewer: manager})
-    return permissions.allowed(action, who)
+    return {action: permissions.allowed(f"review.{action}", who) for action in actions}
 
 
 @router.get("/reviews/{review_id}", response_class=HTMLResponse)
@@ -54,14 +56,14 @@ def show(request: Request, review_id: int, me: Me) -> Response:
         data = review_dict(review, with_context=True)
         links = attachments.links_of(session, attachments.REVIEW, review.id)
         sizes = {link.sha256: (session.get(Attachment, link.sha256) or Attachment(size=0)).size for link in links}
-        may = {action: _may(session, review, user, f"review.{action}")
-               for action in ("edit", "submit", "approve", "reject")}
+        may = _may(session, review, user, ("edit", "submit", "approve", "reject"))
         missing = missing_for_submit(content_of(review), web.now().astimezone(web.settings.tz).date())
         signatures = describe_signatures(session, "review_event", [event.id for event in review.events])
         version = review.version_id
+        nav = nav_counts(web, me.name, session)
     editable = data["state"] in EDITABLE_STATES and may["edit"]
     return page(
-        request, "review.html", review=data, version=version, may=may, editable=editable, missing=missing,
+        request, "review.html", nav=nav, review=data, version=version, may=may, editable=editable, missing=missing,
         attachments=[(link, sizes[link.sha256]) for link in links], signatures=signatures,
         risk_fields=RISK_FIELDS,
     )
