@@ -167,6 +167,35 @@ def test_jobs_survive_a_restart_and_reconcile_repairs_missing_and_stale_ones(sch
     assert jobs(database)[f"review-due:{review_id}"] == NOW + timedelta(days=3)
 
 
+def test_a_restart_with_nothing_changed_keeps_every_job_as_it_is(scheduled, factory, database):
+    # A time zone, a reminder interval and a ladder other than the defaults: the start-up compares the stored
+    # jobs with the rows as text made straight from the rows, which must agree with the jobs the hooks wrote.
+    tick = scheduled('timezone = "Europe/Berlin"\n[scheduler]\nevaluate = "off"\nreminder_every = "36h"\n'
+                     'max_reminders = 2\n[cadence.smb]\nschedule = "weekly"\n')
+    factory.team()
+    factory.account("S1", owner="bob", manager="maria", segment="smb")
+    drafted = factory.review()
+    submitted = factory.review("S1")
+    factory.complete(submitted)
+    factory.fire(submitted, "submit", "bob")
+    with database.transaction() as session:  # a due date with seconds and microseconds, as a user might set
+        review = session.get(Review, drafted)
+        assert review is not None
+        review.due_at = NOW + timedelta(days=3, seconds=7, microseconds=250)
+    escalation = open_escalation(database)
+    rt = runtime(database, tick.settings)  # type: ignore[attr-defined]
+    first = start(rt, NOW)  # the jobs the settings alone decide come at the first start; the hooks wrote the rest
+    assert (sorted(first.added), first.replaced, first.removed) == (["cadence:smb", "dispatch-notifications"], [], [])
+    with database.transaction() as session:
+        stored = {row.id: row.job_state for row in session.scalars(select(SchedulerJob))}
+    assert set(stored) == {f"review-due:{drafted}", f"review-due:{submitted}", f"escalation-deadline:{escalation}",
+                           "cadence:smb", "dispatch-notifications"}
+    report = start(rt, NOW)
+    assert (report.added, report.replaced, report.removed, report.kept) == ([], [], [], 5)
+    with database.transaction() as session:  # not one job rewritten
+        assert {row.id: row.job_state for row in session.scalars(select(SchedulerJob))} == stored
+
+
 LADDER = """
 [scheduler]
 evaluate = "off"
