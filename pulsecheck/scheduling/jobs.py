@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pulsecheck.errors import ConflictError, PulsecheckError
@@ -69,6 +69,17 @@ class Batch:
     messages: list[dict[str, Any]] = field(default_factory=list)
     reminders: list[tuple[Review, int]] = field(default_factory=list)
     rows: dict[tuple[type, Any], Any] = field(default_factory=dict)  # the prefetched rows, by (model, id)
+    content_loaded: bool = False
+
+    def review_content(self) -> None:
+        """Load the risks and actions of the batch's reviews in two queries, once (an escalation reads a review's
+        content: otherwise two lazy loads per review)."""
+        if self.content_loaded:
+            return
+        self.content_loaded = True
+        ids = [ident for model, ident in self.rows if model is Review]  # a batch's: a few hundred at most
+        options = (selectinload(Review.risks), selectinload(Review.actions))  # filled in on the loaded reviews
+        self.session.scalars(select(Review).where(Review.id.in_(ids)).options(*options)).all()
 
     def get(self, model: type[Any], ident: Any) -> Any:
         """`session.get` for a prefetched row (a dict lookup); any other asks the session."""
@@ -213,6 +224,8 @@ def review_due(review_id: int, state: str, due_iso: str) -> str:
                 dict(context, reminder=sent, state=state),
                 f"review-overdue:{review.id}:{state}:{due_iso}",
             )
+            if _batch is not None and _batch.session is session:
+                _batch.review_content()
             reviews.escalate(
                 session,
                 review,

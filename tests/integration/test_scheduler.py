@@ -434,6 +434,35 @@ def test_due_jobs_of_a_kind_run_together_and_one_failing_job_costs_the_others_no
     assert len(notifications(database, "review_due")) == 5
 
 
+def test_overdue_reviews_of_one_batch_each_escalate_once_with_their_content_intact(scheduled, factory, database,
+                                                                                  caplog):
+    caplog.set_level("INFO", "pulsecheck.scheduler")
+    tick = scheduled()
+    factory.team()
+    for name in ("GLOBEX", "INITECH"):
+        factory.account(name, owner="bob", manager="maria")
+    ids = [factory.review(name) for name in ("ACME", "GLOBEX", "INITECH")]  # all due at the same moment
+    factory.complete(ids[1])  # one with risks and actions, which an escalation reads and must leave as they are
+    due = NOW + timedelta(days=14)
+    late = ran(tick(due + timedelta(days=9)), "review-due")  # past the last reminder: straight to the escalation
+    assert sorted(r.result for r in late) == sorted(
+        f"review {i}: overdue after 0 reminder(s), escalated to maria" for i in ids
+    )
+    assert notifications(database, "review_overdue") == [("review_overdue", "maria")] * 3
+    assert not [r for r in caplog.records if "rolled back" in r.getMessage()]  # ran as one batch, which committed
+    assert ran(tick(due + timedelta(days=30)), "review-due") == []  # once each
+    with database.transaction() as session:
+        escalated = session.execute(
+            select(ReviewEvent.review_id, ReviewEvent.cause).where(ReviewEvent.event == "escalate")
+        ).all()
+        assert sorted(escalated) == [(i, "scheduler") for i in ids]
+        completed = session.get(Review, ids[1])
+        assert completed is not None
+        assert [r.description for r in completed.risks] == ["Champion leaving"]
+        assert [a.description for a in completed.actions] == ["Build second champion"]
+    assert not any(f"review-due:{i}" in jobs(database) for i in ids)
+
+
 def test_a_review_edited_while_its_reminder_batch_runs_keeps_the_edit_and_is_reminded_once(scheduled, factory, database,
                                                                                          monkeypatch):
     from pulsecheck.scheduling import jobs as job_functions
