@@ -146,9 +146,15 @@ def main(n: int) -> None:
             assert report_.kept >= n, report_
             return due
 
+        cpu_started = time.process_time()
         took, due = timed(start_up)
-        report(f"start-up with {n} stored jobs (reconcile + due)", took, "s", read_jobs(path), "<= 3",
+        cpu = time.process_time() - cpu_started
+        floor = read_jobs(path)
+        report(f"start-up with {n} stored jobs (reconcile + due)", took, "s", floor, "<= 3",
                floor_label="SELECT of every job id and fingerprint")
+        # CPU time beside it: on a machine shared with other work the wall clock measures the others too
+        report(f"start-up with {n} stored jobs (reconcile + due), CPU seconds", cpu, "s", floor, "<= 3",
+               floor_label="SELECT of every job id and fingerprint (wall)")
         rt = runtime(database, settings, lambda: NOW)
         marks: list[tuple[str, float, float]] = []
         started, cpu_started = time.perf_counter(), time.process_time()

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pulsecheck.errors import ConflictError, PulsecheckError
@@ -68,6 +68,23 @@ class Batch:
     people: People
     messages: list[dict[str, Any]] = field(default_factory=list)
     reminders: list[tuple[Review, int]] = field(default_factory=list)
+    rows: dict[tuple[type, Any], Any] = field(default_factory=dict)  # the prefetched rows, by (model, id)
+    content_loaded: bool = False
+
+    def review_content(self) -> None:
+        """Load the risks and actions of the batch's reviews in two queries, once (an escalation reads a review's
+        content: otherwise two lazy loads per review)."""
+        if self.content_loaded:
+            return
+        self.content_loaded = True
+        ids = [ident for model, ident in self.rows if model is Review]  # a batch's: a few hundred at most
+        options = (selectinload(Review.risks), selectinload(Review.actions))  # filled in on the loaded reviews
+        self.session.scalars(select(Review).where(Review.id.in_(ids)).options(*options)).all()
+
+    def get(self, model: type[Any], ident: Any) -> Any:
+        """`session.get` for a prefetched row (a dict lookup); any other asks the session."""
+        found = self.rows.get((model, ident))
+        return found if found is not None else self.session.get(model, ident)
 
     def finish(self) -> None:
         """Write what the batch's jobs queued: the notifications (dedupe by the unique key: INSERT ... ON CONFLICT
@@ -134,12 +151,21 @@ def prefetch(session: Session, func_ref: str, args: list[tuple[Any, ...]]) -> li
     return list(session.scalars(select(model).where(model.id.in_(ids)).options(*options)))
 
 
-def set_batch(session: Session | None) -> Batch | None:
-    """Start the batch run in `session`'s transaction (None: each job opens its own); returns it, for the runner
-    to `finish` before moving its jobs on."""
+def set_batch(session: Session | None, rows: list[Any] | None = None) -> Batch | None:
+    """Start the batch run in `session`'s transaction (None: each job opens its own), with the rows `prefetch`
+    loaded for it; returns it, for the runner to `finish` before moving its jobs on."""
     global _batch
     _batch = None if session is None else Batch(session, People(session))
+    if _batch is not None and rows:
+        _batch.rows = {(type(row), row.id): row for row in rows}
     return _batch
+
+
+def _get(session: Session, model: type[Any], ident: Any) -> Any:
+    """`session.get`, through the batch's prefetched rows when the job runs in a batch."""
+    if _batch is not None and _batch.session is session:
+        return _batch.get(model, ident)
+    return session.get(model, ident)
 
 
 @contextmanager
@@ -181,7 +207,7 @@ def review_due(review_id: int, state: str, due_iso: str) -> str:
     """Remind whoever holds an overdue review; after the last reminder, escalate to the approver."""
     rt, now = _rt(), _rt().clock()
     with work() as session:
-        review = session.get(Review, review_id)
+        review = _get(session, Review, review_id)
         if review is None or review.state != state or review.due_at is None or review.due_at.isoformat() != due_iso:
             return f"review {review_id}: no longer {state} with that due date; nothing to do"
         fired = sum(1 for moment in rt.cfg.reminder_times(review.due_at) if moment <= now)
@@ -198,6 +224,8 @@ def review_due(review_id: int, state: str, due_iso: str) -> str:
                 dict(context, reminder=sent, state=state),
                 f"review-overdue:{review.id}:{state}:{due_iso}",
             )
+            if _batch is not None and _batch.session is session:
+                _batch.review_content()
             reviews.escalate(
                 session,
                 review,
@@ -233,7 +261,7 @@ def escalation_deadline(escalation_id: int) -> str:
     """An escalation nobody acknowledged climbs the ladder to the level its age has reached."""
     rt, now = _rt(), _rt().clock()
     with work() as session:
-        escalation = session.get(Escalation, escalation_id)
+        escalation = _get(session, Escalation, escalation_id)
         if escalation is None or escalation.status != "open":
             return f"escalation {escalation_id}: not open; nothing to do"
         deadlines = rt.cfg.ladder_deadlines(escalation.opened_at)
@@ -242,7 +270,7 @@ def escalation_deadline(escalation_id: int) -> str:
             return f"escalation {escalation_id}: still at level {escalation.level}"
         escalation.level = level
         escalation.due_at = deadlines[level] if level < len(deadlines) else None
-        review = session.get(Review, escalation.review_id) if escalation.review_id else None
+        review = _get(session, Review, escalation.review_id) if escalation.review_id else None
         context = {
             "escalation_id": escalation.id, "severity": escalation.severity, "priority": escalation.priority,
             "reason": escalation.reason, "rule_id": escalation.rule_id, "level": level, "due_at": escalation.due_at,
@@ -290,7 +318,7 @@ def next_review(account_id: int, day_iso: str) -> str:
     """The next review date of an approved review has come: open the next review."""
     rt, now = _rt(), _rt().clock()
     with work() as session:
-        account = session.get(Account, account_id)
+        account = _get(session, Account, account_id)
         if account is None:
             return f"account {account_id}: gone; nothing to do"
         return _open_next_review(session, rt, account, now, rt.settings.review.cadence_due_in, f"next review {day_iso}")

@@ -173,7 +173,7 @@ def _run_batch(rt: jobs.Runtime, group: list[Any], now: datetime, states: Mappin
             live = store.current_many(group, states)  # an earlier job of the pass may have removed or replaced some
             ran = [job for job in group if job.id in live]
             rows = jobs.prefetch(session, group[0].func_ref, [tuple(job.args) for job in ran])
-            batch = jobs.set_batch(session)
+            batch = jobs.set_batch(session, rows)
             assert batch is not None
             try:
                 if group[0].func_ref in jobs.UNFLUSHED:  # the batch's changes go out in one flush at its commit
@@ -185,7 +185,7 @@ def _run_batch(rt: jobs.Runtime, group: list[Any], now: datetime, states: Mappin
             finally:
                 jobs.set_batch(None)
             del rows  # held until here: each job found its row in the session
-            store.advance_many(ran, now)
+            store.advance_many(ran, now, {run.id: run.scheduled_for for run in done})
             mark_written(session)  # the job rows are written on the session's connection: fence them too
     except Deposed:
         raise  # nothing committed: the new leader runs them

@@ -188,14 +188,17 @@ class JobStore:
                     found.add(job_id)
         return found
 
-    def advance_many(self, ran: Sequence[Job], now: datetime) -> None:
+    def advance_many(self, ran: Sequence[Job], now: datetime, last: Mapping[str, datetime] | None = None) -> None:
         """`advance` for jobs that ran in this transaction and were current when it began: moved on in one
-        statement (executemany), those with no firing left removed in another."""
+        statement (executemany), those with no firing left removed in another. `last`: the firing each job ran
+        for, by id, when the caller has it (else worked out again)."""
         from apscheduler.util import datetime_to_utc_timestamp
 
         moved, done = [], []
+        last = last or {}
         for job in ran:
-            following = job.trigger.get_next_fire_time(job._get_run_times(now)[-1], now)
+            fired = last.get(job.id) or job._get_run_times(now)[-1]
+            following = job.trigger.get_next_fire_time(fired, now)
             if following is None:
                 done.append(job.id)
                 continue

@@ -167,6 +167,35 @@ def test_jobs_survive_a_restart_and_reconcile_repairs_missing_and_stale_ones(sch
     assert jobs(database)[f"review-due:{review_id}"] == NOW + timedelta(days=3)
 
 
+def test_a_restart_with_nothing_changed_keeps_every_job_as_it_is(scheduled, factory, database):
+    # A time zone, a reminder interval and a ladder other than the defaults: the start-up compares the stored
+    # jobs with the rows as text made straight from the rows, which must agree with the jobs the hooks wrote.
+    tick = scheduled('timezone = "Europe/Berlin"\n[scheduler]\nevaluate = "off"\nreminder_every = "36h"\n'
+                     'max_reminders = 2\n[cadence.smb]\nschedule = "weekly"\n')
+    factory.team()
+    factory.account("S1", owner="bob", manager="maria", segment="smb")
+    drafted = factory.review()
+    submitted = factory.review("S1")
+    factory.complete(submitted)
+    factory.fire(submitted, "submit", "bob")
+    with database.transaction() as session:  # a due date with seconds and microseconds, as a user might set
+        review = session.get(Review, drafted)
+        assert review is not None
+        review.due_at = NOW + timedelta(days=3, seconds=7, microseconds=250)
+    escalation = open_escalation(database)
+    rt = runtime(database, tick.settings)  # type: ignore[attr-defined]
+    first = start(rt, NOW)  # the jobs the settings alone decide come at the first start; the hooks wrote the rest
+    assert (sorted(first.added), first.replaced, first.removed) == (["cadence:smb", "dispatch-notifications"], [], [])
+    with database.transaction() as session:
+        stored = {row.id: row.job_state for row in session.scalars(select(SchedulerJob))}
+    assert set(stored) == {f"review-due:{drafted}", f"review-due:{submitted}", f"escalation-deadline:{escalation}",
+                           "cadence:smb", "dispatch-notifications"}
+    report = start(rt, NOW)
+    assert (report.added, report.replaced, report.removed, report.kept) == ([], [], [], 5)
+    with database.transaction() as session:  # not one job rewritten
+        assert {row.id: row.job_state for row in session.scalars(select(SchedulerJob))} == stored
+
+
 LADDER = """
 [scheduler]
 evaluate = "off"
@@ -403,6 +432,35 @@ def test_due_jobs_of_a_kind_run_together_and_one_failing_job_costs_the_others_no
     again = ran(tick(due + timedelta(days=2, minutes=5)), "review-due")  # the next firing: a batch that commits
     assert sorted(r.result for r in again) == sorted(f"review {i}: reminder 2/3 to bob" for i in ids)
     assert len(notifications(database, "review_due")) == 5
+
+
+def test_overdue_reviews_of_one_batch_each_escalate_once_with_their_content_intact(scheduled, factory, database,
+                                                                                  caplog):
+    caplog.set_level("INFO", "pulsecheck.scheduler")
+    tick = scheduled()
+    factory.team()
+    for name in ("GLOBEX", "INITECH"):
+        factory.account(name, owner="bob", manager="maria")
+    ids = [factory.review(name) for name in ("ACME", "GLOBEX", "INITECH")]  # all due at the same moment
+    factory.complete(ids[1])  # one with risks and actions, which an escalation reads and must leave as they are
+    due = NOW + timedelta(days=14)
+    late = ran(tick(due + timedelta(days=9)), "review-due")  # past the last reminder: straight to the escalation
+    assert sorted(r.result for r in late) == sorted(
+        f"review {i}: overdue after 0 reminder(s), escalated to maria" for i in ids
+    )
+    assert notifications(database, "review_overdue") == [("review_overdue", "maria")] * 3
+    assert not [r for r in caplog.records if "rolled back" in r.getMessage()]  # ran as one batch, which committed
+    assert ran(tick(due + timedelta(days=30)), "review-due") == []  # once each
+    with database.transaction() as session:
+        escalated = session.execute(
+            select(ReviewEvent.review_id, ReviewEvent.cause).where(ReviewEvent.event == "escalate")
+        ).all()
+        assert sorted(escalated) == [(i, "scheduler") for i in ids]
+        completed = session.get(Review, ids[1])
+        assert completed is not None
+        assert [r.description for r in completed.risks] == ["Champion leaving"]
+        assert [a.description for a in completed.actions] == ["Build second champion"]
+    assert not any(f"review-due:{i}" in jobs(database) for i in ids)
 
 
 def test_a_review_edited_while_its_reminder_batch_runs_keeps_the_edit_and_is_reminded_once(scheduled, factory, database,
