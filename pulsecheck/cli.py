@@ -149,6 +149,10 @@ def main() -> None:
     """Console-script entry point."""
     import os
 
+    from pulsecheck.startup import pause_collector
+
+    pause_collector()  # until the command opens its database (pulsecheck.startup says why)
+
     # pydantic scans every installed distribution's entry points for plugins when it builds its first validator,
     # on every start; pulsecheck uses none (set the variable to '' to have them loaded).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")

@@ -167,7 +167,10 @@ class Merged:
         """The merged values as typed settings; InputError naming the origin and key of each problem.
 
         Only the keys some layer set are validated (a section nobody set keeps its defaults, which need no
-        check), so a command builds the validators of those sections only."""
+        check), so a command builds the validators of those sections only; text for a text key (the database URL
+        from `--db` or PULSECHECK_DATABASE_URL, the usual case of a read command) needs no validator at all."""
+        if all(_plain_text(name, value) for name, value in self.values.items()):
+            return SettingsFile.model_construct(_fields_set=set(self.values), **self.values)
         try:
             checked = _checker(frozenset(self.values)).model_validate(self.values)
         except ValidationError as exc:
@@ -180,6 +183,13 @@ class Merged:
     def problem(self, loc: Path_, message: str, table: bool = False) -> str:
         """`origin: [table] key: message` for the key at `loc` (`origin: [table]: message` for a table)."""
         return f"{self.origin(loc) or 'default'}: {describe(loc, table)}: {message}"
+
+
+def _plain_text(name: str, value: Any) -> bool:
+    """Whether `value` is text for a top-level key typed plain `str` (no constraint, no validator): what strict
+    validation would return unchanged."""
+    field = SettingsFile.model_fields.get(name)
+    return field is not None and field.annotation is str and not field.metadata and type(value) is str
 
 
 @functools.cache

@@ -101,6 +101,9 @@ class Database:
     """The engine plus a session factory; `transaction()` is the unit of work of one command."""
 
     def __init__(self, url: str) -> None:
+        from pulsecheck.startup import resume_collector
+
+        resume_collector()  # a command's start-up is over when it opens its database
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
