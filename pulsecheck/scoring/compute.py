@@ -133,6 +133,21 @@ class _Plan:
             (group, tuple((index[name], weight) for name, weight in members), all_weight)
             for group, members, all_weight in model.group_weights
         )
+        self.effective: dict[float, tuple[float, ...]] = {}
+
+    def effective_weights(self, present_weight: float) -> tuple[float, ...]:
+        """Each KPI's effective weight when the scored KPIs with a value weigh `present_weight` together:
+        renormalized to sum 100, or as given. Accounts share a few such sums, so each is worked out once."""
+        found = self.effective.get(present_weight)
+        if found is None:
+            if len(self.effective) > 4096:
+                self.effective.clear()
+            found = self.effective[present_weight] = tuple(
+                step.weight * 100.0 / present_weight if self.renormalize and step.scored and present_weight
+                else step.weight
+                for step in self.steps
+            )  # fmt: skip
+        return found
 
 
 def _plan(model: ScoringModel) -> _Plan:
@@ -160,15 +175,15 @@ def score_account(
     several: dict[str, list[Reading]] | None = None
     for reading in readings:
         if reading.observed_at <= as_of:
-            kpi = reading.kpi
-            if kpi not in newest:
-                newest[kpi] = reading
+            key = reading.kpi
+            if key not in newest:
+                newest[key] = reading
             elif several is None:
-                several = {kpi: [newest[kpi], reading]}
-            elif kpi in several:
-                several[kpi].append(reading)
+                several = {key: [newest[key], reading]}
+            elif key in several:
+                several[key].append(reading)
             else:
-                several[kpi] = [newest[kpi], reading]
+                several[key] = [newest[key], reading]
     kinds: dict[str, list[SurveyResponse]] = {}
     if plan.surveys:
         for response in surveys:
@@ -179,38 +194,52 @@ def score_account(
                 else:
                     same.append(response)
     findings: list[Finding] = []
-    inputs: list[tuple[float | None, datetime | None, str]] = []  # raw, observed_at, status per KPI
-    for step in plan.steps:
-        source = step.source
+    # Per KPI (None when missing): raw, normalized, observed_at, status, rating; and the scored KPIs' weights
+    # with a value, in model order (summed in that order: the same float however it is computed).
+    values: list[tuple[float, float | None, datetime, str, str] | None] = []
+    weights: list[float] = []
+    any_missing = False
+    raw: float | None
+    observed: datetime | None
+    for kpi, name, source, weight, scored, scale, low, span, max_age, rate in plan.steps:
         if source == READING:
-            reading = newest.get(step.name)
-            if reading is None:
-                raw, observed, status = None, None, MISSING
-            elif several is not None and step.name in several:
-                raw, observed = _reading_input(step.kpi, several[step.name], findings)
-                status = OK
+            latest = newest.get(name)
+            if latest is None:
+                raw = observed = None
+            elif several is not None and name in several:
+                raw, observed = _reading_input(kpi, several[name], findings)
             else:
-                raw, observed, status = reading.value, reading.observed_at, OK
+                raw, observed = latest.value, latest.observed_at
         elif source == SURVEY:
-            raw, observed = _survey_input(model, step.kpi, kinds, as_of)
-            status = OK if observed is not None else MISSING
+            raw, observed = _survey_input(model, kpi, kinds, as_of)
         else:
-            assert step.kpi.formula is not None
-            raw, why = formulas.derive(step.kpi.formula, derived_from, model.discount_rate, as_of.date())
-            observed, status = (as_of, OK) if raw is not None else (None, MISSING)
-            if raw is None and step.scored:
-                findings.append(Finding(MISSING, step.name, f"{step.kpi.formula}: {why or 'inputs missing'} as of "
+            assert kpi.formula is not None
+            raw, why = formulas.derive(kpi.formula, derived_from, model.discount_rate, as_of.date())
+            observed = as_of if raw is not None else None
+            if raw is None and scored:
+                findings.append(Finding(MISSING, name, f"{kpi.formula}: {why or 'inputs missing'} as of "
                                         f"{as_of.isoformat()}"))  # fmt: skip
-            inputs.append((raw, observed, status))
+        if observed is None:  # missing: no value, and (for a scored KPI) a finding
+            if scored:
+                any_missing = True
+                if source != FORMULA:
+                    findings.append(Finding(MISSING, name, f"{_what(kpi)} as of {as_of.isoformat()}"))
+            values.append(None)
             continue
-        if observed is None:
-            if step.scored:
-                findings.append(Finding(MISSING, step.name, f"{_what(step.kpi)} as of {as_of.isoformat()}"))
-        elif step.max_age is not None and as_of - observed > step.max_age:
-            findings.append(_stale(step.kpi, observed, as_of))
+        status = OK
+        if max_age is not None and as_of - observed > max_age:
+            findings.append(_stale(kpi, observed, as_of))
             status = STALE
-        inputs.append((raw, observed, status))
-    return _combine(model, plan, inputs, findings)
+        if scored:
+            weights.append(weight)
+        if raw is None:
+            values.append(None)
+        elif scale is None:
+            values.append((raw, None, observed, status, rate(raw, None)))
+        else:  # Scale.normalize, its terms worked out once
+            normalized = min(100.0, max(0.0, (raw - low) / span * 100.0))
+            values.append((raw, normalized, observed, status, rate(raw, normalized)))
+    return _combine(model, plan, values, sum(weights), any_missing, findings)
 
 
 def _reading_input(kpi: Kpi, readings: list[Reading], findings: list[Finding]) -> tuple[float, datetime]:
@@ -283,41 +312,28 @@ def _age(age: timedelta) -> str:
 
 
 def _combine(
-    model: ScoringModel, plan: _Plan, inputs: list[tuple[float | None, datetime | None, str]], findings: list[Finding]
+    model: ScoringModel,
+    plan: _Plan,
+    values: list[tuple[float, float | None, datetime, str, str] | None],
+    present_weight: float,
+    any_missing: bool,
+    findings: list[Finding],
 ) -> ScoreResult:
-    weights: list[float] = []  # the scored KPIs with a value, in model order (summed as before: same float)
-    any_missing = False
-    for step, (_, _, status) in zip(plan.steps, inputs, strict=True):
-        if step.scored:
-            if status == MISSING:
-                any_missing = True
-            else:
-                weights.append(step.weight)
-    present_weight = sum(weights)
-    renormalize = plan.renormalize
     components: list[Component] = []
-    contributions: list[float] = []
-    for step, (raw, observed, status) in zip(plan.steps, inputs, strict=True):
-        if raw is None or status == MISSING:
+    effective_weights = plan.effective_weights(present_weight)
+    for step, effective, value in zip(plan.steps, effective_weights, values, strict=True):
+        if value is None:
             components.append(Component(step.name, None, None, step.weight, 0.0, 0.0, None, MISSING))
-            contributions.append(0.0)
             continue
-        effective = step.weight * 100.0 / present_weight if renormalize and step.scored else step.weight
-        if step.scale is None:
-            normalized = None
-            contribution = 0.0
-        else:  # Scale.normalize, its terms worked out once
-            normalized = min(100.0, max(0.0, (raw - step.low) / step.span * 100.0))
-            contribution = normalized * effective / 100.0
-        contributions.append(contribution)
+        raw, normalized, observed, status, rating = value
+        contribution = 0.0 if normalized is None else normalized * effective / 100.0
         components.append(
-            Component(step.name, raw, normalized, step.weight, effective, contribution, observed, status,
-                      step.rate(raw, normalized))  # fmt: skip
+            Component(step.name, raw, normalized, step.weight, effective, contribution, observed, status, rating)
         )
     groups = _subscores(model, plan, components) if plan.groups else {}
     if present_weight == 0 or (any_missing and plan.fail):
         return ScoreResult(None, None, components, findings, True, model.version, groups)
-    score = round(min(100.0, max(0.0, sum(contributions))), 2)
+    score = round(min(100.0, max(0.0, sum([c.contribution for c in components]))), 2)
     return ScoreResult(score, model.bucket_for(score).name, components, findings, bool(findings), model.version,
                        groups)  # fmt: skip
 

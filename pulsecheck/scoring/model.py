@@ -63,7 +63,7 @@ class Threshold:
 
     def holds(self, raw: float) -> bool:
         """Whether a raw value is on the threshold's side."""
-        return _SIDES.get(self.op, operator.le)(raw, self.value)
+        return bool(_SIDES.get(self.op, operator.le)(raw, self.value))
 
 
 @dataclass(frozen=True)
