@@ -25,7 +25,7 @@ Rules, in the order they apply:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple, cast
@@ -92,14 +92,6 @@ class ScoreResult:
     groups: dict[str, float | None] = field(default_factory=dict)  # subscore per group, 0..100, 2 decimals
 
 
-@dataclass(slots=True)
-class _Input:
-    raw: float | None
-    observed_at: datetime | None
-    status: str
-    why: str = ""  # what is missing, for a formula KPI
-
-
 NO_INPUTS = FormulaInputs()
 READING, SURVEY, FORMULA = 0, 1, 2  # where a KPI's value comes from
 
@@ -116,6 +108,7 @@ class _Step(NamedTuple):
     low: float  # scale.min, and scale.max - scale.min: the normalizer's terms
     span: float
     max_age: timedelta | None  # None for a tracked KPI (it gives no finding)
+    rate: Callable[[float, float | None], str]  # Kpi.rater
 
 
 class _Plan:
@@ -129,15 +122,32 @@ class _Plan:
                 kpi, kpi.name, SURVEY if kpi.from_surveys is not None else FORMULA if kpi.formula is not None
                 else READING, kpi.weight, kpi.scored, kpi.scale, kpi.scale.min if kpi.scale else 0.0,
                 kpi.scale.max - kpi.scale.min if kpi.scale else 1.0, kpi.max_age if kpi.scored else None,
+                kpi.rater,
             )  # fmt: skip
             for kpi in model.kpis
         )
         self.surveys = any(step.source == SURVEY for step in self.steps)
         self.renormalize = model.missing_inputs == "renormalize"
+        self.fail = model.missing_inputs == "fail"
         self.groups = tuple(
             (group, tuple((index[name], weight) for name, weight in members), all_weight)
             for group, members, all_weight in model.group_weights
         )
+        self.effective: dict[float, tuple[float, ...]] = {}
+
+    def effective_weights(self, present_weight: float) -> tuple[float, ...]:
+        """Each KPI's effective weight when the scored KPIs with a value weigh `present_weight` together:
+        renormalized to sum 100, or as given. Accounts share a few such sums, so each is worked out once."""
+        found = self.effective.get(present_weight)
+        if found is None:
+            if len(self.effective) > 4096:
+                self.effective.clear()
+            found = self.effective[present_weight] = tuple(
+                step.weight * 100.0 / present_weight if self.renormalize and step.scored and present_weight
+                else step.weight
+                for step in self.steps
+            )  # fmt: skip
+        return found
 
 
 def _plan(model: ScoringModel) -> _Plan:
@@ -158,47 +168,83 @@ def score_account(
 ) -> ScoreResult:
     """Score one account with `model` from the inputs known at `as_of`; findings list bad inputs."""
     plan = _plan(model)
-    by_kpi: dict[str, list[Reading]] = {}
+    # The newest reading per KPI; a KPI read more than once (ties at its newest time, or older readings) keeps
+    # all of its readings in `several` for `_reading_input` to pick from. Scoring runs this for every account,
+    # so the common case (one reading per KPI) makes no list.
+    newest: dict[str, Reading] = {}
+    several: dict[str, list[Reading]] | None = None
     for reading in readings:
         if reading.observed_at <= as_of:
-            same = by_kpi.get(reading.kpi)
-            if same is None:
-                by_kpi[reading.kpi] = [reading]
+            key = reading.kpi
+            if key not in newest:
+                newest[key] = reading
+            elif several is None:
+                several = {key: [newest[key], reading]}
+            elif key in several:
+                several[key].append(reading)
             else:
-                same.append(reading)
-    responses = [s for s in surveys if s.responded_at <= as_of] if plan.surveys else []
+                several[key] = [newest[key], reading]
+    kinds: dict[str, list[SurveyResponse]] = {}
+    if plan.surveys:
+        for response in surveys:
+            if response.responded_at <= as_of:
+                same = kinds.get(response.kind)
+                if same is None:
+                    kinds[response.kind] = [response]
+                else:
+                    same.append(response)
     findings: list[Finding] = []
-    inputs: list[_Input] = []
-    for step in plan.steps:
-        if step.source == READING:
-            found_readings = by_kpi.get(step.name)
-            if found_readings is not None and len(found_readings) == 1:  # the common case: nothing to compare
-                newest = found_readings[0]
-                found = _Input(newest.value, newest.observed_at, OK)
+    # Per KPI (None when missing): raw, normalized, observed_at, status, rating; and the scored KPIs' weights
+    # with a value, in model order (summed in that order: the same float however it is computed).
+    values: list[tuple[float, float | None, datetime, str, str] | None] = []
+    weights: list[float] = []
+    any_missing = False
+    raw: float | None
+    observed: datetime | None
+    for kpi, name, source, weight, scored, scale, low, span, max_age, rate in plan.steps:
+        if source == READING:
+            latest = newest.get(name)
+            if latest is None:
+                raw = observed = None
+            elif several is not None and name in several:
+                raw, observed = _reading_input(kpi, several[name], findings)
             else:
-                found = _reading_input(step.kpi, found_readings or [], findings)
-        elif step.source == SURVEY:
-            found = _survey_input(model, step.kpi, responses, as_of)
+                raw, observed = latest.value, latest.observed_at
+        elif source == SURVEY:
+            raw, observed = _survey_input(model, kpi, kinds, as_of)
         else:
-            assert step.kpi.formula is not None
-            value, why = formulas.derive(step.kpi.formula, derived_from, model.discount_rate, as_of.date())
-            found = _Input(value, as_of if value is not None else None, OK if value is not None else MISSING, why)
-        observed = found.observed_at
-        if (
-            observed is None
-            or found.status == MISSING
-            or (step.max_age is not None and as_of - observed > step.max_age)
-        ):
-            found = _with_status(step.kpi, found, as_of, findings)
-        inputs.append(found)
-    return _combine(model, plan, inputs, findings)
+            assert kpi.formula is not None
+            raw, why = formulas.derive(kpi.formula, derived_from, model.discount_rate, as_of.date())
+            observed = as_of if raw is not None else None
+            if raw is None and scored:
+                findings.append(Finding(MISSING, name, f"{kpi.formula}: {why or 'inputs missing'} as of "
+                                        f"{as_of.isoformat()}"))  # fmt: skip
+        if observed is None:  # missing: no value, and (for a scored KPI) a finding
+            if scored:
+                any_missing = True
+                if source != FORMULA:
+                    findings.append(Finding(MISSING, name, f"{_what(kpi)} as of {as_of.isoformat()}"))
+            values.append(None)
+            continue
+        status = OK
+        if max_age is not None and as_of - observed > max_age:
+            findings.append(_stale(kpi, observed, as_of))
+            status = STALE
+        if scored:
+            weights.append(weight)
+        if raw is None:
+            values.append(None)
+        elif scale is None:
+            values.append((raw, None, observed, status, rate(raw, None)))
+        else:  # Scale.normalize, its terms worked out once
+            normalized = min(100.0, max(0.0, (raw - low) / span * 100.0))
+            values.append((raw, normalized, observed, status, rate(raw, normalized)))
+    return _combine(model, plan, values, sum(weights), any_missing, findings)
 
 
-def _reading_input(kpi: Kpi, readings: list[Reading], findings: list[Finding]) -> _Input:
-    if not readings:
-        return _Input(None, None, MISSING)
-    if len(readings) == 1:  # the common case: one newest reading, nothing to compare
-        return _Input(readings[0].value, readings[0].observed_at, OK)
+def _reading_input(kpi: Kpi, readings: list[Reading], findings: list[Finding]) -> tuple[float, datetime]:
+    """The value and time of the newest of a KPI's readings (two or more); readings tied at that time with
+    different values are a duplicate finding, and the one from the source sorting last is used."""
     newest = max(r.observed_at for r in readings)
     tied = sorted((r for r in readings if r.observed_at == newest), key=lambda r: (r.source, r.value))
     chosen = tied[-1]
@@ -212,15 +258,19 @@ def _reading_input(kpi: Kpi, readings: list[Reading], findings: list[Finding]) -
                 f"using {chosen.value:g} from {chosen.source or '(no source)'}",
             )
         )
-    return _Input(chosen.value, newest, OK)
+    return chosen.value, newest
 
 
-def _survey_input(model: ScoringModel, kpi: Kpi, responses: Sequence[SurveyResponse], as_of: datetime) -> _Input:
-    assert kpi.window is not None  # parse_model fills it in for every survey KPI
+def _survey_input(
+    model: ScoringModel, kpi: Kpi, kinds: dict[str, list[SurveyResponse]], as_of: datetime
+) -> tuple[float | None, datetime | None]:
+    """A survey KPI's value over the responses of its kind in its window, and the newest response's time;
+    (None, None) without a response in the window."""
+    assert kpi.window is not None and kpi.from_surveys is not None  # parse_model fills in every survey KPI's window
     start = as_of - kpi.window
-    window = [r for r in responses if r.kind == kpi.from_surveys and start <= r.responded_at]
+    window = [r for r in kinds.get(kpi.from_surveys, ()) if start <= r.responded_at]
     if not window:
-        return _Input(None, None, MISSING)
+        return None, None
     top = formulas.NPS_MAX
     if kpi.from_surveys == "nps":
         # NPS is defined on 0..10; answers recorded on another range are rescaled onto it.
@@ -235,30 +285,22 @@ def _survey_input(model: ScoringModel, kpi: Kpi, responses: Sequence[SurveyRespo
     for response in window:
         if response.responded_at > newest:
             newest = response.responded_at
-    return _Input(value, newest, OK)
+    return value, newest
 
 
-def _with_status(kpi: Kpi, found: _Input, as_of: datetime, findings: list[Finding]) -> _Input:
-    if found.status == MISSING or found.observed_at is None:
-        if not kpi.scored:
-            return found  # a tracked KPI without a value is not a problem of the score
-        what = f"no {kpi.from_surveys} survey response in the last {_days(kpi)}" if kpi.from_surveys else "no reading"
-        if kpi.formula is not None:
-            what = f"{kpi.formula}: {found.why or 'inputs missing'}"
-        findings.append(Finding(MISSING, kpi.name, f"{what} as of {as_of.isoformat()}"))
-        return found
-    if kpi.scored and kpi.max_age is not None and as_of - found.observed_at > kpi.max_age:
-        age = as_of - found.observed_at
-        findings.append(
-            Finding(
-                STALE,
-                kpi.name,
-                f"newest input from {found.observed_at.isoformat()} is {_age(age)} old "
-                f"(max_age {duration_text(kpi.max_age)}); value still used",
-            )
-        )
-        return _Input(found.raw, found.observed_at, STALE)
-    return found
+def _what(kpi: Kpi) -> str:
+    """What a KPI without a value lacks (a formula KPI says so itself)."""
+    return f"no {kpi.from_surveys} survey response in the last {_days(kpi)}" if kpi.from_surveys else "no reading"
+
+
+def _stale(kpi: Kpi, observed_at: datetime, as_of: datetime) -> Finding:
+    assert kpi.max_age is not None
+    return Finding(
+        STALE,
+        kpi.name,
+        f"newest input from {observed_at.isoformat()} is {_age(as_of - observed_at)} old "
+        f"(max_age {duration_text(kpi.max_age)}); value still used",
+    )
 
 
 def _days(kpi: Kpi) -> str:
@@ -269,45 +311,31 @@ def _age(age: timedelta) -> str:
     return f"{age.days}d" if age.days >= 1 else f"{int(age.total_seconds() // 3600)}h"
 
 
-def _combine(model: ScoringModel, plan: _Plan, inputs: list[_Input], findings: list[Finding]) -> ScoreResult:
-    weights: list[float] = []  # the scored KPIs with a value, in model order (summed as before: same float)
-    any_missing = False
-    for step, found in zip(plan.steps, inputs, strict=True):
-        if step.scored:
-            if found.status == MISSING:
-                any_missing = True
-            else:
-                weights.append(step.weight)
-    present_weight = sum(weights)
-    renormalize = plan.renormalize
+def _combine(
+    model: ScoringModel,
+    plan: _Plan,
+    values: list[tuple[float, float | None, datetime, str, str] | None],
+    present_weight: float,
+    any_missing: bool,
+    findings: list[Finding],
+) -> ScoreResult:
     components: list[Component] = []
-    contributions: list[float] = []
-    for step, found in zip(plan.steps, inputs, strict=True):
-        raw = found.raw
-        if raw is None or found.status == MISSING:
+    effective_weights = plan.effective_weights(present_weight)
+    for step, effective, value in zip(plan.steps, effective_weights, values, strict=True):
+        if value is None:
             components.append(Component(step.name, None, None, step.weight, 0.0, 0.0, None, MISSING))
-            contributions.append(0.0)
             continue
-        effective = step.weight * 100.0 / present_weight if renormalize and step.scored else step.weight
-        if step.scale is None:
-            normalized = None
-            contribution = 0.0
-        else:  # Scale.normalize, its terms worked out once
-            normalized = min(100.0, max(0.0, (raw - step.low) / step.span * 100.0))
-            contribution = normalized * effective / 100.0
-        contributions.append(contribution)
+        raw, normalized, observed, status, rating = value
+        contribution = 0.0 if normalized is None else normalized * effective / 100.0
         components.append(
-            Component(
-                step.name, raw, normalized, step.weight, effective, contribution, found.observed_at, found.status,
-                step.kpi.rating(raw, normalized),
-            )  # fmt: skip
+            Component(step.name, raw, normalized, step.weight, effective, contribution, observed, status, rating)
         )
-    provisional = bool(findings)
     groups = _subscores(model, plan, components) if plan.groups else {}
-    if present_weight == 0 or (any_missing and model.missing_inputs == "fail"):
+    if present_weight == 0 or (any_missing and plan.fail):
         return ScoreResult(None, None, components, findings, True, model.version, groups)
-    score = round(min(100.0, max(0.0, sum(contributions))), 2)
-    return ScoreResult(score, model.bucket_for(score).name, components, findings, provisional, model.version, groups)
+    score = round(min(100.0, max(0.0, sum([c.contribution for c in components]))), 2)
+    return ScoreResult(score, model.bucket_for(score).name, components, findings, bool(findings), model.version,
+                       groups)  # fmt: skip
 
 
 def _subscores(model: ScoringModel, plan: _Plan, components: list[Component]) -> dict[str, float | None]:

@@ -33,17 +33,23 @@ def csat(responses: Iterable[tuple[float, float]]) -> float | None:
     pairs = _checked(responses)
     if not pairs:
         return None
-    return sum(score for score, _ in pairs) / sum(top for _, top in pairs) * 100.0
+    return sum([score for score, _ in pairs]) / sum([top for _, top in pairs]) * 100.0
 
 
 def nps(scores: Iterable[float]) -> float | None:
     """NPS -100..100 over 0..10 scores: % promoters (9-10) minus % detractors (0-6)."""
-    values = [score for score, _ in _checked((score, NPS_MAX) for score in scores)]
-    if not values:
+    count = promoters = detractors = 0
+    for score in scores:  # one pass: scoring computes this for every account
+        if not 0 <= score <= NPS_MAX:
+            raise ValueError(f"survey score {score} is outside 0..{NPS_MAX}")
+        count += 1
+        if score >= PROMOTER_AT:
+            promoters += 1
+        elif score <= DETRACTOR_AT:
+            detractors += 1
+    if not count:
         return None
-    promoters = sum(1 for v in values if v >= PROMOTER_AT)
-    detractors = sum(1 for v in values if v <= DETRACTOR_AT)
-    return (promoters - detractors) / len(values) * 100.0
+    return (promoters - detractors) / count * 100.0
 
 
 def ces(responses: Iterable[tuple[float, float]], positive_at: float = 0.7, negative_at: float = 0.45) -> float | None:

@@ -7,7 +7,8 @@ in its canonical form is unchanged, so the digests of models approved before gro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -23,6 +24,7 @@ RATINGS = (CONCERN, NEUTRAL, STRENGTH)
 STATUS_COLORS = {CONCERN: "orange", STRENGTH: "green"}  # what a model that names none gets
 DEFAULT_CONCERN_BELOW = 40.0  # normalized: a KPI without its own thresholds is a concern below 40...
 DEFAULT_STRENGTH_AT = 80.0  # ... and a strength from 80
+_SIDES = {"below": operator.lt, "above": operator.gt, "at_least": operator.ge, "at_most": operator.le}
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,7 @@ class Threshold:
 
     def holds(self, raw: float) -> bool:
         """Whether a raw value is on the threshold's side."""
-        if self.op == "below":
-            return raw < self.value
-        if self.op == "above":
-            return raw > self.value
-        if self.op == "at_least":
-            return raw >= self.value
-        return raw <= self.value
+        return bool(_SIDES.get(self.op, operator.le)(raw, self.value))
 
 
 @dataclass(frozen=True)
@@ -101,19 +97,29 @@ class Kpi:
         the default cut-offs on the normalized value (given, or worked out); a concern wins over a strength."""
         if raw is None:
             return None
-        if normalized is None:
-            normalized = self.normalize(raw)
-        if self.concern is not None:
-            concern = self.concern.holds(raw)
-        else:
-            concern = normalized is not None and normalized < DEFAULT_CONCERN_BELOW
-        if concern:
-            return CONCERN
-        if self.strength is not None:
-            strong = self.strength.holds(raw)
-        else:
-            strong = normalized is not None and normalized >= DEFAULT_STRENGTH_AT
-        return STRENGTH if strong else NEUTRAL
+        return self.rater(raw, self.normalize(raw) if normalized is None else normalized)
+
+    @cached_property
+    def rater(self) -> Callable[[float, float | None], str]:
+        """`rating` of a present raw value and its normalized value (None without a scale), the thresholds
+        looked up once per KPI rather than once per account scored."""
+        concern, strength = self.concern, self.strength
+        concern_side = None if concern is None else _SIDES.get(concern.op, operator.le)
+        strength_side = None if strength is None else _SIDES.get(strength.op, operator.le)
+        concern_at = concern.value if concern is not None else DEFAULT_CONCERN_BELOW
+        strength_at = strength.value if strength is not None else DEFAULT_STRENGTH_AT
+
+        def rate(raw: float, normalized: float | None) -> str:
+            if concern_side is not None:
+                if concern_side(raw, concern_at):
+                    return CONCERN
+            elif normalized is not None and normalized < concern_at:
+                return CONCERN
+            if strength_side is not None:
+                return STRENGTH if strength_side(raw, strength_at) else NEUTRAL
+            return STRENGTH if normalized is not None and normalized >= strength_at else NEUTRAL
+
+        return rate
 
 
 @dataclass(frozen=True)

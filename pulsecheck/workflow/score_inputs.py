@@ -7,13 +7,12 @@ not by the portfolio; every query here is a range scan of an index that starts w
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import String, and_, func, literal, select, true, type_coerce, union_all
+from sqlalchemy import String, and_, func, literal, null, select, true, type_coerce, union_all
 from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.scoring.compute import Reading, SurveyResponse
@@ -23,6 +22,7 @@ from pulsecheck.storage.models import Account, AccountFinancials, Cashflow, KpiR
 from pulsecheck.storage.models import SurveyResponse as SurveyRow
 
 ARR_KPI = "arr"  # arr_growth_pct reads the readings of this KPI
+NO_INPUTS = FormulaInputs()
 DEFAULT_SURVEY_WINDOW = timedelta(days=90)
 
 
@@ -90,16 +90,23 @@ def latest_readings(
             ),
         )
     )
-    result: dict[int, list[Reading]] = defaultdict(list)
+    result: dict[int, list[Reading]] = {}
+    known = moment.memo
     for account_id, kpi, value, observed_at, source in _rows(session, query):
-        result[account_id].append(Reading(kpi, value, moment(observed_at), source or ""))
+        reading = Reading(kpi, value, known.get(observed_at) or moment(observed_at), source or "")
+        same = result.get(account_id)
+        if same is None:
+            result[account_id] = [reading]
+        else:
+            same.append(reading)
     return result
 
 
-def _rows(session: Session, query: Any) -> Any:
-    """The rows of a column query through Core: the ORM's result handling per row costs more than the row did,
-    and these queries load no objects."""
-    return session.connection().execute(query)
+def _rows(session: Session, query: Any) -> Sequence[Any]:
+    """The rows of a column query through Core, fetched at once: the ORM's result handling, or SQLAlchemy's
+    row-at-a-time iteration, costs more per row than the database spent on it, and these queries load no objects
+    and convert no types (timestamps come raw, for `Moments`)."""
+    return session.connection().execute(query).all()
 
 
 @lru_cache(maxsize=4096)
@@ -118,7 +125,7 @@ def surveys(
 ) -> dict[int, list[SurveyResponse]]:
     """Survey responses of accounts first..last within the longest window of the model's survey KPIs."""
     windows = [k.window or DEFAULT_SURVEY_WINDOW for k in model.kpis if k.from_surveys]
-    result: dict[int, list[SurveyResponse]] = defaultdict(list)
+    result: dict[int, list[SurveyResponse]] = {}
     if not windows:
         return result
     moment = moments or Moments()
@@ -129,47 +136,61 @@ def surveys(
         SurveyRow.responded_at <= as_of,
         SurveyRow.responded_at >= as_of - max(windows),
     )
+    known = moment.memo
     for account_id, kind, score, max_score, responded_at in _rows(session, query):
-        result[account_id].append(SurveyResponse(kind, score, max_score, moment(responded_at)))
+        response = SurveyResponse(kind, score, max_score, known.get(responded_at) or moment(responded_at))
+        same = result.get(account_id)
+        if same is None:
+            result[account_id] = [response]
+        else:
+            same.append(response)
     return result
 
 
 def formula_inputs(
     session: Session, model: ScoringModel, as_of: datetime, first: int, last: int
 ) -> dict[int, FormulaInputs]:
-    """The derived KPIs' inputs of accounts first..last; only what the model's formulas use is read."""
+    """The derived KPIs' inputs of accounts first..last; only what the model's formulas use is read.
+
+    One pass over the range's accounts: each with its contract start, its financials and its cash flows in
+    period order (one row per cash flow, at least one per account)."""
     used = {k.formula for k in model.kpis if k.formula}
     if not used:
         return {}
-    flows: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    if "npv" in used:
-        flow_query = (
-            select(Cashflow.account_id, Cashflow.period, Cashflow.amount)
-            .where(Cashflow.account_id.between(first, last))
-            .order_by(Cashflow.account_id, Cashflow.period)  # the primary key's order: npv sums in period order
-        )
-        for account_id, period, amount in _rows(session, flow_query):
-            flows[account_id].append((period, amount))
-    money: dict[int, Financials] = {}
-    if used & {"npv", "ltv"}:
-        columns = (AccountFinancials.arpu, AccountFinancials.cac, AccountFinancials.cost_to_serve,
-                   AccountFinancials.expected_tenure_months, AccountFinancials.discount_rate)  # fmt: skip
-        money_query = select(AccountFinancials.account_id, *columns).where(
-            AccountFinancials.account_id.between(first, last)
-        )
-        money = {row[0]: Financials._make(row[1:]) for row in _rows(session, money_query)}
-    starts: dict[int, date | None] = {}
-    if used & {"ltv", "tenure_months"}:
-        start_query = select(Account.id, _raw(Account.contract_start)).where(Account.id.between(first, last))
-        starts = {acc: _day(start) for acc, start in _rows(session, start_query) if start is not None}
-    arr_now, arr_then = _arr(session, model, as_of, first, last) if "arr_growth_pct" in used else ({}, {})
-    accounts = set(flows) | set(money) | set(starts) | set(arr_now)
-    return {
-        acc: FormulaInputs(
-            tuple(flows.get(acc, ())), money.get(acc), starts.get(acc), arr_now.get(acc), arr_then.get(acc)
-        )
-        for acc in accounts
-    }
+    with_flows, with_money = "npv" in used, bool(used & {"npv", "ltv"})
+    with_start = bool(used & {"ltv", "tenure_months"})
+    money, flows = AccountFinancials, Cashflow
+    columns: list[Any] = [Account.id, _raw(Account.contract_start) if with_start else null()]
+    columns += [money.arpu, money.cac, money.cost_to_serve, money.expected_tenure_months, money.discount_rate] if (
+        with_money
+    ) else [null()] * 5  # fmt: skip
+    columns += [flows.period, flows.amount] if with_flows else [null(), null()]
+    query = select(*columns).where(Account.id.between(first, last))
+    if with_money:
+        query = query.outerjoin(money, money.account_id == Account.id)
+    if with_flows:  # the cash flows' primary key order: npv sums in period order
+        query = query.outerjoin(flows, flows.account_id == Account.id).order_by(Account.id, flows.period)
+    result: dict[int, FormulaInputs] = {}
+    account = None
+    cashflows: list[tuple[int, float]] = []
+    found = NO_INPUTS
+    for acc, start, arpu, cac, cost, tenure, rate, period, amount in _rows(session, query):
+        if acc != account:
+            if account is not None:
+                result[account] = found._replace(cashflows=tuple(cashflows)) if cashflows else found
+            account, cashflows = acc, []
+            found = FormulaInputs(
+                (), Financials(arpu, cac, cost, tenure, rate) if arpu is not None else None, _day(start)
+            )
+        if period is not None:
+            cashflows.append((period, amount))
+    if account is not None:
+        result[account] = found._replace(cashflows=tuple(cashflows)) if cashflows else found
+    if "arr_growth_pct" in used:
+        arr_now, arr_then = _arr(session, model, as_of, first, last)
+        for acc in arr_now.keys() | arr_then.keys():
+            result[acc] = result.get(acc, NO_INPUTS)._replace(arr_now=arr_now.get(acc), arr_then=arr_then.get(acc))
+    return result
 
 
 def _arr(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,20 +56,36 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
     moments = score_inputs.Moments()
     for ids in score_inputs.account_chunks(session, CHUNK, account_id):
         first, last = ids[0], ids[-1]
-        readings = score_inputs.latest_readings(session, as_of, kpis, first, last, moments)
-        responses = score_inputs.surveys(session, model, as_of, first, last, moments)
-        derived = score_inputs.formula_inputs(session, model, as_of, first, last)
-        rows = []
-        for acc in ids:
-            result = score_account(model, readings.get(acc, ()), responses.get(acc, ()), as_of,
-                                   derived.get(acc, NO_INPUTS))  # fmt: skip
-            rows.append(writer.row(acc, result))
-            _count(run, acc, result, found)
+        with _no_cycle_collection():
+            readings = score_inputs.latest_readings(session, as_of, kpis, first, last, moments)
+            responses = score_inputs.surveys(session, model, as_of, first, last, moments)
+            derived = score_inputs.formula_inputs(session, model, as_of, first, last)
+            rows = []
+            for acc in ids:
+                result = score_account(model, readings.get(acc, ()), responses.get(acc, ()), as_of,
+                                       derived.get(acc, NO_INPUTS))  # fmt: skip
+                rows.append(writer.row(acc, result))
+                _count(run, acc, result, found)
         writer.write(rows)
     scope = {account_id} if account_id is not None else None
     if newest is None or as_of >= newest:  # a backfill of the past must not rewrite today's findings
         run.deviations = deviation.sync(session, found, INPUT_KINDS, now, scope=scope)
     return run
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a chunk is read and scored (and on again after, if it was
+    on): a chunk makes some hundred thousand tuples, lists and components, none in a reference cycle, and the
+    collections they set off (the older ones walking every object of the process) cost a tenth of scoring's time
+    while finding nothing to free. Memory is unaffected: without cycles, reference counting frees everything."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def _count(run: ScoreRun, account_id: int, result: ScoreResult, found: dict[deviation.Key, str]) -> None:

@@ -1,7 +1,7 @@
 """Score snapshot rows as the driver takes them, written with one executemany per chunk of accounts.
 
 A snapshot's JSON columns (components, groups) are built as text, the text json.dumps would write byte for
-byte, with what repeats across accounts (each KPI's name, statuses, ratings, a feed's times) encoded once:
+byte, with what repeats across accounts (each KPI's name, its status, rating and a feed's time) encoded once:
 building a nine-key dict per KPI and encoding it cost more than scoring the account did.
 """
 
@@ -21,7 +21,7 @@ from pulsecheck.workflow.staging import bulk_insert
 
 SNAPSHOTS = cast(Table, ScoreSnapshot.__table__)
 SNAPSHOT_COLUMNS = ("account_id", "as_of", "score", "bucket", "model_id", "components", "provisional", "groups")
-MEMO_LIMIT = 10_000  # distinct texts remembered (times, words); beyond it each just costs its encoding
+MEMO_LIMIT = 10_000  # distinct texts remembered (words, components' tails); beyond it each costs its encoding
 
 
 def number(value: Any) -> str:
@@ -37,18 +37,17 @@ def number(value: Any) -> str:
 
 
 class _Texts:
-    """JSON strings of values that repeat across accounts (statuses, ratings, a feed's times), encoded once."""
+    """JSON strings of words that repeat across accounts (statuses, ratings), encoded once."""
 
     def __init__(self) -> None:
-        self.memo: dict[Any, str] = {None: "null"}
+        self.memo: dict[str | None, str] = {None: "null"}
 
-    def __call__(self, value: str | datetime | None) -> str:
+    def __call__(self, value: str | None) -> str:
         text = self.memo.get(value)
         if text is None:
             if len(self.memo) > MEMO_LIMIT:
                 self.memo = {None: "null"}
-            text = json.dumps(value.isoformat() if isinstance(value, datetime) else value)
-            self.memo[value] = text
+            text = self.memo[value] = json.dumps(value)
         return text
 
 
@@ -78,6 +77,8 @@ class SnapshotWriter:
         self.in_names = in_names
         self.heads = {kpi.name: '{"kpi": ' + json.dumps(kpi.name) + ', "raw": ' for kpi in model.kpis}
         self.texts = _Texts()
+        self.tails: dict[tuple[Any, ...], str] = {}
+        self.keys: dict[str, str] = {}  # a group's name as a JSON key
 
     def _head(self, kpi: str) -> str:
         head = self.heads.get(kpi)
@@ -85,15 +86,47 @@ class SnapshotWriter:
             head = self.heads[kpi] = '{"kpi": ' + json.dumps(kpi) + ', "raw": '
         return head
 
+    def _tail(self, status: str, rating: str | None, observed_at: datetime | None) -> str:
+        """`"status": ..., "rating": ..., "observed_at": ...}`: the part of a component that repeats across
+        accounts (a feed's time), encoded once per distinct value."""
+        # The time's zone is part of the key: equal instants in two zones are equal keys but other text.
+        key = (status, rating, observed_at, observed_at.tzinfo if observed_at is not None else None)
+        tail = self.tails.get(key)
+        if tail is None:
+            if len(self.tails) > MEMO_LIMIT:
+                self.tails = {}
+            text = self.texts
+            at = "null" if observed_at is None else json.dumps(observed_at.isoformat())
+            tail = f'"status": {text(status)}, "rating": {text(rating)}, "observed_at": {at}}}'
+            self.tails[key] = tail
+        return tail
+
     def components(self, components: list[Component]) -> str:
         """The components column: each KPI's raw and normalized value, weights, contribution, status, rating."""
-        text, parts = self.texts, []
+        parts = []
+        heads, tails, float_text = self.heads, self.tails, float.__repr__
         for c in components:
+            # The float case inline (number() for anything else): a float's repr is its JSON unless it is nan
+            # or inf, the only reprs with an "a" or an "f" in them (no other JSON number or null has one).
+            raw, normalized, weight, effective, contribution = (
+                c.raw, c.normalized, c.weight, c.effective_weight, c.contribution
+            )  # fmt: skip
+            numbers = (
+                float_text(raw) if raw.__class__ is float else number(raw),
+                float_text(normalized) if normalized.__class__ is float else number(normalized),
+                float_text(weight) if weight.__class__ is float else number(weight),
+                float_text(effective) if effective.__class__ is float else number(effective),
+                float_text(contribution) if contribution.__class__ is float else number(contribution),
+            )
+            joined = "".join(numbers)
+            if "a" in joined or "f" in joined:
+                numbers = (number(raw), number(normalized), number(weight), number(effective), number(contribution))
+            key = (c.status, c.rating, c.observed_at, c.observed_at.tzinfo if c.observed_at is not None else None)
+            tail = tails.get(key) or self._tail(c.status, c.rating, c.observed_at)
+            head = heads.get(c.kpi) or self._head(c.kpi)
             parts.append(
-                f'{self._head(c.kpi)}{number(c.raw)}, "normalized": {number(c.normalized)}, '
-                f'"weight": {number(c.weight)}, "effective_weight": {number(c.effective_weight)}, '
-                f'"contribution": {number(c.contribution)}, "status": {text(c.status)}, "rating": {text(c.rating)}, '
-                f'"observed_at": {text(c.observed_at)}}}'
+                f'{head}{numbers[0]}, "normalized": {numbers[1]}, "weight": {numbers[2]}, '
+                f'"effective_weight": {numbers[3]}, "contribution": {numbers[4]}, {tail}'
             )
         return "[" + ", ".join(parts) + "]"
 
@@ -101,7 +134,15 @@ class SnapshotWriter:
         """The groups column: each group's subscore; NULL for a flat model."""
         if not groups:
             return None
-        return "{" + ", ".join([f"{self.texts(name)}: {number(value)}" for name, value in groups.items()]) + "}"
+        keys, float_text = self.keys, float.__repr__
+        parts = []
+        for name, value in groups.items():
+            key = keys.get(name)
+            if key is None:
+                key = keys[name] = json.dumps(name) + ": "
+            text = float_text(value) if value.__class__ is float else number(value)
+            parts.append(key + (text if "a" not in text and "f" not in text else number(value)))
+        return "{" + ", ".join(parts) + "}"
 
     def row(self, account_id: int, result: ScoreResult) -> Any:
         """One snapshot row, in the driver's form (a tuple, or a mapping for a driver with named parameters)."""

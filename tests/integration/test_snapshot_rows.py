@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -90,3 +90,35 @@ def check_written_and_read_back(database: Database) -> None:
         assert stored.groups == groups
         assert stored.components == json.loads(expected)[:3]
         assert stored.components[0]["observed_at"] == "2026-11-23T06:30:00+00:00"
+
+
+NUMBERS = st.floats(allow_nan=True, allow_infinity=True) | st.integers() | st.none()
+
+
+def test_any_components_and_subscores_are_the_text_json_dumps_writes(database: Database) -> None:
+    """Floats are written inline (their repr), everything else through number(): nan, inf, -0.0, ints and None
+    included, and equal times in two zones keep their own offsets."""
+    model = parse_model(MODEL, "m.yaml")
+    east = timezone(timedelta(hours=2))
+    times = st.sampled_from([None, NOW, NOW.astimezone(east), datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC)])
+    component = st.builds(
+        Component, st.sampled_from(["usage", "npv", "logins", 'odd "name" é']), NUMBERS, NUMBERS, NUMBERS,
+        NUMBERS, NUMBERS, times, st.sampled_from(["ok", "stale", "missing"]),
+        st.sampled_from([None, "concern", "neutral", "strength"]),
+    )  # fmt: skip
+    with database.transaction() as session:
+        writer = SnapshotWriter(session, model, 1, NOW)
+
+        @given(st.lists(component, max_size=5), st.dictionaries(st.sampled_from(["value", "b", "ü"]), NUMBERS))
+        def check(components: list[Component], groups: dict[str, float | int | None]) -> None:
+            assert writer.components(components) == json.dumps(
+                [
+                    {"kpi": c.kpi, "raw": c.raw, "normalized": c.normalized, "weight": c.weight,
+                     "effective_weight": c.effective_weight, "contribution": c.contribution, "status": c.status,
+                     "rating": c.rating, "observed_at": c.observed_at.isoformat() if c.observed_at else None}
+                    for c in components
+                ]
+            )  # fmt: skip
+            assert writer.groups(groups) == (json.dumps(groups) if groups else None)
+
+        check()
