@@ -149,7 +149,7 @@ def main() -> None:
     """Console-script entry point."""
     import os
 
-    from pulsecheck.startup import pause_collector
+    from pulsecheck.collector import pause_collector
 
     pause_collector()  # until the command opens its database (pulsecheck.startup says why)
 

@@ -101,7 +101,7 @@ class Database:
     """The engine plus a session factory; `transaction()` is the unit of work of one command."""
 
     def __init__(self, url: str) -> None:
-        from pulsecheck.startup import resume_collector
+        from pulsecheck.collector import resume_collector
 
         resume_collector()  # a command's start-up is over when it opens its database
         self.url = url

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from pulsecheck import collector
 from pulsecheck.scoring import trends
 from pulsecheck.scoring.compute import NO_INPUTS, Component, ScoreResult, contribution_changes, score_account
 from pulsecheck.storage.models import ScoreSnapshot
@@ -56,7 +54,7 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
     moments = score_inputs.Moments()
     for ids in score_inputs.account_chunks(session, CHUNK, account_id):
         first, last = ids[0], ids[-1]
-        with _no_cycle_collection():
+        with collector.paused():  # a chunk makes no reference cycles
             readings = score_inputs.latest_readings(session, as_of, kpis, first, last, moments)
             responses = score_inputs.surveys(session, model, as_of, first, last, moments)
             derived = score_inputs.formula_inputs(session, model, as_of, first, last)
@@ -71,21 +69,6 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
     if newest is None or as_of >= newest:  # a backfill of the past must not rewrite today's findings
         run.deviations = deviation.sync(session, found, INPUT_KINDS, now, scope=scope)
     return run
-
-
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Python's cyclic garbage collector paused while a chunk is read and scored (and on again after, if it was
-    on): a chunk makes some hundred thousand tuples, lists and components, none in a reference cycle, and the
-    collections they set off (the older ones walking every object of the process) cost a tenth of scoring's time
-    while finding nothing to free. Memory is unaffected: without cycles, reference counting frees everything."""
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 def _count(run: ScoreRun, account_id: int, result: ScoreResult, found: dict[deviation.Key, str]) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from pulsecheck.startup import pause_collector
+from pulsecheck.collector import pause_collector, paused
 from pulsecheck.storage.db import Database
 
 
@@ -31,5 +31,19 @@ def test_a_collector_turned_off_by_someone_else_stays_off(tmp_path: Path) -> Non
         pause_collector()
         Database(f"sqlite:///{tmp_path / 'pulsecheck.db'}").dispose()
         assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_bulk_work_pauses_the_collector_and_leaves_it_as_it_found_it() -> None:
+    assert gc.isenabled()
+    with paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # someone else's choice kept
     finally:
         gc.enable()
