@@ -175,16 +175,11 @@ class FindingEdit:
 def finding_version(f: CycleFinding) -> str:
     """A finding's version as a reader saw it: a short digest of its editable fields and status (findings have no
     version column; an edit that answers an older version is refused as a conflict)."""
-    fields = {
-        "kind": f.kind,
-        "detail": f.detail,
-        "corrective_action": f.corrective_action,
-        "owner": f.owner,
-        "due": iso(f.due),
-        "status": f.status,
-        "close_note": f.close_note,
-    }
-    return canonical_digest(fields)[:16]
+    shown = finding_dict(f)
+    return canonical_digest({name: shown[name] for name in _VERSIONED})[:16]
+
+
+_VERSIONED = ("kind", "detail", "corrective_action", "owner", "due", "status", "close_note")
 
 
 def _said(value: Any) -> str:
