@@ -65,9 +65,10 @@ def test_the_owner_adds_and_closes_a_finding(browser: Any, served: str, database
         cycle = start(session, "2026-Q4", [], "bob", owner, now).id
     bob = Person(browser, served, "bob")
     bob.page.goto(f"{served}/cycles/{cycle}")
-    bob.page.get_by_label("What was found").fill("<b>CRM</b> export missed two accounts")
-    bob.page.get_by_label("Corrective action", exact=True).fill("Re-run the export")
-    bob.page.get_by_role("button", name="Add finding").click()
+    add = bob.page.locator("form", has=bob.page.get_by_role("heading", name="Add a finding"))
+    add.get_by_label("What was found").fill("<b>CRM</b> export missed two accounts")
+    add.get_by_label("Corrective action", exact=True).fill("Re-run the export")
+    add.get_by_role("button", name="Add finding").click()
     row = bob.page.locator("#findings tr", has_text="export missed two accounts")
     assert "<b>CRM</b> export missed two accounts" in row.inner_text()  # shown as text, not markup
     row.get_by_label("How it was resolved").fill("Export re-run on 24 Nov")
