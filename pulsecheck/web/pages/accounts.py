@@ -83,9 +83,9 @@ def _attachments(session: Any, external_id: str, account_id: int, review_ids: li
 @router.get("/accounts/{ref}/scorecards/{scorecard_id}/attachments/{number}")
 def download(request: Request, ref: str, scorecard_id: int, number: int, me: Me) -> Response:
     """A submitted scorecard's attached file, always as a download (never rendered in this origin)."""
-    from urllib.parse import quote
-
     from pulsecheck.errors import NotFoundError
+    from pulsecheck.web.download import OCTETS
+    from pulsecheck.web.download import download as send
     from pulsecheck.workflow import attachments, scorecard_approvals
     from pulsecheck.workflow.accounts import get_account
 
@@ -97,6 +97,4 @@ def download(request: Request, ref: str, scorecard_id: int, number: int, me: Me)
         what = f"scorecard {scorecard_id}"
         link, content = attachments.content(session, scorecard_approvals.KIND, scorecard_id, number, what)
         filename = link.filename
-    disposition = f"attachment; filename*=UTF-8''{quote(filename)}"
-    return Response(content, media_type="application/octet-stream",
-                    headers={"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff"})
+    return send(content, filename, OCTETS)

@@ -182,8 +182,9 @@ def upload(
 
 @router.get("/reviews/{review_id}/attachments/{number}")
 def download(request: Request, review_id: int, number: int, me: Me) -> Response:
-    from urllib.parse import quote
-
+    """An attached file, always as a download (never rendered in this origin: an uploaded .html cannot run here)."""
+    from pulsecheck.web.download import OCTETS
+    from pulsecheck.web.download import download as send
     from pulsecheck.workflow import attachments
     from pulsecheck.workflow.reviews import get_review
 
@@ -192,8 +193,5 @@ def download(request: Request, review_id: int, number: int, me: Me) -> Response:
         get_review(session, review_id)
         link, content = attachments.content(session, attachments.REVIEW, review_id, number, f"review {review_id}")
         filename = link.filename
-    # always a download, never rendered in the page's origin: an uploaded .html cannot run here
-    disposition = f"attachment; filename*=UTF-8''{quote(filename)}"
-    return Response(content, media_type="application/octet-stream",
-                    headers={"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff"})
+    return send(content, filename, OCTETS)
 
