@@ -1,10 +1,13 @@
 """A transitions Machine whose rows are checked by named guards that give their reason, shared by every record.
 
 `GuardedMachine(noun, states, table, guards)` builds the `transitions` Machine once, on first use (read-only
-commands never import the library), with no model of its own; `fire(state, event, ctx)` applies one event to a
-record in `state` by triggering the machine's event on a light subject (`Event.trigger(model)`: no `add_model`,
-which would bind every trigger and state method to each subject and unbind them again, per call): the new state,
-or a RefusedError naming the first guard's reason or the states the event needs.
+commands never import the library), with no model of its own, and reads from it where each event leads from each
+state (its `events`: the table's source lists and `=` resolved as the library resolves them). `fire(state, event,
+ctx)` applies one event to a record in `state`: the state the Machine's transition leads to once the event's
+guards pass, or a RefusedError naming the first guard's reason or the states the event needs. The event's
+guards are the only conditions and no transition has callbacks, so looking the move up and running the guards
+decides what `Event.trigger` on a light subject decided, without the library's per-call machinery (event data,
+condition resolution, state callbacks), which cost more than the rest of a transition's decision.
 """
 
 from __future__ import annotations
@@ -23,23 +26,6 @@ def comment_given(ctx: Any) -> str | None:
     if not (ctx.comment or "").strip():
         return "a comment is required (--comment TEXT)"
     return None
-
-
-class _Subject:
-    """What the shared Machine drives for one call: a state and the context of the event."""
-
-    def __init__(self, state: str, ctx: Any, guards: Mapping[str, Sequence[Callable[[Any], str | None]]]) -> None:
-        self.state = state
-        self.ctx = ctx
-        self.guards = guards
-        self.refusal: str | None = None
-
-    def passes_guards(self, event: Any) -> bool:
-        for guard in self.guards[event.event.name]:
-            self.refusal = guard(self.ctx)
-            if self.refusal:
-                return False
-        return True
 
 
 class GuardedMachine:
@@ -63,27 +49,38 @@ class GuardedMachine:
         return Machine(
             model=None,
             states=[NEW, *self.states],
-            transitions=[dict(row, conditions="passes_guards") for row in self.table],
+            transitions=[dict(row) for row in self.table],  # no conditions: `fire` runs the guards
             initial=NEW,
             auto_transitions=False,
             send_event=True,
         )
 
+    @cached_property
+    def moves(self) -> dict[tuple[str, str], str]:
+        """(state, event) -> the state the event leads to, read once from the Machine's events (the first
+        transition of a source, as `Event.trigger` tries it first; every transition of an event has the same
+        guards, so a later one never passes where the first did not)."""
+        moves: dict[tuple[str, str], str] = {}
+        for name, event in self.machine.events.items():
+            for source, transitions in event.transitions.items():
+                if transitions:
+                    moves.setdefault((source, name), transitions[0].dest or source)
+        return moves
+
     def fire(self, state: str, event: str, ctx: Any) -> str:
         """Apply `event` in `state`; return the new state or raise RefusedError with the reason."""
         if event not in self.events:
             raise RefusedError(f"unknown event {event!r}")
-        from transitions import MachineError
-
-        subject = _Subject(state, ctx, self.guards)
-        try:
-            if not self.machine.events[event].trigger(subject):
-                raise RefusedError(f"cannot {event}: {subject.refusal}")
-        except MachineError:
+        dest = self.moves.get((state, event))
+        if dest is None:
             allowed = next(row["source"] for row in self.table if row["trigger"] == event)
             sources = ", ".join(allowed) if isinstance(allowed, list) else allowed
-            raise RefusedError(f"cannot {event}: the {self.noun} is {state} ({event} needs {sources})") from None
-        return str(subject.state)
+            raise RefusedError(f"cannot {event}: the {self.noun} is {state} ({event} needs {sources})")
+        for guard in self.guards[event]:
+            refusal = guard(ctx)
+            if refusal:
+                raise RefusedError(f"cannot {event}: {refusal}")
+        return dest
 
     def replay(self, events: Sequence[tuple[str, str | None, str]]) -> str:
         """The state a record reaches through its audit rows (event, from, to); refuses an impossible row."""

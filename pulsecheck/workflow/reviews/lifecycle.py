@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple
 
-from sqlalchemy import CursorResult, Table, bindparam, insert, inspect, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.util import identity_key
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
@@ -21,6 +21,7 @@ from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.accounts import get_account
+from pulsecheck.workflow.reviews import rows
 from pulsecheck.workflow.reviews.views import content_of
 from pulsecheck.workflow.scorecards import baseline_of
 from pulsecheck.workflow.users import get_user
@@ -209,8 +210,34 @@ def _decide(
         reviewer_manager = session.scalar(_MANAGER_OF, {"name": review.reviewer})
     with session.no_autoflush:  # reading the content (its attachments) must not write the review half-changed
         content = content_of(review)
-    if preset:
-        content = replace(content, **preset)
+    before = _Before(review.state, content, review.employee_digest, review.manager_digest, reviewer_manager)
+    return _verdict(before, event, actor, now, roles, comment, cause, preset)
+
+
+class _Before(NamedTuple):
+    """What an event is decided on besides who does it: the review's state, its template, its signatures'
+    digests, and its reviewer's manager."""
+
+    state: str
+    content: machine.ReviewContent
+    employee_digest: str | None
+    manager_digest: str | None
+    reviewer_manager: str | None
+
+
+def _verdict(
+    before: _Before,
+    event: str,
+    actor: str,
+    now: datetime,
+    roles: frozenset[str],
+    comment: str | None,
+    cause: str,
+    preset: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The state machine's verdict on `event` (refused: RefusedError with the guard's reason): the review's new
+    values and its audit row (without the review's id)."""
+    content = replace(before.content, **preset) if preset else before.content
     ctx = machine.Context(
         content=content,
         actor=actor,
@@ -218,12 +245,11 @@ def _decide(
         now=now,
         comment=comment,
         cause=cause,
-        employee_digest=review.employee_digest,
-        manager_digest=review.manager_digest,
-        reviewer_manager=reviewer_manager,
+        employee_digest=before.employee_digest,
+        manager_digest=before.manager_digest,
+        reviewer_manager=before.reviewer_manager,
     )
-    before = review.state
-    after = machine.fire(before, event, ctx)
+    after = machine.fire(before.state, event, ctx)
     changes: dict[str, Any] = dict(preset or {}, state=after, updated_at=now)
     if event == "submit":
         changes |= {"employee_signed_by": actor, "employee_signed_at": now}
@@ -233,11 +259,11 @@ def _decide(
         changes["manager_digest"] = machine.manager_digest(ctx.content)
     elif event in ("reject", "reopen"):
         changes |= dict.fromkeys(SIGNATURE_FIELDS)
-    if before != after or event == "escalate":
+    if before.state != after or event == "escalate":
         changes["reminders_sent"] = 0
     row = {
         "event": event,
-        "from_state": None if before == machine.NEW else before,
+        "from_state": None if before.state == machine.NEW else before.state,
         "to_state": after,
         "actor": actor,
         "comment": comment,
@@ -248,7 +274,11 @@ def _decide(
 
 
 SIGNATURE_FIELDS = (
-    "employee_signed_by", "employee_signed_at", "employee_digest", "manager_signed_by", "manager_signed_at",
+    "employee_signed_by",
+    "employee_signed_at",
+    "employee_digest",
+    "manager_signed_by",
+    "manager_signed_at",
     "manager_digest",
 )
 
@@ -262,33 +292,18 @@ def _record(session: Session, review: Review, changes: dict[str, Any], row: dict
     session.add(ReviewEvent(review_id=review.id, **row))
 
 
-# A transition's writes, built once: the review's update (its version checked, as the unit of work checks it)
-# and its audit row.
-_REVIEWS = cast(Table, Review.__table__)
-_UPDATE_REVIEW = _REVIEWS.update().where(
-    _REVIEWS.c.id == bindparam("review_id_"), _REVIEWS.c.version_id == bindparam("version_")
-)
-_INSERT_EVENT = insert(cast(Table, ReviewEvent.__table__))
-
-
 def _write(session: Session, review: Review, changes: dict[str, Any], row: dict[str, Any]) -> None:
-    """Write a decided event at once with two Core statements, not a unit-of-work flush: the review's new values
-    (refused, as a flush would be, when someone else changed it since it was read: optimistic locking), then its
-    audit row. The loaded review takes the values as committed, and both go to the commit hooks (jobs, notices,
-    the audit chain) as `hooks.written` rows: the same rows and chain entries a flush would have produced."""
+    """Write a decided event of a loaded review at once with two Core statements, not a unit-of-work flush (see
+    `rows.update_review`). The loaded review takes the values as committed, and both go to the commit hooks (jobs,
+    notices, the audit chain) as `hooks.written` rows: the same rows and chain entries a flush would have
+    produced."""
     version = review.version_id
-    params = changes | {"version_id": version + 1, "review_id_": review.id, "version_": version}
-    # Through the session, not its connection: listeners of the session's statements (the scheduler's fence,
-    # which checks its lease before a transaction that wrote commits) see these writes.
-    if cast(CursorResult[Any], session.execute(_UPDATE_REVIEW, params)).rowcount != 1:
-        raise StaleDataError("UPDATE statement on table 'reviews' expected to update 1 row(s); 0 were matched.")
+    rows.update_review(session, review.id, version, changes)
     for name, value in changes.items():
         set_committed_value(review, name, value)
     set_committed_value(review, "version_id", version + 1)
     row = row | {"review_id": review.id}
-    inserted = cast(CursorResult[Any], session.execute(_INSERT_EVENT, row)).inserted_primary_key
-    assert inserted is not None  # a single-row insert always has its key
-    event_id = inserted[0]
+    event_id = rows.insert_event(session, row)
     audit_row = transient(ReviewEvent, [row | {"id": event_id, "review": review}])
     written(session, [audit_row[0], review])
 
@@ -303,17 +318,63 @@ def transition(
     cause: str = "user",
 ) -> Review:
     """Fire `event` on a review as `actor`; refused events raise with the guard's reason."""
-    review, reviewer_manager = _review_for_event(session, review_id)
     name, roles = _name_and_roles(session, actor)
-    preset = {}
-    if event == "approve" and comment and not (review.manager_comments or "").strip():
-        preset["manager_comments"] = comment  # `approve --comment` fills the manager's comments
+    if _unloaded(session, review_id):
+        return _transition_rows(session, review_id, event, name, roles, now, comment, cause)
+    review, reviewer_manager = _review_for_event(session, review_id)
+    preset = _preset(event, comment, review.manager_comments)
     changes, row = _decide(session, review, event, name, now, roles, comment, cause, reviewer_manager, preset)
     if changes["state"] != review.state and not inspect(review).modified:
         _write(session, review, changes, row)  # the common case: a clean review moves (its chain entry is due)
     else:
         _record(session, review, changes, row)  # a review changed in this session, or one keeping its state
     return review
+
+
+def _preset(event: str, comment: str | None, manager_comments: str | None) -> dict[str, Any]:
+    """Template values the event sets first: `approve --comment` fills the manager's comments if empty."""
+    if event == "approve" and comment and not (manager_comments or "").strip():
+        return {"manager_comments": comment}
+    return {}
+
+
+def _unloaded(session: Session, review_id: int) -> bool:
+    """Whether the session neither holds the review nor has anything unflushed (which reads on its connection
+    would miss): then the review is read and written as rows."""
+    return (
+        identity_key(Review, review_id) not in session.identity_map
+        and not session.new
+        and not session.deleted
+        and not session.dirty
+    )
+
+
+def _transition_rows(
+    session: Session,
+    review_id: int,
+    event: str,
+    actor: str,
+    roles: frozenset[str],
+    now: datetime,
+    comment: str | None,
+    cause: str,
+) -> Review:
+    """`transition` of a review the session has not loaded: read and written as rows (`rows`), with the same
+    verdict, rows and audit chain entries."""
+    found = rows.read(session, review_id)
+    if found is None:
+        raise NotFoundError(f"unknown review {review_id}")
+    values = found.review
+    preset = _preset(event, comment, values["manager_comments"])
+    before = _Before(
+        values["state"], found.content, values["employee_digest"], values["manager_digest"], found.reviewer_manager
+    )
+    changes, row = _verdict(before, event, actor, now, roles, comment, cause, preset)
+    if changes["state"] == values["state"]:  # an event keeping the state (escalate, reassign): the loaded path
+        review, _ = _review_for_event(session, review_id)
+        _record(session, review, changes, row)
+        return review
+    return rows.write(session, found, changes, row)
 
 
 def reassign(session: Session, review_id: int, approver: str, actor: User, now: datetime, comment: str) -> Review:

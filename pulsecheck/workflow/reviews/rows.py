@@ -1,0 +1,199 @@
+"""A review's event as rows, for a transition of a review its session has not loaded (the CLI's, one per
+command): what the guards and signatures read (the review, its account, its reviewer's manager, its template) in
+prebuilt Core statements, and what the event writes (the review's versioned UPDATE, its audit row) in two more,
+handed to the commit hooks as written rows. No ORM loading and no unit of work: the same reads, rows and audit
+chain entries as the loaded path of `lifecycle.transition`, at a fraction of its Python work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Date,
+    Integer,
+    Table,
+    Text,
+    bindparam,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy import cast as cast_
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.exc import StaleDataError
+
+from pulsecheck.states import review as machine
+from pulsecheck.storage.bulk import transient
+from pulsecheck.storage.hooks import written
+from pulsecheck.storage.models import Account, AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
+from pulsecheck.workflow import attachments
+
+_REVIEWS = cast(Table, Review.__table__)
+_ACCOUNTS = cast(Table, Account.__table__)
+_USERS = cast(Table, User.__table__)
+_RISKS = cast(Table, Risk.__table__)
+_ACTIONS = cast(Table, MitigationAction.__table__)
+_LINKS = cast(Table, AttachmentLink.__table__)
+
+
+def _keys(model: type[Any], table: Table) -> tuple[str, ...]:
+    """The attribute names of a table's columns, in the table's order (what a row of `select(table)` holds)."""
+    mapper = model.__mapper__
+    return tuple(mapper.get_property_by_column(column).key for column in table.c)
+
+
+_REVIEW_KEYS = _keys(Review, _REVIEWS)
+_ACCOUNT_KEYS = _keys(Account, _ACCOUNTS)
+_SPLIT = len(_REVIEW_KEYS)
+
+# Built once (the engine caches their compiled forms): the review with its account and its reviewer's manager
+# (the permission table's `reviewer_manager`) in one row; then its template's records in a second statement.
+_REVIEW = (
+    select(_REVIEWS, _ACCOUNTS, _USERS.c.manager_name)
+    .join(_ACCOUNTS, _ACCOUNTS.c.id == _REVIEWS.c.account_id)
+    .outerjoin(_USERS, _USERS.c.name == _REVIEWS.c.reviewer)
+    .where(_REVIEWS.c.id == bindparam("review_id"))
+)
+
+
+def _nothing(type_: Any) -> Any:
+    return cast_(null(), type_)  # a typed NULL: the union's first SELECT gives every column its type
+
+
+# Its risks, actions and attachments in one UNION ALL, each row (kind, number, five texts, an integer, a date)
+# with its record's fields in the order of the template's records (`RiskData`, `ActionData`, `AttachmentData`),
+# by kind then number, as `views.content_of` reads them (relationships and links ordered by number).
+_RISK, _ACTION, _ATTACHMENT = 0, 1, 2
+_TEMPLATE = union_all(
+    select(
+        literal_column(str(_RISK)),
+        _RISKS.c.number,
+        _RISKS.c.description,
+        _RISKS.c.evidence,
+        _RISKS.c.category,
+        _RISKS.c.severity,
+        _RISKS.c.impact,
+        _nothing(Integer),
+        _nothing(Date),
+    ).where(_RISKS.c.review_id == bindparam("review_id")),
+    select(
+        literal_column(str(_ACTION)),
+        _ACTIONS.c.number,
+        _ACTIONS.c.description,
+        _ACTIONS.c.owner,
+        _ACTIONS.c.success_criteria,
+        _ACTIONS.c.status,
+        _nothing(Text),
+        _ACTIONS.c.risk_number,
+        _ACTIONS.c.due_date,
+    ).where(_ACTIONS.c.review_id == bindparam("review_id")),
+    select(
+        literal_column(str(_ATTACHMENT)),
+        _LINKS.c.number,
+        _LINKS.c.filename,
+        _LINKS.c.sha256,
+        _LINKS.c.note,
+        _nothing(Text),
+        _nothing(Text),
+        _nothing(Integer),
+        _nothing(Date),
+    ).where(_LINKS.c.record_kind == attachments.REVIEW, _LINKS.c.record_id == bindparam("review_id")),
+).order_by(literal_column("1"), literal_column("2"))  # by kind, then number
+
+# The event's writes: the review's update (its version checked, as the unit of work checks it) and its audit row.
+UPDATE_REVIEW = _REVIEWS.update().where(
+    _REVIEWS.c.id == bindparam("review_id_"), _REVIEWS.c.version_id == bindparam("version_")
+)
+INSERT_EVENT = cast(Table, ReviewEvent.__table__).insert()
+
+
+@dataclass(frozen=True)
+class EventRows:
+    """What a review's event is decided on, read as rows: the review's and its account's column values, the
+    reviewer's manager, and the template the guards and signatures see."""
+
+    review: dict[str, Any]
+    account: dict[str, Any]
+    reviewer_manager: str | None
+    content: machine.ReviewContent
+
+
+def read(session: Session, review_id: int) -> EventRows | None:
+    """The rows of review `review_id` for deciding an event (None: no such review), read on the session's
+    connection: the caller has checked that the session holds nothing unflushed."""
+    connection = session.connection()
+    row = connection.execute(_REVIEW, {"review_id": review_id}).first()
+    if row is None:
+        return None
+    review = dict(zip(_REVIEW_KEYS, row[:_SPLIT], strict=True))
+    account = dict(zip(_ACCOUNT_KEYS, row[_SPLIT:-1], strict=True))
+    return EventRows(review, account, row[-1], _content(connection, review, account["external_id"]))
+
+
+def _content(connection: Connection, review: dict[str, Any], account: str) -> machine.ReviewContent:
+    """The template of a review read as rows: the same values `views.content_of` reads from a loaded review."""
+    records: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+    for kind, number, a, b, c, d, e, risk_number, due_date in connection.execute(
+        _TEMPLATE, {"review_id": review["id"]}
+    ):
+        if kind == _RISK:
+            records[_RISK].append(machine.RiskData(number, a, b, c, d, e))
+        elif kind == _ACTION:
+            records[_ACTION].append(machine.ActionData(number, a, risk_number, b, due_date, c, d))
+        else:
+            records[_ATTACHMENT].append(machine.AttachmentData(number, a, b, c))
+    return machine.ReviewContent(
+        account=account,
+        reviewer=review["reviewer"],
+        approver=review["approver"],
+        account_goals=review["account_goals"],
+        goal_summary=review["goal_summary"],
+        overall_assessment=review["overall_assessment"],
+        next_review_date=review["next_review_date"],
+        employee_comments=review["employee_comments"],
+        manager_comments=review["manager_comments"],
+        risks=tuple(records[_RISK]),
+        actions=tuple(records[_ACTION]),
+        attachments=tuple(records[_ATTACHMENT]),
+        baseline=review["baseline"],
+    )
+
+
+def update_review(session: Session, review_id: int, version: int, changes: dict[str, Any]) -> None:
+    """The review's new values, refused (StaleDataError, as a flush would be) when someone else changed it since
+    it was read at `version` (optimistic locking). Through the session, not its connection: listeners of the
+    session's statements (the scheduler's fence, which checks its lease before a transaction that wrote commits)
+    see the write."""
+    params = changes | {"version_id": version + 1, "review_id_": review_id, "version_": version}
+    if cast(CursorResult[Any], session.execute(UPDATE_REVIEW, params)).rowcount != 1:
+        raise StaleDataError("UPDATE statement on table 'reviews' expected to update 1 row(s); 0 were matched.")
+
+
+def insert_event(session: Session, row: dict[str, Any]) -> int:
+    """Insert an audit row; its id."""
+    inserted = cast(CursorResult[Any], session.execute(INSERT_EVENT, row)).inserted_primary_key
+    assert inserted is not None  # a single-row insert always has its key
+    return int(inserted[0])
+
+
+def write(session: Session, rows: EventRows, changes: dict[str, Any], event: dict[str, Any]) -> Review:
+    """Write a decided event of a review read by `read`: its row and its audit row, handed to the commit hooks
+    (jobs, notices, the audit chain) as written rows with the review's account, as the loaded path hands them.
+    Returns the review as it now is, persistent in the session (what it does not hold, such as its audit rows,
+    loads on first use)."""
+    review_id, version = rows.review["id"], rows.review["version_id"]
+    update_review(session, review_id, version, changes)
+    values = rows.review | changes | {"version_id": version + 1}
+    event = event | {"review_id": review_id}
+    event_id = insert_event(session, event)
+    account = transient(Account, [rows.account])[0]
+    hooked = transient(Review, [values | {"account": account}])[0]
+    written(session, [transient(ReviewEvent, [event | {"id": event_id, "review": hooked}])[0], hooked])
+    review = transient(Review, [values])[0]
+    make_transient_to_detached(review)
+    session.add(review)
+    return review
