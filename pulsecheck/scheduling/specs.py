@@ -231,7 +231,9 @@ def review_jobs(session: Session, review: Review, cfg: ScheduleSettings) -> dict
     wanted: dict[str, JobSpec | None] = {f"review-due:{review.id}": review_due_job(review, cfg)}
     if review.state in ("approved", "closed") and review.next_review_date is not None:
         key = f"next-review:{review.account_id}"
-        has_open = _has_open_review(session, review.account_id)
+        # An approved review is its account's one review that is not closed (the unique index
+        # uq_reviews_open_account), so no other review of the account is open: only a closed one asks.
+        has_open = review.state == "closed" and _has_open_review(session, review.account_id)
         wanted[key] = None if has_open else next_review_job(review.account_id, review.next_review_date, cfg)
     return wanted
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
-from pulsecheck.jsontext import REVIEW_SIGNATURE, canonical_digest
+from pulsecheck.jsontext import REVIEW_SIGNATURE, plain
 from pulsecheck.states import permissions
 from pulsecheck.states.guarded import NEW as NEW
 from pulsecheck.states.guarded import GuardedMachine, comment_given
@@ -104,21 +106,39 @@ class Context:
 
 
 def _signed_data(content: ReviewContent) -> dict[str, Any]:
-    # `asdict` without its deep copy (the digest only reads the values; `plain` turns the baseline's mappings and
-    # the tuples into the same JSON): the content's fields, its risks, actions and attachments as field mappings.
-    data = {name: getattr(content, name) for name in _CONTENT_FIELDS}
+    """What the signatures cover, as the plain JSON values `jsontext.plain` makes of `asdict(content)`: dates in
+    ISO form, the records as lists of field mappings (built here for the template's few shapes, without the deep
+    copy and the generic walk; the baseline, any JSON, goes through `plain`)."""
+    data = {name: _plain_value(getattr(content, name)) for name in _SCALAR_FIELDS}
     for name in _RECORD_FIELDS:
-        data[name] = tuple({field_: getattr(item, field_) for field_ in _FIELDS[type(item)]} for item in data[name])
+        data[name] = [
+            {field_: _plain_value(getattr(item, field_)) for field_ in _FIELDS[type(item)]}
+            for item in getattr(content, name)
+        ]
     if not data["attachments"]:
         data.pop("attachments")  # so a review without attachments keeps the digest it was signed with before
-    if data["baseline"] is None:
-        data.pop("baseline")  # likewise a review opened before baselines were scorecards, or on no snapshot
+    if content.baseline is not None:  # likewise a review opened before baselines were scorecards, or on no snapshot
+        data["baseline"] = plain(content.baseline)
     return data
 
 
-_CONTENT_FIELDS = tuple(f.name for f in fields(ReviewContent))
+def _plain_value(value: Any) -> Any:
+    """A scalar of the template as `jsontext.plain` spells it (the template holds no mappings or sequences)."""
+    return plain(value) if isinstance(value, date) else value
+
+
 _RECORD_FIELDS = ("risks", "actions", "attachments")
+_SCALAR_FIELDS = tuple(f.name for f in fields(ReviewContent) if f.name not in (*_RECORD_FIELDS, "baseline"))
 _FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in (RiskData, ActionData, AttachmentData)}
+
+
+def _digest(data: dict[str, Any]) -> str:
+    """`canonical_digest(data, REVIEW_SIGNATURE)` of data already in plain JSON values (`plain` would only copy
+    it again)."""
+    text = json.dumps(
+        data, sort_keys=True, separators=REVIEW_SIGNATURE.separators, ensure_ascii=REVIEW_SIGNATURE.ascii_only
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def employee_digest(content: ReviewContent) -> str:
@@ -126,14 +146,14 @@ def employee_digest(content: ReviewContent) -> str:
     data = _signed_data(content)
     data.pop("manager_comments")
     data.pop("approver")
-    return canonical_digest(data, REVIEW_SIGNATURE)
+    return _digest(data)
 
 
 def manager_digest(content: ReviewContent) -> str:
     """SHA-256 over everything the manager signs: the reviewer's content plus the manager's comments."""
     data = _signed_data(content)
     data.pop("approver")
-    return canonical_digest(data, REVIEW_SIGNATURE)
+    return _digest(data)
 
 
 # --- guards: each returns a reason (refused) or None (allowed) ---------------------------------

@@ -174,8 +174,9 @@ def update_review(session: Session, review_id: int, version: int, changes: dict[
 
 
 def insert_event(session: Session, row: dict[str, Any]) -> int:
-    """Insert an audit row; its id."""
-    inserted = cast(CursorResult[Any], session.execute(INSERT_EVENT, row)).inserted_primary_key
+    """Insert an audit row; its id. On the session's connection: the review's update, which comes first, went
+    through the session."""
+    inserted = cast(CursorResult[Any], session.connection().execute(INSERT_EVENT, row)).inserted_primary_key
     assert inserted is not None  # a single-row insert always has its key
     return int(inserted[0])
 
