@@ -186,11 +186,19 @@ def signed_off(kind: str, content: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def statement(
-    seq: int, prev_hash: str, kind: str, record_id: int, content: str, actor: str | None, signed_at: str
+    seq: int,
+    prev_hash: str,
+    kind: str,
+    record_id: int,
+    content: str,
+    actor: str | None,
+    signed_at: str,
+    signed: tuple[str, str] | None = None,
 ) -> bytes:
     """The text a sign-off's signature covers: which record, what event, by whom, when, the SHA-256 of the
-    entry's content and its place in the chain. Rebuilt from the entry alone, so anyone can check it."""
-    event, principal = signed_off(kind, json.loads(content)) or ("-", "-")
+    entry's content and its place in the chain. Rebuilt from the entry alone, so anyone can check it (`signed`:
+    the content's `signed_off`, when the caller has it)."""
+    event, principal = signed or signed_off(kind, json.loads(content)) or ("-", "-")
     lines = [
         "pulsecheck sign-off v1",
         f"record: {kind} {record_id}",
@@ -327,11 +335,11 @@ def append(
         content = encode_content(record)
         record_id = record["id"]
         row = {"seq": seq, "kind": spec.kind, "record_id": record_id, "content": content, "prev_hash": prev}
-        # Most entries sign nothing: told from the record itself, not from its content parsed back.
-        if signer is not None and signed_off(spec.kind, record) and _needs_signature(
-            session, spec.kind, record_id, content, earlier
-        ):
-            row |= _signature(session, signer, row, actor)
+        # Most entries sign nothing: told from the record itself, not from its content parsed back (the fields
+        # `signed_off` reads are text and flags, the same in both).
+        if signer is not None and (signed := signed_off(spec.kind, record)) is not None:
+            if _needs_signature(session, spec.kind, record_id, content, earlier):
+                row |= _signature(session, signer, row, actor, signed)
         earlier[(spec.kind, record_id)] = content
         digest = entry_hash(seq, prev, spec.kind, record_id, content, actor, row.get("signer_key"))
         rows.append(row | {"hash": digest} | ({"actor": actor} if actor else {}))
@@ -347,12 +355,12 @@ def _needs_signature(
 ) -> bool:
     """Whether this entry is a sign-off: its content says so and, for a record that changes, the decision's
     fields differ from the record's previous entry (approving once is signed; a later change is not)."""
+    fresh = SIGN_OFFS[kind].fresh
+    if not fresh:
+        return True  # the caller found the content signing off, and any such decision is signed
     values = json.loads(content)
     if signed_off(kind, values) is None:
         return False
-    fresh = SIGN_OFFS[kind].fresh
-    if not fresh:
-        return True
     previous = earlier.get((kind, record_id))
     if previous is None:
         query = select(AuditEntry.content).where(AuditEntry.kind == kind, AuditEntry.record_id == record_id)
@@ -363,11 +371,13 @@ def _needs_signature(
     return any(before.get(name) != values.get(name) for name in fresh)
 
 
-def _signature(session: Session, signer: Signer, row: dict[str, Any], actor: str | None) -> dict[str, Any]:
+def _signature(
+    session: Session, signer: Signer, row: dict[str, Any], actor: str | None, signed: tuple[str, str]
+) -> dict[str, Any]:
     signed_at = signer.signed_at().isoformat()
-    data = statement(row["seq"], row["prev_hash"], row["kind"], row["record_id"], row["content"], actor, signed_at)
-    _, principal = signed_off(row["kind"], json.loads(row["content"])) or ("", "")
-    made = signer.sign(session, principal, data)
+    seq, prev, kind, record_id, content = row["seq"], row["prev_hash"], row["kind"], row["record_id"], row["content"]
+    data = statement(seq, prev, kind, record_id, content, actor, signed_at, signed)
+    made = signer.sign(session, signed[1], data)
     if made is None:
         return {}
     signature, key = made
