@@ -11,13 +11,18 @@ Floors, measured in the same run on a copy of the file taken before the timed ru
 - one SELECT, UPDATE and INSERT per transition (one transaction each) with sqlite3: the least a transition can do.
 Printed with each: wall and CPU rates (CPU time is steadier than wall time on a shared machine), the load
 average, and SQL statements per transition, with the statements of one transition of each event listed.
-Run: .venv/bin/python bench/review_transitions.py [N_REVIEWS]   (default 1000; goal >= 1,000/s)
+Run: .venv/bin/python bench/review_transitions.py [N_REVIEWS] [--profile]   (default 1000; goal >= 1,000/s)
+With --profile the timed loop runs under cProfile (CPU time) and the functions that take the most of it are listed
+after the figures, which then include the profiler's own cost: where the time goes, not how fast it goes.
 """
 
 from __future__ import annotations
 
+import cProfile
 import os
+import pstats
 import sqlite3
+import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -134,7 +139,7 @@ def show_statements(transactions: list[Captured]) -> None:
             print(f"   {'(many) ' if many else ''}{' '.join(statement.split())[:110]}")
 
 
-def main(n: int) -> None:
+def main(n: int, profile: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
         url = f"sqlite:///{path}"
@@ -143,6 +148,9 @@ def main(n: int) -> None:
         database = apps["maria"].db
         copy = snapshot(path)  # the data the timed run meets, for the replay floor
         transactions: list[Captured] = []
+        profiler = cProfile.Profile(time.process_time) if profile else None
+        if profiler is not None:
+            profiler.enable()
         started, cpu = time.perf_counter(), time.process_time()
         for review_id in ids:
             for step, actor, comment in STEPS:
@@ -152,6 +160,8 @@ def main(n: int) -> None:
                         reviews.transition(session, review_id, step, app.actor(session), app.now(), comment=comment)
                 transactions.append(statements)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if profiler is not None:
+            profiler.disable()
         load = os.getloadavg()
         with database.transaction() as session:
             audit_rows = session.scalar(select(func.count()).select_from(ReviewEvent))
@@ -173,7 +183,10 @@ def main(n: int) -> None:
                floor_label="SELECT+UPDATE+INSERT in sqlite3, CPU time")
         report("SQL statements per transition", statements_ / count_, "", 3.0, "-",
                floor_label="SELECT+UPDATE+INSERT")
+        if profiler is not None:
+            print("\nwhere the CPU time of the timed loop goes (cProfile, cumulative; figures above include it):")
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
 
 
 if __name__ == "__main__":
-    main(size_arg(1000))
+    main(size_arg(1000) if len(sys.argv) > 1 and sys.argv[1] != "--profile" else 1000, "--profile" in sys.argv)

@@ -5,10 +5,11 @@ and a review changed earlier in the same transaction."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from pulsecheck.app import install_hooks
 from pulsecheck.config import load_settings
@@ -17,6 +18,7 @@ from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import AuditEntry, Notification, Review, ReviewEvent, SchedulerJob, User
 from pulsecheck.workflow import reviews
 from pulsecheck.workflow.audit import verify_chain
+from tests.conftest import Factory
 
 
 @pytest.fixture
@@ -130,3 +132,43 @@ def test_a_review_changed_earlier_in_the_transaction_moves_with_that_change(hook
         count = session.scalar(select(func.count()).select_from(ReviewEvent).where(ReviewEvent.review_id == review_id))
         assert count == 2
         assert verify_chain(session).problems == []
+
+
+REACHED = {"submit": "submitted", "reject": "draft", "approve": "approved", "close": "closed"}
+
+
+def test_a_review_moves_alike_whether_or_not_its_session_loaded_it(templates: Any, tmp_path: Any, now: Any) -> None:
+    """The rows a transition reads and writes as rows (a review its session has not loaded: the CLI's) and the
+    ones it writes from a loaded review (a web page loads it first) are the same, byte for byte: the reviews, their
+    audit rows and chain entries, jobs and notices, for a review with two risks, their actions and an attachment."""
+    from pulsecheck.workflow.attachments import Upload
+
+    settings = load_settings(db=f"sqlite:///{tmp_path / 'x.db'}", env={})
+    steps = [("submit", "bob", None), ("reject", "maria", "more detail"), ("submit", "bob", None),
+             ("approve", "maria", "ok"), ("close", "maria", None)]
+    dumps = []
+    for name, load_first in (("rows.db", False), ("loaded.db", True)):
+        database = templates.copy(templates.schema(), tmp_path / name)
+        install_hooks(database, settings)
+        factory = Factory(database, now)
+        factory.team()
+        review_id = factory.review()
+        factory.complete(review_id)
+        with database.transaction() as session:
+            bob = session.scalars(select(User).where(User.name == "bob")).one()
+            reviews.add_risk(session, review_id, bob, now, "Budget freeze — CFO ✓", severity="critical")
+            reviews.add_action(session, review_id, bob, now, 2, "Meet the CFO", "bob", (now + timedelta(days=9)).date())
+            reviews.attach_file(session, review_id, Upload("qbr.txt", "Ünïcode deck\n".encode()), bob, now, "QBR")
+        for event, actor, comment in steps:
+            with database.transaction() as session:
+                user = session.scalars(select(User).where(User.name == actor)).one()
+                loaded = session.get(Review, review_id) if load_first else None  # held: the session keeps it
+                moved = reviews.transition(session, review_id, event, user, now, comment=comment)
+                assert moved is loaded if load_first else moved.state == REACHED[event]
+        with database.transaction() as session:
+            tables = ("reviews", "review_events", "audit_chain", "apscheduler_jobs", "notifications")
+            dumps.append({table: session.execute(text(f"SELECT * FROM {table} ORDER BY 1")).all() for table in tables})
+            assert verify_chain(session).problems == []
+        database.dispose()
+    assert dumps[0] == dumps[1]
+    assert [row.event for row in dumps[0]["review_events"]][-5:] == [event for event, _, _ in steps]

@@ -8,7 +8,7 @@ import dataclasses
 from datetime import date
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pulsecheck.jsontext import REVIEW_SIGNATURE, canonical_digest
@@ -55,7 +55,7 @@ def the_long_way(content: ReviewContent, *dropped: str) -> str:
     return canonical_digest(data, REVIEW_SIGNATURE)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(CONTENTS)
 def test_both_digests_are_the_canonical_digest_of_the_template(content: ReviewContent) -> None:
     assert employee_digest(content) == the_long_way(content, "manager_comments", "approver")
