@@ -565,13 +565,15 @@ def _sort_clauses(
     return sorts
 
 
-def overdue_page(session: Session, as_of: datetime, filters: Filters, request: PageRequest) -> Page[dict[str, Any]]:
+def overdue_page(
+    session: Session, as_of: datetime, filters: Filters, request: PageRequest, total: int | None = None
+) -> Page[dict[str, Any]]:
     """Draft or submitted reviews past their due date at `as_of` (of the segment and owner scope), most overdue
-    first."""
+    first; `total`: their number when the caller counted them already (the summary's overdue reviews)."""
     filters.check(session)
     columns = (Review.id, Account.external_id, Account.name, Review.reviewer, Review.due_at)
     query = _overdue(as_of, _scope(filters), select(*columns))
-    page = fetch_page(session, query, request, {"due": (Review.due_at, Review.id)}, scalars=False)
+    page = fetch_page(session, query, request, {"due": (Review.due_at, Review.id)}, scalars=False, total=total)
     return page.map(
         lambda row: {"id": row[0], "account": row[1], "name": row[2], "reviewer": row[3],
                      "due_at": row[4].isoformat(), "days_overdue": (as_of - row[4]).days}
