@@ -307,6 +307,8 @@ class Review(Base):
     __table_args__ = (Index("uq_reviews_open_account", "account_id", unique=True, sqlite_where=OPEN_REVIEW),
         Index("ix_reviews_reviewer_state", "reviewer", "state"),
         Index("ix_reviews_approver_state", "approver", "state"),
+        # the live portfolio's overdue reviews, most overdue first (migration 0023; partial there and here)
+        Index("ix_reviews_open_due", "due_at", "id", sqlite_where=text("state IN ('draft', 'submitted')")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)

@@ -262,6 +262,7 @@ class _Kept:
 
 
 _KEPT: weakref.WeakKeyDictionary[Engine, OrderedDict[Any, _Kept]] = weakref.WeakKeyDictionary()
+_READING: weakref.WeakKeyDictionary[Engine, dict[Any, threading.Lock]] = weakref.WeakKeyDictionary()
 _KEPT_LOCK = threading.Lock()
 
 
@@ -275,20 +276,35 @@ def _kept_book(session: Session, book: _Book, matrix: PriorityMatrix, filters: F
     scope = (filters.segment, filters.owner, book.model_version, book.lowest, book.latest_from is LatestSnapshot,
              tuple(sorted(matrix.base.items())), matrix.renewal_within_days, matrix.arr_at_least,
              matrix.open_issues_at_least)
+    found = _current(session, engine, scope, book.as_of)
+    if found is not None:
+        return found
+    with _KEPT_LOCK:
+        reading = _READING.setdefault(engine, {}).setdefault(scope, threading.Lock())
+    with reading:  # one thread of the worker reads a scope's book; the others wait for it, then take it
+        found = _current(session, engine, scope, book.as_of)
+        if found is not None:
+            return found
+        changes.prune(session)
+        kept = _keep(session, book, changes.mark(session))
+        with _KEPT_LOCK:
+            scopes = _KEPT[engine]
+            scopes[scope] = kept
+            scopes.move_to_end(scope)
+            while len(scopes) > KEPT_SCOPES:
+                scopes.popitem(last=False)
+    return kept
+
+
+def _current(session: Session, engine: Engine, scope: Any, as_of: datetime) -> _Kept | None:
+    """The scope's kept book if it holds at `as_of` and no transaction that wrote the book committed since."""
     with _KEPT_LOCK:
         kept = _KEPT.setdefault(engine, OrderedDict()).get(scope)
-    if kept is not None and kept.current(book.as_of) and not changes.changed_since(session, kept.snapshot):
-        with _KEPT_LOCK:
-            _KEPT[engine].move_to_end(scope)
-        return kept
-    changes.prune(session)
-    kept = _keep(session, book, changes.mark(session))
+    if kept is None or not kept.current(as_of) or changes.changed_since(session, kept.snapshot):
+        return None
     with _KEPT_LOCK:
-        scopes = _KEPT[engine]
-        scopes[scope] = kept
-        scopes.move_to_end(scope)
-        while len(scopes) > KEPT_SCOPES:
-            scopes.popitem(last=False)
+        if scope in _KEPT[engine]:  # (another thread may have let it go meanwhile)
+            _KEPT[engine].move_to_end(scope)
     return kept
 
 

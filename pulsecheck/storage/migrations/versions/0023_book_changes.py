@@ -12,6 +12,9 @@ computed under snapshot S asks whether a committed row is not visible in S: one 
 inserts its own key: no shared counter row, so writers (evaluate's parallel workers) never wait for each other,
 and a transaction that commits late is still seen (a maximum id would miss it). SQLite (one web worker) keeps
 nothing and has the tables only.
+
+Also an index of the open reviews by due date: the page's overdue reviews, most overdue first, in a few index
+steps instead of a hash join over every account.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_book_changes_pruned")),
     )
     op.execute("INSERT INTO book_changes_pruned (id, upto) VALUES (1, 0)")
+    open_review = sa.text("state IN ('draft', 'submitted')")
+    op.create_index("ix_reviews_open_due", "reviews", ["due_at", "id"], sqlite_where=open_review,
+                    postgresql_where=open_review)
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_FUNCTION)
         for table in TABLES:
@@ -62,5 +68,6 @@ def downgrade() -> None:
         for table in TABLES:
             op.execute(f"DROP TRIGGER IF EXISTS book_changes_{table} ON {table}")
         op.execute("DROP FUNCTION IF EXISTS book_changes_note()")
+    op.drop_index("ix_reviews_open_due", table_name="reviews")
     op.drop_table("book_changes_pruned")
     op.drop_table("book_changes")
