@@ -16,7 +16,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Float, String, and_, case, func, literal, null, or_, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    String,
+    and_,
+    case,
+    column,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+    values,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
@@ -314,23 +328,23 @@ def _keep(session: Session, book: _Book, snapshot: str) -> _Kept:
     it sees)."""
     grouped = _grouped(session, book)
     escalations = _open_escalations(session, book)
-    owner = book.owner
     lowered = func.lower(Account.name)
-    query = (
-        book.joined(
-            Account.id, Account.arr, book.latest.bucket, book.latest.score, book.priority, Account.renewal_date,
-            lowered, func.lower(Account.external_id), func.dense_rank().over(order_by=lowered),
-            owner.name, func.dense_rank().over(order_by=owner.name),
-            func.dense_rank().over(order_by=book.priority), func.dense_rank().over(order_by=Account.external_id),
-        )
-        .outerjoin(owner, owner.id == Account.owner_id)
-        .where(book.flagged)
-    )
+    query = book.joined(
+        Account.id, Account.arr, book.latest.bucket, book.latest.score, book.priority, Account.renewal_date,
+        lowered, func.lower(Account.external_id), func.dense_rank().over(order_by=lowered), Account.owner_id,
+        func.dense_rank().over(order_by=Account.external_id),
+    ).where(book.flagged)
+    found = session.execute(query).all()
+    # the few owners and priorities ranked apart (a sort of a handful of values, not of every row)
+    owners: dict[int, int] = dict(session.execute(select(User.id, func.dense_rank().over(order_by=User.name))).all())
+    levels: dict[str, int] = {}
+    if found:
+        named = values(column("level", String()), name="levels").data([(level,) for level in {r[4] for r in found}])
+        levels = dict(session.execute(select(named.c.level, func.dense_rank().over(order_by=named.c.level))).all())
     rows = [
         _Row(account_id, arr, bucket, score, priority, renewal.toordinal() if renewal is not None else None, name,
-             key, name_rank, owner_rank if owner_name is not None else None, priority_rank, id_rank)
-        for (account_id, arr, bucket, score, priority, renewal, name, key, name_rank, owner_name, owner_rank,
-             priority_rank, id_rank) in session.execute(query)
+             key, name_rank, owners.get(owner_id) if owner_id is not None else None, levels[priority], id_rank)
+        for (account_id, arr, bucket, score, priority, renewal, name, key, name_rank, owner_id, id_rank) in found
     ]
     return _Kept(snapshot, book.as_of, _until(session, book), grouped, escalations, rows)
 
@@ -575,8 +589,8 @@ def _sort_clauses(
     for sort_name, parts in columns.items():
         for reverse in (False, True):
             clauses: list[Any] = []
-            for column, descending in parts:
-                clauses += [column.is_(None), column.desc() if descending != reverse else column]
+            for part, descending in parts:
+                clauses += [part.is_(None), part.desc() if descending != reverse else part]
             sorts[("-" if reverse else "") + sort_name] = (*clauses, key.desc() if reverse else key)
     return sorts
 
