@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     Float,
@@ -156,6 +157,25 @@ class LatestSnapshot(Base):
     score: Mapped[float | None] = mapped_column(Float)
     bucket: Mapped[str | None] = mapped_column(String(50))
 
+class BookChange(Base):
+    """A transaction that wrote the book the live portfolio shows (accounts, users, score snapshots, escalations,
+    issues, scoring models), by its transaction id: PostgreSQL triggers insert one row per such transaction
+    (migration 0023), so that a worker tells in one index probe whether figures it kept are still current
+    (`storage.changes`). One row per transaction and no shared counter: writers never wait for each other."""
+
+    __tablename__ = "book_changes"
+    xid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+class BookChangesPruned(Base):
+    """One row: the newest transaction id whose `book_changes` row was pruned (a kept figure older than that
+    cannot know what the pruned rows said, and is computed again)."""
+
+    __tablename__ = "book_changes_pruned"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    upto: Mapped[int] = mapped_column(BigInteger)
+
+
 class Scorecard(Base):
     """A scorecard submitted for approval: the content it was submitted with (and its digest), four-eyes."""
 
@@ -287,6 +307,8 @@ class Review(Base):
     __table_args__ = (Index("uq_reviews_open_account", "account_id", unique=True, sqlite_where=OPEN_REVIEW),
         Index("ix_reviews_reviewer_state", "reviewer", "state"),
         Index("ix_reviews_approver_state", "approver", "state"),
+        # the live portfolio's overdue reviews, most overdue first (migration 0023; partial there and here)
+        Index("ix_reviews_open_due", "due_at", "id", sqlite_where=text("state IN ('draft', 'submitted')")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)

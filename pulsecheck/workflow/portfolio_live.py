@@ -9,15 +9,34 @@ account."""
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Float, String, and_, case, func, literal, null, or_, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    String,
+    and_,
+    case,
+    column,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+    values,
+)
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.rules.priority import PriorityMatrix
+from pulsecheck.storage import changes
 from pulsecheck.storage.models import Account, Escalation, Issue, LatestSnapshot, Review, ScoreSnapshot, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import PRIORITIES
@@ -27,6 +46,7 @@ from pulsecheck.workflow.portfolio import OPEN_REVIEW_STATES, BucketCount, check
 
 ISSUE_KINDS = ("complaint", "billing", "blocker")  # the open issues the priority matrix counts (facts' ISSUE_COUNTS)
 SORTS = ("urgency", "name", "score", "priority", "renewal", "owner", "arr")
+KEPT_SCOPES = 16  # segment/owner scopes whose book a worker keeps (the least recently used go first)
 
 
 @dataclass(frozen=True)
@@ -165,9 +185,17 @@ class _Book:
 
 def summary(session: Session, as_of: datetime, matrix: PriorityMatrix, filters: Filters) -> Summary:
     """The summary figures in three aggregate queries (accounts by bucket and at-risk priority; open reviews;
-    open escalations), whatever the size of the portfolio."""
+    open escalations), whatever the size of the portfolio; from the worker's kept book while it is current."""
     filters.check(session)
     book = _Book(session, as_of, matrix, filters)
+    kept = _kept_book(session, book, matrix, filters)
+    if kept is not None:
+        return _summary(session, book, kept.grouped, kept.escalations)
+    return _summary(session, book, _grouped(session, book))
+
+
+def _grouped(session: Session, book: _Book) -> list[Any]:
+    """The summary's grouped rows: (bucket, at-risk priority or None, accounts, scored, ARR at risk)."""
     at_risk_priority = case((book.flagged, book.priority), else_=None)
     rows = session.execute(
         book.joined(
@@ -178,12 +206,206 @@ def summary(session: Session, as_of: datetime, matrix: PriorityMatrix, filters: 
             func.sum(case((book.flagged, Account.arr), else_=None)),
         ).group_by(book.latest.bucket, at_risk_priority)
     ).all()
-    return _summary(session, book, rows)
+    return list(rows)
 
 
-def _summary(session: Session, book: _Book, rows: Any) -> Summary:
+class _Row(NamedTuple):
+    """An account at risk of a kept book, with what the table filters and sorts it by: string columns as their
+    rank in the database's own order (its collation), so that sorting here gives the order SQL gives."""
+
+    id: int
+    arr: float | None
+    bucket: str | None
+    score: float | None
+    priority: str
+    renewal: int | None  # the renewal date's ordinal
+    name: str  # lower(name), as the database lowers it (the search)
+    key: str  # lower(external_id)
+    name_rank: int
+    owner_rank: int | None  # None: no owner
+    priority_rank: int
+    id_rank: int  # the external id's
+
+
+# each sort name -> [(column of _Row, descending by default)]: `_sort_clauses` over a kept book
+_KEPT_COLUMNS: dict[str, list[tuple[str, bool]]] = {
+    "urgency": [("priority_rank", False), ("score", False)],
+    "name": [("name_rank", False)],
+    "score": [("score", False)],
+    "priority": [("priority_rank", False), ("score", False)],
+    "renewal": [("renewal", False)],
+    "owner": [("owner_rank", False)],
+    "arr": [("arr", True)],
+}
+
+
+@dataclass
+class _Kept:
+    """A worker's copy of one scope's book, current while no transaction that wrote the book committed unseen
+    by `snapshot` and the moment stays in [as_of, until) on the same day (the time-dependent parts: escalations
+    and issues opening or closing, the renewal window counted from today, snapshots taken later)."""
+
+    snapshot: str
+    as_of: datetime
+    until: datetime | None
+    grouped: list[Any]
+    escalations: int
+    rows: list[_Row]
+    orders: dict[str, list[_Row]] = field(default_factory=dict)
+
+    def current(self, as_of: datetime) -> bool:
+        return self.as_of <= as_of and as_of.date() == self.as_of.date() and (self.until is None or as_of < self.until)
+
+    def ordered(self, name: str) -> list[_Row]:
+        """The rows in the order of sort `name` (sorted once per kept book)."""
+        found = self.orders.get(name)
+        if found is None:
+            reverse = name.startswith("-")
+            parts = _KEPT_COLUMNS[name.removeprefix("-")]
+
+            def key(row: _Row) -> tuple[Any, ...]:
+                out: list[Any] = []
+                for column, descending in parts:
+                    value = getattr(row, column)
+                    out += (True, 0) if value is None else (False, -value if descending != reverse else value)
+                out.append(-row.id_rank if reverse else row.id_rank)  # NULLs last either way, as SQL has them
+                return tuple(out)
+
+            found = self.orders[name] = sorted(self.rows, key=key)
+        return found
+
+
+_KEPT: weakref.WeakKeyDictionary[Engine, OrderedDict[Any, _Kept]] = weakref.WeakKeyDictionary()
+_READING: weakref.WeakKeyDictionary[Engine, dict[Any, threading.Lock]] = weakref.WeakKeyDictionary()
+_KEPT_LOCK = threading.Lock()
+
+
+def _kept_book(session: Session, book: _Book, matrix: PriorityMatrix, filters: Filters) -> _Kept | None:
+    """The scope's book as this worker keeps it, computed again when the book changed (`storage.changes`) or
+    the moment left its window; None where changes are not tracked (SQLite: one worker, the SQL path)."""
+    if not changes.tracked(session):
+        return None
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    scope = (filters.segment, filters.owner, book.model_version, book.lowest, book.latest_from is LatestSnapshot,
+             tuple(sorted(matrix.base.items())), matrix.renewal_within_days, matrix.arr_at_least,
+             matrix.open_issues_at_least)
+    found = _current(session, engine, scope, book.as_of)
+    if found is not None:
+        return found
+    with _KEPT_LOCK:
+        reading = _READING.setdefault(engine, {}).setdefault(scope, threading.Lock())
+    with reading:  # one thread of the worker reads a scope's book; the others wait for it, then take it
+        found = _current(session, engine, scope, book.as_of)
+        if found is not None:
+            return found
+        changes.prune(session)
+        kept = _keep(session, book, changes.mark(session))
+        with _KEPT_LOCK:
+            scopes = _KEPT[engine]
+            scopes[scope] = kept
+            scopes.move_to_end(scope)
+            while len(scopes) > KEPT_SCOPES:
+                scopes.popitem(last=False)
+    return kept
+
+
+def _current(session: Session, engine: Engine, scope: Any, as_of: datetime) -> _Kept | None:
+    """The scope's kept book if it holds at `as_of` and no transaction that wrote the book committed since."""
+    with _KEPT_LOCK:
+        kept = _KEPT.setdefault(engine, OrderedDict()).get(scope)
+    if kept is None or not kept.current(as_of) or changes.changed_since(session, kept.snapshot):
+        return None
+    with _KEPT_LOCK:
+        if scope in _KEPT[engine]:  # (another thread may have let it go meanwhile)
+            _KEPT[engine].move_to_end(scope)
+    return kept
+
+
+def _keep(session: Session, book: _Book, snapshot: str) -> _Kept:
+    """Read the scope's book: the summary's grouped rows, the open escalations, every account at risk with its
+    sort ranks, and until when the moment may move on (read after `snapshot` was taken: they see at least what
+    it sees)."""
+    grouped = _grouped(session, book)
+    escalations = _open_escalations(session, book)
+    lowered = func.lower(Account.name)
+    query = book.joined(
+        Account.id, Account.arr, book.latest.bucket, book.latest.score, book.priority, Account.renewal_date,
+        lowered, func.lower(Account.external_id), func.dense_rank().over(order_by=lowered), Account.owner_id,
+        func.dense_rank().over(order_by=Account.external_id),
+    ).where(book.flagged)
+    found = session.execute(query).all()
+    # the few owners and priorities ranked apart (a sort of a handful of values, not of every row)
+    owners: dict[int, int] = dict(session.execute(select(User.id, func.dense_rank().over(order_by=User.name))).all())
+    levels: dict[str, int] = {}
+    if found:
+        named = values(column("level", String()), name="levels").data([(level,) for level in {r[4] for r in found}])
+        levels = dict(session.execute(select(named.c.level, func.dense_rank().over(order_by=named.c.level))).all())
+    rows = [
+        _Row(account_id, arr, bucket, score, priority, renewal.toordinal() if renewal is not None else None, name,
+             key, name_rank, owners.get(owner_id) if owner_id is not None else None, levels[priority], id_rank)
+        for (account_id, arr, bucket, score, priority, renewal, name, key, name_rank, owner_id, id_rank) in found
+    ]
+    return _Kept(snapshot, book.as_of, _until(session, book), grouped, escalations, rows)
+
+
+def _until(session: Session, book: _Book) -> datetime | None:
+    """The first moment after the book's at which an escalation or an issue opens or closes, or (off the kept
+    latest snapshots) a newer snapshot counts: the book read at its moment holds until then."""
+    as_of = book.as_of
+    moments: list[Any] = [
+        select(func.min(Escalation.opened_at)).where(Escalation.opened_at > as_of).scalar_subquery(),
+        select(func.min(Escalation.resolved_at)).where(Escalation.resolved_at > as_of).scalar_subquery(),
+        select(func.min(Issue.opened_at)).where(Issue.opened_at > as_of).scalar_subquery(),
+        select(func.min(Issue.closed_at)).where(Issue.closed_at > as_of).scalar_subquery(),
+    ]
+    if book.latest_from is not LatestSnapshot:
+        moments.append(select(func.min(ScoreSnapshot.as_of)).where(ScoreSnapshot.as_of > as_of).scalar_subquery())
+    found = [moment for moment in session.execute(select(*moments)).one() if moment is not None]
+    return min(found) if found else None
+
+
+def _kept_page(kept: _Kept, filters: Filters, request: PageRequest) -> tuple[list[_Row], int]:
+    """The page of the kept book's rows that the filters show, in the order the request names; the total."""
+    rows = kept.ordered(request.sort or SORTS[0])
+    if filters.bucket:
+        rows = [row for row in rows if row.bucket == filters.bucket]
+    if filters.priority:
+        rows = [row for row in rows if row.priority == filters.priority]
+    if needle := (filters.q or "").strip().lower():
+        rows = [row for row in rows if needle in row.name or needle in row.key]
+    end = None if request.limit is None else request.offset + request.limit
+    return rows[request.offset : end], len(rows)
+
+
+def _assessed(
+    session: Session, as_of: datetime, matrix: PriorityMatrix, rows: list[tuple[int, float | None]]
+) -> list[AtRiskRow]:
+    """The rows (account id, ARR) of a page as `at_risk` assesses them, in their order."""
+    ids = [account_id for account_id, _ in rows]
+    found = {item.account_id: item for item in at_risk(session, as_of, matrix, account_ids=ids)} if ids else {}
+    return [AtRiskRow(found[account_id], arr) for account_id, arr in rows if account_id in found]
+
+
+def _summary(session: Session, book: _Book, rows: Any, escalations: int | None = None) -> Summary:
     """The figures from the grouped rows (bucket, at-risk priority or None, accounts, scored, ARR at risk), with
-    the open reviews past due and the open escalations counted."""
+    the open reviews past due and the open escalations counted (unless `escalations` brings the count)."""
+    overdue = session.scalar(_overdue(book.as_of, book.scope, select(func.count()))) or 0
+    if escalations is None:
+        escalations = _open_escalations(session, book)
+    return _figures(book, rows, overdue, escalations)
+
+
+def _open_escalations(session: Session, book: _Book) -> int:
+    """Escalations open at the book's moment, of the accounts of its scope."""
+    return session.scalar(
+        select(func.count()).select_from(Escalation).join(Account, Account.id == Escalation.account_id)
+        .where(open_at(book.as_of), *book.scope)
+    ) or 0
+
+
+def _figures(book: _Book, rows: Any, overdue: int, escalations: int) -> Summary:
+    """The figures from the grouped rows, the overdue reviews and open escalations counted."""
     accounts = scored = flagged = 0
     arr = 0.0
     counts: dict[str, int] = {}
@@ -200,14 +422,8 @@ def _summary(session: Session, book: _Book, rows: Any) -> Summary:
             arr += float(arr_sum or 0.0)
     buckets = [BucketCount(b.name, b.below, b.color, counts.pop(b.name, 0)) for b in book.model_buckets]
     buckets += [BucketCount(name, None, "gray", n, in_model=False) for name, n in sorted(counts.items())]
-    as_of = book.as_of
-    overdue = session.scalar(_overdue(as_of, book.scope, select(func.count()))) or 0
-    escalations = session.scalar(
-        select(func.count()).select_from(Escalation).join(Account, Account.id == Escalation.account_id)
-        .where(open_at(as_of), *book.scope)
-    ) or 0
     return Summary(
-        as_of=as_of,
+        as_of=book.as_of,
         model_version=book.model_version,
         accounts=accounts,
         unscored=accounts - scored,
@@ -234,6 +450,12 @@ def portfolio_view(
         raise InputError(f"--sort {name!r}: choose from {', '.join(n for s in SORTS for n in (s, '-' + s))}")
     if request.offset < 0 or (request.limit is not None and request.limit < 0):
         raise InputError("--limit and --offset cannot be negative")
+    kept = _kept_book(session, book, matrix, filters)
+    if kept is not None:
+        page_rows, matched = _kept_page(kept, filters, request)
+        items = _assessed(session, as_of, matrix, [(row.id, row.arr) for row in page_rows])
+        return _summary(session, book, kept.grouped, kept.escalations), Page(items, matched, request.offset,
+                                                                               request.limit)
     # only the columns the sort and the search read: the CTE holds a row per account
     wanted = {"name": Account.name, "renewal_date": Account.renewal_date, "owner_id": Account.owner_id}
     needs = {"name"} if filters.q or name.removeprefix("-") == "name" else set()
@@ -309,6 +531,16 @@ def at_risk_page(
     `figures` of the same filters, the total comes from their counts (no second pass) unless a search narrows."""
     filters.check(session)
     book = _Book(session, as_of, matrix, filters)
+    kept = _kept_book(session, book, matrix, filters)
+    if kept is not None:
+        sorts = _sorts(book)  # fetch_page's checks, in its words
+        if (request.sort or next(iter(sorts))) not in sorts:
+            raise InputError(f"--sort {request.sort!r}: choose from {', '.join(sorts)}")
+        if request.offset < 0 or (request.limit is not None and request.limit < 0):
+            raise InputError("--limit and --offset cannot be negative")
+        page_rows, matched = _kept_page(kept, filters, request)
+        items = _assessed(session, as_of, matrix, [(row.id, row.arr) for row in page_rows])
+        return Page(items, matched, request.offset, request.limit)
     query = (
         book.joined(Account.id, Account.arr)
         .outerjoin(book.owner, book.owner.id == Account.owner_id)
@@ -357,19 +589,21 @@ def _sort_clauses(
     for sort_name, parts in columns.items():
         for reverse in (False, True):
             clauses: list[Any] = []
-            for column, descending in parts:
-                clauses += [column.is_(None), column.desc() if descending != reverse else column]
+            for part, descending in parts:
+                clauses += [part.is_(None), part.desc() if descending != reverse else part]
             sorts[("-" if reverse else "") + sort_name] = (*clauses, key.desc() if reverse else key)
     return sorts
 
 
-def overdue_page(session: Session, as_of: datetime, filters: Filters, request: PageRequest) -> Page[dict[str, Any]]:
+def overdue_page(
+    session: Session, as_of: datetime, filters: Filters, request: PageRequest, total: int | None = None
+) -> Page[dict[str, Any]]:
     """Draft or submitted reviews past their due date at `as_of` (of the segment and owner scope), most overdue
-    first."""
+    first; `total`: their number when the caller counted them already (the summary's overdue reviews)."""
     filters.check(session)
     columns = (Review.id, Account.external_id, Account.name, Review.reviewer, Review.due_at)
     query = _overdue(as_of, _scope(filters), select(*columns))
-    page = fetch_page(session, query, request, {"due": (Review.due_at, Review.id)}, scalars=False)
+    page = fetch_page(session, query, request, {"due": (Review.due_at, Review.id)}, scalars=False, total=total)
     return page.map(
         lambda row: {"id": row[0], "account": row[1], "name": row[2], "reviewer": row[3],
                      "due_at": row[4].isoformat(), "days_overdue": (as_of - row[4]).days}

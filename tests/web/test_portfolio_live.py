@@ -246,3 +246,133 @@ def test_the_one_pass_view_agrees_with_the_two_passes_on_postgresql(pg_database:
     factory.team()
     fill_book(factory, pg_database, now)
     _same_view(pg_database, now)
+
+
+# A worker keeps each scope's book on PostgreSQL (`book_changes`, migration 0023): what another connection commits
+# shows on the next request, whenever it began, and the time-dependent parts move on with the clock.
+
+def _pg_book(pg_database: Database, now: datetime) -> None:
+    factory = Factory(pg_database, now)
+    factory.team()
+    fill_book(factory, pg_database, now)
+
+
+def _view(database: Database, when: datetime, **chosen: Any) -> tuple[Any, list[str]]:
+    """The page's figures and its table's external ids, as a request at `when` reads them."""
+    from pulsecheck.rules.priority import PriorityMatrix
+    from pulsecheck.workflow.portfolio_live import Filters, portfolio_view
+
+    with database.transaction() as session:
+        figures, rows = portfolio_view(session, when, PriorityMatrix(), Filters(**chosen), PageRequest(50))
+    return figures, [row.risk.external_id for row in rows.items]
+
+
+def _ids(database: Database) -> dict[str, int]:
+    with database.transaction() as session:
+        return {ext: pk for ext, pk in session.execute(select(Account.external_id, Account.id))}
+
+
+def test_what_another_connection_commits_shows_on_the_next_request_on_postgresql(
+    pg_database: Database, now: datetime
+) -> None:
+    from sqlalchemy import update
+
+    _pg_book(pg_database, now)
+    ids = _ids(pg_database)
+    figures, rows = _view(pg_database, now)
+    assert rows == ["EPSILON", "ACME", "GAMMA", "BETA"] and figures.at_risk == 4
+    with pg_database.transaction() as session:  # another transaction escalates DELTA (healthy) at P1
+        escalations.create(session, ids["DELTA"], "drop", "high", "P1", "usage fell", "maria", None, now)
+    figures, rows = _view(pg_database, now)
+    assert rows == ["EPSILON", "ACME", "DELTA", "GAMMA", "BETA"]  # P1 by score: 10, 35, 90
+    assert (figures.at_risk, figures.arr_at_risk, figures.open_escalations) == (5, 500000.0, 2)
+    with pg_database.engine.begin() as conn:  # a plain connection: GAMMA scored healthy an hour ago
+        conn.execute(ScoreSnapshot.__table__.insert().values(
+            account_id=ids["GAMMA"], as_of=now - timedelta(hours=1), score=85.0, bucket="healthy",
+            model_id=1, components=[], provisional=False))
+        conn.execute(update(Account).where(Account.external_id == "BETA").values(name="Renamed Beta"))
+    figures, rows = _view(pg_database, now)
+    assert rows == ["EPSILON", "ACME", "DELTA", "BETA"] and figures.at_risk == 4
+    assert {b.name: b.count for b in figures.buckets} == {"unhealthy": 2, "neutral": 1, "healthy": 2}
+    assert _view(pg_database, now, q="renamed")[1] == ["BETA"]
+
+
+def test_a_transaction_that_commits_after_the_book_was_kept_still_shows_on_postgresql(
+    pg_database: Database, now: datetime
+) -> None:
+    """A writer that began before the book was read and commits after it (its id lower than later writers')."""
+    _pg_book(pg_database, now)
+    ids = _ids(pg_database)
+    with pg_database.engine.connect() as conn:
+        late = conn.begin()
+        conn.execute(ScoreSnapshot.__table__.insert().values(
+            account_id=ids["DELTA"], as_of=now - timedelta(hours=1), score=5.0, bucket="unhealthy",
+            model_id=1, components=[], provisional=False))
+        assert _view(pg_database, now)[1] == ["EPSILON", "ACME", "GAMMA", "BETA"]  # not committed yet
+        with pg_database.transaction() as session:  # a later writer commits first
+            escalations.create(session, ids["ZETA"], "drop", "high", "P3", "no usage", "bob", None, now)
+        assert _view(pg_database, now)[1] == ["EPSILON", "ACME", "GAMMA", "BETA", "ZETA"]
+        late.commit()
+    # DELTA unhealthy (5) is P1 by its ARR; ZETA (P3, unscored) after BETA (P3, 70)
+    assert _view(pg_database, now)[1] == ["DELTA", "EPSILON", "ACME", "GAMMA", "BETA", "ZETA"]
+
+
+def test_the_kept_book_moves_on_with_the_clock_on_postgresql(pg_database: Database, now: datetime) -> None:
+    """No write between the requests: an escalation opening and an issue closing later, the next day."""
+    from sqlalchemy import update
+
+    _pg_book(pg_database, now)
+    ids = _ids(pg_database)
+    with pg_database.transaction() as session:
+        escalations.create(session, ids["DELTA"], "drop", "high", "P3", "later", "bob", None, now + timedelta(hours=2))
+        session.execute(update(Issue).where(Issue.external_id == "I0").values(closed_at=now + timedelta(hours=3)))
+    assert _view(pg_database, now)[1] == ["EPSILON", "ACME", "GAMMA", "BETA"]
+    assert _view(pg_database, now + timedelta(hours=2, minutes=30))[1] == ["EPSILON", "ACME", "GAMMA", "BETA", "DELTA"]
+    # EPSILON's third open complaint closes: P2 now, before GAMMA (P2, 20) by its lower score (10)
+    assert _view(pg_database, now + timedelta(hours=4))[1] == ["ACME", "EPSILON", "GAMMA", "BETA", "DELTA"]
+
+
+def test_a_change_whose_row_was_pruned_still_shows_on_postgresql(pg_database: Database, now: datetime) -> None:
+    from pulsecheck.storage import changes
+
+    _pg_book(pg_database, now)
+    ids = _ids(pg_database)
+    assert _view(pg_database, now)[1] == ["EPSILON", "ACME", "GAMMA", "BETA"]
+    with pg_database.transaction() as session:
+        kept = changes.mark(session)
+        assert not changes.changed_since(session, kept)
+    with pg_database.transaction() as session:
+        escalations.create(session, ids["ZETA"], "drop", "high", "P3", "no usage", "bob", None, now)
+    with pg_database.transaction() as session:
+        assert changes.prune(session, keep=0) > 0  # the escalation's row among them
+    with pg_database.transaction() as session:
+        assert changes.changed_since(session, kept)  # the row is gone, the pruned mark says so
+        assert not changes.changed_since(session, changes.mark(session))
+    assert _view(pg_database, now)[1] == ["EPSILON", "ACME", "GAMMA", "BETA", "ZETA"]
+
+
+def test_the_kept_book_gives_what_the_sql_gives_on_postgresql(
+    pg_database: Database, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every sort both ways and the filters, from the kept book and from SQL (changes not tracked)."""
+    from pulsecheck.rules.priority import PriorityMatrix
+    from pulsecheck.storage import changes
+    from pulsecheck.workflow.portfolio_live import SORTS, Filters, at_risk_page, portfolio_view, summary
+
+    _pg_book(pg_database, now)
+    views = [(chosen, sort, offset, limit) for chosen, sort, offset, limit in VIEWS]
+    views += [({}, f"{way}{sort}", 0, 50) for sort in SORTS for way in ("", "-")]
+    views += [({"segment": "smb"}, f"{way}{sort}", 1, 2) for sort in SORTS for way in ("", "-")]
+
+    def read(kept: bool) -> list[Any]:
+        monkeypatch.setattr(changes, "tracked", lambda session: kept)
+        found = []
+        for chosen, sort, offset, limit in views:
+            filters, request = Filters(**chosen), PageRequest(limit, offset, sort)
+            with pg_database.transaction() as session:
+                figures, rows = portfolio_view(session, now, PriorityMatrix(), filters, request)
+                page = at_risk_page(session, now, PriorityMatrix(), filters, request)
+                found.append((figures, summary(session, now, PriorityMatrix(), filters), rows, page))
+        return found
+
+    assert read(True) == read(False)
