@@ -19,7 +19,7 @@ from pulsecheck.errors import ConflictError, InputError, RefusedError
 POSTGRES_EXTRA = "PostgreSQL needs the postgres extra: pip install 'pulsecheck[postgres]'"
 
 # Bumped together with each new file in storage/migrations/versions (a test checks they agree).
-HEAD_REVISION = "0021"
+HEAD_REVISION = "0022"
 
 # `scheme://user:password@host`: everything between the user's colon and the last @ is the password.
 _PASSWORD = re.compile(r"^((?:[\w+.-]+://)?[^:/@?#]*):(.*)@")
