@@ -25,8 +25,9 @@ writes cost without Python around them); and its snapshot rows as stored, insert
 executemany (5,000 at a time) into a table of the same shape and indexes whose inserts keep a copy of
 latest_snapshots by a copy of migration 0021's trigger, plus the commit: what writing the result costs at least.
 The same insert without the trigger is printed beside it: the difference is what the trigger costs per snapshot
-(on SQLite most of it is the row trigger's call: one whose body does nothing costs about as much). CPU times are printed and reported beside wall times: on a shared machine the wall time
-mostly waits for other processes.
+(on SQLite most of it is the row trigger's call: one whose body does nothing costs about as much).
+CPU times are printed and reported beside wall times: on a shared machine the wall time mostly waits for other
+processes.
 Goals: <= 10 s and <= 300 MB peak (ru_maxrss, the whole process) for 100k accounts; grouped and scorecard
 <= 1.3x their flat counterpart.
 Run: .venv/bin/python bench/score.py [N_ACCOUNTS]   (default 100000)
@@ -261,8 +262,9 @@ def floor(path: Path) -> tuple[float, float, float]:
         conn.execute(f"CREATE TABLE {table} AS SELECT * FROM score_snapshots WHERE 0")
         for index in FLOOR_INDEXES:
             conn.execute(index.format(t=table))
-    conn.execute(trigger.replace("latest_snapshots_insert", "floor_latest_insert")
-                 .replace("ON score_snapshots", "ON floor_kept").replace("latest_snapshots", "floor_latest"))  # fmt: skip
+    kept = trigger.replace("latest_snapshots_insert", "floor_latest_insert")
+    kept = kept.replace("ON score_snapshots", "ON floor_kept")
+    conn.execute(kept.replace("latest_snapshots", "floor_latest"))
     conn.commit()
     columns = "account_id, as_of, score, bucket, model_id, components, provisional, groups"
     figures = []
@@ -346,8 +348,9 @@ def main(n: int) -> None:
         print(
             f"  floor (executemany of the same {n:,} snapshot rows + commit, into the same indexes, the "
             f"latest_snapshots trigger kept): {flat_floor:.2f} s (CPU {floor_cpu:.2f} s; without the trigger CPU "
-            f"{plain_cpu:.2f} s: the trigger costs {(floor_cpu - plain_cpu) / n * 1e6:.1f} us per snapshot); ratio {flat[0] / flat_floor:.1f}x wall, {flat[1] / max(floor_cpu, 1e-6):.1f}x "
-            f"CPU; goal <= 10 s for 100k accounts (this size scaled to 100k: {flat[0] * 100_000 / n:.1f} s wall, "
+            f"{plain_cpu:.2f} s: the trigger costs {(floor_cpu - plain_cpu) / n * 1e6:.1f} us per snapshot); ratio "
+            f"{flat[0] / flat_floor:.1f}x wall, {flat[1] / max(floor_cpu, 1e-6):.1f}x CPU; goal <= 10 s for 100k "
+            f"accounts (this size scaled to 100k: {flat[0] * 100_000 / n:.1f} s wall, "
             f"{flat[1] * 100_000 / n:.1f} s CPU)"
         )
         report("score, flat model, per 100k accounts", flat[0] * 100_000 / n, "s", flat_floor * 100_000 / n,
