@@ -194,9 +194,10 @@ def score_account(
                 else:
                     same.append(response)
     findings: list[Finding] = []
-    # Per KPI (None when missing): raw, normalized, observed_at, status, rating; and the scored KPIs' weights
-    # with a value, in model order (summed in that order: the same float however it is computed).
-    values: list[tuple[float, float | None, datetime, str, str] | None] = []
+    # Each KPI's component, its effective weight and contribution filled in once the weights of the KPIs with
+    # a value are known; and those weights, in model order (summed in that order: the same float however it
+    # is computed).
+    components: list[Component] = []
     weights: list[float] = []
     any_missing = False
     raw: float | None
@@ -224,7 +225,7 @@ def score_account(
                 any_missing = True
                 if source != FORMULA:
                     findings.append(Finding(MISSING, name, f"{_what(kpi)} as of {as_of.isoformat()}"))
-            values.append(None)
+            components.append(Component(name, None, None, weight, 0.0, 0.0, None, MISSING))
             continue
         status = OK
         if max_age is not None and as_of - observed > max_age:
@@ -233,13 +234,17 @@ def score_account(
         if scored:
             weights.append(weight)
         if raw is None:
-            values.append(None)
+            components.append(Component(name, None, None, weight, 0.0, 0.0, None, MISSING))
         elif scale is None:
-            values.append((raw, None, observed, status, rate(raw, None)))
-        else:  # Scale.normalize, its terms worked out once
-            normalized = min(100.0, max(0.0, (raw - low) / span * 100.0))
-            values.append((raw, normalized, observed, status, rate(raw, normalized)))
-    return _combine(model, plan, values, sum(weights), any_missing, findings)
+            components.append(Component(name, raw, None, weight, 0.0, 0.0, observed, status, rate(raw, None)))
+        else:  # Scale.normalize, its terms worked out once; min(100, max(0, x)) spelt out, the same float
+            normalized = (raw - low) / span * 100.0
+            normalized = normalized if normalized > 0.0 else 0.0
+            normalized = normalized if normalized < 100.0 else 100.0
+            components.append(
+                Component(name, raw, normalized, weight, 0.0, 0.0, observed, status, rate(raw, normalized))
+            )
+    return _combine(model, plan, components, sum(weights), any_missing, findings)
 
 
 def _reading_input(kpi: Kpi, readings: list[Reading], findings: list[Finding]) -> tuple[float, datetime]:
@@ -314,22 +319,18 @@ def _age(age: timedelta) -> str:
 def _combine(
     model: ScoringModel,
     plan: _Plan,
-    values: list[tuple[float, float | None, datetime, str, str] | None],
+    components: list[Component],
     present_weight: float,
     any_missing: bool,
     findings: list[Finding],
 ) -> ScoreResult:
-    components: list[Component] = []
-    effective_weights = plan.effective_weights(present_weight)
-    for step, effective, value in zip(plan.steps, effective_weights, values, strict=True):
-        if value is None:
-            components.append(Component(step.name, None, None, step.weight, 0.0, 0.0, None, MISSING))
-            continue
-        raw, normalized, observed, status, rating = value
-        contribution = 0.0 if normalized is None else normalized * effective / 100.0
-        components.append(
-            Component(step.name, raw, normalized, step.weight, effective, contribution, observed, status, rating)
-        )
+    """The components' effective weights and contributions, the groups' subscores, the score and its bucket."""
+    for component, effective in zip(components, plan.effective_weights(present_weight), strict=True):
+        if component.observed_at is not None:  # a KPI with a value (a missing one keeps 0 and 0)
+            component.effective_weight = effective
+            normalized = component.normalized
+            if normalized is not None:
+                component.contribution = normalized * effective / 100.0
     groups = _subscores(model, plan, components) if plan.groups else {}
     if present_weight == 0 or (any_missing and plan.fail):
         return ScoreResult(None, None, components, findings, True, model.version, groups)

@@ -81,7 +81,8 @@ class Account(Base):
 
 class KpiReading(Base):
     __tablename__ = "kpi_readings"
-    __table_args__ = (Index("ix_kpi_readings_account_kpi_observed", "account_id", "kpi", "observed_at"),)
+    # The value columns too (migration 0022): scoring's newest-readings read is answered from the index alone.
+    __table_args__ = (Index("ix_kpi_readings_covering", "account_id", "kpi", "observed_at", "value", "source"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     kpi: Mapped[str] = mapped_column(String(100))
@@ -93,7 +94,10 @@ class KpiReading(Base):
 
 class SurveyResponse(Base):
     __tablename__ = "survey_responses"
-    __table_args__ = (Index("ix_survey_responses_account_kind", "account_id", "kind", "responded_at"),)
+    # The value columns too (migration 0022): scoring's survey read is answered from the index alone.
+    __table_args__ = (
+        Index("ix_survey_responses_covering", "account_id", "kind", "responded_at", "score", "max_score"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     kind: Mapped[str] = mapped_column(String(10))

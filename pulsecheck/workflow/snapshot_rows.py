@@ -22,6 +22,7 @@ from pulsecheck.workflow.staging import bulk_insert
 SNAPSHOTS = cast(Table, ScoreSnapshot.__table__)
 SNAPSHOT_COLUMNS = ("account_id", "as_of", "score", "bucket", "model_id", "components", "provisional", "groups")
 MEMO_LIMIT = 10_000  # distinct texts remembered (words, components' tails); beyond it each costs its encoding
+FLOAT_MEMO_LIMIT = 50_000  # distinct floats' texts remembered: a few MB at most
 
 
 def number(value: Any) -> str:
@@ -79,6 +80,9 @@ class SnapshotWriter:
         self.texts = _Texts()
         self.tails: dict[tuple[Any, ...], str] = {}
         self.keys: dict[str, str] = {}  # a group's name as a JSON key
+        # Floats' texts: a KPI's values repeat across accounts (readings are rounded, weights few), and a float's
+        # repr costs ten dict look-ups; zero, nan and inf are never kept (see `_number`).
+        self.floats: dict[float, str] = {}
 
     def _head(self, kpi: str) -> str:
         head = self.heads.get(kpi)
@@ -104,31 +108,40 @@ class SnapshotWriter:
     def components(self, components: list[Component]) -> str:
         """The components column: each KPI's raw and normalized value, weights, contribution, status, rating."""
         parts = []
-        heads, tails, float_text = self.heads, self.tails, float.__repr__
+        heads, tails, floats, text = self.heads, self.tails, self.floats, self._number
         for c in components:
-            # The float case inline (number() for anything else): a float's repr is its JSON unless it is nan
-            # or inf, the only reprs with an "a" or an "f" in them (no other JSON number or null has one).
+            # A float's text from the memo (class first: 1 == 1.0 == True share a key), else `_number`.
             raw, normalized, weight, effective, contribution = (
                 c.raw, c.normalized, c.weight, c.effective_weight, c.contribution
             )  # fmt: skip
-            numbers = (
-                float_text(raw) if raw.__class__ is float else number(raw),
-                float_text(normalized) if normalized.__class__ is float else number(normalized),
-                float_text(weight) if weight.__class__ is float else number(weight),
-                float_text(effective) if effective.__class__ is float else number(effective),
-                float_text(contribution) if contribution.__class__ is float else number(contribution),
-            )
-            joined = "".join(numbers)
-            if "a" in joined or "f" in joined:
-                numbers = (number(raw), number(normalized), number(weight), number(effective), number(contribution))
+            raw_text = (floats.get(raw) if raw.__class__ is float else None) or text(raw)
+            normalized_text = (floats.get(normalized) if normalized.__class__ is float else None) or text(normalized)
+            weight_text = (floats.get(weight) if weight.__class__ is float else None) or text(weight)
+            effective_text = (floats.get(effective) if effective.__class__ is float else None) or text(effective)
+            contribution_text = (
+                floats.get(contribution) if contribution.__class__ is float else None
+            ) or text(contribution)  # fmt: skip
             key = (c.status, c.rating, c.observed_at, c.observed_at.tzinfo if c.observed_at is not None else None)
             tail = tails.get(key) or self._tail(c.status, c.rating, c.observed_at)
             head = heads.get(c.kpi) or self._head(c.kpi)
             parts.append(
-                f'{head}{numbers[0]}, "normalized": {numbers[1]}, "weight": {numbers[2]}, '
-                f'"effective_weight": {numbers[3]}, "contribution": {numbers[4]}, {tail}'
+                f'{head}{raw_text}, "normalized": {normalized_text}, "weight": {weight_text}, '
+                f'"effective_weight": {effective_text}, "contribution": {contribution_text}, {tail}'
             )
         return "[" + ", ".join(parts) + "]"
+
+    def _number(self, value: Any) -> str:
+        """`number(value)`; a float's text is remembered, except a zero's: 0.0 and -0.0 are one key, two texts."""
+        if value.__class__ is not float:
+            return number(value)
+        text = float.__repr__(value)
+        if text[-1] in "nf":  # nan and inf: NaN, Infinity
+            return json.dumps(value)
+        if value:
+            if len(self.floats) > FLOAT_MEMO_LIMIT:
+                self.floats.clear()
+            self.floats[value] = text
+        return text
 
     def groups(self, groups: dict[str, float | None]) -> str | None:
         """The groups column: each group's subscore; NULL for a flat model."""

@@ -122,3 +122,17 @@ def test_any_components_and_subscores_are_the_text_json_dumps_writes(database: D
             assert writer.groups(groups) == (json.dumps(groups) if groups else None)
 
         check()
+
+
+def test_equal_numbers_of_other_kinds_keep_their_own_text_after_one_was_remembered(database: Database) -> None:
+    """The writer remembers floats' texts: 0.0 and -0.0, and 1.0, 1 and True, are equal keys but other JSON."""
+    model = parse_model(MODEL, "m.yaml")
+    with database.transaction() as session:
+        writer = SnapshotWriter(session, model, 1, NOW)
+        for values in ((1.0, 0.0, 2.5, 2.5, 0.1), (1, -0.0, 2.5, 5 / 2, 0.1), (True, 0.0, -2.5, 2.5, 1e-7)):
+            component = Component("usage", *values, None, "ok", "neutral")
+            assert writer.components([component, component]) == json.dumps(
+                [{"kpi": "usage", "raw": values[0], "normalized": values[1], "weight": values[2],
+                  "effective_weight": values[3], "contribution": values[4], "status": "ok", "rating": "neutral",
+                  "observed_at": None}] * 2
+            )  # fmt: skip
