@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -100,17 +101,37 @@ class Engine:
         return durable.evaluate_chunk(sorted(facts.items()))
 
 
+class Stages:
+    """Wall and CPU seconds of this process per stage (facts, engine, apply): under load the two part, and the
+    gap is time spent waiting (for the database, or for a core)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {"facts": 0.0, "engine": 0.0, "apply": 0.0}
+        self.cpu: dict[str, float] = dict.fromkeys(self.wall, 0.0)
+
+    @contextmanager
+    def timing(self, stage: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[stage] += time.perf_counter() - wall
+            self.cpu[stage] += time.process_time() - cpu
+
+    def __str__(self) -> str:
+        return ", ".join(f"{stage} {self.wall[stage]:.1f} s (CPU {self.cpu[stage]:.1f} s)" for stage in self.wall)
+
+
 def process(
-    database: Database, config: EvaluationSettings, held: shards.Claim, engine: Engine, seconds: dict[str, float]
+    database: Database, config: EvaluationSettings, held: shards.Claim, engine: Engine, stages: Stages
 ) -> dict[str, int]:
-    """Facts, firings and actions of a claimed shard, one block of accounts at a time; its counts (the wall time
-    of each stage is added to `seconds`)."""
+    """Facts, firings and actions of a claimed shard, one block of accounts at a time; its counts (the time of
+    each stage is added to `stages`)."""
     run = _context(database, held.run_id)
     windows = windows_used(run.rules.rules)
     counts = {"accounts": 0, "firings": 0, "actions": 0}
     for block in held.blocks():
-        clock = time.perf_counter()
-        with database.transaction() as session:
+        with stages.timing("facts"), database.transaction() as session:
             facts = compute_facts(session, run.as_of, windows, run.low, block)
             if held.attempts > 1:  # an earlier attempt may have recorded some of these firings: they are redone
                 session.execute(
@@ -118,18 +139,17 @@ def process(
                         RuleFiring.run_id == run.run_id, RuleFiring.account_id.between(block.first, block.last)
                     )
                 )
-        seconds["facts"] += time.perf_counter() - clock
         if not facts:
             continue
-        clock = time.perf_counter()
-        firings = engine.firings(run.rules, facts)
-        seconds["engine"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        batches = Batches(database.transaction, config, run.rules, facts, firings, run.now, run.run_id, sorted(facts))
-        batches.grown, batches.analyze_after = engine.grown, engine.analyze_after
-        log = batches.run(config.batch_size)
-        engine.grown, engine.analyze_after = batches.grown, batches.analyze_after
-        seconds["apply"] += time.perf_counter() - clock
+        with stages.timing("engine"):
+            firings = engine.firings(run.rules, facts)
+        with stages.timing("apply"):
+            batches = Batches(
+                database.transaction, config, run.rules, facts, firings, run.now, run.run_id, sorted(facts)
+            )
+            batches.grown, batches.analyze_after = engine.grown, engine.analyze_after
+            log = batches.run(config.batch_size)
+            engine.grown, engine.analyze_after = batches.grown, batches.analyze_after
         counts["accounts"] += len(facts)
         counts["firings"] += len(firings)
         counts["actions"] += len(log.planned)
@@ -153,16 +173,15 @@ def work(
                 return done
             time.sleep(1.0)
             continue
-        seconds = {"facts": 0.0, "engine": 0.0, "apply": 0.0}
+        stages = Stages()
         try:
-            counts = process(database, config, held, engine, seconds)
+            counts = process(database, config, held, engine, stages)
         except Exception as exc:
             shards.give_back(database.engine, held, f"{type(exc).__name__}: {exc}")
             said(f"run {held.run_id} shard {held.shard}: failed ({exc}); given back")
             continue
         if shards.finish(database.engine, held, counts):
             done += 1
-            stages = ", ".join(f"{stage} {value:.1f} s" for stage, value in seconds.items())
             said(f"run {held.run_id} shard {held.shard}/{held.shards}: {counts['accounts']} accounts done ({stages})")
 
 
