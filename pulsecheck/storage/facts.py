@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Text, and_, case, cast, func, or_, select
+from sqlalchemy import Text, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.storage.models import Account, Escalation, Issue, KpiReading, Review, ReviewEvent, ScoreSnapshot
@@ -50,7 +50,7 @@ def _ranked_snapshots(until: datetime, since: datetime | None = None, account_id
     return _scope(query, ScoreSnapshot.account_id, account_ids).subquery()
 
 
-def _rows(session: Session, query: Any) -> Sequence[Row[Any]]:
+def _rows(session: Session, query: Any) -> Sequence[Any]:
     """The rows of a Core query on the session's connection, fetched at once (no ORM result machinery, and
     no round of the DBAPI cursor per row)."""
     return session.connection().execute(query).all()
