@@ -7,13 +7,14 @@ is None: every comparison on it is false, only `missing` is true.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Text, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.storage.models import Account, Escalation, Issue, KpiReading, Review, ReviewEvent, ScoreSnapshot
@@ -41,11 +42,18 @@ def _ranked_snapshots(until: datetime, since: datetime | None = None, account_id
         ScoreSnapshot.bucket,
         ScoreSnapshot.components,
         ScoreSnapshot.groups,
+        ScoreSnapshot.as_of,
         func.row_number().over(partition_by=ScoreSnapshot.account_id, order_by=ScoreSnapshot.as_of.desc()).label("rn"),
     ).where(ScoreSnapshot.as_of <= until)
     if since is not None:
         query = query.where(ScoreSnapshot.as_of >= since)
     return _scope(query, ScoreSnapshot.account_id, account_ids).subquery()
+
+
+def _rows(session: Session, query: Any) -> Sequence[Any]:
+    """The rows of a Core query on the session's connection, fetched at once (no ORM result machinery, and
+    no round of the DBAPI cursor per row)."""
+    return session.connection().execute(query).all()
 
 
 def _scope(query: Any, column: Any, account_ids: Scope) -> Any:
@@ -64,10 +72,7 @@ def compute_facts(
     """Facts for every account (or `account_ids`) as of `as_of`."""
     spans = {family: sorted(set(days)) for family, days in (windows or {}).items()}
     facts = _account_facts(session, as_of, account_ids)
-    _latest_snapshot(session, facts, as_of, account_ids)
-    _score_windows(session, facts, as_of, spans, account_ids)
-    if low_threshold is not None:
-        _low_streak(session, facts, as_of, low_threshold, account_ids)
+    _snapshot_facts(session, facts, as_of, spans, low_threshold, account_ids)
     _issues(session, facts, as_of, spans, account_ids)
     _reviews(session, facts, as_of, account_ids)
     _kpi_windows(session, facts, as_of, spans, account_ids)
@@ -82,9 +87,14 @@ def _account_facts(session: Session, as_of: datetime, account_ids: Scope) -> dic
         Account.contract_start,
     )  # fmt: skip
     today = as_of.date()
+    unknown = {
+        "score": None, "bucket": None, "stale_inputs": None, "missing_inputs": None, "concerns": None,
+        "low_score_streak": 0, "days_since_last_review": None, "has_open_review": False, "open_escalations": 0,
+        **dict.fromkeys(ISSUE_COUNTS, 0),
+    }  # fmt: skip
     facts: dict[int, dict[str, Any]] = {}
-    for acc, segment, tier, arr, stage, renewal, contract in session.execute(
-        _scope(select(*columns), Account.id, account_ids)
+    for acc, segment, tier, arr, stage, renewal, contract in _rows(
+        session, _scope(select(*columns), Account.id, account_ids)
     ):
         facts[acc] = {
             "segment": segment,
@@ -93,37 +103,63 @@ def _account_facts(session: Session, as_of: datetime, account_ids: Scope) -> dic
             "stage": stage,
             "days_to_renewal": (renewal - today).days if renewal else None,
             "days_since_contract": (today - contract).days if contract else None,
-            "score": None,
-            "bucket": None,
-            "stale_inputs": None,
-            "missing_inputs": None,
-            "concerns": None,
-            "low_score_streak": 0,
-            "days_since_last_review": None,
-            "has_open_review": False,
-            "open_escalations": 0,
-            **{name: 0 for name in ISSUE_COUNTS},
+            **unknown,
         }
     return facts
 
 
-def _latest_snapshot(session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: Scope) -> None:
+def _snapshot_facts(
+    session: Session,
+    facts: dict[int, dict[str, Any]],
+    as_of: datetime,
+    windows: Mapping[str, list[int]],
+    low_threshold: float | None,
+    account_ids: Scope,
+) -> None:
+    """The facts of each account's snapshots up to `as_of`, in one pass over them (one scan and one sort, where
+    three queries each ranked the same rows): the newest one's score, bucket and scorecard, the peak of each
+    `max_score`/`score_drop` window, and the streak of low scores; `score_change` windows rank older snapshots."""
     ranked = _ranked_snapshots(as_of, account_ids=account_ids)
-    query = _scope(
-        select(ranked.c.account_id, ranked.c.score, ranked.c.bucket, ranked.c.components, ranked.c.groups).where(
-            ranked.c.rn == 1
-        ),
+    newest = ranked.c.rn == 1
+
+    def of_newest(column: Any) -> Any:
+        return func.max(case((newest, column)))
+
+    peaks = sorted(set(windows.get("score_drop", [])) | set(windows.get("max_score", [])))
+    columns = [
         ranked.c.account_id,
-        account_ids,
-    )
-    for acc, score, bucket, components, groups in session.execute(query):
-        if acc not in facts:
+        of_newest(ranked.c.score),
+        of_newest(ranked.c.bucket),
+        of_newest(cast(ranked.c.components, Text)),  # one row per account carries it: read as text, parsed here
+        of_newest(cast(ranked.c.groups, Text)),
+        *(func.max(case((ranked.c.as_of >= as_of - timedelta(days=days), ranked.c.score))) for days in peaks),
+    ]
+    if low_threshold is not None:
+        first_ok = or_(ranked.c.score >= low_threshold, ranked.c.score.is_(None))
+        columns += [func.min(case((first_ok, ranked.c.rn))), func.count()]
+    found = {row[0]: row for row in _rows(session, select(*columns).group_by(ranked.c.account_id))}
+    for acc, row in found.items():
+        fact = facts.get(acc)
+        if fact is None:
             continue
-        fact = facts[acc]
-        fact["score"], fact["bucket"] = score, bucket
+        components = json.loads(row[3])
+        fact["score"], fact["bucket"] = row[1], row[2]
         fact["stale_inputs"] = sum(1 for c in components if c["status"] == "stale")
         fact["missing_inputs"] = sum(1 for c in components if c["status"] == "missing")
-        _scorecard_facts(fact, components, groups)
+        _scorecard_facts(fact, components, None if row[4] is None else json.loads(row[4]))
+    _score_changes(session, facts, as_of, windows, account_ids)
+    for number, days in enumerate(peaks, start=5):
+        for acc, fact in facts.items():
+            peak, now_score = found[acc][number] if acc in found else None, fact["score"]
+            fact[f"max_score_{days}d"] = peak
+            fact[f"score_drop_{days}d"] = (
+                None if peak is None or now_score is None else round(max(0.0, peak - now_score), 2)
+            )
+    if low_threshold is not None:
+        for acc, row in found.items():
+            if acc in facts:
+                first, count = row[-2], row[-1]
+                facts[acc]["low_score_streak"] = count if first is None else first - 1
 
 
 def _scorecard_facts(fact: dict[str, Any], components: list[dict[str, Any]], groups: dict[str, Any] | None) -> None:
@@ -139,7 +175,7 @@ def _scorecard_facts(fact: dict[str, Any], components: list[dict[str, Any]], gro
         fact[f"group.{name}"] = subscore
 
 
-def _score_windows(
+def _score_changes(
     session: Session,
     facts: dict[int, dict[str, Any]],
     as_of: datetime,
@@ -151,40 +187,10 @@ def _score_windows(
         query = _scope(
             select(ranked.c.account_id, ranked.c.score).where(ranked.c.rn == 1), ranked.c.account_id, account_ids
         )
-        before = {acc: score for acc, score in session.execute(query)}
+        before = {acc: score for acc, score in _rows(session, query)}
         for acc, fact in facts.items():
             old, now_score = before.get(acc), fact["score"]
             fact[f"score_change_{days}d"] = None if old is None or now_score is None else round(now_score - old, 2)
-    for days in sorted(set(windows.get("score_drop", [])) | set(windows.get("max_score", []))):
-        query = _scope(
-            select(ScoreSnapshot.account_id, func.max(ScoreSnapshot.score))
-            .where(ScoreSnapshot.as_of <= as_of, ScoreSnapshot.as_of >= as_of - timedelta(days=days))
-            .group_by(ScoreSnapshot.account_id),
-            ScoreSnapshot.account_id,
-            account_ids,
-        )
-        peaks = {acc: peak for acc, peak in session.execute(query)}
-        for acc, fact in facts.items():
-            peak, now_score = peaks.get(acc), fact["score"]
-            fact[f"max_score_{days}d"] = peak
-            fact[f"score_drop_{days}d"] = (
-                None if peak is None or now_score is None else round(max(0.0, peak - now_score), 2)
-            )
-
-
-def _low_streak(
-    session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, threshold: float, account_ids: Scope
-) -> None:
-    ranked = _ranked_snapshots(as_of, account_ids=account_ids)
-    first_ok = func.min(case((or_(ranked.c.score >= threshold, ranked.c.score.is_(None)), ranked.c.rn)))
-    query = _scope(
-        select(ranked.c.account_id, first_ok, func.count()).group_by(ranked.c.account_id),
-        ranked.c.account_id,
-        account_ids,
-    )
-    for acc, first, count in session.execute(query):
-        if acc in facts:
-            facts[acc]["low_score_streak"] = count if first is None else first - 1
 
 
 def _issues(
@@ -201,7 +207,7 @@ def _issues(
         Issue.account_id,
         account_ids,
     )
-    for acc, kind, count in session.execute(query):
+    for acc, kind, count in _rows(session, query):
         counts[(acc, kind)] = count
     for family, severities in (("open_tickets", None), ("open_high_tickets", ("high", "critical"))):
         for days in windows.get(family, []):
@@ -213,7 +219,7 @@ def _issues(
                 Issue.account_id,
                 account_ids,
             )
-            found = {acc: count for acc, count in session.execute(query)}
+            found = {acc: count for acc, count in _rows(session, query)}
             for acc, fact in facts.items():
                 fact[f"{family}_{days}d"] = found.get(acc, 0)
     for acc, fact in facts.items():
@@ -227,7 +233,7 @@ def _reviews(session: Session, facts: dict[int, dict[str, Any]], as_of: datetime
         Review.account_id,
         account_ids,
     )
-    for (acc,) in session.execute(open_reviews):
+    for (acc,) in _rows(session, open_reviews):
         if acc in facts:
             facts[acc]["has_open_review"] = True
     approved = _scope(
@@ -238,7 +244,7 @@ def _reviews(session: Session, facts: dict[int, dict[str, Any]], as_of: datetime
         Review.account_id,
         account_ids,
     )
-    for acc, at in session.execute(approved):
+    for acc, at in _rows(session, approved):
         if acc in facts:
             facts[acc]["days_since_last_review"] = (as_of - at).days
     escalations = _scope(
@@ -248,7 +254,7 @@ def _reviews(session: Session, facts: dict[int, dict[str, Any]], as_of: datetime
         Escalation.account_id,
         account_ids,
     )
-    for acc, count in session.execute(escalations):
+    for acc, count in _rows(session, escalations):
         if acc in facts:
             facts[acc]["open_escalations"] = count
 
@@ -293,7 +299,7 @@ def _aggregate(
         .where(KpiReading.kpi == kpi, KpiReading.observed_at >= start, KpiReading.observed_at <= as_of)
         .group_by(KpiReading.account_id)
     )
-    return {acc: value for acc, value in session.execute(_scope(query, KpiReading.account_id, account_ids))}
+    return {acc: value for acc, value in _rows(session, _scope(query, KpiReading.account_id, account_ids))}
 
 
 def _newest_readings(
@@ -309,12 +315,10 @@ def _newest_readings(
     if after is not None:
         ranked = ranked.where(KpiReading.observed_at > after)
     sub = _scope(ranked, KpiReading.account_id, account_ids).subquery()
-    return {acc: value for acc, value in session.execute(select(sub.c.account_id, sub.c.value).where(sub.c.rn == 1))}
+    return {acc: value for acc, value in _rows(session, select(sub.c.account_id, sub.c.value).where(sub.c.rn == 1))}
 
 
-def _change_pct(
-    session: Session, kpi: str, as_of: datetime, start: datetime, account_ids: Scope
-) -> dict[int, float]:
+def _change_pct(session: Session, kpi: str, as_of: datetime, start: datetime, account_ids: Scope) -> dict[int, float]:
     latest = _newest_readings(session, kpi, as_of, start, account_ids)
     before = _newest_readings(session, kpi, start, None, account_ids)
     changes = {}
@@ -343,7 +347,7 @@ def _ticket_windows(
             .group_by(Issue.account_id, Issue.severity)
         )
         counts: dict[tuple[int, str], int] = {}
-        for acc, severity, count in session.execute(_scope(query, Issue.account_id, account_ids)):
+        for acc, severity, count in _rows(session, _scope(query, Issue.account_id, account_ids)):
             counts[(acc, severity)] = count
         for acc, fact in facts.items():
             fact[f"tickets_{days}d"] = sum(counts.get((acc, severity), 0) for severity in SEVERITIES)

@@ -30,8 +30,10 @@ def sync(
     """
     kinds = tuple(kinds)
     query = select(Deviation).where(Deviation.kind.in_(kinds), Deviation.status != "resolved")
-    if scope is not None:  # a shard's block of accounts reads its own deviations, not every live one
-        query = query.where(Deviation.account_id.in_(sorted(scope)))
+    if scope is not None:  # a shard's block of accounts reads its own deviations, not every live one: a range
+        # (one index range scan, two parameters, where an IN list of a block's 2,000 ids was sent and parsed on
+        # every block); ids in it but outside `scope` are skipped below
+        query = query.where(Deviation.account_id.between(min(scope, default=0), max(scope, default=-1)))
     live = session.scalars(query)
     counts = {"opened": 0, "resolved": 0, "reopened": 0}
     seen: set[Key] = set()

@@ -83,20 +83,10 @@ def claim(engine: Engine, holder: Holder, run_id: int | None = None) -> Claim | 
     )
     if run_id is not None:
         query = query.where(table.c.run_id == run_id)
-    if postgres:
-        query = query.limit(CANDIDATES).with_for_update(of=table, skip_locked=True)
     connection = engine.connect()
     try:
         with connection.begin():
-            for row in connection.execute(query).all():
-                if _take(connection, row, holder, postgres):
-                    found = Claim(
-                        row.id, row.run_id, row.shard, row.shards, row.block, row.last_account, row.attempts + 1,
-                        holder, connection if postgres else None,
-                    )  # fmt: skip
-                    break
-            else:
-                found = None
+            found = _first_taken(connection, query, holder, postgres)
     except BaseException:
         connection.invalidate()  # a session lock may be held: the connection must not go back to the pool
         raise
@@ -105,6 +95,29 @@ def claim(engine: Engine, holder: Holder, run_id: int | None = None) -> Claim | 
     if found is not None:
         found.heartbeat = Heartbeat(lambda: _renew(engine, found), SHARD_HEARTBEAT, f"shard {found.id}").start()
     return found
+
+
+def _first_taken(connection: Connection, query: Any, holder: Holder, postgres: bool) -> Claim | None:
+    """The first candidate row this claim could take. On PostgreSQL the rows are locked one at a time (`LIMIT 1
+    FOR UPDATE SKIP LOCKED`, then the next one past those tried): a claim that locked every candidate at once
+    made a concurrent claim find them all locked, and its worker end with shards still pending."""
+    tried: list[int] = []
+    for _ in range(CANDIDATES):
+        if postgres:
+            picked = query.where(_shards().c.id.not_in(tried)) if tried else query
+            rows = connection.execute(picked.limit(1).with_for_update(of=_shards(), skip_locked=True)).all()
+        else:
+            rows = connection.execute(query).all()
+        for row in rows:
+            if _take(connection, row, holder, postgres):
+                return Claim(
+                    row.id, row.run_id, row.shard, row.shards, row.block, row.last_account, row.attempts + 1,
+                    holder, connection if postgres else None,
+                )  # fmt: skip
+            tried.append(row.id)
+        if not postgres or not rows:
+            return None
+    return None
 
 
 def _take(connection: Connection, row: Any, holder: Holder, postgres: bool) -> bool:

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from pulsecheck.errors import PulsecheckError
 from pulsecheck.rules.language import RulesFile, load_rules, windows_used
+from pulsecheck.storage.bulk import analyze, table_of
 from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, EvaluationRun, RuleFiring, Ruleset
 from pulsecheck.workflow import shards
-from pulsecheck.workflow.actions import ANALYZE_AFTER, Batches
+from pulsecheck.workflow.actions import ANALYZE_AFTER, GROWN, Batches
 from pulsecheck.workflow.evaluation import (
     RUN_LEASE,
     EvaluationSettings,
@@ -41,6 +44,12 @@ if TYPE_CHECKING:
     from pulsecheck.storage.db import Database
 
 logger = logging.getLogger("pulsecheck.workers")
+ANALYZE_LOCK = 7_270_012  # PostgreSQL advisory lock: one worker at a time analyzes the tables runs grow
+# The rows PostgreSQL's statistics say these tables hold (-1: never analyzed; a table not there yet: none).
+_TABLE_ROWS = text(
+    "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) FROM pg_class c"
+    " WHERE c.oid IN (SELECT to_regclass(n) FROM unnest(CAST(:names AS text[])) AS n)"
+)
 POLL = 0.2  # seconds between looks at the shard table while waiting
 EXIT_WAIT = 10.0  # seconds the workers of a finished run get to exit by themselves
 
@@ -86,9 +95,30 @@ class Engine:
 
     def __init__(self) -> None:
         self.sha: str | None = None
-        # The apply stage analyzes the tables it grows every `analyze_after` rows (doubling): counted across the
-        # blocks and shards of this process, since one block adds fewer rows than the first threshold.
-        self.grown, self.analyze_after = 0, ANALYZE_AFTER
+        # The tables the apply stage grows are analyzed every `analyze_after` rows this process adds (doubling),
+        # counted across blocks and shards; the first threshold is set from their size (`refresh_statistics`).
+        self.grown, self.analyze_after, self.sized = 0, ANALYZE_AFTER, False
+
+    def refresh_statistics(self, database: Database) -> None:
+        """ANALYZE the tables the apply stage grows once this process added `analyze_after` rows to them, between
+        blocks (PostgreSQL; a no-op elsewhere). The first threshold is a tenth of the rows they held when this
+        process first looked (autovacuum's own analyze scale factor), at least ANALYZE_AFTER: a first run on
+        empty tables analyzes at 5,000, 10,000, 20,000... rows, a nightly run adding a few percent to big tables
+        does not. Each ANALYZE commits at once, and one process at a time runs it: inside a batch's transaction
+        it kept its lock until that commit, and another worker's ANALYZE of the same tables waited that long;
+        a worker that finds another analyzing skips its turn (the statistics refreshed serve both)."""
+        if database.engine.dialect.name != "postgresql":
+            return
+        if not self.sized:
+            with database.engine.connect() as connection:
+                rows = connection.scalar(_TABLE_ROWS, {"names": sorted(table_of(model).name for model in GROWN)})
+            self.analyze_after, self.sized = max(ANALYZE_AFTER, int(rows or 0) // 10), True
+        if self.grown < self.analyze_after:
+            return
+        with database.transaction() as session:
+            if session.scalar(select(func.pg_try_advisory_xact_lock(ANALYZE_LOCK))):
+                analyze(session, GROWN)
+        self.grown, self.analyze_after = 0, self.analyze_after * 2
 
     def firings(self, rules: RulesFile, facts: dict[int, dict[str, Any]]) -> list[tuple[int, str]]:
         """Firings of the rules over these accounts, computed in this process (a crash ends only this worker)."""
@@ -100,17 +130,37 @@ class Engine:
         return durable.evaluate_chunk(sorted(facts.items()))
 
 
+class Stages:
+    """Wall and CPU seconds of this process per stage (facts, engine, apply): under load the two part, and the
+    gap is time spent waiting (for the database, or for a core)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {"facts": 0.0, "engine": 0.0, "apply": 0.0}
+        self.cpu: dict[str, float] = dict.fromkeys(self.wall, 0.0)
+
+    @contextmanager
+    def timing(self, stage: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[stage] += time.perf_counter() - wall
+            self.cpu[stage] += time.process_time() - cpu
+
+    def __str__(self) -> str:
+        return ", ".join(f"{stage} {self.wall[stage]:.1f} s (CPU {self.cpu[stage]:.1f} s)" for stage in self.wall)
+
+
 def process(
-    database: Database, config: EvaluationSettings, held: shards.Claim, engine: Engine, seconds: dict[str, float]
+    database: Database, config: EvaluationSettings, held: shards.Claim, engine: Engine, stages: Stages
 ) -> dict[str, int]:
-    """Facts, firings and actions of a claimed shard, one block of accounts at a time; its counts (the wall time
-    of each stage is added to `seconds`)."""
+    """Facts, firings and actions of a claimed shard, one block of accounts at a time; its counts (the time of
+    each stage is added to `stages`)."""
     run = _context(database, held.run_id)
     windows = windows_used(run.rules.rules)
     counts = {"accounts": 0, "firings": 0, "actions": 0}
     for block in held.blocks():
-        clock = time.perf_counter()
-        with database.transaction() as session:
+        with stages.timing("facts"), database.transaction() as session:
             facts = compute_facts(session, run.as_of, windows, run.low, block)
             if held.attempts > 1:  # an earlier attempt may have recorded some of these firings: they are redone
                 session.execute(
@@ -118,18 +168,18 @@ def process(
                         RuleFiring.run_id == run.run_id, RuleFiring.account_id.between(block.first, block.last)
                     )
                 )
-        seconds["facts"] += time.perf_counter() - clock
         if not facts:
             continue
-        clock = time.perf_counter()
-        firings = engine.firings(run.rules, facts)
-        seconds["engine"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        batches = Batches(database.transaction, config, run.rules, facts, firings, run.now, run.run_id, sorted(facts))
-        batches.grown, batches.analyze_after = engine.grown, engine.analyze_after
-        log = batches.run(config.batch_size)
-        engine.grown, engine.analyze_after = batches.grown, batches.analyze_after
-        seconds["apply"] += time.perf_counter() - clock
+        with stages.timing("engine"):
+            firings = engine.firings(run.rules, facts)
+        with stages.timing("apply"):
+            engine.refresh_statistics(database)
+            batches = Batches(
+                database.transaction, config, run.rules, facts, firings, run.now, run.run_id, sorted(facts)
+            )
+            batches.analyze_after = sys.maxsize  # the engine analyzes between blocks instead
+            log = batches.run(config.batch_size)
+            engine.grown += batches.grown
         counts["accounts"] += len(facts)
         counts["firings"] += len(firings)
         counts["actions"] += len(log.planned)
@@ -153,16 +203,15 @@ def work(
                 return done
             time.sleep(1.0)
             continue
-        seconds = {"facts": 0.0, "engine": 0.0, "apply": 0.0}
+        stages = Stages()
         try:
-            counts = process(database, config, held, engine, seconds)
+            counts = process(database, config, held, engine, stages)
         except Exception as exc:
             shards.give_back(database.engine, held, f"{type(exc).__name__}: {exc}")
             said(f"run {held.run_id} shard {held.shard}: failed ({exc}); given back")
             continue
         if shards.finish(database.engine, held, counts):
             done += 1
-            stages = ", ".join(f"{stage} {value:.1f} s" for stage, value in seconds.items())
             said(f"run {held.run_id} shard {held.shard}/{held.shards}: {counts['accounts']} accounts done ({stages})")
 
 
