@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
 
 from pulsecheck.errors import ConflictError, InputError
 from pulsecheck.storage.models import Review, User
@@ -30,13 +29,11 @@ def _same_version(review: Review, version: int) -> None:
         )
 
 
-def _may(session: Session, review: Review, user: User, actions: tuple[str, ...]) -> dict[str, bool]:
-    """Whether `user` may do each of `actions` (`review.ACTION`) on `review` (its reviewer's manager read once)."""
-    from sqlalchemy import select
-
+def _may(review: Review, user: User, manager: str | None, actions: tuple[str, ...]) -> dict[str, bool]:
+    """Whether `user` may do each of `actions` (`review.ACTION`) on `review`, whose reviewer's manager is
+    `manager`."""
     from pulsecheck.states import permissions
 
-    manager = session.scalar(select(User.manager_name).where(User.name == review.reviewer))
     who = permissions.actor(user.name, user.role_set, {"its_reviewer": review.reviewer,
                                                        "its_approver": review.approver}, {review.reviewer: manager})
     return {action: permissions.allowed(f"review.{action}", who) for action in actions}
@@ -47,17 +44,19 @@ def show(request: Request, review_id: int, me: Me) -> Response:
     from pulsecheck.states.review import EDITABLE_STATES, missing_for_submit
     from pulsecheck.storage.models import Attachment
     from pulsecheck.workflow import attachments
-    from pulsecheck.workflow.reviews import content_of, get_review, review_dict
+    from pulsecheck.workflow.reviews import content_of, get_review, load_for_show, review_dict
     from pulsecheck.workflow.signoffs import describe_signatures
 
     web = web_of(request)
     with web.transaction(me) as (session, user):
-        review = get_review(session, review_id)
-        data = review_dict(review, with_context=True)
-        links = attachments.links_of(session, attachments.REVIEW, review.id)
+        found = load_for_show(session, review_id)
+        review = get_review(session, review_id)  # the one just loaded; or the not-found error
+        manager = found[1] if found else None
+        links = attachments.links_of(session, attachments.REVIEW, review.id)  # read once for every use below
+        data = review_dict(review, with_context=True, links=links)
         sizes = {link.sha256: (session.get(Attachment, link.sha256) or Attachment(size=0)).size for link in links}
-        may = _may(session, review, user, ("edit", "submit", "approve", "reject"))
-        missing = missing_for_submit(content_of(review), web.now().astimezone(web.settings.tz).date())
+        may = _may(review, user, manager, ("edit", "submit", "approve", "reject"))
+        missing = missing_for_submit(content_of(review, links), web.now().astimezone(web.settings.tz).date())
         signatures = describe_signatures(session, "review_event", [event.id for event in review.events])
         version = review.version_id
         nav = nav_counts(web, me.name, session)
