@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.storage.chain import AUDITED, BY_MODEL, content_of, entry_hash, head
 from pulsecheck.storage.chainscan import RowContent, first_repeated
@@ -95,8 +95,18 @@ def record_problems(session: Session, record: Base) -> list[str]:
     return _records_problems(session, [record], _latest_entries(session, [record]))
 
 
-def _latest_entries(session: Session, records: list[Base]) -> dict[tuple[str, int], AuditEntry]:
-    """The latest chain entry of each record that has one, by (kind, id), in one query."""
+_NEXT = aliased(AuditEntry)
+# A chain entry as a record's check reads it, with the link the entry after it holds (its `prev_hash`).
+_ENTRY = select(
+    AuditEntry.seq, AuditEntry.kind, AuditEntry.record_id, AuditEntry.content, AuditEntry.prev_hash, AuditEntry.hash,
+    AuditEntry.actor, AuditEntry.signer_key,
+    select(_NEXT.prev_hash).where(_NEXT.seq == AuditEntry.seq + 1).scalar_subquery().label("following"),
+)
+
+
+def _latest_entries(session: Session, records: list[Base]) -> dict[tuple[str, int], Row[Any]]:
+    """The latest chain entry of each record that has one (and the next entry's link to it), by (kind, id), in
+    one query."""
     by_kind: dict[str, list[int]] = {}
     for record in records:
         by_kind.setdefault(BY_MODEL[type(record)].kind, []).append(record.id)  # type: ignore[attr-defined]
@@ -107,19 +117,14 @@ def _latest_entries(session: Session, records: list[Base]) -> dict[tuple[str, in
         .where(or_(*(and_(AuditEntry.kind == kind, AuditEntry.record_id.in_(ids)) for kind, ids in by_kind.items())))
         .group_by(AuditEntry.kind, AuditEntry.record_id)
     )
-    return {(e.kind, e.record_id): e for e in session.scalars(select(AuditEntry).where(AuditEntry.seq.in_(newest)))}
+    return {(e.kind, e.record_id): e for e in session.execute(_ENTRY.where(AuditEntry.seq.in_(newest)))}
 
 
 def _records_problems(
-    session: Session, records: list[Base], latest: dict[tuple[str, int], AuditEntry]
+    session: Session, records: list[Base], latest: dict[tuple[str, int], Row[Any]]
 ) -> list[str]:
-    """`record_problems` of each record in order, given their latest entries: the entries that follow them and
-    the records' stored rows read in one query each (one per table), not three per record."""
-    following: dict[int, str] = {}
-    if latest:
-        after = [entry.seq + 1 for entry in latest.values()]
-        found = session.execute(select(AuditEntry.seq, AuditEntry.prev_hash).where(AuditEntry.seq.in_(after)))
-        following = {seq: prev_hash for seq, prev_hash in found}
+    """`record_problems` of each record in order, given their latest entries: the records' stored rows read in
+    one query per table, not one per record."""
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     kinds = {BY_MODEL[type(record)].kind: BY_MODEL[type(record)] for record in records}
     for kind, spec in kinds.items():
@@ -140,8 +145,7 @@ def _records_problems(
         linked = entry_hash(
             entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor, entry.signer_key
         )
-        follower = following.get(entry.seq + 1)
-        if linked != entry.hash or (follower is not None and follower != entry.hash):
+        if linked != entry.hash or (entry.following is not None and entry.following != entry.hash):
             problems.append(f"{where}: its audit chain entry {entry.seq} was modified")
         stored = rows.get((spec.kind, record.id))  # type: ignore[attr-defined]
         if stored is not None and content_of(spec, stored) != entry.content:
