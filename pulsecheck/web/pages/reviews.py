@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from pulsecheck.errors import ConflictError, InputError
 from pulsecheck.storage.models import Review, User
@@ -22,11 +23,26 @@ ACTION_FIELDS = ("description", "owner", "due_date", "success_criteria", "status
 
 def _same_version(review: Review, version: int) -> None:
     """A form answers the review as it was shown: if it changed since, the later sender loses (409)."""
-    if review.version_id != version:
+    _same_version_of(review.id, review.version_id, version)
+
+
+def _same_version_of(review_id: int, current: int, version: int) -> None:
+    if current != version:
         raise ConflictError(
-            f"review {review.id} changed since you opened it (someone else acted on it): nothing was saved; "
+            f"review {review_id} changed since you opened it (someone else acted on it): nothing was saved; "
             "reload the page to see the current review"
         )
+
+
+def _version_now(session: Session, review_id: int) -> int:
+    """The review's version as stored, read without loading the review (the transition reads it its own way); or
+    the not-found error."""
+    from sqlalchemy import select
+
+    from pulsecheck.workflow.reviews import get_review
+
+    found = session.scalar(select(Review.version_id).where(Review.id == review_id))
+    return found if found is not None else get_review(session, review_id).version_id
 
 
 def _may(review: Review, user: User, manager: str | None, actions: tuple[str, ...]) -> dict[str, bool]:
@@ -149,13 +165,13 @@ def act(
     request: Request, review_id: int, event: str, me: Me,
     version: Annotated[int, Form()], comment: Annotated[str, Form()] = "",
 ) -> Response:
-    from pulsecheck.workflow.reviews import get_review, transition
+    from pulsecheck.workflow.reviews import transition
 
     if event not in ("submit", "approve", "reject"):
         raise InputError(f"unknown action {event!r}")
     web = web_of(request)
     with web.transaction(me) as (session, user):
-        _same_version(get_review(session, review_id), version)
+        _same_version_of(review_id, _version_now(session, review_id), version)
         transition(session, review_id, event, user, web.now(), comment.strip() or None)
     return RedirectResponse(f"/reviews/{review_id}", status_code=303)
 
