@@ -126,7 +126,7 @@ def proxy_user(request: Request, header: str | None, trusted: list[str]) -> str 
     return value.strip()
 
 
-def signed_in(request: Request) -> Principal:
+async def signed_in(request: Request) -> Principal:
     """The FastAPI dependency of every page: the signed-in user, or SignInRequired."""
     proxied: str | None = getattr(request.state, "proxy_user", None)
     if proxied:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.storage.chain import AUDITED, BY_MODEL, content_of, entry_hash, head
 from pulsecheck.storage.chainscan import RowContent, first_repeated
@@ -92,23 +92,64 @@ def check_signatures(session: Session, report: ChainReport) -> None:
 def record_problems(session: Session, record: Base) -> list[str]:
     """Where one audited record and the chain disagree: no entry, a latest entry whose content differs from the
     row, or an entry that is not intact (its hash, or the next entry's link to it)."""
-    spec = BY_MODEL[type(record)]
-    where = f"{spec.kind} {record.id}"  # type: ignore[attr-defined]
-    query = select(AuditEntry).where(AuditEntry.kind == spec.kind, AuditEntry.record_id == record.id)  # type: ignore[attr-defined]
-    entry = session.scalar(query.order_by(AuditEntry.seq.desc()).limit(1))
-    if entry is None:
-        return [f"{where} is not in the audit chain (written around it)"] if spec.always else []
-    problems = []
-    linked = entry_hash(
-        entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor, entry.signer_key
+    return _records_problems(session, [record], _latest_entries(session, [record]))
+
+
+_NEXT = aliased(AuditEntry)
+# A chain entry as a record's check reads it, with the link the entry after it holds (its `prev_hash`).
+_ENTRY = select(
+    AuditEntry.seq, AuditEntry.kind, AuditEntry.record_id, AuditEntry.content, AuditEntry.prev_hash, AuditEntry.hash,
+    AuditEntry.actor, AuditEntry.signer_key,
+    select(_NEXT.prev_hash).where(_NEXT.seq == AuditEntry.seq + 1).scalar_subquery().label("following"),
+)
+
+
+def _latest_entries(session: Session, records: list[Base]) -> dict[tuple[str, int], Row[Any]]:
+    """The latest chain entry of each record that has one (and the next entry's link to it), by (kind, id), in
+    one query."""
+    by_kind: dict[str, list[int]] = {}
+    for record in records:
+        by_kind.setdefault(BY_MODEL[type(record)].kind, []).append(record.id)  # type: ignore[attr-defined]
+    if not by_kind:
+        return {}
+    newest = (
+        select(func.max(AuditEntry.seq))
+        .where(or_(*(and_(AuditEntry.kind == kind, AuditEntry.record_id.in_(ids)) for kind, ids in by_kind.items())))
+        .group_by(AuditEntry.kind, AuditEntry.record_id)
     )
-    following = session.scalar(select(AuditEntry.prev_hash).where(AuditEntry.seq == entry.seq + 1))
-    if linked != entry.hash or (following is not None and following != entry.hash):
-        problems.append(f"{where}: its audit chain entry {entry.seq} was modified")
-    table = spec.model.__table__
-    row = session.execute(select(table).where(table.c.id == record.id)).mappings().first()  # type: ignore[attr-defined]
-    if row is not None and content_of(spec, dict(row)) != entry.content:
-        problems.append(f"{where} differs from its audit chain entry {entry.seq}")
+    return {(e.kind, e.record_id): e for e in session.execute(_ENTRY.where(AuditEntry.seq.in_(newest)))}
+
+
+def _records_problems(
+    session: Session, records: list[Base], latest: dict[tuple[str, int], Row[Any]]
+) -> list[str]:
+    """`record_problems` of each record in order, given their latest entries: the records' stored rows read in
+    one query per table, not one per record."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    kinds = {BY_MODEL[type(record)].kind: BY_MODEL[type(record)] for record in records}
+    for kind, spec in kinds.items():
+        ids = [r.id for r in records if type(r) is spec.model and (kind, r.id) in latest]  # type: ignore[attr-defined]
+        if ids:
+            table = spec.model.__table__
+            for row in session.execute(select(table).where(table.c.id.in_(ids))).mappings():
+                rows[(kind, row["id"])] = dict(row)
+    problems = []
+    for record in records:
+        spec = BY_MODEL[type(record)]
+        where = f"{spec.kind} {record.id}"  # type: ignore[attr-defined]
+        entry = latest.get((spec.kind, record.id))  # type: ignore[attr-defined]
+        if entry is None:
+            if spec.always:
+                problems.append(f"{where} is not in the audit chain (written around it)")
+            continue
+        linked = entry_hash(
+            entry.seq, entry.prev_hash, entry.kind, entry.record_id, entry.content, entry.actor, entry.signer_key
+        )
+        if linked != entry.hash or (entry.following is not None and entry.following != entry.hash):
+            problems.append(f"{where}: its audit chain entry {entry.seq} was modified")
+        stored = rows.get((spec.kind, record.id))  # type: ignore[attr-defined]
+        if stored is not None and content_of(spec, stored) != entry.content:
+            problems.append(f"{where} differs from its audit chain entry {entry.seq}")
     return problems
 
 
@@ -118,9 +159,10 @@ def chain_problems(session: Session, records: list[Base], signatures: bool = Tru
 
     A database with no chain at all (written without the commit hooks, as library code and tests may) has
     nothing to compare with; `audit verify` names every row of it, and an emptied chain, as unchained."""
-    if head(session)[0] == 0:
+    latest = _latest_entries(session, records)
+    if not latest and head(session)[0] == 0:  # an entry of these records means the chain is not empty
         return []
-    problems = [problem for record in records for problem in record_problems(session, record)]
+    problems = _records_problems(session, records, latest)
     if not signatures:
         return problems
     by_kind: dict[str, list[int]] = {}

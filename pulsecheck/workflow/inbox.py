@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Date, Integer, String, bindparam, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.states.cycle import STEPS
@@ -22,7 +22,7 @@ from pulsecheck.storage.models import (
     Review,
     ReviewCycle,
 )
-from pulsecheck.storage.paging import Page, PageRequest, fetch_page
+from pulsecheck.storage.paging import Page
 from pulsecheck.timeutil import iso
 
 OPEN_ACTION_STATUSES = ("open", "in_progress")
@@ -69,29 +69,27 @@ def inbox(
 ) -> Inbox:
     """What waits for `user`: each section holds its first `limit` rows (most urgent first) and its total;
     mitigation actions count when due within `horizon_days` of `today` (the business day) or overdue. The totals
-    come from one query; only the sections with rows are then read."""
-    queries = _queries(user, today, horizon_days)
-    totals = _totals(session, queries)
-    request = PageRequest(limit=limit)
+    come from one query; only the sections with rows are then read, each in one query."""
+    params = _params(user, today, horizon_days)
+    totals = _totals(session, params)
     sections = []
     for key, title, todo in SECTIONS:
-        query, sorts, convert = queries[key]
-        if totals[key] and limit != 0 and key in KEYED:
-            rows = _keyed_page(session, key, query, sorts, request, totals[key]).map(convert)
-        elif totals[key] and limit != 0:
-            page = fetch_page(session, query, request, sorts, scalars=key == "findings", total=totals[key])
-            rows = page.map(convert)
+        if totals[key] and limit != 0:
+            found = session.execute(PAGES[key], params | {"limit": limit})
+            rows = found.scalars() if key == "findings" else found
+            convert = SECTION_QUERIES[key][2]
+            page = Page([convert(row, today) for row in rows], totals[key], 0, limit)
         else:
-            rows = Page([], totals[key], 0, limit)
-        if key == "cycle_steps" and rows.items:
-            rows = _with_next_steps(session, rows)
-        sections.append(InboxSection(key, title, todo, rows))
+            page = Page([], totals[key], 0, limit)
+        if key == "cycle_steps" and page.items:
+            page = _with_next_steps(session, page)
+        sections.append(InboxSection(key, title, todo, page))
     return Inbox(user, now, sections)
 
 
 def inbox_counts(session: Session, user: str, today: date, horizon_days: int = 7) -> dict[str, int]:
     """Each section's total for `user` (the inbox's), and their sum as `total`, in one query."""
-    counts = _totals(session, _queries(user, today, horizon_days))
+    counts = _totals(session, _params(user, today, horizon_days))
     return counts | {"total": sum(counts.values())}
 
 
@@ -104,84 +102,48 @@ SECTIONS = (
     ("cycle_steps", "Cycle work waiting", "next step, submit or approve"),
     ("findings", "Cycle findings to close", "correct, then close"),
 )
-Section = tuple[Any, dict[str, tuple[Any, ...]], Callable[[Any], dict[str, Any]]]  # query, sorts, row -> dict
+# query (filters, no order, parameters :user and :until), its order, how a row reads (given the business day)
+Section = tuple[Any, tuple[Any, ...], Callable[[Any, date], dict[str, Any]]]
+USER = bindparam("user", type_=String)
+UNTIL = bindparam("until", type_=Date)  # mitigation actions due by then count
 
 
-# The sections whose rows are many (a reviewer's drafts, a manager's escalations): counted and cut into a page over
-# their own table, then only the page's rows joined with their accounts (a join first read every account).
-KEYED = {"drafts": Review.id, "approvals": Review.id, "escalations": Escalation.id}
+def _params(user: str, today: date, horizon_days: int) -> dict[str, Any]:
+    return {"user": user, "until": today + timedelta(days=horizon_days)}
 
 
-def _keys(key: str, query: Any) -> Any:
-    """`query`'s filters (on its own table's columns) over that table alone: the section's join with accounts (a
-    non-null foreign key) only adds columns. The first column of `query` is the key."""
-    return select(KEYED[key]).where(query.whereclause)
-
-
-def _keyed_page(session: Session, key: str, query: Any, sorts: dict[str, tuple[Any, ...]], request: PageRequest,
-                total: int) -> Page[Any]:
-    """One page of a keyed section: the keys cut in order over the section's table, then their rows."""
-    keys = fetch_page(session, _keys(key, query), request, sorts, total=total)
-    rows = {row[0]: row for row in session.execute(query.where(KEYED[key].in_(keys.items)))} if keys.items else {}
-    return Page([rows[k] for k in keys.items if k in rows], keys.total, keys.offset, keys.limit)
-
-
-def _totals(session: Session, queries: dict[str, Section]) -> dict[str, int]:
-    """The number of rows of each section's query, all counted in one SELECT."""
-    counts = [
-        select(func.count()).select_from(
-            (_keys(key, query) if key in KEYED else query.order_by(None)).subquery()
-        ).scalar_subquery().label(key)
-        for key, (query, _sorts, _convert) in queries.items()
-    ]
-    row = session.execute(select(*counts)).one()
-    return {key: int(row[n] or 0) for n, key in enumerate(queries)}
-
-
-def _queries(user: str, today: date, horizon_days: int) -> dict[str, Section]:
-    """Each section's query (filters, no order), its sorts and how a row reads."""
-    return {
-        "drafts": _reviews("draft", Review.reviewer, user),
-        "approvals": _reviews("submitted", Review.approver, user),
-        "escalations": _escalations(user),
-        "actions": _actions(user, today + timedelta(days=horizon_days), today),
-        "cycle_steps": _cycles(user),
-        "findings": _findings(user, today),
-    }
-
-
-def _reviews(state: str, role: Any, user: str) -> Section:
+def _reviews(state: str, role: Any) -> Section:
     query = (
         select(
             Review.id, Account.external_id, Account.name, Review.priority, Review.due_at, Review.kind,
             Review.reviewer,
         )
         .join(Account, Account.id == Review.account_id)
-        .where(Review.state == state, role == user)
+        .where(Review.state == state, role == USER)
     )
-    return query, {"due": (Review.due_at, Review.id)}, lambda r: {
+    return query, (Review.due_at, Review.id), lambda r, _today: {
         "review": r.id, "account": r.external_id, "account_name": r.name, "priority": r.priority,
         "due_at": iso(r.due_at), "kind": r.kind, "reviewer": r.reviewer,
     }
 
 
-def _escalations(user: str) -> Section:
+def _escalations() -> Section:
     query = (
         select(
             Escalation.id, Account.external_id, Escalation.rule_id, Escalation.priority, Escalation.severity,
             Escalation.level, Escalation.due_at, Escalation.opened_at, Escalation.reason,
         )
         .join(Account, Account.id == Escalation.account_id)
-        .where(Escalation.status == "open", Escalation.owner == user)
+        .where(Escalation.status == "open", Escalation.owner == USER)
     )
-    return query, {"priority": (Escalation.priority, Escalation.due_at, Escalation.id)}, lambda e: {
+    return query, (Escalation.priority, Escalation.due_at, Escalation.id), lambda e, _today: {
         "escalation": e.id, "account": e.external_id, "rule": e.rule_id, "priority": e.priority,
         "severity": e.severity, "level": e.level, "due_at": iso(e.due_at), "opened_at": iso(e.opened_at),
         "reason": e.reason,
     }
 
 
-def _actions(user: str, until: date, today: date) -> Section:
+def _actions() -> Section:
     query = (
         select(
             MitigationAction.review_id, MitigationAction.number, MitigationAction.description,
@@ -190,27 +152,27 @@ def _actions(user: str, until: date, today: date) -> Section:
         .join(Review, Review.id == MitigationAction.review_id)
         .join(Account, Account.id == Review.account_id)
         .where(
-            MitigationAction.owner == user,
+            MitigationAction.owner == USER,
             MitigationAction.status.in_(OPEN_ACTION_STATUSES),
-            MitigationAction.due_date <= until,
+            MitigationAction.due_date <= UNTIL,
             Review.state != "closed",
         )
     )
-    sorts = {"due": (MitigationAction.due_date, MitigationAction.review_id, MitigationAction.number)}
-    return query, sorts, lambda a: {
+    order = (MitigationAction.due_date, MitigationAction.review_id, MitigationAction.number)
+    return query, order, lambda a, today: {
         "review": a.review_id, "action": a.number, "account": a.external_id, "description": a.description,
         "due_date": a.due_date.isoformat(), "status": a.status, "overdue": a.due_date < today,
     }
 
 
-def _cycles(user: str) -> Section:
+def _cycles() -> Section:
     """Draft cycles the person owns (their next step, or submit) and submitted ones they approve."""
     done = select(func.count()).where(CycleStep.cycle_id == ReviewCycle.id).scalar_subquery()
     query = select(ReviewCycle.id, ReviewCycle.period, ReviewCycle.state, done.label("done")).where(
-        ((ReviewCycle.state == "draft") & (ReviewCycle.owner == user))
-        | ((ReviewCycle.state == "submitted") & (ReviewCycle.approver == user))
+        ((ReviewCycle.state == "draft") & (ReviewCycle.owner == USER))
+        | ((ReviewCycle.state == "submitted") & (ReviewCycle.approver == USER))
     )
-    return query, {"id": (ReviewCycle.id,)}, lambda c: {
+    return query, (ReviewCycle.id,), lambda c, _today: {
         "cycle": c.id, "period": c.period, "state": c.state, "steps_done": c.done, "next": None,
     }
 
@@ -238,13 +200,77 @@ def _next_step(state: str, done: set[str]) -> str:
     return next((step for step in STEPS if step not in done), "submit")
 
 
-def _findings(user: str, today: date) -> Section:
+def _findings() -> Section:
     # A finding carried into a later cycle lives on there: count the newest copy only.
     later = aliased(CycleFinding)
     carried = exists().where(later.carried_from == CycleFinding.id)
-    query = select(CycleFinding).where(CycleFinding.owner == user, CycleFinding.status == "open", ~carried)
-    sorts = {"due": (CycleFinding.due.is_(None), CycleFinding.due, CycleFinding.id)}
-    return query, sorts, lambda f: {
+    query = select(CycleFinding).where(CycleFinding.owner == USER, CycleFinding.status == "open", ~carried)
+    order = (CycleFinding.due.is_(None), CycleFinding.due, CycleFinding.id)
+    return query, order, lambda f, today: {
         "finding": f.id, "cycle": f.cycle_id, "kind": f.kind, "detail": f.detail,
         "due": f.due.isoformat() if f.due else None, "overdue": bool(f.due and f.due < today),
     }
+
+
+# Each section's statements are built once, with the user and the horizon as parameters: building them (an
+# aliased table, a correlated count) cost more Python than running them, and every page's navigation counts.
+SECTION_QUERIES: dict[str, Section] = {
+    "drafts": _reviews("draft", Review.reviewer),
+    "approvals": _reviews("submitted", Review.approver),
+    "escalations": _escalations(),
+    "actions": _actions(),
+    "cycle_steps": _cycles(),
+    "findings": _findings(),
+}
+
+# The sections whose rows are many (a reviewer's drafts, a manager's escalations): counted and cut into a page over
+# their own table (by id), then only the page's rows joined with their accounts (a join first read every account).
+KEYED: dict[str, Any] = {"drafts": Review, "approvals": Review, "escalations": Escalation}
+
+
+def _keys(key: str, query: Any) -> Any:
+    """`query`'s filters (on its own table's columns) over that table alone: the section's join with accounts (a
+    non-null foreign key) only adds columns."""
+    return select(KEYED[key].id).where(query.whereclause)
+
+
+def _count_statement() -> Any:
+    """The number of rows of each section, all counted in one SELECT."""
+    counts = [
+        select(func.count()).select_from(
+            (_keys(key, query) if key in KEYED else query).subquery()
+        ).scalar_subquery().label(key)
+        for key, (query, _order, _convert) in SECTION_QUERIES.items()
+    ]
+    return select(*counts)
+
+
+TOTALS = _count_statement()
+
+
+def _totals(session: Session, params: dict[str, Any]) -> dict[str, int]:
+    row = session.execute(TOTALS, params).one()
+    return {key: int(row[n] or 0) for n, key in enumerate(SECTION_QUERIES)}
+
+
+def _page_of(key: str) -> Any:
+    """The statement of a section's first :limit rows in its order. A keyed section cuts the page over its own
+    table in a subquery, then joins only those rows with their accounts."""
+    query, order, _convert = SECTION_QUERIES[key]
+    limit = bindparam("limit", type_=Integer)
+    if key not in KEYED:
+        return query.order_by(*order).limit(limit)
+    model = KEYED[key]
+    keys = _keys(key, query).order_by(*order).limit(limit).subquery()
+    return (
+        select(*query.selected_columns)
+        .select_from(keys)
+        .join(model, model.id == keys.c.id)
+        .join(Account, Account.id == model.account_id)
+        .order_by(*order)
+    )
+
+
+PAGES = {key: _page_of(key) for key in SECTION_QUERIES}
+
+

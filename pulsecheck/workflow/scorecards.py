@@ -22,17 +22,18 @@ VECTOR = {"up": "positive", "flat": "neutral", "down": "negative"}
 
 def scorecard(
     session: Session,
-    account: str,
+    account: str | Account,
     as_of: datetime | None = None,
     history: int = 6,
     window_days: int = WINDOW_DAYS,
     models: ModelCache | None = None,
 ) -> dict[str, Any]:
-    """The scorecard of `account` from its newest snapshot at or before `as_of` (default: the newest one).
+    """The scorecard of `account` (its id, or the account a caller already read) from its newest snapshot at or
+    before `as_of` (default: the newest one).
 
     `models` is the cache a caller building many scorecards passes, so that each model version is parsed once,
     not once per account."""
-    found = get_account(session, account)
+    found = account if isinstance(account, Account) else get_account(session, account)
     query = select(ScoreSnapshot).where(ScoreSnapshot.account_id == found.id)
     if as_of is not None:
         query = query.where(ScoreSnapshot.as_of <= as_of)

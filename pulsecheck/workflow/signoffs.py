@@ -120,9 +120,12 @@ def _check_attested(
 
 def describe_signatures(session: Session, kind: str, record_ids: Iterable[int]) -> list[str]:
     """One line per signed sign-off of these records: who signed what, personally or server-attested."""
+    entries = signed_entries(session, kind, record_ids)
+    if not entries:  # nothing signed: no need for the keys
+        return []
     ring = KeyRing(session)
     lines = []
-    for entry in signed_entries(session, kind, record_ids):
+    for entry in entries:
         signoff = signed_off(entry.kind, json.loads(entry.content))
         if signoff is None or entry.signer_key is None:
             continue

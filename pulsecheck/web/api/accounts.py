@@ -33,7 +33,7 @@ def show_account(
 
     web = request.app.state.web
     with acting(request, me) as (session, _user):
-        found = get_account(session, account)
+        found = get_account(session, account, people=True)
         return account_dict(found) | {"trend": account_trend(session, found.id, web.now(), history)}
 
 

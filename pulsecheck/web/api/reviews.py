@@ -64,10 +64,11 @@ def list_reviews(
 
 @router.get("/{review_id}", summary="One review (`review show --json`); its version is the ETag")
 def show(request: Request, review_id: RecordId, me: Caller, response: Response) -> dict[str, Any]:
-    from pulsecheck.workflow.reviews import get_review, review_dict
+    from pulsecheck.workflow.reviews import get_review, load_for_show, review_dict
 
     with acting(request, me) as (session, _user):
-        review = get_review(session, review_id)
+        load_for_show(session, review_id)
+        review = get_review(session, review_id)  # the one just loaded; or the not-found error
         response.headers["ETag"] = _etag(review.version_id)
         return review_dict(review, with_history=False, with_context=True)
 

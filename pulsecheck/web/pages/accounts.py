@@ -31,10 +31,10 @@ def show(request: Request, ref: str, me: Me) -> Response:
 
     web = web_of(request)
     with web.transaction(me) as (session, _user):
-        account = get_account(session, ref)
+        account = get_account(session, ref, people=True)
         data = account_dict(account)
         try:
-            card: dict[str, Any] | None = scorecard(session, account.external_id, None, HISTORY)
+            card: dict[str, Any] | None = scorecard(session, account, None, HISTORY)
         except RefusedError:  # no snapshot yet
             card = None
         escalations = [escalation_dict(e, web.now()) for e in list_escalations(session, True, account.id)]

@@ -23,20 +23,33 @@ ACTION_FIELDS = ("description", "owner", "due_date", "success_criteria", "status
 
 def _same_version(review: Review, version: int) -> None:
     """A form answers the review as it was shown: if it changed since, the later sender loses (409)."""
-    if review.version_id != version:
+    _same_version_of(review.id, review.version_id, version)
+
+
+def _same_version_of(review_id: int, current: int, version: int) -> None:
+    if current != version:
         raise ConflictError(
-            f"review {review.id} changed since you opened it (someone else acted on it): nothing was saved; "
+            f"review {review_id} changed since you opened it (someone else acted on it): nothing was saved; "
             "reload the page to see the current review"
         )
 
 
-def _may(session: Session, review: Review, user: User, actions: tuple[str, ...]) -> dict[str, bool]:
-    """Whether `user` may do each of `actions` (`review.ACTION`) on `review` (its reviewer's manager read once)."""
+def _version_now(session: Session, review_id: int) -> int:
+    """The review's version as stored, read without loading the review (the transition reads it its own way); or
+    the not-found error."""
     from sqlalchemy import select
 
+    from pulsecheck.workflow.reviews import get_review
+
+    found = session.scalar(select(Review.version_id).where(Review.id == review_id))
+    return found if found is not None else get_review(session, review_id).version_id
+
+
+def _may(review: Review, user: User, manager: str | None, actions: tuple[str, ...]) -> dict[str, bool]:
+    """Whether `user` may do each of `actions` (`review.ACTION`) on `review`, whose reviewer's manager is
+    `manager`."""
     from pulsecheck.states import permissions
 
-    manager = session.scalar(select(User.manager_name).where(User.name == review.reviewer))
     who = permissions.actor(user.name, user.role_set, {"its_reviewer": review.reviewer,
                                                        "its_approver": review.approver}, {review.reviewer: manager})
     return {action: permissions.allowed(f"review.{action}", who) for action in actions}
@@ -47,17 +60,19 @@ def show(request: Request, review_id: int, me: Me) -> Response:
     from pulsecheck.states.review import EDITABLE_STATES, missing_for_submit
     from pulsecheck.storage.models import Attachment
     from pulsecheck.workflow import attachments
-    from pulsecheck.workflow.reviews import content_of, get_review, review_dict
+    from pulsecheck.workflow.reviews import content_of, get_review, load_for_show, review_dict
     from pulsecheck.workflow.signoffs import describe_signatures
 
     web = web_of(request)
     with web.transaction(me) as (session, user):
-        review = get_review(session, review_id)
-        data = review_dict(review, with_context=True)
-        links = attachments.links_of(session, attachments.REVIEW, review.id)
+        found = load_for_show(session, review_id)
+        review = get_review(session, review_id)  # the one just loaded; or the not-found error
+        manager = found[1] if found else None
+        links = attachments.links_of(session, attachments.REVIEW, review.id)  # read once for every use below
+        data = review_dict(review, with_context=True, links=links)
         sizes = {link.sha256: (session.get(Attachment, link.sha256) or Attachment(size=0)).size for link in links}
-        may = _may(session, review, user, ("edit", "submit", "approve", "reject"))
-        missing = missing_for_submit(content_of(review), web.now().astimezone(web.settings.tz).date())
+        may = _may(review, user, manager, ("edit", "submit", "approve", "reject"))
+        missing = missing_for_submit(content_of(review, links), web.now().astimezone(web.settings.tz).date())
         signatures = describe_signatures(session, "review_event", [event.id for event in review.events])
         version = review.version_id
         nav = nav_counts(web, me.name, session)
@@ -150,13 +165,13 @@ def act(
     request: Request, review_id: int, event: str, me: Me,
     version: Annotated[int, Form()], comment: Annotated[str, Form()] = "",
 ) -> Response:
-    from pulsecheck.workflow.reviews import get_review, transition
+    from pulsecheck.workflow.reviews import transition
 
     if event not in ("submit", "approve", "reject"):
         raise InputError(f"unknown action {event!r}")
     web = web_of(request)
     with web.transaction(me) as (session, user):
-        _same_version(get_review(session, review_id), version)
+        _same_version_of(review_id, _version_now(session, review_id), version)
         transition(session, review_id, event, user, web.now(), comment.strip() or None)
     return RedirectResponse(f"/reviews/{review_id}", status_code=303)
 

@@ -7,19 +7,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, object_session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, joinedload, object_session, selectinload
 
 from pulsecheck.errors import InputError
 from pulsecheck.states import review as machine
-from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewEvent, Risk
+from pulsecheck.storage.models import Account, AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.timeutil import iso
 from pulsecheck.workflow import attachments, scorecards
 
 
-def content_of(review: Review) -> machine.ReviewContent:
-    """The plain-data template of a review, as signatures and guards see it."""
+def content_of(review: Review, links: list[AttachmentLink] | None = None) -> machine.ReviewContent:
+    """The plain-data template of a review, as signatures and guards see it; `links` are its attachment links when
+    the caller read them already (else they are read here)."""
+    bound = (
+        attachments.review_attachments(object_session(review), review.id) if links is None
+        else tuple(machine.AttachmentData(k.number, k.filename, k.sha256, k.note) for k in links)
+    )
     return machine.ReviewContent(
         account=review.account.external_id,
         reviewer=review.reviewer,
@@ -40,7 +45,7 @@ def content_of(review: Review) -> machine.ReviewContent:
             )
             for a in review.actions
         ),
-        attachments=attachments.review_attachments(object_session(review), review.id),
+        attachments=bound,
         baseline=review.baseline,
     )
 
@@ -107,22 +112,44 @@ def review_page(session: Session, request: PageRequest, chosen: ReviewFilter) ->
     return fetch_page(session, query, request, sorts, count=count).map(lambda r: review_dict(r, with_history=False))
 
 
-def verify(review: Review, signatures: bool = True) -> list[str]:
+# What showing one review reads, in one statement built once: the review with its account and the account's owner
+# (joined), its reviewer's manager (the permission table's `reviewer_manager`), then its risks, actions and events
+# (one SELECT each, as lazy loads would, but without a lazy load's per-attribute round of Python).
+_SHOWN = (
+    select(Review, User.manager_name)
+    .outerjoin(User, User.name == Review.reviewer)
+    .where(Review.id == bindparam("review_id"))
+    .options(
+        joinedload(Review.account).joinedload(Account.owner),
+        selectinload(Review.risks), selectinload(Review.actions), selectinload(Review.events),
+    )
+)
+
+
+def load_for_show(session: Session, review_id: int) -> tuple[Review, str | None] | None:
+    """The review with what `review_dict(with_context=True)` and the review page read, loaded into the session,
+    and its reviewer's manager; None when there is no such review (`get_review` then says so)."""
+    row = session.execute(_SHOWN, {"review_id": review_id}).first()
+    return None if row is None else (row[0], row[1])
+
+
+def verify(review: Review, signatures: bool = True, links: list[AttachmentLink] | None = None) -> list[str]:
     """Problems with the signatures: empty when every signature matches the current content, the review and its
-    events agree with the audit chain, and (with `signatures`) each signed sign-off's SSH signature verifies."""
+    events agree with the audit chain, and (with `signatures`) each signed sign-off's SSH signature verifies.
+    `links`: the review's attachment links when the caller read them already (else they are read here, once)."""
     from pulsecheck.workflow.audit import chain_problems
 
-    content = content_of(review)
+    session = object_session(review)
+    if links is None and session is not None and review.id is not None:
+        links = attachments.links_of(session, attachments.REVIEW, review.id)
+    content = content_of(review, links)
     problems = []
     if review.employee_digest and review.employee_digest != machine.employee_digest(content):
         problems.append(f"employee signature of {review.employee_signed_by} no longer matches the content")
     if review.manager_digest and review.manager_digest != machine.manager_digest(content):
         problems.append(f"manager signature of {review.manager_signed_by} no longer matches the content")
-    session = object_session(review)
     if session is not None:
-        problems += attachments.problems(
-            session, attachments.links_of(session, attachments.REVIEW, review.id), f"review {review.id}"
-        )
+        problems += attachments.problems(session, links or [], f"review {review.id}")
         session.flush()  # the chain is compared with what the database holds
         problems += chain_problems(session, [review, *review.events], signatures)
     return problems
@@ -133,10 +160,13 @@ def replayed_state(review: Review) -> str:
     return machine.replay([(e.event, e.from_state, e.to_state) for e in review.events if e.event != "edit"])
 
 
-def review_dict(review: Review, with_history: bool = True, with_context: bool = False) -> dict[str, Any]:
+def review_dict(
+    review: Review, with_history: bool = True, with_context: bool = False, links: list[AttachmentLink] | None = None
+) -> dict[str, Any]:
     """The stable JSON shape of a review (documented in README). `with_context` (one review shown or exported,
     not a list) adds the baseline's scorecard (`baseline.scorecard`, null for a review opened before reviews
-    carried one) and the account as it is now (`account_context`: segment, ARR, renewal, owner, current score)."""
+    carried one) and the account as it is now (`account_context`: segment, ARR, renewal, owner, current score).
+    `links`: the review's attachment links when the caller read them already."""
     account: Account = review.account
     data: dict[str, Any] = {
         "id": review.id,
@@ -170,7 +200,8 @@ def review_dict(review: Review, with_history: bool = True, with_context: bool = 
                 "digest": review.manager_digest,
             },
         },
-        "signature_problems": verify(review, signatures=False),  # `review verify` runs ssh-keygen, `show` not
+        # `review verify` runs ssh-keygen, `show` not
+        "signature_problems": verify(review, signatures=False, links=links),
     }
     if with_context:
         data["baseline"]["scorecard"] = review.baseline
