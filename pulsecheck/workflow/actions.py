@@ -31,13 +31,12 @@ from pulsecheck.storage.models import (
     ReviewEvent,
     RuleFiring,
     SchedulerJob,
-    User,
 )
 from pulsecheck.workflow import deviations as deviation
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow import reviews
 from pulsecheck.workflow.plan import ActionLog, ActionSettings, Loaded, NewEscalation, Plan, Planned
-from pulsecheck.workflow.reviews.bulk import Opening
+from pulsecheck.workflow.reviews.bulk import Known, Opening
 
 __all__ = ["ActionLog", "ActionSettings", "Batches", "Planned"]
 
@@ -78,6 +77,7 @@ class Batches:
         self.grown, self.analyze_after = 0, ANALYZE_AFTER
         self.scored: dict[tuple[int, str], tuple[str, float]] = {}  # (account, severity): matrix priority, score
         self.p1_kept = self._p1_kept()
+        self.known: Known | None = None  # read by the first batch with work, for the run
 
     def _p1_kept(self) -> set[tuple[int, str]]:
         """The (account, rule) escalations of this run that may be P1: the matrix's P1s with the highest priority
@@ -136,7 +136,10 @@ class Batches:
         )
         if not busy:
             return
-        accounts = _accounts(session, busy)
+        if self.known is None:
+            self.known = Known.read(session)
+        known = self.known.at(session)
+        accounts = _accounts(session, busy, known.people)
         plan = Plan(self.config, self.now, self.log, self._load(session, busy, open_ones))
         plan.p1_kept, plan.scored = self.p1_kept, self.scored
         firings = []
@@ -156,7 +159,7 @@ class Batches:
                 if rule_id not in fired:
                     plan.resolve_clear(self.by_id[rule_id], account)
         if self.run_id is not None:
-            self.grown += write(session, plan, self.config, self.now)
+            self.grown += write(session, plan, self.config, self.now, known)
             if firings:
                 session.execute(insert(table_of(RuleFiring)), firings)
                 self.grown += len(firings)
@@ -170,17 +173,13 @@ class Batches:
         return Loaded(open_ones, open_reviews, resolved)
 
 
-def _accounts(session: Session, ids: list[int]) -> dict[int, Account]:
-    """The accounts of `ids` with their owners and managers, by id: objects carrying the rows of two Core queries
-    (`storage.bulk.transient`), read-only, outside the session (the ORM's loading of each batch's accounts and
-    people cost more than planning them)."""
-    accounts, users = table_of(Account), table_of(User)
+def _accounts(session: Session, ids: list[int], known: People) -> dict[int, Account]:
+    """The accounts of `ids` with their owners and managers (from `known`), by id: objects carrying the rows of a
+    Core query (`storage.bulk.transient`), read-only, outside the session (the ORM's loading of each batch's
+    accounts and people cost more than planning them)."""
+    accounts = table_of(Account)
     rows = [dict(row) for row in session.execute(select(accounts).where(accounts.c.id.in_(ids))).mappings()]
-    wanted = sorted({row[key] for row in rows for key in ("owner_id", "manager_id") if row[key] is not None})
-    people: dict[int, User] = {}
-    if wanted:
-        found = session.execute(select(users).where(users.c.id.in_(wanted))).mappings()
-        people = {user.id: user for user in transient(User, (dict(row) for row in found))}
+    people = known.with_ids(row[key] for row in rows for key in ("owner_id", "manager_id") if row[key] is not None)
     made = transient(
         Account,
         (dict(row, owner=people.get(row["owner_id"]), manager=people.get(row["manager_id"])) for row in rows),
@@ -188,11 +187,11 @@ def _accounts(session: Session, ids: list[int]) -> dict[int, Account]:
     return {account.id: account for account in made}
 
 
-def write(session: Session, plan: Plan, config: ActionSettings, now: datetime) -> int:
+def write(session: Session, plan: Plan, config: ActionSettings, now: datetime, known: Known) -> int:
     """Write a batch's plan in bulk, in dependency order (reviews, escalations linking them, notifications naming
     both); returns how many rows it added."""
-    opened = dict(zip(map(id, plan.openings), reviews.open_many(session, plan.openings, now), strict=True))
-    reviews.escalate_many(session, plan.raised, now)
+    opened = dict(zip(map(id, plan.openings), reviews.open_many(session, plan.openings, now, known), strict=True))
+    reviews.escalate_many(session, plan.raised, now, known)
 
     def review_of(ref: Opening | Review | None) -> Review | None:
         return opened[id(ref)] if isinstance(ref, Opening) else ref
@@ -202,11 +201,7 @@ def write(session: Session, plan: Plan, config: ActionSettings, now: datetime) -
         linked = review_of(new.review)
         rows.append(dict(new.row, review_id=linked.id if linked else None))
     created = dict(zip(map(id, plan.escalations), escalation.create_many(session, rows, now), strict=True))
-    people = People(session)
-    for notice in plan.notices:
-        people.know((notice.account.owner, notice.account.manager))
-    named = (review_of(notice.review) for notice in plan.notices)
-    people.named({name for review in named if review for name in (review.reviewer, review.approver) if name})
+    people = known.people  # every user: no query per batch
     messages = []
     for notice in plan.notices:
         context, key = notice.context, notice.key

@@ -101,6 +101,7 @@ class EvaluationReport:
     resolved: list[Planned] = field(default_factory=list)
     run_id: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage: facts, engine, apply
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU time of this process in each stage (not its workers')
     recovered: list[str] = field(default_factory=list)  # interrupted runs this one found and marked failed
 
 
@@ -123,7 +124,7 @@ def evaluate(
 
     unit = database.transaction
     report = EvaluationReport(as_of=as_of)
-    clock = time.perf_counter()
+    clock, cpu = time.perf_counter(), time.process_time()
     with unit() as session:
         if not dry_run:
             report.recovered = recover_runs(session, now)
@@ -135,9 +136,10 @@ def evaluate(
             query = query.where(Account.id.in_(scope))
         names: dict[int, str] = {account: name for account, name in session.execute(query)}
     report.accounts, report.seconds["facts"] = len(facts), time.perf_counter() - clock
+    report.cpu["facts"] = time.process_time() - cpu
     if progress is not None:
         progress("facts", 1, 1)
-    clock = time.perf_counter()
+    clock, cpu = time.perf_counter(), time.process_time()
     firings = durable.evaluate(
         rules,
         facts.items(),
@@ -145,7 +147,8 @@ def evaluate(
         progress=None if progress is None else _counter(progress, "engine", len(facts)),
     )
     report.firings, report.seconds["engine"] = [(names[a], r) for a, r in firings], time.perf_counter() - clock
-    clock = time.perf_counter()
+    report.cpu["engine"] = time.process_time() - cpu
+    clock, cpu = time.perf_counter(), time.process_time()
     on_batch = None if progress is None else partial(progress, "apply")
     if dry_run:
         with _rolled_back(database) as session:
@@ -157,7 +160,7 @@ def evaluate(
         with _lease(database, report.run_id, holder):
             log = _run_recorded(unit, batches, config.batch_size, on_batch, on_done)
     report.actions, report.resolved = log.planned, log.resolved
-    report.seconds["apply"] = time.perf_counter() - clock
+    report.seconds["apply"], report.cpu["apply"] = time.perf_counter() - clock, time.process_time() - cpu
     return report
 
 
