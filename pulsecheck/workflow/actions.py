@@ -14,7 +14,7 @@ from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.notifications.outbox import People, enqueue_rows
@@ -44,6 +44,22 @@ __all__ = ["ActionLog", "ActionSettings", "Batches", "Planned"]
 # O(log rows) times and the plans of its repeated statements follow the tables' growth.
 ANALYZE_AFTER = 5_000
 GROWN = (Review, ReviewEvent, Escalation, Notification, RuleFiring, AuditEntry, SchedulerJob)
+
+# What a batch reads, built once with its lists bound at execution: building a statement and its IN list per batch
+# cost more than running it. Core rows, made plain objects (`storage.bulk.transient`): the ORM loads (and tracks)
+# only the few rows a batch changes.
+_ACCOUNTS, _ESCALATIONS, _REVIEWS = table_of(Account), table_of(Escalation), table_of(Review)
+_ACCOUNTS_OF = select(_ACCOUNTS).where(_ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
+_OPEN_ESCALATIONS = select(_ESCALATIONS).where(  # open ones carry their dedupe key; a range on the indexed account
+    _ESCALATIONS.c.account_id.between(bindparam("first"), bindparam("last")),
+    _ESCALATIONS.c.dedupe_key.is_not(None),
+    _ESCALATIONS.c.rule_id.in_(bindparam("rules", expanding=True)),
+)
+_OPEN_REVIEWS = (
+    select(_REVIEWS)
+    .where(_REVIEWS.c.account_id.in_(bindparam("ids", expanding=True)), _REVIEWS.c.state != "closed")
+    .order_by(_REVIEWS.c.id)
+)
 
 
 class Batches:
@@ -123,13 +139,10 @@ class Batches:
         members = set(ids)
         rules = set(self.clearing) | {rule for account in ids for rule in self.fired.get(account, [])}
         open_ones: dict[str, Escalation] = {}
-        if rules:  # open escalations carry their dedupe key; a range on the indexed account keeps the query small
-            found = select(Escalation).where(
-                Escalation.account_id.between(ids[0], ids[-1]),
-                Escalation.dedupe_key.is_not(None),
-                Escalation.rule_id.in_(sorted(rules)),
-            )
-            open_ones = {e.dedupe_key: e for e in session.scalars(found) if e.account_id in members and e.dedupe_key}
+        if rules:
+            found = session.execute(_OPEN_ESCALATIONS, {"first": ids[0], "last": ids[-1], "rules": sorted(rules)})
+            loaded = transient(Escalation, (dict(row) for row in found.mappings()))
+            open_ones = {e.dedupe_key: e for e in loaded if e.account_id in members and e.dedupe_key}
         clearing = set(self.clearing)
         busy = sorted(
             {a for a in ids if a in self.fired} | {e.account_id for e in open_ones.values() if e.rule_id in clearing}
@@ -166,8 +179,9 @@ class Batches:
 
     def _load(self, session: Session, busy: list[int], open_ones: dict[str, Escalation]) -> Loaded:
         """The open reviews of the busy accounts and the last resolutions their cooldowns ask for."""
-        query = select(Review).where(Review.account_id.in_(busy), Review.state != "closed").order_by(Review.id)
-        open_reviews = {review.account_id: review for review in session.scalars(query)}  # the newest wins
+        found = session.execute(_OPEN_REVIEWS, {"ids": busy}).mappings()
+        open_reviews = {review.account_id: review for review in transient(Review, (dict(row) for row in found))}
+        # (the newest wins)
         cooled = {rule for account in busy for rule in self.fired.get(account, []) if rule in self.cooled}
         resolved = escalation.last_resolutions(session, busy, cooled)
         return Loaded(open_ones, open_reviews, resolved)
@@ -177,8 +191,7 @@ def _accounts(session: Session, ids: list[int], known: People) -> dict[int, Acco
     """The accounts of `ids` with their owners and managers (from `known`), by id: objects carrying the rows of a
     Core query (`storage.bulk.transient`), read-only, outside the session (the ORM's loading of each batch's
     accounts and people cost more than planning them)."""
-    accounts = table_of(Account)
-    rows = [dict(row) for row in session.execute(select(accounts).where(accounts.c.id.in_(ids))).mappings()]
+    rows = [dict(row) for row in session.execute(_ACCOUNTS_OF, {"ids": ids}).mappings()]
     people = known.with_ids(row[key] for row in rows for key in ("owner_id", "manager_id") if row[key] is not None)
     made = transient(
         Account,
@@ -187,11 +200,20 @@ def _accounts(session: Session, ids: list[int], known: People) -> dict[int, Acco
     return {account.id: account for account in made}
 
 
+def _tracked(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
+    """The rows of `ids` as objects of the session, by id: what the batch changes is written at its flush (and
+    seen by the commit hooks there)."""
+    if not ids:
+        return {}
+    return {obj.id: obj for obj in session.scalars(select(model).where(model.id.in_(sorted(ids))))}
+
+
 def write(session: Session, plan: Plan, config: ActionSettings, now: datetime, known: Known) -> int:
     """Write a batch's plan in bulk, in dependency order (reviews, escalations linking them, notifications naming
     both); returns how many rows it added."""
     opened = dict(zip(map(id, plan.openings), reviews.open_many(session, plan.openings, now, known), strict=True))
-    reviews.escalate_many(session, plan.raised, now, known)
+    tracked = _tracked(session, Review, {review.id for review, _ in plan.raised})
+    reviews.escalate_many(session, [(tracked[review.id], step) for review, step in plan.raised], now, known)
 
     def review_of(ref: Opening | Review | None) -> Review | None:
         return opened[id(ref)] if isinstance(ref, Opening) else ref
@@ -214,7 +236,8 @@ def write(session: Session, plan: Plan, config: ActionSettings, now: datetime, k
             people, notice.kind, notice.roles, notice.account, review, context, key, now
         )
     enqueue_rows(session, messages)
+    closing = _tracked(session, Escalation, {found.id for found in plan.resolving})
     for found in plan.resolving:
-        escalation.close(found, now)
+        escalation.close(closing[found.id], now)
     events = sum(1 + len(o.raises) for o in plan.openings) + len(plan.raised)
     return len(opened) + events + len(created) + len(messages) + len(plan.resolving)
