@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.notifications.outbox import People
 from pulsecheck.scoring.model import ScoringModel
 from pulsecheck.states import review as machine
-from pulsecheck.storage.bulk import insert_returning, transient
+from pulsecheck.storage.bulk import insert_returning, table_of, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
@@ -238,6 +238,19 @@ def _users(people: People, names: Iterable[str | None], loaded: Iterable[User | 
 
 Baseline = tuple[float | None, str | None, dict[str, Any]]  # score, bucket, scorecard
 
+# The latest snapshot of each account of a list (bound at execution): the statement is built once.
+_SNAPSHOTS = table_of(ScoreSnapshot)
+_CARD = ("as_of", "score", "bucket", "model_id", "provisional", "groups", "components")  # what a scorecard reads
+_NEWEST = func.row_number().over(
+    partition_by=_SNAPSHOTS.c.account_id, order_by=(_SNAPSHOTS.c.as_of.desc(), _SNAPSHOTS.c.id.desc())
+)
+_RANKED = (
+    select(_SNAPSHOTS.c.account_id, *(_SNAPSHOTS.c[name] for name in _CARD), _NEWEST.label("n"))
+    .where(_SNAPSHOTS.c.account_id.in_(bindparam("ids", expanding=True)))
+    .subquery()
+)
+_LATEST = select(_RANKED.c.account_id, *(_RANKED.c[name] for name in _CARD)).where(_RANKED.c.n == 1)
+
 
 def _baselines(
     session: Session, account_ids: list[int], parsed: dict[int, tuple[str | None, ScoringModel | None]]
@@ -247,18 +260,7 @@ def _baselines(
     found: dict[int, Baseline] = {}
     models = ModelCache(session)
     models.known = parsed
-    columns = (ScoreSnapshot.as_of, ScoreSnapshot.score, ScoreSnapshot.bucket, ScoreSnapshot.model_id,
-               ScoreSnapshot.provisional, ScoreSnapshot.groups, ScoreSnapshot.components)  # fmt: skip
     for start in range(0, len(account_ids), CHUNK):
-        newest = func.row_number().over(
-            partition_by=ScoreSnapshot.account_id, order_by=(ScoreSnapshot.as_of.desc(), ScoreSnapshot.id.desc())
-        )
-        ranked = (
-            select(ScoreSnapshot.account_id, *columns, newest.label("n"))
-            .where(ScoreSnapshot.account_id.in_(account_ids[start : start + CHUNK]))
-            .subquery()
-        )
-        picked = [ranked.c[column.key] for column in columns]
-        for row in session.execute(select(ranked.c.account_id, *picked).where(ranked.c.n == 1)):
+        for row in session.execute(_LATEST, {"ids": account_ids[start : start + CHUNK]}):
             found[row.account_id] = (row.score, row.bucket, snapshot_card(*models.get(row.model_id), row))
     return found
