@@ -83,6 +83,7 @@ class Batches:
         self.run_id, self.scope = run_id, set(scope) if scope else None
         self.log = ActionLog()
         self.by_id = {rule.id: rule for rule in rules.rules}
+        self.recorded = {rule.id: [leaf.fact for leaf in leaves(rule.when)] for rule in rules.rules}  # a firing's facts
         self.fired: dict[int, list[str]] = {}
         for account, rule_id in firings:
             self.fired.setdefault(account, []).append(rule_id)
@@ -165,7 +166,7 @@ class Batches:
                 firings.append(
                     {
                         "run_id": self.run_id, "account_id": account_id, "rule_id": rule_id, "fired_at": self.now,
-                        "facts": {leaf.fact: values.get(leaf.fact) for leaf in leaves(rule.when)},
+                        "facts": {fact: values.get(fact) for fact in self.recorded[rule_id]},
                     }
                 )  # fmt: skip
             for rule_id in self.clearing:
