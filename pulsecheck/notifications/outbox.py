@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pulsecheck.notifications.render import render
-from pulsecheck.storage.bulk import insert_ignoring, upsert
+from pulsecheck.notifications.render import render_each
+from pulsecheck.storage.bulk import insert_ignoring, table_of, transient, upsert
 from pulsecheck.storage.models import Account, Notification, Review, User
 
 if TYPE_CHECKING:
@@ -124,31 +124,61 @@ class Routing:
 
 class People:
     """Users by name and the holders of global roles, each read once, in bulk, for the many notifications of a
-    batch (a query per notification would dominate a large evaluate)."""
+    batch (a query per notification would dominate a large evaluate). `everyone` reads them all at once: for a
+    whole evaluation run, whose batches then read no user again."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.users: dict[str, User | None] = {}
         self.holders: dict[str, list[str]] = {}
+        self.ids: dict[int, User] = {}
+        self.complete = False  # every user is known: a name not in `users` is nobody's
+
+    @classmethod
+    def everyone(cls, session: Session) -> People:
+        """Every user, read in one query (by name, in the database's order) as plain objects outside the session:
+        they may serve later transactions."""
+        users = table_of(User)
+        people = cls(session)
+        found = session.execute(select(users).order_by(users.c.name)).mappings()
+        people.know(transient(User, (dict(row) for row in found)))
+        people.complete = True
+        return people
 
     def know(self, users: Iterable[User | None]) -> None:
         """Users already loaded (an account's owner and manager)."""
-        self.users.update((user.name, user) for user in users if user is not None)
+        for user in users:
+            if user is not None:
+                self.users[user.name] = user
+                self.ids[user.id] = user
+
+    def with_ids(self, ids: Iterable[int]) -> dict[int, User]:
+        """The users of `ids` that exist, by id; those not known yet are read in one query."""
+        missing = sorted({user_id for user_id in ids if user_id not in self.ids})
+        if missing:
+            users = table_of(User)
+            found = self.session.execute(select(users).where(users.c.id.in_(missing)))
+            self.know(transient(User, (dict(row) for row in found.mappings())))
+        return self.ids
 
     def named(self, names: Iterable[str]) -> list[User]:
         """The users of `names` that exist, in that order; those not seen yet are read in one query."""
         wanted = list(names)
-        missing = sorted({name for name in wanted if name not in self.users})
+        missing = [] if self.complete else sorted({name for name in wanted if name not in self.users})
         if missing:
             self.users.update(dict.fromkeys(missing))
             self.know(self.session.scalars(select(User).where(User.name.in_(missing))))
-        return [user for name in wanted if (user := self.users.get(name)) is not None]
+        users = self.users
+        return [user for name in wanted if (user := users.get(name)) is not None]
 
     def holding(self, role: str) -> list[str]:
         """The names of the users holding `role`, by name."""
         if role not in self.holders:
-            found = self.session.scalars(select(User).where(User.roles.contains(role)).order_by(User.name))
-            self.holders[role] = [user.name for user in found if role in user.role_set]
+            if self.complete:  # `everyone` read them by name
+                self.holders[role] = [name for name, user in self.users.items() if user and role in user.role_set]
+            else:
+                found = self.session.scalars(select(User).where(User.roles.contains(role)).order_by(User.name))
+                self.holders[role] = [user.name for user in found if role in user.role_set]
         return self.holders[role]
 
 
@@ -220,8 +250,9 @@ def messages(
     rows = []
     plain = _plain(context)
     channels = [channel] if isinstance(channel, str) else list(channel)
-    for user in recipients:
-        subject, body = render(kind, dict(context, recipient_name=user.name))  # once per person, for every channel
+    people = list(recipients)
+    rendered = render_each(kind, context, [user.name for user in people])  # once per notice, or once per person
+    for user, (subject, body) in zip(people, rendered, strict=True):
         rows.extend(_rows(kind, user, channels, subject, body, event_key, plain, now))
     return rows
 

@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -87,6 +88,35 @@ def render(kind: str, context: dict[str, Any]) -> tuple[str, str]:
         missing = match.group(1) if match else str(exc)
         raise InputError(f"notification {kind!r}: context key {missing!r} is missing") from exc
     return _split(kind, text)
+
+
+# How a template names the person it greets. A template that names them only so is rendered once for all the
+# recipients of a notice, a stand-in in place of the name (`render_each`); any other use renders once per person.
+GREETING = '{{ recipient_name | default("there") }}'
+_STAND_IN = "\x1arecipient\x1a"  # no whitespace (`_clean` keeps it whole); a control character no text carries
+
+
+def render_each(kind: str, context: dict[str, Any], names: Sequence[str]) -> list[tuple[str, str]]:
+    """The (subject, body) that `render(kind, context | {"recipient_name": name})` gives for each of `names`,
+    rendering the template once when it uses the name only in the greeting."""
+    if len(names) < 2 or not _greets_only(kind) or any(map(_carries_stand_in, context.values())):
+        return [render(kind, dict(context, recipient_name=name)) for name in names]
+    subject, body = render(kind, dict(context, recipient_name=_STAND_IN))
+    shown = [" ".join(name.split()) or "there" for name in names]  # what `_clean` and `default` make of a name
+    return [(subject.replace(_STAND_IN, name), body.replace(_STAND_IN, name)) for name in shown]
+
+
+def _carries_stand_in(value: Any) -> bool:
+    if isinstance(value, str):
+        return _STAND_IN in value
+    return isinstance(value, list | tuple | dict) and _STAND_IN in str(value)
+
+
+@cache
+def _greets_only(kind: str) -> bool:
+    """Whether the template of `kind` uses `recipient_name` only as the greeting's `GREETING`."""
+    source = (TEMPLATES_DIR / f"{kind}.txt.j2").read_text(encoding="utf-8")
+    return source.count("recipient_name") == source.count(GREETING)
 
 
 def compose(

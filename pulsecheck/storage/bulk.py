@@ -6,16 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table, bindparam, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from pulsecheck.storage.models import Base
+from pulsecheck.storage.types import UTCDateTime
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
 BaseT = TypeVar("BaseT", bound=Base)
+StatementT = TypeVar("StatementT")
 
 
 def table_of(model: type[Base]) -> Table:
@@ -27,22 +29,60 @@ def insert_returning(session: Session, model: type[Base], rows: Sequence[dict[st
     cannot tie RETURNING rows to their parameters in bulk: callers match the rows by `keys`)."""
     if not rows:
         return []
-    table = table_of(model)
-    statement = table.insert().returning(table.c.id, *(table.c[key] for key in keys))
-    return list(session.execute(statement, rows))
+    made = ("returning", model, frozenset(rows[0]), keys)
+    if made not in _BUILT:
+        table = table_of(model)
+        _BUILT[made] = _recurring(table.insert(), table, rows[0]).returning(table.c.id, *(table.c[k] for k in keys))
+    return list(session.execute(_BUILT[made], rows))
 
 
 def insert_ignoring(session: Session, model: type[Base], rows: Sequence[dict[str, Any]], key: str) -> None:
     """Insert `rows`, skipping those whose unique `key` is already stored (INSERT ... ON CONFLICT DO NOTHING): no
     lookup first, and a racing twin is a no-op."""
     if rows:
-        made = (session.get_bind().dialect.name, model, key)
-        if made not in _IGNORING:  # built once: a commit hook inserts a notice or two per transaction
-            _IGNORING[made] = upsert(session, model).on_conflict_do_nothing(index_elements=[key])
-        session.execute(_IGNORING[made], rows)
+        made = (session.get_bind().dialect.name, model, key, frozenset(rows[0]))
+        if made not in _BUILT:  # built once: a commit hook inserts a notice or two per transaction
+            statement = _recurring(upsert(session, model), table_of(model), rows[0])
+            _BUILT[made] = statement.on_conflict_do_nothing(index_elements=[key])
+        session.execute(_BUILT[made], rows)
 
 
-_IGNORING: dict[tuple[str, type[Base], str], Any] = {}
+_BUILT: dict[tuple[Any, ...], Any] = {}  # statements by what they are made of
+
+
+class _Recurring(UTCDateTime):
+    """`UTCDateTime` that converts each distinct value once per statement's processor: the rows of a bulk insert
+    share a few timestamps (the run's `now`, a rule's due date), and converting them was a tenth of the rows'
+    cost. The same values reach the database, through the same SQL."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        convert = super().bind_processor(dialect)
+        if convert is None:
+            return None
+        known: dict[Any, Any] = {}
+
+        def process(value: Any) -> Any:
+            try:
+                return known[value]
+            except KeyError:
+                if len(known) > RECURRING:
+                    known.clear()
+                found = known[value] = convert(value)
+                return found
+
+        return process
+
+
+RECURRING = 4096  # distinct timestamps kept converted
+_ONCE = _Recurring()
+
+
+def _recurring(statement: StatementT, table: Table, row: dict[str, Any]) -> StatementT:
+    """`statement` with the UTC timestamps of `row`'s columns bound as `_Recurring`."""
+    stamps = {name: bindparam(name, type_=_ONCE) for name in row if isinstance(table.c[name].type, UTCDateTime)}
+    return statement.values(stamps) if stamps else statement  # type: ignore[attr-defined]
 
 
 def upsert(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:

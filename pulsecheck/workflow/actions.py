@@ -14,7 +14,7 @@ from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.notifications.outbox import People, enqueue_rows
@@ -31,13 +31,12 @@ from pulsecheck.storage.models import (
     ReviewEvent,
     RuleFiring,
     SchedulerJob,
-    User,
 )
 from pulsecheck.workflow import deviations as deviation
 from pulsecheck.workflow import escalations as escalation
 from pulsecheck.workflow import reviews
 from pulsecheck.workflow.plan import ActionLog, ActionSettings, Loaded, NewEscalation, Plan, Planned
-from pulsecheck.workflow.reviews.bulk import Opening
+from pulsecheck.workflow.reviews.bulk import Known, Opening
 
 __all__ = ["ActionLog", "ActionSettings", "Batches", "Planned"]
 
@@ -45,6 +44,22 @@ __all__ = ["ActionLog", "ActionSettings", "Batches", "Planned"]
 # O(log rows) times and the plans of its repeated statements follow the tables' growth.
 ANALYZE_AFTER = 5_000
 GROWN = (Review, ReviewEvent, Escalation, Notification, RuleFiring, AuditEntry, SchedulerJob)
+
+# What a batch reads, built once with its lists bound at execution: building a statement and its IN list per batch
+# cost more than running it. Core rows, made plain objects (`storage.bulk.transient`): the ORM loads (and tracks)
+# only the few rows a batch changes.
+_ACCOUNTS, _ESCALATIONS, _REVIEWS = table_of(Account), table_of(Escalation), table_of(Review)
+_ACCOUNTS_OF = select(_ACCOUNTS).where(_ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
+_OPEN_ESCALATIONS = select(_ESCALATIONS).where(  # open ones carry their dedupe key; a range on the indexed account
+    _ESCALATIONS.c.account_id.between(bindparam("first"), bindparam("last")),
+    _ESCALATIONS.c.dedupe_key.is_not(None),
+    _ESCALATIONS.c.rule_id.in_(bindparam("rules", expanding=True)),
+)
+_OPEN_REVIEWS = (
+    select(_REVIEWS)
+    .where(_REVIEWS.c.account_id.in_(bindparam("ids", expanding=True)), _REVIEWS.c.state != "closed")
+    .order_by(_REVIEWS.c.id)
+)
 
 
 class Batches:
@@ -68,6 +83,7 @@ class Batches:
         self.run_id, self.scope = run_id, set(scope) if scope else None
         self.log = ActionLog()
         self.by_id = {rule.id: rule for rule in rules.rules}
+        self.recorded = {rule.id: [leaf.fact for leaf in leaves(rule.when)] for rule in rules.rules}  # a firing's facts
         self.fired: dict[int, list[str]] = {}
         for account, rule_id in firings:
             self.fired.setdefault(account, []).append(rule_id)
@@ -78,6 +94,7 @@ class Batches:
         self.grown, self.analyze_after = 0, ANALYZE_AFTER
         self.scored: dict[tuple[int, str], tuple[str, float]] = {}  # (account, severity): matrix priority, score
         self.p1_kept = self._p1_kept()
+        self.known: Known | None = None  # read by the first batch with work, for the run
 
     def _p1_kept(self) -> set[tuple[int, str]]:
         """The (account, rule) escalations of this run that may be P1: the matrix's P1s with the highest priority
@@ -123,20 +140,20 @@ class Batches:
         members = set(ids)
         rules = set(self.clearing) | {rule for account in ids for rule in self.fired.get(account, [])}
         open_ones: dict[str, Escalation] = {}
-        if rules:  # open escalations carry their dedupe key; a range on the indexed account keeps the query small
-            found = select(Escalation).where(
-                Escalation.account_id.between(ids[0], ids[-1]),
-                Escalation.dedupe_key.is_not(None),
-                Escalation.rule_id.in_(sorted(rules)),
-            )
-            open_ones = {e.dedupe_key: e for e in session.scalars(found) if e.account_id in members and e.dedupe_key}
+        if rules:
+            found = session.execute(_OPEN_ESCALATIONS, {"first": ids[0], "last": ids[-1], "rules": sorted(rules)})
+            loaded = transient(Escalation, (dict(row) for row in found.mappings()))
+            open_ones = {e.dedupe_key: e for e in loaded if e.account_id in members and e.dedupe_key}
         clearing = set(self.clearing)
         busy = sorted(
             {a for a in ids if a in self.fired} | {e.account_id for e in open_ones.values() if e.rule_id in clearing}
         )
         if not busy:
             return
-        accounts = _accounts(session, busy)
+        if self.known is None:
+            self.known = Known.read(session)
+        known = self.known.at(session)
+        accounts = _accounts(session, busy, known.people)
         plan = Plan(self.config, self.now, self.log, self._load(session, busy, open_ones))
         plan.p1_kept, plan.scored = self.p1_kept, self.scored
         firings = []
@@ -149,38 +166,34 @@ class Batches:
                 firings.append(
                     {
                         "run_id": self.run_id, "account_id": account_id, "rule_id": rule_id, "fired_at": self.now,
-                        "facts": {leaf.fact: values.get(leaf.fact) for leaf in leaves(rule.when)},
+                        "facts": {fact: values.get(fact) for fact in self.recorded[rule_id]},
                     }
                 )  # fmt: skip
             for rule_id in self.clearing:
                 if rule_id not in fired:
                     plan.resolve_clear(self.by_id[rule_id], account)
         if self.run_id is not None:
-            self.grown += write(session, plan, self.config, self.now)
+            self.grown += write(session, plan, self.config, self.now, known)
             if firings:
                 session.execute(insert(table_of(RuleFiring)), firings)
                 self.grown += len(firings)
 
     def _load(self, session: Session, busy: list[int], open_ones: dict[str, Escalation]) -> Loaded:
         """The open reviews of the busy accounts and the last resolutions their cooldowns ask for."""
-        query = select(Review).where(Review.account_id.in_(busy), Review.state != "closed").order_by(Review.id)
-        open_reviews = {review.account_id: review for review in session.scalars(query)}  # the newest wins
+        found = session.execute(_OPEN_REVIEWS, {"ids": busy}).mappings()
+        open_reviews = {review.account_id: review for review in transient(Review, (dict(row) for row in found))}
+        # (the newest wins)
         cooled = {rule for account in busy for rule in self.fired.get(account, []) if rule in self.cooled}
         resolved = escalation.last_resolutions(session, busy, cooled)
         return Loaded(open_ones, open_reviews, resolved)
 
 
-def _accounts(session: Session, ids: list[int]) -> dict[int, Account]:
-    """The accounts of `ids` with their owners and managers, by id: objects carrying the rows of two Core queries
-    (`storage.bulk.transient`), read-only, outside the session (the ORM's loading of each batch's accounts and
-    people cost more than planning them)."""
-    accounts, users = table_of(Account), table_of(User)
-    rows = [dict(row) for row in session.execute(select(accounts).where(accounts.c.id.in_(ids))).mappings()]
-    wanted = sorted({row[key] for row in rows for key in ("owner_id", "manager_id") if row[key] is not None})
-    people: dict[int, User] = {}
-    if wanted:
-        found = session.execute(select(users).where(users.c.id.in_(wanted))).mappings()
-        people = {user.id: user for user in transient(User, (dict(row) for row in found))}
+def _accounts(session: Session, ids: list[int], known: People) -> dict[int, Account]:
+    """The accounts of `ids` with their owners and managers (from `known`), by id: objects carrying the rows of a
+    Core query (`storage.bulk.transient`), read-only, outside the session (the ORM's loading of each batch's
+    accounts and people cost more than planning them)."""
+    rows = [dict(row) for row in session.execute(_ACCOUNTS_OF, {"ids": ids}).mappings()]
+    people = known.with_ids(row[key] for row in rows for key in ("owner_id", "manager_id") if row[key] is not None)
     made = transient(
         Account,
         (dict(row, owner=people.get(row["owner_id"]), manager=people.get(row["manager_id"])) for row in rows),
@@ -188,11 +201,20 @@ def _accounts(session: Session, ids: list[int]) -> dict[int, Account]:
     return {account.id: account for account in made}
 
 
-def write(session: Session, plan: Plan, config: ActionSettings, now: datetime) -> int:
+def _tracked(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
+    """The rows of `ids` as objects of the session, by id: what the batch changes is written at its flush (and
+    seen by the commit hooks there)."""
+    if not ids:
+        return {}
+    return {obj.id: obj for obj in session.scalars(select(model).where(model.id.in_(sorted(ids))))}
+
+
+def write(session: Session, plan: Plan, config: ActionSettings, now: datetime, known: Known) -> int:
     """Write a batch's plan in bulk, in dependency order (reviews, escalations linking them, notifications naming
     both); returns how many rows it added."""
-    opened = dict(zip(map(id, plan.openings), reviews.open_many(session, plan.openings, now), strict=True))
-    reviews.escalate_many(session, plan.raised, now)
+    opened = dict(zip(map(id, plan.openings), reviews.open_many(session, plan.openings, now, known), strict=True))
+    tracked = _tracked(session, Review, {review.id for review, _ in plan.raised})
+    reviews.escalate_many(session, [(tracked[review.id], step) for review, step in plan.raised], now, known)
 
     def review_of(ref: Opening | Review | None) -> Review | None:
         return opened[id(ref)] if isinstance(ref, Opening) else ref
@@ -202,11 +224,7 @@ def write(session: Session, plan: Plan, config: ActionSettings, now: datetime) -
         linked = review_of(new.review)
         rows.append(dict(new.row, review_id=linked.id if linked else None))
     created = dict(zip(map(id, plan.escalations), escalation.create_many(session, rows, now), strict=True))
-    people = People(session)
-    for notice in plan.notices:
-        people.know((notice.account.owner, notice.account.manager))
-    named = (review_of(notice.review) for notice in plan.notices)
-    people.named({name for review in named if review for name in (review.reviewer, review.approver) if name})
+    people = known.people  # every user: no query per batch
     messages = []
     for notice in plan.notices:
         context, key = notice.context, notice.key
@@ -219,7 +237,8 @@ def write(session: Session, plan: Plan, config: ActionSettings, now: datetime) -
             people, notice.kind, notice.roles, notice.account, review, context, key, now
         )
     enqueue_rows(session, messages)
+    closing = _tracked(session, Escalation, {found.id for found in plan.resolving})
     for found in plan.resolving:
-        escalation.close(found, now)
+        escalation.close(closing[found.id], now)
     events = sum(1 + len(o.raises) for o in plan.openings) + len(plan.raised)
     return len(opened) + events + len(created) + len(messages) + len(plan.resolving)

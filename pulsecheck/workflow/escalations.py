@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
-from pulsecheck.storage.bulk import insert_returning, transient
+from pulsecheck.storage.bulk import insert_returning, table_of, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Escalation, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_by_key
@@ -79,16 +79,20 @@ def last_resolutions(
     """When each (account, rule) of these last had an escalation resolved (what `in_cooldown` asks, in one query)."""
     if not account_ids or not rule_ids:
         return {}
-    query = (
-        select(Escalation.account_id, Escalation.rule_id, func.max(Escalation.resolved_at))
-        .where(
-            Escalation.account_id.in_(sorted(account_ids)),
-            Escalation.rule_id.in_(sorted(rule_ids)),
-            Escalation.status == "resolved",
-        )
-        .group_by(Escalation.account_id, Escalation.rule_id)
+    found = session.execute(_LAST_RESOLUTIONS, {"accounts": sorted(account_ids), "rules": sorted(rule_ids)})
+    return {(account, rule): last for account, rule, last in found if last is not None}
+
+
+_TABLE = table_of(Escalation)
+_LAST_RESOLUTIONS = (  # built once, its lists bound at execution (a batch of the evaluator asks it)
+    select(_TABLE.c.account_id, _TABLE.c.rule_id, func.max(_TABLE.c.resolved_at))
+    .where(
+        _TABLE.c.account_id.in_(bindparam("accounts", expanding=True)),
+        _TABLE.c.rule_id.in_(bindparam("rules", expanding=True)),
+        _TABLE.c.status == "resolved",
     )
-    return {(account, rule): last for account, rule, last in session.execute(query) if last is not None}
+    .group_by(_TABLE.c.account_id, _TABLE.c.rule_id)
+)
 
 
 def cooling(last: datetime | None, now: datetime, cooldown: timedelta | None) -> bool:

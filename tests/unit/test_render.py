@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pulsecheck.errors import InputError
-from pulsecheck.notifications.render import KINDS, TEMPLATES_DIR, compose, render
+from pulsecheck.notifications.render import KINDS, TEMPLATES_DIR, compose, render, render_each
 
 FULL = {
     "account_name": "Acme Corp",
@@ -207,3 +209,18 @@ def test_notices_of_one_shape_each_show_their_own_values() -> None:
         assert f"  Severity:   {severity}\n" in body
         assert f"  Ack before: {shown}\n" in body
         assert body.endswith(f"Acknowledge it:        pulsecheck escalations ack {number}\n")
+
+
+# Names as people write them: blanks around and inside, other scripts, shell and template characters.
+NAMES = st.text(alphabet=st.characters(exclude_categories=("Cs", "Cc")) | st.sampled_from(" \t\n"), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(KINDS), names=st.lists(NAMES, min_size=0, max_size=4), base_url=st.booleans())
+def test_a_notice_rendered_once_for_its_recipients_reads_as_if_rendered_for_each(
+    kind: str, names: list[str], base_url: bool
+) -> None:
+    """Every recipient of a notice gets the very subject and body a rendering for them alone gives."""
+    context = dict(FULL, base_url="https://pulse.example.com" if base_url else None)
+    one_by_one = [render(kind, dict(context, recipient_name=name)) for name in names]
+    assert render_each(kind, context, names) == one_by_one

@@ -7,17 +7,19 @@ event, the cause and the review's people, so it is asked once per distinct combi
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
+from pulsecheck.notifications.outbox import People
+from pulsecheck.scoring.model import ScoringModel
 from pulsecheck.states import review as machine
-from pulsecheck.storage.bulk import insert_returning, transient
+from pulsecheck.storage.bulk import insert_returning, table_of, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
@@ -50,14 +52,38 @@ class Opening:
     raises: list[Raise] = field(default_factory=list)
 
 
-def open_many(session: Session, openings: Sequence[Opening], now: datetime) -> list[Review]:
+@dataclass
+class Known:
+    """What every batch of a run reads alike, read once for the run: the people (all users), the state machine's
+    verdicts for the system actor, and the scoring models that baselines are read with."""
+
+    people: People
+    verdicts: Verdicts
+    models: dict[int, tuple[str | None, ScoringModel | None]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, session: Session) -> Known:
+        people = People.everyone(session)
+        system = people.named([SYSTEM_ACTOR])
+        return cls(people, Verdicts(frozenset(system[0].role_set) if system else frozenset()))
+
+    def at(self, session: Session) -> Known:
+        """Itself, reading what it does not know yet (a user added since) through `session`."""
+        self.people.session = session
+        return self
+
+
+def open_many(session: Session, openings: Sequence[Opening], now: datetime, known: Known | None = None) -> list[Review]:
     """Open draft reviews, one per opening (none of these accounts has a review open), each with its `open` and
-    `escalate` audit rows; returns them with their ids, in order. The commit hooks see them as if flushed."""
+    `escalate` audit rows; returns them with their ids, in order. The commit hooks see them as if flushed.
+    `known`: what the run has read already (else read here)."""
     if not openings:
         return []
-    verdicts = Verdicts(session)
-    approvers = _users(session, [_approver_name(o.account) for o in openings], [o.account.manager for o in openings])
-    baselines = _baselines(session, [o.account.id for o in openings])
+    known = known.at(session) if known is not None else Known.read(session)
+    verdicts = known.verdicts
+    names = [_approver_name(opening.account) for opening in openings]
+    approvers = _users(known.people, names, [opening.account.manager for opening in openings])
+    baselines = _baselines(session, [o.account.id for o in openings], known.models)
     rows, planned = [], []
     checked: dict[tuple[str | None, str], str | None] = {}  # (approver, reviewer): the approver once checked
     for opening in openings:
@@ -98,14 +124,17 @@ def open_many(session: Session, openings: Sequence[Opening], now: datetime) -> l
     return opened
 
 
-def escalate_many(session: Session, raised: Sequence[tuple[Review, Raise]], now: datetime) -> None:
+def escalate_many(
+    session: Session, raised: Sequence[tuple[Review, Raise]], now: datetime, known: Known | None = None
+) -> None:
     """Escalate loaded open reviews, in order: an approved one is reopened first (signatures cleared); priority
     raised and due date pulled in as `lifecycle.escalate` does. The reviews are written at the next flush, their
     audit rows in one statement."""
     if not raised:
         return
-    verdicts = Verdicts(session)
-    managers = _managers(session, {review.reviewer for review, _ in raised})
+    known = known.at(session) if known is not None else Known.read(session)
+    verdicts = known.verdicts
+    managers = {user.name: user.manager_name for user in known.people.named({review.reviewer for review, _ in raised})}
     events = []
     for review, step in raised:
         people = (review.reviewer, review.approver, managers.get(review.reviewer))
@@ -126,11 +155,11 @@ def escalate_many(session: Session, raised: Sequence[tuple[Review, Raise]], now:
 
 
 class Verdicts:
-    """The state machine's verdicts for the system actor, asked once per (state, event, cause, people)."""
+    """The state machine's verdicts for the system actor (holding `roles`), asked once per (state, event, cause,
+    people)."""
 
-    def __init__(self, session: Session) -> None:
-        user = session.scalar(select(User).where(User.name == SYSTEM_ACTOR))
-        self.roles = frozenset(user.role_set if user else ())
+    def __init__(self, roles: frozenset[str]) -> None:
+        self.roles = roles
         self.known: dict[tuple[Any, ...], str] = {}
 
     def fire(
@@ -199,40 +228,39 @@ def _approver(users: dict[str, User], name: str | None, reviewer: str) -> str | 
     return name
 
 
-def _users(session: Session, names: Iterable[str | None], loaded: Iterable[User | None]) -> dict[str, User]:
-    """Users by name: those already loaded, the rest of `names` in one query."""
+def _users(people: People, names: Iterable[str | None], loaded: Iterable[User | None]) -> dict[str, User]:
+    """Users by name: those already loaded, the rest of `names` through `people`."""
     users = {user.name: user for user in loaded if user is not None}
-    missing = sorted({name for name in names if name is not None and name not in users})
-    if missing:
-        users.update((user.name, user) for user in session.scalars(select(User).where(User.name.in_(missing))))
+    missing = {name for name in names if name is not None and name not in users}
+    users.update((user.name, user) for user in people.named(missing))
     return users
-
-
-def _managers(session: Session, names: Collection[str]) -> dict[str, str | None]:
-    query = select(User.name, User.manager_name).where(User.name.in_(sorted(names)))
-    return {name: manager for name, manager in session.execute(query)}
 
 
 Baseline = tuple[float | None, str | None, dict[str, Any]]  # score, bucket, scorecard
 
+# The latest snapshot of each account of a list (bound at execution): the statement is built once.
+_SNAPSHOTS = table_of(ScoreSnapshot)
+_CARD = ("as_of", "score", "bucket", "model_id", "provisional", "groups", "components")  # what a scorecard reads
+_NEWEST = func.row_number().over(
+    partition_by=_SNAPSHOTS.c.account_id, order_by=(_SNAPSHOTS.c.as_of.desc(), _SNAPSHOTS.c.id.desc())
+)
+_RANKED = (
+    select(_SNAPSHOTS.c.account_id, *(_SNAPSHOTS.c[name] for name in _CARD), _NEWEST.label("n"))
+    .where(_SNAPSHOTS.c.account_id.in_(bindparam("ids", expanding=True)))
+    .subquery()
+)
+_LATEST = select(_RANKED.c.account_id, *(_RANKED.c[name] for name in _CARD)).where(_RANKED.c.n == 1)
 
-def _baselines(session: Session, account_ids: list[int]) -> dict[int, Baseline]:
+
+def _baselines(
+    session: Session, account_ids: list[int], parsed: dict[int, tuple[str | None, ScoringModel | None]]
+) -> dict[int, Baseline]:
     """The baseline of each account with a snapshot: its latest snapshot's score, bucket and scorecard, from the
-    one query that finds the latest snapshots (each model read and parsed once)."""
+    one query that finds the latest snapshots (each model read and parsed once, kept in `parsed`)."""
     found: dict[int, Baseline] = {}
     models = ModelCache(session)
-    columns = (ScoreSnapshot.as_of, ScoreSnapshot.score, ScoreSnapshot.bucket, ScoreSnapshot.model_id,
-               ScoreSnapshot.provisional, ScoreSnapshot.groups, ScoreSnapshot.components)  # fmt: skip
+    models.known = parsed
     for start in range(0, len(account_ids), CHUNK):
-        newest = func.row_number().over(
-            partition_by=ScoreSnapshot.account_id, order_by=(ScoreSnapshot.as_of.desc(), ScoreSnapshot.id.desc())
-        )
-        ranked = (
-            select(ScoreSnapshot.account_id, *columns, newest.label("n"))
-            .where(ScoreSnapshot.account_id.in_(account_ids[start : start + CHUNK]))
-            .subquery()
-        )
-        picked = [ranked.c[column.key] for column in columns]
-        for row in session.execute(select(ranked.c.account_id, *picked).where(ranked.c.n == 1)):
+        for row in session.execute(_LATEST, {"ids": account_ids[start : start + CHUNK]}):
             found[row.account_id] = (row.score, row.bucket, snapshot_card(*models.get(row.model_id), row))
     return found
