@@ -10,7 +10,6 @@ every action is deduplicated, so a second run finishes what a killed one left ha
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from pulsecheck.collector import settled
 from pulsecheck.errors import RefusedError
 from pulsecheck.notifications.outbox import Routing
 from pulsecheck.rules.language import RulesFile, windows_used
@@ -151,7 +151,7 @@ def evaluate(
     report.cpu["engine"] = time.process_time() - cpu
     clock, cpu = time.perf_counter(), time.process_time()
     on_batch = None if progress is None else partial(progress, "apply")
-    with _settled():
+    with settled():
         if dry_run:
             with _rolled_back(database) as session:
                 batches = Batches(session, config, rules, facts, firings, now, None, scope)
@@ -185,18 +185,6 @@ def _start_run(
         session.add(run)
         session.flush()
         return run.id
-
-
-@contextmanager
-def _settled() -> Iterator[None]:
-    """The objects alive now (the portfolio's facts, the firings: read-only through the block) left out of the
-    garbage collector's passes while the block runs: each full pass would walk them all again, a cost that grows
-    with the portfolio, for nothing to collect."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 @contextmanager
