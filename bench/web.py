@@ -11,6 +11,8 @@ submitted (through the workflow, signed as the CLI does) for maria to approve. W
 URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) the bench creates a fresh database
 `pulsecheck_bench_web` on that server, runs `serve --workers 2` on it and drops it at the end; otherwise SQLite
 and one worker (the tiny run of tests/cli/test_benches.py).
+Not timed: each client first fetches every portfolio page once (a worker keeps each scope's book after its first
+read on PostgreSQL, as a server that has run a while has); those first reads are printed apart.
 Timed: half the clients are bob (reviewer), half maria (manager); each loops over the inbox, a review page, an
 account page and the portfolio (the first page, filtered, sorted, searched or a deeper page, in turn); maria's
 clients also approve one submitted review per loop (303 expected). Floor: the same clients on /api/v1/health.
@@ -233,6 +235,22 @@ class Load:
             thread.join()
         return time.perf_counter() - started
 
+    def warm(self) -> list[float]:
+        """Every client fetches every portfolio page once, all at once (not timed with the load): each worker reads
+        each scope's book then (PostgreSQL), as a server that has run for a while has; the latencies of these
+        first reads, reported apart."""
+        self.times, self.errors = {}, {}
+        def first_reads(http: httpx.Client) -> None:
+            for path in PORTFOLIO:
+                self._timed("cold", http, path)
+
+        threads = [threading.Thread(target=first_reads, args=(http,)) for _, http, _ in self.clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return self.times["cold"]
+
     def _loop(self, client: tuple[str, httpx.Client, str], stop: float, floor: bool, k: int) -> None:
         name, http, csrf = client
         rng = random.Random(k)
@@ -358,6 +376,7 @@ def main() -> None:
                 load = Load(base, clients, drafts, submitted, n)
                 floor_wall = load.run(seconds / 4, floor=True)
                 floor, floor_errors = load.times["health"], load.errors["health"]
+                cold = load.warm()
                 load_avg = os.getloadavg()
                 wall = load.run(seconds)
                 load_avg = tuple(max(a, b) for a, b in zip(load_avg, os.getloadavg(), strict=True))
@@ -385,6 +404,8 @@ def main() -> None:
     print(f"  floor /api/v1/health  p50 {statistics.median(floor) * 1000:7.1f} ms  p95 {p95(floor) * 1000:7.1f} ms"
           f"  {len(floor) / floor_wall:7.1f} req/s  errors {floor_errors}  server CPU {cpu['health']:.1f} ms/req"
           + (f"  database CPU {db_cpu['health']:.1f} ms/req" if pg else ""))
+    print(f"  portfolio, first reads (each client each portfolio page once, before the load)  p50 "
+          f"{statistics.median(cold) * 1000:7.1f} ms  max {max(cold) * 1000:7.1f} ms  (not in the p95 below)")
     for name, values in load.times.items():
         verdict = "ok" if p95(values) <= GOALS[name] else "OVER"
         cpu_text = f"  server CPU {cpu[name]:.1f} ms/req" if name in cpu else ""
