@@ -55,6 +55,8 @@ def check_role_users(database: Database, settings: Settings) -> None:
     from pulsecheck.errors import InputError
     from pulsecheck.storage.models import User
 
+    if settings.is_default("notifications", "roles"):  # no lists (and no settings model to read)
+        return
     roles = settings.notifications.roles
     if not any(roles.values()):
         return
@@ -125,7 +127,14 @@ class App:
         return self._db
 
     def signer(self) -> Signer:
-        """What signs this command's sign-offs: the `[signing]` key, registered to the user who signs off."""
+        """What signs this command's sign-offs: the `[signing]` key, registered to the user who signs off. Made
+        when a sign-off is signed where no layer sets `[signing]` (the defaults cannot fail; a command that signs
+        nothing reads no settings model), else now (a bad key is refused before any work)."""
+        if self.settings.is_default("signing"):
+            return _LazySigner(self._make_signer)
+        return self._make_signer()
+
+    def _make_signer(self) -> Signer:
         from pulsecheck.workflow.keys import signer_for
 
         return signer_for(self.settings.signing.required, self.settings.signing.key, self.now)
@@ -206,3 +215,22 @@ class App:
     def end_of_day(self, day: date) -> datetime:
         """A date taken as the end of that business day (aware, in the business time zone)."""
         return end_of_day(day, self.settings.tz)
+
+
+class _LazySigner:
+    """A `Signer` made on first use by `make`."""
+
+    def __init__(self, make: Callable[[], Signer]) -> None:
+        self._make = make
+        self._signer: Signer | None = None
+
+    def _made(self) -> Signer:
+        if self._signer is None:
+            self._signer = self._make()
+        return self._signer
+
+    def signed_at(self) -> datetime:
+        return self._made().signed_at()
+
+    def sign(self, session: Session, principal: str, data: bytes) -> tuple[str, str] | None:
+        return self._made().sign(session, principal, data)

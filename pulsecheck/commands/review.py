@@ -110,7 +110,6 @@ def review_list(
 @pass_app
 def review_show(app: App, review_id: int, as_json: bool) -> None:
     """Show a review's template, signatures and state."""
-    from pulsecheck.reports.review import review_markdown
     from pulsecheck.workflow.reviews import get_review, review_dict
 
     with app.transaction() as session:
@@ -118,6 +117,8 @@ def review_show(app: App, review_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(data)
     else:
+        from pulsecheck.reports.review import review_markdown  # the Markdown renderer only for the text form
+
         show_markdown(review_markdown(data, app.settings.tz))
 
 

@@ -15,13 +15,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from pulsecheck.config.defaults import DEFAULT_DB, TOP_LEVEL
 from pulsecheck.config.layers import Layer, Merged, Path_, environment_layers, read_file
-from pulsecheck.config.sections import DEFAULT_DB, SettingsFile
 from pulsecheck.errors import InputError, ValidationFailed
 from pulsecheck.vocab import NOTIFY_ROLES
+
+if TYPE_CHECKING:
+    from pulsecheck.config.sections import (
+        AttachmentsSection,
+        CadenceSection,
+        CycleSection,
+        EscalationSection,
+        LimitsSection,
+        NotificationsSection,
+        PrioritySection,
+        ReviewSection,
+        RulesSection,
+        SchedulerSection,
+        ScoringSection,
+        SegmentSection,
+        SigningSection,
+        WebSection,
+    )
 
 __all__ = ["DEFAULT_DB", "Settings", "SettingsFiles", "load_settings"]
 
@@ -50,14 +68,69 @@ class SettingsFiles:
         return cls(Path(system) if system else None, user, Path(FILE_NAME))
 
 
-class Settings(SettingsFile):
-    """The effective settings: every section typed (`settings.scheduler.max_reminders`), plus the acting user,
-    the clock, where each key came from, and the secrets the channels need."""
+class Settings:
+    """The effective settings: every section typed (`settings.scheduler.max_reminders`, the section's model of
+    `sections.py`), plus the acting user, the clock, where each key came from, and the secrets the channels need.
 
-    user: str = ""
-    now_override: datetime | None = None  # PULSECHECK_NOW: a fixed clock for demos, tests and replays
-    origins: dict[Path_, str] = {}
-    secrets: dict[str, str] = {}  # values of the variables named by password_env/token_env: never printed
+    Read-only. The keys some layer set are validated when the settings are loaded; a section no layer set is made
+    from its defaults when a command first reads it, so a command that reads no section never imports the typed
+    models or pydantic (issue 17)."""
+
+    if TYPE_CHECKING:  # the fields of `sections.SettingsFile`, made on first access (`__getattr__`)
+        database_url: str
+        timezone: str
+        review: ReviewSection
+        scoring: ScoringSection
+        rules: RulesSection
+        priority: PrioritySection
+        cycle: CycleSection
+        attachments: AttachmentsSection
+        notifications: NotificationsSection
+        scheduler: SchedulerSection
+        escalation: EscalationSection
+        cadence: dict[str, CadenceSection]
+        segments: dict[str, SegmentSection]
+        signing: SigningSection
+        web: WebSection
+        limits: LimitsSection
+
+    user: str
+    now_override: datetime | None  # PULSECHECK_NOW: a fixed clock for demos, tests and replays
+    origins: dict[Path_, str]
+    secrets: dict[str, str]  # values of the variables named by password_env/token_env: never printed
+
+    def __init__(
+        self,
+        values: dict[str, Any],
+        user: str = "",
+        now_override: datetime | None = None,
+        origins: dict[Path_, str] | None = None,
+        secrets: dict[str, str] | None = None,
+    ) -> None:
+        """`values`: the top-level keys some layer set, validated (`Merged.validate`)."""
+        fields = {**values, "user": user, "now_override": now_override, "origins": origins or {}}
+        self.__dict__.update(fields, secrets=secrets or {})
+
+    def __getattr__(self, name: str) -> Any:
+        """A key no layer set: its default (a section's model made without validation: defaults are known good)."""
+        if name in TOP_LEVEL:
+            value: Any = TOP_LEVEL[name]
+        else:
+            from pulsecheck.config.sections import SettingsFile
+
+            field = SettingsFile.model_fields.get(name) if not name.startswith("_") else None
+            if field is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            value = field.get_default(call_default_factory=True)
+        self.__dict__[name] = value
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"settings are read-only: {name}")
+
+    def is_default(self, *path: str) -> bool:
+        """Whether no layer set the key or table at `path` (nor anything below it): it has its default."""
+        return not any(known[: len(path)] == path or path[: len(known)] == known for known in self.origins)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -82,7 +155,7 @@ class Settings(SettingsFile):
 
     def log_channel_note(self) -> str | None:
         """A note for commands that send, when notifications go to the log only because nobody chose a channel."""
-        if self.notifications.channel != "log" or self.origin("notifications", "channel") != DEFAULT:
+        if self.origin("notifications", "channel") != DEFAULT or self.notifications.channel != "log":
             return None
         return "note: notifications go to the log channel (no [notifications] channel set in any settings file)"
 
@@ -108,15 +181,19 @@ def load_settings(
         layers.append(Layer("--db", {"database_url": db}))
     merged = Merged(layers)
     values = merged.validate()
-    problems = [merged.problem(loc, message) for loc, message in values.role_problems(NOTIFY_ROLES)]
-    if problems:
-        raise ValidationFailed(problems)
     acting, user_origin = _acting_user(user, env)
-    origins = {**merged.origins, ("user",): user_origin}
-    secrets = {name: env[name] for name in values.notifications.secret_names() if name in env}
-    fields: dict[str, Any] = {name: getattr(values, name) for name in SettingsFile.model_fields}
-    now = _fixed_now(env, ZoneInfo(values.timezone))
-    return Settings.model_construct(user=acting, now_override=now, origins=origins, secrets=secrets, **fields)
+    settings = Settings(values, acting, None, {**merged.origins, ("user",): user_origin})
+    if "notifications" in values or "escalation" in values:  # the defaults name known roles only
+        from pulsecheck.config.sections import role_problems
+
+        found = role_problems(settings.notifications, settings.escalation, NOTIFY_ROLES)
+        problems = [merged.problem(loc, message) for loc, message in found]
+        if problems:
+            raise ValidationFailed(problems)
+    names = settings.notifications.secret_names() if "notifications" in values else []  # the defaults name none
+    secrets = {name: env[name] for name in names if name in env}
+    now = _fixed_now(env, ZoneInfo(settings.timezone))
+    return Settings(values, acting, now, settings.origins, secrets)
 
 
 def _explicit_file(config: str | None, env: Mapping[str, str]) -> list[Layer]:

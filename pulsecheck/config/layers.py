@@ -15,12 +15,16 @@ import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-from pydantic import BaseModel, ValidationError, create_model
-
-from pulsecheck.config.sections import Section, SettingsFile
+from pulsecheck.config.defaults import PLAIN_TEXT, TOP_LEVEL
 from pulsecheck.errors import InputError, ValidationFailed
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+# The typed models (`sections.py`, pydantic) are imported where a layer sets a section or a key needs checking:
+# a command whose only setting is text for a text key (the database URL) never imports them (issue 17).
 
 ENV_PREFIX = "PULSECHECK_"
 NESTING = "__"  # PULSECHECK_NOTIFICATIONS__CHANNEL is [notifications] channel
@@ -58,19 +62,21 @@ def environment_layers(env: Mapping[str, str]) -> list[Layer]:
     Other `PULSECHECK_*` variables (secrets named by `password_env`, the clock, the user) are not settings.
     """
     layers = []
-    top_level = {name for name, field in SettingsFile.model_fields.items() if not _is_table(field.annotation)}
     for var in sorted(env):
         if not var.startswith(ENV_PREFIX) or var.removeprefix(ENV_PREFIX) in NOT_SETTINGS:
             continue
         path = tuple(part.lower() for part in var.removeprefix(ENV_PREFIX).split(NESTING))
-        if len(path) == 1 and path[0] not in top_level:
+        if len(path) == 1 and path[0] not in TOP_LEVEL:
             continue
-        if len(path) > 1 and path[0] not in SettingsFile.model_fields:
-            from pulsecheck.yamlfile import suggest
+        if len(path) > 1:
+            from pulsecheck.config.sections import SettingsFile
 
-            hint = suggest(path[0], [name for name in SettingsFile.model_fields if name not in top_level])
-            raise InputError(f"{var}: unknown section {path[0]!r}{hint}")
-        value: Any = _env_value(path, env[var])
+            if path[0] not in SettingsFile.model_fields:
+                from pulsecheck.yamlfile import suggest
+
+                hint = suggest(path[0], [name for name in SettingsFile.model_fields if name not in TOP_LEVEL])
+                raise InputError(f"{var}: unknown section {path[0]!r}{hint}")
+        value: Any = env[var] if len(path) == 1 else _env_value(path, env[var])  # every top-level key is text
         for part in reversed(path):
             value = {part: value}
         layers.append(Layer(var, value))
@@ -89,6 +95,10 @@ def _env_value(path: tuple[str, ...], text: str) -> Any:
 
 def _annotation_at(path: Path_) -> Any:
     """The type the settings model expects at `path` (None for a key it does not know)."""
+    from pydantic import BaseModel
+
+    from pulsecheck.config.sections import SettingsFile
+
     annotation: Any = SettingsFile
     for part in path:
         annotation = _unwrap(annotation)
@@ -120,6 +130,8 @@ def _unwrap(annotation: Any) -> Any:
 
 
 def _is_table(annotation: Any) -> bool:
+    from pydantic import BaseModel
+
     inner = _unwrap(annotation)
     return typing.get_origin(inner) is dict or (isinstance(inner, type) and issubclass(inner, BaseModel))
 
@@ -163,22 +175,25 @@ class Merged:
                     return known[path[:end]]
         return None
 
-    def validate(self) -> SettingsFile:
-        """The merged values as typed settings; InputError naming the origin and key of each problem.
+    def validate(self) -> dict[str, Any]:
+        """The top-level keys some layer set, typed (a section as its model); InputError naming the origin and key
+        of each problem.
 
         Only the keys some layer set are validated (a section nobody set keeps its defaults, which need no
         check), so a command builds the validators of those sections only; text for a text key (the database URL
-        from `--db` or PULSECHECK_DATABASE_URL, the usual case of a read command) needs no validator at all."""
+        from `--db` or PULSECHECK_DATABASE_URL, the usual case of a read command) needs no validator at all, nor
+        pydantic."""
         if all(_plain_text(name, value) for name, value in self.values.items()):
-            return SettingsFile.model_construct(_fields_set=set(self.values), **self.values)
+            return dict(self.values)
+        from pydantic import ValidationError
+
         try:
             checked = _checker(frozenset(self.values)).model_validate(self.values)
         except ValidationError as exc:
             errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains the rest
             problems = [self.problem(tuple(e["loc"]), _message(e), _names_table(e)) for e in errors]
             raise ValidationFailed(problems) from None
-        values = {name: getattr(checked, name) for name in type(checked).model_fields}
-        return SettingsFile.model_construct(_fields_set=set(values), **values)
+        return {name: getattr(checked, name) for name in type(checked).model_fields}
 
     def problem(self, loc: Path_, message: str, table: bool = False) -> str:
         """`origin: [table] key: message` for the key at `loc` (`origin: [table]: message` for a table)."""
@@ -188,14 +203,17 @@ class Merged:
 def _plain_text(name: str, value: Any) -> bool:
     """Whether `value` is text for a top-level key typed plain `str` (no constraint, no validator): what strict
     validation would return unchanged."""
-    field = SettingsFile.model_fields.get(name)
-    return field is not None and field.annotation is str and not field.metadata and type(value) is str
+    return name in PLAIN_TEXT and type(value) is str
 
 
 @functools.cache
 def _checker(keys: frozenset[str]) -> type[BaseModel]:
     """A model of the settings fields `keys` names, strict and closed like `SettingsFile` (an unknown key is still
     an error with the same location); validating with it builds only those fields' validators."""
+    from pydantic import create_model
+
+    from pulsecheck.config.sections import Section, SettingsFile
+
     fields: dict[str, Any] = {
         name: (field.annotation, field) for name, field in SettingsFile.model_fields.items() if name in keys
     }
@@ -272,6 +290,9 @@ def _message(error: Any) -> str:
 
 def _unknown(loc: Path_, value: Any) -> str:
     """`unknown section (did you mean [notifications]?)` or `unknown key (did you mean 'channel'?)`."""
+    from pydantic import BaseModel
+
+    from pulsecheck.config.sections import SettingsFile
     from pulsecheck.yamlfile import suggest
 
     model = _annotation_at(loc[:-1])
@@ -287,6 +308,8 @@ def _unknown(loc: Path_, value: Any) -> str:
 
 def flatten(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
     """Every leaf of the settings with its path, tables walked in the order of the model, lists kept whole."""
+    from pydantic import BaseModel
+
     if isinstance(value, BaseModel):
         for name, field in type(value).model_fields.items():
             yield from flatten(getattr(value, name), (*path, field.alias or name))

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from pulsecheck.config.defaults import DEFAULT_DB, TOP_LEVEL
 from pulsecheck.errors import InputError
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import Priority, Severity
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from pulsecheck.workflow.imports import InputLimits
     from pulsecheck.yamlfile import Limits as YamlLimits
 
-DEFAULT_DB = "sqlite:///pulsecheck.db"
 CHANNELS = ("log", "file", "email", "webhook")
 # Crontab shorthands (day-of-week by name: APScheduler 3 numbers weekdays from Monday).
 CADENCES = {"weekly": "0 9 * * mon", "monthly": "0 9 1 * *", "quarterly": "0 9 1 1,4,7,10 *"}
@@ -422,7 +422,7 @@ class SettingsFile(Section):
     """Everything a settings file (or the environment) can set; every key has a default."""
 
     database_url: str = DEFAULT_DB
-    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    timezone: Annotated[str, AfterValidator(_zone)] = TOP_LEVEL["timezone"]
     review: ReviewSection = Field(default_factory=ReviewSection.model_construct)
     scoring: ScoringSection = Field(default_factory=ScoringSection.model_construct)
     rules: RulesSection = Field(default_factory=RulesSection.model_construct)
@@ -440,16 +440,23 @@ class SettingsFile(Section):
 
     def role_problems(self, known: tuple[str, ...]) -> list[tuple[tuple[str | int, ...], str]]:
         """Roles in the matrix and the ladder that are neither `known` nor a `[notifications.roles]` list."""
-        roles = (*known, *self.notifications.roles)
-        used: list[tuple[tuple[str | int, ...], str]] = [
-            (("notifications", "matrix", severity), role)
-            for severity, names in self.notifications.matrix.items()
-            for role in names
-        ]
-        used += [(("escalation", "ladder", n, "role"), step.role) for n, step in enumerate(self.escalation.ladder)]
-        unknown = [(loc, role) for loc, role in used if role not in roles]
-        if not unknown:
-            return []
-        from pulsecheck.yamlfile import suggest  # with YAML: only when there is something to suggest
+        return role_problems(self.notifications, self.escalation, known)
 
-        return [(loc, f"unknown role {role!r}{suggest(role, roles)}") for loc, role in unknown]
+
+def role_problems(
+    notifications: NotificationsSection, escalation: EscalationSection, known: tuple[str, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Roles in the matrix and the ladder that are neither `known` nor a `[notifications.roles]` list."""
+    roles = (*known, *notifications.roles)
+    used: list[tuple[tuple[str | int, ...], str]] = [
+        (("notifications", "matrix", severity), role)
+        for severity, names in notifications.matrix.items()
+        for role in names
+    ]
+    used += [(("escalation", "ladder", n, "role"), step.role) for n, step in enumerate(escalation.ladder)]
+    unknown = [(loc, role) for loc, role in used if role not in roles]
+    if not unknown:
+        return []
+    from pulsecheck.yamlfile import suggest  # with YAML: only when there is something to suggest
+
+    return [(loc, f"unknown role {role!r}{suggest(role, roles)}") for loc, role in unknown]

@@ -9,7 +9,6 @@ next share cannot see), and checks the rows with ids in its ranges against their
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,6 +171,7 @@ def shares(session: Session, count: int) -> list[Share]:
 def workers_for(session: Session) -> int:
     """How many processes `audit verify` uses: two on a machine with two or more cores for a large chain on a
     database file or server another process can open, else one."""
+    import multiprocessing  # here: a command that shows one review's chain status forks nothing
     import os
 
     if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
@@ -188,6 +188,8 @@ def scan_all(session: Session, parts: list[Share]) -> list[Found]:
     its own read transaction: every entry and row a share checks is read in one snapshot)."""
     if len(parts) == 1:
         return [scan(session, parts[0])]
+    import multiprocessing
+
     engine = session.get_bind().engine
     context = multiprocessing.get_context("fork")
     children = []

@@ -49,6 +49,9 @@ def test_a_read_command_loads_only_what_it_uses(db_url: str, os_login_admin: str
     # The only setting is the database URL (PULSECHECK_DATABASE_URL), text for a text key: no settings validator
     # is built (pydantic imports its plugin loader when it builds the first one).
     assert not loaded(modules, "pydantic.plugin._loader")
+    # Nor the typed settings models at all: the command reads no section a layer set (their defaults need none).
+    assert not loaded(modules, "pydantic") and not loaded(modules, "pulsecheck.config.sections")
+    assert not loaded(modules, "multiprocessing")  # `audit verify` forks; one review's chain status does not
 
 
 def test_every_command_is_in_the_cli_table() -> None:

@@ -288,3 +288,34 @@ def test_routes_name_a_kind_group_or_a_kind(layers: dict[str, Path]) -> None:
     assert routing.channels("escalation_opened", "high") == ["email"]
     assert routing.channels("escalation_level_up", "critical") == ["email", "webhook"]
     assert routing.channels("review_submitted") == routing.channels("generic", "critical") == ["file"]
+
+
+def test_the_top_level_keys_known_without_the_models_are_the_models() -> None:
+    """`config.defaults` (read before, and often instead of, the typed models) says what `SettingsFile` says."""
+    from pulsecheck.config.defaults import PLAIN_TEXT, TOP_LEVEL
+    from pulsecheck.config.layers import _is_table, _unwrap
+    from pulsecheck.config.sections import SettingsFile
+
+    fields = SettingsFile.model_fields
+    top = {name: field for name, field in fields.items() if not _is_table(field.annotation)}
+    assert {name: field.default for name, field in top.items()} == TOP_LEVEL
+    assert all(_unwrap(field.annotation) is str for field in top.values())  # every top-level key is text
+    assert {name for name, field in top.items() if field.annotation is str and not field.metadata} == PLAIN_TEXT
+
+
+def test_settings_read_a_section_nobody_set_as_its_defaults_and_stay_read_only(layers: dict[str, Path]) -> None:
+    from pulsecheck.config.sections import SettingsFile
+
+    settings = load(layers)
+    defaults = SettingsFile()
+    for name in SettingsFile.model_fields:
+        assert getattr(settings, name) == getattr(defaults, name)
+    assert settings.is_default("scheduler") and settings.is_default("notifications", "roles")
+    layers["project"].write_text("[scheduler]\nmax_reminders = 5\n")
+    settings = load(layers)
+    assert settings.scheduler.max_reminders == 5 and not settings.is_default("scheduler")
+    assert settings.is_default("scheduler", "reminder_every")
+    with pytest.raises(AttributeError):
+        settings.timezone = "Europe/Berlin"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        _ = settings.no_such_key
