@@ -21,7 +21,7 @@ from pulsecheck.notifications.outbox import People, enqueue_rows
 from pulsecheck.rules.conditions import leaves
 from pulsecheck.rules.language import RulesFile
 from pulsecheck.rules.priority import cap_p1, priority_score
-from pulsecheck.storage.bulk import analyze, table_of, transient
+from pulsecheck.storage.bulk import among, analyze, table_of, transient
 from pulsecheck.storage.models import (
     Account,
     AuditEntry,
@@ -49,15 +49,15 @@ GROWN = (Review, ReviewEvent, Escalation, Notification, RuleFiring, AuditEntry, 
 # cost more than running it. Core rows, made plain objects (`storage.bulk.transient`): the ORM loads (and tracks)
 # only the few rows a batch changes.
 _ACCOUNTS, _ESCALATIONS, _REVIEWS = table_of(Account), table_of(Escalation), table_of(Review)
-_ACCOUNTS_OF = select(_ACCOUNTS).where(_ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
+_ACCOUNTS_OF = select(_ACCOUNTS).where(among(_ACCOUNTS.c.id, "ids"))
 _OPEN_ESCALATIONS = select(_ESCALATIONS).where(  # open ones carry their dedupe key; a range on the indexed account
     _ESCALATIONS.c.account_id.between(bindparam("first"), bindparam("last")),
     _ESCALATIONS.c.dedupe_key.is_not(None),
-    _ESCALATIONS.c.rule_id.in_(bindparam("rules", expanding=True)),
+    among(_ESCALATIONS.c.rule_id, "rules"),
 )
 _OPEN_REVIEWS = (
     select(_REVIEWS)
-    .where(_REVIEWS.c.account_id.in_(bindparam("ids", expanding=True)), _REVIEWS.c.state != "closed")
+    .where(among(_REVIEWS.c.account_id, "ids"), _REVIEWS.c.state != "closed")
     .order_by(_REVIEWS.c.id)
 )
 
@@ -206,7 +206,7 @@ def _tracked(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
     seen by the commit hooks there)."""
     if not ids:
         return {}
-    return {obj.id: obj for obj in session.scalars(select(model).where(model.id.in_(sorted(ids))))}
+    return {obj.id: obj for obj in session.scalars(select(model).where(among(model.id, values=sorted(ids))))}
 
 
 def write(session: Session, plan: Plan, config: ActionSettings, now: datetime, known: Known) -> int:
