@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import ARRAY, Boolean, ColumnElement, Table, any_, bindparam, text
+from sqlalchemy import ARRAY, Boolean, ColumnElement, Connection, Table, any_, bindparam, text
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 BaseT = TypeVar("BaseT", bound=Base)
 StatementT = TypeVar("StatementT")
+Listed = ColumnElement[Any] | InstrumentedAttribute[Any]  # what `among` lists: a column, of a table or a model
 
 
 def table_of(model: type[Base]) -> Table:
@@ -68,7 +69,7 @@ def insert_ignoring(session: Session, model: type[Base], rows: Sequence[dict[str
         session.execute(_BUILT[made], rows)
 
 
-def among(column: ColumnElement[Any], name: str | None = None, values: Sequence[Any] | None = None) -> Any:
+def among(column: Listed, name: str | None = None, values: Sequence[Any] | None = None) -> Any:
     """`column IN (...)` of a list: bound at execution as `name`, or given as `values`. On PostgreSQL it is
     `column = ANY(:list)`, one array parameter: psycopg prepares (and caches) no statement of over 50 parameters,
     so an IN list of a batch's ids was parsed again each time; elsewhere an expanding IN."""
@@ -86,7 +87,7 @@ class _Among(ColumnElement[bool]):
     type = Boolean()
     _is_implicitly_boolean = True  # a condition as it stands (no "= 1" on SQLite)
 
-    def __init__(self, column: ColumnElement[Any], name: str | None, values: Sequence[Any] | None) -> None:
+    def __init__(self, column: Listed, name: str | None, values: Sequence[Any] | None) -> None:
         self.listed = column.in_(bindparam(name, values, expanding=True))
         self.bound = column == any_(bindparam(name, values, type_=ARRAY(column.type)))
 
@@ -159,6 +160,24 @@ def analyze(session: Session, models: Iterable[type[Base]]) -> None:
     names = ", ".join(sorted({table_of(model).name for model in models}))
     if names:
         session.execute(text(f"ANALYZE {names}"))
+
+
+def analyze_threshold(connection: Session | Connection, models: Iterable[type[Base]], least: int) -> int:
+    """Rows a process may add to these tables before it first analyzes them: a tenth of the rows PostgreSQL's
+    statistics say they hold (autovacuum's own analyze scale factor), at least `least` (elsewhere `least`): a
+    first run on empty tables analyzes early, a nightly run adding a few percent to big tables does not."""
+    dialect = connection.dialect if isinstance(connection, Connection) else connection.get_bind().dialect
+    if dialect.name != "postgresql":
+        return least
+    rows = connection.scalar(_TABLE_ROWS, {"names": sorted(table_of(model).name for model in models)})
+    return max(least, int(rows or 0) // 10)
+
+
+# The rows PostgreSQL's statistics say these tables hold (-1: never analyzed; a table not there yet: none).
+_TABLE_ROWS = text(
+    "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) FROM pg_class c"
+    " WHERE c.oid IN (SELECT to_regclass(n) FROM unnest(CAST(:names AS text[])) AS n)"
+)
 
 
 def transient(model: type[BaseT], rows: Iterable[dict[str, Any]]) -> list[BaseT]:
