@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.notifications.render import render_each
-from pulsecheck.storage.bulk import insert_ignoring, table_of, transient, upsert
+from pulsecheck.storage.bulk import among, insert_ignoring, table_of, transient, upsert
 from pulsecheck.storage.models import Account, Notification, Review, User
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class People:
         missing = sorted({user_id for user_id in ids if user_id not in self.ids})
         if missing:
             users = table_of(User)
-            found = self.session.execute(select(users).where(users.c.id.in_(missing)))
+            found = self.session.execute(select(users).where(among(users.c.id, values=missing)))
             self.know(transient(User, (dict(row) for row in found.mappings())))
         return self.ids
 
@@ -167,7 +167,7 @@ class People:
         missing = [] if self.complete else sorted({name for name in wanted if name not in self.users})
         if missing:
             self.users.update(dict.fromkeys(missing))
-            self.know(self.session.scalars(select(User).where(User.name.in_(missing))))
+            self.know(self.session.scalars(select(User).where(among(User.name, values=missing))))
         users = self.users
         return [user for name in wanted if (user := users.get(name)) is not None]
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from pulsecheck.errors import ConflictError, PulsecheckError
 from pulsecheck.notifications.outbox import People, enqueue_rows
 from pulsecheck.scheduling.specs import OPEN_REVIEW_STATES, ScheduleSettings
+from pulsecheck.storage.bulk import among
 from pulsecheck.storage.models import Account, Escalation, Review
 from pulsecheck.workflow import reviews
 
@@ -79,7 +80,7 @@ class Batch:
         self.content_loaded = True
         ids = [ident for model, ident in self.rows if model is Review]  # a batch's: a few hundred at most
         options = (selectinload(Review.risks), selectinload(Review.actions))  # filled in on the loaded reviews
-        self.session.scalars(select(Review).where(Review.id.in_(ids)).options(*options)).all()
+        self.session.scalars(select(Review).where(among(Review.id, values=ids)).options(*options)).all()
 
     def get(self, model: type[Any], ident: Any) -> Any:
         """`session.get` for a prefetched row (a dict lookup); any other asks the session."""
@@ -148,7 +149,7 @@ def prefetch(session: Session, func_ref: str, args: list[tuple[Any, ...]]) -> li
     if model is None or not ids:
         return []
     options = [] if model is Account else [joinedload(model.account)]
-    return list(session.scalars(select(model).where(model.id.in_(ids)).options(*options)))
+    return list(session.scalars(select(model).where(among(model.id, values=ids)).options(*options)))
 
 
 def set_batch(session: Session | None, rows: list[Any] | None = None) -> Batch | None:
@@ -335,7 +336,7 @@ def cadence(segment: str) -> str:
     outcomes: list[str] = []
     for start in range(0, len(ids), CADENCE_BATCH):  # killed mid-way, the next run opens the rest
         with work(last=start + CADENCE_BATCH >= len(ids)) as session:
-            batch = session.scalars(select(Account).where(Account.id.in_(ids[start : start + CADENCE_BATCH])))
+            batch = session.scalars(select(Account).where(among(Account.id, values=ids[start : start + CADENCE_BATCH])))
             why = f"cadence:{segment}"
             outcomes += [_open_next_review(session, rt, a, now, settings.due_in, why) for a in sorted(batch, key=_id)]
     opened = sum(1 for line in outcomes if "opened review" in line)

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Insert, Table, Update, bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from pulsecheck.storage.bulk import among
 from pulsecheck.storage.models import SchedulerJob
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 
@@ -151,7 +152,7 @@ class JobStore:
     def remove(self, ids: Sequence[str]) -> None:
         """Delete the jobs of `ids` (in batches)."""
         for start in range(0, len(ids), BATCH):
-            self.session.execute(delete(SchedulerJob).where(SchedulerJob.id.in_(ids[start : start + BATCH])))
+            self.session.execute(delete(SchedulerJob).where(among(SchedulerJob.id, values=ids[start : start + BATCH])))
 
     def current(self, job: Job) -> bool:
         """Whether the stored job is still `job` (an earlier job of the same pass may have removed or replaced it)."""
@@ -180,7 +181,7 @@ class JobStore:
         listed, found = list(wanted), set()
         table = cast(Table, SchedulerJob.__table__)
         for start in range(0, len(listed), BATCH):
-            query = select(table.c.id, table.c.job_state).where(table.c.id.in_(listed[start : start + BATCH]))
+            query = select(table.c.id, table.c.job_state).where(among(table.c.id, values=listed[start : start + BATCH]))
             for job_id, state in self.session.connection().execute(query).all():
                 if states.get(job_id) == state or (
                     _identity(self.store._reconstitute_job(state)) == _identity(wanted[job_id])
@@ -318,7 +319,7 @@ def fingerprints(session: Session, ids: Collection[str] | None = None) -> dict[s
     found: dict[str, str | None] = {}
     listed = list(ids)
     for start in range(0, len(listed), BATCH):
-        rows = session.execute(query.where(SchedulerJob.id.in_(listed[start : start + BATCH])))
+        rows = session.execute(query.where(among(SchedulerJob.id, values=listed[start : start + BATCH])))
         found.update({job_id: spec for job_id, spec in rows})
     return found
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, text
-from sqlalchemy.orm import Session
+from sqlalchemy import ARRAY, Boolean, ColumnElement, Connection, Table, any_, bindparam, text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.instrumentation import manager_of_class
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from pulsecheck.storage.models import Base
 from pulsecheck.storage.types import UTCDateTime
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 
 BaseT = TypeVar("BaseT", bound=Base)
 StatementT = TypeVar("StatementT")
+Listed = ColumnElement[Any] | InstrumentedAttribute[Any]  # what `among` lists: a column, of a table or a model
 
 
 def table_of(model: type[Base]) -> Table:
@@ -25,15 +28,34 @@ def table_of(model: type[Base]) -> Table:
 
 
 def insert_returning(session: Session, model: type[Base], rows: Sequence[dict[str, Any]], *keys: str) -> list[Any]:
-    """Insert `rows` in multi-row statements; returns (id, *keys) of every new row, in no particular order (SQLite
-    cannot tie RETURNING rows to their parameters in bulk: callers match the rows by `keys`)."""
+    """Insert `rows` in multi-row statements (PostgreSQL: by executemany, ids taken first); returns (id, *keys) of
+    every new row, in no particular order (SQLite cannot tie RETURNING rows to their parameters in bulk: callers
+    match the rows by `keys`)."""
     if not rows:
         return []
+    table = table_of(model)
+    if session.get_bind().dialect.name == "postgresql":
+        return _numbered(session, table, rows, keys)
     made = ("returning", model, frozenset(rows[0]), keys)
     if made not in _BUILT:
-        table = table_of(model)
         _BUILT[made] = _recurring(table.insert(), table, rows[0]).returning(table.c.id, *(table.c[k] for k in keys))
     return list(session.execute(_BUILT[made], rows))
+
+
+def _numbered(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: tuple[str, ...]) -> list[Any]:
+    """PostgreSQL's `insert_returning`, in the rows' order: their ids taken from the table's sequence first (in one
+    statement), then the rows inserted with them by executemany, which psycopg pipelines with its query parsed
+    once (a multi-row INSERT ... RETURNING of hundreds of parameters was parsed again each time). The ids are
+    those the multi-row insert would have given: the sequence's next ones, in the rows' order."""
+    ids = sorted(session.scalars(_NEXT_IDS, {"table": table.name, "n": len(rows)}))
+    made = ("numbered", table, frozenset(rows[0]))
+    if made not in _BUILT:
+        _BUILT[made] = _recurring(table.insert(), table, rows[0])
+    session.execute(_BUILT[made], [dict(row, id=new_id) for new_id, row in zip(ids, rows, strict=True)])
+    return [(new_id, *(row[k] for k in keys)) for new_id, row in zip(ids, rows, strict=True)]
+
+
+_NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
 
 
 def insert_ignoring(session: Session, model: type[Base], rows: Sequence[dict[str, Any]], key: str) -> None:
@@ -45,6 +67,39 @@ def insert_ignoring(session: Session, model: type[Base], rows: Sequence[dict[str
             statement = _recurring(upsert(session, model), table_of(model), rows[0])
             _BUILT[made] = statement.on_conflict_do_nothing(index_elements=[key])
         session.execute(_BUILT[made], rows)
+
+
+def among(column: Listed, name: str | None = None, values: Sequence[Any] | None = None) -> Any:
+    """`column IN (...)` of a list: bound at execution as `name`, or given as `values`. On PostgreSQL it is
+    `column = ANY(:list)`, one array parameter: psycopg prepares (and caches) no statement of over 50 parameters,
+    so an IN list of a batch's ids was parsed again each time; elsewhere an expanding IN."""
+    return _Among(column, name, None if values is None else list(values))
+
+
+class _Among(ColumnElement[bool]):
+    """Both forms of `among`, the dialect's compiler renders one (the two binds share the list)."""
+
+    inherit_cache = True
+    _traverse_internals = [
+        ("listed", InternalTraversal.dp_clauseelement),
+        ("bound", InternalTraversal.dp_clauseelement),
+    ]
+    type = Boolean()
+    _is_implicitly_boolean = True  # a condition as it stands (no "= 1" on SQLite)
+
+    def __init__(self, column: Listed, name: str | None, values: Sequence[Any] | None) -> None:
+        self.listed = column.in_(bindparam(name, values, expanding=True))
+        self.bound = column == any_(bindparam(name, values, type_=ARRAY(column.type)))
+
+
+@compiles(_Among)
+def _listed(element: _Among, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.listed, **kw)  # type: ignore[no-any-return]
+
+
+@compiles(_Among, "postgresql")
+def _bound(element: _Among, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.bound, **kw)  # type: ignore[no-any-return]
 
 
 _BUILT: dict[tuple[Any, ...], Any] = {}  # statements by what they are made of
@@ -105,6 +160,24 @@ def analyze(session: Session, models: Iterable[type[Base]]) -> None:
     names = ", ".join(sorted({table_of(model).name for model in models}))
     if names:
         session.execute(text(f"ANALYZE {names}"))
+
+
+def analyze_threshold(connection: Session | Connection, models: Iterable[type[Base]], least: int) -> int:
+    """Rows a process may add to these tables before it first analyzes them: a tenth of the rows PostgreSQL's
+    statistics say they hold (autovacuum's own analyze scale factor), at least `least` (elsewhere `least`): a
+    first run on empty tables analyzes early, a nightly run adding a few percent to big tables does not."""
+    dialect = connection.dialect if isinstance(connection, Connection) else connection.get_bind().dialect
+    if dialect.name != "postgresql":
+        return least
+    rows = connection.scalar(_TABLE_ROWS, {"names": sorted(table_of(model).name for model in models)})
+    return max(least, int(rows or 0) // 10)
+
+
+# The rows PostgreSQL's statistics say these tables hold (-1: never analyzed; a table not there yet: none).
+_TABLE_ROWS = text(
+    "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) FROM pg_class c"
+    " WHERE c.oid IN (SELECT to_regclass(n) FROM unnest(CAST(:names AS text[])) AS n)"
+)
 
 
 def transient(model: type[BaseT], rows: Iterable[dict[str, Any]]) -> list[BaseT]:

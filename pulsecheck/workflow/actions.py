@@ -21,7 +21,7 @@ from pulsecheck.notifications.outbox import People, enqueue_rows
 from pulsecheck.rules.conditions import leaves
 from pulsecheck.rules.language import RulesFile
 from pulsecheck.rules.priority import cap_p1, priority_score
-from pulsecheck.storage.bulk import analyze, table_of, transient
+from pulsecheck.storage.bulk import among, analyze, analyze_threshold, table_of, transient
 from pulsecheck.storage.models import (
     Account,
     AuditEntry,
@@ -40,8 +40,9 @@ from pulsecheck.workflow.reviews.bulk import Known, Opening
 
 __all__ = ["ActionLog", "ActionSettings", "Batches", "Planned"]
 
-# Rows a run may add before PostgreSQL's statistics are refreshed; doubled after each refresh, so a run analyzes
-# O(log rows) times and the plans of its repeated statements follow the tables' growth.
+# Rows a run may add before PostgreSQL's statistics are refreshed, at least (a tenth of what the tables hold:
+# `storage.bulk.analyze_threshold`); doubled after each refresh, so a run analyzes O(log rows) times and the plans
+# of its repeated statements follow the tables' growth, and a nightly run adding a few percent does not analyze.
 ANALYZE_AFTER = 5_000
 GROWN = (Review, ReviewEvent, Escalation, Notification, RuleFiring, AuditEntry, SchedulerJob)
 
@@ -49,15 +50,15 @@ GROWN = (Review, ReviewEvent, Escalation, Notification, RuleFiring, AuditEntry, 
 # cost more than running it. Core rows, made plain objects (`storage.bulk.transient`): the ORM loads (and tracks)
 # only the few rows a batch changes.
 _ACCOUNTS, _ESCALATIONS, _REVIEWS = table_of(Account), table_of(Escalation), table_of(Review)
-_ACCOUNTS_OF = select(_ACCOUNTS).where(_ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
+_ACCOUNTS_OF = select(_ACCOUNTS).where(among(_ACCOUNTS.c.id, "ids"))
 _OPEN_ESCALATIONS = select(_ESCALATIONS).where(  # open ones carry their dedupe key; a range on the indexed account
     _ESCALATIONS.c.account_id.between(bindparam("first"), bindparam("last")),
     _ESCALATIONS.c.dedupe_key.is_not(None),
-    _ESCALATIONS.c.rule_id.in_(bindparam("rules", expanding=True)),
+    among(_ESCALATIONS.c.rule_id, "rules"),
 )
 _OPEN_REVIEWS = (
     select(_REVIEWS)
-    .where(_REVIEWS.c.account_id.in_(bindparam("ids", expanding=True)), _REVIEWS.c.state != "closed")
+    .where(among(_REVIEWS.c.account_id, "ids"), _REVIEWS.c.state != "closed")
     .order_by(_REVIEWS.c.id)
 )
 
@@ -91,7 +92,9 @@ class Batches:
         self.cooled = {rule.id for rule in rules.rules if rule.cooldown}
         self.flag_kinds = {a.params["kind"] for r in rules.rules for a in r.actions if a.kind == "flag_deviation"}
         self.flagged: dict[deviation.Key, str] = {}
-        self.grown, self.analyze_after = 0, ANALYZE_AFTER
+        # None: set from the tables' size by the first batch of a recorded run (`storage.bulk.analyze_threshold`)
+        self.grown = 0
+        self.analyze_after: int | None = None
         self.scored: dict[tuple[int, str], tuple[str, float]] = {}  # (account, severity): matrix priority, score
         self.p1_kept = self._p1_kept()
         self.known: Known | None = None  # read by the first batch with work, for the run
@@ -134,9 +137,12 @@ class Batches:
 
     def batch(self, session: Session, ids: list[int]) -> None:
         """One batch of accounts (ids ascending): only those with a firing or an escalation to clear are loaded."""
-        if self.run_id is not None and self.grown >= self.analyze_after:
-            analyze(session, GROWN)
-            self.grown, self.analyze_after = 0, self.analyze_after * 2
+        if self.run_id is not None:
+            if self.analyze_after is None:
+                self.analyze_after = analyze_threshold(session, GROWN, ANALYZE_AFTER)
+            if self.grown >= self.analyze_after:
+                analyze(session, GROWN)
+                self.grown, self.analyze_after = 0, self.analyze_after * 2
         members = set(ids)
         rules = set(self.clearing) | {rule for account in ids for rule in self.fired.get(account, [])}
         open_ones: dict[str, Escalation] = {}
@@ -206,7 +212,7 @@ def _tracked(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
     seen by the commit hooks there)."""
     if not ids:
         return {}
-    return {obj.id: obj for obj in session.scalars(select(model).where(model.id.in_(sorted(ids))))}
+    return {obj.id: obj for obj in session.scalars(select(model).where(among(model.id, values=sorted(ids))))}
 
 
 def write(session: Session, plan: Plan, config: ActionSettings, now: datetime, known: Known) -> int:

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
-from pulsecheck.storage.bulk import insert_returning, table_of, transient
+from pulsecheck.storage.bulk import among, insert_returning, table_of, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Escalation, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_by_key
@@ -87,8 +87,8 @@ _TABLE = table_of(Escalation)
 _LAST_RESOLUTIONS = (  # built once, its lists bound at execution (a batch of the evaluator asks it)
     select(_TABLE.c.account_id, _TABLE.c.rule_id, func.max(_TABLE.c.resolved_at))
     .where(
-        _TABLE.c.account_id.in_(bindparam("accounts", expanding=True)),
-        _TABLE.c.rule_id.in_(bindparam("rules", expanding=True)),
+        among(_TABLE.c.account_id, "accounts"),
+        among(_TABLE.c.rule_id, "rules"),
         _TABLE.c.status == "resolved",
     )
     .group_by(_TABLE.c.account_id, _TABLE.c.rule_id)
@@ -215,7 +215,7 @@ def escalation_page(session: Session, request: PageRequest, chosen: EscalationFi
     }
 
     def load(ids: list[int]) -> dict[int, dict[str, Any]]:
-        rows = select(Escalation).options(joinedload(Escalation.account)).where(Escalation.id.in_(ids))
+        rows = select(Escalation).options(joinedload(Escalation.account)).where(among(Escalation.id, values=ids))
         return {e.id: escalation_dict(e, now) for e in session.scalars(rows)}
 
     return fetch_by_key(session, select(Escalation.id).where(*chosen.where()), request, sorts, load)

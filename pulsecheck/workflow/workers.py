@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 
 from pulsecheck.errors import PulsecheckError
 from pulsecheck.rules.language import RulesFile, load_rules, windows_used
-from pulsecheck.storage.bulk import analyze, table_of
+from pulsecheck.storage.bulk import analyze, analyze_threshold
 from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, EvaluationRun, RuleFiring, Ruleset
 from pulsecheck.workflow import shards
@@ -45,11 +45,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("pulsecheck.workers")
 ANALYZE_LOCK = 7_270_012  # PostgreSQL advisory lock: one worker at a time analyzes the tables runs grow
-# The rows PostgreSQL's statistics say these tables hold (-1: never analyzed; a table not there yet: none).
-_TABLE_ROWS = text(
-    "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0) FROM pg_class c"
-    " WHERE c.oid IN (SELECT to_regclass(n) FROM unnest(CAST(:names AS text[])) AS n)"
-)
 POLL = 0.2  # seconds between looks at the shard table while waiting
 EXIT_WAIT = 10.0  # seconds the workers of a finished run get to exit by themselves
 
@@ -111,8 +106,7 @@ class Engine:
             return
         if not self.sized:
             with database.engine.connect() as connection:
-                rows = connection.scalar(_TABLE_ROWS, {"names": sorted(table_of(model).name for model in GROWN)})
-            self.analyze_after, self.sized = max(ANALYZE_AFTER, int(rows or 0) // 10), True
+                self.analyze_after, self.sized = analyze_threshold(connection, GROWN, ANALYZE_AFTER), True
         if self.grown < self.analyze_after:
             return
         with database.transaction() as session:

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.notifications.outbox import People
 from pulsecheck.scoring.model import ScoringModel
 from pulsecheck.states import review as machine
-from pulsecheck.storage.bulk import insert_returning, table_of, transient
+from pulsecheck.storage.bulk import among, insert_returning, table_of, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
@@ -246,7 +246,7 @@ _NEWEST = func.row_number().over(
 )
 _RANKED = (
     select(_SNAPSHOTS.c.account_id, *(_SNAPSHOTS.c[name] for name in _CARD), _NEWEST.label("n"))
-    .where(_SNAPSHOTS.c.account_id.in_(bindparam("ids", expanding=True)))
+    .where(among(_SNAPSHOTS.c.account_id, "ids"))
     .subquery()
 )
 _LATEST = select(_RANKED.c.account_id, *(_RANKED.c[name] for name in _CARD)).where(_RANKED.c.n == 1)
