@@ -24,7 +24,7 @@ def show(request: Request, ref: str, me: Me) -> Response:
     from pulsecheck.errors import RefusedError
     from pulsecheck.web.chart import history_chart
     from pulsecheck.workflow.accounts import account_dict, get_account
-    from pulsecheck.workflow.deviations import list_deviations
+    from pulsecheck.workflow.deviations import open_rows
     from pulsecheck.workflow.escalations import escalation_dict, list_escalations
     from pulsecheck.workflow.reviews import review_rows
     from pulsecheck.workflow.scorecards import scorecard
@@ -38,8 +38,7 @@ def show(request: Request, ref: str, me: Me) -> Response:
         except RefusedError:  # no snapshot yet
             card = None
         escalations = [escalation_dict(e, web.now()) for e in list_escalations(session, True, account.id)]
-        deviations = [(d.kind, d.subject, d.detail, d.status, d.found_at)
-                      for d in list_deviations(session, open_only=True, account_id=account.id)]
+        deviations = open_rows(session, account.id)
         reviews = review_rows(session, account.id)
         files = _attachments(session, account.external_id, account.id, [r[0] for r in reviews])
         nav = nav_counts(web, me.name, session)
