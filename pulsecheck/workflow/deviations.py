@@ -84,6 +84,17 @@ def list_deviations(
     return list(session.scalars(query))
 
 
+def open_rows(session: Session, account_id: int) -> list[tuple[str, str, str, str, datetime]]:
+    """(kind, subject, detail, status, found_at) of `list_deviations(open_only=True, account_id=...)`, in its
+    order, as plain rows (what the account page lists)."""
+    query = (
+        select(Deviation.kind, Deviation.subject, Deviation.detail, Deviation.status, Deviation.found_at)
+        .where(Deviation.status != "resolved", Deviation.account_id == account_id)
+        .order_by(Deviation.id.desc())
+    )
+    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+
 DEVIATION_STATUSES = ("open", "accepted", "resolved")
 
 

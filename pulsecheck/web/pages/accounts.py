@@ -24,9 +24,9 @@ def show(request: Request, ref: str, me: Me) -> Response:
     from pulsecheck.errors import RefusedError
     from pulsecheck.web.chart import history_chart
     from pulsecheck.workflow.accounts import account_dict, get_account
-    from pulsecheck.workflow.deviations import list_deviations
+    from pulsecheck.workflow.deviations import open_rows
     from pulsecheck.workflow.escalations import escalation_dict, list_escalations
-    from pulsecheck.workflow.reviews import list_reviews
+    from pulsecheck.workflow.reviews import review_rows
     from pulsecheck.workflow.scorecards import scorecard
 
     web = web_of(request)
@@ -38,11 +38,9 @@ def show(request: Request, ref: str, me: Me) -> Response:
         except RefusedError:  # no snapshot yet
             card = None
         escalations = [escalation_dict(e, web.now()) for e in list_escalations(session, True, account.id)]
-        deviations = [(d.kind, d.subject, d.detail, d.status, d.found_at)
-                      for d in list_deviations(session, open_only=True, account_id=account.id)]
-        found = list_reviews(session, account_id=account.id)
-        reviews = [(r.id, r.state, r.reviewer, r.approver, r.due_at) for r in found]
-        files = _attachments(session, account.external_id, account.id, [r.id for r in found])
+        deviations = open_rows(session, account.id)
+        reviews = review_rows(session, account.id)
+        files = _attachments(session, account.external_id, account.id, [r[0] for r in reviews])
         nav = nav_counts(web, me.name, session)
     chart = history_chart(card["history"], card["groups"], web.settings.tz) if card else None
     return page(request, "account.html", nav=nav, account=data, card=_shown(card), chart=chart, escalations=escalations,
@@ -69,7 +67,7 @@ def _attachments(session: Any, external_id: str, account_id: int, review_ids: li
     from pulsecheck.workflow import attachments, scorecard_approvals
 
     reviews = attachments.links_of_records(session, attachments.REVIEW, review_ids)
-    cards = [row.id for row in scorecard_approvals.records_of(session, account_id)]
+    cards = scorecard_approvals.record_ids_of(session, account_id)
     submitted = attachments.links_of_records(session, scorecard_approvals.KIND, cards)
     sizes = attachments.sizes_of(session, reviews + submitted)
     shown = [(f"review {k.record_id}", f"/reviews/{k.record_id}/attachments/{k.number}", k) for k in reviews]

@@ -58,7 +58,6 @@ def _may(review: Review, user: User, manager: str | None, actions: tuple[str, ..
 @router.get("/reviews/{review_id}", response_class=HTMLResponse)
 def show(request: Request, review_id: int, me: Me) -> Response:
     from pulsecheck.states.review import EDITABLE_STATES, missing_for_submit
-    from pulsecheck.storage.models import Attachment
     from pulsecheck.workflow import attachments
     from pulsecheck.workflow.reviews import content_of, get_review, load_for_show, review_dict
     from pulsecheck.workflow.signoffs import describe_signatures
@@ -69,8 +68,11 @@ def show(request: Request, review_id: int, me: Me) -> Response:
         review = get_review(session, review_id)  # the one just loaded; or the not-found error
         manager = found[1] if found else None
         links = attachments.links_of(session, attachments.REVIEW, review.id)  # read once for every use below
+        # the stored files in one query, held here: the check in review_dict (`session.get` of each) and the sizes
+        # below find them in the session instead of reading each again (the session keeps rows weakly)
+        held = attachments.stored_of(session, links)
         data = review_dict(review, with_context=True, links=links)
-        sizes = {link.sha256: (session.get(Attachment, link.sha256) or Attachment(size=0)).size for link in links}
+        sizes = {link.sha256: held[link.sha256].size if link.sha256 in held else 0 for link in links}
         may = _may(review, user, manager, ("edit", "submit", "approve", "reject"))
         missing = missing_for_submit(content_of(review, links), web.now().astimezone(web.settings.tz).date())
         signatures = describe_signatures(session, "review_event", [event.id for event in review.events])

@@ -23,6 +23,7 @@ from pulsecheck.workflow.reviews.views import (
     replayed_state,
     review_dict,
     review_page,
+    review_rows,
     verify,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "fill",
     "get_review",
     "list_reviews",
+    "review_rows",
     "load_for_show",
     "new_review",
     "reassign",

@@ -66,6 +66,17 @@ def list_reviews(
     return list(session.scalars(query))
 
 
+def review_rows(session: Session, account_id: int) -> list[tuple[int, str, str, str | None, datetime | None]]:
+    """(id, state, reviewer, approver, due_at) of `list_reviews(account_id=...)`, in its order, as plain rows:
+    what the account page lists, without loading each review (its baseline scorecard among the rest)."""
+    query = (
+        select(Review.id, Review.state, Review.reviewer, Review.approver, Review.due_at)
+        .where(Review.account_id == account_id)
+        .order_by(Review.id.desc())
+    )
+    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+
 @dataclass(frozen=True)
 class ReviewFilter:
     """Which reviews a list shows; None means any. `person` keeps those they review or approve, `reviewer`
