@@ -40,7 +40,7 @@ from pulsecheck.storage import changes
 from pulsecheck.storage.models import Account, Escalation, Issue, LatestSnapshot, Review, ScoreSnapshot, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import PRIORITIES
-from pulsecheck.workflow.at_risk import AtRisk, at_risk, open_at
+from pulsecheck.workflow.at_risk import AtRisk, Scope, assess, at_risk, open_at, open_escalations
 from pulsecheck.workflow.models import approved_model
 from pulsecheck.workflow.portfolio import OPEN_REVIEW_STATES, BucketCount, check_segment
 
@@ -225,6 +225,11 @@ class _Row(NamedTuple):
     owner_rank: int | None  # None: no owner
     priority_rank: int
     id_rank: int  # the external id's
+    external_id: str
+    display: str  # the name as written
+    segment: str | None
+    owner: str | None  # the owner's name
+    issues: int  # open complaints, billing issues and blockers (the priority matrix's count)
 
 
 # each sort name -> [(column of _Row, descending by default)]: `_sort_clauses` over a kept book
@@ -332,19 +337,25 @@ def _keep(session: Session, book: _Book, snapshot: str) -> _Kept:
     query = book.joined(
         Account.id, Account.arr, book.latest.bucket, book.latest.score, book.priority, Account.renewal_date,
         lowered, func.lower(Account.external_id), func.dense_rank().over(order_by=lowered), Account.owner_id,
-        func.dense_rank().over(order_by=Account.external_id),
+        func.dense_rank().over(order_by=Account.external_id), Account.external_id, Account.name, Account.segment,
+        func.coalesce(book.issues.c.open, 0),
     ).where(book.flagged)
     found = session.execute(query).all()
     # the few owners and priorities ranked apart (a sort of a handful of values, not of every row)
-    owners: dict[int, int] = dict(session.execute(select(User.id, func.dense_rank().over(order_by=User.name))).all())
+    owners: dict[int, tuple[str, int]] = {
+        user_id: (name, rank)
+        for user_id, name, rank in session.execute(select(User.id, User.name, func.dense_rank().over(order_by=User.name)))
+    }
     levels: dict[str, int] = {}
     if found:
         named = values(column("level", String()), name="levels").data([(level,) for level in {r[4] for r in found}])
         levels = dict(session.execute(select(named.c.level, func.dense_rank().over(order_by=named.c.level))).all())
     rows = [
         _Row(account_id, arr, bucket, score, priority, renewal.toordinal() if renewal is not None else None, name,
-             key, name_rank, owners.get(owner_id) if owner_id is not None else None, levels[priority], id_rank)
-        for (account_id, arr, bucket, score, priority, renewal, name, key, name_rank, owner_id, id_rank) in found
+             key, name_rank, owners[owner_id][1] if owner_id is not None else None, levels[priority], id_rank,
+             external_id, display, segment, owners[owner_id][0] if owner_id is not None else None, issues)
+        for (account_id, arr, bucket, score, priority, renewal, name, key, name_rank, owner_id, id_rank, external_id,
+             display, segment, issues) in found
     ]
     return _Kept(snapshot, book.as_of, _until(session, book), grouped, escalations, rows)
 
@@ -378,13 +389,27 @@ def _kept_page(kept: _Kept, filters: Filters, request: PageRequest) -> tuple[lis
     return rows[request.offset : end], len(rows)
 
 
-def _assessed(
-    session: Session, as_of: datetime, matrix: PriorityMatrix, rows: list[tuple[int, float | None]]
+def _kept_assessed(
+    session: Session, as_of: datetime, matrix: PriorityMatrix, lowest: str | None, rows: list[_Row]
 ) -> list[AtRiskRow]:
-    """The rows (account id, ARR) of a page as `at_risk` assesses them, in their order."""
-    ids = [account_id for account_id, _ in rows]
-    found = {item.account_id: item for item in at_risk(session, as_of, matrix, account_ids=ids)} if ids else {}
-    return [AtRiskRow(found[account_id], arr) for account_id, arr in rows if account_id in found]
+    """The kept rows of a page as `at_risk` assesses them, in their order: the account, its latest snapshot and
+    the facts the priority matrix reads (renewal, ARR, open issues) come with the kept book, which holds them at
+    `as_of` (its window); only the page's open escalations (their reasons) are read, in one query."""
+    if not rows:
+        return []
+    escalated = open_escalations(session, as_of, Scope(account_ids=frozenset(row.id for row in rows)))
+    today = as_of.date().toordinal()
+    items = []
+    for row in rows:
+        fact = {  # as compute_facts has them: the matrix sums the three kinds of open issue
+            "days_to_renewal": row.renewal - today if row.renewal is not None else None,
+            "arr": row.arr,
+            "open_complaints": row.issues,
+        }
+        account = (row.id, row.external_id, row.display, row.segment, row.owner)
+        risk = assess(account, (row.score, row.bucket), fact, escalated.get(row.id, []), lowest, matrix)
+        items.append(AtRiskRow(risk, row.arr))
+    return items
 
 
 def _summary(session: Session, book: _Book, rows: Any, escalations: int | None = None) -> Summary:
@@ -453,7 +478,7 @@ def portfolio_view(
     kept = _kept_book(session, book, matrix, filters)
     if kept is not None:
         page_rows, matched = _kept_page(kept, filters, request)
-        items = _assessed(session, as_of, matrix, [(row.id, row.arr) for row in page_rows])
+        items = _kept_assessed(session, as_of, matrix, book.lowest, page_rows)
         return _summary(session, book, kept.grouped, kept.escalations), Page(items, matched, request.offset,
                                                                                request.limit)
     # only the columns the sort and the search read: the CTE holds a row per account
@@ -539,7 +564,7 @@ def at_risk_page(
         if request.offset < 0 or (request.limit is not None and request.limit < 0):
             raise InputError("--limit and --offset cannot be negative")
         page_rows, matched = _kept_page(kept, filters, request)
-        items = _assessed(session, as_of, matrix, [(row.id, row.arr) for row in page_rows])
+        items = _kept_assessed(session, as_of, matrix, book.lowest, page_rows)
         return Page(items, matched, request.offset, request.limit)
     query = (
         book.joined(Account.id, Account.arr)
