@@ -47,6 +47,7 @@ from pulsecheck.workflow.portfolio import OPEN_REVIEW_STATES, BucketCount, check
 ISSUE_KINDS = ("complaint", "billing", "blocker")  # the open issues the priority matrix counts (facts' ISSUE_COUNTS)
 SORTS = ("urgency", "name", "score", "priority", "renewal", "owner", "arr")
 KEPT_SCOPES = 16  # segment/owner scopes whose book a worker keeps (the least recently used go first)
+KEPT_NARROWED = 32  # (sort, bucket, priority) row lists a kept book keeps besides its sorts
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,7 @@ class _Kept:
     escalations: int
     rows: list[_Row]
     orders: dict[str, list[_Row]] = field(default_factory=dict)
+    narrowed_rows: dict[tuple[str, str | None, str | None], list[_Row]] = field(default_factory=dict)
 
     def current(self, as_of: datetime) -> bool:
         return self.as_of <= as_of and as_of.date() == self.as_of.date() and (self.until is None or as_of < self.until)
@@ -277,6 +279,20 @@ class _Kept:
                 return tuple(out)
 
             found = self.orders[name] = sorted(self.rows, key=key)
+        return found
+
+    def narrowed(self, name: str, bucket: str | None, priority: str | None) -> list[_Row]:
+        """The rows of `bucket` and `priority` (None: any) in the order of sort `name`, kept for the next request
+        of the same (up to KEPT_NARROWED of them: then they start again)."""
+        if not bucket and not priority:
+            return self.ordered(name)
+        found = self.narrowed_rows.get((name, bucket, priority))
+        if found is None:
+            found = [row for row in self.ordered(name)
+                     if (not bucket or row.bucket == bucket) and (not priority or row.priority == priority)]
+            if len(self.narrowed_rows) >= KEPT_NARROWED:
+                self.narrowed_rows.clear()
+            self.narrowed_rows[(name, bucket, priority)] = found
         return found
 
 
@@ -378,11 +394,7 @@ def _until(session: Session, book: _Book) -> datetime | None:
 
 def _kept_page(kept: _Kept, filters: Filters, request: PageRequest) -> tuple[list[_Row], int]:
     """The page of the kept book's rows that the filters show, in the order the request names; the total."""
-    rows = kept.ordered(request.sort or SORTS[0])
-    if filters.bucket:
-        rows = [row for row in rows if row.bucket == filters.bucket]
-    if filters.priority:
-        rows = [row for row in rows if row.priority == filters.priority]
+    rows = kept.narrowed(request.sort or SORTS[0], filters.bucket, filters.priority)
     if needle := (filters.q or "").strip().lower():
         rows = [row for row in rows if needle in row.name or needle in row.key]
     end = None if request.limit is None else request.offset + request.limit
