@@ -14,6 +14,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -132,32 +133,51 @@ class _Book:
             self.model_version, self.model_buckets = None, []
         self.lowest = self.model_buckets[0].name if self.model_buckets else None
         self.latest_from, self.latest, self.latest_on = _latest(session, as_of)
-        self.escalated = (
+        self.matrix = matrix
+        self.scope = _scope(filters)
+
+    # the SQL expressions below are built when a query needs them: a request served from a kept book needs none
+
+    @cached_property
+    def escalated(self) -> Any:
+        return (
             select(
                 Escalation.account_id,
                 func.min(Escalation.priority).label("priority"),  # P1 < P2 < ...: the most urgent (URGENCY's first)
                 func.count().label("open"),
             )
-            .where(open_at(as_of))
+            .where(open_at(self.as_of))
             .group_by(Escalation.account_id)
             .subquery("escalated")
         )
-        self.issues = (
+
+    @cached_property
+    def issues(self) -> Any:
+        return (
             select(Issue.account_id, func.count().label("open"))
             .where(
                 Issue.kind.in_(ISSUE_KINDS),
-                Issue.opened_at <= as_of,
-                or_(Issue.closed_at.is_(None), Issue.closed_at > as_of),
+                Issue.opened_at <= self.as_of,
+                or_(Issue.closed_at.is_(None), Issue.closed_at > self.as_of),
             )
             .group_by(Issue.account_id)
             .subquery("issues")
         )
-        self.owner = aliased(User, name="owner")
-        self.flagged: Any = self.escalated.c.account_id.is_not(None)
+
+    @cached_property
+    def owner(self) -> Any:
+        return aliased(User, name="owner")
+
+    @cached_property
+    def flagged(self) -> Any:
+        flagged: Any = self.escalated.c.account_id.is_not(None)
         if self.lowest is not None:
-            self.flagged = or_(self.flagged, self.latest.bucket == self.lowest)
-        self.priority = func.coalesce(self.escalated.c.priority, self._matrix_priority(matrix))
-        self.scope = _scope(filters)
+            flagged = or_(flagged, self.latest.bucket == self.lowest)
+        return flagged
+
+    @cached_property
+    def priority(self) -> Any:
+        return func.coalesce(self.escalated.c.priority, self._matrix_priority(self.matrix))
 
     def _matrix_priority(self, matrix: PriorityMatrix) -> Any:
         """`PriorityMatrix.priority("high", facts)` in SQL: the base level raised once per criterion that holds."""
