@@ -41,7 +41,7 @@ from pulsecheck.storage import changes
 from pulsecheck.storage.models import Account, Escalation, Issue, LatestSnapshot, Review, ScoreSnapshot, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import PRIORITIES
-from pulsecheck.workflow.at_risk import AtRisk, Scope, assess, at_risk, open_at, open_escalations
+from pulsecheck.workflow.at_risk import AtRisk, Open, Scope, assess, at_risk, open_at, open_escalations
 from pulsecheck.workflow.models import approved_model
 from pulsecheck.workflow.portfolio import OPEN_REVIEW_STATES, BucketCount, check_segment
 
@@ -277,6 +277,7 @@ class _Kept:
     grouped: list[Any]
     escalations: int
     rows: list[_Row]
+    open_escalations: dict[int, list[Open]] = field(default_factory=dict)  # account id -> most urgent first
     orders: dict[str, list[_Row]] = field(default_factory=dict)
     narrowed_rows: dict[tuple[str, str | None, str | None], list[_Row]] = field(default_factory=dict)
 
@@ -393,7 +394,8 @@ def _keep(session: Session, book: _Book, snapshot: str) -> _Kept:
         for (account_id, arr, bucket, score, priority, renewal, name, key, name_rank, owner_id, id_rank, external_id,
              display, segment, issues) in found
     ]
-    return _Kept(snapshot, book.as_of, _until(session, book), grouped, escalations, rows)
+    return _Kept(snapshot, book.as_of, _until(session, book), grouped, escalations, rows,
+                 open_escalations(session, book.as_of, Scope()))
 
 
 def _until(session: Session, book: _Book) -> datetime | None:
@@ -422,14 +424,12 @@ def _kept_page(kept: _Kept, filters: Filters, request: PageRequest) -> tuple[lis
 
 
 def _kept_assessed(
-    session: Session, as_of: datetime, matrix: PriorityMatrix, lowest: str | None, rows: list[_Row]
+    kept: _Kept, as_of: datetime, matrix: PriorityMatrix, lowest: str | None, rows: list[_Row]
 ) -> list[AtRiskRow]:
-    """The kept rows of a page as `at_risk` assesses them, in their order: the account, its latest snapshot and
-    the facts the priority matrix reads (renewal, ARR, open issues) come with the kept book, which holds them at
-    `as_of` (its window); only the page's open escalations (their reasons) are read, in one query."""
-    if not rows:
-        return []
-    escalated = open_escalations(session, as_of, Scope(account_ids=frozenset(row.id for row in rows)))
+    """The kept rows of a page as `at_risk` assesses them, in their order: the account, its latest snapshot, its
+    open escalations and the facts the priority matrix reads (renewal, ARR, open issues) come with the kept book,
+    which holds them at `as_of` (its window), so no query."""
+    escalated = kept.open_escalations
     today = as_of.date().toordinal()
     items = []
     for row in rows:
@@ -510,7 +510,7 @@ def portfolio_view(
     kept = _kept_book(session, book, matrix, filters)
     if kept is not None:
         page_rows, matched = _kept_page(kept, filters, request)
-        items = _kept_assessed(session, as_of, matrix, book.lowest, page_rows)
+        items = _kept_assessed(kept, as_of, matrix, book.lowest, page_rows)
         return _summary(session, book, kept.grouped, kept.escalations), Page(items, matched, request.offset,
                                                                                request.limit)
     # only the columns the sort and the search read: the CTE holds a row per account
@@ -596,7 +596,7 @@ def at_risk_page(
         if request.offset < 0 or (request.limit is not None and request.limit < 0):
             raise InputError("--limit and --offset cannot be negative")
         page_rows, matched = _kept_page(kept, filters, request)
-        items = _kept_assessed(session, as_of, matrix, book.lowest, page_rows)
+        items = _kept_assessed(kept, as_of, matrix, book.lowest, page_rows)
         return Page(items, matched, request.offset, request.limit)
     query = (
         book.joined(Account.id, Account.arr)
