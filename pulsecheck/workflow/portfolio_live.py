@@ -278,6 +278,7 @@ class _Kept:
     escalations: int
     rows: list[_Row]
     open_escalations: dict[int, list[Open]] = field(default_factory=dict)  # account id -> most urgent first
+    assessed: dict[int, AtRiskRow] = field(default_factory=dict)  # account id -> its row as assessed (`_kept_assessed`)
     orders: dict[str, list[_Row]] = field(default_factory=dict)
     narrowed_rows: dict[tuple[str, str | None, str | None], list[_Row]] = field(default_factory=dict)
 
@@ -429,10 +430,13 @@ def _kept_assessed(
     """The kept rows of a page as `at_risk` assesses them, in their order: the account, its latest snapshot, its
     open escalations and the facts the priority matrix reads (renewal, ARR, open issues) come with the kept book,
     which holds them at `as_of` (its window), so no query."""
-    escalated = kept.open_escalations
+    escalated, done = kept.open_escalations, kept.assessed  # (the book holds on one day only: `today` too)
     today = as_of.date().toordinal()
     items = []
     for row in rows:
+        if (item := done.get(row.id)) is not None:
+            items.append(item)
+            continue
         fact = {  # as compute_facts has them: the matrix sums the three kinds of open issue
             "days_to_renewal": row.renewal - today if row.renewal is not None else None,
             "arr": row.arr,
@@ -440,7 +444,8 @@ def _kept_assessed(
         }
         account = (row.id, row.external_id, row.display, row.segment, row.owner)
         risk = assess(account, (row.score, row.bucket), fact, escalated.get(row.id, []), lowest, matrix)
-        items.append(AtRiskRow(risk, row.arr))
+        items.append(item := AtRiskRow(risk, row.arr))
+        done[row.id] = item
     return items
 
 
@@ -653,11 +658,14 @@ def _sort_clauses(
 
 
 def overdue_page(
-    session: Session, as_of: datetime, filters: Filters, request: PageRequest, total: int | None = None
+    session: Session, as_of: datetime, filters: Filters, request: PageRequest, total: int | None = None,
+    checked: bool = False,
 ) -> Page[dict[str, Any]]:
     """Draft or submitted reviews past their due date at `as_of` (of the segment and owner scope), most overdue
-    first; `total`: their number when the caller counted them already (the summary's overdue reviews)."""
-    filters.check(session)
+    first; `total`: their number when the caller counted them already (the summary's overdue reviews);
+    `checked`: the caller checked the filters in the same transaction already (no second look-up)."""
+    if not checked:
+        filters.check(session)
     columns = (Review.id, Account.external_id, Account.name, Review.reviewer, Review.due_at)
     query = _overdue(as_of, _scope(filters), select(*columns))
     page = fetch_page(session, query, request, {"due": (Review.due_at, Review.id)}, scalars=False, total=total)
