@@ -380,10 +380,8 @@ def _keep(session: Session, book: _Book, snapshot: str) -> _Kept:
     ).where(book.flagged)
     found = session.execute(query).all()
     # the few owners and priorities ranked apart (a sort of a handful of values, not of every row)
-    owners: dict[int, tuple[str, int]] = {
-        user_id: (name, rank)
-        for user_id, name, rank in session.execute(select(User.id, User.name, func.dense_rank().over(order_by=User.name)))
-    }
+    ranked = select(User.id, User.name, func.dense_rank().over(order_by=User.name))
+    owners: dict[int, tuple[str, int]] = {user_id: (name, rank) for user_id, name, rank in session.execute(ranked)}
     levels: dict[str, int] = {}
     if found:
         named = values(column("level", String()), name="levels").data([(level,) for level in {r[4] for r in found}])
