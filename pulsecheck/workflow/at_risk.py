@@ -122,7 +122,7 @@ def lowest_bucket(session: Session) -> str | None:
 Open = tuple[str, str, float | None]  # an open escalation's priority, reason and priority score
 
 
-def _open_escalations(session: Session, as_of: datetime, scope: Scope) -> dict[int, list[Open]]:
+def open_escalations(session: Session, as_of: datetime, scope: Scope) -> dict[int, list[Open]]:
     """Account id → [(priority, reason, score)] of escalations open at `as_of`, most urgent first."""
     query = scope.where(
         select(Escalation.account_id, Escalation.priority, Escalation.reason, Escalation.priority_score)
@@ -153,14 +153,14 @@ def at_risk(
     scope = Scope(segment, frozenset(account_ids) if account_ids is not None else None)
     snapshots = latest if latest is not None else latest_snapshots(session, as_of, scope)
     lowest = lowest_bucket(session)
-    escalated = _open_escalations(session, as_of, scope)
+    escalated = open_escalations(session, as_of, scope)
     flagged = {acc for acc, (_, bucket) in snapshots.items() if lowest is not None and bucket == lowest}
     flagged |= set(escalated)
     if not flagged:
         return []
     facts = _facts_for(session, as_of, flagged)
     found = [
-        _assess(
+        assess(
             row, snapshots.get(row[0], (None, None)), facts.get(row[0], {}), escalated.get(row[0], []), lowest, priority
         )
         for row in _accounts(session, flagged)
@@ -179,7 +179,7 @@ def _accounts(session: Session, ids: set[int]) -> list[tuple[int, str, str, str 
     return [(acc, ext, name, segment, owner_name) for acc, ext, name, segment, owner_name in rows if acc in ids]
 
 
-def _assess(
+def assess(
     row: tuple[int, str, str, str | None, str | None],
     snapshot: tuple[float | None, str | None],
     fact: dict[str, Any],
@@ -187,7 +187,8 @@ def _assess(
     lowest: str | None,
     priority: PriorityMatrix,
 ) -> AtRisk:
-    """One flagged account: why it is at risk, and its priority."""
+    """One flagged account: why it is at risk, and its priority (`row`: id, external id, name, segment, owner
+    name; `fact`: the facts the priority matrix reads)."""
     acc, external_id, name, segment_name, owner_name = row
     score, bucket = snapshot
     reasons = [f"bucket {bucket} (score {_number(score)})"] if lowest is not None and bucket == lowest else []

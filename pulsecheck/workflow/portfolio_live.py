@@ -14,6 +14,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -40,13 +41,14 @@ from pulsecheck.storage import changes
 from pulsecheck.storage.models import Account, Escalation, Issue, LatestSnapshot, Review, ScoreSnapshot, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import PRIORITIES
-from pulsecheck.workflow.at_risk import AtRisk, at_risk, open_at
+from pulsecheck.workflow.at_risk import AtRisk, Open, Scope, assess, at_risk, open_at, open_escalations
 from pulsecheck.workflow.models import approved_model
 from pulsecheck.workflow.portfolio import OPEN_REVIEW_STATES, BucketCount, check_segment
 
 ISSUE_KINDS = ("complaint", "billing", "blocker")  # the open issues the priority matrix counts (facts' ISSUE_COUNTS)
 SORTS = ("urgency", "name", "score", "priority", "renewal", "owner", "arr")
 KEPT_SCOPES = 16  # segment/owner scopes whose book a worker keeps (the least recently used go first)
+KEPT_NARROWED = 32  # (sort, bucket, priority) row lists a kept book keeps besides its sorts
 
 
 @dataclass(frozen=True)
@@ -131,32 +133,51 @@ class _Book:
             self.model_version, self.model_buckets = None, []
         self.lowest = self.model_buckets[0].name if self.model_buckets else None
         self.latest_from, self.latest, self.latest_on = _latest(session, as_of)
-        self.escalated = (
+        self.matrix = matrix
+        self.scope = _scope(filters)
+
+    # the SQL expressions below are built when a query needs them: a request served from a kept book needs none
+
+    @cached_property
+    def escalated(self) -> Any:
+        return (
             select(
                 Escalation.account_id,
                 func.min(Escalation.priority).label("priority"),  # P1 < P2 < ...: the most urgent (URGENCY's first)
                 func.count().label("open"),
             )
-            .where(open_at(as_of))
+            .where(open_at(self.as_of))
             .group_by(Escalation.account_id)
             .subquery("escalated")
         )
-        self.issues = (
+
+    @cached_property
+    def issues(self) -> Any:
+        return (
             select(Issue.account_id, func.count().label("open"))
             .where(
                 Issue.kind.in_(ISSUE_KINDS),
-                Issue.opened_at <= as_of,
-                or_(Issue.closed_at.is_(None), Issue.closed_at > as_of),
+                Issue.opened_at <= self.as_of,
+                or_(Issue.closed_at.is_(None), Issue.closed_at > self.as_of),
             )
             .group_by(Issue.account_id)
             .subquery("issues")
         )
-        self.owner = aliased(User, name="owner")
-        self.flagged: Any = self.escalated.c.account_id.is_not(None)
+
+    @cached_property
+    def owner(self) -> Any:
+        return aliased(User, name="owner")
+
+    @cached_property
+    def flagged(self) -> Any:
+        flagged: Any = self.escalated.c.account_id.is_not(None)
         if self.lowest is not None:
-            self.flagged = or_(self.flagged, self.latest.bucket == self.lowest)
-        self.priority = func.coalesce(self.escalated.c.priority, self._matrix_priority(matrix))
-        self.scope = _scope(filters)
+            flagged = or_(flagged, self.latest.bucket == self.lowest)
+        return flagged
+
+    @cached_property
+    def priority(self) -> Any:
+        return func.coalesce(self.escalated.c.priority, self._matrix_priority(self.matrix))
 
     def _matrix_priority(self, matrix: PriorityMatrix) -> Any:
         """`PriorityMatrix.priority("high", facts)` in SQL: the base level raised once per criterion that holds."""
@@ -225,6 +246,11 @@ class _Row(NamedTuple):
     owner_rank: int | None  # None: no owner
     priority_rank: int
     id_rank: int  # the external id's
+    external_id: str
+    display: str  # the name as written
+    segment: str | None
+    owner: str | None  # the owner's name
+    issues: int  # open complaints, billing issues and blockers (the priority matrix's count)
 
 
 # each sort name -> [(column of _Row, descending by default)]: `_sort_clauses` over a kept book
@@ -251,7 +277,10 @@ class _Kept:
     grouped: list[Any]
     escalations: int
     rows: list[_Row]
+    open_escalations: dict[int, list[Open]] = field(default_factory=dict)  # account id -> most urgent first
+    assessed: dict[int, AtRiskRow] = field(default_factory=dict)  # account id -> its row as assessed (`_kept_assessed`)
     orders: dict[str, list[_Row]] = field(default_factory=dict)
+    narrowed_rows: dict[tuple[str, str | None, str | None], list[_Row]] = field(default_factory=dict)
 
     def current(self, as_of: datetime) -> bool:
         return self.as_of <= as_of and as_of.date() == self.as_of.date() and (self.until is None or as_of < self.until)
@@ -272,6 +301,20 @@ class _Kept:
                 return tuple(out)
 
             found = self.orders[name] = sorted(self.rows, key=key)
+        return found
+
+    def narrowed(self, name: str, bucket: str | None, priority: str | None) -> list[_Row]:
+        """The rows of `bucket` and `priority` (None: any) in the order of sort `name`, kept for the next request
+        of the same (up to KEPT_NARROWED of them: then they start again)."""
+        if not bucket and not priority:
+            return self.ordered(name)
+        found = self.narrowed_rows.get((name, bucket, priority))
+        if found is None:
+            found = [row for row in self.ordered(name)
+                     if (not bucket or row.bucket == bucket) and (not priority or row.priority == priority)]
+            if len(self.narrowed_rows) >= KEPT_NARROWED:
+                self.narrowed_rows.clear()
+            self.narrowed_rows[(name, bucket, priority)] = found
         return found
 
 
@@ -332,21 +375,26 @@ def _keep(session: Session, book: _Book, snapshot: str) -> _Kept:
     query = book.joined(
         Account.id, Account.arr, book.latest.bucket, book.latest.score, book.priority, Account.renewal_date,
         lowered, func.lower(Account.external_id), func.dense_rank().over(order_by=lowered), Account.owner_id,
-        func.dense_rank().over(order_by=Account.external_id),
+        func.dense_rank().over(order_by=Account.external_id), Account.external_id, Account.name, Account.segment,
+        func.coalesce(book.issues.c.open, 0),
     ).where(book.flagged)
     found = session.execute(query).all()
     # the few owners and priorities ranked apart (a sort of a handful of values, not of every row)
-    owners: dict[int, int] = dict(session.execute(select(User.id, func.dense_rank().over(order_by=User.name))).all())
+    ranked = select(User.id, User.name, func.dense_rank().over(order_by=User.name))
+    owners: dict[int, tuple[str, int]] = {user_id: (name, rank) for user_id, name, rank in session.execute(ranked)}
     levels: dict[str, int] = {}
     if found:
         named = values(column("level", String()), name="levels").data([(level,) for level in {r[4] for r in found}])
         levels = dict(session.execute(select(named.c.level, func.dense_rank().over(order_by=named.c.level))).all())
     rows = [
         _Row(account_id, arr, bucket, score, priority, renewal.toordinal() if renewal is not None else None, name,
-             key, name_rank, owners.get(owner_id) if owner_id is not None else None, levels[priority], id_rank)
-        for (account_id, arr, bucket, score, priority, renewal, name, key, name_rank, owner_id, id_rank) in found
+             key, name_rank, owners[owner_id][1] if owner_id is not None else None, levels[priority], id_rank,
+             external_id, display, segment, owners[owner_id][0] if owner_id is not None else None, issues)
+        for (account_id, arr, bucket, score, priority, renewal, name, key, name_rank, owner_id, id_rank, external_id,
+             display, segment, issues) in found
     ]
-    return _Kept(snapshot, book.as_of, _until(session, book), grouped, escalations, rows)
+    return _Kept(snapshot, book.as_of, _until(session, book), grouped, escalations, rows,
+                 open_escalations(session, book.as_of, Scope()))
 
 
 def _until(session: Session, book: _Book) -> datetime | None:
@@ -367,24 +415,36 @@ def _until(session: Session, book: _Book) -> datetime | None:
 
 def _kept_page(kept: _Kept, filters: Filters, request: PageRequest) -> tuple[list[_Row], int]:
     """The page of the kept book's rows that the filters show, in the order the request names; the total."""
-    rows = kept.ordered(request.sort or SORTS[0])
-    if filters.bucket:
-        rows = [row for row in rows if row.bucket == filters.bucket]
-    if filters.priority:
-        rows = [row for row in rows if row.priority == filters.priority]
+    rows = kept.narrowed(request.sort or SORTS[0], filters.bucket, filters.priority)
     if needle := (filters.q or "").strip().lower():
         rows = [row for row in rows if needle in row.name or needle in row.key]
     end = None if request.limit is None else request.offset + request.limit
     return rows[request.offset : end], len(rows)
 
 
-def _assessed(
-    session: Session, as_of: datetime, matrix: PriorityMatrix, rows: list[tuple[int, float | None]]
+def _kept_assessed(
+    kept: _Kept, as_of: datetime, matrix: PriorityMatrix, lowest: str | None, rows: list[_Row]
 ) -> list[AtRiskRow]:
-    """The rows (account id, ARR) of a page as `at_risk` assesses them, in their order."""
-    ids = [account_id for account_id, _ in rows]
-    found = {item.account_id: item for item in at_risk(session, as_of, matrix, account_ids=ids)} if ids else {}
-    return [AtRiskRow(found[account_id], arr) for account_id, arr in rows if account_id in found]
+    """The kept rows of a page as `at_risk` assesses them, in their order: the account, its latest snapshot, its
+    open escalations and the facts the priority matrix reads (renewal, ARR, open issues) come with the kept book,
+    which holds them at `as_of` (its window), so no query."""
+    escalated, done = kept.open_escalations, kept.assessed  # (the book holds on one day only: `today` too)
+    today = as_of.date().toordinal()
+    items = []
+    for row in rows:
+        if (item := done.get(row.id)) is not None:
+            items.append(item)
+            continue
+        fact = {  # as compute_facts has them: the matrix sums the three kinds of open issue
+            "days_to_renewal": row.renewal - today if row.renewal is not None else None,
+            "arr": row.arr,
+            "open_complaints": row.issues,
+        }
+        account = (row.id, row.external_id, row.display, row.segment, row.owner)
+        risk = assess(account, (row.score, row.bucket), fact, escalated.get(row.id, []), lowest, matrix)
+        items.append(item := AtRiskRow(risk, row.arr))
+        done[row.id] = item
+    return items
 
 
 def _summary(session: Session, book: _Book, rows: Any, escalations: int | None = None) -> Summary:
@@ -453,7 +513,7 @@ def portfolio_view(
     kept = _kept_book(session, book, matrix, filters)
     if kept is not None:
         page_rows, matched = _kept_page(kept, filters, request)
-        items = _assessed(session, as_of, matrix, [(row.id, row.arr) for row in page_rows])
+        items = _kept_assessed(kept, as_of, matrix, book.lowest, page_rows)
         return _summary(session, book, kept.grouped, kept.escalations), Page(items, matched, request.offset,
                                                                                request.limit)
     # only the columns the sort and the search read: the CTE holds a row per account
@@ -539,7 +599,7 @@ def at_risk_page(
         if request.offset < 0 or (request.limit is not None and request.limit < 0):
             raise InputError("--limit and --offset cannot be negative")
         page_rows, matched = _kept_page(kept, filters, request)
-        items = _assessed(session, as_of, matrix, [(row.id, row.arr) for row in page_rows])
+        items = _kept_assessed(kept, as_of, matrix, book.lowest, page_rows)
         return Page(items, matched, request.offset, request.limit)
     query = (
         book.joined(Account.id, Account.arr)
@@ -596,11 +656,14 @@ def _sort_clauses(
 
 
 def overdue_page(
-    session: Session, as_of: datetime, filters: Filters, request: PageRequest, total: int | None = None
+    session: Session, as_of: datetime, filters: Filters, request: PageRequest, total: int | None = None,
+    checked: bool = False,
 ) -> Page[dict[str, Any]]:
     """Draft or submitted reviews past their due date at `as_of` (of the segment and owner scope), most overdue
-    first; `total`: their number when the caller counted them already (the summary's overdue reviews)."""
-    filters.check(session)
+    first; `total`: their number when the caller counted them already (the summary's overdue reviews);
+    `checked`: the caller checked the filters in the same transaction already (no second look-up)."""
+    if not checked:
+        filters.check(session)
     columns = (Review.id, Account.external_id, Account.name, Review.reviewer, Review.due_at)
     query = _overdue(as_of, _scope(filters), select(*columns))
     page = fetch_page(session, query, request, {"due": (Review.due_at, Review.id)}, scalars=False, total=total)

@@ -376,3 +376,34 @@ def test_the_kept_book_gives_what_the_sql_gives_on_postgresql(
         return found
 
     assert read(True) == read(False)
+
+
+def test_the_kept_book_reasons_follow_new_escalations_and_issues_on_postgresql(
+    pg_database: Database, now: datetime
+) -> None:
+    """The rows shown from a kept book carry the reasons, priority and escalations of the moment, and a later
+    escalation or issue shows on the next request."""
+    from pulsecheck.rules.priority import PriorityMatrix
+    from pulsecheck.workflow.portfolio_live import Filters, portfolio_view
+
+    def epsilon() -> tuple[list[str], Any]:
+        with pg_database.transaction() as session:
+            _, rows = portfolio_view(session, now, PriorityMatrix(), Filters(), PageRequest(50))
+        found = {row.risk.external_id: row.risk for row in rows.items}
+        return [row.risk.external_id for row in rows.items], found["EPSILON"]
+
+    _pg_book(pg_database, now)
+    ids = _ids(pg_database)
+    for _ in range(2):  # the first request keeps the book, the second reads it
+        order, risk = epsilon()
+        assert order == ["EPSILON", "ACME", "GAMMA", "BETA"]
+        assert risk.reasons == ["bucket unhealthy (score 10.0)", "3 open issues"]  # 3 complaints: P2 raised to P1
+        assert (risk.priority, risk.open_escalations, risk.owner, risk.segment) == ("P1", 0, "bob", "smb")
+    with pg_database.transaction() as session:
+        escalations.create(session, ids["EPSILON"], "drop", "high", "P2", "late invoices", "bob", None, now)
+        session.add(Issue(external_id="I4", account_id=ids["EPSILON"], kind="billing", severity="high",
+                          status="open", opened_at=now - timedelta(days=1)))
+    order, risk = epsilon()
+    assert order == ["ACME", "EPSILON", "GAMMA", "BETA"]  # P1 ACME; then P2 by score: EPSILON 10, GAMMA 20
+    assert risk.reasons == ["bucket unhealthy (score 10.0)", "escalation P2: late invoices", "4 open issues"]
+    assert (risk.priority, risk.open_escalations) == ("P2", 1)

@@ -34,7 +34,8 @@ def portfolio(
     with web.transaction(me) as (session, _user):
         figures, rows = portfolio_view(session, now, matrix, chosen,
                                        PageRequest(PAGE_SIZE, (page_number - 1) * PAGE_SIZE, sort or None))
-        overdue = overdue_page(session, now, chosen, PageRequest(OVERDUE_SHOWN), figures.overdue_reviews)
+        overdue = overdue_page(session, now, chosen, PageRequest(OVERDUE_SHOWN), figures.overdue_reviews,
+                               checked=True)
         known_segments = segments(session)
         nav = nav_counts(web, me.name, session)
     filters = {"segment": segment, "owner": owner, "bucket": bucket, "priority": priority, "q": q, "sort": sort}
