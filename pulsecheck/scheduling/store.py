@@ -350,6 +350,8 @@ def job_page(session: Session, tz: ZoneInfo, request: PageRequest, prefix: str |
         "id": (SchedulerJob.id,),
     }
     page = fetch_page(session, query, request, sorts)
+    if not page.items:  # nothing to unpickle: APScheduler (and its executors' multiprocessing) not imported
+        return Page([], page.total, page.offset, page.limit)
     store = job_store(session, tz).store
     jobs = [store.lookup_job(job_id) for job_id in page.items]
     rows = [JobRow(job.id, job.name, job.next_run_time, str(job.trigger)) for job in jobs if job is not None]

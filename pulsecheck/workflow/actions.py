@@ -34,9 +34,8 @@ from pulsecheck.storage.models import (
 )
 from pulsecheck.workflow import deviations as deviation
 from pulsecheck.workflow import escalations as escalation
-from pulsecheck.workflow import reviews
 from pulsecheck.workflow.plan import ActionLog, ActionSettings, Loaded, NewEscalation, Plan, Planned
-from pulsecheck.workflow.reviews.bulk import Known, Opening
+from pulsecheck.workflow.reviews.bulk import Known, Opening, escalate_many, open_many
 
 __all__ = ["ActionLog", "ActionSettings", "Batches", "Planned"]
 
@@ -218,9 +217,9 @@ def _tracked(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
 def write(session: Session, plan: Plan, config: ActionSettings, now: datetime, known: Known) -> int:
     """Write a batch's plan in bulk, in dependency order (reviews, escalations linking them, notifications naming
     both); returns how many rows it added."""
-    opened = dict(zip(map(id, plan.openings), reviews.open_many(session, plan.openings, now, known), strict=True))
+    opened = dict(zip(map(id, plan.openings), open_many(session, plan.openings, now, known), strict=True))
     tracked = _tracked(session, Review, {review.id for review, _ in plan.raised})
-    reviews.escalate_many(session, [(tracked[review.id], step) for review, step in plan.raised], now, known)
+    escalate_many(session, [(tracked[review.id], step) for review, step in plan.raised], now, known)
 
     def review_of(ref: Opening | Review | None) -> Review | None:
         return opened[id(ref)] if isinstance(ref, Opening) else ref

@@ -5,16 +5,18 @@ score's trend and the history of group subscores. Plain data, for the terminal, 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
 from pulsecheck.scoring import trends
-from pulsecheck.scoring.model import ScoringModel
 from pulsecheck.storage.models import Account, ScoreSnapshot, ScoringModelVersion, User
 from pulsecheck.workflow.accounts import get_account
+
+if TYPE_CHECKING:  # a model is parsed (`workflow.models`) only where a scorecard is made: not for showing a review
+    from pulsecheck.scoring.model import ScoringModel
 
 WINDOW_DAYS = 30  # the success vector's window, the same 30 days as `accounts show`'s direction
 VECTOR = {"up": "positive", "flat": "neutral", "down": "negative"}

@@ -1,9 +1,10 @@
 """Review services, one module per part, each importing only those above it in this list: `views` (the content
 signatures cover, verification, the list and the JSON shapes), `lifecycle` (open and the state machine's
 transitions), `template` (filling the template), `bulk` (opening and escalating many at once, for the evaluator).
-Callers import the names below from here."""
+Callers import the names below from here; the evaluator imports `bulk`'s from it, so that a command that reads a
+review does not load what the batch writers need (the outbox, the scoring model).
+"""
 
-from pulsecheck.workflow.reviews.bulk import Opening, Raise, escalate_many, open_many
 from pulsecheck.workflow.reviews.lifecycle import (
     SYSTEM_ACTOR,
     escalate,
@@ -29,11 +30,7 @@ from pulsecheck.workflow.reviews.views import (
 
 __all__ = [
     "SYSTEM_ACTOR",
-    "Opening",
-    "Raise",
     "ReviewFilter",
-    "escalate_many",
-    "open_many",
     "add_action",
     "add_risk",
     "attach_file",
