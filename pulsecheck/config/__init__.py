@@ -182,18 +182,19 @@ def load_settings(
     merged = Merged(layers)
     values = merged.validate()
     acting, user_origin = _acting_user(user, env)
-    settings = Settings(values, acting, None, {**merged.origins, ("user",): user_origin})
+    names: list[str] = []  # the variables holding secrets: the defaults name none
     if "notifications" in values or "escalation" in values:  # the defaults name known roles only
         from pulsecheck.config.sections import role_problems
 
-        found = role_problems(settings.notifications, settings.escalation, NOTIFY_ROLES)
+        sections = Settings(values)  # what the layers set, the rest its defaults
+        found = role_problems(sections.notifications, sections.escalation, NOTIFY_ROLES)
         problems = [merged.problem(loc, message) for loc, message in found]
         if problems:
             raise ValidationFailed(problems)
-    names = settings.notifications.secret_names() if "notifications" in values else []  # the defaults name none
+        names = sections.notifications.secret_names() if "notifications" in values else []
     secrets = {name: env[name] for name in names if name in env}
-    now = _fixed_now(env, ZoneInfo(settings.timezone))
-    return Settings(values, acting, now, settings.origins, secrets)
+    now = _fixed_now(env, ZoneInfo(values.get("timezone", TOP_LEVEL["timezone"])))
+    return Settings(values, acting, now, {**merged.origins, ("user",): user_origin}, secrets)
 
 
 def _explicit_file(config: str | None, env: Mapping[str, str]) -> list[Layer]:
