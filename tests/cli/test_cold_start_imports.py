@@ -52,6 +52,16 @@ def test_a_read_command_loads_only_what_it_uses(db_url: str, os_login_admin: str
     # Nor the typed settings models at all: the command reads no section a layer set (their defaults need none).
     assert not loaded(modules, "pydantic") and not loaded(modules, "pulsecheck.config.sections")
     assert not loaded(modules, "multiprocessing")  # `audit verify` forks; one review's chain status does not
+    # The evaluator's batch writers and what they need (the outbox, the scoring model): not for reading a review.
+    assert [name for name in ("pulsecheck.workflow.reviews.bulk", "pulsecheck.notifications.outbox",
+                              "pulsecheck.scoring.model") if loaded(modules, name)] == []
+
+
+def test_listing_no_jobs_loads_no_scheduler(db_url: str, os_login_admin: str, factory: Factory) -> None:
+    factory.team()
+    modules = imported(db_url, "scheduler", "jobs")
+    assert "pulsecheck.scheduling.store" in modules  # the command listed (nothing)
+    assert not loaded(modules, "apscheduler") and not loaded(modules, "multiprocessing")
 
 
 def test_every_command_is_in_the_cli_table() -> None:
