@@ -1,22 +1,23 @@
 """Auditing the audit chain: walk it link by link, check every signature, then check every audited row against
 its latest entry; and the same checks for one record (`record_problems`), which `review verify` and `cycle verify`
-use."""
+use. The walk and the signature checks are imported where they run: showing a review checks its own entries only."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.storage.chain import AUDITED, BY_MODEL, content_of, entry_hash, head
-from pulsecheck.storage.chainscan import RowContent, first_repeated
 from pulsecheck.storage.models import AuditEntry, Base
-from pulsecheck.workflow.chainwalk import Found, Problem, scan_all, shares, workers_for
-from pulsecheck.workflow.signoffs import Signed, check_all, signed_entries
 
-__all__ = ["ChainReport", "Problem", "chain_problems", "record_problems", "verify_chain"]
+if TYPE_CHECKING:
+    from pulsecheck.workflow.chainwalk import Found, Problem
+    from pulsecheck.workflow.signoffs import Signed
+
+__all__ = ["ChainReport", "chain_problems", "record_problems", "verify_chain"]
 
 
 
@@ -50,6 +51,9 @@ def verify_chain(session: Session, workers: int | None = None) -> ChainReport:
     """Walk the chain and cross-check every audited table; the first problem is the first broken link or row.
 
     A large chain is cut into `workers` shares (default: `workers_for`) checked by as many processes at once."""
+    from pulsecheck.storage.chainscan import RowContent
+    from pulsecheck.workflow.chainwalk import Problem, scan_all, shares, workers_for
+
     parts = shares(session, workers or workers_for(session))
     found = scan_all(session, parts)
     report = ChainReport()
@@ -75,6 +79,9 @@ def verify_chain(session: Session, workers: int | None = None) -> ChainReport:
 def _first_broken(session: Session, found: list[Found]) -> tuple[int, Problem] | None:
     """The first problem in chain order: the first broken link of any share, or an event row recorded twice
     (which only the whole chain shows, so it is asked of the database) if that comes first."""
+    from pulsecheck.storage.chainscan import first_repeated
+    from pulsecheck.workflow.chainwalk import Problem
+
     broken = min((part.broken for part in found if part.broken is not None), key=lambda pair: pair[0], default=None)
     twice = first_repeated(session, [spec.kind for spec in AUDITED if spec.append_only])
     if twice is not None and (broken is None or twice[0] < broken[0]):
@@ -85,6 +92,9 @@ def _first_broken(session: Session, found: list[Found]) -> tuple[int, Problem] |
 
 def check_signatures(session: Session, report: ChainReport) -> None:
     """Verify the signature of every signed entry `walk` met against the key registered at the time."""
+    from pulsecheck.workflow.chainwalk import Problem
+    from pulsecheck.workflow.signoffs import check_all
+
     report.signatures = len(report.signed)
     report.problems.extend(Problem(where, what) for where, what in check_all(session, report.signed))
 
@@ -165,6 +175,8 @@ def chain_problems(session: Session, records: list[Base], signatures: bool = Tru
     problems = _records_problems(session, records, latest)
     if not signatures:
         return problems
+    from pulsecheck.workflow.signoffs import check_all, signed_entries
+
     by_kind: dict[str, list[int]] = {}
     for record in records:
         by_kind.setdefault(BY_MODEL[type(record)].kind, []).append(record.id)  # type: ignore[attr-defined]
