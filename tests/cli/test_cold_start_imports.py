@@ -52,9 +52,11 @@ def test_a_read_command_loads_only_what_it_uses(db_url: str, os_login_admin: str
     # Nor the typed settings models at all: the command reads no section a layer set (their defaults need none).
     assert not loaded(modules, "pydantic") and not loaded(modules, "pulsecheck.config.sections")
     assert not loaded(modules, "multiprocessing")  # `audit verify` forks; one review's chain status does not
-    # The evaluator's batch writers and what they need (the outbox, the scoring model): not for reading a review.
+    # The evaluator's batch writers and what they need (the outbox, the scoring model): not for reading a review;
+    # nor the whole-chain walk and the SSH signature checks (the review's own entries are compared, unsigned).
     assert [name for name in ("pulsecheck.workflow.reviews.bulk", "pulsecheck.notifications.outbox",
-                              "pulsecheck.scoring.model") if loaded(modules, name)] == []
+                              "pulsecheck.scoring.model", "pulsecheck.workflow.chainwalk",
+                              "pulsecheck.workflow.signoffs") if loaded(modules, name)] == []
 
 
 def test_listing_no_jobs_loads_no_scheduler(db_url: str, os_login_admin: str, factory: Factory) -> None:
