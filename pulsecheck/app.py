@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from pulsecheck.timeutil import end_of_day
 
@@ -212,9 +212,9 @@ class App:
         acting = self.identity(session).acting
         row = self._actor_row
         if row is not None:
-            held = session.identity_map.get(identity_key(User, row["id"]))
-            if held is not None:
-                return cast("User", held)
+            attached: User | None = session.identity_map.get(identity_key(User, row["id"]))
+            if attached is not None:
+                return attached
             user = transient(User, [row])[0]
             make_transient_to_detached(user)
             session.add(user)
