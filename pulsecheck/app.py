@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from pulsecheck.timeutil import end_of_day
 
@@ -108,7 +109,10 @@ class App:
         self.note = note or (lambda _line: None)  # says what the command did besides its work (stderr)
         self._db: Database | None = database  # one opened by `open_database` (a bench reuses it across commands)
         self._identity: Identity | None = None
+        self._actor_row: dict[str, Any] | None = None  # the acting user's columns as last read (`actor`)
         self._runs_recovered = False
+        self._watching = False
+        self._row_key = ("app:actor-row", id(self))  # session.info: the acting user's row this transaction read
 
     @property
     def requested_user(self) -> str | None:
@@ -195,10 +199,57 @@ class App:
         event.listen(self.db.sessions, "after_begin", label_it)
 
     def actor(self, session: Session) -> User:
-        """The user the command acts as, loaded in `session`."""
+        """The user the command acts as, in `session`. Read once per command, as its identity is (the object this
+        session already holds, else one SELECT); a later transaction of the command gets it from the row read then,
+        attached without a query, unless a transaction of this database has written a user since (read again)."""
+        from sqlalchemy.orm import make_transient_to_detached
+        from sqlalchemy.orm.util import identity_key
+
+        from pulsecheck.storage.bulk import transient
+        from pulsecheck.storage.models import User
         from pulsecheck.workflow.users import get_user
 
-        return get_user(session, self.identity(session).acting)
+        acting = self.identity(session).acting
+        row = self._actor_row
+        if row is not None:
+            attached: User | None = session.identity_map.get(identity_key(User, row["id"]))
+            if attached is not None:
+                return attached
+            user = transient(User, [row])[0]
+            make_transient_to_detached(user)
+            session.add(user)
+            return user
+        held = (obj for obj in session.identity_map.values() if isinstance(obj, User) and obj.name == acting)
+        user = next(held, None) or get_user(session, acting)
+        if not session.is_modified(user) and user not in session.new:
+            loaded = {key: user.__dict__[key] for key in _user_columns() if key in user.__dict__}
+            if len(loaded) == len(_user_columns()):  # kept once its transaction commits (`keep`)
+                self._watch_users()
+                session.info[self._row_key] = loaded
+        return user
+
+    def _watch_users(self) -> None:
+        """Keep the acting user's row read by a transaction that commits; forget it when a transaction of this
+        database writes a user (roles, names change)."""
+        from sqlalchemy import event
+
+        from pulsecheck.storage.models import User
+
+        def forget(session: Session, _context: object) -> None:
+            if any(isinstance(obj, User) for obj in (*session.new, *session.dirty, *session.deleted)):
+                self._actor_row = None
+                session.info.pop(self._row_key, None)
+
+        def keep(session: Session) -> None:
+            row = session.info.pop(self._row_key, None)
+            if row is not None:
+                self._actor_row = row
+
+        if not self._watching:
+            self._watching = True
+            event.listen(self.db.sessions, "after_flush", forget)
+            event.listen(self.db.sessions, "after_commit", keep)
+            event.listen(self.db.sessions, "after_rollback", lambda session: session.info.pop(self._row_key, None))
 
     def require(self, session: Session, action: str) -> User:
         """The acting user, if the permission table lets them take `action` (one with no record to relate to:
@@ -215,6 +266,16 @@ class App:
     def end_of_day(self, day: date) -> datetime:
         """A date taken as the end of that business day (aware, in the business time zone)."""
         return end_of_day(day, self.settings.tz)
+
+
+@cache
+def _user_columns() -> tuple[str, ...]:
+    """The attribute names of the users table's columns."""
+    from sqlalchemy import inspect
+
+    from pulsecheck.storage.models import User
+
+    return tuple(attr.key for attr in inspect(User).column_attrs)
 
 
 class _LazySigner:

@@ -8,6 +8,7 @@ wrote the event (the CLI, the demo, a scheduled job), with the audit row's id in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, select
@@ -34,6 +35,10 @@ def install(database: Database, settings: Settings) -> None:
     from pulsecheck.storage.hooks import before_commit
 
     def events(session: Session) -> list[ReviewEvent]:
+        if _KNOWN_USERS in session.info and any(
+            isinstance(obj, User) for obj in (*session.new, *session.dirty, *session.deleted)
+        ):
+            del session.info[_KNOWN_USERS]  # a user written since: read them at commit
         return [obj for obj in session.new if isinstance(obj, ReviewEvent) and obj.event in NOTICES]
 
     def noticed(obj: object) -> bool:
@@ -62,6 +67,20 @@ _USERS = cast(Table, User.__table__)
 _USER_NAMED = select(_USERS).where(_USERS.c.name == bindparam("name"))  # keyed: no IN list rendered per call
 
 
+_KNOWN_USERS = "notices:users"  # session.info: (transaction, users' rows by name) read earlier (`know_users`)
+
+
+def know_users(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """Users' rows that this transaction has read (a review transition reads its reviewer and approver), for the
+    commit's notices to go to without reading them again; forgotten if the transaction then writes a user."""
+    transaction = session.get_transaction()
+    held = session.info.get(_KNOWN_USERS)
+    if held is None or held[0] is not transaction:
+        held = session.info[_KNOWN_USERS] = (transaction, {})
+    known: dict[str, dict[str, Any]] = held[1]
+    known.update((row["name"], row) for row in rows)
+
+
 def send(session: Session, found: list[ReviewEvent], settings: Settings, routing: Routing | None = None) -> None:
     """One notice per submit, reject and approve of a review, to its approver or reviewer; the outbox rows of
     every event of the commit written in one statement."""
@@ -73,8 +92,14 @@ def send(session: Session, found: list[ReviewEvent], settings: Settings, routing
     names = sorted({name for row in found if (name := _person(row)) is not None})
     if names:  # read first (one or two: the approver, the reviewer), as `People.named` would read them
         people.users.update(dict.fromkeys(names))
+        held = session.info.pop(_KNOWN_USERS, None)
+        known = held[1] if held is not None and held[0] is session.get_transaction() else {}
         connection = session.connection()
-        rows = [row for name in names for row in connection.execute(_USER_NAMED, {"name": name}).mappings()]
+        rows = [
+            row
+            for name in names
+            for row in ([known[name]] if name in known else connection.execute(_USER_NAMED, {"name": name}).mappings())
+        ]
         people.know(transient(User, [dict(row) for row in rows]))
     outbox: list[dict[str, Any]] = []
     for row in found:

@@ -311,6 +311,34 @@ def head(session: Session) -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, GENESIS)
 
 
+# The head as two scalar subqueries, for a write statement of a transaction on SQLite to return beside its own
+# values (`known_head`): a review transition's UPDATE (`workflow.reviews.rows`) reads it so, not in a SELECT more.
+HEAD_COLUMNS = (
+    select(_ENTRIES.c.seq).order_by(_ENTRIES.c.seq.desc()).limit(1).scalar_subquery(),
+    select(_ENTRIES.c.hash).order_by(_ENTRIES.c.seq.desc()).limit(1).scalar_subquery(),
+)
+_KNOWN_HEAD = "audit-chain:head"  # session.info: (transaction, seq, hash) read by a write statement (`known_head`)
+
+
+def known_head(session: Session, seq: int | None, hash_: str | None) -> None:
+    """The head (`HEAD_COLUMNS`, NULL for an empty chain) that a statement which wrote in this transaction read:
+    the next `append` of the transaction starts from it instead of reading it again. Only on SQLite, where that
+    write holds the database's one write lock until the transaction ends, so no other writer appends meanwhile
+    (and a write sees the latest commit: WAL refuses a write from an older snapshot). PostgreSQL reads the head
+    after taking the chain's advisory lock, as before."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.info[_KNOWN_HEAD] = (session.get_transaction(), seq or 0, hash_ or GENESIS)
+
+
+def _head_now(session: Session) -> tuple[int, str]:
+    """The head `append` starts from: the one a write of this very transaction read (`known_head`), used once (an
+    append moves it on), else read."""
+    known = session.info.pop(_KNOWN_HEAD, None)
+    if known is not None and known[0] is session.get_transaction():
+        return known[1], known[2]
+    return head(session)
+
+
 def append(
     session: Session, records: Iterable[tuple[Audited, Any]], actor: str | None = None, signer: Signer | None = None
 ) -> int:
@@ -326,7 +354,7 @@ def append(
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.execute(_LOCK, {"key": LOCK_KEY})
-    seq, prev = head(session)
+    seq, prev = _head_now(session)
     rows = []
     earlier: dict[tuple[str, int], str] = {}  # this batch's entries, for `_needs_signature`
     for spec, values in items:

@@ -172,3 +172,69 @@ def test_a_review_moves_alike_whether_or_not_its_session_loaded_it(templates: An
         database.dispose()
     assert dumps[0] == dumps[1]
     assert [row.event for row in dumps[0]["review_events"]][-5:] == [event for event, _, _ in steps]
+
+
+def test_the_notice_goes_to_the_address_a_user_has_when_the_transaction_commits(hooked: Database,
+                                                                                 factory: Any) -> None:
+    """The transition reads its approver's row; the same transaction then changes her email: the notice carries
+    the new one, as it did when the notice read its people at commit."""
+    database, now = hooked, factory.now
+    with database.transaction() as session:
+        review_id = session.scalars(select(Review.id)).one()
+        bob = session.scalars(select(User).where(User.name == "bob")).one()
+        reviews.transition(session, review_id, "submit", bob, now)
+        maria = session.scalars(select(User).where(User.name == "maria")).one()
+        maria.email = "maria@new.example.com"
+    with database.transaction() as session:
+        payloads = list(session.scalars(select(Notification.payload).where(
+            Notification.recipient == "maria", Notification.dedupe_key.startswith("review-event:"))))
+    assert payloads and {payload["email"] for payload in payloads} == {"maria@new.example.com"}
+
+
+def test_an_app_reads_its_actor_again_once_a_user_was_written(tmp_path: Any, factory: Any) -> None:
+    """One App over several transactions (a bench, or a command that commits more than once) acts with the
+    acting user's roles as they are: a change of them in between is seen by the next transaction."""
+    from pulsecheck.app import App, os_login
+    from pulsecheck.workflow.users import add_user
+
+    database, now = factory.database, factory.now
+    factory.team()
+    with database.transaction() as session:
+        add_user(session, "root", ["admin"], now, login=os_login())
+    settings = load_settings(db=database.url, user="maria", env={"PULSECHECK_NOW": now.isoformat()})
+    app = App(settings, "review")
+    with app.transaction() as session:
+        assert app.actor(session).role_set == {"manager"}
+    with app.transaction() as session:
+        assert app.actor(session).role_set == {"manager"}  # attached from the row read before
+        app.actor(session).roles = "manager,ops"
+    with app.transaction() as session:
+        assert app.actor(session).role_set == {"manager", "ops"}
+    app.db.dispose()
+
+
+def test_transitions_write_their_rows_chain_jobs_and_notices_on_postgresql(pg_database: Database, now: Any) -> None:
+    """The CLI's path on PostgreSQL (where the chain's head is read under its advisory lock at commit): the five
+    steps move the review, chain each audit row then the review, and leave a valid chain, jobs and notices."""
+    install_hooks(pg_database, load_settings(db=pg_database.url, env={}))
+    factory = Factory(pg_database, now)
+    factory.team()
+    review_id = factory.review()
+    factory.complete(review_id)
+    entries_before = len(chain_kinds(pg_database))
+    steps = [("submit", "bob", None), ("reject", "maria", "more detail"), ("submit", "bob", None),
+             ("approve", "maria", "ok"), ("close", "maria", None)]
+    assert [fire(pg_database, review_id, event, actor, now, comment) for event, actor, comment in steps] == [
+        "submitted", "draft", "submitted", "approved", "closed"]
+    with pg_database.transaction() as session:
+        events = session.execute(select(ReviewEvent.id, ReviewEvent.event).where(ReviewEvent.review_id == review_id)
+                                 .order_by(ReviewEvent.id)).all()
+        keys = set(session.scalars(select(Notification.dedupe_key)))
+        heard = {key.rsplit(":", 1)[0] for key in keys if key.startswith("review-event:")}
+        assert heard == {f"review-event:{events[i][0]}:{who}" for i, who in ((1, "maria"), (2, "bob"),
+                                                                              (3, "maria"), (4, "bob"))}
+        jobs = set(session.scalars(select(SchedulerJob.id)))
+        assert f"review-due:{review_id}" not in jobs
+        assert verify_chain(session).problems == []
+    added = chain_kinds(pg_database)[entries_before:]
+    assert added == [pair for row in events[1:] for pair in (("review_event", row[0]), ("review", review_id))]

@@ -26,7 +26,9 @@ from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
+from pulsecheck.notifications import notices
 from pulsecheck.states import review as machine
+from pulsecheck.storage import chain
 from pulsecheck.storage.bulk import transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
@@ -48,14 +50,19 @@ def _keys(model: type[Any], table: Table) -> tuple[str, ...]:
 
 _REVIEW_KEYS = _keys(Review, _REVIEWS)
 _ACCOUNT_KEYS = _keys(Account, _ACCOUNTS)
+_USER_KEYS = _keys(User, _USERS)
 _SPLIT = len(_REVIEW_KEYS)
+_PEOPLE = _SPLIT + len(_ACCOUNT_KEYS)
+_APPROVERS = _USERS.alias("approvers")
 
-# Built once (the engine caches their compiled forms): the review with its account and its reviewer's manager
-# (the permission table's `reviewer_manager`) in one row; then its template's records in a second statement.
+# Built once (the engine caches their compiled forms): the review with its account, its reviewer (whose manager
+# is the permission table's `reviewer_manager`) and its approver in one row (the two users are also whom the
+# event's notice goes to: `notices.know_users`); then its template's records in a second statement.
 _REVIEW = (
-    select(_REVIEWS, _ACCOUNTS, _USERS.c.manager_name)
+    select(_REVIEWS, _ACCOUNTS, _USERS, _APPROVERS)
     .join(_ACCOUNTS, _ACCOUNTS.c.id == _REVIEWS.c.account_id)
     .outerjoin(_USERS, _USERS.c.name == _REVIEWS.c.reviewer)
+    .outerjoin(_APPROVERS, _APPROVERS.c.name == _REVIEWS.c.approver)
     .where(_REVIEWS.c.id == bindparam("review_id"))
 )
 
@@ -108,6 +115,7 @@ _TEMPLATE = union_all(
 UPDATE_REVIEW = _REVIEWS.update().where(
     _REVIEWS.c.id == bindparam("review_id_"), _REVIEWS.c.version_id == bindparam("version_")
 )
+_UPDATE_REVIEW_HEAD = UPDATE_REVIEW.returning(*chain.HEAD_COLUMNS)
 INSERT_EVENT = cast(Table, ReviewEvent.__table__).insert()
 
 
@@ -120,6 +128,7 @@ class EventRows:
     account: dict[str, Any]
     reviewer_manager: str | None
     content: machine.ReviewContent
+    people: tuple[dict[str, Any], ...] = ()  # the reviewer's and approver's user rows, those that exist
 
 
 def read(session: Session, review_id: int) -> EventRows | None:
@@ -130,8 +139,12 @@ def read(session: Session, review_id: int) -> EventRows | None:
     if row is None:
         return None
     review = dict(zip(_REVIEW_KEYS, row[:_SPLIT], strict=True))
-    account = dict(zip(_ACCOUNT_KEYS, row[_SPLIT:-1], strict=True))
-    return EventRows(review, account, row[-1], _content(connection, review, account["external_id"]))
+    account = dict(zip(_ACCOUNT_KEYS, row[_SPLIT:_PEOPLE], strict=True))
+    width = len(_USER_KEYS)
+    reviewer, approver = (dict(zip(_USER_KEYS, row[at : at + width], strict=True)) for at in (_PEOPLE, _PEOPLE + width))
+    people = tuple(user for user in (reviewer, approver) if user["id"] is not None)
+    content = _content(connection, review, account["external_id"])
+    return EventRows(review, account, reviewer["manager_name"], content, people)
 
 
 def _content(connection: Connection, review: dict[str, Any], account: str) -> machine.ReviewContent:
@@ -167,10 +180,19 @@ def update_review(session: Session, review_id: int, version: int, changes: dict[
     """The review's new values, refused (StaleDataError, as a flush would be) when someone else changed it since
     it was read at `version` (optimistic locking). Through the session, not its connection: listeners of the
     session's statements (the scheduler's fence, which checks its lease before a transaction that wrote commits)
-    see the write."""
+    see the write. On SQLite the same statement reads the audit chain's head for the commit hook that appends to
+    it (`chain.known_head`): one SELECT less per transition."""
     params = changes | {"version_id": version + 1, "review_id_": review_id, "version_": version}
-    if cast(CursorResult[Any], session.execute(UPDATE_REVIEW, params)).rowcount != 1:
-        raise StaleDataError("UPDATE statement on table 'reviews' expected to update 1 row(s); 0 were matched.")
+    if session.get_bind().dialect.name == "sqlite":
+        row = session.execute(_UPDATE_REVIEW_HEAD, params).first()
+        if row is None:
+            raise StaleDataError(_STALE)
+        chain.known_head(session, row[0], row[1])
+    elif cast(CursorResult[Any], session.execute(UPDATE_REVIEW, params)).rowcount != 1:
+        raise StaleDataError(_STALE)
+
+
+_STALE = "UPDATE statement on table 'reviews' expected to update 1 row(s); 0 were matched."
 
 
 def insert_event(session: Session, row: dict[str, Any]) -> int:
@@ -194,6 +216,7 @@ def write(session: Session, rows: EventRows, changes: dict[str, Any], event: dic
     account = transient(Account, [rows.account])[0]
     hooked = transient(Review, [values | {"account": account}])[0]
     written(session, [transient(ReviewEvent, [event | {"id": event_id, "review": hooked}])[0], hooked])
+    notices.know_users(session, rows.people)
     review = transient(Review, [values])[0]
     make_transient_to_detached(review)
     session.add(review)
