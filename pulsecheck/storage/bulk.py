@@ -66,7 +66,56 @@ def insert_ignoring(session: Session, model: type[Base], rows: Sequence[dict[str
         if made not in _BUILT:  # built once: a commit hook inserts a notice or two per transaction
             statement = _recurring(upsert(session, model), table_of(model), rows[0])
             _BUILT[made] = statement.on_conflict_do_nothing(index_elements=[key])
-        session.execute(_BUILT[made], rows)
+        _execute_many(session, _BUILT[made], rows)
+
+
+def insert_many(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` (each naming the same columns) in one executemany."""
+    if rows:
+        made = ("many", model, frozenset(rows[0]))
+        if made not in _BUILT:
+            _BUILT[made] = _recurring(table_of(model).insert(), table_of(model), rows[0])
+        _execute_many(session, _BUILT[made], rows)
+
+
+WROTE = "pulsecheck.wrote"  # session.info: this transaction wrote something (the scheduler's fence checks those)
+
+
+def _execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """`session.execute(statement, rows)` for an INSERT without RETURNING. On SQLite the rows go to the DBAPI
+    cursor's executemany as the statement's compiled SQL with each value converted by its column's own bind
+    processor, as SQLAlchemy sends them: its generic per-row parameter handling cost more than the insert. The
+    session is marked as having written (what the ORM execute event would have said)."""
+    dialect = session.get_bind().dialect
+    plan = None
+    if dialect.name == "sqlite":
+        made = (statement, frozenset(rows[0]))
+        if made not in _RAW:
+            _RAW[made] = _raw_plan(dialect, statement, rows[0])
+        plan = _RAW[made]
+    if plan is None:
+        session.execute(statement, rows)
+        return
+    sql, converters = plan
+    values = [
+        tuple(row[name] if convert is None else convert(row[name]) for name, convert in converters) for row in rows
+    ]
+    session.info[WROTE] = True
+    session.connection().exec_driver_sql(sql, values)
+
+
+def _raw_plan(dialect: Any, statement: Any, row: dict[str, Any]) -> tuple[str, list[tuple[str, Any]]] | None:
+    """The positional SQL of `statement` for rows of `row`'s keys and each parameter's (key, bind processor);
+    None (run it through SQLAlchemy) when a parameter is not one of the row's values (a column default)."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(row))
+    order = compiled.positiontup
+    if not compiled.positional or order is None or any(name not in row for name in order):
+        return None
+    processors = compiled._bind_processors
+    return compiled.string, [(name, processors.get(name)) for name in order]
+
+
+_RAW: dict[tuple[Any, ...], tuple[str, list[tuple[str, Any]]] | None] = {}
 
 
 def among(column: Listed, name: str | None = None, values: Sequence[Any] | None = None) -> Any:
