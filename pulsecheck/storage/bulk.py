@@ -66,7 +66,7 @@ def insert_ignoring(session: Session, model: type[Base], rows: Sequence[dict[str
         if made not in _BUILT:  # built once: a commit hook inserts a notice or two per transaction
             statement = _recurring(upsert(session, model), table_of(model), rows[0])
             _BUILT[made] = statement.on_conflict_do_nothing(index_elements=[key])
-        _execute_many(session, _BUILT[made], rows)
+        execute_many(session, _BUILT[made], rows)
 
 
 def insert_many(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
@@ -75,14 +75,15 @@ def insert_many(session: Session, model: type[Base], rows: Sequence[dict[str, An
         made = ("many", model, frozenset(rows[0]))
         if made not in _BUILT:
             _BUILT[made] = _recurring(table_of(model).insert(), table_of(model), rows[0])
-        _execute_many(session, _BUILT[made], rows)
+        execute_many(session, _BUILT[made], rows)
 
 
 WROTE = "pulsecheck.wrote"  # session.info: this transaction wrote something (the scheduler's fence checks those)
 
 
-def _execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """`session.execute(statement, rows)` for an INSERT without RETURNING. On SQLite the rows go to the DBAPI
+def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """`session.execute(statement, rows)` for an INSERT or UPDATE without RETURNING (rows naming the same keys,
+    at least one). On SQLite the rows go to the DBAPI
     cursor's executemany as the statement's compiled SQL with each value converted by its column's own bind
     processor, as SQLAlchemy sends them: its generic per-row parameter handling cost more than the insert. The
     session is marked as having written (what the ORM execute event would have said)."""
