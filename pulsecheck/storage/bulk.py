@@ -39,7 +39,32 @@ def insert_returning(session: Session, model: type[Base], rows: Sequence[dict[st
     made = ("returning", model, frozenset(rows[0]), keys)
     if made not in _BUILT:
         _BUILT[made] = _recurring(table.insert(), table, rows[0]).returning(table.c.id, *(table.c[k] for k in keys))
-    return list(session.execute(_BUILT[made], rows))
+    plan = _plan(session.get_bind().dialect, _BUILT[made], rows[0])
+    if plan is None or " RETURNING " not in plan[0]:
+        return list(session.execute(_BUILT[made], rows))
+    return _returning(session, plan, rows)
+
+
+MANY_VALUES = 1000  # rows per multi-row INSERT ... RETURNING (SQLAlchemy's own page size)
+MAX_PARAMETERS = 32766  # SQLite's bound on a statement's parameters since 3.32
+
+
+def _returning(session: Session, plan: tuple[str, list[tuple[str, Any]]], rows: Sequence[dict[str, Any]]) -> list[Any]:
+    """SQLite's `insert_returning` as SQLAlchemy sends it (multi-row INSERT ... VALUES (...), (...) RETURNING, a
+    page of rows at a time), with the values converted as `execute_many` does."""
+    sql, converters = plan
+    insert_part, _, returned = sql.rpartition(" RETURNING ")
+    head, _, one = insert_part.partition(" VALUES ")
+    page = max(1, min(MANY_VALUES, MAX_PARAMETERS // max(1, len(converters))))
+    found: list[Any] = []
+    connection = session.connection()
+    session.info[WROTE] = True
+    for start in range(0, len(rows), page):
+        chunk = rows[start : start + page]
+        values = [row[name] if convert is None else convert(row[name]) for row in chunk for name, convert in converters]
+        statement = f"{head} VALUES {', '.join([one] * len(chunk))} RETURNING {returned}"
+        found += connection.exec_driver_sql(statement, tuple(values)).all()
+    return found
 
 
 def _numbered(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: tuple[str, ...]) -> list[Any]:
@@ -87,13 +112,7 @@ def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]
     cursor's executemany as the statement's compiled SQL with each value converted by its column's own bind
     processor, as SQLAlchemy sends them: its generic per-row parameter handling cost more than the insert. The
     session is marked as having written (what the ORM execute event would have said)."""
-    dialect = session.get_bind().dialect
-    plan = None
-    if dialect.name == "sqlite":
-        made = (statement, frozenset(rows[0]))
-        if made not in _RAW:
-            _RAW[made] = _raw_plan(dialect, statement, rows[0])
-        plan = _RAW[made]
+    plan = _plan(session.get_bind().dialect, statement, rows[0])
     if plan is None:
         session.execute(statement, rows)
         return
@@ -103,6 +122,16 @@ def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]
     ]
     session.info[WROTE] = True
     session.connection().exec_driver_sql(sql, values)
+
+
+def _plan(dialect: Any, statement: Any, row: dict[str, Any]) -> tuple[str, list[tuple[str, Any]]] | None:
+    """`_raw_plan`, made once per statement and keys; None on a database other than SQLite."""
+    if dialect.name != "sqlite":
+        return None
+    made = (statement, frozenset(row))
+    if made not in _RAW:
+        _RAW[made] = _raw_plan(dialect, statement, row)
+    return _RAW[made]
 
 
 def _raw_plan(dialect: Any, statement: Any, row: dict[str, Any]) -> tuple[str, list[tuple[str, Any]]] | None:
