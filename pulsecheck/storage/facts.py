@@ -146,12 +146,12 @@ def _snapshot_facts(
         _scorecard_facts(fact, _json(row[3]), None if row[4] is None else _json(row[4]))
     _score_changes(session, facts, as_of, windows, account_ids)
     for number, days in enumerate(peaks, start=5):
+        highest, drop = f"max_score_{days}d", f"score_drop_{days}d"  # named once, not once per account
         for acc, fact in facts.items():
-            peak, now_score = found[acc][number] if acc in found else None, fact["score"]
-            fact[f"max_score_{days}d"] = peak
-            fact[f"score_drop_{days}d"] = (
-                None if peak is None or now_score is None else round(max(0.0, peak - now_score), 2)
-            )
+            row = found.get(acc)
+            peak, now_score = None if row is None else row[number], fact["score"]
+            fact[highest] = peak
+            fact[drop] = None if peak is None or now_score is None else round(max(0.0, peak - now_score), 2)
     if low_threshold is not None:
         for acc, row in found.items():
             if acc in facts:
@@ -208,9 +208,10 @@ def _score_changes(
             select(ranked.c.account_id, ranked.c.score).where(ranked.c.rn == 1), ranked.c.account_id, account_ids
         )
         before = {acc: score for acc, score in _rows(session, query)}
+        name = f"score_change_{days}d"
         for acc, fact in facts.items():
             old, now_score = before.get(acc), fact["score"]
-            fact[f"score_change_{days}d"] = None if old is None or now_score is None else round(now_score - old, 2)
+            fact[name] = None if old is None or now_score is None else round(now_score - old, 2)
 
 
 def _issues(
@@ -239,12 +240,16 @@ def _issues(
                 Issue.account_id,
                 account_ids,
             )
-            found = {acc: count for acc, count in _rows(session, query)}
-            for acc, fact in facts.items():
-                fact[f"{family}_{days}d"] = found.get(acc, 0)
-    for acc, fact in facts.items():
-        for name, kind in ISSUE_COUNTS.items():
-            fact[name] = counts.get((acc, kind), 0)
+            name = f"{family}_{days}d"
+            for fact in facts.values():
+                fact[name] = 0
+            for acc, count in _rows(session, query):
+                if acc in facts:
+                    facts[acc][name] = count
+    named = {kind: name for name, kind in ISSUE_COUNTS.items()}
+    for (acc, kind), count in counts.items():  # the others are 0 already (`_account_facts`)
+        if kind in named and acc in facts:
+            facts[acc][named[kind]] = count
 
 
 def _reviews(session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: Scope) -> None:
@@ -369,7 +374,8 @@ def _ticket_windows(
         counts: dict[tuple[int, str], int] = {}
         for acc, severity, count in _rows(session, _scope(query, Issue.account_id, account_ids)):
             counts[(acc, severity)] = count
+        total, each = f"tickets_{days}d", [(severity, f"tickets_{severity}_{days}d") for severity in SEVERITIES]
         for acc, fact in facts.items():
-            fact[f"tickets_{days}d"] = sum(counts.get((acc, severity), 0) for severity in SEVERITIES)
-            for severity in SEVERITIES:
-                fact[f"tickets_{severity}_{days}d"] = counts.get((acc, severity), 0)
+            fact[total] = sum(counts.get((acc, severity), 0) for severity in SEVERITIES)
+            for severity, name in each:
+                fact[name] = counts.get((acc, severity), 0)
