@@ -25,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
+from pulsecheck.storage.bulk import WROTE  # session.info: this transaction wrote something (only those are fenced)
 from pulsecheck.storage.models import SchedulerLeader
 from pulsecheck.workflow.leases import BOOKKEEPING, Heartbeat, gone, this_process, wall_clock
 
@@ -40,7 +41,6 @@ ROW = 1
 # `[scheduler] leader_lease` setting should expose it.)
 LEASE = timedelta(seconds=30)
 HEARTBEAT = 5.0
-WROTE = "pulsecheck.wrote"  # session.info: this transaction wrote something (only those are fenced)
 _TABLE = cast(Table, SchedulerLeader.__table__)
 log = logging.getLogger("pulsecheck.scheduler")
 

@@ -29,10 +29,10 @@ from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Insert, Table, Update, bindparam, delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from pulsecheck.storage.bulk import among
+from pulsecheck.storage.bulk import among, execute_many
 from pulsecheck.storage.models import SchedulerJob
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 
@@ -126,15 +126,9 @@ class JobStore:
         first run is its trigger's first firing, even if that is already past (a past due date is due now)."""
         if not specs:
             return
-        table = cast(Table, SchedulerJob.__table__)
-        statement: Insert | Update
-        if new:
-            statement = table.insert().values(id=bindparam("job_id"))
-        else:
-            statement = table.update().where(table.c.id == bindparam("job_id"))
         made: dict[tuple[Any, ...], tuple[list[float], datetime | None]] = {}  # dates and first run, per key
         rows = [self._row(spec, now, made) for spec in specs]
-        self.session.execute(statement.values(next_run_time=bindparam("next_run_time")), rows)
+        execute_many(self.session, _INSERT if new else _UPDATE, rows)  # built once: its SQL is kept by it
 
     def upsert(self, specs: Sequence[JobSpec], now: datetime) -> None:
         """Write the jobs of `specs` in one keyed statement with no read first: a missing job is inserted, one
@@ -272,6 +266,8 @@ class JobStore:
 
 
 _JOBS = cast(Table, SchedulerJob.__table__)
+_INSERT = _JOBS.insert().values(id=bindparam("job_id"), next_run_time=bindparam("next_run_time"))
+_UPDATE = _JOBS.update().where(_JOBS.c.id == bindparam("job_id")).values(next_run_time=bindparam("next_run_time"))
 _DELETE = _JOBS.delete().where(_JOBS.c.id == bindparam("job_id"))
 _UPSERTS: dict[str, Any] = {}  # per dialect: INSERT ... ON CONFLICT DO UPDATE, built once
 

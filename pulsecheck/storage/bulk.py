@@ -39,7 +39,32 @@ def insert_returning(session: Session, model: type[Base], rows: Sequence[dict[st
     made = ("returning", model, frozenset(rows[0]), keys)
     if made not in _BUILT:
         _BUILT[made] = _recurring(table.insert(), table, rows[0]).returning(table.c.id, *(table.c[k] for k in keys))
-    return list(session.execute(_BUILT[made], rows))
+    plan = _plan(session.get_bind().dialect, _BUILT[made], rows[0])
+    if plan is None or " RETURNING " not in plan[0]:
+        return list(session.execute(_BUILT[made], rows))
+    return _returning(session, plan, rows)
+
+
+MANY_VALUES = 1000  # rows per multi-row INSERT ... RETURNING (SQLAlchemy's own page size)
+MAX_PARAMETERS = 32766  # SQLite's bound on a statement's parameters since 3.32
+
+
+def _returning(session: Session, plan: tuple[str, list[tuple[str, Any]]], rows: Sequence[dict[str, Any]]) -> list[Any]:
+    """SQLite's `insert_returning` as SQLAlchemy sends it (multi-row INSERT ... VALUES (...), (...) RETURNING, a
+    page of rows at a time), with the values converted as `execute_many` does."""
+    sql, converters = plan
+    insert_part, _, returned = sql.rpartition(" RETURNING ")
+    head, _, one = insert_part.partition(" VALUES ")
+    page = max(1, min(MANY_VALUES, MAX_PARAMETERS // max(1, len(converters))))
+    found: list[Any] = []
+    connection = session.connection()
+    session.info[WROTE] = True
+    for start in range(0, len(rows), page):
+        chunk = rows[start : start + page]
+        values = [row[name] if convert is None else convert(row[name]) for row in chunk for name, convert in converters]
+        statement = f"{head} VALUES {', '.join([one] * len(chunk))} RETURNING {returned}"
+        found += connection.exec_driver_sql(statement, tuple(values)).all()
+    return found
 
 
 def _numbered(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: tuple[str, ...]) -> list[Any]:
@@ -66,7 +91,61 @@ def insert_ignoring(session: Session, model: type[Base], rows: Sequence[dict[str
         if made not in _BUILT:  # built once: a commit hook inserts a notice or two per transaction
             statement = _recurring(upsert(session, model), table_of(model), rows[0])
             _BUILT[made] = statement.on_conflict_do_nothing(index_elements=[key])
-        session.execute(_BUILT[made], rows)
+        execute_many(session, _BUILT[made], rows)
+
+
+def insert_many(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` (each naming the same columns) in one executemany."""
+    if rows:
+        made = ("many", model, frozenset(rows[0]))
+        if made not in _BUILT:
+            _BUILT[made] = _recurring(table_of(model).insert(), table_of(model), rows[0])
+        execute_many(session, _BUILT[made], rows)
+
+
+WROTE = "pulsecheck.wrote"  # session.info: this transaction wrote something (the scheduler's fence checks those)
+
+
+def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """`session.execute(statement, rows)` for an INSERT or UPDATE without RETURNING (rows naming the same keys,
+    at least one). On SQLite the rows go to the DBAPI
+    cursor's executemany as the statement's compiled SQL with each value converted by its column's own bind
+    processor, as SQLAlchemy sends them: its generic per-row parameter handling cost more than the insert. The
+    session is marked as having written (what the ORM execute event would have said)."""
+    plan = _plan(session.get_bind().dialect, statement, rows[0])
+    if plan is None:
+        session.execute(statement, rows)
+        return
+    sql, converters = plan
+    values = [
+        tuple(row[name] if convert is None else convert(row[name]) for name, convert in converters) for row in rows
+    ]
+    session.info[WROTE] = True
+    session.connection().exec_driver_sql(sql, values)
+
+
+def _plan(dialect: Any, statement: Any, row: dict[str, Any]) -> tuple[str, list[tuple[str, Any]]] | None:
+    """`_raw_plan`, made once per statement and keys; None on a database other than SQLite."""
+    if dialect.name != "sqlite":
+        return None
+    made = (statement, frozenset(row))
+    if made not in _RAW:
+        _RAW[made] = _raw_plan(dialect, statement, row)
+    return _RAW[made]
+
+
+def _raw_plan(dialect: Any, statement: Any, row: dict[str, Any]) -> tuple[str, list[tuple[str, Any]]] | None:
+    """The positional SQL of `statement` for rows of `row`'s keys and each parameter's (key, bind processor);
+    None (run it through SQLAlchemy) when a parameter is not one of the row's values (a column default)."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(row))
+    order = compiled.positiontup
+    if not compiled.positional or order is None or any(name not in row for name in order):
+        return None
+    processors = compiled._bind_processors
+    return compiled.string, [(name, processors.get(name)) for name in order]
+
+
+_RAW: dict[tuple[Any, ...], tuple[str, list[tuple[str, Any]]] | None] = {}
 
 
 def among(column: Listed, name: str | None = None, values: Sequence[Any] | None = None) -> Any:

@@ -14,14 +14,14 @@ from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.notifications.outbox import People, enqueue_rows
 from pulsecheck.rules.conditions import leaves
 from pulsecheck.rules.language import RulesFile
 from pulsecheck.rules.priority import cap_p1, priority_score
-from pulsecheck.storage.bulk import among, analyze, analyze_threshold, table_of, transient
+from pulsecheck.storage.bulk import among, analyze, analyze_threshold, insert_many, table_of, transient
 from pulsecheck.storage.models import (
     Account,
     AuditEntry,
@@ -180,7 +180,7 @@ class Batches:
         if self.run_id is not None:
             self.grown += write(session, plan, self.config, self.now, known)
             if firings:
-                session.execute(insert(table_of(RuleFiring)), firings)
+                insert_many(session, RuleFiring, firings)
                 self.grown += len(firings)
 
     def _load(self, session: Session, busy: list[int], open_ones: dict[str, Escalation]) -> Loaded:

@@ -19,6 +19,7 @@ from sqlalchemy import insert, select, text
 
 from pulsecheck.app import authenticated_login
 from pulsecheck.config import load_settings
+from pulsecheck.notifications.outbox import enqueue_rows
 from pulsecheck.scheduling import jobs
 from pulsecheck.scheduling.leader import LOCK_KEY, Deposed, LeaderLock
 from pulsecheck.scheduling.runner import BATCH, run_due, runtime, start
@@ -114,6 +115,23 @@ def test_a_deposed_leader_cannot_commit_a_write(any_url: str):
         add_user(session, "nora", ["ops"], NOW)
     new.release()
     old.release()
+
+
+def test_a_deposed_leader_cannot_commit_notices_written_in_bulk(any_url: str):
+    """Notices an evaluation writes in bulk (on SQLite straight to the driver, past the ORM) are fenced too."""
+    old = LeaderLock(Database(any_url))
+    assert old.acquire()
+    new = depose(old, any_url)
+    row = {
+        "dedupe_key": "generic:bulk:maria:log", "kind": "generic", "channel": "log", "recipient": "maria",
+        "subject": "s", "body": "b", "payload": {}, "status": "pending", "attempts": 0, "created_at": NOW,
+        "next_attempt_at": NOW,
+    }  # fmt: skip
+    with pytest.raises(Deposed, match="another scheduler took over"), old.database.transaction() as session:
+        enqueue_rows(session, [row, dict(row, dedupe_key="generic:bulk:olga:log", recipient="olga")])
+    with new.database.transaction() as session:
+        assert session.scalars(select(Notification.dedupe_key)).all() == []
+    new.release()
 
 
 def test_a_leader_deposed_in_the_middle_of_a_job_commits_nothing_and_the_new_leader_runs_it(

@@ -224,3 +224,35 @@ def test_a_notice_rendered_once_for_its_recipients_reads_as_if_rendered_for_each
     context = dict(FULL, base_url="https://pulse.example.com" if base_url else None)
     one_by_one = [render(kind, dict(context, recipient_name=name)) for name in names]
     assert render_each(kind, context, names) == one_by_one
+
+
+VALUES = st.one_of(
+    NAMES,
+    st.text(alphabet=st.sampled_from("\x1d\x1a|ab {}%'\n"), max_size=8),  # markers' characters, formats, quotes
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False, width=16),
+    st.booleans(),
+    st.none(),
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-3))])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(KINDS), values=st.dictionaries(st.sampled_from(sorted(FULL)), VALUES, max_size=8))
+def test_any_notice_reads_as_its_template_rendered_with_its_values(kind: str, values: dict[str, object]) -> None:
+    """However many notices of a kind came before, each reads exactly what Jinja renders from its own values
+    (or names the same missing key)."""
+    from pulsecheck.notifications.render import _clean, _environment, _split
+
+    context = dict(FULL, **values)
+    try:
+        expected: object = _split(kind, _environment().get_template(f"{kind}.txt.j2").render(_clean(context)))
+    except Exception as exc:  # noqa: BLE001 - the same key must be named missing
+        expected = type(exc).__name__
+    try:
+        got: object = render(kind, context)
+    except InputError:
+        got = "UndefinedError"
+    except Exception as exc:  # noqa: BLE001 - a value a filter cannot take fails alike
+        got = type(exc).__name__
+    assert got == expected
