@@ -103,10 +103,15 @@ def latest_readings(
 
 
 def _rows(session: Session, query: Any) -> Sequence[Any]:
-    """The rows of a column query through Core, fetched at once: the ORM's result handling, or SQLAlchemy's
-    row-at-a-time iteration, costs more per row than the database spent on it, and these queries load no objects
-    and convert no types (timestamps come raw, for `Moments`)."""
-    return session.connection().execute(query).all()
+    """The rows of a column query as the DB-API returns them (plain tuples), fetched at once: the ORM's result
+    handling, or SQLAlchemy's Row objects, cost more per row than the database spent on it. These queries load
+    no objects and select no column whose type converts results (timestamps come raw, for `Moments`; ids,
+    names and floats come from both drivers as they are), so the driver's rows are the rows."""
+    result = session.connection().execute(query)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
 
 
 @lru_cache(maxsize=4096)
@@ -212,6 +217,10 @@ def account_chunks(session: Session, size: int, account_id: int | None = None) -
             yield found
         return
     after = -1
-    while ids := list(session.scalars(select(Account.id).where(Account.id > after).order_by(Account.id).limit(size))):
+    while ids := [row[0] for row in _rows(session, _chunk_query(after, size))]:
         yield ids
         after = ids[-1]
+
+
+def _chunk_query(after: int, size: int) -> Any:
+    return select(Account.id).where(Account.id > after).order_by(Account.id).limit(size)
