@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from decimal import Decimal
+from itertools import repeat
 from typing import Any
 
 from pulsecheck.errors import PulsecheckError
@@ -31,6 +32,9 @@ MAX_BRANCHES = 60  # P12: more than 64 simultaneously true alpha branches per fa
 SENTINEL = {"$sentinel": {"all": [{"m": {"$s": 1}}]}}
 SEEN = {"$seen": {"all": [{"m": {"kind": "account"}}]}}  # one firing per account fact the core really took in
 ACCOUNTS_PER_SID = 20
+COLUMN_CACHE = 16_384  # texts kept per (fact, type) by `FactEncoder.encode_block`: a few MB at most
+_HEAD = '{"id": "account:%d", "kind": "account"'
+_CACHED = (float, int, str, bool)  # types whose equal values have one text (but 0.0 and -0.0)
 RETRIES = 3
 _OPS = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 _INT64 = 2**63
@@ -170,6 +174,8 @@ class FactEncoder:
         self.fields = [(name, ", " + json.dumps(field_name(name)) + ": ") for name in sorted(set(names))]
         self.names = [name for name, _ in self.fields]
         self._strings: dict[str, str] = {}  # buckets, segments...: few distinct strings, each escaped once
+        # (field, type) -> {value: its key and text}: a block's column is looked up in one pass (`encode_block`)
+        self._columns: dict[tuple[str, type], dict[Any, str]] = {}
 
     @classmethod
     def of(cls, rules_file: RulesFile) -> FactEncoder:
@@ -178,30 +184,72 @@ class FactEncoder:
 
     def encode(self, account: int, facts: Mapping[str, Any]) -> str:
         """The same text as `encode_fact(account, facts)` restricted to the fields the rules read."""
-        parts = ['{"id": "account:', str(account), '", "kind": "account"']
-        strings = self._strings
+        parts = [_HEAD % account]
         for name, key in self.fields:
-            value: Any = facts.get(name)  # Any: the type tests below are exact (`type() is`), mypy cannot follow
-            kind = type(value)
-            if kind is float:
-                if not math.isfinite(value):
-                    continue
-                value = round(value, PRECISION)
-                text = repr(value) if -1e15 < value < 1e15 else plain_number(value)
-            elif kind is int:
-                text = str(value) if -1e15 < value < 1e15 else plain_number(value)
-            elif kind is str:
-                text = strings.get(value) or strings.setdefault(value, json.dumps(value))
-            elif kind is bool:
-                text = "1" if value else "0"
-            elif value is None:
-                continue
-            else:
-                text = to_json(clean_facts({name: value})[name])
-            parts.append(key)
-            parts.append(text)
+            text = self._text(facts.get(name))
+            if text is not None:
+                parts.append(key)
+                parts.append(text)
         parts.append("}")
         return "".join(parts)
+
+    def encode_block(self, accounts: Sequence[tuple[int, Mapping[str, Any]]]) -> list[str]:
+        """`encode` of each account, a column at a time: a field's values are read and typed by C-level passes
+        over the block, and the text of a value met before is taken from a bounded cache (encoding one field of
+        one account at a time cost as much as the C core's evaluation of the account)."""
+        facts: list[Any] = [fact for _, fact in accounts]  # dicts: read by C-level `dict.get`
+        if any(type(fact) is not dict for fact in facts):
+            return [self.encode(account, fact) for account, fact in accounts]
+        count = len(facts)
+        columns: list[list[str]] = [[_HEAD % account for account, _ in accounts]]
+        for name, key in self.fields:
+            values = list(map(dict.get, facts, repeat(name, count)))
+            kinds = set(map(type, values))
+            kinds.discard(type(None))
+            if not kinds:  # missing everywhere
+                continue
+            kind = kinds.pop()
+            if kinds or kind not in _CACHED:  # mixed (1 == 1.0 == True as keys) or unusual types: no cache
+                columns.append([self._field(key, value) for value in values])
+                continue
+            cache = self._columns.setdefault((name, kind), {None: ""})
+            texts: list[Any] = list(map(cache.get, values))  # str, or None where the cache missed
+            if None in texts:
+                if len(cache) > COLUMN_CACHE:
+                    cache.clear()
+                    cache[None] = ""
+                for index, text in enumerate(texts):
+                    if text is None:
+                        value = values[index]
+                        texts[index] = self._field(key, value)
+                        if value or kind is not float:  # 0.0 and -0.0 are equal keys with different texts
+                            cache[value] = texts[index]
+            columns.append(texts)
+        columns.append(["}"] * count)
+        return list(map("".join, zip(*columns, strict=True)))
+
+    def _field(self, key: str, value: Any) -> str:
+        """One field's part of the text: its key and value, or "" when the fact is missing."""
+        text = self._text(value)
+        return "" if text is None else key + text
+
+    def _text(self, value: Any) -> str | None:
+        """A fact's value as the C core reads it, or None when it is missing (None, NaN, an infinity)."""
+        kind = type(value)  # exact type tests: bool is not int here
+        if kind is float:
+            if not math.isfinite(value):
+                return None
+            value = round(value, PRECISION)
+            return repr(value) if -1e15 < value < 1e15 else plain_number(value)
+        if kind is int:
+            return str(value) if -1e15 < value < 1e15 else plain_number(value)
+        if kind is str:
+            return self._strings.get(value) or self._strings.setdefault(value, json.dumps(value))
+        if kind is bool:
+            return "1" if value else "0"
+        if value is None:
+            return None
+        return to_json(clean_facts({"": value})[""])
 
 
 # --- worker side -----------------------------------------------------------------------------------
@@ -292,8 +340,10 @@ def evaluate_chunk(
 ) -> list[tuple[int, str]]:
     """Firings for a chunk of accounts, every shard. When the core took in fewer facts than it was given
     (`$seen` count), the batch is evaluated again one account per sid."""
-    encode = _ENCODER[0].encode if _ENCODER else encode_fact
-    chunk = [(account, encode(account, facts)) for account, facts in accounts]
+    if _ENCODER:
+        chunk = list(zip([account for account, _ in accounts], _ENCODER[0].encode_block(accounts), strict=True))
+    else:
+        chunk = [(account, encode_fact(account, facts)) for account, facts in accounts]
     fired: set[tuple[int, str]] = set()
     for handle in _HANDLES:
         for start in range(0, len(chunk), per_sid):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 from pulsecheck.rules.durable import FactEncoder, encode_fact
@@ -29,3 +30,19 @@ def test_the_encoder_agrees_with_encode_fact_on_the_fields_it_reads() -> None:
 def test_numbers_are_rounded_and_booleans_are_numbers() -> None:
     text = FactEncoder(["score", "has_open_review"]).encode(7, {"score": 12.345678, "has_open_review": True})
     assert json.loads(text) == {"id": "account:7", "kind": "account", "score": 12.3457, "has_open_review": 1}
+
+
+def test_a_block_is_encoded_as_each_account_alone() -> None:
+    """Column by column, with the texts of repeated values cached, a block reads exactly as its accounts one by
+    one: equal keys of other types (1, 1.0, True; 0.0 and -0.0) keep their own texts, missing facts stay out."""
+    values = [0.0, -0.0, 1.0, 1, True, False, 0, 12.345678, 1e17, float("nan"), float("inf"), 10**16, "x", None]
+    encoder = FactEncoder(["score", "kpi.nps", "bucket"])
+    rnd = random.Random(5)
+    for _ in range(50):
+        pool = rnd.sample(values, rnd.randint(1, 5))
+        block = [
+            (rnd.randint(0, 10**6), {name: rnd.choice(pool) for name in ("score", "kpi.nps") if rnd.random() < 0.9})
+            for _ in range(rnd.randint(1, 30))
+        ]
+        expected = [FactEncoder(encoder.names).encode(account, facts) for account, facts in block]
+        assert encoder.encode_block(block) == expected
