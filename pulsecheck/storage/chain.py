@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from sqlalchemy import Table, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
+from pulsecheck.storage.bulk import execute_many
 from pulsecheck.storage.models import (
     ApiToken,
     AuditEntry,
@@ -374,7 +375,7 @@ def append(
         prev = digest
     if any("signature" in row for row in rows):  # one executemany: every row names the same columns
         rows = [{"signature": None, "signer_key": None} | row for row in rows]
-    session.execute(_APPEND, rows)  # through the session: its listeners see a write (the scheduler's fence)
+    execute_many(session, _APPEND, rows)  # marks the session as written (the scheduler's fence)
     return len(rows)
 
 
