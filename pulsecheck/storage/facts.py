@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Text, and_, case, cast, func, or_, select
+from sqlalchemy import Text, and_, bindparam, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
+from pulsecheck.storage.bulk import among
 from pulsecheck.storage.models import Account, Escalation, Issue, KpiReading, Review, ReviewEvent, ScoreSnapshot
 from pulsecheck.vocab import SEVERITIES
 
@@ -33,8 +35,8 @@ Scope = list[int] | IdRange | None  # some accounts, a range of them, or all
 ISSUE_COUNTS = {"open_complaints": "complaint", "open_billing_issues": "billing", "open_blockers": "blocker"}
 
 
-def _ranked_snapshots(until: datetime, since: datetime | None = None, account_ids: Scope = None) -> Any:
-    """Snapshots up to `until` (and from `since`) of the accounts, numbered 1 = newest per account (the scope
+def _ranked_snapshots(kind: str, since: bool = False) -> Any:
+    """Snapshots up to `:until` (and from `:since`) of the accounts, numbered 1 = newest per account (the scope
     inside the window's subquery: not every database pushes it down)."""
     query = select(
         ScoreSnapshot.account_id,
@@ -44,22 +46,50 @@ def _ranked_snapshots(until: datetime, since: datetime | None = None, account_id
         ScoreSnapshot.groups,
         ScoreSnapshot.as_of,
         func.row_number().over(partition_by=ScoreSnapshot.account_id, order_by=ScoreSnapshot.as_of.desc()).label("rn"),
-    ).where(ScoreSnapshot.as_of <= until)
-    if since is not None:
-        query = query.where(ScoreSnapshot.as_of >= since)
-    return _scope(query, ScoreSnapshot.account_id, account_ids).subquery()
+    ).where(ScoreSnapshot.as_of <= bindparam("until"))
+    if since:
+        query = query.where(ScoreSnapshot.as_of >= bindparam("since"))
+    return _scoped(query, ScoreSnapshot.account_id, kind).subquery()
 
 
-def _rows(session: Session, query: Any) -> Sequence[Any]:
+# Each query is built once per shape (what it reads, the scope's kind, the windows' days), its moments, ids and
+# KPI bound at execution: building and compiling the nine or so statements anew for every block of a sharded run
+# cost more client CPU than reading their rows; built once, SQLAlchemy's compiled cache serves them.
+_BUILT: dict[tuple[Any, ...], Any] = {}
+
+
+def _built(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    statement = _BUILT.get(key)
+    if statement is None:
+        statement = _BUILT[key] = build()
+    return statement
+
+
+def _kind(account_ids: Scope) -> str:
+    if account_ids is None:
+        return "all"
+    return "range" if isinstance(account_ids, IdRange) else "list"
+
+
+def _bound(account_ids: Scope, **params: Any) -> dict[str, Any]:
+    """The parameters of a query scoped to `account_ids`."""
+    if isinstance(account_ids, IdRange):
+        params.update(first=account_ids.first, last=account_ids.last)
+    elif account_ids is not None:
+        params["ids"] = list(account_ids)
+    return params
+
+
+def _rows(session: Session, query: Any, params: dict[str, Any]) -> Sequence[Any]:
     """The rows of a Core query on the session's connection, fetched at once (no ORM result machinery, and
     no round of the DBAPI cursor per row)."""
-    return session.connection().execute(query).all()
+    return session.connection().execute(query, params).all()
 
 
-def _scope(query: Any, column: Any, account_ids: Scope) -> Any:
-    if isinstance(account_ids, IdRange):
-        return query.where(column.between(account_ids.first, account_ids.last))
-    return query if account_ids is None else query.where(column.in_(account_ids))
+def _scoped(query: Any, column: Any, kind: str) -> Any:
+    if kind == "range":
+        return query.where(column.between(bindparam("first"), bindparam("last")))
+    return query if kind == "all" else query.where(among(column, "ids"))
 
 
 def compute_facts(
@@ -93,9 +123,8 @@ def _account_facts(session: Session, as_of: datetime, account_ids: Scope) -> dic
         **dict.fromkeys(ISSUE_COUNTS, 0),
     }  # fmt: skip
     facts: dict[int, dict[str, Any]] = {}
-    for acc, segment, tier, arr, stage, renewal, contract in _rows(
-        session, _scope(select(*columns), Account.id, account_ids)
-    ):
+    query = _built(("accounts", _kind(account_ids)), lambda: _scoped(select(*columns), Account.id, _kind(account_ids)))
+    for acc, segment, tier, arr, stage, renewal, contract in _rows(session, query, _bound(account_ids)):
         facts[acc] = {
             "segment": segment,
             "tier": tier,
@@ -119,25 +148,15 @@ def _snapshot_facts(
     """The facts of each account's snapshots up to `as_of`, in one pass over them (one scan and one sort, where
     three queries each ranked the same rows): the newest one's score, bucket and scorecard, the peak of each
     `max_score`/`score_drop` window, and the streak of low scores; `score_change` windows rank older snapshots."""
-    ranked = _ranked_snapshots(as_of, account_ids=account_ids)
-    newest = ranked.c.rn == 1
-
-    def of_newest(column: Any) -> Any:
-        return func.max(case((newest, column)))
-
     peaks = sorted(set(windows.get("score_drop", [])) | set(windows.get("max_score", [])))
-    columns = [
-        ranked.c.account_id,
-        of_newest(ranked.c.score),
-        of_newest(ranked.c.bucket),
-        of_newest(cast(ranked.c.components, Text)),  # one row per account carries it: read as text, parsed here
-        of_newest(cast(ranked.c.groups, Text)),
-        *(func.max(case((ranked.c.as_of >= as_of - timedelta(days=days), ranked.c.score))) for days in peaks),
-    ]
-    if low_threshold is not None:
-        first_ok = or_(ranked.c.score >= low_threshold, ranked.c.score.is_(None))
-        columns += [func.min(case((first_ok, ranked.c.rn))), func.count()]
-    found = {row[0]: row for row in _rows(session, select(*columns).group_by(ranked.c.account_id))}
+    low = low_threshold is not None
+    query = _built(
+        ("snapshots", _kind(account_ids), tuple(peaks), low), lambda: _newest_snapshots(_kind(account_ids), peaks, low)
+    )
+    params = _bound(account_ids, until=as_of, **{f"since_{days}": as_of - timedelta(days=days) for days in peaks})
+    if low:
+        params["low"] = low_threshold
+    found = {row[0]: row for row in _rows(session, query, params)}
     for acc, row in found.items():
         fact = facts.get(acc)
         if fact is None:
@@ -157,6 +176,29 @@ def _snapshot_facts(
             if acc in facts:
                 first, count = row[-2], row[-1]
                 facts[acc]["low_score_streak"] = count if first is None else first - 1
+
+
+def _newest_snapshots(kind: str, peaks: list[int], low: bool) -> Any:
+    """Per account: the newest snapshot's score, bucket, components and groups, the peak score of each window of
+    `peaks` (from `:since_<days>`) and, with `low`, the rank of the newest score not under `:low` and the count."""
+    ranked = _ranked_snapshots(kind)
+    newest = ranked.c.rn == 1
+
+    def of_newest(column: Any) -> Any:
+        return func.max(case((newest, column)))
+
+    columns = [
+        ranked.c.account_id,
+        of_newest(ranked.c.score),
+        of_newest(ranked.c.bucket),
+        of_newest(cast(ranked.c.components, Text)),  # one row per account carries it: read as text, parsed here
+        of_newest(cast(ranked.c.groups, Text)),
+        *(func.max(case((ranked.c.as_of >= bindparam(f"since_{days}"), ranked.c.score))) for days in peaks),
+    ]
+    if low:
+        first_ok = or_(ranked.c.score >= bindparam("low"), ranked.c.score.is_(None))
+        columns += [func.min(case((first_ok, ranked.c.rn))), func.count()]
+    return select(*columns).group_by(ranked.c.account_id)
 
 
 def _scorecard_facts(fact: dict[str, Any], components: list[dict[str, Any]], groups: dict[str, Any] | None) -> None:
@@ -203,15 +245,19 @@ def _score_changes(
     account_ids: Scope,
 ) -> None:
     for days in windows.get("score_change", []):
-        ranked = _ranked_snapshots(as_of - timedelta(days=days), account_ids=account_ids)
-        query = _scope(
-            select(ranked.c.account_id, ranked.c.score).where(ranked.c.rn == 1), ranked.c.account_id, account_ids
-        )
-        before = {acc: score for acc, score in _rows(session, query)}
+        query = _built(("score_change", _kind(account_ids)), lambda: _newest_scores(_kind(account_ids)))
+        before = {
+            acc: score for acc, score in _rows(session, query, _bound(account_ids, until=as_of - timedelta(days=days)))
+        }
         name = f"score_change_{days}d"
         for acc, fact in facts.items():
             old, now_score = before.get(acc), fact["score"]
             fact[name] = None if old is None or now_score is None else round(now_score - old, 2)
+
+
+def _newest_scores(kind: str) -> Any:
+    ranked = _ranked_snapshots(kind)
+    return select(ranked.c.account_id, ranked.c.score).where(ranked.c.rn == 1)
 
 
 def _issues(
@@ -221,67 +267,88 @@ def _issues(
     windows: Mapping[str, list[int]],
     account_ids: Scope,
 ) -> None:
-    open_then = and_(Issue.opened_at <= as_of, or_(Issue.closed_at.is_(None), Issue.closed_at > as_of))
+    kind = _kind(account_ids)
     counts: dict[tuple[int, str], int] = defaultdict(int)
-    query = _scope(
-        select(Issue.account_id, Issue.kind, func.count()).where(open_then).group_by(Issue.account_id, Issue.kind),
-        Issue.account_id,
-        account_ids,
-    )
-    for acc, kind, count in _rows(session, query):
-        counts[(acc, kind)] = count
+    for acc, issue_kind, count in _rows(
+        session, _built(("issues", kind), lambda: _open_issues(kind)), _bound(account_ids, as_of=as_of)
+    ):
+        counts[(acc, issue_kind)] = count
     for family, severities in (("open_tickets", None), ("open_high_tickets", ("high", "critical"))):
         for days in windows.get(family, []):
-            condition = and_(open_then, Issue.kind == "ticket", Issue.opened_at >= as_of - timedelta(days=days))
-            if severities:
-                condition = and_(condition, Issue.severity.in_(severities))
-            query = _scope(
-                select(Issue.account_id, func.count()).where(condition).group_by(Issue.account_id),
-                Issue.account_id,
-                account_ids,
-            )
+            query = _built((family, kind), partial(_open_tickets, kind, severities))
             name = f"{family}_{days}d"
             for fact in facts.values():
                 fact[name] = 0
-            for acc, count in _rows(session, query):
+            for acc, count in _rows(
+                session, query, _bound(account_ids, as_of=as_of, since=as_of - timedelta(days=days))
+            ):
                 if acc in facts:
                     facts[acc][name] = count
     named = {kind: name for name, kind in ISSUE_COUNTS.items()}
-    for (acc, kind), count in counts.items():  # the others are 0 already (`_account_facts`)
-        if kind in named and acc in facts:
-            facts[acc][named[kind]] = count
+    for (acc, issue_kind), count in counts.items():  # the others are 0 already (`_account_facts`)
+        if issue_kind in named and acc in facts:
+            facts[acc][named[issue_kind]] = count
+
+
+def _open_then() -> Any:
+    return and_(
+        Issue.opened_at <= bindparam("as_of"), or_(Issue.closed_at.is_(None), Issue.closed_at > bindparam("as_of"))
+    )
+
+
+def _open_issues(kind: str) -> Any:
+    """Issues open at `:as_of`, counted by account and kind."""
+    query = (
+        select(Issue.account_id, Issue.kind, func.count()).where(_open_then()).group_by(Issue.account_id, Issue.kind)
+    )
+    return _scoped(query, Issue.account_id, kind)
+
+
+def _open_tickets(kind: str, severities: tuple[str, ...] | None) -> Any:
+    """Tickets opened from `:since` and open at `:as_of` (of `severities`), counted by account."""
+    condition = and_(_open_then(), Issue.kind == "ticket", Issue.opened_at >= bindparam("since"))
+    if severities:
+        condition = and_(condition, Issue.severity.in_(severities))
+    return _scoped(
+        select(Issue.account_id, func.count()).where(condition).group_by(Issue.account_id), Issue.account_id, kind
+    )
 
 
 def _reviews(session: Session, facts: dict[int, dict[str, Any]], as_of: datetime, account_ids: Scope) -> None:
-    open_reviews = _scope(
-        select(Review.account_id).where(Review.state != "closed", Review.created_at <= as_of).distinct(),
-        Review.account_id,
-        account_ids,
+    open_reviews, approved, escalations = _built(
+        ("reviews", _kind(account_ids)), lambda: _review_queries(_kind(account_ids))
     )
-    for (acc,) in _rows(session, open_reviews):
+    params = _bound(account_ids, as_of=as_of)
+    for (acc,) in _rows(session, open_reviews, params):
         if acc in facts:
             facts[acc]["has_open_review"] = True
-    approved = _scope(
-        select(Review.account_id, func.max(ReviewEvent.at))
-        .join(ReviewEvent)
-        .where(ReviewEvent.event == "approve", ReviewEvent.at <= as_of)
-        .group_by(Review.account_id),
-        Review.account_id,
-        account_ids,
-    )
-    for acc, at in _rows(session, approved):
+    for acc, at in _rows(session, approved, params):
         if acc in facts:
             facts[acc]["days_since_last_review"] = (as_of - at).days
-    escalations = _scope(
-        select(Escalation.account_id, func.count())
-        .where(Escalation.status != "resolved")
-        .group_by(Escalation.account_id),
-        Escalation.account_id,
-        account_ids,
-    )
-    for acc, count in _rows(session, escalations):
+    for acc, count in _rows(session, escalations, _bound(account_ids)):
         if acc in facts:
             facts[acc]["open_escalations"] = count
+
+
+def _review_queries(kind: str) -> tuple[Any, Any, Any]:
+    """The accounts with a review open at `:as_of`, each one's last approval by then, its open escalations."""
+    open_reviews = select(Review.account_id).where(Review.state != "closed", Review.created_at <= bindparam("as_of"))
+    approved = (
+        select(Review.account_id, func.max(ReviewEvent.at))
+        .join(ReviewEvent)
+        .where(ReviewEvent.event == "approve", ReviewEvent.at <= bindparam("as_of"))
+        .group_by(Review.account_id)
+    )
+    escalations = (
+        select(Escalation.account_id, func.count())
+        .where(Escalation.status != "resolved")
+        .group_by(Escalation.account_id)
+    )
+    return (
+        _scoped(open_reviews, Review.account_id, kind).distinct(),
+        _scoped(approved, Review.account_id, kind),
+        _scoped(escalations, Escalation.account_id, kind),
+    )
 
 
 KPI_WINDOW_FAMILIES = ("kpi_change_pct", "kpi_avg", "kpi_min")
@@ -318,29 +385,48 @@ def _aggregate(
     session: Session, family: str, kpi: str, as_of: datetime, start: datetime, account_ids: Scope
 ) -> dict[int, float]:
     """Each account's mean (kpi_avg) or least (kpi_min) reading of `kpi` observed in [start, as_of]."""
-    aggregate = func.avg(KpiReading.value) if family == "kpi_avg" else func.min(KpiReading.value)
-    query = (
-        select(KpiReading.account_id, aggregate)
-        .where(KpiReading.kpi == kpi, KpiReading.observed_at >= start, KpiReading.observed_at <= as_of)
-        .group_by(KpiReading.account_id)
-    )
-    return {acc: value for acc, value in _rows(session, _scope(query, KpiReading.account_id, account_ids))}
+    kind = _kind(account_ids)
+
+    def build() -> Any:
+        aggregate = func.avg(KpiReading.value) if family == "kpi_avg" else func.min(KpiReading.value)
+        query = (
+            select(KpiReading.account_id, aggregate)
+            .where(
+                KpiReading.kpi == bindparam("kpi"),
+                KpiReading.observed_at >= bindparam("since"),
+                KpiReading.observed_at <= bindparam("as_of"),
+            )
+            .group_by(KpiReading.account_id)
+        )
+        return _scoped(query, KpiReading.account_id, kind)
+
+    params = _bound(account_ids, kpi=kpi, since=start, as_of=as_of)
+    return {acc: value for acc, value in _rows(session, _built((family, kind), build), params)}
 
 
 def _newest_readings(
     session: Session, kpi: str, until: datetime, after: datetime | None, account_ids: Scope
 ) -> dict[int, float]:
     """Each account's newest reading of `kpi` at or before `until` (and after `after`)."""
-    rank = func.row_number().over(
-        partition_by=KpiReading.account_id, order_by=(KpiReading.observed_at.desc(), KpiReading.id.desc())
-    )
-    ranked = select(KpiReading.account_id, KpiReading.value, rank.label("rn")).where(
-        KpiReading.kpi == kpi, KpiReading.observed_at <= until
-    )
+    kind = _kind(account_ids)
+
+    def build() -> Any:
+        rank = func.row_number().over(
+            partition_by=KpiReading.account_id, order_by=(KpiReading.observed_at.desc(), KpiReading.id.desc())
+        )
+        ranked = select(KpiReading.account_id, KpiReading.value, rank.label("rn")).where(
+            KpiReading.kpi == bindparam("kpi"), KpiReading.observed_at <= bindparam("until")
+        )
+        if after is not None:
+            ranked = ranked.where(KpiReading.observed_at > bindparam("after"))
+        sub = _scoped(ranked, KpiReading.account_id, kind).subquery()
+        return select(sub.c.account_id, sub.c.value).where(sub.c.rn == 1)
+
+    params = _bound(account_ids, kpi=kpi, until=until)
     if after is not None:
-        ranked = ranked.where(KpiReading.observed_at > after)
-    sub = _scope(ranked, KpiReading.account_id, account_ids).subquery()
-    return {acc: value for acc, value in _rows(session, select(sub.c.account_id, sub.c.value).where(sub.c.rn == 1))}
+        params["after"] = after
+    query = _built(("newest_readings", kind, after is not None), build)
+    return {acc: value for acc, value in _rows(session, query, params)}
 
 
 def _change_pct(session: Session, kpi: str, as_of: datetime, start: datetime, account_ids: Scope) -> dict[int, float]:
@@ -365,17 +451,26 @@ def _ticket_windows(
     """`tickets_<N>d` and `tickets_<severity>_<N>d`: tickets opened in [as_of - N days, as_of], open or closed
     since; one query per window, counted by severity."""
     spans = sorted({days for key, days_list in windows.items() if key.startswith("tickets") for days in days_list})
+    kind = _kind(account_ids)
+    query = _built(("tickets", kind), lambda: _tickets(kind))
     for days in spans:
-        query = (
-            select(Issue.account_id, Issue.severity, func.count())
-            .where(Issue.kind == "ticket", Issue.opened_at >= as_of - timedelta(days=days), Issue.opened_at <= as_of)
-            .group_by(Issue.account_id, Issue.severity)
-        )
         counts: dict[tuple[int, str], int] = {}
-        for acc, severity, count in _rows(session, _scope(query, Issue.account_id, account_ids)):
+        for acc, severity, count in _rows(
+            session, query, _bound(account_ids, as_of=as_of, since=as_of - timedelta(days=days))
+        ):
             counts[(acc, severity)] = count
         total, each = f"tickets_{days}d", [(severity, f"tickets_{severity}_{days}d") for severity in SEVERITIES]
         for acc, fact in facts.items():
             fact[total] = sum(counts.get((acc, severity), 0) for severity in SEVERITIES)
             for severity, name in each:
                 fact[name] = counts.get((acc, severity), 0)
+
+
+def _tickets(kind: str) -> Any:
+    """Tickets opened in [`:since`, `:as_of`], counted by account and severity."""
+    query = (
+        select(Issue.account_id, Issue.severity, func.count())
+        .where(Issue.kind == "ticket", Issue.opened_at >= bindparam("since"), Issue.opened_at <= bindparam("as_of"))
+        .group_by(Issue.account_id, Issue.severity)
+    )
+    return _scoped(query, Issue.account_id, kind)
