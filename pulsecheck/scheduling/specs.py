@@ -226,14 +226,18 @@ def periodic_jobs(cfg: ScheduleSettings) -> list[JobSpec]:
 # --- the jobs a transaction's rows decide (the commit hook) -------------------------------------
 
 
-def review_jobs(session: Session, review: Review, cfg: ScheduleSettings) -> dict[str, JobSpec | None]:
-    """The jobs a review decides: its reminders, and its account's next review once it is approved."""
+def review_jobs(
+    session: Session, review: Review, cfg: ScheduleSettings, *, alone: bool = False
+) -> dict[str, JobSpec | None]:
+    """The jobs a review decides: its reminders, and its account's next review once it is approved. `alone`: the
+    review was not closed earlier in this transaction and no other review of its account was written in it."""
     wanted: dict[str, JobSpec | None] = {f"review-due:{review.id}": review_due_job(review, cfg)}
     if review.state in ("approved", "closed") and review.next_review_date is not None:
         key = f"next-review:{review.account_id}"
-        # An approved review is its account's one review that is not closed (the unique index
-        # uq_reviews_open_account), so no other review of the account is open: only a closed one asks.
-        has_open = review.state == "closed" and _has_open_review(session, review.account_id)
+        # A review that is not closed is its account's only one (the unique index uq_reviews_open_account), so
+        # no other review of the account is open while it is approved, nor after it is closed unless one was
+        # written since (closed is final): only a closed review that was closed before, or has such company, asks.
+        has_open = review.state == "closed" and not alone and _has_open_review(session, review.account_id)
         wanted[key] = None if has_open else next_review_job(review.account_id, review.next_review_date, cfg)
     return wanted
 

@@ -133,15 +133,16 @@ class JobStore:
     def upsert(self, specs: Sequence[JobSpec], now: datetime) -> None:
         """Write the jobs of `specs` in one keyed statement with no read first: a missing job is inserted, one
         whose stored fingerprint differs is overwritten, one already right is left as it is (its next run time
-        kept), as `sync.apply` would decide after reading the fingerprints. For a transaction's few jobs."""
+        kept), as `sync.apply` would decide after reading the fingerprints. For a transaction's few jobs (on SQLite
+        its compiled SQL goes to the DBAPI cursor, as `write`'s: `storage.bulk.execute_many`)."""
         if specs:
             made: dict[tuple[Any, ...], tuple[list[float], datetime | None]] = {}
-            self.session.execute(_upsert(self.session), [self._row(spec, now, made) for spec in specs])
+            execute_many(self.session, _upsert(self.session), [self._row(spec, now, made) for spec in specs])
 
     def delete(self, ids: Sequence[str]) -> None:
-        """Delete the jobs of `ids` that exist, one keyed statement (executemany) with no read first."""
+        """Delete the jobs of `ids` that exist, one keyed statement (executemany, as `upsert`) with no read first."""
         if ids:
-            self.session.execute(_DELETE, [{"job_id": job_id} for job_id in ids])
+            execute_many(self.session, _DELETE, [{"job_id": job_id} for job_id in ids])
 
     def remove(self, ids: Sequence[str]) -> None:
         """Delete the jobs of `ids` (in batches)."""

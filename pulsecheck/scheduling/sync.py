@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from pulsecheck.storage.models import Escalation, Review
+from pulsecheck.storage.models import Escalation, Review, ReviewEvent
 
 if TYPE_CHECKING:  # specs and store (and the outbox they use) load at the first commit that moves a job
     from pulsecheck.config import Settings
@@ -87,9 +87,12 @@ def install(database: Database, settings: Settings) -> None:
     built: list[ScheduleSettings] = []  # at the first commit that needs it: a read-only command never does
 
     def touched(session: Session) -> list[Any]:
-        return [obj for obj in (*session.new, *session.dirty) if isinstance(obj, Review | Escalation)]
+        return [obj for obj in (*session.new, *session.dirty) if isinstance(obj, Review | Escalation | ReviewEvent)]
 
     def sync(session: Session, objects: list[Any]) -> None:
+        jobs = [obj for obj in objects if isinstance(obj, Review | Escalation)]
+        if not jobs:  # audit rows alone (an event of a review this transaction did not change): no job moves
+            return
         from pulsecheck.scheduling.specs import ScheduleSettings, escalation_jobs, review_jobs
         from pulsecheck.scheduling.store import job_store
 
@@ -97,14 +100,37 @@ def install(database: Database, settings: Settings) -> None:
             built.append(ScheduleSettings.from_settings(settings))
         cfg = built[0]
         wanted: dict[str, JobSpec | None] = {}
-        for obj in sorted(objects, key=lambda o: (type(o).__name__, o.id)):
-            wanted.update(review_jobs(session, obj, cfg) if isinstance(obj, Review) else escalation_jobs(obj, cfg))
+        alone = _alone(objects)
+        for obj in sorted(jobs, key=lambda o: (type(o).__name__, o.id)):
+            if isinstance(obj, Review):
+                wanted.update(review_jobs(session, obj, cfg, alone=obj.id in alone))
+            else:
+                wanted.update(escalation_jobs(obj, cfg))
         if len(wanted) <= KEYED:  # a transaction's few jobs (a review moved): keyed writes, no read first
             keyed(job_store(session, cfg.tz), wanted, settings.now())
         else:
             apply(session, job_store(session, cfg.tz), wanted, settings.now())
 
-    before_commit(database, "schedule", touched, sync, accept=lambda obj: isinstance(obj, Review | Escalation))
+    accept = lambda obj: isinstance(obj, Review | Escalation | ReviewEvent)  # noqa: E731
+    before_commit(database, "schedule", touched, sync, accept=accept)
+
+
+def _alone(objects: list[Any]) -> set[int]:
+    """The reviews among `objects` that an event of this transaction moved out of a state other than closed and
+    that share their account with no other review written in it. Such a review was its account's one review that
+    is not closed (uq_reviews_open_account) when it moved, and closed is final: if it is closed now, no review of
+    its account is open (`specs.review_jobs` need not ask)."""
+    events = [obj for obj in objects if isinstance(obj, ReviewEvent)]
+    moved = {event.review_id for event in events if event.from_state not in (None, "closed")}
+    if not moved:
+        return set()
+    reviews: dict[int, set[int]] = {}  # by account (a review may come twice: its object and its written row)
+    for obj in objects:
+        if isinstance(obj, Review):
+            reviews.setdefault(obj.account_id, set()).add(obj.id)
+    return {
+        obj.id for obj in objects if isinstance(obj, Review) and obj.id in moved and reviews[obj.account_id] == {obj.id}
+    }
 
 
 def reconcile(session: Session, cfg: ScheduleSettings, now: datetime) -> SyncReport:

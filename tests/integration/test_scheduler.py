@@ -274,6 +274,9 @@ def test_cadence_opens_exactly_one_review_per_account_and_closes_the_approved_on
     scored_s1 = snapshot_s1(database, NOW)
     tick(NOW)  # the scheduler starts: cadence jobs come from the config
     assert jobs(database, ZoneInfo("Europe/Berlin"))["cadence:smb"] == first_of_month
+    with database.transaction() as session:
+        s3 = session.scalar(select(Account.id).where(Account.external_id == "S3"))
+    assert f"next-review:{s3}" in jobs(database)  # the approved review's next review, until a review is open
     runs = ran(tick(first_of_month + timedelta(minutes=1)), "cadence")
     assert [r.result for r in runs] == ["cadence smb: 2 review(s) opened over 4 account(s); 1 without an owner skipped"]
     assert ran(tick(first_of_month + timedelta(days=3)), "cadence") == []
@@ -283,6 +286,7 @@ def test_cadence_opens_exactly_one_review_per_account_and_closes_the_approved_on
         for review in session.scalars(select(Review)):
             by_account.setdefault(review.account.external_id, []).append(review.state)
     assert by_account == {"S1": ["draft"], "S2": ["draft"], "S3": ["closed", "draft"]}
+    assert f"next-review:{s3}" not in jobs(database)  # S3's approved review closed with its next one opened
     assert len(rows) == 4 and busy in [r.id for r in rows]
     assert notifications(database, "review_opened") == [("review_opened", "bob"), ("review_opened", "bob")]
     with database.transaction() as session:  # the cadence review carries S1's scorecard (usage 75 of 0-200)

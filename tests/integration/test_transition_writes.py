@@ -89,6 +89,27 @@ def test_each_transition_writes_its_row_its_chain_entries_job_and_notice(hooked:
     assert added == expected
 
 
+def test_closing_a_review_and_opening_the_next_in_one_transaction_leaves_no_next_review_job(
+    hooked: Database, factory: Any
+) -> None:
+    database, now = hooked, factory.now
+    with database.transaction() as session:
+        review_id, account_id = session.execute(select(Review.id, Review.account_id)).one()
+    for event, actor, comment in (("submit", "bob", None), ("approve", "maria", "ok")):
+        fire(database, review_id, event, actor, now, comment)
+    with database.transaction() as session:
+        assert f"next-review:{account_id}" in set(session.scalars(select(SchedulerJob.id)))
+        maria = session.scalars(select(User).where(User.name == "maria")).one()
+        reviews.transition(session, review_id, "close", maria, now)
+        opened = reviews.new_review(session, "ACME", "bob", now, timedelta(days=14)).id
+
+    with database.transaction() as session:
+        jobs = set(session.scalars(select(SchedulerJob.id)))
+    # the account has an open review again: no next review to open, and the new one has its reminders
+    assert f"next-review:{account_id}" not in jobs and f"review-due:{opened}" in jobs
+    assert f"review-due:{review_id}" not in jobs
+
+
 def test_a_review_changed_since_it_was_read_is_a_conflict_and_nothing_is_written(hooked: Database,
                                                                                 factory: Any) -> None:
     database, now = hooked, factory.now
