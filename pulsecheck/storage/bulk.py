@@ -130,11 +130,40 @@ def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]
         return
     # PostgreSQL: the INSERT's head, one row's VALUES tuple and its tail (ON CONFLICT), as multi-row statements
     head, one, tail = sql[len(" VALUES ") :].split("\0")
-    page = max(1, min(MANY_VALUES, PG_PARAMETERS // max(1, len(converters))))
+    parts = one.split("%s")
+    width = len(parts) - 1
+    page = max(1, min(MANY_VALUES, PG_PARAMETERS // max(1, width)))
     for start in range(0, len(values), page):
         chunk = values[start : start + page]
-        flat = tuple(value for row in chunk for value in row)
-        connection.exec_driver_sql(f"{head} VALUES {', '.join([one] * len(chunk))}{tail}", flat)
+        made = (head, one, tail, len(chunk))
+        if made not in _PAGES:
+            if len(_PAGES) > 64:
+                _PAGES.clear()
+            rows_sql = ", ".join(_numbered_row(parts, k * width) for k in range(len(chunk)))
+            _PAGES[made] = f"{head} VALUES {rows_sql}{tail}"
+        _raw_execute(connection, _PAGES[made], [value for row in chunk for value in row])
+
+
+def _numbered_row(parts: list[str], before: int) -> str:
+    """One row's VALUES tuple with its parameters numbered ($n) after `before` others."""
+    return "".join(part + (f"${before + k + 1}" if k < len(parts) - 1 else "") for k, part in enumerate(parts))
+
+
+def _raw_execute(connection: Connection, sql: str, values: list[Any]) -> None:
+    """Run `sql` (PostgreSQL's own $n parameters) on psycopg's raw cursor: its ordinary one parses a statement's
+    %s placeholders again each time once the statement is over 4 KB (a page of rows is), which cost more than
+    SQLAlchemy's parameter handling saved. A database error is raised as SQLAlchemy's, as `execute` raises it."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with psycopg.RawCursor(connection.connection.driver_connection) as cursor:
+            cursor.execute(sql, values)
+    except psycopg.Error as error:
+        raise DBAPIError.instance(sql, None, error, psycopg.Error, dialect=connection.dialect) from error
+
+
+_PAGES: dict[tuple[str, str, str, int], str] = {}  # multi-row statements by their parts and number of rows
 
 
 PG_PARAMETERS = 65535  # PostgreSQL's bound on a statement's parameters
