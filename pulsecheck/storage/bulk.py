@@ -157,7 +157,7 @@ def _raw_execute(connection: Connection, sql: str, values: list[Any]) -> None:
     from sqlalchemy.exc import DBAPIError
 
     try:
-        with psycopg.RawCursor(connection.connection.driver_connection) as cursor:
+        with psycopg.RawCursor(cast("psycopg.Connection[Any]", connection.connection.driver_connection)) as cursor:
             cursor.execute(sql, values)
     except psycopg.Error as error:
         raise DBAPIError.instance(sql, None, error, psycopg.Error, dialect=connection.dialect) from error
