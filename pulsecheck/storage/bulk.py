@@ -3,6 +3,7 @@ the tables a long run grows (PostgreSQL plans its statements from these statisti
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -69,14 +70,13 @@ def _returning(session: Session, plan: tuple[str, list[tuple[str, Any]]], rows: 
 
 def _numbered(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: tuple[str, ...]) -> list[Any]:
     """PostgreSQL's `insert_returning`, in the rows' order: their ids taken from the table's sequence first (in one
-    statement), then the rows inserted with them by executemany, which psycopg pipelines with its query parsed
-    once (a multi-row INSERT ... RETURNING of hundreds of parameters was parsed again each time). The ids are
-    those the multi-row insert would have given: the sequence's next ones, in the rows' order."""
+    statement), then the rows inserted with them by `execute_many` (no RETURNING to tie to its rows). The ids
+    are those the multi-row insert would have given: the sequence's next ones, in the rows' order."""
     ids = sorted(session.scalars(_NEXT_IDS, {"table": table.name, "n": len(rows)}))
     made = ("numbered", table, frozenset(rows[0]))
     if made not in _BUILT:
         _BUILT[made] = _recurring(table.insert(), table, rows[0])
-    session.execute(_BUILT[made], [dict(row, id=new_id) for new_id, row in zip(ids, rows, strict=True)])
+    execute_many(session, _BUILT[made], [dict(row, id=new_id) for new_id, row in zip(ids, rows, strict=True)])
     return [(new_id, *(row[k] for k in keys)) for new_id, row in zip(ids, rows, strict=True)]
 
 
@@ -108,10 +108,13 @@ WROTE = "pulsecheck.wrote"  # session.info: this transaction wrote something (th
 
 def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
     """`session.execute(statement, rows)` for an INSERT or UPDATE without RETURNING (rows naming the same keys,
-    at least one). On SQLite the rows go to the DBAPI
-    cursor's executemany as the statement's compiled SQL with each value converted by its column's own bind
-    processor, as SQLAlchemy sends them: its generic per-row parameter handling cost more than the insert. The
-    session is marked as having written (what the ORM execute event would have said)."""
+    at least one), sent to the DBAPI as the statement's compiled SQL with each value converted by its column's own
+    bind processor: SQLAlchemy's generic per-row parameter handling cost more than the insert. On SQLite the rows
+    go to the cursor's executemany. On PostgreSQL an INSERT of the rows' values (ON CONFLICT DO NOTHING at most)
+    goes as multi-row VALUES statements of `MANY_VALUES` rows (the server's cost of a row half of executemany's,
+    which SQLAlchemy's psycopg dialect uses: `use_insertmanyvalues_wo_returning` is off), anything else (an
+    UPDATE) to psycopg's executemany. The session is marked as having written (what the ORM execute event would
+    have said)."""
     plan = _plan(session.get_bind().dialect, statement, rows[0])
     if plan is None:
         session.execute(statement, rows)
@@ -121,14 +124,57 @@ def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]
         tuple(row[name] if convert is None else convert(row[name]) for name, convert in converters) for row in rows
     ]
     session.info[WROTE] = True
-    session.connection().exec_driver_sql(sql, values)
+    connection = session.connection()
+    if not sql.startswith(" VALUES "):
+        connection.exec_driver_sql(sql, values)
+        return
+    # PostgreSQL: the INSERT's head, one row's VALUES tuple and its tail (ON CONFLICT), as multi-row statements
+    head, one, tail = sql[len(" VALUES ") :].split("\0")
+    parts = one.split("%s")
+    width = len(parts) - 1
+    page = max(1, min(MANY_VALUES, PG_PARAMETERS // max(1, width)))
+    for start in range(0, len(values), page):
+        chunk = values[start : start + page]
+        made = (head, one, tail, len(chunk))
+        if made not in _PAGES:
+            if len(_PAGES) > 64:
+                _PAGES.clear()
+            rows_sql = ", ".join(_numbered_row(parts, k * width) for k in range(len(chunk)))
+            _PAGES[made] = f"{head} VALUES {rows_sql}{tail}"
+        _raw_execute(connection, _PAGES[made], [value for row in chunk for value in row])
+
+
+def _numbered_row(parts: list[str], before: int) -> str:
+    """One row's VALUES tuple with its parameters numbered ($n) after `before` others."""
+    return "".join(part + (f"${before + k + 1}" if k < len(parts) - 1 else "") for k, part in enumerate(parts))
+
+
+def _raw_execute(connection: Connection, sql: str, values: list[Any]) -> None:
+    """Run `sql` (PostgreSQL's own $n parameters) on psycopg's raw cursor: its ordinary one parses a statement's
+    %s placeholders again each time once the statement is over 4 KB (a page of rows is), which cost more than
+    SQLAlchemy's parameter handling saved. A database error is raised as SQLAlchemy's, as `execute` raises it."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with psycopg.RawCursor(cast("psycopg.Connection[Any]", connection.connection.driver_connection)) as cursor:
+            cursor.execute(sql, values)
+    except psycopg.Error as error:
+        raise DBAPIError.instance(sql, None, error, psycopg.Error, dialect=connection.dialect) from error
+
+
+_PAGES: dict[tuple[str, str, str, int], str] = {}  # multi-row statements by their parts and number of rows
+
+
+PG_PARAMETERS = 65535  # PostgreSQL's bound on a statement's parameters
 
 
 def _plan(dialect: Any, statement: Any, row: dict[str, Any]) -> tuple[str, list[tuple[str, Any]]] | None:
-    """`_raw_plan`, made once per statement and keys; None on a database other than SQLite."""
-    if dialect.name != "sqlite":
+    """`_raw_plan`, made once per statement, database and keys; None on a database other than SQLite and
+    PostgreSQL."""
+    if dialect.name not in ("sqlite", "postgresql"):
         return None
-    made = (statement, frozenset(row))
+    made = (dialect.name, statement, frozenset(row))
     if made not in _RAW:
         _RAW[made] = _raw_plan(dialect, statement, row)
     return _RAW[made]
@@ -136,13 +182,33 @@ def _plan(dialect: Any, statement: Any, row: dict[str, Any]) -> tuple[str, list[
 
 def _raw_plan(dialect: Any, statement: Any, row: dict[str, Any]) -> tuple[str, list[tuple[str, Any]]] | None:
     """The positional SQL of `statement` for rows of `row`'s keys and each parameter's (key, bind processor);
-    None (run it through SQLAlchemy) when a parameter is not one of the row's values (a column default)."""
-    compiled = statement.compile(dialect=dialect, column_keys=list(row))
+    None (run it through SQLAlchemy) when a parameter is not one of the row's values (a column default).
+    PostgreSQL's named parameters (`%(name)s`) become positional ones (`%s`); an INSERT of one row of them is
+    given as " VALUES " and its head, row and tail joined by NUL, for `execute_many`'s multi-row statements."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(row), for_executemany=dialect.name == "postgresql")
+    processors = compiled._bind_processors
+    if dialect.name == "postgresql":
+        named = {escaped: name for name, escaped in compiled.escaped_bind_names.items()}
+        order = [named.get(name, name) for name in _PYFORMAT.findall(compiled.string)]
+        if any(name not in row for name in order) or "%%" in compiled.string:
+            return None
+        sql, converters = _PYFORMAT.sub("%s", compiled.string), [(name, processors.get(name)) for name in order]
+        if (one_row := _ONE_ROW.fullmatch(sql)) is not None:  # marked for `execute_many`'s multi-row VALUES
+            sql = " VALUES " + "\0".join(one_row.groups(default=""))
+        return sql, converters
     order = compiled.positiontup
     if not compiled.positional or order is None or any(name not in row for name in order):
         return None
-    processors = compiled._bind_processors
     return compiled.string, [(name, processors.get(name)) for name in order]
+
+
+_PYFORMAT = re.compile(r"%\(([^)]+)\)s")
+# An INSERT of one row of parameters (each cast at most), with or without ON CONFLICT DO NOTHING (a row skipped
+# as a twin earlier in the same statement, as in an earlier statement), and no RETURNING
+_ONE_ROW = re.compile(
+    r"(INSERT INTO \w+ \([\w, ]+\)) VALUES (\((?:%s(?:::[A-Z][A-Z ]*)?(?:, )?)+\))"
+    r"( ON CONFLICT (?:\([\w, ]+\) )?DO NOTHING)?"
+)
 
 
 _RAW: dict[tuple[Any, ...], tuple[str, list[tuple[str, Any]]] | None] = {}

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
-from pulsecheck.storage.bulk import among, insert_returning, table_of
+from pulsecheck.storage.bulk import WROTE, among, insert_ignoring, insert_returning, table_of
 from pulsecheck.storage.db import Database
-from pulsecheck.storage.models import User
+from pulsecheck.storage.models import Notification, User
 from pulsecheck.workflow.users import add_user
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -48,3 +48,46 @@ def test_id_returning_insert_ties_each_id_to_its_row_and_lists_find_exactly_the_
     assert min(ids.values()) > first
     assert bound == listed == names[::3]
     assert none == []
+
+
+def _notice(key: str, subject: str) -> dict[str, object]:
+    return {
+        "dedupe_key": key, "kind": "review-due", "channel": "email", "recipient": "bob", "subject": subject,
+        "body": f"{subject}\n", "payload": {"key": key, "n": [1, 2]}, "status": "pending", "attempts": 0,
+        "created_at": NOW, "next_attempt_at": NOW, "sent_at": None, "last_error": None,
+    }  # fmt: skip
+
+
+def test_inserts_skipping_stored_keys_store_each_key_once_the_first_row_of_it_winning(db: Database) -> None:
+    keys = [f"notice-{k:04d}" for k in range(2500)]  # more rows than one statement's page
+    with db.transaction() as session:
+        insert_ignoring(session, Notification, [_notice("notice-0007", "stored before")], "dedupe_key")
+    rows = [_notice(key, f"first {key}") for key in keys] + [_notice("notice-0042", "a later twin")]
+    with db.transaction() as session:
+        insert_ignoring(session, Notification, rows, "dedupe_key")
+        wrote = session.info.get(WROTE)
+    with db.transaction() as session:  # again: nothing new
+        insert_ignoring(session, Notification, rows[:10], "dedupe_key")
+    with db.transaction() as session:
+        stored = session.execute(select(Notification.dedupe_key, Notification.subject, Notification.payload)).all()
+        unset = session.scalar(select(func.count()).where(Notification.sent_at.is_(None)))
+    assert wrote is True  # the scheduler's fence sees the write
+    assert sorted(key for key, _, _ in stored) == keys
+    subjects = {key: subject for key, subject, _ in stored}
+    assert subjects["notice-0007"] == "stored before"
+    assert subjects["notice-0042"] == "first notice-0042"
+    assert subjects["notice-2499"] == "first notice-2499"
+    assert {key: payload for key, _, payload in stored}["notice-1234"] == {"key": "notice-1234", "n": [1, 2]}
+    assert unset == len(keys)
+
+
+@pytest.mark.postgres
+def test_a_bulk_insert_into_a_watched_table_records_its_transaction_for_the_live_portfolio(
+    pg_database: Database,
+) -> None:
+    with pg_database.transaction() as session:
+        insert_returning(session, User, _rows([f"user{k:03d}" for k in range(30)]), "name")
+        noted = session.scalar(
+            text("SELECT count(*) FROM book_changes WHERE xid = pg_current_xact_id()::text::bigint")
+        )
+    assert noted == 1
