@@ -107,14 +107,14 @@ WROTE = "pulsecheck.wrote"  # session.info: this transaction wrote something (th
 
 
 def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """`session.execute(statement, rows)` for an INSERT or UPDATE without RETURNING (rows naming the same keys,
-    at least one), sent to the DBAPI as the statement's compiled SQL with each value converted by its column's own
-    bind processor: SQLAlchemy's generic per-row parameter handling cost more than the insert. On SQLite the rows
-    go to the cursor's executemany. On PostgreSQL an INSERT of the rows' values (ON CONFLICT DO NOTHING at most)
-    goes as multi-row VALUES statements of `MANY_VALUES` rows (the server's cost of a row half of executemany's,
-    which SQLAlchemy's psycopg dialect uses: `use_insertmanyvalues_wo_returning` is off), anything else (an
-    UPDATE) to psycopg's executemany. The session is marked as having written (what the ORM execute event would
-    have said)."""
+    """`session.execute(statement, rows)` for an INSERT, UPDATE or DELETE without RETURNING (rows naming the same
+    keys, at least one), sent to the DBAPI as the statement's compiled SQL with each value converted by its
+    column's own bind processor: SQLAlchemy's generic per-row parameter handling cost more than the insert. On
+    SQLite the rows go to the cursor's executemany. On PostgreSQL an INSERT of the rows' values (ON CONFLICT DO
+    NOTHING at most) goes as multi-row VALUES statements of `MANY_VALUES` rows (the server's cost of a row half of
+    executemany's, which SQLAlchemy's psycopg dialect uses: `use_insertmanyvalues_wo_returning` is off), anything
+    else (an UPDATE, a DELETE) to psycopg's executemany. The session is marked as having written (what the ORM
+    execute event would have said)."""
     plan = _plan(session.get_bind().dialect, statement, rows[0])
     if plan is None:
         session.execute(statement, rows)
