@@ -348,3 +348,22 @@ def test_an_evaluation_deposed_between_batches_stops_there_and_records_its_run_a
     assert opened <= {account for ids in batches[:2] for account in ids}  # nothing of the third batch on
     taken[0].release()
     old.release()
+
+
+def test_a_deposed_leader_cannot_commit_a_review_transition_written_as_rows(any_url: str):
+    """A transition of a review its session has not loaded writes Core statements on the session's connection,
+    past the ORM (no commit hook here to write more): the fence still holds its commit back."""
+    from pulsecheck.workflow.reviews import transition
+
+    due_reviews(Database(any_url), 1)
+    old = LeaderLock(Database(any_url))
+    assert old.acquire()
+    new = depose(old, any_url)
+    with pytest.raises(Deposed, match="another scheduler took over"), old.database.transaction() as session:
+        maria = session.scalars(select(User).where(User.name == "maria")).one()
+        review_id = session.scalars(select(Review.id)).one()
+        assert transition(session, review_id, "withdraw", maria, NOW, comment="not needed").state == "closed"
+    with new.database.transaction() as session:
+        assert session.scalars(select(Review.state)).all() == ["draft"]
+    new.release()
+    old.release()

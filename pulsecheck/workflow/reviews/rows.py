@@ -29,7 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from pulsecheck.notifications import notices
 from pulsecheck.states import review as machine
 from pulsecheck.storage import chain
-from pulsecheck.storage.bulk import transient
+from pulsecheck.storage.bulk import WROTE, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
 from pulsecheck.workflow import attachments
@@ -178,17 +178,20 @@ def _content(connection: Connection, review: dict[str, Any], account: str) -> ma
 
 def update_review(session: Session, review_id: int, version: int, changes: dict[str, Any]) -> None:
     """The review's new values, refused (StaleDataError, as a flush would be) when someone else changed it since
-    it was read at `version` (optimistic locking). Through the session, not its connection: listeners of the
-    session's statements (the scheduler's fence, which checks its lease before a transaction that wrote commits)
-    see the write. On SQLite the same statement reads the audit chain's head for the commit hook that appends to
-    it (`chain.known_head`): one SELECT less per transition."""
+    it was read at `version` (optimistic locking). On the session's connection (the ORM's execute, with its
+    events and option handling, cost more than the statement), the session marked as having written, as its
+    `do_orm_execute` listener would mark it for the scheduler's fence, which checks its lease before a transaction
+    that wrote commits. On SQLite the same statement reads the audit chain's head for the commit hook that appends
+    to it (`chain.known_head`): one SELECT less per transition."""
     params = changes | {"version_id": version + 1, "review_id_": review_id, "version_": version}
-    if session.get_bind().dialect.name == "sqlite":
-        row = session.execute(_UPDATE_REVIEW_HEAD, params).first()
+    connection = session.connection()
+    session.info[WROTE] = True
+    if connection.dialect.name == "sqlite":
+        row = connection.execute(_UPDATE_REVIEW_HEAD, params).first()
         if row is None:
             raise StaleDataError(_STALE)
         chain.known_head(session, row[0], row[1])
-    elif cast(CursorResult[Any], session.execute(UPDATE_REVIEW, params)).rowcount != 1:
+    elif cast(CursorResult[Any], connection.execute(UPDATE_REVIEW, params)).rowcount != 1:
         raise StaleDataError(_STALE)
 
 
