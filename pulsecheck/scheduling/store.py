@@ -21,6 +21,7 @@ cannot drop them. `scheduling.runner` runs the due jobs itself, and moves each o
 from __future__ import annotations
 
 import pickle
+from calendar import timegm
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -214,8 +215,6 @@ class JobStore:
     def _row(
         self, spec: JobSpec, now: datetime, made: dict[tuple[Any, ...], tuple[list[float], datetime | None]]
     ) -> dict[str, Any]:
-        from apscheduler.util import datetime_to_utc_timestamp
-
         from pulsecheck.scheduling.triggers import DatesTrigger
 
         # A job's first run is its trigger's first firing (an aware datetime: APScheduler keeps it as is). Specs
@@ -235,35 +234,40 @@ class JobStore:
         }  # fmt: skip
         return {
             "job_id": spec.id,
-            "next_run_time": datetime_to_utc_timestamp(first),
+            "next_run_time": None if first is None else utc_timestamp(first),
             "job_state": pickle.dumps(state, PICKLE_PROTOCOL),
             "spec": spec.fingerprint,
         }
 
     def _template(self, spec: JobSpec) -> dict[str, Any]:
-        """The stored state (`Job.__getstate__`) of a job running `spec.func`, made once per function through
-        APScheduler's own Job: the jobs of one function differ only in id, arguments, trigger, name and next run
-        time, and making a Job per row (which resolves its function again) cost more than the rest of a bulk
-        write."""
-        from apscheduler.job import Job
-
+        """The stored state (`Job.__getstate__`) of a job running `spec.func`, as APScheduler's Job makes it for
+        our jobs, spelled out (its keys in Job's order: the pickled bytes are the same), made once per function:
+        the jobs of one function differ only in id, arguments, trigger, name and next run time. Making it through
+        a Job would import APScheduler's scheduler machinery and the job functions' module into every command
+        that moves a job (tens of milliseconds); tests/integration/test_apscheduler_contract.py pins it to what
+        Job makes."""
         if spec.func not in self.templates:
-            job = Job(
-                self.scheduler,
-                id=spec.id,
-                func=spec.func,
-                args=spec.args,
-                kwargs={},
-                trigger=spec.trigger,
-                executor="default",
-                name=spec.name,
-                misfire_grace_time=None,  # a job missed while nothing ran still runs, once (coalesced)
-                coalesce=True,
-                max_instances=1,
-            )
-            job._modify(next_run_time=None)
-            self.templates[spec.func] = job.__getstate__()
+            self.templates[spec.func] = {
+                "version": 1,
+                "id": spec.id,
+                "func": spec.func,  # a textual reference (module:function), as Job keeps it
+                "trigger": None,
+                "executor": "default",
+                "args": (),
+                "kwargs": {},
+                "name": spec.name,
+                "misfire_grace_time": None,  # a job missed while nothing ran still runs, once (coalesced)
+                "coalesce": True,
+                "max_instances": 1,
+                "next_run_time": None,
+            }
         return self.templates[spec.func]
+
+
+def utc_timestamp(moment: datetime) -> float:
+    """`apscheduler.util.datetime_to_utc_timestamp` of an aware datetime (the same float, by the same sum), without
+    importing APScheduler: how a job's next run time is stored."""
+    return timegm(moment.utctimetuple()) + moment.microsecond / 1000000
 
 
 _JOBS = cast(Table, SchedulerJob.__table__)

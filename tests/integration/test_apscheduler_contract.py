@@ -12,6 +12,7 @@ import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from inspect import signature
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -147,6 +148,53 @@ def test_the_state_we_pickle_has_the_keys_and_version_the_job_store_reads():
     )
     assert (state["coalesce"], state["misfire_grace_time"], state["max_instances"]) == (True, None, 1)
     assert state["next_run_time"] == DUE and state["trigger"] is trigger
+
+
+@pytest.mark.parametrize(
+    "func", ["review_due", "next_review", "escalation_deadline", "cadence", "evaluate", "dispatch_notifications"]
+)
+def test_a_job_row_the_store_writes_pickles_to_the_bytes_of_apschedulers_own_job(func: str):
+    # store.JobStore spells out the state Job.__getstate__ makes (not importing APScheduler's scheduler to make
+    # it): for every job function the specs name, the written row must be byte for byte what a Job would give.
+    from apscheduler.util import datetime_to_utc_timestamp, ref_to_obj
+
+    from pulsecheck.scheduling.specs import FUNCS, JobSpec
+    from pulsecheck.scheduling.store import _TEMPLATES, PICKLE_PROTOCOL, JobStore
+
+    ref = f"{FUNCS}:{func}"
+    target = ref_to_obj(ref)  # the reference resolves, as Job's constructor checks
+    moments = [DUE, DUE + timedelta(days=2, microseconds=250)]
+    args = (7, "draft", "2026-12-08T09:00:00+00:00")[: len(signature(target).parameters)]
+    spec = JobSpec(f"{func}:7", ref, args, lambda: DatesTrigger(moments), f"{func} 7")
+    _TEMPLATES.pop(ref, None)  # made by this very spec, and then by a second one (the cached template)
+    for _ in range(2):
+        row = JobStore(None, BERLIN)._row(spec, DUE - timedelta(days=1), {})  # type: ignore[arg-type]
+        job = Job(
+            BackgroundScheduler(timezone=BERLIN),
+            id=spec.id,
+            func=ref,
+            args=args,
+            kwargs={},
+            trigger=DatesTrigger(moments),
+            executor="default",
+            name=spec.name,
+            misfire_grace_time=None,
+            coalesce=True,
+            max_instances=1,
+        )
+        job._modify(next_run_time=DUE)
+        assert row["job_state"] == pickle.dumps(job.__getstate__(), PICKLE_PROTOCOL)
+        assert row["next_run_time"] == datetime_to_utc_timestamp(DUE)
+
+
+def test_our_utc_timestamp_is_apschedulers():
+    from apscheduler.util import datetime_to_utc_timestamp
+
+    from pulsecheck.scheduling.store import utc_timestamp
+
+    for moment in (DUE, datetime(2027, 3, 28, 2, 30, 0, 999999, tzinfo=BERLIN), datetime(1999, 12, 31, 23, 59, 59, 1,
+                                                                                              tzinfo=BERLIN)):
+        assert utc_timestamp(moment) == datetime_to_utc_timestamp(moment)
 
 
 def test_a_row_written_as_we_write_it_is_read_back_by_the_job_store(any_database: Database):
