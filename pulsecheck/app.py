@@ -110,6 +110,7 @@ class App:
         self._db: Database | None = database  # one opened by `open_database` (a bench reuses it across commands)
         self._identity: Identity | None = None
         self._actor_row: dict[str, Any] | None = None  # the acting user's columns as last read (`actor`)
+        self._actor_key: Any = None  # its identity key in a session (made once, with the row)
         self._runs_recovered = False
         self._watching = False
         self._row_key = ("app:actor-row", id(self))  # session.info: the acting user's row this transaction read
@@ -203,7 +204,6 @@ class App:
         session already holds, else one SELECT); a later transaction of the command gets it from the row read then,
         attached without a query, unless a transaction of this database has written a user since (read again)."""
         from sqlalchemy.orm import make_transient_to_detached
-        from sqlalchemy.orm.util import identity_key
 
         from pulsecheck.storage.bulk import transient
         from pulsecheck.storage.models import User
@@ -212,7 +212,7 @@ class App:
         acting = self.identity(session).acting
         row = self._actor_row
         if row is not None:
-            attached: User | None = session.identity_map.get(identity_key(User, row["id"]))
+            attached: User | None = session.identity_map.get(self._actor_key)
             if attached is not None:
                 return attached
             user = transient(User, [row])[0]
@@ -232,6 +232,7 @@ class App:
         """Keep the acting user's row read by a transaction that commits; forget it when a transaction of this
         database writes a user (roles, names change)."""
         from sqlalchemy import event
+        from sqlalchemy.orm.util import identity_key
 
         from pulsecheck.storage.models import User
 
@@ -243,7 +244,7 @@ class App:
         def keep(session: Session) -> None:
             row = session.info.pop(self._row_key, None)
             if row is not None:
-                self._actor_row = row
+                self._actor_row, self._actor_key = row, identity_key(User, row["id"])
 
         if not self._watching:
             self._watching = True
