@@ -9,7 +9,8 @@ tests/integration/test_apscheduler_contract.py so that an upgrade fails there fi
   session's connection works; `BaseJobStore.start` binds it to a scheduler without creating its table (ours
   comes from our migrations, with the same columns plus our `spec`);
 - a job is stored as `pickle.dumps(job.__getstate__())` in `job_state` and its next run as a UTC timestamp;
-  the store unpickles exactly that, so jobs written here are read by the daemon and vice versa;
+  the store unpickles exactly that, so jobs written here are read by the daemon and vice versa (a transaction
+  writes that state dict spelled out, keys in Job's order, with no Job made: the same bytes);
 - `Job._modify(next_run_time=...)` sets a job's next firing; `Job._get_run_times(now)` lists every firing due
   by `now`, oldest first (a coalesced run covers them all).
 
