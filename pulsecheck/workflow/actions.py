@@ -146,8 +146,8 @@ class Batches:
         rules = set(self.clearing) | {rule for account in ids for rule in self.fired.get(account, [])}
         open_ones: dict[str, Escalation] = {}
         if rules:
-            found = session.execute(_OPEN_ESCALATIONS, {"first": ids[0], "last": ids[-1], "rules": sorted(rules)})
-            loaded = transient(Escalation, (dict(row) for row in found.mappings()))
+            found = _dicts(session, _OPEN_ESCALATIONS, {"first": ids[0], "last": ids[-1], "rules": sorted(rules)})
+            loaded = transient(Escalation, found)
             open_ones = {e.dedupe_key: e for e in loaded if e.account_id in members and e.dedupe_key}
         clearing = set(self.clearing)
         busy = sorted(
@@ -185,19 +185,27 @@ class Batches:
 
     def _load(self, session: Session, busy: list[int], open_ones: dict[str, Escalation]) -> Loaded:
         """The open reviews of the busy accounts and the last resolutions their cooldowns ask for."""
-        found = session.execute(_OPEN_REVIEWS, {"ids": busy}).mappings()
-        open_reviews = {review.account_id: review for review in transient(Review, (dict(row) for row in found))}
+        found = _dicts(session, _OPEN_REVIEWS, {"ids": busy})
+        open_reviews = {review.account_id: review for review in transient(Review, found)}
         # (the newest wins)
         cooled = {rule for account in busy for rule in self.fired.get(account, []) if rule in self.cooled}
         resolved = escalation.last_resolutions(session, busy, cooled)
         return Loaded(open_ones, open_reviews, resolved)
 
 
+def _dicts(session: Session, statement: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a Core query as dicts, fetched at once on the session's connection (a RowMapping per row,
+    fetched one at a time, cost more than the dicts made from them)."""
+    result = session.connection().execute(statement, params)
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result.all()]
+
+
 def _accounts(session: Session, ids: list[int], known: People) -> dict[int, Account]:
     """The accounts of `ids` with their owners and managers (from `known`), by id: objects carrying the rows of a
     Core query (`storage.bulk.transient`), read-only, outside the session (the ORM's loading of each batch's
     accounts and people cost more than planning them)."""
-    rows = [dict(row) for row in session.execute(_ACCOUNTS_OF, {"ids": ids}).mappings()]
+    rows = _dicts(session, _ACCOUNTS_OF, {"ids": ids})
     people = known.with_ids(row[key] for row in rows for key in ("owner_id", "manager_id") if row[key] is not None)
     made = transient(
         Account,
