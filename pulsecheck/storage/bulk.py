@@ -4,8 +4,8 @@ the tables a long run grows (PostgreSQL plans its statements from these statisti
 from __future__ import annotations
 
 import re
-from operator import itemgetter
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import ARRAY, Boolean, ColumnElement, Connection, Table, any_, bindparam, text

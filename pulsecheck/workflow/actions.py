@@ -201,9 +201,8 @@ class Batches:
         for rule_id in fired:
             if rule_id not in self.escalating_only or escalation.dedupe_key(account_id, rule_id) not in open_ones:
                 return True
-        return any(
-            rule_id not in fired and escalation.dedupe_key(account_id, rule_id) in open_ones for rule_id in self.clearing
-        )
+        keys = (escalation.dedupe_key(account_id, rule_id) for rule_id in self.clearing if rule_id not in fired)
+        return any(key in open_ones for key in keys)
 
     def _load(self, session: Session, busy: list[int], open_ones: dict[str, Escalation]) -> Loaded:
         """The open reviews of the busy accounts and the last resolutions their cooldowns ask for."""
