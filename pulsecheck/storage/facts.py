@@ -101,6 +101,10 @@ def compute_facts(
 ) -> dict[int, dict[str, Any]]:
     """Facts for every account (or `account_ids`) as of `as_of`."""
     spans = {family: sorted(set(days)) for family, days in (windows or {}).items()}
+    if session.get_bind().dialect.name == "postgresql":
+        # These queries are small (a block of accounts) but their estimated cost can pass `jit_above_cost` (the
+        # snapshot query's index probes, counted for every account): compiling them cost more than running them.
+        session.connection().exec_driver_sql("SET LOCAL jit = off")
     facts = _account_facts(session, as_of, account_ids)
     _snapshot_facts(session, facts, as_of, spans, low_threshold, account_ids)
     _issues(session, facts, as_of, spans, account_ids)
