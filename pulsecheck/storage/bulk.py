@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import ARRAY, Boolean, ColumnElement, Connection, Table, any_, bindparam, text
@@ -62,7 +63,7 @@ def _returning(session: Session, plan: tuple[str, list[tuple[str, Any]]], rows: 
     session.info[WROTE] = True
     for start in range(0, len(rows), page):
         chunk = rows[start : start + page]
-        values = [row[name] if convert is None else convert(row[name]) for row in chunk for name, convert in converters]
+        values = [value for row in _values(converters, chunk) for value in row]
         statement = f"{head} VALUES {', '.join([one] * len(chunk))} RETURNING {returned}"
         found += connection.exec_driver_sql(statement, tuple(values)).all()
     return found
@@ -120,9 +121,7 @@ def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]
         session.execute(statement, rows)
         return
     sql, converters = plan
-    values = [
-        tuple(row[name] if convert is None else convert(row[name]) for name, convert in converters) for row in rows
-    ]
+    values = _values(converters, rows)
     session.info[WROTE] = True
     connection = session.connection()
     if not sql.startswith(" VALUES "):
@@ -142,6 +141,16 @@ def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]
             rows_sql = ", ".join(_numbered_row(parts, k * width) for k in range(len(chunk)))
             _PAGES[made] = f"{head} VALUES {rows_sql}{tail}"
         _raw_execute(connection, _PAGES[made], [value for row in chunk for value in row])
+
+
+def _values(converters: list[tuple[str, Any]], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each row's parameters in order, each converted by its bind processor: column by column (a C-level map per
+    parameter, `zip` making the tuples), not a Python generator per row (a run converts millions of values)."""
+    columns = [
+        list(map(itemgetter(name), rows)) if convert is None else list(map(convert, map(itemgetter(name), rows)))
+        for name, convert in converters
+    ]
+    return list(zip(*columns, strict=True)) if columns else [() for _ in rows]
 
 
 def _numbered_row(parts: list[str], before: int) -> str:

@@ -88,6 +88,8 @@ class Batches:
         for account, rule_id in firings:
             self.fired.setdefault(account, []).append(rule_id)
         self.clearing = [rule.id for rule in rules.rules if rule.resolve_when_clear]
+        # rules whose every action is `escalate`: nothing to plan while their escalation is open (`_acts`)
+        self.escalating_only = {rule.id for rule in rules.rules if all(a.kind == "escalate" for a in rule.actions)}
         self.cooled = {rule.id for rule in rules.rules if rule.cooldown}
         self.flag_kinds = {a.params["kind"] for r in rules.rules for a in r.actions if a.kind == "flag_deviation"}
         self.flagged: dict[deviation.Key, str] = {}
@@ -146,8 +148,8 @@ class Batches:
         rules = set(self.clearing) | {rule for account in ids for rule in self.fired.get(account, [])}
         open_ones: dict[str, Escalation] = {}
         if rules:
-            found = session.execute(_OPEN_ESCALATIONS, {"first": ids[0], "last": ids[-1], "rules": sorted(rules)})
-            loaded = transient(Escalation, (dict(row) for row in found.mappings()))
+            found = _dicts(session, _OPEN_ESCALATIONS, {"first": ids[0], "last": ids[-1], "rules": sorted(rules)})
+            loaded = transient(Escalation, found)
             open_ones = {e.dedupe_key: e for e in loaded if e.account_id in members and e.dedupe_key}
         clearing = set(self.clearing)
         busy = sorted(
@@ -158,22 +160,30 @@ class Batches:
         if self.known is None:
             self.known = Known.read(session)
         known = self.known.at(session)
-        accounts = _accounts(session, busy, known.people)
-        plan = Plan(self.config, self.now, self.log, self._load(session, busy, open_ones))
+        # Accounts whose every firing only escalates what is open already, with nothing open to clear (a nightly
+        # re-run's usual case), plan nothing: their rows, reviews and cooldowns are not read.
+        acting = [account_id for account_id in busy if self._acts(account_id, open_ones)]
+        accounts = _accounts(session, acting, known.people)
+        plan = Plan(self.config, self.now, self.log, self._load(session, acting, open_ones))
         plan.p1_kept, plan.scored = self.p1_kept, self.scored
         firings = []
+        planned = set(acting)
         for account_id in busy:
-            account, values, fired = accounts[account_id], self.facts[account_id], self.fired.get(account_id, [])
+            values, fired = self.facts[account_id], self.fired.get(account_id, [])
+            account = accounts[account_id] if account_id in planned else None
             for rule_id in fired:
                 rule = self.by_id[rule_id]
-                for action in rule.actions:
-                    plan.apply(rule, action.kind, action.params, account, values, self.flagged)
+                if account is not None:
+                    for action in rule.actions:
+                        plan.apply(rule, action.kind, action.params, account, values, self.flagged)
                 firings.append(
                     {
                         "run_id": self.run_id, "account_id": account_id, "rule_id": rule_id, "fired_at": self.now,
                         "facts": {fact: values.get(fact) for fact in self.recorded[rule_id]},
                     }
                 )  # fmt: skip
+            if account is None:
+                continue
             for rule_id in self.clearing:
                 if rule_id not in fired:
                     plan.resolve_clear(self.by_id[rule_id], account)
@@ -183,21 +193,44 @@ class Batches:
                 insert_many(session, RuleFiring, firings)
                 self.grown += len(firings)
 
+    def _acts(self, account_id: int, open_ones: dict[str, Escalation]) -> bool:
+        """Whether planning this account's firings could do anything: a rule with an action other than `escalate`
+        fired, or one escalating with no escalation open for it (`Plan.escalate` returns at once when one is), or
+        an open escalation of a `resolve_when_clear` rule that did not fire is to be resolved."""
+        fired = self.fired.get(account_id, [])
+        for rule_id in fired:
+            if rule_id not in self.escalating_only or escalation.dedupe_key(account_id, rule_id) not in open_ones:
+                return True
+        keys = (escalation.dedupe_key(account_id, rule_id) for rule_id in self.clearing if rule_id not in fired)
+        return any(key in open_ones for key in keys)
+
     def _load(self, session: Session, busy: list[int], open_ones: dict[str, Escalation]) -> Loaded:
         """The open reviews of the busy accounts and the last resolutions their cooldowns ask for."""
-        found = session.execute(_OPEN_REVIEWS, {"ids": busy}).mappings()
-        open_reviews = {review.account_id: review for review in transient(Review, (dict(row) for row in found))}
+        if not busy:
+            return Loaded(open_ones, {}, {})
+        found = _dicts(session, _OPEN_REVIEWS, {"ids": busy})
+        open_reviews = {review.account_id: review for review in transient(Review, found)}
         # (the newest wins)
         cooled = {rule for account in busy for rule in self.fired.get(account, []) if rule in self.cooled}
         resolved = escalation.last_resolutions(session, busy, cooled)
         return Loaded(open_ones, open_reviews, resolved)
 
 
+def _dicts(session: Session, statement: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a Core query as dicts, fetched at once on the session's connection (a RowMapping per row,
+    fetched one at a time, cost more than the dicts made from them)."""
+    result = session.connection().execute(statement, params)
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result.all()]
+
+
 def _accounts(session: Session, ids: list[int], known: People) -> dict[int, Account]:
     """The accounts of `ids` with their owners and managers (from `known`), by id: objects carrying the rows of a
     Core query (`storage.bulk.transient`), read-only, outside the session (the ORM's loading of each batch's
     accounts and people cost more than planning them)."""
-    rows = [dict(row) for row in session.execute(_ACCOUNTS_OF, {"ids": ids}).mappings()]
+    if not ids:
+        return {}
+    rows = _dicts(session, _ACCOUNTS_OF, {"ids": ids})
     people = known.with_ids(row[key] for row in rows for key in ("owner_id", "manager_id") if row[key] is not None)
     made = transient(
         Account,

@@ -33,6 +33,7 @@ HISTORY: dict[str, list[tuple[float, float | None]]] = {
     "FALLING": [(40, 90.0), (25, 85.0), (10, 50.0), (8, 35.0), (0.5, 30.0)],
     "RECOVERED": [(20, 20.0), (12, 25.0), (1, 70.0)],
     "UNSCORED": [(9, 45.0), (2, None)],  # the newest snapshot has no score
+    "SINKING": [(20, 20.0), (3, 15.0), (-2, 80.0)],  # low all along up to as_of (the 80 comes after it)
     "QUIET": [],
     "LATER": [(-1, 10.0)],  # a snapshot after as_of is not seen
 }
@@ -91,6 +92,9 @@ def test_score_history_facts(db: Database, block: bool) -> None:
     assert (unscored["score"], unscored["bucket"]) == (None, "b1")
     assert (unscored["max_score_30d"], unscored["score_drop_30d"], unscored["score_change_7d"]) == (45.0, None, None)
     assert unscored["low_score_streak"] == 0  # an unscored snapshot ends the streak
+
+    sinking = facts["SINKING"]
+    assert (sinking["score"], sinking["low_score_streak"], sinking["max_score_30d"]) == (15.0, 2, 20.0)
 
     for name in ("QUIET", "LATER"):  # no snapshot up to as_of: nothing is known
         fact = facts[name]
