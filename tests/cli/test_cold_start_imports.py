@@ -74,3 +74,53 @@ def test_every_command_is_in_the_cli_table() -> None:
     assert defined == set(COMMAND_MODULES)  # no command only the slow path finds, no name that finds nothing
     for name, names in COMMAND_MODULES.items():
         assert name in {command.name for command in commands_of(*names)}
+
+
+# Run as the console script runs, then name the mapped classes SQLAlchemy configured, one registry per line.
+CONFIGURED = """
+import atexit, sys
+from pulsecheck.storage.models import Base, SecondBase
+
+path = sys.argv[1]
+
+def said():
+    with open(path, "w") as out:
+        for registry in (Base.registry, SecondBase.registry):
+            out.write(" ".join(sorted(m.class_.__name__ for m in registry.mappers if m.configured)) + "\\n")
+
+atexit.register(said)
+sys.argv = ["pulsecheck", *sys.argv[2:]]
+from pulsecheck.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("args", [("review", "show", "1", "--json"), ("review", "list", "--json"),
+                                  ("scheduler", "jobs")])
+def test_a_read_command_configures_only_the_mappings_it_reads(
+    db_url: str, os_login_admin: str, factory: Factory, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    factory.team()
+    factory.review("ACME")
+    env = {**os.environ, "PULSECHECK_DATABASE_URL": db_url}
+    for name in ("PULSECHECK_USER", "PULSECHECK_CONFIG"):
+        env.pop(name, None)
+    said = tmp_path / "configured.txt"
+    done = subprocess.run([sys.executable, "-c", CONFIGURED, str(said), *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = said.read_text().splitlines()
+    assert "User" in first.split()  # the command read its user
+    assert second == ""  # notifications, cycles, rules, scoring, web sign-in...: none configured
+
+
+def test_every_mapping_configures_and_every_table_is_in_the_metadata() -> None:
+    from sqlalchemy.orm import configure_mappers
+
+    from pulsecheck.storage.models import Base, Escalation, SecondBase
+
+    configure_mappers()
+    mappers = [*Base.registry.mappers, *SecondBase.registry.mappers]
+    assert all(m.configured for m in mappers)
+    assert {m.local_table.name for m in mappers} == set(Base.metadata.tables)
+    assert Escalation.account.property.mapper.class_.__name__ == "Account"  # across the two registries
