@@ -14,10 +14,9 @@ import os
 import posixpath
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pulsecheck.config.defaults import DEFAULT_DB, TOP_LEVEL
@@ -51,8 +50,7 @@ SYSTEM_FILE = Path("/etc/pulsecheck") / FILE_NAME
 DEFAULT = "default"
 
 
-@dataclass(frozen=True)
-class SettingsFiles:
+class SettingsFiles(NamedTuple):  # not a dataclass: making one cost start-up more than reading the settings
     """Where the layered settings files are looked for (None: that layer has no file)."""
 
     system: Path | None = None

@@ -13,9 +13,8 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from pulsecheck.config.defaults import PLAIN_TEXT, TOP_LEVEL
 from pulsecheck.errors import InputError, ValidationFailed
@@ -34,8 +33,7 @@ NOT_SETTINGS = frozenset({"CONFIG", "USER", "NOW", "SYSTEM_CONFIG"})
 Path_ = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):  # not a dataclass, whose making costs every command's start-up more (issue 17)
     """One source of settings: `values` (nested tables) from `origin` (a file path, a variable, a flag)."""
 
     origin: str
