@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -45,6 +44,8 @@ MAX_SETTINGS_BYTES = 1_000_000  # a settings file is a page of keys; anything ne
 
 def read_file(path: Path) -> Layer:
     """A settings file as a layer; InputError naming the file when it cannot be read or is not TOML."""
+    import tomllib  # only when a file is read: a command with no settings file does without it
+
     from pulsecheck.textfile import read_text
 
     text = read_text(path, MAX_SETTINGS_BYTES)  # a regular UTF-8 file of bounded size, or one error naming it
@@ -85,6 +86,8 @@ def _env_value(path: tuple[str, ...], text: str) -> Any:
     """The text of a variable read as a TOML value (`3`, `true`, `["a", "b"]`) unless the key holds text."""
     if _annotation_at(path) is str:
         return text
+    import tomllib
+
     try:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:

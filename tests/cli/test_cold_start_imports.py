@@ -19,13 +19,13 @@ NEVER = ("alembic", "psycopg", "psycopg2", "asyncpg", "sqlalchemy.dialects.postg
          "durable", "rules", "apscheduler", "transitions", "jinja2", "pygal", "yaml", "markdown_it")
 
 
-def imported(db_url: str, *args: str) -> set[str]:
+def imported(db_url: str, *args: str, cwd: Path | None = None, **extra_env: str) -> set[str]:
     """The modules `pulsecheck ARGS` imported (it must succeed)."""
-    env = {**os.environ, "PULSECHECK_DATABASE_URL": db_url, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PULSECHECK_DATABASE_URL": db_url, "PYTHONDONTWRITEBYTECODE": "1", **extra_env}
     for name in ("PULSECHECK_USER", "PULSECHECK_CONFIG"):
         env.pop(name, None)
     done = subprocess.run([sys.executable, "-X", "importtime", str(PULSECHECK), *args], capture_output=True,
-                          text=True, env=env, timeout=120)
+                          text=True, env=env, timeout=120, cwd=cwd)
     assert done.returncode == 0, done.stderr[-2000:]
     return {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
             and "|" in line and "self [us]" not in line}
@@ -65,6 +65,14 @@ def test_listing_no_jobs_loads_no_scheduler(db_url: str, os_login_admin: str, fa
     modules = imported(db_url, "scheduler", "jobs")
     assert "pulsecheck.scheduling.store" in modules  # the command listed (nothing)
     assert not loaded(modules, "apscheduler") and not loaded(modules, "multiprocessing")
+
+
+def test_no_settings_file_no_toml_parser(db_url: str, os_login_admin: str, factory: Factory, tmp_path: Path) -> None:
+    factory.team()
+    # no system, user or project file: nothing to parse
+    modules = imported(db_url, "review", "list", "--json", cwd=tmp_path, PULSECHECK_SYSTEM_CONFIG="",
+                       XDG_CONFIG_HOME=str(tmp_path / "config"))
+    assert "pulsecheck.config.layers" in modules and not loaded(modules, "tomllib")
 
 
 def test_every_command_is_in_the_cli_table() -> None:
@@ -123,5 +131,5 @@ def test_every_mapping_configures_and_every_table_is_in_the_metadata() -> None:
     configure_mappers()
     mappers = [*Base.registry.mappers, *SecondBase.registry.mappers]
     assert all(m.configured for m in mappers)
-    assert {m.local_table.name for m in mappers} == set(Base.metadata.tables)
+    assert {m.class_.__table__.name for m in mappers} == set(Base.metadata.tables)
     assert Escalation.account.property.mapper.class_.__name__ == "Account"  # across the two registries
