@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import getpass
 import os
+import posixpath
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pulsecheck.config.defaults import DEFAULT_DB, TOP_LEVEL
@@ -49,8 +50,7 @@ SYSTEM_FILE = Path("/etc/pulsecheck") / FILE_NAME
 DEFAULT = "default"
 
 
-@dataclass(frozen=True)
-class SettingsFiles:
+class SettingsFiles(NamedTuple):  # not a dataclass: making one cost start-up more than reading the settings
     """Where the layered settings files are looked for (None: that layer has no file)."""
 
     system: Path | None = None
@@ -61,11 +61,22 @@ class SettingsFiles:
     def standard(cls, env: Mapping[str, str]) -> SettingsFiles:
         """The system file (`$PULSECHECK_SYSTEM_CONFIG`, empty for none), the user file in platformdirs' user
         config dir (which follows the process's XDG_CONFIG_HOME and HOME), and `./pulsecheck.toml`."""
-        import platformdirs
-
         system = env.get("PULSECHECK_SYSTEM_CONFIG", str(SYSTEM_FILE))
-        user = platformdirs.user_config_path(APP_NAME) / FILE_NAME
+        user = user_config_dir() / FILE_NAME
         return cls(Path(system) if system else None, user, Path(FILE_NAME))
+
+
+def user_config_dir() -> Path:
+    """platformdirs' user config dir of pulsecheck. On Linux with an absolute or unset HOME, worked out here as
+    platformdirs works it out (`$XDG_CONFIG_HOME/pulsecheck` if that is absolute, else `~/.config/pulsecheck`):
+    importing platformdirs cost every command's start-up more than reading its settings (issue 17)."""
+    xdg, home = os.environ.get("XDG_CONFIG_HOME", ""), os.environ.get("HOME")
+    android = hasattr(sys, "getandroidapilevel") or "ANDROID_DATA" in os.environ or "ANDROID_ROOT" in os.environ
+    if sys.platform.startswith("linux") and not android and (home is None or posixpath.isabs(home)):
+        return Path(xdg if posixpath.isabs(xdg) else os.path.expanduser("~/.config"), APP_NAME)
+    import platformdirs
+
+    return platformdirs.user_config_path(APP_NAME)
 
 
 class Settings:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 import types
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from pulsecheck.config.defaults import PLAIN_TEXT, TOP_LEVEL
 from pulsecheck.errors import InputError, ValidationFailed
@@ -34,8 +32,7 @@ NOT_SETTINGS = frozenset({"CONFIG", "USER", "NOW", "SYSTEM_CONFIG"})
 Path_ = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):  # not a dataclass, whose making costs every command's start-up more (issue 17)
     """One source of settings: `values` (nested tables) from `origin` (a file path, a variable, a flag)."""
 
     origin: str
@@ -47,6 +44,8 @@ MAX_SETTINGS_BYTES = 1_000_000  # a settings file is a page of keys; anything ne
 
 def read_file(path: Path) -> Layer:
     """A settings file as a layer; InputError naming the file when it cannot be read or is not TOML."""
+    import tomllib  # only when a file is read: a command with no settings file does without it
+
     from pulsecheck.textfile import read_text
 
     text = read_text(path, MAX_SETTINGS_BYTES)  # a regular UTF-8 file of bounded size, or one error naming it
@@ -87,6 +86,8 @@ def _env_value(path: tuple[str, ...], text: str) -> Any:
     """The text of a variable read as a TOML value (`3`, `true`, `["a", "b"]`) unless the key holds text."""
     if _annotation_at(path) is str:
         return text
+    import tomllib
+
     try:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:

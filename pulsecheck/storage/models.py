@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 
 from pulsecheck.storage.types import UTCDateTime
 
@@ -40,6 +40,19 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+_SECOND = registry(metadata=Base.metadata, type_annotation_map=Base.type_annotation_map)
+
+
+class SecondBase(Base):
+    """The mapped classes no read command uses (`review show`, `review list`, `scheduler jobs`), in a registry of
+    their own on the same metadata: SQLAlchemy configures a registry's mappers (attribute instrumentation,
+    relationships) on the first use of one of its classes, so a read pays for configuring only the classes it reads.
+    Every class is still mapped and every table is in `Base.metadata` at import."""
+
+    __abstract__ = True
+    registry = _sa_registry = _SECOND
 
 
 class User(Base):
@@ -79,7 +92,7 @@ class Account(Base):
     manager: Mapped[User | None] = relationship(foreign_keys=[manager_id])
 
 
-class KpiReading(Base):
+class KpiReading(SecondBase):
     __tablename__ = "kpi_readings"
     # The value columns too (migration 0022): scoring's newest-readings read is answered from the index alone.
     __table_args__ = (Index("ix_kpi_readings_covering", "account_id", "kpi", "observed_at", "value", "source"),)
@@ -92,7 +105,7 @@ class KpiReading(Base):
     imported_at: Mapped[datetime]
 
 
-class SurveyResponse(Base):
+class SurveyResponse(SecondBase):
     __tablename__ = "survey_responses"
     # The value columns too (migration 0022): scoring's survey read is answered from the index alone.
     __table_args__ = (
@@ -107,7 +120,7 @@ class SurveyResponse(Base):
     imported_at: Mapped[datetime]
 
 
-class Issue(Base):
+class Issue(SecondBase):
     __tablename__ = "issues"
     id: Mapped[int] = mapped_column(primary_key=True)
     external_id: Mapped[str] = mapped_column(String(100), unique=True)
@@ -120,7 +133,7 @@ class Issue(Base):
     closed_at: Mapped[datetime | None]
 
 
-class ScoringModelVersion(Base):
+class ScoringModelVersion(SecondBase):
     __tablename__ = "scoring_models"
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[str] = mapped_column(String(50))
@@ -150,7 +163,7 @@ class ScoreSnapshot(Base):
 
 
 
-class LatestSnapshot(Base):
+class LatestSnapshot(SecondBase):
     """Each account's newest score snapshot (by `as_of`), kept by database triggers on `score_snapshots`
     (migration 0021) whoever writes them: the live portfolio joins it instead of finding the newest of every
     account's snapshots on each request."""
@@ -161,7 +174,7 @@ class LatestSnapshot(Base):
     score: Mapped[float | None] = mapped_column(Float)
     bucket: Mapped[str | None] = mapped_column(String(50))
 
-class BookChange(Base):
+class BookChange(SecondBase):
     """A transaction that wrote the book the live portfolio shows (accounts, users, score snapshots, escalations,
     issues, scoring models), by its transaction id: PostgreSQL triggers insert one row per such transaction
     (migration 0023), so that a worker tells in one index probe whether figures it kept are still current
@@ -171,7 +184,7 @@ class BookChange(Base):
     xid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
-class BookChangesPruned(Base):
+class BookChangesPruned(SecondBase):
     """One row: the newest transaction id whose `book_changes` row was pruned (a kept figure older than that
     cannot know what the pruned rows said, and is computed again)."""
 
@@ -180,7 +193,7 @@ class BookChangesPruned(Base):
     upto: Mapped[int] = mapped_column(BigInteger)
 
 
-class Scorecard(Base):
+class Scorecard(SecondBase):
     """A scorecard submitted for approval: the content it was submitted with (and its digest), four-eyes."""
 
     __tablename__ = "scorecards"
@@ -201,7 +214,7 @@ class Scorecard(Base):
     __mapper_args__ = {"version_id_col": version_id}  # two approvers at once: the second one conflicts
 
 
-class Cashflow(Base):
+class Cashflow(SecondBase):
     """An account's net cash flow C_t of period t (0, 1, ...), for its NPV."""
 
     __tablename__ = "cashflows"
@@ -210,7 +223,7 @@ class Cashflow(Base):
     amount: Mapped[float] = mapped_column(Float)
 
 
-class AccountFinancials(Base):
+class AccountFinancials(SecondBase):
     """An account's unit economics for its LTV (monthly ARPU and cost to serve, CAC) and its NPV rate."""
 
     __tablename__ = "account_financials"
@@ -222,7 +235,7 @@ class AccountFinancials(Base):
     discount_rate: Mapped[float | None] = mapped_column(Float)
 
 
-class Deviation(Base):
+class Deviation(SecondBase):
     __tablename__ = "deviations"
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -238,7 +251,7 @@ class Deviation(Base):
     resolved_at: Mapped[datetime | None]
 
 
-class Ruleset(Base):
+class Ruleset(SecondBase):
     __tablename__ = "rulesets"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -267,7 +280,7 @@ class EvaluationRun(Base):
     lease_until: Mapped[datetime | None]
 
 
-class EvaluationShard(Base):
+class EvaluationShard(SecondBase):
     """One shard of a sharded run: the accounts whose block of ids (`id // block`) is `shard` modulo `shards`,
     up to `last_account`. Any worker process sharing the database claims it (`workflow.shards`)."""
 
@@ -290,7 +303,7 @@ class EvaluationShard(Base):
     finished_at: Mapped[datetime | None]
 
 
-class RuleFiring(Base):
+class RuleFiring(SecondBase):
     __tablename__ = "rule_firings"
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("evaluation_runs.id"), index=True)
@@ -400,7 +413,7 @@ class ReviewEvent(Base):
     review: Mapped[Review] = relationship(back_populates="events")
 
 
-class Escalation(Base):
+class Escalation(SecondBase):
     __tablename__ = "escalations"
     __table_args__ = (
         Index("ix_escalations_owner_status", "owner", "status"),
@@ -427,7 +440,7 @@ class Escalation(Base):
     account: Mapped[Account] = relationship()
 
 
-class EscalationEvent(Base):
+class EscalationEvent(SecondBase):
     """Who resolved an escalation on purpose, when and why (append-only; joins the audit chain)."""
 
     __tablename__ = "escalation_events"
@@ -439,7 +452,7 @@ class EscalationEvent(Base):
     at: Mapped[datetime]
 
 
-class Notification(Base):
+class Notification(SecondBase):
     __tablename__ = "notifications"
     id: Mapped[int] = mapped_column(primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
@@ -457,7 +470,7 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-class ReviewCycle(Base):
+class ReviewCycle(SecondBase):
     __tablename__ = "review_cycles"
     id: Mapped[int] = mapped_column(primary_key=True)
     period: Mapped[str] = mapped_column(String(20))
@@ -478,7 +491,7 @@ class ReviewCycle(Base):
     __mapper_args__ = {"version_id_col": version_id}
 
 
-class CycleStep(Base):
+class CycleStep(SecondBase):
     __tablename__ = "cycle_steps"
     __table_args__ = (UniqueConstraint("cycle_id", "step", name="uq_cycle_steps_cycle_step"),)
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -491,7 +504,7 @@ class CycleStep(Base):
     result: Mapped[dict[str, Any]]
 
 
-class CycleFinding(Base):
+class CycleFinding(SecondBase):
     __tablename__ = "cycle_findings"
     __table_args__ = (Index("ix_cycle_findings_owner_status", "owner", "status"),)
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -506,7 +519,7 @@ class CycleFinding(Base):
     carried_from: Mapped[int | None] = mapped_column(ForeignKey("cycle_findings.id"))
 
 
-class CycleDecision(Base):
+class CycleDecision(SecondBase):
     __tablename__ = "cycle_decisions"
     __table_args__ = (UniqueConstraint("cycle_id", "account_id", name="uq_cycle_decisions_cycle_account"),)
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -518,7 +531,7 @@ class CycleDecision(Base):
     decided_at: Mapped[datetime]
 
 
-class CycleEvent(Base):
+class CycleEvent(SecondBase):
     __tablename__ = "cycle_events"
     id: Mapped[int] = mapped_column(primary_key=True)
     cycle_id: Mapped[int] = mapped_column(ForeignKey("review_cycles.id"), index=True)
@@ -530,7 +543,7 @@ class CycleEvent(Base):
     at: Mapped[datetime]
 
 
-class UserKey(Base):
+class UserKey(SecondBase):
     """An SSH public key a user signs their sign-offs with; a revoked key still verifies what it signed before."""
 
     __tablename__ = "user_keys"
@@ -544,7 +557,7 @@ class UserKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
-class ApiToken(Base):
+class ApiToken(SecondBase):
     """A personal access token for the JSON API: only the SHA-256 of its secret is kept; read or write scope."""
 
     __tablename__ = "api_tokens"
@@ -560,7 +573,7 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
-class Attachment(Base):
+class Attachment(SecondBase):
     """A file stored in the database, content-addressed: the same bytes are stored once."""
 
     __tablename__ = "attachments"
@@ -589,7 +602,7 @@ class AttachmentLink(Base):
     )
 
 
-class WebPassword(Base):
+class WebPassword(SecondBase):
     """A user's web sign-in password, as an argon2 hash (`pulsecheck users password`, or a set-password link)."""
 
     __tablename__ = "web_passwords"
@@ -598,7 +611,7 @@ class WebPassword(Base):
     set_at: Mapped[datetime]
 
 
-class WebInvite(Base):
+class WebInvite(SecondBase):
     """A one-time set-password link an admin made: only the SHA-256 of its token is stored."""
 
     __tablename__ = "web_invites"
@@ -611,7 +624,7 @@ class WebInvite(Base):
     used_at: Mapped[datetime | None]
 
 
-class WebSigninFailure(Base):
+class WebSigninFailure(SecondBase):
     """One failed sign-in, counted per user name and per address (`user:NAME`, `addr:IP`) by every worker."""
 
     __tablename__ = "web_signin_failures"
@@ -621,7 +634,7 @@ class WebSigninFailure(Base):
     at: Mapped[datetime]
 
 
-class WebSecret(Base):
+class WebSecret(SecondBase):
     """A secret of the web server generated once (the cookie-signing key), shared by all its workers."""
 
     __tablename__ = "web_secrets"
@@ -629,7 +642,7 @@ class WebSecret(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
-class ServerKey(Base):
+class ServerKey(SecondBase):
     """The web server's SSH key (`[web] signing_key`): it countersigns sign-offs made on the web."""
 
     __tablename__ = "server_keys"
@@ -670,7 +683,7 @@ class SchedulerJob(Base):
     spec: Mapped[str | None] = mapped_column(Text)
 
 
-class SchedulerLeader(Base):
+class SchedulerLeader(SecondBase):
     """The scheduler's leadership, one row: the holder, its lease, and the epoch (fencing token) that each
     takeover increments. A job's transaction commits only while the epoch is still the one its leader took."""
 

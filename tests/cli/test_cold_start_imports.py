@@ -19,13 +19,13 @@ NEVER = ("alembic", "psycopg", "psycopg2", "asyncpg", "sqlalchemy.dialects.postg
          "durable", "rules", "apscheduler", "transitions", "jinja2", "pygal", "yaml", "markdown_it")
 
 
-def imported(db_url: str, *args: str) -> set[str]:
+def imported(db_url: str, *args: str, cwd: Path | None = None, **extra_env: str) -> set[str]:
     """The modules `pulsecheck ARGS` imported (it must succeed)."""
-    env = {**os.environ, "PULSECHECK_DATABASE_URL": db_url, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PULSECHECK_DATABASE_URL": db_url, "PYTHONDONTWRITEBYTECODE": "1", **extra_env}
     for name in ("PULSECHECK_USER", "PULSECHECK_CONFIG"):
         env.pop(name, None)
     done = subprocess.run([sys.executable, "-X", "importtime", str(PULSECHECK), *args], capture_output=True,
-                          text=True, env=env, timeout=120)
+                          text=True, env=env, timeout=120, cwd=cwd)
     assert done.returncode == 0, done.stderr[-2000:]
     return {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
             and "|" in line and "self [us]" not in line}
@@ -52,6 +52,7 @@ def test_a_read_command_loads_only_what_it_uses(db_url: str, os_login_admin: str
     # Nor the typed settings models at all: the command reads no section a layer set (their defaults need none).
     assert not loaded(modules, "pydantic") and not loaded(modules, "pulsecheck.config.sections")
     assert not loaded(modules, "multiprocessing")  # `audit verify` forks; one review's chain status does not
+    assert not loaded(modules, "platformdirs")  # the user settings file's place on Linux is worked out without it
     # The evaluator's batch writers and what they need (the outbox, the scoring model): not for reading a review;
     # nor the whole-chain walk and the SSH signature checks (the review's own entries are compared, unsigned).
     assert [name for name in ("pulsecheck.workflow.reviews.bulk", "pulsecheck.notifications.outbox",
@@ -66,6 +67,14 @@ def test_listing_no_jobs_loads_no_scheduler(db_url: str, os_login_admin: str, fa
     assert not loaded(modules, "apscheduler") and not loaded(modules, "multiprocessing")
 
 
+def test_no_settings_file_no_toml_parser(db_url: str, os_login_admin: str, factory: Factory, tmp_path: Path) -> None:
+    factory.team()
+    # no system, user or project file: nothing to parse
+    modules = imported(db_url, "review", "list", "--json", cwd=tmp_path, PULSECHECK_SYSTEM_CONFIG="",
+                       XDG_CONFIG_HOME=str(tmp_path / "config"))
+    assert "pulsecheck.config.layers" in modules and not loaded(modules, "tomllib")
+
+
 def test_every_command_is_in_the_cli_table() -> None:
     from pulsecheck.cli import COMMAND_MODULES, commands_of
 
@@ -74,3 +83,53 @@ def test_every_command_is_in_the_cli_table() -> None:
     assert defined == set(COMMAND_MODULES)  # no command only the slow path finds, no name that finds nothing
     for name, names in COMMAND_MODULES.items():
         assert name in {command.name for command in commands_of(*names)}
+
+
+# Run as the console script runs, then name the mapped classes SQLAlchemy configured, one registry per line.
+CONFIGURED = """
+import atexit, sys
+from pulsecheck.storage.models import Base, SecondBase
+
+path = sys.argv[1]
+
+def said():
+    with open(path, "w") as out:
+        for registry in (Base.registry, SecondBase.registry):
+            out.write(" ".join(sorted(m.class_.__name__ for m in registry.mappers if m.configured)) + "\\n")
+
+atexit.register(said)
+sys.argv = ["pulsecheck", *sys.argv[2:]]
+from pulsecheck.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("args", [("review", "show", "1", "--json"), ("review", "list", "--json"),
+                                  ("scheduler", "jobs")])
+def test_a_read_command_configures_only_the_mappings_it_reads(
+    db_url: str, os_login_admin: str, factory: Factory, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    factory.team()
+    factory.review("ACME")
+    env = {**os.environ, "PULSECHECK_DATABASE_URL": db_url}
+    for name in ("PULSECHECK_USER", "PULSECHECK_CONFIG"):
+        env.pop(name, None)
+    said = tmp_path / "configured.txt"
+    done = subprocess.run([sys.executable, "-c", CONFIGURED, str(said), *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = said.read_text().splitlines()
+    assert "User" in first.split()  # the command read its user
+    assert second == ""  # notifications, cycles, rules, scoring, web sign-in...: none configured
+
+
+def test_every_mapping_configures_and_every_table_is_in_the_metadata() -> None:
+    from sqlalchemy.orm import configure_mappers
+
+    from pulsecheck.storage.models import Base, Escalation, SecondBase
+
+    configure_mappers()
+    mappers = [*Base.registry.mappers, *SecondBase.registry.mappers]
+    assert all(m.configured for m in mappers)
+    assert {m.class_.__table__.name for m in mappers} == set(Base.metadata.tables)
+    assert Escalation.account.property.mapper.class_.__name__ == "Account"  # across the two registries
