@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import posixpath
-import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,22 +59,11 @@ class SettingsFiles(NamedTuple):  # not a dataclass: making one cost start-up mo
     def standard(cls, env: Mapping[str, str]) -> SettingsFiles:
         """The system file (`$PULSECHECK_SYSTEM_CONFIG`, empty for none), the user file in platformdirs' user
         config dir (which follows the process's XDG_CONFIG_HOME and HOME), and `./pulsecheck.toml`."""
+        import platformdirs
+
         system = env.get("PULSECHECK_SYSTEM_CONFIG", str(SYSTEM_FILE))
-        user = user_config_dir() / FILE_NAME
+        user = platformdirs.user_config_path(APP_NAME) / FILE_NAME
         return cls(Path(system) if system else None, user, Path(FILE_NAME))
-
-
-def user_config_dir() -> Path:
-    """platformdirs' user config dir of pulsecheck. On Linux with an absolute or unset HOME, worked out here as
-    platformdirs works it out (`$XDG_CONFIG_HOME/pulsecheck` if that is absolute, else `~/.config/pulsecheck`):
-    importing platformdirs cost every command's start-up more than reading its settings (issue 17)."""
-    xdg, home = os.environ.get("XDG_CONFIG_HOME", ""), os.environ.get("HOME")
-    android = hasattr(sys, "getandroidapilevel") or "ANDROID_DATA" in os.environ or "ANDROID_ROOT" in os.environ
-    if sys.platform.startswith("linux") and not android and (home is None or posixpath.isabs(home)):
-        return Path(xdg if posixpath.isabs(xdg) else os.path.expanduser("~/.config"), APP_NAME)
-    import platformdirs
-
-    return platformdirs.user_config_path(APP_NAME)
 
 
 class Settings:

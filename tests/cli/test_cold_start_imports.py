@@ -52,7 +52,6 @@ def test_a_read_command_loads_only_what_it_uses(db_url: str, os_login_admin: str
     # Nor the typed settings models at all: the command reads no section a layer set (their defaults need none).
     assert not loaded(modules, "pydantic") and not loaded(modules, "pulsecheck.config.sections")
     assert not loaded(modules, "multiprocessing")  # `audit verify` forks; one review's chain status does not
-    assert not loaded(modules, "platformdirs")  # the user settings file's place on Linux is worked out without it
     # The evaluator's batch writers and what they need (the outbox, the scoring model): not for reading a review;
     # nor the whole-chain walk and the SSH signature checks (the review's own entries are compared, unsigned).
     assert [name for name in ("pulsecheck.workflow.reviews.bulk", "pulsecheck.notifications.outbox",

@@ -93,32 +93,6 @@ def test_the_user_file_is_under_home_without_xdg_config_home(
     assert (settings.timezone, settings.origin("timezone")) == ("Asia/Tokyo", str(user_file))
 
 
-@pytest.mark.parametrize(
-    ("xdg", "home"),
-    [("/x/config", "/home/ann"), (None, "/home/ann"), ("relative/config", "/home/ann"), ("", "/home/ann/"),
-     (None, None), (None, "relative-home"), ("/x/config", None)],
-)
-def test_the_user_config_dir_is_the_one_platformdirs_names(
-    monkeypatch: pytest.MonkeyPatch, xdg: str | None, home: str | None
-) -> None:
-    import platformdirs
-
-    from pulsecheck.config import user_config_dir
-
-    for name, value in (("XDG_CONFIG_HOME", xdg), ("HOME", home)):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
-    try:
-        expected = platformdirs.user_config_path("pulsecheck")
-    except RuntimeError:  # platformdirs refuses a relative HOME; so does the fallback to it
-        with pytest.raises(RuntimeError):
-            user_config_dir()
-        return
-    assert user_config_dir() == expected
-
-
 def test_flags_beat_the_environment_which_beats_files(layers: dict[str, Path]) -> None:
     layers["project"].write_text('database_url = "sqlite:///file.db"\ntimezone = "Europe/Paris"\n')
     env = {"PULSECHECK_DATABASE_URL": "sqlite:///env.db", "PULSECHECK_TIMEZONE": "Europe/Berlin"}
