@@ -8,6 +8,7 @@ building a nine-key dict per KPI and encoding it cost more than scoring the acco
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Any, cast
 
@@ -35,6 +36,11 @@ def number(value: Any) -> str:
     if value.__class__ is int:
         return int.__repr__(value)
     return json.dumps(value)
+
+
+def _positive(value: float) -> bool:
+    """Whether a zero float is 0.0 rather than -0.0 (their texts differ, their keys do not)."""
+    return math.copysign(1.0, value) > 0
 
 
 class _Texts:
@@ -83,6 +89,7 @@ class SnapshotWriter:
         # Floats' texts: a KPI's values repeat across accounts (readings are rounded, weights few), and a float's
         # repr costs ten dict look-ups; zero, nan and inf are never kept (see `_number`).
         self.floats: dict[float, str] = {}
+        self.parts: dict[tuple[Any, ...], str] = {}  # a component's fields -> its text (see `components`)
 
     def _head(self, kpi: str) -> str:
         head = self.heads.get(kpi)
@@ -106,29 +113,64 @@ class SnapshotWriter:
         return tail
 
     def components(self, components: list[Component]) -> str:
-        """The components column: each KPI's raw and normalized value, weights, contribution, status, rating."""
+        """The components column: each KPI's raw and normalized value, weights, contribution, status, rating.
+
+        A component's whole text is remembered by its fields: accounts share a KPI's value, time and weights
+        (readings are rounded, feeds arrive at one time), so most components are one look-up. Only components
+        whose numbers are floats (or None) other than -0.0 are remembered or looked up: 1 == 1.0 == True and
+        0.0 == -0.0 are equal keys with other texts."""
         parts = []
-        heads, tails, floats, text = self.heads, self.tails, self.floats, self._number
+        memo = self.parts
         for c in components:
-            # A float's text from the memo (class first: 1 == 1.0 == True share a key), else `_number`.
-            raw, normalized, weight, effective, contribution = (
-                c.raw, c.normalized, c.weight, c.effective_weight, c.contribution
+            raw, normalized, weight, effective, contribution, at = (
+                c.raw, c.normalized, c.weight, c.effective_weight, c.contribution, c.observed_at
             )  # fmt: skip
-            raw_text = (floats.get(raw) if raw.__class__ is float else None) or text(raw)
-            normalized_text = (floats.get(normalized) if normalized.__class__ is float else None) or text(normalized)
-            weight_text = (floats.get(weight) if weight.__class__ is float else None) or text(weight)
-            effective_text = (floats.get(effective) if effective.__class__ is float else None) or text(effective)
-            contribution_text = (
-                floats.get(contribution) if contribution.__class__ is float else None
-            ) or text(contribution)  # fmt: skip
-            key = (c.status, c.rating, c.observed_at, c.observed_at.tzinfo if c.observed_at is not None else None)
-            tail = tails.get(key) or self._tail(c.status, c.rating, c.observed_at)
-            head = heads.get(c.kpi) or self._head(c.kpi)
-            parts.append(
-                f'{head}{raw_text}, "normalized": {normalized_text}, "weight": {weight_text}, '
-                f'"effective_weight": {effective_text}, "contribution": {contribution_text}, {tail}'
-            )
+            if (
+                (raw.__class__ is float or raw is None)
+                and (normalized.__class__ is float or normalized is None)
+                and weight.__class__ is float
+                and effective.__class__ is float
+                and contribution.__class__ is float
+                and (raw or raw is None or _positive(raw))
+                and (normalized or normalized is None or _positive(normalized))
+                and (weight or _positive(weight))
+                and (effective or _positive(effective))
+                and (contribution or _positive(contribution))
+            ):
+                key = (c.kpi, raw, normalized, weight, effective, contribution, c.status, c.rating, at,
+                       at.tzinfo if at is not None else None)  # fmt: skip
+                part = memo.get(key)
+                if part is None:
+                    part = self._component(c)
+                    if len(memo) > FLOAT_MEMO_LIMIT:
+                        memo.clear()
+                    memo[key] = part
+                parts.append(part)
+            else:
+                parts.append(self._component(c))
         return "[" + ", ".join(parts) + "]"
+
+    def _component(self, c: Component) -> str:
+        """One component's text."""
+        floats, text = self.floats, self._number
+        # A float's text from the memo (class first: 1 == 1.0 == True share a key), else `_number`.
+        raw, normalized, weight, effective, contribution = (
+            c.raw, c.normalized, c.weight, c.effective_weight, c.contribution
+        )  # fmt: skip
+        raw_text = (floats.get(raw) if raw.__class__ is float else None) or text(raw)
+        normalized_text = (floats.get(normalized) if normalized.__class__ is float else None) or text(normalized)
+        weight_text = (floats.get(weight) if weight.__class__ is float else None) or text(weight)
+        effective_text = (floats.get(effective) if effective.__class__ is float else None) or text(effective)
+        contribution_text = (
+            floats.get(contribution) if contribution.__class__ is float else None
+        ) or text(contribution)  # fmt: skip
+        key = (c.status, c.rating, c.observed_at, c.observed_at.tzinfo if c.observed_at is not None else None)
+        tail = self.tails.get(key) or self._tail(c.status, c.rating, c.observed_at)
+        head = self.heads.get(c.kpi) or self._head(c.kpi)
+        return (
+            f'{head}{raw_text}, "normalized": {normalized_text}, "weight": {weight_text}, '
+            f'"effective_weight": {effective_text}, "contribution": {contribution_text}, {tail}'
+        )
 
     def _number(self, value: Any) -> str:
         """`number(value)`; a float's text is remembered, except a zero's: 0.0 and -0.0 are one key, two texts."""
