@@ -153,7 +153,7 @@ def test_a_component_equal_to_a_remembered_one_but_for_a_zero_sign_or_a_number_k
             for when in (NOW, NOW.astimezone(east)):
                 values: list[object] = [2.5, 50.0, 30.0, 30.0, 15.0]
                 values[position] = zero
-                for other in (list(values), [*values[:position], one, *values[position + 1:]]):
+                for other in (list(values), [*values[:position], one, *values[position + 1 :]]):
                     component = Component("usage", *other, when, "ok", "neutral")  # type: ignore[arg-type]
                     assert writer.components([component]) == json.dumps(
                         [{"kpi": "usage", "raw": other[0], "normalized": other[1], "weight": other[2],
