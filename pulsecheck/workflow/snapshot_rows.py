@@ -8,8 +8,8 @@ building a nine-key dict per KPI and encoding it cost more than scoring the acco
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
+from math import copysign
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -36,11 +36,6 @@ def number(value: Any) -> str:
     if value.__class__ is int:
         return int.__repr__(value)
     return json.dumps(value)
-
-
-def _positive(value: float) -> bool:
-    """Whether a zero float is 0.0 rather than -0.0 (their texts differ, their keys do not)."""
-    return math.copysign(1.0, value) > 0
 
 
 class _Texts:
@@ -121,7 +116,7 @@ class SnapshotWriter:
         0.0 == -0.0 are equal keys with other texts."""
         parts = []
         memo = self.parts
-        for c in components:
+        for c in components:  # a zero's sign by copysign: 0.0 and -0.0 are equal keys with other texts
             raw, normalized, weight, effective, contribution, at = (
                 c.raw, c.normalized, c.weight, c.effective_weight, c.contribution, c.observed_at
             )  # fmt: skip
@@ -131,11 +126,11 @@ class SnapshotWriter:
                 and weight.__class__ is float
                 and effective.__class__ is float
                 and contribution.__class__ is float
-                and (raw or raw is None or _positive(raw))
-                and (normalized or normalized is None or _positive(normalized))
-                and (weight or _positive(weight))
-                and (effective or _positive(effective))
-                and (contribution or _positive(contribution))
+                and (raw or raw is None or copysign(1.0, raw) > 0)
+                and (normalized or normalized is None or copysign(1.0, normalized) > 0)
+                and (weight or copysign(1.0, weight) > 0)
+                and (effective or copysign(1.0, effective) > 0)
+                and (contribution or copysign(1.0, contribution) > 0)
             ):
                 key = (c.kpi, raw, normalized, weight, effective, contribution, c.status, c.rating, at,
                        at.tzinfo if at is not None else None)  # fmt: skip
