@@ -156,7 +156,7 @@ class SnapshotWriter:
                 part = memo.get(key)
                 if part is None:
                     part = self._component(c)
-                    if len(memo) > FLOAT_MEMO_LIMIT:
+                    if len(memo) > MEMO_LIMIT:  # a few MB at most; distinct values (a derived KPI's) just miss
                         memo.clear()
                     memo[key] = part
                 parts.append(part)
