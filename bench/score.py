@@ -25,7 +25,9 @@ writes cost without Python around them); and its snapshot rows as stored, insert
 executemany (5,000 at a time) into a table of the same shape and indexes whose inserts keep a copy of
 latest_snapshots by a copy of migration 0021's trigger, plus the commit: what writing the result costs at least.
 The same insert without the trigger is printed beside it: the difference is what the trigger costs per snapshot
-(on SQLite most of it is the row trigger's call: one whose body does nothing costs about as much).
+(on SQLite most of it is the row trigger's call: one whose body does nothing costs about as much). `score`
+itself sets that trigger aside within its transaction and keeps latest_snapshots by one statement per chunk
+(workflow/snapshot_rows.py), so on SQLite the insert without the trigger is the nearer floor.
 CPU times are printed and reported beside wall times: on a shared machine the wall time mostly waits for other
 processes.
 Goals: <= 10 s and <= 300 MB peak (ru_maxrss, the whole process) for 100k accounts; grouped and scorecard

@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
+from pulsecheck.storage.bulk import insert_many
 from pulsecheck.storage.models import Account, Deviation, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 
@@ -63,8 +64,7 @@ def sync(
         for (account_id, kind, subject), detail in found.items()
         if (account_id, kind, subject) not in seen
     ]
-    if fresh:
-        session.execute(insert(Deviation), fresh)
+    insert_many(session, Deviation, fresh)  # one executemany of the driver's tuples (the ORM's cost more per row)
     counts["opened"] = len(fresh)
     session.flush()
     return counts

@@ -24,6 +24,9 @@ from pulsecheck.storage.models import SurveyResponse as SurveyRow
 ARR_KPI = "arr"  # arr_growth_pct reads the readings of this KPI
 NO_INPUTS = FormulaInputs()
 DEFAULT_SURVEY_WINDOW = timedelta(days=90)
+# Reading(...) and SurveyResponse(...) with every field given, without the NamedTuple's Python-level __new__:
+# scoring makes one per reading and response read (a fifth of their reading time).
+_new = tuple.__new__
 
 
 class Moments:
@@ -93,7 +96,7 @@ def latest_readings(
     result: dict[int, list[Reading]] = {}
     known = moment.memo
     for account_id, kpi, value, observed_at, source in _rows(session, query):
-        reading = Reading(kpi, value, known.get(observed_at) or moment(observed_at), source or "")
+        reading = _new(Reading, (kpi, value, known.get(observed_at) or moment(observed_at), source or ""))
         same = result.get(account_id)
         if same is None:
             result[account_id] = [reading]
@@ -143,7 +146,7 @@ def surveys(
     )
     known = moment.memo
     for account_id, kind, score, max_score, responded_at in _rows(session, query):
-        response = SurveyResponse(kind, score, max_score, known.get(responded_at) or moment(responded_at))
+        response = _new(SurveyResponse, (kind, score, max_score, known.get(responded_at) or moment(responded_at)))
         same = result.get(account_id)
         if same is None:
             result[account_id] = [response]

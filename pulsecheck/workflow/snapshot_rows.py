@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from math import copysign
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -35,6 +36,24 @@ def number(value: Any) -> str:
     if value.__class__ is int:
         return int.__repr__(value)
     return json.dumps(value)
+
+
+# Migration 0021's SQLite insert trigger, as sqlite_master keeps it; and what `write` does instead, once per
+# executemany: the rows it inserted (ids after the newest before it), in insertion order, the same upsert.
+INSERT_TRIGGER = (
+    "CREATE TRIGGER latest_snapshots_insert AFTER INSERT ON score_snapshots BEGIN "
+    "INSERT INTO latest_snapshots (account_id, as_of, score, bucket) "
+    "VALUES (NEW.account_id, NEW.as_of, NEW.score, NEW.bucket) "
+    "ON CONFLICT (account_id) DO UPDATE SET as_of = excluded.as_of, score = excluded.score, bucket = excluded.bucket "
+    "WHERE latest_snapshots.as_of <= excluded.as_of; END"
+)
+TRIGGER_SQL = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'latest_snapshots_insert'"
+KEEP_LATEST = (
+    "INSERT INTO latest_snapshots (account_id, as_of, score, bucket) "
+    "SELECT account_id, as_of, score, bucket FROM score_snapshots WHERE id > ? ORDER BY id "
+    "ON CONFLICT (account_id) DO UPDATE SET as_of = excluded.as_of, score = excluded.score, bucket = excluded.bucket "
+    "WHERE latest_snapshots.as_of <= excluded.as_of"
+)
 
 
 class _Texts:
@@ -83,6 +102,8 @@ class SnapshotWriter:
         # Floats' texts: a KPI's values repeat across accounts (readings are rounded, weights few), and a float's
         # repr costs ten dict look-ups; zero, nan and inf are never kept (see `_number`).
         self.floats: dict[float, str] = {}
+        self.parts: dict[tuple[Any, ...], str] = {}  # a component's fields -> its text (see `components`)
+        self.set_based: bool | None = None  # latest_snapshots kept by KEEP_LATEST (None: not decided yet)
 
     def _head(self, kpi: str) -> str:
         head = self.heads.get(kpi)
@@ -106,29 +127,64 @@ class SnapshotWriter:
         return tail
 
     def components(self, components: list[Component]) -> str:
-        """The components column: each KPI's raw and normalized value, weights, contribution, status, rating."""
+        """The components column: each KPI's raw and normalized value, weights, contribution, status, rating.
+
+        A component's whole text is remembered by its fields: accounts share a KPI's value, time and weights
+        (readings are rounded, feeds arrive at one time), so most components are one look-up. Only components
+        whose numbers are floats (or None) other than -0.0 are remembered or looked up: 1 == 1.0 == True and
+        0.0 == -0.0 are equal keys with other texts."""
         parts = []
-        heads, tails, floats, text = self.heads, self.tails, self.floats, self._number
-        for c in components:
-            # A float's text from the memo (class first: 1 == 1.0 == True share a key), else `_number`.
-            raw, normalized, weight, effective, contribution = (
-                c.raw, c.normalized, c.weight, c.effective_weight, c.contribution
+        memo = self.parts
+        for c in components:  # a zero's sign by copysign: 0.0 and -0.0 are equal keys with other texts
+            raw, normalized, weight, effective, contribution, at = (
+                c.raw, c.normalized, c.weight, c.effective_weight, c.contribution, c.observed_at
             )  # fmt: skip
-            raw_text = (floats.get(raw) if raw.__class__ is float else None) or text(raw)
-            normalized_text = (floats.get(normalized) if normalized.__class__ is float else None) or text(normalized)
-            weight_text = (floats.get(weight) if weight.__class__ is float else None) or text(weight)
-            effective_text = (floats.get(effective) if effective.__class__ is float else None) or text(effective)
-            contribution_text = (
-                floats.get(contribution) if contribution.__class__ is float else None
-            ) or text(contribution)  # fmt: skip
-            key = (c.status, c.rating, c.observed_at, c.observed_at.tzinfo if c.observed_at is not None else None)
-            tail = tails.get(key) or self._tail(c.status, c.rating, c.observed_at)
-            head = heads.get(c.kpi) or self._head(c.kpi)
-            parts.append(
-                f'{head}{raw_text}, "normalized": {normalized_text}, "weight": {weight_text}, '
-                f'"effective_weight": {effective_text}, "contribution": {contribution_text}, {tail}'
-            )
+            if (
+                (raw.__class__ is float or raw is None)
+                and (normalized.__class__ is float or normalized is None)
+                and weight.__class__ is float
+                and effective.__class__ is float
+                and contribution.__class__ is float
+                and (raw or raw is None or copysign(1.0, raw) > 0)
+                and (normalized or normalized is None or copysign(1.0, normalized) > 0)
+                and (weight or copysign(1.0, weight) > 0)
+                and (effective or copysign(1.0, effective) > 0)
+                and (contribution or copysign(1.0, contribution) > 0)
+            ):
+                key = (c.kpi, raw, normalized, weight, effective, contribution, c.status, c.rating, at,
+                       at.tzinfo if at is not None else None)  # fmt: skip
+                part = memo.get(key)
+                if part is None:
+                    part = self._component(c)
+                    if len(memo) > MEMO_LIMIT:  # a few MB at most; distinct values (a derived KPI's) just miss
+                        memo.clear()
+                    memo[key] = part
+                parts.append(part)
+            else:
+                parts.append(self._component(c))
         return "[" + ", ".join(parts) + "]"
+
+    def _component(self, c: Component) -> str:
+        """One component's text."""
+        floats, text = self.floats, self._number
+        # A float's text from the memo (class first: 1 == 1.0 == True share a key), else `_number`.
+        raw, normalized, weight, effective, contribution = (
+            c.raw, c.normalized, c.weight, c.effective_weight, c.contribution
+        )  # fmt: skip
+        raw_text = (floats.get(raw) if raw.__class__ is float else None) or text(raw)
+        normalized_text = (floats.get(normalized) if normalized.__class__ is float else None) or text(normalized)
+        weight_text = (floats.get(weight) if weight.__class__ is float else None) or text(weight)
+        effective_text = (floats.get(effective) if effective.__class__ is float else None) or text(effective)
+        contribution_text = (
+            floats.get(contribution) if contribution.__class__ is float else None
+        ) or text(contribution)  # fmt: skip
+        key = (c.status, c.rating, c.observed_at, c.observed_at.tzinfo if c.observed_at is not None else None)
+        tail = self.tails.get(key) or self._tail(c.status, c.rating, c.observed_at)
+        head = self.heads.get(c.kpi) or self._head(c.kpi)
+        return (
+            f'{head}{raw_text}, "normalized": {normalized_text}, "weight": {weight_text}, '
+            f'"effective_weight": {effective_text}, "contribution": {contribution_text}, {tail}'
+        )
 
     def _number(self, value: Any) -> str:
         """`number(value)`; a float's text is remembered, except a zero's: 0.0 and -0.0 are one key, two texts."""
@@ -171,6 +227,42 @@ class SnapshotWriter:
         return values
 
     def write(self, rows: list[Any]) -> None:
-        """Insert `rows` (from `row`) with one executemany."""
-        if rows:
-            self.statement.connection.exec_driver_sql(self.statement.sql, rows)
+        """Insert `rows` (from `row`) with one executemany; on SQLite, `latest_snapshots` then kept by one
+        statement over the rows written rather than by its row trigger (see `_set_based`)."""
+        if not rows:
+            return
+        connection = self.statement.connection
+        if self.set_based is None:
+            self.set_based = self._set_based()
+        if not self.set_based:
+            connection.exec_driver_sql(self.statement.sql, rows)
+            return
+        before = connection.exec_driver_sql("SELECT coalesce(max(id), 0) FROM score_snapshots").scalar()
+        connection.exec_driver_sql(self.statement.sql, rows)
+        connection.exec_driver_sql(KEEP_LATEST, (before,))
+
+    def _set_based(self) -> bool:
+        """On SQLite, inside a transaction, when migration 0021's insert trigger is there as it made it: drop it
+        until `close` (in this transaction: every other writer, and this one after `close`, still meets it) and
+        keep `latest_snapshots` after each executemany by KEEP_LATEST, which upserts the new rows in insertion
+        order as the trigger did row by row. The row trigger's call cost 7 us per snapshot, the statement about 1.
+        Anywhere else (PostgreSQL's trigger runs once per statement already) the trigger stays."""
+        connection = self.statement.connection
+        dbapi = connection.connection.dbapi_connection
+        if connection.dialect.name != "sqlite" or dbapi is None or not getattr(dbapi, "in_transaction", False):
+            return False
+        found = connection.exec_driver_sql(TRIGGER_SQL).scalar()
+        newest = connection.exec_driver_sql("SELECT coalesce(max(id), 0) FROM score_snapshots").scalar() or 0
+        if found != INSERT_TRIGGER or newest >= 2**62:  # new ids must follow the old ones (`id > before`)
+            return False
+        connection.exec_driver_sql("DROP TRIGGER latest_snapshots_insert")
+        return True
+
+    def close(self) -> None:
+        """Put back the insert trigger `write` dropped (a no-op otherwise); call it once writing is over, also
+        after an error: the same transaction must not commit without it."""
+        if self.set_based:
+            self.set_based = False
+            connection = self.statement.connection
+            if connection.exec_driver_sql(TRIGGER_SQL).scalar() is None:  # gone unless a rollback restored it
+                connection.exec_driver_sql(INSERT_TRIGGER)

@@ -92,3 +92,80 @@ def test_copy_keeps_the_latest_snapshot_on_postgresql(pg_database: Database, now
     with pg_database.engine.begin() as conn:
         copy_insert(conn, ScoreSnapshot.__table__, iter(rows))
     assert _kept(pg_database) == {"ACME": (now - timedelta(days=3), 3.0, "neutral")}
+
+
+def _scored_runs_keep_the_latest(database: Database, now: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`score` keeps latest_snapshots too (on SQLite by one statement per chunk of snapshots, its insert trigger
+    set aside for the run and put back): a later as_of moves every account's row, a backfill of an earlier one
+    does not, re-scoring an as_of replaces its rows; and after a run, a failed one included, every other write
+    still finds the trigger."""
+    from sqlalchemy import text
+
+    from pulsecheck.storage.models import KpiReading
+    from pulsecheck.workflow import scoring
+    from pulsecheck.workflow.scoring import score_portfolio
+
+    factory = Factory(database, now)
+    factory.team()
+    factory.account("BETA", owner="bob")
+    day = timedelta(days=1)
+    with database.transaction() as session:
+        olga = session.scalars(select(User).where(User.name == "olga")).one()
+        approve_model(session, MODEL, olga, now - 60 * day)
+        ids: dict[str, int] = {ext: pk for ext, pk in session.execute(select(Account.external_id, Account.id))}
+        session.execute(insert(KpiReading), [
+            {"account_id": ids[ext], "kpi": "usage", "value": value, "observed_at": now - 10 * day, "source": "crm",
+             "imported_at": now} for ext, value in (("ACME", 40.0), ("BETA", 90.0))
+        ])  # fmt: skip
+    trigger = _insert_trigger(database)
+
+    def score(as_of: datetime) -> None:
+        with database.transaction() as session:
+            score_portfolio(session, as_of, now)
+        assert _insert_trigger(database) == trigger
+
+    score(now - 2 * day)
+    assert _kept(database) == {"ACME": (now - 2 * day, 40.0, "neutral"), "BETA": (now - 2 * day, 90.0, "healthy")}
+    score(now - 5 * day)  # a backfill: older than what is kept
+    assert _kept(database) == {"ACME": (now - 2 * day, 40.0, "neutral"), "BETA": (now - 2 * day, 90.0, "healthy")}
+    with database.transaction() as session:
+        session.execute(update(KpiReading).where(KpiReading.account_id == ids["ACME"]).values(value=20.0))
+    score(now - 2 * day)  # the same as_of again: its snapshots replaced
+    assert _kept(database)["ACME"] == (now - 2 * day, 20.0, "unhealthy")
+    score(now)
+    assert {as_of for as_of, _, _ in _kept(database).values()} == {now}
+    monkeypatch.setattr(scoring, "CHUNK", 1)  # ACME's snapshot written before BETA's bad survey stops the run
+    with database.transaction() as session:  # a run that fails half-way, in a transaction that goes on
+        session.execute(text("INSERT INTO survey_responses (account_id, kind, score, max_score, responded_at, "
+                             "imported_at) VALUES (:a, 'nps', 50, 10, :t, :t)"), {"a": ids["BETA"], "t": now})
+        with pytest.raises(ValueError, match="outside"):
+            score_portfolio(session, now + day, now)
+    assert _insert_trigger(database) == trigger
+    assert _kept(database)["ACME"] == (now + day, 20.0, "unhealthy") and _kept(database)["BETA"][0] == now
+    with database.transaction() as session:  # a write by another path still moves the row
+        session.execute(insert(ScoreSnapshot), [{"account_id": ids["ACME"], "as_of": now + 3 * day, "score": 1.0,
+                                                 "bucket": "unhealthy", "model_id": 1, "provisional": False,
+                                                 "components": []}])  # fmt: skip
+    assert _kept(database)["ACME"] == (now + 3 * day, 1.0, "unhealthy")
+
+
+def _insert_trigger(database: Database) -> object:
+    from sqlalchemy import text
+
+    if database.engine.dialect.name != "sqlite":
+        return None
+    with database.engine.connect() as conn:
+        return conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'latest_snapshots_insert'")).scalar()
+
+
+def test_scoring_keeps_the_latest_snapshot_and_its_trigger(
+    database: Database, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _scored_runs_keep_the_latest(database, now, monkeypatch)
+
+
+@pytest.mark.postgres
+def test_scoring_keeps_the_latest_snapshot_on_postgresql(
+    pg_database: Database, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _scored_runs_keep_the_latest(pg_database, now, monkeypatch)

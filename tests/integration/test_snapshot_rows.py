@@ -136,3 +136,27 @@ def test_equal_numbers_of_other_kinds_keep_their_own_text_after_one_was_remember
                   "effective_weight": values[3], "contribution": values[4], "status": "ok", "rating": "neutral",
                   "observed_at": None}] * 2
             )  # fmt: skip
+
+
+@pytest.mark.parametrize("position", range(5))
+def test_a_component_equal_to_a_remembered_one_but_for_a_zero_sign_or_a_number_kind_keeps_its_own_text(
+    database: Database, position: int
+) -> None:
+    """The writer remembers a whole component's text by its fields: a component whose fields equal a remembered
+    one's (0.0 == -0.0, 2.0 == 2 == True... ) but are written otherwise, or whose time is the same instant in
+    another zone, gets its own text."""
+    model = parse_model(MODEL, "m.yaml")
+    east = timezone(timedelta(hours=2))
+    with database.transaction() as session:
+        writer = SnapshotWriter(session, model, 1, NOW)
+        for zero, one in ((0.0, 1.0), (-0.0, 1), (0.0, True), (-0.0, 1.0)):
+            for when in (NOW, NOW.astimezone(east)):
+                values: list[object] = [2.5, 50.0, 30.0, 30.0, 15.0]
+                values[position] = zero
+                for other in (list(values), [*values[:position], one, *values[position + 1 :]]):
+                    component = Component("usage", *other, when, "ok", "neutral")  # type: ignore[arg-type]
+                    assert writer.components([component]) == json.dumps(
+                        [{"kpi": "usage", "raw": other[0], "normalized": other[1], "weight": other[2],
+                          "effective_weight": other[3], "contribution": other[4], "status": "ok",
+                          "rating": "neutral", "observed_at": when.isoformat()}]
+                    )  # fmt: skip

@@ -254,3 +254,19 @@ def test_score_never_falls_when_one_kpi_improves(model: ScoringModel, data: st.D
     low, high = score(normalized), score(better)
     assert low is not None and high is not None
     assert high >= low
+
+
+def test_a_result_is_a_frozen_score_result_equal_to_one_built_from_its_fields() -> None:
+    """score_account sets a result's fields at once (not through the dataclass's __init__): the result is still a
+    ScoreResult like any other, equal to one built from the same fields, and cannot be changed."""
+    import dataclasses
+
+    model = parse_model(MODEL_TEXT, "m.yaml")
+    result = score_account(model, [Reading("usage", 55.0, AS_OF - DAY, "crm")], [], AS_OF)
+    assert type(result) is ScoreResult
+    fields = {field.name: getattr(result, field.name) for field in dataclasses.fields(ScoreResult)}
+    assert result == ScoreResult(**fields)
+    assert fields["score"] == 55.0 and fields["bucket"] == "neutral" and fields["provisional"] is True
+    assert fields["model_version"] == "2026.11" and fields["groups"] == {}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.score = 1.0  # type: ignore[misc]
