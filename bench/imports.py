@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -59,8 +60,9 @@ with conn:
 """
 
 
-def run(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, last output line) of one child process, measured by os.wait4."""
+def run(args: list[str], env: dict[str, str], refused: bool = False) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MB, last output line) of one child process, measured by os.wait4. A failed child
+    (one expected to succeed, or one expected to refuse that did not) stops the bench: its time is no figure."""
     start = time.perf_counter()
     child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = child.stdout.read() if child.stdout else ""
@@ -68,6 +70,8 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     elapsed = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
     lines = output.strip().splitlines() or [""]
+    if (child.returncode != 0) != refused:
+        sys.exit(f"error: {' '.join(args[:3])[:80]} exited {child.returncode}: {' | '.join(lines[-3:])}")
     return elapsed, usage.ru_maxrss / 1024, lines[-1]
 
 
@@ -103,7 +107,10 @@ def main(n: int) -> None:
         write_accounts(root / "accounts.csv", ACCOUNTS)
         print(run([cli, "init"], env)[2])  # the current login becomes the first admin
         print(run([cli, "accounts", "import", str(root / "accounts.csv")], env)[2])
-        shutil.copyfile(root / "bench.db", root / "floor.db")  # the same schema and accounts, no readings yet
+        # The same schema and accounts, no readings yet: copied by SQLite's backup (a file copy would miss what
+        # is still in the write-ahead log, and the floor would find no accounts).
+        with closing(sqlite3.connect(root / "bench.db")) as source, closing(sqlite3.connect(root / "floor.db")) as copy:
+            source.backup(copy)
         readings = root / "readings.csv"
         write_readings(readings, n)
         size = readings.stat().st_size / 2**20
@@ -138,7 +145,7 @@ def main(n: int) -> None:
                floor_label="python -c pass", note=f"{seconds:.1f} s")
         bomb = root / "bomb.yaml"
         bomb.write_text(BOMB + "\n")
-        seconds, rss, said = run([cli, "model", "validate", str(bomb)], env)
+        seconds, rss, said = run([cli, "model", "validate", str(bomb)], env, refused=True)
         floor, floor_rss, _ = run([cli, "model", "validate", str(EXAMPLES / "scoring.yaml")], env)
         start = time.perf_counter()
         try:
