@@ -9,6 +9,7 @@ Workers take the run's clock (`started_at`, `as_of`) and ruleset from its row, n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import sys
 import time
@@ -84,18 +85,11 @@ def _context(database: Database, run_id: int) -> RunContext:
                           low_threshold(session))  # fmt: skip
 
 
-_PARSED: dict[tuple[str, str], RulesFile] = {}  # rules files by (text, name): each shard of a run reads the same
-
-
+@functools.lru_cache(maxsize=4)
 def _parsed(content: str, name: str) -> RulesFile:
     """The rules of a ruleset's text, parsed and validated once per process (a worker takes several shards of a
     run, and parsing the YAML again for each cost a tenth of a second)."""
-    key = (content, name)
-    if key not in _PARSED:
-        if len(_PARSED) >= 4:
-            _PARSED.clear()
-        _PARSED[key] = load_rules(content, name)
-    return _PARSED[key]
+    return load_rules(content, name)
 
 
 class Engine:
