@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck import collector
 from pulsecheck.scoring import trends
-from pulsecheck.scoring.compute import NO_INPUTS, Component, contribution_changes, score_account
+from pulsecheck.scoring.compute import NO_INPUTS, Component, ScoreResult, contribution_changes, score_account
 from pulsecheck.storage.models import ScoreSnapshot
 from pulsecheck.workflow import deviations as deviation
 from pulsecheck.workflow import score_inputs
@@ -60,25 +60,11 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
                 responses = score_inputs.surveys(session, model, as_of, first, last, moments)
                 derived = score_inputs.formula_inputs(session, model, as_of, first, last)
                 rows = []
-                make_row, buckets = writer.row, run.buckets
-                scored = provisional = 0
                 for acc in ids:
                     result = score_account(model, readings.get(acc, ()), responses.get(acc, ()), as_of,
                                            derived.get(acc, NO_INPUTS))  # fmt: skip
-                    rows.append(make_row(acc, result))
-                    # the run's counts and findings, inline: this runs for every account
-                    if result.findings:
-                        for finding in result.findings:
-                            found[(acc, finding.kind, finding.kpi)] = finding.detail
-                    if result.score is not None:
-                        scored += 1
-                    if result.provisional:
-                        provisional += 1
-                    if bucket := result.bucket:
-                        buckets[bucket] = buckets.get(bucket, 0) + 1
-                run.accounts += len(ids)
-                run.scored += scored
-                run.provisional += provisional
+                    rows.append(writer.row(acc, result))
+                    _count(run, acc, result, found)
             writer.write(rows)
     finally:
         writer.close()  # the latest_snapshots insert trigger back, if the writer took it away
@@ -86,6 +72,16 @@ def score_portfolio(session: Session, as_of: datetime, now: datetime, account_id
     if newest is None or as_of >= newest:  # a backfill of the past must not rewrite today's findings
         run.deviations = deviation.sync(session, found, INPUT_KINDS, now, scope=scope)
     return run
+
+
+def _count(run: ScoreRun, account_id: int, result: ScoreResult, found: dict[deviation.Key, str]) -> None:
+    for finding in result.findings:
+        found[(account_id, finding.kind, finding.kpi)] = finding.detail
+    run.accounts += 1
+    run.scored += result.score is not None
+    run.provisional += result.provisional
+    if result.bucket:
+        run.buckets[result.bucket] = run.buckets.get(result.bucket, 0) + 1
 
 
 def history(session: Session, account_id: int, limit: int | None = None) -> list[ScoreSnapshot]:
