@@ -107,9 +107,10 @@ def captured(engine: Any) -> Iterator[list[tuple[str, Any, bool]]]:
         event.remove(engine, "before_cursor_execute", grab)
 
 
-def snapshot(path: Path) -> Path:
-    """A copy of the SQLite file at `path` (sqlite3's backup), to replay writes on the data they first met."""
-    copy = path.with_name(path.stem + "-floor.db")
+def snapshot(path: Path, suffix: str = "-floor") -> Path:
+    """A copy of the SQLite file at `path` (sqlite3's backup), to replay writes on the data they first met; named
+    after it with `suffix`."""
+    copy = path.with_name(path.stem + suffix + ".db")
     source, target = sqlite3.connect(path), sqlite3.connect(copy)
     with target:
         source.backup(target)

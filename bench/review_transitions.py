@@ -5,8 +5,11 @@ Timed: every review through submit, reject, submit, approve, close (5 N transiti
 `pulsecheck review EVENT ID` does it: `App.transaction()` (the actor's label on the audit chain), the acting user
 loaded, `reviews.transition`, and at commit the hooks `app.py` installs (job sync, notices, audit chain).
 The login is resolved once per App (the CLI resolves it once per process: one or two SELECTs more per command).
-Floors, measured in the same run on a copy of the file taken before the timed run:
-- the same SQL replayed: every statement the timed run sent, captured on the engine, run again with sqlite3, one
+The timed run has no listener of its own on the engine (the CLI has none: a `before_cursor_execute` listener
+attached per transition, as this bench once did, cost 0.8 ms a transition, more than half of what it measured).
+Floors, measured in the same run on copies of the file taken before the timed run:
+- the same SQL replayed: every statement the same work sends, captured on the engine in an untimed second run of
+  it on one copy (same data, same clock: the same statements), run again with sqlite3 on another copy, one
   transaction per transition (what the work costs without the ORM and the Python around it);
 - one SELECT, UPDATE and INSERT per transition (one transaction each) with sqlite3: the least a transition can do.
 Printed with each: wall and CPU rates (CPU time is steadier than wall time on a shared machine), the load
@@ -25,6 +28,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -139,6 +143,21 @@ def show_statements(transactions: list[Captured]) -> None:
             print(f"   {'(many) ' if many else ''}{' '.join(statement.split())[:110]}")
 
 
+def run_all(apps: dict[str, App], ids: list[int], capture: bool = False) -> list[Captured]:
+    """Every review through STEPS as the CLI does each (`pulsecheck review STEP ID --as ACTOR`); with `capture`,
+    the statements of each transition (a listener on the engine), else nothing is listened to."""
+    transactions: list[Captured] = []
+    for review_id in ids:
+        for step, actor, comment in STEPS:
+            app = apps[actor]
+            with captured(app.db.engine) if capture else nullcontext([]) as statements:
+                with app.transaction() as session:
+                    reviews.transition(session, review_id, step, app.actor(session), app.now(), comment=comment)
+            if capture:
+                transactions.append(statements)
+    return transactions
+
+
 def main(n: int, profile: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
@@ -147,18 +166,12 @@ def main(n: int, profile: bool = False) -> None:
         apps = cli_apps(url)
         database = apps["maria"].db
         copy = snapshot(path)  # the data the timed run meets, for the replay floor
-        transactions: list[Captured] = []
+        twin = snapshot(path, "-capture")  # the same again, for the untimed run whose statements are replayed
         profiler = cProfile.Profile(time.process_time) if profile else None
         if profiler is not None:
             profiler.enable()
         started, cpu = time.perf_counter(), time.process_time()
-        for review_id in ids:
-            for step, actor, comment in STEPS:
-                app = apps[actor]
-                with captured(database.engine) as statements:
-                    with app.transaction() as session:  # what `pulsecheck review STEP ID --as ACTOR` runs
-                        reviews.transition(session, review_id, step, app.actor(session), app.now(), comment=comment)
-                transactions.append(statements)
+        run_all(apps, ids)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         if profiler is not None:
             profiler.disable()
@@ -167,6 +180,9 @@ def main(n: int, profile: bool = False) -> None:
             audit_rows = session.scalar(select(func.count()).select_from(ReviewEvent))
         count_ = len(ids) * len(STEPS)
         database.dispose()
+        twins = cli_apps(f"sqlite:///{twin}")
+        transactions = run_all(twins, ids, capture=True)
+        twins["maria"].db.dispose()
         show_statements(transactions[len(STEPS) : 2 * len(STEPS)] if len(ids) > 1 else transactions)
         statements_ = sum(len(statements) for statements in transactions)
         print(f"{count_} transitions in {elapsed:.2f} s wall, {cpu:.2f} s CPU; {audit_rows} review events in all; "
