@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import ARRAY, Boolean, ColumnElement, Connection, Table, any_, bindparam, text
+from sqlalchemy import ARRAY, Boolean, ColumnElement, Connection, CursorResult, Table, any_, bindparam, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.instrumentation import manager_of_class
@@ -141,6 +141,20 @@ def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]
             rows_sql = ", ".join(_numbered_row(parts, k * width) for k in range(len(chunk)))
             _PAGES[made] = f"{head} VALUES {rows_sql}{tail}"
         _raw_execute(connection, _PAGES[made], [value for row in chunk for value in row])
+
+
+def execute_one(connection: Connection, statement: Any, row: dict[str, Any]) -> CursorResult[Any]:
+    """`connection.execute(statement, row)` for one row of an INSERT, UPDATE or DELETE (RETURNING plain columns
+    at most) on SQLite, sent as `execute_many` sends its rows: the statement's compiled SQL, each value converted
+    by its column's bind processor (SQLAlchemy's generic parameter handling cost more than such a statement: a
+    review transition's own two writes). The engine's events and error handling are kept (`exec_driver_sql`).
+    Elsewhere, or where no plan fits, through `execute`. The caller marks the session as written (`WROTE`)."""
+    plan = _plan(connection.dialect, statement, row) if connection.dialect.name == "sqlite" else None
+    if plan is None:
+        return cast(CursorResult[Any], connection.execute(statement, row))
+    sql, converters = plan
+    values = tuple(row[name] if convert is None else convert(row[name]) for name, convert in converters)
+    return connection.exec_driver_sql(sql, values)
 
 
 def _values(converters: list[tuple[str, Any]], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:

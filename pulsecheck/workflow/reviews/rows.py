@@ -29,7 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from pulsecheck.notifications import notices
 from pulsecheck.states import review as machine
 from pulsecheck.storage import chain
-from pulsecheck.storage.bulk import WROTE, transient
+from pulsecheck.storage.bulk import WROTE, execute_one, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
 from pulsecheck.workflow import attachments
@@ -187,7 +187,7 @@ def update_review(session: Session, review_id: int, version: int, changes: dict[
     connection = session.connection()
     session.info[WROTE] = True
     if connection.dialect.name == "sqlite":
-        row = connection.execute(_UPDATE_REVIEW_HEAD, params).first()
+        row = execute_one(connection, _UPDATE_REVIEW_HEAD, params).first()
         if row is None:
             raise StaleDataError(_STALE)
         chain.known_head(session, row[0], row[1])
@@ -199,9 +199,12 @@ _STALE = "UPDATE statement on table 'reviews' expected to update 1 row(s); 0 wer
 
 
 def insert_event(session: Session, row: dict[str, Any]) -> int:
-    """Insert an audit row; its id. On the session's connection: the review's update, which comes first, went
-    through the session."""
-    inserted = cast(CursorResult[Any], session.connection().execute(INSERT_EVENT, row)).inserted_primary_key
+    """Insert an audit row; its id. On the session's connection (the review's update, which comes first, marked
+    the session as written); on SQLite as `bulk.execute_one` sends it."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        return int(execute_one(connection, INSERT_EVENT, row).lastrowid)
+    inserted = cast(CursorResult[Any], connection.execute(INSERT_EVENT, row)).inserted_primary_key
     assert inserted is not None  # a single-row insert always has its key
     return int(inserted[0])
 
@@ -209,8 +212,9 @@ def insert_event(session: Session, row: dict[str, Any]) -> int:
 def write(session: Session, rows: EventRows, changes: dict[str, Any], event: dict[str, Any]) -> Review:
     """Write a decided event of a review read by `read`: its row and its audit row, handed to the commit hooks
     (jobs, notices, the audit chain) as written rows with the review's account, as the loaded path hands them.
-    Returns the review as it now is, persistent in the session (what it does not hold, such as its audit rows,
-    loads on first use)."""
+    Returns the review's columns as they now are, detached: not added to the session (attaching it cost as much
+    as writing its audit row; no caller navigates from it), so what it does not carry (its account, its audit
+    rows) is not loaded but refused; `get_review` in the same transaction reads it as written."""
     review_id, version = rows.review["id"], rows.review["version_id"]
     update_review(session, review_id, version, changes)
     values = rows.review | changes | {"version_id": version + 1}
@@ -221,6 +225,5 @@ def write(session: Session, rows: EventRows, changes: dict[str, Any], event: dic
     written(session, [transient(ReviewEvent, [event | {"id": event_id, "review": hooked}])[0], hooked])
     notices.know_users(session, rows.people)
     review = transient(Review, [values])[0]
-    make_transient_to_detached(review)
-    session.add(review)
+    make_transient_to_detached(review)  # what it does not carry raises when read (DetachedInstanceError)
     return review
