@@ -28,7 +28,7 @@ from datetime import date, datetime
 from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import Table, insert, inspect, select, text
+from sqlalchemy import Table, func, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from pulsecheck.storage.bulk import execute_many
@@ -314,10 +314,10 @@ def head(session: Session) -> tuple[int, str]:
 
 # The head as two scalar subqueries, for a write statement of a transaction on SQLite to return beside its own
 # values (`known_head`): a review transition's UPDATE (`workflow.reviews.rows`) reads it so, not in a SELECT more.
-HEAD_COLUMNS = (
-    select(_ENTRIES.c.seq).order_by(_ENTRIES.c.seq.desc()).limit(1).scalar_subquery(),
-    select(_ENTRIES.c.hash).order_by(_ENTRIES.c.seq.desc()).limit(1).scalar_subquery(),
-)
+# max(seq) rather than ORDER BY ... LIMIT 1: no bound parameter (the UPDATE goes out as its compiled SQL with the
+# row's values alone, `bulk.execute_one`), and the same one probe of the primary key.
+_LAST_SEQ = select(func.max(_ENTRIES.c.seq)).scalar_subquery()
+HEAD_COLUMNS = (_LAST_SEQ, select(_ENTRIES.c.hash).where(_ENTRIES.c.seq == _LAST_SEQ).scalar_subquery())
 _KNOWN_HEAD = "audit-chain:head"  # session.info: (transaction, seq, hash) read by a write statement (`known_head`)
 
 
