@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from pulsecheck.storage.hooks import held, hold
 from pulsecheck.storage.models import CycleEvent, ReviewEvent, User
 
 if TYPE_CHECKING:
@@ -67,17 +68,15 @@ _USERS = cast(Table, User.__table__)
 _USER_NAMED = select(_USERS).where(_USERS.c.name == bindparam("name"))  # keyed: no IN list rendered per call
 
 
-_KNOWN_USERS = "notices:users"  # session.info: (transaction, users' rows by name) read earlier (`know_users`)
+_KNOWN_USERS = "notices:users"  # session.info (`hooks.hold`): users' rows by name read earlier (`know_users`)
 
 
 def know_users(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """Users' rows that this transaction has read (a review transition reads its reviewer and approver), for the
     commit's notices to go to without reading them again; forgotten if the transaction then writes a user."""
-    transaction = session.get_transaction()
-    held = session.info.get(_KNOWN_USERS)
-    if held is None or held[0] is not transaction:
-        held = session.info[_KNOWN_USERS] = (transaction, {})
-    known: dict[str, dict[str, Any]] = held[1]
+    known: dict[str, dict[str, Any]] | None = held(session, _KNOWN_USERS)
+    if known is None:
+        hold(session, _KNOWN_USERS, known := {})
     known.update((row["name"], row) for row in rows)
 
 
@@ -92,8 +91,7 @@ def send(session: Session, found: list[ReviewEvent], settings: Settings, routing
     names = sorted({name for row in found if (name := _person(row)) is not None})
     if names:  # read first (one or two: the approver, the reviewer), as `People.named` would read them
         people.users.update(dict.fromkeys(names))
-        held = session.info.pop(_KNOWN_USERS, None)
-        known = held[1] if held is not None and held[0] is session.get_transaction() else {}
+        known = held(session, _KNOWN_USERS, pop=True) or {}
         connection = session.connection()
         rows = [
             row

@@ -32,6 +32,7 @@ from sqlalchemy import Table, func, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from pulsecheck.storage.bulk import execute_many
+from pulsecheck.storage.hooks import held, hold
 from pulsecheck.storage.models import (
     ApiToken,
     AuditEntry,
@@ -318,7 +319,7 @@ def head(session: Session) -> tuple[int, str]:
 # row's values alone, `bulk.execute_one`), and the same one probe of the primary key.
 _LAST_SEQ = select(func.max(_ENTRIES.c.seq)).scalar_subquery()
 HEAD_COLUMNS = (_LAST_SEQ, select(_ENTRIES.c.hash).where(_ENTRIES.c.seq == _LAST_SEQ).scalar_subquery())
-_KNOWN_HEAD = "audit-chain:head"  # session.info: (transaction, seq, hash) read by a write statement (`known_head`)
+_KNOWN_HEAD = "audit-chain:head"  # session.info (`hooks.hold`): (seq, hash) read by a write statement (`known_head`)
 
 
 def known_head(session: Session, seq: int | None, hash_: str | None) -> None:
@@ -328,16 +329,14 @@ def known_head(session: Session, seq: int | None, hash_: str | None) -> None:
     (and a write sees the latest commit: WAL refuses a write from an older snapshot). PostgreSQL reads the head
     after taking the chain's advisory lock, as before."""
     if session.get_bind().dialect.name == "sqlite":
-        session.info[_KNOWN_HEAD] = (session.get_transaction(), seq or 0, hash_ or GENESIS)
+        hold(session, _KNOWN_HEAD, (seq or 0, hash_ or GENESIS))
 
 
 def _head_now(session: Session) -> tuple[int, str]:
     """The head `append` starts from: the one a write of this very transaction read (`known_head`), used once (an
     append moves it on), else read."""
-    known = session.info.pop(_KNOWN_HEAD, None)
-    if known is not None and known[0] is session.get_transaction():
-        return known[1], known[2]
-    return head(session)
+    known: tuple[int, str] | None = held(session, _KNOWN_HEAD, pop=True)
+    return known if known is not None else head(session)
 
 
 def append(

@@ -20,6 +20,18 @@ def written(session: Session, objects: Iterable[Any]) -> None:
     session.info.setdefault(WRITTEN, []).extend(objects)
 
 
+def hold(session: Session, key: str, value: Any) -> None:
+    """Keep `value` in `session.info[key]` for the current transaction only (`held` gives it back in it)."""
+    session.info[key] = (session.get_transaction(), value)
+
+
+def held(session: Session, key: str, *, pop: bool = False) -> Any:
+    """The value `hold` kept under `key` in this very transaction, else None (an earlier transaction's is stale);
+    with `pop`, taken out."""
+    kept = session.info.pop(key, None) if pop else session.info.get(key)
+    return kept[1] if kept is not None and kept[0] is session.get_transaction() else None
+
+
 def before_commit(
     database: Database,
     name: str,

@@ -187,7 +187,7 @@ def update_review(session: Session, review_id: int, version: int, changes: dict[
     connection = session.connection()
     session.info[WROTE] = True
     if connection.dialect.name == "sqlite":
-        row = execute_one(connection, _UPDATE_REVIEW_HEAD, params).first()
+        row: Any = execute_one(connection, _UPDATE_REVIEW_HEAD, params).first()
         if row is None:
             raise StaleDataError(_STALE)
         chain.known_head(session, row[0], row[1])
