@@ -121,9 +121,11 @@ def snapshot(path: Path, suffix: str = "-floor") -> Path:
 
 def replay_seconds(path: Path, statements: list[tuple[str, Any, bool]]) -> float:
     """Seconds sqlite3 takes to run `statements` again on the file at `path`, rows fetched, in one transaction."""
+    from pulsecheck.storage.db import SQLITE_PRAGMAS
+
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    for pragma in SQLITE_PRAGMAS:  # as the application's connections
+        conn.execute(pragma)
     started = time.perf_counter()
     for statement, parameters, many in statements:
         if many:

@@ -21,7 +21,7 @@ from common import report, size_arg
 from pulsecheck.config import load_settings
 from pulsecheck.notifications.dispatch import dispatch
 from pulsecheck.notifications.render import render
-from pulsecheck.storage.db import Database
+from pulsecheck.storage.db import SQLITE_PRAGMAS, Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Notification
 
@@ -66,8 +66,8 @@ def run(root: Path, n: int, channel: str, settings_toml: str) -> float:
 def floor(path: Path) -> float:
     """Rows per second marked sent one transaction each (sqlite3, WAL as the product sets it)."""
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    for pragma in SQLITE_PRAGMAS:  # as the application's connections
+        conn.execute(pragma)
     ids = [row[0] for row in conn.execute("SELECT id FROM notifications")]
     started = time.perf_counter()
     for row_id in ids:

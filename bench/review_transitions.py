@@ -38,7 +38,7 @@ from sqlalchemy import func, insert, select
 
 from pulsecheck.app import App, os_login
 from pulsecheck.config import load_settings
-from pulsecheck.storage.db import Database
+from pulsecheck.storage.db import SQLITE_PRAGMAS, Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, ReviewEvent, User
 from pulsecheck.workflow import reviews
@@ -92,8 +92,8 @@ def floor(path: Path, ids: list[int]) -> tuple[float, float]:
     """Transitions per second at one SELECT, UPDATE and INSERT each, one transaction each, in sqlite3: wall and
     CPU rates."""
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    for pragma in SQLITE_PRAGMAS:  # as the application's connections
+        conn.execute(pragma)
     at = NOW.isoformat(sep=" ")
     started, cpu = time.perf_counter(), time.process_time()
     for review_id in ids:
@@ -118,9 +118,8 @@ def replay(path: Path, transactions: list[Captured]) -> tuple[float, float]:
     """Transitions per second when sqlite3 runs the captured statements again, one transaction per transition,
     rows fetched: wall and CPU rates."""
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
+    for pragma in SQLITE_PRAGMAS:  # as the application's connections
+        conn.execute(pragma)
     started, cpu = time.perf_counter(), time.process_time()
     for statements in transactions:
         conn.execute("BEGIN")
