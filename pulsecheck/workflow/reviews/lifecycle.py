@@ -317,8 +317,7 @@ def transition(
     comment: str | None = None,
     cause: str = "user",
 ) -> Review:
-    """Fire `event` on a review as `actor`; refused events raise with the guard's reason. Returns the review: the
-    session's own when it had loaded it, else its columns as written, detached (`rows.write`)."""
+    """Fire `event` on a review as `actor`; refused events raise with the guard's reason."""
     name, roles = _name_and_roles(session, actor)
     if _unloaded(session, review_id):
         return _transition_rows(session, review_id, event, name, roles, now, comment, cause)

@@ -212,9 +212,8 @@ def insert_event(session: Session, row: dict[str, Any]) -> int:
 def write(session: Session, rows: EventRows, changes: dict[str, Any], event: dict[str, Any]) -> Review:
     """Write a decided event of a review read by `read`: its row and its audit row, handed to the commit hooks
     (jobs, notices, the audit chain) as written rows with the review's account, as the loaded path hands them.
-    Returns the review's columns as they now are, detached: not added to the session (attaching it cost as much
-    as writing its audit row; no caller navigates from it), so what it does not carry (its account, its audit
-    rows) is not loaded but refused; `get_review` in the same transaction reads it as written."""
+    Returns the review as it now is, persistent in the session (what it does not hold, such as its audit rows,
+    loads on first use: the web API shows the review it moved)."""
     review_id, version = rows.review["id"], rows.review["version_id"]
     update_review(session, review_id, version, changes)
     values = rows.review | changes | {"version_id": version + 1}
@@ -225,5 +224,6 @@ def write(session: Session, rows: EventRows, changes: dict[str, Any], event: dic
     written(session, [transient(ReviewEvent, [event | {"id": event_id, "review": hooked}])[0], hooked])
     notices.know_users(session, rows.people)
     review = transient(Review, [values])[0]
-    make_transient_to_detached(review)  # what it does not carry raises when read (DetachedInstanceError)
+    make_transient_to_detached(review)
+    session.add(review)
     return review
