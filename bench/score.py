@@ -44,7 +44,7 @@ CPU times are printed and reported beside wall times: on a shared machine the wa
 processes.
 Goals: <= 10 s and <= 300 MB peak (ru_maxrss, the whole process) for 100k accounts; grouped and scorecard
 <= 1.3x their flat counterpart.
-Run: .venv/bin/python bench/score.py [N_ACCOUNTS]   (default 100000)
+Run: .venv/bin/python bench/score.py [N_ACCOUNTS] [--rounds=N]   (defaults 100000 and 3)
 """
 
 from __future__ import annotations
@@ -398,11 +398,17 @@ def floors(database: Database, path: Path, n: int, flat: tuple[float, float]) ->
            floor_label="its SQL statements replayed in sqlite3, CPU", note=f"{n:,} accounts, medians of {ROUNDS}")
 
 
-def compare(title: str, run: tuple[float, float], base: tuple[float, float], base_label: str, goal: str,
-            n: int, note: str) -> None:  # fmt: skip
-    """One model's median against another's on the same data: wall and CPU, ratio and goal."""
+def compare(title: str, runs: list[tuple[float, float]], base_runs: list[tuple[float, float]], base_label: str,
+            goal: str, n: int, note: str) -> None:  # fmt: skip
+    """One model's median against another's on the same data: wall and CPU, the ratio of the medians (reported)
+    and, printed beside it, the median of each round's ratio (a round's two runs ran minutes apart at most, so a
+    load that comes and goes touches both)."""
+    run, base = median(runs), median(base_runs)
+    paired = median([(wall / base_wall, cpu / base_cpu) for (wall, cpu), (base_wall, base_cpu) in
+                     zip(runs, base_runs, strict=True)])  # fmt: skip
     print(f"  {title}: {run[0] / base[0]:.2f}x wall, {run[1] / base[1]:.2f}x CPU, ratios of the medians of {ROUNDS} "
-          f"runs (goal {goal}; {note})")  # fmt: skip
+          f"runs (goal {goal}; {note}); the median of the rounds' own ratios: {paired[0]:.2f}x wall, "
+          f"{paired[1]:.2f}x CPU")  # fmt: skip
     report(f"score, {title}", run[0], "s", base[0], goal, floor_label=f"{base_label}'s median",
            note=f"{n:,} accounts, medians of {ROUNDS} interleaved runs; {note}")  # fmt: skip
     report(f"score, {title}, CPU", run[1], "s", base[1], goal, floor_label=f"{base_label}'s median, CPU",
@@ -452,16 +458,16 @@ def main(n: int) -> None:
             score_portfolio(session, NOW, NOW)
         print(f"warm-up: the flat model scored once, not timed (CPU {time.process_time() - started:.2f} s)")
         runs = rounds(database, Path(tmp))
-        flat, grouped, flat8, scorecard = (median(runs[name]) for name, _, _ in MODELS)
+        flat = median(runs["flat"])
         print(f"  the flat model's median scaled to 100k accounts: {flat[0] * 100_000 / n:.1f} s wall, "
               f"{flat[1] * 100_000 / n:.1f} s CPU (goal <= 10 s)")  # fmt: skip
-        compare("grouped / flat", grouped, flat, "the flat model", "<= 1.3x", n,
-                "what groups, thresholds and statuses cost: the same 6 KPIs on the same data")
-        compare("scorecard / flat 8", scorecard, flat8, "the flat 8-KPI model", "<= 1.3x", n,
-                "issue 14: groups, statuses and derived KPIs vs without, the same 8 KPIs")
-        compare("flat 8 / flat", flat8, flat, "the flat model", "-", n, "what 2 more KPIs cost")
-        compare("scorecard / flat", scorecard, flat, "the flat model", "-", n,
-                "the scorecard's machinery and its 2 more KPIs together")
+        compare("grouped / flat", runs["grouped"], runs["flat"], "the flat model", "<= 1.3x", n,
+                "what groups, thresholds and statuses cost: the same 6 KPIs on the same data")  # fmt: skip
+        compare("scorecard / flat 8", runs["scorecard"], runs["flat8"], "the flat 8-KPI model", "<= 1.3x", n,
+                "issue 14: groups, statuses and derived KPIs vs without, the same 8 KPIs")  # fmt: skip
+        compare("flat 8 / flat", runs["flat8"], runs["flat"], "the flat model", "-", n, "what 2 more KPIs cost")
+        compare("scorecard / flat", runs["scorecard"], runs["flat"], "the flat model", "-", n,
+                "the scorecard's machinery and its 2 more KPIs together")  # fmt: skip
         print("memory goal: peak ru_maxrss <= 300 MB for 100k accounts, independent of the portfolio's size")
         print(f"load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
         report("score, peak ru_maxrss of the process", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -472,4 +478,5 @@ def main(n: int) -> None:
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    ROUNDS = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--rounds=")), ROUNDS)
     main(int(args[0].replace("_", "")) if args else 100_000)
