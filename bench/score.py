@@ -15,24 +15,36 @@ nps and csat as survey responses, 2 of each per account (kept small so that set-
 one npv and one ltv reading, 4 cash flows and one financials row per account. About 2% of the accounts have a
 stale usage feed, 1% a duplicate usage reading and 1% no on_time_delivery, so that the run also opens
 deviations.
-Timed: one `score_portfolio` call in one transaction (commit included), for each model, wall and CPU time (on a
-shared machine the wall time mostly waits for other processes); one untimed run of the flat model first warms
-the caches (the first run over a fresh file paid for reading it into memory, which would be charged to
-whichever model ran first); before each run the previous run's snapshots and deviations are deleted (not
-timed), so every run writes the same number of rows.
-Floors: the flat run's SQL statements replayed with sqlite3 on a copy of the data it met (what the reads and
-writes cost without Python around them); and its snapshot rows as stored, inserted again with the DB-API's
-executemany (5,000 at a time) into a table of the same shape and indexes whose inserts keep a copy of
+Timed: one `score_portfolio` call in one transaction (commit included), wall and CPU time, for each model
+ROUNDS (3) times, interleaved (flat, grouped, flat 8, scorecard, flat, ...); each model's figure is the median of
+its runs, and the ratios are ratios of medians. Run once each, in a fixed order, a model's figure carried the
+machine's load at its moment and whatever the run before it left behind (one run of a model read 2.26 s, the
+same model later 1.57 s; grouped / flat read 0.96x in one bench and 1.74x in the next). One untimed run of the
+flat model first warms the caches (the first run over a fresh file paid for reading it into memory). Every run
+starts from the same state (`clear`, not timed): the previous run's snapshots and deviations deleted (and with
+them latest_snapshots' rows, by its delete trigger), so every run writes the same rows; the WAL checkpointed and
+truncated, as a `pulsecheck score` process finds it (SQLite checkpoints and removes the WAL when the last
+connection closes); the floor's tables dropped after each measure. Measured at 20k and 100k accounts, none of
+what a run leaves behind moved the next one beyond the machine's noise (identical runs vary by up to 30% here,
+CPU time too): not the WAL (left grown, or truncated), not the free pages, not latest_snapshots (empty at every
+start), not the planner's statistics (neither score nor the bench runs ANALYZE: there are none). The
+order-dependence was the load of other processes at each run's moment; the interleaved rounds spread it over every
+model.
+Floors, each measured ROUNDS times and its median reported, after one more flat run with its SQL captured (not
+one of the timed runs: capturing costs): its SQL statements replayed with sqlite3 on a copy of the data it met
+(what the reads and writes cost without Python around them); and its snapshot rows as stored, inserted again with
+the DB-API's executemany (5,000 at a time) into a table of the same shape and indexes whose inserts keep a copy of
 latest_snapshots by a copy of migration 0021's trigger, plus the commit: what writing the result costs at least.
 The same insert without the trigger is printed beside it: the difference is what the trigger costs per snapshot
 (on SQLite most of it is the row trigger's call: one whose body does nothing costs about as much). `score`
 itself sets that trigger aside within its transaction and keeps latest_snapshots by one statement per chunk
-(workflow/snapshot_rows.py), so on SQLite the insert without the trigger is the nearer floor.
+(workflow/snapshot_rows.py), so on SQLite the insert without the trigger is the nearer floor. The floor's tables
+are dropped after each measure.
 CPU times are printed and reported beside wall times: on a shared machine the wall time mostly waits for other
 processes.
 Goals: <= 10 s and <= 300 MB peak (ru_maxrss, the whole process) for 100k accounts; grouped and scorecard
 <= 1.3x their flat counterpart.
-Run: .venv/bin/python bench/score.py [N_ACCOUNTS]   (default 100000)
+Run: .venv/bin/python bench/score.py [N_ACCOUNTS] [--rounds=N]   (defaults 100000 and 3)
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ import os
 import random
 import resource
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -65,7 +78,7 @@ from pulsecheck.storage.models import (
     SurveyResponse,
     User,
 )
-from pulsecheck.workflow.models import approve_model
+from pulsecheck.workflow.models import approve_model, approved_row, read_model_file
 from pulsecheck.workflow.scoring import score_portfolio
 from pulsecheck.workflow.users import add_user
 
@@ -218,10 +231,43 @@ def set_up(database: Database, n: int) -> tuple[int, int]:
     return readings, surveys
 
 
+MODELS = (  # name, model text (None: examples/scoring.yaml as shipped), label
+    ("flat", None, "score, flat model (examples/scoring.yaml: 5 scored KPIs + tracked logins)"),
+    ("grouped", GROUPED_SAME, "score, grouped: the same 6 KPIs in groups with thresholds and status colours"),
+    ("flat8", FLAT_EIGHT, "score, flat 8: the scorecard's 8 KPIs, no groups/statuses, npv and ltv as readings"),
+    ("scorecard", GROUPED, "score, scorecard: 8 KPIs in groups with statuses, npv and ltv derived from cash flows "
+     "and financials"),
+)  # fmt: skip
+ROUNDS = 3  # each model's runs, interleaved: flat, grouped, flat 8, scorecard, flat, grouped, ...
+
+
 def approve(database: Database, path: Path) -> None:
+    """`path` the approved model (a no-op when it already is: approving the same content again is refused)."""
     with database.transaction() as session:
+        current = approved_row(session)
+        if current is not None and current.sha256 == read_model_file(path)[1].digest():
+            return
         olga = session.scalars(select(User).where(User.name == "olga")).one()
         approve_model(session, path, olga, NOW)
+
+
+def clear(database: Database) -> None:
+    """Every run's starting state, the same (not timed): the previous run's snapshots and deviations deleted
+    (latest_snapshots empties with them, by its delete trigger), so every run writes the same rows; and the WAL
+    checkpointed and truncated to nothing, as a `pulsecheck score` process meets it (SQLite's last connection
+    checkpoints and removes the WAL when it closes), rather than grown to the previous run's size."""
+    with database.transaction() as session:
+        session.execute(delete(ScoreSnapshot))
+        session.execute(delete(Deviation))
+    checkpoint(database)
+
+
+def checkpoint(database: Database) -> None:
+    """The WAL checkpointed and truncated (no reader is open: the pool's one connection is idle)."""
+    with database.engine.connect() as conn:
+        busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    if busy:
+        raise RuntimeError("the WAL checkpoint was blocked: a connection is still reading")
 
 
 def timed_score(database: Database, label: str) -> tuple[float, float]:
@@ -235,12 +281,22 @@ def timed_score(database: Database, label: str) -> tuple[float, float]:
     with database.transaction() as session:
         deviations = session.scalar(select(func.count()).select_from(Deviation))
     print(
-        f"{label}: {run.accounts:,} accounts in {elapsed:.2f} s (CPU {cpu:.2f} s: the wall time on a shared machine "
-        f"waits for other processes) = {run.accounts / elapsed:,.0f} accounts/s; "
-        f"{run.scored:,} scored, {run.provisional:,} provisional, buckets {dict(sorted(run.buckets.items()))}, "
-        f"{deviations:,} deviations; peak ru_maxrss {rss_peak:,.0f} MB (was {rss_before:,.0f} MB before)"
+        f"{label}: {run.accounts:,} accounts in {elapsed:.2f} s (CPU {cpu:.2f} s) = {run.accounts / elapsed:,.0f} "
+        f"accounts/s; {run.scored:,} scored, {run.provisional:,} provisional, buckets "
+        f"{dict(sorted(run.buckets.items()))}, {deviations:,} deviations; peak ru_maxrss {rss_peak:,.0f} MB (was "
+        f"{rss_before:,.0f} MB before)",
+        flush=True,
     )
     return elapsed, cpu
+
+
+def median(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The median wall time and the median CPU time of `runs` (each taken on its own)."""
+    return statistics.median(wall for wall, _ in runs), statistics.median(cpu for _, cpu in runs)
+
+
+def spread(values: list[float]) -> str:
+    return ", ".join(f"{value:.2f}" for value in values)
 
 
 FLOOR_INDEXES = (  # score_snapshots' own: its unique key, the as_of index and the covering "latest" index (0020)
@@ -248,15 +304,18 @@ FLOOR_INDEXES = (  # score_snapshots' own: its unique key, the as_of index and t
     "CREATE INDEX {t}_as_of ON {t} (as_of)",
     "CREATE INDEX {t}_latest ON {t} (account_id, as_of, bucket, score)",
 )
+FLOOR_TABLES = ("floor_latest", "floor_kept", "floor_plain")
 
 
 def floor(path: Path) -> tuple[float, float, float]:
     """Wall and CPU seconds to insert the stored snapshot rows again with plain executemany (5,000 at a time) into
     a table of the same shape and indexes whose inserts keep a copy of latest_snapshots by a copy of migration
     0021's insert trigger (as score_snapshots' do), plus the commit; and the CPU seconds of the same without the
-    trigger (what the trigger costs is the difference)."""
+    trigger (what the trigger costs is the difference). Its tables are dropped after and the WAL truncated before
+    and after, so that every measure (and every run after it) starts from the same state."""
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA synchronous=NORMAL")  # as the application's connections (the file is in WAL mode)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'latest_snapshots_insert'").fetchone()[0]
     conn.execute("CREATE TABLE floor_latest AS SELECT * FROM latest_snapshots WHERE 0")
     conn.execute("CREATE UNIQUE INDEX floor_latest_pk ON floor_latest (account_id)")
@@ -268,6 +327,7 @@ def floor(path: Path) -> tuple[float, float, float]:
     kept = kept.replace("ON score_snapshots", "ON floor_kept")
     conn.execute(kept.replace("latest_snapshots", "floor_latest"))
     conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     columns = "account_id, as_of, score, bucket, model_id, components, provisional, groups"
     figures = []
     for table in ("floor_kept", "floor_plain"):
@@ -281,50 +341,102 @@ def floor(path: Path) -> tuple[float, float, float]:
         start, started = time.perf_counter(), time.process_time()
         conn.commit()
         figures.append((spent + time.perf_counter() - start, cpu + time.process_time() - started))
+    for table in FLOOR_TABLES:
+        conn.execute(f"DROP TABLE {table}")
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     (spent, cpu), (_, plain_cpu) = figures
     return spent, cpu, plain_cpu
 
 
-def replay_floor(database: Database, path: Path, n: int, flat: float, flat_cpu: float) -> None:
-    """The flat model scored once more with its SQL statements captured, then those replayed in sqlite3 on a copy
-    of the data they met. Last, after the memory figure: the captured rows are the whole run's."""
-    clear(database)
+def floors(database: Database, path: Path, n: int, flat: tuple[float, float]) -> None:
+    """The floors, each measured ROUNDS times and its median reported: the flat model scored once more with its SQL
+    statements captured (not one of its timed runs: capturing costs), then its snapshot rows inserted again with
+    executemany, and its SQL statements replayed in sqlite3 on copies of the data they met. Last, after the memory
+    figure: the captured rows are the whole run's."""
     approve(database, MODEL)
+    clear(database)
     before = snapshot(path)
     with captured(database.engine) as statements:
-        again, again_cpu = timed_score(database, "score, flat model again (its SQL captured for the replay)")
-    started = time.process_time()
-    replayed = replay_seconds(before, statements)
-    replayed_cpu = time.process_time() - started
-    before.unlink()
+        timed_score(database, "score, flat model again (its SQL captured for the floors; not one of the timed runs)")
+    written = [floor(path) for _ in range(ROUNDS)]
+    flat_floor, floor_cpu = median([(wall, cpu) for wall, cpu, _ in written])
+    plain_cpu = statistics.median(plain for _, _, plain in written)
     print(
-        f"  floor: its {len(statements)} SQL statements replayed in sqlite3 on the same data: {replayed:.2f} s "
-        f"(CPU {replayed_cpu:.2f} s); the first flat run / replay: {flat / replayed:.1f}x wall, "
-        f"{flat_cpu / max(replayed_cpu, 1e-6):.1f}x CPU"
+        f"  floor (executemany of the same {n:,} snapshot rows + commit, into the same indexes, the "
+        f"latest_snapshots trigger kept), median of {ROUNDS}: {flat_floor:.2f} s (runs "
+        f"{spread([w[0] for w in written])}; CPU {floor_cpu:.2f} s; without the trigger CPU {plain_cpu:.2f} s: "
+        "the trigger costs "
+        f"{(floor_cpu - plain_cpu) / n * 1e6:.1f} us per snapshot); the flat model's median / floor: "
+        f"{flat[0] / flat_floor:.1f}x wall, {flat[1] / max(floor_cpu, 1e-6):.1f}x CPU"
     )
-    report("score, flat model, per 100k accounts (vs its SQL replayed)", flat * 100_000 / n, "s",
+    report("score, flat model, per 100k accounts", flat[0] * 100_000 / n, "s", flat_floor * 100_000 / n,
+           "<= 10", floor_label="executemany of its snapshot rows, trigger kept",
+           note=f"median of {ROUNDS} runs at {n:,} accounts, scaled linearly")  # fmt: skip
+    report("score, flat model, CPU per 100k accounts", flat[1] * 100_000 / n, "s", floor_cpu * 100_000 / n,
+           "<= 10", floor_label="executemany of its snapshot rows, trigger kept, CPU",
+           note=f"median of {ROUNDS} runs at {n:,} accounts, scaled linearly; CPU time: on an idle machine the wall "
+           "time is about this, on a busy one it waits for other processes")  # fmt: skip
+    replays = []
+    for _ in range(ROUNDS):
+        copy = snapshot(before)  # a fresh copy each time: a replay writes
+        started = time.process_time()
+        replays.append((replay_seconds(copy, statements), time.process_time() - started))
+        copy.unlink()
+    before.unlink()
+    replayed, replayed_cpu = median(replays)
+    print(
+        f"  floor: its {len(statements)} SQL statements replayed in sqlite3 on the same data, median of {ROUNDS}: "
+        f"{replayed:.2f} s (runs {spread([r[0] for r in replays])}; CPU {replayed_cpu:.2f} s); the flat model's "
+        f"median / replay: {flat[0] / replayed:.1f}x wall, {flat[1] / max(replayed_cpu, 1e-6):.1f}x CPU"
+    )
+    report("score, flat model, per 100k accounts (vs its SQL replayed)", flat[0] * 100_000 / n, "s",
            replayed * 100_000 / n, "<= 10", floor_label="its SQL statements replayed in sqlite3",
-           note=f"measured at {n:,} accounts, scaled linearly")  # fmt: skip
-    report("score, flat model, CPU (vs its SQL replayed, CPU)", flat_cpu, "s", replayed_cpu, "-",
-           floor_label="its SQL statements replayed in sqlite3, CPU", note=f"{n:,} accounts")
+           note=f"median of {ROUNDS} runs at {n:,} accounts, scaled linearly")  # fmt: skip
+    report("score, flat model, CPU (vs its SQL replayed, CPU)", flat[1], "s", replayed_cpu, "-",
+           floor_label="its SQL statements replayed in sqlite3, CPU", note=f"{n:,} accounts, medians of {ROUNDS}")
 
 
-def clear(database: Database) -> None:
-    """The previous run's snapshots and deviations deleted (not timed): every run writes the same rows."""
-    with database.transaction() as session:
-        session.execute(delete(ScoreSnapshot))
-        session.execute(delete(Deviation))
+def compare(title: str, runs: list[tuple[float, float]], base_runs: list[tuple[float, float]], base_label: str,
+            goal: str, n: int, note: str) -> None:  # fmt: skip
+    """One model's median against another's on the same data: wall and CPU, the ratio of the medians (reported)
+    and, printed beside it, the median of each round's ratio (a round's two runs ran minutes apart at most, so a
+    load that comes and goes touches both)."""
+    run, base = median(runs), median(base_runs)
+    paired = median([(wall / base_wall, cpu / base_cpu) for (wall, cpu), (base_wall, base_cpu) in
+                     zip(runs, base_runs, strict=True)])  # fmt: skip
+    print(f"  {title}: {run[0] / base[0]:.2f}x wall, {run[1] / base[1]:.2f}x CPU, ratios of the medians of {ROUNDS} "
+          f"runs (goal {goal}; {note}); the median of the rounds' own ratios: {paired[0]:.2f}x wall, "
+          f"{paired[1]:.2f}x CPU")  # fmt: skip
+    report(f"score, {title}", run[0], "s", base[0], goal, floor_label=f"{base_label}'s median",
+           note=f"{n:,} accounts, medians of {ROUNDS} interleaved runs; {note}")  # fmt: skip
+    report(f"score, {title}, CPU", run[1], "s", base[1], goal, floor_label=f"{base_label}'s median, CPU",
+           note=f"{n:,} accounts, medians of {ROUNDS} interleaved runs; CPU time: the wall time waits for other "
+           "processes on a busy machine")  # fmt: skip
 
 
-def compare(title: str, run: tuple[float, float], base: tuple[float, float], base_label: str, goal: str,
-            n: int, note: str) -> None:  # fmt: skip
-    """One model's run against another's on the same data: wall and CPU, ratio and goal."""
-    print(f"  {title}: {run[0] / base[0]:.2f}x wall, {run[1] / base[1]:.2f}x CPU (goal {goal}; {note})")
-    report(f"score, {title}", run[0], "s", base[0], goal, floor_label=f"{base_label}'s run",
-           note=f"{n:,} accounts; {note}")  # fmt: skip
-    report(f"score, {title}, CPU", run[1], "s", base[1], goal, floor_label=f"{base_label}'s run, CPU",
-           note=f"{n:,} accounts; CPU time: the wall time waits for other processes on a busy machine")
+def rounds(database: Database, tmp: Path) -> dict[str, list[tuple[float, float]]]:
+    """Every model run ROUNDS times, interleaved (flat, grouped, flat 8, scorecard, flat, ...), each from the same
+    starting state (`clear`): whatever a run leaves behind, or the machine's load at one moment, falls on every
+    model alike rather than on one."""
+    paths = {}
+    for name, text, _ in MODELS:
+        paths[name] = MODEL if text is None else tmp / f"{name}.yaml"
+        if text is not None:
+            paths[name].write_text(text, encoding="utf-8")
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in MODELS}
+    for round_ in range(1, ROUNDS + 1):
+        for name, _, label in MODELS:
+            approve(database, paths[name])
+            clear(database)
+            runs[name].append(timed_score(database, f"{label} [round {round_}/{ROUNDS}]"))
+    print(f"medians of {ROUNDS} interleaved runs each (wall | CPU, seconds; the runs in order):")
+    for name, _, _ in MODELS:
+        wall, cpu = median(runs[name])
+        print(f"  {name:<9}  {wall:6.2f} | {cpu:6.2f}   (wall {spread([r[0] for r in runs[name]])}; CPU "
+              f"{spread([r[1] for r in runs[name]])})")
+    return runs
 
 
 def main(n: int) -> None:
@@ -340,55 +452,31 @@ def main(n: int) -> None:
             f"account), 4 cash flows and 1 financials row per account, in {time.perf_counter() - t0:.1f} s (not timed)"
         )
         approve(database, MODEL)
+        checkpoint(database)
         started = time.process_time()
         with database.transaction() as session:
             score_portfolio(session, NOW, NOW)
         print(f"warm-up: the flat model scored once, not timed (CPU {time.process_time() - started:.2f} s)")
-        clear(database)
-        flat = timed_score(database, "score, flat model (examples/scoring.yaml: 5 scored KPIs + tracked logins)")
-        flat_floor, floor_cpu, plain_cpu = floor(path)
-        print(
-            f"  floor (executemany of the same {n:,} snapshot rows + commit, into the same indexes, the "
-            f"latest_snapshots trigger kept): {flat_floor:.2f} s (CPU {floor_cpu:.2f} s; without the trigger CPU "
-            f"{plain_cpu:.2f} s: the trigger costs {(floor_cpu - plain_cpu) / n * 1e6:.1f} us per snapshot); ratio "
-            f"{flat[0] / flat_floor:.1f}x wall, {flat[1] / max(floor_cpu, 1e-6):.1f}x CPU; goal <= 10 s for 100k "
-            f"accounts (this size scaled to 100k: {flat[0] * 100_000 / n:.1f} s wall, "
-            f"{flat[1] * 100_000 / n:.1f} s CPU)"
-        )
-        report("score, flat model, per 100k accounts", flat[0] * 100_000 / n, "s", flat_floor * 100_000 / n,
-               "<= 10", floor_label="executemany of its snapshot rows, trigger kept",
-               note=f"measured at {n:,} accounts, scaled linearly")  # fmt: skip
-        report("score, flat model, CPU per 100k accounts", flat[1] * 100_000 / n, "s", floor_cpu * 100_000 / n,
-               "<= 10", floor_label="executemany of its snapshot rows, trigger kept, CPU",
-               note=f"measured at {n:,} accounts, scaled linearly; CPU time: on an idle machine the wall time is "
-               "about this, on a busy one it waits for other processes")  # fmt: skip
-        runs = {}
-        for name, text, label in (
-            ("grouped", GROUPED_SAME, "score, grouped: the same 6 KPIs in groups with thresholds and status colours"),
-            ("flat8", FLAT_EIGHT, "score, flat 8: the scorecard's 8 KPIs, no groups/statuses, npv and ltv as readings"),
-            ("scorecard", GROUPED, "score, scorecard: 8 KPIs in groups with statuses, npv and ltv derived from cash "
-             "flows and financials"),
-        ):  # fmt: skip
-            clear(database)
-            model = Path(tmp) / f"{name}.yaml"
-            model.write_text(text, encoding="utf-8")
-            approve(database, model)
-            runs[name] = timed_score(database, label)
-        compare("grouped / flat", runs["grouped"], flat, "the flat model", "<= 1.3x", n,
-                "what groups, thresholds and statuses cost: the same 6 KPIs on the same data")
+        runs = rounds(database, Path(tmp))
+        flat = median(runs["flat"])
+        print(f"  the flat model's median scaled to 100k accounts: {flat[0] * 100_000 / n:.1f} s wall, "
+              f"{flat[1] * 100_000 / n:.1f} s CPU (goal <= 10 s)")  # fmt: skip
+        compare("grouped / flat", runs["grouped"], runs["flat"], "the flat model", "<= 1.3x", n,
+                "what groups, thresholds and statuses cost: the same 6 KPIs on the same data")  # fmt: skip
         compare("scorecard / flat 8", runs["scorecard"], runs["flat8"], "the flat 8-KPI model", "<= 1.3x", n,
-                "issue 14: groups, statuses and derived KPIs vs without, the same 8 KPIs")
-        compare("flat 8 / flat", runs["flat8"], flat, "the flat model", "-", n, "what 2 more KPIs cost")
-        compare("scorecard / flat", runs["scorecard"], flat, "the flat model", "-", n,
-                "the scorecard's machinery and its 2 more KPIs together")
+                "issue 14: groups, statuses and derived KPIs vs without, the same 8 KPIs")  # fmt: skip
+        compare("flat 8 / flat", runs["flat8"], runs["flat"], "the flat model", "-", n, "what 2 more KPIs cost")
+        compare("scorecard / flat", runs["scorecard"], runs["flat"], "the flat model", "-", n,
+                "the scorecard's machinery and its 2 more KPIs together")  # fmt: skip
         print("memory goal: peak ru_maxrss <= 300 MB for 100k accounts, independent of the portfolio's size")
         print(f"load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
         report("score, peak ru_maxrss of the process", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               "MB", None, "<= 300", note=f"{n:,} accounts, all runs")
-        replay_floor(database, path, n, *flat)
+               "MB", None, "<= 300", note=f"{n:,} accounts, all {ROUNDS * len(MODELS)} timed runs")
+        floors(database, path, n, flat)
         database.dispose()
 
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    ROUNDS = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--rounds=")), ROUNDS)
     main(int(args[0].replace("_", "")) if args else 100_000)

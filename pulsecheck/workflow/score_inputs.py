@@ -72,10 +72,13 @@ def latest_readings(
         .scalar_subquery()
     )
     # MATERIALIZED: without it SQLite folds the pairs into the outer join and scans the range's readings again.
+    # LEFT JOIN (`wanted` is never empty, so it is the inner join's rows): SQLite keeps a left join's order, so the
+    # seeks go account by account, each account's KPIs next to each other in the index, where the inner join put
+    # the 4-row `wanted` outside and sought KPI by KPI across the whole range (1.6 -> 1.2 s per 100k accounts).
     newest = (
         select(Account.id.label("account_id"), wanted.c.kpi, newest_time.label("at"))
         .select_from(Account)
-        .join(wanted, true())
+        .join(wanted, true(), isouter=True)
         .where(Account.id.between(first, last))
         .cte("newest")
         .prefix_with("MATERIALIZED")
