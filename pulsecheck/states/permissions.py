@@ -12,8 +12,8 @@ Guards read the table through `refusal`; `tests/unit/test_permissions.py` checks
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 from pulsecheck.vocab import ROLES
 
@@ -78,8 +78,7 @@ WORDS = {
 }
 
 
-@dataclass(frozen=True)
-class Actor:
+class Actor(NamedTuple):  # not a dataclass, whose making costs every command's start-up more (issue 17)
     """Who acts on one record: their roles, their relations to it, and what caused the action."""
 
     name: str

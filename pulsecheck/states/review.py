@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pulsecheck.jsontext import REVIEW_SIGNATURE, plain
 from pulsecheck.states import permissions
@@ -84,8 +84,7 @@ class ReviewContent:
     baseline: dict[str, Any] | None = field(default=None, hash=False)
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):  # not a dataclass, whose making costs every command's start-up more (issue 17)
     """Who does what, when: what the guards decide on."""
 
     content: ReviewContent

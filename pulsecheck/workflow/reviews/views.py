@@ -3,9 +3,8 @@ that its signatures and audit trail still hold, the review list, and the JSON sh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload, object_session, selectinload
@@ -77,8 +76,7 @@ def review_rows(session: Session, account_id: int) -> list[tuple[int, str, str, 
     return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
 
 
-@dataclass(frozen=True)
-class ReviewFilter:
+class ReviewFilter(NamedTuple):  # not a dataclass, whose making costs every command's start-up more (issue 17)
     """Which reviews a list shows; None means any. `person` keeps those they review or approve, `reviewer`
     those they review."""
 
