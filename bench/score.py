@@ -66,7 +66,7 @@ from bulk import bulk_insert
 from common import captured, replay_seconds, report, snapshot
 from sqlalchemy import delete, func, select
 
-from pulsecheck.storage.db import Database
+from pulsecheck.storage.db import SQLITE_PRAGMAS, Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import (
     Account,
@@ -314,7 +314,8 @@ def floor(path: Path) -> tuple[float, float, float]:
     trigger (what the trigger costs is the difference). Its tables are dropped after and the WAL truncated before
     and after, so that every measure (and every run after it) starts from the same state."""
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA synchronous=NORMAL")  # as the application's connections (the file is in WAL mode)
+    for pragma in SQLITE_PRAGMAS:  # as the application's connections
+        conn.execute(pragma)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'latest_snapshots_insert'").fetchone()[0]
     conn.execute("CREATE TABLE floor_latest AS SELECT * FROM latest_snapshots WHERE 0")
