@@ -104,9 +104,15 @@ def finish(db: Path, now: datetime, *args: str) -> Proc:
 
 
 def kill_when(proc: Proc, point: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    """kill -9 `proc` as soon as `point()` holds (polled every 20 ms)."""
+    """kill -9 `proc` as soon as `point()` holds (polled every 20 ms). `proc` is stopped (SIGSTOP) while `point()`
+    is asked, so it is killed where it was found: running on between the look and the kill, a fast process could
+    finish the last batches first."""
     deadline = time.monotonic() + timeout
-    while not point():
+    while True:
+        proc.popen.send_signal(signal.SIGSTOP)
+        if point():
+            break
+        proc.popen.send_signal(signal.SIGCONT)
         assert proc.popen.poll() is None, f"finished before {what}: {proc.lines()}"
         assert time.monotonic() < deadline, f"never reached {what}"
         assert not any(line.startswith("evaluate:") for line in proc.lines()), f"evaluated before {what}"
