@@ -149,11 +149,15 @@ def main() -> None:
     """Console-script entry point."""
     import os
 
-    from pulsecheck.collector import pause_collector
+    from pulsecheck.collector import exit_now, pause_collector
 
-    pause_collector()  # until the command opens its database (pulsecheck.startup says why)
+    pause_collector()  # until the command opens its database (pulsecheck.collector says why)
 
     # pydantic scans every installed distribution's entry points for plugins when it builds its first validator,
     # on every start; pulsecheck uses none (set the variable to '' to have them loaded).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    cli.main(prog_name="pulsecheck")
+    try:
+        cli.main(prog_name="pulsecheck")
+    except SystemExit as done:
+        exit_now(done.code)
+    exit_now(0)

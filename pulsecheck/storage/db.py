@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -119,6 +120,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        _OPENED.add(self)
 
     def session(self) -> Session:
         """A new session (the caller commits or rolls back)."""
@@ -150,3 +152,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_OPENED: weakref.WeakSet[Database] = weakref.WeakSet()  # every Database of the process not yet freed
+
+
+def close_all() -> None:
+    """Close every database this process opened (its pooled connections), as the end of a process does."""
+    for database in list(_OPENED):
+        database.dispose()
