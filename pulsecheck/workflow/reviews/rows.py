@@ -1,30 +1,22 @@
 """A review's event as rows, for a transition of a review its session has not loaded (the CLI's, one per
 command): what the guards and signatures read (the review, its account, its reviewer's manager, its template) in
-prebuilt Core statements, and what the event writes (the review's versioned UPDATE, its audit row) in two more,
+a prebuilt Core statement, and what the event writes (the review's versioned UPDATE, its audit row) in two more,
 handed to the commit hooks as written rows. No ORM loading and no unit of work: the same reads, rows and audit
 chain entries as the loaded path of `lifecycle.transition`, at a fraction of its Python work."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
+from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import (
-    Connection,
-    CursorResult,
-    Date,
-    Integer,
-    Table,
-    Text,
-    bindparam,
-    literal_column,
-    null,
-    select,
-    union_all,
-)
-from sqlalchemy import cast as cast_
+from sqlalchemy import JSON, CursorResult, Table, bindparam, literal_column, null, select, union_all
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.functions import GenericFunction
 
 from pulsecheck.notifications import notices
 from pulsecheck.states import review as machine
@@ -55,37 +47,50 @@ _SPLIT = len(_REVIEW_KEYS)
 _PEOPLE = _SPLIT + len(_ACCOUNT_KEYS)
 _APPROVERS = _USERS.alias("approvers")
 
-# Built once (the engine caches their compiled forms): the review with its account, its reviewer (whose manager
-# is the permission table's `reviewer_manager`) and its approver in one row (the two users are also whom the
-# event's notice goes to: `notices.know_users`); then its template's records in a second statement.
-_REVIEW = (
-    select(_REVIEWS, _ACCOUNTS, _USERS, _APPROVERS)
-    .join(_ACCOUNTS, _ACCOUNTS.c.id == _REVIEWS.c.account_id)
-    .outerjoin(_USERS, _USERS.c.name == _REVIEWS.c.reviewer)
-    .outerjoin(_APPROVERS, _APPROVERS.c.name == _REVIEWS.c.approver)
-    .where(_REVIEWS.c.id == bindparam("review_id"))
-)
+
+class _JsonArray(GenericFunction[Any]):
+    """A JSON array of its arguments: SQLite's `json_array`, PostgreSQL's `json_build_array`."""
+
+    name = "json_array"
+    _register = False  # not what `func.json_array` makes elsewhere
+    inherit_cache = True
 
 
-def _nothing(type_: Any) -> Any:
-    return cast_(null(), type_)  # a typed NULL: the union's first SELECT gives every column its type
+class _JsonArrays(GenericFunction[Any]):
+    """The JSON array of its argument over a group's rows: SQLite's `json_group_array`, PostgreSQL's `json_agg`
+    (NULL over no rows, where SQLite's is `[]`)."""
+
+    name = "json_group_array"
+    _register = False
+    type = JSON()
+    inherit_cache = True
 
 
-# Its risks, actions and attachments in one UNION ALL, each row (kind, number, five texts, an integer, a date)
-# with its record's fields in the order of the template's records (`RiskData`, `ActionData`, `AttachmentData`),
-# by kind then number, as `views.content_of` reads them (relationships and links ordered by number).
+@compiles(_JsonArray, "postgresql")
+def _json_build_array(element: _JsonArray, compiler: Any, **kw: Any) -> str:
+    return f"json_build_array({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_JsonArrays, "postgresql")
+def _json_agg(element: _JsonArrays, compiler: Any, **kw: Any) -> str:
+    return f"json_agg({compiler.process(element.clauses, **kw)})"
+
+
+# Its risks, actions and attachments as one JSON array of records, each [kind, number, five texts, an integer, a
+# date] with its record's fields in the order of the template's records (`RiskData`, `ActionData`,
+# `AttachmentData`), sorted by kind then number when read, as `views.content_of` reads them.
 _RISK, _ACTION, _ATTACHMENT = 0, 1, 2
-_TEMPLATE = union_all(
+_RECORDS = union_all(
     select(
-        literal_column(str(_RISK)),
+        literal_column(str(_RISK)).label("kind"),
         _RISKS.c.number,
-        _RISKS.c.description,
-        _RISKS.c.evidence,
-        _RISKS.c.category,
-        _RISKS.c.severity,
-        _RISKS.c.impact,
-        _nothing(Integer),
-        _nothing(Date),
+        _RISKS.c.description.label("a"),
+        _RISKS.c.evidence.label("b"),
+        _RISKS.c.category.label("c"),
+        _RISKS.c.severity.label("d"),
+        _RISKS.c.impact.label("e"),
+        null().label("risk_number"),
+        null().label("due_date"),
     ).where(_RISKS.c.review_id == bindparam("review_id")),
     select(
         literal_column(str(_ACTION)),
@@ -94,7 +99,7 @@ _TEMPLATE = union_all(
         _ACTIONS.c.owner,
         _ACTIONS.c.success_criteria,
         _ACTIONS.c.status,
-        _nothing(Text),
+        null(),
         _ACTIONS.c.risk_number,
         _ACTIONS.c.due_date,
     ).where(_ACTIONS.c.review_id == bindparam("review_id")),
@@ -104,12 +109,24 @@ _TEMPLATE = union_all(
         _LINKS.c.filename,
         _LINKS.c.sha256,
         _LINKS.c.note,
-        _nothing(Text),
-        _nothing(Text),
-        _nothing(Integer),
-        _nothing(Date),
+        null(),
+        null(),
+        null(),
+        null(),
     ).where(_LINKS.c.record_kind == attachments.REVIEW, _LINKS.c.record_id == bindparam("review_id")),
-).order_by(literal_column("1"), literal_column("2"))  # by kind, then number
+).subquery("records")
+_TEMPLATE = select(_JsonArrays(_JsonArray(*_RECORDS.c))).scalar_subquery()
+
+# Built once (the engine caches its compiled form): the review with its account, its reviewer (whose manager is
+# the permission table's `reviewer_manager`), its approver (the two users are also whom the event's notice goes
+# to: `notices.know_users`) and its template's records, in one row.
+_REVIEW = (
+    select(_REVIEWS, _ACCOUNTS, _USERS, _APPROVERS, _TEMPLATE)
+    .join(_ACCOUNTS, _ACCOUNTS.c.id == _REVIEWS.c.account_id)
+    .outerjoin(_USERS, _USERS.c.name == _REVIEWS.c.reviewer)
+    .outerjoin(_APPROVERS, _APPROVERS.c.name == _REVIEWS.c.approver)
+    .where(_REVIEWS.c.id == bindparam("review_id"))
+)
 
 # The event's writes: the review's update (its version checked, as the unit of work checks it) and its audit row.
 UPDATE_REVIEW = _REVIEWS.update().where(
@@ -133,9 +150,8 @@ class EventRows:
 
 def read(session: Session, review_id: int) -> EventRows | None:
     """The rows of review `review_id` for deciding an event (None: no such review), read on the session's
-    connection: the caller has checked that the session holds nothing unflushed."""
-    connection = session.connection()
-    row = connection.execute(_REVIEW, {"review_id": review_id}).first()
+    connection in one statement: the caller has checked that the session holds nothing unflushed."""
+    row = session.connection().execute(_REVIEW, {"review_id": review_id}).first()
     if row is None:
         return None
     review = dict(zip(_REVIEW_KEYS, row[:_SPLIT], strict=True))
@@ -143,22 +159,22 @@ def read(session: Session, review_id: int) -> EventRows | None:
     width = len(_USER_KEYS)
     reviewer, approver = (dict(zip(_USER_KEYS, row[at : at + width], strict=True)) for at in (_PEOPLE, _PEOPLE + width))
     people = tuple(user for user in (reviewer, approver) if user["id"] is not None)
-    content = _content(connection, review, account["external_id"])
+    content = _content(review, account["external_id"], row[-1] or ())
     return EventRows(review, account, reviewer["manager_name"], content, people)
 
 
-def _content(connection: Connection, review: dict[str, Any], account: str) -> machine.ReviewContent:
-    """The template of a review read as rows: the same values `views.content_of` reads from a loaded review."""
-    records: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
-    for kind, number, a, b, c, d, e, risk_number, due_date in connection.execute(
-        _TEMPLATE, {"review_id": review["id"]}
-    ):
+def _content(review: dict[str, Any], account: str, records: Iterable[list[Any]]) -> machine.ReviewContent:
+    """The template of a review from its row and its records (`_TEMPLATE`): the same values `views.content_of`
+    reads from a loaded review."""
+    found: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+    for kind, number, a, b, c, d, e, risk_number, due_date in sorted(records, key=itemgetter(0, 1)):
         if kind == _RISK:
-            records[_RISK].append(machine.RiskData(number, a, b, c, d, e))
+            found[_RISK].append(machine.RiskData(number, a, b, c, d, e))
         elif kind == _ACTION:
-            records[_ACTION].append(machine.ActionData(number, a, risk_number, b, due_date, c, d))
+            due = None if due_date is None else date.fromisoformat(due_date)
+            found[_ACTION].append(machine.ActionData(number, a, risk_number, b, due, c, d))
         else:
-            records[_ATTACHMENT].append(machine.AttachmentData(number, a, b, c))
+            found[_ATTACHMENT].append(machine.AttachmentData(number, a, b, c))
     return machine.ReviewContent(
         account=account,
         reviewer=review["reviewer"],
@@ -169,9 +185,9 @@ def _content(connection: Connection, review: dict[str, Any], account: str) -> ma
         next_review_date=review["next_review_date"],
         employee_comments=review["employee_comments"],
         manager_comments=review["manager_comments"],
-        risks=tuple(records[_RISK]),
-        actions=tuple(records[_ACTION]),
-        attachments=tuple(records[_ATTACHMENT]),
+        risks=tuple(found[_RISK]),
+        actions=tuple(found[_ACTION]),
+        attachments=tuple(found[_ATTACHMENT]),
         baseline=review["baseline"],
     )
 
