@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from pulsecheck.config import Settings
+    from pulsecheck.states.permissions import Actor
     from pulsecheck.storage.chain import Signer
     from pulsecheck.storage.db import Database
     from pulsecheck.storage.models import User
@@ -227,6 +228,19 @@ class App:
                 self._watch_users()
                 session.info[self._row_key] = loaded
         return user
+
+    def who(self, session: Session) -> Actor:
+        """The user the command acts as, as the permission table sees them (name and roles): from the row `actor`
+        read, without attaching an object to `session` (what a review transition needs), unless `session` holds
+        the user's object already (changed in it, perhaps) or no row is kept yet (then `actor`)."""
+        from pulsecheck.states import permissions
+        from pulsecheck.storage.bulk import transient
+        from pulsecheck.storage.models import User
+
+        row = self._actor_row
+        user = transient(User, [row])[0] if row is not None and self._actor_key not in session.identity_map else None
+        user = user or self.actor(session)
+        return permissions.actor(user.name, user.role_set)
 
     def _watch_users(self) -> None:
         """Keep the acting user's row read by a transaction that commits; forget it when a transaction of this

@@ -398,7 +398,7 @@ def _event_command(event: str, help_text: str) -> click.Command:
         from pulsecheck.workflow.reviews import transition
 
         with app.transaction() as session:
-            state = transition(session, review_id, event, app.actor(session), app.now(), comment=comment).state
+            state = transition(session, review_id, event, app.who(session), app.now(), comment=comment).state
         click.echo(f"review {review_id}: {event} -> {state}")
 
     command.__doc__ = help_text

@@ -234,6 +234,30 @@ def test_an_app_reads_its_actor_again_once_a_user_was_written(tmp_path: Any, fac
     app.db.dispose()
 
 
+def test_who_acts_is_the_acting_users_name_and_roles_as_they_are_now(tmp_path: Any, factory: Any) -> None:
+    """`App.who` (what a review command acts as) gives the user's name and roles without attaching the user to
+    the transaction, yet as they are: changed in the same transaction or in an earlier one of the command."""
+    from pulsecheck.app import App, os_login
+    from pulsecheck.workflow.users import add_user
+
+    database, now = factory.database, factory.now
+    factory.team()
+    with database.transaction() as session:
+        add_user(session, "root", ["admin"], now, login=os_login())
+    settings = load_settings(db=database.url, user="maria", env={"PULSECHECK_NOW": now.isoformat()})
+    app = App(settings, "review")
+    with app.transaction() as session:
+        assert app.who(session)[:2] == ("maria", frozenset({"manager"}))  # read: the first transaction's
+    with app.transaction() as session:
+        assert app.who(session)[:2] == ("maria", frozenset({"manager"}))
+        assert not [obj for obj in session.identity_map.values() if isinstance(obj, User)]  # nothing attached
+        app.actor(session).roles = "manager,ops"  # changed in this transaction: seen at once
+        assert app.who(session).roles == frozenset({"manager", "ops"})
+    with app.transaction() as session:
+        assert app.who(session).roles == frozenset({"manager", "ops"})
+    app.db.dispose()
+
+
 def test_transitions_write_their_rows_chain_jobs_and_notices_on_postgresql(pg_database: Database, now: Any) -> None:
     """The CLI's path on PostgreSQL (where the chain's head is read under its advisory lock at commit): the five
     steps move the review, chain each audit row then the review, and leave a valid chain, jobs and notices."""

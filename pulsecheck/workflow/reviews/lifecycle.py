@@ -125,9 +125,11 @@ def new_review(
     return review
 
 
-def _name_and_roles(session: Session, actor: User | str) -> tuple[str, frozenset[str]]:
-    """The acting name and roles: a User as given; a name (the scheduler's, a rule's, a script's) with the roles
-    of the user of that name, if any."""
+def _name_and_roles(session: Session, actor: User | permissions.Actor | str) -> tuple[str, frozenset[str]]:
+    """The acting name and roles: a User or the permission table's Actor as given; a name (the scheduler's, a
+    rule's, a script's) with the roles of the user of that name, if any."""
+    if isinstance(actor, permissions.Actor):
+        return actor.name, actor.roles
     if isinstance(actor, str):
         user = session.scalar(select(User).where(User.name == actor))
         return actor, frozenset(user.role_set if user else ())
@@ -312,7 +314,7 @@ def transition(
     session: Session,
     review_id: int,
     event: str,
-    actor: User | str,
+    actor: User | permissions.Actor | str,
     now: datetime,
     comment: str | None = None,
     cause: str = "user",
