@@ -58,7 +58,7 @@ def install(database: Database, settings: Settings) -> None:
     before_commit(database, "review-notices", events, send_review, noticed)
 
     def cycle_events(session: Session) -> list[CycleEvent]:
-        kinds = declared("CycleEvent")  # none before its class is declared: a command that wrote none loads none
+        kinds = declared("CycleEvent")  # none before its class is declared: a command that wrote none declares none
         return [obj for obj in session.new if isinstance(obj, kinds) and obj.event in CYCLE_NOTICES]
 
     before_commit(database, "cycle-notices", cycle_events, lambda session, found: send_cycle(session, found, settings))

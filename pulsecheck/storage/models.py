@@ -8,6 +8,7 @@ No `from __future__ import annotations` here: SQLAlchemy would eval every `Mappe
 quarter of what the models cost every command's start-up; only forward references are quoted.
 """
 
+import gc
 import importlib
 import sys
 from datetime import date, datetime
@@ -31,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 
+from pulsecheck.collector import paused
 from pulsecheck.storage.types import UTCDateTime
 
 NAMING = {
@@ -361,17 +363,32 @@ MORE = frozenset(
 def declare_all() -> MetaData:
     """Declare the classes of `more_models` too, if not yet, and return the metadata, now holding every table: what
     needs the whole schema calls it first (creating it, Alembic's environment, comparing with the migrations)."""
-    # By name: `more_models` builds on this module, and this one only loads it (as `cli` loads its commands).
-    more = importlib.import_module(MORE_MODELS)
+    more = sys.modules.get(MORE_MODELS)
+    if more is None:
+        # By name: `more_models` builds on this module, and this one only loads it (as `cli` loads its commands).
+        # As at start-up (`pulsecheck.collector`): the collector paused while the classes are declared, and what is
+        # alive then frozen, else its later passes walk these long-lived objects again and again (1 % of a
+        # `review submit`, which declares them at its commit).
+        with paused():
+            more = importlib.import_module(MORE_MODELS)
+            gc.freeze()
     globals().update((name, getattr(more, name)) for name in MORE)
     return Base.metadata
+
+
+_DECLARED: dict[tuple[str, ...], tuple[type[Any], ...]] = {}  # `declared`'s answers once `more_models` is loaded
 
 
 def declared(*names: str) -> tuple[type[Any], ...]:
     """The classes `names` of `more_models` if they are declared already, else none, declaring nothing: code that
     looks for objects of them among a session's (a commit hook) need not declare them, as none can exist before."""
-    more = sys.modules.get(MORE_MODELS)
-    return () if more is None else tuple(getattr(more, name) for name in names)
+    found = _DECLARED.get(names)
+    if found is None:
+        more = sys.modules.get(MORE_MODELS)
+        if more is None:
+            return ()
+        found = _DECLARED[names] = tuple(getattr(more, name) for name in names)
+    return found
 
 
 if TYPE_CHECKING:
