@@ -3,7 +3,7 @@ command first asks for one: `pulsecheck.storage.models` loads this module on the
 (`from pulsecheck.storage.models import Escalation`), or for the whole schema (`models.declare_all`).
 
 Declaring a class (building its Table, its columns and constraints, and its mapper) is work done at import whether
-or not the command uses the class: for these 28 it was over a third of what importing the models cost every command's
+or not the command uses the class: for these 28 it was half of what importing the models cost every command's
 start-up. They live in `models.SecondBase`'s registry, so a command that declares them configures them only if it
 uses one. Their foreign keys name tables by string; the tables declared in `models` never point here (a flush
 resolves the foreign keys of the rows it writes: see `models.ScoringModelVersion`).
