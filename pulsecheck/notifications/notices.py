@@ -15,12 +15,13 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.storage.hooks import held, hold
-from pulsecheck.storage.models import CycleEvent, ReviewEvent, User
+from pulsecheck.storage.models import ReviewEvent, User, declared
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings
     from pulsecheck.notifications.outbox import Routing
     from pulsecheck.storage.db import Database
+    from pulsecheck.storage.models import CycleEvent
 
 # event -> (notification kind, who hears of it)
 NOTICES = {
@@ -57,7 +58,8 @@ def install(database: Database, settings: Settings) -> None:
     before_commit(database, "review-notices", events, send_review, noticed)
 
     def cycle_events(session: Session) -> list[CycleEvent]:
-        return [obj for obj in session.new if isinstance(obj, CycleEvent) and obj.event in CYCLE_NOTICES]
+        kinds = declared("CycleEvent")  # none before its class is declared: a command that wrote none declares none
+        return [obj for obj in session.new if isinstance(obj, kinds) and obj.event in CYCLE_NOTICES]
 
     before_commit(database, "cycle-notices", cycle_events, lambda session, found: send_cycle(session, found, settings))
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from pulsecheck.storage.models import Escalation, Review, ReviewEvent
+from pulsecheck.storage.models import Review, ReviewEvent, declared
 
 if TYPE_CHECKING:  # specs and store (and the outbox they use) load at the first commit that moves a job
     from pulsecheck.config import Settings
@@ -86,11 +86,14 @@ def install(database: Database, settings: Settings) -> None:
 
     built: list[ScheduleSettings] = []  # at the first commit that needs it: a read-only command never does
 
+    # Escalations once their class is declared (`models.declared`): a command that wrote none declares none.
     def touched(session: Session) -> list[Any]:
-        return [obj for obj in (*session.new, *session.dirty) if isinstance(obj, Review | Escalation | ReviewEvent)]
+        kinds: tuple[type[Any], ...] = (Review, ReviewEvent, *declared("Escalation"))
+        return [obj for obj in (*session.new, *session.dirty) if isinstance(obj, kinds)]
 
     def sync(session: Session, objects: list[Any]) -> None:
-        jobs = [obj for obj in objects if isinstance(obj, Review | Escalation)]
+        kinds: tuple[type[Any], ...] = (Review, *declared("Escalation"))
+        jobs = [obj for obj in objects if isinstance(obj, kinds)]
         if not jobs:  # audit rows alone (an event of a review this transaction did not change): no job moves
             return
         from pulsecheck.scheduling.specs import ScheduleSettings, escalation_jobs, review_jobs
@@ -112,7 +115,8 @@ def install(database: Database, settings: Settings) -> None:
             apply(session, job_store(session, cfg.tz), wanted, settings.now())
 
     def accept(obj: object) -> bool:  # a row written by a Core statement that may move a job
-        return isinstance(obj, Review | Escalation | ReviewEvent)
+        kinds: tuple[type[Any], ...] = (Review, ReviewEvent, *declared("Escalation"))
+        return isinstance(obj, kinds)
 
     before_commit(database, "schedule", touched, sync, accept=accept)
 

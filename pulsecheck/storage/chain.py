@@ -25,34 +25,17 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Table, func, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
+from pulsecheck.storage import models
 from pulsecheck.storage.bulk import execute_many
 from pulsecheck.storage.hooks import held, hold
-from pulsecheck.storage.models import (
-    ApiToken,
-    AuditEntry,
-    Base,
-    CycleDecision,
-    CycleEvent,
-    Deviation,
-    Escalation,
-    EscalationEvent,
-    EvaluationRun,
-    Review,
-    ReviewCycle,
-    ReviewEvent,
-    Ruleset,
-    Scorecard,
-    ScoringModelVersion,
-    ServerKey,
-    User,
-    UserKey,
-)
+from pulsecheck.storage.models import AuditEntry, Base
 from pulsecheck.timeutil import iso
 
 if TYPE_CHECKING:
@@ -69,22 +52,28 @@ class Audited:
     """How one model joins the chain: its kind, the fields recorded, and whether every row must be in it."""
 
     kind: str
-    model: type[Base]
+    model_name: str  # the mapped class's name in `storage.models` (most are declared on first use: `model`)
     fields: tuple[str, ...]
     append_only: bool = False  # an event row: written once, never changed
     always: bool = True  # every row has an entry (False: rows created in bulk join at their first decision)
+
+    @cached_property
+    def model(self) -> type[Base]:
+        """The mapped class, declared now if it was not yet."""
+        model: type[Base] = getattr(models, self.model_name)
+        return model
 
 
 AUDITED: tuple[Audited, ...] = (
     Audited(
         "review_event",
-        ReviewEvent,
+        "ReviewEvent",
         ("review_id", "event", "from_state", "to_state", "actor", "comment", "at", "cause"),
         append_only=True,
     ),
     Audited(
         "review",
-        Review,
+        "Review",
         (
             "account_id",
             "state",
@@ -101,52 +90,78 @@ AUDITED: tuple[Audited, ...] = (
             "manager_digest",
         ),
     ),
-    Audited("cycle_event", CycleEvent, ("cycle_id", "event", "from_state", "to_state", "actor", "comment", "at"), True),
+    Audited(
+        "cycle_event", "CycleEvent", ("cycle_id", "event", "from_state", "to_state", "actor", "comment", "at"), True
+    ),
     Audited(
         "cycle",
-        ReviewCycle,
+        "ReviewCycle",
         ("period", "segments", "owner", "approver", "state", "as_of", "model_id", "ruleset_id", "account_ids")
         + ("digest",),
     ),
-    Audited("cycle_decision", CycleDecision, ("cycle_id", "account_id", "decision", "owner", "reason", "decided_at")),
+    Audited("cycle_decision", "CycleDecision", ("cycle_id", "account_id", "decision", "owner", "reason", "decided_at")),
     Audited(
         "escalation",
-        Escalation,
+        "Escalation",
         ("account_id", "review_id", "rule_id", "severity", "priority", "owner", "level", "status", "acknowledged_by"),
     ),
-    Audited("escalation_event", EscalationEvent, ("escalation_id", "event", "actor", "reason", "at"), True),
+    Audited("escalation_event", "EscalationEvent", ("escalation_id", "event", "actor", "reason", "at"), True),
     Audited(
-        "deviation", Deviation, ("account_id", "kind", "subject", "status", "accepted_by", "reason", "accepted_until"),
+        "deviation",
+        "Deviation",
+        ("account_id", "kind", "subject", "status", "accepted_by", "reason", "accepted_until"),
         always=False,
     ),
     Audited(
         "scorecard",
-        Scorecard,
+        "Scorecard",
         ("account_id", "as_of", "digest", "state", "submitted_by", "approver", "approved_by", "decided_at")
         + ("decision_comment",),
     ),
-    Audited("model", ScoringModelVersion, ("version", "sha256", "status", "approved_by", "approved_at")),
-    Audited("ruleset", Ruleset, ("name", "sha256", "activated_by", "activated_at", "active")),
-    Audited("user", User, ("name", "roles", "email", "webhook", "manager_name")),
+    Audited("model", "ScoringModelVersion", ("version", "sha256", "status", "approved_by", "approved_at")),
+    Audited("ruleset", "Ruleset", ("name", "sha256", "activated_by", "activated_at", "active")),
+    Audited("user", "User", ("name", "roles", "email", "webhook", "manager_name")),
     Audited(
-        "key", UserKey, ("user_id", "fingerprint", "public_key", "added_by", "added_at", "revoked_by", "revoked_at")
+        "key", "UserKey", ("user_id", "fingerprint", "public_key", "added_by", "added_at", "revoked_by", "revoked_at")
     ),
     Audited(
         "api_token",
-        ApiToken,
+        "ApiToken",
         ("user_id", "name", "scope", "token_hash", "created_by", "created_at", "expires_at")
         + ("revoked_by", "revoked_at"),
     ),
-    Audited("server_key", ServerKey, ("fingerprint", "public_key", "added_at", "revoked_at")),
+    Audited("server_key", "ServerKey", ("fingerprint", "public_key", "added_at", "revoked_at")),
     Audited(
         "evaluation_run",
-        EvaluationRun,
+        "EvaluationRun",
         ("started_at", "finished_at", "as_of", "ruleset_id", "accounts", "firings", "actions", "status", "error"),
     ),
 )
-BY_MODEL = {spec.model: spec for spec in AUDITED}
 BY_KIND = {spec.kind: spec for spec in AUDITED}
-_ORDER = {spec.model: n for n, spec in enumerate(AUDITED)}  # the chain hook appends kind by kind in this order
+_ORDER = {spec.kind: n for n, spec in enumerate(AUDITED)}  # the chain hook appends kind by kind in this order
+_BY_NAME = {spec.model_name: spec for spec in AUDITED}
+
+
+class _ByModel(dict[type, Audited | None]):
+    """The spec of each mapped class (None: not audited), found on the first look-up of the class by its name and
+    then checked to be that very class. No class is declared for the asking: an object of a class that
+    `storage.models` declares on first use cannot exist before, and a commit hook asks about every object."""
+
+    def __missing__(self, model: type) -> Audited | None:
+        spec = _BY_NAME.get(model.__name__)
+        found = self[model] = spec if spec is not None and spec.model is model else None
+        return found
+
+
+_BY_MODEL = _ByModel()
+
+
+def spec_of(model: type) -> Audited:
+    """How rows of the mapped class `model` join the chain (KeyError: they do not)."""
+    spec = _BY_MODEL[model]
+    if spec is None:
+        raise KeyError(model)
+    return spec
 
 
 @dataclass(frozen=True)
@@ -423,7 +438,7 @@ def touched(session: Session) -> list[Any]:
     """The audited objects a flush wrote: every new one, and changed ones whose recorded fields changed."""
     found: list[Any] = []
     for obj in (*session.new, *session.dirty):
-        spec = BY_MODEL.get(type(obj))
+        spec = _BY_MODEL[type(obj)]
         if spec is not None and (obj in session.new or _changed(obj, spec)):
             found.append(obj)
     return found
@@ -434,11 +449,11 @@ def install(database: Database) -> None:
     from pulsecheck.storage.hooks import before_commit
 
     def chain(session: Session, objects: list[Any]) -> None:
-        ordered = sorted(objects, key=lambda obj: (_ORDER[type(obj)], obj.id))  # the same order on every replay
-        entries = [(BY_MODEL[type(obj)], obj) for obj in ordered]
+        entries = [(spec_of(type(obj)), obj) for obj in objects]
+        entries.sort(key=lambda entry: (_ORDER[entry[0].kind], entry[1].id))  # the same order on every replay
         append(session, entries, session.info.get(ACTOR), session.info.get(SIGNER))
 
-    before_commit(database, "audit-chain", touched, chain, accept=lambda obj: type(obj) in BY_MODEL)
+    before_commit(database, "audit-chain", touched, chain, accept=lambda obj: _BY_MODEL[type(obj)] is not None)
 
 
 def backfill(session: Session) -> int:

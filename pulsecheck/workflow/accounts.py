@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
-from pulsecheck.storage.models import Account, Escalation, Review, ReviewEvent, ScoreSnapshot, User
+from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import MANAGER_ROLES
 
@@ -231,6 +231,8 @@ def reassign_book(session: Session, leaving: str, taking: str, actor: User, now:
     """Move `leaving`'s book to `taking` in the caller's transaction: accounts they own, draft reviews they
     review, draft or submitted reviews they approve, unresolved escalations they own. The leaver's manager or
     an admin; each review gets an audited `reassign` event (escalations are audited rows themselves)."""
+    from pulsecheck.storage.models import Escalation  # declared on first use: not for the commands that read
+
     old, new = _user(session, leaving, "--from"), _user(session, taking, "--to")
     if old.id == new.id:
         raise InputError("--from and --to name the same user")

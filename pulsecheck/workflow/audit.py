@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from pulsecheck.storage.chain import AUDITED, BY_MODEL, content_of, entry_hash, head
+from pulsecheck.storage.chain import AUDITED, content_of, entry_hash, head, spec_of
 from pulsecheck.storage.models import AuditEntry, Base
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def _latest_entries(session: Session, records: list[Base]) -> dict[tuple[str, in
     one query."""
     by_kind: dict[str, list[int]] = {}
     for record in records:
-        by_kind.setdefault(BY_MODEL[type(record)].kind, []).append(record.id)  # type: ignore[attr-defined]
+        by_kind.setdefault(spec_of(type(record)).kind, []).append(record.id)  # type: ignore[attr-defined]
     if not by_kind:
         return {}
     newest = (
@@ -136,7 +136,7 @@ def _records_problems(
     """`record_problems` of each record in order, given their latest entries: the records' stored rows read in
     one query per table, not one per record."""
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    kinds = {BY_MODEL[type(record)].kind: BY_MODEL[type(record)] for record in records}
+    kinds = {spec_of(type(record)).kind: spec_of(type(record)) for record in records}
     for kind, spec in kinds.items():
         ids = [r.id for r in records if type(r) is spec.model and (kind, r.id) in latest]  # type: ignore[attr-defined]
         if ids:
@@ -145,7 +145,7 @@ def _records_problems(
                 rows[(kind, row["id"])] = dict(row)
     problems = []
     for record in records:
-        spec = BY_MODEL[type(record)]
+        spec = spec_of(type(record))
         where = f"{spec.kind} {record.id}"  # type: ignore[attr-defined]
         entry = latest.get((spec.kind, record.id))  # type: ignore[attr-defined]
         if entry is None:
@@ -179,7 +179,7 @@ def chain_problems(session: Session, records: list[Base], signatures: bool = Tru
 
     by_kind: dict[str, list[int]] = {}
     for record in records:
-        by_kind.setdefault(BY_MODEL[type(record)].kind, []).append(record.id)  # type: ignore[attr-defined]
+        by_kind.setdefault(spec_of(type(record)).kind, []).append(record.id)  # type: ignore[attr-defined]
     for kind, ids in by_kind.items():
         problems += [f"{where}: {what}" for where, what in check_all(session, signed_entries(session, kind, ids))]
     return problems

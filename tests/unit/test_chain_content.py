@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pulsecheck.jsontext import canonical_json
-from pulsecheck.storage.chain import AUDITED, content_of
+from pulsecheck.storage.chain import AUDITED, content_of, spec_of
 
 scalars = st.one_of(
     st.none(),
@@ -72,3 +73,18 @@ def test_a_stored_time_in_another_spelling_is_compared_the_exact_way() -> None:
     row = (*(raw[name] for name in reader.names), None, 1)
     assert '"at":"2026-11-25T10:00:00+00:00"' in reader.exact_content(row)
     assert reader.content(row) == reader.exact_content(row)
+
+
+def test_every_audited_model_name_is_a_mapped_class_with_its_fields() -> None:
+    # Specs name their class (most are declared on first use): a misspelt name or field would fail only at a commit.
+    for spec in AUDITED:
+        assert spec.model.__name__ == spec.model_name and spec_of(spec.model) is spec
+        assert set(spec.fields) <= set(spec.model.__table__.columns.keys())
+
+
+def test_a_class_the_chain_does_not_audit_has_no_spec() -> None:
+    from pulsecheck.storage.models import Notification, Risk
+
+    for model in (Risk, Notification, type("Review", (), {})):  # the last: a class that only shares a name
+        with pytest.raises(KeyError):
+            spec_of(model)

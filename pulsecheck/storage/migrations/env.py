@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from pulsecheck.storage.models import Base
+from pulsecheck.storage.models import declare_all
 
 config = context.config
 engine = config.attributes.get("engine")
@@ -16,7 +16,7 @@ if engine is None:  # plain `alembic` command line, with alembic.ini
 with engine.begin() as connection:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=declare_all(),  # every table: most are declared on first use
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
