@@ -14,14 +14,14 @@ from typing import Any, cast
 
 from sqlalchemy import JSON, CursorResult, Table, bindparam, literal_column, null, select, union_all
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.functions import GenericFunction
 
 from pulsecheck.notifications import notices
 from pulsecheck.states import review as machine
 from pulsecheck.storage import chain
-from pulsecheck.storage.bulk import WROTE, execute_one, transient
+from pulsecheck.storage.bulk import WROTE, execute_one, persistent, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
 from pulsecheck.workflow import attachments
@@ -239,7 +239,4 @@ def write(session: Session, rows: EventRows, changes: dict[str, Any], event: dic
     hooked = transient(Review, [values | {"account": account}])[0]
     written(session, [transient(ReviewEvent, [event | {"id": event_id, "review": hooked}])[0], hooked])
     notices.know_users(session, rows.people)
-    review = transient(Review, [values])[0]
-    make_transient_to_detached(review)
-    session.add(review)
-    return review
+    return persistent(session, Review, values)
