@@ -7,6 +7,9 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
+from functools import cached_property
+from json.encoder import c_encode_basestring, c_encode_basestring_ascii, c_make_encoder  # type: ignore[attr-defined]
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from pulsecheck.jsontext import REVIEW_SIGNATURE, plain
@@ -83,6 +86,13 @@ class ReviewContent:
     # the scorecard the review was opened on (plain JSON data, never changed): signed with the rest
     baseline: dict[str, Any] | None = field(default=None, hash=False)
 
+    @cached_property
+    def signed_data(self) -> dict[str, Any]:
+        """What the signatures cover (`_signed_data`), made once per template: an approval checks the reviewer's
+        digest and makes the manager's, a close checks both, of one template. Not to be changed: each digest
+        takes a copy."""
+        return _signed_data(self)
+
 
 class Context(NamedTuple):  # not a dataclass, whose making costs every command's start-up more (issue 17)
     """Who does what, when: what the guards decide on."""
@@ -105,15 +115,13 @@ class Context(NamedTuple):  # not a dataclass, whose making costs every command'
 
 
 def _signed_data(content: ReviewContent) -> dict[str, Any]:
-    """What the signatures cover, as the plain JSON values `jsontext.plain` makes of `asdict(content)`: dates in
-    ISO form, the records as lists of field mappings (built here for the template's few shapes, without the deep
-    copy and the generic walk; the baseline, any JSON, goes through `plain`)."""
-    data = {name: _plain_value(getattr(content, name)) for name in _SCALAR_FIELDS}
+    """What the signatures cover, as `asdict(content)` gives it but for the baseline, which is in the plain JSON
+    values `jsontext.plain` makes of it: the records as lists of field mappings (built here for the template's
+    few shapes, without the deep copy and the generic walk). Dates stay dates: the digest's encoder spells them
+    as `plain` does (`_json_text`)."""
+    data = dict(zip(_SCALAR_FIELDS, _scalars(content), strict=True))
     for name in _RECORD_FIELDS:
-        data[name] = [
-            {field_: _plain_value(getattr(item, field_)) for field_ in _FIELDS[type(item)]}
-            for item in getattr(content, name)
-        ]
+        data[name] = [dict(zip(*_FIELDS[type(item)](item), strict=True)) for item in getattr(content, name)]
     if not data["attachments"]:
         data.pop("attachments")  # so a review without attachments keeps the digest it was signed with before
     if content.baseline is not None:  # likewise a review opened before baselines were scorecards, or on no snapshot
@@ -121,28 +129,63 @@ def _signed_data(content: ReviewContent) -> dict[str, Any]:
     return data
 
 
-def _plain_value(value: Any) -> Any:
-    """A scalar of the template as `jsontext.plain` spells it (the template holds no mappings or sequences)."""
-    return plain(value) if isinstance(value, date) else value
-
-
 _RECORD_FIELDS = ("risks", "actions", "attachments")
 _SCALAR_FIELDS = tuple(f.name for f in fields(ReviewContent) if f.name not in (*_RECORD_FIELDS, "baseline"))
-_FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in (RiskData, ActionData, AttachmentData)}
+_scalars = attrgetter(*_SCALAR_FIELDS)
+
+
+def _record_fields(kind: type[Any]) -> Callable[[Any], tuple[tuple[str, ...], tuple[Any, ...]]]:
+    """A record's field names and its values of them, in one C-level call (`attrgetter`) for the values."""
+    names = tuple(f.name for f in fields(kind))
+    values = attrgetter(*names)
+    return lambda item: (names, values(item))
+
+
+_FIELDS = {kind: _record_fields(kind) for kind in (RiskData, ActionData, AttachmentData)}
+
+
+def _date_text(value: Any) -> Any:
+    """The digest encoder's spelling of what JSON has no form of: a date (or datetime) as `jsontext.plain` spells
+    it; anything else is refused as json refuses it."""
+    if isinstance(value, date):
+        return plain(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# json.dumps(data, sort_keys=True, separators=..., ensure_ascii=...) made once: the C encoder it builds per call
+# (with the same settings, and `_date_text` for the dates), without the JSONEncoder made and walked each time.
+# No circular-reference markers: the data is a tree (`plain` has walked the baseline, the one nested JSON).
+_ENCODE_TEXT = c_encode_basestring_ascii if REVIEW_SIGNATURE.ascii_only else c_encode_basestring
+_KEY_SEPARATOR, _ITEM_SEPARATOR = REVIEW_SIGNATURE.separators[1], REVIEW_SIGNATURE.separators[0]
+_C_ENCODER = (
+    c_make_encoder(None, _date_text, _ENCODE_TEXT, None, _KEY_SEPARATOR, _ITEM_SEPARATOR, True, False, True)
+    if c_make_encoder is not None and _ENCODE_TEXT is not None
+    else None
+)
+_ENCODER = json.JSONEncoder(
+    sort_keys=True,
+    separators=REVIEW_SIGNATURE.separators,
+    ensure_ascii=REVIEW_SIGNATURE.ascii_only,
+    default=_date_text,
+)
+
+
+def _json_text(data: dict[str, Any]) -> str:
+    """The text `_digest` hashes: `json.dumps(plain(data), ...)` in the REVIEW_SIGNATURE spelling."""
+    if _C_ENCODER is None:
+        return _ENCODER.encode(data)
+    return "".join(_C_ENCODER(data, 0))
 
 
 def _digest(data: dict[str, Any]) -> str:
-    """`canonical_digest(data, REVIEW_SIGNATURE)` of data already in plain JSON values (`plain` would only copy
-    it again)."""
-    text = json.dumps(
-        data, sort_keys=True, separators=REVIEW_SIGNATURE.separators, ensure_ascii=REVIEW_SIGNATURE.ascii_only
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """`canonical_digest(data, REVIEW_SIGNATURE)` of data in plain JSON values but for dates (`plain` would only
+    copy it again)."""
+    return hashlib.sha256(_json_text(data).encode("utf-8")).hexdigest()
 
 
 def employee_digest(content: ReviewContent) -> str:
     """SHA-256 over everything the reviewer signs (all but the manager's comments)."""
-    data = _signed_data(content)
+    data = dict(content.signed_data)
     data.pop("manager_comments")
     data.pop("approver")
     return _digest(data)
@@ -150,7 +193,7 @@ def employee_digest(content: ReviewContent) -> str:
 
 def manager_digest(content: ReviewContent) -> str:
     """SHA-256 over everything the manager signs: the reviewer's content plus the manager's comments."""
-    data = _signed_data(content)
+    data = dict(content.signed_data)
     data.pop("approver")
     return _digest(data)
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import ARRAY, Boolean, ColumnElement, Connection, CursorResult, Table, any_, bindparam, text
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Mapper, Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -153,18 +154,25 @@ def execute_one(connection: Connection, statement: Any, row: dict[str, Any]) -> 
     if plan is None:
         return cast(CursorResult[Any], connection.execute(statement, row))
     sql, converters = plan
-    values = tuple(row[name] if convert is None else convert(row[name]) for name, convert in converters)
+    values = tuple([row[name] if convert is None else convert(row[name]) for name, convert in converters])
     return connection.exec_driver_sql(sql, values)
 
 
 def _values(converters: list[tuple[str, Any]], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """Each row's parameters in order, each converted by its bind processor: column by column (a C-level map per
-    parameter, `zip` making the tuples), not a Python generator per row (a run converts millions of values)."""
+    parameter, `zip` making the tuples), not a Python generator per row (a run converts millions of values). A
+    few rows (a commit hook's one or two) row by row: a list per column cost several times their values."""
+    if len(rows) <= FEW_ROWS:
+        return [tuple([row[name] if convert is None else convert(row[name]) for name, convert in converters])
+                for row in rows]  # fmt: skip
     columns = [
         list(map(itemgetter(name), rows)) if convert is None else list(map(convert, map(itemgetter(name), rows)))
         for name, convert in converters
     ]
     return list(zip(*columns, strict=True)) if columns else [() for _ in rows]
+
+
+FEW_ROWS = 16  # up to this many rows, `_values` converts row by row (measured: faster below some 20)
 
 
 def _numbered_row(parts: list[str], before: int) -> str:
@@ -358,3 +366,30 @@ def transient(model: type[BaseT], rows: Iterable[dict[str, Any]]) -> list[BaseT]
         obj.__dict__.update(row)
         made.append(obj)
     return made
+
+
+def persistent(session: Session, model: type[BaseT], row: dict[str, Any]) -> BaseT:
+    """An object of `model` carrying `row` (a stored row's column values, its id included), persistent in
+    `session` without a query: `transient`, `make_transient_to_detached` and `session.add`, but for the
+    save-update cascade of `add`, a walk over every mapped attribute of the class (as dear as a statement) that
+    finds nothing to add: the object holds no related object. Through `session.add` where that is not so."""
+    obj = transient(model, [row])[0]
+    make_transient_to_detached(obj)
+    state = instance_state(obj)
+    update = getattr(session, "_update_impl", None)  # what `add` does for a detached object, cascade aside
+    if update is None or session._warn_on_events or not _relationships(state.mapper).isdisjoint(row):
+        session.add(obj)
+        return obj
+    state._orphaned_outside_of_session = False
+    update(state)
+    return obj
+
+
+def _relationships(mapper: Mapper[Any]) -> frozenset[str]:
+    """The names of a class's relationships (what a cascade follows), kept per mapper."""
+    if mapper not in _RELATIONSHIPS:
+        _RELATIONSHIPS[mapper] = frozenset(mapper.relationships.keys())
+    return _RELATIONSHIPS[mapper]
+
+
+_RELATIONSHIPS: dict[Mapper[Any], frozenset[str]] = {}

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 
 from pulsecheck.app import install_hooks
 from pulsecheck.config import load_settings
@@ -283,3 +283,21 @@ def test_transitions_write_their_rows_chain_jobs_and_notices_on_postgresql(pg_da
         assert verify_chain(session).problems == []
     added = chain_kinds(pg_database)[entries_before:]
     assert added == [pair for row in events[1:] for pair in (("review_event", row[0]), ("review", review_id))]
+
+
+def test_the_moved_review_is_persistent_in_its_session_and_loads_what_it_does_not_hold(
+    hooked: Database, factory: Any
+) -> None:
+    database, now = hooked, factory.now
+    with database.transaction() as session:
+        review_id = session.scalars(select(Review.id)).one()
+    with database.transaction() as session:
+        bob = session.scalars(select(User).where(User.name == "bob")).one()
+        moved = reviews.transition(session, review_id, "submit", bob, now)
+        state = inspect(moved)
+        assert state.persistent and session.get(Review, review_id) is moved and not session.dirty
+        assert moved.account.external_id == "ACME" and [e.event for e in moved.events] == ["open", "submit"]
+        moved.priority = "P1"  # a later change of it in the same transaction is flushed, its version checked
+    with database.transaction() as session:
+        review = session.get(Review, review_id)
+        assert review is not None and (review.state, review.priority) == ("submitted", "P1")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, inspect, select
@@ -342,13 +343,21 @@ def _preset(event: str, comment: str | None, manager_comments: str | None) -> di
 
 def _unloaded(session: Session, review_id: int) -> bool:
     """Whether the session neither holds the review nor has anything unflushed (which reads on its connection
-    would miss): then the review is read and written as rows."""
+    would miss): then the review is read and written as rows. The review's identity key is spelled out (as
+    `identity_key` makes it: class, primary key, no token) and `session.dirty` is asked of the identity map once
+    nothing is deleted (what it lists then), without the sets both build (they cost more than the rest)."""
     return (
-        identity_key(Review, review_id) not in session.identity_map
+        (_review_class(), (review_id,), None) not in session.identity_map
         and not session.new
         and not session.deleted
-        and not session.dirty
+        and not session.identity_map.check_modified()
     )
+
+
+@cache
+def _review_class() -> type[Any]:
+    """The class a review's identity key names (its mapper's base class: Review)."""
+    return identity_key(Review, 0)[0]
 
 
 def _transition_rows(
@@ -363,7 +372,8 @@ def _transition_rows(
 ) -> Review:
     """`transition` of a review the session has not loaded: read and written as rows (`rows`), with the same
     verdict, rows and audit chain entries."""
-    found = rows.read(session, review_id)
+    connection = session.connection()  # one look-up for the read and both writes (some 15 k instructions each)
+    found = rows.read(session, review_id, connection)
     if found is None:
         raise NotFoundError(f"unknown review {review_id}")
     values = found.review
@@ -376,7 +386,7 @@ def _transition_rows(
         review, _ = _review_for_event(session, review_id)
         _record(session, review, changes, row)
         return review
-    return rows.write(session, found, changes, row)
+    return rows.write(session, found, changes, row, connection)
 
 
 def reassign(session: Session, review_id: int, approver: str, actor: User, now: datetime, comment: str) -> Review:

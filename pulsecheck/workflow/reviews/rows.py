@@ -12,16 +12,16 @@ from datetime import date
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import JSON, CursorResult, Table, bindparam, literal_column, null, select, union_all
+from sqlalchemy import JSON, Connection, CursorResult, Table, bindparam, literal_column, null, select, union_all
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.functions import GenericFunction
 
 from pulsecheck.notifications import notices
 from pulsecheck.states import review as machine
 from pulsecheck.storage import chain
-from pulsecheck.storage.bulk import WROTE, execute_one, transient
+from pulsecheck.storage.bulk import WROTE, execute_one, persistent, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
 from pulsecheck.workflow import attachments
@@ -148,10 +148,11 @@ class EventRows:
     people: tuple[dict[str, Any], ...] = ()  # the reviewer's and approver's user rows, those that exist
 
 
-def read(session: Session, review_id: int) -> EventRows | None:
+def read(session: Session, review_id: int, connection: Connection | None = None) -> EventRows | None:
     """The rows of review `review_id` for deciding an event (None: no such review), read on the session's
     connection in one statement: the caller has checked that the session holds nothing unflushed."""
-    row = session.connection().execute(_REVIEW, {"review_id": review_id}).first()
+    connection = session.connection() if connection is None else connection
+    row = connection.execute(_REVIEW, {"review_id": review_id}).first()
     if row is None:
         return None
     review = dict(zip(_REVIEW_KEYS, row[:_SPLIT], strict=True))
@@ -192,7 +193,9 @@ def _content(review: dict[str, Any], account: str, records: Iterable[list[Any]])
     )
 
 
-def update_review(session: Session, review_id: int, version: int, changes: dict[str, Any]) -> None:
+def update_review(
+    session: Session, review_id: int, version: int, changes: dict[str, Any], connection: Connection | None = None
+) -> None:
     """The review's new values, refused (StaleDataError, as a flush would be) when someone else changed it since
     it was read at `version` (optimistic locking). On the session's connection (the ORM's execute, with its
     events and option handling, cost more than the statement), the session marked as having written, as its
@@ -200,7 +203,7 @@ def update_review(session: Session, review_id: int, version: int, changes: dict[
     that wrote commits. On SQLite the same statement reads the audit chain's head for the commit hook that appends
     to it (`chain.known_head`): one SELECT less per transition."""
     params = changes | {"version_id": version + 1, "review_id_": review_id, "version_": version}
-    connection = session.connection()
+    connection = session.connection() if connection is None else connection
     session.info[WROTE] = True
     if connection.dialect.name == "sqlite":
         row: Any = execute_one(connection, _UPDATE_REVIEW_HEAD, params).first()
@@ -214,10 +217,10 @@ def update_review(session: Session, review_id: int, version: int, changes: dict[
 _STALE = "UPDATE statement on table 'reviews' expected to update 1 row(s); 0 were matched."
 
 
-def insert_event(session: Session, row: dict[str, Any]) -> int:
+def insert_event(session: Session, row: dict[str, Any], connection: Connection | None = None) -> int:
     """Insert an audit row; its id. On the session's connection (the review's update, which comes first, marked
     the session as written); on SQLite as `bulk.execute_one` sends it."""
-    connection = session.connection()
+    connection = session.connection() if connection is None else connection
     if connection.dialect.name == "sqlite":
         return int(execute_one(connection, INSERT_EVENT, row).lastrowid)
     inserted = cast(CursorResult[Any], connection.execute(INSERT_EVENT, row)).inserted_primary_key
@@ -225,21 +228,25 @@ def insert_event(session: Session, row: dict[str, Any]) -> int:
     return int(inserted[0])
 
 
-def write(session: Session, rows: EventRows, changes: dict[str, Any], event: dict[str, Any]) -> Review:
+def write(
+    session: Session,
+    rows: EventRows,
+    changes: dict[str, Any],
+    event: dict[str, Any],
+    connection: Connection | None = None,
+) -> Review:
     """Write a decided event of a review read by `read`: its row and its audit row, handed to the commit hooks
     (jobs, notices, the audit chain) as written rows with the review's account, as the loaded path hands them.
     Returns the review as it now is, persistent in the session (what it does not hold, such as its audit rows,
     loads on first use: the web API shows the review it moved)."""
     review_id, version = rows.review["id"], rows.review["version_id"]
-    update_review(session, review_id, version, changes)
+    connection = session.connection() if connection is None else connection
+    update_review(session, review_id, version, changes, connection)
     values = rows.review | changes | {"version_id": version + 1}
     event = event | {"review_id": review_id}
-    event_id = insert_event(session, event)
+    event_id = insert_event(session, event, connection)
     account = transient(Account, [rows.account])[0]
     hooked = transient(Review, [values | {"account": account}])[0]
     written(session, [transient(ReviewEvent, [event | {"id": event_id, "review": hooked}])[0], hooked])
     notices.know_users(session, rows.people)
-    review = transient(Review, [values])[0]
-    make_transient_to_detached(review)
-    session.add(review)
-    return review
+    return persistent(session, Review, values)
