@@ -212,18 +212,23 @@ def test_the_notice_goes_to_the_address_a_user_has_when_the_transaction_commits(
     assert payloads and {payload["email"] for payload in payloads} == {"maria@new.example.com"}
 
 
-def test_an_app_reads_its_actor_again_once_a_user_was_written(tmp_path: Any, factory: Any) -> None:
-    """One App over several transactions (a bench, or a command that commits more than once) acts with the
-    acting user's roles as they are: a change of them in between is seen by the next transaction."""
+def _maria_app(factory: Any) -> Any:
+    """The factory's team with an admin for this login, and an App acting as maria (`--as maria`) over several
+    transactions, as a bench or a command that commits more than once."""
     from pulsecheck.app import App, os_login
     from pulsecheck.workflow.users import add_user
 
-    database, now = factory.database, factory.now
     factory.team()
-    with database.transaction() as session:
-        add_user(session, "root", ["admin"], now, login=os_login())
-    settings = load_settings(db=database.url, user="maria", env={"PULSECHECK_NOW": now.isoformat()})
-    app = App(settings, "review")
+    with factory.database.transaction() as session:
+        add_user(session, "root", ["admin"], factory.now, login=os_login())
+    settings = load_settings(db=factory.database.url, user="maria", env={"PULSECHECK_NOW": factory.now.isoformat()})
+    return App(settings, "review")
+
+
+def test_an_app_reads_its_actor_again_once_a_user_was_written(tmp_path: Any, factory: Any) -> None:
+    """One App over several transactions (a bench, or a command that commits more than once) acts with the
+    acting user's roles as they are: a change of them in between is seen by the next transaction."""
+    app = _maria_app(factory)
     with app.transaction() as session:
         assert app.actor(session).role_set == {"manager"}
     with app.transaction() as session:
@@ -237,15 +242,7 @@ def test_an_app_reads_its_actor_again_once_a_user_was_written(tmp_path: Any, fac
 def test_who_acts_is_the_acting_users_name_and_roles_as_they_are_now(tmp_path: Any, factory: Any) -> None:
     """`App.who` (what a review command acts as) gives the user's name and roles without attaching the user to
     the transaction, yet as they are: changed in the same transaction or in an earlier one of the command."""
-    from pulsecheck.app import App, os_login
-    from pulsecheck.workflow.users import add_user
-
-    database, now = factory.database, factory.now
-    factory.team()
-    with database.transaction() as session:
-        add_user(session, "root", ["admin"], now, login=os_login())
-    settings = load_settings(db=database.url, user="maria", env={"PULSECHECK_NOW": now.isoformat()})
-    app = App(settings, "review")
+    app = _maria_app(factory)
     with app.transaction() as session:
         assert app.who(session)[:2] == ("maria", frozenset({"manager"}))  # read: the first transaction's
     with app.transaction() as session:
