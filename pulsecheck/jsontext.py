@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from json.encoder import (  # type: ignore[attr-defined]
+    c_encode_basestring,
+    c_encode_basestring_ascii,
+    c_make_encoder,
+)
 from typing import Any
 
 
@@ -51,6 +56,22 @@ def canonical_json(value: Any, form: Form = CANONICAL) -> str:
 def canonical_digest(value: Any, form: Form = CANONICAL) -> str:
     """SHA-256 (hex) of the UTF-8 bytes of `canonical_json(value, form)`."""
     return hashlib.sha256(canonical_json(value, form).encode("utf-8")).hexdigest()
+
+
+def tree_encoder(form: Form, default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """`json.dumps(value, sort_keys=True, separators=form.separators, ensure_ascii=form.ascii_only,
+    default=default)` for a tree of plain values (no circular-reference check: nothing refers to itself), made
+    once: json's own C encoder where there is one, without the Python layer `dumps` adds per call (a third of its
+    time on a small record), else a JSONEncoder. The same text, byte for byte."""
+    item_separator, key_separator = form.separators
+    encode_text = c_encode_basestring_ascii if form.ascii_only else c_encode_basestring
+    if c_make_encoder is None or encode_text is None:
+        encoder = json.JSONEncoder(
+            sort_keys=True, separators=form.separators, ensure_ascii=form.ascii_only, default=default
+        )
+        return encoder.encode
+    made = c_make_encoder(None, default, encode_text, None, key_separator, item_separator, True, False, True)
+    return lambda value: "".join(made(value, 0))
 
 
 def readable_json(value: Any) -> str:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from functools import cached_property
-from json.encoder import c_encode_basestring, c_encode_basestring_ascii, c_make_encoder  # type: ignore[attr-defined]
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from pulsecheck.jsontext import REVIEW_SIGNATURE, plain
+from pulsecheck.jsontext import REVIEW_SIGNATURE, plain, tree_encoder
 from pulsecheck.states import permissions
 from pulsecheck.states.guarded import NEW as NEW
 from pulsecheck.states.guarded import GuardedMachine, comment_given
@@ -152,29 +150,7 @@ def _date_text(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-# json.dumps(data, sort_keys=True, separators=..., ensure_ascii=...) made once: the C encoder it builds per call
-# (with the same settings, and `_date_text` for the dates), without the JSONEncoder made and walked each time.
-# No circular-reference markers: the data is a tree (`plain` has walked the baseline, the one nested JSON).
-_ENCODE_TEXT = c_encode_basestring_ascii if REVIEW_SIGNATURE.ascii_only else c_encode_basestring
-_KEY_SEPARATOR, _ITEM_SEPARATOR = REVIEW_SIGNATURE.separators[1], REVIEW_SIGNATURE.separators[0]
-_C_ENCODER = (
-    c_make_encoder(None, _date_text, _ENCODE_TEXT, None, _KEY_SEPARATOR, _ITEM_SEPARATOR, True, False, True)
-    if c_make_encoder is not None and _ENCODE_TEXT is not None
-    else None
-)
-_ENCODER = json.JSONEncoder(
-    sort_keys=True,
-    separators=REVIEW_SIGNATURE.separators,
-    ensure_ascii=REVIEW_SIGNATURE.ascii_only,
-    default=_date_text,
-)
-
-
-def _json_text(data: dict[str, Any]) -> str:
-    """The text `_digest` hashes: `json.dumps(plain(data), ...)` in the REVIEW_SIGNATURE spelling."""
-    if _C_ENCODER is None:
-        return _ENCODER.encode(data)
-    return "".join(_C_ENCODER(data, 0))
+_json_text = tree_encoder(REVIEW_SIGNATURE, _date_text)  # `json.dumps(plain(data), ...)`, made once
 
 
 def _digest(data: dict[str, Any]) -> str:

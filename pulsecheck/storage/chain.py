@@ -26,12 +26,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
-from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Table, func, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
+from pulsecheck.jsontext import CANONICAL, tree_encoder
 from pulsecheck.storage import models
 from pulsecheck.storage.bulk import execute_many
 from pulsecheck.storage.hooks import held, hold
@@ -280,21 +280,12 @@ def _moment(value: Any) -> Any:
     raise TypeError(f"cannot put {type(value).__name__} into the audit chain")
 
 
-_CONTENT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_moment)
-# The same encoder without JSONEncoder.encode's Python layer (a third of its time on flat records): json's own
-# C accelerator with _CONTENT's settings. Records are flat dicts, so no circular-reference markers are needed.
-_C_CONTENT = (
-    c_make_encoder(None, _moment, c_encode_basestring, None, ":", ",", True, False, True)
-    if c_make_encoder is not None and c_encode_basestring is not None
-    else None
-)
+_CONTENT = tree_encoder(CANONICAL, _moment)  # records are flat: scalars, dates and JSON lists
 
 
 def encode_content(record: dict[str, Any]) -> str:
     """The canonical JSON text of a record's content (keys sorted, compact, UTF-8 kept, dates in ISO form)."""
-    if _C_CONTENT is None:
-        return _CONTENT.encode(record)
-    return "".join(_C_CONTENT(record, 0))
+    return _CONTENT(record)
 
 
 def entry_hash(

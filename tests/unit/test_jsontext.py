@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from pulsecheck.jsontext import canonical_json, readable_json
+import pytest
+
+from pulsecheck.jsontext import CANONICAL, MODEL_DIGEST, REVIEW_SIGNATURE, canonical_json, readable_json, tree_encoder
 from pulsecheck.scoring.schema import parse_model
 from pulsecheck.states.cycle import seal_digest
 from pulsecheck.states.review import ActionData, ReviewContent, RiskData, employee_digest, manager_digest
@@ -66,3 +68,21 @@ def test_readable_json_keeps_key_order_and_text() -> None:
         '{\n  "z": "Zoë",\n  "a": [\n    1,\n    {\n      "at": "2026-11-24 09:00:00+00:00"\n    }\n  ],\n'
         '  "n": "1.50"\n}'
     )
+
+
+def test_a_tree_encoder_writes_what_json_dumps_writes() -> None:
+    """The encoder the audit chain and the review digests make once: json.dumps' text, byte for byte, in each
+    form, with the default spelling dates; what it cannot spell is refused as json refuses it."""
+
+    def spell(value: object) -> str:
+        if isinstance(value, date):
+            return value.isoformat()
+        raise TypeError("not JSON")
+
+    tree = {"b": [1, 2.5, None, True, 'é ✓ "q"'], "a": {"z": date(2026, 11, 30), "y": []}, "c": "x\ny\\"}
+    for form in (CANONICAL, REVIEW_SIGNATURE, MODEL_DIGEST):
+        expected = json.dumps(tree, sort_keys=True, separators=form.separators, ensure_ascii=form.ascii_only,
+                              default=spell)
+        assert tree_encoder(form, spell)(tree) == expected
+    with pytest.raises(TypeError):
+        tree_encoder(CANONICAL, spell)({"a": object()})
