@@ -154,8 +154,7 @@ def execute_one(connection: Connection, statement: Any, row: dict[str, Any]) -> 
     if plan is None:
         return cast(CursorResult[Any], connection.execute(statement, row))
     sql, converters = plan
-    values = tuple([row[name] if convert is None else convert(row[name]) for name, convert in converters])
-    return connection.exec_driver_sql(sql, values)
+    return connection.exec_driver_sql(sql, _values(converters, [row])[0])
 
 
 def _values(converters: list[tuple[str, Any]], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
