@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from sqlalchemy import ARRAY, Boolean, ColumnElement, Connection, CursorResult, Table, any_, bindparam, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, Mapper, Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state
@@ -60,13 +61,13 @@ def _returning(session: Session, plan: tuple[str, list[tuple[str, Any]]], rows: 
     head, _, one = insert_part.partition(" VALUES ")
     page = max(1, min(MANY_VALUES, MAX_PARAMETERS // max(1, len(converters))))
     found: list[Any] = []
-    connection = session.connection()
+    connection = connection_of(session)
     session.info[WROTE] = True
     for start in range(0, len(rows), page):
         chunk = rows[start : start + page]
         values = [value for row in _values(converters, chunk) for value in row]
         statement = f"{head} VALUES {', '.join([one] * len(chunk))} RETURNING {returned}"
-        found += connection.exec_driver_sql(statement, tuple(values)).all()
+        found += run_sqlite(connection, statement, tuple(values)).fetchall()
     return found
 
 
@@ -124,9 +125,9 @@ def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]
     sql, converters = plan
     values = _values(converters, rows)
     session.info[WROTE] = True
-    connection = session.connection()
+    connection = connection_of(session)
     if not sql.startswith(" VALUES "):
-        connection.exec_driver_sql(sql, values)
+        run_sqlite(connection, sql, values, many=True)
         return
     # PostgreSQL: the INSERT's head, one row's VALUES tuple and its tail (ON CONFLICT), as multi-row statements
     head, one, tail = sql[len(" VALUES ") :].split("\0")
@@ -144,17 +145,74 @@ def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]
         _raw_execute(connection, _PAGES[made], [value for row in chunk for value in row])
 
 
-def execute_one(connection: Connection, statement: Any, row: dict[str, Any]) -> CursorResult[Any]:
+def execute_one(connection: Connection, statement: Any, row: dict[str, Any]) -> Ran:
     """`connection.execute(statement, row)` for one row of an INSERT, UPDATE or DELETE (RETURNING plain columns
     at most) on SQLite, sent as `execute_many` sends its rows: the statement's compiled SQL, each value converted
     by its column's bind processor (SQLAlchemy's generic parameter handling cost more than such a statement: a
-    review transition's own two writes). The engine's events and error handling are kept (`exec_driver_sql`).
-    Elsewhere, or where no plan fits, through `execute`. The caller marks the session as written (`WROTE`)."""
+    review transition's own two writes), run by `run_sqlite`. Elsewhere, or where no plan fits, through
+    `execute`. The caller marks the session as written (`WROTE`)."""
     plan = _plan(connection.dialect, statement, row) if connection.dialect.name == "sqlite" else None
     if plan is None:
         return cast(CursorResult[Any], connection.execute(statement, row))
     sql, converters = plan
-    return connection.exec_driver_sql(sql, _values(converters, [row])[0])
+    return run_sqlite(connection, sql, _values(converters, [row])[0])
+
+
+class Ran(Protocol):
+    """What a statement run by `execute_one` or `run_sqlite` gives back: SQLAlchemy's result or the DBAPI cursor."""
+
+    @property
+    def lastrowid(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> Sequence[Any]: ...
+
+
+def run_sqlite(connection: Connection, sql: str, values: Any, many: bool = False) -> Ran:
+    """`connection.exec_driver_sql(sql, values)` on SQLite (one row's tuple, or with `many` a list of them for
+    executemany) without SQLAlchemy's execution context around the DBAPI cursor: building it, its result and
+    the statement's events cost more than a commit hook's one-row statement itself (a review transition sends
+    five). A database error is raised as SQLAlchemy's, as `exec_driver_sql` raises it. When anything listens to
+    the connection's statements (an event listener, such as a test counting them, or `echo`), or SQLAlchemy no
+    longer has the flags that tell (private attributes), through `exec_driver_sql`, so that it sees them."""
+    if _listened(connection):
+        return connection.exec_driver_sql(sql, values)
+    dbapi = connection.dialect.loaded_dbapi  # sqlite3
+    cursor = connection.connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, values)
+        else:
+            cursor.execute(sql, values)
+    except dbapi.Error as error:
+        raise DBAPIError.instance(sql, values, error, dbapi.Error, dialect=connection.dialect) from error
+    return cast(Ran, cursor)
+
+
+def _listened(connection: Connection) -> bool:
+    """Whether SQLAlchemy would tell anyone of a statement run on `connection` (its own checks, in
+    `Connection._exec_single_context`); True where it cannot be told."""
+    flags = (getattr(connection, "_has_events", True), getattr(connection.engine, "_has_events", True),
+             getattr(connection.dialect, "_has_events", True), getattr(connection, "_echo", True))  # fmt: skip
+    return any(flags)
+
+
+_CONNECTION = "pulsecheck.connection"  # session.info: (transaction, its connection), for `connection_of`
+
+
+def connection_of(session: Session) -> Connection:
+    """`session.connection()`, looked up once per transaction: SQLAlchemy's look-up walks its transaction's
+    state machine each time (a review transition asks six times). Asked again while the transaction is not
+    active (rolled back by an error) or inside a savepoint, so that SQLAlchemy refuses or answers as it would."""
+    transaction = session.get_transaction()
+    kept = session.info.get(_CONNECTION)
+    if kept is not None and kept[0] is transaction and transaction is not None and transaction.is_active:
+        if not session.in_nested_transaction():
+            return cast(Connection, kept[1])
+    connection = session.connection()
+    session.info[_CONNECTION] = (session.get_transaction(), connection)
+    return connection
 
 
 def _values(converters: list[tuple[str, Any]], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -184,7 +242,6 @@ def _raw_execute(connection: Connection, sql: str, values: list[Any]) -> None:
     %s placeholders again each time once the statement is over 4 KB (a page of rows is), which cost more than
     SQLAlchemy's parameter handling saved. A database error is raised as SQLAlchemy's, as `execute` raises it."""
     import psycopg
-    from sqlalchemy.exc import DBAPIError
 
     try:
         with psycopg.RawCursor(cast("psycopg.Connection[Any]", connection.connection.driver_connection)) as cursor:

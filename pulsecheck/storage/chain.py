@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.jsontext import CANONICAL, tree_encoder
 from pulsecheck.storage import models
-from pulsecheck.storage.bulk import execute_many
+from pulsecheck.storage.bulk import connection_of, execute_many
 from pulsecheck.storage.hooks import held, hold
 from pulsecheck.storage.models import AuditEntry, Base
 from pulsecheck.timeutil import iso
@@ -357,7 +357,7 @@ def append(
     items = list(records)
     if not items:
         return 0
-    connection = session.connection()
+    connection = connection_of(session)
     if connection.dialect.name == "postgresql":
         connection.execute(_LOCK, {"key": LOCK_KEY})
     seq, prev = _head_now(session)

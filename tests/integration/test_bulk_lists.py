@@ -3,12 +3,23 @@ back tied to the right rows (PostgreSQL binds a list as one array and takes ids 
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import IntegrityError
 
-from pulsecheck.storage.bulk import WROTE, among, insert_ignoring, insert_returning, table_of
+from pulsecheck.storage.bulk import (
+    WROTE,
+    among,
+    connection_of,
+    insert_ignoring,
+    insert_many,
+    insert_returning,
+    table_of,
+)
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import Notification, User
 from pulsecheck.workflow.users import add_user
@@ -91,3 +102,62 @@ def test_a_bulk_insert_into_a_watched_table_records_its_transaction_for_the_live
             text("SELECT count(*) FROM book_changes WHERE xid = pg_current_xact_id()::text::bigint")
         )
     assert noted == 1
+
+
+def test_a_write_refused_by_sqlite_is_sqlalchemys_error_and_nothing_of_its_transaction_is_stored(
+    database: Database,
+) -> None:
+    """The commit hooks' statements go to SQLite's cursor directly; a constraint it refuses is still raised as
+    SQLAlchemy's IntegrityError (what `Database.transaction` and the CLI's error handling look for)."""
+    rows = _rows(["ann", "bea"])
+    with pytest.raises(IntegrityError) as raised:
+        with database.transaction() as session:
+            insert_many(session, User, rows[:1])
+            insert_many(session, User, rows)  # "ann" again: users.name is unique
+    assert isinstance(raised.value.orig, sqlite3.IntegrityError)
+    assert "users.name" in str(raised.value.orig)
+    with database.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_a_statement_listener_sees_the_statements_written_past_sqlalchemys_execution(database: Database) -> None:
+    """With a listener on the engine (a test counting statements, `echo`), the statements go through SQLAlchemy's
+    execution so that it sees each; without one they are written alike."""
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    with database.transaction() as session:
+        insert_many(session, User, _rows(["ann", "bea"]))  # no listener
+    event.listen(database.engine, "before_cursor_execute", listen)
+    try:
+        with database.transaction() as session:
+            insert_many(session, User, _rows(["cat", "dee"]))
+    finally:
+        event.remove(database.engine, "before_cursor_execute", listen)
+    assert [statement.split(" (")[0] for statement in seen] == ["INSERT INTO users"]
+    with database.transaction() as session:
+        assert list(session.scalars(select(User.name).order_by(User.name))) == ["ann", "bea", "cat", "dee"]
+
+
+def test_one_session_writes_each_of_its_transactions_on_that_transactions_connection(database: Database) -> None:
+    """The connection a transaction's writes look up once (`connection_of`) is not reused by the session's next
+    transaction (the first one's is closed by then), nor after a rollback."""
+    session = database.session()
+    try:
+        with session.begin():
+            insert_many(session, User, _rows(["ann"]))
+            first = connection_of(session)
+        with session.begin():
+            insert_many(session, User, _rows(["bea"]))
+            assert connection_of(session) is session.connection() is not first
+        with pytest.raises(RuntimeError), session.begin():
+            insert_many(session, User, _rows(["cat"]))
+            raise RuntimeError("refused")
+        with session.begin():
+            insert_many(session, User, _rows(["dee"]))
+    finally:
+        session.close()
+    with database.transaction() as check:
+        assert list(check.scalars(select(User.name).order_by(User.name))) == ["ann", "bea", "dee"]

@@ -17,7 +17,7 @@ from sqlalchemy.orm.util import identity_key
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.states import review as machine
-from pulsecheck.storage.bulk import transient
+from pulsecheck.storage.bulk import connection_of, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
@@ -372,7 +372,7 @@ def _transition_rows(
 ) -> Review:
     """`transition` of a review the session has not loaded: read and written as rows (`rows`), with the same
     verdict, rows and audit chain entries."""
-    connection = session.connection()  # one look-up for the read and both writes (some 15 k instructions each)
+    connection = connection_of(session)  # one look-up for the read and both writes (some 15 k instructions each)
     found = rows.read(session, review_id, connection)
     if found is None:
         raise NotFoundError(f"unknown review {review_id}")

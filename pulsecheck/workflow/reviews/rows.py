@@ -206,7 +206,7 @@ def update_review(
     connection = session.connection() if connection is None else connection
     session.info[WROTE] = True
     if connection.dialect.name == "sqlite":
-        row: Any = execute_one(connection, _UPDATE_REVIEW_HEAD, params).first()
+        row: Any = execute_one(connection, _UPDATE_REVIEW_HEAD, params).fetchone()
         if row is None:
             raise StaleDataError(_STALE)
         chain.known_head(session, row[0], row[1])
