@@ -14,9 +14,11 @@ from sqlalchemy import func, inspect, select, text
 from pulsecheck.app import install_hooks
 from pulsecheck.config import load_settings
 from pulsecheck.errors import ConflictError
+from pulsecheck.storage.bulk import fetch_one
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import AuditEntry, Notification, Review, ReviewEvent, SchedulerJob, User
-from pulsecheck.workflow import reviews
+from pulsecheck.workflow import attachments, reviews
+from pulsecheck.workflow.reviews import rows
 from pulsecheck.workflow.audit import verify_chain
 from tests.conftest import Factory
 
@@ -298,3 +300,25 @@ def test_the_moved_review_is_persistent_in_its_session_and_loads_what_it_does_no
     with database.transaction() as session:
         review = session.get(Review, review_id)
         assert review is not None and (review.state, review.priority) == ("submitted", "P1")
+
+
+def test_a_transition_reads_its_review_with_the_values_sqlalchemy_reads(database: Database, factory: Any) -> None:
+    """A transition reads its review past SQLAlchemy's result on SQLite (`bulk.fetch_one`): every value (aware
+    timestamps, dates, the JSON baseline and records) is what SQLAlchemy's own read gives, or signatures made
+    from them would not match the review's."""
+    factory.team()
+    review_id = factory.review()
+    factory.complete(review_id)
+    factory.fire(review_id, "submit", "bob")
+    params = {"review_id": review_id, "record_kind": attachments.REVIEW}
+    with database.transaction() as session:
+        connection = session.connection()
+        ours = fetch_one(connection, rows._REVIEW, params)
+        theirs = connection.execute(rows._REVIEW, params).first()
+        missing = fetch_one(connection, rows._REVIEW, params | {"review_id": review_id + 1})
+    assert theirs is not None and ours is not None and missing is None
+    assert tuple(ours) == tuple(theirs)
+    values = dict(zip(rows._REVIEW.selected_columns.keys(), ours, strict=True))
+    assert values["employee_signed_at"] == factory.now and values["employee_signed_at"].tzinfo is not None
+    assert values["next_review_date"] == (factory.now + timedelta(days=90)).date()
+    assert [record[0] for record in ours[-1]] == [0, 1]  # the template's one risk and one action

@@ -21,7 +21,7 @@ from sqlalchemy.sql.functions import GenericFunction
 from pulsecheck.notifications import notices
 from pulsecheck.states import review as machine
 from pulsecheck.storage import chain
-from pulsecheck.storage.bulk import WROTE, execute_one, persistent, transient
+from pulsecheck.storage.bulk import WROTE, execute_one, fetch_one, persistent, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
 from pulsecheck.workflow import attachments
@@ -113,7 +113,7 @@ _RECORDS = union_all(
         null(),
         null(),
         null(),
-    ).where(_LINKS.c.record_kind == attachments.REVIEW, _LINKS.c.record_id == bindparam("review_id")),
+    ).where(_LINKS.c.record_kind == bindparam("record_kind"), _LINKS.c.record_id == bindparam("review_id")),
 ).subquery("records")
 _TEMPLATE = select(_JsonArrays(_JsonArray(*_RECORDS.c))).scalar_subquery()
 
@@ -152,7 +152,7 @@ def read(session: Session, review_id: int, connection: Connection | None = None)
     """The rows of review `review_id` for deciding an event (None: no such review), read on the session's
     connection in one statement: the caller has checked that the session holds nothing unflushed."""
     connection = session.connection() if connection is None else connection
-    row = connection.execute(_REVIEW, {"review_id": review_id}).first()
+    row = fetch_one(connection, _REVIEW, {"review_id": review_id, "record_kind": attachments.REVIEW})
     if row is None:
         return None
     review = dict(zip(_REVIEW_KEYS, row[:_SPLIT], strict=True))
