@@ -176,7 +176,8 @@ def fetch_one(connection: Connection, statement: Any, row: dict[str, Any]) -> Se
     found = run_sqlite(connection, sql, _values(converters, [row])[0]).fetchone()
     if found is None:
         return None
-    return tuple([value if process is None else process(value) for process, value in zip(processors, found, strict=True)])
+    pairs = zip(processors, found, strict=True)
+    return tuple([value if process is None else process(value) for process, value in pairs])
 
 
 def _result_processors(dialect: Any, statement: Any) -> list[Any]:

@@ -18,8 +18,8 @@ from pulsecheck.storage.bulk import fetch_one
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.models import AuditEntry, Notification, Review, ReviewEvent, SchedulerJob, User
 from pulsecheck.workflow import attachments, reviews
-from pulsecheck.workflow.reviews import rows
 from pulsecheck.workflow.audit import verify_chain
+from pulsecheck.workflow.reviews import rows
 from tests.conftest import Factory
 
 
