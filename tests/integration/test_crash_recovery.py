@@ -109,15 +109,20 @@ def kill_when(proc: Proc, point: Callable[[], bool], what: str, timeout: float =
     finish the last batches first. It runs 2 ms between looks: the last three batches of an evaluate and its
     closing commit took under 20 ms, the pause this once had, and the point was never seen."""
     deadline = time.monotonic() + timeout
-    while True:
-        proc.popen.send_signal(signal.SIGSTOP)
-        if point():
-            break
-        proc.popen.send_signal(signal.SIGCONT)
-        assert proc.popen.poll() is None, f"finished before {what}: {proc.lines()}"
-        assert time.monotonic() < deadline, f"never reached {what}"
-        assert not any(line.startswith("evaluate:") for line in proc.lines()), f"evaluated before {what}"
-        time.sleep(0.002)
+    try:
+        while True:
+            proc.popen.send_signal(signal.SIGSTOP)
+            if point():
+                break
+            proc.popen.send_signal(signal.SIGCONT)
+            assert proc.popen.poll() is None, f"finished before {what}: {proc.lines()}"
+            assert time.monotonic() < deadline, f"never reached {what}"
+            assert not any(line.startswith("evaluate:") for line in proc.lines()), f"evaluated before {what}"
+            time.sleep(0.002)
+    except BaseException:  # a failed look leaves no daemon behind (stopped or running) to outlive the test
+        proc.popen.kill()
+        proc.popen.wait()
+        raise
     workers = workers_of(proc.popen.pid)
     proc.popen.send_signal(signal.SIGKILL)
     proc.popen.wait()
