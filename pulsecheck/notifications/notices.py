@@ -8,7 +8,7 @@ wrote the event (the CLI, the demo, a scheduled job), with the audit row's id in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, select
@@ -19,7 +19,6 @@ from pulsecheck.storage.models import ReviewEvent, User, declared
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings
-    from pulsecheck.notifications.outbox import Routing
     from pulsecheck.storage.db import Database
     from pulsecheck.storage.models import CycleEvent
 
@@ -46,14 +45,12 @@ def install(database: Database, settings: Settings) -> None:
     def noticed(obj: object) -> bool:
         return isinstance(obj, ReviewEvent) and obj.event in NOTICES
 
-    routing: list[Routing] = []  # the settings' routing, made at the first commit that sends a notice
+    sender: list[Callable[[Session, list[ReviewEvent]], None]] = []  # made at the first commit that sends a notice
 
     def send_review(session: Session, found: list[ReviewEvent]) -> None:
-        from pulsecheck.notifications.outbox import Routing
-
-        if not routing:
-            routing.append(Routing.from_settings(settings))
-        send(session, found, settings, routing[0])
+        if not sender:
+            sender.append(_sender(settings))
+        sender[0](session, found)
 
     before_commit(database, "review-notices", events, send_review, noticed)
 
@@ -82,39 +79,44 @@ def know_users(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     known.update((row["name"], row) for row in rows)
 
 
-def send(session: Session, found: list[ReviewEvent], settings: Settings, routing: Routing | None = None) -> None:
-    """One notice per submit, reject and approve of a review, to its approver or reviewer; the outbox rows of
-    every event of the commit written in one statement."""
+def _sender(settings: Settings) -> Callable[[Session, list[ReviewEvent]], None]:
+    """`send` with the settings' routing, made once per App at its first notice: the outbox is imported then (not at
+    start-up, and not at every commit: an import statement run per call costs a tenth of a notice's rendering)."""
     from pulsecheck.notifications.outbox import People, Routing, enqueue_rows
     from pulsecheck.storage.bulk import transient
 
-    routing = routing or Routing.from_settings(settings)
-    people = People(session)
-    names = sorted({name for row in found if (name := _person(row)) is not None})
-    if names:  # read first (one or two: the approver, the reviewer), as `People.named` would read them
-        people.users.update(dict.fromkeys(names))
-        known = held(session, _KNOWN_USERS, pop=True) or {}
-        connection = session.connection()
-        rows = [
-            row
-            for name in names
-            for row in ([known[name]] if name in known else connection.execute(_USER_NAMED, {"name": name}).mappings())
-        ]
-        people.know(transient(User, [dict(row) for row in rows]))
-    outbox: list[dict[str, Any]] = []
-    for row in found:
-        kind, role = NOTICES[row.event]
-        review = row.review
-        context = {
-            "review_id": review.id,
-            "actor": row.actor,
-            "comment": row.comment,
-            "priority": review.priority,
-            "due_at": review.due_at,
-        }
-        outbox += routing.messages(people, kind, [role], review.account, review, context, f"review-event:{row.id}",
-                                   row.at)
-    enqueue_rows(session, outbox)
+    routing = Routing.from_settings(settings)
+
+    def send(session: Session, found: list[ReviewEvent]) -> None:
+        """One notice per submit, reject and approve of a review, to its approver or reviewer; the outbox rows of
+        every event of the commit written in one statement."""
+        people = People(session)
+        names = sorted({name for row in found if (name := _person(row)) is not None})
+        if names:  # read first (one or two: the approver, the reviewer), as `People.named` would read them
+            people.users.update(dict.fromkeys(names))
+            known = held(session, _KNOWN_USERS, pop=True) or {}
+            rows = [known[name] for name in names if name in known]
+            unread = [name for name in names if name not in known]
+            if unread:
+                connection = session.connection()
+                rows += [row for name in unread for row in connection.execute(_USER_NAMED, {"name": name}).mappings()]
+            people.know(transient(User, rows))
+        outbox: list[dict[str, Any]] = []
+        for row in found:
+            kind, role = NOTICES[row.event]
+            review = row.review
+            context = {
+                "review_id": review.id,
+                "actor": row.actor,
+                "comment": row.comment,
+                "priority": review.priority,
+                "due_at": review.due_at,
+            }
+            outbox += routing.messages(people, kind, [role], review.account, review, context,
+                                       f"review-event:{row.id}", row.at)
+        enqueue_rows(session, outbox)
+
+    return send
 
 
 def _person(row: ReviewEvent) -> str | None:

@@ -69,10 +69,13 @@ class Routing:
         channels = route.get(severity or "") or route.get("default")
         return list(channels) if channels else [self.channel]
 
-    def shown(self, context: Mapping[str, Any]) -> dict[str, Any]:
-        """`context` with what rendering needs from the settings (time zone, link base)."""
-        extra = {"timezone": self.timezone, "base_url": self.base_url}
-        return {**extra, **context}
+    def shown(self, context: Mapping[str, Any], account: Account | None = None) -> dict[str, Any]:
+        """`context` with what rendering needs from the settings (time zone, link base) and, given an `account`, its
+        name and id (one dict made, in the order of `{**settings', **account's, **context}`)."""
+        if account is None:
+            return {"timezone": self.timezone, "base_url": self.base_url, **context}
+        return {"timezone": self.timezone, "base_url": self.base_url, "account_name": account.name,
+                "account_id": account.external_id, **context}
 
     def notify(
         self,
@@ -117,9 +120,9 @@ class Routing:
     ) -> tuple[list[User], list[dict[str, Any]]]:
         """The people behind `roles` (read through `people`) and the outbox rows of a `kind` notice to them."""
         recipients = resolve_roles(people.session, roles, account, review, self.role_lists, people)
-        context = {"account_name": account.name, "account_id": account.external_id, **context}
+        context = self.shown(context, account)
         channels = self.channels(kind, context.get("severity"))
-        return recipients, messages(kind, self.shown(context), recipients, event_key, channels, now)
+        return recipients, messages(kind, context, recipients, event_key, channels, now)
 
 
 class People:
@@ -247,44 +250,30 @@ def messages(
 ) -> list[dict[str, Any]]:
     """One rendered outbox row per recipient and channel, keyed by (event, recipient, channel). The addresses
     stored are a record of queue time: dispatch reads the user's current ones."""
-    rows = []
-    plain = _plain(context)
-    channels = [channel] if isinstance(channel, str) else list(channel)
     people = list(recipients)
-    rendered = render_each(kind, context, [user.name for user in people])  # once per notice, or once per person
-    for user, (subject, body) in zip(people, rendered, strict=True):
-        rows.extend(_rows(kind, user, channels, subject, body, event_key, plain, now))
-    return rows
-
-
-def _rows(
-    kind: str,
-    user: User,
-    channels: list[str],
-    subject: str,
-    body: str,
-    event_key: str,
-    plain: dict[str, Any],
-    now: datetime,
-) -> list[dict[str, Any]]:
-    rows = []
-    for channel in channels:
-        rows.append(
-            {
-                "dedupe_key": f"{event_key}:{user.name}:{channel}",
-                "kind": kind,
-                "channel": channel,
-                "recipient": user.name,
-                "subject": subject,
-                "body": body,
-                "payload": {"email": user.email, "webhook": user.webhook, "context": plain},
-                "status": "pending",
-                "attempts": 0,
-                "created_at": now,
-                "next_attempt_at": now,
-            }
-        )
-    return rows
+    if not people:
+        return []
+    names = [user.name for user in people]
+    plain = _plain(context)
+    channels = [channel] if isinstance(channel, str) else channel
+    rendered = render_each(kind, context, names)  # once per notice, or once per person
+    return [
+        {
+            "dedupe_key": f"{event_key}:{name}:{channel}",
+            "kind": kind,
+            "channel": channel,
+            "recipient": name,
+            "subject": subject,
+            "body": body,
+            "payload": {"email": user.email, "webhook": user.webhook, "context": plain},
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+        for user, name, (subject, body) in zip(people, names, rendered, strict=True)
+        for channel in channels
+    ]
 
 
 def _plain(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -106,43 +106,51 @@ class _Shape:
     """What of a template's context its text depends on: `slots` (name, filter or None) are pasted in; a name
     outside them is read otherwise (`fills` is False when the template binds names itself: always rendered)."""
 
-    slots: tuple[tuple[str, str | None], ...]
+    slots: tuple[tuple[str, str | None, str], ...]  # and each one's marker
     pasted: frozenset[str]
     fills: bool
 
 
 def _filled(kind: str, context: dict[str, Any]) -> str:
-    """The template of `kind` rendered with `context` (cleaned), from a render with markers when it can be."""
+    """The template of `kind` rendered with `context` (cleaned), from a render with markers when it can be. The
+    render is kept under the context's names in their order (a caller's contexts come in one order), each with its
+    value where the text depends on it."""
     shape = _shape(kind)
     if not shape.fills:
         return _environment().get_template(f"{kind}.txt.j2").render(context)
+    pasted = shape.pasted
     key: list[Any] = [kind]
-    for name, value in sorted(context.items()):
+    for name, value in context.items():
         if isinstance(value, str):
             if _SLOT in value:
                 return _environment().get_template(f"{kind}.txt.j2").render(context)
-        elif not isinstance(value, int | float | date):  # lists, mappings: rendered anew each time
+        elif not isinstance(value, _KEYED):  # lists, mappings: rendered anew each time
             return _environment().get_template(f"{kind}.txt.j2").render(context)
-        key.append(name if name in shape.pasted else (name, type(value), str(value)))
+        if name in pasted:
+            key.append(name)
+        elif type(value) is datetime:  # what its text shows (wall time and UTC offset), without making the text
+            key.append((name, datetime, value, value.utcoffset()))
+        else:
+            key.append((name, type(value), str(value)))
     made = tuple(key)
     text = _MARKED.get(made)
     if text is None:
         marked = dict(context)
-        marked.update((name, f"{_SLOT}{name}{_SLOT}") for name in shape.pasted if name in context)
+        marked.update((name, _marker(name, None)) for name in pasted if name in context)
         text = _environment(marking=True).get_template(f"{kind}.txt.j2").render(marked)
         if len(_MARKED) >= FILLED_KEPT:
             _MARKED.clear()
         _MARKED[made] = text
     filters = _environment().filters
-    for name, applied in shape.slots:
+    for name, applied, marker in shape.slots:
         if name in context:
             value = context[name] if applied is None else filters[applied](context[name])
-            marker = f"{_SLOT}{name}{_SLOT}" if applied is None else f"{_SLOT}{name}|{applied}{_SLOT}"
             text = text.replace(marker, str(value))
     return text
 
 
 _MARKED: dict[tuple[Any, ...], str] = {}
+_KEYED = (int, float, date)  # values a kept render is keyed by (text aside)
 
 
 @cache
@@ -176,7 +184,13 @@ def _shape(kind: str) -> _Shape:
 
     visit(tree, None)
     pasted = frozenset(name for name, _ in slots if name not in other)
-    return _Shape(tuple(sorted((s for s in slots if s[0] in pasted), key=str)), pasted, fills=True)
+    kept = sorted((slot for slot in slots if slot[0] in pasted), key=str)
+    return _Shape(tuple((name, applied, _marker(name, applied)) for name, applied in kept), pasted, fills=True)
+
+
+def _marker(name: str, applied: str | None) -> str:
+    """What stands for `name` (through the filter `applied`) in a render with markers."""
+    return f"{_SLOT}{name}{_SLOT}" if applied is None else f"{_SLOT}{name}|{applied}{_SLOT}"
 
 
 def _pure(node: Any) -> bool:
