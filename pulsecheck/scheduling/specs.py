@@ -88,20 +88,27 @@ class ScheduleSettings:
         )
 
     def wall_clock_add(self, moment: datetime, delta: timedelta) -> datetime:
-        """`moment + delta` on the business time zone's wall clock (a day stays a calendar day across DST)."""
-        naive = moment.astimezone(self.tz).replace(tzinfo=None) + delta
-        return naive.replace(tzinfo=self.tz)
+        """`moment + delta` on the business time zone's wall clock (a day stays a calendar day across DST): adding
+        to an aware datetime moves its wall clock and keeps its zone (fold 0, as a naive sum made aware again)."""
+        return moment.astimezone(self.tz) + delta
 
     def at_day(self, day: date) -> datetime:
         return datetime.combine(day, self.next_review_at, tzinfo=self.tz)
 
     def ladder_deadlines(self, opened_at: datetime) -> list[datetime]:
         """When each level after the first is reached, if nobody acknowledges the escalation."""
-        return [self.wall_clock_add(opened_at, step.after) for step in self.ladder[1:]]
+        opened = opened_at.astimezone(self.tz)  # `wall_clock_add` of each step, the zone converted once
+        return [opened + step.after for step in self.ladder[1:]]
 
     def reminder_times(self, due_at: datetime) -> list[datetime]:
         """Reminders at the due date and every interval after it, then one more firing: the escalation."""
-        return [self.wall_clock_add(due_at, self.reminder_every * k) for k in range(self.max_reminders + 1)]
+        due = due_at.astimezone(self.tz)  # `wall_clock_add` of each interval, the zone converted once
+        return [due + offset for offset in self.reminder_offsets]
+
+    @cached_property
+    def reminder_offsets(self) -> tuple[timedelta, ...]:
+        """How long after the due date each reminder fires, the first at it (the same for every review)."""
+        return tuple(self.reminder_every * k for k in range(self.max_reminders + 1))
 
 
 def _crontab(expr: str, tz: ZoneInfo, where: str) -> BaseTrigger:

@@ -31,8 +31,8 @@ class DatesTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no
         return [datetime.fromtimestamp(stamp, UTC) for stamp in self.stamps]
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        if previous_fire_time is None:
-            return self.moments[0] if self.stamps else None
+        if previous_fire_time is None:  # the first moment, with no list of them all made
+            return datetime.fromtimestamp(self.stamps[0], UTC) if self.stamps else None
         after = previous_fire_time.timestamp()
         return next((datetime.fromtimestamp(s, UTC) for s in self.stamps if s > after), None)
 
