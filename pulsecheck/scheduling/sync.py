@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -96,23 +98,21 @@ def install(database: Database, settings: Settings) -> None:
         jobs = [obj for obj in objects if isinstance(obj, kinds)]
         if not jobs:  # audit rows alone (an event of a review this transaction did not change): no job moves
             return
-        from pulsecheck.scheduling.specs import ScheduleSettings, escalation_jobs, review_jobs
-        from pulsecheck.scheduling.store import job_store
-
+        specs, store = _modules()
         if not built:  # a copy of settings validated before any work (it cannot fail inside the commit)
-            built.append(ScheduleSettings.from_settings(settings))
+            built.append(specs.ScheduleSettings.from_settings(settings))
         cfg = built[0]
         wanted: dict[str, JobSpec | None] = {}
         alone = _alone(objects)
         for obj in sorted(jobs, key=lambda o: (type(o).__name__, o.id)):
             if isinstance(obj, Review):
-                wanted.update(review_jobs(session, obj, cfg, alone=obj.id in alone))
+                wanted.update(specs.review_jobs(session, obj, cfg, alone=obj.id in alone))
             else:
-                wanted.update(escalation_jobs(obj, cfg))
+                wanted.update(specs.escalation_jobs(obj, cfg))
         if len(wanted) <= KEYED:  # a transaction's few jobs (a review moved): keyed writes, no read first
-            keyed(job_store(session, cfg.tz), wanted, settings.now())
+            keyed(store.job_store(session, cfg.tz), wanted, settings.now())
         else:
-            apply(session, job_store(session, cfg.tz), wanted, settings.now())
+            apply(session, store.job_store(session, cfg.tz), wanted, settings.now())
 
     def accept(obj: object) -> bool:  # a row written by a Core statement that may move a job
         kinds: tuple[type[Any], ...] = (Review, ReviewEvent, *declared("Escalation"))
@@ -121,22 +121,29 @@ def install(database: Database, settings: Settings) -> None:
     before_commit(database, "schedule", touched, sync, accept=accept)
 
 
+@lru_cache(maxsize=1)
+def _modules() -> tuple[ModuleType, ModuleType]:
+    """`specs` and `store`, imported at the first commit that moves a job and then kept: an import statement of a
+    loaded module still costs more than the rest of a keyed write's Python (the import machinery's checks)."""
+    from pulsecheck.scheduling import specs, store
+
+    return specs, store
+
+
 def _alone(objects: list[Any]) -> set[int]:
     """The reviews among `objects` that an event of this transaction moved out of a state other than closed and
     that share their account with no other review written in it. Such a review was its account's one review that
     is not closed (uq_reviews_open_account) when it moved, and closed is final: if it is closed now, no review of
     its account is open (`specs.review_jobs` need not ask)."""
-    events = [obj for obj in objects if isinstance(obj, ReviewEvent)]
-    moved = {event.review_id for event in events if event.from_state not in (None, "closed")}
-    if not moved:
-        return set()
+    moved: set[int] = set()
     reviews: dict[int, set[int]] = {}  # by account (a review may come twice: its object and its written row)
-    for obj in objects:
-        if isinstance(obj, Review):
+    for obj in objects:  # one pass
+        if isinstance(obj, ReviewEvent):
+            if obj.from_state not in (None, "closed"):
+                moved.add(obj.review_id)
+        elif isinstance(obj, Review):
             reviews.setdefault(obj.account_id, set()).add(obj.id)
-    return {
-        obj.id for obj in objects if isinstance(obj, Review) and obj.id in moved and reviews[obj.account_id] == {obj.id}
-    }
+    return {review for ids in reviews.values() if len(ids) == 1 for review in ids if review in moved}
 
 
 def reconcile(session: Session, cfg: ScheduleSettings, now: datetime) -> SyncReport:
