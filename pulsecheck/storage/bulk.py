@@ -158,18 +158,15 @@ def execute_one(connection: Connection, statement: Any, row: dict[str, Any]) -> 
     return run_sqlite(connection, sql, _values(converters, [row])[0])
 
 
+ReadPlan = tuple[str, list[tuple[str, Any]], list[Any]]  # SQL, bind converters, result processors
+
+
 def fetch_one(connection: Connection, statement: Any, row: dict[str, Any]) -> Sequence[Any] | None:
     """`connection.execute(statement, row).first()` for a SELECT whose parameters are all in `row`: on SQLite its
     compiled SQL run by `run_sqlite`, each value of the row it reads converted by its column type's result
     processor, as SQLAlchemy's result would (its result object and execution context cost more than the read of a
     review by its key: a review transition's one SELECT). Elsewhere, or where no plan fits, through `execute`."""
-    if connection.dialect.name != "sqlite":
-        return connection.execute(statement, row).first()
-    made = (statement, frozenset(row))
-    if made not in _READS:
-        plan = _plan(connection.dialect, statement, row)
-        _READS[made] = None if plan is None else (*plan, _result_processors(connection.dialect, statement))
-    read = _READS[made]
+    read = _read_plan(connection.dialect, statement, row) if connection.dialect.name == "sqlite" else None
     if read is None:
         return connection.execute(statement, row).first()
     sql, converters, processors = read
@@ -180,13 +177,22 @@ def fetch_one(connection: Connection, statement: Any, row: dict[str, Any]) -> Se
     return tuple([value if process is None else process(value) for process, value in pairs])
 
 
+def _read_plan(dialect: Any, statement: Any, row: dict[str, Any]) -> ReadPlan | None:
+    """`_plan` of a SELECT and each of its result columns' processors, made once per statement and keys."""
+    made = (statement, frozenset(row))
+    if made not in _READS:
+        plan = _plan(dialect, statement, row)
+        _READS[made] = None if plan is None else (*plan, _result_processors(dialect, statement))
+    return _READS[made]
+
+
 def _result_processors(dialect: Any, statement: Any) -> list[Any]:
     """Each result column's processor (None: the DBAPI's value as it is), as SQLAlchemy's result applies them."""
     compiled = statement.compile(dialect=dialect)
     return [column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns]
 
 
-_READS: dict[tuple[Any, ...], tuple[str, list[tuple[str, Any]], list[Any]] | None] = {}
+_READS: dict[tuple[Any, ...], ReadPlan | None] = {}
 
 
 class Ran(Protocol):
@@ -201,13 +207,14 @@ class Ran(Protocol):
 
 
 def run_sqlite(connection: Connection, sql: str, values: Any, many: bool = False) -> Ran:
-    """`connection.exec_driver_sql(sql, values)` on SQLite (one row's tuple, or with `many` a list of them for
-    executemany) without SQLAlchemy's execution context around the DBAPI cursor: building it, its result and
-    the statement's events cost more than a commit hook's one-row statement itself (a review transition sends
-    five). A database error is raised as SQLAlchemy's, as `exec_driver_sql` raises it. When anything listens to
-    the connection's statements (an event listener, such as a test counting them, or `echo`), or SQLAlchemy no
-    longer has the flags that tell (private attributes), through `exec_driver_sql`, so that it sees them."""
-    if _listened(connection):
+    """`connection.exec_driver_sql(sql, values)` (one row's tuple, or with `many` a list of them for executemany),
+    on SQLite without SQLAlchemy's execution context around the DBAPI cursor: building it, its result and the
+    statement's events cost more than a commit hook's one-row statement itself (a review transition sends five).
+    A database error is raised as SQLAlchemy's, as `exec_driver_sql` raises it. Through `exec_driver_sql` on
+    another database (PostgreSQL: SQLAlchemy also tells a lost connection from other errors), and when anything
+    listens to the connection's statements (an event listener, such as a test counting them, or `echo`) or
+    SQLAlchemy no longer has the flags that tell (private attributes), so that it sees them."""
+    if connection.dialect.name != "sqlite" or _listened(connection):
         return connection.exec_driver_sql(sql, values)
     dbapi = connection.dialect.loaded_dbapi  # sqlite3
     cursor = connection.connection.cursor()
@@ -238,9 +245,8 @@ def connection_of(session: Session) -> Connection:
     active (rolled back by an error) or inside a savepoint, so that SQLAlchemy refuses or answers as it would."""
     transaction = session.get_transaction()
     kept = session.info.get(_CONNECTION)
-    if kept is not None and kept[0] is transaction and transaction is not None and transaction.is_active:
-        if not session.in_nested_transaction():
-            return cast(Connection, kept[1])
+    if kept is not None and kept[0] is transaction and transaction.is_active and not session.in_nested_transaction():
+        return cast(Connection, kept[1])
     connection = session.connection()
     session.info[_CONNECTION] = (session.get_transaction(), connection)
     return connection
