@@ -9,11 +9,9 @@ wanted one (see `specs`) and write only the jobs that changed: `apply` reads the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -86,7 +84,7 @@ def install(database: Database, settings: Settings) -> None:
     """Keep jobs in step with every review and escalation that a transaction of `database` writes."""
     from pulsecheck.storage.hooks import before_commit
 
-    built: list[ScheduleSettings] = []  # at the first commit that needs it: a read-only command never does
+    mover: list[Callable[[Session, list[Any], list[Any]], None]] = []  # `_mover`, at the first commit moving a job
 
     # Escalations once their class is declared (`models.declared`): a command that wrote none declares none.
     def touched(session: Session) -> list[Any]:
@@ -98,21 +96,9 @@ def install(database: Database, settings: Settings) -> None:
         jobs = [obj for obj in objects if isinstance(obj, kinds)]
         if not jobs:  # audit rows alone (an event of a review this transaction did not change): no job moves
             return
-        specs, store = _modules()
-        if not built:  # a copy of settings validated before any work (it cannot fail inside the commit)
-            built.append(specs.ScheduleSettings.from_settings(settings))
-        cfg = built[0]
-        wanted: dict[str, JobSpec | None] = {}
-        alone = _alone(objects)
-        for obj in sorted(jobs, key=lambda o: (type(o).__name__, o.id)):
-            if isinstance(obj, Review):
-                wanted.update(specs.review_jobs(session, obj, cfg, alone=obj.id in alone))
-            else:
-                wanted.update(specs.escalation_jobs(obj, cfg))
-        if len(wanted) <= KEYED:  # a transaction's few jobs (a review moved): keyed writes, no read first
-            keyed(store.job_store(session, cfg.tz), wanted, settings.now())
-        else:
-            apply(session, store.job_store(session, cfg.tz), wanted, settings.now())
+        if not mover:
+            mover.append(_mover(settings))
+        mover[0](session, objects, jobs)
 
     def accept(obj: object) -> bool:  # a row written by a Core statement that may move a job
         kinds: tuple[type[Any], ...] = (Review, ReviewEvent, *declared("Escalation"))
@@ -121,13 +107,30 @@ def install(database: Database, settings: Settings) -> None:
     before_commit(database, "schedule", touched, sync, accept=accept)
 
 
-@lru_cache(maxsize=1)
-def _modules() -> tuple[ModuleType, ModuleType]:
-    """`specs` and `store`, imported at the first commit that moves a job and then kept: an import statement of a
-    loaded module still costs more than the rest of a keyed write's Python (the import machinery's checks)."""
-    from pulsecheck.scheduling import specs, store
+def _mover(settings: Settings) -> Callable[[Session, list[Any], list[Any]], None]:
+    """What moves the jobs of a commit's reviews and escalations, made once per process at the first commit that
+    moves one: `specs` and `store` imported then (not at start-up, and not at every commit: an import statement of
+    a loaded module cost more than the rest of a keyed write's Python), and a copy of the settings validated before
+    any work (it cannot fail inside the commit)."""
+    from pulsecheck.scheduling.specs import ScheduleSettings, escalation_jobs, review_jobs
+    from pulsecheck.scheduling.store import job_store
 
-    return specs, store
+    cfg = ScheduleSettings.from_settings(settings)
+
+    def move(session: Session, objects: list[Any], jobs: list[Any]) -> None:
+        wanted: dict[str, JobSpec | None] = {}
+        alone = _alone(objects)
+        for obj in sorted(jobs, key=lambda o: (type(o).__name__, o.id)):
+            if isinstance(obj, Review):
+                wanted.update(review_jobs(session, obj, cfg, alone=obj.id in alone))
+            else:
+                wanted.update(escalation_jobs(obj, cfg))
+        if len(wanted) <= KEYED:  # a transaction's few jobs (a review moved): keyed writes, no read first
+            keyed(job_store(session, cfg.tz), wanted, settings.now())
+        else:
+            apply(session, job_store(session, cfg.tz), wanted, settings.now())
+
+    return move
 
 
 def _alone(objects: list[Any]) -> set[int]:
