@@ -163,12 +163,12 @@ class App:
         """Once per command, before its own work: mark failed every run left `running` by a process that is gone
         (one index probe when none is running), in a transaction of its own, so that it holds whatever the
         command then does; each run so marked is noted."""
-        from pulsecheck.storage import chain
-        from pulsecheck.workflow.leases import any_running
-
         if self._runs_recovered:
             return
         self._runs_recovered = True
+        from pulsecheck.storage import chain
+        from pulsecheck.workflow.leases import any_running
+
         with self.db.transaction() as session:
             if not any_running(session):
                 return
@@ -181,9 +181,9 @@ class App:
 
     def identity(self, session: Session) -> Identity:
         """Who authenticated and whom they act for (resolved once per command)."""
-        from pulsecheck.workflow.users import authenticate
-
         if self._identity is None:
+            from pulsecheck.workflow.users import authenticate
+
             self._identity = authenticate(session, authenticated_login(session), self.requested_user)
             self._label_sessions(self._identity.label)
         return self._identity
@@ -234,12 +234,12 @@ class App:
         read, without attaching an object to `session` (what a review transition needs), unless `session` holds
         the user's object already (changed in it, perhaps) or no row is kept yet (then `actor`)."""
         from pulsecheck.states import permissions
-        from pulsecheck.storage.bulk import transient
-        from pulsecheck.storage.models import User
+        from pulsecheck.storage.models import role_set
 
         row = self._actor_row
-        user = transient(User, [row])[0] if row is not None and self._actor_key not in session.identity_map else None
-        user = user or self.actor(session)
+        if row is not None and self._actor_key not in session.identity_map:
+            return permissions.actor(row["name"], role_set(row["roles"]))
+        user = self.actor(session)
         return permissions.actor(user.name, user.role_set)
 
     def _watch_users(self) -> None:

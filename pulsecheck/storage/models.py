@@ -63,6 +63,11 @@ class SecondBase(Base):
     registry = _sa_registry = _SECOND
 
 
+def role_set(roles: str) -> set[str]:
+    """The roles of a user's stored `roles` column (comma-separated)."""
+    return {r for r in roles.split(",") if r}
+
+
 class User(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -80,7 +85,7 @@ class User(Base):
 
     @property
     def role_set(self) -> set[str]:
-        return {r for r in self.roles.split(",") if r}
+        return role_set(self.roles)
 
 
 class Account(Base):

@@ -4,6 +4,7 @@ instant in UTC (what the rows already stored hold, and what SQL compares and ord
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -50,3 +51,22 @@ def test_a_naive_timestamp_is_refused() -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         process(datetime(2026, 11, 30, 9, 0))
     assert process(None) is None
+
+
+ZONES = st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu", "UTC"]).map(
+    ZoneInfo
+)
+
+
+@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=OFFSETS | ZONES))
+def test_any_aware_instant_binds_as_its_utc_wall_clock(value: datetime) -> None:
+    """What every database is given (PostgreSQL's value, SQLite's before its text): the instant in UTC, naive,
+    whatever the zone (DST folds and gaps included), as `astimezone(UTC)` would say it."""
+    assert UTCDateTime().process_bind_param(value, DIALECT) == value.astimezone(UTC).replace(tzinfo=None)
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_any_stored_wall_clock_reads_back_as_that_instant_in_utc(stored: datetime) -> None:
+    read = UTCDateTime().process_result_value(stored, DIALECT)
+    assert read == stored.replace(tzinfo=UTC) and read is not None and read.tzinfo is UTC
+    assert read.replace(tzinfo=None) == stored  # the wall clock itself, to the microsecond
