@@ -138,7 +138,6 @@ class ScoreSnapshot(Base):
     groups: Mapped[dict[str, Any] | None]  # group name -> subscore (0-100) or null; NULL: a flat model
 
 
-
 class Ruleset(SecondBase):  # declared here: see ScoringModelVersion
     __tablename__ = "rulesets"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -176,7 +175,8 @@ class Review(Base):
     # One review per account that is not closed yet: two commands racing to open one cannot both win. Migration
     # 0004 makes the same partial index on PostgreSQL; a `postgresql_where` here would import the PostgreSQL
     # dialect (and its asyncpg driver module) into every SQLite command, only to check the keyword's name.
-    __table_args__ = (Index("uq_reviews_open_account", "account_id", unique=True, sqlite_where=OPEN_REVIEW),
+    __table_args__ = (
+        Index("uq_reviews_open_account", "account_id", unique=True, sqlite_where=OPEN_REVIEW),
         Index("ix_reviews_reviewer_state", "reviewer", "state"),
         Index("ix_reviews_approver_state", "approver", "state"),
         # the live portfolio's overdue reviews, most overdue first (migration 0023; partial there and here)

@@ -10,7 +10,6 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-
 # Naive UTC and aware UTC by timedelta arithmetic from the epoch: exact to the microsecond, and a tenth of the cost
 # of `replace(tzinfo=...)` (its keyword parsing alone costs more than the sum; a review transition converts a dozen).
 _NAIVE_EPOCH = datetime(1970, 1, 1)
