@@ -3,7 +3,8 @@
 Set-up (not timed): N accounts, each with a filled-in draft review (bob reviews, maria approves).
 Timed: every review through submit, reject, submit, approve, close (5 N transitions), each as the CLI's
 `pulsecheck review EVENT ID` does it: `App.transaction()` (the actor's label on the audit chain), the acting user
-(`App.who`), `reviews.transition`, and at commit the hooks `app.py` installs (job sync, notices, audit chain).
+(`App.who`), `reviews.advance` (as the command calls it), and at commit the hooks `app.py` installs (job sync,
+notices, audit chain).
 The login is resolved once per App (the CLI resolves it once per process: one or two SELECTs more per command).
 The timed run has no listener of its own on the engine (the CLI has none: a `before_cursor_execute` listener
 attached per transition, as this bench once did, cost 0.8 ms a transition, more than half of what it measured).
@@ -151,7 +152,7 @@ def run_all(apps: dict[str, App], ids: list[int], capture: bool = False) -> list
             app = apps[actor]
             with captured(app.db.engine) if capture else nullcontext([]) as statements:
                 with app.transaction() as session:
-                    reviews.transition(session, review_id, step, app.who(session), app.now(), comment=comment)
+                    reviews.advance(session, review_id, step, app.who(session), app.now(), comment=comment)
             if capture:
                 transactions.append(statements)
     return transactions

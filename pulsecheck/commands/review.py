@@ -395,10 +395,10 @@ def _event_command(event: str, help_text: str) -> click.Command:
     @click.option("--comment", help="A comment kept in the audit trail.")
     @pass_app
     def command(app: App, review_id: int, comment: str | None) -> None:
-        from pulsecheck.workflow.reviews import transition
+        from pulsecheck.workflow.reviews import advance
 
         with app.transaction() as session:
-            state = transition(session, review_id, event, app.who(session), app.now(), comment=comment).state
+            state = advance(session, review_id, event, app.who(session), app.now(), comment=comment)
         click.echo(f"review {review_id}: {event} -> {state}")
 
     command.__doc__ = help_text

@@ -86,7 +86,7 @@ class Demo:
         try:
             with self.database.transaction() as session:
                 user = session.scalars(select(User).where(User.name == actor)).one()
-                state = reviews.transition(session, review_id, event, user, self.now, comment=comment).state
+                state = reviews.advance(session, review_id, event, user, self.now, comment=comment)
             self.echo(f"  {actor}: {event} -> {state}")
         except PulsecheckError as exc:
             self.echo(f"  {actor}: {event} refused: {exc}")

@@ -167,14 +167,14 @@ def act(
     request: Request, review_id: int, event: str, me: Me,
     version: Annotated[int, Form()], comment: Annotated[str, Form()] = "",
 ) -> Response:
-    from pulsecheck.workflow.reviews import transition
+    from pulsecheck.workflow.reviews import advance
 
     if event not in ("submit", "approve", "reject"):
         raise InputError(f"unknown action {event!r}")
     web = web_of(request)
     with web.transaction(me) as (session, user):
         _same_version_of(review_id, _version_now(session, review_id), version)
-        transition(session, review_id, event, user, web.now(), comment.strip() or None)
+        advance(session, review_id, event, user, web.now(), comment.strip() or None)
     return RedirectResponse(f"/reviews/{review_id}", status_code=303)
 
 

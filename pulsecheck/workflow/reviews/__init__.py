@@ -7,6 +7,7 @@ review does not load what the batch writers need (the outbox, the scoring model)
 
 from pulsecheck.workflow.reviews.lifecycle import (
     SYSTEM_ACTOR,
+    advance,
     escalate,
     get_review,
     new_review,
@@ -32,6 +33,7 @@ __all__ = [
     "SYSTEM_ACTOR",
     "ReviewFilter",
     "add_action",
+    "advance",
     "add_risk",
     "attach_file",
     "content_of",

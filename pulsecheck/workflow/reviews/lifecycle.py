@@ -17,7 +17,7 @@ from sqlalchemy.orm.util import identity_key
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.states import review as machine
-from pulsecheck.storage.bulk import connection_of, transient
+from pulsecheck.storage.bulk import connection_of, persistent, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.vocab import PRIORITIES
@@ -320,7 +320,38 @@ def transition(
     comment: str | None = None,
     cause: str = "user",
 ) -> Review:
-    """Fire `event` on a review as `actor`; refused events raise with the guard's reason."""
+    """Fire `event` on a review as `actor`; refused events raise with the guard's reason. Returns the review,
+    persistent in the session."""
+    moved = _fire(session, review_id, event, actor, now, comment, cause)
+    return moved if isinstance(moved, Review) else persistent(session, Review, moved)
+
+
+def advance(
+    session: Session,
+    review_id: int,
+    event: str,
+    actor: User | permissions.Actor | str,
+    now: datetime,
+    comment: str | None = None,
+    cause: str = "user",
+) -> str:
+    """`transition` for a caller that needs only the review's new state (a command reporting it, a form sending
+    the browser back to the review): a review the session has not loaded moves as rows, and no object of it is
+    made after (attaching one to the session and detaching it at the end cost a tenth of such a transition)."""
+    moved = _fire(session, review_id, event, actor, now, comment, cause)
+    return moved.state if isinstance(moved, Review) else str(moved["state"])
+
+
+def _fire(
+    session: Session,
+    review_id: int,
+    event: str,
+    actor: User | permissions.Actor | str,
+    now: datetime,
+    comment: str | None,
+    cause: str,
+) -> Review | dict[str, Any]:
+    """`transition`'s work: the loaded review moved, or the column values of a review moved as rows."""
     name, roles = _name_and_roles(session, actor)
     if _unloaded(session, review_id):
         return _transition_rows(session, review_id, event, name, roles, now, comment, cause)
@@ -369,9 +400,10 @@ def _transition_rows(
     now: datetime,
     comment: str | None,
     cause: str,
-) -> Review:
+) -> Review | dict[str, Any]:
     """`transition` of a review the session has not loaded: read and written as rows (`rows`), with the same
-    verdict, rows and audit chain entries."""
+    verdict, rows and audit chain entries; the review's column values as they now are (or the review, loaded, for
+    an event that keeps its state)."""
     connection = connection_of(session)  # one look-up for the read and both writes (some 15 k instructions each)
     found = rows.read(session, review_id, connection)
     if found is None:

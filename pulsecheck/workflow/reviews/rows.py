@@ -21,7 +21,7 @@ from sqlalchemy.sql.functions import GenericFunction
 from pulsecheck.notifications import notices
 from pulsecheck.states import review as machine
 from pulsecheck.storage import chain
-from pulsecheck.storage.bulk import WROTE, execute_one, fetch_one, persistent, transient
+from pulsecheck.storage.bulk import WROTE, execute_one, fetch_one, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Account, AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
 from pulsecheck.workflow import attachments
@@ -234,11 +234,11 @@ def write(
     changes: dict[str, Any],
     event: dict[str, Any],
     connection: Connection | None = None,
-) -> Review:
+) -> dict[str, Any]:
     """Write a decided event of a review read by `read`: its row and its audit row, handed to the commit hooks
     (jobs, notices, the audit chain) as written rows with the review's account, as the loaded path hands them.
-    Returns the review as it now is, persistent in the session (what it does not hold, such as its audit rows,
-    loads on first use: the web API shows the review it moved)."""
+    Returns the review's column values as they now are (`lifecycle.transition` makes them a persistent object;
+    `lifecycle.advance`, for a caller that needs only the new state, does not)."""
     review_id, version = rows.review["id"], rows.review["version_id"]
     connection = session.connection() if connection is None else connection
     update_review(session, review_id, version, changes, connection)
@@ -249,4 +249,4 @@ def write(
     hooked = transient(Review, [values | {"account": account}])[0]
     written(session, [transient(ReviewEvent, [event | {"id": event_id, "review": hooked}])[0], hooked])
     notices.know_users(session, rows.people)
-    return persistent(session, Review, values)
+    return values
