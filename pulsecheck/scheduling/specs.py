@@ -123,10 +123,15 @@ def _crontab(expr: str, tz: ZoneInfo, where: str) -> BaseTrigger:
 # --- desired jobs -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class JobSpec:
     """A job as the rows want it. `key` sums up a date-list trigger, so that comparing a stored job with the
-    wanted one needs no date arithmetic (reconcile compares every job at start-up)."""
+    wanted one needs no date arithmetic (reconcile compares every job at start-up). Its trigger is built by
+    `make_trigger` only when the job is written (most specs are only compared).
+
+    Not frozen, though nothing changes a spec once made, and with no cached properties: a frozen dataclass's
+    `__init__` sets each field through `object.__setattr__`, and `functools.cached_property` takes a lock at its
+    first read (Python 3.11), which together cost a commit hook's written job more than its fingerprint."""
 
     id: str
     func: str
@@ -135,15 +140,11 @@ class JobSpec:
     name: str
     key: tuple[Any, ...] | None = None
 
-    @cached_property
-    def trigger(self) -> BaseTrigger:
-        """The APScheduler trigger, built only when a job is written (most specs are only compared)."""
-        return self.make_trigger()
-
-    @cached_property
+    @property
     def fingerprint(self) -> str:
-        """What the job is made from (stored beside it): equal fingerprints, equal jobs."""
-        made_from = repr(self.key) if self.key is not None else repr(self.trigger)
+        """What the job is made from (stored beside it): equal fingerprints, equal jobs. Formatted at each read: a
+        spec is compared or written once (`sync.apply` reads it twice for a job it writes)."""
+        made_from = repr(self.key) if self.key is not None else repr(self.make_trigger())
         return f"{self.func}|{self.args!r}|{made_from}"
 
 

@@ -22,11 +22,10 @@ cannot drop them. `scheduling.runner` runs the due jobs itself, and moves each o
 from __future__ import annotations
 
 import pickle
-from calendar import timegm
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
@@ -45,9 +44,6 @@ if TYPE_CHECKING:
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL  # what SQLAlchemyJobStore writes and reads by default
 BATCH = 500  # ids per IN (...) list: well under every database's limit on bound parameters
-# The stored state of a job of each function, made once per process (a store lives one commit, and a commit hook
-# that rebuilt them each time spent as much on that as on a batch's job rows).
-_TEMPLATES: dict[str, dict[str, Any]] = {}
 
 
 class _SessionBind:
@@ -78,7 +74,6 @@ class JobStore:
     def __init__(self, session: Session, tz: ZoneInfo) -> None:
         self.session = session
         self.tz = tz
-        self.templates = _TEMPLATES  # a job's stored state, per function (`_template`): the same in every store
 
     @property
     def scheduler(self) -> Any:
@@ -224,15 +219,30 @@ class JobStore:
         key = None if spec.key is None else (spec.func, spec.key)
         found = made.get(key) if key is not None else None
         if found is None:
-            trigger = spec.trigger
+            trigger = spec.make_trigger()
             first = trigger.get_next_fire_time(None, now)
             if key is not None and isinstance(trigger, DatesTrigger):
                 made[key] = (trigger.stamps, first)
         else:
             trigger, first = DatesTrigger.of_stamps(found[0], spec.key), found[1]
-        state = self._template(spec) | {
-            "id": spec.id, "args": tuple(spec.args), "trigger": trigger, "name": spec.name, "next_run_time": first,
-        }  # fmt: skip
+        # The stored state (`Job.__getstate__`) as APScheduler's Job makes it for our jobs, spelled out in its keys'
+        # order (the pickled bytes are the same): making it through a Job would import APScheduler's scheduler
+        # machinery and the job functions' module into every command that moves a job (tens of milliseconds).
+        # tests/integration/test_apscheduler_contract.py pins it to what Job makes.
+        state = {
+            "version": 1,
+            "id": spec.id,
+            "func": spec.func,  # a textual reference (module:function), as Job keeps it
+            "trigger": trigger,
+            "executor": "default",
+            "args": tuple(spec.args),
+            "kwargs": {},
+            "name": spec.name,
+            "misfire_grace_time": None,  # a job missed while nothing ran still runs, once (coalesced)
+            "coalesce": True,
+            "max_instances": 1,
+            "next_run_time": first,
+        }
         return {
             "job_id": spec.id,
             "next_run_time": None if first is None else utc_timestamp(first),
@@ -240,35 +250,17 @@ class JobStore:
             "spec": spec.fingerprint,
         }
 
-    def _template(self, spec: JobSpec) -> dict[str, Any]:
-        """The stored state (`Job.__getstate__`) of a job running `spec.func`, as APScheduler's Job makes it for
-        our jobs, spelled out (its keys in Job's order: the pickled bytes are the same), made once per function:
-        the jobs of one function differ only in id, arguments, trigger, name and next run time. Making it through
-        a Job would import APScheduler's scheduler machinery and the job functions' module into every command
-        that moves a job (tens of milliseconds); tests/integration/test_apscheduler_contract.py pins it to what
-        Job makes."""
-        if spec.func not in self.templates:
-            self.templates[spec.func] = {
-                "version": 1,
-                "id": spec.id,
-                "func": spec.func,  # a textual reference (module:function), as Job keeps it
-                "trigger": None,
-                "executor": "default",
-                "args": (),
-                "kwargs": {},
-                "name": spec.name,
-                "misfire_grace_time": None,  # a job missed while nothing ran still runs, once (coalesced)
-                "coalesce": True,
-                "max_instances": 1,
-                "next_run_time": None,
-            }
-        return self.templates[spec.func]
-
 
 def utc_timestamp(moment: datetime) -> float:
     """`apscheduler.util.datetime_to_utc_timestamp` of an aware datetime (the same float, by the same sum), without
-    importing APScheduler: how a job's next run time is stored."""
-    return timegm(moment.utctimetuple()) + moment.microsecond / 1000000
+    importing APScheduler: how a job's next run time is stored. Its whole seconds since the epoch are counted by
+    timedelta arithmetic rather than `calendar.timegm(moment.utctimetuple())`: the same integer, without a struct
+    time and timegm's Python (a UTC moment, as a trigger's next firing is, is subtracted with no offset asked)."""
+    return (moment - _EPOCH) // _SECOND + moment.microsecond / 1000000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 
 
 _JOBS = cast(Table, SchedulerJob.__table__)

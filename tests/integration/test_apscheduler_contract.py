@@ -159,15 +159,14 @@ def test_a_job_row_the_store_writes_pickles_to_the_bytes_of_apschedulers_own_job
     from apscheduler.util import datetime_to_utc_timestamp, ref_to_obj
 
     from pulsecheck.scheduling.specs import FUNCS, JobSpec
-    from pulsecheck.scheduling.store import _TEMPLATES, PICKLE_PROTOCOL, JobStore
+    from pulsecheck.scheduling.store import PICKLE_PROTOCOL, JobStore
 
     ref = f"{FUNCS}:{func}"
     target = ref_to_obj(ref)  # the reference resolves, as Job's constructor checks
     moments = [DUE, DUE + timedelta(days=2, microseconds=250)]
     args = (7, "draft", "2026-12-08T09:00:00+00:00")[: len(signature(target).parameters)]
     spec = JobSpec(f"{func}:7", ref, args, lambda: DatesTrigger(moments), f"{func} 7")
-    _TEMPLATES.pop(ref, None)  # made by this very spec, and then by a second one (the cached template)
-    for _ in range(2):
+    for _ in range(2):  # twice: nothing the first row made changes the second
         row = JobStore(None, BERLIN)._row(spec, DUE - timedelta(days=1), {})  # type: ignore[arg-type]
         job = Job(
             BackgroundScheduler(timezone=BERLIN),
