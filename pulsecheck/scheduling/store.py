@@ -21,11 +21,12 @@ cannot drop them. `scheduling.runner` runs the due jobs itself, and moves each o
 
 from __future__ import annotations
 
+import copyreg
 import pickle
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
@@ -43,6 +44,18 @@ if TYPE_CHECKING:
     from pulsecheck.scheduling.specs import JobSpec
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL  # what SQLAlchemyJobStore writes and reads by default
+
+
+def _reduce_timezone(zone: timezone) -> tuple[Any, ...]:
+    """What `zone.__reduce_ex__` gives (tzinfo's reduce: the class, its arguments, no state), without what CPython
+    does on the way: it asks `copyreg._slotnames` for the built-in type's slot names, which tries to cache them on
+    the type, fails and swallows the error, at every pickle of a timezone (every job's next run time is UTC-aware;
+    a sixth of a job row's pickling). Registered for the process (`copyreg.pickle`): the same value, so every pickle
+    and copy of a timezone is unchanged (tests/integration/test_job_rows.py)."""
+    return timezone, zone.__getinitargs__(), None  # type: ignore[attr-defined]
+
+
+copyreg.pickle(timezone, _reduce_timezone)
 BATCH = 500  # ids per IN (...) list: well under every database's limit on bound parameters
 
 

@@ -7,8 +7,10 @@ few literal jobs)."""
 
 from __future__ import annotations
 
+import copy
+import copyreg
 import pickle
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pulsecheck.scheduling.specs import ScheduleSettings, next_review_job, review_due_job
-from pulsecheck.scheduling.store import JobStore, utc_timestamp
+from pulsecheck.scheduling.store import JobStore, _reduce_timezone, utc_timestamp
 from pulsecheck.scheduling.triggers import DatesTrigger
 
 # Whole-hour and half-hour offsets, both hemispheres' summer times, a 30-minute DST change (Lord Howe).
@@ -115,3 +117,25 @@ def test_our_utc_timestamp_is_apschedulers_for_any_aware_moment(moment: datetime
     assert utc_timestamp(moment) == datetime_to_utc_timestamp(moment)
     first = datetime.fromtimestamp(moment.timestamp(), UTC)  # a date-list trigger's first firing
     assert utc_timestamp(first) == datetime_to_utc_timestamp(first)
+
+
+@settings(max_examples=300, deadline=None)
+@given(zone=st.one_of(st.just(UTC), st.timedeltas(-timedelta(hours=23, minutes=59), timedelta(hours=23, minutes=59))
+                      .map(timezone), st.builds(timezone, st.timedeltas(-timedelta(hours=23), timedelta(hours=23)),
+                                                st.text(max_size=8))),
+       moment=st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30)))
+def test_the_registered_timezone_reducer_pickles_and_copies_as_python_does(zone: timezone, moment: datetime) -> None:
+    # store.py registers `_reduce_timezone` for datetime.timezone in copyreg (every pickle of the process): pickles
+    # of every protocol and copies must be those made without it.
+    values = [zone, moment.replace(tzinfo=zone), {"at": moment.replace(tzinfo=zone), "zone": zone}]
+    assert copyreg.dispatch_table[timezone] is _reduce_timezone
+    made = [[pickle.dumps(value, protocol) for protocol in range(pickle.HIGHEST_PROTOCOL + 1)] for value in values]
+    copies = [copy.deepcopy(value) for value in values]
+    del copyreg.dispatch_table[timezone]
+    try:
+        assert made == [[pickle.dumps(value, protocol) for protocol in range(pickle.HIGHEST_PROTOCOL + 1)]
+                        for value in values]
+        assert copies == [copy.deepcopy(value) for value in values]
+    finally:
+        copyreg.pickle(timezone, _reduce_timezone)
+    assert [pickle.loads(pickles[-1]) for pickles in made] == values
