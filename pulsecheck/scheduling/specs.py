@@ -142,8 +142,8 @@ class JobSpec:
 
     @property
     def fingerprint(self) -> str:
-        """What the job is made from (stored beside it): equal fingerprints, equal jobs. Formatted at each read: a
-        spec is compared or written once (`sync.apply` reads it twice for a job it writes)."""
+        """What the job is made from (stored beside it): equal fingerprints, equal jobs. Formatted at each read: the
+        commit hook reads it once per job; `reconcile` reads a job it rewrites up to three times (few do)."""
         made_from = repr(self.key) if self.key is not None else repr(self.make_trigger())
         return f"{self.func}|{self.args!r}|{made_from}"
 
