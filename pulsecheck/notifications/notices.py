@@ -82,28 +82,24 @@ def know_users(session: Session, rows: Iterable[dict[str, Any]]) -> None:
 def _sender(settings: Settings) -> Callable[[Session, list[ReviewEvent]], None]:
     """`send` with the settings' routing, made once per App at its first notice: the outbox is imported then (not at
     start-up, and not at every commit: an import statement run per call costs a tenth of a notice's rendering)."""
-    from pulsecheck.notifications.outbox import People, Routing, enqueue_rows
-    from pulsecheck.storage.bulk import transient
+    from pulsecheck.notifications.outbox import Routing, addressed_rows, enqueue_rows
 
     routing = Routing.from_settings(settings)
+    # What `Routing.messages` works out per notice from the settings alone: the channels of each kind (a review
+    # event's context has no severity)
+    channels = {kind: routing.channels(kind) for kind, _ in NOTICES.values()}
 
     def send(session: Session, found: list[ReviewEvent]) -> None:
-        """One notice per submit, reject and approve of a review, to its approver or reviewer; the outbox rows of
-        every event of the commit written in one statement."""
-        people = People(session)
-        names = sorted({name for row in found if (name := _person(row)) is not None})
-        if names:  # read first (one or two: the approver, the reviewer), as `People.named` would read them
-            people.users.update(dict.fromkeys(names))
-            known = held(session, _KNOWN_USERS, pop=True) or {}
-            rows = [known[name] for name in names if name in known]
-            unread = [name for name in names if name not in known]
-            if unread:
-                connection = session.connection()
-                rows += [row for name in unread for row in connection.execute(_USER_NAMED, {"name": name}).mappings()]
-            people.know(transient(User, rows))
+        """One notice per submit, reject and approve of a review, to its approver or reviewer (as
+        `Routing.messages` would address it: the user of that name, if any); the outbox rows of every event of the
+        commit written in one statement."""
+        users = _users(session, found)
         outbox: list[dict[str, Any]] = []
         for row in found:
-            kind, role = NOTICES[row.event]
+            user = None if (name := _person(row)) is None else users.get(name)
+            if user is None:
+                continue
+            kind = NOTICES[row.event][0]
             review = row.review
             context = {
                 "review_id": review.id,
@@ -112,16 +108,32 @@ def _sender(settings: Settings) -> Callable[[Session, list[ReviewEvent]], None]:
                 "priority": review.priority,
                 "due_at": review.due_at,
             }
-            outbox += routing.messages(people, kind, [role], review.account, review, context,
-                                       f"review-event:{row.id}", row.at)
+            outbox += addressed_rows(kind, routing.shown(context, review.account),
+                                     [(user["name"], user["email"], user["webhook"])], f"review-event:{row.id}",
+                                     channels[kind], row.at)
         enqueue_rows(session, outbox)
 
     return send
 
 
+def _users(session: Session, found: list[ReviewEvent]) -> dict[str, dict[str, Any]]:
+    """The rows of the users the notices of `found` go to, by name: those the transaction has read (`know_users`),
+    the others read on the session's connection (the hook runs after the commit's flush: nothing is pending)."""
+    names = sorted({name for row in found if (name := _person(row)) is not None})
+    known: dict[str, dict[str, Any]] = held(session, _KNOWN_USERS, pop=True) or {}
+    users: dict[str, dict[str, Any]] = {name: known[name] for name in names if name in known}
+    unread = [name for name in names if name not in known]
+    if unread:
+        connection = session.connection()
+        for name in unread:
+            users.update((row["name"], dict(row)) for row in connection.execute(_USER_NAMED, {"name": name}).mappings())
+    return users
+
+
 def _person(row: ReviewEvent) -> str | None:
-    """The name the notice of a review event goes to (its role's person on the review)."""
-    return row.review.approver if NOTICES[row.event][1] == "approver" else row.review.reviewer
+    """The name the notice of a review event goes to (its role's person on the review; a blank approver is none, as
+    `resolve_roles` has it)."""
+    return (row.review.approver or None) if NOTICES[row.event][1] == "approver" else row.review.reviewer
 
 
 def send_cycle(session: Session, found: list[CycleEvent], settings: Settings) -> None:

@@ -250,13 +250,29 @@ def messages(
 ) -> list[dict[str, Any]]:
     """One rendered outbox row per recipient and channel, keyed by (event, recipient, channel). The addresses
     stored are a record of queue time: dispatch reads the user's current ones."""
-    people = list(recipients)
-    if not people:
-        return []
-    names = [user.name for user in people]
-    plain = _plain(context)
     channels = [channel] if isinstance(channel, str) else channel
-    rendered = render_each(kind, context, names)  # once per notice, or once per person
+    addressees = [(user.name, user.email, user.webhook) for user in recipients]
+    return addressed_rows(kind, context, addressees, event_key, channels, now)
+
+
+Addressee = tuple[str, str | None, str | None]  # a recipient's name, email and webhook
+
+
+def addressed_rows(
+    kind: str,
+    context: dict[str, Any],
+    addressees: Sequence[Addressee],
+    event_key: str,
+    channels: Sequence[str],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """`messages` for recipients given as their (name, email, webhook): what a caller holding users' rows rather
+    than User objects has (the review notices' commit hook), without an object made per user to read three
+    values."""
+    if not addressees:
+        return []
+    plain = _plain(context)
+    rendered = render_each(kind, context, [name for name, _, _ in addressees])  # once per notice, or per person
     return [
         {
             "dedupe_key": f"{event_key}:{name}:{channel}",
@@ -265,13 +281,13 @@ def messages(
             "recipient": name,
             "subject": subject,
             "body": body,
-            "payload": {"email": user.email, "webhook": user.webhook, "context": plain},
+            "payload": {"email": email, "webhook": webhook, "context": plain},
             "status": "pending",
             "attempts": 0,
             "created_at": now,
             "next_attempt_at": now,
         }
-        for user, name, (subject, body) in zip(people, names, rendered, strict=True)
+        for (name, email, webhook), (subject, body) in zip(addressees, rendered, strict=True)
         for channel in channels
     ]
 
