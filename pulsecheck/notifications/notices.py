@@ -62,7 +62,7 @@ def install(database: Database, settings: Settings) -> None:
 
 
 # The users a commit's review notices go to, read on the session's connection with a statement built once (the
-# hook runs after the commit's flush: nothing is pending) as transient User objects.
+# hook runs after the commit's flush: nothing is pending) as rows: a notice reads their name, email and webhook.
 _USERS = cast(Table, User.__table__)
 _USER_NAMED = select(_USERS).where(_USERS.c.name == bindparam("name"))  # keyed: no IN list rendered per call
 
@@ -93,14 +93,19 @@ def _sender(settings: Settings) -> Callable[[Session, list[ReviewEvent]], None]:
         """One notice per submit, reject and approve of a review, to its approver or reviewer (as
         `Routing.messages` would address it: the user of that name, if any); the outbox rows of every event of the
         commit written in one statement."""
-        users = _users(session, found)
+        users: dict[str, dict[str, Any] | None] = held(session, _KNOWN_USERS, pop=True) or {}  # and those read here
         outbox: list[dict[str, Any]] = []
         for row in found:
-            user = None if (name := _person(row)) is None else users.get(name)
+            kind, role = NOTICES[row.event]
+            review = row.review
+            name = review.reviewer if role == "reviewer" else review.approver or None  # none if blank (resolve_roles)
+            if name is None:
+                continue
+            if name not in users:
+                users[name] = _user(session, name)
+            user = users[name]
             if user is None:
                 continue
-            kind = NOTICES[row.event][0]
-            review = row.review
             context = {
                 "review_id": review.id,
                 "actor": row.actor,
@@ -116,24 +121,11 @@ def _sender(settings: Settings) -> Callable[[Session, list[ReviewEvent]], None]:
     return send
 
 
-def _users(session: Session, found: list[ReviewEvent]) -> dict[str, dict[str, Any]]:
-    """The rows of the users the notices of `found` go to, by name: those the transaction has read (`know_users`),
-    the others read on the session's connection (the hook runs after the commit's flush: nothing is pending)."""
-    names = sorted({name for row in found if (name := _person(row)) is not None})
-    known: dict[str, dict[str, Any]] = held(session, _KNOWN_USERS, pop=True) or {}
-    users: dict[str, dict[str, Any]] = {name: known[name] for name in names if name in known}
-    unread = [name for name in names if name not in known]
-    if unread:
-        connection = session.connection()
-        for name in unread:
-            users.update((row["name"], dict(row)) for row in connection.execute(_USER_NAMED, {"name": name}).mappings())
-    return users
-
-
-def _person(row: ReviewEvent) -> str | None:
-    """The name the notice of a review event goes to (its role's person on the review; a blank approver is none, as
-    `resolve_roles` has it)."""
-    return (row.review.approver or None) if NOTICES[row.event][1] == "approver" else row.review.reviewer
+def _user(session: Session, name: str) -> dict[str, Any] | None:
+    """The row of user `name` (None: no such user), for a notice the transaction has not read it for
+    (`know_users`)."""
+    found = session.connection().execute(_USER_NAMED, {"name": name}).mappings().first()
+    return None if found is None else dict(found)
 
 
 def send_cycle(session: Session, found: list[CycleEvent], settings: Settings) -> None:
