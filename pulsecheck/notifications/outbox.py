@@ -293,4 +293,10 @@ def addressed_rows(
 
 
 def _plain(context: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in context.items()}
+    """`context` for the payload's JSON: times as ISO text. A copy with its times replaced in place (the keys keep
+    their order), rather than a comprehension that makes each entry again: a notice's context has one time or two."""
+    plain = dict(context)
+    for key, value in context.items():
+        if isinstance(value, datetime):
+            plain[key] = value.isoformat()
+    return plain

@@ -77,14 +77,16 @@ _UNDEFINED = re.compile(r"'([^']+)' is undefined")
 
 def render(kind: str, context: dict[str, Any]) -> tuple[str, str]:
     """The (subject, body) of a `kind` notification; InputError for an unknown kind or a missing key."""
-    from jinja2 import UndefinedError
-
     if kind not in KINDS:
         raise InputError(f"unknown notification kind {kind!r} (valid: {', '.join(KINDS)})")
     cleaned = _clean(context)
     try:
         text = _filled(kind, cleaned)
-    except UndefinedError as exc:
+    except Exception as exc:
+        from jinja2 import UndefinedError  # imported here, not per message (an import statement run is not free)
+
+        if not isinstance(exc, UndefinedError):
+            raise
         match = _UNDEFINED.search(str(exc))
         missing = match.group(1) if match else str(exc)
         raise InputError(f"notification {kind!r}: context key {missing!r} is missing") from exc
@@ -288,10 +290,17 @@ def _clean(context: dict[str, Any]) -> dict[str, Any]:
     """Drop empty values (so they count as missing) and fold single-line text onto one line."""
     cleaned: dict[str, Any] = {}
     for key, value in context.items():
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
         if isinstance(value, str):
-            value = value.strip("\n") if key in _MULTILINE_KEYS else " ".join(value.split())
+            if key not in _MULTILINE_KEYS:
+                value = " ".join(value.split())  # blank if only whitespace: split() and strip() agree on what that is
+                if not value:
+                    continue
+            elif value.strip():
+                value = value.strip("\n")
+            else:
+                continue
+        elif value is None:
+            continue
         cleaned[key] = value
     return cleaned
 

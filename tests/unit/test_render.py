@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -256,3 +257,33 @@ def test_any_notice_reads_as_its_template_rendered_with_its_values(kind: str, va
     except Exception as exc:  # noqa: BLE001 - a value a filter cannot take fails alike
         got = type(exc).__name__
     assert got == expected
+
+
+def _clean_as_before(context: dict[str, Any]) -> dict[str, Any]:
+    """`_clean` as first written: blank values dropped by `strip()`, single-line text folded."""
+    from pulsecheck.notifications.render import _MULTILINE_KEYS
+
+    cleaned: dict[str, Any] = {}
+    for key, value in context.items():
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if isinstance(value, str):
+            value = value.strip("\n") if key in _MULTILINE_KEYS else " ".join(value.split())
+        cleaned[key] = value
+    return cleaned
+
+
+WHITESPACE = st.text(alphabet=st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u2003\u2028\u3000ab"),
+                     max_size=8)  # what split() and strip() take for blank, and text
+
+
+@settings(max_examples=500, deadline=None)
+@given(values=st.dictionaries(st.sampled_from(sorted(FULL) + ["recipient_name", "timezone", "base_url"]),
+                              st.one_of(VALUES, WHITESPACE), max_size=12))
+def test_cleaning_drops_and_folds_as_it_did(values: dict[str, Any]) -> None:
+    """Every kind of blank (Unicode whitespace included) is dropped, and the rest folded, as before: same keys in
+    the same order, same values."""
+    from pulsecheck.notifications.render import _clean
+
+    cleaned = _clean(values)
+    assert cleaned == _clean_as_before(values) and list(cleaned) == list(_clean_as_before(values))
