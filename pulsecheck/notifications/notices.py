@@ -96,9 +96,10 @@ def _sender(settings: Settings) -> Callable[[Session, list[ReviewEvent]], None]:
         users: dict[str, dict[str, Any] | None] = held(session, _KNOWN_USERS, pop=True) or {}  # and those read here
         outbox: list[dict[str, Any]] = []
         for row in found:
-            kind, role = NOTICES[row.event]
-            review = row.review
-            name = review.reviewer if role == "reviewer" else review.approver or None  # none if blank (resolve_roles)
+            event, review, event_id, actor, comment, at = _loaded(row, _EVENT_READS)
+            kind, role = NOTICES[event]
+            review_id, reviewer, approver, priority, due_at, account = _loaded(review, _REVIEW_READS)
+            name = reviewer if role == "reviewer" else approver or None  # none if blank (resolve_roles)
             if name is None:
                 continue
             if name not in users:
@@ -106,19 +107,26 @@ def _sender(settings: Settings) -> Callable[[Session, list[ReviewEvent]], None]:
             user = users[name]
             if user is None:
                 continue
-            context = {
-                "review_id": review.id,
-                "actor": row.actor,
-                "comment": row.comment,
-                "priority": review.priority,
-                "due_at": review.due_at,
-            }
-            outbox += addressed_rows(kind, routing.shown(context, review.account),
-                                     [(user["name"], user["email"], user["webhook"])], f"review-event:{row.id}",
-                                     channels[kind], row.at)
+            context = {"review_id": review_id, "actor": actor, "comment": comment, "priority": priority,
+                       "due_at": due_at}
+            outbox += addressed_rows(kind, routing.shown(context, account),
+                                     [(user["name"], user["email"], user["webhook"])], f"review-event:{event_id}",
+                                     channels[kind], at)
         enqueue_rows(session, outbox)
 
     return send
+
+
+_EVENT_READS = ("event", "review", "id", "actor", "comment", "at")
+_REVIEW_READS = ("id", "reviewer", "approver", "priority", "due_at", "account")
+
+
+def _loaded(obj: object, keys: tuple[str, ...]) -> list[Any]:
+    """The values of attributes `keys` of a mapped object, as the attributes give them: the value the object holds
+    (in its `__dict__`, where SQLAlchemy's attribute finds a loaded one), else through the attribute (which loads
+    it). Without the attribute's descriptor call per value: a commit hook's events are rows already read."""
+    held = obj.__dict__
+    return [held[key] if key in held else getattr(obj, key) for key in keys]
 
 
 def _user(session: Session, name: str) -> dict[str, Any] | None:

@@ -146,3 +146,31 @@ def test_the_rows_name_each_channel_and_only_existing_recipients(
     ]
     assert written[0][0]["payload"]["webhook"] == "https://hooks.example/m"
     assert written[1] == []
+
+
+@pytest.mark.parametrize("toml", SETTINGS.values(), ids=SETTINGS.keys())
+def test_events_the_orm_wrote_give_the_same_rows(
+    tmp_path: Path, database: Database, people: Factory, monkeypatch: pytest.MonkeyPatch, toml: str
+) -> None:
+    """Events written as ORM objects (a scheduled job's, the demo's): their review loaded on first use, or set."""
+    settings = configure(tmp_path, database, toml)
+    review_id = people.review()
+    written: list[list[dict[str, Any]]] = []
+    monkeypatch.setattr(outbox, "enqueue_rows", lambda session, rows: written.append(list(rows)))
+    send = notices._sender(settings)
+    routing = Routing.from_settings(settings)
+    with database.transaction() as session:
+        review = session.get(Review, review_id)
+        assert review is not None
+        review.approver, review.priority, review.due_at = "maria", "P1", NOW + timedelta(days=3)
+        found = [ReviewEvent(review_id=review_id, event="submit", from_state="draft", to_state="submitted",
+                             actor="bob", at=NOW, cause="user"),
+                 ReviewEvent(review=review, event="reject", from_state="submitted", to_state="draft",
+                             actor="maria", comment="why?", at=NOW, cause="user")]
+        session.add_all(found)
+        session.flush()
+        session.expire(review, ["priority"])  # read again through the attribute
+        send(session, found)
+        _same(written[0], _expected(session, routing, found))
+        assert list(dict.fromkeys(row["recipient"] for row in written[0])) == ["maria", "bob"]
+        session.rollback()
