@@ -1,6 +1,8 @@
 """Review transitions per second through the CLI's path on SQLite, commit hooks included, beside the floor.
 
-Set-up (not timed): N accounts, each with a filled-in draft review (bob reviews, maria approves).
+Set-up (not timed): N accounts, each with a filled-in draft review (bob reviews, maria approves), each due at a
+minute of its own: what is worked out from a review's values (its notices' text, its reminder dates) is worked out
+for each review, as a one-command CLI process works it out, not served from a cache by another review's.
 Timed: every review through submit, reject, submit, approve, close (5 N transitions), each as the CLI's
 `pulsecheck review EVENT ID` does it: `App.transaction()` (the actor's label on the audit chain), the acting user
 (`App.who`), `reviews.advance` (as the command calls it), and at commit the hooks `app.py` installs (job sync,
@@ -72,7 +74,7 @@ def build(url: str, n: int) -> list[int]:
     with database.transaction() as session:
         bob_user = session.scalars(select(User).where(User.name == "bob")).one()
         for i in range(n):
-            review = reviews.new_review(session, f"A{i}", "bob", NOW, timedelta(days=14))
+            review = reviews.new_review(session, f"A{i}", "bob", NOW, timedelta(days=14, minutes=i))
             reviews.fill(session, review.id, form, bob_user, NOW)
             ids.append(review.id)
     database.dispose()

@@ -93,13 +93,15 @@ def render(kind: str, context: dict[str, Any]) -> tuple[str, str]:
     return _split(kind, text)
 
 
-# A template's text is a function of a few of its values (a severity shown upper-case, a due date in the time zone,
-# the `is defined` tests); the others (names, ids, reasons) are pasted in as they are, or through a filter of the
-# value alone. `_filled` renders the template once per combination of the first kind, a marker in place of each
-# of the others, and pastes those in: the same text, for a fraction of a render (an evaluate queues thousands).
+# A template's text is a function of a few of its values (a severity shown upper-case, the `is defined` tests, the
+# time zone); the others (names, ids, reasons, due dates) are pasted in as they are, or through a filter of the
+# value alone or of the value and what it reads of the context (`when`: the time zone). `_filled` renders the
+# template once per combination of the first kind, a marker in place of each of the others, and pastes those in:
+# the same text, for a fraction of a render (an evaluate queues thousands; a review's notice, whose due date is
+# its own, is pasted into the render its kind and time zone share).
 _SLOT = "\x1d"  # the markers' delimiter: a control character no text carries (a value that does is rendered anew)
 _PURE_FILTERS = frozenset({"upper", "shell", "oneline", "urlencode"})  # filters of the value alone, no arguments
-_CONTEXT_READS = {"when": ("timezone",)}  # what a filter reads from the context besides its value
+_CONTEXT_READS = {"when": ("timezone",)}  # what a filter reads from the context besides its value (pasted with it)
 FILLED_KEPT = 512  # renders with markers kept, per process
 
 
@@ -111,6 +113,7 @@ class _Shape:
     slots: tuple[tuple[str, str | None, str], ...]  # and each one's marker
     pasted: frozenset[str]
     fills: bool
+    mentioned: frozenset[str] = frozenset()  # every name the text can depend on: others are no part of a render's key
 
 
 def _filled(kind: str, context: dict[str, Any]) -> str:
@@ -122,7 +125,10 @@ def _filled(kind: str, context: dict[str, Any]) -> str:
         return _environment().get_template(f"{kind}.txt.j2").render(context)
     pasted = shape.pasted
     key: list[Any] = [kind]
+    mentioned = shape.mentioned
     for name, value in context.items():
+        if name not in mentioned:  # a value the template never reads (a context made for several kinds)
+            continue
         if isinstance(value, str):
             if _SLOT in value:
                 return _environment().get_template(f"{kind}.txt.j2").render(context)
@@ -146,7 +152,12 @@ def _filled(kind: str, context: dict[str, Any]) -> str:
     filters = _environment().filters
     for name, applied, marker in shape.slots:
         if name in context:
-            value = context[name] if applied is None else filters[applied](context[name])
+            if applied is None:
+                value = context[name]
+            elif applied in _CONTEXT_READS:  # called as Jinja calls it, with the context it reads (`pass_context`)
+                value = filters[applied](context, context[name])
+            else:
+                value = filters[applied](context[name])
             text = text.replace(marker, str(value))
     return text
 
@@ -157,8 +168,8 @@ _KEYED = (int, float, date)  # values a kept render is keyed by (text aside)
 
 @cache
 def _shape(kind: str) -> _Shape:
-    """Which names of the template of `kind` are only pasted in: as `{{ name }}` or `{{ name | pure_filter }}`,
-    or tested with `is defined`."""
+    """Which names of the template of `kind` are only pasted in: as `{{ name }}`, `{{ name | pure_filter }}` or
+    `{{ name | when }}` (what it reads of the context is then keyed), or tested with `is defined`."""
     from jinja2 import nodes
 
     source = (TEMPLATES_DIR / f"{kind}.txt.j2").read_text(encoding="utf-8")
@@ -187,7 +198,12 @@ def _shape(kind: str) -> _Shape:
     visit(tree, None)
     pasted = frozenset(name for name, _ in slots if name not in other)
     kept = sorted((slot for slot in slots if slot[0] in pasted), key=str)
-    return _Shape(tuple((name, applied, _marker(name, applied)) for name, applied in kept), pasted, fills=True)
+    mentioned = frozenset(
+        {node.name for node in tree.find_all(nodes.Name)}
+        | {read for node in tree.find_all(nodes.Filter) for read in _CONTEXT_READS.get(node.name, ())}
+    )
+    slots_ = tuple((name, applied, _marker(name, applied)) for name, applied in kept)
+    return _Shape(slots_, pasted, fills=True, mentioned=mentioned)
 
 
 def _marker(name: str, applied: str | None) -> str:
@@ -197,7 +213,11 @@ def _marker(name: str, applied: str | None) -> str:
 
 def _pure(node: Any) -> bool:
     return bool(
-        node.name in _PURE_FILTERS and not node.args and not node.kwargs and not node.dyn_args and not node.dyn_kwargs
+        (node.name in _PURE_FILTERS or node.name in _CONTEXT_READS)
+        and not node.args
+        and not node.kwargs
+        and not node.dyn_args
+        and not node.dyn_kwargs
     )
 
 
@@ -274,14 +294,20 @@ def _environment(marking: bool = False) -> Environment:
     if marking:
         for name in _PURE_FILTERS:
             env.filters[name] = _marking(name, env.filters[name])
+        for name in _CONTEXT_READS:
+            env.filters[name] = pass_context(_marking(name, env.filters[name]))
     return env
 
 
 def _marking(name: str, applied: Any) -> Any:
-    def marked(value: Any) -> Any:
+    """`applied` (the filter `name`; called with the context first when it reads it), but a marker in gives the
+    marker of its output."""
+
+    def marked(*args: Any) -> Any:
+        value = args[-1]
         if isinstance(value, str) and value.startswith(_SLOT) and value.endswith(_SLOT) and len(value) > 1:
             return f"{value[:-1]}|{name}{_SLOT}"
-        return applied(value)
+        return applied(*args)
 
     return marked
 

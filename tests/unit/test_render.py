@@ -239,13 +239,19 @@ VALUES = st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(kind=st.sampled_from(KINDS), values=st.dictionaries(st.sampled_from(sorted(FULL)), VALUES, max_size=8))
-def test_any_notice_reads_as_its_template_rendered_with_its_values(kind: str, values: dict[str, object]) -> None:
+@given(
+    kind=st.sampled_from(KINDS),
+    values=st.dictionaries(st.sampled_from(sorted(FULL)), VALUES, max_size=8),
+    zone=st.sampled_from([None, "UTC", "Europe/Berlin", "America/New_York", "Asia/Kathmandu"]),
+)
+def test_any_notice_reads_as_its_template_rendered_with_its_values(
+    kind: str, values: dict[str, object], zone: str | None
+) -> None:
     """However many notices of a kind came before, each reads exactly what Jinja renders from its own values
-    (or names the same missing key)."""
+    (or names the same missing key), in whatever time zone its times are shown."""
     from pulsecheck.notifications.render import _clean, _environment, _split
 
-    context = dict(FULL, **values)
+    context = dict(FULL, **values) | ({"timezone": zone} if zone else {})
     try:
         expected: object = _split(kind, _environment().get_template(f"{kind}.txt.j2").render(_clean(context)))
     except Exception as exc:  # noqa: BLE001 - the same key must be named missing
