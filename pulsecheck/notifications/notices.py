@@ -62,17 +62,19 @@ def install(database: Database, settings: Settings) -> None:
 
 
 # The users a commit's review notices go to, read on the session's connection with a statement built once (the
-# hook runs after the commit's flush: nothing is pending) as rows: a notice reads their name, email and webhook.
+# hook runs after the commit's flush: nothing is pending) as rows of what a notice reads of them.
+USER_COLUMNS = ("name", "email", "webhook")  # what a row handed to `know_users` must hold, at least
 _USERS = cast(Table, User.__table__)
-_USER_NAMED = select(_USERS).where(_USERS.c.name == bindparam("name"))  # keyed: no IN list rendered per call
+_USER_NAMED = select(*(_USERS.c[name] for name in USER_COLUMNS)).where(_USERS.c.name == bindparam("name"))
 
 
 _KNOWN_USERS = "notices:users"  # session.info (`hooks.hold`): users' rows by name read earlier (`know_users`)
 
 
 def know_users(session: Session, rows: Iterable[dict[str, Any]]) -> None:
-    """Users' rows that this transaction has read (a review transition reads its reviewer and approver), for the
-    commit's notices to go to without reading them again; forgotten if the transaction then writes a user."""
+    """Users' rows that this transaction has read (a review transition reads its reviewer and approver), each with
+    `USER_COLUMNS` at least, for the commit's notices to go to without reading them again; forgotten if the
+    transaction then writes a user."""
     known: dict[str, dict[str, Any]] | None = held(session, _KNOWN_USERS)
     if known is None:
         hold(session, _KNOWN_USERS, known := {})

@@ -42,7 +42,8 @@ def _keys(model: type[Any], table: Table) -> tuple[str, ...]:
 
 _REVIEW_KEYS = _keys(Review, _REVIEWS)
 _ACCOUNT_KEYS = _keys(Account, _ACCOUNTS)
-_USER_KEYS = _keys(User, _USERS)
+# Of its reviewer and approver: whether they exist, the reviewer's manager (the guards'), what their notice reads.
+_USER_KEYS = tuple(dict.fromkeys(("id", "manager_name", *notices.USER_COLUMNS)))
 _SPLIT = len(_REVIEW_KEYS)
 _PEOPLE = _SPLIT + len(_ACCOUNT_KEYS)
 _APPROVERS = _USERS.alias("approvers")
@@ -121,7 +122,13 @@ _TEMPLATE = select(_JsonArrays(_JsonArray(*_RECORDS.c))).scalar_subquery()
 # the permission table's `reviewer_manager`), its approver (the two users are also whom the event's notice goes
 # to: `notices.know_users`) and its template's records, in one row.
 _REVIEW = (
-    select(_REVIEWS, _ACCOUNTS, _USERS, _APPROVERS, _TEMPLATE)
+    select(
+        _REVIEWS,
+        _ACCOUNTS,
+        *(_USERS.c[key] for key in _USER_KEYS),
+        *(_APPROVERS.c[key] for key in _USER_KEYS),
+        _TEMPLATE,
+    )
     .join(_ACCOUNTS, _ACCOUNTS.c.id == _REVIEWS.c.account_id)
     .outerjoin(_USERS, _USERS.c.name == _REVIEWS.c.reviewer)
     .outerjoin(_APPROVERS, _APPROVERS.c.name == _REVIEWS.c.approver)
