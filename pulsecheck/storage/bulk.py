@@ -231,9 +231,11 @@ def run_sqlite(connection: Connection, sql: str, values: Any, many: bool = False
 def _listened(connection: Connection) -> bool:
     """Whether SQLAlchemy would tell anyone of a statement run on `connection` (its own checks, in
     `Connection._exec_single_context`); True where it cannot be told."""
-    flags = (getattr(connection, "_has_events", True), getattr(connection.engine, "_has_events", True),
-             getattr(connection.dialect, "_has_events", True), getattr(connection, "_echo", True))  # fmt: skip
-    return any(flags)
+    try:
+        return bool(connection._has_events or connection.engine._has_events or connection.dialect._has_events
+                    or connection._echo)  # fmt: skip
+    except AttributeError:
+        return True
 
 
 _CONNECTION = "pulsecheck.connection"  # session.info: (transaction, its connection), for `connection_of`

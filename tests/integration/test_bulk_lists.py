@@ -161,3 +161,25 @@ def test_one_session_writes_each_of_its_transactions_on_that_transactions_connec
         session.close()
     with database.transaction() as check:
         assert list(check.scalars(select(User.name).order_by(User.name))) == ["ann", "bea", "dee"]
+
+
+def test_an_echoing_engine_logs_the_statements_written_past_sqlalchemys_execution(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`echo` (SQLAlchemy's statement log) is listening too: each statement goes through SQLAlchemy and is logged."""
+    database.engine.echo = True
+    try:
+        with caplog.at_level("INFO", logger="sqlalchemy.engine.Engine"), database.transaction() as session:
+            insert_many(session, User, _rows(["eve", "fay"]))
+    finally:
+        database.engine.echo = False
+    assert any(record.getMessage().startswith("INSERT INTO users") for record in caplog.records)
+
+
+def test_where_sqlalchemy_no_longer_tells_whether_anyone_listens_every_statement_takes_its_path() -> None:
+    from pulsecheck.storage.bulk import _listened
+
+    class Bare:  # a connection without the private flags `_listened` reads
+        engine = dialect = None
+
+    assert _listened(Bare()) is True  # type: ignore[arg-type]
