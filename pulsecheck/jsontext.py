@@ -74,6 +74,20 @@ def tree_encoder(form: Form, default: Callable[[Any], Any]) -> Callable[[Any], s
     return lambda value: "".join(made(value, 0))
 
 
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dumps_encoder() -> Callable[[Any], str]:
+    """`json.dumps` with its defaults (the text SQLAlchemy stores a JSON column's value as) for plain values that
+    refer to nothing twice, json's C encoder made once rather than at every call (each stored notification's
+    payload is one such call). The same text, byte for byte."""
+    if c_make_encoder is None or c_encode_basestring_ascii is None:
+        return json.dumps
+    made = c_make_encoder(None, _refuse, c_encode_basestring_ascii, None, ": ", ", ", False, False, True)
+    return lambda value: "".join(made(value, 0))
+
+
 def readable_json(value: Any) -> str:
     """The indented JSON of `--json` output and JSON exports: keys in their given order, UTF-8 as is, anything
     else (a date, a Decimal) as its text."""

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from pulsecheck.errors import ConflictError, InputError, RefusedError
+from pulsecheck.jsontext import dumps_encoder
 
 # psycopg is an optional dependency: the base install serves SQLite only.
 POSTGRES_EXTRA = "PostgreSQL needs the postgres extra: pip install 'pulsecheck[postgres]'"
@@ -55,7 +56,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     try:
-        engine = create_engine(url, future=True)  # imports the driver
+        engine = create_engine(url, future=True, json_serializer=dumps_encoder())  # imports the driver
     except (ImportError, NoSuchModuleError) as exc:
         if url.startswith("postgresql+psycopg://"):
             raise InputError(POSTGRES_EXTRA) from None

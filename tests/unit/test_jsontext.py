@@ -10,8 +10,18 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pulsecheck.jsontext import CANONICAL, MODEL_DIGEST, REVIEW_SIGNATURE, canonical_json, readable_json, tree_encoder
+from pulsecheck.jsontext import (
+    CANONICAL,
+    MODEL_DIGEST,
+    REVIEW_SIGNATURE,
+    canonical_json,
+    dumps_encoder,
+    readable_json,
+    tree_encoder,
+)
 from pulsecheck.scoring.schema import parse_model
 from pulsecheck.states.cycle import seal_digest
 from pulsecheck.states.review import ActionData, ReviewContent, RiskData, employee_digest, manager_digest
@@ -86,3 +96,22 @@ def test_a_tree_encoder_writes_what_json_dumps_writes() -> None:
         assert tree_encoder(form, spell)(tree) == expected
     with pytest.raises(TypeError):
         tree_encoder(CANONICAL, spell)({"a": object()})
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES)
+def test_a_json_columns_text_is_json_dumps_text(value: object) -> None:
+    """What a JSON column stores (the engines' serializer) is `json.dumps`' text of the value, whatever it holds:
+    any text, NaN and infinities, big integers, nesting."""
+    assert dumps_encoder()(value) == json.dumps(value)
+
+
+def test_a_json_column_refuses_what_json_dumps_refuses() -> None:
+    with pytest.raises(TypeError, match="Object of type Decimal is not JSON serializable"):
+        dumps_encoder()({"a": Decimal("1.5")})
