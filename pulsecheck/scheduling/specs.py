@@ -87,22 +87,20 @@ class ScheduleSettings:
             routing=Routing.from_settings(settings),
         )
 
-    def wall_clock_add(self, moment: datetime, delta: timedelta) -> datetime:
-        """`moment + delta` on the business time zone's wall clock (a day stays a calendar day across DST): adding
-        to an aware datetime moves its wall clock and keeps its zone (fold 0, as a naive sum made aware again)."""
-        return moment.astimezone(self.tz) + delta
-
     def at_day(self, day: date) -> datetime:
         return datetime.combine(day, self.next_review_at, tzinfo=self.tz)
 
     def ladder_deadlines(self, opened_at: datetime) -> list[datetime]:
-        """When each level after the first is reached, if nobody acknowledges the escalation."""
-        opened = opened_at.astimezone(self.tz)  # `wall_clock_add` of each step, the zone converted once
+        """When each level after the first is reached, if nobody acknowledges the escalation: on the business time
+        zone's wall clock (a sum to an aware datetime moves its wall clock and keeps its zone, fold 0: a day stays a
+        calendar day across DST)."""
+        opened = opened_at.astimezone(self.tz)
         return [opened + step.after for step in self.ladder[1:]]
 
     def reminder_times(self, due_at: datetime) -> list[datetime]:
-        """Reminders at the due date and every interval after it, then one more firing: the escalation."""
-        due = due_at.astimezone(self.tz)  # `wall_clock_add` of each interval, the zone converted once
+        """Reminders at the due date and every interval after it, then one more firing: the escalation. On the
+        business time zone's wall clock, as `ladder_deadlines`."""
+        due = due_at.astimezone(self.tz)
         return [due + offset for offset in self.reminder_offsets]
 
     @cached_property
