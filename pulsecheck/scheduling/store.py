@@ -26,7 +26,7 @@ import pickle
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from pulsecheck.storage.bulk import among, execute_many
 from pulsecheck.storage.models import SchedulerJob
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
+from pulsecheck.timeutil import UTC_EPOCH
 
 if TYPE_CHECKING:
     from apscheduler.job import Job
@@ -269,10 +270,9 @@ def utc_timestamp(moment: datetime) -> float:
     importing APScheduler: how a job's next run time is stored. Its whole seconds since the epoch are counted by
     timedelta arithmetic rather than `calendar.timegm(moment.utctimetuple())`: the same integer, without a struct
     time and timegm's Python (a UTC moment, as a trigger's next firing is, is subtracted with no offset asked)."""
-    return (moment - _EPOCH) // _SECOND + moment.microsecond / 1000000
+    return (moment - UTC_EPOCH) // _SECOND + moment.microsecond / 1000000
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-# Naive UTC and aware UTC by timedelta arithmetic from the epoch: exact to the microsecond, and a tenth of the cost
-# of `replace(tzinfo=...)` (its keyword parsing alone costs more than the sum; a review transition converts a dozen).
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from pulsecheck.timeutil import NAIVE_EPOCH, UTC_EPOCH
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -28,7 +25,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r} would be ambiguous; pass an aware one")
         aware: datetime = value
-        return _NAIVE_EPOCH + (aware - _UTC_EPOCH)  # the instant's UTC wall clock
+        return NAIVE_EPOCH + (aware - UTC_EPOCH)  # the instant's UTC wall clock
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """On SQLite the stored text at once: what SQLite's DATETIME makes of the naive UTC value
@@ -48,4 +45,4 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         stored: datetime = value
-        return _UTC_EPOCH + (stored - _NAIVE_EPOCH)  # the same wall clock, in UTC
+        return UTC_EPOCH + (stored - NAIVE_EPOCH)  # the same wall clock, in UTC
