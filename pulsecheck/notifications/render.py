@@ -113,7 +113,7 @@ class _Shape:
     slots: tuple[tuple[str, str | None, str], ...]  # and each one's marker
     pasted: frozenset[str]
     fills: bool
-    mentioned: frozenset[str] = frozenset()  # every name the text can depend on: others are no part of a render's key
+    mentioned: frozenset[str]  # every name the text can depend on: others are no part of a render's key
 
 
 def _filled(kind: str, context: dict[str, Any]) -> str:
@@ -175,7 +175,7 @@ def _shape(kind: str) -> _Shape:
     source = (TEMPLATES_DIR / f"{kind}.txt.j2").read_text(encoding="utf-8")
     tree = _environment().parse(source)
     if any(tree.find_all((nodes.For, nodes.Assign, nodes.AssignBlock, nodes.Macro, nodes.CallBlock, nodes.With))):
-        return _Shape((), frozenset(), fills=False)
+        return _Shape((), frozenset(), fills=False, mentioned=frozenset())
     slots: set[tuple[str, str | None]] = set()
     other: set[str] = set()
 
