@@ -83,7 +83,6 @@ def review_list(
 ) -> None:
     """List reviews, newest first."""
     from pulsecheck.timeutil import start_of_day
-    from pulsecheck.workflow.accounts import get_account
     from pulsecheck.workflow.reviews import ReviewFilter, review_page
 
     if owner and mine:
@@ -91,9 +90,13 @@ def review_list(
     before = start_of_day(parse_day(due_before, "--due-before"), app.settings.tz) if due_before else None
     tz = app.settings.tz
     with app.transaction() as session:
+        account_id = None
+        if account:
+            from pulsecheck.workflow.accounts import get_account  # loaded for --account only
+
+            account_id = get_account(session, account).id
         chosen = ReviewFilter(
-            state, app.actor(session).name if mine else None, owner,
-            get_account(session, account).id if account else None, priority, kind, before,
+            state, app.actor(session).name if mine else None, owner, account_id, priority, kind, before
         )
         found = review_page(session, page, chosen)
     print_page(

@@ -1,56 +1,69 @@
 """Review services, one module per part, each importing only those above it in this list: `views` (the content
 signatures cover, verification, the list and the JSON shapes), `lifecycle` (open and the state machine's
 transitions), `template` (filling the template), `bulk` (opening and escalating many at once, for the evaluator).
-Callers import the names below from here; the evaluator imports `bulk`'s from it, so that a command that reads a
-review does not load what the batch writers need (the outbox, the scoring model).
+Callers import the names below from here; each is loaded with its module on first use (PEP 562 `__getattr__`), so
+that a command that reads a review loads `views` alone, not what moves or fills one (nor the outbox, the commit
+hooks, the scoring model); the evaluator imports `bulk`'s names from `bulk` itself.
 """
 
-from pulsecheck.workflow.reviews.lifecycle import (
-    SYSTEM_ACTOR,
-    advance,
-    escalate,
-    get_review,
-    new_review,
-    open_review_for,
-    reassign,
-    transition,
-)
-from pulsecheck.workflow.reviews.template import add_action, add_risk, attach_file, fill, set_field
-from pulsecheck.workflow.reviews.views import (
-    ReviewFilter,
-    content_of,
-    event_dict,
-    list_reviews,
-    load_for_show,
-    replayed_state,
-    review_dict,
-    review_page,
-    review_rows,
-    verify,
-)
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "SYSTEM_ACTOR",
-    "ReviewFilter",
-    "add_action",
-    "advance",
-    "add_risk",
-    "attach_file",
-    "content_of",
-    "escalate",
-    "event_dict",
-    "fill",
-    "get_review",
-    "list_reviews",
-    "review_rows",
-    "load_for_show",
-    "new_review",
-    "reassign",
-    "open_review_for",
-    "replayed_state",
-    "review_dict",
-    "review_page",
-    "set_field",
-    "transition",
-    "verify",
-]
+# Where each name lives: `from pulsecheck.workflow.reviews import X` imports X's module, and only it.
+_HOME = {
+    **dict.fromkeys(
+        ("SYSTEM_ACTOR", "advance", "escalate", "new_review", "open_review_for", "reassign", "transition"),
+        "lifecycle",
+    ),
+    **dict.fromkeys(("add_action", "add_risk", "attach_file", "fill", "set_field"), "template"),
+    **dict.fromkeys(
+        (
+            "ReviewFilter", "content_of", "event_dict", "get_review", "list_reviews", "load_for_show",
+            "replayed_state", "review_dict", "review_page", "review_rows", "verify",
+        ),
+        "views",
+    ),
+}
+
+if TYPE_CHECKING:
+    from pulsecheck.workflow.reviews.lifecycle import (  # noqa: I001 - one block: isort splits `as` re-exports apart
+        SYSTEM_ACTOR as SYSTEM_ACTOR,
+        advance as advance,
+        escalate as escalate,
+        new_review as new_review,
+        open_review_for as open_review_for,
+        reassign as reassign,
+        transition as transition,
+    )
+    from pulsecheck.workflow.reviews.template import (
+        add_action as add_action,
+        add_risk as add_risk,
+        attach_file as attach_file,
+        fill as fill,
+        set_field as set_field,
+    )
+    from pulsecheck.workflow.reviews.views import (
+        ReviewFilter as ReviewFilter,
+        content_of as content_of,
+        event_dict as event_dict,
+        get_review as get_review,
+        list_reviews as list_reviews,
+        load_for_show as load_for_show,
+        replayed_state as replayed_state,
+        review_dict as review_dict,
+        review_page as review_page,
+        review_rows as review_rows,
+        verify as verify,
+    )
+else:
+
+    def __getattr__(name: str) -> Any:
+        """A name of `lifecycle`, `template` or `views`, its module imported now if it was not yet."""
+        home = _HOME.get(name)
+        if home is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from importlib import import_module
+
+        value = getattr(import_module(f"{__name__}.{home}"), name)
+        globals()[name] = value
+        return value
+

@@ -23,19 +23,11 @@ from pulsecheck.storage.models import Account, MitigationAction, Review, ReviewE
 from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.accounts import get_account
 from pulsecheck.workflow.reviews import rows
-from pulsecheck.workflow.reviews.views import content_of
+from pulsecheck.workflow.reviews.views import content_of, get_review
 from pulsecheck.workflow.scorecards import baseline_of
 from pulsecheck.workflow.users import get_user
 
 SYSTEM_ACTOR = "pulsecheck"
-
-
-def get_review(session: Session, review_id: int) -> Review:
-    """A review by id, or an input error."""
-    review = session.get(Review, review_id)
-    if review is None:
-        raise NotFoundError(f"unknown review {review_id}")
-    return review
 
 
 # What an event's guards and signatures read, in statements built once: the review, its account and risks

@@ -17,7 +17,7 @@ from pulsecheck.storage.models import AttachmentLink, MitigationAction, Review, 
 from pulsecheck.timeutil import end_of_day, parse_date
 from pulsecheck.vocab import PRIORITIES
 from pulsecheck.workflow.attachments import REVIEW, Upload, attach
-from pulsecheck.workflow.reviews.lifecycle import get_review
+from pulsecheck.workflow.reviews.views import get_review
 from pulsecheck.workflow.users import get_user
 
 if TYPE_CHECKING:

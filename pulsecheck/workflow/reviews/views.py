@@ -9,12 +9,20 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload, object_session, selectinload
 
-from pulsecheck.errors import InputError
+from pulsecheck.errors import InputError, NotFoundError
 from pulsecheck.states import review as machine
 from pulsecheck.storage.models import Account, AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.timeutil import iso
-from pulsecheck.workflow import attachments, scorecards
+from pulsecheck.workflow import attachments
+
+
+def get_review(session: Session, review_id: int) -> Review:
+    """A review by id, or an input error."""
+    review = session.get(Review, review_id)
+    if review is None:
+        raise NotFoundError(f"unknown review {review_id}")
+    return review
 
 
 def content_of(review: Review, links: list[AttachmentLink] | None = None) -> machine.ReviewContent:
@@ -214,6 +222,8 @@ def review_dict(
     }
     if with_context:
         data["baseline"]["scorecard"] = review.baseline
+        from pulsecheck.workflow import scorecards  # a list (no context) does not load the scoring side
+
         session = object_session(review)
         data["account_context"] = scorecards.account_context(session, account) if session is not None else None
     if with_history:
