@@ -23,10 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Table, func, insert, inspect, select, text
 from sqlalchemy.orm import Session
@@ -47,8 +45,7 @@ ACTOR = "audit-actor"  # session.info key: who authenticated for the transaction
 SIGNER = "signer"  # session.info key: the Signer that signs this transaction's sign-offs
 
 
-@dataclass(frozen=True)
-class Audited:
+class Audited(NamedTuple):  # not a dataclass: cheaper to make at every start-up (issue 17)
     """How one model joins the chain: its kind, the fields recorded, and whether every row must be in it."""
 
     kind: str
@@ -57,7 +54,7 @@ class Audited:
     append_only: bool = False  # an event row: written once, never changed
     always: bool = True  # every row has an entry (False: rows created in bulk join at their first decision)
 
-    @cached_property
+    @property
     def model(self) -> type[Base]:
         """The mapped class, declared now if it was not yet."""
         model: type[Base] = getattr(models, self.model_name)
@@ -164,8 +161,7 @@ def spec_of(model: type) -> Audited:
     return spec
 
 
-@dataclass(frozen=True)
-class SignOff:
+class SignOff(NamedTuple):  # not a dataclass: cheaper to make at every start-up (issue 17)
     """What a kind of entry signs off, when it does: the event's name, the content field naming who signs, the
     condition on the content, and the fields that must differ from the record's previous entry (a new decision,
     not a later change of the same record)."""

@@ -16,11 +16,10 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -49,8 +48,7 @@ def host_key() -> str:
     return "/".join(parts)
 
 
-@dataclass(frozen=True)
-class Holder:
+class Holder(NamedTuple):  # not a dataclass: cheaper to make at every start-up (issue 17)
     """One process holding one piece of work."""
 
     pid: int
