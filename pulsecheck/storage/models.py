@@ -211,13 +211,13 @@ class Review(Base):
     version_id: Mapped[int] = mapped_column(Integer, nullable=False)
 
     account: Mapped[Account] = relationship()
-    risks: Mapped[list["Risk"]] = relationship(
-        back_populates="review", order_by="Risk.number", cascade="all, delete-orphan"
-    )
+    # One way only: nothing reads a risk's, action's or event's review through a relationship (each has its
+    # review_id), and every relationship costs every command's start-up its configuration (issue 17).
+    risks: Mapped[list["Risk"]] = relationship(order_by="Risk.number", cascade="all, delete-orphan")
     actions: Mapped[list["MitigationAction"]] = relationship(
-        back_populates="review", order_by="MitigationAction.number", cascade="all, delete-orphan"
+        order_by="MitigationAction.number", cascade="all, delete-orphan"
     )
-    events: Mapped[list["ReviewEvent"]] = relationship(back_populates="review", order_by="ReviewEvent.id")
+    events: Mapped[list["ReviewEvent"]] = relationship(order_by="ReviewEvent.id")
 
     __mapper_args__ = {"version_id_col": version_id}
 
@@ -233,7 +233,6 @@ class Risk(Base):
     category: Mapped[str] = mapped_column(String(20), default="customer")  # customer | internal
     severity: Mapped[str] = mapped_column(String(20), default="medium")
     impact: Mapped[str | None] = mapped_column(Text)
-    review: Mapped[Review] = relationship(back_populates="risks")
 
 
 class MitigationAction(Base):
@@ -251,7 +250,6 @@ class MitigationAction(Base):
     due_date: Mapped[date | None] = mapped_column(Date)
     success_criteria: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | in_progress | done | dropped
-    review: Mapped[Review] = relationship(back_populates="actions")
 
 
 class ReviewEvent(Base):
@@ -265,7 +263,6 @@ class ReviewEvent(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
     cause: Mapped[str] = mapped_column(String(120), default="user")  # user | rule:<id> | scheduler
-    review: Mapped[Review] = relationship(back_populates="events")
 
 
 class Attachment(SecondBase):  # declared here: see ScoringModelVersion
