@@ -148,4 +148,5 @@ def any_running(session: Session) -> bool:
 
     from pulsecheck.storage.models import EvaluationRun
 
-    return session.scalar(select(EvaluationRun.id).where(EvaluationRun.status == "running").limit(1)) is not None
+    runs = EvaluationRun.__table__  # the table's columns: a Core statement, without the ORM's compile step
+    return session.scalar(select(runs.c.id).where(runs.c.status == "running").limit(1)) is not None
