@@ -211,13 +211,14 @@ class Review(Base):
     version_id: Mapped[int] = mapped_column(Integer, nullable=False)
 
     account: Mapped[Account] = relationship()
-    # One way only: nothing reads a risk's, action's or event's review through a relationship (each has its
-    # review_id), and every relationship costs every command's start-up its configuration (issue 17).
+    # Risks and actions one way only: nothing reads a risk's or an action's review through a relationship (each
+    # has its review_id), and every relationship costs every command's start-up its configuration (issue 17). An
+    # event's review is read (the notice hook).
     risks: Mapped[list["Risk"]] = relationship(order_by="Risk.number", cascade="all, delete-orphan")
     actions: Mapped[list["MitigationAction"]] = relationship(
         order_by="MitigationAction.number", cascade="all, delete-orphan"
     )
-    events: Mapped[list["ReviewEvent"]] = relationship(order_by="ReviewEvent.id")
+    events: Mapped[list["ReviewEvent"]] = relationship(back_populates="review", order_by="ReviewEvent.id")
 
     __mapper_args__ = {"version_id_col": version_id}
 
@@ -263,6 +264,7 @@ class ReviewEvent(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
     cause: Mapped[str] = mapped_column(String(120), default="user")  # user | rule:<id> | scheduler
+    review: Mapped[Review] = relationship(back_populates="events")
 
 
 class Attachment(SecondBase):  # declared here: see ScoringModelVersion
