@@ -59,7 +59,7 @@ def check_role_users(database: Database, settings: Settings) -> None:
 
     if settings.is_default("notifications", "roles"):  # no lists (and no settings model to read)
         return
-    roles = settings.notifications.roles
+    roles = settings.role_lists()
     if not any(roles.values()):
         return
     with database.engine.connect() as conn:
@@ -134,11 +134,9 @@ class App:
 
     def signer(self) -> Signer:
         """What signs this command's sign-offs: the `[signing]` key, registered to the user who signs off. Made
-        when a sign-off is signed where no layer sets `[signing]` (the defaults cannot fail; a command that signs
-        nothing reads no settings model), else now (a bad key is refused before any work)."""
-        if self.settings.is_default("signing"):
-            return _LazySigner(self._make_signer)
-        return self._make_signer()
+        when a sign-off is signed: a command that signs nothing reads no `[signing]` section (its values were
+        validated with the settings; the key file is read when it signs)."""
+        return _LazySigner(self._make_signer)
 
     def _make_signer(self) -> Signer:
         from pulsecheck.workflow.keys import signer_for

@@ -109,9 +109,9 @@ def cli(ctx: click.Context, db_url: str | None, config_file: str | None, as_user
     --db, --config and --as may also come after the subcommand.
     """
     from pulsecheck.app import App
-    from pulsecheck.config import load_settings
+    from pulsecheck.config import checked, load_settings
 
-    settings = load_settings(db=db_url, config=config_file, user=as_user)
+    settings = load_settings(db=db_url, config=config_file, user=as_user, remembered=checked.default_dir())
     ctx.obj = App(settings, ctx.invoked_subcommand, lambda line: click.echo(line, err=True))
 
 

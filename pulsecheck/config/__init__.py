@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from pulsecheck.config import checked
 from pulsecheck.config.defaults import DEFAULT_DB, TOP_LEVEL
 from pulsecheck.config.layers import Layer, Merged, Path_, environment_layers, read_file
 from pulsecheck.errors import InputError, ValidationFailed
@@ -104,15 +105,23 @@ class Settings:
         now_override: datetime | None = None,
         origins: dict[Path_, str] | None = None,
         secrets: dict[str, str] | None = None,
+        unchecked: Merged | None = None,
     ) -> None:
-        """`values`: the top-level keys some layer set, validated (`Merged.validate`)."""
+        """`values`: the top-level keys some layer set, validated (`Merged.validate`). `unchecked`: the layers,
+        whose other keys an earlier command validated with these very values (`checked`): each is typed when a
+        command first reads it."""
         fields = {**values, "user": user, "now_override": now_override, "origins": origins or {}}
-        self.__dict__.update(fields, secrets=secrets or {})
+        self.__dict__.update(fields, secrets=secrets or {}, _unchecked=unchecked)
 
     def __getattr__(self, name: str) -> Any:
-        """A key no layer set: its default (a section's model made without validation: defaults are known good)."""
-        if name in TOP_LEVEL:
-            value: Any = TOP_LEVEL[name]
+        """A key no layer set: its default (a section's model made without validation: defaults are known good).
+        A key the layers set that was validated by an earlier command: typed now."""
+        value: Any
+        unchecked = self.__dict__.get("_unchecked")
+        if unchecked is not None and name in unchecked.values and not name.startswith("_"):
+            value = unchecked.validate(frozenset((name,)))[name]
+        elif name in TOP_LEVEL:
+            value = TOP_LEVEL[name]
         else:
             from pulsecheck.config.sections import SettingsFile
 
@@ -125,6 +134,15 @@ class Settings:
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"settings are read-only: {name}")
+
+    def role_lists(self) -> dict[str, list[str]]:
+        """`[notifications.roles]`, the lists of user names: as the layers hold them when an earlier command
+        validated them (the lists are the typed value; every command checks the names exist, and so need not type
+        the whole section for it), else from the section."""
+        unchecked = self.__dict__.get("_unchecked")
+        if unchecked is not None and "notifications" not in self.__dict__:
+            return dict(unchecked.values.get("notifications", {}).get("roles", {}))
+        return self.notifications.roles
 
     def is_default(self, *path: str) -> bool:
         """Whether no layer set the key or table at `path` (nor anything below it): it has its default."""
@@ -164,11 +182,14 @@ def load_settings(
     user: str | None = None,
     env: Mapping[str, str] | None = None,
     files: SettingsFiles | None = None,
+    remembered: Path | None = None,
 ) -> Settings:
     """Read, merge and validate every layer; InputError naming the file (or variable) and key of a problem.
 
     `env` is the environment (default: the process's); `files` where the system, user and project files are
-    (default: `SettingsFiles.standard`; `SettingsFiles()` reads none, for the demo).
+    (default: `SettingsFiles.standard`; `SettingsFiles()` reads none, for the demo). `remembered`: a directory
+    of the values that passed before (`checked`; the CLI's): values found there are not validated again, and
+    each of their sections is typed when the command first reads it.
     """
     env = dict(os.environ if env is None else env)
     files = SettingsFiles.standard(env) if files is None else files
@@ -178,9 +199,27 @@ def load_settings(
     if db:
         layers.append(Layer("--db", {"database_url": db}))
     merged = Merged(layers)
-    values = merged.validate()
+    key = None if remembered is None or merged.plain_text() else checked.digest(merged.values)
+    names = None if key is None else checked.recall(remembered, key)  # type: ignore[arg-type]
+    unchecked = None
+    if names is None:
+        values, names = _checked(merged)
+        if key is not None:
+            checked.remember(remembered, key, names)  # type: ignore[arg-type]
+    else:  # validated before: the text of the top-level keys as it is, the sections typed when read
+        values = {name: value for name, value in merged.values.items() if name in TOP_LEVEL}
+        unchecked = merged
     acting, user_origin = _acting_user(user, env)
-    names: list[str] = []  # the variables holding secrets: the defaults name none
+    secrets = {name: env[name] for name in names if name in env}
+    now = _fixed_now(env, ZoneInfo(values.get("timezone", TOP_LEVEL["timezone"])))
+    return Settings(values, acting, now, {**merged.origins, ("user",): user_origin}, secrets, unchecked)
+
+
+def _checked(merged: Merged) -> tuple[dict[str, Any], list[str]]:
+    """The layers' values validated (`Merged.validate`), their roles checked, and the names of the variables
+    holding secrets (the defaults name none); InputError naming the origin and key of each problem."""
+    values = merged.validate()
+    names: list[str] = []
     if "notifications" in values or "escalation" in values:  # the defaults name known roles only
         from pulsecheck.config.sections import role_problems
 
@@ -190,9 +229,7 @@ def load_settings(
         if problems:
             raise ValidationFailed(problems)
         names = sections.notifications.secret_names() if "notifications" in values else []
-    secrets = {name: env[name] for name in names if name in env}
-    now = _fixed_now(env, ZoneInfo(values.get("timezone", TOP_LEVEL["timezone"])))
-    return Settings(values, acting, now, {**merged.origins, ("user",): user_origin}, secrets)
+    return values, names
 
 
 def _explicit_file(config: str | None, env: Mapping[str, str]) -> list[Layer]:

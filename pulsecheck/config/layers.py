@@ -176,25 +176,30 @@ class Merged:
                     return known[path[:end]]
         return None
 
-    def validate(self) -> dict[str, Any]:
-        """The top-level keys some layer set, typed (a section as its model); InputError naming the origin and key
-        of each problem.
+    def validate(self, keys: frozenset[str] | None = None) -> dict[str, Any]:
+        """The top-level keys some layer set (those of them in `keys`, if given), typed (a section as its model);
+        InputError naming the origin and key of each problem.
 
         Only the keys some layer set are validated (a section nobody set keeps its defaults, which need no
         check), so a command builds the validators of those sections only; text for a text key (the database URL
         from `--db` or PULSECHECK_DATABASE_URL, the usual case of a read command) needs no validator at all, nor
         pydantic."""
-        if all(_plain_text(name, value) for name, value in self.values.items()):
-            return dict(self.values)
+        values = self.values if keys is None else {name: self.values[name] for name in keys}
+        if all(_plain_text(name, value) for name, value in values.items()):  # as `plain_text`, of these keys
+            return dict(values)
         from pydantic import ValidationError
 
         try:
-            checked = _checker(frozenset(self.values)).model_validate(self.values)
+            checked = _checker(frozenset(values)).model_validate(values)
         except ValidationError as exc:
             errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains the rest
             problems = [self.problem(tuple(e["loc"]), _message(e), _names_table(e)) for e in errors]
             raise ValidationFailed(problems) from None
         return {name: getattr(checked, name) for name in type(checked).model_fields}
+
+    def plain_text(self) -> bool:
+        """Whether every value is text for a plain text key (the database URL): nothing to validate."""
+        return all(_plain_text(name, value) for name, value in self.values.items())
 
     def problem(self, loc: Path_, message: str, table: bool = False) -> str:
         """`origin: [table] key: message` for the key at `loc` (`origin: [table]: message` for a table)."""

@@ -377,11 +377,18 @@ class CadenceSection(Section):
     due_in: Duration | None = None  # default: [review] cadence_due_in
 
 
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
 class SigningSection(Section):
     """`[signing]`: whether sign-offs must carry a personal SSH signature, and the key that makes it."""
 
     required: bool = False
-    key: str | None = None  # a private key, or a public key whose private half is in ssh-agent; default: `keys new`'s
+    # a private key, or a public key whose private half is in ssh-agent; default: `keys new`'s
+    key: Annotated[str | None, AfterValidator(_not_blank)] = None
 
 
 def _base_url(value: str | None) -> str | None:

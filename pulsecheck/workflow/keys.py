@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck import signing
-from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
+from pulsecheck.errors import ConflictError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import User, UserKey
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
@@ -173,9 +173,7 @@ class KeySigner:
 
 
 def signer_for(required: bool, key: str | None, clock: Callable[[], datetime]) -> KeySigner:
-    """The signer of the CLI's transactions from the `[signing]` settings."""
-    if key is not None and not key.strip():
-        raise InputError("[signing] key is empty")
+    """The signer of the CLI's transactions from the `[signing]` settings (a key is never blank: validated)."""
     return KeySigner(clock, Path(key).expanduser() if key else default_key_path(), required=required)
 
 
