@@ -1,7 +1,14 @@
 """Cold start of read commands: each one's wall time (median of N subprocess runs of the installed CLI) beside
 `python -c "import sqlalchemy.orm"` and a bare `python -c pass` measured in the same run, interleaved.
 
-Set-up (not timed): a SQLite database with a user for this login and one review with a risk and an action.
+Set-up (not timed), through the CLI as the README tour does it, in a directory of its own: `init --sample` (the
+sample `pulsecheck.toml`, which sets nearly every section), the sample team, accounts, readings, surveys and
+issues, an approved model and a scoring run, and one review opened on its scorecard, filled, submitted and
+approved (so its audit chain entries, signatures and scheduler jobs exist). The commands then run there as a
+user's would: with the settings file, which an earlier command validated (the CLI remembers it in the cache
+directory, here one of the bench's own). Two more rows: `review show` in a directory with no settings file at
+all, and right after the settings file changed (not remembered yet: it is validated again).
+
 Goal: each command <= 1.2x `import sqlalchemy.orm` (it cannot do less than import SQLAlchemy's ORM).
 Run: .venv/bin/python bench/cold_start.py [RUNS]   (default 15 runs per command)
 """
@@ -10,79 +17,83 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from common import report, size_arg
 
-from pulsecheck.app import os_login
-from pulsecheck.storage.db import Database
-from pulsecheck.storage.migrate import upgrade
-from pulsecheck.storage.models import Account
-from pulsecheck.workflow import reviews
-from pulsecheck.workflow.review_form import parse_form
-from pulsecheck.workflow.users import add_user, get_user
-
 BIN = Path(sys.executable).parent
-NOW = datetime.now(UTC).replace(microsecond=0)
+PULSECHECK = str(BIN / "pulsecheck")
 COMMANDS = {
     "review show 1 --json": ["review", "show", "1", "--json"],
     "review show 1": ["review", "show", "1"],
     "review list --json": ["review", "list", "--json"],
     "scheduler jobs": ["scheduler", "jobs"],
 }
+SAMPLES_TODAY = "2026-11-24T18:00Z"  # the sample files' "today" (README tour)
+TOUR = [
+    ["init", "--sample", "."],
+    ["users", "import", "users.csv"],
+    ["accounts", "import", "accounts.csv"],
+    ["readings", "import", "readings.csv"],
+    ["surveys", "import", "surveys.csv"],
+    ["issues", "import", "issues.csv"],
+    ["--as", "olga", "model", "approve", "scoring.yaml"],
+    ["score"],
+    ["--as", "bob", "review", "new", "ACME"],
+    ["--as", "bob", "review", "fill", "1", "review.yaml"],
+    ["--as", "bob", "review", "submit", "1"],
+    ["--as", "maria", "review", "approve", "1", "--comment", "Agreed"],
+]
 
 
-def build(url: str) -> None:
-    """One user (this login, admin and reviewer) and one review of one account, filled in."""
-    database = Database(url)
-    upgrade(database.engine)
-    me = os_login()
-    with database.transaction() as session:
-        add_user(session, me, ["admin", "reviewer", "manager"], NOW)
-        session.add(Account(external_id="ACME", name="Acme Corp"))
-        session.flush()
-        review = reviews.new_review(session, "ACME", me, NOW, timedelta(days=14))
-        form = parse_form({
-            "account_goals": "grow", "goal_summary": "on track", "overall_assessment": "fine",
-            "next_review_date": date.today() + timedelta(days=90),
-            "risks": [{"description": "churn", "actions": [{"description": "call", "owner": me,
-                                                             "due_date": date.today() + timedelta(days=30)}]}],
-        }, "bench")
-        reviews.fill(session, review.id, form, get_user(session, me), NOW)
-    database.dispose()
+def build(tour: Path, env: dict[str, str]) -> None:
+    """The README tour's state in `tour`, made by the CLI (commit hooks, audit chain, jobs, notices and all)."""
+    for args in TOUR:
+        done = subprocess.run([PULSECHECK, *args], env={**env, "PULSECHECK_NOW": SAMPLES_TODAY}, cwd=tour,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"set-up `pulsecheck {' '.join(args)}` failed: {done.stderr.strip()}")
 
 
 def main(runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        build(url)
-        env = {**os.environ, "PULSECHECK_DATABASE_URL": url, "PULSECHECK_CONFIG": str(Path(tmp) / "none.toml")}
-        env.pop("PULSECHECK_USER", None)
+        tour, bare, cache = Path(tmp, "tour"), Path(tmp, "bare"), Path(tmp, "cache")
+        tour.mkdir()
+        bare.mkdir()
+        database = f"sqlite:///{tour / 'pulsecheck.db'}"
+        env = {name: value for name, value in os.environ.items()
+               if not name.startswith("PULSECHECK_") and name != "PYTHONDONTWRITEBYTECODE"}
         # The warm-up run writes the byte-code a user's second run reads (site-packages has it from pip already);
         # with PYTHONDONTWRITEBYTECODE inherited, every run would compile pulsecheck again and the floor would not.
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        Path(tmp, "none.toml").write_text("", encoding="utf-8")
+        env.update(PULSECHECK_DATABASE_URL=database, XDG_CACHE_HOME=str(cache), XDG_CONFIG_HOME=str(bare / "config"),
+                   PULSECHECK_SYSTEM_CONFIG="")
+        build(tour, env)
         python = sys.executable
-        argvs = {
-            "python -c pass": [python, "-c", "pass"],
-            "import sqlalchemy.orm": [python, "-c", "import sqlalchemy.orm"],
-            **{name: [str(BIN / "pulsecheck"), *args] for name, args in COMMANDS.items()},
+        runs_of: dict[str, tuple[list[str], Path]] = {
+            "python -c pass": ([python, "-c", "pass"], tour),
+            "import sqlalchemy.orm": ([python, "-c", "import sqlalchemy.orm"], tour),
+            **{name: ([PULSECHECK, *args], tour) for name, args in COMMANDS.items()},
+            "review show 1 --json, no settings file": ([PULSECHECK, *COMMANDS["review show 1 --json"]], bare),
         }
-        samples: dict[str, list[float]] = {name: [] for name in argvs}
-        cpu: dict[str, list[float]] = {name: [] for name in argvs}  # user + system time of the child
-        for argv in argvs.values():  # warm the file cache and the byte-code
-            subprocess.run(argv, check=True, capture_output=True, env=env)
+        changed = "review show 1 --json, settings just changed"
+        runs_of[changed] = runs_of["review show 1 --json"]
+        samples: dict[str, list[float]] = {name: [] for name in runs_of}
+        cpu: dict[str, list[float]] = {name: [] for name in runs_of}  # user + system time of the child
+        for argv, cwd in runs_of.values():  # warm the file cache and the byte-code; the settings remembered
+            subprocess.run(argv, check=True, capture_output=True, env=env, cwd=cwd)
         for _ in range(runs):  # interleaved, so that a busy moment of the machine hits every figure alike
-            for name, argv in argvs.items():
+            for name, (argv, cwd) in runs_of.items():
+                if name == changed:  # as after an edit of the file: nothing remembered for it
+                    shutil.rmtree(cache, ignore_errors=True)
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 started = time.perf_counter()
-                subprocess.run(argv, check=True, capture_output=True, env=env, cwd=tmp)
+                subprocess.run(argv, check=True, capture_output=True, env=env, cwd=cwd)
                 samples[name].append(time.perf_counter() - started)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -93,13 +104,15 @@ def main(runs: int) -> None:
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         floor = median["import sqlalchemy.orm"]
         report("python -c pass", median["python -c pass"], "ms", None, "-", note="bare interpreter")
-        for name in COMMANDS:
-            report(f"cold `pulsecheck {name}`", median[name], "ms", floor, "<= 1.2x",
-                   floor_label="import sqlalchemy.orm")
+        timed = [name for name in runs_of if name not in ("python -c pass", "import sqlalchemy.orm")]
+        for name in timed:
+            goal = "-" if name == changed else "<= 1.2x"  # once per edit of the file, not a command's usual cost
+            report(f"cold `pulsecheck {name}`", median[name], "ms", floor, goal, floor_label="import sqlalchemy.orm")
         # Wall time on a shared machine is noisy; CPU time (user + system) is the steadier figure.
-        for name in COMMANDS:
+        for name in timed:
+            goal = "-" if name == changed else "<= 1.2x"
             report(f"cold `pulsecheck {name}` CPU", cpu_median[name], "ms", cpu_median["import sqlalchemy.orm"],
-                   "<= 1.2x", floor_label="import sqlalchemy.orm, CPU")
+                   goal, floor_label="import sqlalchemy.orm, CPU")
 
 
 if __name__ == "__main__":

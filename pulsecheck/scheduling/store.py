@@ -359,7 +359,14 @@ def job_page(session: Session, tz: ZoneInfo, request: PageRequest, prefix: str |
     page = fetch_page(session, query, request, sorts)
     if not page.items:  # nothing to unpickle: APScheduler (and its executors' multiprocessing) not imported
         return Page([], page.total, page.offset, page.limit)
-    store = job_store(session, tz).store
-    jobs = [store.lookup_job(job_id) for job_id in page.items]
-    rows = [JobRow(job.id, job.name, job.next_run_time, str(job.trigger)) for job in jobs if job is not None]
+    # Each job's stored state (`Job.__getstate__`, see `JobStore._row`) as it is: what a listing shows is in it. A
+    # Job made of it (APScheduler's store) would also import the job's function, and with it the module of every
+    # job and what they need (the outbox, every model class), to show a name and a date.
+    table = cast(Table, SchedulerJob.__table__)
+    read = session.connection().execute(select(table.c.id, table.c.job_state).where(table.c.id.in_(page.items)))
+    states = {job_id: pickle.loads(state) for job_id, state in read}  # our own rows, unpickled as APScheduler does
+    rows = [
+        JobRow(state["id"], state["name"], state["next_run_time"], str(state["trigger"]))
+        for state in (states.get(job_id) for job_id in page.items) if state is not None
+    ]
     return Page(rows, page.total, page.offset, page.limit)
