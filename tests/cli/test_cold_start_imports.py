@@ -4,6 +4,7 @@ Behaviour, not timing: the modules are read from the child's `-X importtime` log
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,6 +65,39 @@ def test_listing_no_jobs_loads_no_scheduler(db_url: str, os_login_admin: str, fa
     modules = imported(db_url, "scheduler", "jobs")
     assert "pulsecheck.scheduling.store" in modules  # the command listed (nothing)
     assert not loaded(modules, "apscheduler") and not loaded(modules, "multiprocessing")
+
+
+def test_listing_jobs_reads_their_stored_state_only(db_url: str, os_login_admin: str, factory: Factory) -> None:
+    factory.team()
+    env = {**os.environ, "PULSECHECK_DATABASE_URL": db_url}
+    env.pop("PULSECHECK_CONFIG", None)
+    factory.account("GLOBEX", owner="bob", manager="maria")
+    for account in ("ACME", "GLOBEX"):  # through the CLI: its commit hooks store the reviews' jobs
+        done = subprocess.run([str(PULSECHECK), "--as", "bob", "review", "new", account], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+    modules = imported(db_url, "scheduler", "jobs")
+    # Not the jobs' functions, nor what they import (the outbox, every model class, the review services).
+    assert [name for name in ("pulsecheck.scheduling.jobs", "pulsecheck.notifications.outbox",
+                              "pulsecheck.storage.more_models", "pulsecheck.workflow.reviews.lifecycle")
+            if loaded(modules, name)] == []
+    done = subprocess.run([str(PULSECHECK), "scheduler", "jobs", "--json", "--sort", "id"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)["items"]
+    # What APScheduler's own job store makes of the same rows.
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from sqlalchemy import create_engine
+
+    engine = create_engine(db_url)
+    store = SQLAlchemyJobStore(engine=engine)
+    store._scheduler, store._alias = BackgroundScheduler(), "default"
+    jobs = sorted(store.get_all_jobs(), key=lambda job: job.id)
+    engine.dispose()
+    assert len(jobs) >= 2  # one job per review at least
+    assert listed == [{"id": job.id, "name": job.name, "trigger": str(job.trigger),
+                       "next_run_time": job.next_run_time.isoformat()} for job in jobs]
 
 
 def test_no_settings_file_no_toml_parser(db_url: str, os_login_admin: str, factory: Factory, tmp_path: Path) -> None:
