@@ -137,22 +137,28 @@ def sets_a_key(value: object) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("new", "problem"),
+    ("old", "new", "problem"),
     [
-        ('max_reminders = "x" ', "pulsecheck.toml: [scheduler] max_reminders: expected a whole number, got 'x'"),
-        ("max_reminderz = 3 ", "pulsecheck.toml: [scheduler] max_reminderz: unknown key"),
+        (MAX_REMINDERS, 'max_reminders = "x" ',
+         "pulsecheck.toml: [scheduler] max_reminders: expected a whole number, got 'x'"),
+        (MAX_REMINDERS, "max_reminderz = 3 ",
+         "pulsecheck.toml: [scheduler] max_reminderz: unknown key (did you mean 'max_reminders'?)"),
+        # an empty list where an empty table was: another value, though both are empty
+        ("trusted_proxies = []", "trusted_proxies = {}",
+         "pulsecheck.toml: [web] trusted_proxies: expected a list of names, got {}"),
     ],
+    ids=["wrong type", "unknown key", "empty table for empty list"],
 )
 def test_an_invalid_edit_after_a_remembered_run_is_refused_every_time(
-    project: Project, team: None, new: str, problem: str
+    project: Project, team: None, old: str, new: str, problem: str
 ) -> None:
     listed = ok(project.run("review", "list", "--json").done)
     assert project.run("review", "list", "--json").validators() == []  # remembered
     original = project.settings.read_text(encoding="utf-8")
-    project.edit(MAX_REMINDERS, new)
+    project.edit(old, new)
     for _ in range(2):  # the refusal is not remembered: refused again, with the same line
         refused = project.run("review", "list", "--json")
-        assert error(refused.done, 2).startswith(f"error: {problem}")
+        assert error(refused.done, 2) == f"error: {problem}"
     project.settings.write_text(original, encoding="utf-8")
     back = project.run("review", "list", "--json")
     assert (ok(back.done), back.validators()) == (listed, [])  # the good values are still remembered
