@@ -200,12 +200,12 @@ def load_settings(
         layers.append(Layer("--db", {"database_url": db}))
     merged = Merged(layers)
     key = None if remembered is None or merged.plain_text() else checked.digest(merged.values)
-    names = None if key is None else checked.recall(remembered, key)  # type: ignore[arg-type]
+    names = None if key is None or remembered is None else checked.recall(remembered, key)
     unchecked = None
     if names is None:
         values, names = _checked(merged)
-        if key is not None:
-            checked.remember(remembered, key, names)  # type: ignore[arg-type]
+        if key is not None and remembered is not None:
+            checked.remember(remembered, key, names)
     else:  # validated before: the text of the top-level keys as it is, the sections typed when read
         values = {name: value for name, value in merged.values.items() if name in TOP_LEVEL}
         unchecked = merged

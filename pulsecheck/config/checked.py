@@ -4,8 +4,10 @@ Validating a settings file means importing pydantic, building the section models
 APScheduler's trigger: most of a read command's start-up in a directory with a `pulsecheck.toml`, every time,
 though the file rarely changes. So the CLI remembers each merged set of layer values that passed (every check
 `load_settings` makes of the values alone: types, bounds, unknown keys, roles), under the SHA-256 of the values
-and of the code that checks them, with what it derived from them (the names of the secret variables). When the
-same values come again, the command takes them as they are and types a section only when it reads one.
+and of the code that checks them (ours and the libraries', by file size and time), with what it derived from them
+(the names of the secret variables). When the same values come again, the command takes them as they are and
+types a section only when it reads one. A record forged in the user's own cache directory could only delay a
+refusal of bad values to the first read of their section, which still names the file and key.
 
 A record is a file named by that digest in the user's cache directory (`~/.cache/pulsecheck/settings`, XDG
 honoured), written atomically; the newest `KEEP` stay. Any change of a value, of a layer, of the variables, or of
@@ -32,37 +34,61 @@ def default_dir() -> Path:
     return platformdirs.user_cache_path("pulsecheck") / "settings"
 
 
+# What the checks are made of besides this package: the duration parser and the roles.
+_OURS = ("timeutil.py", "vocab.py")
+MAX_RECORD = 65536  # bytes: a record is a short list of variable names
+
+
 def _canonical(value: Any) -> Any:
-    """`value` with every table's keys sorted, so that the digest does not depend on the order keys were set."""
+    """`value` with every table's keys sorted, so that the digest does not depend on the order keys were set; a
+    table becomes a tuple of pairs, which no TOML value is (an empty table is not an empty list)."""
     if isinstance(value, dict):
-        return sorted((key, _canonical(item)) for key, item in value.items())
+        return tuple(sorted((key, _canonical(item)) for key, item in value.items()))
     if isinstance(value, list):
         return [_canonical(item) for item in value]
     return value
 
 
-def _code() -> list[tuple[str, int, int]]:
-    """The settings code's files by name, size and modification time: an upgrade or an edit of the checks is
-    another digest (the package's own directory, so an installed copy and a working tree differ too)."""
+def _code() -> list[tuple[str, int, int]] | None:
+    """The settings checks' files by name, size and modification time (this package's and the modules they
+    use), and the directory of the installed libraries whose rules they apply (pydantic's types, APScheduler's
+    crontab parser, tzdata's zones: installing, upgrading or removing any changes that directory): an edit or an
+    upgrade is another digest. None when they cannot be looked at (run from a zip): nothing is remembered then."""
+    import click  # loaded already: the command line; it lives where pydantic and APScheduler do
+
     here = Path(__file__).parent
-    files = [here / name for name in sorted(os.listdir(here)) if name.endswith(".py")]
-    files.append(here.parent / "vocab.py")  # the roles the check knows
-    return [(str(path), (found := path.stat()).st_size, found.st_mtime_ns) for path in files]
+    try:
+        files = [here / name for name in sorted(os.listdir(here)) if name.endswith(".py")]
+        files += [here.parent / name for name in _OURS]
+        files.append(Path(click.__file__).parent.parent)
+        return [(str(path), (found := path.stat()).st_size, found.st_mtime_ns) for path in files]
+    except (OSError, TypeError):
+        return None
 
 
-def digest(values: dict[str, Any]) -> str:
+def digest(values: dict[str, Any]) -> str | None:
     """The record's name for the merged layer values `values` (TOML and variable values: text, numbers,
-    booleans, dates and times, lists and tables; `repr` tells each type apart)."""
-    text = repr((_code(), _canonical(values)))
+    booleans, dates and times, lists and tables; `repr` tells each type apart); None: nothing can be
+    remembered (`_code`)."""
+    code = _code()
+    if code is None:
+        return None
+    text = repr((code, _canonical(values)))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def recall(directory: Path, key: str) -> list[str] | None:
     """The secret variable names remembered with values of digest `key`, or None: not validated before (or the
-    record is unreadable, which counts the same)."""
+    record is unreadable, which counts the same). A record used is touched, so that the oldest go first."""
+    path = directory / f"{key}.json"
     try:
-        data = json.loads((directory / f"{key}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        with path.open("rb") as file:
+            text = file.read(MAX_RECORD + 1)
+        if len(text) > MAX_RECORD:
+            return None
+        data = json.loads(text)
+        os.utime(path)
+    except (OSError, ValueError, RecursionError):
         return None
     names = data.get("secrets") if isinstance(data, dict) else None
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
