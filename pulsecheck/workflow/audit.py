@@ -135,6 +135,13 @@ def _records_problems(
 ) -> list[str]:
     """`record_problems` of each record in order, given their latest entries: the records' stored rows read in
     one query per table, not one per record."""
+    return _compared(records, latest, _stored_rows(session, records, latest))
+
+
+def _stored_rows(
+    session: Session, records: list[Base], latest: dict[tuple[str, int], Row[Any]]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """The stored rows of the records that have a chain entry, by (kind, id), in one query per table."""
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     kinds = {spec_of(type(record)).kind: spec_of(type(record)) for record in records}
     for kind, spec in kinds.items():
@@ -143,6 +150,13 @@ def _records_problems(
             table = spec.model.__table__
             for row in session.execute(select(table).where(table.c.id.in_(ids))).mappings():
                 rows[(kind, row["id"])] = dict(row)
+    return rows
+
+
+def _compared(
+    records: list[Base], latest: dict[tuple[str, int], Row[Any]], rows: dict[tuple[str, int], dict[str, Any]]
+) -> list[str]:
+    """`record_problems` of each record in order, given their latest entries and stored rows."""
     problems = []
     for record in records:
         spec = spec_of(type(record))
@@ -161,6 +175,17 @@ def _records_problems(
         if stored is not None and content_of(spec, stored) != entry.content:
             problems.append(f"{where} differs from its audit chain entry {entry.seq}")
     return problems
+
+
+def chain_problems_of(session: Session, groups: list[list[Base]]) -> list[list[str]]:
+    """`chain_problems(session, group, signatures=False)` of each group of records (a list's reviews, each with
+    its events), in the queries of one call for them all."""
+    records = [record for group in groups for record in group]
+    latest = _latest_entries(session, records)
+    if not latest and head(session)[0] == 0:  # as `chain_problems`: no chain at all, nothing to compare with
+        return [[] for _ in groups]
+    rows = _stored_rows(session, records, latest)
+    return [_compared(group, latest, rows) for group in groups]
 
 
 def chain_problems(session: Session, records: list[Base], signatures: bool = True) -> list[str]:

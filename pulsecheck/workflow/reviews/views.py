@@ -117,8 +117,15 @@ class ReviewFilter(NamedTuple):  # not a dataclass, whose making costs every com
 
 
 def review_page(session: Session, request: PageRequest, chosen: ReviewFilter) -> Page[dict[str, Any]]:
-    """One page of reviews (newest first by default) in their JSON shape without history."""
-    query = select(Review).options(joinedload(Review.account)).where(*chosen.where())
+    """One page of reviews (newest first by default) in their JSON shape without history: the reviews with their
+    accounts, then their risks, actions and events (one query each for the page), checked in a few queries for
+    the page (`verify_many`), not a dozen per review."""
+    query = (
+        select(Review)
+        .options(joinedload(Review.account), selectinload(Review.risks), selectinload(Review.actions),
+                 selectinload(Review.events))
+        .where(*chosen.where())
+    )
     sorts = {
         "newest": (Review.id.desc(),),
         "due": (Review.due_at.is_(None), Review.due_at, Review.id),
@@ -126,7 +133,9 @@ def review_page(session: Session, request: PageRequest, chosen: ReviewFilter) ->
         "account": (Review.account_id, Review.id.desc()),
     }
     count = select(Review.id).where(*chosen.where())
-    return fetch_page(session, query, request, sorts, count=count).map(lambda r: review_dict(r, with_history=False))
+    page = fetch_page(session, query, request, sorts, count=count)
+    problems = verify_many(session, page.items)
+    return page.map(lambda r: review_dict(r, with_history=False, problems=problems[r.id]))
 
 
 # What showing one review reads, in one statement built once: the review with its account and the account's owner
@@ -159,16 +168,46 @@ def verify(review: Review, signatures: bool = True, links: list[AttachmentLink] 
     session = object_session(review)
     if links is None and session is not None and review.id is not None:
         links = attachments.links_of(session, attachments.REVIEW, review.id)
+    problems = _content_problems(review, links)
+    if session is not None:
+        session.flush()  # the chain is compared with what the database holds
+        problems += chain_problems(session, [review, *review.events], signatures)
+    return problems
+
+
+VERIFIED_AT_ONCE = 200  # reviews `verify_many` checks together (their ids and events' ids in a statement)
+
+
+def verify_many(session: Session, found: list[Review]) -> dict[int, list[str]]:
+    """`verify(review, signatures=False)` of each review, by id: their attachment links and audit chain entries
+    read for many reviews at once."""
+    from pulsecheck.workflow.audit import chain_problems_of
+
+    session.flush()  # the chain is compared with what the database holds
+    problems: dict[int, list[str]] = {}
+    for start in range(0, len(found), VERIFIED_AT_ONCE):
+        part = found[start : start + VERIFIED_AT_ONCE]
+        links: dict[int, list[AttachmentLink]] = {review.id: [] for review in part}
+        for link in attachments.links_of_records(session, attachments.REVIEW, list(links)):
+            links[link.record_id].append(link)
+        chained = chain_problems_of(session, [[review, *review.events] for review in part])
+        for review, chain in zip(part, chained, strict=True):
+            problems[review.id] = _content_problems(review, links[review.id]) + chain
+    return problems
+
+
+def _content_problems(review: Review, links: list[AttachmentLink] | None) -> list[str]:
+    """The signatures that no longer match the review's content, and the attachments whose stored bytes are
+    missing or changed."""
     content = content_of(review, links)
     problems = []
     if review.employee_digest and review.employee_digest != machine.employee_digest(content):
         problems.append(f"employee signature of {review.employee_signed_by} no longer matches the content")
     if review.manager_digest and review.manager_digest != machine.manager_digest(content):
         problems.append(f"manager signature of {review.manager_signed_by} no longer matches the content")
+    session = object_session(review)
     if session is not None:
         problems += attachments.problems(session, links or [], f"review {review.id}")
-        session.flush()  # the chain is compared with what the database holds
-        problems += chain_problems(session, [review, *review.events], signatures)
     return problems
 
 
@@ -178,12 +217,14 @@ def replayed_state(review: Review) -> str:
 
 
 def review_dict(
-    review: Review, with_history: bool = True, with_context: bool = False, links: list[AttachmentLink] | None = None
+    review: Review, with_history: bool = True, with_context: bool = False, links: list[AttachmentLink] | None = None,
+    problems: list[str] | None = None,
 ) -> dict[str, Any]:
     """The stable JSON shape of a review (documented in README). `with_context` (one review shown or exported,
     not a list) adds the baseline's scorecard (`baseline.scorecard`, null for a review opened before reviews
     carried one) and the account as it is now (`account_context`: segment, ARR, renewal, owner, current score).
-    `links`: the review's attachment links when the caller read them already."""
+    `links`: the review's attachment links when the caller read them already; `problems`: its
+    `verify(signatures=False)` when the caller checked it already (`verify_many`)."""
     account: Account = review.account
     data: dict[str, Any] = {
         "id": review.id,
@@ -218,7 +259,7 @@ def review_dict(
             },
         },
         # `review verify` runs ssh-keygen, `show` not
-        "signature_problems": verify(review, signatures=False, links=links),
+        "signature_problems": verify(review, signatures=False, links=links) if problems is None else problems,
     }
     if with_context:
         data["baseline"]["scorecard"] = review.baseline
