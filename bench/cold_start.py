@@ -3,8 +3,9 @@
 
 Set-up (not timed), through the CLI as the README tour does it, in a directory of its own: `init --sample` (the
 sample `pulsecheck.toml`, which sets nearly every section), the sample team, accounts, readings, surveys and
-issues, an approved model and a scoring run, and one review opened on its scorecard, filled, submitted and
-approved (so its audit chain entries, signatures and scheduler jobs exist). The commands then run there as a
+issues, an approved model and a scoring run, one review opened on its scorecard, filled, submitted and approved
+(so its audit chain entries, signatures and scheduler jobs exist), and a draft review of every other account
+(`review list` lists twelve, `scheduler jobs` as many jobs). The commands then run there as a
 user's would: with the settings file, which an earlier command validated (the CLI remembers it in the cache
 directory, here one of the bench's own). Two more rows: `review show` in a directory with no settings file at
 all, and right after the settings file changed (not remembered yet: it is validated again).
@@ -49,6 +50,10 @@ TOUR = [
     ["--as", "bob", "review", "fill", "1", "review.yaml"],
     ["--as", "bob", "review", "submit", "1"],
     ["--as", "maria", "review", "approve", "1", "--comment", "Agreed"],
+    *(["--as", "bob", "review", "new", account] for account in (
+        "GLOBEX", "INITECH", "UMBRELLA", "HOOLI", "STARK", "WAYNE", "SOYLENT", "VANDELAY", "TYRELL", "CYBERDYNE",
+        "WONKA",
+    )),  # every sample account under review: `review list` lists twelve
 ]
 
 
