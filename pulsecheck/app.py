@@ -62,15 +62,19 @@ def check_role_users(database: Database, settings: Settings) -> None:
     roles = settings.role_lists()
     if not any(roles.values()):
         return
+    users = User.__table__.c  # a Core statement, for the names listed only: every command makes this check
+    listed = sorted({name for names in roles.values() for name in names})
     with database.engine.connect() as conn:
-        known = set(conn.scalars(select(User.name)))
+        known = set(conn.scalars(select(users.name).where(users.name.in_(listed))))
     for role, names in roles.items():
         for name in names:
             if name not in known:
                 from pulsecheck.yamlfile import suggest  # with YAML: only when there is something to suggest
 
+                with database.engine.connect() as conn:  # every user, to suggest the name meant
+                    everyone = sorted(conn.scalars(select(users.name)))
                 where = settings.where("notifications", "roles", role)
-                raise InputError(f"{where}: unknown user {name!r}{suggest(name, sorted(known))}")
+                raise InputError(f"{where}: unknown user {name!r}{suggest(name, everyone)}")
 
 
 def os_login() -> str:
