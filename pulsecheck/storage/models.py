@@ -63,12 +63,26 @@ class SecondBase(Base):
     registry = _sa_registry = _SECOND
 
 
+_PLAIN = registry(metadata=Base.metadata, type_annotation_map=Base.type_annotation_map)
+
+
+class PlainBase(Base):
+    """The mapped classes with no relationship of their own that a command reads without the reviews: the users
+    (every command authenticates), the scheduler's jobs and the evaluation runs. In a registry of their own, for the
+    reason `SecondBase` gives: `scheduler jobs` configures these three, not the nine mappers of the reviews and
+    their relationships (a twentieth of its start-up). Relationships from the first registry to `User` work across
+    registries, as those from `more_models` to `Account` do."""
+
+    __abstract__ = True
+    registry = _sa_registry = _PLAIN
+
+
 def role_set(roles: str) -> set[str]:
     """The roles of a user's stored `roles` column (comma-separated)."""
     return {r for r in roles.split(",") if r}
 
 
-class User(Base):
+class User(PlainBase):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -149,7 +163,7 @@ class Ruleset(SecondBase):  # declared here: see ScoringModelVersion
     active: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class EvaluationRun(Base):
+class EvaluationRun(PlainBase):
     __tablename__ = "evaluation_runs"
     id: Mapped[int] = mapped_column(primary_key=True)
     started_at: Mapped[datetime]
@@ -313,7 +327,7 @@ class AuditEntry(Base):
     signer_key: Mapped[str | None] = mapped_column(String(100))  # the signing key's fingerprint
 
 
-class SchedulerJob(Base):
+class SchedulerJob(PlainBase):
     """APScheduler's SQLAlchemy job store table, created by our migrations so that commands can add, move and
     remove jobs in their own transaction (same columns as `apscheduler.jobstores.sqlalchemy`)."""
 

@@ -123,13 +123,13 @@ def test_every_command_is_in_the_cli_table() -> None:
 # from sys.modules, not from an `-X importtime` log: `models` loads it with importlib, which that log leaves out.
 CONFIGURED = """
 import atexit, sys
-from pulsecheck.storage.models import Base, SecondBase
+from pulsecheck.storage.models import Base, PlainBase, SecondBase
 
 path = sys.argv[1]
 
 def said():
     with open(path, "w") as out:
-        for registry in (Base.registry, SecondBase.registry):
+        for registry in (PlainBase.registry, Base.registry, SecondBase.registry):
             out.write(" ".join(sorted(m.class_.__name__ for m in registry.mappers if m.configured)) + "\\n")
         out.write(" ".join(sorted(m.class_.__name__ for m in SecondBase.registry.mappers)) + "\\n")
         out.write(str("pulsecheck.storage.more_models" in sys.modules) + "\\n")
@@ -155,8 +155,10 @@ def test_a_read_command_configures_only_the_mappings_it_reads(
     done = subprocess.run([sys.executable, "-c", CONFIGURED, str(said), *args], capture_output=True, text=True,
                           env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    first, second, declared, more_models = said.read_text().splitlines()
-    assert "User" in first.split()  # the command read its user
+    plain, first, second, declared, more_models = said.read_text().splitlines()
+    assert plain.split() == ["EvaluationRun", "SchedulerJob", "User"]  # the command read its user
+    # the reviews' mappers for a review command only
+    assert ("Review" in first.split()) is (args[0] == "review") and (first == "") is (args[0] == "scheduler")
     assert second == ""  # notifications, cycles, rules, scoring, web sign-in...: none configured
     # nor declared, but for the three tables that tables it reads point to (`storage.models`)
     assert declared.split() == ["Attachment", "Ruleset", "ScoringModelVersion"] and more_models == "False"
@@ -165,14 +167,15 @@ def test_a_read_command_configures_only_the_mappings_it_reads(
 def test_every_mapping_configures_and_every_table_is_in_the_metadata() -> None:
     from sqlalchemy.orm import configure_mappers
 
-    from pulsecheck.storage.models import Base, Escalation, SecondBase, declare_all
+    from pulsecheck.storage.models import Account, Base, Escalation, PlainBase, SecondBase, declare_all
 
     declare_all()
     configure_mappers()
-    mappers = [*Base.registry.mappers, *SecondBase.registry.mappers]
+    mappers = [*PlainBase.registry.mappers, *Base.registry.mappers, *SecondBase.registry.mappers]
     assert all(m.configured for m in mappers)
     assert {m.class_.__table__.name for m in mappers} == set(Base.metadata.tables)
-    assert Escalation.account.property.mapper.class_.__name__ == "Account"  # across the two registries
+    assert Escalation.account.property.mapper.class_.__name__ == "Account"  # across registries
+    assert Account.owner.property.mapper.class_.__name__ == "User"
 
 
 def test_the_names_declared_on_first_use_are_the_classes_of_more_models() -> None:
