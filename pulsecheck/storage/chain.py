@@ -449,8 +449,8 @@ def backfill(session: Session) -> int:
     written = 0
     existing = set(inspect(session.get_bind()).get_table_names())
     for spec in AUDITED:
-        table = spec.model.__table__
-        if spec.model.__tablename__ not in existing:
+        table = cast(Table, spec.model.__table__)
+        if table.name not in existing:
             continue  # a table a later migration creates: it starts empty
         columns = [table.c[name] for name in ("id", *spec.fields)]  # only these: later columns may not exist yet
         rows = session.execute(select(*columns).order_by(table.c.id)).mappings()

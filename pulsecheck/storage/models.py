@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     Date,
     Float,
     ForeignKey,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     Unicode,
     UniqueConstraint,
@@ -56,8 +58,8 @@ class SecondBase(Base):
     """The mapped classes no read command uses (`review show`, `review list`, `scheduler jobs`), in a registry of
     their own on the same metadata: SQLAlchemy configures a registry's mappers (attribute instrumentation,
     relationships) on the first use of one of its classes, so a read pays for configuring only the classes it reads.
-    Most of them are not even declared before their first use (`more_models`); the three here are, because tables
-    read commands use point to them with a foreign key (see `ScoringModelVersion`)."""
+    Most of them are not even declared before their first use (`more_models`); `Attachment` is, because a table
+    read commands use points to it with a foreign key and `review show` may read it."""
 
     __abstract__ = True
     registry = _sa_registry = _SECOND
@@ -119,19 +121,33 @@ class Account(Base):
     manager: Mapped[User | None] = relationship(foreign_keys=[manager_id])
 
 
-# Declared here, not in `more_models`, though no read command configures it (nor `Ruleset`, `Attachment`): the
-# tables here point to these three (score_snapshots, evaluation_runs, attachment_links), and SQLAlchemy resolves a
-# foreign key when it flushes the row that holds it, so a table it names must be declared whatever the command
-# loaded. (`review show` also reads `Attachment` for a review with attachments: their stored bytes are checked.)
-class ScoringModelVersion(SecondBase):
-    __tablename__ = "scoring_models"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    version: Mapped[str] = mapped_column(String(50))
-    content: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20))  # draft | approved | retired
-    approved_by: Mapped[str | None] = mapped_column(String(100))
-    approved_at: Mapped[datetime | None]
+# Two tables that tables here point to (score_snapshots, evaluation_runs), whose classes no read command uses: the
+# tables are here, as plain tables, because SQLAlchemy resolves a foreign key when it flushes the row that holds it
+# (a table it names must be in the metadata whatever the command loaded); their classes (`ScoringModelVersion`,
+# `Ruleset`) are mapped onto them in `more_models`, on first use. Declaring a class costs a command's start-up four
+# times what its table does.
+SCORING_MODELS = Table(
+    "scoring_models",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", String(50), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("status", String(20), nullable=False),  # draft | approved | retired
+    Column("approved_by", String(100)),
+    Column("approved_at", UTCDateTime()),
+)
+RULESETS = Table(
+    "rulesets",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("activated_by", String(100), nullable=False),
+    Column("activated_at", UTCDateTime(), nullable=False),
+    Column("active", Boolean, nullable=False, default=False),
+)
 
 
 class ScoreSnapshot(Base):
@@ -150,17 +166,6 @@ class ScoreSnapshot(Base):
     components: Mapped[list[Any]]
     provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     groups: Mapped[dict[str, Any] | None]  # group name -> subscore (0-100) or null; NULL: a flat model
-
-
-class Ruleset(SecondBase):  # declared here: see ScoringModelVersion
-    __tablename__ = "rulesets"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    sha256: Mapped[str] = mapped_column(String(64))
-    content: Mapped[str] = mapped_column(Text)
-    activated_by: Mapped[str] = mapped_column(String(100))
-    activated_at: Mapped[datetime]
-    active: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class EvaluationRun(PlainBase):
@@ -281,7 +286,10 @@ class ReviewEvent(Base):
     review: Mapped[Review] = relationship(back_populates="events")
 
 
-class Attachment(SecondBase):  # declared here: see ScoringModelVersion
+# Declared here, not in `more_models`, though few read commands use it: attachment_links points to it (a flush
+# resolves that foreign key: see `SCORING_MODELS`), and `review show` reads it for a review with attachments (their
+# stored bytes are checked).
+class Attachment(SecondBase):
     """A file stored in the database, content-addressed: the same bytes are stored once."""
 
     __tablename__ = "attachments"
@@ -366,7 +374,9 @@ MORE = frozenset(
         "ReviewCycle",
         "RuleFiring",
         "SchedulerLeader",
+        "Ruleset",
         "Scorecard",
+        "ScoringModelVersion",
         "ServerKey",
         "SurveyResponse",
         "UserKey",
@@ -430,8 +440,10 @@ if TYPE_CHECKING:
         Notification as Notification,
         ReviewCycle as ReviewCycle,
         RuleFiring as RuleFiring,
+        Ruleset as Ruleset,
         SchedulerLeader as SchedulerLeader,
         Scorecard as Scorecard,
+        ScoringModelVersion as ScoringModelVersion,
         ServerKey as ServerKey,
         SurveyResponse as SurveyResponse,
         UserKey as UserKey,

@@ -6,7 +6,8 @@ Declaring a class (building its Table, its columns and constraints, and its mapp
 or not the command uses the class: for these 28 it was half of what importing the models cost every command's
 start-up. They live in `models.SecondBase`'s registry, so a command that declares them configures them only if it
 uses one. Their foreign keys name tables by string; the tables declared in `models` never point here (a flush
-resolves the foreign keys of the rows it writes: see `models.ScoringModelVersion`).
+resolves the foreign keys of the rows it writes), but to the two tables `models` holds as plain tables
+(`SCORING_MODELS`, `RULESETS`), which `ScoringModelVersion` and `Ruleset` here are mapped onto.
 
 No `from __future__ import annotations`, as in `models`.
 """
@@ -17,7 +18,29 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from pulsecheck.storage.models import Account, SecondBase
+from pulsecheck.storage.models import RULESETS, SCORING_MODELS, Account, SecondBase
+
+
+class ScoringModelVersion(SecondBase):
+    __table__ = SCORING_MODELS  # in `models`: tables there point to it
+    id: Mapped[int]
+    version: Mapped[str]
+    content: Mapped[str]
+    sha256: Mapped[str]
+    status: Mapped[str]  # draft | approved | retired
+    approved_by: Mapped[str | None]
+    approved_at: Mapped[datetime | None]
+
+
+class Ruleset(SecondBase):
+    __table__ = RULESETS  # in `models`: tables there point to it
+    id: Mapped[int]
+    name: Mapped[str]
+    sha256: Mapped[str]
+    content: Mapped[str]
+    activated_by: Mapped[str]
+    activated_at: Mapped[datetime]
+    active: Mapped[bool]
 
 
 class KpiReading(SecondBase):

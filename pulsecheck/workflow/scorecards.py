@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
 from pulsecheck.scoring import trends
-from pulsecheck.storage.models import Account, ScoreSnapshot, ScoringModelVersion, User
+from pulsecheck.storage.models import Account, ScoreSnapshot, User
 from pulsecheck.workflow.accounts import get_account
 
 if TYPE_CHECKING:  # a model is parsed (`workflow.models`) only where a scorecard is made: not for showing a review
@@ -110,7 +110,8 @@ class ModelCache:
     def get(self, model_id: int) -> tuple[str | None, ScoringModel | None]:
         """(version, parsed model) of a model row, (None, None) when it is gone."""
         if model_id not in self.known:
-            from pulsecheck.workflow.models import parsed_model  # YAML and validation: not for commands that show
+            from pulsecheck.storage.models import ScoringModelVersion  # `more_models`: not for commands that show
+            from pulsecheck.workflow.models import parsed_model  # YAML and validation: likewise
 
             row = self.session.get(ScoringModelVersion, model_id)
             self.known[model_id] = (
