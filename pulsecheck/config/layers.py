@@ -185,7 +185,7 @@ class Merged:
         from `--db` or PULSECHECK_DATABASE_URL, the usual case of a read command) needs no validator at all, nor
         pydantic."""
         values = self.values if keys is None else {name: self.values[name] for name in keys}
-        if all(_plain_text(name, value) for name, value in values.items()):  # as `plain_text`, of these keys
+        if _all_plain_text(values):
             return dict(values)
         from pydantic import ValidationError
 
@@ -199,17 +199,17 @@ class Merged:
 
     def plain_text(self) -> bool:
         """Whether every value is text for a plain text key (the database URL): nothing to validate."""
-        return all(_plain_text(name, value) for name, value in self.values.items())
+        return _all_plain_text(self.values)
 
     def problem(self, loc: Path_, message: str, table: bool = False) -> str:
         """`origin: [table] key: message` for the key at `loc` (`origin: [table]: message` for a table)."""
         return f"{self.origin(loc) or 'default'}: {describe(loc, table)}: {message}"
 
 
-def _plain_text(name: str, value: Any) -> bool:
-    """Whether `value` is text for a top-level key typed plain `str` (no constraint, no validator): what strict
+def _all_plain_text(values: Mapping[str, Any]) -> bool:
+    """Whether each value is text for a top-level key typed plain `str` (no constraint, no validator): what strict
     validation would return unchanged."""
-    return name in PLAIN_TEXT and type(value) is str
+    return all(name in PLAIN_TEXT and type(value) is str for name, value in values.items())
 
 
 @functools.cache
