@@ -258,7 +258,17 @@ def test_a_worker_killed_mid_shard_leaves_it_to_another_and_the_run_ends_as_one(
             " rule_firings f WHERE f.run_id = s.run_id AND (f.account_id / s.block) % s.shards = s.shard)",
         )
         if found:
-            victim = int(found[0][0].split("@", 1)[0])
+            holder = found[0][0]
+            pid = int(holder.split("@", 1)[0])
+            # Frozen first, then looked at again: a worker that finished its shard between the look above and the
+            # kill would leave nothing to claim again (the race this test once lost in CI).
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                if (holder,) in query(url, "SELECT holder FROM evaluation_shards WHERE status = 'running'"):
+                    victim = pid
+            finally:
+                if victim is None:  # done already (or the look failed): let it go on
+                    os.kill(pid, signal.SIGCONT)
         time.sleep(0.02)
     os.kill(victim, signal.SIGKILL)
     while pid_alive(victim):
