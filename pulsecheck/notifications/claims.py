@@ -6,38 +6,43 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, exists, select, update
+from sqlalchemy import Select, bindparam, exists, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import OperationalError
 
 from pulsecheck.errors import ConflictError
-from pulsecheck.storage.models import Notification, User
+from pulsecheck.storage.more_tables import NOTIFICATIONS
+from pulsecheck.storage.tables import USERS
 
-_TABLE = cast(Table, Notification.__table__)
-_USERS = cast(Table, User.__table__)
 # The recipient's addresses as they are at send time (a fixed email then `outbox retry` reaches them); scalar
 # subqueries rather than a join, so that PostgreSQL's FOR UPDATE locks only the outbox row.
 _CURRENT = [
-    select(_USERS.c[name]).where(_USERS.c.name == _TABLE.c.recipient).scalar_subquery().label(f"current_{name}")
+    select(USERS.c[name]).where(USERS.c.name == NOTIFICATIONS.c.recipient).scalar_subquery().label(f"current_{name}")
     for name in ("email", "webhook", "chat_handle", "digest")
-] + [exists().where(_USERS.c.name == _TABLE.c.recipient).label("recipient_is_user")]
+] + [exists().where(USERS.c.name == NOTIFICATIONS.c.recipient).label("recipient_is_user")]
 NEXT_DUE = (
-    select(_TABLE, *_CURRENT)
-    .where(_TABLE.c.id > bindparam("after"), _TABLE.c.status == "pending", _TABLE.c.next_attempt_at <= bindparam("now"))
-    .order_by(_TABLE.c.id)
+    select(NOTIFICATIONS, *_CURRENT)
+    .where(
+        NOTIFICATIONS.c.id > bindparam("after"),
+        NOTIFICATIONS.c.status == "pending",
+        NOTIFICATIONS.c.next_attempt_at <= bindparam("now"),
+    )
+    .order_by(NOTIFICATIONS.c.id)
     .limit(1)
     .with_for_update(skip_locked=True)
 )
-_UPDATE_ROW = update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))  # SET: the keys given at execution
-_UPDATE_CLAIMED = _UPDATE_ROW.where(_TABLE.c.attempts == bindparam("claimed"), _TABLE.c.status == "pending")
+_UPDATE_ROW = update(NOTIFICATIONS).where(NOTIFICATIONS.c.id == bindparam("row_id"))  # SET: the keys given at execution
+_UPDATE_CLAIMED = _UPDATE_ROW.where(
+    NOTIFICATIONS.c.attempts == bindparam("claimed"), NOTIFICATIONS.c.status == "pending"
+)
 # How long a claimed row on SQLite stays invisible to other dispatchers; far above any channel's timeout.
 LEASE = timedelta(minutes=10)
 
 # The next due webhook row for the channel's own URL (its recipient has no webhook of their own): batched.
-NEXT_SHARED_WEBHOOK = NEXT_DUE.where(_TABLE.c.channel == "webhook").where(
-    ~exists().where(_USERS.c.name == _TABLE.c.recipient, _USERS.c.webhook.is_not(None), _USERS.c.webhook != "")
+NEXT_SHARED_WEBHOOK = NEXT_DUE.where(NOTIFICATIONS.c.channel == "webhook").where(
+    ~exists().where(USERS.c.name == NOTIFICATIONS.c.recipient, USERS.c.webhook.is_not(None), USERS.c.webhook != "")
 )
 
 

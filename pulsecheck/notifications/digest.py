@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import func, select, update
 
 from pulsecheck.notifications.render import render
 from pulsecheck.storage.bulk import insert_ignoring
 from pulsecheck.storage.models import Notification
+from pulsecheck.storage.more_tables import NOTIFICATIONS
 from pulsecheck.timeutil import start_of_day
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from pulsecheck.config import Settings
     from pulsecheck.storage.db import Database
 
-_TABLE = cast(Table, Notification.__table__)
 DIGEST = "digest"
 # Channels that reach a person; the log and file channels are records, never held.
 PEOPLE_CHANNELS = frozenset({"email", "webhook"})
@@ -49,8 +49,10 @@ class Budget:
         key = (row.recipient, row.channel)
         if key not in self.sent:
             count = select(func.count()).where(
-                _TABLE.c.recipient == row.recipient, _TABLE.c.channel == row.channel, _TABLE.c.status == "sent",
-                _TABLE.c.kind != DIGEST, _TABLE.c.sent_at >= self.day_start,
+                NOTIFICATIONS.c.recipient == row.recipient,
+                NOTIFICATIONS.c.channel == row.channel,
+                NOTIFICATIONS.c.status == "sent",
+                NOTIFICATIONS.c.kind != DIGEST, NOTIFICATIONS.c.sent_at >= self.day_start,
             )  # fmt: skip
             self.sent[key] = int(conn.execute(count).scalar_one())
         return self.sent[key] >= self.limit
@@ -69,17 +71,22 @@ def make_digests(database: Database, settings: Settings, now: datetime) -> int:
     if local.time() < time(settings.notifications.digest_at.hour, settings.notifications.digest_at.minute):
         return 0
     with database.engine.connect() as conn:  # a read first: most passes find nothing held and write nothing
-        if conn.execute(select(_TABLE.c.id).where(_TABLE.c.status == "held").limit(1)).first() is None:
+        if conn.execute(select(NOTIFICATIONS.c.id).where(NOTIFICATIONS.c.status == "held").limit(1)).first() is None:
             return 0
     with database.transaction() as session:
-        held = session.execute(select(_TABLE).where(_TABLE.c.status == "held").order_by(_TABLE.c.id)).all()
+        held_rows = select(NOTIFICATIONS).where(NOTIFICATIONS.c.status == "held").order_by(NOTIFICATIONS.c.id)
+        held = session.execute(held_rows).all()
         groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
         for row in held:
             groups[(row.recipient, row.channel)].append(row)
         rows = [_digest(who, channel, items, local, settings, now) for (who, channel), items in groups.items()]
         insert_ignoring(session, Notification, rows, "dedupe_key")
         ids = [row.id for row in held]
-        session.execute(update(_TABLE).where(_TABLE.c.id.in_(ids), _TABLE.c.status == "held").values(status="digested"))
+        session.execute(
+            update(NOTIFICATIONS)
+            .where(NOTIFICATIONS.c.id.in_(ids), NOTIFICATIONS.c.status == "held")
+            .values(status="digested")
+        )
     return len(rows)
 
 

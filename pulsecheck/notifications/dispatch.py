@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.engine import Row
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from pulsecheck.storage.db import Database
 
 STATUSES = ("pending", "sent", "failed", "held", "digested")
-_TABLE = cast(Table, Notification.__table__)
 __all__ = ["LEASE", "DispatchReport", "RetryPolicy", "dispatch"]
 BATCH = 16  # messages per webhook post at most (Slack takes 50 blocks; each message makes three)
 _ERROR_LIMIT = 2000  # characters of an error kept in `last_error`

@@ -9,13 +9,14 @@ wrote the event (the CLI, the demo, a scheduled job), with the audit row's id in
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.storage.hooks import held, hold
 from pulsecheck.storage.models import ReviewEvent, User, declared
+from pulsecheck.storage.tables import USERS
 
 if TYPE_CHECKING:
     from pulsecheck.config import Settings
@@ -64,8 +65,7 @@ def install(database: Database, settings: Settings) -> None:
 # The users a commit's review notices go to, read on the session's connection with a statement built once (the
 # hook runs after the commit's flush: nothing is pending) as rows of what a notice reads of them.
 USER_COLUMNS = ("name", "email", "webhook")  # what a row handed to `know_users` must hold, at least
-_USERS = cast(Table, User.__table__)
-_USER_NAMED = select(*(_USERS.c[name] for name in USER_COLUMNS)).where(_USERS.c.name == bindparam("name"))
+_USER_NAMED = select(*(USERS.c[name] for name in USER_COLUMNS)).where(USERS.c.name == bindparam("name"))
 
 
 _KNOWN_USERS = "notices:users"  # session.info (`hooks.hold`): users' rows by name read earlier (`know_users`)

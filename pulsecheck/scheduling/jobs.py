@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -25,6 +25,7 @@ from pulsecheck.notifications.outbox import People, enqueue_rows
 from pulsecheck.scheduling.specs import OPEN_REVIEW_STATES, ScheduleSettings
 from pulsecheck.storage.bulk import among
 from pulsecheck.storage.models import Account, Escalation, Review
+from pulsecheck.storage.tables import REVIEWS
 from pulsecheck.workflow import reviews
 
 if TYPE_CHECKING:
@@ -51,10 +52,9 @@ CADENCE_BATCH = 100  # accounts per transaction of a cadence job: the write lock
 
 # Counting a reminder: the review's optimistic lock is checked and bumped as the ORM's flush would (a user's edit
 # that raced it conflicts), for many reviews in one executemany.
-_REVIEWS = cast(Table, Review.__table__)
 _REMINDED = (
-    update(_REVIEWS)
-    .where(_REVIEWS.c.id == bindparam("review_id"), _REVIEWS.c.version_id == bindparam("version"))
+    update(REVIEWS)
+    .where(REVIEWS.c.id == bindparam("review_id"), REVIEWS.c.version_id == bindparam("version"))
     .values(reminders_sent=bindparam("sent"), version_id=bindparam("version") + 1)
 )
 

@@ -18,15 +18,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, event, select, text, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
 from pulsecheck.storage.bulk import WROTE  # session.info: this transaction wrote something (only those are fenced)
-from pulsecheck.storage.models import SchedulerLeader
+from pulsecheck.storage.more_tables import SCHEDULER_LEADER
 from pulsecheck.workflow.leases import BOOKKEEPING, Heartbeat, gone, this_process, wall_clock
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ ROW = 1
 # `[scheduler] leader_lease` setting should expose it.)
 LEASE = timedelta(seconds=30)
 HEARTBEAT = 5.0
-_TABLE = cast(Table, SchedulerLeader.__table__)
 log = logging.getLogger("pulsecheck.scheduler")
 
 
@@ -92,7 +91,8 @@ class LeaderLock:
         """Still the leader (checked before each job)? Reads the epoch: a takeover or a dead connection says no."""
         if self.epoch is None or self._memory:
             return self.epoch is not None
-        query = select(_TABLE.c.epoch, _TABLE.c.holder, _TABLE.c.lease_until).where(_TABLE.c.id == ROW)
+        leader = SCHEDULER_LEADER.c
+        query = select(leader.epoch, leader.holder, leader.lease_until).where(leader.id == ROW)
         try:
             if self._connection is not None:
                 row = self._connection.execute(query).one()
@@ -119,8 +119,8 @@ class LeaderLock:
             return
         self._fence(install=False)
         clear = (
-            update(_TABLE)
-            .where(_TABLE.c.id == ROW, _TABLE.c.epoch == self.epoch)
+            update(SCHEDULER_LEADER)
+            .where(SCHEDULER_LEADER.c.id == ROW, SCHEDULER_LEADER.c.epoch == self.epoch)
             .values(holder=None, lease_until=None)
         )
         self.epoch = None
@@ -171,7 +171,8 @@ class LeaderLock:
                     return None  # busy: try again at the next poll
                 raise
             row = connection.execute(
-                select(_TABLE.c.epoch, _TABLE.c.holder, _TABLE.c.lease_until).where(_TABLE.c.id == ROW)
+                select(SCHEDULER_LEADER.c.epoch, SCHEDULER_LEADER.c.holder, SCHEDULER_LEADER.c.lease_until)
+                .where(SCHEDULER_LEADER.c.id == ROW)
             ).one()
             if row.holder is not None:
                 why = gone(row.holder, row.lease_until, self.wall())
@@ -186,11 +187,15 @@ class LeaderLock:
     def _bump(self, connection: Connection, lease_until: datetime | None) -> int:
         """Take the row: the next epoch, this process as holder."""
         connection.execute(
-            update(_TABLE)
-            .where(_TABLE.c.id == ROW)
-            .values(epoch=_TABLE.c.epoch + 1, holder=self.holder.text, lease_until=lease_until, acquired_at=self.wall())
+            update(SCHEDULER_LEADER)
+            .where(SCHEDULER_LEADER.c.id == ROW)
+            .values(
+                epoch=SCHEDULER_LEADER.c.epoch + 1, holder=self.holder.text, lease_until=lease_until,
+                acquired_at=self.wall(),
+            )
         )
-        return int(connection.execute(select(_TABLE.c.epoch).where(_TABLE.c.id == ROW)).scalar_one())
+        epoch = select(SCHEDULER_LEADER.c.epoch).where(SCHEDULER_LEADER.c.id == ROW)
+        return int(connection.execute(epoch).scalar_one())
 
     def _renew(self) -> None:
         """The heartbeat (SQLite): push the lease out, if the row is still ours."""
@@ -199,8 +204,8 @@ class LeaderLock:
             return
         with self.engine.begin() as connection:
             connection.execute(
-                update(_TABLE)
-                .where(_TABLE.c.id == ROW, _TABLE.c.epoch == epoch)
+                update(SCHEDULER_LEADER)
+                .where(SCHEDULER_LEADER.c.id == ROW, SCHEDULER_LEADER.c.epoch == epoch)
                 .values(lease_until=self.wall() + LEASE)
             )
 
@@ -229,7 +234,7 @@ class LeaderLock:
         job that commits on a connection of its own (the outbox dispatcher) calls before each commit."""
         if self.epoch is None or self._memory:
             return
-        query = select(_TABLE.c.epoch).where(_TABLE.c.id == ROW).with_for_update()
+        query = select(SCHEDULER_LEADER.c.epoch).where(SCHEDULER_LEADER.c.id == ROW).with_for_update()
         current = connection.execute(query).scalar_one()
         if current != self.epoch:
             raise Deposed(

@@ -31,12 +31,13 @@ from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from pulsecheck.scheduling.listing import JobRow
 from pulsecheck.storage.bulk import among, execute_many
 from pulsecheck.storage.models import SchedulerJob
-from pulsecheck.storage.paging import Page, PageRequest, fetch_page
+from pulsecheck.storage.tables import APSCHEDULER_JOBS
 from pulsecheck.timeutil import UTC_EPOCH
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class JobStore:
         same query, and a job that cannot be restored is logged and removed the same way), keeping the bytes."""
         from apscheduler.util import datetime_to_utc_timestamp
 
-        store, table = self.store, cast(Table, SchedulerJob.__table__)
+        store, table = self.store, APSCHEDULER_JOBS
         query = select(table.c.id, table.c.job_state).where(table.c.next_run_time <= datetime_to_utc_timestamp(now))
         read = DueJobs([], {})
         failed = []
@@ -185,7 +186,7 @@ class JobStore:
         wanted = {job.id: job for job in due}
         states = states or {}
         listed, found = list(wanted), set()
-        table = cast(Table, SchedulerJob.__table__)
+        table = APSCHEDULER_JOBS
         for start in range(0, len(listed), BATCH):
             query = select(table.c.id, table.c.job_state).where(among(table.c.id, values=listed[start : start + BATCH]))
             for job_id, state in self.session.connection().execute(query).all():
@@ -213,7 +214,7 @@ class JobStore:
             moved.append({"job_id": job.id, "next_run_time": datetime_to_utc_timestamp(following),
                           "job_state": pickle.dumps(job.__getstate__(), PICKLE_PROTOCOL)})
         if moved:
-            table = cast(Table, SchedulerJob.__table__)
+            table = APSCHEDULER_JOBS
             statement = table.update().where(table.c.id == bindparam("job_id"))
             self.session.execute(statement.values(next_run_time=bindparam("next_run_time")), moved)  # as `write`
         self.remove(done)
@@ -276,10 +277,13 @@ def utc_timestamp(moment: datetime) -> float:
 _SECOND = timedelta(seconds=1)
 
 
-_JOBS = cast(Table, SchedulerJob.__table__)
-_INSERT = _JOBS.insert().values(id=bindparam("job_id"), next_run_time=bindparam("next_run_time"))
-_UPDATE = _JOBS.update().where(_JOBS.c.id == bindparam("job_id")).values(next_run_time=bindparam("next_run_time"))
-_DELETE = _JOBS.delete().where(_JOBS.c.id == bindparam("job_id"))
+_INSERT = APSCHEDULER_JOBS.insert().values(id=bindparam("job_id"), next_run_time=bindparam("next_run_time"))
+_UPDATE = (
+    APSCHEDULER_JOBS.update()
+    .where(APSCHEDULER_JOBS.c.id == bindparam("job_id"))
+    .values(next_run_time=bindparam("next_run_time"))
+)
+_DELETE = APSCHEDULER_JOBS.delete().where(APSCHEDULER_JOBS.c.id == bindparam("job_id"))
 _UPSERTS: dict[str, Any] = {}  # per dialect: INSERT ... ON CONFLICT DO UPDATE, built once
 
 
@@ -294,9 +298,9 @@ def _upsert(session: Session) -> Any:
         )
         excluded = statement.excluded
         _UPSERTS[dialect] = statement.on_conflict_do_update(
-            index_elements=[_JOBS.c.id],
+            index_elements=[APSCHEDULER_JOBS.c.id],
             set_={"next_run_time": excluded.next_run_time, "job_state": excluded.job_state, "spec": excluded.spec},
-            where=_JOBS.c.spec.is_distinct_from(excluded.spec),
+            where=APSCHEDULER_JOBS.c.spec.is_distinct_from(excluded.spec),
         )
     return _UPSERTS[dialect]
 
@@ -331,42 +335,6 @@ def fingerprints(session: Session, ids: Collection[str] | None = None) -> dict[s
     return found
 
 
-@dataclass(frozen=True)
-class JobRow:
-    """A stored job as `scheduler jobs` lists it."""
-
-    id: str
-    name: str
-    next_run_time: datetime | None
-    trigger: str
-
-
 def list_jobs(session: Session, tz: ZoneInfo) -> list[JobRow]:
     """The stored jobs with their next run time (None: paused) and a readable trigger, soonest first."""
     return [JobRow(job.id, job.name, job.next_run_time, str(job.trigger)) for job in job_store(session, tz).all()]
-
-
-def job_page(session: Session, tz: ZoneInfo, request: PageRequest, prefix: str | None = None) -> Page[JobRow]:
-    """One page of stored jobs (soonest first by default, paused ones last), cut in SQL; only the page's jobs are
-    unpickled. `prefix` keeps the jobs of one kind (`review-due:`)."""
-    query = select(SchedulerJob.id)
-    if prefix:
-        query = query.where(SchedulerJob.id.startswith(prefix, autoescape=True))
-    sorts = {
-        "next-run": (SchedulerJob.next_run_time.is_(None), SchedulerJob.next_run_time, SchedulerJob.id),
-        "id": (SchedulerJob.id,),
-    }
-    page = fetch_page(session, query, request, sorts)
-    if not page.items:  # nothing to unpickle: APScheduler (and its executors' multiprocessing) not imported
-        return Page([], page.total, page.offset, page.limit)
-    # Each job's stored state (`Job.__getstate__`, see `JobStore._row`) as it is: what a listing shows is in it. A
-    # Job made of it (APScheduler's store) would also import the job's function, and with it the module of every
-    # job and what they need (the outbox, every model class), to show a name and a date.
-    table = cast(Table, SchedulerJob.__table__)
-    read = session.connection().execute(select(table.c.id, table.c.job_state).where(table.c.id.in_(page.items)))
-    states = {job_id: pickle.loads(state) for job_id, state in read}  # our own rows, unpickled as APScheduler does
-    rows = [
-        JobRow(state["id"], state["name"], state["next_run_time"], str(state["trigger"]))
-        for state in (states.get(job_id) for job_id in page.items) if state is not None
-    ]
-    return Page(rows, page.total, page.offset, page.limit)

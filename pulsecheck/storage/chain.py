@@ -34,6 +34,7 @@ from pulsecheck.storage import models
 from pulsecheck.storage.bulk import connection_of, execute_many
 from pulsecheck.storage.hooks import held, hold
 from pulsecheck.storage.models import AuditEntry, Base
+from pulsecheck.storage.tables import AUDIT_CHAIN
 from pulsecheck.timeutil import iso
 
 if TYPE_CHECKING:
@@ -303,9 +304,8 @@ def entry_hash(
 
 # Built once: every commit that writes an audited row reads the head and appends (the statements' compiled forms
 # are cached by the engine either way; building them anew each time cost more than running them).
-_ENTRIES = cast(Table, AuditEntry.__table__)
-_HEAD = select(_ENTRIES.c.seq, _ENTRIES.c.hash).order_by(_ENTRIES.c.seq.desc()).limit(1)
-_APPEND = insert(_ENTRIES)
+_HEAD = select(AUDIT_CHAIN.c.seq, AUDIT_CHAIN.c.hash).order_by(AUDIT_CHAIN.c.seq.desc()).limit(1)
+_APPEND = insert(AUDIT_CHAIN)
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
@@ -319,8 +319,8 @@ def head(session: Session) -> tuple[int, str]:
 # values (`known_head`): a review transition's UPDATE (`workflow.reviews.rows`) reads it so, not in a SELECT more.
 # max(seq) rather than ORDER BY ... LIMIT 1: no bound parameter (the UPDATE goes out as its compiled SQL with the
 # row's values alone, `bulk.execute_one`), and the same one probe of the primary key.
-_LAST_SEQ = select(func.max(_ENTRIES.c.seq)).scalar_subquery()
-HEAD_COLUMNS = (_LAST_SEQ, select(_ENTRIES.c.hash).where(_ENTRIES.c.seq == _LAST_SEQ).scalar_subquery())
+_LAST_SEQ = select(func.max(AUDIT_CHAIN.c.seq)).scalar_subquery()
+HEAD_COLUMNS = (_LAST_SEQ, select(AUDIT_CHAIN.c.hash).where(AUDIT_CHAIN.c.seq == _LAST_SEQ).scalar_subquery())
 _KNOWN_HEAD = "audit-chain:head"  # session.info (`hooks.hold`): (seq, hash) read by a write statement (`known_head`)
 
 

@@ -19,13 +19,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from pulsecheck.storage.chain import Audited, encode_content
-from pulsecheck.storage.models import AuditEntry
+from pulsecheck.storage.tables import AUDIT_CHAIN
 from pulsecheck.storage.types import UTCDateTime
 from pulsecheck.timeutil import iso
 
 BATCH = 20_000  # rows per round trip: bounded memory on every driver (psycopg buffers a whole result)
 ENTRY_COLUMNS = ("seq", "prev_hash", "kind", "record_id", "content", "hash", "actor", "signer_key", "signature")
-_CHAIN = cast(Table, AuditEntry.__table__)
 
 
 def batches(
@@ -50,7 +49,7 @@ def batches(
 def entry_batches(session: Session, after: int = 0) -> Iterator[Sequence[tuple[Any, ...]]]:
     """Every chain entry after seq `after` in order, as plain tuples of ENTRY_COLUMNS, in batches."""
     columns = ", ".join(ENTRY_COLUMNS)
-    table = _CHAIN.name
+    table = AUDIT_CHAIN.name
     return batches(
         session,
         lambda last: f"SELECT {columns} FROM {table} WHERE seq > {int(last)} ORDER BY seq LIMIT {BATCH}",
@@ -62,7 +61,7 @@ def first_repeated(session: Session, kinds: Sequence[str]) -> tuple[int, str, in
     """(seq, kind, record id) of the first entry that records an event row a second time, among `kinds`."""
     if not kinds:
         return None
-    c = _CHAIN.c
+    c = AUDIT_CHAIN.c
     twice = select(c.kind, c.record_id).where(c.kind.in_(kinds)).group_by(c.kind, c.record_id)
     pairs = session.execute(twice.having(func.count() > 1)).all()
     if not pairs:
@@ -150,7 +149,7 @@ class RowContent:
         """The SQL of the batch of rows after id `last` (up to id `upto`): `names`, the latest entry's content (or
         NULL), the id."""
         table = cast(Table, self.spec.model.__table__)
-        chain = _CHAIN.alias("latest")
+        chain = AUDIT_CHAIN.alias("latest")
         latest = (
             select(chain.c.content)
             .where(chain.c.kind == self.spec.kind, chain.c.record_id == table.c.id)
@@ -221,7 +220,7 @@ class RowContent:
         )
         kind = self.spec.kind.replace("'", "''")
         latest = (
-            f"(SELECT l.content FROM {_CHAIN.name} AS l WHERE l.kind = '{kind}' AND l.record_id = t.id "
+            f"(SELECT l.content FROM {AUDIT_CHAIN.name} AS l WHERE l.kind = '{kind}' AND l.record_id = t.id "
             "ORDER BY l.seq DESC LIMIT 1)"
         )
         columns = ", ".join(f"t.{quote(name)}" for name in self.names)
@@ -247,7 +246,7 @@ class RowContent:
     def entries_without_row(self, session: Session) -> list[int]:
         """The record ids the chain records for this kind whose row is gone, in chain order."""
         table = cast(Table, self.spec.model.__table__)
-        c = _CHAIN.c
+        c = AUDIT_CHAIN.c
         gone = (
             select(c.record_id)
             .where(c.kind == self.spec.kind, ~select(table.c.id).where(table.c.id == c.record_id).exists())

@@ -7,13 +7,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from sqlalchemy import CursorResult, Table, func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
+from pulsecheck.storage.tables import ACCOUNTS
 from pulsecheck.vocab import MANAGER_ROLES
 
 if TYPE_CHECKING:  # the import machinery (csv, JSON, YAML) loads only for an import: not for a command that reads
@@ -57,7 +58,7 @@ def import_accounts(session: Session, path: str | Path, fmt: FileFormat | None =
     problems = Problems(str(path), fmt.limits.max_problems)
     users = dict(session.execute(select(User.name, User.id)).all())  # a team: small
     seen = SeenKeys(session)
-    adding = bulk_insert(session, cast(Table, Account.__table__), STORED)
+    adding = bulk_insert(session, ACCOUNTS, STORED)
     created = updated = 0
     for chunk in chunks(iter_rows(path, ("external_id", "name"), fmt, problems)):
         if problems.full:

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from pulsecheck.collector import settled
@@ -29,6 +29,7 @@ from pulsecheck.rules.language import RulesFile, windows_used
 from pulsecheck.rules.priority import PriorityMatrix
 from pulsecheck.storage.facts import compute_facts
 from pulsecheck.storage.models import Account, EvaluationRun
+from pulsecheck.storage.tables import EVALUATION_RUNS
 from pulsecheck.workflow.actions import ActionLog, Batches, Planned
 from pulsecheck.workflow.leases import BOOKKEEPING, Heartbeat, Holder, gone, this_process, wall_clock
 from pulsecheck.workflow.models import approved_model
@@ -191,7 +192,7 @@ def _start_run(
 def _lease(database: Database, run_id: int, holder: Holder) -> Iterator[None]:
     """Renew the run's lease while the block runs (outside its transactions: a Core update of two columns that
     no hook watches)."""
-    table = cast(Table, EvaluationRun.__table__)
+    table = EVALUATION_RUNS
     renew = (
         update(table)
         .where(table.c.id == run_id, table.c.holder == holder.text, table.c.status == "running")

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError
 from pulsecheck.storage.models import AccountFinancials, Cashflow
+from pulsecheck.storage.more_tables import ACCOUNT_FINANCIALS, CASHFLOWS
 from pulsecheck.workflow.imports import FileFormat, InputImport, Problems, Row
 from pulsecheck.workflow.inputs import checked_chunks
 from pulsecheck.workflow.staging import BulkStatement, SeenKeys, bulk_insert
 
-_CASHFLOWS = cast(Table, Cashflow.__table__)
-_FINANCIALS = cast(Table, AccountFinancials.__table__)
 CASHFLOW_COLUMNS = ("account_id", "period", "amount")
 FINANCIAL_COLUMNS = ("account_id", "arpu", "cac", "cost_to_serve", "expected_tenure_months", "discount_rate")
 MAX_PERIOD = 10_000  # periods of a cash-flow plan: more is a typo (or a date where a period belongs)
@@ -112,11 +111,11 @@ def _keyed_import(
 
 
 def _store_cashflows(session: Session) -> Callable[[list[dict[str, Any]]], tuple[int, int]]:
-    adding: BulkStatement = bulk_insert(session, _CASHFLOWS, CASHFLOW_COLUMNS)
+    adding: BulkStatement = bulk_insert(session, CASHFLOWS, CASHFLOW_COLUMNS)
 
     def store(records: list[dict[str, Any]]) -> tuple[int, int]:
         keys = [(values["account_id"], values["period"]) for values in records]
-        column = _CASHFLOWS.c
+        column = CASHFLOWS.c
         query = select(column.account_id, column.period).where(tuple_(column.account_id, column.period).in_(keys))
         stored = {(acc, period) for acc, period in session.execute(query)}
         new = [values for values in records if (values["account_id"], values["period"]) not in stored]
@@ -134,11 +133,12 @@ def _store_cashflows(session: Session) -> Callable[[list[dict[str, Any]]], tuple
 
 
 def _store_financials(session: Session) -> Callable[[list[dict[str, Any]]], tuple[int, int]]:
-    adding: BulkStatement = bulk_insert(session, _FINANCIALS, FINANCIAL_COLUMNS)
+    adding: BulkStatement = bulk_insert(session, ACCOUNT_FINANCIALS, FINANCIAL_COLUMNS)
 
     def store(records: list[dict[str, Any]]) -> tuple[int, int]:
         ids = [values["account_id"] for values in records]
-        stored = set(session.scalars(select(_FINANCIALS.c.account_id).where(_FINANCIALS.c.account_id.in_(ids))))
+        key = ACCOUNT_FINANCIALS.c.account_id
+        stored = set(session.scalars(select(key).where(key.in_(ids))))
         new = [values for values in records if values["account_id"] not in stored]
         changes = [
             {name: values[name] for name in FINANCIAL_COLUMNS} for values in records if values["account_id"] in stored

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Column, Float, Integer, String, Table, func, insert, literal, select, update
+from sqlalchemy import Column, Float, Integer, String, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError
-from pulsecheck.storage.models import Account, Issue, KpiReading, SurveyResponse
+from pulsecheck.storage.models import Account, Issue
+from pulsecheck.storage.more_tables import ISSUES, SURVEY_RESPONSES
 from pulsecheck.storage.types import UTCDateTime
 from pulsecheck.vocab import ISSUE_KINDS, SEVERITIES, SURVEY_KINDS
 from pulsecheck.workflow.imports import FileFormat, InputImport, Problems, Row, chunks, iter_rows
@@ -28,9 +29,6 @@ ISSUE_STATUSES = ("open", "closed")
 _COUNTED = {"preserve_rowcount": True}  # psycopg forgets the count of an INSERT once SQLAlchemy closes its cursor
 MAX_CACHED_ACCOUNTS = 100_000  # account ids kept between chunks: a few MB, and one query per chunk saved
 # The tables, not the mapped classes: a list of parameters then means executemany, not an ORM bulk insert.
-_READINGS = cast(Table, KpiReading.__table__)
-_RESPONSES = cast(Table, SurveyResponse.__table__)
-_ISSUES = cast(Table, Issue.__table__)
 ISSUE_COLUMNS = ("external_id", "account_id", "kind", "severity", "status", "title", "opened_at", "closed_at")
 
 
@@ -141,9 +139,9 @@ def _insert_beyond_stored(staged: Any, now: datetime) -> Any:
         *(staged.c[name] for name in ("seq", *key)),
         func.row_number().over(partition_by=[staged.c[name] for name in key], order_by=staged.c.seq).label("n"),
     ).subquery()
-    responses = _RESPONSES.c
+    responses = SURVEY_RESPONSES.c
     stored = select(func.count()).where(*(responses[name] == numbered.c[name] for name in key)).scalar_subquery()
-    return insert(_RESPONSES).from_select(
+    return insert(SURVEY_RESPONSES).from_select(
         [*key, "imported_at"],
         select(*(numbered.c[name] for name in key), literal(now, UTCDateTime))
         .where(numbered.c.n > stored)
@@ -179,7 +177,7 @@ def import_issues(session: Session, path: str | Path, tz: tzinfo, fmt: FileForma
     """Create or update issues (complaints, billing, blockers, tickets) by external_id."""
     problems = Problems(str(path), fmt.limits.max_problems)
     seen = SeenKeys(session)
-    adding = bulk_insert(session, _ISSUES, ISSUE_COLUMNS)
+    adding = bulk_insert(session, ISSUES, ISSUE_COLUMNS)
     created = updated = 0
     required = ("external_id", "account", "kind", "opened_at")
     for good in checked_chunks(session, path, required, fmt, problems, _issue(tz)):

@@ -18,11 +18,12 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, func, insert, select
+from sqlalchemy import bindparam, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError
-from pulsecheck.storage.models import Account, KpiReading
+from pulsecheck.storage.models import Account
+from pulsecheck.storage.more_tables import KPI_READINGS
 from pulsecheck.workflow import imports
 from pulsecheck.workflow.imports import NUMBER, FileFormat, InputImport, Problems, Row, cached_moment, iter_values
 from pulsecheck.workflow.staging import BulkStatement, large_cache
@@ -32,7 +33,6 @@ NAMES = ("account_id", "kpi", "value", "observed_at", "source", "imported_at")
 MAX_CACHED_ACCOUNTS = 100_000  # account ids kept between chunks: a few MB, and one query per chunk saved
 MAX_MARKS = 200_000  # (account, KPI) pairs whose latest reading is remembered: ~40 MB at most
 MAX_MEMO = 10_000  # distinct timestamps remembered (an export repeats a few per day across its accounts)
-_READINGS = cast(Table, KpiReading.__table__)
 
 # One reading before its account is resolved: (account external id, kpi, value, stored observed_at, source).
 Parsed = tuple[str, str, float, Any, str | None]
@@ -45,7 +45,7 @@ class _Parser:
         self.source, self.tz, self.fmt, self.problems = str(path), tz, fmt, problems
         dialect = session.get_bind().dialect
         # On SQLite the stored form is made here, once per distinct text; elsewhere the statement converts.
-        convert = _READINGS.c.observed_at.type.dialect_impl(dialect).bind_processor(dialect)
+        convert = KPI_READINGS.c.observed_at.type.dialect_impl(dialect).bind_processor(dialect)
         self.store_time: Callable[[Any], Any] = convert if convert and dialect.name == "sqlite" else (lambda v: v)
         self.times: dict[str, Any] = {}
         self.kpis: set[str] = set()  # names already checked: a file has a handful
@@ -160,13 +160,13 @@ class _Store:
         self.session = session
         dialect = session.get_bind().dialect
         self.sqlite = dialect.name == "sqlite"
-        convert = _READINGS.c.imported_at.type.dialect_impl(dialect).bind_processor(dialect)
+        convert = KPI_READINGS.c.imported_at.type.dialect_impl(dialect).bind_processor(dialect)
         self.imported_at = convert(now) if convert and self.sqlite else now
         self.statement = None if self.sqlite else BulkStatement(session, _insert_new_reading())
         self.marks: dict[tuple[int, str], Any] | None = self._marks() if self.sqlite else None
 
     def _marks(self) -> dict[tuple[int, str], Any] | None:
-        c = _READINGS.c
+        c = KPI_READINGS.c
         latest = select(c.account_id, c.kpi, func.max(c.observed_at)).group_by(c.account_id, c.kpi)
         connection = self.session.connection()  # raw values: the stored text, not datetimes
         sql = latest.limit(MAX_MARKS + 1).compile(connection, compile_kwargs={"literal_binds": True})
@@ -186,7 +186,7 @@ class _Store:
             stored = _stored(cursor, doubtful, cast(sqlite3.Connection, connection.dbapi_connection))
             new = [(*row, self.imported_at) for row in fresh if row not in stored]
             columns = ", ".join(NAMES)
-            cursor.executemany(f"INSERT INTO {_READINGS.name} ({columns}) VALUES (?, ?, ?, ?, ?, ?)", new)
+            cursor.executemany(f"INSERT INTO {KPI_READINGS.name} ({columns}) VALUES (?, ?, ?, ?, ?, ?)", new)
         finally:
             cursor.close()
         return len(new)
@@ -217,7 +217,7 @@ def _stored(cursor: Any, rows: list[tuple[Any, ...]], connection: sqlite3.Connec
         values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(part))
         cursor.execute(
             f"WITH k(n, a, kpi, v, o, s) AS (VALUES {values}) SELECT n FROM k WHERE EXISTS (SELECT 1 FROM "
-            f"{_READINGS.name} r WHERE r.account_id = k.a AND r.kpi = k.kpi AND r.observed_at = k.o "
+            f"{KPI_READINGS.name} r WHERE r.account_id = k.a AND r.kpi = k.kpi AND r.observed_at = k.o "
             "AND r.value = k.v AND r.source IS k.s)",
             [value for index, row in enumerate(part) for value in (index, *row)],
         )
@@ -228,7 +228,7 @@ def _stored(cursor: Any, rows: list[tuple[Any, ...]], connection: sqlite3.Connec
 def _insert_new_reading() -> Any:
     """INSERT one reading unless an identical one is stored; executed for many rows at once, each row also sees
     those inserted before it, so duplicates within the file are skipped too."""
-    columns = _READINGS.c
+    columns = KPI_READINGS.c
     params = {name: bindparam(name, type_=columns[name].type) for name in NAMES}
     stored = exists().where(
         columns.account_id == params["account_id"],
@@ -237,7 +237,7 @@ def _insert_new_reading() -> Any:
         columns.value == params["value"],
         columns.source.is_not_distinct_from(params["source"]),
     )
-    return insert(_READINGS).from_select(list(NAMES), select(*params.values()).where(~stored))
+    return insert(KPI_READINGS).from_select(list(NAMES), select(*params.values()).where(~stored))
 
 
 def import_readings(

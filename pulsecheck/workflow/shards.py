@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from pulsecheck.storage.facts import IdRange
-from pulsecheck.storage.models import EvaluationRun, EvaluationShard
+from pulsecheck.storage.more_tables import EVALUATION_SHARDS
+from pulsecheck.storage.tables import EVALUATION_RUNS
 from pulsecheck.workflow.leases import Heartbeat, Holder, gone, wall_clock
 
 BLOCK = 2000  # accounts a worker holds the facts of at a time
@@ -33,9 +34,6 @@ LOCK_CLASS = 7_270_011  # PostgreSQL advisory locks (class, shard row id) of the
 CANDIDATES = 16  # rows one claim looks at
 
 
-def _shards() -> Table:
-    return cast(Table, EvaluationShard.__table__)
-
 
 def plan(connection: Connection, run_id: int, last_account: int, workers: int, block: int = BLOCK) -> int:
     """Insert the shard rows of a run over accounts up to `last_account`; returns how many."""
@@ -46,7 +44,7 @@ def plan(connection: Connection, run_id: int, last_account: int, workers: int, b
          "status": "pending", "attempts": 0, "accounts": 0, "firings": 0, "actions": 0}
         for k in range(count)
     ]  # fmt: skip
-    connection.execute(insert(_shards()), rows)
+    connection.execute(insert(EVALUATION_SHARDS), rows)
     return count
 
 
@@ -73,7 +71,7 @@ class Claim:
 
 def claim(engine: Engine, holder: Holder, run_id: int | None = None) -> Claim | None:
     """Claim a shard of a running run (of `run_id` only, if given) that nobody works on, or None."""
-    table, runs = _shards(), cast(Table, EvaluationRun.__table__)
+    table, runs = EVALUATION_SHARDS, EVALUATION_RUNS
     postgres = engine.dialect.name == "postgresql"
     query = (
         select(table)
@@ -104,8 +102,8 @@ def _first_taken(connection: Connection, query: Any, holder: Holder, postgres: b
     tried: list[int] = []
     for _ in range(CANDIDATES):
         if postgres:
-            picked = query.where(_shards().c.id.not_in(tried)) if tried else query
-            rows = connection.execute(picked.limit(1).with_for_update(of=_shards(), skip_locked=True)).all()
+            picked = query.where(EVALUATION_SHARDS.c.id.not_in(tried)) if tried else query
+            rows = connection.execute(picked.limit(1).with_for_update(of=EVALUATION_SHARDS, skip_locked=True)).all()
         else:
             rows = connection.execute(query).all()
         for row in rows:
@@ -127,7 +125,7 @@ def _take(connection: Connection, row: Any, holder: Holder, postgres: bool) -> b
             return False  # a live session holds it
     elif row.status == "running" and gone(row.holder, row.lease_until, wall_clock()) is None:
         return False
-    table = _shards()
+    table = EVALUATION_SHARDS
     took = connection.execute(
         update(table)
         .where(table.c.id == row.id, table.c.status == row.status, table.c.attempts == row.attempts)
@@ -140,7 +138,7 @@ def _take(connection: Connection, row: Any, holder: Holder, postgres: bool) -> b
 
 
 def _renew(engine: Engine, held: Claim) -> None:
-    table = _shards()
+    table = EVALUATION_SHARDS
     with engine.begin() as connection:
         connection.execute(
             update(table)
@@ -151,7 +149,7 @@ def _renew(engine: Engine, held: Claim) -> None:
 
 def finish(engine: Engine, held: Claim, counts: dict[str, int]) -> bool:
     """Mark the shard done with its counts (accounts, firings, actions); False if it was taken from this process."""
-    table = _shards()
+    table = EVALUATION_SHARDS
     _stop(held)
     try:
         with engine.begin() as connection:
@@ -167,7 +165,7 @@ def finish(engine: Engine, held: Claim, counts: dict[str, int]) -> bool:
 
 def give_back(engine: Engine, held: Claim, error: str) -> None:
     """Return the shard unfinished with why (its attempt counts): another claim may take it at once."""
-    table = _shards()
+    table = EVALUATION_SHARDS
     _stop(held)
     try:
         with engine.begin() as connection:
@@ -214,7 +212,7 @@ class Progress:
 
 def progress(connection: Connection, run_id: int) -> Progress:
     """The shards of a run, counted (a run has a few dozen)."""
-    table = _shards()
+    table = EVALUATION_SHARDS
     rows = connection.execute(select(table).where(table.c.run_id == run_id)).all()
     now = wall_clock()
     done = [row for row in rows if row.status == "done"]

@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from math import copysign
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from pulsecheck.scoring.compute import Component, ScoreResult
 from pulsecheck.scoring.model import ScoringModel
-from pulsecheck.storage.models import ScoreSnapshot
+from pulsecheck.storage.tables import SCORE_SNAPSHOTS
 from pulsecheck.workflow.staging import bulk_insert
 
-SNAPSHOTS = cast(Table, ScoreSnapshot.__table__)
 SNAPSHOT_COLUMNS = ("account_id", "as_of", "score", "bucket", "model_id", "components", "provisional", "groups")
 MEMO_LIMIT = 10_000  # distinct texts remembered (words, components' tails); beyond it each costs its encoding
 FLOAT_MEMO_LIMIT = 50_000  # distinct floats' texts remembered: a few MB at most
@@ -75,7 +73,7 @@ class SnapshotWriter:
     """Snapshot rows of one model at one as_of as plain tuples (`row`), inserted CHUNK at a time (`write`)."""
 
     def __init__(self, session: Session, model: ScoringModel, model_id: int, as_of: datetime) -> None:
-        self.statement = bulk_insert(session, SNAPSHOTS, SNAPSHOT_COLUMNS)
+        self.statement = bulk_insert(session, SCORE_SNAPSHOTS, SNAPSHOT_COLUMNS)
         names, convert = self.statement.names, dict(zip(self.statement.names, self.statement.converters, strict=True))
         if sorted(names) != sorted(SNAPSHOT_COLUMNS) or convert["account_id"] or convert["bucket"]:
             raise AssertionError(f"score_snapshots columns changed: {names}")  # the rows below would not fit

@@ -90,7 +90,7 @@ class OneConnection:
 
 def test_the_job_store_table_is_our_migrated_table_less_our_spec_column(database: Database):
     theirs = SQLAlchemyJobStore(engine=database.engine).jobs_t  # built, not created: nothing touches the database
-    assert theirs.name == SchedulerJob.__tablename__ == "apscheduler_jobs"
+    assert theirs.name == SchedulerJob.__table__.name == "apscheduler_jobs"
     assert {c.name: (type(c.type), c.primary_key, c.nullable, bool(c.index)) for c in theirs.columns} == {
         "id": (Unicode, True, False, False),
         "next_run_time": (Float, False, True, True),

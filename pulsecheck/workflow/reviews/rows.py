@@ -23,15 +23,17 @@ from pulsecheck.states import review as machine
 from pulsecheck.storage import chain
 from pulsecheck.storage.bulk import WROTE, execute_one, fetch_one, transient
 from pulsecheck.storage.hooks import written
-from pulsecheck.storage.models import Account, AttachmentLink, MitigationAction, Review, ReviewEvent, Risk, User
+from pulsecheck.storage.models import Account, Review, ReviewEvent
+from pulsecheck.storage.tables import (
+    ACCOUNTS,
+    ATTACHMENT_LINKS,
+    MITIGATION_ACTIONS,
+    REVIEW_EVENTS,
+    REVIEWS,
+    RISKS,
+    USERS,
+)
 from pulsecheck.workflow import attachments
-
-_REVIEWS = cast(Table, Review.__table__)
-_ACCOUNTS = cast(Table, Account.__table__)
-_USERS = cast(Table, User.__table__)
-_RISKS = cast(Table, Risk.__table__)
-_ACTIONS = cast(Table, MitigationAction.__table__)
-_LINKS = cast(Table, AttachmentLink.__table__)
 
 
 def _keys(model: type[Any], table: Table) -> tuple[str, ...]:
@@ -40,13 +42,13 @@ def _keys(model: type[Any], table: Table) -> tuple[str, ...]:
     return tuple(mapper.get_property_by_column(column).key for column in table.c)
 
 
-_REVIEW_KEYS = _keys(Review, _REVIEWS)
-_ACCOUNT_KEYS = _keys(Account, _ACCOUNTS)
+_REVIEW_KEYS = _keys(Review, REVIEWS)
+_ACCOUNT_KEYS = _keys(Account, ACCOUNTS)
 # Of its reviewer and approver: whether they exist, the reviewer's manager (the guards'), what their notice reads.
 _USER_KEYS = tuple(dict.fromkeys(("id", "manager_name", *notices.USER_COLUMNS)))
 _SPLIT = len(_REVIEW_KEYS)
 _PEOPLE = _SPLIT + len(_ACCOUNT_KEYS)
-_APPROVERS = _USERS.alias("approvers")
+_APPROVERS = USERS.alias("approvers")
 
 
 class _JsonArray(GenericFunction[Any]):
@@ -84,37 +86,40 @@ _RISK, _ACTION, _ATTACHMENT = 0, 1, 2
 _RECORDS = union_all(
     select(
         literal_column(str(_RISK)).label("kind"),
-        _RISKS.c.number,
-        _RISKS.c.description.label("a"),
-        _RISKS.c.evidence.label("b"),
-        _RISKS.c.category.label("c"),
-        _RISKS.c.severity.label("d"),
-        _RISKS.c.impact.label("e"),
+        RISKS.c.number,
+        RISKS.c.description.label("a"),
+        RISKS.c.evidence.label("b"),
+        RISKS.c.category.label("c"),
+        RISKS.c.severity.label("d"),
+        RISKS.c.impact.label("e"),
         null().label("risk_number"),
         null().label("due_date"),
-    ).where(_RISKS.c.review_id == bindparam("review_id")),
+    ).where(RISKS.c.review_id == bindparam("review_id")),
     select(
         literal_column(str(_ACTION)),
-        _ACTIONS.c.number,
-        _ACTIONS.c.description,
-        _ACTIONS.c.owner,
-        _ACTIONS.c.success_criteria,
-        _ACTIONS.c.status,
+        MITIGATION_ACTIONS.c.number,
+        MITIGATION_ACTIONS.c.description,
+        MITIGATION_ACTIONS.c.owner,
+        MITIGATION_ACTIONS.c.success_criteria,
+        MITIGATION_ACTIONS.c.status,
         null(),
-        _ACTIONS.c.risk_number,
-        _ACTIONS.c.due_date,
-    ).where(_ACTIONS.c.review_id == bindparam("review_id")),
+        MITIGATION_ACTIONS.c.risk_number,
+        MITIGATION_ACTIONS.c.due_date,
+    ).where(MITIGATION_ACTIONS.c.review_id == bindparam("review_id")),
     select(
         literal_column(str(_ATTACHMENT)),
-        _LINKS.c.number,
-        _LINKS.c.filename,
-        _LINKS.c.sha256,
-        _LINKS.c.note,
+        ATTACHMENT_LINKS.c.number,
+        ATTACHMENT_LINKS.c.filename,
+        ATTACHMENT_LINKS.c.sha256,
+        ATTACHMENT_LINKS.c.note,
         null(),
         null(),
         null(),
         null(),
-    ).where(_LINKS.c.record_kind == bindparam("record_kind"), _LINKS.c.record_id == bindparam("review_id")),
+    ).where(
+        ATTACHMENT_LINKS.c.record_kind == bindparam("record_kind"),
+        ATTACHMENT_LINKS.c.record_id == bindparam("review_id"),
+    ),
 ).subquery("records")
 _TEMPLATE = select(_JsonArrays(_JsonArray(*_RECORDS.c))).scalar_subquery()
 
@@ -123,24 +128,24 @@ _TEMPLATE = select(_JsonArrays(_JsonArray(*_RECORDS.c))).scalar_subquery()
 # to: `notices.know_users`) and its template's records, in one row.
 _REVIEW = (
     select(
-        _REVIEWS,
-        _ACCOUNTS,
-        *(_USERS.c[key] for key in _USER_KEYS),
+        REVIEWS,
+        ACCOUNTS,
+        *(USERS.c[key] for key in _USER_KEYS),
         *(_APPROVERS.c[key] for key in _USER_KEYS),
         _TEMPLATE,
     )
-    .join(_ACCOUNTS, _ACCOUNTS.c.id == _REVIEWS.c.account_id)
-    .outerjoin(_USERS, _USERS.c.name == _REVIEWS.c.reviewer)
-    .outerjoin(_APPROVERS, _APPROVERS.c.name == _REVIEWS.c.approver)
-    .where(_REVIEWS.c.id == bindparam("review_id"))
+    .join(ACCOUNTS, ACCOUNTS.c.id == REVIEWS.c.account_id)
+    .outerjoin(USERS, USERS.c.name == REVIEWS.c.reviewer)
+    .outerjoin(_APPROVERS, _APPROVERS.c.name == REVIEWS.c.approver)
+    .where(REVIEWS.c.id == bindparam("review_id"))
 )
 
 # The event's writes: the review's update (its version checked, as the unit of work checks it) and its audit row.
-UPDATE_REVIEW = _REVIEWS.update().where(
-    _REVIEWS.c.id == bindparam("review_id_"), _REVIEWS.c.version_id == bindparam("version_")
+UPDATE_REVIEW = REVIEWS.update().where(
+    REVIEWS.c.id == bindparam("review_id_"), REVIEWS.c.version_id == bindparam("version_")
 )
 _UPDATE_REVIEW_HEAD = UPDATE_REVIEW.returning(*chain.HEAD_COLUMNS)
-INSERT_EVENT = cast(Table, ReviewEvent.__table__).insert()
+INSERT_EVENT = REVIEW_EVENTS.insert()
 
 
 @dataclass(frozen=True)
