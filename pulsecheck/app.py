@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pulsecheck.timeutil import end_of_day
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
     from pulsecheck.config import Settings
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from pulsecheck.storage.chain import Signer
     from pulsecheck.storage.db import Database
     from pulsecheck.storage.models import User
-    from pulsecheck.workflow.users import Identity
+    from pulsecheck.workflow.identity import Identity
 
 
 def install_hooks(database: Database, settings: Settings) -> None:
@@ -46,7 +47,7 @@ def open_database(settings: Settings, check_roles: bool = True) -> Database:
     ensure_schema(database.engine)
     if check_roles:
         check_role_users(database, settings)
-    install_hooks(database, settings)
+    database.when_sessions(lambda: install_hooks(database, settings))  # a command on Core makes no session
     return database
 
 
@@ -55,14 +56,14 @@ def check_role_users(database: Database, settings: Settings) -> None:
     from sqlalchemy import select
 
     from pulsecheck.errors import InputError
-    from pulsecheck.storage.models import User
+    from pulsecheck.storage.tables import USERS
 
     if settings.is_default("notifications", "roles"):  # no lists (and no settings model to read)
         return
     roles = settings.role_lists()
     if not any(roles.values()):
         return
-    users = User.__table__.c  # a Core statement, for the names listed only: every command makes this check
+    users = USERS.c  # a Core statement, for the names listed only: every command makes this check
     listed = sorted({name for names in roles.values() for name in names})
     with database.engine.connect() as conn:
         known = set(conn.scalars(select(users.name).where(users.name.in_(listed))))
@@ -89,13 +90,14 @@ def os_login() -> str:
         return ""
 
 
-def authenticated_login(session: Session) -> str:
+def authenticated_login(db: Session | Connection) -> str:
     """Who this process authenticated as: the database session user on PostgreSQL (the server checked it), the
     OS login on SQLite (whoever can write the file is on this machine)."""
-    from sqlalchemy import text
+    from sqlalchemy import Connection, text
 
-    if session.get_bind().dialect.name == "postgresql":
-        return str(session.scalar(text("SELECT session_user")))
+    dialect = db.dialect if isinstance(db, Connection) else db.get_bind().dialect
+    if dialect.name == "postgresql":
+        return str(db.scalar(text("SELECT session_user")))
     return os_login()
 
 
@@ -130,11 +132,15 @@ class App:
     @property
     def db(self) -> Database:
         if self._db is None:
-            from pulsecheck.storage.chain import SIGNER
-
-            self._db = open_database(self.settings, check_roles=self.command not in SETUP_COMMANDS)
-            self._db.sessions.configure(info={SIGNER: self.signer()})  # every transaction signs its sign-offs
+            database = self._db = open_database(self.settings, check_roles=self.command not in SETUP_COMMANDS)
+            database.when_sessions(lambda: self._sign(database))
         return self._db
+
+    def _sign(self, database: Database) -> None:
+        """Every transaction of `database` signs its sign-offs."""
+        from pulsecheck.storage.chain import SIGNER
+
+        database.sessions.configure(info={SIGNER: self.signer()})
 
     def signer(self) -> Signer:
         """What signs this command's sign-offs: the `[signing]` key, registered to the user who signs off. Made
@@ -161,6 +167,15 @@ class App:
             session.info[chain.ACTOR] = self.identity(session).label
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read command's transaction, as the authenticated user (refused as `transaction` refuses), on SQLAlchemy
+        Core: a connection, no session, so that the command does not import the ORM (issue 17)."""
+        self.recover_runs()
+        with self.db.reading() as connection:
+            self.identity(connection)
+            yield connection
+
     def recover_runs(self) -> None:
         """Once per command, before its own work: mark failed every run left `running` by a process that is gone
         (one index probe when none is running), in a transaction of its own, so that it holds whatever the
@@ -168,39 +183,45 @@ class App:
         if self._runs_recovered:
             return
         self._runs_recovered = True
-        from pulsecheck.storage import chain
         from pulsecheck.workflow.leases import any_running
 
-        with self.db.transaction() as session:
-            if not any_running(session):
+        with self.db.reading() as connection:  # the probe on Core: a read command imports no ORM for it
+            if not any_running(connection):
                 return
-            from pulsecheck.workflow.evaluation import recover_runs
+        from pulsecheck.storage import chain
+        from pulsecheck.workflow.evaluation import recover_runs
 
+        with self.db.transaction() as session:
             session.info[chain.ACTOR] = self.identity(session).label
             found = recover_runs(session, self.now())
         for line in found:
             self.note(f"note: {line}: marked failed")
 
-    def identity(self, session: Session) -> Identity:
+    def identity(self, db: Session | Connection) -> Identity:
         """Who authenticated and whom they act for (resolved once per command)."""
         if self._identity is None:
-            from pulsecheck.workflow.users import authenticate
+            from pulsecheck.workflow.identity import authenticate
 
-            self._identity = authenticate(session, authenticated_login(session), self.requested_user)
+            self._identity = authenticate(db, authenticated_login(db), self.requested_user)
             self._label_sessions(self._identity.label)
         return self._identity
 
     def _label_sessions(self, label: str) -> None:
         """Every later transaction of this database (the evaluator's and the scheduler's own, too) is chained
         as the work of `label`."""
-        from sqlalchemy import event
+        database = self.db
 
-        from pulsecheck.storage import chain
+        def install() -> None:  # with the session factory: a command on Core makes none
+            from sqlalchemy import event
 
-        def label_it(session: Session, _transaction: object, _connection: object) -> None:
-            session.info.setdefault(chain.ACTOR, label)
+            from pulsecheck.storage.chain import ACTOR
 
-        event.listen(self.db.sessions, "after_begin", label_it)
+            def label_it(session: Session, _transaction: object, _connection: object) -> None:
+                session.info.setdefault(ACTOR, label)
+
+            event.listen(database.sessions, "after_begin", label_it)
+
+        database.when_sessions(install)
 
     def actor(self, session: Session) -> User:
         """The user the command acts as, in `session`. Read once per command, as its identity is (the object this

@@ -165,7 +165,7 @@ def whose(app: App, session: Any, owner: str | None, mine: bool, option: str = "
     """The person --owner (`option`) or --mine names (None: everyone); both at once is a usage error."""
     if owner and mine:
         raise InputError(f"{option} and --mine: give one of them")
-    return app.actor(session).name if mine else owner
+    return app.identity(session).acting if mine else owner
 
 
 def print_page(page: Any, as_json: bool, rows: Callable[[Any], Sequence[Any]], headers: Sequence[str]) -> None:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, make_url, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
-from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
 from pulsecheck.errors import ConflictError, InputError, RefusedError
 from pulsecheck.jsontext import dumps_encoder
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 # psycopg is an optional dependency: the base install serves SQLite only.
 POSTGRES_EXTRA = "PostgreSQL needs the postgres extra: pip install 'pulsecheck[postgres]'"
@@ -112,7 +113,9 @@ def ensure_schema(engine: Engine) -> None:
 
 
 class Database:
-    """The engine plus a session factory; `transaction()` is the unit of work of one command."""
+    """The engine plus a session factory; `transaction()` is the unit of work of one command, `reading()` a read
+    command's connection. The session factory (and with it SQLAlchemy's ORM) is made on first use: a read command on
+    SQLAlchemy Core never imports the ORM, which costs about what the whole command may cost above its floor."""
 
     def __init__(self, url: str) -> None:
         from pulsecheck.collector import resume_collector
@@ -120,8 +123,27 @@ class Database:
         resume_collector()  # a command's start-up is over when it opens its database
         self.url = url
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions: sessionmaker[Session] | None = None
+        self._when_made: list[Callable[[], None]] = []
         _OPENED.add(self)
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory, made on first use (then what waited for it, `when_sessions`, is done)."""
+        if self._sessions is None:
+            from sqlalchemy.orm import sessionmaker
+
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+            for ready in self._when_made:
+                ready()
+        return self._sessions
+
+    def when_sessions(self, ready: Callable[[], None]) -> None:
+        """Call `ready` once the session factory is made (at once if it is): the commit hooks are installed then."""
+        if self._sessions is None:
+            self._when_made.append(ready)
+        else:
+            ready()
 
     def session(self) -> Session:
         """A new session (the caller commits or rolls back)."""
@@ -130,29 +152,45 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits together at the end, or not at all."""
+        from sqlalchemy.orm.exc import StaleDataError
+
         session = self.sessions()
         try:
-            with session.begin():
+            with _conflicts(), session.begin():
                 yield session
         except StaleDataError:
             raise ConflictError(
                 "someone else changed this record at the same time; nothing was saved: reload and try again"
             ) from None
-        except IntegrityError as exc:
-            if "uq_reviews_open_account" in str(exc.orig) or "reviews.account_id" in str(exc.orig):
-                raise ConflictError(
-                    "another command opened a review of this account at the same time; nothing was saved"
-                ) from None
-            raise
-        except OperationalError as exc:
-            if "locked" in str(exc.orig) or "deadlock" in str(exc.orig):
-                raise ConflictError("the database is busy with another command; nothing was saved: try again") from None
-            raise
         finally:
             session.close()
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for a command that only reads, on SQLAlchemy Core: one transaction, rolled back at the end
+        (it wrote nothing), with no session and none of the commit hooks."""
+        with _conflicts(), self.engine.connect() as connection:
+            yield connection
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _conflicts() -> Iterator[None]:
+    """A clash with another command (a race to open a review, a locked database) as a conflict, said so."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if "uq_reviews_open_account" in str(exc.orig) or "reviews.account_id" in str(exc.orig):
+            raise ConflictError(
+                "another command opened a review of this account at the same time; nothing was saved"
+            ) from None
+        raise
+    except OperationalError as exc:
+        if "locked" in str(exc.orig) or "deadlock" in str(exc.orig):
+            raise ConflictError("the database is busy with another command; nothing was saved: try again") from None
+        raise
 
 
 _OPENED: weakref.WeakSet[Database] = weakref.WeakSet()  # every Database of the process not yet freed

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -53,8 +56,10 @@ Sorts = Mapping[str, Sequence[Any]]
 AnySelect = Select[*tuple[Any, ...]]
 
 
-def fetch_page(session: Session, query: AnySelect, request: PageRequest, sorts: Sorts, *, scalars: bool = True,
-               count: AnySelect | None = None, total: int | None = None) -> Page[Any]:
+def fetch_page(
+    session: Session | Connection, query: AnySelect, request: PageRequest, sorts: Sorts, *, scalars: bool = True,
+    count: AnySelect | None = None, total: int | None = None,
+) -> Page[Any]:
     """Run `query` (filters applied, no ORDER BY) for one page in the order `request.sort` names (the first of
     `sorts` by default); the total comes from a COUNT over the same filters (or over `count`, the same filters
 without the joins that only add columns), or is `total` when the caller already counted the same rows (in an

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 log = logging.getLogger("pulsecheck.leases")
@@ -141,12 +142,11 @@ class Heartbeat:
                 log.warning("%s: heartbeat failed", self.name, exc_info=True)
 
 
-def any_running(session: Session) -> bool:
+def any_running(db: Session | Connection) -> bool:
     """Whether any evaluation run is `running` (one index probe: what every command asks before recovering runs;
     here, not beside `recover_runs`, so that the probe does not load the evaluation machinery)."""
     from sqlalchemy import select
 
-    from pulsecheck.storage.models import EvaluationRun
+    from pulsecheck.storage.tables import EVALUATION_RUNS as RUNS
 
-    runs = EvaluationRun.__table__  # the table's columns: a Core statement, without the ORM's compile step
-    return session.scalar(select(runs.c.id).where(runs.c.status == "running").limit(1)) is not None
+    return db.scalar(select(RUNS.c.id).where(RUNS.c.status == "running").limit(1)) is not None

@@ -1,5 +1,4 @@
-"""Users and roles: add, import from CSV/JSON (all rows or none), list; who is acting: the user an authenticated
-login (OS login or database session user) maps to, and whom an admin acts for with `--as`."""
+"""Users and roles: add, import from CSV/JSON (all rows or none), list. Who is acting: `identity`."""
 
 from __future__ import annotations
 
@@ -7,9 +6,9 @@ import re
 from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
@@ -18,6 +17,7 @@ from pulsecheck.storage.models import User
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import ROLES
 from pulsecheck.workflow.accounts import ImportResult
+from pulsecheck.workflow.identity import user_by_login
 
 if TYPE_CHECKING:  # the import machinery loads only for an import (see accounts.py)
     from pulsecheck.workflow.imports import FileFormat, Row
@@ -274,55 +274,6 @@ def get_user(session: Session, name: str, what: str = "user") -> User:
     if user is None:
         raise NotFoundError(f"{what}: unknown user {name!r}")
     return user
-
-
-def acting_user(session: Session, name: str) -> User:
-    """The user an admin acts for with `--as NAME`; unknown users are refused."""
-    if not name:
-        raise RefusedError("no acting user: pass --as USER or set PULSECHECK_USER")
-    user = session.scalar(select(User).where(User.name == name))
-    if user is None:
-        raise RefusedError(f"unknown user {name!r}: add it with `pulsecheck users add {name} --role ...`")
-    return user
-
-
-def user_by_login(session: Session, login: str) -> User | None:
-    """The user who authenticates as `login`: the one whose login it is, else one of that name without a login."""
-    found = session.scalars(
-        select(User).where(or_(User.login == login, (User.name == login) & User.login.is_(None)))
-    ).all()
-    return next((u for u in found if u.login == login), found[0] if found else None)
-
-
-class Identity(NamedTuple):  # not a dataclass: cheaper to make at every start-up (issue 17)
-    """Who authenticated (`login`, mapped to the user `me`) and whom they act for (`acting`: `me` unless an admin
-    passed `--as`)."""
-
-    login: str
-    me: str
-    acting: str
-
-    @property
-    def label(self) -> str:
-        """What the audit chain records as the actor: `root`, or `root as bob` when an admin acts for bob."""
-        return self.me if self.me == self.acting else f"{self.me} as {self.acting}"
-
-
-def authenticate(session: Session, login: str, requested: str | None) -> Identity:
-    """The identity of a process that authenticated as `login`, acting for `requested` (`--as`) if given: refused
-    for a login no user maps to, and for `--as` by anyone but an admin."""
-    me = user_by_login(session, login) if login else None
-    if me is None:
-        if session.scalar(select(User.id).limit(1)) is None:
-            raise RefusedError("no users yet: run `pulsecheck init` (the current login becomes the first admin)")
-        raise RefusedError(
-            f"login {login!r} is not a pulsecheck user: an admin runs `pulsecheck users add NAME --login {login}`"
-        )
-    if requested is None or requested == me.name:
-        return Identity(login, me.name, me.name)
-    if permissions.refusal("act_as", permissions.actor(me.name, me.role_set)):
-        raise RefusedError(f"--as {requested}: only an admin may act as another user, and {me.name} is not one")
-    return Identity(login, me.name, acting_user(session, requested).name)
 
 
 def bootstrap_admin(session: Session, name: str, login: str, now: datetime) -> User | None:
