@@ -113,12 +113,12 @@ def _daemon(rt: Runtime) -> None:
 @pass_app
 def scheduler_jobs(app: App, kind: str | None, page: PageRequest, as_json: bool) -> None:
     """List the scheduled jobs with their next run time (business time zone)."""
-    from pulsecheck.scheduling.store import job_page
+    from pulsecheck.scheduling.listing import job_page
 
     tz = app.settings.tz
     prefix = None if kind is None else kind if kind in ("evaluate", "dispatch-notifications") else f"{kind}:"
-    with app.transaction() as session:
-        found = job_page(session, tz, page, prefix)
+    with app.reading() as connection:
+        found = job_page(connection, page, prefix)
     if as_json:
         emit_json(found.map(
             lambda r: {
