@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bulk import bulk_insert  # noqa: E402
 from common import report as bench_report  # noqa: E402
 
-from pulsecheck.storage.chain import BY_KIND, append  # noqa: E402
+from pulsecheck.storage.chain import append  # noqa: E402
 from pulsecheck.storage.db import Database  # noqa: E402
+from pulsecheck.storage.entries import BY_KIND
 from pulsecheck.storage.migrate import upgrade  # noqa: E402
 from pulsecheck.storage.models import Account, Review, ReviewEvent, User  # noqa: E402
 from pulsecheck.workflow.audit import ChainReport, verify_chain  # noqa: E402

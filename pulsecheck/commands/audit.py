@@ -25,8 +25,8 @@ def audit_verify(app: App, as_json: bool) -> None:
     """
     from pulsecheck.workflow.audit import verify_chain
 
-    with app.transaction() as session:
-        report = verify_chain(session)
+    with app.reading() as connection:
+        report = verify_chain(connection)
     if as_json:
         emit_json(report.as_dict())
         if not report.ok:

@@ -12,27 +12,33 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, Table, func, select, true
+from sqlalchemy import String, func, select, true
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session
 
-from pulsecheck.storage.chain import Audited, encode_content
+from pulsecheck.storage.entries import Audited, encode_content
 from pulsecheck.storage.tables import AUDIT_CHAIN
 from pulsecheck.storage.types import UTCDateTime
 from pulsecheck.timeutil import iso
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
 BATCH = 20_000  # rows per round trip: bounded memory on every driver (psycopg buffers a whole result)
 ENTRY_COLUMNS = ("seq", "prev_hash", "kind", "record_id", "content", "hash", "actor", "signer_key", "signature")
 
 
 def batches(
-    session: Session, query: Callable[[int], str], key: int = 0, start: int = 0
+    session: Session | Connection, query: Callable[[int], str], key: int = 0, start: int = 0
 ) -> Iterator[Sequence[tuple[Any, ...]]]:
     """The rows of `query(last)` (SQL selecting rows whose key, column `key`, is above `last`, in key order, at
     most BATCH of them) batch after batch from key `start`, through the session's own DB-API connection."""
-    cursor = session.connection().connection.cursor()
+    from sqlalchemy import Connection
+
+    connection = session if isinstance(session, Connection) else session.connection()
+    cursor = connection.connection.cursor()
     try:
         last = start
         while True:
@@ -46,7 +52,7 @@ def batches(
         cursor.close()
 
 
-def entry_batches(session: Session, after: int = 0) -> Iterator[Sequence[tuple[Any, ...]]]:
+def entry_batches(session: Session | Connection, after: int = 0) -> Iterator[Sequence[tuple[Any, ...]]]:
     """Every chain entry after seq `after` in order, as plain tuples of ENTRY_COLUMNS, in batches."""
     columns = ", ".join(ENTRY_COLUMNS)
     table = AUDIT_CHAIN.name
@@ -57,7 +63,7 @@ def entry_batches(session: Session, after: int = 0) -> Iterator[Sequence[tuple[A
     )
 
 
-def first_repeated(session: Session, kinds: Sequence[str]) -> tuple[int, str, int] | None:
+def first_repeated(session: Session | Connection, kinds: Sequence[str]) -> tuple[int, str, int] | None:
     """(seq, kind, record id) of the first entry that records an event row a second time, among `kinds`."""
     if not kinds:
         return None
@@ -129,7 +135,7 @@ class RowContent:
     @classmethod
     def of(cls, spec: Audited, dialect: Dialect) -> RowContent:
         """The reader of `spec`'s table on `dialect`."""
-        table = cast(Table, spec.model.__table__)
+        table = spec.table
         names = tuple(sorted(("id", *spec.fields)))  # the content's key order: the dict needs no sorting
         fast, exact = [], []
         for name in names:
@@ -148,7 +154,7 @@ class RowContent:
     def query(self, last: int, upto: int | None = None) -> str:
         """The SQL of the batch of rows after id `last` (up to id `upto`): `names`, the latest entry's content (or
         NULL), the id."""
-        table = cast(Table, self.spec.model.__table__)
+        table = self.spec.table
         chain = AUDIT_CHAIN.alias("latest")
         latest = (
             select(chain.c.content)
@@ -181,7 +187,9 @@ class RowContent:
             record[name] = convert(record[name])
         return encode_content(record)
 
-    def batches(self, session: Session, after: int = 0, upto: int | None = None) -> Iterator[Sequence[tuple[Any, ...]]]:
+    def batches(
+        self, session: Session | Connection, after: int = 0, upto: int | None = None
+    ) -> Iterator[Sequence[tuple[Any, ...]]]:
         """The rows of the table with ids in (`after`, `upto`] in id order, raw: the fields, the latest entry's
         content, the id."""
         return batches(session, lambda last: self.query(last, upto), key=-1, start=after)
@@ -192,7 +200,7 @@ class RowContent:
         None where a field needs Python (a converter other than the date-time's, or another dialect)."""
         if self.dialect.name != "sqlite":
             return None
-        table = cast(Table, self.spec.model.__table__)
+        table = self.spec.table
         quote = self.dialect.identifier_preparer.quote
         converted = dict(self.fast)
         parts = []
@@ -209,7 +217,7 @@ class RowContent:
         """The SQL of the next batch of rows (ids in (`last`, `upto`]) that SQLite cannot vouch for: no chain
         entry, a real value (whose JSON text SQLite and Python may spell differently), or a `rendered`
         content unlike the latest entry's. Same columns as `query`: these go the Python way."""
-        table = cast(Table, self.spec.model.__table__)
+        table = self.spec.table
         quote = self.dialect.identifier_preparer.quote
         # A real's JSON text may differ between SQLite and Python; text affinity stores none. (A blob makes
         # json_object fail: the caller then checks the table the Python way.)
@@ -232,20 +240,20 @@ class RowContent:
         )
 
     def suspects(
-        self, session: Session, rendered: str, after: int = 0, upto: int | None = None
+        self, session: Session | Connection, rendered: str, after: int = 0, upto: int | None = None
     ) -> Iterator[Sequence[tuple[Any, ...]]]:
         """The batches of `suspects_query`, as `batches` gives the rows of `query`."""
         return batches(session, lambda last: self.suspects_query(rendered, last, upto), key=-1, start=after)
 
-    def count(self, session: Session, after: int = 0, upto: int | None = None) -> int:
+    def count(self, session: Session | Connection, after: int = 0, upto: int | None = None) -> int:
         """How many rows have ids in (`after`, `upto`]."""
-        table = cast(Table, self.spec.model.__table__)
+        table = self.spec.table
         where = [table.c.id > after] + ([table.c.id <= upto] if upto is not None else [])
         return session.scalar(select(func.count()).select_from(table).where(*where)) or 0
 
-    def entries_without_row(self, session: Session) -> list[int]:
+    def entries_without_row(self, session: Session | Connection) -> list[int]:
         """The record ids the chain records for this kind whose row is gone, in chain order."""
-        table = cast(Table, self.spec.model.__table__)
+        table = self.spec.table
         c = AUDIT_CHAIN.c
         gone = (
             select(c.record_id)

@@ -69,6 +69,11 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def engine_of(db: Session | Connection) -> Engine:
+    """The engine a session or a connection works on."""
+    return db.engine if isinstance(db, Connection) else db.get_bind().engine
+
+
 def redact_url(url: str) -> str:
     """A database URL fit to print: the password replaced by `***`, even when the URL does not parse."""
     try:

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
 
-from pulsecheck.storage.chain import AUDITED, BY_KIND, GENESIS, Audited, entry_hash
 from pulsecheck.storage.chainscan import RowContent, entry_batches
-from pulsecheck.storage.models import AuditEntry
+from pulsecheck.storage.db import engine_of
+from pulsecheck.storage.entries import AUDITED, BY_KIND, GENESIS, Audited, entry_hash
+from pulsecheck.storage.tables import AUDIT_CHAIN
 from pulsecheck.workflow.signoffs import Signed
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
+_SEQ = AUDIT_CHAIN.c.seq
 
 PARALLEL_FROM = 200_000  # entries: below this, a second process costs more than it saves
 
@@ -64,12 +70,12 @@ def _link(seq: int, prev_hash: str, expected_seq: int, prev: str) -> str | None:
     return None
 
 
-def walk(session: Session, share: Share, found: Found) -> None:
+def walk(session: Session | Connection, share: Share, found: Found) -> None:
     """Check each entry of the share in chain order (its number, its link to the entry before, its hash, its
     kind), and the link of the first entry beyond it; stop at the first problem."""
     expected: tuple[int, str] | None = (1, GENESIS)
     if share.after:
-        anchor = session.scalar(select(AuditEntry.hash).where(AuditEntry.seq == share.after))
+        anchor = session.scalar(select(AUDIT_CHAIN.c.hash).where(_SEQ == share.after))
         # The entry before the share is the previous share's: if it is gone, that share names the gap.
         expected = (share.after + 1, anchor) if anchor is not None else None
     upto = share.upto
@@ -91,11 +97,11 @@ def walk(session: Session, share: Share, found: Found) -> None:
             expected = (seq + 1, linked)
 
 
-def check_rows(session: Session, kind: str, after: int, upto: int | None, found: Found) -> None:
+def check_rows(session: Session | Connection, kind: str, after: int, upto: int | None, found: Found) -> None:
     """Every row of `kind`'s table with an id in (`after`, `upto`] agrees with its latest entry; a row the chain
     does not know is a problem when every row of its kind must be chained."""
     spec = BY_KIND[kind]
-    reader = RowContent.of(spec, session.get_bind().dialect)
+    reader = RowContent.of(spec, engine_of(session).dialect)
     rendered = reader.in_sql()
     if rendered is not None:  # SQLite compares the rows it can; the rest, and any mismatch, are checked here
         try:
@@ -142,7 +148,7 @@ def _differs(reader: RowContent, row: Sequence[Any], recorded: str) -> bool:
         return True
 
 
-def scan(session: Session, share: Share) -> Found:
+def scan(session: Session | Connection, share: Share) -> Found:
     """Walk the share's entries and check its rows (every audited kind when the share names none)."""
     found = Found()
     walk(session, share, found)
@@ -152,12 +158,12 @@ def scan(session: Session, share: Share) -> Found:
     return found
 
 
-def shares(session: Session, count: int) -> list[Share]:
+def shares(session: Session | Connection, count: int) -> list[Share]:
     """The chain and every audited table cut into `count` shares of about equal ranges of seq and id."""
     if count <= 1:
         return [Share()]
-    last_seq = session.scalar(select(func.max(AuditEntry.seq))) or 0
-    last_ids = {spec.kind: session.scalar(select(func.max(spec.model.id))) or 0 for spec in AUDITED}  # type: ignore[attr-defined]
+    last_seq = session.scalar(select(func.max(_SEQ))) or 0
+    last_ids = {spec.kind: session.scalar(select(func.max(spec.table.c.id))) or 0 for spec in AUDITED}
 
     def cuts(last: int) -> list[tuple[int, int | None]]:
         points = [last * n // count for n in range(count)]
@@ -168,7 +174,7 @@ def shares(session: Session, count: int) -> list[Share]:
     return [Share(seqs[n][0], seqs[n][1], {kind: ids[kind][n] for kind in ids}) for n in range(count)]
 
 
-def workers_for(session: Session) -> int:
+def workers_for(session: Session | Connection) -> int:
     """How many processes `audit verify` uses: two on a machine with two or more cores for a large chain on a
     database file or server another process can open, else one."""
     import multiprocessing  # here: a command that shows one review's chain status forks nothing
@@ -176,21 +182,21 @@ def workers_for(session: Session) -> int:
 
     if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return 1
-    url = session.get_bind().engine.url
+    url = engine_of(session).url
     if url.get_backend_name() == "sqlite" and (url.database or ":memory:") == ":memory:":
         return 1
-    last_seq = session.scalar(select(func.max(AuditEntry.seq))) or 0
+    last_seq = session.scalar(select(func.max(_SEQ))) or 0
     return 2 if last_seq >= PARALLEL_FROM else 1
 
 
-def scan_all(session: Session, parts: list[Share]) -> list[Found]:
+def scan_all(session: Session | Connection, parts: list[Share]) -> list[Found]:
     """`scan` of each share: the first here, the others each in a forked process with its own connection (and
     its own read transaction: every entry and row a share checks is read in one snapshot)."""
     if len(parts) == 1:
         return [scan(session, parts[0])]
     import multiprocessing
 
-    engine = session.get_bind().engine
+    engine = engine_of(session)
     context = multiprocessing.get_context("fork")
     children = []
     for part in parts[1:]:
@@ -224,7 +230,7 @@ def _child(engine: Engine, part: Share, send: Callable[[Any], None]) -> None:
     share on a new one, and send back what it found."""
     engine.dispose(close=False)
     try:
-        with Session(engine) as session:
-            send(("ok", scan(session, part)))
+        with engine.connect() as connection:
+            send(("ok", scan(connection, part)))
     except BaseException as exc:  # noqa: BLE001 - the parent reports it
         send(("error", f"{type(exc).__name__}: {exc}"))

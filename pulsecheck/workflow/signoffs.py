@@ -13,13 +13,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from pulsecheck import signing
-from pulsecheck.storage.chain import signed_off, split_signature, statement
-from pulsecheck.storage.models import AuditEntry, ServerKey, User, UserKey
+from pulsecheck.storage.entries import signed_off, split_signature, statement
+from pulsecheck.storage.more_tables import SERVER_KEYS, USER_KEYS
+from pulsecheck.storage.tables import AUDIT_CHAIN, USERS
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
+_CHAIN = AUDIT_CHAIN.c
+# What a signature check reads of an entry, in `Signed`'s order (SQLAlchemy Core: `review verify` imports no ORM).
+_SIGNED = select(
+    _CHAIN.seq, _CHAIN.kind, _CHAIN.record_id, _CHAIN.content, _CHAIN.actor, _CHAIN.prev_hash, _CHAIN.signature,
+    _CHAIN.signer_key,
+).where(_CHAIN.signer_key.is_not(None) | _CHAIN.signature.is_not(None))
 
 
 @dataclass(frozen=True)
@@ -35,39 +47,35 @@ class Signed:
     signature: str | None
     signer_key: str | None
 
-    @classmethod
-    def of(cls, entry: AuditEntry) -> Signed:
-        return cls(
-            entry.seq, entry.kind, entry.record_id, entry.content, entry.actor, entry.prev_hash,
-            entry.signature, entry.signer_key,
-        )
-
     @property
     def where(self) -> str:
         return f"audit entry {self.seq}"
 
 
-def signed_entries(session: Session, kind: str | None = None, record_ids: Iterable[int] | None = None) -> list[Signed]:
+def signed_entries(
+    db: Session | Connection, kind: str | None = None, record_ids: Iterable[int] | None = None
+) -> list[Signed]:
     """The entries that carry a signature or a signing key, in chain order; optionally of one kind and records."""
-    query = select(AuditEntry).where(AuditEntry.signer_key.is_not(None) | AuditEntry.signature.is_not(None))
+    query = _SIGNED
     if kind is not None:
-        query = query.where(AuditEntry.kind == kind)
+        query = query.where(_CHAIN.kind == kind)
     if record_ids is not None:
-        query = query.where(AuditEntry.record_id.in_(list(record_ids)))
-    return [Signed.of(entry) for entry in session.scalars(query.order_by(AuditEntry.seq))]
+        query = query.where(_CHAIN.record_id.in_(list(record_ids)))
+    return [Signed(*row) for row in db.execute(query.order_by(_CHAIN.seq))]
 
 
 class KeyRing:
     """The registered keys, read once, with each public key's fingerprint checked once."""
 
-    def __init__(self, session: Session) -> None:
-        rows = session.execute(select(UserKey, User.name).join(User, User.id == UserKey.user_id))
-        self.keys = {key.fingerprint: (key, name) for key, name in rows}
+    def __init__(self, db: Session | Connection) -> None:
+        owned = select(USER_KEYS, USERS.c.name.label("user_name")).join(USERS, USERS.c.id == USER_KEYS.c.user_id)
+        rows = db.execute(owned)
+        self.keys: dict[str, tuple[Any, str]] = {key.fingerprint: (key, key.user_name) for key in rows}
         # the web server's keys: they countersign web sign-offs for any principal (server-attested)
-        self.server = {key.fingerprint: key for key in session.scalars(select(ServerKey))}
+        self.server: dict[str, Any] = {key.fingerprint: key for key in db.execute(select(SERVER_KEYS))}
         self._matches: dict[str, bool] = {}
 
-    def intact(self, key: UserKey) -> bool:
+    def intact(self, key: Any) -> bool:
         """Whether the stored public key has the fingerprint it is registered under (not swapped)."""
         if key.fingerprint not in self._matches:
             try:
@@ -106,7 +114,7 @@ def check(entry: Signed, ring: KeyRing) -> str | None:
 
 
 def _check_attested(
-    entry: Signed, key: ServerKey, principal: str, signed_at: str, armor: str, moment: datetime
+    entry: Signed, key: Any, principal: str, signed_at: str, armor: str, moment: datetime
 ) -> str | None:
     """Why a server countersignature does not verify, or None."""
     if key.added_at > moment or (key.revoked_at is not None and key.revoked_at <= moment):
@@ -118,12 +126,12 @@ def _check_attested(
     return None if reason is None else f"the server's attestation for {principal} does not verify ({reason})"
 
 
-def describe_signatures(session: Session, kind: str, record_ids: Iterable[int]) -> list[str]:
+def describe_signatures(db: Session | Connection, kind: str, record_ids: Iterable[int]) -> list[str]:
     """One line per signed sign-off of these records: who signed what, personally or server-attested."""
-    entries = signed_entries(session, kind, record_ids)
+    entries = signed_entries(db, kind, record_ids)
     if not entries:  # nothing signed: no need for the keys
         return []
-    ring = KeyRing(session)
+    ring = KeyRing(db)
     lines = []
     for entry in entries:
         signoff = signed_off(entry.kind, json.loads(entry.content))
@@ -134,9 +142,9 @@ def describe_signatures(session: Session, kind: str, record_ids: Iterable[int]) 
     return lines
 
 
-def check_all(session: Session, entries: Iterable[Signed]) -> list[tuple[str, str]]:
+def check_all(db: Session | Connection, entries: Iterable[Signed]) -> list[tuple[str, str]]:
     """(where, what) for each entry whose signature does not verify."""
-    ring = KeyRing(session)
+    ring = KeyRing(db)
     found = []
     for entry in entries:
         problem = check(entry, ring)

@@ -273,8 +273,8 @@ def test_each_share_boundary_sees_a_deleted_or_swapped_entry(copy: Path, workers
 
 def test_an_event_recorded_twice_is_named(copy: Path) -> None:
     """A copy of an event's entry appended with correct hashes (the chain is keyless) is still refused."""
-    from pulsecheck.storage.chain import BY_KIND, append
-
+    from pulsecheck.storage.chain import append
+    from pulsecheck.storage.entries import BY_KIND
     database = Database(f"sqlite:///{copy}")
     try:
         with database.transaction() as session:

@@ -45,11 +45,11 @@ def event_id(demo_db: Path) -> int:
 
 def audited_rows(demo_db: Path) -> int:
     """Every row of every audited table, counted with plain SQL."""
-    from pulsecheck.storage.chain import AUDITED
+    from pulsecheck.storage.entries import AUDITED
 
     with sqlite3.connect(demo_db) as conn:
         return sum(
-            conn.execute(f"SELECT count(*) FROM {spec.model.__table__.name}").fetchone()[0]  # type: ignore[attr-defined]
+            conn.execute(f"SELECT count(*) FROM {spec.table_name}").fetchone()[0]
             for spec in AUDITED
         )
 

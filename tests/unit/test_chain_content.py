@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pulsecheck.jsontext import canonical_json
-from pulsecheck.storage.chain import AUDITED, content_of, spec_of
+from pulsecheck.storage.chain import model_of, spec_of
+from pulsecheck.storage.entries import AUDITED, content_of
 
 scalars = st.one_of(
     st.none(),
@@ -75,11 +76,14 @@ def test_a_stored_time_in_another_spelling_is_compared_the_exact_way() -> None:
     assert reader.content(row) == reader.exact_content(row)
 
 
-def test_every_audited_model_name_is_a_mapped_class_with_its_fields() -> None:
-    # Specs name their class (most are declared on first use): a misspelt name or field would fail only at a commit.
+def test_every_audited_model_name_is_a_mapped_class_with_its_fields_and_its_table() -> None:
+    # Specs name their class (most are declared on first use) and their table (what a check on Core reads): a
+    # misspelt name or field would fail only at a commit, or a wrong table at a check.
     for spec in AUDITED:
-        assert spec.model.__name__ == spec.model_name and spec_of(spec.model) is spec
-        assert set(spec.fields) <= set(spec.model.__table__.columns.keys())
+        model = model_of(spec)
+        assert model.__name__ == spec.model_name and spec_of(model) is spec
+        assert set(spec.fields) <= set(model.__table__.columns.keys())
+        assert spec.table is model.__table__
 
 
 def test_a_class_the_chain_does_not_audit_has_no_spec() -> None:
