@@ -89,16 +89,16 @@ def review_list(
         raise click.UsageError("--owner and --mine: give one of them")
     before = start_of_day(parse_day(due_before, "--due-before"), app.settings.tz) if due_before else None
     tz = app.settings.tz
-    with app.transaction() as session:
+    with app.reading() as connection:
         account_id = None
         if account:
-            from pulsecheck.workflow.accounts import get_account  # loaded for --account only
+            from pulsecheck.workflow.reviews.reading import account_id_of
 
-            account_id = get_account(session, account).id
+            account_id = account_id_of(connection, account)
         chosen = ReviewFilter(
-            state, app.actor(session).name if mine else None, owner, account_id, priority, kind, before
+            state, app.identity(connection).acting if mine else None, owner, account_id, priority, kind, before
         )
-        found = review_page(session, page, chosen)
+        found = review_page(connection, page, chosen)
     print_page(
         found, as_json,
         lambda r: (r["id"], r["account"], r["state"], h.review_kind(r["kind"]), r["priority"], r["reviewer"],
@@ -113,10 +113,10 @@ def review_list(
 @pass_app
 def review_show(app: App, review_id: int, as_json: bool) -> None:
     """Show a review's template, signatures and state."""
-    from pulsecheck.workflow.reviews import get_review, review_dict
+    from pulsecheck.workflow.reviews import shown
 
-    with app.transaction() as session:
-        data = review_dict(get_review(session, review_id), with_history=False, with_context=True)
+    with app.reading() as connection:
+        data = shown(connection, review_id)
     if as_json:
         emit_json(data)
     else:
@@ -131,10 +131,10 @@ def review_show(app: App, review_id: int, as_json: bool) -> None:
 @pass_app
 def review_history(app: App, review_id: int, as_json: bool) -> None:
     """The audit trail of a review."""
-    from pulsecheck.workflow.reviews import event_dict, get_review
+    from pulsecheck.workflow.reviews import event_dict, review_events
 
-    with app.transaction() as session:
-        data = [event_dict(e) for e in get_review(session, review_id).events]
+    with app.reading() as connection:
+        data = [event_dict(e) for e in review_events(connection, review_id)]
     if as_json:
         emit_json(data)
         return
@@ -169,12 +169,10 @@ def review_attach(app: App, review_id: int, file: str, note: str | None) -> None
 @pass_app
 def review_attachments(app: App, review_id: int, as_json: bool) -> None:
     """List a review's attachments."""
-    from pulsecheck.workflow.attachments import REVIEW, link_dict, links_of
-    from pulsecheck.workflow.reviews import get_review
+    from pulsecheck.workflow.reviews import review_links
 
-    with app.transaction() as session:
-        found = get_review(session, review_id)
-        data = [link_dict(session, link) for link in links_of(session, REVIEW, found.id)]
+    with app.reading() as connection:
+        data = review_links(connection, review_id)
     if as_json:
         emit_json(data)
         return
@@ -199,13 +197,13 @@ def review_attachment_get(app: App, review_id: int, number: int, output: str | N
     """Write attachment NUMBER of the review, byte for byte as stored (refused if the bytes changed since)."""
     from pulsecheck.reports.files import check_writable, write_atomic
     from pulsecheck.workflow.attachments import REVIEW, content
-    from pulsecheck.workflow.reviews import get_review
+    from pulsecheck.workflow.reviews import must_exist
 
     if output:
         check_writable(output)
-    with app.transaction() as session:
-        found = get_review(session, review_id)
-        _, data = content(session, REVIEW, found.id, number, f"review {review_id}")
+    with app.reading() as connection:
+        must_exist(connection, review_id)
+        _, data = content(connection, REVIEW, review_id, number, f"review {review_id}")
     if output:
         write_atomic(data, output)
         click.echo(f"wrote {output}")
@@ -439,19 +437,11 @@ def review_reassign(app: App, review_id: int, approver: str, comment: str) -> No
 @pass_app
 def review_verify(app: App, review_id: int, as_json: bool) -> None:
     """Check that signatures still match the content and the audit trail explains the state."""
-    from pulsecheck.workflow.reviews import get_review, replayed_state, verify
-    from pulsecheck.workflow.signoffs import describe_signatures
+    from pulsecheck.workflow.reviews import verification
 
-    with app.transaction() as session:
-        found = get_review(session, review_id)
-        problems = verify(found)
-        replayed = replayed_state(found)
-        if replayed != found.state:
-            problems.append(f"state is {found.state} but the audit trail leads to {replayed}")
-        signed = [
-            who for who, by in (("employee", found.employee_signed_by), ("manager", found.manager_signed_by)) if by
-        ]
-        signatures = describe_signatures(session, "review_event", [event.id for event in found.events])
+    with app.reading() as connection:
+        found, problems, signatures = verification(connection, review_id)
+    signed = [who for who, by in (("employee", found.employee_signed_by), ("manager", found.manager_signed_by)) if by]
     if as_json:
         emit_json({"review": review_id, "ok": not problems, "signed": signed, "problems": problems,
                    "signatures": signatures})
@@ -479,10 +469,10 @@ def review_export(app: App, review_id: int, fmt: str, output: str | None) -> Non
     from pulsecheck.jsontext import readable_json
     from pulsecheck.reports.files import write_atomic
     from pulsecheck.reports.review import review_html, review_markdown
-    from pulsecheck.workflow.reviews import get_review, review_dict
+    from pulsecheck.workflow.reviews import shown
 
-    with app.transaction() as session:
-        data = review_dict(get_review(session, review_id), with_context=True)
+    with app.reading() as connection:
+        data = shown(connection, review_id, with_history=True)
     if fmt == "json":
         text = readable_json(data) + "\n"
     else:

@@ -215,10 +215,10 @@ def users_list(
     app: App, role: str | None, manager: str | None, mine: bool, page: PageRequest, as_json: bool
 ) -> None:
     """List users."""
-    from pulsecheck.workflow.users import user_page
+    from pulsecheck.workflow.user_views import user_page
 
-    with app.transaction() as session:
-        found = user_page(session, page, role, whose(app, session, manager, mine, "--manager"))
+    with app.reading() as connection:
+        found = user_page(connection, page, role, whose(app, connection, manager, mine, "--manager"))
     print_page(
         found, as_json,
         lambda u: (u["name"], ", ".join(u["roles"]), u["email"], u["manager"]),
@@ -265,12 +265,12 @@ def accounts_list(
     owner: str | None, mine: bool, page: PageRequest, as_json: bool,
 ) -> None:
     """List accounts with their latest score and bucket."""
-    from pulsecheck.workflow.accounts import account_page
+    from pulsecheck.workflow.account_views import account_page
 
     before = parse_day(renewal_before, "--renewal-before") if renewal_before else None
-    with app.transaction() as session:
+    with app.reading() as connection:
         found = account_page(
-            session, page, segment=segment, bucket=bucket, owner=whose(app, session, owner, mine), tier=tier,
+            connection, page, segment=segment, bucket=bucket, owner=whose(app, connection, owner, mine), tier=tier,
             renewal_before=before,
         )
     print_page(
@@ -310,12 +310,10 @@ def accounts_reassign(app: App, leaving: str, taking: str, reason: str) -> None:
 @pass_app
 def accounts_show(app: App, account: str, limit: int, as_json: bool) -> None:
     """Show one account: details, score history with a sparkline, and why the score moved."""
-    from pulsecheck.workflow.accounts import account_dict, get_account
-    from pulsecheck.workflow.scoring import account_trend
+    from pulsecheck.workflow.account_views import account_view
 
-    with app.transaction() as session:
-        found = get_account(session, account)
-        data = account_dict(found) | {"trend": account_trend(session, found.id, app.now(), limit)}
+    with app.reading() as connection:
+        data = account_view(connection, account, app.now(), limit)
     if as_json:
         emit_json(data)
         return

@@ -17,7 +17,7 @@ from pulsecheck.safetext import strip_controls
 from pulsecheck.storage.db import Database
 from pulsecheck.storage.migrate import upgrade
 from pulsecheck.storage.models import Account, User
-from pulsecheck.workflow import reviews
+from pulsecheck.workflow import account_views, reviews
 from pulsecheck.workflow.accounts import import_accounts
 from pulsecheck.workflow.review_form import ReviewForm, parse_form
 from pulsecheck.workflow.users import import_users
@@ -151,7 +151,7 @@ class Demo:
                     f"{found.subject}: {found.detail}"
                 )
             account = session.scalars(select(Account).where(Account.external_id == "INITECH")).one()
-            trend = scoring.account_trend(session, account.id, self.now)
+            trend = account_views.account_trend(session, account.id, self.now)
         latest = trend["history"][-1]
         self.echo(
             f"  INITECH: {trend['sparkline']} now {latest['score']} ({latest['bucket']}), "

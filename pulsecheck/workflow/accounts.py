@@ -1,21 +1,23 @@
-"""Accounts: import from CSV/JSON (all rows or none, streamed in bounded memory), list, show."""
+"""Accounts: import from CSV/JSON (all rows or none, streamed in bounded memory), reassign a book. How the read
+commands show them (list, show) is `account_views`, on SQLAlchemy Core."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from sqlalchemy import CursorResult, func, select, update
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
-from pulsecheck.storage.models import Account, Review, ReviewEvent, ScoreSnapshot, User
-from pulsecheck.storage.paging import Page, PageRequest, fetch_page
+from pulsecheck.storage.models import Account, Review, ReviewEvent, User
 from pulsecheck.storage.tables import ACCOUNTS
 from pulsecheck.vocab import MANAGER_ROLES
+from pulsecheck.workflow import account_views as views
+from pulsecheck.workflow.account_views import account_page as account_page  # the list on Core; the web API's import
 
 if TYPE_CHECKING:  # the import machinery (csv, JSON, YAML) loads only for an import: not for a command that reads
     from pulsecheck.workflow.imports import FileFormat, Row
@@ -139,49 +141,6 @@ def list_accounts(session: Session, segment: str | None = None) -> list[Account]
     return list(session.scalars(query))
 
 
-def account_page(
-    session: Session,
-    request: PageRequest,
-    *,
-    segment: str | None = None,
-    bucket: str | None = None,
-    owner: str | None = None,
-    tier: str | None = None,
-    renewal_before: date | None = None,
-) -> Page[dict[str, Any]]:
-    """One page of accounts with their latest score and bucket, filtered and sorted in SQL."""
-    newer = aliased(ScoreSnapshot)
-    latest = select(func.max(newer.as_of)).where(newer.account_id == Account.id).correlate(Account).scalar_subquery()
-    filters: list[Any] = []
-    if segment:
-        filters.append(Account.segment == segment)
-    if tier:
-        filters.append(Account.tier == tier)
-    if owner:
-        filters.append(Account.owner_id == select(User.id).where(User.name == owner).scalar_subquery())
-    if renewal_before:
-        filters.append(Account.renewal_date < renewal_before)
-    joined = (
-        select(Account, ScoreSnapshot.score, ScoreSnapshot.bucket)
-        .outerjoin(ScoreSnapshot, (ScoreSnapshot.account_id == Account.id) & (ScoreSnapshot.as_of == latest))
-        .options(joinedload(Account.owner), joinedload(Account.manager))
-        .where(*filters)
-    )
-    if bucket:
-        joined = joined.where(ScoreSnapshot.bucket == bucket)
-    # Without a bucket filter the join only adds columns: count the accounts alone.
-    count = None if bucket else select(Account.id).where(*filters)
-    sorts = {
-        "id": (Account.external_id,),
-        "name": (Account.name, Account.external_id),
-        "arr": (Account.arr.is_(None), Account.arr.desc(), Account.external_id),
-        "renewal": (Account.renewal_date.is_(None), Account.renewal_date, Account.external_id),
-        "score": (ScoreSnapshot.score.is_(None), ScoreSnapshot.score, Account.external_id),
-    }
-    page = fetch_page(session, joined, request, sorts, scalars=False, count=count)
-    return page.map(lambda row: account_dict(row[0]) | {"score": row[1], "bucket": row[2]})
-
-
 def get_account(session: Session, ref: str, people: bool = False) -> Account:
     """An account by external id (or internal numeric id); with `people`, its owner and manager loaded with it
     (what `account_dict` reads) rather than one query each."""
@@ -195,23 +154,10 @@ def get_account(session: Session, ref: str, people: bool = False) -> Account:
 
 
 def account_dict(account: Account) -> dict[str, Any]:
-    """The stable JSON shape of an account."""
-
-    def iso(value: date | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "id": account.external_id,
-        "name": account.name,
-        "segment": account.segment,
-        "tier": account.tier,
-        "arr": account.arr,
-        "owner": account.owner.name if account.owner else None,
-        "manager": account.manager.name if account.manager else None,
-        "renewal_date": iso(account.renewal_date),
-        "contract_start": iso(account.contract_start),
-        "stage": account.stage,
-    }
+    """The stable JSON shape of a mapped account (`account_views.account_dict`, with the names of its owner and
+    manager), for a caller that holds the object."""
+    owner, manager = account.owner, account.manager
+    return views.account_dict(account, owner.name if owner else None, manager.name if manager else None)
 
 
 class Reassigned(NamedTuple):  # not a dataclass: cheaper to make at every start-up (issue 17)

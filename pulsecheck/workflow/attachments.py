@@ -11,15 +11,25 @@ import hashlib
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, delete, func, select
-from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import review as review_machine
-from pulsecheck.storage.models import Attachment, AttachmentLink
+from pulsecheck.storage.tables import ATTACHMENT_LINKS, ATTACHMENTS
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
+    from pulsecheck.storage.models import Attachment, AttachmentLink
+
+# The links and the stored bytes are read on SQLAlchemy Core (rows with the columns' names as attributes, as the
+# mapped objects have): showing and listing reviews checks them without the ORM (issue 17).
+_LINK = ATTACHMENT_LINKS.c
+_STORED = ATTACHMENTS.c
 
 REVIEW = "review"
 CYCLE_STEP = "cycle_step"
@@ -83,6 +93,8 @@ def link_or_file(text: str, max_size: int, option: str = "--evidence") -> str | 
 
 def store(session: Session, upload: Upload, now: datetime) -> Attachment:
     """The stored attachment of these bytes, stored now unless the same bytes already are."""
+    from pulsecheck.storage.models import Attachment
+
     found = session.get(Attachment, upload.sha256)
     if found is None:
         found = Attachment(sha256=upload.sha256, size=len(upload.content), content=upload.content, stored_at=now)
@@ -95,12 +107,10 @@ def attach(
     session: Session, kind: str, record_id: int, upload: Upload, actor: str, now: datetime, note: str | None = None
 ) -> AttachmentLink:
     """Store the upload and link it to the record under the next number."""
+    from pulsecheck.storage.models import AttachmentLink
+
     store(session, upload, now)
-    last = session.scalar(
-        select(func.max(AttachmentLink.number)).where(
-            AttachmentLink.record_kind == kind, AttachmentLink.record_id == record_id
-        )
-    )
+    last = session.scalar(select(func.max(_LINK.number)).where(_LINK.record_kind == kind, _LINK.record_id == record_id))
     link = AttachmentLink(
         record_kind=kind,
         record_id=record_id,
@@ -116,75 +126,75 @@ def attach(
     return link
 
 
-def links_of(session: Session, kind: str, record_id: int) -> list[AttachmentLink]:
-    """The record's attachments by number."""
-    query = select(AttachmentLink).where(AttachmentLink.record_kind == kind, AttachmentLink.record_id == record_id)
-    return list(session.scalars(query.order_by(AttachmentLink.number)))
+def links_of(db: Session | Connection, kind: str, record_id: int) -> list[Any]:
+    """The record's attachment links by number (rows)."""
+    query = select(ATTACHMENT_LINKS).where(_LINK.record_kind == kind, _LINK.record_id == record_id)
+    return list(db.execute(query.order_by(_LINK.number)))
 
 
-def links_of_records(session: Session, kind: str, record_ids: list[int]) -> list[AttachmentLink]:
-    """The attachments of many records of one kind (an account's reviews), by record and number, in one query."""
+def links_of_records(db: Session | Connection, kind: str, record_ids: list[int]) -> list[Any]:
+    """The attachment links of many records of one kind (an account's reviews), by record and number, in one
+    query (rows)."""
     if not record_ids:
         return []
-    query = select(AttachmentLink).where(AttachmentLink.record_kind == kind, AttachmentLink.record_id.in_(record_ids))
-    return list(session.scalars(query.order_by(AttachmentLink.record_id, AttachmentLink.number)))
+    query = select(ATTACHMENT_LINKS).where(_LINK.record_kind == kind, _LINK.record_id.in_(record_ids))
+    return list(db.execute(query.order_by(_LINK.record_id, _LINK.number)))
 
 
-def sizes_of(session: Session, links: list[AttachmentLink]) -> dict[str, int]:
+def sizes_of(db: Session | Connection, links: list[Any]) -> dict[str, int]:
     """The stored size of each link's bytes by sha256 (missing bytes are left out), in one query."""
     wanted = sorted({link.sha256 for link in links})
     if not wanted:
         return {}
-    return dict(session.execute(select(Attachment.sha256, Attachment.size).where(Attachment.sha256.in_(wanted))).all())
+    return dict(db.execute(select(_STORED.sha256, _STORED.size).where(_STORED.sha256.in_(wanted))).tuples().all())
 
 
-def stored_of(session: Session, links: list[AttachmentLink]) -> dict[str, Attachment]:
-    """The stored bytes of each link by sha256 (missing bytes are left out), in one query, as session rows."""
+def stored_of(db: Session | Connection, links: list[Any]) -> dict[str, Any]:
+    """The stored bytes of each link by sha256 (missing bytes are left out), in one query, as rows."""
     wanted = sorted({link.sha256 for link in links})
     if not wanted:
         return {}
-    return {row.sha256: row for row in session.scalars(select(Attachment).where(Attachment.sha256.in_(wanted)))}
+    return {row.sha256: row for row in db.execute(select(ATTACHMENTS).where(_STORED.sha256.in_(wanted)))}
 
 
 def unlink(session: Session, kind: str, record_ids: list[int]) -> None:
     """Drop the links of records that are gone (a step that runs again); the bytes stay, others may use them."""
     if record_ids:
-        session.execute(
-            delete(AttachmentLink).where(AttachmentLink.record_kind == kind, AttachmentLink.record_id.in_(record_ids))
-        )
+        session.execute(delete(ATTACHMENT_LINKS).where(_LINK.record_kind == kind, _LINK.record_id.in_(record_ids)))
 
 
-def bound(link: AttachmentLink) -> dict[str, Any]:
+def bound(link: Any) -> dict[str, Any]:
     """What a signature or a seal binds of one attachment: its number, name, note and the sha256 of its bytes."""
     return {"number": link.number, "filename": link.filename, "sha256": link.sha256, "note": link.note}
 
 
-def link_dict(session: Session, link: AttachmentLink) -> dict[str, Any]:
+def link_dict(db: Session | Connection, link: Any) -> dict[str, Any]:
     """The JSON shape of one attachment (`review attachments --json`)."""
-    stored = session.get(Attachment, link.sha256)
+    size = sizes_of(db, [link]).get(link.sha256)
     return bound(link) | {
-        "size": stored.size if stored else None,
+        "size": size,
         "added_by": link.added_by,
         "added_at": link.added_at.isoformat(),
     }
 
 
-def content(session: Session, kind: str, record_id: int, number: int, what: str) -> tuple[AttachmentLink, bytes]:
+def content(db: Session | Connection, kind: str, record_id: int, number: int, what: str) -> tuple[Any, bytes]:
     """The link and stored bytes of attachment `number` of a record; refused when the bytes changed since."""
-    link = next((k for k in links_of(session, kind, record_id) if k.number == number), None)
+    link = next((k for k in links_of(db, kind, record_id) if k.number == number), None)
     if link is None:
         raise NotFoundError(f"{what} has no attachment {number}")
-    stored = session.get(Attachment, link.sha256)
+    stored = stored_of(db, [link]).get(link.sha256)
     if stored is None or hashlib.sha256(stored.content).hexdigest() != link.sha256:
         raise RefusedError(f"attachment {number} of {what}: the stored bytes do not match sha256 {link.sha256}")
     return link, bytes(stored.content)
 
 
-def problems(session: Session, links: list[AttachmentLink], what: str) -> list[str]:
+def problems(db: Session | Connection, links: list[Any], what: str) -> list[str]:
     """One line per attachment whose stored bytes are missing or no longer hash to the sha256 it is filed under."""
     found: list[str] = []
+    held = stored_of(db, links)
     for link in links:
-        stored = session.get(Attachment, link.sha256)
+        stored = held.get(link.sha256)
         if stored is None:
             found.append(f"attachment {link.number} ({link.filename}) of {what}: stored bytes are missing")
         elif hashlib.sha256(stored.content).hexdigest() != link.sha256:
@@ -201,9 +211,9 @@ def problems(session: Session, links: list[AttachmentLink], what: str) -> list[s
 # Built once, run on the session's connection (every transition reads it): links are written by `attach`, which
 # flushes, and dropped by Core statements, so the stored rows are the session's.
 _REVIEW_LINKS = (
-    select(AttachmentLink.number, AttachmentLink.filename, AttachmentLink.sha256, AttachmentLink.note)
-    .where(AttachmentLink.record_kind == REVIEW, AttachmentLink.record_id == bindparam("record_id"))
-    .order_by(AttachmentLink.number)
+    select(_LINK.number, _LINK.filename, _LINK.sha256, _LINK.note)
+    .where(_LINK.record_kind == REVIEW, _LINK.record_id == bindparam("record_id"))
+    .order_by(_LINK.number)
 )
 
 

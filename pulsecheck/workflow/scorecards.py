@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
 from pulsecheck.scoring import trends
-from pulsecheck.storage.models import Account, ScoreSnapshot, User
+from pulsecheck.storage.models import Account, ScoreSnapshot
+from pulsecheck.workflow import account_views
 from pulsecheck.workflow.accounts import get_account
 
 if TYPE_CHECKING:  # a model is parsed (`workflow.models`) only where a scorecard is made: not for showing a review
@@ -48,7 +49,7 @@ def scorecard(
     points = [(s.as_of, s.score) for s in snapshots]
     change = trends.score_change(points, latest.as_of, window_days)
     return {
-        "account": _account(session, found),
+        "account": account_views.account_summary(session, found.id),
         **snapshot_card(version, model, latest),
         "success_vector": {
             "direction": VECTOR[trends.direction(points, latest.as_of, window_days)],
@@ -125,35 +126,6 @@ def baseline_of(session: Session, snapshot: ScoreSnapshot | None) -> dict[str, A
     if snapshot is None:
         return None
     return snapshot_card(*ModelCache(session).get(snapshot.model_id), snapshot)
-
-
-def account_context(session: Session, account: Account) -> dict[str, Any]:
-    """What a reader of a review needs to know of its account now: id, name, segment, ARR, renewal date, owner,
-    and the current score and bucket (its newest snapshot)."""
-    newest = session.execute(
-        select(ScoreSnapshot.as_of, ScoreSnapshot.score, ScoreSnapshot.bucket)
-        .where(ScoreSnapshot.account_id == account.id)
-        .order_by(ScoreSnapshot.as_of.desc())
-        .limit(1)
-    ).first()
-    current = (
-        {"as_of": newest.as_of.isoformat(), "score": newest.score, "bucket": newest.bucket}
-        if newest is not None
-        else {"as_of": None, "score": None, "bucket": None}
-    )
-    return _account(session, account) | {"current": current}
-
-
-def _account(session: Session, account: Account) -> dict[str, Any]:
-    owner = session.get(User, account.owner_id) if account.owner_id else None
-    return {
-        "id": account.external_id,
-        "name": account.name,
-        "segment": account.segment,
-        "arr": account.arr,
-        "renewal_date": account.renewal_date.isoformat() if account.renewal_date else None,
-        "owner": owner.name if owner is not None else None,
-    }
 
 
 def _bucket_color(model: ScoringModel | None, bucket: str | None) -> str | None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from pulsecheck import collector
-from pulsecheck.scoring import trends
-from pulsecheck.scoring.compute import NO_INPUTS, Component, ScoreResult, contribution_changes, score_account
+from pulsecheck.scoring.compute import NO_INPUTS, ScoreResult, score_account
 from pulsecheck.storage.models import ScoreSnapshot
 from pulsecheck.workflow import deviations as deviation
 from pulsecheck.workflow import score_inputs
@@ -84,13 +82,6 @@ def _count(run: ScoreRun, account_id: int, result: ScoreResult, found: dict[devi
         run.buckets[result.bucket] = run.buckets.get(result.bucket, 0) + 1
 
 
-def history(session: Session, account_id: int, limit: int | None = None) -> list[ScoreSnapshot]:
-    """An account's snapshots, oldest first."""
-    query = select(ScoreSnapshot).where(ScoreSnapshot.account_id == account_id).order_by(ScoreSnapshot.as_of)
-    rows = list(session.scalars(query))
-    return rows[-limit:] if limit else rows
-
-
 def latest_buckets(session: Session) -> dict[int, tuple[float | None, str | None]]:
     """Account id → (score, bucket) of its latest snapshot."""
     newest = (
@@ -102,45 +93,3 @@ def latest_buckets(session: Session) -> dict[int, tuple[float | None, str | None
         newest, (newest.c.account_id == ScoreSnapshot.account_id) & (newest.c.as_of == ScoreSnapshot.as_of)
     )
     return {acc: (score, bucket) for acc, score, bucket in session.execute(query)}
-
-
-def _components(snapshot: ScoreSnapshot) -> list[Component]:
-    return [
-        Component(
-            c["kpi"],
-            c["raw"],
-            c["normalized"],
-            c["weight"],
-            c["effective_weight"],
-            c["contribution"],
-            None,
-            c["status"],
-        )
-        for c in snapshot.components
-    ]
-
-
-def account_trend(session: Session, account_id: int, now: datetime, limit: int = 12) -> dict[str, Any]:
-    """Score history, sparkline, 30-day change and direction, and per-KPI contribution changes (why it moved)."""
-    snapshots = history(session, account_id)
-    points = [(s.as_of, s.score) for s in snapshots]
-    shown = snapshots[-limit:] if limit else snapshots
-    changes: list[tuple[str, float]] = []
-    previous = None
-    if len(snapshots) >= 2:
-        changes = [c for c in contribution_changes(_components(snapshots[-2]), _components(snapshots[-1])) if c[1]]
-        before, latest = snapshots[-2], snapshots[-1]
-        if before.score is not None and latest.score is not None:
-            previous = {"as_of": before.as_of.isoformat(), "score": before.score,
-                        "change": round(latest.score - before.score, 2)}
-    return {
-        "history": [
-            {"as_of": s.as_of.isoformat(), "score": s.score, "bucket": s.bucket, "provisional": s.provisional}
-            for s in shown
-        ],
-        "sparkline": trends.sparkline([s.score for s in shown], 0, 100),
-        "change_30d": trends.score_change(points, now, 30) if points else None,
-        "direction": trends.direction(points, now, 30) if points else "flat",
-        "contribution_changes": changes,
-        "previous": previous,
-    }

@@ -1,4 +1,5 @@
-"""Users and roles: add, import from CSV/JSON (all rows or none), list. Who is acting: `identity`."""
+"""Users and roles: add, import from CSV/JSON (all rows or none). Who is acting: `identity`; the list of users:
+`user_views`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from sqlalchemy.orm import Session
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import User
-from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.vocab import ROLES
 from pulsecheck.workflow.accounts import ImportResult
 from pulsecheck.workflow.identity import user_by_login
@@ -247,24 +247,6 @@ def _row_roles(row: Row) -> str:
     return ",".join(roles)
 
 
-def list_users(session: Session) -> list[User]:
-    """All users by name."""
-    return list(session.scalars(select(User).order_by(User.name)))
-
-
-def user_page(
-    session: Session, request: PageRequest, role: str | None = None, manager: str | None = None
-) -> Page[dict[str, Any]]:
-    """One page of users by name in their JSON shape; `role` keeps holders of a role, `manager` their reports."""
-    query = select(User)
-    if role:
-        # roles is a comma-separated list: match the whole word
-        query = query.where(("," + User.roles + ",").contains(f",{role},", autoescape=True))
-    if manager:
-        query = query.where(User.manager_name == manager)
-    return fetch_page(session, query, request, {"name": (User.name,)}).map(user_dict)
-
-
 _BY_NAME = select(User).where(User.name == bindparam("name"))  # built once: every command loads its actor
 
 
@@ -281,14 +263,3 @@ def bootstrap_admin(session: Session, name: str, login: str, now: datetime) -> U
     if session.scalar(select(User.id).limit(1)) is not None:
         return None
     return add_user(session, name, ["admin"], now, login=login)
-
-
-def user_dict(user: User) -> dict[str, Any]:
-    """The stable JSON shape of a user."""
-    return {
-        "name": user.name,
-        "roles": sorted(user.role_set),
-        "email": user.email,
-        "manager": user.manager_name,
-        "webhook": user.webhook,
-    }

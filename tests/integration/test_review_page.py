@@ -101,3 +101,40 @@ def test_a_longer_page_costs_no_more_statements(factory: Factory, hooked: Databa
             reviews.new_review(session, f"ACC{k:03d}", "bob", factory.now, DUE)
     assert len(page_json(hooked)) == 40
     assert statements(hooked) == few
+
+
+def shown_on_core(database: Database) -> list[dict[str, Any]]:
+    """Each review as `review show --json` makes it (SQLAlchemy Core, a connection, no session), newest first."""
+    from pulsecheck.workflow.reviews.reading import shown
+
+    with database.engine.connect() as connection:
+        ids = list(connection.scalars(select(Review.id).order_by(Review.id.desc())))
+        return [shown(connection, review_id) for review_id in ids]
+
+
+def shown_on_objects(database: Database) -> list[dict[str, Any]]:
+    """Each review's JSON with its context made of the mapped objects (the web page's and export's way)."""
+    with database.transaction() as session:
+        ids = list(session.scalars(select(Review.id).order_by(Review.id.desc())))
+    shown = []
+    for review_id in ids:
+        with database.transaction() as session:
+            review = reviews.get_review(session, review_id)
+            shown.append(reviews.review_dict(review, with_history=False, with_context=True))
+    return shown
+
+
+def test_a_review_shown_on_core_is_the_review_shown_from_its_objects(factory: Factory, hooked: Database) -> None:
+    open_reviews(factory, hooked, 4)
+    on_core = shown_on_core(hooked)
+    assert len(on_core) == 4 and on_core == shown_on_objects(hooked)
+    assert all(r["account_context"]["id"] == r["account"] and r["signature_problems"] == [] for r in on_core)
+    with hooked.transaction() as session:  # behind the hooks' back, as above
+        session.execute(text("UPDATE reviews SET goal_summary = 'changed' WHERE id = 2"))
+        session.execute(text("UPDATE review_events SET comment = 'forged' WHERE review_id = 4"))
+    on_core = shown_on_core(hooked)
+    assert on_core == shown_on_objects(hooked)
+    problems = {r["id"]: r["signature_problems"] for r in on_core}
+    assert any("employee signature of bob no longer matches" in p for p in problems[2])
+    assert any(p.startswith("review_event ") and "differs from its audit chain entry" in p for p in problems[4])
+    assert problems[1] == [] and problems[3] == []

@@ -23,8 +23,8 @@ from pulsecheck.storage.models import (
     SurveyResponse,
     User,
 )
+from pulsecheck.workflow import account_views, inputs, models, reviews, scoring
 from pulsecheck.workflow import deviations as deviation
-from pulsecheck.workflow import inputs, models, reviews, scoring
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 EXAMPLE_MODEL = Path(__file__).resolve().parents[2] / "examples" / "scoring.yaml"
@@ -502,9 +502,9 @@ def test_account_trend_shows_the_drop_and_the_kpi_that_caused_it(portfolio: Data
     score(portfolio)
     with portfolio.transaction() as session:
         acme = account_id(session, "ACME")
-        trend = scoring.account_trend(session, acme, NOW)
+        trend = account_views.account_trend(session, acme, NOW)
         latest = scoring.latest_buckets(session)
-        delta = scoring.account_trend(session, account_id(session, "DELTA"), NOW)
+        delta = account_views.account_trend(session, account_id(session, "DELTA"), NOW)
     assert trend["history"] == [
         {"as_of": "2026-10-20T09:00:00+00:00", "score": 82.25, "bucket": "healthy", "provisional": False},
         {"as_of": "2026-11-24T09:00:00+00:00", "score": 79.25, "bucket": "neutral", "provisional": False},

@@ -28,13 +28,11 @@ def list_accounts(
 def show_account(
     request: Request, account: str, me: Caller, history: int = Query(12, ge=1, le=1000)
 ) -> dict[str, Any]:
-    from pulsecheck.workflow.accounts import account_dict, get_account
-    from pulsecheck.workflow.scoring import account_trend
+    from pulsecheck.workflow.account_views import account_view
 
     web = request.app.state.web
     with acting(request, me) as (session, _user):
-        found = get_account(session, account, people=True)
-        return account_dict(found) | {"trend": account_trend(session, found.id, web.now(), history)}
+        return account_view(session, account, web.now(), history)
 
 
 @router.get("/portfolio", tags=["portfolio"], summary="The portfolio report (`report portfolio --json`)")

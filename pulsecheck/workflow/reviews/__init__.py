@@ -1,9 +1,10 @@
-"""Review services, one module per part, each importing only those above it in this list: `views` (the content
-signatures cover, verification, the list and the JSON shapes), `lifecycle` (open and the state machine's
-transitions), `template` (filling the template), `bulk` (opening and escalating many at once, for the evaluator).
-Callers import the names below from here; each is loaded with its module on first use (PEP 562 `__getattr__`), so
-that a command that reads a review loads `views` alone, not what moves or fills one (nor the outbox, the commit
-hooks, the scoring model); the evaluator imports `bulk`'s names from `bulk` itself.
+"""Review services, one module per part, each importing only those above it in this list: `reading` (reviews read
+on SQLAlchemy Core: the content signatures cover, the checks, the list, the JSON shapes), `views` (the same for
+mapped reviews), `lifecycle` (open and the state machine's transitions), `template` (filling the template), `bulk`
+(opening and escalating many at once, for the evaluator). Callers import the names below from here; each is loaded
+with its module on first use (PEP 562 `__getattr__`), so that a command that reads reviews loads `reading` alone,
+not the ORM nor what moves or fills one (the outbox, the commit hooks, the scoring model); the evaluator imports
+`bulk`'s names from `bulk` itself.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -16,11 +17,15 @@ _HOME = {
     ),
     **dict.fromkeys(("add_action", "add_risk", "attach_file", "fill", "set_field"), "template"),
     **dict.fromkeys(
-        (
-            "ReviewFilter", "content_of", "event_dict", "get_review", "list_reviews", "load_for_show",
-            "replayed_state", "review_dict", "review_page", "review_rows", "verify",
-        ),
+        ("content_of", "get_review", "list_reviews", "load_for_show", "review_dict", "review_rows", "verify"),
         "views",
+    ),
+    **dict.fromkeys(
+        (
+            "ReviewFilter", "event_dict", "must_exist", "read_review", "replayed_state", "review_events",
+            "review_links", "review_page", "shown", "verification",
+        ),
+        "reading",
     ),
 }
 
@@ -41,16 +46,24 @@ if TYPE_CHECKING:
         fill as fill,
         set_field as set_field,
     )
-    from pulsecheck.workflow.reviews.views import (
+    from pulsecheck.workflow.reviews.reading import (
         ReviewFilter as ReviewFilter,
-        content_of as content_of,
         event_dict as event_dict,
+        must_exist as must_exist,
+        read_review as read_review,
+        replayed_state as replayed_state,
+        review_events as review_events,
+        review_links as review_links,
+        review_page as review_page,
+        shown as shown,
+        verification as verification,
+    )
+    from pulsecheck.workflow.reviews.views import (
+        content_of as content_of,
         get_review as get_review,
         list_reviews as list_reviews,
         load_for_show as load_for_show,
-        replayed_state as replayed_state,
         review_dict as review_dict,
-        review_page as review_page,
         review_rows as review_rows,
         verify as verify,
     )
