@@ -1,9 +1,9 @@
 """SQLAlchemy 2 typed models: the mapped classes of the data model (DESIGN.md section 4), each mapped onto its Core
 table (`tables`, `more_tables`), which holds the columns, keys and indexes.
 
-The classes read commands use are declared here, at import; the others are declared in `more_models`, on first use
-(`from pulsecheck.storage.models import Escalation` works all the same: see `declare_all`). The annotations give
-each attribute's type to the type checker; the table gives the column.
+The classes a review's changes use are declared here, at import; the others are declared in `more_models`, on first
+use (`from pulsecheck.storage.models import Escalation` works all the same: see `declare_all`). The annotations
+give each attribute's type to the type checker; the table gives the column.
 
 No `from __future__ import annotations` here: SQLAlchemy would eval every `Mapped[...]` string at import; only
 forward references are quoted.
@@ -31,11 +31,10 @@ _SECOND = registry(metadata=Base.metadata)
 
 
 class SecondBase(Base):
-    """The mapped classes no read command uses (`review show`, `review list`, `scheduler jobs`), in a registry of
-    their own on the same metadata: SQLAlchemy configures a registry's mappers (attribute instrumentation,
-    relationships) on the first use of one of its classes, so a read pays for configuring only the classes it reads.
-    Most of them are not even declared before their first use (`more_models`); `Attachment` is, because a table
-    read commands use points to it with a foreign key and `review show` may read it."""
+    """The mapped classes a review transition does not use, in a registry of their own on the same metadata:
+    SQLAlchemy configures a registry's mappers (attribute instrumentation, relationships) on the first use of one
+    of its classes, so a command pays for configuring only the classes it uses. Most of them are not even declared
+    before their first use (`more_models`). (Read commands use no mapped class at all: they read on Core.)"""
 
     __abstract__ = True
     registry = _sa_registry = _SECOND
@@ -45,11 +44,11 @@ _PLAIN = registry(metadata=Base.metadata)
 
 
 class PlainBase(Base):
-    """The mapped classes with no relationship of their own that a command reads without the reviews: the users
-    (every command authenticates), the scheduler's jobs and the evaluation runs. In a registry of their own, for the
-    reason `SecondBase` gives: `scheduler jobs` configures these three, not the nine mappers of the reviews and
-    their relationships (a twentieth of its start-up). Relationships from the first registry to `User` work across
-    registries, as those from `more_models` to `Account` do."""
+    """The mapped classes with no relationship of their own that a command uses without the reviews: the users,
+    the scheduler's jobs and the evaluation runs. In a registry of their own, for the reason `SecondBase` gives: a
+    command that writes one of these configures these three, not the nine mappers of the reviews and their
+    relationships. Relationships from the first registry to `User` work across registries, as those from
+    `more_models` to `Account` do."""
 
     __abstract__ = True
     registry = _sa_registry = _PLAIN

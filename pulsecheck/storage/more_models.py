@@ -1,6 +1,6 @@
-"""The mapped classes no read command uses (`review show`, `review list`, `scheduler jobs`), declared only when a
-command first asks for one: `pulsecheck.storage.models` loads this module on the first access to one of its names
-(`from pulsecheck.storage.models import Escalation`), or for the whole schema (`models.declare_all`).
+"""The mapped classes a review's changes do not use, declared only when a command first asks for one:
+`pulsecheck.storage.models` loads this module on the first access to one of its names (`from
+pulsecheck.storage.models import Escalation`), or for the whole schema (`models.declare_all`).
 
 Declaring a class (its mapper and attribute instrumentation) is work done at import whether or not the command uses
 the class. They live in `models.SecondBase`'s registry, so a command that declares them configures them only if it
