@@ -21,10 +21,11 @@ from pulsecheck.commands.common import (
 from pulsecheck.vocab import ESCALATION_SORTS, PRIORITIES, SEVERITIES
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
     from pulsecheck.storage.paging import PageRequest
-    from pulsecheck.workflow.escalations import EscalationFilter
+    from pulsecheck.workflow.escalation_views import EscalationFilter
 
 STATUSES = ("open", "acknowledged", "resolved")
 
@@ -42,14 +43,15 @@ def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _chosen(
-    app: App, session: Session, statuses: tuple[str, ...] | None, account: str | None, rule: str | None,
+    app: App, db: Session | Connection, statuses: tuple[str, ...] | None, account: str | None, rule: str | None,
     owner: str | None, mine: bool, **more: Any,
 ) -> EscalationFilter:
-    from pulsecheck.workflow.accounts import get_account
-    from pulsecheck.workflow.escalations import EscalationFilter
+    """The filter the options name, read on Core: the list's connection and a bulk ack's session both serve."""
+    from pulsecheck.workflow.account_views import find_account
+    from pulsecheck.workflow.escalation_views import EscalationFilter
 
-    account_id = get_account(session, account).id if account else None
-    return EscalationFilter(statuses, account_id, whose(app, session, owner, mine), rule, **more)
+    account_id = find_account(db, account).id if account else None
+    return EscalationFilter(statuses, account_id, whose(app, db, owner, mine), rule, **more)
 
 
 @escalations.command("list", epilog="Example: pulsecheck escalations list --open --mine --priority P1")
@@ -69,15 +71,15 @@ def escalations_list(
 ) -> None:
     """List escalations, most urgent first."""
     from pulsecheck.timeutil import start_of_day
-    from pulsecheck.workflow.escalations import escalation_page
+    from pulsecheck.workflow.escalation_views import escalation_page
 
     statuses = (status,) if status else ("open", "acknowledged") if open_only else None
     before = start_of_day(parse_day(due_before, "--due-before"), app.settings.tz) if due_before else None
     tz = app.settings.tz
-    with app.transaction() as session:
-        chosen = _chosen(app, session, statuses, account, rule, owner, mine, priority=priority, severity=severity,
-                         due_before=before)
-        found = escalation_page(session, page, chosen, app.now())
+    with app.reading() as connection:
+        chosen = _chosen(app, connection, statuses, account, rule, owner, mine, priority=priority,
+                         severity=severity, due_before=before)
+        found = escalation_page(connection, page, chosen, app.now())
     print_page(
         found, as_json,
         lambda e: (e["id"], e["account"], e["priority"], e["severity"], e["rule"], e["status"], e["owner"],

@@ -30,9 +30,9 @@ def inbox(app: App, limit: int, horizon: int, as_json: bool) -> None:
     from pulsecheck.workflow.inbox import inbox as find
 
     now = app.now()
-    with app.transaction() as session:
-        box = find(session, app.actor(session).name, now, now.astimezone(app.settings.tz).date(), limit=limit,
-                   horizon_days=horizon)
+    with app.reading() as connection:
+        box = find(connection, app.identity(connection).acting, now, now.astimezone(app.settings.tz).date(),
+                   limit=limit, horizon_days=horizon)
     if as_json:
         emit_json(box.to_dict())
     else:

@@ -34,14 +34,14 @@ def outbox_list(
     app: App, failed: bool, status: str | None, recipient: str | None, mine: bool, page: PageRequest, as_json: bool
 ) -> None:
     """List notifications, newest first."""
-    from pulsecheck.notifications.dispatch import notification_page
+    from pulsecheck.notifications.outbox_views import notification_page
 
     if failed and status not in (None, "failed"):
         raise InputError(f"--failed and --status {status} contradict each other")
     tz = app.settings.tz
-    with app.transaction() as session:
+    with app.reading() as connection:
         found = notification_page(
-            session, page, "failed" if failed else status, whose(app, session, recipient, mine, "--recipient")
+            connection, page, "failed" if failed else status, whose(app, connection, recipient, mine, "--recipient")
         )
     print_page(
         found, as_json,

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Row
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
@@ -26,7 +25,6 @@ from pulsecheck.notifications.channels.webhook import WebhookChannel
 from pulsecheck.notifications.claims import LEASE, NEXT_SHARED_WEBHOOK, Fence, LeaseClaims, LockClaims
 from pulsecheck.notifications.message import Message
 from pulsecheck.storage.models import Notification
-from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -34,7 +32,6 @@ if TYPE_CHECKING:
     from pulsecheck.config import Settings
     from pulsecheck.storage.db import Database
 
-STATUSES = ("pending", "sent", "failed", "held", "digested")
 __all__ = ["LEASE", "DispatchReport", "RetryPolicy", "dispatch"]
 BATCH = 16  # messages per webhook post at most (Slack takes 50 blocks; each message makes three)
 _ERROR_LIMIT = 2000  # characters of an error kept in `last_error`
@@ -304,38 +301,7 @@ def _message(row: Row[Any]) -> Message:
     )
 
 
-# --- reading and repairing the outbox (for `outbox list` and `outbox retry`) ----------------------------
-
-
-def list_notifications(session: Session, status: str | None = None, limit: int | None = None) -> list[Notification]:
-    """Outbox rows, newest first, optionally only those with `status`."""
-    if status is not None and status not in STATUSES:
-        raise InputError(f"--status: expected one of {', '.join(STATUSES)}, got {status!r}")
-    query = select(Notification).order_by(Notification.id.desc())
-    if status is not None:
-        query = query.where(Notification.status == status)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query))
-
-
-def notification_page(
-    session: Session, request: PageRequest, status: str | None = None, recipient: str | None = None
-) -> Page[dict[str, Any]]:
-    """One page of outbox rows (newest first by default) in the `outbox list --json` shape."""
-    if status is not None and status not in STATUSES:
-        raise InputError(f"--status: expected one of {', '.join(STATUSES)}, got {status!r}")
-    query = select(Notification)
-    if status is not None:
-        query = query.where(Notification.status == status)
-    if recipient is not None:
-        query = query.where(Notification.recipient == recipient)
-    sorts = {
-        "newest": (Notification.id.desc(),),
-        "oldest": (Notification.id,),
-        "next-try": (Notification.next_attempt_at, Notification.id),
-    }
-    return fetch_page(session, query, request, sorts).map(notification_dict)
+# --- repairing the outbox (for `outbox retry`; `outbox_views` lists it, on Core) ---------------------------------
 
 
 def retry_notification(session: Session, notification_id: int, now: datetime) -> Notification:
@@ -349,21 +315,3 @@ def retry_notification(session: Session, notification_id: int, now: datetime) ->
     row.attempts = 0
     row.next_attempt_at = now
     return row
-
-
-def notification_dict(row: Notification) -> dict[str, Any]:
-    """The `outbox list --json` shape of one row (no body, no addresses)."""
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "channel": row.channel,
-        "recipient": row.recipient,
-        "status": row.status,
-        "attempts": row.attempts,
-        "created_at": row.created_at.isoformat(),
-        "next_attempt_at": row.next_attempt_at.isoformat() if row.status == "pending" else None,
-        "sent_at": row.sent_at.isoformat() if row.sent_at else None,
-        "last_error": row.last_error,
-        "subject": row.subject,
-        "dedupe_key": row.dedupe_key,
-    }

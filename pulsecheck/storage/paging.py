@@ -80,7 +80,8 @@ aggregate it ran anyway)."""
 
 
 def fetch_by_key(
-    session: Session, keys: AnySelect, request: PageRequest, sorts: Sorts, load: Callable[[list[Any]], Mapping[Any, T]]
+    session: Session | Connection, keys: AnySelect, request: PageRequest, sorts: Sorts,
+    load: Callable[[list[Any]], Mapping[Any, T]],
 ) -> Page[T]:
     """A page cut over the primary keys alone (`keys` selects one key column, filters applied), then only that
     page's rows loaded by `load` (key -> row), in the page's order. Deep offsets walk a covering index instead

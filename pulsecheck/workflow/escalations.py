@@ -1,9 +1,9 @@
-"""Escalations: one open per (account, rule), cooldown after resolution, acknowledge and resolve."""
+"""Escalations: one open per (account, rule), cooldown after resolution, acknowledge and resolve. How the read
+commands show them (the list, its filter and order, the JSON shape) is `escalation_views`, on SQLAlchemy Core."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,12 @@ from pulsecheck.states import permissions
 from pulsecheck.storage.bulk import among, insert_returning, table_of, transient
 from pulsecheck.storage.hooks import written
 from pulsecheck.storage.models import Escalation, User
-from pulsecheck.storage.paging import Page, PageRequest, fetch_by_key
+from pulsecheck.workflow import escalation_views as views
+
+# Read on Core in `escalation_views`; named here too for the callers that import them from this module (the web app).
+from pulsecheck.workflow.escalation_views import URGENCY as URGENCY
+from pulsecheck.workflow.escalation_views import EscalationFilter as EscalationFilter
+from pulsecheck.workflow.escalation_views import escalation_page as escalation_page
 
 
 def dedupe_key(account_id: int, rule_id: str) -> str:
@@ -161,10 +166,6 @@ def _may_act(session: Session, escalation: Escalation, user: User, action: str) 
         raise RefusedError(reason)
 
 
-# Most urgent first; escalations from before priority scores sort after scored ones of their priority.
-URGENCY = (Escalation.priority, func.coalesce(Escalation.priority_score, -1.0).desc(), Escalation.opened_at)
-
-
 def list_escalations(session: Session, open_only: bool = False, account_id: int | None = None) -> list[Escalation]:
     """Escalations, most urgent first: by priority, then by priority score (highest first), then oldest first."""
     query = select(Escalation).options(joinedload(Escalation.account)).order_by(*URGENCY)
@@ -173,52 +174,6 @@ def list_escalations(session: Session, open_only: bool = False, account_id: int 
     if account_id is not None:
         query = query.where(Escalation.account_id == account_id)
     return list(session.scalars(query))
-
-
-@dataclass(frozen=True)
-class EscalationFilter:
-    """Which escalations a list or a bulk ack/resolve means; None means any."""
-
-    statuses: tuple[str, ...] | None = None
-    account_id: int | None = None
-    owner: str | None = None
-    rule: str | None = None
-    priority: str | None = None
-    severity: str | None = None
-    due_before: datetime | None = None
-
-    def where(self) -> list[Any]:
-        """The SQL conditions."""
-        conditions: list[Any] = []
-        if self.statuses is not None:
-            conditions.append(Escalation.status.in_(self.statuses))
-        for column, value in (
-            (Escalation.account_id, self.account_id), (Escalation.owner, self.owner), (Escalation.rule_id, self.rule),
-            (Escalation.priority, self.priority), (Escalation.severity, self.severity),
-        ):
-            if value is not None:
-                conditions.append(column == value)
-        if self.due_before is not None:
-            conditions.append(Escalation.due_at < self.due_before)
-        return conditions
-
-
-def escalation_page(session: Session, request: PageRequest, chosen: EscalationFilter, now: datetime) -> (
-    Page[dict[str, Any]]
-):
-    """One page of escalations (most urgent first by default), in their JSON shape."""
-    sorts = {
-        "priority": (*URGENCY, Escalation.id),  # within a priority, the highest priority score first
-        "due": (Escalation.due_at.is_(None), Escalation.due_at, Escalation.id),
-        "opened": (Escalation.opened_at.desc(), Escalation.id.desc()),
-        "account": (Escalation.account_id, Escalation.id),
-    }
-
-    def load(ids: list[int]) -> dict[int, dict[str, Any]]:
-        rows = select(Escalation).options(joinedload(Escalation.account)).where(among(Escalation.id, values=ids))
-        return {e.id: escalation_dict(e, now) for e in session.scalars(rows)}
-
-    return fetch_by_key(session, select(Escalation.id).where(*chosen.where()), request, sorts, load)
 
 
 def matching(session: Session, ids: Sequence[int], chosen: EscalationFilter | None) -> list[int]:
@@ -233,20 +188,6 @@ def matching(session: Session, ids: Sequence[int], chosen: EscalationFilter | No
 
 
 def escalation_dict(escalation: Escalation, now: datetime) -> dict[str, Any]:
-    """The stable JSON shape of an escalation."""
-    return {
-        "id": escalation.id,
-        "account": escalation.account.external_id,
-        "rule": escalation.rule_id,
-        "severity": escalation.severity,
-        "priority": escalation.priority,
-        "priority_score": escalation.priority_score,
-        "reason": escalation.reason,
-        "owner": escalation.owner,
-        "level": escalation.level,
-        "status": escalation.status,
-        "review": escalation.review_id,
-        "opened_at": escalation.opened_at.isoformat(),
-        "due_at": escalation.due_at.isoformat() if escalation.due_at else None,
-        "age_days": (now - escalation.opened_at).days,
-    }
+    """The stable JSON shape of a mapped escalation (`escalation_views.escalation_dict`, with its account's external
+    id), for a caller that holds the object."""
+    return views.escalation_dict(escalation, escalation.account.external_id, now)

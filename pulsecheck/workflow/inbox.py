@@ -1,31 +1,30 @@
 """A person's inbox: what waits for them today, section by section (drafts to fill, reviews to approve,
 escalations to acknowledge, mitigation actions due, cycle steps and findings). Plain data for the CLI and the
-web app; each section is one page cut in SQL with its total."""
+web app; each section is one page cut in SQL with its total. Read on SQLAlchemy Core: `inbox` imports no ORM (issue
+17); the web app passes a session (`Session.execute` runs a Core statement as a connection does)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Date, Integer, String, bindparam, exists, func, select
-from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.states.cycle import STEPS
-from pulsecheck.storage.models import (
-    Account,
-    CycleFinding,
-    CycleStep,
-    Escalation,
-    MitigationAction,
-    Review,
-    ReviewCycle,
-)
+from pulsecheck.storage.more_tables import CYCLE_FINDINGS, CYCLE_STEPS, ESCALATIONS, REVIEW_CYCLES
 from pulsecheck.storage.paging import Page
+from pulsecheck.storage.tables import ACCOUNTS, MITIGATION_ACTIONS, REVIEWS
 from pulsecheck.timeutil import iso
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
 OPEN_ACTION_STATUSES = ("open", "in_progress")
+_ACCOUNT, _REVIEW, _ESCALATION, _ACTION = ACCOUNTS.c, REVIEWS.c, ESCALATIONS.c, MITIGATION_ACTIONS.c
+_CYCLE, _STEP, _FINDING = REVIEW_CYCLES.c, CYCLE_STEPS.c, CYCLE_FINDINGS.c
 
 
 @dataclass(frozen=True)
@@ -65,31 +64,30 @@ class Inbox:
 
 
 def inbox(
-    session: Session, user: str, now: datetime, today: date, *, limit: int = 10, horizon_days: int = 7
+    db: Session | Connection, user: str, now: datetime, today: date, *, limit: int = 10, horizon_days: int = 7
 ) -> Inbox:
     """What waits for `user`: each section holds its first `limit` rows (most urgent first) and its total;
     mitigation actions count when due within `horizon_days` of `today` (the business day) or overdue. The totals
     come from one query; only the sections with rows are then read, each in one query."""
     params = _params(user, today, horizon_days)
-    totals = _totals(session, params)
+    totals = _totals(db, params)
     sections = []
     for key, title, todo in SECTIONS:
         if totals[key] and limit != 0:
-            found = session.execute(PAGES[key], params | {"limit": limit})
-            rows = found.scalars() if key == "findings" else found
             convert = SECTION_QUERIES[key][2]
+            rows = db.execute(PAGES[key], params | {"limit": limit})
             page = Page([convert(row, today) for row in rows], totals[key], 0, limit)
         else:
             page = Page([], totals[key], 0, limit)
         if key == "cycle_steps" and page.items:
-            page = _with_next_steps(session, page)
+            page = _with_next_steps(db, page)
         sections.append(InboxSection(key, title, todo, page))
     return Inbox(user, now, sections)
 
 
-def inbox_counts(session: Session, user: str, today: date, horizon_days: int = 7) -> dict[str, int]:
+def inbox_counts(db: Session | Connection, user: str, today: date, horizon_days: int = 7) -> dict[str, int]:
     """Each section's total for `user` (the inbox's), and their sum as `total`, in one query."""
-    counts = _totals(session, _params(user, today, horizon_days))
+    counts = _totals(db, _params(user, today, horizon_days))
     return counts | {"total": sum(counts.values())}
 
 
@@ -115,13 +113,13 @@ def _params(user: str, today: date, horizon_days: int) -> dict[str, Any]:
 def _reviews(state: str, role: Any) -> Section:
     query = (
         select(
-            Review.id, Account.external_id, Account.name, Review.priority, Review.due_at, Review.kind,
-            Review.reviewer,
+            _REVIEW.id, _ACCOUNT.external_id, _ACCOUNT.name, _REVIEW.priority, _REVIEW.due_at, _REVIEW.kind,
+            _REVIEW.reviewer,
         )
-        .join(Account, Account.id == Review.account_id)
-        .where(Review.state == state, role == USER)
+        .join(ACCOUNTS, _ACCOUNT.id == _REVIEW.account_id)
+        .where(_REVIEW.state == state, role == USER)
     )
-    return query, (Review.due_at, Review.id), lambda r, _today: {
+    return query, (_REVIEW.due_at, _REVIEW.id), lambda r, _today: {
         "review": r.id, "account": r.external_id, "account_name": r.name, "priority": r.priority,
         "due_at": iso(r.due_at), "kind": r.kind, "reviewer": r.reviewer,
     }
@@ -130,13 +128,13 @@ def _reviews(state: str, role: Any) -> Section:
 def _escalations() -> Section:
     query = (
         select(
-            Escalation.id, Account.external_id, Escalation.rule_id, Escalation.priority, Escalation.severity,
-            Escalation.level, Escalation.due_at, Escalation.opened_at, Escalation.reason,
+            _ESCALATION.id, _ACCOUNT.external_id, _ESCALATION.rule_id, _ESCALATION.priority, _ESCALATION.severity,
+            _ESCALATION.level, _ESCALATION.due_at, _ESCALATION.opened_at, _ESCALATION.reason,
         )
-        .join(Account, Account.id == Escalation.account_id)
-        .where(Escalation.status == "open", Escalation.owner == USER)
+        .join(ACCOUNTS, _ACCOUNT.id == _ESCALATION.account_id)
+        .where(_ESCALATION.status == "open", _ESCALATION.owner == USER)
     )
-    return query, (Escalation.priority, Escalation.due_at, Escalation.id), lambda e, _today: {
+    return query, (_ESCALATION.priority, _ESCALATION.due_at, _ESCALATION.id), lambda e, _today: {
         "escalation": e.id, "account": e.external_id, "rule": e.rule_id, "priority": e.priority,
         "severity": e.severity, "level": e.level, "due_at": iso(e.due_at), "opened_at": iso(e.opened_at),
         "reason": e.reason,
@@ -146,19 +144,19 @@ def _escalations() -> Section:
 def _actions() -> Section:
     query = (
         select(
-            MitigationAction.review_id, MitigationAction.number, MitigationAction.description,
-            MitigationAction.due_date, MitigationAction.status, Account.external_id,
+            _ACTION.review_id, _ACTION.number, _ACTION.description, _ACTION.due_date, _ACTION.status,
+            _ACCOUNT.external_id,
         )
-        .join(Review, Review.id == MitigationAction.review_id)
-        .join(Account, Account.id == Review.account_id)
+        .join(REVIEWS, _REVIEW.id == _ACTION.review_id)
+        .join(ACCOUNTS, _ACCOUNT.id == _REVIEW.account_id)
         .where(
-            MitigationAction.owner == USER,
-            MitigationAction.status.in_(OPEN_ACTION_STATUSES),
-            MitigationAction.due_date <= UNTIL,
-            Review.state != "closed",
+            _ACTION.owner == USER,
+            _ACTION.status.in_(OPEN_ACTION_STATUSES),
+            _ACTION.due_date <= UNTIL,
+            _REVIEW.state != "closed",
         )
     )
-    order = (MitigationAction.due_date, MitigationAction.review_id, MitigationAction.number)
+    order = (_ACTION.due_date, _ACTION.review_id, _ACTION.number)
     return query, order, lambda a, today: {
         "review": a.review_id, "action": a.number, "account": a.external_id, "description": a.description,
         "due_date": a.due_date.isoformat(), "status": a.status, "overdue": a.due_date < today,
@@ -167,29 +165,27 @@ def _actions() -> Section:
 
 def _cycles() -> Section:
     """Draft cycles the person owns (their next step, or submit) and submitted ones they approve."""
-    done = select(func.count()).where(CycleStep.cycle_id == ReviewCycle.id).scalar_subquery()
-    query = select(ReviewCycle.id, ReviewCycle.period, ReviewCycle.state, done.label("done")).where(
-        ((ReviewCycle.state == "draft") & (ReviewCycle.owner == USER))
-        | ((ReviewCycle.state == "submitted") & (ReviewCycle.approver == USER))
+    done = select(func.count()).where(_STEP.cycle_id == _CYCLE.id).scalar_subquery()
+    query = select(_CYCLE.id, _CYCLE.period, _CYCLE.state, done.label("done")).where(
+        ((_CYCLE.state == "draft") & (_CYCLE.owner == USER))
+        | ((_CYCLE.state == "submitted") & (_CYCLE.approver == USER))
     )
-    return query, (ReviewCycle.id,), lambda c, _today: {
+    return query, (_CYCLE.id,), lambda c, _today: {
         "cycle": c.id, "period": c.period, "state": c.state, "steps_done": c.done, "next": None,
     }
 
 
-def _done_steps(session: Session, cycle_ids: list[int]) -> dict[int, set[str]]:
+def _done_steps(db: Session | Connection, cycle_ids: list[int]) -> dict[int, set[str]]:
     found: dict[int, set[str]] = {}
     if cycle_ids:
-        for cycle_id, step in session.execute(
-            select(CycleStep.cycle_id, CycleStep.step).where(CycleStep.cycle_id.in_(cycle_ids))
-        ):
+        for cycle_id, step in db.execute(select(_STEP.cycle_id, _STEP.step).where(_STEP.cycle_id.in_(cycle_ids))):
             found.setdefault(cycle_id, set()).add(step)
     return found
 
 
-def _with_next_steps(session: Session, rows: Page[dict[str, Any]]) -> Page[dict[str, Any]]:
+def _with_next_steps(db: Session | Connection, rows: Page[dict[str, Any]]) -> Page[dict[str, Any]]:
     """The cycle rows with what each waits for (its done steps read in one query)."""
-    steps = _done_steps(session, [c["cycle"] for c in rows.items if c["state"] == "draft"])
+    steps = _done_steps(db, [c["cycle"] for c in rows.items if c["state"] == "draft"])
     return rows.map(lambda c: c | {"next": _next_step(c["state"], steps.get(c["cycle"], set()))})
 
 
@@ -202,10 +198,12 @@ def _next_step(state: str, done: set[str]) -> str:
 
 def _findings() -> Section:
     # A finding carried into a later cycle lives on there: count the newest copy only.
-    later = aliased(CycleFinding)
-    carried = exists().where(later.carried_from == CycleFinding.id)
-    query = select(CycleFinding).where(CycleFinding.owner == USER, CycleFinding.status == "open", ~carried)
-    order = (CycleFinding.due.is_(None), CycleFinding.due, CycleFinding.id)
+    later = CYCLE_FINDINGS.alias()
+    carried = exists().where(later.c.carried_from == _FINDING.id)
+    query = select(_FINDING.id, _FINDING.cycle_id, _FINDING.kind, _FINDING.detail, _FINDING.due).where(
+        _FINDING.owner == USER, _FINDING.status == "open", ~carried
+    )
+    order = (_FINDING.due.is_(None), _FINDING.due, _FINDING.id)
     return query, order, lambda f, today: {
         "finding": f.id, "cycle": f.cycle_id, "kind": f.kind, "detail": f.detail,
         "due": f.due.isoformat() if f.due else None, "overdue": bool(f.due and f.due < today),
@@ -215,8 +213,8 @@ def _findings() -> Section:
 # Each section's statements are built once, with the user and the horizon as parameters: building them (an
 # aliased table, a correlated count) cost more Python than running them, and every page's navigation counts.
 SECTION_QUERIES: dict[str, Section] = {
-    "drafts": _reviews("draft", Review.reviewer),
-    "approvals": _reviews("submitted", Review.approver),
+    "drafts": _reviews("draft", _REVIEW.reviewer),
+    "approvals": _reviews("submitted", _REVIEW.approver),
     "escalations": _escalations(),
     "actions": _actions(),
     "cycle_steps": _cycles(),
@@ -225,13 +223,13 @@ SECTION_QUERIES: dict[str, Section] = {
 
 # The sections whose rows are many (a reviewer's drafts, a manager's escalations): counted and cut into a page over
 # their own table (by id), then only the page's rows joined with their accounts (a join first read every account).
-KEYED: dict[str, Any] = {"drafts": Review, "approvals": Review, "escalations": Escalation}
+KEYED: dict[str, Any] = {"drafts": REVIEWS, "approvals": REVIEWS, "escalations": ESCALATIONS}
 
 
 def _keys(key: str, query: Any) -> Any:
     """`query`'s filters (on its own table's columns) over that table alone: the section's join with accounts (a
     non-null foreign key) only adds columns."""
-    return select(KEYED[key].id).where(query.whereclause)
+    return select(KEYED[key].c.id).where(query.whereclause)
 
 
 def _count_statement() -> Any:
@@ -248,8 +246,8 @@ def _count_statement() -> Any:
 TOTALS = _count_statement()
 
 
-def _totals(session: Session, params: dict[str, Any]) -> dict[str, int]:
-    row = session.execute(TOTALS, params).one()
+def _totals(db: Session | Connection, params: dict[str, Any]) -> dict[str, int]:
+    row = db.execute(TOTALS, params).one()
     return {key: int(row[n] or 0) for n, key in enumerate(SECTION_QUERIES)}
 
 
@@ -260,13 +258,13 @@ def _page_of(key: str) -> Any:
     limit = bindparam("limit", type_=Integer)
     if key not in KEYED:
         return query.order_by(*order).limit(limit)
-    model = KEYED[key]
+    table = KEYED[key]
     keys = _keys(key, query).order_by(*order).limit(limit).subquery()
     return (
         select(*query.selected_columns)
         .select_from(keys)
-        .join(model, model.id == keys.c.id)
-        .join(Account, Account.id == model.account_id)
+        .join(table, table.c.id == keys.c.id)
+        .join(ACCOUNTS, _ACCOUNT.id == table.c.account_id)
         .order_by(*order)
     )
 
