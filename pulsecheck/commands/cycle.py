@@ -67,10 +67,10 @@ def cycle_start(app: App, period: str, segments: tuple[str, ...], owner: str | N
 @pass_app
 def cycle_list(app: App, state: str | None, owner: str | None, mine: bool, page: PageRequest, as_json: bool) -> None:
     """List cycles, newest first."""
-    from pulsecheck.workflow.cycles import cycle_page
+    from pulsecheck.workflow.cycles.reading import cycle_page
 
-    with app.transaction() as session:
-        found = cycle_page(session, page, state, whose(app, session, owner, mine))
+    with app.reading() as connection:
+        found = cycle_page(connection, page, state, whose(app, connection, owner, mine))
     print_page(
         found, as_json,
         lambda c: (
@@ -88,14 +88,15 @@ def cycle_list(app: App, state: str | None, owner: str | None, mine: bool, page:
 @pass_app
 def cycle_show(app: App, cycle_id: int, as_json: bool) -> None:
     """Show a cycle: steps with who/when/result, findings, decisions, history."""
-    from pulsecheck.reports.cycle import cycle_markdown
-    from pulsecheck.workflow.cycles import cycle_dict, get_cycle
+    from pulsecheck.workflow.cycles.reading import read_cycle, show_dict
 
-    with app.transaction() as session:
-        data = cycle_dict(session, get_cycle(session, cycle_id))
+    with app.reading() as connection:
+        data = show_dict(connection, read_cycle(connection, cycle_id))
     if as_json:
         emit_json(data)
     else:
+        from pulsecheck.reports.cycle import cycle_markdown  # with Jinja2: not for --json
+
         show_markdown(cycle_markdown(data, app.settings.tz))
 
 

@@ -71,11 +71,11 @@ def keys_new(app: App) -> None:
 @pass_app
 def keys_list(app: App, user_name: str | None, mine: bool, page: PageRequest, as_json: bool) -> None:
     """List registered keys (revoked ones too: they verify what they signed before)."""
-    from pulsecheck.workflow.keys import key_page
+    from pulsecheck.workflow.key_views import key_page
 
     tz = app.settings.tz
-    with app.transaction() as session:
-        found = key_page(session, page, whose(app, session, user_name, mine, "--user"))
+    with app.reading() as connection:
+        found = key_page(connection, page, whose(app, connection, user_name, mine, "--user"))
     print_page(
         found, as_json,
         lambda k: (k["id"], k["user"], k["fingerprint"], k["type"], h.when(k["added_at"], tz),

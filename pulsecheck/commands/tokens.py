@@ -40,11 +40,11 @@ def tokens_create(app: App, name: str, scope: str, days: int | None, user_name: 
 @pass_app
 def tokens_list(app: App, user_name: str | None, as_json: bool) -> None:
     """List your tokens (an admin: everyone's), revoked and expired ones too."""
-    from pulsecheck.workflow.tokens import list_tokens, token_dict
+    from pulsecheck.workflow.token_views import token_dict, token_list
 
-    with app.transaction() as session:
+    with app.reading() as connection:
         now = app.now()
-        data = [token_dict(t, name, now) for t, name in list_tokens(session, app.actor(session), user_name)]
+        data = [token_dict(t, now) for t in token_list(connection, app.identity(connection).acting, user_name)]
     if as_json:
         emit_json(data)
         return

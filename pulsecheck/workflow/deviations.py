@@ -1,10 +1,10 @@
-"""Deviations: data and model findings with an open → accepted → resolved life cycle."""
+"""Deviations: data and model findings with an open → accepted → resolved life cycle. How `deviations list` shows
+them is `deviation_views`, on Core."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,7 +13,6 @@ from pulsecheck.errors import InputError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.storage.bulk import insert_many
 from pulsecheck.storage.models import Account, Deviation, User
-from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 
 Key = tuple[int | None, str, str]  # (account_id, kind, subject): one live deviation per cause
 
@@ -95,42 +94,6 @@ def open_rows(session: Session, account_id: int) -> list[tuple[str, str, str, st
     return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
 
 
-DEVIATION_STATUSES = ("open", "accepted", "resolved")
-
-
-def deviation_page(
-    session: Session,
-    request: PageRequest,
-    *,
-    statuses: tuple[str, ...] | None = None,
-    account_id: int | None = None,
-    kind: str | None = None,
-    owner: str | None = None,
-) -> Page[dict[str, Any]]:
-    """One page of deviations (newest first by default) in their JSON shape; `owner` keeps those of accounts
-    that person owns."""
-    query = select(Deviation, Account.external_id).outerjoin(Account, Account.id == Deviation.account_id)
-    conditions: list[Any] = []
-    if statuses is not None:
-        conditions.append(Deviation.status.in_(statuses))
-    if account_id is not None:
-        conditions.append(Deviation.account_id == account_id)
-    if kind:
-        conditions.append(Deviation.kind == kind)
-    if owner:
-        owned = select(Account.id).join(User, User.id == Account.owner_id).where(User.name == owner)
-        conditions.append(Deviation.account_id.in_(owned))
-    sorts = {
-        "newest": (Deviation.id.desc(),),
-        "oldest": (Deviation.id,),
-        "kind": (Deviation.kind, Deviation.id.desc()),
-        "account": (Account.external_id, Deviation.id.desc()),
-    }
-    count = select(Deviation.id).where(*conditions)
-    page = fetch_page(session, query.where(*conditions), request, sorts, scalars=False, count=count)
-    return page.map(lambda row: deviation_dict(row[0], {row[0].account_id: row[1]} if row[0].account_id else {}))
-
-
 def accept(session: Session, deviation_id: int, user: User, reason: str, until: date, now: datetime) -> Deviation:
     """A manager accepts a deviation until a date; if its cause persists after that, it reopens."""
     deviation = session.get(Deviation, deviation_id)
@@ -149,22 +112,6 @@ def accept(session: Session, deviation_id: int, user: User, reason: str, until: 
     deviation.accepted_until = until
     session.flush()
     return deviation
-
-
-def deviation_dict(deviation: Deviation, accounts: dict[int, str]) -> dict[str, Any]:
-    """The stable JSON shape of a deviation."""
-    return {
-        "id": deviation.id,
-        "account": accounts.get(deviation.account_id) if deviation.account_id else None,
-        "kind": deviation.kind,
-        "subject": deviation.subject,
-        "detail": deviation.detail,
-        "status": deviation.status,
-        "found_at": deviation.found_at.isoformat(),
-        "accepted_by": deviation.accepted_by,
-        "reason": deviation.reason,
-        "accepted_until": deviation.accepted_until.isoformat() if deviation.accepted_until else None,
-    }
 
 
 def account_names(session: Session) -> dict[int, str]:

@@ -1,12 +1,11 @@
-"""Personal signing keys: register, list, revoke and create them, and the signer that signs a transaction's
-sign-offs with the user's key (`pulsecheck.storage.chain` calls it)."""
+"""Personal signing keys: register, revoke and create them, and the signer that signs a transaction's sign-offs
+with the user's key (`pulsecheck.storage.chain` calls it). How `keys list` shows them is `key_views`, on Core."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +14,6 @@ from pulsecheck import signing
 from pulsecheck.errors import ConflictError, NotFoundError, RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.storage.models import User, UserKey
-from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.timeutil import iso
 from pulsecheck.workflow.users import get_user
 
@@ -57,23 +55,6 @@ def add_key(session: Session, actor: User, user_name: str, path: Path, now: date
     return key
 
 
-def list_keys(session: Session, user_name: str | None = None) -> list[tuple[UserKey, str]]:
-    """(key, user name) pairs, oldest first; `user_name` keeps that user's."""
-    query = select(UserKey, User.name).join(User, User.id == UserKey.user_id).order_by(UserKey.id)
-    if user_name is not None:
-        query = query.where(User.id == get_user(session, user_name, what="--user").id)
-    return [(key, name) for key, name in session.execute(query)]
-
-
-def key_page(session: Session, request: PageRequest, user_name: str | None = None) -> Page[dict[str, Any]]:
-    """One page of keys in their JSON shape (by user by default, or oldest first); `user_name` keeps that user's."""
-    query = select(UserKey, User.name).join(User, User.id == UserKey.user_id)
-    if user_name is not None:
-        query = query.where(User.id == get_user(session, user_name, what="--user").id)
-    sorts = {"user": (User.name, UserKey.id), "added": (UserKey.id,)}
-    return fetch_page(session, query, request, sorts, scalars=False).map(lambda row: key_dict(row[0], row[1]))
-
-
 def find_key(session: Session, ident: str) -> UserKey:
     """A key by id or fingerprint (`SHA256:...`, the prefix may be left out)."""
     if ident.isascii() and ident.isdigit():
@@ -105,22 +86,6 @@ def create_key_file(path: Path, comment: str) -> Path:
         raise RefusedError(f"{path} already exists: register it with `pulsecheck keys add {path}.pub`")
     signing.generate(path, comment)
     return Path(f"{path}.pub")
-
-
-def key_dict(key: UserKey, user_name: str) -> dict[str, Any]:
-    """The stable JSON shape of a registered key."""
-    kind, _, rest = key.public_key.partition(" ")
-    return {
-        "id": key.id,
-        "user": user_name,
-        "fingerprint": key.fingerprint,
-        "type": kind,
-        "comment": rest.partition(" ")[2] or None,
-        "added_by": key.added_by,
-        "added_at": iso(key.added_at),
-        "revoked_by": key.revoked_by,
-        "revoked_at": iso(key.revoked_at),
-    }
 
 
 class KeySigner:

@@ -1,5 +1,5 @@
-"""Personal access tokens for the JSON API: create (the secret shown once), list, revoke, and find the live token
-a request presents.
+"""Personal access tokens for the JSON API: create (the secret shown once), revoke, and find the live token a
+request presents. How `tokens list` shows them is `token_views`, on Core.
 
 Only the SHA-256 of a token is stored. A token is 32 random bytes (256 bits), so no guessing or precomputation
 can find it from its hash; a slow password hash such as argon2 protects low-entropy passwords and would only
@@ -11,15 +11,14 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, NotFoundError, RefusedError
-from pulsecheck.states import permissions
 from pulsecheck.storage.models import ApiToken, User
 from pulsecheck.timeutil import iso
+from pulsecheck.workflow.token_views import check_may_manage
 from pulsecheck.workflow.users import get_user
 
 PREFIX = "pct_"  # so a leaked token is recognisable (secret scanners, logs)
@@ -29,12 +28,6 @@ SCOPES = ("read", "write")
 def token_hash(token: str) -> str:
     """The stored form of a token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _check_may_manage(actor: User, user: User) -> None:
-    who = permissions.actor(actor.name, actor.role_set, {"self": user.name})
-    if not permissions.allowed("tokens.manage", who):
-        raise RefusedError(f"{actor.name} cannot manage the API tokens of {user.name} (their own, or an admin)")
 
 
 def create_token(
@@ -50,7 +43,7 @@ def create_token(
     if expires_days is not None and not 1 <= expires_days <= 3650:
         raise InputError("--expires: a number of days from 1 to 3650")
     user = get_user(session, user_name or actor.name, what="--user")
-    _check_may_manage(actor, user)
+    check_may_manage(actor.name, actor.role_set, user.name)
     secret = PREFIX + secrets.token_urlsafe(32)
     expires = now + timedelta(days=expires_days) if expires_days is not None else None
     token = ApiToken(user_id=user.id, name=name.strip(), scope=scope, token_hash=token_hash(secret),
@@ -60,19 +53,6 @@ def create_token(
     return token, secret
 
 
-def list_tokens(session: Session, actor: User, user_name: str | None = None) -> list[tuple[ApiToken, str]]:
-    """(token, owner name) pairs, oldest first: the actor's own, or `user_name`'s (their own, or an admin's for
-    anyone; an admin without `user_name` sees every user's)."""
-    query = select(ApiToken, User.name).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id)
-    if user_name is not None:
-        user = get_user(session, user_name, what="--user")
-        _check_may_manage(actor, user)
-        query = query.where(ApiToken.user_id == user.id)
-    elif "admin" not in actor.role_set:
-        query = query.where(ApiToken.user_id == actor.id)
-    return [(token, name) for token, name in session.execute(query)]
-
-
 def revoke_token(session: Session, actor: User, token_id: int, now: datetime) -> ApiToken:
     """Revoke a token from `now` on: requests that present it are refused (401)."""
     token = session.get(ApiToken, token_id)
@@ -80,7 +60,7 @@ def revoke_token(session: Session, actor: User, token_id: int, now: datetime) ->
         raise NotFoundError(f"unknown token {token_id} (see `pulsecheck tokens list`)")
     user = session.get(User, token.user_id)
     assert user is not None  # a foreign key
-    _check_may_manage(actor, user)
+    check_may_manage(actor.name, actor.role_set, user.name)
     if token.revoked_at is not None:
         raise RefusedError(f"token {token.id} was already revoked by {token.revoked_by} at {iso(token.revoked_at)}")
     token.revoked_by, token.revoked_at = actor.name, now
@@ -109,20 +89,3 @@ def live_token(session: Session, secret: str, now: datetime) -> Presented | None
     if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
         return None
     return Presented(token.id, user, token.scope)
-
-
-def token_dict(token: ApiToken, user_name: str, now: datetime) -> dict[str, Any]:
-    """The stable JSON shape of a token (never its secret nor its hash)."""
-    expired = token.expires_at is not None and token.expires_at <= now
-    return {
-        "id": token.id,
-        "user": user_name,
-        "name": token.name,
-        "scope": token.scope,
-        "created_by": token.created_by,
-        "created_at": iso(token.created_at),
-        "expires_at": iso(token.expires_at),
-        "revoked_by": token.revoked_by,
-        "revoked_at": iso(token.revoked_at),
-        "state": "revoked" if token.revoked_at is not None else "expired" if expired else "active",
-    }

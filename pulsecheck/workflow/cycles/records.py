@@ -5,57 +5,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import ConflictError, InputError, NotFoundError, RefusedError
-from pulsecheck.jsontext import canonical_digest
 from pulsecheck.states import cycle as machine
 from pulsecheck.storage.models import Account, CycleDecision, CycleFinding, CycleStep, ReviewCycle, User
 from pulsecheck.timeutil import iso
 from pulsecheck.workflow import attachments
-from pulsecheck.workflow.cycles.access import get_cycle, guard_work, log, steps_of
+from pulsecheck.workflow.cycles.access import get_cycle, guard_work, log
+from pulsecheck.workflow.cycles.reading import finding_version, findings_of, steps_of
 from pulsecheck.workflow.users import get_user
 
-# --- reading --------------------------------------------------------------------------------------
-
-
-def findings_of(session: Session, cycle_id: int) -> list[CycleFinding]:
-    """The cycle's findings, oldest first."""
-    query = select(CycleFinding).where(CycleFinding.cycle_id == cycle_id).order_by(CycleFinding.id)
-    return list(session.scalars(query))
-
-
-def decisions_of(session: Session, cycle_id: int) -> list[CycleDecision]:
-    """The cycle's decisions, oldest first."""
-    query = select(CycleDecision).where(CycleDecision.cycle_id == cycle_id).order_by(CycleDecision.id)
-    return list(session.scalars(query))
-
-
-def finding_dict(f: CycleFinding) -> dict[str, Any]:
-    """The JSON shape of one finding (in `cycle show`, the document step and the seal)."""
-    return {
-        "id": f.id,
-        "kind": f.kind,
-        "detail": f.detail,
-        "corrective_action": f.corrective_action,
-        "owner": f.owner,
-        "due": iso(f.due),
-        "status": f.status,
-        "close_note": f.close_note,
-        "carried_from": f.carried_from,
-    }
-
+if TYPE_CHECKING:
+    from sqlalchemy import Row
 
 # --- findings -------------------------------------------------------------------------------------
 
 
 def note_finding(
-    session: Session, cycle: ReviewCycle, kind: str, detail: str, carried_from: CycleFinding | None = None
+    session: Session, cycle: ReviewCycle, kind: str, detail: str, carried_from: Row[Any] | None = None
 ) -> CycleFinding | None:
-    """Record a finding the system found, unless the same one is already open in this cycle."""
+    """Record a finding the system found, unless the same one is already open in this cycle; `carried_from`, the
+    previous cycle's finding it carries (a row of `reading.findings_of`), gives its corrective action."""
     open_same = session.scalar(
         select(CycleFinding.id).where(
             CycleFinding.cycle_id == cycle.id,
@@ -170,16 +144,6 @@ class FindingEdit:
     owner: str | None = None
     due: date | None = None
     clear_due: bool = False
-
-
-def finding_version(f: CycleFinding) -> str:
-    """A finding's version as a reader saw it: a short digest of its editable fields and status (findings have no
-    version column; an edit that answers an older version is refused as a conflict)."""
-    shown = finding_dict(f)
-    return canonical_digest({name: shown[name] for name in _VERSIONED})[:16]
-
-
-_VERSIONED = ("kind", "detail", "corrective_action", "owner", "due", "status", "close_note")
 
 
 def _said(value: Any) -> str:

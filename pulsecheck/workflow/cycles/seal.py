@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session, aliased
 from pulsecheck.errors import RefusedError
 from pulsecheck.jsontext import canonical_json
 from pulsecheck.states import cycle as machine
-from pulsecheck.storage.models import Account, ReviewCycle, User
+from pulsecheck.storage.models import Account, CycleEvent, ReviewCycle, User
 from pulsecheck.workflow import attachments
-from pulsecheck.workflow.cycles.access import event_dict, events_of, get_cycle, steps_of
-from pulsecheck.workflow.cycles.records import decisions_of, finding_dict, findings_of
+from pulsecheck.workflow.cycles.access import get_cycle
+from pulsecheck.workflow.cycles.reading import decisions_of, event_dict, events_of, finding_dict, findings_of, steps_of
 
 
 def seal(session: Session, cycle_id: int) -> ReviewCycle:
@@ -137,17 +137,17 @@ def verify(session: Session, cycle: ReviewCycle) -> list[str]:
         problems.append(f"cycle {cycle.id} is {cycle.state} but has no seal")
     if cycle.digest:
         problems += seal_problems(session, cycle, cycle.digest)
+    # The mapped audit rows: the audit chain knows a record by its class.
+    events = list(session.scalars(select(CycleEvent).where(CycleEvent.cycle_id == cycle.id).order_by(CycleEvent.id)))
     try:
-        replayed = machine.replay(
-            [(e.event, e.from_state, e.to_state) for e in events_of(session, cycle.id) if e.event in machine.EVENTS]
-        )
+        replayed = machine.replay([(e.event, e.from_state, e.to_state) for e in events if e.event in machine.EVENTS])
         if replayed != cycle.state:
             problems.append(f"state is {cycle.state} but the audit trail leads to {replayed}")
     except RefusedError as exc:
         problems.append(str(exc))
     from pulsecheck.workflow.audit import chain_problems  # here: the sealing half of this module needs none of it
 
-    return problems + chain_problems(session, [cycle, *events_of(session, cycle.id)])
+    return problems + chain_problems(session, [cycle, *events])
 
 
 def seal_problems(session: Session, cycle: ReviewCycle, digest: str) -> list[str]:

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
 from pulsecheck.states import cycle as machine
 from pulsecheck.storage.models import (
     Account,
-    CycleDecision,
     CycleStep,
     Escalation,
     ReviewCycle,
@@ -26,8 +25,9 @@ from pulsecheck.storage.models import (
 )
 from pulsecheck.timeutil import iso
 from pulsecheck.workflow import attachments
-from pulsecheck.workflow.cycles.access import account_names, get_cycle, guard_work, log, period_bounds, steps_of
-from pulsecheck.workflow.cycles.records import decisions_of, finding_dict, findings_of, note_finding
+from pulsecheck.workflow.cycles.access import get_cycle, guard_work, log, period_bounds
+from pulsecheck.workflow.cycles.reading import account_names, decisions_of, finding_dict, findings_of, steps_of
+from pulsecheck.workflow.cycles.records import note_finding
 from pulsecheck.workflow.cycles.service import CycleSettings
 from pulsecheck.workflow.cycles.trends import trends_result
 
@@ -42,7 +42,7 @@ class StepRun:
     cycle: ReviewCycle
     now: datetime
     settings: CycleSettings
-    done: dict[str, CycleStep]
+    done: dict[str, Row[Any]]  # the steps done before this one (`reading.steps_of`)
 
     @property
     def scope(self) -> set[int]:
@@ -116,7 +116,7 @@ def _step_data(run: StepRun) -> dict[str, Any]:
     }
 
 
-def _model_ref(row: ScoringModelVersion | None) -> dict[str, Any] | None:
+def _model_ref(row: Row[Any] | ScoringModelVersion | None) -> dict[str, Any] | None:
     return {"version": row.version, "sha256": row.sha256} if row else None
 
 
@@ -153,7 +153,7 @@ def _step_model(run: StepRun) -> dict[str, Any]:
 
 
 def _model_problems(
-    run: StepRun, approved: ScoringModelVersion | None, at_start: ScoringModelVersion | None
+    run: StepRun, approved: Row[Any] | None, at_start: ScoringModelVersion | None
 ) -> tuple[list[str], list[str]]:
     """(problems, differences): no approved model or a changed one, and how the live file differs from it."""
     from pulsecheck.workflow.models import check_model, read_model_file
@@ -271,7 +271,7 @@ def _owned_escalations(session: Session) -> dict[int, Escalation]:
     return escalations
 
 
-def _decision_entry(account: str, d: CycleDecision) -> dict[str, Any]:
+def _decision_entry(account: str, d: Row[Any]) -> dict[str, Any]:
     return {
         "account": account,
         "decision": d.decision,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
 from pulsecheck.storage.models import ReviewCycle, ScoreSnapshot
-from pulsecheck.workflow.cycles.access import account_names
+from pulsecheck.workflow.cycles.reading import account_names
 from pulsecheck.workflow.cycles.service import CycleSettings
 
 if TYPE_CHECKING:
