@@ -196,8 +196,8 @@ def rules_show(app: App, as_json: bool) -> None:
     """The active ruleset."""
     from pulsecheck.workflow.rulesets import active_rules
 
-    with app.transaction() as session:
-        row, parsed = active_rules(session)
+    with app.reading() as connection:  # on Core: a read command imports no ORM (issue 17)
+        row, parsed = active_rules(connection)
         data = {
             "name": row.name,
             "sha256": row.sha256,

@@ -35,8 +35,8 @@ def scorecard_show(app: App, account: str, as_of: str | None, limit: int, as_jso
     from pulsecheck.workflow.scorecards import terminal_lines
 
     when = app.end_of_day(parse_day(as_of, "--as-of")) if as_of else None
-    with app.transaction() as session:
-        data = build(session, account, when, limit)
+    with app.reading() as connection:  # on Core: a read command imports no ORM (issue 17)
+        data = build(connection, account, when, limit)
     if as_json:
         emit_json(data)
         return
@@ -60,8 +60,8 @@ def scorecard_export(app: App, account: str, fmt: str, as_of: str | None, output
     when = app.end_of_day(parse_day(as_of, "--as-of")) if as_of else None
     if output:
         check_writable(output)
-    with app.transaction() as session:
-        data = build(session, account, when)
+    with app.reading() as connection:
+        data = build(connection, account, when)
     text = render(data, fmt)
     if output:
         write_atomic(text, output)

@@ -149,8 +149,8 @@ def model_show(app: App, as_json: bool) -> None:
     """The approved model: weights, buckets, and the history of versions."""
     from pulsecheck.workflow.models import approved_model, model_versions
 
-    with app.transaction() as session:
-        row, parsed = approved_model(session)
+    with app.reading() as connection:
+        row, parsed = approved_model(connection)
         sha256, approved_by = row.sha256, row.approved_by
         versions = [
             {
@@ -160,7 +160,7 @@ def model_show(app: App, as_json: bool) -> None:
                 "approved_by": v.approved_by,
                 "approved_at": v.approved_at.isoformat() if v.approved_at else None,
             }
-            for v in model_versions(session)
+            for v in model_versions(connection)
         ]
     if as_json:
         emit_json({"version": parsed.version, "sha256": sha256, "model": parsed.canonical(), "versions": versions})
@@ -284,15 +284,15 @@ def deviations_list(
     mine: bool, page: PageRequest, as_json: bool,
 ) -> None:
     """List deviations, newest first."""
-    from pulsecheck.workflow import deviations as deviation
-    from pulsecheck.workflow.accounts import get_account
+    from pulsecheck.workflow.account_views import find_account
+    from pulsecheck.workflow.deviation_views import deviation_page
 
     statuses = (status,) if status else ("open", "accepted") if open_only else None
-    with app.transaction() as session:
-        account_id = get_account(session, account).id if account else None
-        found = deviation.deviation_page(
-            session, page, statuses=statuses, account_id=account_id, kind=kind,
-            owner=whose(app, session, owner, mine),
+    with app.reading() as connection:
+        account_id = find_account(connection, account).id if account else None
+        found = deviation_page(
+            connection, page, statuses=statuses, account_id=account_id, kind=kind,
+            owner=whose(app, connection, owner, mine),
         )
     print_page(
         found, as_json,

@@ -1,26 +1,37 @@
 """Scoring-model governance: validate a model file, approve it, the approved version and its history, and
-`check` a live model against it (a difference is a model_mismatch deviation)."""
+`check` a live model against it (a difference is a model_mismatch deviation).
+
+The reads (`approved_row`, `approved_model`, `model_versions`, `model_row`) run on SQLAlchemy Core and take a
+connection or a session, so that a read command imports no ORM (issue 17); the mapped classes, the YAML parser and
+the deviations are imported by the functions that need them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from pulsecheck.errors import InputError, RefusedError
-from pulsecheck.scoring.model import ScoringModel, diff_models
-from pulsecheck.scoring.schema import parse_model
-from pulsecheck.states import permissions
-from pulsecheck.storage.models import ScoringModelVersion, User
-from pulsecheck.workflow import deviations as deviation
+from pulsecheck.storage.tables import SCORING_MODELS
 from pulsecheck.yamlfile import Limits, read_file
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Row
+    from sqlalchemy.orm import Session
+
+    from pulsecheck.scoring.model import ScoringModel
+    from pulsecheck.storage.models import ScoringModelVersion, User
+
+_MODEL = SCORING_MODELS.c
 
 
 def read_model_file(path: str | Path, limits: Limits = Limits()) -> tuple[str, ScoringModel]:
     """The text and parsed model of a file (errors name the file and line), read within `limits`."""
+    from pulsecheck.scoring.schema import parse_model
+
     text = read_file(path, limits)  # bounded: a regular UTF-8 file within the YAML size limit
     return text, parse_model(text, str(path), limits)
 
@@ -29,6 +40,9 @@ def approve_model(
     session: Session, path: str | Path, user: User, now: datetime, limits: Limits = Limits()
 ) -> ScoringModelVersion:
     """Store a model file as the approved version (manager or ops); the previous approved one retires."""
+    from pulsecheck.states import permissions
+    from pulsecheck.storage.models import ScoringModelVersion
+
     reason = permissions.refusal("model.approve", permissions.actor(user.name, user.role_set))
     if reason:
         raise RefusedError(reason)
@@ -46,8 +60,10 @@ def approve_model(
             f"{path}: version {model.version!r} was already approved with other content on "
             f"{reused.approved_at:%Y-%m-%d}: give this model a new version"
         )
-    if current is not None:
-        current.status = "retired"
+    if current is not None:  # through the mapped object: the change is flushed and chained like any other
+        retired = session.get(ScoringModelVersion, current.id)
+        assert retired is not None  # just read
+        retired.status = "retired"
     row = ScoringModelVersion(
         version=model.version,
         content=text,
@@ -61,14 +77,19 @@ def approve_model(
     return row
 
 
-def approved_row(session: Session) -> ScoringModelVersion | None:
-    """The approved model version row, if any."""
-    return session.scalar(select(ScoringModelVersion).where(ScoringModelVersion.status == "approved"))
+def approved_row(db: Session | Connection) -> Row[Any] | None:
+    """The approved model version row (every column of `scoring_models`), if any."""
+    return db.execute(select(SCORING_MODELS).where(_MODEL.status == "approved")).first()
 
 
-def approved_model(session: Session) -> tuple[ScoringModelVersion, ScoringModel]:
+def model_row(db: Session | Connection, model_id: int) -> Row[Any] | None:
+    """The model version row `model_id` names (a snapshot's model), None when it is gone."""
+    return db.execute(select(SCORING_MODELS).where(_MODEL.id == model_id)).first()
+
+
+def approved_model(db: Session | Connection) -> tuple[Row[Any], ScoringModel]:
     """The approved model, parsed; refused when none is approved (only an approved model scores)."""
-    row = approved_row(session)
+    row = approved_row(db)
     if row is None:
         raise RefusedError("no approved scoring model: run `pulsecheck model approve FILE` first")
     return row, parsed_model(row.content, f"approved model {row.version}")
@@ -78,16 +99,21 @@ def approved_model(session: Session) -> tuple[ScoringModelVersion, ScoringModel]
 def parsed_model(content: str, source: str) -> ScoringModel:
     """A stored model's content parsed once per process: every page that shows buckets asks for it, and the
     parse (YAML with line numbers, validation) costs milliseconds; the model is frozen, the text its key."""
+    from pulsecheck.scoring.schema import parse_model
+
     return parse_model(content, source)
 
 
-def model_versions(session: Session) -> list[ScoringModelVersion]:
+def model_versions(db: Session | Connection) -> list[Row[Any]]:
     """Every stored version, newest first."""
-    return list(session.scalars(select(ScoringModelVersion).order_by(ScoringModelVersion.id.desc())))
+    return list(db.execute(select(SCORING_MODELS).order_by(_MODEL.id.desc())))
 
 
 def check_model(session: Session, live: ScoringModel, now: datetime) -> list[str]:
     """Differences between a live model and the approved one; they become (or resolve) a model_mismatch."""
+    from pulsecheck.scoring.model import diff_models
+    from pulsecheck.workflow import deviations as deviation
+
     row, approved = approved_model(session)
     differences = diff_models(approved, live)
     found: dict[deviation.Key, str] = {}

@@ -5,21 +5,26 @@ chain (the `scorecards` table is audited)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from pulsecheck.errors import NotFoundError
 from pulsecheck.jsontext import canonical_digest
 from pulsecheck.states import scorecard as machine
 from pulsecheck.states.guarded import NEW
 from pulsecheck.storage.models import Account, Scorecard, User
+from pulsecheck.storage.more_tables import SCORECARDS
 from pulsecheck.workflow import attachments
 from pulsecheck.workflow.scorecards import scorecard
 from pulsecheck.workflow.users import get_user
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Row
+    from sqlalchemy.orm import Session
+
 KIND = "scorecard"  # attachment_links.record_kind
+_CARD = SCORECARDS.c
 
 
 def submit(
@@ -73,19 +78,17 @@ def decide(
     return row
 
 
-def records_of(session: Session, account_id: int) -> list[Scorecard]:
-    """The scorecards submitted for an account, newest first."""
-    query = select(Scorecard).where(Scorecard.account_id == account_id).order_by(Scorecard.id.desc())
-    return list(session.scalars(query))
+def records_of(db: Session | Connection, account_id: int) -> list[Row[Any]]:
+    """The scorecards submitted for an account (every column of `scorecards`), newest first; read on Core."""
+    return list(db.execute(select(SCORECARDS).where(_CARD.account_id == account_id).order_by(_CARD.id.desc())))
 
 
-def record_ids_of(session: Session, account_id: int) -> list[int]:
+def record_ids_of(db: Session | Connection, account_id: int) -> list[int]:
     """The ids of `records_of`, in its order, without reading the records."""
-    query = select(Scorecard.id).where(Scorecard.account_id == account_id).order_by(Scorecard.id.desc())
-    return list(session.scalars(query))
+    return list(db.scalars(select(_CARD.id).where(_CARD.account_id == account_id).order_by(_CARD.id.desc())))
 
 
-def record_dict(session: Session, row: Scorecard) -> dict[str, Any]:
+def record_dict(db: Session | Connection, row: Scorecard | Row[Any]) -> dict[str, Any]:
     """The JSON shape of a scorecard record, with its attachments."""
     return {
         "id": row.id,
@@ -102,5 +105,5 @@ def record_dict(session: Session, row: Scorecard) -> dict[str, Any]:
         "decided_at": row.decided_at.isoformat() if row.decided_at else None,
         "comment": row.comment,
         "decision_comment": row.decision_comment,
-        "attachments": [attachments.link_dict(session, k) for k in attachments.links_of(session, KIND, row.id)],
+        "attachments": [attachments.link_dict(db, k) for k in attachments.links_of(db, KIND, row.id)],
     }

@@ -8,48 +8,64 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from pulsecheck.errors import RefusedError
 from pulsecheck.scoring import trends
-from pulsecheck.storage.models import Account, ScoreSnapshot
+from pulsecheck.storage.tables import SCORE_SNAPSHOTS
 from pulsecheck.workflow import account_views
-from pulsecheck.workflow.accounts import get_account
+from pulsecheck.workflow.model_reading import tree_order
 
 if TYPE_CHECKING:  # a model is parsed (`workflow.models`) only where a scorecard is made: not for showing a review
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
     from pulsecheck.scoring.model import ScoringModel
 
 WINDOW_DAYS = 30  # the success vector's window, the same 30 days as `accounts show`'s direction
 VECTOR = {"up": "positive", "flat": "neutral", "down": "negative"}
+_SNAP = SCORE_SNAPSHOTS.c
+# What a scorecard reads of each snapshot (`SnapshotLike` and the model it was scored with).
+_CARD_COLUMNS = (_SNAP.as_of, _SNAP.score, _SNAP.bucket, _SNAP.provisional, _SNAP.groups, _SNAP.components,
+                 _SNAP.model_id)
+
+
+class AccountKey(Protocol):
+    """What a scorecard needs of an account a caller already read: a row of `accounts`, or the mapped object."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def external_id(self) -> str: ...
 
 
 def scorecard(
-    session: Session,
-    account: str | Account,
+    db: Session | Connection,
+    account: str | AccountKey,
     as_of: datetime | None = None,
     history: int = 6,
     window_days: int = WINDOW_DAYS,
     models: ModelCache | None = None,
 ) -> dict[str, Any]:
     """The scorecard of `account` (its id, or the account a caller already read) from its newest snapshot at or
-    before `as_of` (default: the newest one).
+    before `as_of` (default: the newest one), read on SQLAlchemy Core: the CLI passes a connection, the web app
+    and the other workflows their session.
 
     `models` is the cache a caller building many scorecards passes, so that each model version is parsed once,
     not once per account."""
-    found = account if isinstance(account, Account) else get_account(session, account)
-    query = select(ScoreSnapshot).where(ScoreSnapshot.account_id == found.id)
+    found = account_views.find_account(db, account) if isinstance(account, str) else account
+    query = select(*_CARD_COLUMNS).where(_SNAP.account_id == found.id)
     if as_of is not None:
-        query = query.where(ScoreSnapshot.as_of <= as_of)
-    snapshots = list(session.scalars(query.order_by(ScoreSnapshot.as_of)))
+        query = query.where(_SNAP.as_of <= as_of)
+    snapshots = db.execute(query.order_by(_SNAP.as_of)).all()
     if not snapshots:
         when = f" at or before {as_of:%Y-%m-%d}" if as_of else ""
         raise RefusedError(f"account {found.external_id} has no score snapshot{when} (run `pulsecheck score`)")
     latest = snapshots[-1]
-    version, model = (models or ModelCache(session)).get(latest.model_id)
+    version, model = (models or ModelCache(db)).get(latest.model_id)
     points = [(s.as_of, s.score) for s in snapshots]
     change = trends.score_change(points, latest.as_of, window_days)
     return {
-        "account": account_views.account_summary(session, found.id),
+        "account": account_views.account_summary(db, found.id),
         **snapshot_card(version, model, latest),
         "success_vector": {
             "direction": VECTOR[trends.direction(points, latest.as_of, window_days)],
@@ -82,6 +98,13 @@ class SnapshotLike(Protocol):
     def components(self) -> list[Any]: ...
 
 
+class StoredSnapshot(SnapshotLike, Protocol):
+    """A snapshot with the id of the model that scored it: what `baseline_of` reads."""
+
+    @property
+    def model_id(self) -> int: ...
+
+
 def snapshot_card(version: str | None, model: ScoringModel | None, snapshot: SnapshotLike) -> dict[str, Any]:
     """The scorecard of one snapshot read with its model: as of, model version, score, bucket and its colour,
     group subscores in tree order, each KPI's values, weight, contribution and rating, the areas of concern and
@@ -104,47 +127,33 @@ def snapshot_card(version: str | None, model: ScoringModel | None, snapshot: Sna
 class ModelCache:
     """Scoring models by id, each read and parsed once (a batch of snapshots mostly shares one model)."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, db: Session | Connection) -> None:
+        self.db = db
         self.known: dict[int, tuple[str | None, ScoringModel | None]] = {}
 
     def get(self, model_id: int) -> tuple[str | None, ScoringModel | None]:
         """(version, parsed model) of a model row, (None, None) when it is gone."""
         if model_id not in self.known:
-            from pulsecheck.storage.models import ScoringModelVersion  # `more_models`: not for commands that show
-            from pulsecheck.workflow.models import parsed_model  # YAML and validation: likewise
+            from pulsecheck.workflow.models import model_row, parsed_model  # YAML and validation: not for showing
 
-            row = self.session.get(ScoringModelVersion, model_id)
+            row = model_row(self.db, model_id)
             self.known[model_id] = (
                 (row.version, parsed_model(row.content, f"model {row.version}")) if row is not None else (None, None)
             )
         return self.known[model_id]
 
 
-def baseline_of(session: Session, snapshot: ScoreSnapshot | None) -> dict[str, Any] | None:
+def baseline_of(db: Session | Connection, snapshot: StoredSnapshot | None) -> dict[str, Any] | None:
     """The baseline a review opened on `snapshot` carries (its scorecard), None without a snapshot."""
     if snapshot is None:
         return None
-    return snapshot_card(*ModelCache(session).get(snapshot.model_id), snapshot)
+    return snapshot_card(*ModelCache(db).get(snapshot.model_id), snapshot)
 
 
 def _bucket_color(model: ScoringModel | None, bucket: str | None) -> str | None:
     if model is None or bucket is None:
         return None
     return next((b.color for b in model.buckets if b.name == bucket), None)
-
-
-def tree_order(model: ScoringModel) -> list[tuple[str, int]]:
-    """(group, depth) for every group, parents before their children, siblings in model order."""
-    children = {g.name: g.children for g in model.groups}
-    child_names = {c for g in model.groups for c in g.children}
-    ordered: list[tuple[str, int]] = []
-    stack = [(g.name, 0) for g in reversed(model.groups) if g.name not in child_names]
-    while stack:  # parse_model refuses cycles, so this ends
-        name, depth = stack.pop()
-        ordered.append((name, depth))
-        stack.extend((c, depth + 1) for c in reversed(children.get(name, ())))
-    return ordered
 
 
 def _groups(model: ScoringModel | None, subscores: dict[str, Any]) -> list[dict[str, Any]]:
