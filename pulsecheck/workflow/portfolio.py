@@ -1,25 +1,35 @@
 """The portfolio picture as of a moment (`report portfolio`): the result types and their JSON shape, and the
 bulk queries behind each figure: buckets, scores, trend, ARR and owners, group subscores, overdue reviews, open
 escalations and deviations; the scorecards of the most urgent at-risk accounts when asked for. The at-risk list
-and the shared query pieces are in `workflow.at_risk`, the scorecard in `workflow.scorecards`."""
+and the shared query pieces are in `workflow.at_risk`, the scorecard in `workflow.scorecards`.
+
+On SQLAlchemy Core (issue 17): the CLI reads with a connection, the web app (`/api/v1/portfolio`) passes its
+session; neither the ORM nor the mapped classes are imported here."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, aliased
 
 from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.rules.priority import PriorityMatrix
 from pulsecheck.scoring.model import STATUS_COLORS, ScoringModel
-from pulsecheck.storage.models import Account, Deviation, Escalation, Review, ScoreSnapshot, User
+from pulsecheck.storage.more_tables import DEVIATIONS, ESCALATIONS
+from pulsecheck.storage.tables import ACCOUNTS, REVIEWS, SCORE_SNAPSHOTS, USERS
 from pulsecheck.workflow.at_risk import AtRisk, Scope, at_risk, latest_snapshots, newest_snapshots, open_at
+from pulsecheck.workflow.model_reading import tree_order
 from pulsecheck.workflow.models import approved_model
-from pulsecheck.workflow.scorecards import ModelCache, scorecard, tree_order
+from pulsecheck.workflow.scorecards import ModelCache, scorecard
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
+_ACC, _SNAP, _REVIEW, _ESC, _DEV = ACCOUNTS.c, SCORE_SNAPSHOTS.c, REVIEWS.c, ESCALATIONS.c, DEVIATIONS.c
 
 OPEN_REVIEW_STATES = ("draft", "submitted")  # approved reviews are done, waiting to be closed
 AGE_BANDS = ((7, "0-7d"), (30, "8-30d"), (90, "31-90d"), (None, ">90d"))
@@ -225,47 +235,48 @@ def age_band(days: int) -> str:
     return AGE_BANDS[-1][1]
 
 
-def segments(session: Session) -> list[str]:
+def segments(db: Session | Connection) -> list[str]:
     """The segments that have accounts: a loose index scan (each next segment is the smallest one above the
     last, one probe of ix_accounts_segment), not a DISTINCT over every account."""
-    found = select(func.min(Account.segment).label("segment")).cte("found", recursive=True)
-    above = aliased(Account)
+    found = select(func.min(_ACC.segment).label("segment")).cte("found", recursive=True)
+    above = ACCOUNTS.alias("accounts_1")
     found = found.union_all(
-        select(select(func.min(above.segment)).where(above.segment > found.c.segment).scalar_subquery())
+        select(select(func.min(above.c.segment)).where(above.c.segment > found.c.segment).scalar_subquery())
         .where(found.c.segment.is_not(None))
     )
     query = select(found.c.segment).where(found.c.segment.is_not(None)).order_by(found.c.segment)
-    return [s for s in session.scalars(query) if s]
+    return [s for s in db.scalars(query) if s]
 
 
-def check_segment(session: Session, segment: str | None) -> None:
+def check_segment(db: Session | Connection, segment: str | None) -> None:
     """Refuse (as bad input) a segment no account belongs to."""
     if segment is None:
         return
-    if segment and session.scalar(select(Account.id).where(Account.segment == segment).limit(1)) is not None:
+    if segment and db.scalar(select(_ACC.id).where(_ACC.segment == segment).limit(1)) is not None:
         return
-    known = segments(session)
+    known = segments(db)
     if segment not in known:
         raise InputError(f"--segment {segment}: unknown segment (known: {', '.join(known) or 'none'})")
 
 
 def build_portfolio(
-    session: Session, as_of: datetime, priority: PriorityMatrix, segment: str | None = None, scorecards: int = 0
+    db: Session | Connection, as_of: datetime, priority: PriorityMatrix, segment: str | None = None,
+    scorecards: int = 0,
 ) -> Portfolio:
     """Every figure of the portfolio report as of `as_of`, for one segment or all accounts; with `scorecards`,
     the scorecards of that many at-risk accounts, the most urgent first (one query set per account: keep it small)."""
-    check_segment(session, segment)
+    check_segment(db, segment)
     scope = Scope(segment)
-    accounts = session.scalar(scope.where(select(func.count(Account.id)), Account.id)) or 0
-    latest = latest_snapshots(session, as_of, scope)
+    accounts = db.scalar(scope.where(select(func.count(_ACC.id)), _ACC.id)) or 0
+    latest = latest_snapshots(db, as_of, scope)
     try:
-        row, model = approved_model(session)
+        row, model = approved_model(db)
     except RefusedError:
         row, model = None, None
     buckets = bucket_counts(model, latest)
-    risky = at_risk(session, as_of, priority, segment=segment, latest=latest)
-    arr, owners = book(_account_rows(session, scope), latest, risky)
-    months = trend(session, as_of, scope)
+    risky = at_risk(db, as_of, priority, segment=segment, latest=latest)
+    arr, owners = book(_account_rows(db, scope), latest, risky)
+    months = trend(db, as_of, scope)
     previous = months[-2].as_of if len(months) >= 2 else None
     return Portfolio(
         as_of=as_of,
@@ -277,16 +288,16 @@ def build_portfolio(
         histogram=histogram([score for score, _ in latest.values()]),
         trend=months,
         at_risk=risky,
-        overdue_reviews=overdue_reviews(session, as_of, scope),
-        escalations=open_escalations(session, as_of, scope),
-        deviations=open_deviations(session, as_of, scope),
+        overdue_reviews=overdue_reviews(db, as_of, scope),
+        escalations=open_escalations(db, as_of, scope),
+        deviations=open_deviations(db, as_of, scope),
         arr=arr,
         owners=owners,
-        groups=group_means(session, as_of, scope, model, previous),
+        groups=group_means(db, as_of, scope, model, previous),
         groups_previous_as_of=previous if model is not None and model.groups else None,
         kpis=[k.name for k in model.kpis] if model else [],
         status_colors=dict(model.statuses) if model else dict(STATUS_COLORS),
-        scorecards=at_risk_scorecards(session, as_of, risky, scorecards),
+        scorecards=at_risk_scorecards(db, as_of, risky, scorecards),
         scorecard_limit=scorecards,
     )
 
@@ -303,12 +314,12 @@ def bucket_counts(model: ScoringModel | None, latest: dict[int, tuple[float | No
     return known
 
 
-def _account_rows(session: Session, scope: Scope) -> Iterable[tuple[int, float | None, str | None]]:
+def _account_rows(db: Session | Connection, scope: Scope) -> Iterable[tuple[int, float | None, str | None]]:
     """(id, ARR, owner name) of every account in scope, streamed."""
     query = scope.where(
-        select(Account.id, Account.arr, User.name).outerjoin(User, User.id == Account.owner_id), Account.id
+        select(_ACC.id, _ACC.arr, USERS.c.name).outerjoin(USERS, USERS.c.id == _ACC.owner_id), _ACC.id
     )
-    return ((acc, arr, owner) for acc, arr, owner in session.execute(query) if scope.keeps(acc))
+    return ((acc, arr, owner) for acc, arr, owner in db.execute(query) if scope.keeps(acc))
 
 
 def book(
@@ -361,7 +372,7 @@ def book(
 
 
 def group_means(
-    session: Session, as_of: datetime, scope: Scope, model: ScoringModel | None, previous: datetime | None
+    db: Session | Connection, as_of: datetime, scope: Scope, model: ScoringModel | None, previous: datetime | None
 ) -> list[GroupMean]:
     """Each group of `model`, in tree order: its mean subscore over the latest snapshots in scope, and over the
     snapshots of the run at `previous` (the trend's month before). Averaged in SQL, two queries."""
@@ -371,16 +382,14 @@ def group_means(
     names = [name for name, _ in order]
     newest = newest_snapshots(as_of, scope)
     latest = _mean_subscores(
-        session,
+        db,
         names,
-        lambda q: q.join(
-            newest, and_(newest.c.account_id == ScoreSnapshot.account_id, newest.c.as_of == ScoreSnapshot.as_of)
-        ),
+        lambda q: q.join(newest, and_(newest.c.account_id == _SNAP.account_id, newest.c.as_of == _SNAP.as_of)),
     )
     before: dict[str, tuple[float | None, int]] = {}
     if previous is not None:
         before = _mean_subscores(
-            session, names, lambda q: scope.where(q.where(ScoreSnapshot.as_of == previous), ScoreSnapshot.account_id)
+            db, names, lambda q: scope.where(q.where(_SNAP.as_of == previous), _SNAP.account_id)
         )
     labels = {g.name: g.label for g in model.groups}
     found = []
@@ -396,13 +405,15 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _mean_subscores(session: Session, names: list[str], restrict: Any) -> dict[str, tuple[float | None, int]]:
+def _mean_subscores(
+    db: Session | Connection, names: list[str], restrict: Any
+) -> dict[str, tuple[float | None, int]]:
     """Group → (mean subscore, how many snapshots have one) over the snapshots `restrict`
     selects (a function narrowing a select on score_snapshots)."""
-    values = [ScoreSnapshot.groups[name].as_float() for name in names]
+    values = [_SNAP.groups[name].as_float() for name in names]
     columns = [*(func.avg(v) for v in values), *(func.count(v) for v in values)]
-    query = restrict(select(*columns).select_from(ScoreSnapshot))
-    row = session.execute(query).one()
+    query = restrict(select(*columns).select_from(SCORE_SNAPSHOTS))
+    row = db.execute(query).one()
     means, counts = row[: len(names)], row[len(names) :]
     return {
         name: (float(mean) if mean is not None else None, int(count or 0))
@@ -410,14 +421,16 @@ def _mean_subscores(session: Session, names: list[str], restrict: Any) -> dict[s
     }
 
 
-def at_risk_scorecards(session: Session, as_of: datetime, risky: list[AtRisk], limit: int) -> list[dict[str, Any]]:
+def at_risk_scorecards(
+    db: Session | Connection, as_of: datetime, risky: list[AtRisk], limit: int
+) -> list[dict[str, Any]]:
     """The scorecards (workflow.scorecards) of the first `limit` at-risk accounts as of `as_of`; an account never
     scored by then has none. Each model version is parsed once."""
-    models = ModelCache(session)
+    models = ModelCache(db)
     cards = []
     for item in risky[: max(0, limit)]:
         try:
-            cards.append(scorecard(session, item.external_id, as_of, models=models))
+            cards.append(scorecard(db, item.external_id, as_of, models=models))
         except RefusedError:  # escalated, never scored
             continue
     return cards
@@ -459,24 +472,18 @@ def histogram(scores: Iterable[float | None], bins: int = HISTOGRAM_BINS) -> lis
     return [(i * width, (i + 1) * width, n) for i, n in enumerate(counts)]
 
 
-def trend(session: Session, as_of: datetime, scope: Scope, months: int = TREND_MONTHS) -> list[TrendPoint]:
+def trend(db: Session | Connection, as_of: datetime, scope: Scope, months: int = TREND_MONTHS) -> list[TrendPoint]:
     """Per month up to `as_of`: the month's main scoring run, with its mean score and bucket counts."""
     query = scope.where(
-        select(
-            ScoreSnapshot.as_of,
-            ScoreSnapshot.bucket,
-            func.count(),
-            func.count(ScoreSnapshot.score),
-            func.sum(ScoreSnapshot.score),
-        )
+        select(_SNAP.as_of, _SNAP.bucket, func.count(), func.count(_SNAP.score), func.sum(_SNAP.score))
         # coalesce() and grouping by bucket first keep SQLite off the as_of index: one scan of the table beats a
         # million row lookups through the index (about 2x faster on 100k accounts x 12 months).
-        .where(func.coalesce(ScoreSnapshot.as_of, ScoreSnapshot.as_of) <= as_of)
-        .group_by(ScoreSnapshot.bucket, ScoreSnapshot.as_of),
-        ScoreSnapshot.account_id,
+        .where(func.coalesce(_SNAP.as_of, _SNAP.as_of) <= as_of)
+        .group_by(_SNAP.bucket, _SNAP.as_of),
+        _SNAP.account_id,
     )
     runs: dict[datetime, dict[str, Any]] = {}
-    for when, bucket, count, scored, total in session.execute(query):
+    for when, bucket, count, scored, total in db.execute(query):
         run = runs.setdefault(when, {"accounts": 0, "scored": 0, "total": 0.0, "buckets": {}})
         run["accounts"] += count
         run["scored"] += scored
@@ -496,16 +503,16 @@ def trend(session: Session, as_of: datetime, scope: Scope, months: int = TREND_M
     return points
 
 
-def overdue_reviews(session: Session, as_of: datetime, scope: Scope) -> list[dict[str, Any]]:
+def overdue_reviews(db: Session | Connection, as_of: datetime, scope: Scope) -> list[dict[str, Any]]:
     """Draft or submitted reviews whose due date passed before `as_of`, the most overdue first."""
     query = scope.where(
         select(
-            Review.id, Account.external_id, Account.name, Review.state, Review.reviewer, Review.priority, Review.due_at
+            _REVIEW.id, _ACC.external_id, _ACC.name, _REVIEW.state, _REVIEW.reviewer, _REVIEW.priority, _REVIEW.due_at
         )
-        .join(Account, Account.id == Review.account_id)
-        .where(Review.state.in_(OPEN_REVIEW_STATES), Review.due_at < as_of, Review.created_at <= as_of)
-        .order_by(Review.due_at, Review.id),
-        Review.account_id,
+        .join(ACCOUNTS, _ACC.id == _REVIEW.account_id)
+        .where(_REVIEW.state.in_(OPEN_REVIEW_STATES), _REVIEW.due_at < as_of, _REVIEW.created_at <= as_of)
+        .order_by(_REVIEW.due_at, _REVIEW.id),
+        _REVIEW.account_id,
     )
     return [
         {
@@ -518,29 +525,29 @@ def overdue_reviews(session: Session, as_of: datetime, scope: Scope) -> list[dic
             "due_at": due_at.isoformat(),
             "days_overdue": (as_of - due_at).days,
         }
-        for review_id, external_id, name, state, reviewer, level, due_at in session.execute(query)
+        for review_id, external_id, name, state, reviewer, level, due_at in db.execute(query)
     ]
 
 
-def open_escalations(session: Session, as_of: datetime, scope: Scope) -> list[dict[str, Any]]:
+def open_escalations(db: Session | Connection, as_of: datetime, scope: Scope) -> list[dict[str, Any]]:
     """Escalations open or acknowledged at `as_of`, most urgent then oldest first."""
     query = scope.where(
         select(
-            Escalation.id,
-            Account.external_id,
-            Escalation.priority,
-            Escalation.severity,
-            Escalation.rule_id,
-            Escalation.status,
-            Escalation.owner,
-            Escalation.opened_at,
-            Escalation.reason,
-            Escalation.resolved_at,
+            _ESC.id,
+            _ACC.external_id,
+            _ESC.priority,
+            _ESC.severity,
+            _ESC.rule_id,
+            _ESC.status,
+            _ESC.owner,
+            _ESC.opened_at,
+            _ESC.reason,
+            _ESC.resolved_at,
         )
-        .join(Account, Account.id == Escalation.account_id)
+        .join(ACCOUNTS, _ACC.id == _ESC.account_id)
         .where(open_at(as_of))
-        .order_by(Escalation.priority, Escalation.opened_at, Escalation.id),
-        Escalation.account_id,
+        .order_by(_ESC.priority, _ESC.opened_at, _ESC.id),
+        _ESC.account_id,
     )
     return [
         {
@@ -556,26 +563,26 @@ def open_escalations(session: Session, as_of: datetime, scope: Scope) -> list[di
             "reason": reason,
         }
         for escalation_id, external_id, level, severity, rule, status, owner, opened_at, reason, resolved_at in (
-            session.execute(query)
+            db.execute(query)
         )
     ]
 
 
-def open_deviations(session: Session, as_of: datetime, scope: Scope) -> dict[str, dict[str, int]]:
+def open_deviations(db: Session | Connection, as_of: datetime, scope: Scope) -> dict[str, dict[str, int]]:
     """Deviations live at `as_of` (found by then, not resolved by then): status → kind → count.
 
     Portfolio-wide deviations (no account, like model_mismatch) count in every segment."""
     live = and_(
-        Deviation.found_at <= as_of,
-        or_(Deviation.status != "resolved", Deviation.resolved_at > as_of),
+        _DEV.found_at <= as_of,
+        or_(_DEV.status != "resolved", _DEV.resolved_at > as_of),
     )
-    query = select(Deviation.status, Deviation.kind, func.count()).where(live)
+    query = select(_DEV.status, _DEV.kind, func.count()).where(live)
     if scope.segment is not None:
-        in_segment = select(Account.id).where(Account.segment == scope.segment)
-        query = query.where(or_(Deviation.account_id.is_(None), Deviation.account_id.in_(in_segment)))
-    query = query.group_by(Deviation.status, Deviation.kind)
+        in_segment = select(_ACC.id).where(_ACC.segment == scope.segment)
+        query = query.where(or_(_DEV.account_id.is_(None), _DEV.account_id.in_(in_segment)))
+    query = query.group_by(_DEV.status, _DEV.kind)
     found: dict[str, dict[str, int]] = {"open": {}, "accepted": {}}
-    for status, kind, count in session.execute(query):
+    for status, kind, count in db.execute(query):
         key = "accepted" if status == "accepted" else "open"
         found[key][kind] = found[key].get(kind, 0) + count
     return {status: dict(sorted(kinds.items())) for status, kinds in found.items()}
