@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from pulsecheck.errors import NotFoundError
 from pulsecheck.storage.more_tables import USER_KEYS
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.storage.tables import USERS
 from pulsecheck.timeutil import iso
+from pulsecheck.workflow.user_views import user_id_of
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Row
@@ -26,9 +26,7 @@ def key_page(db: Session | Connection, request: PageRequest, user_name: str | No
     """One page of keys in their JSON shape (by user by default, or oldest first); `user_name` keeps that user's."""
     query = select(USER_KEYS, _USER.name.label("user_name")).join(USERS, _USER.id == _KEY.user_id)
     if user_name is not None:
-        user_id = db.scalar(select(_USER.id).where(_USER.name == user_name))
-        if user_id is None:
-            raise NotFoundError(f"--user: unknown user {user_name!r}")
+        user_id = user_id_of(db, user_name, "--user")
         query = query.where(_USER.id == user_id)
     return fetch_page(db, query, request, SORTS, scalars=False).map(key_dict)
 

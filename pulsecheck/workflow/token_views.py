@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from pulsecheck.errors import NotFoundError, RefusedError
+from pulsecheck.errors import RefusedError
 from pulsecheck.states import permissions
 from pulsecheck.storage.more_tables import API_TOKENS
 from pulsecheck.storage.tables import USERS, role_set
 from pulsecheck.timeutil import iso
+from pulsecheck.workflow.user_views import user_id_of
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Row
@@ -36,9 +37,7 @@ def token_list(db: Session | Connection, actor: str, user_name: str | None = Non
     me = db.execute(select(_USER.id, _USER.roles).where(_USER.name == actor)).one()
     query = select(API_TOKENS, _USER.name.label("user_name")).join(USERS, _USER.id == _TOKEN.user_id)
     if user_name is not None:
-        user_id = db.scalar(select(_USER.id).where(_USER.name == user_name))
-        if user_id is None:
-            raise NotFoundError(f"--user: unknown user {user_name!r}")
+        user_id = user_id_of(db, user_name, "--user")
         check_may_manage(actor, role_set(me.roles), user_name)
         query = query.where(_TOKEN.user_id == user_id)
     elif "admin" not in role_set(me.roles):

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from pulsecheck.errors import NotFoundError
 from pulsecheck.storage.paging import Page, PageRequest, fetch_page
 from pulsecheck.storage.tables import USERS, role_set
 
@@ -40,3 +41,11 @@ def user_dict(user: Row[Any]) -> dict[str, Any]:
         "manager": user.manager_name,
         "webhook": user.webhook,
     }
+
+
+def user_id_of(db: Session | Connection, name: str, what: str = "user") -> int:
+    """The id of the user called `name`, or an input error naming it (`what`: the option that named them)."""
+    found = db.scalar(select(USERS.c.id).where(USERS.c.name == name))
+    if found is None:
+        raise NotFoundError(f"{what}: unknown user {name!r}")
+    return int(found)
