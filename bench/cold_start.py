@@ -42,6 +42,9 @@ COMMANDS = {
     "accounts show ACME": ["accounts", "show", "ACME"],
     "outbox list": ["outbox", "list"],
     "inbox (bob)": ["--as", "bob", "inbox"],
+    "model show": ["model", "show"],
+    # Not yet within the goal: validating the tour's [priority] section (pydantic), the model's YAML, rich tables.
+    "report portfolio": ["report", "portfolio"],
 }
 SAMPLES_TODAY = "2026-11-24T18:00Z"  # the sample files' "today" (README tour)
 TOUR = [
