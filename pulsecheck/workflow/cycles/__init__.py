@@ -6,7 +6,7 @@ the list and the JSON shape of `cycle show`), `access` (the mapped cycle, the wo
 below from here; each is loaded with its module on first use (PEP 562 `__getattr__`), so that `cycle list` and
 `cycle show` load `reading` alone, not the ORM nor what changes a cycle."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # Where each name lives: `from pulsecheck.workflow.cycles import X` imports X's module, and only it.
 _HOME = {
@@ -53,14 +53,6 @@ if TYPE_CHECKING:
     from pulsecheck.workflow.cycles.steps import run_step as run_step
     from pulsecheck.workflow.cycles.views import cycle_dict as cycle_dict
 else:
+    from pulsecheck.workflow import lazy_names
 
-    def __getattr__(name: str) -> Any:
-        """A name of one of the modules above, its module imported now if it was not yet."""
-        home = _HOME.get(name)
-        if home is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        from importlib import import_module
-
-        value = getattr(import_module(f"{__name__}.{home}"), name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_names(__name__, _HOME, globals())

@@ -7,7 +7,7 @@ not the ORM nor what moves or fills one (the outbox, the commit hooks, the scori
 `bulk`'s names from `bulk` itself.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # Where each name lives: `from pulsecheck.workflow.reviews import X` imports X's module, and only it.
 _HOME = {
@@ -68,15 +68,7 @@ if TYPE_CHECKING:
         verify as verify,
     )
 else:
+    from pulsecheck.workflow import lazy_names
 
-    def __getattr__(name: str) -> Any:
-        """A name of `lifecycle`, `template` or `views`, its module imported now if it was not yet."""
-        home = _HOME.get(name)
-        if home is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        from importlib import import_module
-
-        value = getattr(import_module(f"{__name__}.{home}"), name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_names(__name__, _HOME, globals())
 
