@@ -29,7 +29,7 @@ def report_portfolio(app: App, as_of: str | None, segment: str | None, html: str
     if as_of:
         when = app.end_of_day(parse_day(as_of, "--as-of"))
     target = check_writable(html, "--html") if html else None
-    priority = app.settings.priority.matrix()
+    priority = app.settings.priority_matrix()
     with app.reading() as connection:  # on Core (issue 17): the ORM only for the scorecards, when asked for
         # The at-risk scorecards (a few queries each) only for the file and the JSON; the summary shows none.
         data = build_portfolio(connection, when, priority, segment, SCORECARD_PAGES if target or as_json else 0)

@@ -105,7 +105,7 @@ def rules_test(app: App, file: str, fixtures_dir: str | None, verbose: bool) -> 
     paths = fixture_files(directory)
     with every_problem(str(directory)):
         cases = load_fixtures(paths, parsed)
-    outcomes = run_cases(parsed, cases, app.settings.priority.matrix())
+    outcomes = run_cases(parsed, cases, app.settings.priority_matrix())
     for outcome in outcomes:  # names and values come from files: echo_data strips control characters
         if outcome.passed and verbose:
             echo_data(f"ok   {outcome.case.where} {outcome.case.name}")

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         SigningSection,
         WebSection,
     )
+    from pulsecheck.rules.priority import PriorityMatrix
 
 __all__ = ["DEFAULT_DB", "Settings", "SettingsFiles", "load_settings"]
 
@@ -143,6 +144,18 @@ class Settings:
         if unchecked is not None and "notifications" not in self.__dict__:
             return dict(unchecked.values.get("notifications", {}).get("roles", {}))
         return self.notifications.roles
+
+    def priority_matrix(self) -> PriorityMatrix:
+        """`[priority]` as the domain's matrix: of the section's values as the layers hold them when an earlier
+        command validated them (typing the section imports pydantic, a fifth of `report portfolio`'s start-up), of
+        the typed section when this command validated it, or the defaults when no layer sets it."""
+        from pulsecheck.rules.priority import PriorityMatrix
+
+        typed = self.__dict__.get("priority")
+        unchecked = self.__dict__.get("_unchecked")
+        if typed is not None:
+            return PriorityMatrix.of(typed.model_dump())
+        return PriorityMatrix.of(unchecked.values.get("priority", {}) if unchecked is not None else {})
 
     def is_default(self, *path: str) -> bool:
         """Whether no layer set the key or table at `path` (nor anything below it): it has its default."""

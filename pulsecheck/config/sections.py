@@ -16,11 +16,11 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from pulsecheck.config.defaults import DEFAULT_DB, TOP_LEVEL
 from pulsecheck.errors import InputError
+from pulsecheck.rules.priority import DEFAULT_BASE
 from pulsecheck.timeutil import parse_duration
 from pulsecheck.vocab import Priority, Severity
 
 if TYPE_CHECKING:
-    from pulsecheck.rules.priority import PriorityMatrix
     from pulsecheck.workflow.imports import InputLimits
     from pulsecheck.yamlfile import Limits as YamlLimits
 
@@ -115,31 +115,22 @@ class RulesSection(Section):
     batch_size: int = Field(default=500, ge=1)
 
 
-DEFAULT_BASES: dict[Severity, Priority] = {"critical": "P1", "high": "P2", "medium": "P3", "low": "P4"}
-
-
 def _with_default_bases(value: dict[Severity, Priority]) -> dict[Severity, Priority]:
-    return {**DEFAULT_BASES, **value}  # a file that sets one severity keeps the others' defaults
+    return {**DEFAULT_BASE, **value}  # a file that sets one severity keeps the others' defaults
 
 
 class PrioritySection(Section):
     """`[priority]`: the severity's base priority, one level up per aggravating criterion; at most `p1_share` of a
-    run's escalations (the top by priority score) stay P1."""
+    run's escalations (the top by priority score) stay P1. Commands take the matrix of its values from
+    `Settings.priority_matrix()`."""
 
     renewal_within_days: int = Field(default=90, ge=0)
     arr_at_least: float = Field(default=100_000, ge=0)
     open_issues_at_least: int = Field(default=3, ge=0)
     p1_share: float = Field(default=0.10, ge=0, le=1)
     base: Annotated[dict[Severity, Priority], AfterValidator(_with_default_bases)] = Field(
-        default_factory=lambda: dict(DEFAULT_BASES)
+        default_factory=lambda: dict(DEFAULT_BASE)
     )
-
-    def matrix(self) -> "PriorityMatrix":
-        """The domain's priority matrix of these values."""
-        from pulsecheck.rules.priority import PriorityMatrix
-
-        base: dict[str, str] = {severity: priority for severity, priority in self.base.items()}
-        return PriorityMatrix(base, self.renewal_within_days, self.arr_at_least, self.open_issues_at_least)
 
 
 class CycleSection(Section):

@@ -261,7 +261,7 @@ class Demo:
 
         run_demo_cycle(self.database, self.settings, self.now, self.echo, outdir)  # prints its own steps
         self.step("The portfolio report")
-        priority = self.settings.priority.matrix()
+        priority = self.settings.priority_matrix()
         with self.database.transaction() as session:
             data = build_portfolio(session, self.now, priority, None)
         report = write_atomic(render_html(data, self.now), outdir / "portfolio.html")

@@ -8,7 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pulsecheck.vocab import PRIORITIES
+from pulsecheck.vocab import PRIORITIES, Priority, Severity
+
+# Each severity's priority before the aggravating criteria.
+DEFAULT_BASE: dict[Severity, Priority] = {"critical": "P1", "high": "P2", "medium": "P3", "low": "P4"}
 
 
 @dataclass(frozen=True)
@@ -16,12 +19,19 @@ class PriorityMatrix:
     """Base priority per severity, raised one level for each aggravating criterion that holds (built from the
     validated `[priority]` settings by the caller: the domain takes plain values)."""
 
-    base: Mapping[str, str] = field(
-        default_factory=lambda: {"critical": "P1", "high": "P2", "medium": "P3", "low": "P4"}
-    )
+    base: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASE.items()))
     renewal_within_days: int = 90
     arr_at_least: float = 100_000
     open_issues_at_least: int = 3
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> PriorityMatrix:
+        """The matrix of a `[priority]` section's values (validated): a key not set keeps its default, and so does
+        each severity `base` does not name."""
+        base = {**DEFAULT_BASE, **values.get("base", {})}
+        chosen = {key: values[key] for key in ("renewal_within_days", "arr_at_least", "open_issues_at_least")
+                  if key in values}
+        return cls(base, **chosen)
 
     def reasons(self, facts: Mapping[str, Any]) -> list[str]:
         """The aggravating criteria that hold for an account's facts."""

@@ -65,7 +65,7 @@ class EvaluationSettings:
     def from_settings(cls, settings: Settings) -> EvaluationSettings:
         """Built from validated `[priority]`, `[notifications]` (channel, roles, matrix) and `[rules]`."""
         return cls(
-            priority=settings.priority.matrix(),
+            priority=settings.priority_matrix(),
             routing=Routing.from_settings(settings),
             matrix={severity: list(roles) for severity, roles in settings.notifications.matrix.items()},
             workers=settings.rules.workers,

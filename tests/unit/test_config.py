@@ -245,13 +245,14 @@ def test_the_defaults_are_the_domain_objects_defaults() -> None:
     assert CycleSettings.from_settings(settings) == CycleSettings(tz=ZoneInfo("UTC"))
     assert RetryPolicy.from_settings(settings) == RetryPolicy()
     assert Routing.from_settings(settings) == Routing()
-    assert settings.priority.matrix() == PriorityMatrix()
+    assert settings.priority_matrix() == PriorityMatrix()
+    assert PriorityMatrix.of(settings.priority.model_dump()) == PriorityMatrix()  # the section's defaults are its
     assert set(settings.origins) == {("user",)}  # everything else is a default
 
 
 def test_a_partial_priority_base_keeps_the_other_severities(layers: dict[str, Path]) -> None:
     layers["project"].write_text('[priority]\nbase = {high = "P1"}\n')
-    assert load(layers).priority.matrix().base == {"critical": "P1", "high": "P1", "medium": "P3", "low": "P4"}
+    assert load(layers).priority_matrix().base == {"critical": "P1", "high": "P1", "medium": "P3", "low": "P4"}
 
 
 def test_the_log_channel_note_only_when_no_layer_chose_a_channel(layers: dict[str, Path]) -> None:

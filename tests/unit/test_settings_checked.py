@@ -121,6 +121,36 @@ def test_the_same_values_from_another_layer_keep_that_layer_s_origins(tmp_path: 
     assert hit.origins == fresh.origins and hit.origin("scheduler", "max_reminders") == str(SAMPLE)
 
 
+@pytest.mark.parametrize("text", [
+    '[priority]\nrenewal_within_days = 30\narr_at_least = 250000\nbase = {high = "P1"}\n',  # some keys, one severity
+    '[priority]\nopen_issues_at_least = 1\np1_share = 0.5\n',
+    "",  # no [priority]: the defaults
+])
+def test_the_priority_matrix_of_remembered_values_is_the_typed_section_s(tmp_path: Path, validations: Validations,
+                                                                         text: str) -> None:
+    """`report portfolio` takes the `[priority]` matrix without typing the section when the values were validated
+    before (pydantic is a fifth of its start-up): the same matrix as the typed section gives."""
+    project = tmp_path / "pulsecheck.toml"
+    project.write_text(text, encoding="utf-8")
+    files = SettingsFiles(project=project)
+    fresh = load_settings(files=files, env={})
+    typed = fresh.priority  # the section's validated values, from pydantic
+    expected = (dict(typed.base), typed.renewal_within_days, typed.arr_at_least, typed.open_issues_at_least)
+    load_settings(files=files, env={}, remembered=tmp_path / "remembered")
+    hit = load_settings(files=files, env={}, remembered=tmp_path / "remembered")
+    del validations[:]
+    for settings in (hit, fresh):
+        matrix = settings.priority_matrix()
+        assert (dict(matrix.base), matrix.renewal_within_days, matrix.arr_at_least,
+                matrix.open_issues_at_least) == expected
+    assert validations == []  # no section typed for the matrix
+    if text:  # what the file says, over the defaults
+        written = tomllib.loads(text)["priority"]
+        assert all(getattr(hit.priority_matrix(), key) == value for key, value in written.items()
+                   if key not in ("base", "p1_share"))
+        assert hit.priority_matrix().base["high"] == written.get("base", {}).get("high", "P2")
+
+
 def forged(directory: Path, text: str) -> Path:
     """Where the record of the values of a project file holding `text` (and nothing else) is kept."""
     return directory / f"{checked.digest(tomllib.loads(text))}.json"

@@ -50,7 +50,7 @@ def portfolio(
         except ValueError as exc:
             raise InputError(f"as_of: {exc}") from None
     with acting(request, me) as (session, _user):
-        matrix = web.settings.priority.matrix()  # the at-risk scorecards too, as `report portfolio --json` has them
+        matrix = web.settings.priority_matrix()  # the at-risk scorecards too, as `report portfolio --json` has them
         data: dict[str, Any] = build_portfolio(session, when, matrix, segment, SCORECARD_PAGES).as_dict()
     return data
 
@@ -65,7 +65,7 @@ def portfolio_summary(
 
     web = request.app.state.web
     with acting(request, me) as (session, _user):
-        figures = summary(session, web.now(), web.settings.priority.matrix(), Filters(segment, owner))
+        figures = summary(session, web.now(), web.settings.priority_matrix(), Filters(segment, owner))
         return figures.as_dict()
 
 
@@ -81,7 +81,7 @@ def portfolio_at_risk(
     web = request.app.state.web
     chosen = Filters(segment, owner, bucket, priority, q)
     with acting(request, me) as (session, _user):
-        found = at_risk_page(session, web.now(), web.settings.priority.matrix(), chosen, page)
+        found = at_risk_page(session, web.now(), web.settings.priority_matrix(), chosen, page)
         return found.map(lambda row: row.as_dict()).to_dict()
 
 

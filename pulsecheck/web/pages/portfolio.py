@@ -29,7 +29,7 @@ def portfolio(
     from pulsecheck.workflow.portfolio_live import Filters, overdue_page, portfolio_view
 
     web = web_of(request)
-    now, matrix = web.now(), web.settings.priority.matrix()
+    now, matrix = web.now(), web.settings.priority_matrix()
     chosen = Filters(segment or None, owner.strip() or None, bucket or None, priority or None, q.strip() or None)
     with web.transaction(me) as (session, _user):
         figures, rows = portfolio_view(session, now, matrix, chosen,

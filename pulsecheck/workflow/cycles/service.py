@@ -57,7 +57,7 @@ class CycleSettings:
     def from_settings(cls, settings: Settings) -> CycleSettings:
         """Built from validated `[cycle]`, `[priority]` and `[scoring] model`."""
         thresholds = settings.cycle.model_dump()
-        return cls(**thresholds, live_model=settings.scoring.model, priority=settings.priority.matrix(), tz=settings.tz)
+        return cls(**thresholds, live_model=settings.scoring.model, priority=settings.priority_matrix(), tz=settings.tz)
 
     def thresholds(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in CYCLE_KEYS}
