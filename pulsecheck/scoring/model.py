@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from pulsecheck.jsontext import MODEL_DIGEST, canonical_digest
 from pulsecheck.timeutil import format_duration
@@ -24,6 +24,7 @@ RATINGS = (CONCERN, NEUTRAL, STRENGTH)
 STATUS_COLORS = {CONCERN: "orange", STRENGTH: "green"}  # what a model that names none gets
 DEFAULT_CONCERN_BELOW = 40.0  # normalized: a KPI without its own thresholds is a concern below 40...
 DEFAULT_STRENGTH_AT = 80.0  # ... and a strength from 80
+_T = TypeVar("_T")
 _SIDES = {"below": operator.lt, "above": operator.gt, "at_least": operator.ge, "at_most": operator.le}
 
 
@@ -229,6 +230,36 @@ class ScoringModel:
             result["discount_rate"] = canonical_number(self.discount_rate)
         return result
 
+    def as_data(self) -> dict[str, Any]:
+        """Every field, in the model's own order, as JSON-able data (durations as days, seconds, microseconds):
+        stored beside a model's text when it is approved, so that a read makes the model again (`from_data`)
+        without the YAML parser and the checks it passed then (issue 17)."""
+        return {
+            "version": self.version,
+            "kpis": [_kpi_data(kpi) for kpi in self.kpis],
+            "buckets": [[bucket.name, bucket.below, bucket.color] for bucket in self.buckets],
+            "missing_inputs": self.missing_inputs,
+            "ces": [self.ces.positive_at, self.ces.negative_at],
+            "groups": [[group.name, group.label, list(group.children)] for group in self.groups],
+            "statuses": dict(self.statuses),
+            "discount_rate": self.discount_rate,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ScoringModel:
+        """The model whose `as_data` is `data`; KeyError, TypeError or ValueError for data it cannot have given
+        (the caller compares the result's digest with the approved one: stored data is not trusted)."""
+        return cls(
+            data["version"],
+            tuple(_kpi_of(item) for item in data["kpis"]),
+            tuple(Bucket(name, below, color) for name, below, color in data["buckets"]),
+            data["missing_inputs"],
+            CesThresholds(*data["ces"]),
+            tuple(Group(name, label, tuple(children)) for name, label, children in data["groups"]),
+            dict(data["statuses"]),
+            data["discount_rate"],
+        )
+
     def digest(self) -> str:
         """sha256 hex digest of the canonical form (sorted keys, compact JSON)."""
         return canonical_digest(self.canonical(), MODEL_DIGEST)
@@ -278,6 +309,30 @@ def _kpi_dict(kpi: Kpi) -> dict[str, Any]:
 
 
 # --- diffs ---------------------------------------------------------------------------------------------
+
+
+def _kpi_data(kpi: Kpi) -> dict[str, Any]:
+    def duration(value: timedelta | None) -> list[int] | None:
+        return None if value is None else [value.days, value.seconds, value.microseconds]
+
+    def pair(value: Scale | CesThresholds | Threshold | None) -> list[Any] | None:
+        return None if value is None else list(astuple(value))
+
+    return {"name": kpi.name, "weight": kpi.weight, "scale": pair(kpi.scale), "max_age": duration(kpi.max_age),
+            "from_surveys": kpi.from_surveys, "window": duration(kpi.window), "ces": pair(kpi.ces),
+            "group": kpi.group, "concern": pair(kpi.concern), "strength": pair(kpi.strength), "formula": kpi.formula}
+
+
+def _kpi_of(data: dict[str, Any]) -> Kpi:
+    def duration(value: list[int] | None) -> timedelta | None:
+        return None if value is None else timedelta(*value)
+
+    def made(kind: Callable[..., _T], value: list[Any] | None) -> _T | None:
+        return None if value is None else kind(*value)
+
+    return Kpi(data["name"], data["weight"], made(Scale, data["scale"]), duration(data["max_age"]),
+               data["from_surveys"], duration(data["window"]), made(CesThresholds, data["ces"]), data["group"],
+               made(Threshold, data["concern"]), made(Threshold, data["strength"]), data["formula"])
 
 
 def _show(value: Any) -> str:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 POSTGRES_EXTRA = "PostgreSQL needs the postgres extra: pip install 'pulsecheck[postgres]'"
 
 # Bumped together with each new file in storage/migrations/versions (a test checks they agree).
-HEAD_REVISION = "0023"
+HEAD_REVISION = "0024"
 
 # `scheme://user:password@host`: everything between the user's colon and the last @ is the password.
 _PASSWORD = re.compile(r"^((?:[\w+.-]+://)?[^:/@?#]*):(.*)@")

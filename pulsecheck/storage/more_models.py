@@ -28,6 +28,7 @@ class ScoringModelVersion(SecondBase):
     status: Mapped[str]  # draft | approved | retired
     approved_by: Mapped[str | None]
     approved_at: Mapped[datetime | None]
+    model_data: Mapped[str | None]
 
 
 class Ruleset(SecondBase):

@@ -91,6 +91,9 @@ SCORING_MODELS = Table(
     Column("status", String(20), nullable=False),  # draft | approved | retired
     Column("approved_by", String(100)),
     Column("approved_at", UTCDateTime()),
+    # `ScoringModel.as_data()` of the content as JSON, written at approval (migration 0024): a read takes the model
+    # from it, without the YAML parser, when its digest is `sha256` (else parses `content`).
+    Column("model_data", Text),
 )
 
 

@@ -3,10 +3,12 @@
 
 The reads (`approved_row`, `approved_model`, `model_versions`, `model_row`) run on SQLAlchemy Core and take a
 connection or a session, so that a read command imports no ORM (issue 17); the mapped classes, the YAML parser and
-the deviations are imported by the functions that need them."""
+the deviations are imported by the functions that need them. A stored version's model comes from the data stored
+beside its text (`model_of`): no YAML parser either, unless that data is missing or not the approved content."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +18,6 @@ from sqlalchemy import select
 
 from pulsecheck.errors import InputError, RefusedError
 from pulsecheck.storage.tables import SCORING_MODELS
-from pulsecheck.yamlfile import Limits, read_file
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Row
@@ -24,20 +25,24 @@ if TYPE_CHECKING:
 
     from pulsecheck.scoring.model import ScoringModel
     from pulsecheck.storage.models import ScoringModelVersion, User
+    from pulsecheck.yamlfile import Limits
 
 _MODEL = SCORING_MODELS.c
 
 
-def read_model_file(path: str | Path, limits: Limits = Limits()) -> tuple[str, ScoringModel]:
-    """The text and parsed model of a file (errors name the file and line), read within `limits`."""
+def read_model_file(path: str | Path, limits: Limits | None = None) -> tuple[str, ScoringModel]:
+    """The text and parsed model of a file (errors name the file and line), read within `limits` (default: the
+    YAML loader's)."""
     from pulsecheck.scoring.schema import parse_model
+    from pulsecheck.yamlfile import Limits, read_file
 
+    limits = limits or Limits()
     text = read_file(path, limits)  # bounded: a regular UTF-8 file within the YAML size limit
     return text, parse_model(text, str(path), limits)
 
 
 def approve_model(
-    session: Session, path: str | Path, user: User, now: datetime, limits: Limits = Limits()
+    session: Session, path: str | Path, user: User, now: datetime, limits: Limits | None = None
 ) -> ScoringModelVersion:
     """Store a model file as the approved version (manager or ops); the previous approved one retires."""
     from pulsecheck.states import permissions
@@ -71,6 +76,7 @@ def approve_model(
         status="approved",
         approved_by=user.name,
         approved_at=now,
+        model_data=model_data(model),
     )
     session.add(row)
     session.flush()
@@ -92,13 +98,39 @@ def approved_model(db: Session | Connection) -> tuple[Row[Any], ScoringModel]:
     row = approved_row(db)
     if row is None:
         raise RefusedError("no approved scoring model: run `pulsecheck model approve FILE` first")
-    return row, parsed_model(row.content, f"approved model {row.version}")
+    return row, model_of(row, f"approved model {row.version}")
+
+
+def model_data(model: ScoringModel) -> str:
+    """What `scoring_models.model_data` holds for a model: its `as_data()` as compact JSON."""
+    return json.dumps(model.as_data(), separators=(",", ":"))
+
+
+def model_of(row: Row[Any], source: str) -> ScoringModel:
+    """A stored version's model: made from its stored data when that is the approved content (the digest of the
+    model it makes is the version's `sha256`, which the audit chain records), else parsed from its text (a version
+    stored before migration 0024, or data that does not match: the text is the record)."""
+    if row.model_data is not None:
+        model = _model_from_data(row.model_data)
+        if model is not None and model.digest() == row.sha256:
+            return model
+    return parsed_model(row.content, source)
+
+
+@lru_cache(maxsize=8)
+def _model_from_data(data: str) -> ScoringModel | None:
+    from pulsecheck.scoring.model import ScoringModel
+
+    try:
+        return ScoringModel.from_data(json.loads(data))
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None
 
 
 @lru_cache(maxsize=8)
 def parsed_model(content: str, source: str) -> ScoringModel:
-    """A stored model's content parsed once per process: every page that shows buckets asks for it, and the
-    parse (YAML with line numbers, validation) costs milliseconds; the model is frozen, the text its key."""
+    """A stored model's text parsed once per process (YAML with line numbers, validation: milliseconds); the
+    model is frozen, the text its key."""
     from pulsecheck.scoring.schema import parse_model
 
     return parse_model(content, source)

@@ -15,7 +15,7 @@ from pulsecheck.errors import RefusedError, ValidationFailed
 from pulsecheck.rules.kpis import KpiNames
 from pulsecheck.rules.language import RulesFile, load_rules, load_rules_file
 from pulsecheck.storage.tables import RULESETS
-from pulsecheck.workflow.models import approved_row, parsed_model
+from pulsecheck.workflow.models import approved_row, model_of
 from pulsecheck.yamlfile import Limits
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def kpi_names(db: Session | Connection) -> KpiNames:
     row = approved_row(db)
     if row is None:
         return KpiNames.unknown()
-    model = parsed_model(row.content, f"approved model {row.version}")
+    model = model_of(row, f"approved model {row.version}")
     # Survey and formula KPIs have no readings of their own: windows over readings cannot see them.
     readings = {k.name for k in model.kpis if k.from_surveys is None and getattr(k, "formula", None) is None}
     return KpiNames(frozenset(k.name for k in model.kpis), frozenset(readings), f"the approved model {row.version}")

@@ -134,11 +134,11 @@ class ModelCache:
     def get(self, model_id: int) -> tuple[str | None, ScoringModel | None]:
         """(version, parsed model) of a model row, (None, None) when it is gone."""
         if model_id not in self.known:
-            from pulsecheck.workflow.models import model_row, parsed_model  # YAML and validation: not for showing
+            from pulsecheck.workflow.models import model_of, model_row
 
             row = model_row(self.db, model_id)
             self.known[model_id] = (
-                (row.version, parsed_model(row.content, f"model {row.version}")) if row is not None else (None, None)
+                (row.version, model_of(row, f"model {row.version}")) if row is not None else (None, None)
             )
         return self.known[model_id]
 

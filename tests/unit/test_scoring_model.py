@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pulsecheck.errors import InputError, ValidationFailed
-from pulsecheck.scoring.model import CesThresholds, Scale, diff_models
+from pulsecheck.scoring.model import Bucket, CesThresholds, Group, Kpi, Scale, ScoringModel, Threshold, diff_models
 from pulsecheck.scoring.schema import load_model_file, parse_model
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "scoring.yaml"
@@ -331,3 +334,65 @@ def test_diff_models_reports_added_bucket_and_reorder() -> None:
         "bucket neutral: color yellow -> orange",
         "bucket order: unhealthy, neutral, healthy -> neutral, unhealthy, healthy",
     ]
+
+
+# --- the data stored beside an approved model's text (`as_data`, `from_data`; migration 0024) ---------------------
+
+FULL = """\
+version: "full"
+groups:
+  - {name: value, label: Value delivered, groups: [adoption]}
+  - {name: adoption, label: Adoption}
+  - {name: care, label: Care}
+kpis:
+  - {name: usage, weight: 40, scale: {min: 0, max: 100}, max_age: 36h, group: adoption, concern: {below: 25.5}}
+  - {name: ces, weight: 20, from_surveys: ces, window: 2w, group: care, ces: {positive_at: 0.8, negative_at: 0.3}}
+  - {name: tickets, weight: 40, scale: {min: 20, max: 0}, group: value, strength: {at_most: 2}}
+  - {name: npv, weight: 0, formula: npv}
+buckets:
+  - {name: risk, below: 45.5, color: "#c0392b"}
+  - {name: fine, color: green}
+missing_inputs: zero
+ces: {positive_at: 0.75, negative_at: 0.4}
+statuses: {concern: red, strength: blue}
+discount_rate: 0.01
+"""
+
+
+@pytest.mark.parametrize("text", [BASE, FULL, EXAMPLE.read_text(encoding="utf-8")], ids=["base", "full", "example"])
+def test_a_model_made_from_its_stored_data_is_the_parsed_model(text: str) -> None:
+    """Through JSON, as the column holds it: every field equal, in the file's own order, and the same digest."""
+    model = parse_model(text, "scoring.yaml")
+    again = ScoringModel.from_data(json.loads(json.dumps(model.as_data())))
+    assert again == model
+    assert [k.name for k in again.kpis] == [k.name for k in model.kpis]  # the author's order, not the canonical
+    assert [g.name for g in again.groups] == [g.name for g in model.groups]
+    assert again.digest() == model.digest()
+
+
+NAMES = st.text(min_size=1, max_size=8)
+NUMBERS = st.floats(allow_nan=False, allow_infinity=False, width=64)
+DURATIONS = st.none() | st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=100_000))
+
+
+def pairs(kind: Any) -> st.SearchStrategy[Any]:
+    return st.none() | st.builds(kind, NUMBERS, NUMBERS)
+
+
+KPIS = st.builds(
+    Kpi, NAMES, NUMBERS, pairs(Scale), DURATIONS, st.none() | NAMES, DURATIONS, pairs(CesThresholds),
+    st.none() | NAMES, st.none() | st.builds(Threshold, st.sampled_from(["below", "above"]), NUMBERS),
+    st.none() | st.builds(Threshold, st.sampled_from(["at_least", "at_most"]), NUMBERS), st.none() | NAMES,
+)
+MODELS = st.builds(
+    ScoringModel, NAMES, st.lists(KPIS, max_size=4).map(tuple),
+    st.lists(st.builds(Bucket, NAMES, st.none() | NUMBERS, NAMES), min_size=1, max_size=3).map(tuple),
+    st.sampled_from(["renormalize", "zero", "fail"]), st.builds(CesThresholds, NUMBERS, NUMBERS),
+    st.lists(st.builds(Group, NAMES, NAMES, st.lists(NAMES, max_size=3).map(tuple)), max_size=3).map(tuple),
+    st.dictionaries(NAMES, NAMES, max_size=3), st.none() | NUMBERS,
+)
+
+
+@given(model=MODELS)
+def test_any_model_comes_back_from_its_data(model: ScoringModel) -> None:
+    assert ScoringModel.from_data(json.loads(json.dumps(model.as_data()))) == model

@@ -1,0 +1,133 @@
+"""The approved model's data stored beside its text (migration 0024, issue 17): a read takes the model from it
+without the YAML parser, and only when it is the approved content; damaged or stale data falls back to the text.
+Expected buckets are read from the model file with PyYAML here, not through pulsecheck."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from alembic import command
+from sqlalchemy import inspect, select, text, update
+
+from pulsecheck.demo import examples_dir
+from pulsecheck.scoring.model import ScoringModel
+from pulsecheck.scoring.schema import parse_model
+from pulsecheck.storage.db import Database
+from pulsecheck.storage.migrate import alembic_config, upgrade
+from pulsecheck.storage.tables import SCORING_MODELS
+from tests.cli.test_cold_start_imports import imported, loaded
+from tests.conftest import NOW, Factory, as_json, installed, ok
+
+MODEL = examples_dir() / "scoring.yaml"
+
+
+def file_buckets(path: Path) -> dict[str, int]:
+    """The buckets the file names, each with no accounts (nothing is scored here)."""
+    return {bucket["name"]: 0 for bucket in yaml.safe_load(path.read_text(encoding="utf-8"))["buckets"]}
+
+
+def cli_env(db_url: str) -> dict[str, str]:
+    return {"PULSECHECK_DATABASE_URL": db_url, "PULSECHECK_NOW": NOW.isoformat()}
+
+
+@pytest.fixture
+def approved(db_url: str, factory: Factory, os_login_admin: str, tmp_path: Path) -> Path:
+    """The example model approved through the CLI, in a directory whose settings file sets `[priority]` (typed by
+    pydantic when validated); the directory."""
+    factory.team()
+    (tmp_path / "pulsecheck.toml").write_text('[priority]\narr_at_least = 50000\nbase = {high = "P1"}\n')
+    ok(installed("--as", "olga", "model", "approve", str(MODEL), cwd=tmp_path, env=cli_env(db_url)))
+    return tmp_path
+
+
+def test_approval_stores_the_model_s_data(database: Database, approved: Path) -> None:
+    with database.engine.connect() as conn:
+        row = conn.execute(select(SCORING_MODELS)).one()
+    assert ScoringModel.from_data(json.loads(row.model_data)) == parse_model(MODEL.read_text(encoding="utf-8"), "x")
+
+
+def test_the_report_reads_the_model_without_yaml_or_the_settings_models(db_url: str, approved: Path) -> None:
+    report = ("report", "portfolio", "--json")
+    assert as_json(installed(*report, cwd=approved, env=cli_env(db_url)))["buckets"] == file_buckets(MODEL)
+    modules = imported(db_url, *report, cwd=approved, PULSECHECK_NOW=NOW.isoformat())  # the settings remembered
+    assert "pulsecheck.workflow.portfolio" in modules  # the log is read (the command did its work)
+    assert [name for name in ("yaml", "pulsecheck.yamlfile", "pulsecheck.scoring.schema", "pydantic",
+                              "pulsecheck.config.sections") if loaded(modules, name)] == []
+
+
+def damage(database: Database, how: str) -> None:
+    with database.engine.begin() as conn:
+        stored = conn.scalar(select(SCORING_MODELS.c.model_data))
+        data: Any = json.loads(stored)
+        if how == "a bucket renamed":  # valid data, but not the approved content: its digest differs
+            data["buckets"][0][0] = "renamed"
+            changed = json.dumps(data)
+        elif how == "not JSON":
+            changed = stored[: len(stored) // 2]
+        elif how == "a field missing":
+            del data["kpis"][0]["weight"]
+            changed = json.dumps(data)
+        else:
+            changed = json.dumps([1, 2])
+        conn.execute(update(SCORING_MODELS).values(model_data=changed))
+
+
+@pytest.mark.parametrize("how", ["a bucket renamed", "not JSON", "a field missing", "a list"])
+def test_data_that_is_not_the_approved_content_is_not_used(database: Database, db_url: str, approved: Path,
+                                                            how: str) -> None:
+    damage(database, how)
+    report = ("report", "portfolio", "--json")
+    assert as_json(installed(*report, cwd=approved, env=cli_env(db_url)))["buckets"] == file_buckets(MODEL)
+    modules = imported(db_url, *report, cwd=approved, PULSECHECK_NOW=NOW.isoformat())
+    assert loaded(modules, "pulsecheck.scoring.schema")  # the text parsed instead
+    shown = as_json(installed("model", "show", "--json", cwd=approved, env=cli_env(db_url)))
+    assert [bucket["name"] for bucket in shown["model"]["buckets"]] == list(file_buckets(MODEL))
+
+
+def fill_up_to_0023(database: Database) -> None:
+    """A database at revision 0023 holding the example model (retired), a version whose text no longer parses,
+    and the example model's twin approved."""
+    upgrade(database.engine, "0023")
+    content = MODEL.read_text(encoding="utf-8")
+    with database.engine.begin() as conn:
+        for version, body, status in (("1", content, "retired"), ("2", "version: 2\nkpis: []\n", "retired"),
+                                      ("3", content.replace("2026.11", "3"), "approved")):
+            digest = parse_model(body, "x").digest() if version != "2" else "0" * 64
+            conn.execute(text("INSERT INTO scoring_models (version, content, sha256, status) VALUES (:v, :c, :s, :t)"),
+                         {"v": version, "c": body, "s": digest, "t": status})
+
+
+def check_migration(database: Database) -> None:
+    fill_up_to_0023(database)
+    for _ in range(2):  # up, down and up again
+        upgrade(database.engine)
+        with database.engine.connect() as conn:
+            rows = {row.version: row for row in conn.execute(select(SCORING_MODELS))}
+        for version in ("1", "3"):
+            expected = parse_model(rows[version].content, "x")
+            assert ScoringModel.from_data(json.loads(rows[version].model_data)) == expected
+        assert rows["2"].model_data is None  # the text does not parse: read as before
+        command.downgrade(alembic_config(database.engine), "0023")
+        columns = {column["name"] for column in inspect(database.engine).get_columns("scoring_models")}
+        assert "model_data" not in columns and len(rows) == 3
+
+
+def test_the_upgrade_fills_the_data_of_the_stored_versions(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        check_migration(database)
+    finally:
+        database.dispose()
+
+
+@pytest.mark.postgres
+def test_the_upgrade_on_postgresql(pg_url: str) -> None:
+    database = Database(pg_url)
+    try:
+        check_migration(database)
+    finally:
+        database.dispose()
