@@ -71,7 +71,7 @@ def main(n: int) -> None:
 
         def in_process() -> None:
             parsed = load_rules_file(RULES)
-            outcomes = run_cases(parsed, load_fixtures(fixture_files(directory), parsed), settings.priority.matrix())
+            outcomes = run_cases(parsed, load_fixtures(fixture_files(directory), parsed), settings.priority_matrix())
             assert all(outcome.passed for outcome in outcomes)
 
         def cli() -> None:

@@ -8,6 +8,7 @@ beside its text (`model_of`): no YAML parser either, unless that data is missing
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from functools import lru_cache
@@ -76,7 +77,7 @@ def approve_model(
         status="approved",
         approved_by=user.name,
         approved_at=now,
-        model_data=model_data(model),
+        model_data=model_data(model, text),
     )
     session.add(row)
     session.flush()
@@ -101,29 +102,37 @@ def approved_model(db: Session | Connection) -> tuple[Row[Any], ScoringModel]:
     return row, model_of(row, f"approved model {row.version}")
 
 
-def model_data(model: ScoringModel) -> str:
-    """What `scoring_models.model_data` holds for a model: its `as_data()` as compact JSON."""
-    return json.dumps(model.as_data(), separators=(",", ":"))
+def model_data(model: ScoringModel, text: str) -> str:
+    """What `scoring_models.model_data` holds for a model parsed from `text`: the text's sha256 and the model's
+    `as_data()`, as compact JSON (migration 0024 writes the same)."""
+    return json.dumps({"text": text_digest(text), "model": model.as_data()}, separators=(",", ":"))
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def model_of(row: Row[Any], source: str) -> ScoringModel:
-    """A stored version's model: made from its stored data when that is the approved content (the digest of the
-    model it makes is the version's `sha256`, which the audit chain records), else parsed from its text (a version
-    stored before migration 0024, or data that does not match: the text is the record)."""
+    """A stored version's model: made from its stored data when that data is of this text (the text's sha256)
+    and of the approved content (the digest of the model it makes is the version's `sha256`, which the audit chain
+    records); else parsed from its text, which is the record (a version stored before migration 0024, data that
+    does not match, or a text changed since: its checks then run on what the text says)."""
     if row.model_data is not None:
-        model = _model_from_data(row.model_data)
-        if model is not None and model.digest() == row.sha256:
-            return model
+        stored = _model_from_data(row.model_data)
+        if stored is not None and stored[0] == text_digest(row.content) and stored[1].digest() == row.sha256:
+            return stored[1]
     return parsed_model(row.content, source)
 
 
 @lru_cache(maxsize=8)
-def _model_from_data(data: str) -> ScoringModel | None:
+def _model_from_data(data: str) -> tuple[str, ScoringModel] | None:
+    """The text digest and the model a `model_data` value holds; None when it holds neither."""
     from pulsecheck.scoring.model import ScoringModel
 
     try:
-        return ScoringModel.from_data(json.loads(data))
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        stored = json.loads(data)
+        return str(stored["text"]), ScoringModel.from_data(stored["model"])
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError):
         return None
 
 

@@ -4,6 +4,7 @@ Expected buckets are read from the model file with PyYAML here, not through puls
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,11 @@ MODEL = examples_dir() / "scoring.yaml"
 
 def file_buckets(path: Path) -> dict[str, int]:
     """The buckets the file names, each with no accounts (nothing is scored here)."""
-    return {bucket["name"]: 0 for bucket in yaml.safe_load(path.read_text(encoding="utf-8"))["buckets"]}
+    return text_buckets(path.read_text(encoding="utf-8"))
+
+
+def text_buckets(text: str) -> dict[str, int]:
+    return {bucket["name"]: 0 for bucket in yaml.safe_load(text)["buckets"]}
 
 
 def cli_env(db_url: str) -> dict[str, str]:
@@ -47,7 +52,9 @@ def approved(db_url: str, factory: Factory, os_login_admin: str, tmp_path: Path)
 def test_approval_stores_the_model_s_data(database: Database, approved: Path) -> None:
     with database.engine.connect() as conn:
         row = conn.execute(select(SCORING_MODELS)).one()
-    assert ScoringModel.from_data(json.loads(row.model_data)) == parse_model(MODEL.read_text(encoding="utf-8"), "x")
+    stored, content = json.loads(row.model_data), MODEL.read_text(encoding="utf-8")
+    assert ScoringModel.from_data(stored["model"]) == parse_model(content, "x")
+    assert stored["text"] == hashlib.sha256(content.encode("utf-8")).hexdigest() and row.content == content
 
 
 def test_the_report_reads_the_model_without_yaml_or_the_settings_models(db_url: str, approved: Path) -> None:
@@ -61,31 +68,37 @@ def test_the_report_reads_the_model_without_yaml_or_the_settings_models(db_url: 
 
 def damage(database: Database, how: str) -> None:
     with database.engine.begin() as conn:
-        stored = conn.scalar(select(SCORING_MODELS.c.model_data))
+        stored, content = conn.execute(select(SCORING_MODELS.c.model_data, SCORING_MODELS.c.content)).one()
         data: Any = json.loads(stored)
+        if how == "the text changed":  # the data as approved, but the text (the record) says otherwise now
+            conn.execute(update(SCORING_MODELS).values(content=content.replace("{name: unhealthy,", "{name: sick,")))
+            return
         if how == "a bucket renamed":  # valid data, but not the approved content: its digest differs
-            data["buckets"][0][0] = "renamed"
+            data["model"]["buckets"][0][0] = "renamed"
             changed = json.dumps(data)
         elif how == "not JSON":
             changed = stored[: len(stored) // 2]
         elif how == "a field missing":
-            del data["kpis"][0]["weight"]
+            del data["model"]["kpis"][0]["weight"]
             changed = json.dumps(data)
         else:
             changed = json.dumps([1, 2])
         conn.execute(update(SCORING_MODELS).values(model_data=changed))
 
 
-@pytest.mark.parametrize("how", ["a bucket renamed", "not JSON", "a field missing", "a list"])
+@pytest.mark.parametrize("how", ["a bucket renamed", "not JSON", "a field missing", "a list", "the text changed"])
 def test_data_that_is_not_the_approved_content_is_not_used(database: Database, db_url: str, approved: Path,
                                                             how: str) -> None:
     damage(database, how)
+    with database.engine.connect() as conn:
+        expected = text_buckets(conn.scalar(select(SCORING_MODELS.c.content)))
+    assert ("sick" in expected) == (how == "the text changed")
     report = ("report", "portfolio", "--json")
-    assert as_json(installed(*report, cwd=approved, env=cli_env(db_url)))["buckets"] == file_buckets(MODEL)
+    assert as_json(installed(*report, cwd=approved, env=cli_env(db_url)))["buckets"] == expected
     modules = imported(db_url, *report, cwd=approved, PULSECHECK_NOW=NOW.isoformat())
     assert loaded(modules, "pulsecheck.scoring.schema")  # the text parsed instead
     shown = as_json(installed("model", "show", "--json", cwd=approved, env=cli_env(db_url)))
-    assert [bucket["name"] for bucket in shown["model"]["buckets"]] == list(file_buckets(MODEL))
+    assert [bucket["name"] for bucket in shown["model"]["buckets"]] == list(expected)
 
 
 def fill_up_to_0023(database: Database) -> None:
@@ -109,7 +122,7 @@ def check_migration(database: Database) -> None:
             rows = {row.version: row for row in conn.execute(select(SCORING_MODELS))}
         for version in ("1", "3"):
             expected = parse_model(rows[version].content, "x")
-            assert ScoringModel.from_data(json.loads(rows[version].model_data)) == expected
+            assert ScoringModel.from_data(json.loads(rows[version].model_data)["model"]) == expected
         assert rows["2"].model_data is None  # the text does not parse: read as before
         command.downgrade(alembic_config(database.engine), "0023")
         columns = {column["name"] for column in inspect(database.engine).get_columns("scoring_models")}

@@ -6,8 +6,9 @@ Create Date: 2026-12-01
 
 Every read of the approved model (`report portfolio`, `model show`, scorecards, the live portfolio) parsed its YAML
 text with the line-numbering loader and checked it again: a tenth of `report portfolio`'s start-up (issue 17).
-`scoring_models.model_data` holds `ScoringModel.as_data()` as JSON, written at approval; a read takes the model
-from it when its digest is the version's `sha256` (which the audit chain records), else parses `content` as before.
+`scoring_models.model_data` holds the text's sha256 and `ScoringModel.as_data()` as JSON, written at approval; a
+read takes the model from it when it is of the row's text and its digest is the version's `sha256` (which the audit
+chain records), else parses `content` as before.
 
 The upgrade fills the column for the versions already stored, with the parser of the code that runs it; a version
 its text no longer parses for stays NULL and is parsed on each read, as before.
@@ -15,6 +16,7 @@ its text no longer parses for stays NULL and is parsed on each read, as before.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import sqlalchemy as sa
@@ -40,7 +42,8 @@ def upgrade() -> None:
             model = parse_model(row.content, f"model {row.version}")
         except InputError:  # stored before a check it fails was written: parsed on each read, as before
             continue
-        data = json.dumps(model.as_data(), separators=(",", ":"))
+        text_sha256 = hashlib.sha256(row.content.encode("utf-8")).hexdigest()
+        data = json.dumps({"text": text_sha256, "model": model.as_data()}, separators=(",", ":"))
         connection.execute(sa.update(models).where(models.c.id == row.id).values(model_data=data))
 
 
