@@ -266,11 +266,11 @@ for _event, _help in (
 @pass_app
 def cycle_verify(app: App, cycle_id: int, as_json: bool) -> None:
     """Check the seal against the cycle's content and that the audit trail explains its state."""
-    from pulsecheck.workflow.cycles import get_cycle, verify
+    from pulsecheck.workflow.cycles import read_cycle, verify
 
-    with app.transaction() as session:
-        found = get_cycle(session, cycle_id)
-        problems = verify(session, found)
+    with app.reading() as connection:
+        found = read_cycle(connection, cycle_id)
+        problems = verify(connection, found)
         state, digest = found.state, found.digest
     if as_json:
         emit_json({"cycle": cycle_id, "state": state, "sealed": bool(digest), "ok": not problems, "problems": problems})
@@ -294,10 +294,10 @@ def cycle_export(app: App, cycle_id: int, fmt: str, output: str | None) -> None:
     """The cycle's archive: accounts, evidence, step results, findings, decisions, escalation and action log."""
     from pulsecheck.reports.cycle import render
     from pulsecheck.reports.files import write_atomic
-    from pulsecheck.workflow.cycles import cycle_dict, get_cycle
+    from pulsecheck.workflow.cycles import cycle_dict, read_cycle
 
-    with app.transaction() as session:
-        data = cycle_dict(session, get_cycle(session, cycle_id), full=True)
+    with app.reading() as connection:
+        data = cycle_dict(connection, read_cycle(connection, cycle_id), full=True)
     text = render(data, fmt)
     if output:
         write_atomic(text, output)

@@ -329,3 +329,41 @@ def test_finding_edit_as_a_user_runs_it(seeded: Database, now: datetime, db_url:
     assert (finding()["corrective_action"], finding()["owner"], finding()["due"]) == (None, None, None)
     assert ok(pulsecheck("maria", "cycle", "finding", "edit", str(fid), "--kind", "data")).startswith(
         f"finding {fid}: nothing changed")
+
+
+def test_verify_and_export_read_on_core_and_still_catch_tampering(cli: Any, db_url: str, os_login_admin: str,
+                                                                     database: Database, tmp_path: Path) -> None:
+    """`cycle verify` and `cycle export` as the installed script runs them: no ORM loaded (issue 17), the same
+    archive the web app's session-based read makes, and a record changed after the seal named by both."""
+    from sqlalchemy import text
+
+    from pulsecheck.workflow import cycles
+    from tests.cli.test_cold_start_imports import imported, loaded
+
+    run_to_document(cli)
+    ok(cli("--as", "bob", "cycle", "step", "1", "document", "--evidence", "https://wiki.example.com/c1"))
+    ok(cli("--as", "bob", "cycle", "submit", "1"))
+    digest = as_json(cli("--as", "maria", "cycle", "approve", "1") and cli("cycle", "show", "1", "--json"))["digest"]
+    env = {"PULSECHECK_DATABASE_URL": db_url, "PULSECHECK_NOW": NOW.isoformat()}
+    orm = ("sqlalchemy.orm", "pulsecheck.storage.models", "pulsecheck.storage.more_models", "pulsecheck.storage.chain")
+    for args, proof in ((("cycle", "verify", "1"), "pulsecheck.workflow.chaincheck"),
+                        (("cycle", "export", "1", "--format", "json"), "pulsecheck.workflow.cycles.seal")):
+        modules = imported(db_url, *args, cwd=tmp_path, PULSECHECK_NOW=NOW.isoformat())
+        assert proof in modules and [name for name in orm if loaded(modules, name)] == []
+    assert ok(installed("cycle", "verify", "1", cwd=tmp_path, env=env)) == (
+        f"ok: cycle 1: seal sha256 {digest} matches, audit trail consistent\n")
+    exported = json.loads(ok(installed("cycle", "export", "1", "--format", "json", cwd=tmp_path, env=env)))
+    with database.transaction() as session:  # the web app's path: a session and the mapped cycle
+        assert exported == json.loads(json.dumps(cycles.cycle_dict(session, cycles.get_cycle(session, 1), full=True)))
+    assert exported["digest"] == digest and exported["verification"] == {"problems": [], "ok": True}
+    assert len(exported["accounts_list"]) == 12 and exported["evidence"][-1]["link"] == "https://wiki.example.com/c1"
+
+    with database.engine.begin() as conn:  # behind the product's back, after the seal
+        conn.execute(text("UPDATE cycle_decisions SET reason = 'never called' WHERE cycle_id = 1"))
+    done = installed("cycle", "verify", "1", cwd=tmp_path, env=env)
+    assert done.returncode == 1 and done.stderr.startswith("error: cycle 1 failed verification")
+    failed = [line for line in done.stdout.splitlines() if line.startswith("FAIL ")]
+    assert failed == ["FAIL content changed after approval: decisions differ from the sealed archive"]
+    exported = json.loads(ok(installed("cycle", "export", "1", "--format", "json", cwd=tmp_path, env=env)))
+    assert exported["verification"]["ok"] is False
+    assert exported["verification"]["problems"] == [line.removeprefix("FAIL ") for line in failed]

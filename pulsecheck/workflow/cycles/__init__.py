@@ -4,7 +4,8 @@ the list and the JSON shape of `cycle show`), `access` (the mapped cycle, the wo
 `records` (findings and decisions), `seal` (digest and verification), `service` (start and the transitions),
 `trends` and `steps` (the seven step runners), `views` (the JSON shape of `cycle export`). Callers import the names
 below from here; each is loaded with its module on first use (PEP 562 `__getattr__`), so that `cycle list` and
-`cycle show` load `reading` alone, not the ORM nor what changes a cycle."""
+`cycle show` load `reading` alone, and `cycle verify` and `cycle export` `seal` and `views` on Core, not the ORM
+nor what changes a cycle."""
 
 from typing import TYPE_CHECKING
 
