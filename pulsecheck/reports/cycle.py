@@ -22,17 +22,14 @@ FORMATS = ("md", "json", "html")
 def _environment(html: bool) -> Environment:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+    from pulsecheck.reports.compiled import bytecode_cache
     from pulsecheck.reports.html import html_environment
 
     if html:
         return html_environment(keep_trailing_newline=True)
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
-        autoescape=False,
-        undefined=StrictUndefined,
-        trim_blocks=False,
-        keep_trailing_newline=True,
-    )
+    settings: dict[str, Any] = {"autoescape": False, "trim_blocks": False, "keep_trailing_newline": True}
+    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), undefined=StrictUndefined,
+                      bytecode_cache=bytecode_cache("markdown", settings), **settings)
     env.filters["cell"] = md_cell
     env.filters["md"] = md_escape
     env.filters["md_link"] = md_link

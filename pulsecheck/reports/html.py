@@ -55,10 +55,13 @@ def without_scripts(svg: str) -> str:
 
 def html_environment(**options: Any) -> Environment:
     """A Jinja2 environment for the HTML templates: autoescape on, strict undefined, the `color` and `http_link`
-    filters; `options` go to Environment (trim_blocks...)."""
+    filters; `options` go to Environment (trim_blocks...); compiled templates kept in the user's cache."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=StrictUndefined, **options)
+    from pulsecheck.reports.compiled import bytecode_cache
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=StrictUndefined,
+                      bytecode_cache=bytecode_cache("html", options), **options)
     env.filters["color"] = safe_color
     env.filters["http_link"] = http_link
     return env
