@@ -237,7 +237,7 @@ def review_fill(app: App, review_id: int, file: str) -> None:
     from pulsecheck.workflow.reviews import fill
     from pulsecheck.yamlfile import load_file
 
-    form = parse_form(load_file(file, app.settings.limits.yaml()), file)
+    form = parse_form(load_file(file, app.settings.yaml_limits()), file)
     with app.transaction() as session:
         fill(session, review_id, form, app.actor(session), app.now())
     click.echo(f"review {review_id}: filled from {file}")
@@ -282,8 +282,8 @@ def _save_edit(app: App, review_id: int, original: str, text: str) -> None:
     source = f"review {review_id} form"
     if problem := bad_date_field(text, source):
         raise InputError(problem)
-    before = parse_form(load_text(original, source, app.settings.limits.yaml()), source)
-    form = parse_form(load_text(text, source, app.settings.limits.yaml()), source)
+    before = parse_form(load_text(original, source, app.settings.yaml_limits()), source)
+    form = parse_form(load_text(text, source, app.settings.yaml_limits()), source)
     changed = {k for k in form.model_fields_set if getattr(form, k) != getattr(before, k)}
     if not changed:
         click.echo("no change")

@@ -39,7 +39,7 @@ def rules_validate(app: App, file: str) -> None:
     with app.db.transaction() as session:
         kpis = kpi_names(session)
     with every_problem(file):
-        parsed = checked_rules(file, kpis, app.settings.limits.yaml())
+        parsed = checked_rules(file, kpis, app.settings.yaml_limits())
     shards = compile_rules(parsed)
     _notes(file, parsed, kpis)
     for finding in lint(parsed):  # ids and values come from the file: no control characters to the terminal
@@ -60,7 +60,7 @@ def rules_lint(app: App, file: str) -> None:
     from pulsecheck.rules.lint import lint
 
     with every_problem(file):
-        parsed = load_rules_file(file, limits=app.settings.limits.yaml())
+        parsed = load_rules_file(file, limits=app.settings.yaml_limits())
     found = lint(parsed)
     for finding in found:
         echo_data(f"warning: {finding.text(file)}")
@@ -100,7 +100,7 @@ def rules_test(app: App, file: str, fixtures_dir: str | None, verbose: bool) -> 
     from pulsecheck.rules.language import load_rules_file
 
     with every_problem(file):
-        parsed = load_rules_file(file, limits=app.settings.limits.yaml())
+        parsed = load_rules_file(file, limits=app.settings.yaml_limits())
     directory = Path(fixtures_dir) if fixtures_dir else default_dir(file)
     paths = fixture_files(directory)
     with every_problem(str(directory)):
@@ -140,14 +140,14 @@ def rules_activate(app: App, file: str, resolve_orphans: bool, reason: str | Non
     from pulsecheck.workflow.evaluation import EvaluationSettings
 
     with every_problem(file), app.transaction() as session:
-        parsed, kpis = blast.candidate(session, file, app.actor(session), app.settings.limits.yaml())
+        parsed, kpis = blast.candidate(session, file, app.actor(session), app.settings.yaml_limits())
     radius = blast.preview(app.db, EvaluationSettings.from_settings(app.settings), parsed, app.now())
     _show_radius(app, file, radius, resolve_orphans)
     if not yes and _on_terminal() and not click.confirm(f"Activate {file}?", default=False):
         raise RefusedError(f"{file} not activated")
     with every_problem(file), app.transaction() as session:
         row, resolved = blast.activate(
-            session, file, app.actor(session), app.now(), resolve_orphans, reason, app.settings.limits.yaml()
+            session, file, app.actor(session), app.now(), resolve_orphans, reason, app.settings.yaml_limits()
         )
         said = f"ruleset {row.name} active (sha256 {row.sha256[:12]}, by {row.activated_by})"
     _notes(file, parsed, kpis)
@@ -234,7 +234,7 @@ def rules_explain(app: App, account: str, as_of: str | None, file: str | None, a
     from pulsecheck.workflow.rulesets import active_rules
 
     with app.transaction() as session:
-        parsed = load_rules_file(file, limits=app.settings.limits.yaml()) if file else active_rules(session)[1]
+        parsed = load_rules_file(file, limits=app.settings.yaml_limits()) if file else active_rules(session)[1]
         found = get_account(session, account)
         facts = account_facts(session, parsed, _end_of(app, as_of, "--as-of"), [found.id])[found.id]
         external_id = found.external_id
@@ -264,7 +264,7 @@ def rules_backtest(app: App, file: str, start: str, end: str, as_json: bool) -> 
     from pulsecheck.workflow.backtest import backtest
     from pulsecheck.workflow.rulesets import active_rules
 
-    parsed = load_rules_file(file, limits=app.settings.limits.yaml())
+    parsed = load_rules_file(file, limits=app.settings.yaml_limits())
     first = start_of_day(parse_day(start, "--from"), app.settings.tz)
     last = _end_of(app, end, "--to")
     if last < first:

@@ -125,7 +125,7 @@ def model_validate(app: App, file: str) -> None:
     from pulsecheck.workflow.models import read_model_file
 
     with every_problem(file):
-        _, parsed = read_model_file(file, app.settings.limits.yaml())
+        _, parsed = read_model_file(file, app.settings.yaml_limits())
     click.echo(f"{file}: ok (version {parsed.version}, {len(parsed.kpis)} KPIs, {len(parsed.buckets)} buckets)")
 
 
@@ -137,7 +137,7 @@ def model_approve(app: App, file: str) -> None:
     from pulsecheck.workflow.models import approve_model
 
     with app.transaction() as session:
-        row = approve_model(session, file, app.actor(session), app.now(), app.settings.limits.yaml())
+        row = approve_model(session, file, app.actor(session), app.now(), app.settings.yaml_limits())
         said = f"model {row.version} approved by {row.approved_by} (sha256 {row.sha256[:12]})"
     click.echo(said)
 
@@ -212,7 +212,7 @@ def model_check(app: App, file: str | None, as_json: bool) -> None:
     live = file or app.settings.scoring.model
     if not live:
         raise InputError("no live model file: pass FILE or set [scoring] model in pulsecheck.toml")
-    _, parsed = read_model_file(live, app.settings.limits.yaml())
+    _, parsed = read_model_file(live, app.settings.yaml_limits())
     with app.transaction() as session:
         differences = check_model(session, parsed, app.now())
     if as_json:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pulsecheck.config import checked
-from pulsecheck.config.defaults import DEFAULT_DB, TOP_LEVEL
+from pulsecheck.config.defaults import DEFAULT_DB, TOP_LEVEL, byte_size
 from pulsecheck.config.layers import Layer, Merged, Path_, environment_layers, read_file
 from pulsecheck.errors import InputError, ValidationFailed
 from pulsecheck.vocab import NOTIFY_ROLES
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         WebSection,
     )
     from pulsecheck.rules.priority import PriorityMatrix
+    from pulsecheck.yamlfile import Limits as YamlLimits
 
 __all__ = ["DEFAULT_DB", "Settings", "SettingsFiles", "load_settings"]
 
@@ -156,6 +157,21 @@ class Settings:
         if typed is not None:
             return PriorityMatrix.of(typed.model_dump())
         return PriorityMatrix.of(unchecked.values.get("priority", {}) if unchecked is not None else {})
+
+    def yaml_limits(self) -> YamlLimits:
+        """`[limits]`'s bounds of a YAML load (models, rules, review forms), taken as `priority_matrix` takes its
+        section: from the values an earlier command validated without typing them (pydantic), from the typed
+        section when this command validated it, or the defaults."""
+        from pulsecheck.yamlfile import Limits
+
+        typed: LimitsSection | None = self.__dict__.get("limits")
+        if typed is not None:
+            return typed.yaml()
+        unchecked = self.__dict__.get("_unchecked")
+        values = unchecked.values.get("limits", {}) if unchecked is not None else {}
+        default = Limits()
+        return Limits(byte_size(values["yaml_max_size"]) if "yaml_max_size" in values else default.max_bytes,
+                      values.get("yaml_max_depth", default.max_depth), values.get("yaml_max_values", default.max_nodes))
 
     def is_default(self, *path: str) -> bool:
         """Whether no layer set the key or table at `path` (nor anything below it): it has its default."""

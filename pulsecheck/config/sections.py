@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from pulsecheck.config.defaults import DEFAULT_DB, TOP_LEVEL
+from pulsecheck.config.defaults import DEFAULT_DB, TOP_LEVEL, byte_size
 from pulsecheck.errors import InputError
 from pulsecheck.rules.priority import DEFAULT_BASE
 from pulsecheck.timeutil import parse_duration
@@ -145,30 +145,10 @@ class CycleSection(Section):
     usage_kpi: str = "usage"
 
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMG]?B|bytes)?$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
-
-
-def _size(value: Any) -> int:
-    """A byte count: an integer, or text like 512KB, 10MB, 1.5GB (powers of 1024)."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError(f"expected a size like 10MB or a number of bytes, got {value!r}")
-    if isinstance(value, int):
-        size = value
-    else:
-        match = _SIZE.match(value.strip())
-        if match is None:
-            raise ValueError(f"expected a size like 512KB, 10MB or 1GB, got {value!r}")
-        size = int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
-    if size <= 0:
-        raise ValueError("must be more than 0 bytes")
-    return size
-
-
 class AttachmentsSection(Section):
     """`[attachments]`: files stored in the database (review attachments, cycle evidence)."""
 
-    max_size: Annotated[int, BeforeValidator(_size)] = 10 * 1024 * 1024
+    max_size: Annotated[int, BeforeValidator(byte_size)] = 10 * 1024 * 1024
 
 
 class LimitsSection(Section):
@@ -176,7 +156,7 @@ class LimitsSection(Section):
     import reports. (Durations stay bounded by `timeutil.MAX_DURATION`, 100 years: a sanity bound that keeps
     date arithmetic from overflowing, not a policy anyone tunes.)"""
 
-    yaml_max_size: Annotated[int, BeforeValidator(_size)] = 5 * 1024 * 1024
+    yaml_max_size: Annotated[int, BeforeValidator(byte_size)] = 5 * 1024 * 1024
     yaml_max_depth: int = Field(default=64, ge=1, le=1000)
     yaml_max_values: int = Field(default=1_000_000, ge=1)  # values once every alias is expanded
     import_max_problems: int = Field(default=50, ge=1)

@@ -144,3 +144,24 @@ def test_the_upgrade_on_postgresql(pg_url: str) -> None:
         check_migration(database)
     finally:
         database.dispose()
+
+
+@pytest.mark.parametrize("limit", [1000, 2000])
+def test_model_validate_honours_remembered_yaml_limits_without_pydantic(db_url: str, tmp_path: Path,
+                                                                       limit: int) -> None:
+    """`[limits] yaml_max_size` as text ("1000B"): the first run validates the settings file, the second takes the
+    remembered values without typing the section, and both refuse or accept the model file by its size alike."""
+    (tmp_path / "pulsecheck.toml").write_text(f'[limits]\nyaml_max_size = "{limit}B"\n')
+    size = MODEL.stat().st_size
+    args = ("model", "validate", str(MODEL))
+    runs = [installed(*args, cwd=tmp_path, env=cli_env(db_url)) for _ in range(2)]
+    for done in runs:
+        if size > limit:
+            assert (done.returncode, done.stderr) == (
+                2, f"error: {MODEL}: {size:,} bytes is over the limit of {limit:,} bytes\n")
+        else:
+            assert done.returncode == 0 and done.stdout.startswith(f"{MODEL}: ok (version ")
+    if size <= limit:
+        modules = imported(db_url, *args, cwd=tmp_path, PULSECHECK_NOW=NOW.isoformat())
+        assert "pulsecheck.scoring.schema" in modules  # the file was validated
+        assert [name for name in ("pydantic", "pulsecheck.config.sections") if loaded(modules, name)] == []

@@ -151,6 +151,32 @@ def test_the_priority_matrix_of_remembered_values_is_the_typed_section_s(tmp_pat
         assert hit.priority_matrix().base["high"] == written.get("base", {}).get("high", "P2")
 
 
+@pytest.mark.parametrize("text", [
+    '[limits]\nyaml_max_size = "64KB"\nyaml_max_depth = 8\n',  # a size as text, one bound left to its default
+    "[limits]\nyaml_max_size = 2048\nyaml_max_values = 99\n",
+    "",  # no [limits]: the defaults
+])
+def test_the_yaml_limits_of_remembered_values_are_the_typed_section_s(tmp_path: Path, validations: Validations,
+                                                                       text: str) -> None:
+    """`model validate`, `rules validate` and `review fill` take the YAML bounds without typing `[limits]` when the
+    values were validated before: the bounds the typed section gives, and what the file says."""
+    project = tmp_path / "pulsecheck.toml"
+    project.write_text(text, encoding="utf-8")
+    files = SettingsFiles(project=project)
+    fresh = load_settings(files=files, env={})
+    expected = fresh.limits.yaml()
+    load_settings(files=files, env={}, remembered=tmp_path / "remembered")
+    hit = load_settings(files=files, env={}, remembered=tmp_path / "remembered")
+    del validations[:]
+    assert hit.yaml_limits() == expected and fresh.yaml_limits() == expected
+    assert validations == []  # no section typed for the bounds
+    written = tomllib.loads(text).get("limits", {})
+    size = written.get("yaml_max_size", 5 * 1024 * 1024)
+    assert hit.yaml_limits().max_bytes == (int(size[:-2]) * 1024 if isinstance(size, str) else size)
+    assert hit.yaml_limits().max_depth == written.get("yaml_max_depth", 64)
+    assert hit.yaml_limits().max_nodes == written.get("yaml_max_values", 1_000_000)
+
+
 def forged(directory: Path, text: str) -> Path:
     """Where the record of the values of a project file holding `text` (and nothing else) is kept."""
     return directory / f"{checked.digest(tomllib.loads(text))}.json"
