@@ -4,11 +4,12 @@
 Set-up (not timed), through the CLI as the README tour does it, in a directory of its own: `init --sample` (the
 sample `pulsecheck.toml`, which sets nearly every section), the sample team, accounts, readings, surveys and
 issues, an approved model and a scoring run, one review opened on its scorecard, filled, submitted and approved
-(so its audit chain entries, signatures and scheduler jobs exist), and a draft review of every other account
-(`review list` lists twelve, `scheduler jobs` as many jobs). The commands then run there as a
-user's would: with the settings file, which an earlier command validated (the CLI remembers it in the cache
-directory, here one of the bench's own). Two more rows: `review show` in a directory with no settings file at
-all, and right after the settings file changed (not remembered yet: it is validated again).
+(so its audit chain entries, signatures and scheduler jobs exist), a draft review of every other account
+(`review list` lists twelve, `scheduler jobs` as many jobs), and a portfolio review cycle run to its classify
+step. The commands then run there as a user's would: with the settings file, which an earlier command validated
+(the CLI remembers it in the cache directory, here one of the bench's own, as it keeps compiled templates). Two
+more rows: `review show` in a directory with no settings file at all, and right after the settings file changed
+(not remembered yet: it is validated again).
 
 Goal: each command <= 1.2x `import sqlalchemy.orm`. The read commands run on SQLAlchemy Core: they import
 `sqlalchemy`, not its ORM.
@@ -43,8 +44,12 @@ COMMANDS = {
     "outbox list": ["outbox", "list"],
     "inbox (bob)": ["--as", "bob", "inbox"],
     "model show": ["model", "show"],
-    # Not yet within the goal: validating the tour's [priority] section (pydantic), the model's YAML, rich tables.
     "report portfolio": ["report", "portfolio"],
+    "scorecard ACME": ["scorecard", "ACME"],
+    "cycle show 1": ["cycle", "show", "1"],
+    "cycle verify 1": ["cycle", "verify", "1"],
+    "cycle export 1 --format html": ["cycle", "export", "1", "--format", "html"],
+    "model validate scoring.yaml": ["model", "validate", "scoring.yaml"],
 }
 SAMPLES_TODAY = "2026-11-24T18:00Z"  # the sample files' "today" (README tour)
 TOUR = [
@@ -64,6 +69,8 @@ TOUR = [
         "GLOBEX", "INITECH", "UMBRELLA", "HOOLI", "STARK", "WAYNE", "SOYLENT", "VANDELAY", "TYRELL", "CYBERDYNE",
         "WONKA",
     )),  # every sample account under review: `review list` lists twelve
+    ["--as", "bob", "cycle", "start", "--period", "2026-11"],
+    *(["--as", "bob", "cycle", "step", "1", step] for step in ("scope", "data", "model", "trends", "classify")),
 ]
 
 

@@ -137,8 +137,17 @@ def kill_when(proc: Proc, point: Callable[[], bool], what: str, timeout: float =
 
 
 def query(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db, timeout=30) as conn:
-        return conn.execute(sql, params).fetchall()
+    """The rows of `sql`. A reader racing a busy writer's write-ahead log index may get SQLITE_PROTOCOL ("locking
+    protocol") once SQLite's own retries run out, on a loaded machine: the probe reads again, as SQLite advises."""
+    for attempt in range(20):
+        try:
+            with sqlite3.connect(db, timeout=30) as conn:
+                return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "locking protocol" not in str(exc) or attempt == 19:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
 
 
 def runs(db: Path) -> list[tuple[int, str, str | None]]:
