@@ -122,7 +122,10 @@ def check_migration(database: Database) -> None:
             rows = {row.version: row for row in conn.execute(select(SCORING_MODELS))}
         for version in ("1", "3"):
             expected = parse_model(rows[version].content, "x")
-            assert ScoringModel.from_data(json.loads(rows[version].model_data)["model"]) == expected
+            stored = json.loads(rows[version].model_data)
+            assert ScoringModel.from_data(stored["model"]) == expected
+            # the digest a read checks the data against: of the row's text, as the approval writes it
+            assert stored["text"] == hashlib.sha256(rows[version].content.encode("utf-8")).hexdigest()
         assert rows["2"].model_data is None  # the text does not parse: read as before
         command.downgrade(alembic_config(database.engine), "0023")
         columns = {column["name"] for column in inspect(database.engine).get_columns("scoring_models")}

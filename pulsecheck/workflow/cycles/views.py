@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def cycle_dict(db: Session | Connection, cycle: Any, full: bool = False) -> dict[str, Any]:
     """The JSON shape of `cycle show`; `full` adds the account list, the escalation log and evidence (export). On
-    SQLAlchemy Core: a connection or a db, a cycle's row or its mapped object."""
+    SQLAlchemy Core: a connection or a session, a cycle's row or its mapped object."""
     data = show_dict(db, cycle)
     if full:
         escalations = _escalations(db, cycle)
