@@ -112,7 +112,7 @@ def kill_when(proc: Proc, point: Callable[[], bool], what: str, timeout: float =
     try:
         while True:
             proc.popen.send_signal(signal.SIGSTOP)
-            if point():
+            if seen(point):
                 break
             proc.popen.send_signal(signal.SIGCONT)
             assert proc.popen.poll() is None, f"finished before {what}: {proc.lines()}"
@@ -133,21 +133,24 @@ def kill_when(proc: Proc, point: Callable[[], bool], what: str, timeout: float =
     print(f"killed at {what}, {killed - deadline + timeout:.1f} s in; {len(workers)} engine workers gone")
 
 
+def seen(point: Callable[[], bool]) -> bool:
+    """`point()`, or False when the stopped process holds the write-ahead log index mid-write: SQLite's reader then
+    gets no consistent snapshot and gives up with SQLITE_PROTOCOL ("locking protocol"), however often it retries,
+    until the writer runs on. The look is simply made again after it has."""
+    try:
+        return point()
+    except sqlite3.OperationalError as exc:
+        if "locking protocol" not in str(exc):
+            raise
+        return False
+
+
 # --- the database, read as sqlite3 reads it while the scheduler writes ---------------------------------------
 
 
 def query(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """The rows of `sql`. A reader racing a busy writer's write-ahead log index may get SQLITE_PROTOCOL ("locking
-    protocol") once SQLite's own retries run out, on a loaded machine: the probe reads again, as SQLite advises."""
-    for attempt in range(20):
-        try:
-            with sqlite3.connect(db, timeout=30) as conn:
-                return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "locking protocol" not in str(exc) or attempt == 19:
-                raise
-            time.sleep(0.05)
-    raise AssertionError("unreachable")
+    with sqlite3.connect(db, timeout=30) as conn:
+        return conn.execute(sql, params).fetchall()
 
 
 def runs(db: Path) -> list[tuple[int, str, str | None]]:
